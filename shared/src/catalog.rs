@@ -1,0 +1,314 @@
+//! Products and the catalog CSV.
+//!
+//! The catalog is the hub's (DESIGN.md §3): one price per product, the same
+//! online and at the counter. The CSV format is that of
+//! `shared/data/products.csv`:
+//! `sku,barcode,name,category,unit,price_fen,shelf_life_days`.
+//! Parsing reports every rejected row with its line number and reason and never
+//! stops at the first bad row, so a manager can fix a file in one pass.
+
+use crate::barcode::{BarcodeError, Ean13, Scan};
+use crate::money::Fen;
+use crate::qty::Unit;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fmt;
+
+/// A stock-keeping unit id: 1–32 characters of `A-Z a-z 0-9 - _`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Sku(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SkuError {
+    /// Empty, too long, or with characters outside `A-Z a-z 0-9 - _`.
+    #[error("SKU {0:?} must be 1-32 characters of letters, digits, '-' or '_'")]
+    Invalid(String),
+}
+
+impl Sku {
+    pub fn parse(s: &str) -> Result<Sku, SkuError> {
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Sku(s.to_owned()))
+        } else {
+            Err(SkuError::Invalid(s.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Sku {
+    type Error = SkuError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Sku::parse(&s)
+    }
+}
+
+impl From<Sku> for String {
+    fn from(s: Sku) -> String {
+        s.0
+    }
+}
+
+impl fmt::Display for Sku {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A product of the chain's catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub sku: Sku,
+    pub barcode: Ean13,
+    pub name: String,
+    pub category: String,
+    pub unit: Unit,
+    /// Per unit for `each`, per kilogram for `kg`.
+    pub price: Fen,
+    pub shelf_life_days: u32,
+}
+
+/// Highest price a catalog row may carry (¥100,000): anything above is a typo.
+pub const MAX_PRICE_FEN: i64 = 10_000_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProductError {
+    #[error(transparent)]
+    Sku(#[from] SkuError),
+    #[error(transparent)]
+    Barcode(#[from] BarcodeError),
+    /// A required text field was empty or too long.
+    #[error("{field} must be 1-{max} characters")]
+    Text { field: &'static str, max: usize },
+    #[error("unit must be \"each\" or \"kg\", got {0:?}")]
+    Unit(String),
+    #[error("price_fen must be an integer between 1 and {MAX_PRICE_FEN}, got {0:?}")]
+    Price(String),
+    #[error("shelf_life_days must be an integer between 0 and 3650, got {0:?}")]
+    ShelfLife(String),
+    /// Weighed products need a scale-range code with weight 000000, so that
+    /// scale labels map back to them.
+    #[error("kg product barcode {0} must be a scale code 2IIIII000000C")]
+    KgBarcode(String),
+    /// A scale-range label with a weight cannot be a product's own barcode.
+    #[error("barcode {0} is a weighed scale label, not a product barcode")]
+    LabelAsProduct(String),
+}
+
+impl Product {
+    /// Validates one catalog row's fields.
+    pub fn from_fields(
+        sku: &str,
+        barcode: &str,
+        name: &str,
+        category: &str,
+        unit: &str,
+        price_fen: &str,
+        shelf_life_days: &str,
+    ) -> Result<Product, ProductError> {
+        let sku = Sku::parse(sku.trim())?;
+        let scan = Scan::parse(barcode.trim())?;
+        let unit: Unit = unit
+            .trim()
+            .parse()
+            .map_err(|_| ProductError::Unit(unit.to_owned()))?;
+        let barcode = match (&scan, unit) {
+            (Scan::Product(e), Unit::Kg) if !e.is_scale_range() => {
+                return Err(ProductError::KgBarcode(e.to_string()));
+            }
+            (Scan::Weighed { label, .. }, Unit::Kg) => {
+                return Err(ProductError::KgBarcode(label.to_string()));
+            }
+            (Scan::Weighed { label, .. }, Unit::Each) => {
+                return Err(ProductError::LabelAsProduct(label.to_string()));
+            }
+            (Scan::Product(e), _) => e.clone(),
+        };
+        let name = text("name", name, 200)?;
+        let category = text("category", category, 64)?;
+        let price = price_fen
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|p| (1..=MAX_PRICE_FEN).contains(p))
+            .ok_or_else(|| ProductError::Price(price_fen.to_owned()))?;
+        let shelf_life_days = shelf_life_days
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|d| *d <= 3650)
+            .ok_or_else(|| ProductError::ShelfLife(shelf_life_days.to_owned()))?;
+        Ok(Product {
+            sku,
+            barcode,
+            name,
+            category,
+            unit,
+            price: Fen(price),
+            shelf_life_days,
+        })
+    }
+}
+
+fn text(field: &'static str, s: &str, max: usize) -> Result<String, ProductError> {
+    let s = s.trim();
+    if s.is_empty() || s.chars().count() > max {
+        return Err(ProductError::Text { field, max });
+    }
+    Ok(s.to_owned())
+}
+
+/// One row the import refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RejectedRow {
+    /// 1-based line number in the file (the header is line 1).
+    pub line: u64,
+    pub reason: String,
+}
+
+/// The outcome of parsing a catalog CSV.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedCatalog {
+    pub products: Vec<Product>,
+    pub rejected: Vec<RejectedRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogCsvError {
+    /// The header lacks a column the format requires.
+    #[error(
+        "CSV header is missing column {0:?}; expected sku,barcode,name,category,unit,price_fen,shelf_life_days"
+    )]
+    MissingColumn(&'static str),
+    #[error("CSV is empty; expected a header line")]
+    Empty,
+}
+
+const COLUMNS: [&str; 7] = [
+    "sku",
+    "barcode",
+    "name",
+    "category",
+    "unit",
+    "price_fen",
+    "shelf_life_days",
+];
+
+/// Parses a catalog CSV. A broken header fails the whole file; a bad row is
+/// reported and skipped. A SKU or barcode seen twice keeps the first row.
+pub fn parse_catalog_csv(data: &[u8]) -> Result<ParsedCatalog, CatalogCsvError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(data);
+    let headers = rdr.headers().map_err(|_| CatalogCsvError::Empty)?.clone();
+    if headers.is_empty() || headers.iter().all(str::is_empty) {
+        return Err(CatalogCsvError::Empty);
+    }
+    let mut idx = [0usize; 7];
+    for (slot, col) in idx.iter_mut().zip(COLUMNS) {
+        *slot = headers
+            .iter()
+            .position(|h| h.trim_start_matches('\u{feff}') == col)
+            .ok_or(CatalogCsvError::MissingColumn(col))?;
+    }
+    let mut out = ParsedCatalog::default();
+    let mut skus = HashSet::new();
+    let mut barcodes = HashSet::new();
+    for record in rdr.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                out.rejected.push(RejectedRow {
+                    line,
+                    reason: format!("unreadable row: {e}"),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        let f = |i: usize| record.get(idx[i]).unwrap_or("");
+        match Product::from_fields(f(0), f(1), f(2), f(3), f(4), f(5), f(6)) {
+            Ok(p) => {
+                if !skus.insert(p.sku.clone()) {
+                    out.rejected.push(RejectedRow {
+                        line,
+                        reason: format!("duplicate sku {}", p.sku),
+                    });
+                } else if !barcodes.insert(p.barcode.clone()) {
+                    out.rejected.push(RejectedRow {
+                        line,
+                        reason: format!("duplicate barcode {}", p.barcode),
+                    });
+                } else {
+                    out.products.push(p);
+                }
+            }
+            Err(e) => out.rejected.push(RejectedRow {
+                line,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "sku,barcode,name,category,unit,price_fen,shelf_life_days\n";
+
+    #[test]
+    fn parses_good_rows_and_reports_bad_ones_with_line_numbers() {
+        let csv = format!(
+            "{HEADER}P00001,6942215277577,Bun,bakery,each,1950,4\n\
+             P00002,2000020000002,Chicken,meat,kg,7460,4\n\
+             P00003,6942215277578,Bad check,bakery,each,100,1\n\
+             P00004,6942215277577,Dup barcode,bakery,each,100,1\n\
+             P00005,6901234567892,Zero price,bakery,each,0,1\n\
+             P00006,6901234567892,Kg with retail code,meat,kg,100,1\n\
+             P00007,6901234567892,,bakery,each,100,1\n"
+        );
+        let parsed = parse_catalog_csv(csv.as_bytes()).unwrap();
+        assert_eq!(parsed.products.len(), 2);
+        let lines: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![4, 5, 6, 7, 8]);
+        assert!(parsed.rejected[0].reason.contains("check digit"));
+        assert!(parsed.rejected[1].reason.contains("duplicate barcode"));
+        assert!(parsed.rejected[2].reason.contains("price_fen"));
+        assert!(parsed.rejected[3].reason.contains("kg product barcode"));
+        assert!(parsed.rejected[4].reason.contains("name"));
+    }
+
+    #[test]
+    fn missing_column_fails_the_file() {
+        assert_eq!(
+            parse_catalog_csv(b"sku,barcode,name\nP1,1,x\n").unwrap_err(),
+            CatalogCsvError::MissingColumn("category")
+        );
+        assert_eq!(parse_catalog_csv(b"").unwrap_err(), CatalogCsvError::Empty);
+    }
+
+    #[test]
+    fn reference_catalog_parses_cleanly() {
+        // the project's own copy of the reference catalog (shared/data/products.csv)
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/products.csv");
+        let data = std::fs::read(path).unwrap();
+        let parsed = parse_catalog_csv(&data).unwrap();
+        assert_eq!(parsed.products.len(), 1500, "{:?}", parsed.rejected);
+        assert!(parsed.rejected.is_empty());
+    }
+}
