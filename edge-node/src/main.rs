@@ -1,1 +1,164 @@
-fn main() {}
+//! `linli-edge`: the store node's command line. Wiring only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use linli_edge::app::Role;
+use linli_edge::config::{Config, database_path, resolve_data_dir};
+use linli_edge::node::{Node, shutdown_signal};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(name = "linli-edge", version, about = "Linli store node")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the node: HTTP API on --listen, database in --data-dir.
+    Serve(ServeArgs),
+    /// Run a demo store: sample catalog, opening stock, staff cashier/1234 and manager/9999.
+    Demo(ServeArgs),
+    /// Manage staff.
+    Staff {
+        #[command(subcommand)]
+        cmd: StaffCmd,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// TOML config file; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    #[arg(long)]
+    store_id: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum StaffCmd {
+    /// Add a staff member with a PIN (4-8 digits).
+    Add {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long)]
+        pin: String,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| "role must be cashier or manager".into())
+}
+
+fn load(args: &ServeArgs) -> anyhow::Result<(Config, PathBuf)> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(d) = &args.data_dir {
+        config.data_dir = Some(d.clone());
+    }
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(s) = &args.store_id {
+        config.store_id = s.clone();
+    }
+    config.validate()?;
+    let data_dir = config.resolve_data_dir()?;
+    Ok((config, data_dir))
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match &config.log_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("linli-edge.log"))?;
+            builder
+                .json()
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+        None => builder.init(),
+    }
+    Ok(())
+}
+
+async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
+    let (config, data_dir) = load(&args)?;
+    init_logging(&config)?;
+    if demo {
+        std::fs::create_dir_all(&data_dir)?;
+        linli_edge::demo::ensure_demo_staff(&database_path(&data_dir))?;
+    }
+    let cancel = CancellationToken::new();
+    let node = Node::start(config, data_dir.clone(), cancel.clone()).await?;
+    if demo {
+        linli_edge::demo::seed(&node.app).await?;
+        println!(
+            "Linli demo store {} at http://{}  (data in {})\n  staff: cashier / PIN 1234, manager / PIN 9999\n  try:  curl -s http://{}/health",
+            node.app.settings().store_id,
+            node.addr,
+            data_dir.display(),
+            node.addr
+        );
+    }
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("signal received, shutting down"),
+        _ = cancel.cancelled() => {}
+    }
+    node.shutdown().await;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve(args) => run(serve(args, false)),
+        Cmd::Demo(mut args) => {
+            if args.data_dir.is_none() && std::env::var_os("LINLI_DATA_DIR").is_none() {
+                args.data_dir = Some(PathBuf::from("linli-demo-data"));
+            }
+            run(serve(args, true))
+        }
+        Cmd::Staff {
+            cmd:
+                StaffCmd::Add {
+                    data_dir,
+                    name,
+                    role,
+                    pin,
+                },
+        } => {
+            let dir = resolve_data_dir(data_dir.as_deref())?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let conn = linli_edge::store::open_writer_conn(&database_path(&dir))?;
+            linli_edge::app::staff::add_staff(&conn, &name, role, &pin)?;
+            println!("added {} {name}", role.as_str());
+            Ok(())
+        }
+    }
+}
+
+fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(fut)
+}

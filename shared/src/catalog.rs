@@ -177,7 +177,8 @@ pub struct RejectedRow {
 /// The outcome of parsing a catalog CSV.
 #[derive(Debug, Clone, Default)]
 pub struct ParsedCatalog {
-    pub products: Vec<Product>,
+    /// Valid rows with their 1-based line numbers.
+    pub products: Vec<(u64, Product)>,
     pub rejected: Vec<RejectedRow>,
 }
 
@@ -253,7 +254,7 @@ pub fn parse_catalog_csv(data: &[u8]) -> Result<ParsedCatalog, CatalogCsvError> 
                         reason: format!("duplicate barcode {}", p.barcode),
                     });
                 } else {
-                    out.products.push(p);
+                    out.products.push((line, p));
                 }
             }
             Err(e) => out.rejected.push(RejectedRow {

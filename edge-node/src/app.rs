@@ -1,0 +1,257 @@
+//! The store's use cases: what a cashier, a manager or a till can do, and the
+//! rules that decide whether they may.
+//!
+//! HTTP handlers and CLI commands call into [`App`]; they hold no business
+//! rules. Every write runs as one closure on the store's writer thread, so a
+//! use case either commits whole or leaves nothing behind, and its
+//! idempotency record commits in the same transaction as its effects.
+
+pub mod catalog;
+pub mod idempotency;
+pub mod orders;
+pub mod sales;
+pub mod staff;
+pub mod stock;
+
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use linli_shared::barcode::BarcodeError;
+use linli_shared::catalog::CatalogCsvError;
+use linli_shared::qty::QtyError;
+use linli_shared::sale::PaymentError;
+
+use crate::store::{Store, StoreError};
+
+pub use catalog::CatalogIndex;
+pub use staff::{Actor, Role};
+
+/// Where "now" comes from; tests substitute a manual clock.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// Settings the use cases need.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    pub store_id: String,
+    /// Offset of the store's local time from UTC; business days follow it.
+    pub utc_offset: FixedOffset,
+    /// How long a pickup order waits for its customer.
+    pub pickup_hold: chrono::Duration,
+    /// How long a staff session lasts.
+    pub session_ttl: chrono::Duration,
+}
+
+/// The store node's application core. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<AppSettings>,
+    pub(crate) clock: Clock,
+    pub(crate) catalog: Arc<RwLock<Arc<CatalogIndex>>>,
+    pub(crate) sessions: Arc<staff::Sessions>,
+    /// Key of the member-phone hash (DESIGN.md §8: stores keep only a keyed hash).
+    pub(crate) member_key: Arc<[u8; 32]>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("store_id", &self.settings.store_id)
+            .finish()
+    }
+}
+
+impl App {
+    /// Builds the core over an open store, loading the catalog and keys.
+    pub async fn new(store: Store, settings: AppSettings, clock: Clock) -> Result<App, AppError> {
+        let index = catalog::load_index(&store).await?;
+        let member_key = staff::load_or_create_member_key(&store).await?;
+        Ok(App {
+            store,
+            settings: Arc::new(settings),
+            clock,
+            catalog: Arc::new(RwLock::new(Arc::new(index))),
+            sessions: Arc::new(staff::Sessions::default()),
+            member_key: Arc::new(member_key),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn settings(&self) -> &AppSettings {
+        &self.settings
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// The store's business day at `at`.
+    pub fn business_day(&self, at: DateTime<Utc>) -> NaiveDate {
+        at.with_timezone(&self.settings.utc_offset).date_naive()
+    }
+
+    /// The current catalog snapshot.
+    pub fn catalog(&self) -> Arc<CatalogIndex> {
+        match self.catalog.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn database_ok(&self) -> bool {
+        self.store
+            .read(|c| {
+                c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                    .map_err(StoreError::from)
+            })
+            .await
+            .is_ok()
+    }
+}
+
+/// Everything a use case can refuse, each with a stable meaning. The HTTP
+/// layer maps each to a status and a machine-readable code.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppError {
+    /// A request field is missing or out of range.
+    #[error("{field}: {reason}")]
+    InvalidField { field: String, reason: String },
+    /// A barcode is malformed or its check digit is wrong.
+    #[error("{field}: {source}")]
+    InvalidBarcode {
+        field: String,
+        #[source]
+        source: BarcodeError,
+    },
+    /// A quantity is zero, negative or absurd.
+    #[error("{field}: {source}")]
+    InvalidQuantity {
+        field: String,
+        #[source]
+        source: QtyError,
+    },
+    /// No product has this barcode.
+    #[error("no product has barcode {0}")]
+    UnknownBarcode(String),
+    /// No product has this SKU.
+    #[error("no product has SKU {0}")]
+    UnknownSku(String),
+    /// The payments do not settle the total.
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+    /// No sale with this id.
+    #[error("no sale with id {0}")]
+    SaleNotFound(String),
+    /// No order with this id.
+    #[error("no order with id {0}")]
+    OrderNotFound(String),
+    /// A refund asks for more than is left to refund.
+    #[error("{0}")]
+    RefundExceedsSale(String),
+    /// A community order asks for more than is available to reserve.
+    #[error("not enough stock of {sku}: {available} available, {requested} requested")]
+    InsufficientStock {
+        sku: String,
+        available: i64,
+        requested: i64,
+    },
+    /// No open or past order has this pickup code.
+    #[error("no order has pickup code {0}; check the digits with the customer")]
+    PickupCodeUnknown(String),
+    /// The order behind the code was handed over before.
+    #[error("order {order_id} was already handed over at {at} by {by}")]
+    PickupAlreadyHandedOver {
+        order_id: String,
+        at: DateTime<Utc>,
+        by: String,
+    },
+    /// The order behind the code was cancelled.
+    #[error("order {order_id} was cancelled at {at}; do not hand it over")]
+    PickupCancelled { order_id: String, at: DateTime<Utc> },
+    /// The code's hold period is over.
+    #[error("pickup code of order {order_id} expired at {at}")]
+    PickupExpired { order_id: String, at: DateTime<Utc> },
+    /// The order cannot be cancelled in its current state.
+    #[error("order {order_id} is {status} and cannot be cancelled")]
+    OrderNotCancellable { order_id: String, status: String },
+    /// The store node takes only community pickup orders; others come from the hub.
+    #[error("{0}")]
+    NotTakenAtStore(String),
+    /// The same Idempotency-Key was used for a different request.
+    #[error(
+        "Idempotency-Key {0:?} was already used for a different request; use a new key for a new request"
+    )]
+    IdempotencyKeyReused(String),
+    /// The request needs an Idempotency-Key header.
+    #[error(
+        "this request needs an Idempotency-Key header (1-128 visible ASCII characters) so a retry cannot write twice"
+    )]
+    IdempotencyKeyRequired,
+    /// The catalog CSV is not in the expected format.
+    #[error(transparent)]
+    CatalogCsv(#[from] CatalogCsvError),
+    /// No valid session token was presented.
+    #[error("log in first: send Authorization: Bearer <token> from POST /api/v1/login")]
+    Unauthenticated,
+    /// Wrong staff name or PIN.
+    #[error("unknown staff name or wrong PIN")]
+    BadCredentials,
+    /// Too many wrong PINs in a row.
+    #[error("too many wrong PINs for {0}; try again in a minute")]
+    LockedOut(String),
+    /// The staff member's role may not do this.
+    #[error("{action} needs a manager; ask a manager to log in")]
+    Forbidden { action: &'static str },
+    /// A staff member with this name exists.
+    #[error("staff member {0} already exists")]
+    StaffExists(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for AppError {
+    fn from(e: rusqlite::Error) -> Self {
+        AppError::Store(StoreError::from(e))
+    }
+}
+
+pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> AppError {
+    AppError::InvalidField {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Timestamps are stored as RFC 3339 UTC text with fixed width, so they sort.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub(crate) fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+/// Validates a Chinese mobile number: 11 digits starting with 1.
+pub(crate) fn valid_phone(field: &str, phone: &str) -> Result<String, AppError> {
+    let p = phone.trim();
+    if p.len() == 11 && p.starts_with('1') && p.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(p.to_owned())
+    } else {
+        Err(invalid(
+            field,
+            "must be an 11-digit mobile number starting with 1",
+        ))
+    }
+}

@@ -1,0 +1,437 @@
+//! Stock: receipts, waste, cycle counts, levels and history.
+//!
+//! Every change goes through [`apply_movement`], which appends to the
+//! movement log and adjusts the level in the same statement batch, so the
+//! level is always the sum of the log. A counter sale may drive on-hand
+//! negative (the goods are in the customer's hand); that is reported, not
+//! refused.
+
+use chrono::{DateTime, Utc};
+use linli_shared::stock::{MovementKind, WasteReason};
+use linli_shared::{Qty, Unit};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::idempotency::{self, IdempotencyKey};
+use super::{Actor, App, AppError, invalid, parse_ts, ts};
+use crate::store::StoreError;
+
+/// One movement about to be written.
+pub(crate) struct NewMovement<'a> {
+    pub sku: &'a str,
+    pub kind: MovementKind,
+    /// Signed change of on-hand.
+    pub delta: i64,
+    pub reason: Option<&'a str>,
+    pub ref_id: Option<&'a str>,
+    pub staff: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// Appends a movement and updates the level; returns the new on-hand.
+pub(crate) fn apply_movement(c: &Connection, m: &NewMovement<'_>) -> Result<i64, AppError> {
+    c.prepare_cached(
+        "INSERT INTO movements(movement_id, sku, kind, delta, reason, ref_id, staff, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        ulid::Ulid::new().to_string(),
+        m.sku,
+        m.kind.as_str(),
+        m.delta,
+        m.reason,
+        m.ref_id,
+        m.staff,
+        ts(m.at)
+    ])?;
+    let on_hand = c
+        .prepare_cached(
+            "INSERT INTO stock(sku, on_hand) VALUES (?1, ?2)
+             ON CONFLICT(sku) DO UPDATE SET on_hand = on_hand + excluded.on_hand
+             RETURNING on_hand",
+        )?
+        .query_row(params![m.sku, m.delta], |r| r.get(0))?;
+    Ok(on_hand)
+}
+
+/// Changes the reserved quantity of a SKU (positive to hold, negative to release).
+pub(crate) fn adjust_reserved(c: &Connection, sku: &str, delta: i64) -> Result<(), AppError> {
+    c.prepare_cached(
+        "INSERT INTO stock(sku, on_hand, reserved) VALUES (?1, 0, max(?2, 0))
+         ON CONFLICT(sku) DO UPDATE SET reserved = max(reserved + ?2, 0)",
+    )?
+    .execute(params![sku, delta])?;
+    Ok(())
+}
+
+pub(crate) fn level(c: &Connection, sku: &str) -> Result<(i64, i64), AppError> {
+    Ok(
+        c.prepare_cached("SELECT on_hand, reserved FROM stock WHERE sku = ?1")?
+            .query_row([sku], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, 0)),
+    )
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockLineRequest {
+    pub sku: String,
+    /// Units for `each` products, grams for `kg` products.
+    pub qty: i64,
+}
+
+/// Goods received.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptRequest {
+    pub lines: Vec<StockLineRequest>,
+    /// Delivery note or supplier reference.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Goods written off.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WasteRequest {
+    pub lines: Vec<StockLineRequest>,
+    pub reason: WasteReason,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A cycle count: what is physically on the shelf now.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CountRequest {
+    pub sku: String,
+    /// Counted quantity (units or grams); zero is a valid count.
+    pub counted: i64,
+}
+
+/// A SKU's level.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StockLevelView {
+    pub sku: String,
+    pub name: String,
+    pub unit: Unit,
+    /// Physically in the store; negative when more was sold than booked in.
+    pub on_hand: i64,
+    /// Held for open pickup orders.
+    pub reserved: i64,
+    /// What new pickup orders may still reserve.
+    pub available: i64,
+    pub negative: bool,
+}
+
+/// The result of a stock write: one entry per line.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StockChange {
+    pub kind: MovementKind,
+    pub levels: Vec<MovedLevel>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MovedLevel {
+    pub sku: String,
+    pub delta: i64,
+    pub on_hand: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MovementView {
+    pub movement_id: String,
+    pub sku: String,
+    pub kind: MovementKind,
+    pub delta: i64,
+    pub reason: Option<String>,
+    pub ref_id: Option<String>,
+    pub staff: String,
+    pub at: DateTime<Utc>,
+}
+
+const MAX_STOCK_LINES: usize = 500;
+
+impl App {
+    fn validate_stock_lines(
+        &self,
+        lines: &[StockLineRequest],
+    ) -> Result<Vec<(String, i64)>, AppError> {
+        if lines.is_empty() {
+            return Err(invalid("lines", "at least one line is needed"));
+        }
+        if lines.len() > MAX_STOCK_LINES {
+            return Err(invalid("lines", format!("at most {MAX_STOCK_LINES} lines")));
+        }
+        let cat = self.catalog();
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let p = cat
+                    .by_sku(&l.sku)
+                    .ok_or_else(|| AppError::UnknownSku(l.sku.clone()))?;
+                let q = Qty::for_movement(l.qty, p.unit).map_err(|source| {
+                    AppError::InvalidQuantity {
+                        field: format!("lines[{i}].qty"),
+                        source,
+                    }
+                })?;
+                Ok((l.sku.clone(), q.get()))
+            })
+            .collect()
+    }
+
+    async fn write_movements(
+        &self,
+        actor: &Actor,
+        key: Option<IdempotencyKey>,
+        scope: &'static str,
+        fingerprint: String,
+        kind: MovementKind,
+        reason: Option<String>,
+        lines: Vec<(String, i64)>,
+    ) -> Result<StockChange, AppError> {
+        let now = self.now();
+        let staff = actor.name.clone();
+        self.store
+            .write(move |c| {
+                if let Some(k) = &key
+                    && let Some(prev) = idempotency::replay(c, k, scope, &fingerprint)?
+                {
+                    return Ok(prev);
+                }
+                let mut levels = Vec::with_capacity(lines.len());
+                for (sku, qty) in &lines {
+                    let delta = kind.sign() * qty;
+                    let on_hand = apply_movement(
+                        c,
+                        &NewMovement {
+                            sku,
+                            kind,
+                            delta,
+                            reason: reason.as_deref(),
+                            ref_id: None,
+                            staff: &staff,
+                            at: now,
+                        },
+                    )?;
+                    levels.push(MovedLevel {
+                        sku: sku.clone(),
+                        delta,
+                        on_hand,
+                    });
+                }
+                let change = StockChange { kind, levels };
+                if let Some(k) = &key {
+                    idempotency::record(c, k, scope, &fingerprint, &change, now)?;
+                }
+                Ok(change)
+            })
+            .await
+    }
+
+    /// Books goods in. Any staff member may receive goods.
+    pub async fn receive_stock(
+        &self,
+        actor: &Actor,
+        key: Option<IdempotencyKey>,
+        req: ReceiptRequest,
+    ) -> Result<StockChange, AppError> {
+        let lines = self.validate_stock_lines(&req.lines)?;
+        let fp = idempotency::fingerprint("receipt", &req);
+        let note = req.note.map(|n| n.chars().take(200).collect());
+        self.write_movements(
+            actor,
+            key,
+            "receipt",
+            fp,
+            MovementKind::Receipt,
+            note,
+            lines,
+        )
+        .await
+    }
+
+    /// Writes goods off with a reason. Any staff member may record waste: it
+    /// is a physical fact at closing time, and the record says who.
+    pub async fn record_waste(
+        &self,
+        actor: &Actor,
+        key: Option<IdempotencyKey>,
+        req: WasteRequest,
+    ) -> Result<StockChange, AppError> {
+        let lines = self.validate_stock_lines(&req.lines)?;
+        let fp = idempotency::fingerprint("waste", &req);
+        let reason = match &req.note {
+            Some(n) => format!(
+                "{}: {}",
+                req.reason.as_str(),
+                n.chars().take(200).collect::<String>()
+            ),
+            None => req.reason.as_str().to_owned(),
+        };
+        self.write_movements(
+            actor,
+            key,
+            "waste",
+            fp,
+            MovementKind::Waste,
+            Some(reason),
+            lines,
+        )
+        .await
+    }
+
+    /// Sets a SKU's on-hand to the counted quantity and records the
+    /// difference. A correction, so it needs a manager.
+    pub async fn cycle_count(
+        &self,
+        actor: &Actor,
+        key: Option<IdempotencyKey>,
+        req: CountRequest,
+    ) -> Result<StockChange, AppError> {
+        actor.require_manager("a cycle count")?;
+        let p = self
+            .catalog()
+            .by_sku(&req.sku)
+            .cloned()
+            .ok_or_else(|| AppError::UnknownSku(req.sku.clone()))?;
+        if req.counted < 0 || req.counted > p.unit.max_movement_qty() {
+            return Err(invalid(
+                "counted",
+                format!("must be between 0 and {}", p.unit.max_movement_qty()),
+            ));
+        }
+        let fp = idempotency::fingerprint("count", &req);
+        let now = self.now();
+        let staff = actor.name.clone();
+        self.store
+            .write(move |c| {
+                if let Some(k) = &key
+                    && let Some(prev) = idempotency::replay(c, k, "count", &fp)?
+                {
+                    return Ok(prev);
+                }
+                let (on_hand, _) = level(c, &req.sku)?;
+                let delta = req.counted - on_hand;
+                let after = apply_movement(
+                    c,
+                    &NewMovement {
+                        sku: &req.sku,
+                        kind: MovementKind::Count,
+                        delta,
+                        reason: Some(&format!("counted {} (books said {on_hand})", req.counted)),
+                        ref_id: None,
+                        staff: &staff,
+                        at: now,
+                    },
+                )?;
+                let change = StockChange {
+                    kind: MovementKind::Count,
+                    levels: vec![MovedLevel {
+                        sku: req.sku.clone(),
+                        delta,
+                        on_hand: after,
+                    }],
+                };
+                if let Some(k) = &key {
+                    idempotency::record(c, k, "count", &fp, &change, now)?;
+                }
+                Ok(change)
+            })
+            .await
+    }
+
+    /// The level of one SKU.
+    pub async fn stock_level(&self, sku: &str) -> Result<StockLevelView, AppError> {
+        let p = self
+            .catalog()
+            .by_sku(sku)
+            .cloned()
+            .ok_or_else(|| AppError::UnknownSku(sku.to_owned()))?;
+        let s = sku.to_owned();
+        let (on_hand, reserved) = self.store.read(move |c| level(c, &s)).await?;
+        Ok(StockLevelView {
+            sku: p.sku.to_string(),
+            name: p.name.clone(),
+            unit: p.unit,
+            on_hand,
+            reserved,
+            available: on_hand - reserved,
+            negative: on_hand < 0,
+        })
+    }
+
+    /// Levels of every SKU that has stock history, optionally only negative ones.
+    pub async fn stock_levels(&self, only_negative: bool) -> Result<Vec<StockLevelView>, AppError> {
+        let cat = self.catalog();
+        let rows: Vec<(String, i64, i64)> = self
+            .store
+            .read(move |c| {
+                let sql = if only_negative {
+                    "SELECT sku, on_hand, reserved FROM stock WHERE on_hand < 0 ORDER BY sku"
+                } else {
+                    "SELECT sku, on_hand, reserved FROM stock ORDER BY sku"
+                };
+                let mut stmt = c.prepare(sql)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, StoreError>(rows)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(sku, on_hand, reserved)| {
+                let p = cat.by_sku(&sku)?;
+                Some(StockLevelView {
+                    sku,
+                    name: p.name.clone(),
+                    unit: p.unit,
+                    on_hand,
+                    reserved,
+                    available: on_hand - reserved,
+                    negative: on_hand < 0,
+                })
+            })
+            .collect())
+    }
+
+    /// A SKU's movements, newest first.
+    pub async fn movements(&self, sku: &str, limit: u32) -> Result<Vec<MovementView>, AppError> {
+        if self.catalog().by_sku(sku).is_none() {
+            return Err(AppError::UnknownSku(sku.to_owned()));
+        }
+        let s = sku.to_owned();
+        let limit = limit.clamp(1, 1000);
+        let rows = self
+            .store
+            .read(move |c| {
+                let mut stmt = c.prepare(
+                    "SELECT movement_id, sku, kind, delta, reason, ref_id, staff, at
+                     FROM movements WHERE sku = ?1 ORDER BY seq DESC LIMIT ?2",
+                )?;
+                let rows = stmt
+                    .query_map(params![s, limit], |r| {
+                        let kind: String = r.get(2)?;
+                        let at: String = r.get(7)?;
+                        Ok(MovementView {
+                            movement_id: r.get(0)?,
+                            sku: r.get(1)?,
+                            kind: MovementKind::parse(&kind).unwrap_or(MovementKind::Count),
+                            delta: r.get(3)?,
+                            reason: r.get(4)?,
+                            ref_id: r.get(5)?,
+                            staff: r.get(6)?,
+                            at: parse_ts(&at),
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, StoreError>(rows)
+            })
+            .await?;
+        Ok(rows)
+    }
+}

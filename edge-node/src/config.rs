@@ -1,0 +1,140 @@
+//! The node's configuration: a documented TOML file, overridden by flags.
+//!
+//! Paths resolve config value → `LINLI_DATA_DIR` / `LINLI_LOG_DIR`
+//! environment → the platform's directories (`directories` crate), so a store
+//! PC needs no configuration at all to start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything `linli-edge serve` reads from its config file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This store's id as the chain knows it (e.g. `S001`); printed on every
+    /// ticket number.
+    pub store_id: String,
+    /// Address the HTTP API and console listen on.
+    pub listen: SocketAddr,
+    /// Where the database lives. Default: the platform data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Where log files go. Default: stderr only.
+    pub log_dir: Option<PathBuf>,
+    /// Store local time offset from UTC in minutes (China: 480). Business
+    /// days and ticket numbers follow it.
+    pub utc_offset_minutes: i32,
+    /// How long a pickup order is held for its customer, in hours.
+    pub pickup_hold_hours: u32,
+    /// How long a staff login lasts, in hours.
+    pub session_hours: u32,
+    /// Largest JSON request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest catalog CSV upload, in bytes.
+    pub max_csv_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            store_id: "S001".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            data_dir: None,
+            log_dir: None,
+            utc_offset_minutes: 480,
+            pickup_hold_hours: 72,
+            session_hours: 12,
+            max_body_bytes: 256 * 1024,
+            max_csv_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("store_id {0:?} is invalid: use 1-16 characters of A-Z, 0-9, '-' or '_'")]
+    StoreId(String),
+    #[error("utc_offset_minutes {0} is out of range (-720..=840)")]
+    Offset(i32),
+    #[error("no data directory: set data_dir, LINLI_DATA_DIR or a home directory")]
+    NoDataDir,
+}
+
+impl Config {
+    /// Reads a config file; a missing `path` means all defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !linli_shared::ticket::valid_store_id(&self.store_id) {
+            return Err(ConfigError::StoreId(self.store_id.clone()));
+        }
+        if !(-720..=840).contains(&self.utc_offset_minutes) {
+            return Err(ConfigError::Offset(self.utc_offset_minutes));
+        }
+        Ok(())
+    }
+
+    /// The data directory: config, then `LINLI_DATA_DIR`, then the platform default.
+    pub fn resolve_data_dir(&self) -> Result<PathBuf, ConfigError> {
+        resolve_data_dir(self.data_dir.as_deref())
+    }
+}
+
+/// Resolves a data directory the same way `serve` does (shared with the CLI).
+pub fn resolve_data_dir(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(d) = explicit {
+        return Ok(d.to_owned());
+    }
+    if let Some(d) = std::env::var_os("LINLI_DATA_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    directories::ProjectDirs::from("com", "linli", "linli-edge")
+        .map(|p| p.data_dir().to_owned())
+        .ok_or(ConfigError::NoDataDir)
+}
+
+/// The database file inside a data directory.
+pub fn database_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("store.db")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_partial_file_and_rejects_unknown_keys() {
+        let c: Config = toml::from_str("store_id = \"S007\"\nlisten = \"127.0.0.1:0\"").unwrap();
+        assert_eq!(c.store_id, "S007");
+        assert_eq!(c.pickup_hold_hours, 72);
+        assert!(toml::from_str::<Config>("stor_id = \"S007\"").is_err());
+        let bad = Config {
+            store_id: "s 1".into(),
+            ..Config::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

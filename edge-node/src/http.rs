@@ -1,0 +1,113 @@
+//! The HTTP JSON API under `/api/v1`, plus `/health` and `/metrics`.
+//!
+//! [`router`] is a plain function of the state, so tests drive it with
+//! `tower::ServiceExt::oneshot` without a socket. Handlers only translate
+//! between HTTP and [`crate::app::App`]; the rules live there.
+
+mod catalog;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+mod orders;
+mod sales;
+pub mod system;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::app::App;
+use crate::metrics::{Metrics, RequestLabels, RouteLabels};
+use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub app: App,
+    pub metrics: Arc<Metrics>,
+    /// Largest JSON body accepted.
+    pub max_body_bytes: usize,
+    /// Largest CSV body accepted.
+    pub max_csv_bytes: usize,
+}
+
+/// The whole HTTP surface of the store node.
+pub fn router(state: AppState) -> Router {
+    let csv_limit = DefaultBodyLimit::max(state.max_csv_bytes);
+    let api = Router::new()
+        .route("/login", post(system::login))
+        .route("/openapi.json", get(system::openapi))
+        .route("/catalog/import", post(catalog::import).layer(csv_limit))
+        .route("/products/{sku}", get(catalog::product_by_sku))
+        .route(
+            "/products/by-barcode/{code}",
+            get(catalog::product_by_barcode),
+        )
+        .route("/stock", get(catalog::stock_levels))
+        .route("/stock/receipts", post(catalog::receive))
+        .route("/stock/waste", post(catalog::waste))
+        .route("/stock/counts", post(catalog::count))
+        .route("/stock/{sku}", get(catalog::stock_level))
+        .route("/stock/{sku}/movements", get(catalog::movements))
+        .route("/sales", post(sales::create).get(sales::list))
+        .route("/sales/{sale_id}", get(sales::get))
+        .route("/sales/{sale_id}/refunds", post(sales::refund))
+        .route("/orders", post(orders::create).get(orders::list))
+        .route("/orders/{order_id}", get(orders::get))
+        .route("/orders/{order_id}/cancel", post(orders::cancel))
+        .route("/pickups/redeem", post(orders::redeem));
+    Router::new()
+        .route("/health", get(system::health))
+        .route("/metrics", get(system::metrics))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such endpoint; see /api/v1/openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see /api/v1/openapi.json",
+    )
+}
+
+/// Counts requests and observes their latency per route template.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await.into_response();
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method,
+            route: route.clone(),
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    state
+        .metrics
+        .latency
+        .get_or_create(&RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}

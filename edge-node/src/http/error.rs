@@ -1,0 +1,204 @@
+//! The one API error: a status, a stable machine-readable `code`, a message
+//! that tells the caller what to fix, and sometimes `details`.
+//!
+//! Body: `{"error":{"code","message","details"?}}`. Internal failures are
+//! logged with their cause and answered with a generic message, never with
+//! SQL or file paths.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use linli_shared::barcode::BarcodeError;
+use linli_shared::sale::PaymentError;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::app::AppError;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+/// The error body, as documented in the OpenAPI document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: branch on this, not on the message.
+    pub code: String,
+    /// What went wrong and what to fix, for a person.
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    fn with_details(mut self, details: Value) -> ApiError {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                details: self.details,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> ApiError {
+        use StatusCode as S;
+        let msg = e.to_string();
+        match e {
+            AppError::InvalidField { field, .. } => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_field", msg)
+                    .with_details(json!({ "field": field }))
+            }
+            AppError::InvalidBarcode { field, source } => {
+                let code = match source {
+                    BarcodeError::CheckDigit { .. } => "barcode_check_digit",
+                    _ => "invalid_barcode",
+                };
+                ApiError::new(S::UNPROCESSABLE_ENTITY, code, msg)
+                    .with_details(json!({ "field": field }))
+            }
+            AppError::InvalidQuantity { field, .. } => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_quantity", msg)
+                    .with_details(json!({ "field": field }))
+            }
+            AppError::UnknownBarcode(code) => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, "unknown_barcode", msg)
+                    .with_details(json!({ "barcode": code }))
+            }
+            AppError::UnknownSku(sku) => ApiError::new(S::UNPROCESSABLE_ENTITY, "unknown_sku", msg)
+                .with_details(json!({ "sku": sku })),
+            AppError::Payment(p) => {
+                let code = match p {
+                    PaymentError::Insufficient { .. } => "payment_insufficient",
+                    PaymentError::NonCashOverpaid { .. } => "payment_overpaid",
+                    _ => "invalid_payment",
+                };
+                ApiError::new(S::UNPROCESSABLE_ENTITY, code, msg)
+            }
+            AppError::SaleNotFound(_) => ApiError::not_found("sale_not_found", msg),
+            AppError::OrderNotFound(_) => ApiError::not_found("order_not_found", msg),
+            AppError::RefundExceedsSale(_) => {
+                ApiError::new(S::CONFLICT, "refund_exceeds_sale", msg)
+            }
+            AppError::InsufficientStock {
+                sku,
+                available,
+                requested,
+            } => ApiError::new(S::CONFLICT, "insufficient_stock", msg).with_details(
+                json!({ "sku": sku, "available": available, "requested": requested }),
+            ),
+            AppError::PickupCodeUnknown(_) => ApiError::not_found("pickup_code_unknown", msg),
+            AppError::PickupAlreadyHandedOver { order_id, at, by } => {
+                ApiError::new(S::CONFLICT, "pickup_already_handed_over", msg).with_details(
+                    json!({ "order_id": order_id, "handed_over_at": at, "handed_over_by": by }),
+                )
+            }
+            AppError::PickupCancelled { order_id, at } => {
+                ApiError::new(S::GONE, "pickup_order_cancelled", msg)
+                    .with_details(json!({ "order_id": order_id, "cancelled_at": at }))
+            }
+            AppError::PickupExpired { order_id, at } => {
+                ApiError::new(S::GONE, "pickup_code_expired", msg)
+                    .with_details(json!({ "order_id": order_id, "expired_at": at }))
+            }
+            AppError::OrderNotCancellable { .. } => {
+                ApiError::new(S::CONFLICT, "order_not_cancellable", msg)
+            }
+            AppError::NotTakenAtStore(_) => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, "not_taken_at_store", msg)
+            }
+            AppError::IdempotencyKeyReused(_) => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", msg)
+            }
+            AppError::IdempotencyKeyRequired => {
+                ApiError::new(S::BAD_REQUEST, "idempotency_key_required", msg)
+            }
+            AppError::CatalogCsv(_) => ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_csv", msg),
+            AppError::Unauthenticated => ApiError::new(S::UNAUTHORIZED, "unauthenticated", msg),
+            AppError::BadCredentials => ApiError::new(S::UNAUTHORIZED, "invalid_credentials", msg),
+            AppError::LockedOut(_) => ApiError::new(S::TOO_MANY_REQUESTS, "locked_out", msg),
+            AppError::Forbidden { .. } => ApiError::new(S::FORBIDDEN, "forbidden", msg),
+            AppError::StaffExists(_) => ApiError::new(S::CONFLICT, "staff_exists", msg),
+            AppError::Store(StoreError::Closed) => ApiError::new(
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the node is shutting down; retry with the same Idempotency-Key",
+            ),
+            AppError::Store(err) => {
+                tracing::error!(error = %err, "database failure");
+                ApiError::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the node could not complete the request; nothing was recorded, retry with the same Idempotency-Key",
+                )
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        use StatusCode as S;
+        match r {
+            JsonRejection::JsonSyntaxError(e) => ApiError::new(
+                S::BAD_REQUEST,
+                "malformed_json",
+                format!("request body is not valid JSON: {}", e.body_text()),
+            ),
+            JsonRejection::JsonDataError(e) => ApiError::new(
+                S::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("request body does not match the schema: {}", e.body_text()),
+            ),
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            other if other.status() == S::PAYLOAD_TOO_LARGE => body_too_large(),
+            other => ApiError::new(other.status(), "bad_request", other.body_text()),
+        }
+    }
+}
+
+pub fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "request body is larger than this endpoint accepts; send fewer lines per request",
+    )
+}

@@ -1,0 +1,40 @@
+//! The OpenAPI document, generated from the handlers' annotations and the
+//! very types the handlers deserialize, so it cannot drift from what the
+//! server accepts (a test checks every documented route is served).
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{catalog, orders, sales, system};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Linli store node API", description = "POS sales, stock and pickup orders of one store. Amounts in fen; qty in units for `each` products and grams for `kg` products."),
+    paths(
+        system::health, system::metrics, system::login, system::openapi,
+        catalog::import, catalog::product_by_sku, catalog::product_by_barcode,
+        catalog::stock_levels, catalog::stock_level, catalog::movements,
+        catalog::receive, catalog::waste, catalog::count,
+        sales::create, sales::list, sales::get, sales::refund,
+        orders::create, orders::list, orders::get, orders::cancel, orders::redeem,
+    ),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document served at `/api/v1/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

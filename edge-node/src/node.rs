@@ -1,0 +1,168 @@
+//! Assembles a running node from its config: database, use cases, HTTP
+//! server and background tasks, each owned and shut down in order.
+//!
+//! Shutdown order: stop accepting connections and let in-flight requests
+//! finish (axum graceful shutdown), stop background tasks, then close the
+//! database (queued writes commit, WAL checkpointed).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::FixedOffset;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, AppSettings, Clock, system_clock};
+use crate::config::{Config, database_path};
+use crate::http::{AppState, router};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// A node that is serving. Dropping it does not stop it: call
+/// [`Node::shutdown`] (or cancel the token given to [`Node::start`]).
+#[must_use = "a node runs until shut down; keep the handle and call shutdown"]
+#[derive(Debug)]
+pub struct Node {
+    pub addr: SocketAddr,
+    pub app: App,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+/// Opens the store and builds the application core (no network).
+pub async fn open_app(
+    config: &Config,
+    data_dir: PathBuf,
+    clock: Clock,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<App> {
+    config.validate()?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let m = metrics.clone();
+    let store = Store::open(
+        &database_path(&data_dir),
+        Some(Arc::new(move |d, n| m.observe_commit(d, n))),
+    )?;
+    let offset = FixedOffset::east_opt(config.utc_offset_minutes * 60)
+        .context("utc_offset_minutes out of range")?;
+    let settings = AppSettings {
+        store_id: config.store_id.clone(),
+        utc_offset: offset,
+        pickup_hold: chrono::Duration::hours(i64::from(config.pickup_hold_hours)),
+        session_ttl: chrono::Duration::hours(i64::from(config.session_hours)),
+    };
+    Ok(App::new(store, settings, clock).await?)
+}
+
+impl Node {
+    /// Opens everything and starts serving. `cancel` stops the node.
+    pub async fn start(
+        config: Config,
+        data_dir: PathBuf,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Node> {
+        Self::start_with_clock(config, data_dir, cancel, system_clock()).await
+    }
+
+    pub async fn start_with_clock(
+        config: Config,
+        data_dir: PathBuf,
+        cancel: CancellationToken,
+        clock: Clock,
+    ) -> anyhow::Result<Node> {
+        let metrics = Metrics::new();
+        let app = open_app(&config, data_dir, clock, &metrics).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let state = AppState {
+            app: app.clone(),
+            metrics,
+            max_body_bytes: config.max_body_bytes,
+            max_csv_bytes: config.max_csv_bytes,
+        };
+        let mut tasks = JoinSet::new();
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            let serve =
+                axum::serve(listener, router(state)).with_graceful_shutdown(c.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "http server failed");
+            }
+        });
+        let (a, c) = (app.clone(), cancel.clone());
+        tasks.spawn(async move { expiry_sweeper(a, c).await });
+        tracing::info!(%addr, store_id = %config.store_id, "store node serving");
+        Ok(Node {
+            addr,
+            app,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// The token that stops this node.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Waits until the node is cancelled, then shuts it down in order.
+    pub async fn run_until_cancelled(self) {
+        self.cancel.cancelled().await;
+        self.shutdown().await;
+    }
+
+    /// Stops serving (in-flight requests finish), stops background tasks,
+    /// and closes the database.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        self.app.store().shutdown().await;
+        tracing::info!("store node stopped");
+    }
+}
+
+/// Releases the stock held by expired pickup orders, once a minute.
+async fn expiry_sweeper(app: App, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                match app.release_expired_orders().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(released = n, "expired pickup orders released their stock"),
+                    Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,209 @@
+//! Schema migrations, numbered by `PRAGMA user_version`.
+//!
+//! Each entry of [`MIGRATIONS`] moves the schema from version `i` to `i + 1`
+//! and runs in its own transaction. Never edit a released migration; append a
+//! new one.
+//!
+//! The tables are the store's query tables: stock levels are a cache of the
+//! movement log (`stock.on_hand` = sum of `movements.delta`), always updated
+//! in the same transaction as the movement, so they cannot disagree.
+
+use rusqlite::Connection;
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the store node's first schema
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE products (
+    sku             TEXT PRIMARY KEY,
+    barcode         TEXT NOT NULL UNIQUE,
+    name            TEXT NOT NULL,
+    category        TEXT NOT NULL,
+    unit            TEXT NOT NULL CHECK (unit IN ('each', 'kg')),
+    price_fen       INTEGER NOT NULL CHECK (price_fen > 0),
+    shelf_life_days INTEGER NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+
+CREATE TABLE stock (
+    sku      TEXT PRIMARY KEY REFERENCES products(sku),
+    on_hand  INTEGER NOT NULL DEFAULT 0,
+    reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0)
+);
+
+CREATE TABLE movements (
+    seq         INTEGER PRIMARY KEY,
+    movement_id TEXT NOT NULL UNIQUE,
+    sku         TEXT NOT NULL REFERENCES products(sku),
+    kind        TEXT NOT NULL,
+    delta       INTEGER NOT NULL,
+    reason      TEXT,
+    ref_id      TEXT,
+    staff       TEXT NOT NULL,
+    at          TEXT NOT NULL
+);
+CREATE INDEX movements_by_sku ON movements(sku, seq);
+
+CREATE TABLE staff (
+    name       TEXT PRIMARY KEY,
+    role       TEXT NOT NULL CHECK (role IN ('cashier', 'manager')),
+    pin_hash   TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    staff      TEXT NOT NULL REFERENCES staff(name),
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+CREATE TABLE ticket_counters (
+    day      TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL
+);
+
+CREATE TABLE sales (
+    sale_id           TEXT PRIMARY KEY,
+    ticket_no         TEXT NOT NULL UNIQUE,
+    day               TEXT NOT NULL,
+    seq               INTEGER NOT NULL,
+    total_fen         INTEGER NOT NULL,
+    tendered_fen      INTEGER NOT NULL,
+    change_fen        INTEGER NOT NULL,
+    member_hash       TEXT,
+    cashier           TEXT NOT NULL,
+    created_at        TEXT NOT NULL,
+    UNIQUE (day, seq)
+);
+
+CREATE TABLE sale_lines (
+    sale_id        TEXT NOT NULL REFERENCES sales(sale_id),
+    line_no        INTEGER NOT NULL,
+    sku            TEXT NOT NULL,
+    barcode        TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    unit           TEXT NOT NULL,
+    qty            INTEGER NOT NULL CHECK (qty > 0),
+    unit_price_fen INTEGER NOT NULL,
+    total_fen      INTEGER NOT NULL,
+    refunded_qty   INTEGER NOT NULL DEFAULT 0,
+    refunded_fen   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sale_id, line_no),
+    CHECK (refunded_qty <= qty AND refunded_fen <= total_fen)
+);
+
+CREATE TABLE sale_payments (
+    sale_id    TEXT NOT NULL REFERENCES sales(sale_id),
+    idx        INTEGER NOT NULL,
+    method     TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL,
+    PRIMARY KEY (sale_id, idx)
+);
+
+CREATE TABLE refunds (
+    refund_id  TEXT PRIMARY KEY,
+    sale_id    TEXT NOT NULL REFERENCES sales(sale_id),
+    amount_fen INTEGER NOT NULL,
+    reason     TEXT,
+    staff      TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE refund_lines (
+    refund_id   TEXT NOT NULL REFERENCES refunds(refund_id),
+    line_no     INTEGER NOT NULL,
+    qty         INTEGER NOT NULL,
+    amount_fen  INTEGER NOT NULL,
+    disposition TEXT NOT NULL CHECK (disposition IN ('restock', 'waste')),
+    PRIMARY KEY (refund_id, line_no)
+);
+
+CREATE TABLE orders (
+    order_id       TEXT PRIMARY KEY,
+    channel        TEXT NOT NULL,
+    fulfilment     TEXT NOT NULL,
+    customer_phone TEXT NOT NULL,
+    pickup_code    TEXT NOT NULL UNIQUE,
+    status         TEXT NOT NULL,
+    total_fen      INTEGER NOT NULL,
+    created_at     TEXT NOT NULL,
+    created_by     TEXT NOT NULL,
+    expires_at     TEXT NOT NULL,
+    handed_over_at TEXT,
+    handed_over_by TEXT,
+    closed_at      TEXT,
+    closed_by      TEXT
+);
+CREATE INDEX orders_open ON orders(status, expires_at);
+
+CREATE TABLE order_lines (
+    order_id       TEXT NOT NULL REFERENCES orders(order_id),
+    line_no        INTEGER NOT NULL,
+    sku            TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    unit           TEXT NOT NULL,
+    qty            INTEGER NOT NULL CHECK (qty > 0),
+    unit_price_fen INTEGER NOT NULL,
+    total_fen      INTEGER NOT NULL,
+    PRIMARY KEY (order_id, line_no)
+);
+
+-- One row per Idempotency-Key: the request's fingerprint and the response
+-- that was sent, so a retry gets the same answer and writes nothing.
+CREATE TABLE idempotency (
+    key          TEXT PRIMARY KEY,
+    scope        TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    response     TEXT NOT NULL,
+    created_at   TEXT NOT NULL
+);
+"#,
+];
+
+/// Brings the schema up to date. Each step is one transaction, so a crash
+/// mid-migration leaves the previous version intact.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let current = usize::try_from(current).unwrap_or(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "database migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        let fk: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(fk.contains(&"sales".to_string()));
+        assert!(fk.contains(&"idempotency".to_string()));
+    }
+}
