@@ -108,6 +108,8 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     }
     let cancel = CancellationToken::new();
     let node = Node::start(config, data_dir.clone(), cancel.clone()).await?;
+    // machine-readable, for supervisors and tests that bind port 0
+    println!("linli-edge listening on http://{}", node.addr);
     if demo {
         linli_edge::demo::seed(&node.app).await?;
         println!(
