@@ -1,0 +1,1094 @@
+//! The store node's HTTP API, driven through the real router and a real
+//! SQLite file (no socket: `tower::ServiceExt::oneshot`). Every refusal is
+//! checked for its status and code *and* for leaving nothing written.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use linli_edge::app::{App, Clock, Role};
+use linli_edge::config::{Config, database_path};
+use linli_edge::http::{AppState, router};
+use linli_edge::metrics::Metrics;
+use linli_edge::store::StoreError;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct TestNode {
+    router: Router,
+    app: App,
+    clock: Arc<AtomicI64>,
+    cashier: String,
+    manager: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestNode {
+    async fn new() -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = linli_edge::store::open_writer_conn(&database_path(dir.path())).unwrap();
+            linli_edge::app::staff::add_staff(&conn, "ana", Role::Cashier, "1234").unwrap();
+            linli_edge::app::staff::add_staff(&conn, "mei", Role::Manager, "9999").unwrap();
+        }
+        let start = DateTime::parse_from_rfc3339("2026-11-25T02:00:00Z")
+            .unwrap()
+            .timestamp_millis();
+        let clock = Arc::new(AtomicI64::new(start));
+        let c = clock.clone();
+        let clock_fn: Clock = Arc::new(move || {
+            DateTime::<Utc>::from_timestamp_millis(c.load(Ordering::SeqCst)).unwrap()
+        });
+        let config = Config::default();
+        let metrics = Metrics::new();
+        let app = linli_edge::node::open_app(&config, dir.path().to_owned(), clock_fn, &metrics)
+            .await
+            .unwrap();
+        let router = router(AppState {
+            app: app.clone(),
+            metrics,
+            max_body_bytes: config.max_body_bytes,
+            max_csv_bytes: config.max_csv_bytes,
+        });
+        let mut node = TestNode {
+            router,
+            app,
+            clock,
+            cashier: String::new(),
+            manager: String::new(),
+            _dir: dir,
+        };
+        node.cashier = node.login("ana", "1234").await;
+        node.manager = node.login("mei", "9999").await;
+        let csv =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/products.csv")).unwrap();
+        let (s, body) = node
+            .send(
+                "POST",
+                "/api/v1/catalog/import",
+                Some(&node.manager.clone()),
+                None,
+                Body::from(csv),
+                "text/csv",
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        node
+    }
+
+    /// Moves the clock on; staff log in again (sessions last 12 h).
+    async fn advance_hours(&mut self, h: i64) {
+        self.clock.fetch_add(h * 3_600_000, Ordering::SeqCst);
+        self.cashier = self.login("ana", "1234").await;
+        self.manager = self.login("mei", "9999").await;
+    }
+
+    async fn login(&self, name: &str, pin: &str) -> String {
+        let (s, body) = self
+            .json(
+                "POST",
+                "/api/v1/login",
+                None,
+                None,
+                json!({"name": name, "pin": pin}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        key: Option<&str>,
+        body: Body,
+        content_type: &str,
+    ) -> (StatusCode, Value) {
+        let (s, _, v) = self
+            .send_full(method, uri, token, key, body, content_type)
+            .await;
+        (s, v)
+    }
+
+    async fn send_full(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        key: Option<&str>,
+        body: Body,
+        content_type: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        req = req.header("content-type", content_type);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, headers, v)
+    }
+
+    async fn json(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        key: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        self.send(
+            method,
+            uri,
+            token,
+            key,
+            Body::from(body.to_string()),
+            "application/json",
+        )
+        .await
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        let t = self.cashier.clone();
+        self.send(
+            "GET",
+            uri,
+            Some(&t),
+            None,
+            Body::empty(),
+            "application/json",
+        )
+        .await
+    }
+
+    async fn sale(&self, key: &str, body: Value) -> (StatusCode, Value) {
+        let t = self.cashier.clone();
+        self.json("POST", "/api/v1/sales", Some(&t), Some(key), body)
+            .await
+    }
+
+    async fn receive(&self, sku: &str, qty: i64) {
+        let t = self.cashier.clone();
+        let (s, b) = self
+            .json(
+                "POST",
+                "/api/v1/stock/receipts",
+                Some(&t),
+                None,
+                json!({"lines":[{"sku": sku, "qty": qty}]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+
+    /// Rows in the tables a write could touch.
+    async fn counts(&self) -> Vec<i64> {
+        self.app
+            .store()
+            .read(|c| {
+                [
+                    "sales",
+                    "sale_lines",
+                    "sale_payments",
+                    "movements",
+                    "orders",
+                    "idempotency",
+                    "ticket_counters",
+                    "refunds",
+                ]
+                .iter()
+                .map(|t| c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)))
+                .collect::<Result<Vec<i64>, _>>()
+                .map_err(StoreError::from)
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn on_hand(&self, sku: &str) -> (i64, i64) {
+        let (s, b) = self.get(&format!("/api/v1/stock/{sku}")).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        (
+            b["on_hand"].as_i64().unwrap(),
+            b["reserved"].as_i64().unwrap(),
+        )
+    }
+}
+
+fn cash(amount: i64) -> Value {
+    json!([{"method": "cash", "amount_fen": amount}])
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+#[tokio::test]
+async fn sale_is_priced_ticketed_and_replayed() {
+    let n = TestNode::new().await;
+    n.receive("P00001", 10).await;
+    // P00001 bun 1950 fen each; P00002 chicken 7460 fen/kg via a 1234 g scale label
+    let label = linli_shared::ScaleLabel::encode(2, 1234).to_string();
+    let body = json!({"lines":[{"barcode":"6942215277577","qty":2},{"barcode": label},{"sku":"P00003","qty":500}],
+                      "payments":[{"method":"wechat_pay","amount_fen":5000},{"method":"cash","amount_fen":10000}],
+                      "member_phone":"13800138000"});
+    let (s, r) = n.sale("k-1", body.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    // 2*1950 + round(7460*1.234)=9206 + round(810*0.5)=405
+    assert_eq!(r["total_fen"], 3900 + 9206 + 405);
+    assert_eq!(r["change_fen"], 15000 - (3900 + 9206 + 405));
+    assert_eq!(r["ticket_no"], "S001-20261125-0001");
+    assert_eq!(r["lines"][1]["qty"], 1234);
+    assert_eq!(r["member"], true);
+    let before = n.counts().await;
+    let (s, h, again) = n
+        .send_full(
+            "POST",
+            "/api/v1/sales",
+            Some(&n.cashier.clone()),
+            Some("k-1"),
+            Body::from(body.to_string()),
+            "application/json",
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(h.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(again, r);
+    assert_eq!(n.counts().await, before, "a replay writes nothing");
+    // the same key for another request is refused
+    let (s, e) = n
+        .sale(
+            "k-1",
+            json!({"lines":[{"sku":"P00001"}],"payments":cash(1950)}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+    assert_eq!(n.counts().await, before);
+    // stock went down by what was sold
+    assert_eq!(n.on_hand("P00001").await.0, 8);
+    let (s, got) = n
+        .get(&format!("/api/v1/sales/{}", r["sale_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(got["total_fen"], r["total_fen"]);
+}
+
+#[tokio::test]
+async fn refused_sales_write_nothing() {
+    let n = TestNode::new().await;
+    let before = n.counts().await;
+    let t = n.cashier.clone();
+    let good_line = json!([{"sku":"P00001"}]);
+    let cases: Vec<(Body, &str, StatusCode, &str)> = vec![
+        (
+            Body::from("{\"lines\": [}"),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            Body::from("{}"),
+            "text/plain",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            Body::from(json!({"lines": good_line, "payments": cash(1950), "qyt": 1}).to_string()),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            Body::from(
+                json!({"lines":[{"barcode":"6900000000007"}], "payments": cash(100)}).to_string(),
+            ),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_barcode",
+        ),
+        (
+            Body::from(
+                json!({"lines":[{"barcode":"6942215277578"}], "payments": cash(100)}).to_string(),
+            ),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "barcode_check_digit",
+        ),
+        (
+            Body::from(
+                json!({"lines":[{"barcode":"69422152775"}], "payments": cash(100)}).to_string(),
+            ),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_barcode",
+        ),
+        (
+            Body::from(
+                json!({"lines":[{"sku":"P00001","qty":0}], "payments": cash(100)}).to_string(),
+            ),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_quantity",
+        ),
+        (
+            Body::from(
+                json!({"lines":[{"sku":"P00001","qty":-2}], "payments": cash(100)}).to_string(),
+            ),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_quantity",
+        ),
+        (
+            Body::from(
+                json!({"lines":[{"sku":"P00001","qty":100000}], "payments": cash(100)}).to_string(),
+            ),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_quantity",
+        ),
+        (
+            Body::from(json!({"lines":[{"sku":"P00003"}], "payments": cash(100)}).to_string()),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            Body::from(json!({"lines":[{"sku":"NOPE"}], "payments": cash(100)}).to_string()),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_sku",
+        ),
+        (
+            Body::from(json!({"lines": good_line, "payments": cash(1949)}).to_string()),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "payment_insufficient",
+        ),
+        (
+            Body::from(
+                json!({"lines": good_line, "payments": [{"method":"card","amount_fen":2000}]})
+                    .to_string(),
+            ),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "payment_overpaid",
+        ),
+        (
+            Body::from(json!({"lines": good_line, "payments": []}).to_string()),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payment",
+        ),
+        (
+            Body::from(
+                json!({"lines": good_line, "payments": [{"method":"bitcoin","amount_fen":2000}]})
+                    .to_string(),
+            ),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            Body::from(json!({"lines": [], "payments": cash(100)}).to_string()),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            Body::from(
+                json!({"lines": good_line, "payments": cash(1950), "member_phone": "12345"})
+                    .to_string(),
+            ),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            Body::from(vec![b' '; 300 * 1024]),
+            "application/json",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+    ];
+    for (i, (body, ct, status, want)) in cases.into_iter().enumerate() {
+        let (s, e) = n
+            .send(
+                "POST",
+                "/api/v1/sales",
+                Some(&t),
+                Some(&format!("bad-{i}")),
+                body,
+                ct,
+            )
+            .await;
+        assert_eq!((s, code(&e)), (status, want), "case {i}: {e}");
+        assert!(!e["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // no key, no token
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/sales",
+            Some(&t),
+            None,
+            json!({"lines": good_line, "payments": cash(1950)}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::BAD_REQUEST, "idempotency_key_required")
+    );
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/sales",
+            None,
+            Some("x"),
+            json!({"lines": good_line, "payments": cash(1950)}),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/sales",
+            Some("not-a-token"),
+            Some("x"),
+            json!({"lines": good_line, "payments": cash(1950)}),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+    assert_eq!(n.counts().await, before, "refusals left nothing behind");
+}
+
+#[tokio::test]
+async fn tickets_are_gapless_and_negative_stock_is_reported() {
+    let mut n = TestNode::new().await;
+    n.receive("P00001", 1).await;
+    let mut tickets = Vec::new();
+    for i in 0..5 {
+        // a refused sale in between must not consume a number
+        let (s, _) = n
+            .sale(
+                &format!("bad-{i}"),
+                json!({"lines":[{"sku":"P00001"}],"payments":cash(1)}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        let (s, r) = n
+            .sale(
+                &format!("ok-{i}"),
+                json!({"lines":[{"sku":"P00001"}],"payments":cash(1950)}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{r}");
+        tickets.push(r["ticket_no"].as_str().unwrap().to_owned());
+        if i >= 1 {
+            assert_eq!(r["negative_stock"][0]["sku"], "P00001", "{r}");
+            assert_eq!(r["negative_stock"][0]["on_hand"], -i);
+        }
+    }
+    let want: Vec<String> = (1..=5).map(|i| format!("S001-20261125-{i:04}")).collect();
+    assert_eq!(tickets, want);
+    let (_, neg) = n.get("/api/v1/stock?negative=true").await;
+    assert_eq!(neg[0]["sku"], "P00001");
+    assert_eq!(neg[0]["on_hand"], -4);
+    // the business day follows store time (UTC+8): 20:00 UTC is the next day
+    n.advance_hours(18).await;
+    let (_, r) = n
+        .sale(
+            "next-day",
+            json!({"lines":[{"sku":"P00001"}],"payments":cash(1950)}),
+        )
+        .await;
+    assert_eq!(r["ticket_no"], "S001-20261126-0001");
+    let (_, day) = n.get("/api/v1/sales?day=2026-11-25").await;
+    assert_eq!(day.as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn refunds_restock_or_waste_and_never_exceed_the_sale() {
+    let n = TestNode::new().await;
+    n.receive("P00001", 10).await;
+    n.receive("P00003", 5000).await;
+    let (_, sale) = n
+        .sale("s", json!({"lines":[{"sku":"P00001","qty":3},{"sku":"P00003","qty":1000}],"payments":cash(10000)}))
+        .await;
+    let id = sale["sale_id"].as_str().unwrap();
+    let uri = format!("/api/v1/sales/{id}/refunds");
+    let (m, c) = (n.manager.clone(), n.cashier.clone());
+    let (s, e) = n.json("POST", &uri, Some(&c), Some("r0"), json!({})).await;
+    assert_eq!((s, code(&e)), (StatusCode::FORBIDDEN, "forbidden"));
+    // one bun back on the shelf, half the potatoes thrown away
+    let (s, r) = n
+        .json(
+            "POST",
+            &uri,
+            Some(&m),
+            Some("r1"),
+            json!({"lines":[{"line_no":1,"qty":1},{"line_no":2,"qty":500,"disposition":"waste"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(r["amount_fen"], 1950 + 405);
+    assert_eq!(n.on_hand("P00001").await.0, 8);
+    assert_eq!(
+        n.on_hand("P00003").await.0,
+        4000,
+        "wasted goods do not return to stock"
+    );
+    let (s, e) = n
+        .json(
+            "POST",
+            &uri,
+            Some(&m),
+            Some("r2"),
+            json!({"lines":[{"line_no":1,"qty":3}]}),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::CONFLICT, "refund_exceeds_sale"));
+    // the rest of the sale; the total refunded equals the sale's total
+    let (s, r) = n
+        .json(
+            "POST",
+            &uri,
+            Some(&m),
+            Some("r3"),
+            json!({"reason":"customer changed mind"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let (_, got) = n.get(&format!("/api/v1/sales/{id}")).await;
+    let refunded: i64 = got["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["refunded_fen"].as_i64().unwrap())
+        .sum();
+    assert_eq!(refunded, sale["total_fen"].as_i64().unwrap());
+    let (s, e) = n.json("POST", &uri, Some(&m), Some("r4"), json!({})).await;
+    assert_eq!((s, code(&e)), (StatusCode::CONFLICT, "refund_exceeds_sale"));
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/sales/NOPE/refunds",
+            Some(&m),
+            Some("r5"),
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::NOT_FOUND, "sale_not_found"));
+}
+
+#[tokio::test]
+async fn pickup_orders_reserve_and_hand_over_once() {
+    let n = TestNode::new().await;
+    n.receive("P00001", 5).await;
+    let c = n.cashier.clone();
+    let order = |qty: i64| json!({"channel":"community","fulfilment":"pickup","customer":{"phone":"13900001111"},"lines":[{"sku":"P00001","qty":qty}]});
+    let before = n.counts().await;
+    let (s, e) = n
+        .json("POST", "/api/v1/orders", Some(&c), Some("o0"), order(6))
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::CONFLICT, "insufficient_stock"));
+    assert_eq!(e["error"]["details"]["available"], 5);
+    let (s, e) = n
+        .json("POST", "/api/v1/orders", Some(&c), Some("o0b"), json!({"channel":"live","fulfilment":"pickup","customer":{"phone":"13900001111"},"lines":[{"sku":"P00001","qty":1}]}))
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "not_taken_at_store")
+    );
+    assert_eq!(n.counts().await, before);
+
+    let (s, o) = n
+        .json("POST", "/api/v1/orders", Some(&c), Some("o1"), order(3))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let pickup = o["pickup_code"].as_str().unwrap().to_owned();
+    assert_eq!(pickup.len(), 6);
+    assert_eq!(o["customer_phone"], "139****1111");
+    assert_eq!(n.on_hand("P00001").await, (5, 3));
+    // only 2 left to reserve; a counter sale still goes through
+    let (s, _) = n
+        .json("POST", "/api/v1/orders", Some(&c), Some("o2"), order(3))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/pickups/redeem",
+            Some(&c),
+            None,
+            json!({"code":"000000"}),
+        )
+        .await;
+    let unknown = if pickup == "000000" {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    assert_eq!(s, unknown, "{e}");
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/pickups/redeem",
+            Some(&c),
+            None,
+            json!({"code":"12ab"}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+    );
+
+    let (s, h) = n
+        .json(
+            "POST",
+            "/api/v1/pickups/redeem",
+            Some(&c),
+            None,
+            json!({"code": pickup}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{h}");
+    assert_eq!(h["status"], "handed_over");
+    assert_eq!(h["handed_over_by"], "ana");
+    assert_eq!(n.on_hand("P00001").await, (2, 0));
+    let m = n.manager.clone();
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/pickups/redeem",
+            Some(&m),
+            None,
+            json!({"code": pickup}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::CONFLICT, "pickup_already_handed_over")
+    );
+    assert_eq!(e["error"]["details"]["handed_over_by"], "ana");
+    assert_eq!(
+        n.on_hand("P00001").await,
+        (2, 0),
+        "a second redeem moves nothing"
+    );
+    let (s, e) = n
+        .json(
+            "POST",
+            &format!("/api/v1/orders/{}/cancel", o["order_id"].as_str().unwrap()),
+            Some(&m),
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::CONFLICT, "order_not_cancellable")
+    );
+}
+
+#[tokio::test]
+async fn cancelled_and_expired_codes_are_refused_distinctly() {
+    let mut n = TestNode::new().await;
+    n.receive("P00001", 10).await;
+    let (c, m) = (n.cashier.clone(), n.manager.clone());
+    let order = json!({"channel":"community","fulfilment":"pickup","customer":{"phone":"13900001111"},"lines":[{"sku":"P00001","qty":2}]});
+    let (_, a) = n
+        .json("POST", "/api/v1/orders", Some(&c), Some("a"), order.clone())
+        .await;
+    let (_, b) = n
+        .json("POST", "/api/v1/orders", Some(&c), Some("b"), order.clone())
+        .await;
+    assert_eq!(n.on_hand("P00001").await, (10, 4));
+    let cancel = format!("/api/v1/orders/{}/cancel", a["order_id"].as_str().unwrap());
+    let (s, e) = n.json("POST", &cancel, Some(&c), None, json!({})).await;
+    assert_eq!((s, code(&e)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, x) = n.json("POST", &cancel, Some(&m), None, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{x}");
+    assert_eq!(x["status"], "cancelled");
+    assert_eq!(n.on_hand("P00001").await, (10, 2));
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/pickups/redeem",
+            Some(&c),
+            None,
+            json!({"code": a["pickup_code"]}),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::GONE, "pickup_order_cancelled"));
+    // 72 h hold by default
+    n.advance_hours(73).await;
+    let c = n.cashier.clone();
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/pickups/redeem",
+            Some(&c),
+            None,
+            json!({"code": b["pickup_code"]}),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::GONE, "pickup_code_expired"));
+    assert_eq!(n.app.release_expired_orders().await.unwrap(), 1);
+    assert_eq!(
+        n.on_hand("P00001").await,
+        (10, 0),
+        "expiry releases the reservation"
+    );
+    assert_eq!(
+        n.app.release_expired_orders().await.unwrap(),
+        0,
+        "and only once"
+    );
+}
+
+#[tokio::test]
+async fn stock_receipts_waste_counts_and_history() {
+    let n = TestNode::new().await;
+    let (c, m) = (n.cashier.clone(), n.manager.clone());
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/stock/receipts",
+            Some(&c),
+            None,
+            json!({"lines":[{"sku":"P00003","qty":0}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_quantity")
+    );
+    n.receive("P00003", 12_500).await; // grams of a kg product
+    let (s, _) = n
+        .json(
+            "POST",
+            "/api/v1/stock/waste",
+            Some(&c),
+            None,
+            json!({"lines":[{"sku":"P00003","qty":500}],"reason":"expired"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/stock/waste",
+            Some(&c),
+            None,
+            json!({"lines":[{"sku":"P00003","qty":5}],"reason":"stolen"}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+    );
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/stock/counts",
+            Some(&c),
+            None,
+            json!({"sku":"P00003","counted":11000}),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, r) = n
+        .json(
+            "POST",
+            "/api/v1/stock/counts",
+            Some(&m),
+            Some("cnt"),
+            json!({"sku":"P00003","counted":11000}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(r["levels"][0]["delta"], -1000);
+    // a retried count with the same key does not count twice
+    let (_, r2) = n
+        .json(
+            "POST",
+            "/api/v1/stock/counts",
+            Some(&m),
+            Some("cnt"),
+            json!({"sku":"P00003","counted":11000}),
+        )
+        .await;
+    assert_eq!(r2, r);
+    assert_eq!(n.on_hand("P00003").await.0, 11_000);
+    let (s, h) = n.get("/api/v1/stock/P00003/movements").await;
+    assert_eq!(s, StatusCode::OK);
+    let kinds: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["count", "waste", "receipt"]);
+    let sum: i64 = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["delta"].as_i64().unwrap())
+        .sum();
+    assert_eq!(sum, 11_000, "the level is the sum of the movements");
+    let (s, e) = n.get("/api/v1/stock/NOPE").await;
+    assert_eq!((s, code(&e)), (StatusCode::NOT_FOUND, "product_not_found"));
+}
+
+#[tokio::test]
+async fn catalog_import_reports_rows_and_lookups_work() {
+    let n = TestNode::new().await;
+    let m = n.manager.clone();
+    let csv = "sku,barcode,name,category,unit,price_fen,shelf_life_days\n\
+               X1,6901234567892,Tea,drinks,each,500,365\n\
+               X2,6901234567893,Bad,drinks,each,500,365\n\
+               X3,6942215277577,Steals P00001 barcode,drinks,each,500,365\n\
+               X4,6901234567892,Dup in file,drinks,each,500,365\n";
+    let (s, r) = n
+        .send(
+            "POST",
+            "/api/v1/catalog/import",
+            Some(&m),
+            None,
+            Body::from(csv),
+            "text/csv",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["imported"], 1);
+    let lines: Vec<i64> = r["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["line"].as_i64().unwrap())
+        .collect();
+    assert_eq!(lines, [3, 4, 5]);
+    assert_eq!(r["total_products"], 1501);
+    let c = n.cashier.clone();
+    let (s, e) = n
+        .send(
+            "POST",
+            "/api/v1/catalog/import",
+            Some(&c),
+            None,
+            Body::from(csv),
+            "text/csv",
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, e) = n
+        .send(
+            "POST",
+            "/api/v1/catalog/import",
+            Some(&m),
+            None,
+            Body::from("a,b\n1,2\n"),
+            "text/csv",
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_csv")
+    );
+    let (s, p) = n.get("/api/v1/products/by-barcode/6901234567892").await;
+    assert_eq!((s, p["sku"].as_str()), (StatusCode::OK, Some("X1")));
+    let (s, p) = n.get("/api/v1/products/P00001").await;
+    assert_eq!(
+        (s, p["barcode"].as_str()),
+        (StatusCode::OK, Some("6942215277577"))
+    );
+    let label = linli_shared::ScaleLabel::encode(3, 750).to_string();
+    let (s, p) = n.get(&format!("/api/v1/products/by-barcode/{label}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (
+            p["sku"].as_str(),
+            p["label_grams"].as_i64(),
+            p["label_price_fen"].as_i64()
+        ),
+        (Some("P00003"), Some(750), Some(608))
+    );
+    let (s, e) = n.get("/api/v1/products/by-barcode/6900000000007").await;
+    assert_eq!((s, code(&e)), (StatusCode::NOT_FOUND, "product_not_found"));
+    let (s, e) = n.get("/api/v1/products/by-barcode/6900000000008").await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "barcode_check_digit")
+    );
+}
+
+#[tokio::test]
+async fn logins_lock_out_after_wrong_pins() {
+    let n = TestNode::new().await;
+    for _ in 0..5 {
+        let (s, e) = n
+            .json(
+                "POST",
+                "/api/v1/login",
+                None,
+                None,
+                json!({"name":"ana","pin":"0000"}),
+            )
+            .await;
+        assert_eq!(
+            (s, code(&e)),
+            (StatusCode::UNAUTHORIZED, "invalid_credentials")
+        );
+    }
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/login",
+            None,
+            None,
+            json!({"name":"ana","pin":"1234"}),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::TOO_MANY_REQUESTS, "locked_out"));
+    n.clock.fetch_add(3_600_000, Ordering::SeqCst);
+    let t = n.login("ana", "1234").await;
+    // sessions expire (12 h by default)
+    n.clock.fetch_add(13 * 3_600_000, Ordering::SeqCst);
+    let (s, e) = n
+        .send(
+            "GET",
+            "/api/v1/products/P00001",
+            Some(&t),
+            None,
+            Body::empty(),
+            "application/json",
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+}
+
+#[tokio::test]
+async fn openapi_documents_exactly_what_is_served() {
+    let n = TestNode::new().await;
+    let (s, doc) = n
+        .send(
+            "GET",
+            "/api/v1/openapi.json",
+            None,
+            None,
+            Body::empty(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = 0;
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            documented += 1;
+            let uri = path
+                .replace("{sku}", "P00001")
+                .replace("{code}", "6942215277577")
+                .replace("{sale_id}", "X")
+                .replace("{order_id}", "X");
+            let t = n.manager.clone();
+            let (s, e) = n
+                .send(
+                    &method.to_uppercase(),
+                    &uri,
+                    Some(&t),
+                    None,
+                    Body::from("{}"),
+                    "application/json",
+                )
+                .await;
+            assert_ne!(
+                code(&e),
+                "not_found",
+                "{method} {path} is documented but not served"
+            );
+            assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        }
+    }
+    assert_eq!(documented, 22, "every route of http::router is documented");
+    // the documented request schema is the one the server enforces
+    let sale = &doc["components"]["schemas"]["SaleRequest"];
+    assert!(
+        sale["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("payments"))
+    );
+    let (s, e) = n
+        .send(
+            "GET",
+            "/api/v1/nowhere",
+            None,
+            None,
+            Body::empty(),
+            "application/json",
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let n = TestNode::new().await;
+    let (s, h) = n
+        .send(
+            "GET",
+            "/health",
+            None,
+            None,
+            Body::empty(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["store_id"], "S001");
+    assert_eq!(h["database"]["ok"], true);
+    assert_eq!(h["sync"]["state"], "no_hub");
+    n.sale(
+        "m1",
+        json!({"lines":[{"sku":"P00001"}],"payments":cash(1950)}),
+    )
+    .await;
+    let (_, text) = n
+        .send(
+            "GET",
+            "/metrics",
+            None,
+            None,
+            Body::empty(),
+            "application/json",
+        )
+        .await;
+    let text = text.as_str().unwrap();
+    assert!(text.contains("linli_edge_sales_total 1"), "{text}");
+    assert!(text.contains("linli_edge_db_commit_duration_seconds_count"));
+    assert!(text.contains("route=\"/api/v1/sales\""));
+}
