@@ -20,7 +20,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the database lives. Default: the platform data directory.
     pub data_dir: Option<PathBuf>,
-    /// Where log files go. Default: stderr only.
+    /// Where the JSON log file goes (logs also go to stderr). Default:
+    /// `LINLI_LOG_DIR`, else `logs/` inside the data directory.
     pub log_dir: Option<PathBuf>,
     /// Store local time offset from UTC in minutes (China: 480). Business
     /// days and ticket numbers follow it.
@@ -72,11 +73,16 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads a config file; a missing `path` means all defaults.
+    /// Reads a config file. Without `path`, reads `edge.toml` in the
+    /// platform config directory if there is one, else uses all defaults.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let Some(path) = path else {
+        let default_file = directories::ProjectDirs::from("com", "linli", "linli-edge")
+            .map(|p| p.config_dir().join("edge.toml"))
+            .filter(|p| p.is_file());
+        let Some(path) = path.map(Path::to_owned).or(default_file) else {
             return Ok(Config::default());
         };
+        let path = path.as_path();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -114,6 +120,15 @@ pub fn resolve_data_dir(explicit: Option<&Path>) -> Result<PathBuf, ConfigError>
     directories::ProjectDirs::from("com", "linli", "linli-edge")
         .map(|p| p.data_dir().to_owned())
         .ok_or(ConfigError::NoDataDir)
+}
+
+/// The log directory: config, then `LINLI_LOG_DIR`, then `<data_dir>/logs`
+/// (so one folder holds everything of a store, for backup and support).
+pub fn resolve_log_dir(explicit: Option<&Path>, data_dir: &Path) -> PathBuf {
+    explicit
+        .map(Path::to_owned)
+        .or_else(|| std::env::var_os("LINLI_LOG_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| data_dir.join("logs"))
 }
 
 /// The database file inside a data directory.

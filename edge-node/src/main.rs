@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use linli_edge::app::Role;
-use linli_edge::config::{Config, database_path, resolve_data_dir};
+use linli_edge::config::{Config, database_path, resolve_data_dir, resolve_log_dir};
 use linli_edge::node::{Node, shutdown_signal};
 use tokio_util::sync::CancellationToken;
 
@@ -78,38 +78,40 @@ fn load(args: &ServeArgs) -> anyhow::Result<(Config, PathBuf)> {
     Ok((config, data_dir))
 }
 
-fn init_logging(config: &Config) -> anyhow::Result<()> {
+/// Human-readable logs on stderr, structured JSON lines in the log file.
+fn init_logging(config: &Config, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let dir = resolve_log_dir(config.log_dir.as_deref(), data_dir);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create log directory {}", dir.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("linli-edge.log"))?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match &config.log_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("linli-edge.log"))?;
-            builder
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
                 .json()
-                .with_writer(std::sync::Mutex::new(file))
-                .init();
-        }
-        None => builder.init(),
-    }
+                .with_writer(std::sync::Mutex::new(file)),
+        )
+        .init();
     Ok(())
 }
 
 async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let (config, data_dir) = load(&args)?;
-    init_logging(&config)?;
+    init_logging(&config, &data_dir)?;
     if demo {
         std::fs::create_dir_all(&data_dir)?;
         linli_edge::demo::ensure_demo_staff(&database_path(&data_dir))?;
     }
     let cancel = CancellationToken::new();
     let node = Node::start(config, data_dir.clone(), cancel.clone()).await?;
-    // machine-readable, for supervisors and tests that bind port 0
-    println!("linli-edge listening on http://{}", node.addr);
     if demo {
         linli_edge::demo::seed(&node.app).await?;
         println!(
@@ -120,6 +122,9 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             node.addr
         );
     }
+    // machine-readable, for supervisors and tests that bind port 0; printed
+    // once the node is ready (after the demo data is loaded)
+    println!("linli-edge listening on http://{}", node.addr);
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("signal received, shutting down"),
         _ = cancel.cancelled() => {}
