@@ -168,10 +168,10 @@ impl Store {
     /// writer thread. Any clone may call it; the first call does the work.
     pub fn close(&self) {
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
-        if let Some(h) = handle {
-            if self.tx.blocking_send(Msg::Stop).is_ok() {
-                let _ = h.join();
-            }
+        if let Some(h) = handle
+            && self.tx.blocking_send(Msg::Stop).is_ok()
+        {
+            let _ = h.join();
         }
         if let Ok(mut idle) = self.readers.idle.lock() {
             idle.clear();
@@ -181,10 +181,10 @@ impl Store {
     /// Async form of [`Store::close`] for use inside the runtime.
     pub async fn shutdown(&self) {
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
-        if let Some(h) = handle {
-            if self.tx.send(Msg::Stop).await.is_ok() {
-                let _ = tokio::task::spawn_blocking(move || h.join()).await;
-            }
+        if let Some(h) = handle
+            && self.tx.send(Msg::Stop).await.is_ok()
+        {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
         if let Ok(mut idle) = self.readers.idle.lock() {
             idle.clear();

@@ -2,6 +2,8 @@
 //! SQLite file (no socket: `tower::ServiceExt::oneshot`). Every refusal is
 //! checked for its status and code *and* for leaving nothing written.
 
+#![allow(clippy::unwrap_used)] // test helpers panic on setup failure by design
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 

@@ -1,6 +1,8 @@
 //! The README's quick start, run as a newcomer would: `linli-edge demo`
 //! starts a store with the sample catalog, and a sale goes through.
 
+#![allow(clippy::unwrap_used)] // test helpers panic on setup failure by design
+
 use std::time::Duration;
 
 use linli_tests::{spawn_listening, workspace_bin};

@@ -153,6 +153,15 @@ pub struct MovementView {
 
 const MAX_STOCK_LINES: usize = 500;
 
+/// Validated lines of one stock write, with what identifies the request.
+struct MovementBatch {
+    scope: &'static str,
+    fingerprint: String,
+    kind: MovementKind,
+    reason: Option<String>,
+    lines: Vec<(String, i64)>,
+}
+
 impl App {
     fn validate_stock_lines(
         &self,
@@ -187,12 +196,15 @@ impl App {
         &self,
         actor: &Actor,
         key: Option<IdempotencyKey>,
-        scope: &'static str,
-        fingerprint: String,
-        kind: MovementKind,
-        reason: Option<String>,
-        lines: Vec<(String, i64)>,
+        batch: MovementBatch,
     ) -> Result<StockChange, AppError> {
+        let MovementBatch {
+            scope,
+            fingerprint,
+            kind,
+            reason,
+            lines,
+        } = batch;
         let now = self.now();
         let staff = actor.name.clone();
         self.store
@@ -245,11 +257,13 @@ impl App {
         self.write_movements(
             actor,
             key,
-            "receipt",
-            fp,
-            MovementKind::Receipt,
-            note,
-            lines,
+            MovementBatch {
+                scope: "receipt",
+                fingerprint: fp,
+                kind: MovementKind::Receipt,
+                reason: note,
+                lines,
+            },
         )
         .await
     }
@@ -275,11 +289,13 @@ impl App {
         self.write_movements(
             actor,
             key,
-            "waste",
-            fp,
-            MovementKind::Waste,
-            Some(reason),
-            lines,
+            MovementBatch {
+                scope: "waste",
+                fingerprint: fp,
+                kind: MovementKind::Waste,
+                reason: Some(reason),
+                lines,
+            },
         )
         .await
     }
