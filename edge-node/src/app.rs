@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod idempotency;
 pub mod orders;
+pub mod replication;
 pub mod sales;
 pub mod staff;
 pub mod stock;
@@ -56,6 +57,8 @@ pub struct App {
     pub(crate) sessions: Arc<staff::Sessions>,
     /// Key of the member-phone hash (DESIGN.md §8: stores keep only a keyed hash).
     pub(crate) member_key: Arc<[u8; 32]>,
+    /// The store's replicated documents.
+    pub(crate) sync: Arc<replication::SyncCtx>,
 }
 
 impl std::fmt::Debug for App {
@@ -68,7 +71,12 @@ impl std::fmt::Debug for App {
 
 impl App {
     /// Builds the core over an open store, loading the catalog and keys.
-    pub async fn new(store: Store, settings: AppSettings, clock: Clock) -> Result<App, AppError> {
+    pub async fn new(
+        store: Store,
+        settings: AppSettings,
+        clock: Clock,
+        sync: Arc<replication::SyncCtx>,
+    ) -> Result<App, AppError> {
         let index = catalog::load_index(&store).await?;
         let member_key = staff::load_or_create_member_key(&store).await?;
         Ok(App {
@@ -78,11 +86,17 @@ impl App {
             catalog: Arc::new(RwLock::new(Arc::new(index))),
             sessions: Arc::new(staff::Sessions::default()),
             member_key: Arc::new(member_key),
+            sync,
         })
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The store's documents and their change notifications.
+    pub fn sync_ctx(&self) -> &Arc<replication::SyncCtx> {
+        &self.sync
     }
 
     pub fn settings(&self) -> &AppSettings {

@@ -16,11 +16,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::replication::SyncCtx;
 use crate::app::{App, AppSettings, Clock, system_clock};
 use crate::config::{Config, database_path};
 use crate::http::{AppState, router};
 use crate::metrics::Metrics;
-use crate::store::Store;
 
 /// A node that is serving. Dropping it does not stop it: call
 /// [`Node::shutdown`] (or cancel the token given to [`Node::start`]).
@@ -44,9 +44,16 @@ pub async fn open_app(
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let m = metrics.clone();
-    let store = Store::open(
+    let sync = Arc::new(SyncCtx::new(&config.store_id));
+    let s = sync.clone();
+    let store = crate::store::open(
         &database_path(&data_dir),
-        Some(Arc::new(move |d, n| m.observe_commit(d, n))),
+        Some(Arc::new(move |d, n, committed| {
+            m.observe_commit(d, n);
+            if !committed {
+                s.rolled_back();
+            }
+        })),
     )?;
     let offset = FixedOffset::east_opt(config.utc_offset_minutes * 60)
         .context("utc_offset_minutes out of range")?;
@@ -56,7 +63,7 @@ pub async fn open_app(
         pickup_hold: chrono::Duration::hours(i64::from(config.pickup_hold_hours)),
         session_ttl: chrono::Duration::hours(i64::from(config.session_hours)),
     };
-    Ok(App::new(store, settings, clock).await?)
+    Ok(App::new(store, settings, clock, sync).await?)
 }
 
 impl Node {

@@ -12,11 +12,13 @@
 
 pub mod barcode;
 pub mod catalog;
+pub mod docs;
 pub mod money;
 pub mod order;
 pub mod qty;
 pub mod sale;
 pub mod stock;
+pub mod sync;
 pub mod ticket;
 
 pub use barcode::{BarcodeError, Ean13, ScaleLabel, Scan};

@@ -21,8 +21,11 @@ use rand::Rng;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use linli_shared::docs::ledger::{self, OrderFact};
+
 use super::idempotency::{self, IdempotencyKey};
-use super::stock::{NewMovement, adjust_reserved, apply_movement, level};
+use super::replication::Publish;
+use super::stock::{NewMovement, adjust_reserved, apply_and_publish, level};
 use super::{Actor, App, AppError, invalid, parse_ts, ts, valid_phone};
 use crate::store::StoreError;
 
@@ -155,10 +158,16 @@ impl App {
         let expires = now + self.settings.pickup_hold;
         let by = actor.name.clone();
         let (channel, fulfilment) = (req.channel, req.fulfilment);
-        self.store
+        let (sync, store_id, day) = (
+            self.sync.clone(),
+            self.settings.store_id.clone(),
+            self.business_day(now),
+        );
+        let (view, replayed, touched) = self
+            .store
             .write(move |c| {
                 if let Some(prev) = idempotency::replay(c, &key, "order", &fp)? {
-                    return Ok((prev, true));
+                    return Ok::<_, AppError>((prev, true, Vec::new()));
                 }
                 // reserve: several lines of one SKU add up
                 let mut need: std::collections::BTreeMap<&str, i64> = Default::default();
@@ -194,9 +203,14 @@ impl App {
                 }
                 let view = load_order(c, &order_id)?.ok_or_else(|| AppError::OrderNotFound(order_id.clone()))?;
                 idempotency::record(c, &key, "order", &fp, &view, now)?;
-                Ok((view, false))
+                let mut p = Publish::new(c, &sync, &store_id, day);
+                publish_order(&mut p, &view)?;
+                let touched = p.finish();
+                Ok((view, false, touched))
             })
-            .await
+            .await?;
+        self.sync.notify(touched);
+        Ok((view, replayed))
     }
 
     pub async fn get_order(&self, order_id: &str) -> Result<OrderView, AppError> {
@@ -240,8 +254,15 @@ impl App {
         }
         let now = self.now();
         let by = actor.name.clone();
-        self.store
+        let (sync, store_id, day) = (
+            self.sync.clone(),
+            self.settings.store_id.clone(),
+            self.business_day(now),
+        );
+        let (view, touched) = self
+            .store
             .write(move |c| {
+                let mut p = Publish::new(c, &sync, &store_id, day);
                 let order_id: String = c
                     .query_row("SELECT order_id FROM orders WHERE pickup_code = ?1", [&code], |r| r.get(0))
                     .optional()?
@@ -257,15 +278,19 @@ impl App {
                 check_redeem(&state, now).map_err(|r| refusal(&order_id, r))?;
                 for l in &order.lines {
                     adjust_reserved(c, &l.sku, -l.qty)?;
-                    apply_movement(c, &NewMovement { sku: &l.sku, kind: MovementKind::Pickup, delta: -l.qty, reason: None, ref_id: Some(&order_id), staff: &by, at: now })?;
+                    apply_and_publish(c, &mut p, &NewMovement { sku: &l.sku, kind: MovementKind::Pickup, delta: -l.qty, reason: None, ref_id: Some(&order_id), staff: &by, at: now })?;
                 }
                 c.execute(
                     "UPDATE orders SET status = 'handed_over', handed_over_at = ?1, handed_over_by = ?2 WHERE order_id = ?3",
                     params![ts(now), by, order_id],
                 )?;
-                load_order(c, &order_id)?.ok_or(AppError::OrderNotFound(order_id))
+                let view = load_order(c, &order_id)?.ok_or(AppError::OrderNotFound(order_id))?;
+                publish_order(&mut p, &view)?;
+                Ok::<_, AppError>((view, p.finish()))
             })
-            .await
+            .await?;
+        self.sync.notify(touched);
+        Ok(view)
     }
 
     /// Cancels an open order and releases its reservation. Needs a manager.
@@ -274,12 +299,18 @@ impl App {
         let now = self.now();
         let by = actor.name.clone();
         let id = order_id.to_owned();
-        self.store
+        let (sync, store_id, day) = (
+            self.sync.clone(),
+            self.settings.store_id.clone(),
+            self.business_day(now),
+        );
+        let (view, touched) = self
+            .store
             .write(move |c| {
                 let order = load_order(c, &id)?.ok_or_else(|| AppError::OrderNotFound(id.clone()))?;
                 match order.status {
                     OrderStatus::Placed => {}
-                    OrderStatus::Cancelled => return Ok(order), // cancelling twice is a no-op
+                    OrderStatus::Cancelled => return Ok((order, Vec::new())), // cancelling twice is a no-op
                     other => {
                         return Err(AppError::OrderNotCancellable { order_id: id, status: other.as_str().into() });
                     }
@@ -291,9 +322,14 @@ impl App {
                     "UPDATE orders SET status = 'cancelled', closed_at = ?1, closed_by = ?2 WHERE order_id = ?3",
                     params![ts(now), by, id],
                 )?;
-                load_order(c, &id)?.ok_or(AppError::OrderNotFound(id))
+                let view = load_order(c, &id)?.ok_or(AppError::OrderNotFound(id))?;
+                let mut p = Publish::new(c, &sync, &store_id, day);
+                publish_order(&mut p, &view)?;
+                Ok((view, p.finish()))
             })
-            .await
+            .await?;
+        self.sync.notify(touched);
+        Ok(view)
     }
 
     /// Releases the reservations of orders whose hold period is over. The
@@ -301,8 +337,15 @@ impl App {
     /// stock goes back on sale. Returns how many were released.
     pub async fn release_expired_orders(&self) -> Result<usize, AppError> {
         let now = self.now();
-        self.store
+        let (sync, store_id, day) = (
+            self.sync.clone(),
+            self.settings.store_id.clone(),
+            self.business_day(now),
+        );
+        let (n, touched) = self
+            .store
             .write(move |c| {
+                let mut p = Publish::new(c, &sync, &store_id, day);
                 let ids: Vec<String> = c
                     .prepare("SELECT order_id FROM orders WHERE status = 'placed' AND expires_at <= ?1 AND closed_at IS NULL")?
                     .query_map([ts(now)], |r| r.get(0))?
@@ -312,16 +355,33 @@ impl App {
                         for l in &o.lines {
                             adjust_reserved(c, &l.sku, -l.qty)?;
                         }
+                        p.levels(o.lines.iter().map(|l| l.sku.as_str()))?;
                     }
                     c.execute(
                         "UPDATE orders SET closed_at = ?1, closed_by = 'system:expiry' WHERE order_id = ?2",
                         params![ts(now), id],
                     )?;
                 }
-                Ok::<_, AppError>(ids.len())
+                Ok::<_, AppError>((ids.len(), p.finish()))
             })
-            .await
+            .await?;
+        self.sync.notify(touched);
+        Ok(n)
     }
+}
+
+/// Records the order's state in today's ledger and its SKUs' levels.
+fn publish_order(p: &mut Publish<'_>, o: &OrderView) -> Result<(), AppError> {
+    let fact = OrderFact {
+        order_id: o.order_id.clone(),
+        status: o.status.as_str().to_owned(),
+        total_fen: o.total_fen,
+        created_at: ts(o.created_at),
+        handed_over_at: o.handed_over_at.map(ts).unwrap_or_default(),
+        handed_over_by: o.handed_over_by.clone().unwrap_or_default(),
+    };
+    p.ledger(|d| ledger::put_order(d, &fact))?;
+    p.levels(o.lines.iter().map(|l| l.sku.as_str()))
 }
 
 fn refusal(order_id: &str, r: RedeemRefusal) -> AppError {

@@ -18,8 +18,11 @@ use linli_shared::{Fen, Qty, Unit};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use linli_shared::docs::ledger::{self, PaymentFact, RefundFact, SaleFact, SaleLineFact};
+
 use super::idempotency::{self, IdempotencyKey};
-use super::stock::{NewMovement, apply_movement};
+use super::replication::Publish;
+use super::stock::{NewMovement, apply_and_publish, apply_movement};
 use super::{Actor, App, AppError, invalid, parse_ts, ts, valid_phone};
 use crate::store::StoreError;
 
@@ -287,10 +290,12 @@ impl App {
         let day = self.business_day(now);
         let store_id = self.settings.store_id.clone();
         let cashier = actor.name.clone();
-        self.store
+        let sync = self.sync.clone();
+        let (receipt, replayed, touched) = self
+            .store
             .write(move |c| {
                 if let Some(prev) = idempotency::replay(c, &key, "sale", &fp)? {
-                    return Ok((prev, true));
+                    return Ok::<_, AppError>((prev, true, Vec::new()));
                 }
                 let sale_id = ulid::Ulid::new().to_string();
                 let seq = next_ticket_seq(c, day)?;
@@ -387,9 +392,34 @@ impl App {
                     negative_stock: negative,
                 };
                 idempotency::record(c, &key, "sale", &fp, &receipt, now)?;
-                Ok((receipt, false))
+                let fact = SaleFact {
+                    sale_id: receipt.sale_id.clone(),
+                    ticket_no: receipt.ticket_no.clone(),
+                    created_at: ts(now),
+                    cashier: receipt.cashier.clone(),
+                    total_fen: receipt.total_fen,
+                    lines: receipt
+                        .lines
+                        .iter()
+                        .map(|l| SaleLineFact { sku: l.sku.clone(), qty: l.qty, total_fen: l.total_fen })
+                        .collect(),
+                    payments: receipt
+                        .payments
+                        .iter()
+                        .map(|p| PaymentFact { method: p.method.as_str().to_owned(), amount_fen: p.amount_fen })
+                        .collect(),
+                    member: receipt.member,
+                };
+                let store_id = receipt.store_id.clone();
+                let mut p = Publish::new(c, &sync, &store_id, day);
+                p.ledger(|d| ledger::record_sale(d, &fact))?;
+                p.levels(receipt.lines.iter().map(|l| l.sku.as_str()))?;
+                let touched = p.finish();
+                Ok((receipt, false, touched))
             })
-            .await
+            .await?;
+        self.sync.notify(touched);
+        Ok((receipt, replayed))
     }
 
     /// A sale with its current refund state.
@@ -444,11 +474,18 @@ impl App {
         let now = self.now();
         let by = actor.name.clone();
         let sale_id = sale_id.to_owned();
-        self.store
+        let (sync, store_id, day) = (
+            self.sync.clone(),
+            self.settings.store_id.clone(),
+            self.business_day(now),
+        );
+        let (receipt, replayed, touched) = self
+            .store
             .write(move |c| {
                 if let Some(prev) = idempotency::replay(c, &key, "refund", &fp)? {
-                    return Ok((prev, true));
+                    return Ok::<_, AppError>((prev, true, Vec::new()));
                 }
+                let mut p = Publish::new(c, &sync, &store_id, day);
                 let sale = load_sale(c, &sale_id)?.ok_or_else(|| AppError::SaleNotFound(sale_id.clone()))?;
                 let default_disp = req.disposition.unwrap_or(Disposition::Restock);
                 let wanted: Vec<(u32, Option<i64>, Disposition)> = match &req.lines {
@@ -497,9 +534,9 @@ impl App {
                         params![q, amount, sale_id, line_no],
                     )?;
                     let refund_ref = refund_id.as_str();
-                    apply_movement(c, &NewMovement { sku: &line.sku, kind: MovementKind::RefundRestock, delta: q, reason: None, ref_id: Some(refund_ref), staff: &by, at: now })?;
+                    apply_and_publish(c, &mut p, &NewMovement { sku: &line.sku, kind: MovementKind::RefundRestock, delta: q, reason: None, ref_id: Some(refund_ref), staff: &by, at: now })?;
                     if *disp == Disposition::Waste {
-                        apply_movement(c, &NewMovement { sku: &line.sku, kind: MovementKind::Waste, delta: -q, reason: Some("other: returned by customer"), ref_id: Some(refund_ref), staff: &by, at: now })?;
+                        apply_and_publish(c, &mut p, &NewMovement { sku: &line.sku, kind: MovementKind::Waste, delta: -q, reason: Some("other: returned by customer"), ref_id: Some(refund_ref), staff: &by, at: now })?;
                     }
                     out.push(RefundedLine { line_no: *line_no, sku: line.sku.clone(), qty: q, amount_fen: amount, disposition: *disp });
                 }
@@ -516,9 +553,20 @@ impl App {
                 }
                 let receipt = RefundReceipt { refund_id, sale_id: sale_id.clone(), ticket_no: sale.ticket_no, lines: out, amount_fen: amount, by, at: now };
                 idempotency::record(c, &key, "refund", &fp, &receipt, now)?;
-                Ok((receipt, false))
+                let fact = RefundFact {
+                    refund_id: receipt.refund_id.clone(),
+                    sale_id: receipt.sale_id.clone(),
+                    amount_fen: receipt.amount_fen,
+                    staff: receipt.by.clone(),
+                    at: ts(now),
+                };
+                p.ledger(|d| ledger::record_refund(d, &fact))?;
+                p.levels(receipt.lines.iter().map(|l| l.sku.as_str()))?;
+                Ok((receipt, false, p.finish()))
             })
-            .await
+            .await?;
+        self.sync.notify(touched);
+        Ok((receipt, replayed))
     }
 }
 

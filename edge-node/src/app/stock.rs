@@ -12,7 +12,10 @@ use linli_shared::{Qty, Unit};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use linli_shared::docs::ledger::{self, MovementFact};
+
 use super::idempotency::{self, IdempotencyKey};
+use super::replication::Publish;
 use super::{Actor, App, AppError, invalid, parse_ts, ts};
 use crate::store::StoreError;
 
@@ -30,12 +33,38 @@ pub(crate) struct NewMovement<'a> {
 
 /// Appends a movement and updates the level; returns the new on-hand.
 pub(crate) fn apply_movement(c: &Connection, m: &NewMovement<'_>) -> Result<i64, AppError> {
+    insert_movement(c, m, &ulid::Ulid::new().to_string())
+}
+
+/// [`apply_movement`], also recording the movement in today's ledger.
+pub(crate) fn apply_and_publish(
+    c: &Connection,
+    p: &mut Publish<'_>,
+    m: &NewMovement<'_>,
+) -> Result<i64, AppError> {
+    let id = ulid::Ulid::new().to_string();
+    let on_hand = insert_movement(c, m, &id)?;
+    let fact = MovementFact {
+        movement_id: id,
+        sku: m.sku.to_owned(),
+        kind: m.kind.as_str().to_owned(),
+        delta: m.delta,
+        reason: m.reason.unwrap_or_default().to_owned(),
+        ref_id: m.ref_id.unwrap_or_default().to_owned(),
+        staff: m.staff.to_owned(),
+        at: ts(m.at),
+    };
+    p.ledger(|d| ledger::record_movement(d, &fact))?;
+    Ok(on_hand)
+}
+
+fn insert_movement(c: &Connection, m: &NewMovement<'_>, id: &str) -> Result<i64, AppError> {
     c.prepare_cached(
         "INSERT INTO movements(movement_id, sku, kind, delta, reason, ref_id, staff, at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
-        ulid::Ulid::new().to_string(),
+        id,
         m.sku,
         m.kind.as_str(),
         m.delta,
@@ -207,18 +236,26 @@ impl App {
         } = batch;
         let now = self.now();
         let staff = actor.name.clone();
-        self.store
+        let (sync, store_id, day) = (
+            self.sync.clone(),
+            self.settings.store_id.clone(),
+            self.business_day(now),
+        );
+        let (change, touched) = self
+            .store
             .write(move |c| {
                 if let Some(k) = &key
                     && let Some(prev) = idempotency::replay(c, k, scope, &fingerprint)?
                 {
-                    return Ok(prev);
+                    return Ok::<_, AppError>((prev, Vec::new()));
                 }
+                let mut p = Publish::new(c, &sync, &store_id, day);
                 let mut levels = Vec::with_capacity(lines.len());
                 for (sku, qty) in &lines {
                     let delta = kind.sign() * qty;
-                    let on_hand = apply_movement(
+                    let on_hand = apply_and_publish(
                         c,
+                        &mut p,
                         &NewMovement {
                             sku,
                             kind,
@@ -239,9 +276,12 @@ impl App {
                 if let Some(k) = &key {
                     idempotency::record(c, k, scope, &fingerprint, &change, now)?;
                 }
-                Ok(change)
+                p.levels(lines.iter().map(|(s, _)| s.as_str()))?;
+                Ok((change, p.finish()))
             })
-            .await
+            .await?;
+        self.sync.notify(touched);
+        Ok(change)
     }
 
     /// Books goods in. Any staff member may receive goods.
@@ -323,17 +363,25 @@ impl App {
         let fp = idempotency::fingerprint("count", &req);
         let now = self.now();
         let staff = actor.name.clone();
-        self.store
+        let (sync, store_id, day) = (
+            self.sync.clone(),
+            self.settings.store_id.clone(),
+            self.business_day(now),
+        );
+        let (change, touched) = self
+            .store
             .write(move |c| {
                 if let Some(k) = &key
                     && let Some(prev) = idempotency::replay(c, k, "count", &fp)?
                 {
-                    return Ok(prev);
+                    return Ok::<_, AppError>((prev, Vec::new()));
                 }
+                let mut p = Publish::new(c, &sync, &store_id, day);
                 let (on_hand, _) = level(c, &req.sku)?;
                 let delta = req.counted - on_hand;
-                let after = apply_movement(
+                let after = apply_and_publish(
                     c,
+                    &mut p,
                     &NewMovement {
                         sku: &req.sku,
                         kind: MovementKind::Count,
@@ -355,9 +403,12 @@ impl App {
                 if let Some(k) = &key {
                     idempotency::record(c, k, "count", &fp, &change, now)?;
                 }
-                Ok(change)
+                p.levels([req.sku.as_str()])?;
+                Ok((change, p.finish()))
             })
-            .await
+            .await?;
+        self.sync.notify(touched);
+        Ok(change)
     }
 
     /// The level of one SKU.

@@ -1,8 +1,8 @@
 //! Schema migrations, numbered by `PRAGMA user_version`.
 //!
 //! Each entry of [`MIGRATIONS`] moves the schema from version `i` to `i + 1`
-//! and runs in its own transaction. Never edit a released migration; append a
-//! new one.
+//! and runs in its own transaction (`linli_sync::db::migrate`). Never edit a
+//! released migration; append a new one.
 //!
 //! The tables are the store's query tables: stock levels are a cache of the
 //! movement log (`stock.on_hand` = sum of `movements.delta`), always updated
@@ -164,21 +164,13 @@ CREATE TABLE idempotency (
     created_at   TEXT NOT NULL
 );
 "#,
+    // 2: replicated documents (DESIGN.md §3), see linli_sync::doc_store
+    linli_sync::doc_store::MIGRATION,
 ];
 
-/// Brings the schema up to date. Each step is one transaction, so a crash
-/// mid-migration leaves the previous version intact.
+/// Brings the schema up to date.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let current = usize::try_from(current).unwrap_or(0);
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
-        tracing::info!(version = i + 1, "database migrated");
-    }
-    Ok(())
+    linli_sync::db::migrate(conn, MIGRATIONS)
 }
 
 #[cfg(test)]

@@ -1,0 +1,211 @@
+//! The store's side of DESIGN.md §3: every committed fact also becomes a
+//! change in the store's documents, in the same SQLite transaction as the
+//! query tables, so the two can never disagree after a crash.
+//!
+//! - `store/<S>/ledger/<day>`: sales, refunds, movements and pickup orders of
+//!   the business day (append-only, keyed by id);
+//! - `store/<S>/stock/<day>`: the levels of the SKUs touched, a new day's
+//!   document starting from the closing levels of the books.
+//!
+//! Use cases call [`Publish`] inside their write closure and hand the
+//! touched document ids to [`SyncCtx::notify`] after the commit, which wakes
+//! the uplink to push them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use automerge::AutoCommit;
+use chrono::NaiveDate;
+use linli_shared::docs::stock::{Level, set_level};
+use linli_shared::docs::{DocId, Owner};
+use linli_sync::doc_store::{DocError, Docs};
+use rusqlite::Connection;
+use tokio::sync::broadcast;
+
+use super::AppError;
+use crate::store::StoreError;
+
+impl From<DocError> for AppError {
+    fn from(e: DocError) -> Self {
+        AppError::Store(StoreError::Sql(e.to_string()))
+    }
+}
+
+impl From<automerge::AutomergeError> for AppError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        AppError::Store(StoreError::Sql(e.to_string()))
+    }
+}
+
+/// The node's documents and who is waiting for their changes.
+#[derive(Debug)]
+pub struct SyncCtx {
+    owner: Owner,
+    docs: Mutex<Option<Docs>>,
+    changes: broadcast::Sender<DocId>,
+    /// When each document got its first change the hub has not acknowledged.
+    unsynced: Mutex<HashMap<DocId, Instant>>,
+}
+
+impl SyncCtx {
+    pub fn new(store_id: &str) -> SyncCtx {
+        SyncCtx {
+            owner: Owner::Store(store_id.to_owned()),
+            docs: Mutex::new(None),
+            changes: broadcast::channel(4096).0,
+            unsynced: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs `f` with the document set; only called on the writer thread.
+    pub fn with_docs<T>(
+        &self,
+        c: &Connection,
+        f: impl FnOnce(&mut Docs) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let mut guard = match self.docs.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if guard.is_none() {
+            *guard = Some(Docs::open(c, self.owner.clone())?);
+        }
+        match guard.as_mut() {
+            Some(docs) => f(docs),
+            None => Err(AppError::Store(StoreError::Closed)),
+        }
+    }
+
+    /// A batch failed to commit: forget everything cached in memory.
+    pub fn rolled_back(&self) {
+        if let Ok(mut g) = self.docs.lock()
+            && let Some(d) = g.as_mut()
+        {
+            d.clear();
+        }
+    }
+
+    /// Subscribes to local document changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<DocId> {
+        self.changes.subscribe()
+    }
+
+    /// Announces committed changes to the uplink.
+    pub fn notify(&self, docs: impl IntoIterator<Item = DocId>) {
+        let now = Instant::now();
+        for d in docs {
+            if let Ok(mut u) = self.unsynced.lock() {
+                u.entry(d.clone()).or_insert(now);
+            }
+            // no receiver means no hub: the documents wait on disk
+            let _ = self.changes.send(d);
+        }
+    }
+
+    /// The hub acknowledged every change of `doc`.
+    pub fn acknowledged(&self, doc: &DocId) {
+        if let Ok(mut u) = self.unsynced.lock() {
+            u.remove(doc);
+        }
+    }
+
+    /// Documents with changes the hub has not acknowledged, and the age of
+    /// the oldest such change.
+    pub fn pending(&self) -> (usize, Option<std::time::Duration>) {
+        match self.unsynced.lock() {
+            Ok(u) => (u.len(), u.values().min().map(|t| t.elapsed())),
+            Err(_) => (0, None),
+        }
+    }
+}
+
+/// Collects the document changes of one use case inside its transaction.
+pub(crate) struct Publish<'a> {
+    c: &'a Connection,
+    sync: &'a SyncCtx,
+    store_id: &'a str,
+    day: NaiveDate,
+    touched: BTreeSet<DocId>,
+}
+
+impl<'a> Publish<'a> {
+    pub(crate) fn new(
+        c: &'a Connection,
+        sync: &'a SyncCtx,
+        store_id: &'a str,
+        day: NaiveDate,
+    ) -> Publish<'a> {
+        Publish {
+            c,
+            sync,
+            store_id,
+            day,
+            touched: BTreeSet::new(),
+        }
+    }
+
+    /// Changes today's ledger.
+    pub(crate) fn ledger(
+        &mut self,
+        f: impl FnOnce(&mut AutoCommit) -> Result<(), automerge::AutomergeError>,
+    ) -> Result<(), AppError> {
+        let id = DocId::store_ledger(self.store_id, self.day);
+        if self
+            .sync
+            .with_docs(self.c, |d| Ok(d.change(self.c, &id, f)?))?
+        {
+            self.touched.insert(id);
+        }
+        Ok(())
+    }
+
+    /// Writes the current levels (from the books) of `skus` into today's
+    /// stock document; a new day's document first takes every level.
+    pub(crate) fn levels<'s>(
+        &mut self,
+        skus: impl IntoIterator<Item = &'s str>,
+    ) -> Result<(), AppError> {
+        let id = DocId::store_stock(self.store_id, self.day);
+        let c = self.c;
+        let fresh = !self.sync.with_docs(c, |d| Ok(d.exists(c, &id)?))?;
+        let rows: Vec<(String, i64, i64)> = if fresh {
+            let mut stmt =
+                c.prepare_cached("SELECT sku, on_hand, reserved FROM stock ORDER BY sku")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?
+        } else {
+            let mut out = Vec::new();
+            let mut stmt =
+                c.prepare_cached("SELECT on_hand, reserved FROM stock WHERE sku = ?1")?;
+            for sku in skus.into_iter().collect::<BTreeSet<_>>() {
+                let (on_hand, reserved) = stmt.query_row([sku], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                out.push((sku.to_owned(), on_hand, reserved));
+            }
+            out
+        };
+        let changed = self.sync.with_docs(c, |d| {
+            Ok(d.change(c, &id, |doc| {
+                for (sku, on_hand, reserved) in &rows {
+                    set_level(
+                        doc,
+                        sku,
+                        Level {
+                            on_hand: *on_hand,
+                            reserved: *reserved,
+                        },
+                    )?;
+                }
+                Ok(())
+            })?)
+        })?;
+        if changed {
+            self.touched.insert(id);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Vec<DocId> {
+        self.touched.into_iter().collect()
+    }
+}

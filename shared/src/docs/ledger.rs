@@ -1,0 +1,292 @@
+//! `store/<S>/ledger/<day>`: the store's append-only record of the day —
+//! sales, refunds, stock movements and pickup orders, each keyed by the id it
+//! was born with. Keys are never reused, so merging any replicas of a ledger
+//! is the union of their entries (tested as a law in this module).
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, AutomergeError, ObjType, ReadDoc, Value};
+use serde::{Deserialize, Serialize};
+
+use super::{existing_map, get_i64, get_str, root_map};
+
+/// A sale as the rest of the chain sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleFact {
+    pub sale_id: String,
+    pub ticket_no: String,
+    /// Store-local timestamp, for display only (sync never reads clocks).
+    pub created_at: String,
+    pub cashier: String,
+    pub total_fen: i64,
+    pub lines: Vec<SaleLineFact>,
+    pub payments: Vec<PaymentFact>,
+    pub member: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleLineFact {
+    pub sku: String,
+    pub qty: i64,
+    pub total_fen: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentFact {
+    pub method: String,
+    pub amount_fen: i64,
+}
+
+/// A stock movement other than a sale (receipts, waste, counts, refunds,
+/// pickups); sales' movements follow from their lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovementFact {
+    pub movement_id: String,
+    pub sku: String,
+    pub kind: String,
+    pub delta: i64,
+    pub reason: String,
+    pub ref_id: String,
+    pub staff: String,
+    pub at: String,
+}
+
+/// A refund of (part of) a sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundFact {
+    pub refund_id: String,
+    pub sale_id: String,
+    pub amount_fen: i64,
+    pub staff: String,
+    pub at: String,
+}
+
+/// A pickup order's current state at the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderFact {
+    pub order_id: String,
+    pub status: String,
+    pub total_fen: i64,
+    pub created_at: String,
+    pub handed_over_at: String,
+    pub handed_over_by: String,
+}
+
+/// Records a sale (idempotent: the same sale id writes the same entry).
+pub fn record_sale(doc: &mut AutoCommit, s: &SaleFact) -> Result<(), AutomergeError> {
+    let sales = root_map(doc, "sales")?;
+    if doc.get(&sales, s.sale_id.as_str())?.is_some() {
+        return Ok(());
+    }
+    let obj = doc.put_object(&sales, s.sale_id.as_str(), ObjType::Map)?;
+    doc.put(&obj, "ticket_no", s.ticket_no.as_str())?;
+    doc.put(&obj, "created_at", s.created_at.as_str())?;
+    doc.put(&obj, "cashier", s.cashier.as_str())?;
+    doc.put(&obj, "total_fen", s.total_fen)?;
+    doc.put(&obj, "member", s.member)?;
+    let lines = doc.put_object(&obj, "lines", ObjType::List)?;
+    for (i, l) in s.lines.iter().enumerate() {
+        let line = doc.insert_object(&lines, i, ObjType::Map)?;
+        doc.put(&line, "sku", l.sku.as_str())?;
+        doc.put(&line, "qty", l.qty)?;
+        doc.put(&line, "total_fen", l.total_fen)?;
+    }
+    let pays = doc.put_object(&obj, "payments", ObjType::List)?;
+    for (i, p) in s.payments.iter().enumerate() {
+        let pay = doc.insert_object(&pays, i, ObjType::Map)?;
+        doc.put(&pay, "method", p.method.as_str())?;
+        doc.put(&pay, "amount_fen", p.amount_fen)?;
+    }
+    Ok(())
+}
+
+pub fn record_movement(doc: &mut AutoCommit, m: &MovementFact) -> Result<(), AutomergeError> {
+    let movements = root_map(doc, "movements")?;
+    if doc.get(&movements, m.movement_id.as_str())?.is_some() {
+        return Ok(());
+    }
+    let obj = doc.put_object(&movements, m.movement_id.as_str(), ObjType::Map)?;
+    doc.put(&obj, "sku", m.sku.as_str())?;
+    doc.put(&obj, "kind", m.kind.as_str())?;
+    doc.put(&obj, "delta", m.delta)?;
+    doc.put(&obj, "reason", m.reason.as_str())?;
+    doc.put(&obj, "ref_id", m.ref_id.as_str())?;
+    doc.put(&obj, "staff", m.staff.as_str())?;
+    doc.put(&obj, "at", m.at.as_str())?;
+    Ok(())
+}
+
+pub fn record_refund(doc: &mut AutoCommit, r: &RefundFact) -> Result<(), AutomergeError> {
+    let refunds = root_map(doc, "refunds")?;
+    if doc.get(&refunds, r.refund_id.as_str())?.is_some() {
+        return Ok(());
+    }
+    let obj = doc.put_object(&refunds, r.refund_id.as_str(), ObjType::Map)?;
+    doc.put(&obj, "sale_id", r.sale_id.as_str())?;
+    doc.put(&obj, "amount_fen", r.amount_fen)?;
+    doc.put(&obj, "staff", r.staff.as_str())?;
+    doc.put(&obj, "at", r.at.as_str())?;
+    Ok(())
+}
+
+/// Writes an order's current state (the store is its only writer, so the
+/// latest put is the state).
+pub fn put_order(doc: &mut AutoCommit, o: &OrderFact) -> Result<(), AutomergeError> {
+    let orders = root_map(doc, "orders")?;
+    let obj = match doc.get(&orders, o.order_id.as_str())? {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        _ => doc.put_object(&orders, o.order_id.as_str(), ObjType::Map)?,
+    };
+    doc.put(&obj, "status", o.status.as_str())?;
+    doc.put(&obj, "total_fen", o.total_fen)?;
+    doc.put(&obj, "created_at", o.created_at.as_str())?;
+    doc.put(&obj, "handed_over_at", o.handed_over_at.as_str())?;
+    doc.put(&obj, "handed_over_by", o.handed_over_by.as_str())?;
+    Ok(())
+}
+
+/// All sales in the ledger, ordered by sale id (ids are time-ordered ULIDs).
+pub fn read_sales(doc: &AutoCommit) -> Vec<SaleFact> {
+    let Some(sales) = existing_map(doc, "sales") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in doc.map_range(&sales, ..) {
+        let id = item.id();
+        let list = |key: &str| match doc.get(&id, key) {
+            Ok(Some((Value::Object(ObjType::List), l))) => Some(l),
+            _ => None,
+        };
+        let lines = list("lines")
+            .map(|l| {
+                (0..doc.length(&l))
+                    .filter_map(|i| match doc.get(&l, i) {
+                        Ok(Some((Value::Object(ObjType::Map), o))) => Some(SaleLineFact {
+                            sku: get_str(doc, &o, "sku"),
+                            qty: get_i64(doc, &o, "qty"),
+                            total_fen: get_i64(doc, &o, "total_fen"),
+                        }),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let payments = list("payments")
+            .map(|l| {
+                (0..doc.length(&l))
+                    .filter_map(|i| match doc.get(&l, i) {
+                        Ok(Some((Value::Object(ObjType::Map), o))) => Some(PaymentFact {
+                            method: get_str(doc, &o, "method"),
+                            amount_fen: get_i64(doc, &o, "amount_fen"),
+                        }),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let member = matches!(
+            doc.get(&id, "member"),
+            Ok(Some((Value::Scalar(s), _))) if matches!(s.as_ref(), automerge::ScalarValue::Boolean(true))
+        );
+        out.push(SaleFact {
+            sale_id: item.key.to_string(),
+            ticket_no: get_str(doc, &id, "ticket_no"),
+            created_at: get_str(doc, &id, "created_at"),
+            cashier: get_str(doc, &id, "cashier"),
+            total_fen: get_i64(doc, &id, "total_fen"),
+            lines,
+            payments,
+            member,
+        });
+    }
+    out
+}
+
+/// Ids of all entries under a root map (`sales`, `movements`, `refunds`, `orders`).
+pub fn entry_ids(doc: &AutoCommit, section: &str) -> Vec<String> {
+    existing_map(doc, section)
+        .map(|m| doc.map_range(&m, ..).map(|i| i.key.to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docs::{DocId, Owner, new_doc};
+    use proptest::prelude::*;
+
+    fn sale(i: u32) -> SaleFact {
+        SaleFact {
+            sale_id: format!("01SALE{i:06}"),
+            ticket_no: format!("S001-20261125-{i:04}"),
+            created_at: "2026-11-25T02:00:00.000Z".into(),
+            cashier: "ana".into(),
+            total_fen: i64::from(i) * 100,
+            lines: vec![SaleLineFact {
+                sku: "P00001".into(),
+                qty: 1,
+                total_fen: i64::from(i) * 100,
+            }],
+            payments: vec![PaymentFact {
+                method: "cash".into(),
+                amount_fen: i64::from(i) * 100,
+            }],
+            member: i % 2 == 0,
+        }
+    }
+
+    fn base() -> AutoCommit {
+        let id = DocId::parse("store/S001/ledger/2026-11-25").unwrap();
+        new_doc(&id, Owner::Store("S001".into()).actor([0; 8])).unwrap()
+    }
+
+    #[test]
+    fn sales_round_trip() {
+        let mut d = base();
+        record_sale(&mut d, &sale(1)).unwrap();
+        record_sale(&mut d, &sale(1)).unwrap(); // idempotent
+        d.commit();
+        let back = AutoCommit::load(&d.save()).unwrap();
+        assert_eq!(read_sales(&back), vec![sale(1)]);
+    }
+
+    /// Replicas of one ledger, each holding some of the sales (as a store
+    /// and the hub do mid-sync), merge into the union of their sales in any
+    /// order and any grouping, and merging twice changes nothing.
+    fn merged(parts: &[AutoCommit], order: &[usize]) -> Vec<SaleFact> {
+        let mut acc = parts[order[0]].clone();
+        for &i in &order[1..] {
+            let mut other = parts[i].clone();
+            acc.merge(&mut other).unwrap();
+        }
+        read_sales(&acc)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn ledger_merge_is_commutative_associative_idempotent(splits in proptest::collection::vec(0usize..3, 1..30)) {
+            // one owner writes in sequence; three replicas saw prefixes of its history
+            let mut owner = base();
+            owner.commit();
+            let mut replicas = vec![owner.clone(), owner.clone(), owner.clone()];
+            for (i, r) in splits.iter().enumerate() {
+                record_sale(&mut owner, &sale(i as u32)).unwrap();
+                owner.commit();
+                // replica r catches up to the owner at this point
+                let mut o = owner.clone();
+                replicas[*r].merge(&mut o).unwrap();
+            }
+            let a = merged(&replicas, &[0, 1, 2]);
+            let b = merged(&replicas, &[2, 0, 1]);
+            let c = merged(&replicas, &[1, 2, 0]);
+            prop_assert_eq!(&a, &b);
+            prop_assert_eq!(&a, &c);
+            // idempotent: merging a replica into itself or twice changes nothing
+            let twice = merged(&[replicas[0].clone(), replicas[1].clone(), replicas[2].clone(), replicas[0].clone()], &[0, 1, 2, 3]);
+            prop_assert_eq!(&a, &twice);
+            // the union is exactly what the most advanced replica saw, each sale once
+            let ids: std::collections::BTreeSet<String> = a.iter().map(|s| s.sale_id.clone()).collect();
+            prop_assert_eq!(ids.len(), a.len());
+        }
+    }
+}

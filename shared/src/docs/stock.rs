@@ -1,0 +1,56 @@
+//! `store/<S>/stock/<day>`: the store's stock levels per SKU, as of its
+//! latest committed write. The store is the only writer, so each SKU's entry
+//! is simply its latest value; a new day's document starts from the closing
+//! levels of the store's books (its SQLite tables), so history stays short.
+
+use std::collections::BTreeMap;
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, AutomergeError, ObjType, ReadDoc, Value};
+
+use super::{existing_map, get_i64, root_map};
+
+/// One SKU's level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Level {
+    pub on_hand: i64,
+    pub reserved: i64,
+}
+
+/// Sets a SKU's level; writes nothing if it is unchanged.
+pub fn set_level(doc: &mut AutoCommit, sku: &str, level: Level) -> Result<(), AutomergeError> {
+    let levels = root_map(doc, "levels")?;
+    let obj = match doc.get(&levels, sku)? {
+        Some((Value::Object(ObjType::Map), id)) => {
+            if get_i64(doc, &id, "on_hand") == level.on_hand
+                && get_i64(doc, &id, "reserved") == level.reserved
+            {
+                return Ok(());
+            }
+            id
+        }
+        _ => doc.put_object(&levels, sku, ObjType::Map)?,
+    };
+    doc.put(&obj, "on_hand", level.on_hand)?;
+    doc.put(&obj, "reserved", level.reserved)?;
+    Ok(())
+}
+
+/// All levels in the document.
+pub fn read_levels(doc: &AutoCommit) -> BTreeMap<String, Level> {
+    let Some(levels) = existing_map(doc, "levels") else {
+        return BTreeMap::new();
+    };
+    doc.map_range(&levels, ..)
+        .map(|item| {
+            let id = item.id();
+            (
+                item.key.to_string(),
+                Level {
+                    on_hand: get_i64(doc, &id, "on_hand"),
+                    reserved: get_i64(doc, &id, "reserved"),
+                },
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,410 @@
+//! SQLite, owned by one writer thread, with grouped durable commits.
+//! Shared by the edge node and the hub; each brings its own migrations.
+//!
+//! Every write is a closure sent to the writer thread. The thread takes all
+//! writes waiting in its queue (up to [`MAX_BATCH`]), runs each inside its own
+//! `SAVEPOINT` within one transaction, then commits once. A write that fails
+//! rolls back to its savepoint and does not disturb its neighbours; a failed
+//! commit fails every write of the batch. Replies are sent only after the
+//! commit returned.
+//!
+//! Durability: WAL with `synchronous=FULL`, so `COMMIT` returns only after the
+//! WAL is fsynced. An acknowledged write therefore survives `kill -9` and power
+//! loss; grouping amortises the fsync over concurrent writers.
+//!
+//! Reads run on a small pool of read-only connections on the blocking pool,
+//! which WAL lets proceed while the writer commits.
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+/// Largest number of writes grouped into one commit.
+pub const MAX_BATCH: usize = 256;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open database {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    /// SQLite refused a statement.
+    #[error("database error: {0}")]
+    Sql(String),
+    /// The commit of a batch failed, so none of its writes happened.
+    #[error("database commit failed: {0}")]
+    Commit(String),
+    /// The store is shutting down or its writer thread is gone.
+    #[error("database is closed")]
+    Closed,
+    /// A write panicked; it was rolled back.
+    #[error("internal error in a database write")]
+    Panicked,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(e.to_string())
+    }
+}
+
+type Finisher = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Finisher + Send>;
+
+enum Msg {
+    Write(Job),
+    /// Finish what is queued, checkpoint, close.
+    Stop,
+}
+
+/// Called after every batch with its duration, its size and whether it
+/// committed (metrics; and caches of what the batch wrote must be dropped
+/// when it did not).
+pub type CommitObserver = Arc<dyn Fn(Duration, usize, bool) + Send + Sync>;
+
+/// Handle to the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::Sender<Msg>,
+    readers: Arc<ReadPool>,
+    writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.readers.path)
+            .finish()
+    }
+}
+
+fn open_conn(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Brings a schema up to date (see `migrate`).
+pub type Migrate = fn(&mut Connection) -> rusqlite::Result<()>;
+
+/// Applies numbered migrations by `PRAGMA user_version`; each step is one
+/// transaction, so a crash mid-migration leaves the previous version intact.
+/// Never edit a released migration; append a new one.
+pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> rusqlite::Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let current = usize::try_from(current).unwrap_or(0);
+    for (i, sql) in migrations.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "database migrated");
+    }
+    Ok(())
+}
+
+/// Opens (creating if needed) and migrates a database file, applying the
+/// durable pragmas. Used by the writer thread and by offline CLI commands.
+pub fn open_writer_conn(path: &Path, migrate: Migrate) -> Result<Connection, StoreError> {
+    let err = |e: rusqlite::Error| StoreError::Open {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut conn = open_conn(path, OpenFlags::default()).map_err(err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(err)?;
+    // FULL: the WAL is fsynced at every commit; see the module docs.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(err)?;
+    migrate(&mut conn).map_err(err)?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens the database at `path` and starts the writer thread.
+    pub fn open(
+        path: &Path,
+        migrate: Migrate,
+        on_commit: Option<CommitObserver>,
+    ) -> Result<Store, StoreError> {
+        let conn = open_writer_conn(path, migrate)?;
+        let (tx, rx) = mpsc::channel::<Msg>(4 * MAX_BATCH);
+        let handle = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, on_commit))
+            .map_err(|e| StoreError::Open {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(Store {
+            tx,
+            readers: Arc::new(ReadPool {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            }),
+            writer: Arc::new(Mutex::new(Some(handle))),
+        })
+    }
+
+    /// Runs `f` in the writer's transaction and returns its result once the
+    /// transaction is durably committed. If `f` fails, its writes are rolled
+    /// back and nothing of it is committed.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let job = make_job(f, reply_tx);
+        self.tx
+            .send(Msg::Write(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        reply_rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs a read on a pooled read-only connection, off the async runtime.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            let out = f(&conn);
+            pool.give_back(conn);
+            out
+        })
+        .await
+        .map_err(|_| StoreError::Panicked)?
+    }
+
+    /// Lets queued writes finish, checkpoints the WAL and closes the
+    /// database; later writes fail with [`StoreError::Closed`]. Waits for the
+    /// writer thread. Any clone may call it; the first call does the work.
+    pub fn close(&self) {
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle
+            && self.tx.blocking_send(Msg::Stop).is_ok()
+        {
+            let _ = h.join();
+        }
+        if let Ok(mut idle) = self.readers.idle.lock() {
+            idle.clear();
+        }
+    }
+
+    /// Async form of [`Store::close`] for use inside the runtime.
+    pub async fn shutdown(&self) {
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle
+            && self.tx.send(Msg::Stop).await.is_ok()
+        {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+        if let Ok(mut idle) = self.readers.idle.lock() {
+            idle.clear();
+        }
+    }
+}
+
+fn make_job<T, E, F>(f: F, reply: oneshot::Sender<Result<T, E>>) -> Job
+where
+    F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
+    Box::new(move |conn: &Connection| {
+        let result = in_savepoint(conn, f);
+        Box::new(move |commit: Result<(), StoreError>| {
+            let out = match (result, commit) {
+                (Ok(v), Ok(())) => Ok(v),
+                (Ok(_), Err(e)) => Err(E::from(e)),
+                (Err(e), _) => Err(e),
+            };
+            // the caller may have gone away (client disconnected); the write
+            // is committed regardless and a retry finds it by idempotency key
+            let _ = reply.send(out);
+        })
+    })
+}
+
+fn in_savepoint<T, E, F>(conn: &Connection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&Connection) -> Result<T, E>,
+    E: From<StoreError>,
+{
+    conn.execute_batch("SAVEPOINT job")
+        .map_err(StoreError::from)?;
+    let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(conn)));
+    let out = match out {
+        Ok(r) => r,
+        Err(_) => Err(E::from(StoreError::Panicked)),
+    };
+    let end = if out.is_ok() {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
+    conn.execute_batch(end).map_err(StoreError::from)?;
+    out
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>, on_commit: Option<CommitObserver>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut stopping = false;
+    loop {
+        if !stopping {
+            match rx.blocking_recv() {
+                Some(Msg::Write(job)) => batch.push(job),
+                Some(Msg::Stop) | None => {
+                    // refuse new writes; what is queued still commits below
+                    stopping = true;
+                    rx.close();
+                }
+            }
+        }
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Msg::Write(job)) => batch.push(job),
+                Ok(Msg::Stop) => {
+                    stopping = true;
+                    rx.close();
+                }
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            if stopping {
+                break;
+            }
+            continue;
+        }
+        let started = Instant::now();
+        let n = batch.len();
+        let commit = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {
+                let finishers: Vec<Finisher> = batch.drain(..).map(|job| job(&conn)).collect();
+                let commit = conn
+                    .execute_batch("COMMIT")
+                    .map_err(|e| StoreError::Commit(e.to_string()));
+                if commit.is_err() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                for finish in finishers {
+                    finish(commit.clone());
+                }
+                commit
+            }
+            Err(e) => {
+                let err = StoreError::Commit(e.to_string());
+                for job in batch.drain(..) {
+                    // never run: answer with the error without touching the db
+                    drop(job);
+                }
+                Err(err)
+            }
+        };
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, batch = n, "commit failed");
+        }
+        if let Some(obs) = &on_commit {
+            obs(started.elapsed(), n, commit.is_ok());
+        }
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "checkpoint at close failed");
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing the database failed");
+    }
+    tracing::info!("database closed");
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(c) = self.idle.lock().ok().and_then(|mut v| v.pop()) {
+            return Ok(c);
+        }
+        let conn = open_conn(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < 8
+        {
+            idle.push(conn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failed_write_leaves_nothing_and_neighbours_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        fn schema(c: &mut Connection) -> rusqlite::Result<()> {
+            migrate(
+                c,
+                &["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"],
+            )
+        }
+        let store = Store::open(&dir.path().join("t.db"), schema, None).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..50i64 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                s.write(move |c: &Connection| {
+                    c.execute(
+                        "INSERT INTO meta(key, value) VALUES (?1, 'x')",
+                        [format!("k{i}")],
+                    )?;
+                    if i % 2 == 0 {
+                        return Err(StoreError::Sql("refused".into()));
+                    }
+                    Ok(())
+                })
+                .await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            if t.await.unwrap().is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 25);
+        let n: i64 = store
+            .read(|c: &Connection| {
+                c.query_row("SELECT count(*) FROM meta WHERE key LIKE 'k%'", [], |r| {
+                    r.get(0)
+                })
+                .map_err(StoreError::from)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 25);
+        store.shutdown().await;
+        let late = store.write(|_c: &Connection| Ok::<_, StoreError>(())).await;
+        assert!(matches!(late, Err(StoreError::Closed)));
+    }
+}

@@ -1,0 +1,434 @@
+//! automerge documents in SQLite: a snapshot plus incremental chunks per
+//! document, compacted when the chunks outgrow the snapshot (the layout of
+//! automerge-repo's storage), and the sync state per (document, peer).
+//!
+//! [`Docs`] is owned by the database's writer thread (behind a mutex that
+//! only that thread locks in practice). Every mutation of a document and the
+//! chunk that persists it happen inside the caller's write transaction, so
+//! the query tables updated in the same closure can never disagree with the
+//! documents after a crash. The in-memory copies are a cache of the chunks:
+//! whenever a write fails after a document changed in memory, that document
+//! is evicted and reloaded from the database on next use ([`Docs::evict`],
+//! [`Docs::clear`] after a failed commit).
+//!
+//! Sync states: during a session the full `sync::State` lives in memory
+//! (sent hashes, the peer's Bloom filter); only its encoded form (the shared
+//! heads, ~34 bytes) is persisted, which is what makes a reconnect after
+//! hours cost only the delta. Re-decoding the state mid-session would stall
+//! the protocol (measured in tools/automerge-bench/RESULTS.md).
+
+use std::collections::HashMap;
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{ActorId, AutoCommit, ChangeHash};
+use linli_shared::docs::{DocId, Owner, new_doc};
+use linli_shared::sync::IndexEntry;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// The tables; include this in the schema migrations of whoever uses [`Docs`].
+pub const MIGRATION: &str = r#"
+CREATE TABLE docs (
+    doc_id      TEXT PRIMARY KEY,
+    heads       BLOB NOT NULL,
+    changes     INTEGER NOT NULL DEFAULT 0,
+    snapshot_bytes INTEGER NOT NULL DEFAULT 0,
+    chunk_bytes INTEGER NOT NULL DEFAULT 0,
+    updated_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE doc_chunks (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL,
+    kind   TEXT NOT NULL CHECK (kind IN ('snapshot', 'incremental')),
+    bytes  BLOB NOT NULL
+);
+CREATE INDEX doc_chunks_by_doc ON doc_chunks(doc_id, seq);
+CREATE TABLE sync_states (
+    doc_id TEXT NOT NULL,
+    peer   TEXT NOT NULL,
+    state  BLOB NOT NULL,
+    PRIMARY KEY (doc_id, peer)
+);
+CREATE TABLE doc_meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DocError {
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("automerge: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+    #[error("bad sync message: {0}")]
+    Message(String),
+    /// The peer sent something it may not write; nothing was applied.
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+/// What receiving a sync message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Number of new changes applied.
+    pub new_changes: usize,
+}
+
+/// The document cache and sync states of one replica.
+#[derive(Debug)]
+pub struct Docs {
+    owner: Owner,
+    actor: ActorId,
+    docs: HashMap<DocId, AutoCommit>,
+    states: HashMap<(DocId, String), sync::State>,
+}
+
+fn heads_blob(heads: &[ChangeHash]) -> Vec<u8> {
+    heads.iter().flat_map(|h| h.0).collect()
+}
+
+fn heads_from_blob(b: &[u8]) -> Vec<[u8; 32]> {
+    b.chunks_exact(32)
+        .map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            h
+        })
+        .collect()
+}
+
+impl Docs {
+    /// The documents of the replica `owner`, with this database's actor id
+    /// (created on first use, so a copied database keeps its actor and a new
+    /// one never reuses another's).
+    pub fn open(c: &Connection, owner: Owner) -> Result<Docs, DocError> {
+        let existing: Option<Vec<u8>> = c
+            .query_row("SELECT value FROM doc_meta WHERE key = 'actor'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let actor = match existing {
+            Some(bytes) if owner.owns_actor(&ActorId::from(bytes.clone())) => ActorId::from(bytes),
+            _ => {
+                let actor = owner.actor(rand::random());
+                c.execute(
+                    "INSERT OR REPLACE INTO doc_meta(key, value) VALUES ('actor', ?1)",
+                    [actor.to_bytes()],
+                )?;
+                actor
+            }
+        };
+        Ok(Docs {
+            owner,
+            actor,
+            docs: HashMap::new(),
+            states: HashMap::new(),
+        })
+    }
+
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// Drops a document from the cache (it reloads from its chunks).
+    pub fn evict(&mut self, id: &DocId) {
+        self.docs.remove(id);
+    }
+
+    /// Drops every cached document and in-session sync state: called when a
+    /// commit failed, since memory may then hold what the disk does not.
+    pub fn clear(&mut self) {
+        self.docs.clear();
+        self.states.clear();
+    }
+
+    /// Forgets the in-session sync states with `peer` (a session ended or
+    /// began); the persisted shared heads remain.
+    pub fn end_session(&mut self, peer: &str) {
+        self.states.retain(|(_, p), _| p != peer);
+    }
+
+    fn load(&mut self, c: &Connection, id: &DocId) -> Result<Option<&mut AutoCommit>, DocError> {
+        if !self.docs.contains_key(id) {
+            let mut stmt =
+                c.prepare_cached("SELECT bytes FROM doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
+            let chunks: Vec<Vec<u8>> = stmt
+                .query_map([id.as_str()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            if chunks.is_empty() {
+                return Ok(None);
+            }
+            let mut doc = AutoCommit::new().with_actor(self.actor.clone());
+            for chunk in &chunks {
+                doc.load_incremental(chunk)?;
+            }
+            // what is loaded is already stored: the next incremental save
+            // must contain only new changes
+            let _ = doc.save_incremental();
+            self.docs.insert(id.clone(), doc);
+        }
+        Ok(self.docs.get_mut(id))
+    }
+
+    /// The document, created empty if this replica does not have it (a
+    /// replica that does not own a document starts from nothing and
+    /// receives the owner's changes).
+    fn load_or_empty(&mut self, c: &Connection, id: &DocId) -> Result<&mut AutoCommit, DocError> {
+        if self.load(c, id)?.is_none() {
+            let doc = if &id.owner() == &self.owner {
+                new_doc(id, self.actor.clone())?
+            } else {
+                AutoCommit::new().with_actor(self.actor.clone())
+            };
+            self.docs.insert(id.clone(), doc);
+        }
+        self.docs
+            .get_mut(id)
+            .ok_or_else(|| DocError::Message("document vanished from cache".into()))
+    }
+
+    /// Whether this replica has the document.
+    pub fn exists(&self, c: &Connection, id: &DocId) -> Result<bool, DocError> {
+        Ok(
+            c.prepare_cached("SELECT EXISTS(SELECT 1 FROM docs WHERE doc_id = ?1)")?
+                .query_row([id.as_str()], |r| r.get(0))?,
+        )
+    }
+
+    /// Reads a document (without creating it).
+    pub fn read<T>(
+        &mut self,
+        c: &Connection,
+        id: &DocId,
+        f: impl FnOnce(&AutoCommit) -> T,
+    ) -> Result<Option<T>, DocError> {
+        Ok(self.load(c, id)?.map(|d| f(d)))
+    }
+
+    /// Changes a document this replica owns and persists the change in the
+    /// caller's transaction. Returns whether anything changed.
+    pub fn change(
+        &mut self,
+        c: &Connection,
+        id: &DocId,
+        f: impl FnOnce(&mut AutoCommit) -> Result<(), automerge::AutomergeError>,
+    ) -> Result<bool, DocError> {
+        if id.owner() != self.owner {
+            return Err(DocError::Refused(format!("this replica does not own {id}")));
+        }
+        let result = (|| {
+            let doc = self.load_or_empty(c, id)?;
+            f(doc)?;
+            doc.commit();
+            Ok::<_, DocError>(())
+        })();
+        match result.and_then(|()| self.persist(c, id)) {
+            Ok(changed) => Ok(changed),
+            Err(e) => {
+                self.evict(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the document's unsaved changes as an incremental chunk, and
+    /// compacts into a snapshot when the chunks outgrow it.
+    fn persist(&mut self, c: &Connection, id: &DocId) -> Result<bool, DocError> {
+        let Some(doc) = self.docs.get_mut(id) else {
+            return Ok(false);
+        };
+        let chunk = doc.save_incremental();
+        if chunk.is_empty() {
+            return Ok(false);
+        }
+        let heads = heads_blob(&doc.get_heads());
+        c.prepare_cached(
+            "INSERT INTO doc_chunks(doc_id, kind, bytes) VALUES (?1, 'incremental', ?2)",
+        )?
+        .execute(params![id.as_str(), chunk])?;
+        let (snapshot_bytes, chunk_bytes): (i64, i64) = c
+            .prepare_cached(
+                "INSERT INTO docs(doc_id, heads, changes, chunk_bytes, updated_seq)
+                 VALUES (?1, ?2, 1, ?3, last_insert_rowid())
+                 ON CONFLICT(doc_id) DO UPDATE SET heads = excluded.heads, changes = changes + 1,
+                     chunk_bytes = chunk_bytes + excluded.chunk_bytes, updated_seq = excluded.updated_seq
+                 RETURNING snapshot_bytes, chunk_bytes",
+            )?
+            .query_row(params![id.as_str(), heads, chunk.len() as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if chunk_bytes > snapshot_bytes.max(64 * 1024) {
+            let snapshot = doc.save();
+            c.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [id.as_str()])?;
+            c.execute(
+                "INSERT INTO doc_chunks(doc_id, kind, bytes) VALUES (?1, 'snapshot', ?2)",
+                params![id.as_str(), snapshot],
+            )?;
+            c.execute(
+                "UPDATE docs SET snapshot_bytes = ?2, chunk_bytes = 0 WHERE doc_id = ?1",
+                params![id.as_str(), snapshot.len() as i64],
+            )?;
+        }
+        Ok(true)
+    }
+
+    fn state(
+        &mut self,
+        c: &Connection,
+        id: &DocId,
+        peer: &str,
+    ) -> Result<&mut sync::State, DocError> {
+        let key = (id.clone(), peer.to_owned());
+        if !self.states.contains_key(&key) {
+            let stored: Option<Vec<u8>> = c
+                .prepare_cached("SELECT state FROM sync_states WHERE doc_id = ?1 AND peer = ?2")?
+                .query_row(params![id.as_str(), peer], |r| r.get(0))
+                .optional()?;
+            let mut state = stored
+                .and_then(|b| sync::State::decode(&b).ok())
+                .unwrap_or_default();
+            // a replica never applies changes to a document the peer does not own
+            let peer_owns = match id.owner() {
+                Owner::Hub => peer == "hub",
+                Owner::Store(s) => peer == s,
+            };
+            if !peer_owns {
+                state.set_read_only(true);
+            }
+            self.states.insert(key.clone(), state);
+        }
+        self.states
+            .get_mut(&key)
+            .ok_or_else(|| DocError::Message("sync state vanished".into()))
+    }
+
+    fn save_state(&mut self, c: &Connection, id: &DocId, peer: &str) -> Result<(), DocError> {
+        let key = (id.clone(), peer.to_owned());
+        if let Some(s) = self.states.get(&key) {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO sync_states(doc_id, peer, state) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![id.as_str(), peer, s.encode()])?;
+        }
+        Ok(())
+    }
+
+    /// The next sync message for `peer` about `id`, if any.
+    pub fn generate(
+        &mut self,
+        c: &Connection,
+        id: &DocId,
+        peer: &str,
+    ) -> Result<Option<Vec<u8>>, DocError> {
+        self.load_or_empty(c, id)?;
+        let mut state = std::mem::take(self.state(c, id, peer)?);
+        let msg = self
+            .docs
+            .get_mut(id)
+            .and_then(|doc| doc.sync().generate_sync_message(&mut state));
+        self.states.insert((id.clone(), peer.to_owned()), state);
+        self.save_state(c, id, peer)?;
+        Ok(msg.map(|m| m.encode()))
+    }
+
+    /// Applies a sync message from `peer`, who owns documents of
+    /// `peer_owner`. Changes are accepted only into documents the peer owns
+    /// and only if every new change's actor belongs to that owner; anything
+    /// else is refused whole and nothing of it stays applied.
+    pub fn receive(
+        &mut self,
+        c: &Connection,
+        id: &DocId,
+        peer: &str,
+        peer_owner: &Owner,
+        bytes: &[u8],
+    ) -> Result<Received, DocError> {
+        let msg = sync::Message::decode(bytes).map_err(|e| DocError::Message(e.to_string()))?;
+        let owner = id.owner();
+        if &owner != peer_owner && !msg.changes.is_empty() {
+            return Err(DocError::Refused(format!(
+                "{id} belongs to {owner:?}; changes to it from {peer} are not accepted"
+            )));
+        }
+        self.load_or_empty(c, id)?;
+        let mut state = std::mem::take(self.state(c, id, peer)?);
+        let outcome = (|| {
+            let doc = self
+                .docs
+                .get_mut(id)
+                .ok_or_else(|| DocError::Message("document vanished from cache".into()))?;
+            let before = doc.get_heads();
+            doc.sync().receive_sync_message(&mut state, msg)?;
+            let new = doc.get_changes(&before);
+            if let Some(bad) = new.iter().find(|ch| !owner.owns_actor(ch.actor_id())) {
+                return Err(DocError::Refused(format!(
+                    "a change to {id} was made by actor {} which is not {owner:?}",
+                    bad.actor_id()
+                )));
+            }
+            Ok(new.len())
+        })();
+        match outcome {
+            Ok(n) => {
+                self.states.insert((id.clone(), peer.to_owned()), state);
+                self.persist(c, id)?;
+                self.save_state(c, id, peer)?;
+                Ok(Received { new_changes: n })
+            }
+            Err(e) => {
+                // nothing of the message stays: reload the document from disk
+                // and restart this document's sync with the peer
+                self.evict(id);
+                self.states.remove(&(id.clone(), peer.to_owned()));
+                Err(e)
+            }
+        }
+    }
+
+    /// The documents this replica holds for which `filter` holds, with their
+    /// heads: the index sent at the start of a session.
+    pub fn index(
+        &self,
+        c: &Connection,
+        filter: impl Fn(&DocId) -> bool,
+    ) -> Result<Vec<IndexEntry>, DocError> {
+        let mut stmt = c.prepare_cached("SELECT doc_id, heads FROM docs ORDER BY doc_id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, heads) = row?;
+            let Ok(doc) = DocId::parse(&id) else { continue };
+            if filter(&doc) {
+                out.push(IndexEntry {
+                    doc,
+                    heads: heads_from_blob(&heads),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the peer is known to have every change of the document (its
+    /// persisted shared heads equal ours): such a document can leave the index.
+    pub fn acknowledged(&self, c: &Connection, id: &DocId, peer: &str) -> Result<bool, DocError> {
+        let ours: Option<Vec<u8>> = c
+            .prepare_cached("SELECT heads FROM docs WHERE doc_id = ?1")?
+            .query_row([id.as_str()], |r| r.get(0))
+            .optional()?;
+        let theirs: Option<Vec<u8>> = c
+            .prepare_cached("SELECT state FROM sync_states WHERE doc_id = ?1 AND peer = ?2")?
+            .query_row(params![id.as_str(), peer], |r| r.get(0))
+            .optional()?;
+        let (Some(ours), Some(theirs)) = (ours, theirs) else {
+            return Ok(false);
+        };
+        let Ok(state) = sync::State::decode(&theirs) else {
+            return Ok(false);
+        };
+        let mut a = heads_from_blob(&ours);
+        let mut b: Vec<[u8; 32]> = state.shared_heads.iter().map(|h| h.0).collect();
+        a.sort();
+        b.sort();
+        Ok(a == b)
+    }
+}
