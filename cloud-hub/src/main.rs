@@ -1,11 +1,12 @@
-//! `linli-hub`: the chain's centre. For now it only serves its health: the
-//! store node runs a whole day without it (issue 2). Sync, orders, routing
-//! and stock rights arrive with the next issues (DESIGN.md §4–6).
+//! `linli-hub`: the hub's command line. Wiring only.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use axum::{Json, Router, routing::get};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use linli_hub::hub::{HubPaths, Role, add_user, open_conn};
+use linli_hub::server::HubServer;
 
 #[derive(Parser, Debug)]
 #[command(name = "linli-hub", version, about = "Linli cloud hub")]
@@ -16,42 +17,156 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Serve the hub's HTTP API.
+    /// Serve the HTTP API and the QUIC sync endpoint.
     Serve {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        #[arg(long, default_value = "0.0.0.0:4433")]
+        quic: SocketAddr,
+        /// Extra DNS names or IPs for the hub's certificate.
+        #[arg(long)]
+        name: Vec<String>,
+    },
+    /// Issue a store's certificate (store.pem, store.key, ca.pem) into --out.
+    IssueCert {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Revoke a store's certificate; the hub refuses it from its next connection.
+    Revoke {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        store: String,
+    },
+    /// Manage hub users.
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
     },
 }
 
-fn router() -> Router {
-    Router::new().route(
-        "/health",
-        get(|| async {
-            Json(serde_json::json!({
-                "status": "ok",
-                "version": env!("CARGO_PKG_VERSION"),
-                "stores_connected": 0,
-            }))
-        }),
-    )
+#[derive(Subcommand, Debug)]
+enum UserCmd {
+    Add {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = |s: &str| Role::parse(s).ok_or("role must be admin or regional"))]
+        role: Role,
+        #[arg(long)]
+        password: String,
+    },
+}
+
+fn paths(data_dir: Option<PathBuf>) -> anyhow::Result<HubPaths> {
+    let data_dir =
+        match data_dir.or_else(|| std::env::var_os("LINLI_HUB_DATA_DIR").map(PathBuf::from)) {
+            Some(d) => d,
+            None => directories::ProjectDirs::from("com", "linli", "linli-hub")
+                .context("no home directory; pass --data-dir")?
+                .data_dir()
+                .to_owned(),
+        };
+    std::fs::create_dir_all(&data_dir)?;
+    Ok(HubPaths { data_dir })
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().init();
-    let Cli {
-        cmd: Cmd::Serve { listen },
-    } = Cli::parse();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(async move {
-            let listener = tokio::net::TcpListener::bind(listen).await?;
-            tracing::info!(addr = %listener.local_addr()?, "hub serving");
-            axum::serve(listener, router())
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve {
+            data_dir,
+            listen,
+            quic,
+            name,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let paths = paths(data_dir)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve(paths, listen, quic, name))
+        }
+        Cmd::IssueCert {
+            data_dir,
+            store,
+            out,
+        } => {
+            let paths = paths(data_dir)?;
+            let ca = linli_sync::tls::Ca::load_or_create(&paths.ca_dir())?;
+            ca.issue_store(&store, &out)?;
+            println!(
+                "issued certificate for store {store} into {}",
+                out.display()
+            );
             Ok(())
-        })
+        }
+        Cmd::Revoke { data_dir, store } => {
+            let paths = paths(data_dir)?;
+            linli_sync::tls::Ca::load(&paths.ca_dir())?.revoke(&store)?;
+            println!("revoked store {store}");
+            Ok(())
+        }
+        Cmd::User {
+            cmd:
+                UserCmd::Add {
+                    data_dir,
+                    name,
+                    role,
+                    password,
+                },
+        } => {
+            let paths = paths(data_dir)?;
+            add_user(&open_conn(&paths.db())?, &name, role, &password)?;
+            println!("added {} {name}", role.as_str());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(
+    paths: HubPaths,
+    listen: SocketAddr,
+    quic: SocketAddr,
+    names: Vec<String>,
+) -> anyhow::Result<()> {
+    let server = HubServer::start(&paths, listen, quic, &names).await?;
+    // machine-readable, for supervisors and tests that bind port 0
+    println!(
+        "linli-hub listening on http://{} quic {}",
+        server.http_addr, server.quic_addr
+    );
+    shutdown_signal().await;
+    tracing::info!("signal received, shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
 }

@@ -247,7 +247,7 @@ pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Ap
 }
 
 /// Timestamps are stored as RFC 3339 UTC text with fixed width, so they sort.
-pub(crate) fn ts(t: DateTime<Utc>) -> String {
+pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 

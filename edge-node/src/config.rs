@@ -34,6 +34,13 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest catalog CSV upload, in bytes.
     pub max_csv_bytes: usize,
+    /// The hub's QUIC address `HOST:PORT`; without it the node runs alone.
+    pub hub: Option<String>,
+    /// Name the hub's certificate must carry (default `localhost`).
+    pub hub_name: Option<String>,
+    /// Directory with the store's identity from `linli-hub issue-cert`
+    /// (`store.pem`, `store.key`, `ca.pem`). Default: `identity/` in the data directory.
+    pub identity: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -48,6 +55,9 @@ impl Default for Config {
             session_hours: 12,
             max_body_bytes: 256 * 1024,
             max_csv_bytes: 8 * 1024 * 1024,
+            hub: None,
+            hub_name: None,
+            identity: None,
         }
     }
 }
@@ -70,6 +80,8 @@ pub enum ConfigError {
     Offset(i32),
     #[error("no data directory: set data_dir, LINLI_DATA_DIR or a home directory")]
     NoDataDir,
+    #[error("hub address {0:?} does not resolve; use HOST:PORT")]
+    Hub(String),
 }
 
 impl Config {
@@ -101,6 +113,30 @@ impl Config {
             return Err(ConfigError::Offset(self.utc_offset_minutes));
         }
         Ok(())
+    }
+
+    /// The hub link settings, if a hub is configured.
+    pub fn uplink(
+        &self,
+        data_dir: &Path,
+    ) -> Result<Option<crate::uplink::UplinkConfig>, ConfigError> {
+        let Some(hub) = &self.hub else {
+            return Ok(None);
+        };
+        use std::net::ToSocketAddrs;
+        let addr = hub
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| ConfigError::Hub(hub.clone()))?;
+        Ok(Some(crate::uplink::UplinkConfig {
+            hub: addr,
+            server_name: self.hub_name.clone().unwrap_or_else(|| "localhost".into()),
+            identity: self
+                .identity
+                .clone()
+                .unwrap_or_else(|| data_dir.join("identity")),
+        }))
     }
 
     /// The data directory: config, then `LINLI_DATA_DIR`, then the platform default.

@@ -35,6 +35,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Largest CSV body accepted.
     pub max_csv_bytes: usize,
+    /// The state of the link to the hub.
+    pub sync_status: Arc<crate::uplink::SyncStatus>,
 }
 
 /// The whole HTTP surface of the store node.

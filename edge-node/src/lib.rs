@@ -16,3 +16,4 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod store;
+pub mod uplink;

@@ -41,6 +41,12 @@ struct ServeArgs {
     listen: Option<SocketAddr>,
     #[arg(long)]
     store_id: Option<String>,
+    /// The hub's QUIC address HOST:PORT.
+    #[arg(long)]
+    hub: Option<String>,
+    /// Directory with this store's certificate (from `linli-hub issue-cert`).
+    #[arg(long)]
+    identity: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,6 +78,12 @@ fn load(args: &ServeArgs) -> anyhow::Result<(Config, PathBuf)> {
     }
     if let Some(s) = &args.store_id {
         config.store_id = s.clone();
+    }
+    if let Some(h) = &args.hub {
+        config.hub = Some(h.clone());
+    }
+    if let Some(i) = &args.identity {
+        config.identity = Some(i.clone());
     }
     config.validate()?;
     let data_dir = config.resolve_data_dir()?;

@@ -21,6 +21,7 @@ use crate::app::{App, AppSettings, Clock, system_clock};
 use crate::config::{Config, database_path};
 use crate::http::{AppState, router};
 use crate::metrics::Metrics;
+use crate::uplink::SyncStatus;
 
 /// A node that is serving. Dropping it does not stop it: call
 /// [`Node::shutdown`] (or cancel the token given to [`Node::start`]).
@@ -83,7 +84,9 @@ impl Node {
         clock: Clock,
     ) -> anyhow::Result<Node> {
         let metrics = Metrics::new();
+        let uplink = config.uplink(&data_dir)?;
         let app = open_app(&config, data_dir, clock, &metrics).await?;
+        let sync_status = Arc::new(SyncStatus::new(uplink.as_ref().map(|u| u.hub)));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -93,6 +96,7 @@ impl Node {
             metrics,
             max_body_bytes: config.max_body_bytes,
             max_csv_bytes: config.max_csv_bytes,
+            sync_status: sync_status.clone(),
         };
         let mut tasks = JoinSet::new();
         let c = cancel.clone();
@@ -105,6 +109,10 @@ impl Node {
         });
         let (a, c) = (app.clone(), cancel.clone());
         tasks.spawn(async move { expiry_sweeper(a, c).await });
+        if let Some(u) = uplink {
+            let (a, c) = (app.clone(), cancel.clone());
+            tasks.spawn(async move { crate::uplink::run(a, u, sync_status, c).await });
+        }
         tracing::info!(%addr, store_id = %config.store_id, "store node serving");
         Ok(Node {
             addr,

@@ -55,6 +55,7 @@ impl TestNode {
             metrics,
             max_body_bytes: config.max_body_bytes,
             max_csv_bytes: config.max_csv_bytes,
+            sync_status: Arc::new(linli_edge::uplink::SyncStatus::new(None)),
         });
         let mut node = TestNode {
             router,

@@ -167,7 +167,7 @@ fn text(field: &'static str, s: &str, max: usize) -> Result<String, ProductError
 }
 
 /// One row the import refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RejectedRow {
     /// 1-based line number in the file (the header is line 1).
     pub line: u64,

@@ -139,7 +139,7 @@ fn row_to_product(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Product>> {
     }))
 }
 
-fn read_products(c: &Connection) -> Result<Vec<Product>, StoreError> {
+pub(crate) fn read_products(c: &Connection) -> Result<Vec<Product>, StoreError> {
     let mut stmt = c.prepare(
         "SELECT sku, barcode, name, category, unit, price_fen, shelf_life_days FROM products",
     )?;
@@ -158,7 +158,7 @@ pub(crate) async fn load_index(store: &Store) -> Result<CatalogIndex, AppError> 
     Ok(CatalogIndex::from_products(products))
 }
 
-fn upsert(c: &Connection, p: &Product, now: &str) -> rusqlite::Result<()> {
+pub(crate) fn upsert(c: &Connection, p: &Product, now: &str) -> rusqlite::Result<()> {
     c.prepare_cached(
         "INSERT INTO products(sku, barcode, name, category, unit, price_fen, shelf_life_days, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -248,13 +248,18 @@ impl App {
                 ))
             })
             .await?;
+        self.swap_catalog(products);
+        tracing::info!(imported = report.imported, rejected = report.rejected.len(), by = %actor.name, "catalog imported");
+        Ok(report)
+    }
+
+    /// Replaces the in-memory catalog with `products` (after a commit).
+    pub(crate) fn swap_catalog(&self, products: Vec<Product>) {
         let index = Arc::new(CatalogIndex::from_products(products));
         match self.catalog.write() {
             Ok(mut g) => *g = index,
             Err(poisoned) => *poisoned.into_inner() = index,
         }
-        tracing::info!(imported = report.imported, rejected = report.rejected.len(), by = %actor.name, "catalog imported");
-        Ok(report)
     }
 
     /// Looks a product up by SKU.

@@ -21,10 +21,10 @@ use rand::Rng;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use linli_shared::docs::ledger::{self, OrderFact};
+use linli_shared::docs::ledger::OrderFact;
 
 use super::idempotency::{self, IdempotencyKey};
-use super::replication::Publish;
+use super::replication::{LedgerFact, Publish};
 use super::stock::{NewMovement, adjust_reserved, apply_and_publish, level};
 use super::{Actor, App, AppError, invalid, parse_ts, ts, valid_phone};
 use crate::store::StoreError;
@@ -205,7 +205,7 @@ impl App {
                 idempotency::record(c, &key, "order", &fp, &view, now)?;
                 let mut p = Publish::new(c, &sync, &store_id, day);
                 publish_order(&mut p, &view)?;
-                let touched = p.finish();
+                let touched = p.finish()?;
                 Ok((view, false, touched))
             })
             .await?;
@@ -286,7 +286,7 @@ impl App {
                 )?;
                 let view = load_order(c, &order_id)?.ok_or(AppError::OrderNotFound(order_id))?;
                 publish_order(&mut p, &view)?;
-                Ok::<_, AppError>((view, p.finish()))
+                Ok::<_, AppError>((view, p.finish()?))
             })
             .await?;
         self.sync.notify(touched);
@@ -325,7 +325,7 @@ impl App {
                 let view = load_order(c, &id)?.ok_or(AppError::OrderNotFound(id))?;
                 let mut p = Publish::new(c, &sync, &store_id, day);
                 publish_order(&mut p, &view)?;
-                Ok((view, p.finish()))
+                Ok((view, p.finish()?))
             })
             .await?;
         self.sync.notify(touched);
@@ -355,14 +355,14 @@ impl App {
                         for l in &o.lines {
                             adjust_reserved(c, &l.sku, -l.qty)?;
                         }
-                        p.levels(o.lines.iter().map(|l| l.sku.as_str()))?;
+                        p.levels(o.lines.iter().map(|l| l.sku.as_str()));
                     }
                     c.execute(
                         "UPDATE orders SET closed_at = ?1, closed_by = 'system:expiry' WHERE order_id = ?2",
                         params![ts(now), id],
                     )?;
                 }
-                Ok::<_, AppError>((ids.len(), p.finish()))
+                Ok::<_, AppError>((ids.len(), p.finish()?))
             })
             .await?;
         self.sync.notify(touched);
@@ -380,8 +380,9 @@ fn publish_order(p: &mut Publish<'_>, o: &OrderView) -> Result<(), AppError> {
         handed_over_at: o.handed_over_at.map(ts).unwrap_or_default(),
         handed_over_by: o.handed_over_by.clone().unwrap_or_default(),
     };
-    p.ledger(|d| ledger::put_order(d, &fact))?;
-    p.levels(o.lines.iter().map(|l| l.sku.as_str()))
+    p.fact(LedgerFact::Order(fact));
+    p.levels(o.lines.iter().map(|l| l.sku.as_str()));
+    Ok(())
 }
 
 fn refusal(order_id: &str, r: RedeemRefusal) -> AppError {

@@ -15,8 +15,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use automerge::AutoCommit;
 use chrono::NaiveDate;
+use linli_shared::docs::ledger;
 use linli_shared::docs::stock::{Level, set_level};
 use linli_shared::docs::{DocId, Owner};
 use linli_sync::doc_store::{DocError, Docs};
@@ -120,13 +120,23 @@ impl SyncCtx {
     }
 }
 
-/// Collects the document changes of one use case inside its transaction.
+/// One fact for today's ledger.
+pub(crate) enum LedgerFact {
+    Sale(ledger::SaleFact),
+    Movement(ledger::MovementFact),
+    Refund(ledger::RefundFact),
+    Order(ledger::OrderFact),
+}
+
+/// Collects the document changes of one use case inside its transaction and
+/// writes them as one change per document in [`Publish::finish`].
 pub(crate) struct Publish<'a> {
     c: &'a Connection,
     sync: &'a SyncCtx,
     store_id: &'a str,
     day: NaiveDate,
-    touched: BTreeSet<DocId>,
+    facts: Vec<LedgerFact>,
+    skus: BTreeSet<String>,
 }
 
 impl<'a> Publish<'a> {
@@ -141,71 +151,91 @@ impl<'a> Publish<'a> {
             sync,
             store_id,
             day,
-            touched: BTreeSet::new(),
+            facts: Vec::new(),
+            skus: BTreeSet::new(),
         }
     }
 
-    /// Changes today's ledger.
-    pub(crate) fn ledger(
-        &mut self,
-        f: impl FnOnce(&mut AutoCommit) -> Result<(), automerge::AutomergeError>,
-    ) -> Result<(), AppError> {
-        let id = DocId::store_ledger(self.store_id, self.day);
-        if self
-            .sync
-            .with_docs(self.c, |d| Ok(d.change(self.c, &id, f)?))?
-        {
-            self.touched.insert(id);
-        }
-        Ok(())
+    /// Adds a fact to today's ledger.
+    pub(crate) fn fact(&mut self, f: LedgerFact) {
+        self.facts.push(f);
     }
 
-    /// Writes the current levels (from the books) of `skus` into today's
-    /// stock document; a new day's document first takes every level.
-    pub(crate) fn levels<'s>(
-        &mut self,
-        skus: impl IntoIterator<Item = &'s str>,
-    ) -> Result<(), AppError> {
-        let id = DocId::store_stock(self.store_id, self.day);
-        let c = self.c;
-        let fresh = !self.sync.with_docs(c, |d| Ok(d.exists(c, &id)?))?;
-        let rows: Vec<(String, i64, i64)> = if fresh {
-            let mut stmt =
-                c.prepare_cached("SELECT sku, on_hand, reserved FROM stock ORDER BY sku")?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<_, _>>()?
-        } else {
-            let mut out = Vec::new();
-            let mut stmt =
-                c.prepare_cached("SELECT on_hand, reserved FROM stock WHERE sku = ?1")?;
-            for sku in skus.into_iter().collect::<BTreeSet<_>>() {
-                let (on_hand, reserved) = stmt.query_row([sku], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                out.push((sku.to_owned(), on_hand, reserved));
+    /// Marks SKUs whose levels (from the books) go into today's stock document.
+    pub(crate) fn levels<'s>(&mut self, skus: impl IntoIterator<Item = &'s str>) {
+        self.skus.extend(skus.into_iter().map(str::to_owned));
+    }
+
+    /// Writes the ledger facts and the levels; a new day's stock document
+    /// first takes every level of the books (the closing balances). Returns
+    /// the documents that changed, for [`SyncCtx::notify`] after the commit.
+    pub(crate) fn finish(self) -> Result<Vec<DocId>, AppError> {
+        let Publish {
+            c,
+            sync,
+            store_id,
+            day,
+            facts,
+            skus,
+        } = self;
+        let mut touched = Vec::new();
+        if !facts.is_empty() {
+            let id = DocId::store_ledger(store_id, day);
+            let changed = sync.with_docs(c, |d| {
+                Ok(d.change(c, &id, |doc| {
+                    for f in &facts {
+                        match f {
+                            LedgerFact::Sale(s) => ledger::record_sale(doc, s)?,
+                            LedgerFact::Movement(m) => ledger::record_movement(doc, m)?,
+                            LedgerFact::Refund(r) => ledger::record_refund(doc, r)?,
+                            LedgerFact::Order(o) => ledger::put_order(doc, o)?,
+                        }
+                    }
+                    Ok(())
+                })?)
+            })?;
+            if changed {
+                touched.push(id);
             }
-            out
-        };
-        let changed = self.sync.with_docs(c, |d| {
-            Ok(d.change(c, &id, |doc| {
-                for (sku, on_hand, reserved) in &rows {
-                    set_level(
-                        doc,
-                        sku,
-                        Level {
-                            on_hand: *on_hand,
-                            reserved: *reserved,
-                        },
-                    )?;
-                }
-                Ok(())
-            })?)
-        })?;
-        if changed {
-            self.touched.insert(id);
         }
-        Ok(())
-    }
-
-    pub(crate) fn finish(self) -> Vec<DocId> {
-        self.touched.into_iter().collect()
+        if !skus.is_empty() {
+            let id = DocId::store_stock(store_id, day);
+            let fresh = !sync.with_docs(c, |d| Ok(d.exists(c, &id)?))?;
+            let rows: Vec<(String, i64, i64)> = if fresh {
+                let mut stmt =
+                    c.prepare_cached("SELECT sku, on_hand, reserved FROM stock ORDER BY sku")?;
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?
+            } else {
+                let mut stmt =
+                    c.prepare_cached("SELECT on_hand, reserved FROM stock WHERE sku = ?1")?;
+                let mut out = Vec::with_capacity(skus.len());
+                for sku in skus {
+                    let (on_hand, reserved) =
+                        stmt.query_row([&sku], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    out.push((sku, on_hand, reserved));
+                }
+                out
+            };
+            let changed = sync.with_docs(c, |d| {
+                Ok(d.change(c, &id, |doc| {
+                    for (sku, on_hand, reserved) in &rows {
+                        set_level(
+                            doc,
+                            sku,
+                            Level {
+                                on_hand: *on_hand,
+                                reserved: *reserved,
+                            },
+                        )?;
+                    }
+                    Ok(())
+                })?)
+            })?;
+            if changed {
+                touched.push(id);
+            }
+        }
+        Ok(touched)
     }
 }

@@ -18,10 +18,10 @@ use linli_shared::{Fen, Qty, Unit};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use linli_shared::docs::ledger::{self, PaymentFact, RefundFact, SaleFact, SaleLineFact};
+use linli_shared::docs::ledger::{PaymentFact, RefundFact, SaleFact, SaleLineFact};
 
 use super::idempotency::{self, IdempotencyKey};
-use super::replication::Publish;
+use super::replication::{LedgerFact, Publish};
 use super::stock::{NewMovement, apply_and_publish, apply_movement};
 use super::{Actor, App, AppError, invalid, parse_ts, ts, valid_phone};
 use crate::store::StoreError;
@@ -412,9 +412,9 @@ impl App {
                 };
                 let store_id = receipt.store_id.clone();
                 let mut p = Publish::new(c, &sync, &store_id, day);
-                p.ledger(|d| ledger::record_sale(d, &fact))?;
-                p.levels(receipt.lines.iter().map(|l| l.sku.as_str()))?;
-                let touched = p.finish();
+                p.fact(LedgerFact::Sale(fact));
+                p.levels(receipt.lines.iter().map(|l| l.sku.as_str()));
+                let touched = p.finish()?;
                 Ok((receipt, false, touched))
             })
             .await?;
@@ -560,9 +560,9 @@ impl App {
                     staff: receipt.by.clone(),
                     at: ts(now),
                 };
-                p.ledger(|d| ledger::record_refund(d, &fact))?;
-                p.levels(receipt.lines.iter().map(|l| l.sku.as_str()))?;
-                Ok((receipt, false, p.finish()))
+                p.fact(LedgerFact::Refund(fact));
+                p.levels(receipt.lines.iter().map(|l| l.sku.as_str()));
+                Ok((receipt, false, p.finish()?))
             })
             .await?;
         self.sync.notify(touched);

@@ -12,10 +12,10 @@ use linli_shared::{Qty, Unit};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use linli_shared::docs::ledger::{self, MovementFact};
+use linli_shared::docs::ledger::MovementFact;
 
 use super::idempotency::{self, IdempotencyKey};
-use super::replication::Publish;
+use super::replication::{LedgerFact, Publish};
 use super::{Actor, App, AppError, invalid, parse_ts, ts};
 use crate::store::StoreError;
 
@@ -54,7 +54,7 @@ pub(crate) fn apply_and_publish(
         staff: m.staff.to_owned(),
         at: ts(m.at),
     };
-    p.ledger(|d| ledger::record_movement(d, &fact))?;
+    p.fact(LedgerFact::Movement(fact));
     Ok(on_hand)
 }
 
@@ -276,8 +276,8 @@ impl App {
                 if let Some(k) = &key {
                     idempotency::record(c, k, scope, &fingerprint, &change, now)?;
                 }
-                p.levels(lines.iter().map(|(s, _)| s.as_str()))?;
-                Ok((change, p.finish()))
+                p.levels(lines.iter().map(|(s, _)| s.as_str()));
+                Ok((change, p.finish()?))
             })
             .await?;
         self.sync.notify(touched);
@@ -403,8 +403,8 @@ impl App {
                 if let Some(k) = &key {
                     idempotency::record(c, k, "count", &fp, &change, now)?;
                 }
-                p.levels([req.sku.as_str()])?;
-                Ok((change, p.finish()))
+                p.levels([req.sku.as_str()]);
+                Ok((change, p.finish()?))
             })
             .await?;
         self.sync.notify(touched);

@@ -18,18 +18,12 @@ pub struct Health {
     pub store_id: String,
     pub version: String,
     pub database: DatabaseHealth,
-    pub sync: SyncHealth,
+    pub sync: crate::uplink::SyncHealth,
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DatabaseHealth {
     pub ok: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SyncHealth {
-    /// `no_hub` until the node is enrolled with a hub.
-    pub state: String,
 }
 
 /// Liveness and readiness of the node.
@@ -42,9 +36,7 @@ pub(super) async fn health(State(s): State<AppState>) -> impl IntoResponse {
         store_id: s.app.settings().store_id.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
         database: DatabaseHealth { ok },
-        sync: SyncHealth {
-            state: "no_hub".into(),
-        },
+        sync: s.sync_status.health(&s.app),
     };
     let status = if ok {
         axum::http::StatusCode::OK

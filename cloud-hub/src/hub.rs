@@ -1,0 +1,500 @@
+//! The hub's state and use cases: users, the catalog document, what the
+//! stores have sent, and the status of each store's link.
+//!
+//! Every write runs on the database's writer thread, the documents with it,
+//! so a received sale and its row in `hub_sales` commit together.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use chrono::{DateTime, NaiveDate, Utc};
+use linli_shared::catalog::{RejectedRow, parse_catalog_csv};
+use linli_shared::docs::catalog::put_products;
+use linli_shared::docs::ledger::read_sales;
+use linli_shared::docs::stock::read_levels;
+use linli_shared::docs::{DocId, DocKind, Owner};
+use linli_sync::db::{Store, StoreError};
+use linli_sync::doc_store::{DocError, Docs, Received};
+use rand::RngCore;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+
+/// The current catalog epoch. A new epoch (a fresh document seeded from the
+/// last one) is the way to bound the catalog's history; one import is one
+/// change, so an epoch lasts thousands of imports.
+pub const CATALOG_EPOCH: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("log in first: send Authorization: Bearer <token> from POST /api/v1/login")]
+    Unauthenticated,
+    #[error("unknown user or wrong password")]
+    BadCredentials,
+    #[error("this needs an admin")]
+    Forbidden,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("user {0} already exists")]
+    UserExists(String),
+    #[error(transparent)]
+    Csv(#[from] linli_shared::catalog::CatalogCsvError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Doc(#[from] DocError),
+}
+
+impl From<rusqlite::Error> for HubError {
+    fn from(e: rusqlite::Error) -> Self {
+        HubError::Store(StoreError::from(e))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Regional,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "regional" => Some(Role::Regional),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Regional => "regional",
+        }
+    }
+}
+
+/// A logged-in hub user.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+}
+
+/// One store's link as the hub sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkStatus {
+    pub connected: bool,
+    pub since: DateTime<Utc>,
+    pub last_activity: DateTime<Utc>,
+    pub changes_applied: u64,
+    pub refused: u64,
+}
+
+/// Paths of the hub's files inside its data directory.
+#[derive(Debug, Clone)]
+pub struct HubPaths {
+    pub data_dir: PathBuf,
+}
+
+impl HubPaths {
+    pub fn db(&self) -> PathBuf {
+        self.data_dir.join("hub.db")
+    }
+    pub fn ca_dir(&self) -> PathBuf {
+        self.data_dir.join("ca")
+    }
+}
+
+/// The hub's core. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Hub {
+    pub store: Store,
+    docs: Arc<Mutex<Option<Docs>>>,
+    changes: broadcast::Sender<DocId>,
+    links: Arc<Mutex<HashMap<String, LinkStatus>>>,
+}
+
+fn token_hash(t: &str) -> String {
+    hex::encode(Sha256::digest(t.as_bytes()))
+}
+
+/// Adds a hub user (the `user add` command).
+pub fn add_user(c: &Connection, name: &str, role: Role, password: &str) -> Result<(), HubError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 {
+        return Err(HubError::Invalid("name must be 1-64 characters".into()));
+    }
+    if password.len() < 8 {
+        return Err(HubError::Invalid(
+            "password must be at least 8 characters".into(),
+        ));
+    }
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    let hash = Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| HubError::Invalid(e.to_string()))?
+        .to_string();
+    let n = c.execute(
+        "INSERT OR IGNORE INTO users(name, role, pw_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![name, role.as_str(), hash, Utc::now().to_rfc3339()],
+    )?;
+    if n == 0 {
+        return Err(HubError::UserExists(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// Opens the hub's database for a one-off command.
+pub fn open_conn(db: &Path) -> Result<Connection, StoreError> {
+    linli_sync::db::open_writer_conn(db, crate::schema::migrate)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HubSale {
+    pub sale_id: String,
+    pub ticket_no: String,
+    pub total_fen: i64,
+    pub cashier: String,
+    pub created_at: String,
+    pub lines: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HubStock {
+    pub store_id: String,
+    pub sku: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    /// The store's business day of the document this level came from.
+    pub as_of_day: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatalogReport {
+    pub imported: usize,
+    pub changed: usize,
+    pub rejected: Vec<RejectedRow>,
+}
+
+impl Hub {
+    pub fn open(paths: &HubPaths) -> anyhow::Result<Hub> {
+        std::fs::create_dir_all(&paths.data_dir)?;
+        let docs: Arc<Mutex<Option<Docs>>> = Arc::new(Mutex::new(None));
+        let d = docs.clone();
+        let store = Store::open(
+            &paths.db(),
+            crate::schema::migrate,
+            Some(Arc::new(move |_, _, committed| {
+                if !committed
+                    && let Ok(mut g) = d.lock()
+                    && let Some(docs) = g.as_mut()
+                {
+                    docs.clear();
+                }
+            })),
+        )?;
+        Ok(Hub {
+            store,
+            docs,
+            changes: broadcast::channel(4096).0,
+            links: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// Runs `f` with the hub's documents on the writer thread.
+    pub async fn with_docs<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &mut Docs) -> Result<T, HubError> + Send + 'static,
+    ) -> Result<T, HubError> {
+        let docs = self.docs.clone();
+        self.store
+            .write(move |c| {
+                let mut g = match docs.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                if g.is_none() {
+                    *g = Some(Docs::open(c, Owner::Hub)?);
+                }
+                match g.as_mut() {
+                    Some(d) => f(c, d),
+                    None => Err(HubError::Store(StoreError::Closed)),
+                }
+            })
+            .await
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<DocId> {
+        self.changes.subscribe()
+    }
+
+    /// Imports a catalog CSV into the hub's catalog document; every store
+    /// receives it by sync.
+    pub async fn import_catalog(
+        &self,
+        user: &User,
+        csv: Vec<u8>,
+    ) -> Result<CatalogReport, HubError> {
+        if user.role != Role::Admin {
+            return Err(HubError::Forbidden);
+        }
+        let parsed = parse_catalog_csv(&csv)?;
+        let id = DocId::catalog(CATALOG_EPOCH);
+        let products: Vec<_> = parsed.products.iter().map(|(_, p)| p.clone()).collect();
+        let imported = products.len();
+        let doc = id.clone();
+        let changed = self
+            .with_docs(move |c, docs| {
+                let mut changed = 0;
+                docs.change(c, &doc, |d| {
+                    changed = put_products(d, &products)?;
+                    Ok(())
+                })?;
+                Ok(changed)
+            })
+            .await?;
+        if changed > 0 {
+            let _ = self.changes.send(id);
+        }
+        Ok(CatalogReport {
+            imported,
+            changed,
+            rejected: parsed.rejected,
+        })
+    }
+
+    /// Applies a store's sync message and projects what it brought into the
+    /// query tables, in one transaction.
+    pub async fn receive_from(
+        &self,
+        store_id: &str,
+        doc: DocId,
+        msg: Vec<u8>,
+    ) -> Result<Received, HubError> {
+        let store = store_id.to_owned();
+        let r = self
+            .with_docs(move |c, docs| {
+                let r = docs.receive(c, &doc, &store, &Owner::Store(store.clone()), &msg)?;
+                if r.new_changes > 0 {
+                    project(c, docs, &store, &doc)?;
+                }
+                Ok(r)
+            })
+            .await;
+        if let Ok(mut links) = self.links.lock()
+            && let Some(l) = links.get_mut(store_id)
+        {
+            l.last_activity = Utc::now();
+            match &r {
+                Ok(rec) => l.changes_applied += rec.new_changes as u64,
+                Err(HubError::Doc(DocError::Refused(_))) => l.refused += 1,
+                Err(_) => {}
+            }
+        }
+        r
+    }
+
+    pub fn link_up(&self, store_id: &str) {
+        if let Ok(mut links) = self.links.lock() {
+            let now = Utc::now();
+            let e = links.entry(store_id.to_owned()).or_insert(LinkStatus {
+                connected: true,
+                since: now,
+                last_activity: now,
+                changes_applied: 0,
+                refused: 0,
+            });
+            e.connected = true;
+            e.since = now;
+            e.last_activity = now;
+        }
+    }
+
+    pub fn link_down(&self, store_id: &str) {
+        if let Ok(mut links) = self.links.lock()
+            && let Some(l) = links.get_mut(store_id)
+        {
+            l.connected = false;
+            l.since = Utc::now();
+        }
+    }
+
+    pub fn touch(&self, store_id: &str) {
+        if let Ok(mut links) = self.links.lock()
+            && let Some(l) = links.get_mut(store_id)
+        {
+            l.last_activity = Utc::now();
+        }
+    }
+
+    pub fn links(&self) -> HashMap<String, LinkStatus> {
+        self.links.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub async fn login(&self, name: &str, password: &str) -> Result<String, HubError> {
+        let n = name.to_owned();
+        let row: Option<String> = self
+            .store
+            .read(move |c| {
+                c.query_row("SELECT pw_hash FROM users WHERE name = ?1", [n], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(StoreError::from)
+            })
+            .await?;
+        let pw = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || {
+            row.and_then(|h| {
+                let parsed = PasswordHash::new(&h).ok()?;
+                Argon2::default()
+                    .verify_password(pw.as_bytes(), &parsed)
+                    .ok()
+            })
+            .is_some()
+        })
+        .await
+        .map_err(|_| StoreError::Panicked)?;
+        if !ok {
+            return Err(HubError::BadCredentials);
+        }
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let token = hex::encode(raw);
+        let (h, n) = (token_hash(&token), name.to_owned());
+        let expires = (Utc::now() + chrono::Duration::hours(12)).to_rfc3339();
+        self.store
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO sessions(token_hash, user, expires_at) VALUES (?1, ?2, ?3)",
+                    params![h, n, expires],
+                )?;
+                Ok::<_, HubError>(())
+            })
+            .await?;
+        Ok(token)
+    }
+
+    pub async fn authenticate(&self, token: &str) -> Result<User, HubError> {
+        let h = token_hash(token);
+        let row: Option<(String, String, String)> = self
+            .store
+            .read(move |c| {
+                c.query_row(
+                    "SELECT u.name, u.role, s.expires_at FROM sessions s JOIN users u ON u.name = s.user WHERE s.token_hash = ?1",
+                    [h],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(StoreError::from)
+            })
+            .await?;
+        let (name, role, expires) = row.ok_or(HubError::Unauthenticated)?;
+        let expired = DateTime::parse_from_rfc3339(&expires).map_or(true, |e| e < Utc::now());
+        if expired {
+            return Err(HubError::Unauthenticated);
+        }
+        Ok(User {
+            name,
+            role: Role::parse(&role).ok_or(HubError::Unauthenticated)?,
+        })
+    }
+
+    pub async fn sales(&self, store_id: &str, day: NaiveDate) -> Result<Vec<HubSale>, HubError> {
+        let (s, d) = (store_id.to_owned(), day.to_string());
+        Ok(self
+            .store
+            .read(move |c| {
+                let mut stmt = c.prepare(
+                    "SELECT sale_id, ticket_no, total_fen, cashier, created_at, lines FROM hub_sales
+                     WHERE store_id = ?1 AND day = ?2 ORDER BY ticket_no",
+                )?;
+                let rows = stmt
+                    .query_map(params![s, d], |r| {
+                        let lines: String = r.get(5)?;
+                        Ok(HubSale {
+                            sale_id: r.get(0)?,
+                            ticket_no: r.get(1)?,
+                            total_fen: r.get(2)?,
+                            cashier: r.get(3)?,
+                            created_at: r.get(4)?,
+                            lines: serde_json::from_str(&lines).unwrap_or_default(),
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, StoreError>(rows)
+            })
+            .await?)
+    }
+
+    pub async fn stock(&self, store_id: &str, sku: &str) -> Result<Option<HubStock>, HubError> {
+        let (s, k) = (store_id.to_owned(), sku.to_owned());
+        Ok(self
+            .store
+            .read(move |c| {
+                c.query_row(
+                    "SELECT store_id, sku, on_hand, reserved, day FROM hub_stock WHERE store_id = ?1 AND sku = ?2",
+                    params![s, k],
+                    |r| {
+                        Ok(HubStock {
+                            store_id: r.get(0)?,
+                            sku: r.get(1)?,
+                            on_hand: r.get(2)?,
+                            reserved: r.get(3)?,
+                            as_of_day: r.get(4)?,
+                        })
+                    },
+                )
+                .optional()
+                .map_err(StoreError::from)
+            })
+            .await?)
+    }
+}
+
+/// Writes what a store document brought into the query tables.
+fn project(c: &Connection, docs: &mut Docs, store: &str, doc: &DocId) -> Result<(), HubError> {
+    let day = doc.day().map(|d| d.to_string()).unwrap_or_default();
+    match doc.kind() {
+        DocKind::Ledger => {
+            let sales = docs.read(c, doc, read_sales)?.unwrap_or_default();
+            let mut stmt = c.prepare_cached(
+                "INSERT OR IGNORE INTO hub_sales(store_id, sale_id, day, ticket_no, total_fen, cashier, created_at, lines)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for s in sales {
+                let lines = serde_json::to_string(&s.lines).unwrap_or_default();
+                stmt.execute(params![
+                    store,
+                    s.sale_id,
+                    day,
+                    s.ticket_no,
+                    s.total_fen,
+                    s.cashier,
+                    s.created_at,
+                    lines
+                ])?;
+            }
+        }
+        DocKind::Stock => {
+            let levels = docs.read(c, doc, read_levels)?.unwrap_or_default();
+            // a later day's document wins over an earlier one (ISO dates sort)
+            let mut stmt = c.prepare_cached(
+                "INSERT INTO hub_stock(store_id, sku, on_hand, reserved, day) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(store_id, sku) DO UPDATE SET on_hand = excluded.on_hand,
+                     reserved = excluded.reserved, day = excluded.day
+                 WHERE excluded.day >= hub_stock.day",
+            )?;
+            for (sku, l) in levels {
+                stmt.execute(params![store, sku, l.on_hand, l.reserved, day])?;
+            }
+        }
+        DocKind::Catalog => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! The hub's QUIC server: stores connect with mutual TLS; the store id is
+//! read from the peer certificate (never from a message) and checked against
+//! the revocation list; each store gets one sync session scoped to its
+//! documents. Handshakes are capped so a reconnect storm gets everyone in.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use linli_shared::docs::{DocId, Owner};
+use linli_shared::sync::IndexEntry;
+use linli_sync::doc_store::{DocError, Received};
+use linli_sync::session::{self, SyncHost};
+use linli_sync::tls::{self, Ca, HandshakeLimiter, TransportSettings};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Hub, HubError};
+
+/// The hub's side of one store's session.
+struct HubHost {
+    hub: Hub,
+    store_id: String,
+}
+
+fn doc_error(e: HubError) -> DocError {
+    match e {
+        HubError::Doc(d) => d,
+        other => DocError::Message(other.to_string()),
+    }
+}
+
+impl SyncHost for HubHost {
+    async fn index(&self) -> Result<Vec<IndexEntry>, DocError> {
+        let store = self.store_id.clone();
+        self.hub
+            .with_docs(move |c, docs| {
+                // the hub's own documents of the store's scope, and the
+                // store's documents it has not seen acknowledged
+                let all = docs.index(c, |d| d.in_scope_of(&store))?;
+                let mut open = Vec::new();
+                for e in all {
+                    if e.doc.owner() == Owner::Hub || !docs.acknowledged(c, &e.doc, &store)? {
+                        open.push(e);
+                    }
+                }
+                Ok(open)
+            })
+            .await
+            .map_err(doc_error)
+    }
+
+    async fn generate(&self, doc: DocId) -> Result<Option<Vec<u8>>, DocError> {
+        let store = self.store_id.clone();
+        self.hub
+            .with_docs(move |c, docs| Ok(docs.generate(c, &doc, &store)?))
+            .await
+            .map_err(doc_error)
+    }
+
+    async fn receive(&self, doc: DocId, msg: Vec<u8>) -> Result<Received, DocError> {
+        self.hub
+            .receive_from(&self.store_id, doc, msg)
+            .await
+            .map_err(doc_error)
+    }
+
+    fn in_scope(&self, doc: &DocId) -> bool {
+        doc.in_scope_of(&self.store_id)
+    }
+
+    fn on_activity(&self) {
+        self.hub.touch(&self.store_id);
+    }
+}
+
+/// The bound QUIC server.
+#[derive(Debug)]
+pub struct Ingest {
+    pub endpoint: quinn::Endpoint,
+    ca: Arc<Ca>,
+}
+
+impl Ingest {
+    /// Loads (or creates) the CA, issues the hub's certificate and binds.
+    pub fn bind(
+        ca_dir: &std::path::Path,
+        addr: SocketAddr,
+        names: &[String],
+    ) -> anyhow::Result<Ingest> {
+        tls::install_crypto_provider();
+        let ca = Ca::load_or_create(ca_dir)?;
+        let (cert, key) = ca.issue_hub(names)?;
+        let cfg = tls::server_config(ca.cert(), cert, key, TransportSettings::default())?;
+        let endpoint = tls::server_endpoint(addr, cfg)?;
+        Ok(Ingest {
+            endpoint,
+            ca: Arc::new(ca),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// Accepts stores until `cancel`; every session is a task of this loop's
+    /// own set, ended in order on shutdown.
+    pub async fn run(self, hub: Hub, cancel: CancellationToken) {
+        let limiter = HandshakeLimiter::default();
+        let mut sessions = JoinSet::new();
+        loop {
+            let incoming = tokio::select! {
+                _ = cancel.cancelled() => break,
+                i = self.endpoint.accept() => match i {
+                    Some(i) => i,
+                    None => break,
+                },
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+            };
+            let (hub, ca, limiter, cancel) = (
+                hub.clone(),
+                self.ca.clone(),
+                limiter.clone(),
+                cancel.clone(),
+            );
+            sessions.spawn(async move {
+                let conn = match limiter.handshake(incoming).await {
+                    Ok(Some(c)) => c,
+                    Ok(None) => return, // sent a Retry; the store comes back
+                    Err(e) => {
+                        tracing::warn!(error = %e, "handshake failed");
+                        return;
+                    }
+                };
+                let store_id = match ca.admit_peer(&conn) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        tracing::warn!(error = %e, remote = %conn.remote_address(), "store refused");
+                        return;
+                    }
+                };
+                serve_store(hub, conn, store_id, cancel).await;
+            });
+        }
+        self.endpoint.close(0u32.into(), b"hub shutting down");
+        while sessions.join_next().await.is_some() {}
+        self.endpoint.wait_idle().await;
+    }
+}
+
+async fn serve_store(
+    hub: Hub,
+    conn: quinn::Connection,
+    store_id: String,
+    cancel: CancellationToken,
+) {
+    let (send, recv) = match conn.accept_bi().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::info!(store = %store_id, error = %e, "store left before its session began");
+            return;
+        }
+    };
+    hub.link_up(&store_id);
+    tracing::info!(store = %store_id, remote = %conn.remote_address(), "store connected");
+    let host = Arc::new(HubHost {
+        hub: hub.clone(),
+        store_id: store_id.clone(),
+    });
+    let result = session::run(host, send, recv, hub.subscribe(), cancel).await;
+    hub.link_down(&store_id);
+    // in-session sync states are dropped; the persisted shared heads remain
+    let peer = store_id.clone();
+    let _ = hub
+        .with_docs(move |_, docs| {
+            docs.end_session(&peer);
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(()) => tracing::info!(store = %store_id, "session ended"),
+        Err(e) => tracing::info!(store = %store_id, error = %e, "session ended"),
+    }
+}

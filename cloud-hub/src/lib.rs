@@ -1,0 +1,16 @@
+//! Linli cloud hub: the centre the stores sync with (DESIGN.md §2–4).
+//!
+//! - [`hub`]: the hub's state: its SQLite database (documents, query tables,
+//!   users) on one writer thread, the hub's own documents (the catalog), and
+//!   the status of every store's link;
+//! - [`ingest`]: the QUIC server; each store connects with its certificate,
+//!   its id is read from that certificate, and a sync session applies only
+//!   what that store owns;
+//! - [`http`]: the hub's JSON API (login, catalog import, what the hub has
+//!   received from each store).
+
+pub mod http;
+pub mod hub;
+pub mod ingest;
+pub mod schema;
+pub mod server;

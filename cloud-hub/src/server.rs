@@ -1,0 +1,63 @@
+//! A running hub: HTTP API and QUIC ingest, each task owned and shut down in
+//! order (stop accepting, end sessions, close the database).
+
+use std::net::SocketAddr;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Hub, HubPaths};
+use crate::ingest::Ingest;
+
+/// A serving hub. Call [`HubServer::shutdown`] to stop it.
+#[must_use = "a hub runs until shut down; keep the handle and call shutdown"]
+#[derive(Debug)]
+pub struct HubServer {
+    pub hub: Hub,
+    pub http_addr: SocketAddr,
+    pub quic_addr: SocketAddr,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl HubServer {
+    /// Opens the hub's database and CA and starts serving.
+    pub async fn start(
+        paths: &HubPaths,
+        listen: SocketAddr,
+        quic: SocketAddr,
+        names: &[String],
+    ) -> anyhow::Result<HubServer> {
+        let hub = Hub::open(paths)?;
+        let ingest = Ingest::bind(&paths.ca_dir(), quic, names)?;
+        let quic_addr = ingest.local_addr()?;
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let http_addr = listener.local_addr()?;
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let (h, c) = (hub.clone(), cancel.clone());
+        tasks.spawn(async move { ingest.run(h, c).await });
+        let (h, c) = (hub.clone(), cancel.clone());
+        tasks.spawn(async move {
+            let serve = axum::serve(listener, crate::http::router(h))
+                .with_graceful_shutdown(c.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "http server failed");
+            }
+        });
+        Ok(HubServer {
+            hub,
+            http_addr,
+            quic_addr,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// Stops serving and closes the database.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        self.hub.store.shutdown().await;
+    }
+}

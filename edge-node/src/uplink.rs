@@ -1,0 +1,277 @@
+//! The store's link to the hub: one QUIC connection with mutual TLS, kept up
+//! with jittered backoff, running the sync session of `linli_sync::session`.
+//!
+//! The store keeps selling whatever the link does: every fact is on disk in
+//! its documents before it is acknowledged, and the session pushes them when
+//! the link returns. What the hub sends is applied only to hub-owned
+//! documents (the catalog), in the writer's transaction together with the
+//! products table it feeds.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use linli_shared::docs::{DocId, DocKind, Owner, catalog::read_products};
+use linli_shared::sync::IndexEntry;
+use linli_sync::doc_store::{DocError, Received};
+use linli_sync::session::{self, SyncHost};
+use linli_sync::tls::{self, StoreIdentity, TransportSettings};
+use rand::Rng;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, AppError};
+
+/// The peer name under which the hub's sync states are kept.
+pub const HUB_PEER: &str = "hub";
+
+/// Where the hub is and who we are.
+#[derive(Debug, Clone)]
+pub struct UplinkConfig {
+    pub hub: SocketAddr,
+    /// Name the hub's certificate must carry (`localhost` for a local hub).
+    pub server_name: String,
+    /// Directory with `store.pem`, `store.key` and `ca.pem` from `linli-hub issue-cert`.
+    pub identity: PathBuf,
+}
+
+/// What `/health` reports about sync.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct SyncHealth {
+    /// `no_hub`, `connecting`, `connected` or `disconnected`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
+    /// When the current state began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    /// Documents with changes the hub has not acknowledged.
+    pub pending_docs: usize,
+    /// Age of the oldest change the hub has not acknowledged, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_unsynced_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Shared, updated by the uplink task, read by `/health`.
+#[derive(Debug, Default)]
+pub struct SyncStatus {
+    inner: Mutex<Option<(String, DateTime<Utc>, Option<String>)>>,
+    hub: Option<String>,
+}
+
+impl SyncStatus {
+    pub fn new(hub: Option<SocketAddr>) -> SyncStatus {
+        SyncStatus {
+            inner: Mutex::new(None),
+            hub: hub.map(|h| h.to_string()),
+        }
+    }
+
+    fn set(&self, state: &str, error: Option<String>) {
+        if let Ok(mut g) = self.inner.lock() {
+            let keep_since = g
+                .as_ref()
+                .filter(|(s, _, _)| s == state)
+                .map(|(_, t, _)| *t);
+            *g = Some((state.to_owned(), keep_since.unwrap_or_else(Utc::now), error));
+        }
+    }
+
+    pub fn health(&self, app: &App) -> SyncHealth {
+        let (pending_docs, oldest) = app.sync_ctx().pending();
+        let (state, since, last_error) = match self.inner.lock().ok().and_then(|g| g.clone()) {
+            Some((s, t, e)) => (s, Some(t), e),
+            None if self.hub.is_some() => ("connecting".into(), None, None),
+            None => ("no_hub".into(), None, None),
+        };
+        SyncHealth {
+            state,
+            hub: self.hub.clone(),
+            since,
+            pending_docs,
+            oldest_unsynced_secs: oldest.map(|d| d.as_secs_f64()),
+            last_error,
+        }
+    }
+}
+
+/// The store's side of a session.
+struct EdgeHost {
+    app: App,
+}
+
+impl EdgeHost {
+    fn store_id(&self) -> &str {
+        &self.app.settings().store_id
+    }
+}
+
+impl SyncHost for EdgeHost {
+    async fn index(&self) -> Result<Vec<IndexEntry>, DocError> {
+        let sync = self.app.sync_ctx().clone();
+        let store_id = self.store_id().to_owned();
+        let today = self.app.business_day(self.app.now());
+        let r = self
+            .app
+            .store()
+            .write(move |c| {
+                sync.with_docs(c, |docs| {
+                    // open documents: today's, the catalog, and any the hub
+                    // has not acknowledged
+                    let all = docs.index(c, |d| d.in_scope_of(&store_id))?;
+                    let mut open = Vec::new();
+                    for e in all {
+                        let keep = e.doc.kind() == DocKind::Catalog
+                            || e.doc.day() == Some(today)
+                            || !docs.acknowledged(c, &e.doc, HUB_PEER)?;
+                        if keep {
+                            open.push(e);
+                        }
+                    }
+                    Ok(open)
+                })
+            })
+            .await;
+        r.map_err(to_doc_error)
+    }
+
+    async fn generate(&self, doc: DocId) -> Result<Option<Vec<u8>>, DocError> {
+        let sync = self.app.sync_ctx().clone();
+        self.app
+            .store()
+            .write(move |c| sync.with_docs(c, |docs| Ok(docs.generate(c, &doc, HUB_PEER)?)))
+            .await
+            .map_err(to_doc_error)
+    }
+
+    async fn receive(&self, doc: DocId, msg: Vec<u8>) -> Result<Received, DocError> {
+        let sync = self.app.sync_ctx().clone();
+        let now = crate::app::ts(self.app.now());
+        let d = doc.clone();
+        let (received, products) = self
+            .app
+            .store()
+            .write(move |c| {
+                sync.with_docs(c, |docs| {
+                    let r = docs.receive(c, &d, HUB_PEER, &Owner::Hub, &msg)?;
+                    let mut products = None;
+                    if d.kind() == DocKind::Catalog && r.new_changes > 0 {
+                        // the catalog feeds the products table in the same transaction
+                        let list = docs.read(c, &d, read_products)?.unwrap_or_default();
+                        for p in &list {
+                            crate::app::catalog::upsert(c, p, &now)?;
+                        }
+                        products = Some(crate::app::catalog::read_products(c)?);
+                    }
+                    if docs.acknowledged(c, &d, HUB_PEER)? {
+                        sync.acknowledged(&d);
+                    }
+                    Ok((r, products))
+                })
+            })
+            .await
+            .map_err(to_doc_error)?;
+        if let Some(products) = products {
+            tracing::info!(products = products.len(), %doc, "catalog updated from the hub");
+            self.app.swap_catalog(products);
+        }
+        Ok(received)
+    }
+
+    fn in_scope(&self, doc: &DocId) -> bool {
+        doc.in_scope_of(self.store_id())
+    }
+}
+
+fn to_doc_error(e: AppError) -> DocError {
+    match e {
+        AppError::Store(s) => DocError::Message(s.to_string()),
+        other => DocError::Message(other.to_string()),
+    }
+}
+
+/// Keeps the link to the hub up until `cancel`.
+pub async fn run(app: App, cfg: UplinkConfig, status: Arc<SyncStatus>, cancel: CancellationToken) {
+    tls::install_crypto_provider();
+    let setup = (|| {
+        let identity = StoreIdentity::load(&cfg.identity)?;
+        if identity.store_id() != app.settings().store_id {
+            return Err(anyhow::anyhow!(
+                "identity in {} is for store {}, this node is {}",
+                cfg.identity.display(),
+                identity.store_id(),
+                app.settings().store_id
+            ));
+        }
+        let client = tls::client_config(&identity, TransportSettings::default())?;
+        Ok(tls::client_endpoint(client, cfg.hub)?)
+    })();
+    let endpoint = match setup {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "uplink cannot start");
+            status.set("disconnected", Some(e.to_string()));
+            return;
+        }
+    };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        status.set("connecting", None);
+        let attempt = tokio::select! {
+            _ = cancel.cancelled() => break,
+            c = tls::connect(&endpoint, cfg.hub, &cfg.server_name) => c,
+        };
+        let error = match attempt {
+            Ok(conn) => {
+                let result = async {
+                    let (send, recv) = conn.open_bi().await?;
+                    status.set("connected", None);
+                    tracing::info!(hub = %cfg.hub, "connected to the hub");
+                    backoff = Duration::from_millis(100);
+                    let host = Arc::new(EdgeHost { app: app.clone() });
+                    session::run(
+                        host,
+                        send,
+                        recv,
+                        app.sync_ctx().subscribe(),
+                        cancel.child_token(),
+                    )
+                    .await?;
+                    Ok::<_, anyhow::Error>(())
+                }
+                .await;
+                conn.close(0u32.into(), b"bye");
+                let sync = app.sync_ctx().clone();
+                let _ = app
+                    .store()
+                    .write(move |c| {
+                        sync.with_docs(c, |d| {
+                            d.end_session(HUB_PEER);
+                            Ok(())
+                        })
+                    })
+                    .await;
+                result.err().map(|e| e.to_string())
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        if cancel.is_cancelled() {
+            break;
+        }
+        tracing::warn!(error = ?error, "link to the hub lost; retrying");
+        status.set("disconnected", error);
+        // jittered exponential backoff: 100 ms doubling to 5 s, ±50 %
+        let jitter = rand::thread_rng().gen_range(0.5..1.5);
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+    endpoint.close(0u32.into(), b"shutdown");
+    endpoint.wait_idle().await;
+}
