@@ -1,63 +1,455 @@
-//! Multi-process harness for Linli: spawns real `linli-edge` (and later
-//! `linli-hub`) processes on port 0 with temp dirs. The suites of the
-//! cross-node work (sync, routing) live beside it; the single-node suites
-//! live in `edge-node/tests/`.
+//! Multi-process harness for Linli: real `linli-hub` and `linli-edge`
+//! processes on port 0 with temp dirs, each store talking to the hub through
+//! an in-process UDP proxy that can cut, heal, drop, duplicate and reorder
+//! packets. Tests wait on conditions with deadlines, never on sleeps.
+//!
+//! Binaries are those `cargo test --workspace` builds next to the test
+//! executables (`target/<profile>/`).
 
+mod proxy;
+
+pub use proxy::{LinkMode, UdpProxy};
+
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, anyhow};
+use serde_json::{Value, json};
+
 /// Path of a workspace binary built by `cargo test --workspace`.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let mut dir = std::env::current_exe().unwrap_or_default();
-    dir.pop(); // deps
+    dir.pop(); // the test executable
     if dir.ends_with("deps") {
         dir.pop();
     }
     dir.join(name)
 }
 
-/// A running child process that prints `... listening on http://ADDR`.
+/// A running child process that printed `... listening on <rest>`.
 #[derive(Debug)]
 pub struct Spawned {
     pub child: Child,
+    /// What followed "listening on " on the ready line.
+    pub ready_line: String,
     pub base_url: String,
 }
 
-impl Drop for Spawned {
-    fn drop(&mut self) {
+impl Spawned {
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill_9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// Starts `bin args...` and waits (with a deadline) for its listening line.
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+/// Starts `bin args...` and waits (with a deadline) for its ready line.
 pub fn spawn_listening(bin: &Path, args: &[&str], deadline: Duration) -> anyhow::Result<Spawned> {
+    spawn_logged(bin, args, deadline, None)
+}
+
+fn spawn_logged(
+    bin: &Path,
+    args: &[&str],
+    deadline: Duration,
+    log: Option<&Path>,
+) -> anyhow::Result<Spawned> {
+    let stderr = match log {
+        Some(p) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?,
+        ),
+        None => Stdio::null(),
+    };
     let mut child = Command::new(bin)
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.split("listening on ").nth(1) {
-                let _ = tx.send(url.trim().to_owned());
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let _ = tx.send(rest.trim().to_owned());
             }
         }
     });
-    let start = Instant::now();
-    let base_url = rx.recv_timeout(deadline).map_err(|_| {
-        anyhow::anyhow!(
-            "{} did not start within {:?}",
+    let ready_line = rx.recv_timeout(deadline).map_err(|_| {
+        anyhow!(
+            "{} {:?} did not start within {:?}",
             bin.display(),
-            start.elapsed()
+            args,
+            deadline
         )
     })?;
-    Ok(Spawned { child, base_url })
+    let base_url = ready_line
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Spawned {
+        child,
+        ready_line,
+        base_url,
+    })
+}
+
+/// Polls `cond` until it returns `Some`, or fails after `deadline`.
+pub fn wait_for<T>(
+    deadline: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> Option<T>,
+) -> anyhow::Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = cond() {
+            return Ok(v);
+        }
+        if start.elapsed() > deadline {
+            return Err(anyhow!("timed out after {deadline:?} waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The hub process and its admin session.
+#[derive(Debug)]
+pub struct HubProc {
+    pub proc: Spawned,
+    pub http: String,
+    pub quic: SocketAddr,
+    pub token: String,
+}
+
+/// A store process, its session, and its link to the hub.
+#[derive(Debug)]
+pub struct StoreProc {
+    pub id: String,
+    pub proc: Option<Spawned>,
+    pub data_dir: PathBuf,
+    pub identity: PathBuf,
+    pub proxy: UdpProxy,
+    pub base_url: String,
+    pub token: String,
+}
+
+/// A hub and its stores, each in its own temp dir.
+#[derive(Debug)]
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub hub: Option<HubProc>,
+    pub stores: HashMap<String, StoreProc>,
+    pub http: reqwest::blocking::Client,
+    seed: u64,
+}
+
+const START: Duration = Duration::from_secs(60);
+pub const ADMIN_PASSWORD: &str = "admin-password";
+
+impl Cluster {
+    /// A cluster with a running hub.
+    pub fn new(seed: u64) -> anyhow::Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let status = Command::new(workspace_bin("linli-hub"))
+            .args(["user", "add", "--data-dir"])
+            .arg(dir.path().join("hub"))
+            .args([
+                "--name",
+                "admin",
+                "--role",
+                "admin",
+                "--password",
+                ADMIN_PASSWORD,
+            ])
+            .stdout(Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "linli-hub user add failed");
+        let mut c = Cluster {
+            dir,
+            hub: None,
+            stores: HashMap::new(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()?,
+            seed,
+        };
+        c.start_hub(None)?;
+        Ok(c)
+    }
+
+    pub fn hub_dir(&self) -> PathBuf {
+        self.dir.path().join("hub")
+    }
+
+    /// Starts the hub; `quic` pins its QUIC address (to come back on the
+    /// same port after a restart).
+    pub fn start_hub(&mut self, quic: Option<SocketAddr>) -> anyhow::Result<()> {
+        let hub_dir = self.hub_dir();
+        let quic_arg = quic.map_or("127.0.0.1:0".to_owned(), |q| q.to_string());
+        let proc = spawn_logged(
+            &workspace_bin("linli-hub"),
+            &[
+                "serve",
+                "--data-dir",
+                hub_dir.to_str().unwrap_or_default(),
+                "--listen",
+                "127.0.0.1:0",
+                "--quic",
+                &quic_arg,
+            ],
+            START,
+            Some(&self.dir.path().join("hub.log")),
+        )?;
+        let quic: SocketAddr = proc
+            .ready_line
+            .split("quic ")
+            .nth(1)
+            .ok_or_else(|| anyhow!("no quic address in {:?}", proc.ready_line))?
+            .trim()
+            .parse()?;
+        let http = proc.base_url.clone();
+        let login: Value = self
+            .http
+            .post(format!("{http}/api/v1/login"))
+            .json(&json!({"name": "admin", "password": ADMIN_PASSWORD}))
+            .send()?
+            .json()?;
+        let token = login["token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("hub login failed: {login}"))?
+            .to_owned();
+        for s in self.stores.values() {
+            s.proxy.set_target(quic);
+        }
+        self.hub = Some(HubProc {
+            proc,
+            http,
+            quic,
+            token,
+        });
+        Ok(())
+    }
+
+    /// Kills the hub with SIGKILL and starts it again on the same QUIC port.
+    pub fn restart_hub(&mut self) -> anyhow::Result<()> {
+        let quic = self.hub()?.quic;
+        if let Some(mut h) = self.hub.take() {
+            h.proc.kill_9();
+        }
+        self.start_hub(Some(quic))
+    }
+
+    pub fn hub(&self) -> anyhow::Result<&HubProc> {
+        self.hub
+            .as_ref()
+            .ok_or_else(|| anyhow!("the hub is not running"))
+    }
+
+    /// Issues a certificate for `id` and starts its node (demo catalog and
+    /// stock, staff cashier/1234 and manager/9999) linked through a proxy.
+    pub fn add_store(&mut self, id: &str) -> anyhow::Result<()> {
+        let identity = self.dir.path().join(format!("{id}-identity"));
+        let status = Command::new(workspace_bin("linli-hub"))
+            .args(["issue-cert", "--data-dir"])
+            .arg(self.hub_dir())
+            .args(["--store", id, "--out"])
+            .arg(&identity)
+            .stdout(Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "issue-cert failed");
+        let seed = self.seed ^ (self.stores.len() as u64 + 1);
+        let proxy = UdpProxy::start(self.hub()?.quic, seed)?;
+        let data_dir = self.dir.path().join(id);
+        let mut store = StoreProc {
+            id: id.to_owned(),
+            proc: None,
+            data_dir,
+            identity,
+            proxy,
+            base_url: String::new(),
+            token: String::new(),
+        };
+        self.launch(&mut store)?;
+        self.stores.insert(id.to_owned(), store);
+        Ok(())
+    }
+
+    fn launch(&self, s: &mut StoreProc) -> anyhow::Result<()> {
+        let proxy = s.proxy.addr().to_string();
+        let proc = spawn_logged(
+            &workspace_bin("linli-edge"),
+            &[
+                "demo",
+                "--store-id",
+                &s.id,
+                "--data-dir",
+                s.data_dir.to_str().unwrap_or_default(),
+                "--listen",
+                "127.0.0.1:0",
+                "--hub",
+                &proxy,
+                "--identity",
+                s.identity.to_str().unwrap_or_default(),
+            ],
+            START,
+            Some(&self.dir.path().join(format!("{}.log", s.id))),
+        )?;
+        s.base_url = proc.base_url.clone();
+        let login: Value = self
+            .http
+            .post(format!("{}/api/v1/login", s.base_url))
+            .json(&json!({"name": "manager", "pin": "9999"}))
+            .send()?
+            .json()?;
+        s.token = login["token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("store login failed: {login}"))?
+            .to_owned();
+        s.proc = Some(proc);
+        Ok(())
+    }
+
+    pub fn store(&self, id: &str) -> anyhow::Result<&StoreProc> {
+        self.stores.get(id).ok_or_else(|| anyhow!("no store {id}"))
+    }
+
+    /// Kills a store's node with SIGKILL.
+    pub fn kill_store(&mut self, id: &str) -> anyhow::Result<()> {
+        let s = self
+            .stores
+            .get_mut(id)
+            .ok_or_else(|| anyhow!("no store {id}"))?;
+        if let Some(mut p) = s.proc.take() {
+            p.kill_9();
+        }
+        Ok(())
+    }
+
+    /// Starts a killed store again on its data.
+    pub fn restart_store(&mut self, id: &str) -> anyhow::Result<()> {
+        let mut s = self
+            .stores
+            .remove(id)
+            .ok_or_else(|| anyhow!("no store {id}"))?;
+        if let Some(mut p) = s.proc.take() {
+            p.kill_9();
+        }
+        let r = self.launch(&mut s);
+        self.stores.insert(id.to_owned(), s);
+        r
+    }
+
+    /// Sets how a store's link behaves (cut, heal, lossy).
+    pub fn link(&self, id: &str, mode: LinkMode) -> anyhow::Result<()> {
+        self.store(id)?.proxy.set_mode(mode);
+        Ok(())
+    }
+
+    /// A counter sale at a store; returns the receipt.
+    pub fn sell(&self, id: &str, key: &str, lines: Value) -> anyhow::Result<Value> {
+        let s = self.store(id)?;
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/sales", s.base_url))
+            .bearer_auth(&s.token)
+            .header("Idempotency-Key", key)
+            .json(&json!({"lines": lines, "payments": [{"method": "cash", "amount_fen": 10_000_000}]}))
+            .send()?;
+        anyhow::ensure!(
+            resp.status().as_u16() == 201,
+            "sale refused: {}",
+            resp.text()?
+        );
+        Ok(resp.json()?)
+    }
+
+    /// GET on a store's API.
+    pub fn store_get(&self, id: &str, path: &str) -> anyhow::Result<Value> {
+        let s = self.store(id)?;
+        Ok(self
+            .http
+            .get(format!("{}{path}", s.base_url))
+            .bearer_auth(&s.token)
+            .send()?
+            .json()?)
+    }
+
+    /// POST on a store's API; returns status and body.
+    pub fn store_post(
+        &self,
+        id: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Value,
+    ) -> anyhow::Result<(u16, Value)> {
+        let s = self.store(id)?;
+        let mut req = self
+            .http
+            .post(format!("{}{path}", s.base_url))
+            .bearer_auth(&s.token)
+            .json(&body);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req.send()?;
+        Ok((resp.status().as_u16(), resp.json()?))
+    }
+
+    /// GET on the hub's API as admin.
+    pub fn hub_get(&self, path: &str) -> anyhow::Result<Value> {
+        let h = self.hub()?;
+        Ok(self
+            .http
+            .get(format!("{}{path}", h.http))
+            .bearer_auth(&h.token)
+            .send()?
+            .json()?)
+    }
+
+    /// The sale ids the hub holds for a store and day.
+    pub fn hub_sale_ids(&self, id: &str, day: &str) -> anyhow::Result<Vec<String>> {
+        let v = self.hub_get(&format!("/api/v1/stores/{id}/sales?day={day}"))?;
+        Ok(v["sales"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s["sale_id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Waits until the hub holds exactly `want` (as a set, each once) for the store and day.
+    pub fn wait_hub_has(
+        &self,
+        id: &str,
+        day: &str,
+        want: &[String],
+        deadline: Duration,
+    ) -> anyhow::Result<()> {
+        let mut want_sorted = want.to_vec();
+        want_sorted.sort();
+        let mut last = Vec::new();
+        let r = wait_for(deadline, "the hub to hold the store's sales", || {
+            let mut got = self.hub_sale_ids(id, day).ok()?;
+            got.sort();
+            last = got.clone();
+            (got == want_sorted).then_some(())
+        });
+        r.with_context(|| format!("hub has {} sales, want {}", last.len(), want_sorted.len()))
+    }
 }
