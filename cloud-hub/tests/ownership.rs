@@ -1,0 +1,296 @@
+//! The hub's authorization rules, tested over a real QUIC connection with
+//! real certificates: the store id comes from the certificate; a store may
+//! write only its own documents, and only with its own actors; hub-owned
+//! documents are read-only to stores; revoked stores are refused. Every
+//! refusal leaves nothing applied.
+
+#![allow(clippy::unwrap_used)] // test code
+
+use std::time::Duration;
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{ActorId, AutoCommit};
+use chrono::NaiveDate;
+use linli_hub::hub::HubPaths;
+use linli_hub::server::HubServer;
+use linli_shared::docs::ledger::{SaleFact, SaleLineFact, record_sale};
+use linli_shared::docs::{DocId, Owner, new_doc};
+use linli_shared::sync::Frame;
+use linli_sync::session::{read_frame, write_frame};
+use linli_sync::tls::{self, Ca, StoreIdentity, TransportSettings};
+
+fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()
+}
+
+fn ledger_with_sale(id: &DocId, actor: ActorId, sale_id: &str) -> AutoCommit {
+    let mut doc = new_doc(id, actor).unwrap();
+    record_sale(
+        &mut doc,
+        &SaleFact {
+            sale_id: sale_id.into(),
+            ticket_no: "X-20261125-0001".into(),
+            created_at: "2026-11-25T02:00:00.000Z".into(),
+            cashier: "mallory".into(),
+            total_fen: 100,
+            lines: vec![SaleLineFact {
+                sku: "P00001".into(),
+                qty: 1,
+                total_fen: 100,
+            }],
+            payments: vec![],
+            member: false,
+        },
+    )
+    .unwrap();
+    doc.commit();
+    doc
+}
+
+struct Peer {
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    _endpoint: quinn::Endpoint,
+}
+
+async fn connect(server: &HubServer, identity: &std::path::Path) -> Peer {
+    tls::install_crypto_provider();
+    let id = StoreIdentity::load(identity).unwrap();
+    let cfg = tls::client_config(&id, TransportSettings::default()).unwrap();
+    let endpoint = tls::client_endpoint(cfg, server.quic_addr).unwrap();
+    let conn = tls::connect(&endpoint, server.quic_addr, "localhost")
+        .await
+        .unwrap();
+    let (mut send, recv) = conn.open_bi().await.unwrap();
+    write_frame(&mut send, &Frame::Index(vec![])).await.unwrap();
+    Peer {
+        conn,
+        send,
+        recv,
+        _endpoint: endpoint,
+    }
+}
+
+/// Runs the automerge sync protocol for one document against the hub until
+/// it converges (`None`) or the hub refuses (`Some(reason)`).
+async fn push_doc(peer: &mut Peer, id: &DocId, doc: &mut AutoCommit) -> Option<String> {
+    let mut state = sync::State::new();
+    if let Some(m) = doc.sync().generate_sync_message(&mut state) {
+        write_frame(
+            &mut peer.send,
+            &Frame::Sync {
+                doc: id.clone(),
+                msg: m.encode(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    for _ in 0..20 {
+        let frame = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut peer.recv)).await;
+        let Ok(Ok(Some(frame))) = frame else {
+            return None;
+        };
+        match frame {
+            Frame::Refused { doc, reason } if &doc == id => return Some(reason),
+            Frame::Sync { doc: d, msg } if &d == id => {
+                doc.sync()
+                    .receive_sync_message(&mut state, sync::Message::decode(&msg).unwrap())
+                    .unwrap();
+                match doc.sync().generate_sync_message(&mut state) {
+                    Some(m) => write_frame(
+                        &mut peer.send,
+                        &Frame::Sync {
+                            doc: id.clone(),
+                            msg: m.encode(),
+                        },
+                    )
+                    .await
+                    .unwrap(),
+                    None => return None,
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// What a malicious store would send: a sync message that carries every
+/// change of the document whatever the hub said it wants (automerge itself
+/// would hold the changes back from a read-only peer).
+async fn force_push(peer: &mut Peer, id: &DocId, doc: &mut AutoCommit) -> Option<String> {
+    let mut state = sync::State::new();
+    let mut msg = doc.sync().generate_sync_message(&mut state).unwrap();
+    let changes: Vec<Vec<u8>> = doc
+        .get_changes(&[])
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+    msg.changes = changes.into();
+    write_frame(
+        &mut peer.send,
+        &Frame::Sync {
+            doc: id.clone(),
+            msg: msg.encode(),
+        },
+    )
+    .await
+    .unwrap();
+    for _ in 0..20 {
+        let frame = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut peer.recv)).await;
+        let Ok(Ok(Some(frame))) = frame else {
+            return None;
+        };
+        if let Frame::Refused { doc, reason } = frame
+            && &doc == id
+        {
+            return Some(reason);
+        }
+    }
+    None
+}
+
+/// Whether any change the hub holds in `id` was made by `owner`'s actors.
+async fn hub_holds_changes_by(server: &HubServer, id: &DocId, owner: Owner) -> bool {
+    let id = id.clone();
+    server
+        .hub
+        .with_docs(move |c, docs| {
+            Ok(docs
+                .read(c, &id, |d| {
+                    let mut d = d.clone();
+                    d.get_changes(&[])
+                        .iter()
+                        .any(|ch| owner.owns_actor(ch.actor_id()))
+                })?
+                .unwrap_or(false))
+        })
+        .await
+        .unwrap()
+}
+
+async fn hub_has_doc(server: &HubServer, id: &DocId) -> bool {
+    let id = id.clone();
+    server
+        .hub
+        .with_docs(move |c, docs| Ok(docs.exists(c, &id)?))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_write_only_their_own_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = HubPaths {
+        data_dir: dir.path().join("hub"),
+    };
+    let server = HubServer::start(
+        &paths,
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+        &[],
+    )
+    .await
+    .unwrap();
+    let ca = Ca::load(&paths.ca_dir()).unwrap();
+    ca.issue_store("S002", &dir.path().join("s2")).unwrap();
+    let mut s2 = connect(&server, &dir.path().join("s2")).await;
+
+    // 1. S002 pushes a ledger of S001, even with S001's actor: out of scope
+    let s1_ledger = DocId::store_ledger("S001", day());
+    let mut forged = ledger_with_sale(
+        &s1_ledger,
+        Owner::Store("S001".into()).actor([9; 8]),
+        "FORGED1",
+    );
+    let refusal = push_doc(&mut s2, &s1_ledger, &mut forged).await;
+    assert!(refusal.unwrap().contains("scope"));
+    assert!(!hub_has_doc(&server, &s1_ledger).await);
+    assert!(server.hub.sales("S001", day()).await.unwrap().is_empty());
+
+    // 2. S002 writes into its own ledger with another store's actor
+    let s2_ledger = DocId::store_ledger("S002", day());
+    let mut foreign_actor = ledger_with_sale(
+        &s2_ledger,
+        Owner::Store("S001".into()).actor([7; 8]),
+        "FORGED2",
+    );
+    let refusal = push_doc(&mut s2, &s2_ledger, &mut foreign_actor).await;
+    assert!(
+        refusal.unwrap().contains("actor"),
+        "a change by a foreign actor is refused"
+    );
+    assert!(!hub_holds_changes_by(&server, &s2_ledger, Owner::Store("S001".into())).await);
+    assert!(
+        server.hub.sales("S002", day()).await.unwrap().is_empty(),
+        "nothing of it applied"
+    );
+
+    // 3. S002 writes into the hub's catalog
+    let catalog = DocId::catalog(1);
+    let mut cat = new_doc(&catalog, Owner::Store("S002".into()).actor([5; 8])).unwrap();
+    cat.commit();
+    // automerge already holds changes back from the hub's read-only state...
+    assert_eq!(push_doc(&mut s2, &catalog, &mut cat).await, None);
+    assert!(!hub_holds_changes_by(&server, &catalog, Owner::Store("S002".into())).await);
+    // ...and a store that sends them anyway is refused
+    let refusal = force_push(&mut s2, &catalog, &mut cat).await;
+    assert!(
+        refusal.unwrap().contains("not accepted"),
+        "stores cannot write hub documents"
+    );
+    assert!(!hub_holds_changes_by(&server, &catalog, Owner::Store("S002".into())).await);
+
+    // 4. its own ledger with its own actor is accepted (the rules are not
+    //    refusing everything)
+    let mut own = ledger_with_sale(
+        &s2_ledger,
+        Owner::Store("S002".into()).actor([1; 8]),
+        "GOOD1",
+    );
+    assert_eq!(push_doc(&mut s2, &s2_ledger, &mut own).await, None);
+    let sales = server.hub.sales("S002", day()).await.unwrap();
+    assert_eq!(sales.len(), 1);
+    assert_eq!(sales[0].sale_id, "GOOD1");
+    let links = server.hub.links();
+    assert!(
+        links["S002"].refused >= 2,
+        "refusals are counted for the regional view"
+    );
+    s2.conn.close(0u32.into(), b"done");
+
+    // 5. a revoked store is closed right after its handshake
+    ca.revoke("S002").unwrap();
+    let id = StoreIdentity::load(&dir.path().join("s2")).unwrap();
+    let endpoint = tls::client_endpoint(
+        tls::client_config(&id, TransportSettings::default()).unwrap(),
+        server.quic_addr,
+    )
+    .unwrap();
+    let conn = tls::connect(&endpoint, server.quic_addr, "localhost")
+        .await
+        .unwrap();
+    if let Ok((mut send, _recv)) = conn.open_bi().await {
+        let _ = write_frame(&mut send, &Frame::Index(vec![])).await;
+    }
+    let reason = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+        .await
+        .unwrap();
+    match reason {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(
+                close.error_code,
+                quinn::VarInt::from_u32(tls::CLOSE_REVOKED)
+            );
+        }
+        other => panic!("expected a revocation close, got {other:?}"),
+    }
+    assert_eq!(
+        server.hub.sales("S002", day()).await.unwrap().len(),
+        1,
+        "nothing after revocation"
+    );
+    server.shutdown().await;
+}
