@@ -56,10 +56,13 @@ pub struct SyncHealth {
     pub last_error: Option<String>,
 }
 
+/// A link state, since when, and the last error.
+type LinkState = (String, DateTime<Utc>, Option<String>);
+
 /// Shared, updated by the uplink task, read by `/health`.
 #[derive(Debug, Default)]
 pub struct SyncStatus {
-    inner: Mutex<Option<(String, DateTime<Utc>, Option<String>)>>,
+    inner: Mutex<Option<LinkState>>,
     hub: Option<String>,
 }
 

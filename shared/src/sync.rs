@@ -182,8 +182,8 @@ pub fn docs_to_sync(
     wanted: impl Fn(&DocId) -> bool,
 ) -> Vec<DocId> {
     use std::collections::BTreeMap;
-    let mut heads: BTreeMap<&DocId, (Option<Vec<[u8; 32]>>, Option<Vec<[u8; 32]>>)> =
-        BTreeMap::new();
+    type Heads = Option<Vec<[u8; 32]>>;
+    let mut heads: BTreeMap<&DocId, (Heads, Heads)> = BTreeMap::new();
     for e in local {
         let mut h = e.heads.clone();
         h.sort();
@@ -235,6 +235,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::cloned_ref_to_slice_refs)] // reads better as literals
     fn differing_or_missing_docs_are_synced() {
         let a = IndexEntry {
             doc: doc("catalog/1"),

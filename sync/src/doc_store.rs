@@ -175,7 +175,7 @@ impl Docs {
     /// receives the owner's changes).
     fn load_or_empty(&mut self, c: &Connection, id: &DocId) -> Result<&mut AutoCommit, DocError> {
         if self.load(c, id)?.is_none() {
-            let doc = if &id.owner() == &self.owner {
+            let doc = if id.owner() == self.owner {
                 new_doc(id, self.actor.clone())?
             } else {
                 AutoCommit::new().with_actor(self.actor.clone())

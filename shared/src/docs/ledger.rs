@@ -230,7 +230,7 @@ mod tests {
                 method: "cash".into(),
                 amount_fen: i64::from(i) * 100,
             }],
-            member: i % 2 == 0,
+            member: i.is_multiple_of(2),
         }
     }
 
