@@ -13,7 +13,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use chrono::{DateTime, NaiveDate, Utc};
 use linli_shared::catalog::{RejectedRow, parse_catalog_csv};
 use linli_shared::docs::catalog::put_products;
-use linli_shared::docs::ledger::read_sales;
+use linli_shared::docs::ledger::read_sales_where;
 use linli_shared::docs::stock::read_levels;
 use linli_shared::docs::{DocId, DocKind, Owner};
 use linli_sync::db::{Store, StoreError};
@@ -462,7 +462,15 @@ fn project(c: &Connection, docs: &mut Docs, store: &str, doc: &DocId) -> Result<
     let day = doc.day().map(|d| d.to_string()).unwrap_or_default();
     match doc.kind() {
         DocKind::Ledger => {
-            let sales = docs.read(c, doc, read_sales)?.unwrap_or_default();
+            // read only the sales the hub does not hold yet: a busy day's
+            // ledger is pushed a sale at a time
+            let known: std::collections::HashSet<String> = c
+                .prepare_cached("SELECT sale_id FROM hub_sales WHERE store_id = ?1 AND day = ?2")?
+                .query_map(params![store, day], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let sales = docs
+                .read(c, doc, |d| read_sales_where(d, |id| !known.contains(id)))?
+                .unwrap_or_default();
             let mut stmt = c.prepare_cached(
                 "INSERT OR IGNORE INTO hub_sales(store_id, sale_id, day, ticket_no, total_fen, cashier, created_at, lines)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

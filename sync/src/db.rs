@@ -53,7 +53,10 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 type Finisher = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Finisher + Send>;
+/// A write: given the transaction's connection, it runs and returns what
+/// answers its caller after the commit; given an error (the transaction
+/// could not begin), it answers with that error without running.
+type Job = Box<dyn FnOnce(Result<&Connection, StoreError>) -> Finisher + Send>;
 
 enum Msg {
     Write(Job),
@@ -222,8 +225,11 @@ where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
-    Box::new(move |conn: &Connection| {
-        let result = in_savepoint(conn, f);
+    Box::new(move |conn: Result<&Connection, StoreError>| {
+        let result = match conn {
+            Ok(conn) => in_savepoint(conn, f),
+            Err(e) => Err(E::from(e)),
+        };
         Box::new(move |commit: Result<(), StoreError>| {
             let out = match (result, commit) {
                 (Ok(v), Ok(())) => Ok(v),
@@ -290,34 +296,34 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>, on_commit: Option<
         }
         let started = Instant::now();
         let n = batch.len();
-        let commit = match conn.execute_batch("BEGIN IMMEDIATE") {
+        let (commit, finishers) = match conn.execute_batch("BEGIN IMMEDIATE") {
             Ok(()) => {
-                let finishers: Vec<Finisher> = batch.drain(..).map(|job| job(&conn)).collect();
+                let finishers: Vec<Finisher> = batch.drain(..).map(|job| job(Ok(&conn))).collect();
                 let commit = conn
                     .execute_batch("COMMIT")
                     .map_err(|e| StoreError::Commit(e.to_string()));
                 if commit.is_err() {
                     let _ = conn.execute_batch("ROLLBACK");
                 }
-                for finish in finishers {
-                    finish(commit.clone());
-                }
-                commit
+                (commit, finishers)
             }
             Err(e) => {
                 let err = StoreError::Commit(e.to_string());
-                for job in batch.drain(..) {
-                    // never run: answer with the error without touching the db
-                    drop(job);
-                }
-                Err(err)
+                // never run: each caller gets the real error
+                let finishers = batch.drain(..).map(|job| job(Err(err.clone()))).collect();
+                (Err(err), finishers)
             }
         };
         if let Err(e) = &commit {
             tracing::error!(error = %e, batch = n, "commit failed");
         }
+        // observers (metrics, cache invalidation after a failed commit) run
+        // before anyone is answered
         if let Some(obs) = &on_commit {
             obs(started.elapsed(), n, commit.is_ok());
+        }
+        for finish in finishers {
+            finish(commit.clone());
         }
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {

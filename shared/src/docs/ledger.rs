@@ -146,11 +146,20 @@ pub fn put_order(doc: &mut AutoCommit, o: &OrderFact) -> Result<(), AutomergeErr
 
 /// All sales in the ledger, ordered by sale id (ids are time-ordered ULIDs).
 pub fn read_sales(doc: &AutoCommit) -> Vec<SaleFact> {
+    read_sales_where(doc, |_| true)
+}
+
+/// The sales whose id passes `wanted` (a reader that already holds most of
+/// a day's sales reads only the new ones).
+pub fn read_sales_where(doc: &AutoCommit, wanted: impl Fn(&str) -> bool) -> Vec<SaleFact> {
     let Some(sales) = existing_map(doc, "sales") else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for item in doc.map_range(&sales, ..) {
+        if !wanted(&item.key) {
+            continue;
+        }
         let id = item.id();
         let list = |key: &str| match doc.get(&id, key) {
             Ok(Some((Value::Object(ObjType::List), l))) => Some(l),
