@@ -103,8 +103,13 @@ impl App {
         &self.settings
     }
 
+    /// The current time, to the millisecond: what is stored is what is
+    /// returned, so a receipt reads the same at creation and later.
     pub fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
+        use chrono::DurationRound;
+        let t = (self.clock)();
+        t.duration_trunc(chrono::TimeDelta::milliseconds(1))
+            .unwrap_or(t)
     }
 
     /// The store's business day at `at`.
