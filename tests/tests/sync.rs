@@ -227,3 +227,65 @@ fn the_hub_catalog_reaches_every_store() {
         .unwrap();
     assert_eq!(r["total_fen"], 1500);
 }
+
+#[test]
+fn a_node_with_another_stores_certificate_does_not_link() {
+    let c = Cluster::new(6).unwrap();
+    let wrong = c.dir.path().join("s002-identity");
+    let status = std::process::Command::new(linli_tests::workspace_bin("linli-hub"))
+        .args(["issue-cert", "--data-dir"])
+        .arg(c.hub_dir())
+        .args(["--store", "S002", "--out"])
+        .arg(&wrong)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let quic = c.hub().unwrap().quic.to_string();
+    let data = c.dir.path().join("S001");
+    let node = linli_tests::spawn_listening(
+        &linli_tests::workspace_bin("linli-edge"),
+        &[
+            "demo",
+            "--store-id",
+            "S001",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--hub",
+            &quic,
+            "--identity",
+            wrong.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let health: Value = wait_for(CONVERGE, "the uplink to give up", || {
+        let h: Value = c
+            .http
+            .get(format!("{}/health", node.base_url))
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        h["sync"]["last_error"].as_str().is_some().then_some(h)
+    })
+    .unwrap();
+    assert_eq!(health["sync"]["state"], "disconnected");
+    assert!(
+        health["sync"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("S002"),
+        "{health}"
+    );
+    // the store still sells on its own
+    assert_eq!(health["status"], "ok");
+    let stores = c.hub_get("/api/v1/stores").unwrap();
+    assert_eq!(
+        stores.as_array().unwrap().len(),
+        0,
+        "the hub never saw S001: {stores}"
+    );
+}
