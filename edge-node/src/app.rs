@@ -125,6 +125,38 @@ impl App {
         }
     }
 
+    /// Runs a use case's write on the writer thread with a [`replication::Publish`]
+    /// for the business day of `now`: the document changes it collects are
+    /// written in the same transaction, and announced to the uplink once
+    /// the transaction has committed.
+    pub(crate) async fn write_published<T, F>(
+        &self,
+        now: DateTime<Utc>,
+        f: F,
+    ) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection, &mut replication::Publish<'_>) -> Result<T, AppError>
+            + Send
+            + 'static,
+    {
+        let (sync, store_id, day) = (
+            self.sync.clone(),
+            self.settings.store_id.clone(),
+            self.business_day(now),
+        );
+        let (out, touched) = self
+            .store
+            .write(move |c| {
+                let mut p = replication::Publish::new(c, &sync, &store_id, day);
+                let out = f(c, &mut p)?;
+                Ok::<_, AppError>((out, p.finish()?))
+            })
+            .await?;
+        self.sync.notify(touched);
+        Ok(out)
+    }
+
     /// Whether the database answers a trivial query.
     pub async fn database_ok(&self) -> bool {
         self.store

@@ -158,16 +158,9 @@ impl App {
         let expires = now + self.settings.pickup_hold;
         let by = actor.name.clone();
         let (channel, fulfilment) = (req.channel, req.fulfilment);
-        let (sync, store_id, day) = (
-            self.sync.clone(),
-            self.settings.store_id.clone(),
-            self.business_day(now),
-        );
-        let (view, replayed, touched) = self
-            .store
-            .write(move |c| {
+        let (view, replayed) = self.write_published(now, move |c, p| {
                 if let Some(prev) = idempotency::replay(c, &key, "order", &fp)? {
-                    return Ok::<_, AppError>((prev, true, Vec::new()));
+                    return Ok((prev, true));
                 }
                 // reserve: several lines of one SKU add up
                 let mut need: std::collections::BTreeMap<&str, i64> = Default::default();
@@ -203,13 +196,10 @@ impl App {
                 }
                 let view = load_order(c, &order_id)?.ok_or_else(|| AppError::OrderNotFound(order_id.clone()))?;
                 idempotency::record(c, &key, "order", &fp, &view, now)?;
-                let mut p = Publish::new(c, &sync, &store_id, day);
-                publish_order(&mut p, &view)?;
-                let touched = p.finish()?;
-                Ok((view, false, touched))
+                publish_order(p, &view)?;
+                Ok((view, false))
             })
             .await?;
-        self.sync.notify(touched);
         Ok((view, replayed))
     }
 
@@ -254,15 +244,7 @@ impl App {
         }
         let now = self.now();
         let by = actor.name.clone();
-        let (sync, store_id, day) = (
-            self.sync.clone(),
-            self.settings.store_id.clone(),
-            self.business_day(now),
-        );
-        let (view, touched) = self
-            .store
-            .write(move |c| {
-                let mut p = Publish::new(c, &sync, &store_id, day);
+        let view = self.write_published(now, move |c, p| {
                 let order_id: String = c
                     .query_row("SELECT order_id FROM orders WHERE pickup_code = ?1", [&code], |r| r.get(0))
                     .optional()?
@@ -278,18 +260,17 @@ impl App {
                 check_redeem(&state, now).map_err(|r| refusal(&order_id, r))?;
                 for l in &order.lines {
                     adjust_reserved(c, &l.sku, -l.qty)?;
-                    apply_and_publish(c, &mut p, &NewMovement { sku: &l.sku, kind: MovementKind::Pickup, delta: -l.qty, reason: None, ref_id: Some(&order_id), staff: &by, at: now })?;
+                    apply_and_publish(c, p, &NewMovement { sku: &l.sku, kind: MovementKind::Pickup, delta: -l.qty, reason: None, ref_id: Some(&order_id), staff: &by, at: now })?;
                 }
                 c.execute(
                     "UPDATE orders SET status = 'handed_over', handed_over_at = ?1, handed_over_by = ?2 WHERE order_id = ?3",
                     params![ts(now), by, order_id],
                 )?;
                 let view = load_order(c, &order_id)?.ok_or(AppError::OrderNotFound(order_id))?;
-                publish_order(&mut p, &view)?;
-                Ok::<_, AppError>((view, p.finish()?))
+                publish_order(p, &view)?;
+                Ok(view)
             })
             .await?;
-        self.sync.notify(touched);
         Ok(view)
     }
 
@@ -299,18 +280,11 @@ impl App {
         let now = self.now();
         let by = actor.name.clone();
         let id = order_id.to_owned();
-        let (sync, store_id, day) = (
-            self.sync.clone(),
-            self.settings.store_id.clone(),
-            self.business_day(now),
-        );
-        let (view, touched) = self
-            .store
-            .write(move |c| {
+        let view = self.write_published(now, move |c, p| {
                 let order = load_order(c, &id)?.ok_or_else(|| AppError::OrderNotFound(id.clone()))?;
                 match order.status {
                     OrderStatus::Placed => {}
-                    OrderStatus::Cancelled => return Ok((order, Vec::new())), // cancelling twice is a no-op
+                    OrderStatus::Cancelled => return Ok(order), // cancelling twice is a no-op
                     other => {
                         return Err(AppError::OrderNotCancellable { order_id: id, status: other.as_str().into() });
                     }
@@ -323,12 +297,10 @@ impl App {
                     params![ts(now), by, id],
                 )?;
                 let view = load_order(c, &id)?.ok_or(AppError::OrderNotFound(id))?;
-                let mut p = Publish::new(c, &sync, &store_id, day);
-                publish_order(&mut p, &view)?;
-                Ok((view, p.finish()?))
+                publish_order(p, &view)?;
+                Ok(view)
             })
             .await?;
-        self.sync.notify(touched);
         Ok(view)
     }
 
@@ -337,15 +309,7 @@ impl App {
     /// stock goes back on sale. Returns how many were released.
     pub async fn release_expired_orders(&self) -> Result<usize, AppError> {
         let now = self.now();
-        let (sync, store_id, day) = (
-            self.sync.clone(),
-            self.settings.store_id.clone(),
-            self.business_day(now),
-        );
-        let (n, touched) = self
-            .store
-            .write(move |c| {
-                let mut p = Publish::new(c, &sync, &store_id, day);
+        let n = self.write_published(now, move |c, p| {
                 let ids: Vec<String> = c
                     .prepare("SELECT order_id FROM orders WHERE status = 'placed' AND expires_at <= ?1 AND closed_at IS NULL")?
                     .query_map([ts(now)], |r| r.get(0))?
@@ -362,10 +326,9 @@ impl App {
                         params![ts(now), id],
                     )?;
                 }
-                Ok::<_, AppError>((ids.len(), p.finish()?))
+                Ok(ids.len())
             })
             .await?;
-        self.sync.notify(touched);
         Ok(n)
     }
 }

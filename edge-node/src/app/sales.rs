@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use linli_shared::docs::ledger::{PaymentFact, RefundFact, SaleFact, SaleLineFact};
 
 use super::idempotency::{self, IdempotencyKey};
-use super::replication::{LedgerFact, Publish};
+use super::replication::LedgerFact;
 use super::stock::{NewMovement, apply_and_publish, apply_movement};
 use super::{Actor, App, AppError, invalid, parse_ts, ts, valid_phone};
 use crate::store::StoreError;
@@ -290,12 +290,9 @@ impl App {
         let day = self.business_day(now);
         let store_id = self.settings.store_id.clone();
         let cashier = actor.name.clone();
-        let sync = self.sync.clone();
-        let (receipt, replayed, touched) = self
-            .store
-            .write(move |c| {
+        let (receipt, replayed) = self.write_published(now, move |c, p| {
                 if let Some(prev) = idempotency::replay(c, &key, "sale", &fp)? {
-                    return Ok::<_, AppError>((prev, true, Vec::new()));
+                    return Ok((prev, true));
                 }
                 let sale_id = ulid::Ulid::new().to_string();
                 let seq = next_ticket_seq(c, day)?;
@@ -410,15 +407,11 @@ impl App {
                         .collect(),
                     member: receipt.member,
                 };
-                let store_id = receipt.store_id.clone();
-                let mut p = Publish::new(c, &sync, &store_id, day);
                 p.fact(LedgerFact::Sale(fact));
                 p.levels(receipt.lines.iter().map(|l| l.sku.as_str()));
-                let touched = p.finish()?;
-                Ok((receipt, false, touched))
+                Ok((receipt, false))
             })
             .await?;
-        self.sync.notify(touched);
         Ok((receipt, replayed))
     }
 
@@ -474,18 +467,10 @@ impl App {
         let now = self.now();
         let by = actor.name.clone();
         let sale_id = sale_id.to_owned();
-        let (sync, store_id, day) = (
-            self.sync.clone(),
-            self.settings.store_id.clone(),
-            self.business_day(now),
-        );
-        let (receipt, replayed, touched) = self
-            .store
-            .write(move |c| {
+        let (receipt, replayed) = self.write_published(now, move |c, p| {
                 if let Some(prev) = idempotency::replay(c, &key, "refund", &fp)? {
-                    return Ok::<_, AppError>((prev, true, Vec::new()));
+                    return Ok((prev, true));
                 }
-                let mut p = Publish::new(c, &sync, &store_id, day);
                 let sale = load_sale(c, &sale_id)?.ok_or_else(|| AppError::SaleNotFound(sale_id.clone()))?;
                 let default_disp = req.disposition.unwrap_or(Disposition::Restock);
                 let wanted: Vec<(u32, Option<i64>, Disposition)> = match &req.lines {
@@ -534,9 +519,9 @@ impl App {
                         params![q, amount, sale_id, line_no],
                     )?;
                     let refund_ref = refund_id.as_str();
-                    apply_and_publish(c, &mut p, &NewMovement { sku: &line.sku, kind: MovementKind::RefundRestock, delta: q, reason: None, ref_id: Some(refund_ref), staff: &by, at: now })?;
+                    apply_and_publish(c, p, &NewMovement { sku: &line.sku, kind: MovementKind::RefundRestock, delta: q, reason: None, ref_id: Some(refund_ref), staff: &by, at: now })?;
                     if *disp == Disposition::Waste {
-                        apply_and_publish(c, &mut p, &NewMovement { sku: &line.sku, kind: MovementKind::Waste, delta: -q, reason: Some("other: returned by customer"), ref_id: Some(refund_ref), staff: &by, at: now })?;
+                        apply_and_publish(c, p, &NewMovement { sku: &line.sku, kind: MovementKind::Waste, delta: -q, reason: Some("other: returned by customer"), ref_id: Some(refund_ref), staff: &by, at: now })?;
                     }
                     out.push(RefundedLine { line_no: *line_no, sku: line.sku.clone(), qty: q, amount_fen: amount, disposition: *disp });
                 }
@@ -562,10 +547,9 @@ impl App {
                 };
                 p.fact(LedgerFact::Refund(fact));
                 p.levels(receipt.lines.iter().map(|l| l.sku.as_str()));
-                Ok((receipt, false, p.finish()?))
+                Ok((receipt, false))
             })
             .await?;
-        self.sync.notify(touched);
         Ok((receipt, replayed))
     }
 }

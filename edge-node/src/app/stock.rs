@@ -236,26 +236,19 @@ impl App {
         } = batch;
         let now = self.now();
         let staff = actor.name.clone();
-        let (sync, store_id, day) = (
-            self.sync.clone(),
-            self.settings.store_id.clone(),
-            self.business_day(now),
-        );
-        let (change, touched) = self
-            .store
-            .write(move |c| {
+        let change = self
+            .write_published(now, move |c, p| {
                 if let Some(k) = &key
                     && let Some(prev) = idempotency::replay(c, k, scope, &fingerprint)?
                 {
-                    return Ok::<_, AppError>((prev, Vec::new()));
+                    return Ok(prev);
                 }
-                let mut p = Publish::new(c, &sync, &store_id, day);
                 let mut levels = Vec::with_capacity(lines.len());
                 for (sku, qty) in &lines {
                     let delta = kind.sign() * qty;
                     let on_hand = apply_and_publish(
                         c,
-                        &mut p,
+                        p,
                         &NewMovement {
                             sku,
                             kind,
@@ -277,10 +270,9 @@ impl App {
                     idempotency::record(c, k, scope, &fingerprint, &change, now)?;
                 }
                 p.levels(lines.iter().map(|(s, _)| s.as_str()));
-                Ok((change, p.finish()?))
+                Ok(change)
             })
             .await?;
-        self.sync.notify(touched);
         Ok(change)
     }
 
@@ -363,25 +355,18 @@ impl App {
         let fp = idempotency::fingerprint("count", &req);
         let now = self.now();
         let staff = actor.name.clone();
-        let (sync, store_id, day) = (
-            self.sync.clone(),
-            self.settings.store_id.clone(),
-            self.business_day(now),
-        );
-        let (change, touched) = self
-            .store
-            .write(move |c| {
+        let change = self
+            .write_published(now, move |c, p| {
                 if let Some(k) = &key
                     && let Some(prev) = idempotency::replay(c, k, "count", &fp)?
                 {
-                    return Ok::<_, AppError>((prev, Vec::new()));
+                    return Ok(prev);
                 }
-                let mut p = Publish::new(c, &sync, &store_id, day);
                 let (on_hand, _) = level(c, &req.sku)?;
                 let delta = req.counted - on_hand;
                 let after = apply_and_publish(
                     c,
-                    &mut p,
+                    p,
                     &NewMovement {
                         sku: &req.sku,
                         kind: MovementKind::Count,
@@ -404,10 +389,9 @@ impl App {
                     idempotency::record(c, k, "count", &fp, &change, now)?;
                 }
                 p.levels([req.sku.as_str()]);
-                Ok((change, p.finish()?))
+                Ok(change)
             })
             .await?;
-        self.sync.notify(touched);
         Ok(change)
     }
 
