@@ -190,11 +190,14 @@ impl Hub {
             &paths.db(),
             crate::schema::migrate,
             Some(Arc::new(move |_, _, committed| {
-                if !committed
-                    && let Ok(mut g) = d.lock()
+                if let Ok(mut g) = d.lock()
                     && let Some(docs) = g.as_mut()
                 {
-                    docs.clear();
+                    if committed {
+                        docs.committed();
+                    } else {
+                        docs.clear();
+                    }
                 }
             })),
         )?;

@@ -51,7 +51,9 @@ pub async fn open_app(
         &database_path(&data_dir),
         Some(Arc::new(move |d, n, committed| {
             m.observe_commit(d, n);
-            if !committed {
+            if committed {
+                s.committed();
+            } else {
                 s.rolled_back();
             }
         })),

@@ -17,7 +17,7 @@
 //! hours cost only the delta. Re-decoding the state mid-session would stall
 //! the protocol (measured in tools/automerge-bench/RESULTS.md).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use automerge::sync::{self, SyncDoc};
 use automerge::{ActorId, AutoCommit, ChangeHash};
@@ -81,6 +81,12 @@ pub struct Docs {
     actor: ActorId,
     docs: HashMap<DocId, AutoCommit>,
     states: HashMap<(DocId, String), sync::State>,
+    /// Owned documents with local changes written in the current, not yet
+    /// committed, transaction. They are not offered to peers until the
+    /// commit: a change a peer received but this replica lost in a crash
+    /// would come back with the same actor and sequence number and
+    /// different content, which automerge cannot reconcile.
+    uncommitted: HashSet<DocId>,
 }
 
 fn heads_blob(heads: &[ChangeHash]) -> Vec<u8> {
@@ -123,6 +129,7 @@ impl Docs {
             actor,
             docs: HashMap::new(),
             states: HashMap::new(),
+            uncommitted: HashSet::new(),
         })
     }
 
@@ -137,7 +144,13 @@ impl Docs {
 
     /// Drops every cached document and in-session sync state: called when a
     /// commit failed, since memory may then hold what the disk does not.
+    /// The writer's transaction committed: local changes may now be offered.
+    pub fn committed(&mut self) {
+        self.uncommitted.clear();
+    }
+
     pub fn clear(&mut self) {
+        self.uncommitted.clear();
         self.docs.clear();
         self.states.clear();
     }
@@ -246,6 +259,9 @@ impl Docs {
             "INSERT INTO doc_chunks(doc_id, kind, bytes) VALUES (?1, 'incremental', ?2)",
         )?
         .execute(params![id.as_str(), chunk])?;
+        if id.owner() == self.owner {
+            self.uncommitted.insert(id.clone());
+        }
         let (snapshot_bytes, chunk_bytes): (i64, i64) = c
             .prepare_cached(
                 "INSERT INTO docs(doc_id, heads, changes, chunk_bytes, updated_seq)
@@ -318,6 +334,10 @@ impl Docs {
         id: &DocId,
         peer: &str,
     ) -> Result<Option<Vec<u8>>, DocError> {
+        if self.uncommitted.contains(id) {
+            // offered after the commit (the writer's notification follows it)
+            return Ok(None);
+        }
         self.load_or_empty(c, id)?;
         let mut state = std::mem::take(self.state(c, id, peer)?);
         let msg = self

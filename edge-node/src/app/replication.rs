@@ -77,6 +77,15 @@ impl SyncCtx {
         }
     }
 
+    /// A batch committed: its document changes may be offered to the hub.
+    pub fn committed(&self) {
+        if let Ok(mut g) = self.docs.lock()
+            && let Some(d) = g.as_mut()
+        {
+            d.committed();
+        }
+    }
+
     /// A batch failed to commit: forget everything cached in memory.
     pub fn rolled_back(&self) {
         if let Ok(mut g) = self.docs.lock()
