@@ -1,0 +1,330 @@
+// Drives the customer page (hub) and the cashier console (store node) in
+// headless Debian Chromium with playwright-core; run by tests/tests/browser.rs.
+//
+//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline [--shots DIR]
+//
+// Every wait is on a condition with a deadline, never a fixed sleep. When the
+// scenario needs the link between store and hub changed it prints
+// `LINLI-NEED cut` (or `heal`) on stdout and waits for `LINLI-DONE cut` on
+// stdin. Progress goes to stdout as `step: ...`; a failure prints the reason,
+// saves screenshots of both pages into --shots and exits with status 1.
+
+import { chromium } from "playwright-core";
+import { createInterface } from "node:readline";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+/// Order reaching the store from the hub, or a status coming back.
+const SYNC = 30_000;
+/// The console noticing the cut link (QUIC idle timeout), or the heal.
+const LINK = 45_000;
+const UI = 10_000;
+/// Whole run: the Rust side kills us later than this.
+const OVERALL = 150_000;
+
+function parseArgs(argv) {
+  const a = {};
+  for (let i = 2; i < argv.length; i += 2) {
+    if (!argv[i].startsWith("--") || argv[i + 1] === undefined) throw new Error(`bad argument ${argv[i]}`);
+    a[argv[i].slice(2)] = argv[i + 1];
+  }
+  for (const k of ["hub", "store", "scenario"]) if (!a[k]) throw new Error(`--${k} is required`);
+  return a;
+}
+const args = parseArgs(process.argv);
+
+const log = (...m) => console.log(...m);
+
+// ---- the handshake with the Rust test ----
+const stdinLines = [];
+let stdinWaiter = null;
+createInterface({ input: process.stdin }).on("line", (l) => {
+  stdinLines.push(l.trim());
+  if (stdinWaiter) stdinWaiter();
+});
+async function need(what) {
+  log(`LINLI-NEED ${what}`);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const i = stdinLines.indexOf(`LINLI-DONE ${what}`);
+    if (i >= 0) { stdinLines.splice(i, 1); return; }
+    if (Date.now() > deadline) throw new Error(`the test harness did not answer LINLI-NEED ${what}`);
+    await new Promise((r) => { stdinWaiter = r; setTimeout(r, 500); });
+  }
+}
+
+// ---- waiting on conditions ----
+/// Polls `probe` until it returns a truthy value; fails after `ms` with what
+/// it last saw.
+async function until(what, ms, probe) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last) return last;
+    } catch (e) {
+      last = `error: ${e.message.split("\n")[0]}`;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what} (last seen: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+const text = async (page, sel) => ((await page.locator(sel).first().textContent({ timeout: 1000 })) || "").trim();
+const attr = (page, sel, name) => page.locator(sel).first().getAttribute(name, { timeout: 1000 });
+const visible = (page, sel) => page.locator(sel).first().isVisible();
+
+// ---- pages ----
+async function shopLogin(shop, phone) {
+  await shop.goto(args.hub + "/");
+  await shop.fill("#phone", phone);
+  await shop.click("#session-submit");
+  await until("the customer session", UI, async () => {
+    if (await visible(shop, "#session-error")) throw new Error("session refused: " + (await text(shop, "#session-error")));
+    return visible(shop, "#step-store");
+  });
+}
+
+/// Places a pickup order at `storeId` for the given products; returns
+/// {orderId, shortCode, payload}.
+async function placePickupOrder(shop, storeId, products) {
+  const storeBtn = `[data-testid=store-option][data-store-id="${storeId}"] button`;
+  await until(`store ${storeId} in the store list`, UI, async () => {
+    if (await visible(shop, "#store-error")) throw new Error("stores: " + (await text(shop, "#store-error")));
+    return (await shop.locator(storeBtn).count()) > 0;
+  });
+  await shop.click(storeBtn);
+  await until("the store to be chosen", UI, async () => (await text(shop, storeBtn)) === "Chosen");
+  for (const p of products) {
+    await shop.fill("#product-q", p.query);
+    await shop.click("#product-search");
+    const add = `[data-testid=product][data-sku="${p.sku}"] [data-testid=add-product]`;
+    await until(`${p.sku} in the search results for "${p.query}"`, UI, async () => {
+      if (await visible(shop, "#product-error")) throw new Error("search: " + (await text(shop, "#product-error")));
+      return (await shop.locator(add).count()) > 0;
+    });
+    await shop.click(add);
+    await until(`${p.sku} in the basket`, UI, async () => (await shop.locator(`[data-testid=basket-line][data-sku="${p.sku}"]`).count()) > 0);
+  }
+  await shop.check("#fulfil-pickup");
+  await shop.click("#place-order");
+  await until("the order to be placed", UI, async () => {
+    if (await visible(shop, "#order-error")) throw new Error("order refused: " + (await text(shop, "#order-error")));
+    return visible(shop, "#order-view");
+  });
+  const orderId = await text(shop, "#order-id");
+  const shortCode = await text(shop, "#pickup-short-code");
+  const payload = await text(shop, "#pickup-qr-payload");
+  if (!/^\d{8}$/.test(shortCode)) throw new Error(`the short code is not 8 digits: "${shortCode}"`);
+  if (!payload.startsWith("LP1.")) throw new Error(`the QR payload does not start with LP1.: "${payload}"`);
+  await waitStatus(shop, "placed", UI);
+  // The hub renders the QR; the image must load (the token is in the URL).
+  await until("the QR image to load", UI, () =>
+    shop.$eval("#pickup-qr-img", (img) => img.complete && img.naturalWidth > 0));
+  log(`step: order ${orderId} placed, code ${shortCode}, payload ${payload.length} chars`);
+  return { orderId, shortCode, payload };
+}
+
+async function waitStatus(shop, status, ms) {
+  await until(`the customer page to show status ${status}`, ms, async () =>
+    (await attr(shop, "#order-status", "data-status")) === status);
+  await until(`the timeline to list ${status}`, UI, async () =>
+    (await shop.locator(`#timeline li[data-status="${status}"]`).count()) > 0);
+}
+
+async function consoleLogin(con, name, pin) {
+  await con.goto(args.store + "/");
+  await con.fill("#login-name", name);
+  await con.fill("#login-pin", pin);
+  await con.click("#login-submit");
+  await until("the console to open", UI, async () => {
+    if (await visible(con, "#login-error")) throw new Error("login refused: " + (await text(con, "#login-error")));
+    return visible(con, "#app");
+  });
+}
+
+const card = (id) => `[data-testid=order-card][data-order-id="${id}"]`;
+
+async function waitOrderCard(con, orderId, status) {
+  await con.click("#nav-orders");
+  await until(`order ${orderId} (${status}) in Orders to pick`, SYNC, async () => {
+    if (await visible(con, "#orders-error")) throw new Error("orders: " + (await text(con, "#orders-error")));
+    return (await attr(con, card(orderId), "data-status")) === status;
+  });
+}
+
+async function orderStep(con, orderId, action, status) {
+  await con.click(`${card(orderId)} [data-action=${action}]`);
+  await until(`order ${orderId} to be ${status} on the console`, UI, async () => {
+    const err = con.locator(`${card(orderId)} [data-testid=order-error]`);
+    if ((await err.count()) && (await err.isVisible())) throw new Error(`${action}: ` + (await err.textContent()));
+    return (await attr(con, card(orderId), "data-status")) === status;
+  });
+  log(`step: console ${action} -> ${status}`);
+}
+
+/// Types a code into the pickup screen and looks it up; returns the lines shown.
+async function lookUp(con, code) {
+  await con.click("#nav-pickup");
+  await con.fill("#pickup-code", code);
+  await con.press("#pickup-code", "Enter");
+  return until("the pickup look-up", UI, async () => {
+    if (await visible(con, "#pickup-error")) return { error: await text(con, "#pickup-error-code"), message: await text(con, "#pickup-error-message") };
+    if (!(await visible(con, "#pickup-result"))) return null;
+    const lines = await con.$$eval("[data-testid=pickup-line]", (els) => els.map((e) => ({ sku: e.dataset.sku, qty: Number(e.dataset.qty) })));
+    return { lines, verifiedOffline: await visible(con, "#pickup-verified-offline") };
+  });
+}
+
+async function handOver(con, payload, wantSkus) {
+  const found = await lookUp(con, payload);
+  if (found.error) throw new Error(`pickup look-up refused: ${found.error}: ${found.message}`);
+  const skus = found.lines.map((l) => l.sku).sort();
+  if (JSON.stringify(skus) !== JSON.stringify([...wantSkus].sort())) {
+    throw new Error(`the console shows lines ${JSON.stringify(found.lines)}, want SKUs ${wantSkus}`);
+  }
+  log(`step: console shows ${found.lines.length} lines (verified offline: ${found.verifiedOffline})`);
+  await con.click("#pickup-confirm");
+  await until("the hand-over to be confirmed", UI, async () => {
+    if (await visible(con, "#pickup-error")) throw new Error("redeem refused: " + (await text(con, "#pickup-error")));
+    return visible(con, "#pickup-done");
+  });
+  log("step: handed over on the console");
+  return found;
+}
+
+/// A sale on the console's Sell screen; returns the ticket number.
+async function sell(con, codes) {
+  await con.click("#nav-sell");
+  for (const code of codes) {
+    const before = await con.locator("[data-testid=basket-line]").count();
+    await con.fill("#scan-input", code);
+    await con.press("#scan-input", "Enter");
+    await until(`${code} in the basket`, UI, async () => {
+      if (await visible(con, "#scan-error")) throw new Error(`scan ${code}: ` + (await text(con, "#scan-error")));
+      return (await con.locator("[data-testid=basket-line]").count()) > before;
+    });
+  }
+  await con.click("#pay-methods [data-method=cash]");
+  await con.click("#pay-button");
+  const ticket = await until("the receipt", UI, async () => {
+    if (await visible(con, "#sale-error")) throw new Error("sale refused: " + (await text(con, "#sale-error")));
+    return (await visible(con, "#receipt")) && text(con, "#receipt-ticket");
+  });
+  if (!/^S\d{3}-\d{8}-\d{4}$/.test(ticket)) throw new Error(`unexpected ticket number "${ticket}"`);
+  log(`step: sale recorded, ticket ${ticket}`);
+  return ticket;
+}
+
+const PRODUCTS = [
+  { sku: "P00001", query: "Local Whole Wheat Bun (Zhejiang)" },
+  { sku: "P00007", query: "Imported Cheese Slices (Fujian)" },
+];
+const SKUS = PRODUCTS.map((p) => p.sku);
+
+// ---- scenarios ----
+/// (a) the customer orders for pickup, (b) the store accepts, picks and
+/// readies it, (c) the counter hands it over by the QR payload, once.
+async function pickupScenario(shop, con) {
+  await shopLogin(shop, "13800138000");
+  const order = await placePickupOrder(shop, "S001", PRODUCTS);
+
+  await consoleLogin(con, "cashier", "1234");
+  await waitOrderCard(con, order.orderId, "placed");
+  log("step: the order reached the console");
+  await orderStep(con, order.orderId, "accept", "accepted");
+  await orderStep(con, order.orderId, "pick", "picked");
+  await orderStep(con, order.orderId, "ready", "ready");
+  await waitStatus(shop, "ready", SYNC);
+  log("step: the customer page shows ready");
+
+  await handOver(con, order.payload, SKUS);
+  await waitStatus(shop, "handed_over", SYNC);
+  log("step: the customer page shows handed_over");
+
+  // A second hand-over of the same code is refused, saying so.
+  const again = await lookUp(con, order.payload);
+  if (!again.error) {
+    await con.click("#pickup-confirm");
+    await until("the second redeem to be refused", UI, () => visible(con, "#pickup-error"));
+  }
+  const code = await text(con, "#pickup-error-code");
+  const message = await text(con, "#pickup-error-message");
+  if (code !== "pickup_already_handed_over") throw new Error(`second redeem: want pickup_already_handed_over, got ${code}: ${message}`);
+  if (!message) throw new Error("second redeem: no message shown");
+  const color = await con.$eval("#pickup-error", (e) => getComputedStyle(e).color);
+  log(`step: second redeem refused: ${code}: ${message} (${color})`);
+}
+
+/// (d) the store's link is cut: the console says so, keeps selling and hands
+/// over an order placed before the cut by its signed QR payload; after the
+/// heal the banner goes and the customer sees the hand-over.
+async function offlineScenario(shop, con) {
+  await shopLogin(shop, "13900139000");
+  const order = await placePickupOrder(shop, "S001", PRODUCTS);
+  await consoleLogin(con, "cashier", "1234");
+  await waitOrderCard(con, order.orderId, "placed");
+  await until("the console to show the hub connected", LINK, async () =>
+    (await attr(con, "#sync-status", "data-state")) === "connected" && !(await visible(con, "#offline-banner")));
+  log("step: online, order on the console");
+
+  await need("cut");
+  await until("the offline banner", LINK, () => visible(con, "#offline-banner"));
+  const banner = await text(con, "#offline-banner");
+  if (!banner.includes("Offline — the hub is unreachable. Keep selling")) throw new Error(`banner text: ${banner}`);
+  log(`step: offline banner shown (state ${await attr(con, "#sync-status", "data-state")})`);
+
+  await sell(con, ["6942215277577", "2000020012340"]);
+  await handOver(con, order.payload, SKUS);
+  await until("pending documents on the banner", UI, async () =>
+    Number(await attr(con, "#pending-docs", "data-count")) > 0 && visible(con, "#pending-docs"));
+  log(`step: ${await text(con, "#pending-docs")}`);
+  // The hub has not heard of the hand-over yet.
+  const meanwhile = await attr(shop, "#order-status", "data-status");
+  if (meanwhile !== "placed") throw new Error(`while cut off, the customer page shows ${meanwhile}, want placed`);
+
+  await need("heal");
+  await until("the offline banner to go", LINK, async () => !(await visible(con, "#offline-banner")));
+  log("step: banner gone after heal");
+  await waitStatus(shop, "handed_over", SYNC);
+  log("step: the customer page shows handed_over");
+}
+
+const SCENARIOS = { pickup: pickupScenario, offline: offlineScenario };
+
+async function main() {
+  const scenario = SCENARIOS[args.scenario];
+  if (!scenario) throw new Error(`unknown scenario ${args.scenario}`);
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS, timeout: 60_000 });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const shop = await context.newPage();
+  const con = await context.newPage();
+  for (const [name, page] of [["shop", shop], ["console", con]]) {
+    page.on("pageerror", (e) => log(`${name} page error: ${e.message}`));
+    page.on("console", (m) => { if (m.type() === "error") log(`${name} console: ${m.text()}`); });
+    page.on("dialog", (d) => d.accept());
+  }
+  const watchdog = setTimeout(() => { log(`FAIL: the scenario took longer than ${OVERALL} ms`); process.exit(1); }, OVERALL);
+  try {
+    await scenario(shop, con);
+    log(`PASS ${args.scenario}`);
+  } catch (e) {
+    log(`FAIL: ${e.message}`);
+    if (args.shots) {
+      mkdirSync(args.shots, { recursive: true });
+      for (const [name, page] of [["shop", shop], ["console", con]]) {
+        const path = join(args.shots, `${args.scenario}-${name}.png`);
+        try { await page.screenshot({ path, fullPage: true }); log(`screenshot: ${path}`); } catch (err) { log(`no screenshot of ${name}: ${err.message}`); }
+      }
+    }
+    process.exitCode = 1;
+  } finally {
+    clearTimeout(watchdog);
+    await browser.close();
+    process.exit(process.exitCode || 0);
+  }
+}
+
+main().catch((e) => { log(`FAIL: ${e.stack || e}`); process.exit(1); });
