@@ -376,7 +376,7 @@ fn fresh_code(c: &Connection) -> Result<String, AppError> {
     )))
 }
 
-fn load_order(c: &Connection, order_id: &str) -> Result<Option<OrderView>, AppError> {
+pub(crate) fn load_order(c: &Connection, order_id: &str) -> Result<Option<OrderView>, AppError> {
     let head = c
         .prepare_cached(
             "SELECT order_id, channel, fulfilment, status, pickup_code, customer_phone, total_fen, created_at, created_by,
