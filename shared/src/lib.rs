@@ -13,6 +13,7 @@
 pub mod barcode;
 pub mod catalog;
 pub mod docs;
+pub mod geo;
 pub mod money;
 pub mod online;
 pub mod order;
