@@ -63,6 +63,8 @@ pub struct App {
     pub(crate) sync: Arc<replication::SyncCtx>,
     /// The hub's key for pickup QR codes (from the store's identity).
     pub(crate) pickup_key: Arc<RwLock<Option<ed25519_dalek::VerifyingKey>>>,
+    /// The third-party courier behind the store's own riders, if configured.
+    pub(crate) courier: Arc<RwLock<Option<Arc<dyn linli_courier::Courier>>>>,
 }
 
 impl std::fmt::Debug for App {
@@ -92,7 +94,23 @@ impl App {
             member_key: Arc::new(member_key),
             sync,
             pickup_key: Arc::new(RwLock::new(None)),
+            courier: Arc::new(RwLock::new(None)),
         })
+    }
+
+    /// Sets the courier that takes deliveries no rider of the store is free for.
+    pub fn set_courier(&self, courier: Arc<dyn linli_courier::Courier>) {
+        match self.courier.write() {
+            Ok(mut g) => *g = Some(courier),
+            Err(p) => *p.into_inner() = Some(courier),
+        }
+    }
+
+    pub fn courier(&self) -> Option<Arc<dyn linli_courier::Courier>> {
+        match self.courier.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     /// Sets the hub's key that signs pickup QR codes.

@@ -33,6 +33,9 @@ pub struct OnlineLine {
 pub struct DeliveryFact {
     pub lat: f64,
     pub lon: f64,
+    /// Where the goods are collected (the store).
+    pub store_lat: f64,
+    pub store_lon: f64,
     /// Promised window, RFC 3339.
     pub window_start: String,
     pub window_end: String,

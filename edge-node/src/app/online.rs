@@ -498,6 +498,78 @@ impl App {
         .await
     }
 
+    /// Sends a delivery order out: with the named rider, else the first free
+    /// rider of the store, else the configured courier (idempotent per
+    /// order: dispatching twice yields the same delivery).
+    pub async fn dispatch(
+        &self,
+        actor: &Actor,
+        id: &str,
+        rider: Option<String>,
+    ) -> Result<OnlineOrderView, AppError> {
+        if let Some(v) = self.dispatch_with_rider(actor, id, rider).await? {
+            return Ok(v);
+        }
+        let courier = self.courier().ok_or_else(|| {
+            AppError::NoCourier("no rider of the store is free and no courier is configured".into())
+        })?;
+        let (hub, f) = self.courier_request(id).await?;
+        if let Some(r) = &f.courier_ref {
+            return self.record_courier(id, courier.name(), r, false, false).await;
+        }
+        let d = hub
+            .delivery
+            .clone()
+            .ok_or_else(|| invalid("order", "the order has no delivery address"))?;
+        let window = |s: &str| parse_ts(s);
+        let req = linli_courier::DeliveryRequest {
+            order_id: hub.order_id.clone(),
+            store_id: self.settings.store_id.clone(),
+            pickup_lat: d.store_lat,
+            pickup_lon: d.store_lon,
+            dropoff_lat: d.lat,
+            dropoff_lon: d.lon,
+            window_start: window(&d.window_start),
+            window_end: window(&d.window_end),
+            contact: hub.customer_masked.clone(),
+            items: u32::try_from(hub.lines.len()).unwrap_or(u32::MAX),
+        };
+        let sent = courier
+            .dispatch(&req)
+            .await
+            .map_err(|e| AppError::NoCourier(format!("no rider is free and courier {} failed: {e}", courier.name())))?;
+        self.record_courier(id, &sent.courier, &sent.courier_ref, false, false)
+            .await
+    }
+
+    /// Asks the courier where its deliveries are and records pick-ups and
+    /// deliveries. Returns how many orders changed.
+    pub async fn poll_courier(&self) -> Result<usize, AppError> {
+        let Some(courier) = self.courier() else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for (order_id, r) in self.courier_deliveries().await? {
+            let status = match courier.status(&r).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(order_id, error = %e, "courier status unavailable");
+                    continue;
+                }
+            };
+            use linli_courier::CourierState as C;
+            let (picked, delivered) = match status.state {
+                C::Requested | C::Failed | C::Cancelled => continue,
+                C::PickedUp => (true, false),
+                C::Delivered => (true, true),
+            };
+            self.record_courier(&order_id, courier.name(), &r, picked, delivered)
+                .await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// The delivery request a courier gets for an order.
     pub async fn courier_request(&self, id: &str) -> Result<(HubOrderFact, FulfilmentFact), AppError> {
         let id = id.to_owned();
