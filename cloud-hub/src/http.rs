@@ -15,19 +15,25 @@ use serde_json::json;
 
 use crate::hub::{Hub, HubError, User};
 
+mod orders;
+
 /// How long without a frame before a connected store counts as stuck.
 pub const STUCK_AFTER_SECS: i64 = 60;
 
 #[derive(Debug)]
-pub struct ApiError(StatusCode, &'static str, String);
+pub struct ApiError(StatusCode, &'static str, String, Option<serde_json::Value>);
+
+fn err(status: StatusCode, code: &'static str, msg: String) -> ApiError {
+    ApiError(status, code, msg, None)
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.0,
-            Json(json!({"error": {"code": self.1, "message": self.2}})),
-        )
-            .into_response()
+        let mut err = json!({"code": self.1, "message": self.2});
+        if let Some(d) = self.3 {
+            err["details"] = d;
+        }
+        (self.0, Json(json!({ "error": err }))).into_response()
     }
 }
 
@@ -35,19 +41,43 @@ impl From<HubError> for ApiError {
     fn from(e: HubError) -> Self {
         let msg = e.to_string();
         match e {
-            HubError::Unauthenticated => ApiError(StatusCode::UNAUTHORIZED, "unauthenticated", msg),
+            HubError::Unauthenticated => err(StatusCode::UNAUTHORIZED, "unauthenticated", msg),
             HubError::BadCredentials => {
-                ApiError(StatusCode::UNAUTHORIZED, "invalid_credentials", msg)
+                err(StatusCode::UNAUTHORIZED, "invalid_credentials", msg)
             }
-            HubError::Forbidden => ApiError(StatusCode::FORBIDDEN, "forbidden", msg),
+            HubError::Forbidden => err(StatusCode::FORBIDDEN, "forbidden", msg),
             HubError::Invalid(_) => {
-                ApiError(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg)
+                err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg)
             }
-            HubError::UserExists(_) => ApiError(StatusCode::CONFLICT, "user_exists", msg),
-            HubError::Csv(_) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, "invalid_csv", msg),
+            HubError::UserExists(_) => err(StatusCode::CONFLICT, "user_exists", msg),
+            HubError::Csv(_) | HubError::StoresCsv(_) => {
+                err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_csv", msg)
+            }
+            HubError::UnknownSku(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "unknown_sku", msg),
+            HubError::UnknownStore(_) => {
+                err(StatusCode::UNPROCESSABLE_ENTITY, "unknown_store", msg)
+            }
+            HubError::OrderNotFound(_) => err(StatusCode::NOT_FOUND, "order_not_found", msg),
+            HubError::NotCancellable { .. } => {
+                err(StatusCode::CONFLICT, "order_not_cancellable", msg)
+            }
+            HubError::IdempotencyKeyReused(_) => {
+                err(StatusCode::CONFLICT, "idempotency_key_reused", msg)
+            }
+            HubError::IdempotencyKeyRequired => {
+                err(StatusCode::BAD_REQUEST, "idempotency_key_required", msg)
+            }
+            HubError::Unserved(u) => {
+                ApiError(
+                    StatusCode::CONFLICT,
+                    "no_store_can_serve",
+                    msg,
+                    Some(json!({ "alternatives": u.alternatives, "serving_stores": u.serving_stores })),
+                )
+            }
             HubError::Store(_) | HubError::Doc(_) => {
                 tracing::error!(error = %msg, "hub failure");
-                ApiError(
+                err(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
                     "the hub could not complete the request".into(),
@@ -80,12 +110,22 @@ pub fn router(hub: Hub) -> Router {
             "/api/v1/catalog/import",
             post(import_catalog).layer(DefaultBodyLimit::max(8 * 1024 * 1024)),
         )
-        .route("/api/v1/stores", get(stores))
+        .route("/api/v1/openapi.json", get(orders::openapi))
+        .route("/api/v1/customer/session", post(orders::session))
+        .route("/api/v1/stores", get(orders::stores))
+        .route("/api/v1/stores/import", post(orders::import_stores).layer(DefaultBodyLimit::max(2 * 1024 * 1024)))
+        .route("/api/v1/products", get(orders::products))
+        .route("/api/v1/stock", get(orders::sellable))
+        .route("/api/v1/orders", post(orders::place))
+        .route("/api/v1/orders/{id}", get(orders::get_order))
+        .route("/api/v1/orders/{id}/cancel", post(orders::cancel_order))
+        .route("/api/v1/orders/{id}/qr.svg", get(orders::qr_svg))
+        .route("/api/v1/exceptions", get(orders::exceptions))
         .route("/api/v1/stores/{id}/sales", get(sales))
         .route("/api/v1/stores/{id}/stock/{sku}", get(stock))
         .route("/api/v1/docs/{*doc_id}", get(export_doc))
         .fallback(|| async {
-            ApiError(
+            err(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 "no such endpoint".into(),
@@ -154,7 +194,7 @@ async fn login(
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(req) =
-        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "malformed_json", e.body_text()))?;
+        body.map_err(|e| err(StatusCode::BAD_REQUEST, "malformed_json", e.body_text()))?;
     let token = hub.login(&req.name, &req.password).await?;
     Ok(Json(json!({ "token": token })))
 }
@@ -165,23 +205,26 @@ async fn import_catalog(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct.starts_with("text/csv") {
-        return Err(ApiError(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the catalog as text/csv".into(),
-        ));
-    }
+    require_csv(&headers)?;
     let report = hub.import_catalog(&user, body.to_vec()).await?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }
 
-async fn stores(State(hub): State<Hub>, Auth(_user): Auth) -> Json<Vec<serde_json::Value>> {
-    Json(store_views(&hub))
+/// Refuses a body that is not `text/csv`.
+fn require_csv(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.starts_with("text/csv") {
+        Ok(())
+    } else {
+        Err(err(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the file as text/csv".into(),
+        ))
+    }
 }
 
 #[derive(Deserialize)]
@@ -196,7 +239,7 @@ async fn sales(
     Query(q): Query<DayQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let day = NaiveDate::parse_from_str(&q.day, "%Y-%m-%d").map_err(|_| {
-        ApiError(
+        err(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_field",
             "day must be YYYY-MM-DD".into(),
@@ -216,7 +259,7 @@ async fn stock(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     match hub.stock(&id, &sku).await? {
         Some(s) => Ok(Json(serde_json::to_value(s).unwrap_or_default())),
-        None => Err(ApiError(
+        None => Err(err(
             StatusCode::NOT_FOUND,
             "stock_not_found",
             format!("the hub has no stock level of {sku} from store {id}"),
@@ -235,7 +278,7 @@ async fn export_doc(
         return Err(HubError::Forbidden.into());
     }
     let doc = linli_shared::docs::DocId::parse(&doc_id).map_err(|e| {
-        ApiError(
+        err(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_field",
             e.to_string(),
@@ -246,7 +289,7 @@ async fn export_doc(
         .await?;
     match bytes {
         Some(b) => Ok(([(header::CONTENT_TYPE, "application/octet-stream")], b).into_response()),
-        None => Err(ApiError(
+        None => Err(err(
             StatusCode::NOT_FOUND,
             "doc_not_found",
             format!("the hub has no document {doc_id}"),

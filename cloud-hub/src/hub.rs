@@ -44,6 +44,29 @@ pub enum HubError {
     #[error(transparent)]
     Csv(#[from] linli_shared::catalog::CatalogCsvError),
     #[error(transparent)]
+    StoresCsv(#[from] linli_shared::geo::StoresCsvError),
+    /// No product has this SKU in the hub's catalog.
+    #[error("no product has SKU {0}; see GET /api/v1/products")]
+    UnknownSku(String),
+    /// No store has this id in the hub's store directory.
+    #[error("no store {0}; see GET /api/v1/stores")]
+    UnknownStore(String),
+    /// No store can serve the whole order now.
+    #[error("no store within reach has stock for the whole order; see details.alternatives")]
+    Unserved(crate::orders::Unserved),
+    /// No order with this id (or not the caller's).
+    #[error("no order {0}")]
+    OrderNotFound(String),
+    /// The order can no longer be cancelled.
+    #[error("order {order_id} is {status} and can no longer be cancelled")]
+    NotCancellable { order_id: String, status: String },
+    /// The same Idempotency-Key came with a different request.
+    #[error("Idempotency-Key {0:?} was already used for a different request; use a new key")]
+    IdempotencyKeyReused(String),
+    /// A write needs an Idempotency-Key.
+    #[error("this request needs an Idempotency-Key header (1-128 visible ASCII characters) so a retry cannot order twice")]
+    IdempotencyKeyRequired,
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Doc(#[from] DocError),
@@ -108,6 +131,9 @@ impl HubPaths {
     pub fn ca_dir(&self) -> PathBuf {
         self.data_dir.join("ca")
     }
+    pub fn signing_key(&self) -> PathBuf {
+        self.data_dir.join("pickup-signing.key")
+    }
 }
 
 /// The hub's core. Cheap to clone.
@@ -115,8 +141,13 @@ impl HubPaths {
 pub struct Hub {
     pub store: Store,
     docs: Arc<Mutex<Option<Docs>>>,
-    changes: broadcast::Sender<DocId>,
+    pub(crate) changes: broadcast::Sender<DocId>,
     links: Arc<Mutex<HashMap<String, LinkStatus>>>,
+    /// Stores and products for routing and pricing (rebuilt on import).
+    pub(crate) directory: Arc<std::sync::RwLock<crate::orders::Directory>>,
+    pub(crate) order_settings: Arc<crate::orders::OrderSettings>,
+    /// The key that signs pickup codes (`pickup-signing.key`, 0600).
+    pub(crate) signing: Arc<ed25519_dalek::SigningKey>,
 }
 
 fn token_hash(t: &str) -> String {
@@ -201,12 +232,17 @@ impl Hub {
                 }
             })),
         )?;
-        Ok(Hub {
+        let signing = crate::signing::load_or_create(&paths.signing_key())?;
+        let hub = Hub {
             store,
             docs,
             changes: broadcast::channel(4096).0,
             links: Arc::new(Mutex::new(HashMap::new())),
-        })
+            directory: Arc::new(std::sync::RwLock::new(Default::default())),
+            order_settings: Arc::new(Default::default()),
+            signing: Arc::new(signing),
+        };
+        Ok(hub)
     }
 
     /// Runs `f` with the hub's documents on the writer thread.
@@ -264,6 +300,7 @@ impl Hub {
         if changed > 0 {
             let _ = self.changes.send(id);
         }
+        self.reload_directory().await?;
         Ok(CatalogReport {
             imported,
             changed,
@@ -280,15 +317,35 @@ impl Hub {
         msg: Vec<u8>,
     ) -> Result<Received, HubError> {
         let store = store_id.to_owned();
+        let this = self.clone();
         let r = self
             .with_docs(move |c, docs| {
                 let r = docs.receive(c, &doc, &store, &Owner::Store(store.clone()), &msg)?;
+                let mut touched = Vec::new();
                 if r.new_changes > 0 {
                     project(c, docs, &store, &doc)?;
+                    if matches!(doc.kind(), DocKind::Stock | DocKind::Fulfilment) {
+                        let dir = this.directory();
+                        touched = crate::orders::reconcile(
+                            c,
+                            docs,
+                            &dir,
+                            &this.order_settings,
+                            &this.signing,
+                            &store,
+                            Utc::now(),
+                        )?;
+                    }
                 }
-                Ok(r)
+                Ok((r, touched))
             })
-            .await;
+            .await
+            .map(|(r, touched)| {
+                for d in touched {
+                    let _ = self.changes.send(d);
+                }
+                r
+            });
         if let Ok(mut links) = self.links.lock()
             && let Some(l) = links.get_mut(store_id)
         {
@@ -504,8 +561,24 @@ fn project(c: &Connection, docs: &mut Docs, store: &str, doc: &DocId) -> Result<
             for (sku, l) in levels {
                 stmt.execute(params![store, sku, l.on_hand, l.reserved, day])?;
             }
+            if doc.owner() == Owner::Store(store.to_owned()) {
+                let rights = docs
+                    .read(c, doc, linli_shared::docs::stock::read_rights::<linli_shared::rights::StoreRights>)?
+                    .unwrap_or_default();
+                for (sku, r) in rights {
+                    crate::rights::merge_store_rights(c, store, &sku, &r)?;
+                }
+            }
         }
-        DocKind::Catalog => {}
+        DocKind::Fulfilment => {
+            let records = docs
+                .read(c, doc, |d| {
+                    linli_shared::docs::json::records::<linli_shared::online::FulfilmentFact>(d, "orders")
+                })?
+                .unwrap_or_default();
+            crate::orders::project_fulfilment(c, &records)?;
+        }
+        DocKind::Catalog | DocKind::Orders => {}
     }
     Ok(())
 }

@@ -12,5 +12,9 @@
 pub mod http;
 pub mod hub;
 pub mod ingest;
+pub mod online;
+pub mod orders;
+pub mod rights;
 pub mod schema;
 pub mod server;
+pub mod signing;

@@ -109,6 +109,9 @@ fn main() -> anyhow::Result<()> {
             let paths = paths(data_dir)?;
             let ca = linli_sync::tls::Ca::load_or_create(&paths.ca_dir())?;
             ca.issue_store(&store, &out)?;
+            // the store verifies pickup QR codes with the hub's public key
+            let key = linli_hub::signing::load_or_create(&paths.signing_key())?;
+            linli_hub::signing::write_public(&key, &out)?;
             println!(
                 "issued certificate for store {store} into {}",
                 out.display()

@@ -41,6 +41,71 @@ CREATE TABLE hub_stock (
 );
 "#,
     linli_sync::doc_store::MIGRATION,
+    // 3: online orders, stock rights, stores and customers (DESIGN.md §5-6)
+    r#"
+CREATE TABLE stores (
+    store_id   TEXT PRIMARY KEY,
+    site       TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE store_rights (
+    store_id   TEXT NOT NULL,
+    sku        TEXT NOT NULL,
+    lent       INTEGER NOT NULL DEFAULT 0,
+    recalled   INTEGER NOT NULL DEFAULT 0,
+    overdraft  INTEGER NOT NULL DEFAULT 0,
+    delivered  INTEGER NOT NULL DEFAULT 0,
+    wanted_met INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (store_id, sku)
+);
+CREATE TABLE hub_rights (
+    store_id TEXT NOT NULL,
+    sku      TEXT NOT NULL,
+    consumed INTEGER NOT NULL DEFAULT 0,
+    released INTEGER NOT NULL DEFAULT 0,
+    returned INTEGER NOT NULL DEFAULT 0,
+    wanted   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (store_id, sku)
+);
+CREATE TABLE online_orders (
+    order_id    TEXT PRIMARY KEY,
+    store_id    TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    placed_at   TEXT NOT NULL,
+    pickup_code TEXT,
+    fact        TEXT NOT NULL,
+    fulfilment  TEXT,
+    conflict    TEXT
+);
+CREATE INDEX online_orders_by_store ON online_orders(store_id, status);
+CREATE INDEX online_orders_by_customer ON online_orders(customer_id, placed_at);
+CREATE TABLE customers (
+    customer_id TEXT PRIMARY KEY,
+    phone       TEXT UNIQUE,
+    openid      TEXT UNIQUE,
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE customer_sessions (
+    token_hash  TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL REFERENCES customers(customer_id),
+    expires_at  TEXT NOT NULL
+);
+CREATE TABLE exceptions (
+    id         INTEGER PRIMARY KEY,
+    store_id   TEXT NOT NULL,
+    order_id   TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE idempotency (
+    key          TEXT PRIMARY KEY,
+    request_hash TEXT NOT NULL,
+    response     TEXT NOT NULL,
+    created_at   TEXT NOT NULL
+);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

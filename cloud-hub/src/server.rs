@@ -29,6 +29,7 @@ impl HubServer {
         names: &[String],
     ) -> anyhow::Result<HubServer> {
         let hub = Hub::open(paths)?;
+        hub.reload_directory().await?;
         let ingest = Ingest::bind(&paths.ca_dir(), quic, names)?;
         let quic_addr = ingest.local_addr()?;
         let listener = tokio::net::TcpListener::bind(listen).await?;

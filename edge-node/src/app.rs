@@ -9,7 +9,9 @@
 pub mod catalog;
 pub mod idempotency;
 pub mod orders;
+pub mod online;
 pub mod replication;
+pub mod rights;
 pub mod sales;
 pub mod staff;
 pub mod stock;
@@ -59,6 +61,10 @@ pub struct App {
     pub(crate) member_key: Arc<[u8; 32]>,
     /// The store's replicated documents.
     pub(crate) sync: Arc<replication::SyncCtx>,
+    /// The hub's key for pickup QR codes (from the store's identity).
+    pub(crate) pickup_key: Arc<RwLock<Option<ed25519_dalek::VerifyingKey>>>,
+    /// The third-party courier behind the store's own riders, if configured.
+    pub(crate) courier: Arc<RwLock<Option<Arc<dyn linli_courier::Courier>>>>,
 }
 
 impl std::fmt::Debug for App {
@@ -87,7 +93,39 @@ impl App {
             sessions: Arc::new(staff::Sessions::default()),
             member_key: Arc::new(member_key),
             sync,
+            pickup_key: Arc::new(RwLock::new(None)),
+            courier: Arc::new(RwLock::new(None)),
         })
+    }
+
+    /// Sets the courier that takes deliveries no rider of the store is free for.
+    pub fn set_courier(&self, courier: Arc<dyn linli_courier::Courier>) {
+        match self.courier.write() {
+            Ok(mut g) => *g = Some(courier),
+            Err(p) => *p.into_inner() = Some(courier),
+        }
+    }
+
+    pub fn courier(&self) -> Option<Arc<dyn linli_courier::Courier>> {
+        match self.courier.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Sets the hub's key that signs pickup QR codes.
+    pub fn set_pickup_key(&self, key: ed25519_dalek::VerifyingKey) {
+        match self.pickup_key.write() {
+            Ok(mut g) => *g = Some(key),
+            Err(p) => *p.into_inner() = Some(key),
+        }
+    }
+
+    pub fn pickup_key(&self) -> Option<ed25519_dalek::VerifyingKey> {
+        match self.pickup_key.read() {
+            Ok(g) => *g,
+            Err(p) => *p.into_inner(),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -234,6 +272,19 @@ pub enum AppError {
     /// The order cannot be cancelled in its current state.
     #[error("order {order_id} is {status} and cannot be cancelled")]
     OrderNotCancellable { order_id: String, status: String },
+    /// A scanned pickup QR code is forged, altered, for another store or expired.
+    #[error(transparent)]
+    PickupCode(linli_shared::pickup::PickupCodeError),
+    /// An online order is not in a state that allows this step.
+    #[error("order {order_id} is {status}; it cannot be given the step {step}")]
+    OrderStep {
+        order_id: String,
+        status: String,
+        step: String,
+    },
+    /// No rider is free and no courier is configured or reachable.
+    #[error("{0}")]
+    NoCourier(String),
     /// The store node takes only community pickup orders; others come from the hub.
     #[error("{0}")]
     NotTakenAtStore(String),

@@ -39,8 +39,17 @@ pub struct Config {
     /// Name the hub's certificate must carry (default `localhost`).
     pub hub_name: Option<String>,
     /// Directory with the store's identity from `linli-hub issue-cert`
-    /// (`store.pem`, `store.key`, `ca.pem`). Default: `identity/` in the data directory.
+    /// (`store.pem`, `store.key`, `ca.pem`, and `pickup.pub`, the hub's key
+    /// for pickup QR codes). Default: `identity/` in the data directory.
     pub identity: Option<PathBuf>,
+    /// Base URL of the third-party courier that takes deliveries when no
+    /// rider of the store is free (`linli-courier-sim` speaks its protocol).
+    /// Without it, only the store's own riders deliver.
+    pub courier_url: Option<String>,
+    /// The courier account's API key (keep the config file 0600).
+    pub courier_key: Option<String>,
+    /// Name the courier is recorded under (default `courier`).
+    pub courier_name: Option<String>,
 }
 
 impl Default for Config {
@@ -58,6 +67,9 @@ impl Default for Config {
             hub: None,
             hub_name: None,
             identity: None,
+            courier_url: None,
+            courier_key: None,
+            courier_name: None,
         }
     }
 }

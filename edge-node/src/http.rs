@@ -8,6 +8,7 @@ mod catalog;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+mod online;
 mod orders;
 mod sales;
 pub mod system;
@@ -63,7 +64,16 @@ pub fn router(state: AppState) -> Router {
         .route("/orders", post(orders::create).get(orders::list))
         .route("/orders/{order_id}", get(orders::get))
         .route("/orders/{order_id}/cancel", post(orders::cancel))
-        .route("/pickups/redeem", post(orders::redeem));
+        .route("/pickups/redeem", post(orders::redeem))
+        .route("/pickups/lookup", post(online::lookup))
+        .route("/online-orders", get(online::list))
+        .route("/online-orders/{order_id}", get(online::get))
+        .route("/online-orders/{order_id}/accept", post(online::accept))
+        .route("/online-orders/{order_id}/pick", post(online::pick))
+        .route("/online-orders/{order_id}/ready", post(online::ready))
+        .route("/online-orders/{order_id}/dispatch", post(online::dispatch))
+        .route("/online-orders/{order_id}/delivered", post(online::delivered))
+        .route("/riders", get(online::riders).post(online::add_rider));
     Router::new()
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))

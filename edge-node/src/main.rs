@@ -47,6 +47,12 @@ struct ServeArgs {
     /// Directory with this store's certificate (from `linli-hub issue-cert`).
     #[arg(long)]
     identity: Option<PathBuf>,
+    /// Base URL of the courier for deliveries no rider is free for.
+    #[arg(long)]
+    courier_url: Option<String>,
+    /// The courier's API key (or LINLI_COURIER_KEY).
+    #[arg(long, env = "LINLI_COURIER_KEY")]
+    courier_key: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -84,6 +90,12 @@ fn load(args: &ServeArgs) -> anyhow::Result<(Config, PathBuf)> {
     }
     if let Some(i) = &args.identity {
         config.identity = Some(i.clone());
+    }
+    if let Some(u) = &args.courier_url {
+        config.courier_url = Some(u.clone());
+    }
+    if let Some(k) = &args.courier_key {
+        config.courier_key = Some(k.clone());
     }
     config.validate()?;
     let data_dir = config.resolve_data_dir()?;

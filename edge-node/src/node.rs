@@ -111,7 +111,27 @@ impl Node {
         });
         let (a, c) = (app.clone(), cancel.clone());
         tasks.spawn(async move { expiry_sweeper(a, c).await });
+        if let Some(url) = &config.courier_url {
+            let courier = linli_courier::http::HttpCourier::new(
+                config.courier_name.clone().unwrap_or_else(|| "courier".into()),
+                url.clone(),
+                config.courier_key.clone().unwrap_or_default(),
+            )
+            .map_err(|e| anyhow::anyhow!("courier_url {url}: {e}"))?;
+            app.set_courier(Arc::new(courier));
+            let (a, c) = (app.clone(), cancel.clone());
+            tasks.spawn(async move { courier_poller(a, c).await });
+        }
         if let Some(u) = uplink {
+            app.sync_ctx().set_lending(true);
+            let key_file = u.identity.join("pickup.pub");
+            match std::fs::read_to_string(&key_file) {
+                Ok(hex) => match linli_shared::pickup::verifying_key_from_hex(&hex) {
+                    Some(k) => app.set_pickup_key(k),
+                    None => tracing::error!(file = %key_file.display(), "the hub's pickup key is not a valid Ed25519 key; QR hand-overs are refused"),
+                },
+                Err(e) => tracing::warn!(file = %key_file.display(), error = %e, "no hub pickup key; QR hand-overs are refused (re-issue the identity)"),
+            }
             let (a, c) = (app.clone(), cancel.clone());
             tasks.spawn(async move { crate::uplink::run(a, u, sync_status, c).await });
         }
@@ -156,6 +176,21 @@ async fn expiry_sweeper(app: App, cancel: CancellationToken) {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(released = n, "expired pickup orders released their stock"),
                     Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+                }
+            }
+        }
+    }
+}
+
+/// Follows deliveries handed to the courier, every two seconds.
+async fn courier_poller(app: App, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                if let Err(e) = app.poll_courier().await {
+                    tracing::warn!(error = %e, "courier poll failed");
                 }
             }
         }

@@ -13,7 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use linli_shared::docs::json::records;
+use linli_shared::docs::stock::read_rights;
 use linli_shared::docs::{DocId, DocKind, Owner, catalog::read_products};
+use linli_shared::online::HubOrderFact;
+use linli_shared::rights::HubRights;
 use linli_shared::sync::IndexEntry;
 use linli_sync::doc_store::{DocError, Received};
 use linli_sync::session::{self, SyncHost};
@@ -153,31 +157,64 @@ impl SyncHost for EdgeHost {
 
     async fn receive(&self, doc: DocId, msg: Vec<u8>) -> Result<Received, DocError> {
         let sync = self.app.sync_ctx().clone();
-        let now = crate::app::ts(self.app.now());
+        let now = self.app.now();
+        let day = self.app.business_day(now);
+        let store_id = self.store_id().to_owned();
         let d = doc.clone();
-        let (received, products) = self
+        let (received, products, touched) = self
             .app
             .store()
             .write(move |c| {
-                sync.with_docs(c, |docs| {
+                let (r, products, orders, rights) = sync.with_docs(c, |docs| {
                     let r = docs.receive(c, &d, HUB_PEER, &Owner::Hub, &msg)?;
-                    let mut products = None;
-                    if d.kind() == DocKind::Catalog && r.new_changes > 0 {
-                        // the catalog feeds the products table in the same transaction
-                        let list = docs.read(c, &d, read_products)?.unwrap_or_default();
-                        for p in &list {
-                            crate::app::catalog::upsert(c, p, &now)?;
+                    let (mut products, mut orders, mut rights) = (None, None, None);
+                    if r.new_changes > 0 {
+                        match d.kind() {
+                            DocKind::Catalog => {
+                                // the catalog feeds the products table in the same transaction
+                                let list = docs.read(c, &d, read_products)?.unwrap_or_default();
+                                let at = crate::app::ts(now);
+                                for p in &list {
+                                    crate::app::catalog::upsert(c, p, &at)?;
+                                }
+                                products = Some(crate::app::catalog::read_products(c)?);
+                            }
+                            DocKind::Orders => {
+                                orders = docs.read(c, &d, |doc| records::<HubOrderFact>(doc, "orders"))?;
+                            }
+                            DocKind::Stock => {
+                                rights = docs.read(c, &d, read_rights::<HubRights>)?;
+                            }
+                            DocKind::Ledger | DocKind::Fulfilment => {}
                         }
-                        products = Some(crate::app::catalog::read_products(c)?);
                     }
                     if docs.acknowledged(c, &d, HUB_PEER)? {
                         sync.acknowledged(&d);
                     }
-                    Ok((r, products))
-                })
+                    Ok((r, products, orders, rights))
+                })?;
+                if let Some(orders) = orders {
+                    let n = crate::app::online::project_hub_orders(c, &orders)?;
+                    if n > 0 {
+                        tracing::info!(orders = n, "online orders from the hub");
+                    }
+                }
+                let mut touched = Vec::new();
+                if let Some(rights) = rights {
+                    // what the hub consumed, returned or wants changes what
+                    // the store lends: the store's step runs in this commit
+                    let mut p = crate::app::replication::Publish::new(c, &sync, &store_id, day);
+                    for (sku, h) in &rights {
+                        crate::app::rights::merge_hub_rights(c, sku, h)?;
+                    }
+                    p.levels(rights.keys().map(String::as_str));
+                    touched = p.finish()?;
+                }
+                Ok((r, products, touched))
             })
             .await
             .map_err(to_doc_error)?;
+        self.app.sync_ctx().notify(touched);
         if let Some(products) = products {
             tracing::info!(products = products.len(), %doc, "catalog updated from the hub");
             self.app.swap_catalog(products);
@@ -221,6 +258,10 @@ pub async fn run(app: App, cfg: UplinkConfig, status: Arc<SyncStatus>, cancel: C
             return;
         }
     };
+    // lend the hub its share of every SKU before the first session
+    if let Err(e) = app.rebalance_rights().await {
+        tracing::warn!(error = %e, "could not rebalance stock rights");
+    }
     let mut backoff = Duration::from_millis(100);
     loop {
         status.set("connecting", None);

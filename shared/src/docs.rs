@@ -13,6 +13,7 @@
 //! has it. Each document carries its schema version and id at its root.
 
 pub mod catalog;
+pub mod json;
 pub mod ledger;
 pub mod stock;
 
@@ -61,7 +62,12 @@ impl Owner {
 pub enum DocKind {
     Catalog,
     Ledger,
+    /// Levels and rights (`store/<S>/stock`: the store's; `hub/<S>/stock`: the hub's).
     Stock,
+    /// Online orders the hub routed to a store (`hub/<S>/orders`).
+    Orders,
+    /// What the store did with online orders (`store/<S>/fulfilment`).
+    Fulfilment,
 }
 
 impl DocKind {
@@ -70,6 +76,8 @@ impl DocKind {
             DocKind::Catalog => "catalog",
             DocKind::Ledger => "ledger",
             DocKind::Stock => "stock",
+            DocKind::Orders => "orders",
+            DocKind::Fulfilment => "fulfilment",
         }
     }
 }
@@ -97,13 +105,26 @@ impl DocId {
         DocId(format!("store/{store}/stock/{day}"))
     }
 
+    pub fn store_fulfilment(store: &str, day: NaiveDate) -> DocId {
+        DocId(format!("store/{store}/fulfilment/{day}"))
+    }
+
+    pub fn hub_stock(store: &str, day: NaiveDate) -> DocId {
+        DocId(format!("hub/{store}/stock/{day}"))
+    }
+
+    pub fn hub_orders(store: &str, day: NaiveDate) -> DocId {
+        DocId(format!("hub/{store}/orders/{day}"))
+    }
+
     /// Parses and validates an id received from a peer.
     pub fn parse(s: &str) -> Result<DocId, DocIdError> {
         let bad = || DocIdError::Unknown(s.chars().take(80).collect());
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
             ["catalog", epoch] if epoch.parse::<u32>().is_ok() => Ok(DocId(s.to_owned())),
-            ["store", store, "ledger" | "stock", day]
+            ["store", store, "ledger" | "stock" | "fulfilment", day]
+            | ["hub", store, "stock" | "orders", day]
                 if valid_store_id(store) && day.parse::<NaiveDate>().is_ok() =>
             {
                 Ok(DocId(s.to_owned()))
@@ -120,6 +141,8 @@ impl DocId {
         match self.0.split('/').nth(2) {
             _ if self.0.starts_with("catalog/") => DocKind::Catalog,
             Some("stock") => DocKind::Stock,
+            Some("orders") => DocKind::Orders,
+            Some("fulfilment") => DocKind::Fulfilment,
             _ => DocKind::Ledger,
         }
     }
@@ -230,12 +253,24 @@ mod tests {
         assert_eq!(c.owner(), Owner::Hub);
         assert!(c.in_scope_of("S002"));
         assert_eq!(DocId::store_stock("S001", day).kind(), DocKind::Stock);
+        let h = DocId::hub_orders("S001", day);
+        assert_eq!(DocId::parse(h.as_str()), Ok(h.clone()));
+        assert_eq!(h.owner(), Owner::Hub);
+        assert_eq!(h.kind(), DocKind::Orders);
+        assert!(h.in_scope_of("S001") && !h.in_scope_of("S002"));
+        let hs = DocId::hub_stock("S001", day);
+        assert_eq!((hs.owner(), hs.kind()), (Owner::Hub, DocKind::Stock));
+        let f = DocId::store_fulfilment("S001", day);
+        assert_eq!(DocId::parse(f.as_str()), Ok(f.clone()));
+        assert_eq!((f.owner(), f.kind()), (Owner::Store("S001".into()), DocKind::Fulfilment));
         for bad in [
             "",
             "store/s001/ledger/2026-11-25",
             "store/S001/ledger/x",
             "hub/../etc",
             "catalog/x",
+            "hub/S001/ledger/2026-11-25",
+            "store/S001/orders/2026-11-25",
         ] {
             assert!(DocId::parse(bad).is_err(), "{bad}");
         }

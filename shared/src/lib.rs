@@ -13,9 +13,13 @@
 pub mod barcode;
 pub mod catalog;
 pub mod docs;
+pub mod geo;
 pub mod money;
+pub mod online;
 pub mod order;
+pub mod pickup;
 pub mod qty;
+pub mod rights;
 pub mod sale;
 pub mod stock;
 pub mod sync;

@@ -50,11 +50,21 @@ impl Fulfilment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
-    /// Taken; stock reserved; waiting for the customer.
+    /// Taken; stock reserved; waiting for the store or the customer.
     Placed,
+    /// The store has seen the online order and will prepare it.
+    Accepted,
+    /// The goods are picked from the shelf.
+    Picked,
+    /// Packed and waiting at the counter (the customer is told).
+    Ready,
+    /// A rider or courier has it on the way.
+    OutForDelivery,
     /// Handed over to the customer (terminal).
     HandedOver,
-    /// Cancelled by a manager; reservation released (terminal).
+    /// Delivered to the customer's door (terminal).
+    Delivered,
+    /// Cancelled; reservation or rights released (terminal).
     Cancelled,
 }
 
@@ -62,7 +72,12 @@ impl OrderStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Placed => "placed",
+            OrderStatus::Accepted => "accepted",
+            OrderStatus::Picked => "picked",
+            OrderStatus::Ready => "ready",
+            OrderStatus::OutForDelivery => "out_for_delivery",
             OrderStatus::HandedOver => "handed_over",
+            OrderStatus::Delivered => "delivered",
             OrderStatus::Cancelled => "cancelled",
         }
     }
@@ -70,7 +85,12 @@ impl OrderStatus {
     pub fn parse(s: &str) -> Option<OrderStatus> {
         Some(match s {
             "placed" => OrderStatus::Placed,
+            "accepted" => OrderStatus::Accepted,
+            "picked" => OrderStatus::Picked,
+            "ready" => OrderStatus::Ready,
+            "out_for_delivery" => OrderStatus::OutForDelivery,
             "handed_over" => OrderStatus::HandedOver,
+            "delivered" => OrderStatus::Delivered,
             "cancelled" => OrderStatus::Cancelled,
             _ => return None,
         })
@@ -116,17 +136,23 @@ pub enum RedeemRefusal {
 /// before it expires.
 pub fn check_redeem(state: &PickupState, now: DateTime<Utc>) -> Result<(), RedeemRefusal> {
     match state.status {
-        OrderStatus::HandedOver => Err(RedeemRefusal::AlreadyHandedOver {
+        OrderStatus::HandedOver | OrderStatus::Delivered | OrderStatus::OutForDelivery => Err(RedeemRefusal::AlreadyHandedOver {
             at: state.handed_over_at.unwrap_or(state.expires_at),
             by: state.handed_over_by.clone().unwrap_or_default(),
         }),
         OrderStatus::Cancelled => Err(RedeemRefusal::Cancelled {
             at: state.cancelled_at.unwrap_or(state.expires_at),
         }),
-        OrderStatus::Placed if now >= state.expires_at => Err(RedeemRefusal::Expired {
-            at: state.expires_at,
-        }),
-        OrderStatus::Placed => Ok(()),
+        OrderStatus::Placed | OrderStatus::Accepted | OrderStatus::Picked | OrderStatus::Ready
+            if now >= state.expires_at =>
+        {
+            Err(RedeemRefusal::Expired {
+                at: state.expires_at,
+            })
+        }
+        OrderStatus::Placed | OrderStatus::Accepted | OrderStatus::Picked | OrderStatus::Ready => {
+            Ok(())
+        }
     }
 }
 

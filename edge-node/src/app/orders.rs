@@ -90,7 +90,8 @@ pub struct OrderView {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
-    /// The six-digit pickup code.
+    /// The six-digit code of a store order, the eight-digit code of an
+    /// online order, or the scanned QR payload (`LP1.…`).
     pub code: String,
 }
 
@@ -169,7 +170,8 @@ impl App {
                 }
                 for (sku, qty) in &need {
                     let (on_hand, reserved) = level(c, sku)?;
-                    let available = on_hand - reserved;
+                    // units kept for the hub's online customers are not the store's to promise
+                    let available = super::rights::store_free(c, sku, on_hand, reserved)?;
                     if available < *qty {
                         return Err(AppError::InsufficientStock {
                             sku: (*sku).to_owned(),
@@ -376,7 +378,7 @@ fn fresh_code(c: &Connection) -> Result<String, AppError> {
     )))
 }
 
-fn load_order(c: &Connection, order_id: &str) -> Result<Option<OrderView>, AppError> {
+pub(crate) fn load_order(c: &Connection, order_id: &str) -> Result<Option<OrderView>, AppError> {
     let head = c
         .prepare_cached(
             "SELECT order_id, channel, fulfilment, status, pickup_code, customer_phone, total_fen, created_at, created_by,

@@ -13,11 +13,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use chrono::NaiveDate;
 use linli_shared::docs::ledger;
-use linli_shared::docs::stock::{Level, set_level};
+use linli_shared::docs::json::put_record;
+use linli_shared::docs::stock::{Level, set_level, set_rights};
+use linli_shared::online::FulfilmentFact;
 use linli_shared::docs::{DocId, Owner};
 use linli_sync::doc_store::{DocError, Docs};
 use rusqlite::Connection;
@@ -46,6 +49,8 @@ pub struct SyncCtx {
     changes: broadcast::Sender<DocId>,
     /// When each document got its first change the hub has not acknowledged.
     unsynced: Mutex<HashMap<DocId, Instant>>,
+    /// Whether the store lends rights (it has a hub to lend to).
+    lending: AtomicBool,
 }
 
 impl SyncCtx {
@@ -55,7 +60,17 @@ impl SyncCtx {
             docs: Mutex::new(None),
             changes: broadcast::channel(4096).0,
             unsynced: Mutex::new(HashMap::new()),
+            lending: AtomicBool::new(false),
         }
+    }
+
+    /// Turns lending rights to the hub on (a node with a hub) or off.
+    pub fn set_lending(&self, on: bool) {
+        self.lending.store(on, Ordering::Relaxed);
+    }
+
+    pub fn lending(&self) -> bool {
+        self.lending.load(Ordering::Relaxed)
     }
 
     /// Runs `f` with the document set; only called on the writer thread.
@@ -146,6 +161,7 @@ pub(crate) struct Publish<'a> {
     day: NaiveDate,
     facts: Vec<LedgerFact>,
     skus: BTreeSet<String>,
+    fulfilment: Vec<FulfilmentFact>,
 }
 
 impl<'a> Publish<'a> {
@@ -162,7 +178,14 @@ impl<'a> Publish<'a> {
             day,
             facts: Vec::new(),
             skus: BTreeSet::new(),
+            fulfilment: Vec::new(),
         }
+    }
+
+    /// Records what the store did with an online order in today's
+    /// fulfilment document.
+    pub(crate) fn fulfilment(&mut self, f: FulfilmentFact) {
+        self.fulfilment.push(f);
     }
 
     /// Adds a fact to today's ledger.
@@ -170,7 +193,9 @@ impl<'a> Publish<'a> {
         self.facts.push(f);
     }
 
-    /// Marks SKUs whose levels (from the books) go into today's stock document.
+    /// Marks SKUs whose levels (from the books) go into today's stock
+    /// document; their stock rights are re-evaluated in the same commit
+    /// ([`super::rights::step`]).
     pub(crate) fn levels<'s>(&mut self, skus: impl IntoIterator<Item = &'s str>) {
         self.skus.extend(skus.into_iter().map(str::to_owned));
     }
@@ -186,8 +211,23 @@ impl<'a> Publish<'a> {
             day,
             facts,
             skus,
+            fulfilment,
         } = self;
         let mut touched = Vec::new();
+        if !fulfilment.is_empty() {
+            let id = DocId::store_fulfilment(store_id, day);
+            let changed = sync.with_docs(c, |d| {
+                Ok(d.change(c, &id, |doc| {
+                    for f in &fulfilment {
+                        put_record(doc, "orders", &f.order_id, f)?;
+                    }
+                    Ok(())
+                })?)
+            })?;
+            if changed {
+                touched.push(id);
+            }
+        }
         if !facts.is_empty() {
             let id = DocId::store_ledger(store_id, day);
             let changed = sync.with_docs(c, |d| {
@@ -210,6 +250,17 @@ impl<'a> Publish<'a> {
         if !skus.is_empty() {
             let id = DocId::store_stock(store_id, day);
             let fresh = !sync.with_docs(c, |d| Ok(d.exists(c, &id)?))?;
+            // the rights step first: an overdraft commits with the sale that caused it
+            let lend = sync.lending();
+            let mut rights = Vec::new();
+            for sku in &skus {
+                if let Some(r) = super::rights::step(c, sku, lend)? {
+                    rights.push((sku.clone(), r));
+                }
+            }
+            if fresh {
+                rights = super::rights::all_store_rights(c)?;
+            }
             let rows: Vec<(String, i64, i64)> = if fresh {
                 let mut stmt =
                     c.prepare_cached("SELECT sku, on_hand, reserved FROM stock ORDER BY sku")?;
@@ -237,6 +288,9 @@ impl<'a> Publish<'a> {
                                 reserved: *reserved,
                             },
                         )?;
+                    }
+                    for (sku, r) in &rights {
+                        set_rights(doc, sku, r)?;
                     }
                     Ok(())
                 })?)

@@ -93,6 +93,24 @@ pub(crate) fn adjust_reserved(c: &Connection, sku: &str, delta: i64) -> Result<(
     Ok(())
 }
 
+impl App {
+    /// Runs the stock-rights step for every SKU with a level: the store
+    /// lends the hub its share (or recalls, or records an overdraft). Done
+    /// when the link to the hub starts; afterwards every level change does
+    /// it for its own SKUs.
+    pub async fn rebalance_rights(&self) -> Result<usize, AppError> {
+        self.write_published(self.now(), |c, p| {
+            let skus: Vec<String> = c
+                .prepare("SELECT sku FROM stock ORDER BY sku")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            p.levels(skus.iter().map(String::as_str));
+            Ok(skus.len())
+        })
+        .await
+    }
+}
+
 pub(crate) fn level(c: &Connection, sku: &str) -> Result<(i64, i64), AppError> {
     Ok(
         c.prepare_cached("SELECT on_hand, reserved FROM stock WHERE sku = ?1")?
@@ -149,6 +167,9 @@ pub struct StockLevelView {
     pub on_hand: i64,
     /// Held for open pickup orders.
     pub reserved: i64,
+    /// Units kept for the hub's online customers (rights lent to the hub
+    /// plus online orders not handed over yet).
+    pub kept_for_hub: i64,
     /// What new pickup orders may still reserve.
     pub available: i64,
     pub negative: bool,
@@ -403,14 +424,21 @@ impl App {
             .cloned()
             .ok_or_else(|| AppError::UnknownSku(sku.to_owned()))?;
         let s = sku.to_owned();
-        let (on_hand, reserved) = self.store.read(move |c| level(c, &s)).await?;
+        let (on_hand, reserved, kept) = self
+            .store
+            .read(move |c| {
+                let (on_hand, reserved) = level(c, &s)?;
+                Ok::<_, AppError>((on_hand, reserved, super::rights::kept_for_hub(c, &s)?))
+            })
+            .await?;
         Ok(StockLevelView {
             sku: p.sku.to_string(),
             name: p.name.clone(),
             unit: p.unit,
             on_hand,
             reserved,
-            available: on_hand - reserved,
+            kept_for_hub: kept,
+            available: on_hand - reserved - kept,
             negative: on_hand < 0,
         })
     }
@@ -418,24 +446,28 @@ impl App {
     /// Levels of every SKU that has stock history, optionally only negative ones.
     pub async fn stock_levels(&self, only_negative: bool) -> Result<Vec<StockLevelView>, AppError> {
         let cat = self.catalog();
-        let rows: Vec<(String, i64, i64)> = self
+        let rows: Vec<(String, i64, i64, i64)> = self
             .store
             .read(move |c| {
                 let sql = if only_negative {
-                    "SELECT sku, on_hand, reserved FROM stock WHERE on_hand < 0 ORDER BY sku"
+                    "SELECT s.sku, s.on_hand, s.reserved, max(coalesce(r.lent - r.overdraft - r.delivered - h.returned, r.lent - r.overdraft - r.delivered, 0), 0)
+                     FROM stock s LEFT JOIN rights r ON r.sku = s.sku LEFT JOIN hub_rights h ON h.sku = s.sku
+                     WHERE s.on_hand < 0 ORDER BY s.sku"
                 } else {
-                    "SELECT sku, on_hand, reserved FROM stock ORDER BY sku"
+                    "SELECT s.sku, s.on_hand, s.reserved, max(coalesce(r.lent - r.overdraft - r.delivered - h.returned, r.lent - r.overdraft - r.delivered, 0), 0)
+                     FROM stock s LEFT JOIN rights r ON r.sku = s.sku LEFT JOIN hub_rights h ON h.sku = s.sku
+                     ORDER BY s.sku"
                 };
                 let mut stmt = c.prepare(sql)?;
                 let rows = stmt
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok::<_, StoreError>(rows)
             })
             .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(sku, on_hand, reserved)| {
+            .filter_map(|(sku, on_hand, reserved, kept)| {
                 let p = cat.by_sku(&sku)?;
                 Some(StockLevelView {
                     sku,
@@ -443,7 +475,8 @@ impl App {
                     unit: p.unit,
                     on_hand,
                     reserved,
-                    available: on_hand - reserved,
+                    kept_for_hub: kept,
+                    available: on_hand - reserved - kept,
                     negative: on_hand < 0,
                 })
             })

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{catalog, orders, sales, system};
+use super::{catalog, online, orders, sales, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,8 @@ use super::{catalog, orders, sales, system};
         catalog::receive, catalog::waste, catalog::count,
         sales::create, sales::list, sales::get, sales::refund,
         orders::create, orders::list, orders::get, orders::cancel, orders::redeem,
+        online::lookup, online::list, online::get, online::accept, online::pick, online::ready,
+        online::dispatch, online::delivered, online::riders, online::add_rider,
     ),
     modifiers(&BearerAuth)
 )]

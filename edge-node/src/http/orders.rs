@@ -73,18 +73,22 @@ pub(super) async fn cancel(
     Ok(Json(s.app.cancel_order(&actor, &id).await?))
 }
 
-/// Hands an order over by its pickup code, once. A second redeem answers
-/// `409 pickup_already_handed_over` with when and by whom.
+/// Hands an order over by its code, once: the store's six-digit codes, the
+/// hub's eight-digit codes of synced orders, or a scanned QR payload
+/// (`LP1.…`, verified with the hub's key, no hub needed). A second redeem
+/// answers `409 pickup_already_handed_over` with when and by whom; forged or
+/// altered codes `403 pickup_forged`, another store's `409
+/// pickup_wrong_store`, expired ones `410 pickup_code_expired`.
 #[utoipa::path(post, path = "/api/v1/pickups/redeem", tag = "orders", request_body = RedeemRequest,
-    responses((status = 200, body = OrderView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-              (status = 410, body = ErrorBody)),
+    responses((status = 200, body = crate::app::online::PickupPreview), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn redeem(
     State(s): State<AppState>,
     Auth(actor): Auth,
     ApiJson(req): ApiJson<RedeemRequest>,
-) -> Result<Json<OrderView>, ApiError> {
-    let order = s.app.redeem_pickup(&actor, &req.code).await?;
+) -> Result<Json<crate::app::online::PickupPreview>, ApiError> {
+    let order = s.app.redeem_any(&actor, &req.code).await?;
     s.metrics.pickups.inc();
     Ok(Json(order))
 }

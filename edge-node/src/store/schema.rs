@@ -166,6 +166,49 @@ CREATE TABLE idempotency (
 "#,
     // 2: replicated documents (DESIGN.md §3), see linli_sync::doc_store
     linli_sync::doc_store::MIGRATION,
+    // 3: stock rights (DESIGN.md §5) and online orders from the hub (§6)
+    r#"
+-- The store's grow-only rights totals per SKU (linli_shared::rights::StoreRights);
+-- mirrored into store/<S>/stock/<day> in the same transaction.
+CREATE TABLE rights (
+    sku        TEXT PRIMARY KEY,
+    lent       INTEGER NOT NULL DEFAULT 0,
+    recalled   INTEGER NOT NULL DEFAULT 0,
+    overdraft  INTEGER NOT NULL DEFAULT 0,
+    delivered  INTEGER NOT NULL DEFAULT 0,
+    wanted_met INTEGER NOT NULL DEFAULT 0
+);
+-- The hub's totals as last received from hub/<S>/stock/<day> (field-wise max).
+CREATE TABLE hub_rights (
+    sku      TEXT PRIMARY KEY,
+    consumed INTEGER NOT NULL DEFAULT 0,
+    released INTEGER NOT NULL DEFAULT 0,
+    returned INTEGER NOT NULL DEFAULT 0,
+    wanted   INTEGER NOT NULL DEFAULT 0
+);
+-- Online orders routed here by the hub (hub/<S>/orders/<day>), as received.
+CREATE TABLE online_orders (
+    order_id    TEXT PRIMARY KEY,
+    pickup_code TEXT,
+    placed_at   TEXT NOT NULL,
+    fact        TEXT NOT NULL
+);
+CREATE INDEX online_orders_by_code ON online_orders(pickup_code);
+-- What the store did with online orders (store/<S>/fulfilment/<day>); a row
+-- may exist before its order arrives (a signed QR handed over offline).
+CREATE TABLE fulfilment (
+    order_id   TEXT PRIMARY KEY,
+    fact       TEXT NOT NULL,
+    open       INTEGER NOT NULL DEFAULT 1,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE riders (
+    name       TEXT PRIMARY KEY,
+    phone      TEXT NOT NULL,
+    active     INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL
+);
+"#,
 ];
 
 /// Brings the schema up to date.

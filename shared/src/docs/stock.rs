@@ -2,6 +2,12 @@
 //! latest committed write. The store is the only writer, so each SKU's entry
 //! is simply its latest value; a new day's document starts from the closing
 //! levels of the store's books (its SQLite tables), so history stays short.
+//!
+//! The same document carries the store's stock-rights totals per SKU
+//! ([`crate::rights::StoreRights`], section `rights`); the hub's totals live
+//! in `hub/<S>/stock/<day>` (section `rights`, [`crate::rights::HubRights`]).
+//! Totals only grow and each day's document starts from the last totals, so
+//! a reader takes the field-wise maximum over whatever days it holds.
 
 use std::collections::BTreeMap;
 
@@ -53,4 +59,18 @@ pub fn read_levels(doc: &AutoCommit) -> BTreeMap<String, Level> {
             )
         })
         .collect()
+}
+
+/// Writes one SKU's rights totals (store's or hub's); nothing if unchanged.
+pub fn set_rights<T: serde::Serialize>(
+    doc: &mut AutoCommit,
+    sku: &str,
+    totals: &T,
+) -> Result<bool, AutomergeError> {
+    super::json::put_record(doc, "rights", sku, totals)
+}
+
+/// All rights totals in the document.
+pub fn read_rights<T: serde::de::DeserializeOwned>(doc: &AutoCommit) -> BTreeMap<String, T> {
+    super::json::records(doc, "rights").into_iter().collect()
 }

@@ -1,0 +1,462 @@
+//! The hub's online-order use cases: the store directory, customers and
+//! their sessions, placing, following and cancelling orders, sellable stock
+//! per store and the exceptions raised for regional managers. The rules are
+//! in [`crate::orders`] and [`crate::rights`]; this module runs them on the
+//! writer thread and announces the documents they changed.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use linli_shared::docs::DocId;
+use linli_shared::docs::catalog::read_products;
+use linli_shared::geo::{StoreIndex, StoreSite, parse_stores_csv};
+use linli_shared::online::{FulfilmentFact, HubOrderFact};
+use linli_shared::order::OrderStatus;
+use linli_sync::db::StoreError;
+use rand::RngCore;
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::hub::{CATALOG_EPOCH, Hub, HubError, Role, User};
+use crate::orders::{
+    Directory, Exception, NewOrder, OrderView, PlaceOrder, cancel, choose_store, load,
+    record_wanted, ts, valid_phone, validate, view, write_order,
+};
+use crate::rights::HubRightsBatch;
+
+/// Who is asking: a hub user (admin tools, phone orders) or a customer.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Staff(User),
+    Customer { customer_id: String, phone: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StoresReport {
+    pub imported: usize,
+    pub rejected: Vec<linli_shared::catalog::RejectedRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SellableView {
+    pub store_id: String,
+    pub name: String,
+    /// Units (grams for `kg`) the hub may still sell online at this store.
+    pub sellable: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProductView {
+    pub sku: String,
+    pub name: String,
+    pub category: String,
+    pub unit: String,
+    pub price_fen: i64,
+}
+
+fn hash(t: &str) -> String {
+    hex::encode(Sha256::digest(t.as_bytes()))
+}
+
+impl Hub {
+    /// The current store directory and catalog.
+    pub fn directory(&self) -> Directory {
+        match self.directory.read() {
+            Ok(d) => d.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Rebuilds the directory from the stores table and the catalog document.
+    pub async fn reload_directory(&self) -> Result<(), HubError> {
+        let (sites, products) = self
+            .with_docs(|c, docs| {
+                let sites: Vec<String> = c
+                    .prepare("SELECT site FROM stores ORDER BY store_id")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let products = docs
+                    .read(c, &DocId::catalog(CATALOG_EPOCH), read_products)?
+                    .unwrap_or_default();
+                Ok((sites, products))
+            })
+            .await?;
+        let sites: Vec<StoreSite> = sites
+            .iter()
+            .filter_map(|s| serde_json::from_str(s).ok())
+            .collect();
+        let dir = Directory {
+            stores: std::sync::Arc::new(StoreIndex::new(sites)),
+            products: std::sync::Arc::new(
+                products
+                    .into_iter()
+                    .map(|p| (p.sku.to_string(), p))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+        };
+        match self.directory.write() {
+            Ok(mut g) => *g = dir,
+            Err(p) => *p.into_inner() = dir,
+        }
+        Ok(())
+    }
+
+    /// Imports the store directory (CSV like `data/stores.csv`). Admin only.
+    pub async fn import_stores(&self, user: &User, csv: Vec<u8>) -> Result<StoresReport, HubError> {
+        if user.role != Role::Admin {
+            return Err(HubError::Forbidden);
+        }
+        let parsed = parse_stores_csv(&csv)?;
+        let sites: Vec<StoreSite> = parsed.stores.into_iter().map(|(_, s)| s).collect();
+        let n = sites.len();
+        self.store
+            .write(move |c| {
+                let now = ts(Utc::now());
+                for s in &sites {
+                    c.execute(
+                        "INSERT INTO stores(store_id, site, updated_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(store_id) DO UPDATE SET site = excluded.site, updated_at = excluded.updated_at",
+                        params![s.store_id, serde_json::to_string(s).unwrap_or_default(), now],
+                    )?;
+                }
+                Ok::<_, HubError>(())
+            })
+            .await?;
+        self.reload_directory().await?;
+        Ok(StoresReport {
+            imported: n,
+            rejected: parsed.rejected,
+        })
+    }
+
+    /// The chain's products, optionally filtered by a name or SKU fragment.
+    pub fn products(&self, q: Option<&str>) -> Vec<ProductView> {
+        let q = q.map(str::to_lowercase);
+        self.directory()
+            .products
+            .values()
+            .filter(|p| {
+                q.as_deref().is_none_or(|q| {
+                    p.name.to_lowercase().contains(q) || p.sku.as_str().to_lowercase().contains(q)
+                })
+            })
+            .take(200)
+            .map(|p| ProductView {
+                sku: p.sku.to_string(),
+                name: p.name.clone(),
+                category: p.category.clone(),
+                unit: p.unit.as_str().to_owned(),
+                price_fen: p.price.0,
+            })
+            .collect()
+    }
+
+    /// Opens a customer session for a phone and/or WeChat openid, creating
+    /// the customer on first use (one customer per phone or openid).
+    ///
+    /// Proof of the phone (an SMS code, WeChat login) belongs to the channel
+    /// in front of this API and is not part of this hub.
+    pub async fn customer_session(
+        &self,
+        phone: Option<String>,
+        openid: Option<String>,
+    ) -> Result<(String, String), HubError> {
+        let phone = phone.as_deref().map(valid_phone).transpose()?;
+        let openid = openid.map(|o| o.trim().to_owned()).filter(|o| !o.is_empty());
+        if phone.is_none() && openid.is_none() {
+            return Err(HubError::Invalid("give phone or openid".into()));
+        }
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let token = hex::encode(raw);
+        let h = hash(&token);
+        let id = self
+            .store
+            .write(move |c| {
+                let id = resolve_customer(c, phone.as_deref(), openid.as_deref())?;
+                let expires = ts(Utc::now() + chrono::Duration::days(30));
+                c.execute(
+                    "INSERT INTO customer_sessions(token_hash, customer_id, expires_at) VALUES (?1, ?2, ?3)",
+                    params![h, id, expires],
+                )?;
+                Ok::<_, HubError>(id)
+            })
+            .await?;
+        Ok((token, id))
+    }
+
+    /// The customer behind a session token, if any.
+    pub async fn authenticate_customer(&self, token: &str) -> Result<Caller, HubError> {
+        let h = hash(token);
+        let row: Option<(String, Option<String>, String)> = self
+            .store
+            .read(move |c| {
+                c.query_row(
+                    "SELECT s.customer_id, cu.phone, s.expires_at FROM customer_sessions s
+                     JOIN customers cu ON cu.customer_id = s.customer_id WHERE s.token_hash = ?1",
+                    [h],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(StoreError::from)
+            })
+            .await?;
+        let (customer_id, phone, expires) = row.ok_or(HubError::Unauthenticated)?;
+        if chrono::DateTime::parse_from_rfc3339(&expires).map_or(true, |e| e < Utc::now()) {
+            return Err(HubError::Unauthenticated);
+        }
+        Ok(Caller::Customer {
+            customer_id,
+            phone: phone.unwrap_or_default(),
+        })
+    }
+
+    /// Places an online order: validates and prices it, routes it to the
+    /// nearest store whose rights cover it, consumes those rights and signs
+    /// the pickup code, all in one transaction. A retry with the same
+    /// Idempotency-Key returns the first answer.
+    pub async fn place_order(
+        &self,
+        caller: &Caller,
+        key: String,
+        req: PlaceOrder,
+    ) -> Result<(OrderView, bool), HubError> {
+        let phone = match caller {
+            Caller::Customer { phone, .. } => {
+                if let Some(p) = &req.customer.phone
+                    && valid_phone(p)? != *phone
+                {
+                    return Err(HubError::Forbidden);
+                }
+                Some(phone.clone())
+            }
+            Caller::Staff(_) => req.customer.phone.as_deref().map(valid_phone).transpose()?,
+        };
+        let openid = req.customer.openid.clone();
+        if phone.is_none() && openid.is_none() {
+            return Err(HubError::Invalid("customer needs phone or openid".into()));
+        }
+        let now = Utc::now();
+        let dir = self.directory();
+        let priced = validate(&req, &dir, now)?;
+        let fingerprint = hash(&serde_json::to_string(&req).unwrap_or_default());
+        let (settings, signing, this) = (
+            self.order_settings.clone(),
+            self.signing.clone(),
+            self.clone(),
+        );
+        let caller_customer = match caller {
+            Caller::Customer { customer_id, .. } => Some(customer_id.clone()),
+            Caller::Staff(_) => None,
+        };
+        let (result, touched) = self
+            .with_docs(move |c, docs| {
+                if let Some((h, resp)) = c
+                    .prepare_cached("SELECT request_hash, response FROM idempotency WHERE key = ?1")?
+                    .query_row([&key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .optional()?
+                {
+                    if h != fingerprint {
+                        return Err(HubError::IdempotencyKeyReused(key));
+                    }
+                    let v: OrderView = serde_json::from_str(&resp)
+                        .map_err(|e| HubError::Invalid(e.to_string()))?;
+                    return Ok((Ok((v, true)), Vec::new()));
+                }
+                let customer_id = match caller_customer {
+                    Some(id) => id,
+                    None => resolve_customer(c, phone.as_deref(), openid.as_deref())?,
+                };
+                let mut batch = HubRightsBatch::default();
+                let day = now.with_timezone(&settings.utc_offset).date_naive();
+                let store = match choose_store(c, &dir, &priced, None)? {
+                    Ok(s) => s,
+                    Err(unserved) => {
+                        // the demand pulls rights from the nearest stores that lack them
+                        let targets: Vec<String> = match (&priced.store_id, priced.location) {
+                            (Some(s), _) => vec![s.clone()],
+                            (None, Some(at)) => dir.stores.serving(at).take(2).map(|(s, _)| s.store_id.clone()).collect(),
+                            _ => Vec::new(),
+                        };
+                        for t in &targets {
+                            record_wanted(c, &mut batch, t, &priced.lines)?;
+                        }
+                        let touched = batch.flush(c, docs, day)?;
+                        return Ok((Err(unserved), touched));
+                    }
+                };
+                let site = dir
+                    .stores
+                    .get(&store)
+                    .cloned()
+                    .ok_or_else(|| HubError::UnknownStore(store.clone()))?;
+                let (fact, doc) = write_order(
+                    c,
+                    docs,
+                    &mut batch,
+                    &settings,
+                    &signing,
+                    NewOrder {
+                        order: &priced,
+                        store: &site,
+                        customer_id: &customer_id,
+                        customer_phone: phone.as_deref().unwrap_or(""),
+                        replaces: None,
+                    },
+                    now,
+                )?;
+                let mut touched = batch.flush(c, docs, day)?;
+                touched.push(doc);
+                let v = view(&dir, &fact, None);
+                c.execute(
+                    "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![key, fingerprint, serde_json::to_string(&v).unwrap_or_default(), ts(now)],
+                )?;
+                Ok((Ok((v, false)), touched))
+            })
+            .await?;
+        this.announce(touched);
+        result.map_err(HubError::Unserved)
+    }
+
+    pub(crate) fn announce(&self, docs: Vec<DocId>) {
+        for d in docs {
+            let _ = self.changes.send(d);
+        }
+    }
+
+    async fn order_of(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(HubOrderFact, Option<FulfilmentFact>), HubError> {
+        let oid = id.to_owned();
+        let found = self.store.read(move |c| load(c, &oid)).await?;
+        let (fact, f) = found.ok_or_else(|| HubError::OrderNotFound(id.to_owned()))?;
+        if let Caller::Customer { customer_id, .. } = caller
+            && *customer_id != fact.customer_id
+        {
+            return Err(HubError::OrderNotFound(id.to_owned()));
+        }
+        Ok((fact, f))
+    }
+
+    /// An order with its status and timeline (a customer sees only their own).
+    pub async fn order(&self, caller: &Caller, id: &str) -> Result<OrderView, HubError> {
+        let (fact, f) = self.order_of(caller, id).await?;
+        Ok(view(&self.directory(), &fact, f.as_ref()))
+    }
+
+    /// Cancels an order that has not left the store, releasing its rights.
+    /// Cancelling twice answers with the cancelled order.
+    pub async fn cancel_order(&self, caller: &Caller, id: &str) -> Result<OrderView, HubError> {
+        self.order_of(caller, id).await?;
+        let (settings, oid) = (self.order_settings.clone(), id.to_owned());
+        let dir = self.directory();
+        let (v, touched) = self
+            .with_docs(move |c, docs| {
+                let (mut fact, f) = load(c, &oid)?.ok_or_else(|| HubError::OrderNotFound(oid.clone()))?;
+                let status = view(&dir, &fact, f.as_ref()).status;
+                match status {
+                    OrderStatus::Cancelled => return Ok((view(&dir, &fact, f.as_ref()), Vec::new())),
+                    OrderStatus::Placed | OrderStatus::Accepted | OrderStatus::Picked | OrderStatus::Ready => {}
+                    other => {
+                        return Err(HubError::NotCancellable {
+                            order_id: oid,
+                            status: other.as_str().into(),
+                        });
+                    }
+                }
+                let now = Utc::now();
+                let day = now.with_timezone(&settings.utc_offset).date_naive();
+                let mut batch = HubRightsBatch::default();
+                let doc = cancel(c, docs, &mut batch, &mut fact, f.as_ref(), "customer", now, day)?;
+                let mut touched = batch.flush(c, docs, day)?;
+                touched.push(doc);
+                Ok((view(&dir, &fact, f.as_ref()), touched))
+            })
+            .await?;
+        self.announce(touched);
+        Ok(v)
+    }
+
+    /// Units of a SKU the hub may sell online, per store (rights it holds).
+    pub async fn sellable(&self, sku: &str) -> Result<Vec<SellableView>, HubError> {
+        let dir = self.directory();
+        if !dir.products.contains_key(sku) {
+            return Err(HubError::UnknownSku(sku.to_owned()));
+        }
+        let sku = sku.to_owned();
+        self.store
+            .read(move |c| {
+                let mut out = Vec::new();
+                for s in dir.stores.sites() {
+                    out.push(SellableView {
+                        store_id: s.store_id.clone(),
+                        name: s.name.clone(),
+                        sellable: crate::rights::held(c, &s.store_id, &sku)?.max(0),
+                    });
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Exceptions raised for regional managers, newest first.
+    pub async fn exceptions(&self) -> Result<Vec<Exception>, HubError> {
+        self.store
+            .read(|c| {
+                let rows = c
+                    .prepare("SELECT id, store_id, order_id, kind, detail, created_at FROM exceptions ORDER BY id DESC LIMIT 500")?
+                    .query_map([], |r| {
+                        Ok(Exception {
+                            id: r.get(0)?,
+                            store_id: r.get(1)?,
+                            order_id: r.get(2)?,
+                            kind: r.get(3)?,
+                            detail: r.get(4)?,
+                            created_at: r.get(5)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, HubError>(rows)
+            })
+            .await
+    }
+}
+
+/// One customer per phone or openid; both given link them.
+fn resolve_customer(
+    c: &rusqlite::Connection,
+    phone: Option<&str>,
+    openid: Option<&str>,
+) -> Result<String, HubError> {
+    let by = |col: &str, v: Option<&str>| -> Result<Option<String>, HubError> {
+        let Some(v) = v else { return Ok(None) };
+        Ok(c.query_row(
+            &format!("SELECT customer_id FROM customers WHERE {col} = ?1"),
+            [v],
+            |r| r.get(0),
+        )
+        .optional()?)
+    };
+    let found = by("phone", phone)?.or(by("openid", openid)?);
+    match found {
+        Some(id) => {
+            c.execute(
+                "UPDATE customers SET phone = coalesce(phone, ?2), openid = coalesce(openid, ?3) WHERE customer_id = ?1",
+                params![id, phone, openid],
+            )?;
+            Ok(id)
+        }
+        None => {
+            let id = format!("C{}", ulid::Ulid::new());
+            c.execute(
+                "INSERT INTO customers(customer_id, phone, openid, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![id, phone, openid, ts(Utc::now())],
+            )?;
+            Ok(id)
+        }
+    }
+}

@@ -1,0 +1,824 @@
+//! Online orders at the hub (DESIGN.md §6): customers' sessions, routing to
+//! the nearest store whose rights cover the order, pricing (pickup discount,
+//! delivery fee), signed pickup codes, cancellation, the status derived from
+//! the hub's and the store's records, and the settlement of overdrafts.
+//!
+//! Every order is written in one writer transaction: the rights it consumes
+//! (`hub_rights` + `hub/<S>/stock/<day>`), the order (`online_orders` +
+//! `hub/<S>/orders/<day>`) and the idempotency record, so a retried request
+//! returns the first answer and a crash leaves all or nothing. Routing runs
+//! inside that transaction, so two orders can never both take the last unit.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
+use linli_shared::docs::DocId;
+use linli_shared::docs::json::put_record;
+use linli_shared::geo::{Alternative, Coverage, GeoPoint, RouteOutcome, StoreIndex, route};
+use linli_shared::online::{
+    DeliveryFact, DerivedStatus, FulfilmentFact, HubOrderFact, OnlineLine, derive_status, goods_left,
+};
+use linli_shared::order::{Channel, Fulfilment, OrderStatus};
+use linli_shared::pickup::{PickupClaim, sign};
+use linli_shared::rights::{OpenOrder, orders_to_release};
+use linli_shared::{Product, Qty, Unit};
+use linli_sync::doc_store::Docs;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::hub::HubError;
+use crate::rights::{HubRightsBatch, held, return_recalled};
+
+/// The chain's order settings.
+#[derive(Debug, Clone)]
+pub struct OrderSettings {
+    /// Discount for picking up, in percent of the goods (e.g. 5).
+    pub pickup_discount_pct: i64,
+    /// Delivery fee in fen.
+    pub delivery_fee_fen: i64,
+    /// How long a pickup order waits for its customer.
+    pub pickup_hold: Duration,
+    /// The chain's local time (business days of the hub's documents).
+    pub utc_offset: FixedOffset,
+}
+
+impl Default for OrderSettings {
+    fn default() -> Self {
+        OrderSettings {
+            pickup_discount_pct: 5,
+            delivery_fee_fen: 600,
+            pickup_hold: Duration::hours(48),
+            utc_offset: FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset"),
+        }
+    }
+}
+
+pub const MAX_LINES: usize = 100;
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerRef {
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub openid: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineRequest {
+    pub sku: String,
+    /// Units for `each` products, grams for `kg` products.
+    pub qty: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlotRequest {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// `POST /api/v1/orders`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrder {
+    pub channel: Channel,
+    pub customer: CustomerRef,
+    pub fulfilment: Fulfilment,
+    /// Pickup: the chosen store (or give `location` to pick the nearest).
+    #[serde(default)]
+    pub store_id: Option<String>,
+    /// Delivery: where to; pickup without `store_id`: where the customer is.
+    #[serde(default)]
+    pub location: Option<GeoPoint>,
+    pub lines: Vec<LineRequest>,
+    /// Required for channel `live`.
+    #[serde(default)]
+    pub live_session_id: Option<String>,
+    /// Delivery window; default as soon as possible (30 min to 2 h).
+    #[serde(default)]
+    pub delivery_slot: Option<SlotRequest>,
+}
+
+/// An order as customers and tools see it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OrderView {
+    pub order_id: String,
+    pub store_id: String,
+    pub store_name: String,
+    pub channel: Channel,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_session_id: Option<String>,
+    pub customer_id: String,
+    pub fulfilment: Fulfilment,
+    pub status: OrderStatus,
+    pub timeline: Vec<linli_shared::online::TimelineEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<String>,
+    pub lines: Vec<OnlineLine>,
+    pub subtotal_fen: i64,
+    pub discount_fen: i64,
+    pub fee_fen: i64,
+    pub total_fen: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pickup_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pickup_qr: Option<String>,
+    pub expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_window: Option<Window>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+    pub placed_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Window {
+    pub start: String,
+    pub end: String,
+}
+
+/// An exception for the regional manager.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Exception {
+    pub id: i64,
+    pub store_id: String,
+    pub order_id: String,
+    /// `rerouted`, `refunded_oversold`, `cancelled_but_handed_over`.
+    pub kind: String,
+    pub detail: String,
+    pub created_at: String,
+}
+
+/// Why an order was not placed (beyond invalid input).
+#[derive(Debug, Clone)]
+pub struct Unserved {
+    pub alternatives: Vec<Alternative>,
+    pub serving_stores: usize,
+}
+
+/// The hub's view of the chain's stores and products, for routing and pricing.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    pub stores: std::sync::Arc<StoreIndex>,
+    pub products: std::sync::Arc<BTreeMap<String, Product>>,
+}
+
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+fn invalid(msg: impl Into<String>) -> HubError {
+    HubError::Invalid(msg.into())
+}
+
+pub(crate) fn valid_phone(p: &str) -> Result<String, HubError> {
+    let p = p.trim();
+    if p.len() == 11 && p.starts_with('1') && p.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(p.to_owned())
+    } else {
+        Err(invalid(
+            "customer.phone must be an 11-digit mobile number starting with 1",
+        ))
+    }
+}
+
+fn mask(p: &str) -> String {
+    if p.len() == 11 {
+        format!("{}****{}", &p[..3], &p[7..])
+    } else {
+        "****".into()
+    }
+}
+
+/// A validated order, priced, before routing.
+#[derive(Debug, Clone)]
+pub(crate) struct Priced {
+    pub channel: Channel,
+    pub live_session_id: Option<String>,
+    pub fulfilment: Fulfilment,
+    pub store_id: Option<String>,
+    pub location: Option<GeoPoint>,
+    pub lines: Vec<OnlineLine>,
+    pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// Checks a request against the catalog and the rules; no IO.
+pub(crate) fn validate(
+    req: &PlaceOrder,
+    dir: &Directory,
+    now: DateTime<Utc>,
+) -> Result<Priced, HubError> {
+    if req.channel == Channel::Live
+        && req.live_session_id.as_deref().is_none_or(|s| s.trim().is_empty())
+    {
+        return Err(invalid("live_session_id is required for channel \"live\""));
+    }
+    if req.lines.is_empty() || req.lines.len() > MAX_LINES {
+        return Err(invalid(format!("lines: an order needs 1-{MAX_LINES} lines")));
+    }
+    let mut merged: BTreeMap<String, i64> = BTreeMap::new();
+    for (i, l) in req.lines.iter().enumerate() {
+        let p = dir
+            .products
+            .get(&l.sku)
+            .ok_or_else(|| HubError::UnknownSku(l.sku.clone()))?;
+        Qty::for_line(l.qty, p.unit).map_err(|e| invalid(format!("lines[{i}].qty: {e}")))?;
+        *merged.entry(l.sku.clone()).or_default() += l.qty;
+    }
+    let mut lines = Vec::new();
+    for (sku, qty) in merged {
+        let p = &dir.products[&sku];
+        let total = match p.unit {
+            Unit::Each => p.price.checked_mul(qty),
+            Unit::Kg => p.price.per_kg_times_grams(qty),
+        }
+        .ok_or_else(|| invalid(format!("the amount of {sku} overflows")))?;
+        lines.push(OnlineLine {
+            sku: sku.clone(),
+            name: p.name.clone(),
+            unit: p.unit.as_str().to_owned(),
+            qty,
+            unit_price_fen: p.price.0,
+            total_fen: total.0,
+        });
+    }
+    let window = match req.fulfilment {
+        Fulfilment::Pickup => {
+            if req.store_id.is_none() && req.location.is_none() {
+                return Err(invalid(
+                    "a pickup order needs store_id (or location to choose the nearest store)",
+                ));
+            }
+            if req.delivery_slot.is_some() {
+                return Err(invalid("delivery_slot is only for delivery orders"));
+            }
+            None
+        }
+        Fulfilment::Delivery => {
+            if req.location.is_none() {
+                return Err(invalid("a delivery order needs location {lat, lon}"));
+            }
+            if req.store_id.is_some() {
+                return Err(invalid(
+                    "delivery orders are routed to the nearest store; leave store_id out",
+                ));
+            }
+            Some(match &req.delivery_slot {
+                None => (now + Duration::minutes(30), now + Duration::hours(2)),
+                Some(s) => {
+                    let len = s.end - s.start;
+                    if s.start < now + Duration::minutes(30)
+                        || s.start > now + Duration::days(2)
+                        || len < Duration::minutes(30)
+                        || len > Duration::hours(2)
+                    {
+                        return Err(invalid(
+                            "delivery_slot must start 30 min to 2 days from now and last 30 min to 2 h",
+                        ));
+                    }
+                    (s.start, s.end)
+                }
+            })
+        }
+    };
+    Ok(Priced {
+        channel: req.channel,
+        live_session_id: req.live_session_id.clone(),
+        fulfilment: req.fulfilment,
+        store_id: req.store_id.clone(),
+        location: req.location,
+        lines,
+        window,
+    })
+}
+
+/// How far the hub's rights at `store` cover `lines`.
+fn coverage(c: &Connection, store: &str, lines: &[OnlineLine]) -> Result<Coverage, HubError> {
+    let mut covered = Vec::new();
+    for l in lines {
+        if held(c, store, &l.sku)? >= l.qty {
+            covered.push(l.sku.clone());
+        }
+    }
+    Ok(if covered.len() == lines.len() {
+        Coverage::Full
+    } else if covered.is_empty() {
+        Coverage::Nothing
+    } else {
+        Coverage::Partial { covered }
+    })
+}
+
+/// Chooses the store: the pickup store if named, else the nearest serving
+/// store whose rights cover every line (skipping `exclude`).
+pub(crate) fn choose_store(
+    c: &Connection,
+    dir: &Directory,
+    o: &Priced,
+    exclude: Option<&str>,
+) -> Result<Result<String, Unserved>, HubError> {
+    if let Some(id) = &o.store_id {
+        let site = dir
+            .stores
+            .get(id)
+            .ok_or_else(|| HubError::UnknownStore(id.clone()))?;
+        return Ok(match coverage(c, id, &o.lines)? {
+            Coverage::Full => Ok(id.clone()),
+            other => {
+                // the store itself, then the nearest others that could serve part or all
+                let mut alternatives = Vec::new();
+                let mut consider = |s: &linli_shared::geo::StoreSite, d: f64| -> Result<(), HubError> {
+                    let covered = match coverage(c, &s.store_id, &o.lines)? {
+                        Coverage::Full => o.lines.iter().map(|l| l.sku.clone()).collect(),
+                        Coverage::Partial { covered } => covered,
+                        Coverage::Nothing => return Ok(()),
+                    };
+                    alternatives.push(Alternative {
+                        store_id: s.store_id.clone(),
+                        name: s.name.clone(),
+                        distance_m: d.round() as u32,
+                        covered_skus: covered,
+                    });
+                    Ok(())
+                };
+                if let Coverage::Partial { .. } = other {
+                    consider(site, 0.0)?;
+                }
+                for (s, d) in dir.stores.nearest(site.location).skip(1).take(5) {
+                    consider(s, d)?;
+                }
+                Err(Unserved {
+                    alternatives,
+                    serving_stores: 1,
+                })
+            }
+        });
+    }
+    let at = o
+        .location
+        .ok_or_else(|| invalid("location is required to choose a store"))?;
+    let mut failure = None;
+    let outcome = route(&dir.stores, at, |s| {
+        if Some(s.store_id.as_str()) == exclude {
+            return Coverage::Nothing;
+        }
+        match coverage(c, &s.store_id, &o.lines) {
+            Ok(cov) => cov,
+            Err(e) => {
+                failure = Some(e);
+                Coverage::Nothing
+            }
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(match outcome {
+        RouteOutcome::Routed { site, .. } => Ok(site.store_id.clone()),
+        RouteOutcome::Unserved {
+            alternatives,
+            serving_stores,
+        } => Err(Unserved {
+            alternatives,
+            serving_stores,
+        }),
+    })
+}
+
+/// Records demand the hub could not serve at a store (it pulls rights).
+pub(crate) fn record_wanted(
+    c: &Connection,
+    batch: &mut HubRightsBatch,
+    store: &str,
+    lines: &[OnlineLine],
+) -> Result<(), HubError> {
+    for l in lines {
+        let short = l.qty - held(c, store, &l.sku)?.max(0);
+        if short > 0 {
+            batch.update(c, store, &l.sku, |h| h.wanted += short)?;
+        }
+    }
+    Ok(())
+}
+
+/// A fresh short code, unique among the store's open orders.
+fn short_code(c: &Connection, store: &str) -> Result<String, HubError> {
+    for _ in 0..50 {
+        let code = format!("{:08}", rand::random::<u32>() % 100_000_000);
+        let taken: bool = c
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM online_orders WHERE store_id = ?1 AND pickup_code = ?2
+                 AND status NOT IN ('handed_over', 'delivered', 'cancelled'))",
+            )?
+            .query_row(params![store, code], |r| r.get(0))?;
+        if !taken {
+            return Ok(code);
+        }
+    }
+    Err(invalid("could not draw a free pickup code; try again"))
+}
+
+/// Everything needed to write an order.
+pub(crate) struct NewOrder<'a> {
+    pub order: &'a Priced,
+    pub store: &'a linli_shared::geo::StoreSite,
+    pub customer_id: &'a str,
+    pub customer_phone: &'a str,
+    pub replaces: Option<String>,
+}
+
+/// Consumes the rights and writes the order at its store. Returns the fact.
+pub(crate) fn write_order(
+    c: &Connection,
+    docs: &mut Docs,
+    batch: &mut HubRightsBatch,
+    settings: &OrderSettings,
+    key: &ed25519_dalek::SigningKey,
+    n: NewOrder<'_>,
+    now: DateTime<Utc>,
+) -> Result<(HubOrderFact, DocId), HubError> {
+    let o = n.order;
+    let store = &n.store.store_id;
+    for l in &o.lines {
+        let h = batch.update(c, store, &l.sku, |h| h.consumed += l.qty)?;
+        let s = crate::rights::store_rights(c, store, &l.sku)?;
+        if linli_shared::rights::hub_held(&s, &h) < 0 {
+            // routing checked this in the same transaction; never oversell
+            return Err(invalid(format!("rights for {} at {store} ran out", l.sku)));
+        }
+    }
+    let subtotal: i64 = o.lines.iter().map(|l| l.total_fen).sum();
+    let (discount, fee) = match o.fulfilment {
+        Fulfilment::Pickup => (subtotal * settings.pickup_discount_pct / 100, 0),
+        Fulfilment::Delivery => (0, settings.delivery_fee_fen),
+    };
+    let order_id = ulid::Ulid::new().to_string();
+    let expires = match o.window {
+        Some((_, end)) => end,
+        None => now + settings.pickup_hold,
+    };
+    let (code, qr) = if o.fulfilment == Fulfilment::Pickup {
+        let claim = PickupClaim {
+            order_id: order_id.clone(),
+            store_id: store.clone(),
+            lines: o.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect(),
+            expires: expires.timestamp(),
+        };
+        (Some(short_code(c, store)?), Some(sign(&claim, key)))
+    } else {
+        (None, None)
+    };
+    let fact = HubOrderFact {
+        order_id: order_id.clone(),
+        store_id: store.clone(),
+        channel: o.channel,
+        live_session_id: o.live_session_id.clone(),
+        customer_id: n.customer_id.to_owned(),
+        customer_masked: mask(n.customer_phone),
+        fulfilment: o.fulfilment,
+        lines: o.lines.clone(),
+        subtotal_fen: subtotal,
+        discount_fen: discount,
+        fee_fen: fee,
+        total_fen: subtotal - discount + fee,
+        pickup_code: code,
+        pickup_qr: qr,
+        expires_at: ts(expires),
+        delivery: match (o.window, o.location) {
+            (Some((start, end)), Some(at)) => Some(DeliveryFact {
+                lat: at.lat,
+                lon: at.lon,
+                store_lat: n.store.location.lat,
+                store_lon: n.store.location.lon,
+                window_start: ts(start),
+                window_end: ts(end),
+            }),
+            _ => None,
+        },
+        placed_at: ts(now),
+        cancelled_at: None,
+        cancel_reason: None,
+        replaced_by: None,
+        replaces: n.replaces,
+        reconsumed_at: None,
+    };
+    let day = now.with_timezone(&settings.utc_offset).date_naive();
+    let doc = save_order(c, docs, &fact, None, day)?;
+    Ok((fact, doc))
+}
+
+/// Writes an order's record to its store's document of `day` and the table.
+pub(crate) fn save_order(
+    c: &Connection,
+    docs: &mut Docs,
+    fact: &HubOrderFact,
+    fulfilment: Option<&FulfilmentFact>,
+    day: NaiveDate,
+) -> Result<DocId, HubError> {
+    let id = DocId::hub_orders(&fact.store_id, day);
+    docs.change(c, &id, |d| {
+        put_record(d, "orders", &fact.order_id, fact)?;
+        Ok(())
+    })?;
+    let d = derive_status(fact, fulfilment);
+    c.prepare_cached(
+        "INSERT INTO online_orders(order_id, store_id, customer_id, status, placed_at, pickup_code, fact, conflict)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT(order_id) DO UPDATE SET status = excluded.status, fact = excluded.fact, conflict = excluded.conflict",
+    )?
+    .execute(params![
+        fact.order_id,
+        fact.store_id,
+        fact.customer_id,
+        d.status.as_str(),
+        fact.placed_at,
+        fact.pickup_code,
+        serde_json::to_string(fact).unwrap_or_default(),
+        d.conflict
+    ])?;
+    Ok(id)
+}
+
+pub(crate) fn load(
+    c: &Connection,
+    order_id: &str,
+) -> Result<Option<(HubOrderFact, Option<FulfilmentFact>)>, HubError> {
+    let row: Option<(String, Option<String>)> = c
+        .prepare_cached("SELECT fact, fulfilment FROM online_orders WHERE order_id = ?1")?
+        .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(row.and_then(|(f, ful)| {
+        let fact: HubOrderFact = serde_json::from_str(&f).ok()?;
+        Some((fact, ful.and_then(|x| serde_json::from_str(&x).ok())))
+    }))
+}
+
+pub(crate) fn view(dir: &Directory, fact: &HubOrderFact, f: Option<&FulfilmentFact>) -> OrderView {
+    let DerivedStatus {
+        status,
+        timeline,
+        conflict,
+    } = derive_status(fact, f);
+    OrderView {
+        order_id: fact.order_id.clone(),
+        store_id: fact.store_id.clone(),
+        store_name: dir
+            .stores
+            .get(&fact.store_id)
+            .map(|s| s.name.clone())
+            .unwrap_or_default(),
+        channel: fact.channel,
+        live_session_id: fact.live_session_id.clone(),
+        customer_id: fact.customer_id.clone(),
+        fulfilment: fact.fulfilment,
+        status,
+        timeline,
+        conflict,
+        lines: fact.lines.clone(),
+        subtotal_fen: fact.subtotal_fen,
+        discount_fen: fact.discount_fen,
+        fee_fen: fact.fee_fen,
+        total_fen: fact.total_fen,
+        pickup_code: fact.pickup_code.clone(),
+        pickup_qr: fact.pickup_qr.clone(),
+        expires_at: fact.expires_at.clone(),
+        delivery_window: fact.delivery.as_ref().map(|d| Window {
+            start: d.window_start.clone(),
+            end: d.window_end.clone(),
+        }),
+        cancel_reason: fact.cancel_reason.clone(),
+        replaced_by: fact.replaced_by.clone(),
+        replaces: fact.replaces.clone(),
+        placed_at: fact.placed_at.clone(),
+    }
+}
+
+pub(crate) fn raise(
+    c: &Connection,
+    store: &str,
+    order_id: &str,
+    kind: &str,
+    detail: &str,
+    now: DateTime<Utc>,
+) -> Result<(), HubError> {
+    tracing::warn!(store, order_id, kind, detail, "exception raised for the regional manager");
+    c.prepare_cached(
+        "INSERT INTO exceptions(store_id, order_id, kind, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![store, order_id, kind, detail, ts(now)])?;
+    Ok(())
+}
+
+/// Cancels an order at the hub and releases its rights (if the goods have
+/// not left the store as far as the hub knows).
+pub(crate) fn cancel(
+    c: &Connection,
+    docs: &mut Docs,
+    batch: &mut HubRightsBatch,
+    fact: &mut HubOrderFact,
+    f: Option<&FulfilmentFact>,
+    reason: &str,
+    now: DateTime<Utc>,
+    day: NaiveDate,
+) -> Result<DocId, HubError> {
+    fact.cancelled_at = Some(ts(now));
+    fact.cancel_reason = Some(reason.to_owned());
+    for l in &fact.lines {
+        batch.update(c, &fact.store_id, &l.sku, |h| h.released += l.qty)?;
+    }
+    save_order(c, docs, fact, f, day)
+}
+
+/// What the hub does after learning something from a store: re-consume
+/// rights of cancelled orders the store handed over anyway, release open
+/// orders while the hub holds negative rights (re-route, else refund), and
+/// return recalled rights. Returns the documents it changed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn reconcile(
+    c: &Connection,
+    docs: &mut Docs,
+    dir: &Directory,
+    settings: &OrderSettings,
+    key: &ed25519_dalek::SigningKey,
+    store: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<DocId>, HubError> {
+    let day = now.with_timezone(&settings.utc_offset).date_naive();
+    let mut batch = HubRightsBatch::default();
+    let mut touched = Vec::new();
+    // 1. cancelled at the hub, handed over at the store: the physical fact wins
+    let rows: Vec<String> = c
+        .prepare_cached(
+            "SELECT order_id FROM online_orders WHERE store_id = ?1 AND conflict IS NOT NULL",
+        )?
+        .query_map([store], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in rows {
+        let Some((mut fact, f)) = load(c, &id)? else { continue };
+        if fact.reconsumed_at.is_some() {
+            continue;
+        }
+        for l in &fact.lines {
+            batch.update(c, store, &l.sku, |h| h.consumed += l.qty)?;
+        }
+        fact.reconsumed_at = Some(ts(now));
+        touched.push(save_order(c, docs, &fact, f.as_ref(), day)?);
+        let detail = derive_status(&fact, f.as_ref()).conflict.unwrap_or_default();
+        raise(c, store, &id, "cancelled_but_handed_over", &detail, now)?;
+    }
+    // 2. an overdraft: the hub gives up the newest open orders
+    let deficits = crate::rights::deficits(c, store)?;
+    if !deficits.is_empty() {
+        let open: Vec<String> = c
+            .prepare_cached(
+                "SELECT order_id FROM online_orders WHERE store_id = ?1
+                 AND status IN ('placed', 'accepted', 'picked', 'ready') ORDER BY placed_at DESC, order_id DESC",
+            )?
+            .query_map([store], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut candidates = Vec::new();
+        for id in &open {
+            if let Some((fact, _)) = load(c, id)? {
+                candidates.push(OpenOrder {
+                    order_id: id.clone(),
+                    lines: fact.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect(),
+                });
+            }
+        }
+        for id in orders_to_release(&deficits, &candidates) {
+            let Some((mut fact, f)) = load(c, &id)? else { continue };
+            if f.as_ref().is_some_and(goods_left) {
+                continue;
+            }
+            // release here first, so the re-route sees the rights as they are
+            let priced = Priced {
+                channel: fact.channel,
+                live_session_id: fact.live_session_id.clone(),
+                fulfilment: fact.fulfilment,
+                store_id: None,
+                location: match &fact.delivery {
+                    Some(d) => GeoPoint::new(d.lat, d.lon).ok(),
+                    None => dir.stores.get(store).map(|s| s.location),
+                },
+                lines: fact.lines.clone(),
+                window: fact
+                    .delivery
+                    .as_ref()
+                    .map(|d| (parse_ts(&d.window_start), parse_ts(&d.window_end))),
+            };
+            let target = match priced.location {
+                Some(_) => choose_store(c, dir, &priced, Some(store))?.ok(),
+                None => None,
+            };
+            match target.and_then(|t| dir.stores.get(&t).cloned()) {
+                Some(site) => {
+                    let phone_masked = fact.customer_masked.clone();
+                    let (new, doc) = write_order(
+                        c,
+                        docs,
+                        &mut batch,
+                        settings,
+                        key,
+                        NewOrder {
+                            order: &priced,
+                            store: &site,
+                            customer_id: &fact.customer_id,
+                            customer_phone: &phone_masked,
+                            replaces: Some(id.clone()),
+                        },
+                        now,
+                    )?;
+                    // keep the masked phone as it was
+                    touched.push(doc);
+                    fact.replaced_by = Some(new.order_id.clone());
+                    touched.push(cancel(c, docs, &mut batch, &mut fact, f.as_ref(), "rerouted", now, day)?);
+                    raise(
+                        c,
+                        store,
+                        &id,
+                        "rerouted",
+                        &format!("store {store} sold the goods at the counter; order moved to {} as {}", site.store_id, new.order_id),
+                        now,
+                    )?;
+                }
+                None => {
+                    touched.push(cancel(c, docs, &mut batch, &mut fact, f.as_ref(), "oversold_at_store", now, day)?);
+                    raise(
+                        c,
+                        store,
+                        &id,
+                        "refunded_oversold",
+                        &format!("store {store} sold the goods at the counter and no other store can serve; refund {} fen", fact.total_fen),
+                        now,
+                    )?;
+                }
+            }
+        }
+    }
+    // 3. rights the store asked back
+    return_recalled(c, &mut batch, store)?;
+    touched.extend(batch.flush(c, docs, day)?);
+    touched.sort();
+    touched.dedup();
+    Ok(touched)
+}
+
+/// Takes a store's fulfilment records into the orders table.
+pub(crate) fn project_fulfilment(
+    c: &Connection,
+    records: &[(String, FulfilmentFact)],
+) -> Result<(), HubError> {
+    for (id, f) in records {
+        let Some((fact, old)) = load(c, id)? else {
+            // handed over from a QR before the hub's record exists? The hub
+            // writes the order before anyone has the code, so this is a
+            // record of an order the hub lost: keep it for a manager.
+            tracing::warn!(order_id = %id, "fulfilment for an order the hub does not know");
+            continue;
+        };
+        let merged = merge_fulfilment(old, f.clone());
+        let d = derive_status(&fact, Some(&merged));
+        c.prepare_cached(
+            "UPDATE online_orders SET fulfilment = ?2, status = ?3, conflict = ?4 WHERE order_id = ?1",
+        )?
+        .execute(params![
+            id,
+            serde_json::to_string(&merged).unwrap_or_default(),
+            d.status.as_str(),
+            d.conflict
+        ])?;
+    }
+    Ok(())
+}
+
+/// A store's facts about one order may sit in two days' documents: a field
+/// set in either is set.
+fn merge_fulfilment(old: Option<FulfilmentFact>, new: FulfilmentFact) -> FulfilmentFact {
+    let Some(o) = old else { return new };
+    FulfilmentFact {
+        order_id: new.order_id,
+        accepted_at: new.accepted_at.or(o.accepted_at),
+        picked_at: new.picked_at.or(o.picked_at),
+        ready_at: new.ready_at.or(o.ready_at),
+        handed_over_at: new.handed_over_at.or(o.handed_over_at),
+        handed_over_by: new.handed_over_by.or(o.handed_over_by),
+        rider: new.rider.or(o.rider),
+        courier: new.courier.or(o.courier),
+        courier_ref: new.courier_ref.or(o.courier_ref),
+        out_for_delivery_at: new.out_for_delivery_at.or(o.out_for_delivery_at),
+        delivered_at: new.delivered_at.or(o.delivered_at),
+        lines: if new.lines.is_empty() { o.lines } else { new.lines },
+    }
+}

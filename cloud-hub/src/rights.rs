@@ -1,0 +1,194 @@
+//! The hub's half of the stock-rights scheme (DESIGN.md §5, rules in
+//! [`linli_shared::rights`]).
+//!
+//! `store_rights` holds each store's totals as last received (field-wise
+//! maximum: they only grow); `hub_rights` holds the hub's own totals, written
+//! in the same transaction as `hub/<S>/stock/<day>`, the document that
+//! carries them to the store. Whatever the hub learns from a store (new
+//! totals, a fulfilment record) is followed by [`reconcile`] in the same
+//! transaction: conflicts re-consume rights, an overdraft releases the
+//! newest open orders (re-routed to another store where one can serve them,
+//! refunded otherwise, each raised as an exception), and recalled rights
+//! the hub still holds go back.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use linli_shared::docs::DocId;
+use linli_shared::docs::stock::set_rights;
+use linli_shared::rights::{HubRights, StoreRights, hub_held, hub_return};
+use linli_sync::doc_store::Docs;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::hub::HubError;
+
+pub(crate) fn store_rights(c: &Connection, store: &str, sku: &str) -> Result<StoreRights, HubError> {
+    Ok(c
+        .prepare_cached(
+            "SELECT lent, recalled, overdraft, delivered, wanted_met FROM store_rights WHERE store_id = ?1 AND sku = ?2",
+        )?
+        .query_row(params![store, sku], |r| {
+            Ok(StoreRights {
+                lent: r.get(0)?,
+                recalled: r.get(1)?,
+                overdraft: r.get(2)?,
+                delivered: r.get(3)?,
+                wanted_met: r.get(4)?,
+            })
+        })
+        .optional()?
+        .unwrap_or_default())
+}
+
+pub(crate) fn hub_rights(c: &Connection, store: &str, sku: &str) -> Result<HubRights, HubError> {
+    Ok(c
+        .prepare_cached(
+            "SELECT consumed, released, returned, wanted FROM hub_rights WHERE store_id = ?1 AND sku = ?2",
+        )?
+        .query_row(params![store, sku], |r| {
+            Ok(HubRights {
+                consumed: r.get(0)?,
+                released: r.get(1)?,
+                returned: r.get(2)?,
+                wanted: r.get(3)?,
+            })
+        })
+        .optional()?
+        .unwrap_or_default())
+}
+
+/// Rights the hub holds for a store's SKU.
+pub(crate) fn held(c: &Connection, store: &str, sku: &str) -> Result<i64, HubError> {
+    Ok(hub_held(&store_rights(c, store, sku)?, &hub_rights(c, store, sku)?))
+}
+
+/// Merges a store's totals as received.
+pub(crate) fn merge_store_rights(
+    c: &Connection,
+    store: &str,
+    sku: &str,
+    s: &StoreRights,
+) -> Result<(), HubError> {
+    c.prepare_cached(
+        "INSERT INTO store_rights(store_id, sku, lent, recalled, overdraft, delivered, wanted_met)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT(store_id, sku) DO UPDATE SET lent = max(lent, excluded.lent),
+             recalled = max(recalled, excluded.recalled), overdraft = max(overdraft, excluded.overdraft),
+             delivered = max(delivered, excluded.delivered), wanted_met = max(wanted_met, excluded.wanted_met)",
+    )?
+    .execute(params![store, sku, s.lent, s.recalled, s.overdraft, s.delivered, s.wanted_met])?;
+    Ok(())
+}
+
+/// Changes of the hub's totals within one transaction, written to the
+/// table at once and to the store's `hub/<S>/stock/<day>` by [`Self::flush`].
+#[derive(Debug, Default)]
+pub(crate) struct HubRightsBatch {
+    changed: BTreeMap<(String, String), HubRights>,
+}
+
+impl HubRightsBatch {
+    /// Applies `f` to a SKU's totals and saves them.
+    pub(crate) fn update(
+        &mut self,
+        c: &Connection,
+        store: &str,
+        sku: &str,
+        f: impl FnOnce(&mut HubRights),
+    ) -> Result<HubRights, HubError> {
+        let mut h = hub_rights(c, store, sku)?;
+        f(&mut h);
+        c.prepare_cached(
+            "INSERT INTO hub_rights(store_id, sku, consumed, released, returned, wanted) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(store_id, sku) DO UPDATE SET consumed = excluded.consumed, released = excluded.released,
+                 returned = excluded.returned, wanted = excluded.wanted",
+        )?
+        .execute(params![store, sku, h.consumed, h.released, h.returned, h.wanted])?;
+        self.changed.insert((store.to_owned(), sku.to_owned()), h);
+        Ok(h)
+    }
+
+    /// Writes the changed totals into each store's document of the day (a
+    /// new day's document first takes all of the store's totals). Returns
+    /// the documents that changed.
+    pub(crate) fn flush(
+        self,
+        c: &Connection,
+        docs: &mut Docs,
+        day: NaiveDate,
+    ) -> Result<Vec<DocId>, HubError> {
+        let mut by_store: BTreeMap<String, Vec<(String, HubRights)>> = BTreeMap::new();
+        for ((store, sku), h) in self.changed {
+            by_store.entry(store).or_default().push((sku, h));
+        }
+        let mut touched = Vec::new();
+        for (store, mut rows) in by_store {
+            let id = DocId::hub_stock(&store, day);
+            if !docs.exists(c, &id)? {
+                rows = c
+                    .prepare_cached(
+                        "SELECT sku, consumed, released, returned, wanted FROM hub_rights WHERE store_id = ?1 ORDER BY sku",
+                    )?
+                    .query_map([&store], |r| {
+                        Ok((
+                            r.get(0)?,
+                            HubRights {
+                                consumed: r.get(1)?,
+                                released: r.get(2)?,
+                                returned: r.get(3)?,
+                                wanted: r.get(4)?,
+                            },
+                        ))
+                    })?
+                    .collect::<Result<_, _>>()?;
+            }
+            let changed = docs.change(c, &id, |d| {
+                for (sku, h) in &rows {
+                    set_rights(d, sku, h)?;
+                }
+                Ok(())
+            })?;
+            if changed {
+                touched.push(id);
+            }
+        }
+        Ok(touched)
+    }
+}
+
+/// Gives back rights the store asked for and the hub still holds.
+pub(crate) fn return_recalled(
+    c: &Connection,
+    batch: &mut HubRightsBatch,
+    store: &str,
+) -> Result<(), HubError> {
+    let skus: Vec<String> = c
+        .prepare_cached("SELECT sku FROM store_rights WHERE store_id = ?1 AND recalled > 0")?
+        .query_map([store], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for sku in skus {
+        let s = store_rights(c, store, &sku)?;
+        let h = hub_rights(c, store, &sku)?;
+        let back = hub_return(&s, &h);
+        if back > 0 {
+            batch.update(c, store, &sku, |h| h.returned += back)?;
+        }
+    }
+    Ok(())
+}
+
+/// SKUs of a store for which the hub holds negative rights, and by how much.
+pub(crate) fn deficits(c: &Connection, store: &str) -> Result<BTreeMap<String, i64>, HubError> {
+    let skus: Vec<String> = c
+        .prepare_cached("SELECT sku FROM store_rights WHERE store_id = ?1")?
+        .query_map([store], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = BTreeMap::new();
+    for sku in skus {
+        let h = held(c, store, &sku)?;
+        if h < 0 {
+            out.insert(sku, -h);
+        }
+    }
+    Ok(out)
+}
