@@ -1,7 +1,7 @@
 // Drives the customer page (hub) and the cashier console (store node) in
 // headless Debian Chromium with playwright-core; run by tests/tests/browser.rs.
 //
-//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline [--shots DIR]
+//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery [--shots DIR]
 //
 // Every wait is on a condition with a deadline, never a fixed sleep. When the
 // scenario needs the link between store and hub changed it prints
@@ -11,8 +11,11 @@
 
 import { chromium } from "playwright-core";
 import { createInterface } from "node:readline";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync"];
@@ -77,8 +80,27 @@ const attr = (page, sel, name) => page.locator(sel).first().getAttribute(name, {
 const visible = (page, sel) => page.locator(sel).first().isVisible();
 
 // ---- pages ----
+/// Opens the page a process serves at `/`. A process that does not serve it
+/// (yet) gets the working tree's file served at that URL by the browser, so
+/// the page still runs same-origin against the real API; that is said loudly.
+const fallback = new Map(); // url -> the working tree's file, or null when served
+async function openPage(page, base, asset) {
+  const url = base + "/";
+  if (!fallback.has(url)) {
+    const r = await fetch(url);
+    const html = r.ok && (r.headers.get("content-type") || "").startsWith("text/html");
+    if (!html) log(`NOTE: GET ${url} answers ${r.status} ${r.headers.get("content-type")}, not the page: serving ${asset} from the working tree there`);
+    fallback.set(url, html ? null : readFileSync(join(REPO, asset), "utf8"));
+  }
+  const body = fallback.get(url);
+  if (body !== null) {
+    await page.route(url, (route) => route.fulfill({ status: 200, contentType: "text/html; charset=utf-8", body }));
+  }
+  await page.goto(url);
+}
+
 async function shopLogin(shop, phone) {
-  await shop.goto(args.hub + "/");
+  await openPage(shop, args.hub, "cloud-hub/assets/shop.html");
   await shop.fill("#phone", phone);
   await shop.click("#session-submit");
   await until("the customer session", UI, async () => {
@@ -90,13 +112,15 @@ async function shopLogin(shop, phone) {
 /// Places a pickup order at `storeId` for the given products; returns
 /// {orderId, shortCode, payload}.
 async function placePickupOrder(shop, storeId, products) {
-  const storeBtn = `[data-testid=store-option][data-store-id="${storeId}"] button`;
+  const option = `[data-testid=store-option][data-store-id="${storeId}"]`;
   await until(`store ${storeId} in the store list`, UI, async () => {
     if (await visible(shop, "#store-error")) throw new Error("stores: " + (await text(shop, "#store-error")));
-    return (await shop.locator(storeBtn).count()) > 0;
+    return (await shop.locator(`${option} button[data-choose]`).count()) > 0;
   });
-  await shop.click(storeBtn);
-  await until("the store to be chosen", UI, async () => (await text(shop, storeBtn)) === "Chosen");
+  await shop.click(`${option} button[data-choose]`);
+  await until("the store to be chosen", UI, async () =>
+    (await attr(shop, option, "data-chosen")) === "true" && (await shop.locator("[data-testid=store-option]").count()) === 1);
+  log(`step: customer chose store ${storeId}`);
   for (const p of products) {
     await shop.fill("#product-q", p.query);
     await shop.click("#product-search");
@@ -107,6 +131,7 @@ async function placePickupOrder(shop, storeId, products) {
     });
     await shop.click(add);
     await until(`${p.sku} in the basket`, UI, async () => (await shop.locator(`[data-testid=basket-line][data-sku="${p.sku}"]`).count()) > 0);
+    log(`step: ${p.sku} in the basket`);
   }
   await shop.check("#fulfil-pickup");
   await shop.click("#place-order");
@@ -119,6 +144,7 @@ async function placePickupOrder(shop, storeId, products) {
   const payload = await text(shop, "#pickup-qr-payload");
   if (!/^\d{8}$/.test(shortCode)) throw new Error(`the short code is not 8 digits: "${shortCode}"`);
   if (!payload.startsWith("LP1.")) throw new Error(`the QR payload does not start with LP1.: "${payload}"`);
+  log(`step: order view shown`);
   await waitStatus(shop, "placed", UI);
   // The hub renders the QR; the image must load (the token is in the URL).
   await until("the QR image to load", UI, () =>
@@ -135,7 +161,7 @@ async function waitStatus(shop, status, ms) {
 }
 
 async function consoleLogin(con, name, pin) {
-  await con.goto(args.store + "/");
+  await openPage(con, args.store, "edge-node/assets/console.html");
   await con.fill("#login-name", name);
   await con.fill("#login-pin", pin);
   await con.click("#login-submit");
@@ -256,12 +282,30 @@ async function pickupScenario(shop, con) {
   if (!message) throw new Error("second redeem: no message shown");
   const color = await con.$eval("#pickup-error", (e) => getComputedStyle(e).color);
   log(`step: second redeem refused: ${code}: ${message} (${color})`);
+
+  // Stock: goods received, then a write-off.
+  await con.click("#nav-stock");
+  for (const [kind, qty] of [["receipt", 12], ["waste", 2]]) {
+    await con.check(`#stock-kind-${kind}`);
+    if (kind === "waste") await con.selectOption("#waste-reason", "expired");
+    await con.fill("[data-testid=stock-line] .stock-sku", "P00007");
+    await con.fill("[data-testid=stock-line] .stock-qty", String(qty));
+    await con.click("#stock-submit");
+    const done = await until(`the stock ${kind} to be recorded`, UI, async () => {
+      if (await visible(con, "#stock-error")) throw new Error(`stock ${kind}: ` + (await text(con, "#stock-error")));
+      const t = (await visible(con, "#stock-result")) && (await text(con, "#stock-result"));
+      return t && t.startsWith(kind === "waste" ? "Write-off" : "Goods received") && t;
+    });
+    log(`step: ${done}`);
+  }
 }
 
 /// (d) the store's link is cut: the console says so, keeps selling and hands
-/// over an order placed before the cut by its signed QR payload; after the
-/// heal the banner goes and the customer sees the hand-over.
-async function offlineScenario(shop, con) {
+/// over, by their signed QR payloads, an order placed before the cut and one
+/// placed during it (which never reached the store: verified by signature
+/// alone); after the heal the banner goes and both customers see the
+/// hand-over.
+async function offlineScenario(shop, con, newShop) {
   await shopLogin(shop, "13900139000");
   const order = await placePickupOrder(shop, "S001", PRODUCTS);
   await consoleLogin(con, "cashier", "1234");
@@ -278,6 +322,13 @@ async function offlineScenario(shop, con) {
 
   await sell(con, ["6942215277577", "2000020012340"]);
   await handOver(con, order.payload, SKUS);
+
+  // The hub still takes orders for the store; this one cannot reach it.
+  const late = await newShop();
+  await shopLogin(late, "13700137000");
+  const unseen = await placePickupOrder(late, "S001", [PRODUCTS[0]]);
+  const seen = await handOver(con, unseen.payload, [PRODUCTS[0].sku]);
+  if (!seen.verifiedOffline) throw new Error("an order that never reached the store was not marked verified offline");
   await until("pending documents on the banner", UI, async () =>
     Number(await attr(con, "#pending-docs", "data-count")) > 0 && visible(con, "#pending-docs"));
   log(`step: ${await text(con, "#pending-docs")}`);
@@ -289,32 +340,91 @@ async function offlineScenario(shop, con) {
   await until("the offline banner to go", LINK, async () => !(await visible(con, "#offline-banner")));
   log("step: banner gone after heal");
   await waitStatus(shop, "handed_over", SYNC);
-  log("step: the customer page shows handed_over");
+  await waitStatus(late, "handed_over", SYNC);
+  log("step: both customer pages show handed_over");
 }
 
-const SCENARIOS = { pickup: pickupScenario, offline: offlineScenario };
+async function setLocation(shop, lat, lon) {
+  await shop.fill("#lat", String(lat));
+  await shop.fill("#lon", String(lon));
+  await shop.click("#use-location");
+  await until("the location to be set", UI, async () => (await text(shop, "#location-note")).startsWith("Location set"));
+}
+
+/// A delivery: refused (with the hub's reason shown) where no store
+/// reaches, placed near S001, then accepted, picked, dispatched with the
+/// store's own rider (the Rust side adds one) and delivered.
+async function deliveryScenario(shop, con) {
+  await shopLogin(shop, "13600136001");
+  const p = PRODUCTS[0];
+  await shop.fill("#product-q", p.query);
+  await shop.click("#product-search");
+  await shop.click(`[data-testid=product][data-sku="${p.sku}"] [data-testid=add-product]`);
+  await shop.check("#fulfil-delivery");
+  await setLocation(shop, 31.2304, 121.4737); // Shanghai: no store of the chain reaches it
+  await shop.click("#place-order");
+  const refused = await until("the far delivery to be refused", UI, async () =>
+    (await visible(shop, "#order-error")) && attr(shop, "#order-error", "data-code"));
+  if (refused !== "no_store_can_serve") throw new Error(`far delivery: want no_store_can_serve, got ${refused}: ${await text(shop, "#order-error")}`);
+  log(`step: far delivery refused: ${await text(shop, "#order-error")}`);
+
+  await setLocation(shop, 30.3801, 120.1652); // about 1 km from S001
+  await shop.click("#place-order");
+  await until("the delivery order to be placed", UI, async () => {
+    if (await visible(shop, "#order-error")) throw new Error("order refused: " + (await text(shop, "#order-error")));
+    return visible(shop, "#order-view");
+  });
+  const orderId = await text(shop, "#order-id");
+  await waitStatus(shop, "placed", UI);
+  if (!(await visible(shop, "#delivery-window"))) throw new Error("no delivery window shown");
+  if (await visible(shop, "#pickup-box")) throw new Error("a delivery order shows a pickup code");
+  log(`step: delivery ${orderId} placed at ${await text(shop, "#order-store")}; ${await text(shop, "#delivery-window")}`);
+
+  await consoleLogin(con, "cashier", "1234");
+  await waitOrderCard(con, orderId, "placed");
+  await orderStep(con, orderId, "accept", "accepted");
+  await orderStep(con, orderId, "pick", "picked");
+  await orderStep(con, orderId, "dispatch", "out_for_delivery");
+  const carrier = await text(con, `${card(orderId)} [data-testid=order-carrier]`);
+  if (!carrier.includes("Rider")) throw new Error(`dispatch: want the store's rider shown, got "${carrier}"`);
+  log(`step: dispatched: ${carrier}`);
+  await waitStatus(shop, "out_for_delivery", SYNC);
+  await con.click(`${card(orderId)} [data-action=delivered]`);
+  await waitStatus(shop, "delivered", SYNC);
+  await until("the delivered order to leave Orders to pick", UI, async () => (await con.locator(card(orderId)).count()) === 0);
+  log("step: delivered; the customer page shows delivered");
+}
+
+const SCENARIOS = { pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario };
 
 async function main() {
   const scenario = SCENARIOS[args.scenario];
   if (!scenario) throw new Error(`unknown scenario ${args.scenario}`);
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS, timeout: 60_000 });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const shop = await context.newPage();
-  const con = await context.newPage();
-  for (const [name, page] of [["shop", shop], ["console", con]]) {
+  // One context (window) each: the customer's phone and the store's PC share
+  // nothing, and neither page is a throttled background tab.
+  const pages = [];
+  async function open(name, viewport) {
+    const page = await (await browser.newContext({ viewport })).newPage();
     page.on("pageerror", (e) => log(`${name} page error: ${e.message}`));
     page.on("console", (m) => { if (m.type() === "error") log(`${name} console: ${m.text()}`); });
     page.on("dialog", (d) => d.accept());
+    pages.push([name, page]);
+    return page;
   }
+  const phone = { width: 420, height: 900 };
+  const shop = await open("shop", phone);
+  const con = await open("console", { width: 1280, height: 900 });
+  const newShop = () => open(`shop${pages.length}`, phone);
   const watchdog = setTimeout(() => { log(`FAIL: the scenario took longer than ${OVERALL} ms`); process.exit(1); }, OVERALL);
   try {
-    await scenario(shop, con);
+    await scenario(shop, con, newShop);
     log(`PASS ${args.scenario}`);
   } catch (e) {
     log(`FAIL: ${e.message}`);
     if (args.shots) {
       mkdirSync(args.shots, { recursive: true });
-      for (const [name, page] of [["shop", shop], ["console", con]]) {
+      for (const [name, page] of pages) {
         const path = join(args.shots, `${args.scenario}-${name}.png`);
         try { await page.screenshot({ path, fullPage: true }); log(`screenshot: ${path}`); } catch (err) { log(`no screenshot of ${name}: ${err.message}`); }
       }

@@ -9,8 +9,13 @@
 //!   hands it over by the scanned QR payload (the customer sees
 //!   `handed_over`), and refuses a second hand-over, saying so.
 //! - `offline`: with the store's link cut, the console shows the offline
-//!   banner, still sells and still hands over an order placed before the cut;
-//!   after the heal the banner goes and the customer sees `handed_over`.
+//!   banner, still sells and still hands over an order placed before the cut
+//!   and one placed during the cut, which never reached the store, by its
+//!   signed QR payload alone; after the heal the banner goes and both
+//!   customers see `handed_over`.
+//! - `delivery`: a delivery nobody reaches is refused with the hub's reason
+//!   shown; one near S001 is accepted, picked, dispatched with the store's
+//!   own rider and delivered, and the customer sees each step.
 //!
 //! Needs Node, `npm ci --prefix tests/js` and Chromium at `/usr/bin/chromium`
 //! (or `$CHROMIUM`): without them the test fails and says how to install
@@ -26,7 +31,7 @@ use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use linli_tests::{Cluster, LinkMode, wait_for};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const STORE: &str = "S001";
 const CONNECT: Duration = Duration::from_secs(30);
@@ -117,8 +122,9 @@ fn cluster(seed: u64) -> Cluster {
 }
 
 /// Runs one scenario of `browser_e2e.mjs`, answering its requests to cut
-/// and heal the store's link; panics with the script's output on failure.
-fn run_scenario(c: &mut Cluster, scenario: &str) {
+/// and heal the store's link; returns its output, or panics with it on
+/// failure.
+fn run_scenario(c: &mut Cluster, scenario: &str) -> String {
     let started = Instant::now();
     let shots = c.dir.path().join("screenshots");
     let mut child = Command::new("node")
@@ -186,7 +192,7 @@ fn run_scenario(c: &mut Cluster, scenario: &str) {
     let errors = err_reader.join().unwrap_or_default();
     if status.success() && problem.is_none() {
         eprintln!("{scenario}: passed in {:?}", started.elapsed());
-        return;
+        return transcript;
     }
     // Keep the temp dir (screenshots, hub.log, S001.log) for the post-mortem.
     let kept = std::mem::replace(&mut c.dir, tempfile::tempdir().unwrap()).keep();
@@ -204,11 +210,55 @@ fn a_pickup_order_goes_from_the_customer_page_through_the_console() {
     require_browser();
     let mut c = cluster(71);
     run_scenario(&mut c, "pickup");
+    // What the console showed is what the node recorded: opening stock 40,
+    // one handed over, 12 received, 2 written off.
+    let level = c.store_get(STORE, "/api/v1/stock/P00007").unwrap();
+    assert_eq!(
+        level["on_hand"],
+        40 - 1 + 12 - 2,
+        "P00007 at the store: {level}"
+    );
+}
+
+#[test]
+fn a_delivery_is_refused_out_of_reach_then_dispatched_with_the_stores_rider() {
+    require_browser();
+    let mut c = cluster(73);
+    let (status, body) = c
+        .store_post(
+            STORE,
+            "/api/v1/riders",
+            None,
+            json!({"name": "Li Wei", "phone": "13600136000"}),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "adding a rider: {body}");
+    run_scenario(&mut c, "delivery");
 }
 
 #[test]
 fn the_console_sells_and_hands_over_while_the_hub_is_unreachable() {
     require_browser();
     let mut c = cluster(72);
-    run_scenario(&mut c, "offline");
+    let out = run_scenario(&mut c, "offline");
+    // The sale rung up in the browser while cut off reaches the hub.
+    let ticket = out
+        .lines()
+        .find_map(|l| l.strip_prefix("step: sale recorded, ticket "))
+        .expect("the script reports the sale's ticket")
+        .trim()
+        .to_owned();
+    let ymd = ticket.split('-').nth(1).unwrap();
+    let day = format!("{}-{}-{}", &ymd[..4], &ymd[4..6], &ymd[6..]);
+    wait_for(CONNECT, "the offline sale to reach the hub", || {
+        let sales = c
+            .hub_get(&format!("/api/v1/stores/{STORE}/sales?day={day}"))
+            .ok()?;
+        sales["sales"]
+            .as_array()?
+            .iter()
+            .any(|s| s["ticket_no"] == ticket.as_str())
+            .then_some(())
+    })
+    .unwrap();
 }
