@@ -1,7 +1,8 @@
 // Drives the customer page (hub) and the cashier console (store node) in
 // headless Debian Chromium with playwright-core; run by tests/tests/browser.rs.
 //
-//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery [--shots DIR]
+//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery
+//                        [--shots DIR] [--community CODE]
 //
 // Every wait is on a condition with a deadline, never a fixed sleep. When the
 // scenario needs the link between store and hub changed it prints
@@ -115,9 +116,9 @@ async function placePickupOrder(shop, storeId, products) {
   const option = `[data-testid=store-option][data-store-id="${storeId}"]`;
   await until(`store ${storeId} in the store list`, UI, async () => {
     if (await visible(shop, "#store-error")) throw new Error("stores: " + (await text(shop, "#store-error")));
-    return (await shop.locator(`${option} button[data-choose]`).count()) > 0;
+    return (await shop.locator(option).count()) > 0;
   });
-  await shop.click(`${option} button[data-choose]`);
+  if ((await attr(shop, option, "data-chosen")) !== "true") await shop.click(`${option} button[data-choose]`);
   await until("the store to be chosen", UI, async () =>
     (await attr(shop, option, "data-chosen")) === "true" && (await shop.locator("[data-testid=store-option]").count()) === 1);
   log(`step: customer chose store ${storeId}`);
@@ -273,6 +274,9 @@ async function pickupScenario(shop, con) {
   // A second hand-over of the same code is refused, saying so.
   const again = await lookUp(con, order.payload);
   if (!again.error) {
+    const warning = await until("the already-handed-over warning", UI, async () =>
+      (await visible(con, "#pickup-warning")) && text(con, "#pickup-warning"));
+    log(`step: look-up warns: ${warning}`);
     await con.click("#pickup-confirm");
     await until("the second redeem to be refused", UI, () => visible(con, "#pickup-error"));
   }
@@ -282,6 +286,21 @@ async function pickupScenario(shop, con) {
   if (!message) throw new Error("second redeem: no message shown");
   const color = await con.$eval("#pickup-error", (e) => getComputedStyle(e).color);
   log(`step: second redeem refused: ${code}: ${message} (${color})`);
+
+  // An altered QR (more units claimed, the hub's signature kept) is refused.
+  const [, claim, sig] = order.payload.split(".");
+  const more = JSON.parse(Buffer.from(claim, "base64url").toString());
+  more.l[0][1] += 10;
+  const forged = `LP1.${Buffer.from(JSON.stringify(more)).toString("base64url")}.${sig}`;
+  const refused = await lookUp(con, forged);
+  if (refused.error !== "pickup_forged") throw new Error(`altered QR: want pickup_forged, got ${JSON.stringify(refused)}`);
+  log(`step: altered QR refused: ${refused.error}: ${refused.message}`);
+
+  // A community order taken at the store, by its 6-digit code.
+  if (args.community) {
+    const found = await handOver(con, args.community, ["P00003"]);
+    log(`step: community order handed over by its 6-digit code (${JSON.stringify(found.lines)})`);
+  }
 
   // Stock: goods received, then a write-off.
   await con.click("#nav-stock");
@@ -353,7 +372,8 @@ async function setLocation(shop, lat, lon) {
 
 /// A delivery: refused (with the hub's reason shown) where no store
 /// reaches, placed near S001, then accepted, picked, dispatched with the
-/// store's own rider (the Rust side adds one) and delivered.
+/// store's own rider (the Rust side adds one) and delivered. Then a pickup
+/// order the customer cancels.
 async function deliveryScenario(shop, con) {
   await shopLogin(shop, "13600136001");
   const p = PRODUCTS[0];
@@ -393,6 +413,20 @@ async function deliveryScenario(shop, con) {
   await waitStatus(shop, "delivered", SYNC);
   await until("the delivered order to leave Orders to pick", UI, async () => (await con.locator(card(orderId)).count()) === 0);
   log("step: delivered; the customer page shows delivered");
+
+  // A cancelled order: the customer cancels, the store's list drops it.
+  if (!(await shop.isDisabled("#cancel-order"))) throw new Error("a delivered order can still be cancelled");
+  await shop.click("#new-order");
+  const order = await placePickupOrder(shop, "S001", [PRODUCTS[1]]);
+  await waitOrderCard(con, order.orderId, "placed");
+  await shop.click("#cancel-order");
+  await until("the cancellation to be accepted", UI, async () => {
+    if (await visible(shop, "#cancel-error")) throw new Error("cancel refused: " + (await text(shop, "#cancel-error")));
+    return (await attr(shop, "#order-status", "data-status")) === "cancelled";
+  });
+  await waitStatus(shop, "cancelled", UI);
+  await until("the cancelled order to leave Orders to pick", SYNC, async () => (await con.locator(card(order.orderId)).count()) === 0);
+  log("step: cancelled by the customer; gone from Orders to pick");
 }
 
 const SCENARIOS = { pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario };

@@ -7,7 +7,9 @@
 //! - `pickup`: a customer orders two products for pickup at S001; the
 //!   console accepts, picks and readies it (the customer sees `ready`),
 //!   hands it over by the scanned QR payload (the customer sees
-//!   `handed_over`), and refuses a second hand-over, saying so.
+//!   `handed_over`), and refuses a second hand-over, saying so; a community
+//!   order is handed over by its 6-digit code; goods are received and
+//!   written off on the Stock screen.
 //! - `offline`: with the store's link cut, the console shows the offline
 //!   banner, still sells and still hands over an order placed before the cut
 //!   and one placed during the cut, which never reached the store, by its
@@ -15,7 +17,8 @@
 //!   customers see `handed_over`.
 //! - `delivery`: a delivery nobody reaches is refused with the hub's reason
 //!   shown; one near S001 is accepted, picked, dispatched with the store's
-//!   own rider and delivered, and the customer sees each step.
+//!   own rider and delivered, and the customer sees each step; an order the
+//!   customer cancels leaves the store's pick list.
 //!
 //! Needs Node, `npm ci --prefix tests/js` and Chromium at `/usr/bin/chromium`
 //! (or `$CHROMIUM`): without them the test fails and says how to install
@@ -124,7 +127,7 @@ fn cluster(seed: u64) -> Cluster {
 /// Runs one scenario of `browser_e2e.mjs`, answering its requests to cut
 /// and heal the store's link; returns its output, or panics with it on
 /// failure.
-fn run_scenario(c: &mut Cluster, scenario: &str) -> String {
+fn run_scenario(c: &mut Cluster, scenario: &str, extra: &[&str]) -> String {
     let started = Instant::now();
     let shots = c.dir.path().join("screenshots");
     let mut child = Command::new("node")
@@ -134,6 +137,7 @@ fn run_scenario(c: &mut Cluster, scenario: &str) -> String {
         .args(["--scenario", scenario])
         .arg("--shots")
         .arg(&shots)
+        .args(extra)
         .env("CHROMIUM", chromium())
         .current_dir(js_dir())
         .stdin(Stdio::piped())
@@ -209,7 +213,19 @@ fn run_scenario(c: &mut Cluster, scenario: &str) -> String {
 fn a_pickup_order_goes_from_the_customer_page_through_the_console() {
     require_browser();
     let mut c = cluster(71);
-    run_scenario(&mut c, "pickup");
+    // A community group-buy order taken at the store: its 6-digit code.
+    let (status, order) = c
+        .store_post(
+            STORE,
+            "/api/v1/orders",
+            Some("community-1"),
+            json!({"channel": "community", "fulfilment": "pickup",
+                   "customer": {"phone": "13500135000"}, "lines": [{"sku": "P00003", "qty": 750}]}),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "community order: {order}");
+    let code = order["pickup_code"].as_str().unwrap().to_owned();
+    run_scenario(&mut c, "pickup", &["--community", &code]);
     // What the console showed is what the node recorded: opening stock 40,
     // one handed over, 12 received, 2 written off.
     let level = c.store_get(STORE, "/api/v1/stock/P00007").unwrap();
@@ -233,14 +249,14 @@ fn a_delivery_is_refused_out_of_reach_then_dispatched_with_the_stores_rider() {
         )
         .unwrap();
     assert_eq!(status, 200, "adding a rider: {body}");
-    run_scenario(&mut c, "delivery");
+    run_scenario(&mut c, "delivery", &[]);
 }
 
 #[test]
 fn the_console_sells_and_hands_over_while_the_hub_is_unreachable() {
     require_browser();
     let mut c = cluster(72);
-    let out = run_scenario(&mut c, "offline");
+    let out = run_scenario(&mut c, "offline", &[]);
     // The sale rung up in the browser while cut off reaches the hub.
     let ticket = out
         .lines()
