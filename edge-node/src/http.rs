@@ -7,8 +7,8 @@
 mod catalog;
 pub mod error;
 pub mod extract;
-pub mod openapi;
 mod online;
+pub mod openapi;
 mod orders;
 mod sales;
 pub mod system;
@@ -72,7 +72,10 @@ pub fn router(state: AppState) -> Router {
         .route("/online-orders/{order_id}/pick", post(online::pick))
         .route("/online-orders/{order_id}/ready", post(online::ready))
         .route("/online-orders/{order_id}/dispatch", post(online::dispatch))
-        .route("/online-orders/{order_id}/delivered", post(online::delivered))
+        .route(
+            "/online-orders/{order_id}/delivered",
+            post(online::delivered),
+        )
         .route("/riders", get(online::riders).post(online::add_rider));
     Router::new()
         .route("/health", get(system::health))
