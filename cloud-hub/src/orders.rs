@@ -636,6 +636,7 @@ pub(crate) fn raise(
 
 /// Cancels an order at the hub and releases its rights (if the goods have
 /// not left the store as far as the hub knows).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn cancel(
     c: &Connection,
     docs: &mut Docs,

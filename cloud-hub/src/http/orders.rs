@@ -118,10 +118,10 @@ pub(crate) async fn stores(
         out.push(v);
     }
     for l in links {
-        if !dir
+        if dir
             .stores
             .get(l["store_id"].as_str().unwrap_or_default())
-            .is_some()
+            .is_none()
         {
             out.push(l);
         }

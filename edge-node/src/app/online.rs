@@ -69,6 +69,7 @@ pub struct OnlineOrderView {
 /// What a code stands for, before anything is handed over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
+#[allow(clippy::large_enum_variant)] // built once per scan, returned at once
 pub enum PickupPreview {
     Online(OnlineOrderView),
     Community(super::orders::OrderView),
@@ -244,7 +245,7 @@ impl App {
         if is_qr_payload(code) {
             let key = self
                 .pickup_key()
-                .ok_or_else(|| AppError::PickupCode(PickupCodeError::BadSignature))?;
+                .ok_or(AppError::PickupCode(PickupCodeError::BadSignature))?;
             let claim = pickup::verify(code, &key, &self.settings.store_id, self.now())
                 .map_err(AppError::PickupCode)?;
             return Ok(Resolved::Online {
@@ -299,12 +300,8 @@ impl App {
                 Resolved::Online { order_id, claim } => {
                     let hub = load_hub_fact(c, &order_id)?;
                     let f = load_fulfilment(c, &order_id)?;
-                    Ok(PickupPreview::Online(app.view(
-                        hub,
-                        f,
-                        claim.as_ref(),
-                        &order_id,
-                    )))
+                    let v = app.view(hub, f, claim.as_ref(), &order_id);
+                    Ok(PickupPreview::Online(v))
                 }
             })
             .await
