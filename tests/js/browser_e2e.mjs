@@ -1,0 +1,440 @@
+// Drives the customer page (hub) and the cashier console (store node) in
+// headless Debian Chromium with playwright-core; run by tests/tests/browser.rs.
+//
+//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery [--shots DIR]
+//
+// Every wait is on a condition with a deadline, never a fixed sleep. When the
+// scenario needs the link between store and hub changed it prints
+// `LINLI-NEED cut` (or `heal`) on stdout and waits for `LINLI-DONE cut` on
+// stdin. Progress goes to stdout as `step: ...`; a failure prints the reason,
+// saves screenshots of both pages into --shots and exits with status 1.
+
+import { chromium } from "playwright-core";
+import { createInterface } from "node:readline";
+import { mkdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+/// Order reaching the store from the hub, or a status coming back.
+const SYNC = 30_000;
+/// The console noticing the cut link (QUIC idle timeout), or the heal.
+const LINK = 45_000;
+const UI = 10_000;
+/// Whole run: the Rust side kills us later than this.
+const OVERALL = 150_000;
+
+function parseArgs(argv) {
+  const a = {};
+  for (let i = 2; i < argv.length; i += 2) {
+    if (!argv[i].startsWith("--") || argv[i + 1] === undefined) throw new Error(`bad argument ${argv[i]}`);
+    a[argv[i].slice(2)] = argv[i + 1];
+  }
+  for (const k of ["hub", "store", "scenario"]) if (!a[k]) throw new Error(`--${k} is required`);
+  return a;
+}
+const args = parseArgs(process.argv);
+
+const log = (...m) => console.log(...m);
+
+// ---- the handshake with the Rust test ----
+const stdinLines = [];
+let stdinWaiter = null;
+createInterface({ input: process.stdin }).on("line", (l) => {
+  stdinLines.push(l.trim());
+  if (stdinWaiter) stdinWaiter();
+});
+async function need(what) {
+  log(`LINLI-NEED ${what}`);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const i = stdinLines.indexOf(`LINLI-DONE ${what}`);
+    if (i >= 0) { stdinLines.splice(i, 1); return; }
+    if (Date.now() > deadline) throw new Error(`the test harness did not answer LINLI-NEED ${what}`);
+    await new Promise((r) => { stdinWaiter = r; setTimeout(r, 500); });
+  }
+}
+
+// ---- waiting on conditions ----
+/// Polls `probe` until it returns a truthy value; fails after `ms` with what
+/// it last saw.
+async function until(what, ms, probe) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last) return last;
+    } catch (e) {
+      last = `error: ${e.message.split("\n")[0]}`;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what} (last seen: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+const text = async (page, sel) => ((await page.locator(sel).first().textContent({ timeout: 1000 })) || "").trim();
+const attr = (page, sel, name) => page.locator(sel).first().getAttribute(name, { timeout: 1000 });
+const visible = (page, sel) => page.locator(sel).first().isVisible();
+
+// ---- pages ----
+/// Opens the page a process serves at `/`. A process that does not serve it
+/// (yet) gets the working tree's file served at that URL by the browser, so
+/// the page still runs same-origin against the real API; that is said loudly.
+const fallback = new Map(); // url -> the working tree's file, or null when served
+async function openPage(page, base, asset) {
+  const url = base + "/";
+  if (!fallback.has(url)) {
+    const r = await fetch(url);
+    const html = r.ok && (r.headers.get("content-type") || "").startsWith("text/html");
+    if (!html) log(`NOTE: GET ${url} answers ${r.status} ${r.headers.get("content-type")}, not the page: serving ${asset} from the working tree there`);
+    fallback.set(url, html ? null : readFileSync(join(REPO, asset), "utf8"));
+  }
+  const body = fallback.get(url);
+  if (body !== null) {
+    await page.route(url, (route) => route.fulfill({ status: 200, contentType: "text/html; charset=utf-8", body }));
+  }
+  await page.goto(url);
+}
+
+async function shopLogin(shop, phone) {
+  await openPage(shop, args.hub, "cloud-hub/assets/shop.html");
+  await shop.fill("#phone", phone);
+  await shop.click("#session-submit");
+  await until("the customer session", UI, async () => {
+    if (await visible(shop, "#session-error")) throw new Error("session refused: " + (await text(shop, "#session-error")));
+    return visible(shop, "#step-store");
+  });
+}
+
+/// Places a pickup order at `storeId` for the given products; returns
+/// {orderId, shortCode, payload}.
+async function placePickupOrder(shop, storeId, products) {
+  const option = `[data-testid=store-option][data-store-id="${storeId}"]`;
+  await until(`store ${storeId} in the store list`, UI, async () => {
+    if (await visible(shop, "#store-error")) throw new Error("stores: " + (await text(shop, "#store-error")));
+    return (await shop.locator(`${option} button[data-choose]`).count()) > 0;
+  });
+  await shop.click(`${option} button[data-choose]`);
+  await until("the store to be chosen", UI, async () =>
+    (await attr(shop, option, "data-chosen")) === "true" && (await shop.locator("[data-testid=store-option]").count()) === 1);
+  log(`step: customer chose store ${storeId}`);
+  for (const p of products) {
+    await shop.fill("#product-q", p.query);
+    await shop.click("#product-search");
+    const add = `[data-testid=product][data-sku="${p.sku}"] [data-testid=add-product]`;
+    await until(`${p.sku} in the search results for "${p.query}"`, UI, async () => {
+      if (await visible(shop, "#product-error")) throw new Error("search: " + (await text(shop, "#product-error")));
+      return (await shop.locator(add).count()) > 0;
+    });
+    await shop.click(add);
+    await until(`${p.sku} in the basket`, UI, async () => (await shop.locator(`[data-testid=basket-line][data-sku="${p.sku}"]`).count()) > 0);
+    log(`step: ${p.sku} in the basket`);
+  }
+  await shop.check("#fulfil-pickup");
+  await shop.click("#place-order");
+  await until("the order to be placed", UI, async () => {
+    if (await visible(shop, "#order-error")) throw new Error("order refused: " + (await text(shop, "#order-error")));
+    return visible(shop, "#order-view");
+  });
+  const orderId = await text(shop, "#order-id");
+  const shortCode = await text(shop, "#pickup-short-code");
+  const payload = await text(shop, "#pickup-qr-payload");
+  if (!/^\d{8}$/.test(shortCode)) throw new Error(`the short code is not 8 digits: "${shortCode}"`);
+  if (!payload.startsWith("LP1.")) throw new Error(`the QR payload does not start with LP1.: "${payload}"`);
+  log(`step: order view shown`);
+  await waitStatus(shop, "placed", UI);
+  // The hub renders the QR; the image must load (the token is in the URL).
+  await until("the QR image to load", UI, () =>
+    shop.$eval("#pickup-qr-img", (img) => img.complete && img.naturalWidth > 0));
+  log(`step: order ${orderId} placed, code ${shortCode}, payload ${payload.length} chars`);
+  return { orderId, shortCode, payload };
+}
+
+async function waitStatus(shop, status, ms) {
+  await until(`the customer page to show status ${status}`, ms, async () =>
+    (await attr(shop, "#order-status", "data-status")) === status);
+  await until(`the timeline to list ${status}`, UI, async () =>
+    (await shop.locator(`#timeline li[data-status="${status}"]`).count()) > 0);
+}
+
+async function consoleLogin(con, name, pin) {
+  await openPage(con, args.store, "edge-node/assets/console.html");
+  await con.fill("#login-name", name);
+  await con.fill("#login-pin", pin);
+  await con.click("#login-submit");
+  await until("the console to open", UI, async () => {
+    if (await visible(con, "#login-error")) throw new Error("login refused: " + (await text(con, "#login-error")));
+    return visible(con, "#app");
+  });
+}
+
+const card = (id) => `[data-testid=order-card][data-order-id="${id}"]`;
+
+async function waitOrderCard(con, orderId, status) {
+  await con.click("#nav-orders");
+  await until(`order ${orderId} (${status}) in Orders to pick`, SYNC, async () => {
+    if (await visible(con, "#orders-error")) throw new Error("orders: " + (await text(con, "#orders-error")));
+    return (await attr(con, card(orderId), "data-status")) === status;
+  });
+}
+
+async function orderStep(con, orderId, action, status) {
+  await con.click(`${card(orderId)} [data-action=${action}]`);
+  await until(`order ${orderId} to be ${status} on the console`, UI, async () => {
+    const err = con.locator(`${card(orderId)} [data-testid=order-error]`);
+    if ((await err.count()) && (await err.isVisible())) throw new Error(`${action}: ` + (await err.textContent()));
+    return (await attr(con, card(orderId), "data-status")) === status;
+  });
+  log(`step: console ${action} -> ${status}`);
+}
+
+/// Types a code into the pickup screen and looks it up; returns the lines shown.
+async function lookUp(con, code) {
+  await con.click("#nav-pickup");
+  await con.fill("#pickup-code", code);
+  await con.press("#pickup-code", "Enter");
+  return until("the pickup look-up", UI, async () => {
+    if (await visible(con, "#pickup-error")) return { error: await text(con, "#pickup-error-code"), message: await text(con, "#pickup-error-message") };
+    if (!(await visible(con, "#pickup-result"))) return null;
+    const lines = await con.$$eval("[data-testid=pickup-line]", (els) => els.map((e) => ({ sku: e.dataset.sku, qty: Number(e.dataset.qty) })));
+    return { lines, verifiedOffline: await visible(con, "#pickup-verified-offline") };
+  });
+}
+
+async function handOver(con, payload, wantSkus) {
+  const found = await lookUp(con, payload);
+  if (found.error) throw new Error(`pickup look-up refused: ${found.error}: ${found.message}`);
+  const skus = found.lines.map((l) => l.sku).sort();
+  if (JSON.stringify(skus) !== JSON.stringify([...wantSkus].sort())) {
+    throw new Error(`the console shows lines ${JSON.stringify(found.lines)}, want SKUs ${wantSkus}`);
+  }
+  log(`step: console shows ${found.lines.length} lines (verified offline: ${found.verifiedOffline})`);
+  await con.click("#pickup-confirm");
+  await until("the hand-over to be confirmed", UI, async () => {
+    if (await visible(con, "#pickup-error")) throw new Error("redeem refused: " + (await text(con, "#pickup-error")));
+    return visible(con, "#pickup-done");
+  });
+  log("step: handed over on the console");
+  return found;
+}
+
+/// A sale on the console's Sell screen; returns the ticket number.
+async function sell(con, codes) {
+  await con.click("#nav-sell");
+  for (const code of codes) {
+    const before = await con.locator("[data-testid=basket-line]").count();
+    await con.fill("#scan-input", code);
+    await con.press("#scan-input", "Enter");
+    await until(`${code} in the basket`, UI, async () => {
+      if (await visible(con, "#scan-error")) throw new Error(`scan ${code}: ` + (await text(con, "#scan-error")));
+      return (await con.locator("[data-testid=basket-line]").count()) > before;
+    });
+  }
+  await con.click("#pay-methods [data-method=cash]");
+  await con.click("#pay-button");
+  const ticket = await until("the receipt", UI, async () => {
+    if (await visible(con, "#sale-error")) throw new Error("sale refused: " + (await text(con, "#sale-error")));
+    return (await visible(con, "#receipt")) && text(con, "#receipt-ticket");
+  });
+  if (!/^S\d{3}-\d{8}-\d{4}$/.test(ticket)) throw new Error(`unexpected ticket number "${ticket}"`);
+  log(`step: sale recorded, ticket ${ticket}`);
+  return ticket;
+}
+
+const PRODUCTS = [
+  { sku: "P00001", query: "Local Whole Wheat Bun (Zhejiang)" },
+  { sku: "P00007", query: "Imported Cheese Slices (Fujian)" },
+];
+const SKUS = PRODUCTS.map((p) => p.sku);
+
+// ---- scenarios ----
+/// (a) the customer orders for pickup, (b) the store accepts, picks and
+/// readies it, (c) the counter hands it over by the QR payload, once.
+async function pickupScenario(shop, con) {
+  await shopLogin(shop, "13800138000");
+  const order = await placePickupOrder(shop, "S001", PRODUCTS);
+
+  await consoleLogin(con, "cashier", "1234");
+  await waitOrderCard(con, order.orderId, "placed");
+  log("step: the order reached the console");
+  await orderStep(con, order.orderId, "accept", "accepted");
+  await orderStep(con, order.orderId, "pick", "picked");
+  await orderStep(con, order.orderId, "ready", "ready");
+  await waitStatus(shop, "ready", SYNC);
+  log("step: the customer page shows ready");
+
+  await handOver(con, order.payload, SKUS);
+  await waitStatus(shop, "handed_over", SYNC);
+  log("step: the customer page shows handed_over");
+
+  // A second hand-over of the same code is refused, saying so.
+  const again = await lookUp(con, order.payload);
+  if (!again.error) {
+    await con.click("#pickup-confirm");
+    await until("the second redeem to be refused", UI, () => visible(con, "#pickup-error"));
+  }
+  const code = await text(con, "#pickup-error-code");
+  const message = await text(con, "#pickup-error-message");
+  if (code !== "pickup_already_handed_over") throw new Error(`second redeem: want pickup_already_handed_over, got ${code}: ${message}`);
+  if (!message) throw new Error("second redeem: no message shown");
+  const color = await con.$eval("#pickup-error", (e) => getComputedStyle(e).color);
+  log(`step: second redeem refused: ${code}: ${message} (${color})`);
+
+  // Stock: goods received, then a write-off.
+  await con.click("#nav-stock");
+  for (const [kind, qty] of [["receipt", 12], ["waste", 2]]) {
+    await con.check(`#stock-kind-${kind}`);
+    if (kind === "waste") await con.selectOption("#waste-reason", "expired");
+    await con.fill("[data-testid=stock-line] .stock-sku", "P00007");
+    await con.fill("[data-testid=stock-line] .stock-qty", String(qty));
+    await con.click("#stock-submit");
+    const done = await until(`the stock ${kind} to be recorded`, UI, async () => {
+      if (await visible(con, "#stock-error")) throw new Error(`stock ${kind}: ` + (await text(con, "#stock-error")));
+      const t = (await visible(con, "#stock-result")) && (await text(con, "#stock-result"));
+      return t && t.startsWith(kind === "waste" ? "Write-off" : "Goods received") && t;
+    });
+    log(`step: ${done}`);
+  }
+}
+
+/// (d) the store's link is cut: the console says so, keeps selling and hands
+/// over, by their signed QR payloads, an order placed before the cut and one
+/// placed during it (which never reached the store: verified by signature
+/// alone); after the heal the banner goes and both customers see the
+/// hand-over.
+async function offlineScenario(shop, con, newShop) {
+  await shopLogin(shop, "13900139000");
+  const order = await placePickupOrder(shop, "S001", PRODUCTS);
+  await consoleLogin(con, "cashier", "1234");
+  await waitOrderCard(con, order.orderId, "placed");
+  await until("the console to show the hub connected", LINK, async () =>
+    (await attr(con, "#sync-status", "data-state")) === "connected" && !(await visible(con, "#offline-banner")));
+  log("step: online, order on the console");
+
+  await need("cut");
+  await until("the offline banner", LINK, () => visible(con, "#offline-banner"));
+  const banner = await text(con, "#offline-banner");
+  if (!banner.includes("Offline — the hub is unreachable. Keep selling")) throw new Error(`banner text: ${banner}`);
+  log(`step: offline banner shown (state ${await attr(con, "#sync-status", "data-state")})`);
+
+  await sell(con, ["6942215277577", "2000020012340"]);
+  await handOver(con, order.payload, SKUS);
+
+  // The hub still takes orders for the store; this one cannot reach it.
+  const late = await newShop();
+  await shopLogin(late, "13700137000");
+  const unseen = await placePickupOrder(late, "S001", [PRODUCTS[0]]);
+  const seen = await handOver(con, unseen.payload, [PRODUCTS[0].sku]);
+  if (!seen.verifiedOffline) throw new Error("an order that never reached the store was not marked verified offline");
+  await until("pending documents on the banner", UI, async () =>
+    Number(await attr(con, "#pending-docs", "data-count")) > 0 && visible(con, "#pending-docs"));
+  log(`step: ${await text(con, "#pending-docs")}`);
+  // The hub has not heard of the hand-over yet.
+  const meanwhile = await attr(shop, "#order-status", "data-status");
+  if (meanwhile !== "placed") throw new Error(`while cut off, the customer page shows ${meanwhile}, want placed`);
+
+  await need("heal");
+  await until("the offline banner to go", LINK, async () => !(await visible(con, "#offline-banner")));
+  log("step: banner gone after heal");
+  await waitStatus(shop, "handed_over", SYNC);
+  await waitStatus(late, "handed_over", SYNC);
+  log("step: both customer pages show handed_over");
+}
+
+async function setLocation(shop, lat, lon) {
+  await shop.fill("#lat", String(lat));
+  await shop.fill("#lon", String(lon));
+  await shop.click("#use-location");
+  await until("the location to be set", UI, async () => (await text(shop, "#location-note")).startsWith("Location set"));
+}
+
+/// A delivery: refused (with the hub's reason shown) where no store
+/// reaches, placed near S001, then accepted, picked, dispatched with the
+/// store's own rider (the Rust side adds one) and delivered.
+async function deliveryScenario(shop, con) {
+  await shopLogin(shop, "13600136001");
+  const p = PRODUCTS[0];
+  await shop.fill("#product-q", p.query);
+  await shop.click("#product-search");
+  await shop.click(`[data-testid=product][data-sku="${p.sku}"] [data-testid=add-product]`);
+  await shop.check("#fulfil-delivery");
+  await setLocation(shop, 31.2304, 121.4737); // Shanghai: no store of the chain reaches it
+  await shop.click("#place-order");
+  const refused = await until("the far delivery to be refused", UI, async () =>
+    (await visible(shop, "#order-error")) && attr(shop, "#order-error", "data-code"));
+  if (refused !== "no_store_can_serve") throw new Error(`far delivery: want no_store_can_serve, got ${refused}: ${await text(shop, "#order-error")}`);
+  log(`step: far delivery refused: ${await text(shop, "#order-error")}`);
+
+  await setLocation(shop, 30.3801, 120.1652); // about 1 km from S001
+  await shop.click("#place-order");
+  await until("the delivery order to be placed", UI, async () => {
+    if (await visible(shop, "#order-error")) throw new Error("order refused: " + (await text(shop, "#order-error")));
+    return visible(shop, "#order-view");
+  });
+  const orderId = await text(shop, "#order-id");
+  await waitStatus(shop, "placed", UI);
+  if (!(await visible(shop, "#delivery-window"))) throw new Error("no delivery window shown");
+  if (await visible(shop, "#pickup-box")) throw new Error("a delivery order shows a pickup code");
+  log(`step: delivery ${orderId} placed at ${await text(shop, "#order-store")}; ${await text(shop, "#delivery-window")}`);
+
+  await consoleLogin(con, "cashier", "1234");
+  await waitOrderCard(con, orderId, "placed");
+  await orderStep(con, orderId, "accept", "accepted");
+  await orderStep(con, orderId, "pick", "picked");
+  await orderStep(con, orderId, "dispatch", "out_for_delivery");
+  const carrier = await text(con, `${card(orderId)} [data-testid=order-carrier]`);
+  if (!carrier.includes("Rider")) throw new Error(`dispatch: want the store's rider shown, got "${carrier}"`);
+  log(`step: dispatched: ${carrier}`);
+  await waitStatus(shop, "out_for_delivery", SYNC);
+  await con.click(`${card(orderId)} [data-action=delivered]`);
+  await waitStatus(shop, "delivered", SYNC);
+  await until("the delivered order to leave Orders to pick", UI, async () => (await con.locator(card(orderId)).count()) === 0);
+  log("step: delivered; the customer page shows delivered");
+}
+
+const SCENARIOS = { pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario };
+
+async function main() {
+  const scenario = SCENARIOS[args.scenario];
+  if (!scenario) throw new Error(`unknown scenario ${args.scenario}`);
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS, timeout: 60_000 });
+  // One context (window) each: the customer's phone and the store's PC share
+  // nothing, and neither page is a throttled background tab.
+  const pages = [];
+  async function open(name, viewport) {
+    const page = await (await browser.newContext({ viewport })).newPage();
+    page.on("pageerror", (e) => log(`${name} page error: ${e.message}`));
+    page.on("console", (m) => { if (m.type() === "error") log(`${name} console: ${m.text()}`); });
+    page.on("dialog", (d) => d.accept());
+    pages.push([name, page]);
+    return page;
+  }
+  const phone = { width: 420, height: 900 };
+  const shop = await open("shop", phone);
+  const con = await open("console", { width: 1280, height: 900 });
+  const newShop = () => open(`shop${pages.length}`, phone);
+  const watchdog = setTimeout(() => { log(`FAIL: the scenario took longer than ${OVERALL} ms`); process.exit(1); }, OVERALL);
+  try {
+    await scenario(shop, con, newShop);
+    log(`PASS ${args.scenario}`);
+  } catch (e) {
+    log(`FAIL: ${e.message}`);
+    if (args.shots) {
+      mkdirSync(args.shots, { recursive: true });
+      for (const [name, page] of pages) {
+        const path = join(args.shots, `${args.scenario}-${name}.png`);
+        try { await page.screenshot({ path, fullPage: true }); log(`screenshot: ${path}`); } catch (err) { log(`no screenshot of ${name}: ${err.message}`); }
+      }
+    }
+    process.exitCode = 1;
+  } finally {
+    clearTimeout(watchdog);
+    await browser.close();
+    process.exit(process.exitCode || 0);
+  }
+}
+
+main().catch((e) => { log(`FAIL: ${e.stack || e}`); process.exit(1); });

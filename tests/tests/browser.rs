@@ -1,0 +1,264 @@
+//! The two web pages in a real browser, against real processes: the
+//! customer page the hub serves at `/` and the cashier console a store node
+//! serves at `/`, driven in headless Debian Chromium by
+//! `tests/js/browser_e2e.mjs` (playwright-core, pinned in
+//! `tests/js/package.json`; it never downloads a browser).
+//!
+//! - `pickup`: a customer orders two products for pickup at S001; the
+//!   console accepts, picks and readies it (the customer sees `ready`),
+//!   hands it over by the scanned QR payload (the customer sees
+//!   `handed_over`), and refuses a second hand-over, saying so.
+//! - `offline`: with the store's link cut, the console shows the offline
+//!   banner, still sells and still hands over an order placed before the cut
+//!   and one placed during the cut, which never reached the store, by its
+//!   signed QR payload alone; after the heal the banner goes and both
+//!   customers see `handed_over`.
+//! - `delivery`: a delivery nobody reaches is refused with the hub's reason
+//!   shown; one near S001 is accepted, picked, dispatched with the store's
+//!   own rider and delivered, and the customer sees each step.
+//!
+//! Needs Node, `npm ci --prefix tests/js` and Chromium at `/usr/bin/chromium`
+//! (or `$CHROMIUM`): without them the test fails and says how to install
+//! them, it never passes silently. On failure the script's screenshots, the
+//! hub's and the store's logs are kept in the cluster's temp dir.
+
+#![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use linli_tests::{Cluster, LinkMode, wait_for};
+use serde_json::{Value, json};
+
+const STORE: &str = "S001";
+const CONNECT: Duration = Duration::from_secs(30);
+/// The script has its own deadlines (150 s overall); this one only catches a
+/// hung Node.
+const SCRIPT: Duration = Duration::from_secs(180);
+const INSTALL_JS: &str = "run `npm ci --prefix tests/js` (needs Node.js and npm)";
+const INSTALL_CHROMIUM: &str = "install Chromium: `apt-get install -y --no-install-recommends chromium` (Debian), or set CHROMIUM to a Chromium binary";
+
+fn js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
+}
+
+fn data_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../data")
+        .join(name)
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+/// Node, the pinned playwright-core and a Chromium binary, or a failure that
+/// says how to get them.
+fn require_browser() {
+    let version = match Command::new("node").arg("--version").output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        Ok(o) => panic!("`node --version` failed ({}): {INSTALL_JS}", o.status),
+        Err(e) => panic!("cannot run `node` ({e}): install Node.js, then {INSTALL_JS}"),
+    };
+    let pkg: Value =
+        serde_json::from_slice(&std::fs::read(js_dir().join("package.json")).unwrap()).unwrap();
+    let pinned = pkg["dependencies"]["playwright-core"].as_str().unwrap();
+    let installed = js_dir().join("node_modules/playwright-core/package.json");
+    let installed: Value = match std::fs::read(&installed) {
+        Ok(b) => serde_json::from_slice(&b).unwrap(),
+        Err(e) => panic!("{} is missing ({e}): {INSTALL_JS}", installed.display()),
+    };
+    assert_eq!(
+        installed["version"].as_str(),
+        Some(pinned),
+        "tests/js/node_modules holds another playwright-core than the pinned one: {INSTALL_JS}"
+    );
+    let chromium = chromium();
+    assert!(
+        chromium.is_file(),
+        "no Chromium at {}: {INSTALL_CHROMIUM}",
+        chromium.display()
+    );
+    eprintln!(
+        "node {version}, playwright-core {pinned}, {}",
+        chromium.display()
+    );
+}
+
+/// Posts a CSV from `data/` to a hub import endpoint as admin.
+fn import_csv(c: &Cluster, path: &str, file: &str) {
+    let hub = c.hub().unwrap();
+    let resp = c
+        .http
+        .post(format!("{}{path}", hub.http))
+        .bearer_auth(&hub.token)
+        .header("content-type", "text/csv")
+        .body(std::fs::read(data_file(file)).unwrap())
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.text().unwrap();
+    assert!(
+        (200..300).contains(&status),
+        "{path} with {file}: {status} {body}"
+    );
+}
+
+/// A hub with the chain's stores and catalog, and store S001 linked to it.
+fn cluster(seed: u64) -> Cluster {
+    let mut c = Cluster::new(seed).unwrap();
+    import_csv(&c, "/api/v1/stores/import", "stores.csv");
+    import_csv(&c, "/api/v1/catalog/import", "products.csv");
+    c.add_store(STORE).unwrap();
+    wait_for(CONNECT, "the store to connect to the hub", || {
+        let h = c.store_get(STORE, "/health").ok()?;
+        (h["sync"]["state"] == "connected").then_some(())
+    })
+    .unwrap();
+    c
+}
+
+/// Runs one scenario of `browser_e2e.mjs`, answering its requests to cut
+/// and heal the store's link; returns its output, or panics with it on
+/// failure.
+fn run_scenario(c: &mut Cluster, scenario: &str) -> String {
+    let started = Instant::now();
+    let shots = c.dir.path().join("screenshots");
+    let mut child = Command::new("node")
+        .arg(js_dir().join("browser_e2e.mjs"))
+        .args(["--hub", &c.hub().unwrap().http])
+        .args(["--store", &c.store(STORE).unwrap().base_url])
+        .args(["--scenario", scenario])
+        .arg("--shots")
+        .arg(&shots)
+        .env("CHROMIUM", chromium())
+        .current_dir(js_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start node ({e}): {INSTALL_JS}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+
+    let mut transcript = String::new();
+    let mut problem = None;
+    loop {
+        let left = SCRIPT.saturating_sub(started.elapsed());
+        let line = match rx.recv_timeout(left) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                problem = Some(format!("the script did not finish within {SCRIPT:?}"));
+                let _ = child.kill();
+                break;
+            }
+        };
+        eprintln!(
+            "[{scenario} {:>5.1}s] {line}",
+            started.elapsed().as_secs_f64()
+        );
+        transcript.push_str(&line);
+        transcript.push('\n');
+        if let Some(what) = line.strip_prefix("LINLI-NEED ") {
+            let mode = match what {
+                "cut" => LinkMode::Cut,
+                "heal" => LinkMode::Up,
+                other => panic!("the script asked for {other:?}"),
+            };
+            c.link(STORE, mode).unwrap();
+            writeln!(stdin, "LINLI-DONE {what}").unwrap();
+            stdin.flush().unwrap();
+        }
+    }
+    let status = child.wait().unwrap();
+    let errors = err_reader.join().unwrap_or_default();
+    if status.success() && problem.is_none() {
+        eprintln!("{scenario}: passed in {:?}", started.elapsed());
+        return transcript;
+    }
+    // Keep the temp dir (screenshots, hub.log, S001.log) for the post-mortem.
+    let kept = std::mem::replace(&mut c.dir, tempfile::tempdir().unwrap()).keep();
+    panic!(
+        "browser scenario {scenario} failed ({}): {}\n--- stdout ---\n{transcript}--- stderr ---\n{errors}\n\
+         screenshots and logs kept in {}",
+        status,
+        problem.as_deref().unwrap_or("see its output"),
+        kept.display()
+    );
+}
+
+#[test]
+fn a_pickup_order_goes_from_the_customer_page_through_the_console() {
+    require_browser();
+    let mut c = cluster(71);
+    run_scenario(&mut c, "pickup");
+    // What the console showed is what the node recorded: opening stock 40,
+    // one handed over, 12 received, 2 written off.
+    let level = c.store_get(STORE, "/api/v1/stock/P00007").unwrap();
+    assert_eq!(
+        level["on_hand"],
+        40 - 1 + 12 - 2,
+        "P00007 at the store: {level}"
+    );
+}
+
+#[test]
+fn a_delivery_is_refused_out_of_reach_then_dispatched_with_the_stores_rider() {
+    require_browser();
+    let mut c = cluster(73);
+    let (status, body) = c
+        .store_post(
+            STORE,
+            "/api/v1/riders",
+            None,
+            json!({"name": "Li Wei", "phone": "13600136000"}),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "adding a rider: {body}");
+    run_scenario(&mut c, "delivery");
+}
+
+#[test]
+fn the_console_sells_and_hands_over_while_the_hub_is_unreachable() {
+    require_browser();
+    let mut c = cluster(72);
+    let out = run_scenario(&mut c, "offline");
+    // The sale rung up in the browser while cut off reaches the hub.
+    let ticket = out
+        .lines()
+        .find_map(|l| l.strip_prefix("step: sale recorded, ticket "))
+        .expect("the script reports the sale's ticket")
+        .trim()
+        .to_owned();
+    let ymd = ticket.split('-').nth(1).unwrap();
+    let day = format!("{}-{}-{}", &ymd[..4], &ymd[4..6], &ymd[6..]);
+    wait_for(CONNECT, "the offline sale to reach the hub", || {
+        let sales = c
+            .hub_get(&format!("/api/v1/stores/{STORE}/sales?day={day}"))
+            .ok()?;
+        sales["sales"]
+            .as_array()?
+            .iter()
+            .any(|s| s["ticket_no"] == ticket.as_str())
+            .then_some(())
+    })
+    .unwrap();
+}
