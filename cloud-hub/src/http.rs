@@ -98,6 +98,7 @@ impl FromRequestParts<Hub> for Auth {
 
 pub fn router(hub: Hub) -> Router {
     Router::new()
+        .route("/", get(shop))
         .route("/health", get(health))
         .route("/api/v1/login", post(login))
         .route(
@@ -129,6 +130,11 @@ pub fn router(hub: Hub) -> Router {
             )
         })
         .with_state(hub)
+}
+
+/// The customer page: one self-contained page over the order API.
+async fn shop() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../assets/shop.html"))
 }
 
 fn store_views(hub: &Hub) -> Vec<serde_json::Value> {

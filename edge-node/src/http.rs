@@ -78,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/riders", get(online::riders).post(online::add_rider));
     Router::new()
+        .route("/", get(console))
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
         .nest("/api/v1", api)
@@ -87,6 +88,11 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The cashier console: one self-contained page over this API.
+async fn console() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../assets/console.html"))
 }
 
 async fn not_found() -> ApiError {
