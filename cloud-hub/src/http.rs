@@ -42,13 +42,9 @@ impl From<HubError> for ApiError {
         let msg = e.to_string();
         match e {
             HubError::Unauthenticated => err(StatusCode::UNAUTHORIZED, "unauthenticated", msg),
-            HubError::BadCredentials => {
-                err(StatusCode::UNAUTHORIZED, "invalid_credentials", msg)
-            }
+            HubError::BadCredentials => err(StatusCode::UNAUTHORIZED, "invalid_credentials", msg),
             HubError::Forbidden => err(StatusCode::FORBIDDEN, "forbidden", msg),
-            HubError::Invalid(_) => {
-                err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg)
-            }
+            HubError::Invalid(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg),
             HubError::UserExists(_) => err(StatusCode::CONFLICT, "user_exists", msg),
             HubError::Csv(_) | HubError::StoresCsv(_) => {
                 err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_csv", msg)
@@ -67,14 +63,12 @@ impl From<HubError> for ApiError {
             HubError::IdempotencyKeyRequired => {
                 err(StatusCode::BAD_REQUEST, "idempotency_key_required", msg)
             }
-            HubError::Unserved(u) => {
-                ApiError(
-                    StatusCode::CONFLICT,
-                    "no_store_can_serve",
-                    msg,
-                    Some(json!({ "alternatives": u.alternatives, "serving_stores": u.serving_stores })),
-                )
-            }
+            HubError::Unserved(u) => ApiError(
+                StatusCode::CONFLICT,
+                "no_store_can_serve",
+                msg,
+                Some(json!({ "alternatives": u.alternatives, "serving_stores": u.serving_stores })),
+            ),
             HubError::Store(_) | HubError::Doc(_) => {
                 tracing::error!(error = %msg, "hub failure");
                 err(
@@ -104,6 +98,7 @@ impl FromRequestParts<Hub> for Auth {
 
 pub fn router(hub: Hub) -> Router {
     Router::new()
+        .route("/", get(shop))
         .route("/health", get(health))
         .route("/api/v1/login", post(login))
         .route(
@@ -113,7 +108,10 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/v1/openapi.json", get(orders::openapi))
         .route("/api/v1/customer/session", post(orders::session))
         .route("/api/v1/stores", get(orders::stores))
-        .route("/api/v1/stores/import", post(orders::import_stores).layer(DefaultBodyLimit::max(2 * 1024 * 1024)))
+        .route(
+            "/api/v1/stores/import",
+            post(orders::import_stores).layer(DefaultBodyLimit::max(2 * 1024 * 1024)),
+        )
         .route("/api/v1/products", get(orders::products))
         .route("/api/v1/stock", get(orders::sellable))
         .route("/api/v1/orders", post(orders::place))
@@ -132,6 +130,11 @@ pub fn router(hub: Hub) -> Router {
             )
         })
         .with_state(hub)
+}
+
+/// The customer page: one self-contained page over the order API.
+async fn shop() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../assets/shop.html"))
 }
 
 fn store_views(hub: &Hub) -> Vec<serde_json::Value> {

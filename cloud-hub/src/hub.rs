@@ -64,7 +64,9 @@ pub enum HubError {
     #[error("Idempotency-Key {0:?} was already used for a different request; use a new key")]
     IdempotencyKeyReused(String),
     /// A write needs an Idempotency-Key.
-    #[error("this request needs an Idempotency-Key header (1-128 visible ASCII characters) so a retry cannot order twice")]
+    #[error(
+        "this request needs an Idempotency-Key header (1-128 visible ASCII characters) so a retry cannot order twice"
+    )]
     IdempotencyKeyRequired,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -563,7 +565,11 @@ fn project(c: &Connection, docs: &mut Docs, store: &str, doc: &DocId) -> Result<
             }
             if doc.owner() == Owner::Store(store.to_owned()) {
                 let rights = docs
-                    .read(c, doc, linli_shared::docs::stock::read_rights::<linli_shared::rights::StoreRights>)?
+                    .read(
+                        c,
+                        doc,
+                        linli_shared::docs::stock::read_rights::<linli_shared::rights::StoreRights>,
+                    )?
                     .unwrap_or_default();
                 for (sku, r) in rights {
                     crate::rights::merge_store_rights(c, store, &sku, &r)?;
@@ -573,7 +579,9 @@ fn project(c: &Connection, docs: &mut Docs, store: &str, doc: &DocId) -> Result<
         DocKind::Fulfilment => {
             let records = docs
                 .read(c, doc, |d| {
-                    linli_shared::docs::json::records::<linli_shared::online::FulfilmentFact>(d, "orders")
+                    linli_shared::docs::json::records::<linli_shared::online::FulfilmentFact>(
+                        d, "orders",
+                    )
                 })?
                 .unwrap_or_default();
             crate::orders::project_fulfilment(c, &records)?;

@@ -163,7 +163,9 @@ impl Hub {
         openid: Option<String>,
     ) -> Result<(String, String), HubError> {
         let phone = phone.as_deref().map(valid_phone).transpose()?;
-        let openid = openid.map(|o| o.trim().to_owned()).filter(|o| !o.is_empty());
+        let openid = openid
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty());
         if phone.is_none() && openid.is_none() {
             return Err(HubError::Invalid("give phone or openid".into()));
         }
@@ -356,11 +358,17 @@ impl Hub {
         let dir = self.directory();
         let (v, touched) = self
             .with_docs(move |c, docs| {
-                let (mut fact, f) = load(c, &oid)?.ok_or_else(|| HubError::OrderNotFound(oid.clone()))?;
+                let (mut fact, f) =
+                    load(c, &oid)?.ok_or_else(|| HubError::OrderNotFound(oid.clone()))?;
                 let status = view(&dir, &fact, f.as_ref()).status;
                 match status {
-                    OrderStatus::Cancelled => return Ok((view(&dir, &fact, f.as_ref()), Vec::new())),
-                    OrderStatus::Placed | OrderStatus::Accepted | OrderStatus::Picked | OrderStatus::Ready => {}
+                    OrderStatus::Cancelled => {
+                        return Ok((view(&dir, &fact, f.as_ref()), Vec::new()));
+                    }
+                    OrderStatus::Placed
+                    | OrderStatus::Accepted
+                    | OrderStatus::Picked
+                    | OrderStatus::Ready => {}
                     other => {
                         return Err(HubError::NotCancellable {
                             order_id: oid,
@@ -371,7 +379,16 @@ impl Hub {
                 let now = Utc::now();
                 let day = now.with_timezone(&settings.utc_offset).date_naive();
                 let mut batch = HubRightsBatch::default();
-                let doc = cancel(c, docs, &mut batch, &mut fact, f.as_ref(), "customer", now, day)?;
+                let doc = cancel(
+                    c,
+                    docs,
+                    &mut batch,
+                    &mut fact,
+                    f.as_ref(),
+                    "customer",
+                    now,
+                    day,
+                )?;
                 let mut touched = batch.flush(c, docs, day)?;
                 touched.push(doc);
                 Ok((view(&dir, &fact, f.as_ref()), touched))

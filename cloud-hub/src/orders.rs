@@ -16,7 +16,8 @@ use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::geo::{Alternative, Coverage, GeoPoint, RouteOutcome, StoreIndex, route};
 use linli_shared::online::{
-    DeliveryFact, DerivedStatus, FulfilmentFact, HubOrderFact, OnlineLine, derive_status, goods_left,
+    DeliveryFact, DerivedStatus, FulfilmentFact, HubOrderFact, OnlineLine, derive_status,
+    goods_left,
 };
 use linli_shared::order::{Channel, Fulfilment, OrderStatus};
 use linli_shared::pickup::{PickupClaim, sign};
@@ -221,12 +222,17 @@ pub(crate) fn validate(
     now: DateTime<Utc>,
 ) -> Result<Priced, HubError> {
     if req.channel == Channel::Live
-        && req.live_session_id.as_deref().is_none_or(|s| s.trim().is_empty())
+        && req
+            .live_session_id
+            .as_deref()
+            .is_none_or(|s| s.trim().is_empty())
     {
         return Err(invalid("live_session_id is required for channel \"live\""));
     }
     if req.lines.is_empty() || req.lines.len() > MAX_LINES {
-        return Err(invalid(format!("lines: an order needs 1-{MAX_LINES} lines")));
+        return Err(invalid(format!(
+            "lines: an order needs 1-{MAX_LINES} lines"
+        )));
     }
     let mut merged: BTreeMap<String, i64> = BTreeMap::new();
     for (i, l) in req.lines.iter().enumerate() {
@@ -339,20 +345,21 @@ pub(crate) fn choose_store(
             other => {
                 // the store itself, then the nearest others that could serve part or all
                 let mut alternatives = Vec::new();
-                let mut consider = |s: &linli_shared::geo::StoreSite, d: f64| -> Result<(), HubError> {
-                    let covered = match coverage(c, &s.store_id, &o.lines)? {
-                        Coverage::Full => o.lines.iter().map(|l| l.sku.clone()).collect(),
-                        Coverage::Partial { covered } => covered,
-                        Coverage::Nothing => return Ok(()),
+                let mut consider =
+                    |s: &linli_shared::geo::StoreSite, d: f64| -> Result<(), HubError> {
+                        let covered = match coverage(c, &s.store_id, &o.lines)? {
+                            Coverage::Full => o.lines.iter().map(|l| l.sku.clone()).collect(),
+                            Coverage::Partial { covered } => covered,
+                            Coverage::Nothing => return Ok(()),
+                        };
+                        alternatives.push(Alternative {
+                            store_id: s.store_id.clone(),
+                            name: s.name.clone(),
+                            distance_m: d.round() as u32,
+                            covered_skus: covered,
+                        });
+                        Ok(())
                     };
-                    alternatives.push(Alternative {
-                        store_id: s.store_id.clone(),
-                        name: s.name.clone(),
-                        distance_m: d.round() as u32,
-                        covered_skus: covered,
-                    });
-                    Ok(())
-                };
                 if let Coverage::Partial { .. } = other {
                     consider(site, 0.0)?;
                 }
@@ -613,7 +620,13 @@ pub(crate) fn raise(
     detail: &str,
     now: DateTime<Utc>,
 ) -> Result<(), HubError> {
-    tracing::warn!(store, order_id, kind, detail, "exception raised for the regional manager");
+    tracing::warn!(
+        store,
+        order_id,
+        kind,
+        detail,
+        "exception raised for the regional manager"
+    );
     c.prepare_cached(
         "INSERT INTO exceptions(store_id, order_id, kind, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
@@ -623,6 +636,7 @@ pub(crate) fn raise(
 
 /// Cancels an order at the hub and releases its rights (if the goods have
 /// not left the store as far as the hub knows).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn cancel(
     c: &Connection,
     docs: &mut Docs,
@@ -666,7 +680,9 @@ pub(crate) fn reconcile(
         .query_map([store], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for id in rows {
-        let Some((mut fact, f)) = load(c, &id)? else { continue };
+        let Some((mut fact, f)) = load(c, &id)? else {
+            continue;
+        };
         if fact.reconsumed_at.is_some() {
             continue;
         }
@@ -675,7 +691,9 @@ pub(crate) fn reconcile(
         }
         fact.reconsumed_at = Some(ts(now));
         touched.push(save_order(c, docs, &fact, f.as_ref(), day)?);
-        let detail = derive_status(&fact, f.as_ref()).conflict.unwrap_or_default();
+        let detail = derive_status(&fact, f.as_ref())
+            .conflict
+            .unwrap_or_default();
         raise(c, store, &id, "cancelled_but_handed_over", &detail, now)?;
     }
     // 2. an overdraft: the hub gives up the newest open orders
@@ -698,7 +716,9 @@ pub(crate) fn reconcile(
             }
         }
         for id in orders_to_release(&deficits, &candidates) {
-            let Some((mut fact, f)) = load(c, &id)? else { continue };
+            let Some((mut fact, f)) = load(c, &id)? else {
+                continue;
+            };
             if f.as_ref().is_some_and(goods_left) {
                 continue;
             }
@@ -743,24 +763,48 @@ pub(crate) fn reconcile(
                     // keep the masked phone as it was
                     touched.push(doc);
                     fact.replaced_by = Some(new.order_id.clone());
-                    touched.push(cancel(c, docs, &mut batch, &mut fact, f.as_ref(), "rerouted", now, day)?);
+                    touched.push(cancel(
+                        c,
+                        docs,
+                        &mut batch,
+                        &mut fact,
+                        f.as_ref(),
+                        "rerouted",
+                        now,
+                        day,
+                    )?);
                     raise(
                         c,
                         store,
                         &id,
                         "rerouted",
-                        &format!("store {store} sold the goods at the counter; order moved to {} as {}", site.store_id, new.order_id),
+                        &format!(
+                            "store {store} sold the goods at the counter; order moved to {} as {}",
+                            site.store_id, new.order_id
+                        ),
                         now,
                     )?;
                 }
                 None => {
-                    touched.push(cancel(c, docs, &mut batch, &mut fact, f.as_ref(), "oversold_at_store", now, day)?);
+                    touched.push(cancel(
+                        c,
+                        docs,
+                        &mut batch,
+                        &mut fact,
+                        f.as_ref(),
+                        "oversold_at_store",
+                        now,
+                        day,
+                    )?);
                     raise(
                         c,
                         store,
                         &id,
                         "refunded_oversold",
-                        &format!("store {store} sold the goods at the counter and no other store can serve; refund {} fen", fact.total_fen),
+                        &format!(
+                            "store {store} sold the goods at the counter and no other store can serve; refund {} fen",
+                            fact.total_fen
+                        ),
                         now,
                     )?;
                 }
@@ -819,6 +863,10 @@ fn merge_fulfilment(old: Option<FulfilmentFact>, new: FulfilmentFact) -> Fulfilm
         courier_ref: new.courier_ref.or(o.courier_ref),
         out_for_delivery_at: new.out_for_delivery_at.or(o.out_for_delivery_at),
         delivered_at: new.delivered_at.or(o.delivered_at),
-        lines: if new.lines.is_empty() { o.lines } else { new.lines },
+        lines: if new.lines.is_empty() {
+            o.lines
+        } else {
+            new.lines
+        },
     }
 }

@@ -22,7 +22,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::hub::HubError;
 
-pub(crate) fn store_rights(c: &Connection, store: &str, sku: &str) -> Result<StoreRights, HubError> {
+pub(crate) fn store_rights(
+    c: &Connection,
+    store: &str,
+    sku: &str,
+) -> Result<StoreRights, HubError> {
     Ok(c
         .prepare_cached(
             "SELECT lent, recalled, overdraft, delivered, wanted_met FROM store_rights WHERE store_id = ?1 AND sku = ?2",
@@ -59,7 +63,10 @@ pub(crate) fn hub_rights(c: &Connection, store: &str, sku: &str) -> Result<HubRi
 
 /// Rights the hub holds for a store's SKU.
 pub(crate) fn held(c: &Connection, store: &str, sku: &str) -> Result<i64, HubError> {
-    Ok(hub_held(&store_rights(c, store, sku)?, &hub_rights(c, store, sku)?))
+    Ok(hub_held(
+        &store_rights(c, store, sku)?,
+        &hub_rights(c, store, sku)?,
+    ))
 }
 
 /// Merges a store's totals as received.

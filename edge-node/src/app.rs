@@ -8,8 +8,8 @@
 
 pub mod catalog;
 pub mod idempotency;
-pub mod orders;
 pub mod online;
+pub mod orders;
 pub mod replication;
 pub mod rights;
 pub mod sales;

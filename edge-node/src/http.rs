@@ -7,8 +7,8 @@
 mod catalog;
 pub mod error;
 pub mod extract;
-pub mod openapi;
 mod online;
+pub mod openapi;
 mod orders;
 mod sales;
 pub mod system;
@@ -72,9 +72,13 @@ pub fn router(state: AppState) -> Router {
         .route("/online-orders/{order_id}/pick", post(online::pick))
         .route("/online-orders/{order_id}/ready", post(online::ready))
         .route("/online-orders/{order_id}/dispatch", post(online::dispatch))
-        .route("/online-orders/{order_id}/delivered", post(online::delivered))
+        .route(
+            "/online-orders/{order_id}/delivered",
+            post(online::delivered),
+        )
         .route("/riders", get(online::riders).post(online::add_rider));
     Router::new()
+        .route("/", get(console))
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
         .nest("/api/v1", api)
@@ -84,6 +88,11 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The cashier console: one self-contained page over this API.
+async fn console() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../assets/console.html"))
 }
 
 async fn not_found() -> ApiError {

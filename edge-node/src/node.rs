@@ -113,7 +113,10 @@ impl Node {
         tasks.spawn(async move { expiry_sweeper(a, c).await });
         if let Some(url) = &config.courier_url {
             let courier = linli_courier::http::HttpCourier::new(
-                config.courier_name.clone().unwrap_or_else(|| "courier".into()),
+                config
+                    .courier_name
+                    .clone()
+                    .unwrap_or_else(|| "courier".into()),
                 url.clone(),
                 config.courier_key.clone().unwrap_or_default(),
             )
@@ -128,9 +131,13 @@ impl Node {
             match std::fs::read_to_string(&key_file) {
                 Ok(hex) => match linli_shared::pickup::verifying_key_from_hex(&hex) {
                     Some(k) => app.set_pickup_key(k),
-                    None => tracing::error!(file = %key_file.display(), "the hub's pickup key is not a valid Ed25519 key; QR hand-overs are refused"),
+                    None => {
+                        tracing::error!(file = %key_file.display(), "the hub's pickup key is not a valid Ed25519 key; QR hand-overs are refused")
+                    }
                 },
-                Err(e) => tracing::warn!(file = %key_file.display(), error = %e, "no hub pickup key; QR hand-overs are refused (re-issue the identity)"),
+                Err(e) => {
+                    tracing::warn!(file = %key_file.display(), error = %e, "no hub pickup key; QR hand-overs are refused (re-issue the identity)")
+                }
             }
             let (a, c) = (app.clone(), cancel.clone());
             tasks.spawn(async move { crate::uplink::run(a, u, sync_status, c).await });

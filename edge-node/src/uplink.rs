@@ -180,7 +180,8 @@ impl SyncHost for EdgeHost {
                                 products = Some(crate::app::catalog::read_products(c)?);
                             }
                             DocKind::Orders => {
-                                orders = docs.read(c, &d, |doc| records::<HubOrderFact>(doc, "orders"))?;
+                                orders =
+                                    docs.read(c, &d, |doc| records::<HubOrderFact>(doc, "orders"))?;
                             }
                             DocKind::Stock => {
                                 rights = docs.read(c, &d, read_rights::<HubRights>)?;

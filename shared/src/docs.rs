@@ -262,7 +262,10 @@ mod tests {
         assert_eq!((hs.owner(), hs.kind()), (Owner::Hub, DocKind::Stock));
         let f = DocId::store_fulfilment("S001", day);
         assert_eq!(DocId::parse(f.as_str()), Ok(f.clone()));
-        assert_eq!((f.owner(), f.kind()), (Owner::Store("S001".into()), DocKind::Fulfilment));
+        assert_eq!(
+            (f.owner(), f.kind()),
+            (Owner::Store("S001".into()), DocKind::Fulfilment)
+        );
         for bad in [
             "",
             "store/s001/ledger/2026-11-25",

@@ -20,6 +20,7 @@ pub mod order;
 pub mod pickup;
 pub mod qty;
 pub mod rights;
+pub mod rights_sim;
 pub mod sale;
 pub mod stock;
 pub mod sync;

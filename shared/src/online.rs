@@ -269,7 +269,12 @@ mod tests {
         };
         let d = derive_status(&o, Some(&handed));
         assert_eq!(d.status, OrderStatus::HandedOver);
-        assert!(d.conflict.as_deref().unwrap_or("").contains("cancelled at the hub"));
+        assert!(
+            d.conflict
+                .as_deref()
+                .unwrap_or("")
+                .contains("cancelled at the hub")
+        );
     }
 
     #[test]
@@ -283,7 +288,10 @@ mod tests {
             rider: Some("li".into()),
             ..Default::default()
         };
-        assert_eq!(derive_status(&o, Some(&f)).status, OrderStatus::OutForDelivery);
+        assert_eq!(
+            derive_status(&o, Some(&f)).status,
+            OrderStatus::OutForDelivery
+        );
         let f = FulfilmentFact {
             delivered_at: Some("c".into()),
             ..f

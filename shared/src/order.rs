@@ -136,10 +136,12 @@ pub enum RedeemRefusal {
 /// before it expires.
 pub fn check_redeem(state: &PickupState, now: DateTime<Utc>) -> Result<(), RedeemRefusal> {
     match state.status {
-        OrderStatus::HandedOver | OrderStatus::Delivered | OrderStatus::OutForDelivery => Err(RedeemRefusal::AlreadyHandedOver {
-            at: state.handed_over_at.unwrap_or(state.expires_at),
-            by: state.handed_over_by.clone().unwrap_or_default(),
-        }),
+        OrderStatus::HandedOver | OrderStatus::Delivered | OrderStatus::OutForDelivery => {
+            Err(RedeemRefusal::AlreadyHandedOver {
+                at: state.handed_over_at.unwrap_or(state.expires_at),
+                by: state.handed_over_by.clone().unwrap_or_default(),
+            })
+        }
         OrderStatus::Cancelled => Err(RedeemRefusal::Cancelled {
             at: state.cancelled_at.unwrap_or(state.expires_at),
         }),

@@ -52,7 +52,9 @@ pub enum PickupCodeError {
     #[error("this is not a Linli pickup code; scan the QR code again or type the short code")]
     Malformed,
     /// The signature does not match: forged, or altered after signing.
-    #[error("this pickup code is not signed by the hub (forged or altered); do not hand anything over")]
+    #[error(
+        "this pickup code is not signed by the hub (forged or altered); do not hand anything over"
+    )]
     BadSignature,
     /// Signed for another store.
     #[error("this order is for store {store}; the customer should collect it there")]
@@ -204,7 +206,14 @@ mod tests {
             verify(&qr, &vk, "S001", late),
             Err(PickupCodeError::Expired { .. })
         ));
-        for junk in ["", "LP1.", "LP1.abc", "LP1.!!.??", "12345678", &qr[..qr.len() - 3]] {
+        for junk in [
+            "",
+            "LP1.",
+            "LP1.abc",
+            "LP1.!!.??",
+            "12345678",
+            &qr[..qr.len() - 3],
+        ] {
             assert!(verify(junk, &vk, "S001", now()).is_err(), "{junk}");
         }
     }

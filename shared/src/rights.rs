@@ -318,10 +318,7 @@ mod tests {
         assert_eq!(step.overdraft, 0);
         let s = step.apply(&s);
         assert_eq!(hub_return(&s, &h), 5);
-        let h = HubRights {
-            returned: 5,
-            ..h
-        };
+        let h = HubRights { returned: 5, ..h };
         assert_eq!(counter_free(50, 0, &s, &h), 15);
         assert_eq!(hub_held(&s, &h), 35);
     }

@@ -95,7 +95,10 @@ pub(crate) async fn session(
 /// see each store's link state.
 #[utoipa::path(get, path = "/api/v1/stores", tag = "stores",
     responses((status = 200, description = "stores with location, radius and hours")))]
-pub(crate) async fn stores(State(hub): State<Hub>, MaybeWho(who): MaybeWho) -> Json<Vec<serde_json::Value>> {
+pub(crate) async fn stores(
+    State(hub): State<Hub>,
+    MaybeWho(who): MaybeWho,
+) -> Json<Vec<serde_json::Value>> {
     let staff = matches!(who, Some(Caller::Staff(_)));
     let mut out: Vec<serde_json::Value> = Vec::new();
     let links = if staff { store_views(&hub) } else { Vec::new() };
@@ -115,7 +118,11 @@ pub(crate) async fn stores(State(hub): State<Hub>, MaybeWho(who): MaybeWho) -> J
         out.push(v);
     }
     for l in links {
-        if !dir.stores.get(l["store_id"].as_str().unwrap_or_default()).is_some() {
+        if dir
+            .stores
+            .get(l["store_id"].as_str().unwrap_or_default())
+            .is_none()
+        {
             out.push(l);
         }
     }
@@ -148,7 +155,10 @@ pub(crate) struct ProductQuery {
 /// Products of the chain (same price online and at the counter).
 #[utoipa::path(get, path = "/api/v1/products", tag = "products", params(ProductQuery),
     responses((status = 200, body = [ProductView])))]
-pub(crate) async fn products(State(hub): State<Hub>, Query(q): Query<ProductQuery>) -> Json<Vec<ProductView>> {
+pub(crate) async fn products(
+    State(hub): State<Hub>,
+    Query(q): Query<ProductQuery>,
+) -> Json<Vec<ProductView>> {
     Json(hub.products(q.q.as_deref()))
 }
 
@@ -189,7 +199,11 @@ pub(crate) async fn place(
         .to_owned();
     let Json(req) = body.map_err(bad_json)?;
     let (order, replayed) = hub.place_order(&who, key, req).await?;
-    let status = if replayed { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(order)).into_response())
 }
 
@@ -229,8 +243,8 @@ pub(crate) async fn qr_svg(
     let payload = order
         .pickup_qr
         .ok_or_else(|| HubError::OrderNotFound(format!("{id} (not a pickup order)")))?;
-    let code = qrcode::QrCode::new(payload.as_bytes())
-        .map_err(|e| HubError::Invalid(e.to_string()))?;
+    let code =
+        qrcode::QrCode::new(payload.as_bytes()).map_err(|e| HubError::Invalid(e.to_string()))?;
     let svg = code
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(240, 240)
@@ -242,7 +256,10 @@ pub(crate) async fn qr_svg(
 /// cancellations the store handed over anyway).
 #[utoipa::path(get, path = "/api/v1/exceptions", tag = "orders",
     responses((status = 200, body = [Exception]), (status = 403, description = "staff only")), security(("bearer" = [])))]
-pub(crate) async fn exceptions(State(hub): State<Hub>, Who(who): Who) -> Result<Json<Vec<Exception>>, ApiError> {
+pub(crate) async fn exceptions(
+    State(hub): State<Hub>,
+    Who(who): Who,
+) -> Result<Json<Vec<Exception>>, ApiError> {
     if !matches!(who, Caller::Staff(_)) {
         return Err(HubError::Forbidden.into());
     }
@@ -251,8 +268,22 @@ pub(crate) async fn exceptions(State(hub): State<Hub>, Who(who): Who) -> Result<
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Linli hub API", description = "Online orders, routing, stock rights and the chain's stores. Amounts in fen; qty in units for `each` products and grams for `kg` products."),
-    paths(session, stores, import_stores, products, sellable, place, get_order, cancel_order, qr_svg, exceptions),
+    info(
+        title = "Linli hub API",
+        description = "Online orders, routing, stock rights and the chain's stores. Amounts in fen; qty in units for `each` products and grams for `kg` products."
+    ),
+    paths(
+        session,
+        stores,
+        import_stores,
+        products,
+        sellable,
+        place,
+        get_order,
+        cancel_order,
+        qr_svg,
+        exceptions
+    )
 )]
 pub(crate) struct ApiDoc;
 

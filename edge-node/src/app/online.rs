@@ -69,6 +69,7 @@ pub struct OnlineOrderView {
 /// What a code stands for, before anything is handed over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
+#[allow(clippy::large_enum_variant)] // built once per scan, returned at once
 pub enum PickupPreview {
     Online(OnlineOrderView),
     Community(super::orders::OrderView),
@@ -244,7 +245,7 @@ impl App {
         if is_qr_payload(code) {
             let key = self
                 .pickup_key()
-                .ok_or_else(|| AppError::PickupCode(PickupCodeError::BadSignature))?;
+                .ok_or(AppError::PickupCode(PickupCodeError::BadSignature))?;
             let claim = pickup::verify(code, &key, &self.settings.store_id, self.now())
                 .map_err(AppError::PickupCode)?;
             return Ok(Resolved::Online {
@@ -299,7 +300,8 @@ impl App {
                 Resolved::Online { order_id, claim } => {
                     let hub = load_hub_fact(c, &order_id)?;
                     let f = load_fulfilment(c, &order_id)?;
-                    Ok(PickupPreview::Online(app.view(hub, f, claim.as_ref(), &order_id)))
+                    let v = app.view(hub, f, claim.as_ref(), &order_id);
+                    Ok(PickupPreview::Online(v))
                 }
             })
             .await
@@ -337,13 +339,22 @@ impl App {
                 let lines: Vec<(String, i64)> = match (&hub, &claim) {
                     (Some(h), _) => {
                         if h.fulfilment != Fulfilment::Pickup {
-                            return Err(invalid("code", "this is a delivery order; dispatch it instead"));
+                            return Err(invalid(
+                                "code",
+                                "this is a delivery order; dispatch it instead",
+                            ));
                         }
                         if let Some(at) = &h.cancelled_at {
-                            return Err(AppError::PickupCancelled { order_id, at: parse_ts(at) });
+                            return Err(AppError::PickupCancelled {
+                                order_id,
+                                at: parse_ts(at),
+                            });
                         }
                         if claim.is_none() && parse_ts(&h.expires_at) <= now {
-                            return Err(AppError::PickupExpired { order_id, at: parse_ts(&h.expires_at) });
+                            return Err(AppError::PickupExpired {
+                                order_id,
+                                at: parse_ts(&h.expires_at),
+                            });
                         }
                         h.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect()
                     }
@@ -408,7 +419,12 @@ impl App {
 
     /// Records a fulfilment step (accept, picked, ready, delivered). A step
     /// already taken is answered with the order as it is.
-    pub async fn fulfil(&self, actor: &Actor, id: &str, step: Step) -> Result<OnlineOrderView, AppError> {
+    pub async fn fulfil(
+        &self,
+        actor: &Actor,
+        id: &str,
+        step: Step,
+    ) -> Result<OnlineOrderView, AppError> {
         let now = self.now();
         let _ = actor;
         let (app, id) = (self.clone(), id.to_owned());
@@ -471,11 +487,18 @@ impl App {
             let chosen = match rider {
                 Some(r) => {
                     let active: Option<bool> = c
-                        .query_row("SELECT active FROM riders WHERE name = ?1", [&r], |row| row.get(0))
+                        .query_row("SELECT active FROM riders WHERE name = ?1", [&r], |row| {
+                            row.get(0)
+                        })
                         .optional()?;
                     match active {
                         Some(true) if !busy.contains_key(&r) => Some(r),
-                        Some(true) => return Err(invalid("rider", format!("{r} is out with order {}", busy[&r]))),
+                        Some(true) => {
+                            return Err(invalid(
+                                "rider",
+                                format!("{r} is out with order {}", busy[&r]),
+                            ));
+                        }
                         _ => return Err(invalid("rider", format!("no active rider named {r}"))),
                     }
                 }
@@ -488,7 +511,8 @@ impl App {
                 }
             };
             let Some(rider) = chosen else { return Ok(None) };
-            let lines: Vec<(String, i64)> = hub.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect();
+            let lines: Vec<(String, i64)> =
+                hub.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect();
             book_out(c, p, &id, &lines, &by, now)?;
             f.rider = Some(rider);
             f.out_for_delivery_at = Some(ts(now));
@@ -515,7 +539,9 @@ impl App {
         })?;
         let (hub, f) = self.courier_request(id).await?;
         if let Some(r) = &f.courier_ref {
-            return self.record_courier(id, courier.name(), r, false, false).await;
+            return self
+                .record_courier(id, courier.name(), r, false, false)
+                .await;
         }
         let d = hub
             .delivery
@@ -534,10 +560,12 @@ impl App {
             contact: hub.customer_masked.clone(),
             items: u32::try_from(hub.lines.len()).unwrap_or(u32::MAX),
         };
-        let sent = courier
-            .dispatch(&req)
-            .await
-            .map_err(|e| AppError::NoCourier(format!("no rider is free and courier {} failed: {e}", courier.name())))?;
+        let sent = courier.dispatch(&req).await.map_err(|e| {
+            AppError::NoCourier(format!(
+                "no rider is free and courier {} failed: {e}",
+                courier.name()
+            ))
+        })?;
         self.record_courier(id, &sent.courier, &sent.courier_ref, false, false)
             .await
     }
@@ -571,7 +599,10 @@ impl App {
     }
 
     /// The delivery request a courier gets for an order.
-    pub async fn courier_request(&self, id: &str) -> Result<(HubOrderFact, FulfilmentFact), AppError> {
+    pub async fn courier_request(
+        &self,
+        id: &str,
+    ) -> Result<(HubOrderFact, FulfilmentFact), AppError> {
         let id = id.to_owned();
         self.store.read(move |c| dispatchable(c, &id)).await
     }
@@ -745,7 +776,10 @@ fn book_out(
 
 /// Takes the hub's order records into the query table (called in the
 /// transaction that applied the hub's document).
-pub(crate) fn project_hub_orders(c: &Connection, orders: &[(String, HubOrderFact)]) -> Result<usize, AppError> {
+pub(crate) fn project_hub_orders(
+    c: &Connection,
+    orders: &[(String, HubOrderFact)],
+) -> Result<usize, AppError> {
     let mut stmt = c.prepare_cached(
         "INSERT INTO online_orders(order_id, pickup_code, placed_at, fact) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(order_id) DO UPDATE SET pickup_code = excluded.pickup_code, fact = excluded.fact

@@ -17,11 +17,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use linli_shared::docs::ledger;
 use linli_shared::docs::json::put_record;
+use linli_shared::docs::ledger;
 use linli_shared::docs::stock::{Level, set_level, set_rights};
-use linli_shared::online::FulfilmentFact;
 use linli_shared::docs::{DocId, Owner};
+use linli_shared::online::FulfilmentFact;
 use linli_sync::doc_store::{DocError, Docs};
 use rusqlite::Connection;
 use tokio::sync::broadcast;

@@ -15,39 +15,37 @@ use super::AppError;
 
 /// The store's totals for a SKU.
 pub(crate) fn store_rights(c: &Connection, sku: &str) -> Result<StoreRights, AppError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT lent, recalled, overdraft, delivered, wanted_met FROM rights WHERE sku = ?1",
-        )?
-        .query_row([sku], |r| {
-            Ok(StoreRights {
-                lent: r.get(0)?,
-                recalled: r.get(1)?,
-                overdraft: r.get(2)?,
-                delivered: r.get(3)?,
-                wanted_met: r.get(4)?,
-            })
+    Ok(c.prepare_cached(
+        "SELECT lent, recalled, overdraft, delivered, wanted_met FROM rights WHERE sku = ?1",
+    )?
+    .query_row([sku], |r| {
+        Ok(StoreRights {
+            lent: r.get(0)?,
+            recalled: r.get(1)?,
+            overdraft: r.get(2)?,
+            delivered: r.get(3)?,
+            wanted_met: r.get(4)?,
         })
-        .optional()?
-        .unwrap_or_default())
+    })
+    .optional()?
+    .unwrap_or_default())
 }
 
 /// The hub's totals for a SKU as last received.
 pub(crate) fn hub_rights(c: &Connection, sku: &str) -> Result<HubRights, AppError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT consumed, released, returned, wanted FROM hub_rights WHERE sku = ?1",
-        )?
-        .query_row([sku], |r| {
-            Ok(HubRights {
-                consumed: r.get(0)?,
-                released: r.get(1)?,
-                returned: r.get(2)?,
-                wanted: r.get(3)?,
-            })
+    Ok(c.prepare_cached(
+        "SELECT consumed, released, returned, wanted FROM hub_rights WHERE sku = ?1",
+    )?
+    .query_row([sku], |r| {
+        Ok(HubRights {
+            consumed: r.get(0)?,
+            released: r.get(1)?,
+            returned: r.get(2)?,
+            wanted: r.get(3)?,
         })
-        .optional()?
-        .unwrap_or_default())
+    })
+    .optional()?
+    .unwrap_or_default())
 }
 
 fn save_store_rights(c: &Connection, sku: &str, s: &StoreRights) -> Result<(), AppError> {
@@ -129,7 +127,11 @@ pub(crate) fn step(c: &Connection, sku: &str, lend: bool) -> Result<Option<Store
     }
     let next = st.apply(&s);
     if st.overdraft > 0 {
-        tracing::warn!(sku, units = st.overdraft, "counter sold units lent to the hub: overdraft recorded");
+        tracing::warn!(
+            sku,
+            units = st.overdraft,
+            "counter sold units lent to the hub: overdraft recorded"
+        );
     }
     save_store_rights(c, sku, &next)?;
     Ok(Some(next))

@@ -138,7 +138,9 @@ impl From<AppError> for ApiError {
             AppError::PickupCode(e) => {
                 use linli_shared::pickup::PickupCodeError as P;
                 match e {
-                    P::Malformed => ApiError::new(S::UNPROCESSABLE_ENTITY, "pickup_code_malformed", msg),
+                    P::Malformed => {
+                        ApiError::new(S::UNPROCESSABLE_ENTITY, "pickup_code_malformed", msg)
+                    }
                     P::BadSignature => ApiError::new(S::FORBIDDEN, "pickup_forged", msg),
                     P::WrongStore { store } => {
                         ApiError::new(S::CONFLICT, "pickup_wrong_store", msg)
@@ -148,11 +150,15 @@ impl From<AppError> for ApiError {
                         .with_details(json!({ "expired_at": at })),
                 }
             }
-            AppError::OrderStep { order_id, status, step } => {
-                ApiError::new(S::CONFLICT, "order_step_not_allowed", msg)
-                    .with_details(json!({ "order_id": order_id, "status": status, "step": step }))
+            AppError::OrderStep {
+                order_id,
+                status,
+                step,
+            } => ApiError::new(S::CONFLICT, "order_step_not_allowed", msg)
+                .with_details(json!({ "order_id": order_id, "status": status, "step": step })),
+            AppError::NoCourier(_) => {
+                ApiError::new(S::SERVICE_UNAVAILABLE, "no_rider_or_courier", msg)
             }
-            AppError::NoCourier(_) => ApiError::new(S::SERVICE_UNAVAILABLE, "no_rider_or_courier", msg),
             AppError::OrderNotCancellable { .. } => {
                 ApiError::new(S::CONFLICT, "order_not_cancellable", msg)
             }

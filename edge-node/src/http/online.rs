@@ -44,7 +44,12 @@ pub(super) async fn get(
     Ok(Json(s.app.get_online_order(&id).await?))
 }
 
-async fn step(s: AppState, actor: crate::app::Actor, id: String, step: Step) -> Result<Json<OnlineOrderView>, ApiError> {
+async fn step(
+    s: AppState,
+    actor: crate::app::Actor,
+    id: String,
+    step: Step,
+) -> Result<Json<OnlineOrderView>, ApiError> {
     Ok(Json(s.app.fulfil(&actor, &id, step).await?))
 }
 
@@ -52,7 +57,11 @@ async fn step(s: AppState, actor: crate::app::Actor, id: String, step: Step) -> 
 #[utoipa::path(post, path = "/api/v1/online-orders/{order_id}/accept", tag = "online", params(("order_id" = String, Path)),
     responses((status = 200, body = OnlineOrderView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
-pub(super) async fn accept(State(s): State<AppState>, Auth(a): Auth, Path(id): Path<String>) -> Result<Json<OnlineOrderView>, ApiError> {
+pub(super) async fn accept(
+    State(s): State<AppState>,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<OnlineOrderView>, ApiError> {
     step(s, a, id, Step::Accept).await
 }
 
@@ -60,7 +69,11 @@ pub(super) async fn accept(State(s): State<AppState>, Auth(a): Auth, Path(id): P
 #[utoipa::path(post, path = "/api/v1/online-orders/{order_id}/pick", tag = "online", params(("order_id" = String, Path)),
     responses((status = 200, body = OnlineOrderView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
-pub(super) async fn pick(State(s): State<AppState>, Auth(a): Auth, Path(id): Path<String>) -> Result<Json<OnlineOrderView>, ApiError> {
+pub(super) async fn pick(
+    State(s): State<AppState>,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<OnlineOrderView>, ApiError> {
     step(s, a, id, Step::Pick).await
 }
 
@@ -68,7 +81,11 @@ pub(super) async fn pick(State(s): State<AppState>, Auth(a): Auth, Path(id): Pat
 #[utoipa::path(post, path = "/api/v1/online-orders/{order_id}/ready", tag = "online", params(("order_id" = String, Path)),
     responses((status = 200, body = OnlineOrderView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
-pub(super) async fn ready(State(s): State<AppState>, Auth(a): Auth, Path(id): Path<String>) -> Result<Json<OnlineOrderView>, ApiError> {
+pub(super) async fn ready(
+    State(s): State<AppState>,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<OnlineOrderView>, ApiError> {
     step(s, a, id, Step::Ready).await
 }
 
@@ -76,7 +93,11 @@ pub(super) async fn ready(State(s): State<AppState>, Auth(a): Auth, Path(id): Pa
 #[utoipa::path(post, path = "/api/v1/online-orders/{order_id}/delivered", tag = "online", params(("order_id" = String, Path)),
     responses((status = 200, body = OnlineOrderView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
-pub(super) async fn delivered(State(s): State<AppState>, Auth(a): Auth, Path(id): Path<String>) -> Result<Json<OnlineOrderView>, ApiError> {
+pub(super) async fn delivered(
+    State(s): State<AppState>,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<OnlineOrderView>, ApiError> {
     step(s, a, id, Step::Delivered).await
 }
 
@@ -113,7 +134,10 @@ pub(super) async fn lookup(
 /// The store's riders and who is out with which order.
 #[utoipa::path(get, path = "/api/v1/riders", tag = "online",
     responses((status = 200, body = [RiderView])), security(("bearer" = [])))]
-pub(super) async fn riders(State(s): State<AppState>, Auth(_staff): Auth) -> Result<Json<Vec<RiderView>>, ApiError> {
+pub(super) async fn riders(
+    State(s): State<AppState>,
+    Auth(_staff): Auth,
+) -> Result<Json<Vec<RiderView>>, ApiError> {
     Ok(Json(s.app.riders().await?))
 }
 

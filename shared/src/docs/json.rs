@@ -24,11 +24,10 @@ pub fn put_record<T: Serialize>(
     key: &str,
     value: &T,
 ) -> Result<bool, AutomergeError> {
-    let json = serde_json::to_value(value)
-        .map_err(|e| AutomergeError::InvalidValueType {
-            expected: "a serializable record".into(),
-            unexpected: e.to_string(),
-        })?;
+    let json = serde_json::to_value(value).map_err(|e| AutomergeError::InvalidValueType {
+        expected: "a serializable record".into(),
+        unexpected: e.to_string(),
+    })?;
     let map = root_map(doc, section)?;
     put_json(doc, &map, key, &json)
 }
@@ -48,7 +47,9 @@ pub fn records<T: DeserializeOwned>(doc: &AutoCommit, section: &str) -> Vec<(Str
     doc.map_range(&map, ..)
         .filter_map(|item| {
             let v = read_json(doc, item.value.clone().into_value(), item.id());
-            serde_json::from_value(v).ok().map(|r| (item.key.to_string(), r))
+            serde_json::from_value(v)
+                .ok()
+                .map(|r| (item.key.to_string(), r))
         })
         .collect()
 }
@@ -67,9 +68,8 @@ fn scalar(v: &Json) -> Option<ScalarValue> {
 
 fn same_scalar(a: &ScalarValue, b: &ScalarValue) -> bool {
     match (a, b) {
-        (ScalarValue::Int(x), ScalarValue::Uint(y)) | (ScalarValue::Uint(y), ScalarValue::Int(x)) => {
-            u64::try_from(*x).ok() == Some(*y)
-        }
+        (ScalarValue::Int(x), ScalarValue::Uint(y))
+        | (ScalarValue::Uint(y), ScalarValue::Int(x)) => u64::try_from(*x).ok() == Some(*y),
         _ => a == b,
     }
 }
@@ -151,7 +151,10 @@ fn read_json(doc: &AutoCommit, v: Value<'_>, id: ObjId) -> Json {
             doc.map_range(&id, ..)
                 .map(|item| {
                     let k = item.key.to_string();
-                    (k, read_json(doc, item.value.clone().into_value(), item.id()))
+                    (
+                        k,
+                        read_json(doc, item.value.clone().into_value(), item.id()),
+                    )
                 })
                 .collect(),
         ),
@@ -166,7 +169,9 @@ fn read_json(doc: &AutoCommit, v: Value<'_>, id: ObjId) -> Json {
             ScalarValue::Int(i) => Json::from(*i),
             ScalarValue::Uint(u) => Json::from(*u),
             ScalarValue::Counter(c) => Json::from(i64::from(c)),
-            ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+            ScalarValue::F64(f) => {
+                serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number)
+            }
             ScalarValue::Str(s) => Json::String(s.to_string()),
             ScalarValue::Boolean(b) => Json::Bool(*b),
             _ => Json::Null,

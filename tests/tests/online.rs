@@ -1,0 +1,469 @@
+//! Online orders end to end, with real processes, real QUIC and real HTTP:
+//! rights lent by the store reach the hub; a customer's pickup order is
+//! routed, reaches the store and moves through accept/picked/ready; with
+//! the store cut off from the hub, a signed QR code is verified and handed
+//! over (even for an order placed after the cut), forged and replayed codes
+//! are refused, and an order cancelled at the hub while handed over offline
+//! resolves to handed over and is raised for a manager. A counter that
+//! sells the units lent to the hub during an outage records an overdraft,
+//! and on heal the hub releases exactly the orders it can no longer serve.
+
+#![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
+
+use std::path::Path;
+use std::time::Duration;
+
+use linli_tests::{Cluster, LinkMode, wait_for};
+use serde_json::{Value, json};
+
+const CONVERGE: Duration = Duration::from_secs(30);
+const SKU: &str = "P00001";
+
+fn data(file: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../data")
+            .join(file),
+    )
+    .unwrap()
+}
+
+fn hub_csv(c: &Cluster, path: &str, file: &str) {
+    let h = c.hub().unwrap();
+    let r = c
+        .http
+        .post(format!("{}{path}", h.http))
+        .bearer_auth(&h.token)
+        .header("content-type", "text/csv")
+        .body(data(file))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{path}: {}", r.text().unwrap());
+}
+
+/// A cluster with S001, the hub's catalog and store directory, and rights
+/// for `SKU` lent to the hub.
+fn setup(seed: u64) -> Cluster {
+    let mut c = Cluster::new(seed).unwrap();
+    hub_csv(&c, "/api/v1/catalog/import", "products.csv");
+    hub_csv(&c, "/api/v1/stores/import", "stores.csv");
+    c.add_store("S001").unwrap();
+    wait_for(CONVERGE, "rights to reach the hub", || {
+        (sellable(&c, "S001") > 0).then_some(())
+    })
+    .unwrap();
+    c
+}
+
+fn sellable(c: &Cluster, store: &str) -> i64 {
+    let v = c.hub_get(&format!("/api/v1/stock?sku={SKU}")).unwrap();
+    v.as_array()
+        .and_then(|a| a.iter().find(|s| s["store_id"] == store))
+        .and_then(|s| s["sellable"].as_i64())
+        .unwrap_or(0)
+}
+
+fn customer(c: &Cluster, phone: &str) -> String {
+    let h = c.hub().unwrap();
+    let v: Value = c
+        .http
+        .post(format!("{}/api/v1/customer/session", h.http))
+        .json(&json!({ "phone": phone }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+fn hub_call(
+    c: &Cluster,
+    token: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let h = c.hub().unwrap();
+    let mut req = match &body {
+        Some(b) => c.http.post(format!("{}{path}", h.http)).json(b),
+        None => c.http.get(format!("{}{path}", h.http)),
+    }
+    .bearer_auth(token);
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    let r = req.send().unwrap();
+    (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+}
+
+fn pickup(c: &Cluster, token: &str, key: &str, qty: i64) -> Value {
+    let (status, v) = hub_call(
+        c,
+        token,
+        "/api/v1/orders",
+        Some(key),
+        Some(
+            json!({"channel": "miniapp", "customer": {"phone": "13800000001"}, "fulfilment": "pickup",
+                    "store_id": "S001", "lines": [{"sku": SKU, "qty": qty}]}),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    v
+}
+
+fn hub_status(c: &Cluster, token: &str, id: &str) -> Value {
+    hub_call(c, token, &format!("/api/v1/orders/{id}"), None, None).1
+}
+
+fn wait_hub_status(c: &Cluster, token: &str, id: &str, want: &str) -> Value {
+    let mut last = Value::Null;
+    wait_for(
+        CONVERGE,
+        &format!("order {id} to be {want} at the hub"),
+        || {
+            last = hub_status(c, token, id);
+            (last["status"] == want).then(|| last.clone())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {last}"))
+}
+
+fn wait_store_has(c: &Cluster, id: &str) {
+    wait_for(CONVERGE, "the order to reach the store", || {
+        let v = c
+            .store_get("S001", "/api/v1/online-orders?open=true")
+            .ok()?;
+        v.as_array()?
+            .iter()
+            .any(|o| o["order_id"] == id)
+            .then_some(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn pickup_orders_flow_and_hand_over_offline_with_signed_codes() {
+    let c = setup(11);
+    let me = customer(&c, "13800000001");
+    let held_before = sellable(&c, "S001");
+
+    // placed at the hub, priced with the pickup discount, signed
+    let o1 = pickup(&c, &me, "o1", 2);
+    let id1 = o1["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(o1["store_id"], "S001");
+    assert_eq!(o1["status"], "placed");
+    assert_eq!(o1["pickup_code"].as_str().unwrap().len(), 8);
+    assert!(o1["discount_fen"].as_i64().unwrap() > 0);
+    assert_eq!(
+        o1["total_fen"].as_i64().unwrap(),
+        o1["subtotal_fen"].as_i64().unwrap() - o1["discount_fen"].as_i64().unwrap()
+    );
+    // a retry is the same order; another body under the key is refused
+    let again = hub_call(
+        &c,
+        &me,
+        "/api/v1/orders",
+        Some("o1"),
+        Some(
+            json!({"channel": "miniapp", "customer": {"phone": "13800000001"}, "fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": SKU, "qty": 2}]}),
+        ),
+    );
+    assert_eq!((again.0, again.1["order_id"].clone()), (200, json!(id1)));
+    let reused = hub_call(
+        &c,
+        &me,
+        "/api/v1/orders",
+        Some("o1"),
+        Some(
+            json!({"channel": "miniapp", "customer": {"phone": "13800000001"}, "fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": SKU, "qty": 3}]}),
+        ),
+    );
+    assert_eq!(
+        (reused.0, reused.1["error"]["code"].clone()),
+        (409, json!("idempotency_key_reused"))
+    );
+    // more than the hub holds is refused with alternatives, nothing consumed
+    let (st, too_many) = hub_call(
+        &c,
+        &me,
+        "/api/v1/orders",
+        Some("big"),
+        Some(
+            json!({"channel": "miniapp", "customer": {"phone": "13800000001"}, "fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": SKU, "qty": 900}]}),
+        ),
+    );
+    assert_eq!(
+        (st, too_many["error"]["code"].clone()),
+        (409, json!("no_store_can_serve")),
+        "{too_many}"
+    );
+    // another customer cannot see the order
+    let other = customer(&c, "13900000002");
+    assert_eq!(
+        hub_call(&c, &other, &format!("/api/v1/orders/{id1}"), None, None).0,
+        404
+    );
+
+    // the store sees it and moves it along; the customer sees `ready`
+    wait_store_has(&c, &id1);
+    for step in ["accept", "pick", "ready"] {
+        let (s, v) = c
+            .store_post(
+                "S001",
+                &format!("/api/v1/online-orders/{id1}/{step}"),
+                None,
+                json!({}),
+            )
+            .unwrap();
+        assert_eq!(s, 200, "{step}: {v}");
+    }
+    wait_hub_status(&c, &me, &id1, "ready");
+
+    // two more orders before the cut: one to hand over by short code, one to cancel
+    let o2 = pickup(&c, &me, "o2", 1);
+    let o3 = pickup(&c, &me, "o3", 1);
+    let (id2, id3) = (
+        o2["order_id"].as_str().unwrap(),
+        o3["order_id"].as_str().unwrap(),
+    );
+    wait_store_has(&c, id2);
+    wait_store_has(&c, id3);
+    // the refused big order pulled more rights, but never the walk-in
+    // safety stock (30% of 40) nor the 4 units already sold online
+    wait_for(CONVERGE, "demand to pull more rights", || {
+        (sellable(&c, "S001") > held_before - 4).then_some(())
+    })
+    .unwrap();
+    assert!(
+        sellable(&c, "S001") <= 40 - 12 - 4,
+        "{}",
+        sellable(&c, "S001")
+    );
+
+    // ---- the store is cut off from the hub ----
+    c.link("S001", LinkMode::Cut).unwrap();
+    wait_for(CONVERGE, "the store to notice the outage", || {
+        let h = c.store_get("S001", "/health").ok()?;
+        (h["sync"]["state"] != "connected").then_some(())
+    })
+    .unwrap();
+    // an order placed during the outage: the store has never heard of it
+    let o4 = pickup(&c, &me, "o4", 1);
+    let id4 = o4["order_id"].as_str().unwrap();
+    // the customer cancels o3 at the hub; the store does not know
+    let (s, v) = hub_call(
+        &c,
+        &me,
+        &format!("/api/v1/orders/{id3}/cancel"),
+        None,
+        Some(json!({})),
+    );
+    assert_eq!((s, v["status"].clone()), (200, json!("cancelled")));
+
+    // QR of o1: looked up (lines shown), then handed over once
+    let qr1 = o1["pickup_qr"].as_str().unwrap();
+    let (s, v) = c
+        .store_post("S001", "/api/v1/pickups/lookup", None, json!({"code": qr1}))
+        .unwrap();
+    assert_eq!(
+        (
+            s,
+            v["lines"][0]["sku"].clone(),
+            v["lines"][0]["qty"].clone()
+        ),
+        (200, json!(SKU), json!(2))
+    );
+    let (s, v) = c
+        .store_post("S001", "/api/v1/pickups/redeem", None, json!({"code": qr1}))
+        .unwrap();
+    assert_eq!((s, v["status"].clone()), (200, json!("handed_over")), "{v}");
+    let (s, v) = c
+        .store_post("S001", "/api/v1/pickups/redeem", None, json!({"code": qr1}))
+        .unwrap();
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (409, json!("pickup_already_handed_over")),
+        "{v}"
+    );
+    assert_eq!(v["error"]["details"]["handed_over_by"], "manager");
+    // o4 never reached the store: its QR alone is enough
+    let (s, v) = c
+        .store_post(
+            "S001",
+            "/api/v1/pickups/redeem",
+            None,
+            json!({"code": o4["pickup_qr"]}),
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            s,
+            v["verified_offline"].clone(),
+            v["lines"][0]["qty"].clone()
+        ),
+        (200, json!(true), json!(1)),
+        "{v}"
+    );
+    // but its short code needs the order to have synced
+    let (s, v) = c
+        .store_post(
+            "S001",
+            "/api/v1/pickups/redeem",
+            None,
+            json!({"code": o4["pickup_code"]}),
+        )
+        .unwrap();
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (404, json!("pickup_code_unknown"))
+    );
+    // o2 by its short code (synced before the cut)
+    let (s, v) = c
+        .store_post(
+            "S001",
+            "/api/v1/pickups/redeem",
+            None,
+            json!({"code": o2["pickup_code"]}),
+        )
+        .unwrap();
+    assert_eq!((s, v["status"].clone()), (200, json!("handed_over")), "{v}");
+    // o3 was cancelled at the hub, but the store hands it over (it cannot know)
+    let (s, _) = c
+        .store_post(
+            "S001",
+            "/api/v1/pickups/redeem",
+            None,
+            json!({"code": o3["pickup_qr"]}),
+        )
+        .unwrap();
+    assert_eq!(s, 200);
+    // forged and altered codes are refused
+    let mut forged = qr1.to_owned();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let (s, v) = c
+        .store_post(
+            "S001",
+            "/api/v1/pickups/redeem",
+            None,
+            json!({"code": forged}),
+        )
+        .unwrap();
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (403, json!("pickup_forged")),
+        "{v}"
+    );
+    let (s, v) = c
+        .store_post(
+            "S001",
+            "/api/v1/pickups/redeem",
+            None,
+            json!({"code": "LP1.garbage"}),
+        )
+        .unwrap();
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (422, json!("pickup_code_malformed")),
+        "{v}"
+    );
+    // the counter keeps selling through the outage
+    c.sell(
+        "S001",
+        "offline-sale",
+        json!([{"sku": "P00003", "qty": 500}]),
+    )
+    .unwrap();
+
+    // ---- heal: everything converges ----
+    c.link("S001", LinkMode::Up).unwrap();
+    wait_hub_status(&c, &me, &id1, "handed_over");
+    wait_hub_status(&c, &me, id2, "handed_over");
+    wait_hub_status(&c, &me, id4, "handed_over");
+    let v3 = wait_hub_status(&c, &me, id3, "handed_over");
+    assert!(
+        v3["conflict"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled at the hub"),
+        "{v3}"
+    );
+    let ex = c.hub_get("/api/v1/exceptions").unwrap();
+    assert!(
+        ex.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["order_id"] == id3 && e["kind"] == "cancelled_but_handed_over"),
+        "{ex}"
+    );
+    // the store handed over 5 units: the hub's rights never went negative
+    assert!(sellable(&c, "S001") >= 0);
+}
+
+#[test]
+fn a_counter_overdraft_during_an_outage_releases_exactly_the_orders_the_hub_cannot_serve() {
+    let c = setup(12);
+    let me = customer(&c, "13800000001");
+    let held = sellable(&c, "S001");
+    assert!(held >= 4, "the demo store lends 40% of 40 units: {held}");
+    c.link("S001", LinkMode::Cut).unwrap();
+    // the hub sells every right it holds, in four orders
+    let per = held / 4;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let o = pickup(&c, &me, &format!("od-{i}"), per);
+        ids.push(o["order_id"].as_str().unwrap().to_owned());
+    }
+    // meanwhile the counter sells the whole shelf: never refused
+    let level = c
+        .store_get("S001", &format!("/api/v1/stock/{SKU}"))
+        .unwrap();
+    let on_hand = level["on_hand"].as_i64().unwrap();
+    c.sell(
+        "S001",
+        "clear-the-shelf",
+        json!([{"sku": SKU, "qty": on_hand}]),
+    )
+    .unwrap();
+    // no hub can oversell what it holds: with the link cut, nothing more is sellable online
+    let (st, _) = hub_call(
+        &c,
+        &me,
+        "/api/v1/orders",
+        Some("one-more"),
+        Some(
+            json!({"channel": "miniapp", "customer": {"phone": "13800000001"}, "fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": SKU, "qty": held - 4 * per + 1}]}),
+        ),
+    );
+    assert_eq!(st, 409);
+    c.link("S001", LinkMode::Up).unwrap();
+    // the hub learns of the overdraft and releases the orders it cannot serve
+    wait_for(CONVERGE, "every oversold order to be released", || {
+        ids.iter()
+            .all(|id| hub_status(&c, &me, id)["status"] == "cancelled")
+            .then_some(())
+    })
+    .unwrap();
+    let ex = c.hub_get("/api/v1/exceptions").unwrap();
+    for id in &ids {
+        let v = hub_status(&c, &me, id);
+        assert!(
+            matches!(
+                v["cancel_reason"].as_str(),
+                Some("oversold_at_store" | "rerouted")
+            ),
+            "{v}"
+        );
+        assert!(
+            ex.as_array().unwrap().iter().any(|e| e["order_id"] == *id),
+            "order {id} not raised: {ex}"
+        );
+    }
+    // settled: the hub holds nothing negative, and the store keeps nothing for it
+    wait_for(CONVERGE, "the store to see the releases", || {
+        let l = c.store_get("S001", &format!("/api/v1/stock/{SKU}")).ok()?;
+        (l["kept_for_hub"] == 0).then_some(())
+    })
+    .unwrap();
+    assert_eq!(sellable(&c, "S001"), 0);
+}
