@@ -12,11 +12,8 @@
 
 import { chromium } from "playwright-core";
 import { createInterface } from "node:readline";
-import { mkdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync"];
@@ -81,27 +78,18 @@ const attr = (page, sel, name) => page.locator(sel).first().getAttribute(name, {
 const visible = (page, sel) => page.locator(sel).first().isVisible();
 
 // ---- pages ----
-/// Opens the page a process serves at `/`. A process that does not serve it
-/// (yet) gets the working tree's file served at that URL by the browser, so
-/// the page still runs same-origin against the real API; that is said loudly.
-const fallback = new Map(); // url -> the working tree's file, or null when served
-async function openPage(page, base, asset) {
-  const url = base + "/";
-  if (!fallback.has(url)) {
-    const r = await fetch(url);
-    const html = r.ok && (r.headers.get("content-type") || "").startsWith("text/html");
-    if (!html) log(`NOTE: GET ${url} answers ${r.status} ${r.headers.get("content-type")}, not the page: serving ${asset} from the working tree there`);
-    fallback.set(url, html ? null : readFileSync(join(REPO, asset), "utf8"));
+/// Opens the page a process serves at `/` (the hub's customer page, the
+/// node's console: each binary embeds its file from the working tree).
+async function openPage(page, base, what) {
+  const resp = await page.goto(base + "/");
+  const type = resp ? resp.headers()["content-type"] || "" : "";
+  if (!resp || resp.status() !== 200 || !type.startsWith("text/html")) {
+    throw new Error(`GET ${base}/ should serve the ${what}, got ${resp ? resp.status() : "no response"} ${type}`);
   }
-  const body = fallback.get(url);
-  if (body !== null) {
-    await page.route(url, (route) => route.fulfill({ status: 200, contentType: "text/html; charset=utf-8", body }));
-  }
-  await page.goto(url);
 }
 
 async function shopLogin(shop, phone) {
-  await openPage(shop, args.hub, "cloud-hub/assets/shop.html");
+  await openPage(shop, args.hub, "customer page");
   await shop.fill("#phone", phone);
   await shop.click("#session-submit");
   await until("the customer session", UI, async () => {
@@ -162,7 +150,7 @@ async function waitStatus(shop, status, ms) {
 }
 
 async function consoleLogin(con, name, pin) {
-  await openPage(con, args.store, "edge-node/assets/console.html");
+  await openPage(con, args.store, "cashier console");
   await con.fill("#login-name", name);
   await con.fill("#login-pin", pin);
   await con.click("#login-submit");
