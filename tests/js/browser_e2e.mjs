@@ -8,7 +8,8 @@
 // scenario needs the link between store and hub changed it prints
 // `LINLI-NEED cut` (or `heal`) on stdout and waits for `LINLI-DONE cut` on
 // stdin. Progress goes to stdout as `step: ...`; a failure prints the reason,
-// saves screenshots of both pages into --shots and exits with status 1.
+// saves a screenshot of every page it opened into --shots and exits with
+// status 1.
 
 import { chromium } from "playwright-core";
 import { createInterface } from "node:readline";
