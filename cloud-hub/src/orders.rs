@@ -742,9 +742,8 @@ pub(crate) fn reconcile(
                 Some(_) => choose_store(c, dir, &priced, Some(store))?.ok(),
                 None => None,
             };
-            match target.and_then(|t| dir.stores.get(&t).cloned()) {
+            let (reason, kind, detail) = match target.and_then(|t| dir.stores.get(&t).cloned()) {
                 Some(site) => {
-                    let phone_masked = fact.customer_masked.clone();
                     let (new, doc) = write_order(
                         c,
                         docs,
@@ -755,60 +754,38 @@ pub(crate) fn reconcile(
                             order: &priced,
                             store: &site,
                             customer_id: &fact.customer_id,
-                            customer_phone: &phone_masked,
+                            customer_phone: &fact.customer_masked,
                             replaces: Some(id.clone()),
                         },
                         now,
                     )?;
-                    // keep the masked phone as it was
                     touched.push(doc);
                     fact.replaced_by = Some(new.order_id.clone());
-                    touched.push(cancel(
-                        c,
-                        docs,
-                        &mut batch,
-                        &mut fact,
-                        f.as_ref(),
-                        "rerouted",
-                        now,
-                        day,
-                    )?);
-                    raise(
-                        c,
-                        store,
-                        &id,
-                        "rerouted",
-                        &format!(
-                            "store {store} sold the goods at the counter; order moved to {} as {}",
-                            site.store_id, new.order_id
-                        ),
-                        now,
-                    )?;
+                    let detail = format!(
+                        "store {store} sold the goods at the counter; order moved to {} as {}",
+                        site.store_id, new.order_id
+                    );
+                    ("rerouted", "rerouted", detail)
                 }
                 None => {
-                    touched.push(cancel(
-                        c,
-                        docs,
-                        &mut batch,
-                        &mut fact,
-                        f.as_ref(),
-                        "oversold_at_store",
-                        now,
-                        day,
-                    )?);
-                    raise(
-                        c,
-                        store,
-                        &id,
-                        "refunded_oversold",
-                        &format!(
-                            "store {store} sold the goods at the counter and no other store can serve; refund {} fen",
-                            fact.total_fen
-                        ),
-                        now,
-                    )?;
+                    let detail = format!(
+                        "store {store} sold the goods at the counter and no other store can serve; refund {} fen",
+                        fact.total_fen
+                    );
+                    ("oversold_at_store", "refunded_oversold", detail)
                 }
-            }
+            };
+            touched.push(cancel(
+                c,
+                docs,
+                &mut batch,
+                &mut fact,
+                f.as_ref(),
+                reason,
+                now,
+                day,
+            )?);
+            raise(c, store, &id, kind, &detail, now)?;
         }
     }
     // 3. rights the store asked back

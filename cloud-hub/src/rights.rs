@@ -17,6 +17,7 @@ use chrono::NaiveDate;
 use linli_shared::docs::DocId;
 use linli_shared::docs::stock::set_rights;
 use linli_shared::rights::{HubRights, StoreRights, hub_held, hub_return};
+use linli_sync::db::row_i64s;
 use linli_sync::doc_store::Docs;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -27,35 +28,26 @@ pub(crate) fn store_rights(
     store: &str,
     sku: &str,
 ) -> Result<StoreRights, HubError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT lent, recalled, overdraft, delivered, wanted_met FROM store_rights WHERE store_id = ?1 AND sku = ?2",
-        )?
+    let sql = format!(
+        "SELECT {} FROM store_rights WHERE store_id = ?1 AND sku = ?2",
+        StoreRights::COLUMNS
+    );
+    Ok(c.prepare_cached(&sql)?
         .query_row(params![store, sku], |r| {
-            Ok(StoreRights {
-                lent: r.get(0)?,
-                recalled: r.get(1)?,
-                overdraft: r.get(2)?,
-                delivered: r.get(3)?,
-                wanted_met: r.get(4)?,
-            })
+            row_i64s(r, 0).map(StoreRights::from_totals)
         })
         .optional()?
         .unwrap_or_default())
 }
 
 pub(crate) fn hub_rights(c: &Connection, store: &str, sku: &str) -> Result<HubRights, HubError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT consumed, released, returned, wanted FROM hub_rights WHERE store_id = ?1 AND sku = ?2",
-        )?
+    let sql = format!(
+        "SELECT {} FROM hub_rights WHERE store_id = ?1 AND sku = ?2",
+        HubRights::COLUMNS
+    );
+    Ok(c.prepare_cached(&sql)?
         .query_row(params![store, sku], |r| {
-            Ok(HubRights {
-                consumed: r.get(0)?,
-                released: r.get(1)?,
-                returned: r.get(2)?,
-                wanted: r.get(3)?,
-            })
+            row_i64s(r, 0).map(HubRights::from_totals)
         })
         .optional()?
         .unwrap_or_default())
@@ -132,20 +124,14 @@ impl HubRightsBatch {
         for (store, mut rows) in by_store {
             let id = DocId::hub_stock(&store, day);
             if !docs.exists(c, &id)? {
+                let sql = format!(
+                    "SELECT sku, {} FROM hub_rights WHERE store_id = ?1 ORDER BY sku",
+                    HubRights::COLUMNS
+                );
                 rows = c
-                    .prepare_cached(
-                        "SELECT sku, consumed, released, returned, wanted FROM hub_rights WHERE store_id = ?1 ORDER BY sku",
-                    )?
+                    .prepare_cached(&sql)?
                     .query_map([&store], |r| {
-                        Ok((
-                            r.get(0)?,
-                            HubRights {
-                                consumed: r.get(1)?,
-                                released: r.get(2)?,
-                                returned: r.get(3)?,
-                                wanted: r.get(4)?,
-                            },
-                        ))
+                        Ok((r.get(0)?, HubRights::from_totals(row_i64s(r, 1)?)))
                     })?
                     .collect::<Result<_, _>>()?;
             }
@@ -163,39 +149,51 @@ impl HubRightsBatch {
     }
 }
 
-/// Gives back rights the store asked for and the hub still holds.
+/// The hub's rights per SKU of a store, in one pass over both tables:
+/// `held` as [`hub_held`] computes it, and what the store asked back and
+/// has not got (`pending_recall`). Only rows matching `filter` (SQL over
+/// `held` and `pending_recall`) are returned.
+fn held_where(
+    c: &Connection,
+    store: &str,
+    filter: &str,
+) -> Result<Vec<(String, i64, i64)>, HubError> {
+    let sql = format!(
+        "SELECT sku, held, pending_recall FROM (
+             SELECT s.sku AS sku,
+                 s.lent - s.overdraft - coalesce(h.returned, 0) - coalesce(h.consumed, 0) + coalesce(h.released, 0) AS held,
+                 s.recalled - coalesce(h.returned, 0) AS pending_recall
+             FROM store_rights s LEFT JOIN hub_rights h ON h.store_id = s.store_id AND h.sku = s.sku
+             WHERE s.store_id = ?1)
+         WHERE {filter} ORDER BY sku"
+    );
+    Ok(c.prepare_cached(&sql)?
+        .query_map([store], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?)
+}
+
+/// Gives back rights the store asked for and the hub still holds
+/// ([`hub_return`]).
 pub(crate) fn return_recalled(
     c: &Connection,
     batch: &mut HubRightsBatch,
     store: &str,
 ) -> Result<(), HubError> {
-    let skus: Vec<String> = c
-        .prepare_cached("SELECT sku FROM store_rights WHERE store_id = ?1 AND recalled > 0")?
-        .query_map([store], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for sku in skus {
-        let s = store_rights(c, store, &sku)?;
-        let h = hub_rights(c, store, &sku)?;
-        let back = hub_return(&s, &h);
-        if back > 0 {
-            batch.update(c, store, &sku, |h| h.returned += back)?;
-        }
+    for (sku, held, pending) in held_where(c, store, "pending_recall > 0 AND held > 0")? {
+        let back = pending.min(held);
+        debug_assert_eq!(
+            back,
+            hub_return(&store_rights(c, store, &sku)?, &hub_rights(c, store, &sku)?)
+        );
+        batch.update(c, store, &sku, |h| h.returned += back)?;
     }
     Ok(())
 }
 
 /// SKUs of a store for which the hub holds negative rights, and by how much.
 pub(crate) fn deficits(c: &Connection, store: &str) -> Result<BTreeMap<String, i64>, HubError> {
-    let skus: Vec<String> = c
-        .prepare_cached("SELECT sku FROM store_rights WHERE store_id = ?1")?
-        .query_map([store], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut out = BTreeMap::new();
-    for sku in skus {
-        let h = held(c, store, &sku)?;
-        if h < 0 {
-            out.insert(sku, -h);
-        }
-    }
-    Ok(out)
+    Ok(held_where(c, store, "held < 0")?
+        .into_iter()
+        .map(|(sku, held, _)| (sku, -held))
+        .collect())
 }

@@ -204,12 +204,17 @@ impl SyncHost for EdgeHost {
                 if let Some(rights) = rights {
                     // what the hub consumed, returned or wants changes what
                     // the store lends: the store's step runs in this commit
-                    let mut p = crate::app::replication::Publish::new(c, &sync, &store_id, day);
+                    let mut moved = Vec::new();
                     for (sku, h) in &rights {
-                        crate::app::rights::merge_hub_rights(c, sku, h)?;
+                        if crate::app::rights::merge_hub_rights(c, sku, h)? {
+                            moved.push(sku.as_str());
+                        }
                     }
-                    p.levels(rights.keys().map(String::as_str));
-                    touched = p.finish()?;
+                    if !moved.is_empty() {
+                        let mut p = crate::app::replication::Publish::new(c, &sync, &store_id, day);
+                        p.levels(moved);
+                        touched = p.finish()?;
+                    }
                 }
                 Ok((r, products, touched))
             })

@@ -119,6 +119,16 @@ pub struct FulfilmentFact {
     pub lines: Vec<(String, i64)>,
 }
 
+impl FulfilmentFact {
+    /// The record of an order the store has done nothing with yet.
+    pub fn new(order_id: &str) -> FulfilmentFact {
+        FulfilmentFact {
+            order_id: order_id.to_owned(),
+            ..FulfilmentFact::default()
+        }
+    }
+}
+
 /// One step of an order's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelineEntry {

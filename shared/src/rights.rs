@@ -62,6 +62,33 @@ pub struct HubRights {
 }
 
 impl StoreRights {
+    /// The totals' column names, in the order of [`Self::from_totals`].
+    pub const COLUMNS: &'static str = "lent, recalled, overdraft, delivered, wanted_met";
+
+    /// From totals in [`Self::COLUMNS`] order (how the query tables store them).
+    pub fn from_totals(
+        [lent, recalled, overdraft, delivered, wanted_met]: [i64; 5],
+    ) -> StoreRights {
+        StoreRights {
+            lent,
+            recalled,
+            overdraft,
+            delivered,
+            wanted_met,
+        }
+    }
+
+    /// The totals in [`Self::COLUMNS`] order.
+    pub fn totals(&self) -> [i64; 5] {
+        [
+            self.lent,
+            self.recalled,
+            self.overdraft,
+            self.delivered,
+            self.wanted_met,
+        ]
+    }
+
     /// Merge of two replicas' views: every total only grows.
     pub fn join(self, o: StoreRights) -> StoreRights {
         StoreRights {
@@ -75,6 +102,24 @@ impl StoreRights {
 }
 
 impl HubRights {
+    /// The totals' column names, in the order of [`Self::from_totals`].
+    pub const COLUMNS: &'static str = "consumed, released, returned, wanted";
+
+    /// From totals in [`Self::COLUMNS`] order.
+    pub fn from_totals([consumed, released, returned, wanted]: [i64; 4]) -> HubRights {
+        HubRights {
+            consumed,
+            released,
+            returned,
+            wanted,
+        }
+    }
+
+    /// The totals in [`Self::COLUMNS`] order.
+    pub fn totals(&self) -> [i64; 4] {
+        [self.consumed, self.released, self.returned, self.wanted]
+    }
+
     /// Merge of two replicas' views: every total only grows.
     pub fn join(self, o: HubRights) -> HubRights {
         HubRights {

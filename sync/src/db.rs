@@ -361,6 +361,16 @@ impl ReadPool {
     }
 }
 
+/// `N` integer columns of a row, from column `from` on (grow-only totals
+/// and other fixed groups of counters).
+pub fn row_i64s<const N: usize>(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<[i64; N]> {
+    let mut out = [0i64; N];
+    for (i, v) in out.iter_mut().enumerate() {
+        *v = r.get(from + i)?;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,16 +96,19 @@ fn hub_call(
     (r.status().as_u16(), r.json().unwrap_or(Value::Null))
 }
 
+/// A pickup order of `qty` of [`SKU`] at S001 by the test's customer.
+fn pickup_body(qty: i64) -> Value {
+    json!({"channel": "miniapp", "customer": {"phone": "13800000001"}, "fulfilment": "pickup",
+           "store_id": "S001", "lines": [{"sku": SKU, "qty": qty}]})
+}
+
 fn pickup(c: &Cluster, token: &str, key: &str, qty: i64) -> Value {
     let (status, v) = hub_call(
         c,
         token,
         "/api/v1/orders",
         Some(key),
-        Some(
-            json!({"channel": "miniapp", "customer": {"phone": "13800000001"}, "fulfilment": "pickup",
-                    "store_id": "S001", "lines": [{"sku": SKU, "qty": qty}]}),
-        ),
+        Some(pickup_body(qty)),
     );
     assert_eq!(status, 201, "{v}");
     v
@@ -159,25 +162,9 @@ fn pickup_orders_flow_and_hand_over_offline_with_signed_codes() {
         o1["subtotal_fen"].as_i64().unwrap() - o1["discount_fen"].as_i64().unwrap()
     );
     // a retry is the same order; another body under the key is refused
-    let again = hub_call(
-        &c,
-        &me,
-        "/api/v1/orders",
-        Some("o1"),
-        Some(
-            json!({"channel": "miniapp", "customer": {"phone": "13800000001"}, "fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": SKU, "qty": 2}]}),
-        ),
-    );
+    let again = hub_call(&c, &me, "/api/v1/orders", Some("o1"), Some(pickup_body(2)));
     assert_eq!((again.0, again.1["order_id"].clone()), (200, json!(id1)));
-    let reused = hub_call(
-        &c,
-        &me,
-        "/api/v1/orders",
-        Some("o1"),
-        Some(
-            json!({"channel": "miniapp", "customer": {"phone": "13800000001"}, "fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": SKU, "qty": 3}]}),
-        ),
-    );
+    let reused = hub_call(&c, &me, "/api/v1/orders", Some("o1"), Some(pickup_body(3)));
     assert_eq!(
         (reused.0, reused.1["error"]["code"].clone()),
         (409, json!("idempotency_key_reused"))
@@ -188,9 +175,7 @@ fn pickup_orders_flow_and_hand_over_offline_with_signed_codes() {
         &me,
         "/api/v1/orders",
         Some("big"),
-        Some(
-            json!({"channel": "miniapp", "customer": {"phone": "13800000001"}, "fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": SKU, "qty": 900}]}),
-        ),
+        Some(pickup_body(900)),
     );
     assert_eq!(
         (st, too_many["error"]["code"].clone()),
@@ -431,9 +416,7 @@ fn a_counter_overdraft_during_an_outage_releases_exactly_the_orders_the_hub_cann
         &me,
         "/api/v1/orders",
         Some("one-more"),
-        Some(
-            json!({"channel": "miniapp", "customer": {"phone": "13800000001"}, "fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": SKU, "qty": held - 4 * per + 1}]}),
-        ),
+        Some(pickup_body(held - 4 * per + 1)),
     );
     assert_eq!(st, 409);
     c.link("S001", LinkMode::Up).unwrap();

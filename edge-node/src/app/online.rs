@@ -133,6 +133,24 @@ fn load_fulfilment(c: &Connection, id: &str) -> Result<Option<FulfilmentFact>, A
     Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
 }
 
+/// The store's record of an order, or a fresh one.
+fn fulfilment_or_new(c: &Connection, id: &str) -> Result<FulfilmentFact, AppError> {
+    Ok(load_fulfilment(c, id)?.unwrap_or_else(|| FulfilmentFact::new(id)))
+}
+
+/// Records of orders not finished yet (out with a rider or courier, or
+/// waiting at the counter).
+fn open_fulfilment(c: &Connection) -> Result<Vec<FulfilmentFact>, AppError> {
+    let rows: Vec<String> = c
+        .prepare_cached("SELECT fact FROM fulfilment WHERE open = 1")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| serde_json::from_str(r).ok())
+        .collect())
+}
+
 fn save_fulfilment(
     c: &Connection,
     p: &mut Publish<'_>,
@@ -173,10 +191,7 @@ impl App {
         claim: Option<&pickup::PickupClaim>,
         order_id: &str,
     ) -> OnlineOrderView {
-        let f = f.unwrap_or_else(|| FulfilmentFact {
-            order_id: order_id.to_owned(),
-            ..Default::default()
-        });
+        let f = f.unwrap_or_else(|| FulfilmentFact::new(order_id));
         match hub {
             Some(h) => {
                 let d = derive_status(&h, Some(&f));
@@ -325,10 +340,7 @@ impl App {
                     return Err(invalid("code", "not an online order's code"));
                 };
                 let hub = load_hub_fact(c, &order_id)?;
-                let mut f = load_fulfilment(c, &order_id)?.unwrap_or_else(|| FulfilmentFact {
-                    order_id: order_id.clone(),
-                    ..Default::default()
-                });
+                let mut f = fulfilment_or_new(c, &order_id)?;
                 if let Some(at) = &f.handed_over_at {
                     return Err(AppError::PickupAlreadyHandedOver {
                         order_id,
@@ -430,10 +442,7 @@ impl App {
         let (app, id) = (self.clone(), id.to_owned());
         self.write_published(now, move |c, p| {
             let hub = load_hub_fact(c, &id)?.ok_or_else(|| AppError::OrderNotFound(id.clone()))?;
-            let mut f = load_fulfilment(c, &id)?.unwrap_or_else(|| FulfilmentFact {
-                order_id: id.clone(),
-                ..Default::default()
-            });
+            let mut f = fulfilment_or_new(c, &id)?;
             let status = derive_status(&hub, Some(&f)).status;
             if status == OrderStatus::Cancelled {
                 return Err(AppError::OrderStep {
@@ -621,10 +630,7 @@ impl App {
         let (courier, courier_ref) = (courier.to_owned(), courier_ref.to_owned());
         self.write_published(now, move |c, p| {
             let hub = load_hub_fact(c, &id)?.ok_or_else(|| AppError::OrderNotFound(id.clone()))?;
-            let mut f = load_fulfilment(c, &id)?.unwrap_or_else(|| FulfilmentFact {
-                order_id: id.clone(),
-                ..Default::default()
-            });
+            let mut f = fulfilment_or_new(c, &id)?;
             let mut changed = f.courier_ref.as_deref() != Some(courier_ref.as_str());
             f.courier = Some(courier.clone());
             f.courier_ref = Some(courier_ref.clone());
@@ -651,13 +657,8 @@ impl App {
     pub async fn courier_deliveries(&self) -> Result<Vec<(String, String)>, AppError> {
         self.store
             .read(|c| {
-                let rows: Vec<String> = c
-                    .prepare_cached("SELECT fact FROM fulfilment WHERE open = 1")?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
-                Ok(rows
-                    .iter()
-                    .filter_map(|r| serde_json::from_str::<FulfilmentFact>(r).ok())
+                Ok(open_fulfilment(c)?
+                    .into_iter()
                     .filter(|f| f.delivered_at.is_none())
                     .filter_map(|f| f.courier_ref.map(|r| (f.order_id, r)))
                     .collect())
@@ -715,10 +716,7 @@ impl App {
 /// An order that can go out for delivery: known, a delivery, not cancelled.
 fn dispatchable(c: &Connection, id: &str) -> Result<(HubOrderFact, FulfilmentFact), AppError> {
     let hub = load_hub_fact(c, id)?.ok_or_else(|| AppError::OrderNotFound(id.to_owned()))?;
-    let f = load_fulfilment(c, id)?.unwrap_or_else(|| FulfilmentFact {
-        order_id: id.to_owned(),
-        ..Default::default()
-    });
+    let f = fulfilment_or_new(c, id)?;
     let status = derive_status(&hub, Some(&f)).status;
     if hub.fulfilment != Fulfilment::Delivery || status == OrderStatus::Cancelled {
         return Err(AppError::OrderStep {
@@ -732,13 +730,8 @@ fn dispatchable(c: &Connection, id: &str) -> Result<(HubOrderFact, FulfilmentFac
 
 /// Riders out with an order (rider → order id).
 fn busy_riders(c: &Connection) -> Result<BTreeMap<String, String>, AppError> {
-    let rows: Vec<String> = c
-        .prepare_cached("SELECT fact FROM fulfilment WHERE open = 1")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| serde_json::from_str::<FulfilmentFact>(r).ok())
+    Ok(open_fulfilment(c)?
+        .into_iter()
         .filter(|f| goods_left(f) && f.delivered_at.is_none())
         .filter_map(|f| f.rider.map(|r| (r, f.order_id)))
         .collect())

@@ -9,65 +9,58 @@
 //! commit as the sale — it can never be acknowledged without it.
 
 use linli_shared::rights::{HubRights, Policy, StoreRights, counter_free, outstanding, store_step};
+use linli_sync::db::row_i64s;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::AppError;
 
 /// The store's totals for a SKU.
 pub(crate) fn store_rights(c: &Connection, sku: &str) -> Result<StoreRights, AppError> {
-    Ok(c.prepare_cached(
-        "SELECT lent, recalled, overdraft, delivered, wanted_met FROM rights WHERE sku = ?1",
-    )?
-    .query_row([sku], |r| {
-        Ok(StoreRights {
-            lent: r.get(0)?,
-            recalled: r.get(1)?,
-            overdraft: r.get(2)?,
-            delivered: r.get(3)?,
-            wanted_met: r.get(4)?,
-        })
-    })
-    .optional()?
-    .unwrap_or_default())
+    let sql = format!("SELECT {} FROM rights WHERE sku = ?1", StoreRights::COLUMNS);
+    Ok(c.prepare_cached(&sql)?
+        .query_row([sku], |r| row_i64s(r, 0).map(StoreRights::from_totals))
+        .optional()?
+        .unwrap_or_default())
 }
 
 /// The hub's totals for a SKU as last received.
 pub(crate) fn hub_rights(c: &Connection, sku: &str) -> Result<HubRights, AppError> {
-    Ok(c.prepare_cached(
-        "SELECT consumed, released, returned, wanted FROM hub_rights WHERE sku = ?1",
-    )?
-    .query_row([sku], |r| {
-        Ok(HubRights {
-            consumed: r.get(0)?,
-            released: r.get(1)?,
-            returned: r.get(2)?,
-            wanted: r.get(3)?,
-        })
-    })
-    .optional()?
-    .unwrap_or_default())
+    let sql = format!(
+        "SELECT {} FROM hub_rights WHERE sku = ?1",
+        HubRights::COLUMNS
+    );
+    Ok(c.prepare_cached(&sql)?
+        .query_row([sku], |r| row_i64s(r, 0).map(HubRights::from_totals))
+        .optional()?
+        .unwrap_or_default())
 }
 
 fn save_store_rights(c: &Connection, sku: &str, s: &StoreRights) -> Result<(), AppError> {
+    let [a, b, d, e, f] = s.totals();
     c.prepare_cached(
         "INSERT INTO rights(sku, lent, recalled, overdraft, delivered, wanted_met) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT(sku) DO UPDATE SET lent = excluded.lent, recalled = excluded.recalled,
              overdraft = excluded.overdraft, delivered = excluded.delivered, wanted_met = excluded.wanted_met",
     )?
-    .execute(params![sku, s.lent, s.recalled, s.overdraft, s.delivered, s.wanted_met])?;
+    .execute(params![sku, a, b, d, e, f])?;
     Ok(())
 }
 
-/// Merges the hub's totals as received (they only grow).
-pub(crate) fn merge_hub_rights(c: &Connection, sku: &str, h: &HubRights) -> Result<(), AppError> {
-    c.prepare_cached(
-        "INSERT INTO hub_rights(sku, consumed, released, returned, wanted) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(sku) DO UPDATE SET consumed = max(consumed, excluded.consumed),
-             released = max(released, excluded.released), returned = max(returned, excluded.returned),
-             wanted = max(wanted, excluded.wanted)",
-    )?
-    .execute(params![sku, h.consumed, h.released, h.returned, h.wanted])?;
-    Ok(())
+/// Merges the hub's totals as received (they only grow). Returns whether
+/// anything grew, so only SKUs whose rights moved are re-evaluated.
+pub(crate) fn merge_hub_rights(c: &Connection, sku: &str, h: &HubRights) -> Result<bool, AppError> {
+    let [a, b, d, e] = h.totals();
+    let n = c
+        .prepare_cached(
+            "INSERT INTO hub_rights(sku, consumed, released, returned, wanted) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(sku) DO UPDATE SET consumed = max(consumed, excluded.consumed),
+                 released = max(released, excluded.released), returned = max(returned, excluded.returned),
+                 wanted = max(wanted, excluded.wanted)
+             WHERE excluded.consumed > consumed OR excluded.released > released
+                 OR excluded.returned > returned OR excluded.wanted > wanted",
+        )?
+        .execute(params![sku, a, b, d, e])?;
+    Ok(n > 0)
 }
 
 /// Units of an online order handed over or sent out: they leave the units
@@ -139,21 +132,14 @@ pub(crate) fn step(c: &Connection, sku: &str, lend: bool) -> Result<Option<Store
 
 /// Every SKU's totals (for a new day's document).
 pub(crate) fn all_store_rights(c: &Connection) -> Result<Vec<(String, StoreRights)>, AppError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT sku, lent, recalled, overdraft, delivered, wanted_met FROM rights ORDER BY sku",
-    )?;
+    let sql = format!(
+        "SELECT sku, {} FROM rights ORDER BY sku",
+        StoreRights::COLUMNS
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt
         .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                StoreRights {
-                    lent: r.get(1)?,
-                    recalled: r.get(2)?,
-                    overdraft: r.get(3)?,
-                    delivered: r.get(4)?,
-                    wanted_met: r.get(5)?,
-                },
-            ))
+            Ok((r.get(0)?, StoreRights::from_totals(row_i64s(r, 1)?)))
         })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
