@@ -656,9 +656,9 @@ pub(crate) fn cancel(
 }
 
 /// What the hub does after learning something from a store: re-consume
-/// rights of cancelled orders the store handed over anyway, release open
-/// orders while the hub holds negative rights (re-route, else refund), and
-/// return recalled rights. Returns the documents it changed.
+/// rights of cancelled orders the store handed over anyway, answer recalls,
+/// and release open orders while the hub holds negative rights (re-route,
+/// else refund). Returns the documents it changed.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn reconcile(
     c: &Connection,
@@ -696,7 +696,9 @@ pub(crate) fn reconcile(
             .unwrap_or_default();
         raise(c, store, &id, "cancelled_but_handed_over", &detail, now)?;
     }
-    // 2. an overdraft: the hub gives up the newest open orders
+    // 2. recalls are answered first: a recall never releases an order
+    return_recalled(c, &mut batch, store)?;
+    // 3. an overdraft: the hub gives up the newest open orders
     let deficits = crate::rights::deficits(c, store)?;
     if !deficits.is_empty() {
         let open: Vec<String> = c
@@ -788,8 +790,6 @@ pub(crate) fn reconcile(
             raise(c, store, &id, kind, &detail, now)?;
         }
     }
-    // 3. rights the store asked back
-    return_recalled(c, &mut batch, store)?;
     touched.extend(batch.flush(c, docs, day)?);
     touched.sort();
     touched.dedup();

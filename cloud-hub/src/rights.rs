@@ -6,17 +6,17 @@
 //! in the same transaction as `hub/<S>/stock/<day>`, the document that
 //! carries them to the store. Whatever the hub learns from a store (new
 //! totals, a fulfilment record) is followed by [`reconcile`] in the same
-//! transaction: conflicts re-consume rights, an overdraft releases the
-//! newest open orders (re-routed to another store where one can serve them,
-//! refunded otherwise, each raised as an exception), and recalled rights
-//! the hub still holds go back.
+//! transaction: conflicts re-consume rights, recalls are answered with the
+//! rights the hub still holds, and an overdraft releases the newest open
+//! orders (re-routed to another store where one can serve them, refunded
+//! otherwise, each raised as an exception).
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use linli_shared::docs::DocId;
 use linli_shared::docs::stock::set_rights;
-use linli_shared::rights::{HubRights, StoreRights, hub_held, hub_return};
+use linli_shared::rights::{HubRights, StoreRights, hub_answer, hub_held};
 use linli_sync::db::row_i64s;
 use linli_sync::doc_store::Docs;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -97,12 +97,14 @@ impl HubRightsBatch {
     ) -> Result<HubRights, HubError> {
         let mut h = hub_rights(c, store, sku)?;
         f(&mut h);
+        let [a, b, d, e, g] = h.totals();
         c.prepare_cached(
-            "INSERT INTO hub_rights(store_id, sku, consumed, released, returned, wanted) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO hub_rights(store_id, sku, consumed, released, returned, wanted, recall_answered)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(store_id, sku) DO UPDATE SET consumed = excluded.consumed, released = excluded.released,
-                 returned = excluded.returned, wanted = excluded.wanted",
+                 returned = excluded.returned, wanted = excluded.wanted, recall_answered = excluded.recall_answered",
         )?
-        .execute(params![store, sku, h.consumed, h.released, h.returned, h.wanted])?;
+        .execute(params![store, sku, a, b, d, e, g])?;
         self.changed.insert((store.to_owned(), sku.to_owned()), h);
         Ok(h)
     }
@@ -161,8 +163,9 @@ fn held_where(
     let sql = format!(
         "SELECT sku, held, pending_recall FROM (
              SELECT s.sku AS sku,
-                 s.lent - s.overdraft - coalesce(h.returned, 0) - coalesce(h.consumed, 0) + coalesce(h.released, 0) AS held,
-                 s.recalled - coalesce(h.returned, 0) AS pending_recall
+                 s.lent - s.overdraft - coalesce(h.returned, 0) - coalesce(h.consumed, 0) + coalesce(h.released, 0)
+                     - max(s.recalled - coalesce(h.recall_answered, 0), 0) AS held,
+                 max(s.recalled - coalesce(h.recall_answered, 0), 0) AS pending_recall
              FROM store_rights s LEFT JOIN hub_rights h ON h.store_id = s.store_id AND h.sku = s.sku
              WHERE s.store_id = ?1)
          WHERE {filter} ORDER BY sku"
@@ -172,20 +175,17 @@ fn held_where(
         .collect::<Result<_, _>>()?)
 }
 
-/// Gives back rights the store asked for and the hub still holds
-/// ([`hub_return`]).
+/// Answers the store's pending recalls ([`hub_answer`]): gives back as
+/// many of those units as the hub still holds. Runs before settlement, so a
+/// recall is never settled by releasing orders.
 pub(crate) fn return_recalled(
     c: &Connection,
     batch: &mut HubRightsBatch,
     store: &str,
 ) -> Result<(), HubError> {
-    for (sku, held, pending) in held_where(c, store, "pending_recall > 0 AND held > 0")? {
-        let back = pending.min(held);
-        debug_assert_eq!(
-            back,
-            hub_return(&store_rights(c, store, &sku)?, &hub_rights(c, store, &sku)?)
-        );
-        batch.update(c, store, &sku, |h| h.returned += back)?;
+    for (sku, _, _) in held_where(c, store, "pending_recall > 0")? {
+        let s = store_rights(c, store, &sku)?;
+        batch.update(c, store, &sku, |h| *h = hub_answer(&s, h))?;
     }
     Ok(())
 }

@@ -65,6 +65,7 @@ CREATE TABLE hub_rights (
     released INTEGER NOT NULL DEFAULT 0,
     returned INTEGER NOT NULL DEFAULT 0,
     wanted   INTEGER NOT NULL DEFAULT 0,
+    recall_answered INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (store_id, sku)
 );
 CREATE TABLE online_orders (

@@ -12,7 +12,8 @@
 //!
 //! Store-owned totals ([`StoreRights`], in `store/<S>/stock/<epoch>`):
 //! - `lent`: units ever lent to the hub;
-//! - `recalled`: units ever asked back (the hub answers with `returned`);
+//! - `recalled`: units ever asked back; from the moment it asks, the store
+//!   counts them as its own again;
 //! - `overdraft`: lent units the counter sold anyway (a counter sale is never
 //!   refused; the store records the overdraft instead);
 //! - `delivered`: units of online orders handed over or sent out;
@@ -22,22 +23,35 @@
 //! - `consumed`: units sold online (an order consumes rights when accepted);
 //! - `released`: consumed units given back by cancelled or re-routed orders;
 //! - `returned`: rights given back to the store;
+//! - `recall_answered`: the store's `recalled` total the hub has answered
+//!   (with as much as it still held: the rest it had already sold);
 //! - `wanted`: demand the hub could not serve here (pulls more rights).
 //!
 //! Derived, never stored:
-//! - rights the hub holds: `lent − overdraft − returned − consumed + released`
-//!   ([`hub_held`]); the hub accepts an online order only within them, so
-//!   during an outage it can never promise a unit the store has sold;
+//! - recalls not answered yet: `recalled − recall_answered` ([`unanswered`]);
+//! - rights the hub holds: `lent − overdraft − returned − consumed + released
+//!   − unanswered` ([`hub_held`]); the hub accepts an online order only within
+//!   them, so during an outage it can never promise a unit the store has sold;
 //! - units the store keeps for the hub's customers: `lent − overdraft −
-//!   returned − delivered` ([`outstanding`]) — rights the hub holds plus
-//!   online orders not yet handed over;
+//!   returned − delivered − unanswered` ([`outstanding`]) — rights the hub
+//!   holds plus online orders not yet handed over;
 //! - what the counter may sell without touching lent units:
 //!   `on_hand − reserved − outstanding`.
 //!
-//! A store that learns a new `overdraft` of the store makes rights held by the
-//! hub go negative; the hub then releases open orders (newest first, by
-//! re-routing or refunding them, each flagged) until it holds zero or more
-//! ([`orders_to_release`]). Nothing here reads a clock.
+//! A new `overdraft` makes rights held by the hub go negative; the hub first
+//! answers pending recalls ([`hub_answer`]), then releases open orders
+//! (newest first, by re-routing or refunding them, each flagged) until it
+//! holds zero or more ([`orders_to_release`]). Nothing here reads a clock.
+//!
+//! Why a recall counts as the store's as soon as it is asked: if it only
+//! counted once the store *saw* the hub's return, a counter sale in between
+//! (the link down) would be recorded as an overdraft of units the hub had
+//! already given back, and the hub would take them off twice (found by the
+//! outage simulation, `shared/tests/rights_sim.rs`). Counting it at once on
+//! both sides means a return changes nothing the store computes; a recall
+//! the hub can only partly answer (it sold some of those units first) raises
+//! what the store keeps for it again, and the store's next step records any
+//! shortfall as an overdraft, which the hub settles.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -54,11 +68,13 @@ pub struct StoreRights {
 
 /// The hub's grow-only totals for one SKU of one store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HubRights {
     pub consumed: i64,
     pub released: i64,
     pub returned: i64,
     pub wanted: i64,
+    pub recall_answered: i64,
 }
 
 impl StoreRights {
@@ -103,21 +119,30 @@ impl StoreRights {
 
 impl HubRights {
     /// The totals' column names, in the order of [`Self::from_totals`].
-    pub const COLUMNS: &'static str = "consumed, released, returned, wanted";
+    pub const COLUMNS: &'static str = "consumed, released, returned, wanted, recall_answered";
 
     /// From totals in [`Self::COLUMNS`] order.
-    pub fn from_totals([consumed, released, returned, wanted]: [i64; 4]) -> HubRights {
+    pub fn from_totals(
+        [consumed, released, returned, wanted, recall_answered]: [i64; 5],
+    ) -> HubRights {
         HubRights {
             consumed,
             released,
             returned,
             wanted,
+            recall_answered,
         }
     }
 
     /// The totals in [`Self::COLUMNS`] order.
-    pub fn totals(&self) -> [i64; 4] {
-        [self.consumed, self.released, self.returned, self.wanted]
+    pub fn totals(&self) -> [i64; 5] {
+        [
+            self.consumed,
+            self.released,
+            self.returned,
+            self.wanted,
+            self.recall_answered,
+        ]
     }
 
     /// Merge of two replicas' views: every total only grows.
@@ -127,14 +152,20 @@ impl HubRights {
             released: self.released.max(o.released),
             returned: self.returned.max(o.returned),
             wanted: self.wanted.max(o.wanted),
+            recall_answered: self.recall_answered.max(o.recall_answered),
         }
     }
+}
+
+/// Units the store asked back that the hub has not answered yet.
+pub fn unanswered(s: &StoreRights, h: &HubRights) -> i64 {
+    (s.recalled - h.recall_answered).max(0)
 }
 
 /// Rights the hub holds: what it may still sell online at this store.
 /// Negative once the hub learns of an overdraft it has to settle.
 pub fn hub_held(s: &StoreRights, h: &HubRights) -> i64 {
-    s.lent - s.overdraft - h.returned - h.consumed + h.released
+    s.lent - s.overdraft - h.returned - h.consumed + h.released - unanswered(s, h)
 }
 
 /// Units the store keeps for the hub: rights the hub holds plus online
@@ -143,7 +174,7 @@ pub fn hub_held(s: &StoreRights, h: &HubRights) -> i64 {
 /// changing the sum, so a store cut off from the hub still knows it exactly
 /// (only `returned` can make it smaller, and only the hub moves that).
 pub fn outstanding(s: &StoreRights, h: &HubRights) -> i64 {
-    (s.lent - s.overdraft - h.returned - s.delivered).max(0)
+    (s.lent - s.overdraft - h.returned - s.delivered - unanswered(s, h)).max(0)
 }
 
 /// What the counter may sell without touching units promised elsewhere.
@@ -244,12 +275,11 @@ pub fn store_step(
     let s1 = step.apply(s);
     let free = counter_free(on_hand, reserved, &s1, h);
     let safety = policy.safety(on_hand);
+    // what the hub holds already excludes what the store asked back
     let held = hub_held(&s1, h).max(0);
-    let pending_recall = (s1.recalled - h.returned).max(0);
     if free < safety {
-        let idle = held - pending_recall;
-        if idle > 0 {
-            step.recall = idle.min(safety - free);
+        if held > 0 {
+            step.recall = held.min(safety - free);
         }
         return step;
     }
@@ -265,11 +295,20 @@ pub fn store_step(
     step
 }
 
-/// Rights the hub gives back now: what the store asked back and the hub
-/// still holds.
+/// Rights the hub gives back for the store's pending recalls: as many as
+/// it still holds of them (the rest it had sold before it saw the recall).
 pub fn hub_return(s: &StoreRights, h: &HubRights) -> i64 {
-    let pending = s.recalled - h.returned;
-    pending.min(hub_held(s, h)).max(0)
+    let pending = unanswered(s, h);
+    pending.min(hub_held(s, h) + pending).max(0)
+}
+
+/// The hub's totals after answering the store's pending recalls.
+pub fn hub_answer(s: &StoreRights, h: &HubRights) -> HubRights {
+    HubRights {
+        returned: h.returned + hub_return(s, h),
+        recall_answered: h.recall_answered.max(s.recalled),
+        ..*h
+    }
 }
 
 /// An online order not yet handed over, as far as settlement cares.
@@ -363,7 +402,8 @@ mod tests {
         assert_eq!(step.overdraft, 0);
         let s = step.apply(&s);
         assert_eq!(hub_return(&s, &h), 5);
-        let h = HubRights { returned: 5, ..h };
+        let h = hub_answer(&s, &h);
+        assert_eq!((h.returned, h.recall_answered), (5, 5));
         assert_eq!(counter_free(50, 0, &s, &h), 15);
         assert_eq!(hub_held(&s, &h), 35);
     }
@@ -384,6 +424,10 @@ mod tests {
         let step = store_step(20, 0, &s, &seen, &P);
         assert_eq!(step.overdraft, 20);
         let s = step.apply(&s);
+        // the store also asked back its safety stock; the hub, holding
+        // nothing, answers with nothing before it settles
+        let hub = hub_answer(&s, &hub);
+        assert_eq!(hub.returned, 0);
         // after reconnect the hub holds 40 - 20 - 35 = -15: it must release 15 units
         assert_eq!(hub_held(&s, &hub), -15);
         let open = vec![
@@ -415,6 +459,36 @@ mod tests {
         assert_eq!(outstanding(&s, &hub), 20);
     }
 
+    /// The race the simulation found: the hub answers a recall, the link
+    /// fails before the store hears of it, and the counter sells. The
+    /// store's figures do not depend on having seen the answer, so no
+    /// overdraft is recorded for units already given back.
+    #[test]
+    fn a_return_the_store_has_not_seen_changes_nothing_it_computes() {
+        let s = StoreRights {
+            lent: 12,
+            recalled: 2,
+            ..Default::default()
+        };
+        let answered = hub_answer(&s, &HubRights::default());
+        assert_eq!((answered.returned, answered.recall_answered), (2, 2));
+        let unseen = HubRights::default();
+        assert_eq!(outstanding(&s, &unseen), outstanding(&s, &answered));
+        assert_eq!(hub_held(&s, &unseen), hub_held(&s, &answered));
+        // a counter sale that leaves exactly the 10 kept for the hub: no overdraft
+        assert_eq!(store_step(10, 0, &s, &unseen, &P).overdraft, 0);
+        // a recall the hub could answer only in part (it sold 1 first):
+        // the store keeps that unit for the hub again
+        let sold_first = HubRights {
+            consumed: 11,
+            ..Default::default()
+        };
+        let partly = hub_answer(&s, &sold_first);
+        assert_eq!(partly.returned, 1);
+        assert_eq!(outstanding(&s, &partly), 11);
+        assert_eq!(hub_held(&s, &partly), 0);
+    }
+
     #[test]
     fn weighed_goods_keep_a_kilo() {
         let p = Policy::KG;
@@ -436,12 +510,13 @@ mod tests {
     }
 
     fn hub_rights() -> impl Strategy<Value = HubRights> {
-        (0..1000i64, 0..1000i64, 0..1000i64, 0..1000i64).prop_map(
-            |(consumed, released, returned, wanted)| HubRights {
+        (0..1000i64, 0..1000i64, 0..1000i64, 0..1000i64, 0..1000i64).prop_map(
+            |(consumed, released, returned, wanted, recall_answered)| HubRights {
                 consumed,
                 released,
                 returned,
                 wanted,
+                recall_answered,
             },
         )
     }

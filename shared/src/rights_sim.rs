@@ -500,9 +500,14 @@ impl Sim {
         Ok(())
     }
 
-    /// The hub settles what it learnt: releases the newest open orders while
-    /// it holds negative rights, then returns what the store asked back.
+    /// The hub settles what it learnt: answers what the store asked back,
+    /// then releases the newest open orders while it holds negative rights.
     fn settle(&mut self) -> Result<(), Violation> {
+        // pending recalls first: a recall must never be settled by releasing orders
+        for sku in 0..self.skus() {
+            self.hub.rights[sku] =
+                rights::hub_answer(&self.hub.store_seen[sku], &self.hub.rights[sku]);
+        }
         let deficits: BTreeMap<String, i64> = (0..self.skus())
             .filter_map(|sku| {
                 let held = self.hub_held(sku);
@@ -537,10 +542,6 @@ impl Sim {
                 }
                 self.tally.orders_released += 1;
             }
-        }
-        for sku in 0..self.skus() {
-            let back = rights::hub_return(&self.hub.store_seen[sku], &self.hub.rights[sku]);
-            self.hub.rights[sku].returned += back;
         }
         Ok(())
     }
@@ -683,7 +684,9 @@ impl Sim {
             let held = rights::hub_held(&s, &h);
             // Units the store keeps for the hub are the hub's rights plus
             // its open orders, to the unit.
-            let kept = s.lent - s.overdraft - h.returned - s.delivered;
+            // (unclamped: after a cancel that lost to a hand-over the hub
+            // may owe a right until the store lends again)
+            let kept = s.lent - s.overdraft - h.returned - s.delivered - rights::unanswered(&s, &h);
             if kept != held + open {
                 return Err(self.violation(format!(
                     "sku {sku}: store keeps {kept}, hub holds {held} + {open} open"

@@ -239,15 +239,13 @@ fn receipts_during_an_outage_lend_more_after_the_heal() {
     assert_eq!(sim.tally().orders_accepted, 2);
 }
 
-/// Known limitation (not an oversell): a recall the hub has answered but the
-/// store has not yet seen, followed by counter sales, makes the store record
-/// an overdraft for units the hub had already returned. The same units are
-/// taken back twice: the hub refunds an order whose goods are on the shelf,
-/// or is left holding negative rights with nothing to release. The fix needs
-/// one more store-written total (see the report on branch `sim`); these
-/// assertions pin today's behaviour so the fix shows up as a change here.
+/// The race this simulation found: the hub answers a recall and the link
+/// fails before the store hears of it; the counter then sells. A recall
+/// counts as the store's from the moment it is asked, so the store records
+/// no overdraft for units already given back, no order is refunded for it,
+/// and the hub is never left below zero.
 #[test]
-fn a_return_racing_an_overdraft_is_counted_twice() {
+fn a_return_racing_a_counter_sale_is_counted_once() {
     let start = [
         // 14 left, 12 kept for the hub: below safety, the store recalls 2
         sale(0, 16),
@@ -267,22 +265,19 @@ fn a_return_racing_an_overdraft_is_counted_twice() {
             Event::Heal,
         ],
     );
-    // 10 on the shelf cover both orders, yet the store saw 12 kept for the hub
-    assert_eq!(sim.store().rights[0].overdraft, 2);
+    // 10 on the shelf cover both orders, and the store knows it
+    assert_eq!(sim.store().rights[0].overdraft, 0);
     quiesce(&mut sim);
     assert_eq!(sim.store().on_hand[0], 10);
     assert_eq!(state(&sim, 0), Some(OrderState::Open));
-    assert_eq!(
-        state(&sim, 1),
-        Some(OrderState::Released(Release::Refunded))
-    );
+    assert_eq!(state(&sim, 1), Some(OrderState::Open));
     assert_eq!(sim.tally().oversold_units, 0);
 
-    // With no order to release, the hub stays below zero.
+    // with no order to release, the hub is not left below zero either
     let mut sim = new(Scheme::Rights, &[30]);
     apply(&mut sim, &start);
     apply(&mut sim, &[Event::Cut, sale(0, 14), Event::Heal]);
     quiesce(&mut sim);
-    assert_eq!(sim.hub_held(0), -2);
-    assert_eq!(sim.tally().stuck_deficit, 2);
+    assert!(sim.hub_held(0) >= 0);
+    assert_eq!(sim.tally().stuck_deficit, 0);
 }

@@ -322,10 +322,12 @@ fn pickup_orders_flow_and_hand_over_offline_with_signed_codes() {
         )
         .unwrap();
     assert_eq!(s, 200);
-    // forged and altered codes are refused
-    let mut forged = qr1.to_owned();
-    let last = forged.pop().unwrap();
-    forged.push(if last == 'A' { 'B' } else { 'A' });
+    // an altered code is refused: one character of the signed claim changed
+    // (not the signature's last character, whose low bits are padding)
+    let mut forged: Vec<char> = qr1.chars().collect();
+    let at = "LP1.".len() + 8;
+    forged[at] = if forged[at] == 'A' { 'B' } else { 'A' };
+    let forged: String = forged.into_iter().collect();
     let (s, v) = c
         .store_post(
             "S001",

@@ -49,17 +49,19 @@ fn save_store_rights(c: &Connection, sku: &str, s: &StoreRights) -> Result<(), A
 /// Merges the hub's totals as received (they only grow). Returns whether
 /// anything grew, so only SKUs whose rights moved are re-evaluated.
 pub(crate) fn merge_hub_rights(c: &Connection, sku: &str, h: &HubRights) -> Result<bool, AppError> {
-    let [a, b, d, e] = h.totals();
+    let [a, b, d, e, f] = h.totals();
     let n = c
         .prepare_cached(
-            "INSERT INTO hub_rights(sku, consumed, released, returned, wanted) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO hub_rights(sku, consumed, released, returned, wanted, recall_answered)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(sku) DO UPDATE SET consumed = max(consumed, excluded.consumed),
                  released = max(released, excluded.released), returned = max(returned, excluded.returned),
-                 wanted = max(wanted, excluded.wanted)
+                 wanted = max(wanted, excluded.wanted), recall_answered = max(recall_answered, excluded.recall_answered)
              WHERE excluded.consumed > consumed OR excluded.released > released
-                 OR excluded.returned > returned OR excluded.wanted > wanted",
+                 OR excluded.returned > returned OR excluded.wanted > wanted
+                 OR excluded.recall_answered > recall_answered",
         )?
-        .execute(params![sku, a, b, d, e])?;
+        .execute(params![sku, a, b, d, e, f])?;
     Ok(n > 0)
 }
 

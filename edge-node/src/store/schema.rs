@@ -184,7 +184,8 @@ CREATE TABLE hub_rights (
     consumed INTEGER NOT NULL DEFAULT 0,
     released INTEGER NOT NULL DEFAULT 0,
     returned INTEGER NOT NULL DEFAULT 0,
-    wanted   INTEGER NOT NULL DEFAULT 0
+    wanted   INTEGER NOT NULL DEFAULT 0,
+    recall_answered INTEGER NOT NULL DEFAULT 0
 );
 -- Online orders routed here by the hub (hub/<S>/orders/<day>), as received.
 CREATE TABLE online_orders (
