@@ -145,6 +145,8 @@ pub struct StoreProc {
     pub proxy: UdpProxy,
     pub base_url: String,
     pub token: String,
+    /// Extra flags the node is started with (e.g. a courier).
+    pub extra_args: Vec<String>,
 }
 
 /// A hub and its stores, each in its own temp dir.
@@ -262,6 +264,11 @@ impl Cluster {
     /// Issues a certificate for `id` and starts its node (demo catalog and
     /// stock, staff cashier/1234 and manager/9999) linked through a proxy.
     pub fn add_store(&mut self, id: &str) -> anyhow::Result<()> {
+        self.add_store_with(id, &[])
+    }
+
+    /// [`Self::add_store`] with extra flags for `linli-edge demo`.
+    pub fn add_store_with(&mut self, id: &str, extra_args: &[&str]) -> anyhow::Result<()> {
         let identity = self.dir.path().join(format!("{id}-identity"));
         let status = Command::new(workspace_bin("linli-hub"))
             .args(["issue-cert", "--data-dir"])
@@ -282,6 +289,7 @@ impl Cluster {
             proxy,
             base_url: String::new(),
             token: String::new(),
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
         };
         self.launch(&mut store)?;
         self.stores.insert(id.to_owned(), store);
@@ -290,21 +298,23 @@ impl Cluster {
 
     fn launch(&self, s: &mut StoreProc) -> anyhow::Result<()> {
         let proxy = s.proxy.addr().to_string();
+        let mut args = vec![
+            "demo",
+            "--store-id",
+            &s.id,
+            "--data-dir",
+            s.data_dir.to_str().unwrap_or_default(),
+            "--listen",
+            "127.0.0.1:0",
+            "--hub",
+            &proxy,
+            "--identity",
+            s.identity.to_str().unwrap_or_default(),
+        ];
+        args.extend(s.extra_args.iter().map(String::as_str));
         let proc = spawn_logged(
             &workspace_bin("linli-edge"),
-            &[
-                "demo",
-                "--store-id",
-                &s.id,
-                "--data-dir",
-                s.data_dir.to_str().unwrap_or_default(),
-                "--listen",
-                "127.0.0.1:0",
-                "--hub",
-                &proxy,
-                "--identity",
-                s.identity.to_str().unwrap_or_default(),
-            ],
+            &args,
             START,
             Some(&self.dir.path().join(format!("{}.log", s.id))),
         )?;

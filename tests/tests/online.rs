@@ -7,13 +7,15 @@
 //! resolves to handed over and is raised for a manager. A counter that
 //! sells the units lent to the hub during an outage records an overdraft,
 //! and on heal the hub releases exactly the orders it can no longer serve.
+//! Deliveries go out with the store's own free rider first and with the
+//! courier (the `linli-courier-sim` process over HTTP) when none is free.
 
 #![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
 
 use std::path::Path;
 use std::time::Duration;
 
-use linli_tests::{Cluster, LinkMode, wait_for};
+use linli_tests::{Cluster, LinkMode, spawn_listening, wait_for, workspace_bin};
 use serde_json::{Value, json};
 
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -44,10 +46,14 @@ fn hub_csv(c: &Cluster, path: &str, file: &str) {
 /// A cluster with S001, the hub's catalog and store directory, and rights
 /// for `SKU` lent to the hub.
 fn setup(seed: u64) -> Cluster {
+    setup_with(seed, &[])
+}
+
+fn setup_with(seed: u64, store_args: &[&str]) -> Cluster {
     let mut c = Cluster::new(seed).unwrap();
     hub_csv(&c, "/api/v1/catalog/import", "products.csv");
     hub_csv(&c, "/api/v1/stores/import", "stores.csv");
-    c.add_store("S001").unwrap();
+    c.add_store_with("S001", store_args).unwrap();
     wait_for(CONVERGE, "rights to reach the hub", || {
         (sellable(&c, "S001") > 0).then_some(())
     })
@@ -451,4 +457,135 @@ fn a_counter_overdraft_during_an_outage_releases_exactly_the_orders_the_hub_cann
     })
     .unwrap();
     assert_eq!(sellable(&c, "S001"), 0);
+}
+
+#[test]
+fn deliveries_go_with_the_stores_rider_first_then_the_courier() {
+    const KEY: &str = "courier-test-key";
+    let sim = spawn_listening(
+        &workspace_bin("linli-courier-sim"),
+        &["--listen", "127.0.0.1:0", "--api-key", KEY],
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let courier = sim.base_url.clone();
+    let c = setup_with(13, &["--courier-url", &courier, "--courier-key", KEY]);
+    let me = customer(&c, "13800000001");
+    // near S001 (30.373276, 120.161971), inside its 3 km
+    let deliver = |key: &str| {
+        let (s, v) = hub_call(
+            &c,
+            &me,
+            "/api/v1/orders",
+            Some(key),
+            Some(
+                json!({"channel": "live", "live_session_id": "L-1", "customer": {"phone": "13800000001"},
+                        "fulfilment": "delivery", "location": {"lat": 30.3752, "lon": 120.1631},
+                        "lines": [{"sku": SKU, "qty": 1}]}),
+            ),
+        );
+        assert_eq!(s, 201, "{v}");
+        v
+    };
+    let a = deliver("d-a");
+    let b = deliver("d-b");
+    assert_eq!(a["store_id"], "S001");
+    assert!(a["fee_fen"].as_i64().unwrap() > 0);
+    assert_eq!(
+        a["total_fen"].as_i64().unwrap(),
+        a["subtotal_fen"].as_i64().unwrap() + a["fee_fen"].as_i64().unwrap()
+    );
+    assert!(a["delivery_window"]["start"].is_string() && a["pickup_qr"].is_null());
+    let (ida, idb) = (
+        a["order_id"].as_str().unwrap(),
+        b["order_id"].as_str().unwrap(),
+    );
+    wait_store_has(&c, ida);
+    wait_store_has(&c, idb);
+    let (s, v) = c
+        .store_post(
+            "S001",
+            "/api/v1/riders",
+            None,
+            json!({"name": "li", "phone": "13900000009"}),
+        )
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+
+    // the store's own rider takes the first
+    let (s, v) = c
+        .store_post(
+            "S001",
+            &format!("/api/v1/online-orders/{ida}/dispatch"),
+            None,
+            json!({}),
+        )
+        .unwrap();
+    assert_eq!(
+        (s, v["status"].clone()),
+        (200, json!("out_for_delivery")),
+        "{v}"
+    );
+    assert_eq!(v["fulfilment_record"]["rider"], "li");
+    // li is out: the second goes to the courier
+    let (s, v) = c
+        .store_post(
+            "S001",
+            &format!("/api/v1/online-orders/{idb}/dispatch"),
+            None,
+            json!({}),
+        )
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["fulfilment_record"]["courier"], "courier");
+    let courier_ref = v["fulfilment_record"]["courier_ref"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // dispatching again is the same delivery
+    let (_, again) = c
+        .store_post(
+            "S001",
+            &format!("/api/v1/online-orders/{idb}/dispatch"),
+            None,
+            json!({}),
+        )
+        .unwrap();
+    assert_eq!(
+        again["fulfilment_record"]["courier_ref"],
+        courier_ref.as_str()
+    );
+
+    // the courier picks it up and delivers; the store's poller records both
+    let advance = || {
+        let r = c
+            .http
+            .post(format!("{courier}/v1/deliveries/{courier_ref}/advance"))
+            .bearer_auth(KEY)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    };
+    advance();
+    wait_hub_status(&c, &me, idb, "out_for_delivery");
+    advance();
+    wait_hub_status(&c, &me, idb, "delivered");
+    // the rider comes back and says so
+    let (s, v) = c
+        .store_post(
+            "S001",
+            &format!("/api/v1/online-orders/{ida}/delivered"),
+            None,
+            json!({}),
+        )
+        .unwrap();
+    assert_eq!((s, v["status"].clone()), (200, json!("delivered")), "{v}");
+    let done = wait_hub_status(&c, &me, ida, "delivered");
+    let steps: Vec<&str> = done["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["placed", "out_for_delivery", "delivered"]);
 }
