@@ -13,9 +13,12 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use chrono::{DateTime, NaiveDate, Utc};
 use linli_shared::catalog::{RejectedRow, parse_catalog_csv};
 use linli_shared::docs::catalog::put_products;
+use linli_shared::docs::json::records_of;
 use linli_shared::docs::ledger::read_sales_where;
-use linli_shared::docs::stock::read_levels;
+use linli_shared::docs::stock::read_levels_of;
 use linli_shared::docs::{DocId, DocKind, Owner};
+use linli_shared::online::FulfilmentFact;
+use linli_shared::rights::StoreRights;
 use linli_sync::db::{Store, StoreError};
 use linli_sync::doc_store::{DocError, Docs, Received};
 use rand::RngCore;
@@ -325,7 +328,7 @@ impl Hub {
                 let r = docs.receive(c, &doc, &store, &Owner::Store(store.clone()), &msg)?;
                 let mut touched = Vec::new();
                 if r.new_changes > 0 {
-                    project(c, docs, &store, &doc)?;
+                    project(c, docs, &store, &doc, &r)?;
                     if matches!(doc.kind(), DocKind::Stock | DocKind::Fulfilment) {
                         let dir = this.directory();
                         touched = crate::orders::reconcile(
@@ -519,19 +522,26 @@ impl Hub {
     }
 }
 
-/// Writes what a store document brought into the query tables.
-fn project(c: &Connection, docs: &mut Docs, store: &str, doc: &DocId) -> Result<(), HubError> {
+/// Writes what a store document brought into the query tables: only the
+/// entries the new changes touched (`Received::touched`), so a sale pushed
+/// into a day's stock document of 1,500 SKUs projects one SKU, not all.
+fn project(
+    c: &Connection,
+    docs: &mut Docs,
+    store: &str,
+    doc: &DocId,
+    received: &Received,
+) -> Result<(), HubError> {
     let day = doc.day().map(|d| d.to_string()).unwrap_or_default();
+    let touched = |section: &str| received.touched.get(section).cloned().unwrap_or_default();
     match doc.kind() {
         DocKind::Ledger => {
-            // read only the sales the hub does not hold yet: a busy day's
-            // ledger is pushed a sale at a time
-            let known: std::collections::HashSet<String> = c
-                .prepare_cached("SELECT sale_id FROM hub_sales WHERE store_id = ?1 AND day = ?2")?
-                .query_map(params![store, day], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
+            let new = touched("sales");
+            if new.is_empty() {
+                return Ok(());
+            }
             let sales = docs
-                .read(c, doc, |d| read_sales_where(d, |id| !known.contains(id)))?
+                .read(c, doc, |d| read_sales_where(d, |id| new.contains(id)))?
                 .unwrap_or_default();
             let mut stmt = c.prepare_cached(
                 "INSERT OR IGNORE INTO hub_sales(store_id, sale_id, day, ticket_no, total_fen, cashier, created_at, lines)
@@ -552,7 +562,12 @@ fn project(c: &Connection, docs: &mut Docs, store: &str, doc: &DocId) -> Result<
             }
         }
         DocKind::Stock => {
-            let levels = docs.read(c, doc, read_levels)?.unwrap_or_default();
+            let skus = touched("levels");
+            let levels = docs
+                .read(c, doc, |d| {
+                    read_levels_of(d, skus.iter().map(String::as_str))
+                })?
+                .unwrap_or_default();
             // a later day's document wins over an earlier one (ISO dates sort)
             let mut stmt = c.prepare_cached(
                 "INSERT INTO hub_stock(store_id, sku, on_hand, reserved, day) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -563,26 +578,18 @@ fn project(c: &Connection, docs: &mut Docs, store: &str, doc: &DocId) -> Result<
             for (sku, l) in levels {
                 stmt.execute(params![store, sku, l.on_hand, l.reserved, day])?;
             }
-            if doc.owner() == Owner::Store(store.to_owned()) {
-                let rights = docs
-                    .read(
-                        c,
-                        doc,
-                        linli_shared::docs::stock::read_rights::<linli_shared::rights::StoreRights>,
-                    )?
-                    .unwrap_or_default();
-                for (sku, r) in rights {
-                    crate::rights::merge_store_rights(c, store, &sku, &r)?;
-                }
+            let skus = touched("rights");
+            let rights = docs
+                .read(c, doc, |d| records_of::<StoreRights>(d, "rights", &skus))?
+                .unwrap_or_default();
+            for (sku, r) in rights {
+                crate::rights::merge_store_rights(c, store, &sku, &r)?;
             }
         }
         DocKind::Fulfilment => {
+            let ids = touched("orders");
             let records = docs
-                .read(c, doc, |d| {
-                    linli_shared::docs::json::records::<linli_shared::online::FulfilmentFact>(
-                        d, "orders",
-                    )
-                })?
+                .read(c, doc, |d| records_of::<FulfilmentFact>(d, "orders", &ids))?
                 .unwrap_or_default();
             crate::orders::project_fulfilment(c, &records)?;
         }

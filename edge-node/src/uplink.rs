@@ -13,8 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use linli_shared::docs::json::records;
-use linli_shared::docs::stock::read_rights;
+use linli_shared::docs::json::records_of;
 use linli_shared::docs::{DocId, DocKind, Owner, catalog::read_products};
 use linli_shared::online::HubOrderFact;
 use linli_shared::rights::HubRights;
@@ -179,12 +178,18 @@ impl SyncHost for EdgeHost {
                                 }
                                 products = Some(crate::app::catalog::read_products(c)?);
                             }
+                            // only the entries the new changes touched
                             DocKind::Orders => {
-                                orders =
-                                    docs.read(c, &d, |doc| records::<HubOrderFact>(doc, "orders"))?;
+                                let ids = r.touched.get("orders").cloned().unwrap_or_default();
+                                orders = docs.read(c, &d, |doc| {
+                                    records_of::<HubOrderFact>(doc, "orders", &ids)
+                                })?;
                             }
                             DocKind::Stock => {
-                                rights = docs.read(c, &d, read_rights::<HubRights>)?;
+                                let skus = r.touched.get("rights").cloned().unwrap_or_default();
+                                rights = docs.read(c, &d, |doc| {
+                                    records_of::<HubRights>(doc, "rights", &skus)
+                                })?;
                             }
                             DocKind::Ledger | DocKind::Fulfilment => {}
                         }

@@ -54,6 +54,18 @@ pub fn records<T: DeserializeOwned>(doc: &AutoCommit, section: &str) -> Vec<(Str
         .collect()
 }
 
+/// The well-formed records of a section under the given keys (those a
+/// sync message touched), by key.
+pub fn records_of<'a, T: DeserializeOwned>(
+    doc: &AutoCommit,
+    section: &str,
+    keys: impl IntoIterator<Item = &'a String>,
+) -> Vec<(String, T)> {
+    keys.into_iter()
+        .filter_map(|k| get_record(doc, section, k).map(|r| (k.clone(), r)))
+        .collect()
+}
+
 fn scalar(v: &Json) -> Option<ScalarValue> {
     Some(match v {
         Json::Bool(b) => ScalarValue::Boolean(*b),

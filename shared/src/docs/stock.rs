@@ -42,6 +42,28 @@ pub fn set_level(doc: &mut AutoCommit, sku: &str, level: Level) -> Result<(), Au
     Ok(())
 }
 
+/// The levels of some SKUs (those present in the document).
+pub fn read_levels_of<'a>(
+    doc: &AutoCommit,
+    skus: impl IntoIterator<Item = &'a str>,
+) -> BTreeMap<String, Level> {
+    let Some(levels) = existing_map(doc, "levels") else {
+        return BTreeMap::new();
+    };
+    skus.into_iter()
+        .filter_map(|sku| match doc.get(&levels, sku) {
+            Ok(Some((Value::Object(ObjType::Map), id))) => Some((
+                sku.to_owned(),
+                Level {
+                    on_hand: get_i64(doc, &id, "on_hand"),
+                    reserved: get_i64(doc, &id, "reserved"),
+                },
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 /// All levels in the document.
 pub fn read_levels(doc: &AutoCommit) -> BTreeMap<String, Level> {
     let Some(levels) = existing_map(doc, "levels") else {
