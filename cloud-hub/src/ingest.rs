@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use linli_shared::docs::{DocId, Owner};
+use linli_shared::docs::DocId;
 use linli_shared::sync::IndexEntry;
 use linli_sync::doc_store::{DocError, Received};
 use linli_sync::session::{self, SyncHost};
@@ -34,12 +34,14 @@ impl SyncHost for HubHost {
         let store = self.store_id.clone();
         self.hub
             .with_docs(move |c, docs| {
-                // the hub's own documents of the store's scope, and the
-                // store's documents it has not seen acknowledged
+                // documents of the store's scope, its own and the hub's,
+                // that the store has not acknowledged whole: the index
+                // stays small after years of day documents (the store lists
+                // its today's documents and the catalog itself)
                 let all = docs.index(c, |d| d.in_scope_of(&store))?;
                 let mut open = Vec::new();
                 for e in all {
-                    if e.doc.owner() == Owner::Hub || !docs.acknowledged(c, &e.doc, &store)? {
+                    if !docs.acknowledged(c, &e.doc, &store)? {
                         open.push(e);
                     }
                 }

@@ -809,7 +809,10 @@ pub(crate) fn project_fulfilment(
             tracing::warn!(order_id = %id, "fulfilment for an order the hub does not know");
             continue;
         };
-        let merged = merge_fulfilment(old, f.clone());
+        let merged = match old {
+            Some(o) => f.clone().merge(o),
+            None => f.clone(),
+        };
         let d = derive_status(&fact, Some(&merged));
         c.prepare_cached(
             "UPDATE online_orders SET fulfilment = ?2, status = ?3, conflict = ?4 WHERE order_id = ?1",
@@ -822,28 +825,4 @@ pub(crate) fn project_fulfilment(
         ])?;
     }
     Ok(())
-}
-
-/// A store's facts about one order may sit in two days' documents: a field
-/// set in either is set.
-fn merge_fulfilment(old: Option<FulfilmentFact>, new: FulfilmentFact) -> FulfilmentFact {
-    let Some(o) = old else { return new };
-    FulfilmentFact {
-        order_id: new.order_id,
-        accepted_at: new.accepted_at.or(o.accepted_at),
-        picked_at: new.picked_at.or(o.picked_at),
-        ready_at: new.ready_at.or(o.ready_at),
-        handed_over_at: new.handed_over_at.or(o.handed_over_at),
-        handed_over_by: new.handed_over_by.or(o.handed_over_by),
-        rider: new.rider.or(o.rider),
-        courier: new.courier.or(o.courier),
-        courier_ref: new.courier_ref.or(o.courier_ref),
-        out_for_delivery_at: new.out_for_delivery_at.or(o.out_for_delivery_at),
-        delivered_at: new.delivered_at.or(o.delivered_at),
-        lines: if new.lines.is_empty() {
-            o.lines
-        } else {
-            new.lines
-        },
-    }
 }

@@ -119,7 +119,46 @@ pub struct FulfilmentFact {
     pub lines: Vec<(String, i64)>,
 }
 
+impl HubOrderFact {
+    /// Two versions of the hub's record of one order (it may sit in two
+    /// days' documents): the hub only ever sets fields that were unset, so
+    /// a field set in either is set.
+    pub fn merge(self, other: HubOrderFact) -> HubOrderFact {
+        HubOrderFact {
+            cancelled_at: self.cancelled_at.or(other.cancelled_at),
+            cancel_reason: self.cancel_reason.or(other.cancel_reason),
+            replaced_by: self.replaced_by.or(other.replaced_by),
+            replaces: self.replaces.or(other.replaces),
+            reconsumed_at: self.reconsumed_at.or(other.reconsumed_at),
+            ..self
+        }
+    }
+}
+
 impl FulfilmentFact {
+    /// Two versions of the store's record of one order (it may sit in two
+    /// days' documents): a field set in either is set.
+    pub fn merge(self, o: FulfilmentFact) -> FulfilmentFact {
+        FulfilmentFact {
+            order_id: self.order_id,
+            accepted_at: self.accepted_at.or(o.accepted_at),
+            picked_at: self.picked_at.or(o.picked_at),
+            ready_at: self.ready_at.or(o.ready_at),
+            handed_over_at: self.handed_over_at.or(o.handed_over_at),
+            handed_over_by: self.handed_over_by.or(o.handed_over_by),
+            rider: self.rider.or(o.rider),
+            courier: self.courier.or(o.courier),
+            courier_ref: self.courier_ref.or(o.courier_ref),
+            out_for_delivery_at: self.out_for_delivery_at.or(o.out_for_delivery_at),
+            delivered_at: self.delivered_at.or(o.delivered_at),
+            lines: if self.lines.is_empty() {
+                o.lines
+            } else {
+                self.lines
+            },
+        }
+    }
+
     /// The record of an order the store has done nothing with yet.
     pub fn new(order_id: &str) -> FulfilmentFact {
         FulfilmentFact {

@@ -780,11 +780,16 @@ pub(crate) fn project_hub_orders(
     )?;
     let mut n = 0;
     for (id, o) in orders {
+        // the record may also sit in another day's document: never lose a field
+        let merged = match load_hub_fact(c, id)? {
+            Some(old) => o.clone().merge(old),
+            None => o.clone(),
+        };
         n += stmt.execute(params![
             id,
-            o.pickup_code,
-            o.placed_at,
-            serde_json::to_string(o).unwrap_or_default()
+            merged.pickup_code,
+            merged.placed_at,
+            serde_json::to_string(&merged).unwrap_or_default()
         ])?;
     }
     Ok(n)
