@@ -219,6 +219,14 @@ pub struct CatalogReport {
 
 impl Hub {
     pub fn open(paths: &HubPaths) -> anyhow::Result<Hub> {
+        Self::open_with(paths, crate::orders::OrderSettings::default())
+    }
+
+    /// Opens the hub with the chain's order settings.
+    pub fn open_with(
+        paths: &HubPaths,
+        order_settings: crate::orders::OrderSettings,
+    ) -> anyhow::Result<Hub> {
         std::fs::create_dir_all(&paths.data_dir)?;
         let docs: Arc<Mutex<Option<Docs>>> = Arc::new(Mutex::new(None));
         let d = docs.clone();
@@ -244,7 +252,7 @@ impl Hub {
             changes: broadcast::channel(4096).0,
             links: Arc::new(Mutex::new(HashMap::new())),
             directory: Arc::new(std::sync::RwLock::new(Default::default())),
-            order_settings: Arc::new(Default::default()),
+            order_settings: Arc::new(order_settings),
             signing: Arc::new(signing),
         };
         Ok(hub)

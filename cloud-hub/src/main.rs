@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use linli_hub::hub::{HubPaths, Role, add_user, open_conn};
+use linli_hub::orders::OrderSettings;
 use linli_hub::server::HubServer;
 
 #[derive(Parser, Debug)]
@@ -28,6 +29,15 @@ enum Cmd {
         /// Extra DNS names or IPs for the hub's certificate.
         #[arg(long)]
         name: Vec<String>,
+        /// Discount for picking up an online order, percent of the goods.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(0..=50))]
+        pickup_discount_pct: i64,
+        /// Delivery fee, fen.
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(i64).range(0..=100_000))]
+        delivery_fee_fen: i64,
+        /// How long a pickup order waits for its customer (and its code stays valid), hours.
+        #[arg(long, default_value_t = 48, value_parser = clap::value_parser!(i64).range(1..=720))]
+        pickup_hold_hours: i64,
     },
     /// Issue a store's certificate (store.pem, store.key, ca.pem) into --out.
     IssueCert {
@@ -87,7 +97,16 @@ fn main() -> anyhow::Result<()> {
             listen,
             quic,
             name,
+            pickup_discount_pct,
+            delivery_fee_fen,
+            pickup_hold_hours,
         } => {
+            let orders = OrderSettings {
+                pickup_discount_pct,
+                delivery_fee_fen,
+                pickup_hold: chrono::Duration::hours(pickup_hold_hours),
+                ..OrderSettings::default()
+            };
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
@@ -99,7 +118,7 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(serve(paths, listen, quic, name))
+                .block_on(serve(paths, listen, quic, name, orders))
         }
         Cmd::IssueCert {
             data_dir,
@@ -146,8 +165,9 @@ async fn serve(
     listen: SocketAddr,
     quic: SocketAddr,
     names: Vec<String>,
+    orders: OrderSettings,
 ) -> anyhow::Result<()> {
-    let server = HubServer::start(&paths, listen, quic, &names).await?;
+    let server = HubServer::start_with(&paths, listen, quic, &names, orders).await?;
     // machine-readable, for supervisors and tests that bind port 0
     println!(
         "linli-hub listening on http://{} quic {}",

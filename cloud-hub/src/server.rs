@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, HubPaths};
 use crate::ingest::Ingest;
+use crate::orders::OrderSettings;
 
 /// A serving hub. Call [`HubServer::shutdown`] to stop it.
 #[must_use = "a hub runs until shut down; keep the handle and call shutdown"]
@@ -28,7 +29,18 @@ impl HubServer {
         quic: SocketAddr,
         names: &[String],
     ) -> anyhow::Result<HubServer> {
-        let hub = Hub::open(paths)?;
+        Self::start_with(paths, listen, quic, names, OrderSettings::default()).await
+    }
+
+    /// [`Self::start`] with the chain's order settings.
+    pub async fn start_with(
+        paths: &HubPaths,
+        listen: SocketAddr,
+        quic: SocketAddr,
+        names: &[String],
+        orders: OrderSettings,
+    ) -> anyhow::Result<HubServer> {
+        let hub = Hub::open_with(paths, orders)?;
         hub.reload_directory().await?;
         let ingest = Ingest::bind(&paths.ca_dir(), quic, names)?;
         let quic_addr = ingest.local_addr()?;

@@ -152,7 +152,8 @@ fn wait_store_has(c: &Cluster, id: &str) {
 
 #[test]
 fn pickup_orders_flow_and_hand_over_offline_with_signed_codes() {
-    let c = setup(11);
+    let mut c = setup(11);
+    c.add_store("S002").unwrap();
     let me = customer(&c, "13800000001");
     let held_before = sellable(&c, "S001");
 
@@ -345,6 +346,19 @@ fn pickup_orders_flow_and_hand_over_offline_with_signed_codes() {
     assert_eq!(
         (s, v["error"]["code"].clone()),
         (403, json!("pickup_forged")),
+        "{v}"
+    );
+    // S001's code is refused at S002, which verifies it with no hub either
+    let (s, v) = c
+        .store_post("S002", "/api/v1/pickups/redeem", None, json!({"code": qr1}))
+        .unwrap();
+    assert_eq!(
+        (
+            s,
+            v["error"]["code"].clone(),
+            v["error"]["details"]["store_id"].clone()
+        ),
+        (409, json!("pickup_wrong_store"), json!("S001")),
         "{v}"
     );
     let (s, v) = c

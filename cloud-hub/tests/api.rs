@@ -1,0 +1,325 @@
+//! The hub's order API over its router (no socket): every documented route
+//! is served, and every kind of bad order is refused with its status and
+//! stable code and leaves no order and no idempotency record behind.
+
+#![allow(clippy::unwrap_used)] // test code
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use linli_hub::hub::{Hub, HubPaths, Role, add_user, open_conn};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct TestHub {
+    _dir: tempfile::TempDir,
+    hub: Hub,
+    admin: String,
+}
+
+async fn hub() -> TestHub {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = HubPaths {
+        data_dir: dir.path().to_owned(),
+    };
+    add_user(
+        &open_conn(&paths.db()).unwrap(),
+        "admin",
+        Role::Admin,
+        "admin-password",
+    )
+    .unwrap();
+    let hub = Hub::open(&paths).unwrap();
+    let admin = hub.login("admin", "admin-password").await.unwrap();
+    TestHub {
+        _dir: dir,
+        hub,
+        admin,
+    }
+}
+
+impl TestHub {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = linli_hub::http::router(self.hub.clone())
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn csv(&self, uri: &str, file: &str) {
+        let body = std::fs::read(format!("{}/../data/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let admin = self.admin.clone();
+        let (s, v) = self
+            .call(
+                "POST",
+                uri,
+                Some(&admin),
+                &[("content-type", "text/csv")],
+                Body::from(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+    }
+
+    async fn count(&self, table: &'static str) -> i64 {
+        self.hub
+            .store
+            .read(move |c| {
+                c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                    .map_err(linli_sync::db::StoreError::from)
+            })
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn openapi_documents_what_is_served() {
+    let h = hub().await;
+    let (s, doc) = h
+        .call("GET", "/api/v1/openapi.json", None, &[], Body::empty())
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let mut documented = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented += 1;
+            let uri = path.replace("{order_id}", "01NOPE");
+            let uri = if uri.ends_with("/stock") {
+                format!("{uri}?sku=P00001")
+            } else {
+                uri
+            };
+            let admin = h.admin.clone();
+            let (s, v) = h
+                .call(
+                    &method.to_uppercase(),
+                    &uri,
+                    Some(&admin),
+                    &[("content-type", "application/json")],
+                    Body::from("{}"),
+                )
+                .await;
+            assert_ne!(
+                v["error"]["code"], "not_found",
+                "{method} {path} is documented but not served"
+            );
+            assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        }
+    }
+    assert_eq!(documented, 10);
+}
+
+#[tokio::test]
+async fn bad_orders_are_refused_with_stable_codes_and_write_nothing() {
+    let h = hub().await;
+    h.csv("/api/v1/catalog/import", "products.csv").await;
+    h.csv("/api/v1/stores/import", "stores.csv").await;
+    let (s, v) = h
+        .call(
+            "POST",
+            "/api/v1/customer/session",
+            None,
+            &[("content-type", "application/json")],
+            Body::from(r#"{"phone":"12345"}"#),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("invalid_field"))
+    );
+    let (_, v) = h
+        .call(
+            "POST",
+            "/api/v1/customer/session",
+            None,
+            &[("content-type", "application/json")],
+            Body::from(r#"{"phone":"13800000001"}"#),
+        )
+        .await;
+    let me = v["token"].as_str().unwrap().to_owned();
+
+    let good = json!({"channel": "miniapp", "customer": {"phone": "13800000001"}, "fulfilment": "pickup",
+                      "store_id": "S001", "lines": [{"sku": "P00001", "qty": 1}]});
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut b = good.clone();
+        f(&mut b);
+        b.to_string()
+    };
+    let json_ct = ("content-type", "application/json");
+    let key = ("idempotency-key", "k-1");
+    let cases: Vec<(
+        &str,
+        Option<&str>,
+        Vec<(&str, &str)>,
+        String,
+        StatusCode,
+        &str,
+    )> = vec![
+        (
+            "no token",
+            None,
+            vec![json_ct, key],
+            good.to_string(),
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        ),
+        (
+            "no key",
+            Some(&me),
+            vec![json_ct],
+            good.to_string(),
+            StatusCode::BAD_REQUEST,
+            "idempotency_key_required",
+        ),
+        (
+            "malformed",
+            Some(&me),
+            vec![json_ct, key],
+            "{\"channel\":".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "unknown field",
+            Some(&me),
+            vec![json_ct, key],
+            with(&|b| b["coupon"] = json!("FREE")),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "unknown sku",
+            Some(&me),
+            vec![json_ct, key],
+            with(&|b| b["lines"][0]["sku"] = json!("P99999")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_sku",
+        ),
+        (
+            "zero qty",
+            Some(&me),
+            vec![json_ct, key],
+            with(&|b| b["lines"][0]["qty"] = json!(0)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "no lines",
+            Some(&me),
+            vec![json_ct, key],
+            with(&|b| b["lines"] = json!([])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "live without session",
+            Some(&me),
+            vec![json_ct, key],
+            with(&|b| b["channel"] = json!("live")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "delivery without location",
+            Some(&me),
+            vec![json_ct, key],
+            with(&|b| {
+                b["fulfilment"] = json!("delivery");
+                b.as_object_mut().unwrap().remove("store_id");
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "bad location",
+            Some(&me),
+            vec![json_ct, key],
+            with(&|b| b["location"] = json!({"lat": 123.0, "lon": 120.0})),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "unknown store",
+            Some(&me),
+            vec![json_ct, key],
+            with(&|b| b["store_id"] = json!("S999")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_store",
+        ),
+        (
+            "someone else's phone",
+            Some(&me),
+            vec![json_ct, key],
+            with(&|b| b["customer"]["phone"] = json!("13900000002")),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        // no store has lent the hub anything yet
+        (
+            "no rights",
+            Some(&me),
+            vec![json_ct, key],
+            good.to_string(),
+            StatusCode::CONFLICT,
+            "no_store_can_serve",
+        ),
+    ];
+    for (what, token, headers, body, status, code) in cases {
+        let (s, v) = h
+            .call("POST", "/api/v1/orders", token, &headers, Body::from(body))
+            .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str().unwrap_or("")),
+            (status, code),
+            "{what}: {v}"
+        );
+        assert!(
+            !v["error"]["message"].as_str().unwrap_or("").is_empty(),
+            "{what}: no message"
+        );
+    }
+    assert_eq!(h.count("online_orders").await, 0);
+    assert_eq!(h.count("idempotency").await, 0);
+    // a refused order leaves its demand for the store to answer, and nothing else
+    assert!(h.count("hub_rights").await > 0);
+    // unknown orders are 404 for anyone, with a code
+    let (s, v) = h
+        .call(
+            "GET",
+            "/api/v1/orders/01NOPE",
+            Some(&me),
+            &[],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::NOT_FOUND, json!("order_not_found"))
+    );
+    // customers do not see the exceptions list
+    let (s, _) = h
+        .call("GET", "/api/v1/exceptions", Some(&me), &[], Body::empty())
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
