@@ -11,6 +11,16 @@ use linli_hub::hub::{Hub, HubPaths, Role, add_user, open_conn};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+/// What is wrong, token, headers, body, expected status and code.
+type Case<'a> = (
+    &'a str,
+    Option<&'a str>,
+    Vec<(&'a str, &'a str)>,
+    String,
+    StatusCode,
+    &'a str,
+);
+
 struct TestHub {
     _dir: tempfile::TempDir,
     hub: Hub,
@@ -168,14 +178,7 @@ async fn bad_orders_are_refused_with_stable_codes_and_write_nothing() {
     };
     let json_ct = ("content-type", "application/json");
     let key = ("idempotency-key", "k-1");
-    let cases: Vec<(
-        &str,
-        Option<&str>,
-        Vec<(&str, &str)>,
-        String,
-        StatusCode,
-        &str,
-    )> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "no token",
             None,
