@@ -337,7 +337,15 @@ impl Hub {
                 let mut touched = Vec::new();
                 if r.new_changes > 0 {
                     project(c, docs, &store, &doc, &r)?;
-                    if matches!(doc.kind(), DocKind::Stock | DocKind::Fulfilment) {
+                    // settle what can have changed: the SKUs whose rights the
+                    // store moved (most sales move none), or everything after
+                    // a fulfilment record (a hand-over may re-consume rights)
+                    let scope = match doc.kind() {
+                        DocKind::Stock => r.touched.get("rights").map(Some),
+                        DocKind::Fulfilment => Some(None),
+                        _ => None,
+                    };
+                    if let Some(skus) = scope {
                         let dir = this.directory();
                         touched = crate::orders::reconcile(
                             c,
@@ -346,6 +354,7 @@ impl Hub {
                             &this.order_settings,
                             &this.signing,
                             &store,
+                            skus,
                             Utc::now(),
                         )?;
                     }

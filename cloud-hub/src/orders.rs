@@ -658,7 +658,8 @@ pub(crate) fn cancel(
 /// What the hub does after learning something from a store: re-consume
 /// rights of cancelled orders the store handed over anyway, answer recalls,
 /// and release open orders while the hub holds negative rights (re-route,
-/// else refund). Returns the documents it changed.
+/// else refund). `skus` limits the rights looked at to those that can have
+/// moved (`None`: all of the store's). Returns the documents it changed.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn reconcile(
     c: &Connection,
@@ -667,6 +668,7 @@ pub(crate) fn reconcile(
     settings: &OrderSettings,
     key: &ed25519_dalek::SigningKey,
     store: &str,
+    skus: Option<&std::collections::BTreeSet<String>>,
     now: DateTime<Utc>,
 ) -> Result<Vec<DocId>, HubError> {
     let day = now.with_timezone(&settings.utc_offset).date_naive();
@@ -697,9 +699,9 @@ pub(crate) fn reconcile(
         raise(c, store, &id, "cancelled_but_handed_over", &detail, now)?;
     }
     // 2. recalls are answered first: a recall never releases an order
-    return_recalled(c, &mut batch, store)?;
+    return_recalled(c, &mut batch, store, skus)?;
     // 3. an overdraft: the hub gives up the newest open orders
-    let deficits = crate::rights::deficits(c, store)?;
+    let deficits = crate::rights::deficits(c, store, skus)?;
     if !deficits.is_empty() {
         let open: Vec<String> = c
             .prepare_cached(

@@ -11,7 +11,7 @@
 //! orders (re-routed to another store where one can serve them, refunded
 //! otherwise, each raised as an exception).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use linli_shared::docs::DocId;
@@ -158,6 +158,7 @@ impl HubRightsBatch {
 fn held_where(
     c: &Connection,
     store: &str,
+    skus: Option<&BTreeSet<String>>,
     filter: &str,
 ) -> Result<Vec<(String, i64, i64)>, HubError> {
     let sql = format!(
@@ -167,11 +168,14 @@ fn held_where(
                      - max(s.recalled - coalesce(h.recall_answered, 0), 0) AS held,
                  max(s.recalled - coalesce(h.recall_answered, 0), 0) AS pending_recall
              FROM store_rights s LEFT JOIN hub_rights h ON h.store_id = s.store_id AND h.sku = s.sku
-             WHERE s.store_id = ?1)
+             WHERE s.store_id = ?1 AND (?2 IS NULL OR s.sku IN (SELECT value FROM json_each(?2))))
          WHERE {filter} ORDER BY sku"
     );
+    let only = skus.map(|k| serde_json::to_string(k).unwrap_or_default());
     Ok(c.prepare_cached(&sql)?
-        .query_map([store], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map(params![store, only], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<Result<_, _>>()?)
 }
 
@@ -182,8 +186,9 @@ pub(crate) fn return_recalled(
     c: &Connection,
     batch: &mut HubRightsBatch,
     store: &str,
+    skus: Option<&BTreeSet<String>>,
 ) -> Result<(), HubError> {
-    for (sku, _, _) in held_where(c, store, "pending_recall > 0")? {
+    for (sku, _, _) in held_where(c, store, skus, "pending_recall > 0")? {
         let s = store_rights(c, store, &sku)?;
         batch.update(c, store, &sku, |h| *h = hub_answer(&s, h))?;
     }
@@ -191,8 +196,12 @@ pub(crate) fn return_recalled(
 }
 
 /// SKUs of a store for which the hub holds negative rights, and by how much.
-pub(crate) fn deficits(c: &Connection, store: &str) -> Result<BTreeMap<String, i64>, HubError> {
-    Ok(held_where(c, store, "held < 0")?
+pub(crate) fn deficits(
+    c: &Connection,
+    store: &str,
+    skus: Option<&BTreeSet<String>>,
+) -> Result<BTreeMap<String, i64>, HubError> {
+    Ok(held_where(c, store, skus, "held < 0")?
         .into_iter()
         .map(|(sku, held, _)| (sku, -held))
         .collect())
