@@ -398,6 +398,44 @@ impl Hub {
         Ok(v)
     }
 
+    /// Cancels pickup orders whose customer did not come by their expiry
+    /// (as of `now`), releasing their rights; the store sees the
+    /// cancellation by sync and the signed code stops working there too.
+    /// Returns how many expired. Delivery orders never expire here: a late
+    /// delivery is still a delivery.
+    pub async fn expire_orders(&self, now: chrono::DateTime<Utc>) -> Result<usize, HubError> {
+        let (settings, dir) = (self.order_settings.clone(), self.directory());
+        let (n, touched) = self
+            .with_docs(move |c, docs| {
+                let open: Vec<String> = c
+                    .prepare_cached(
+                        "SELECT order_id FROM online_orders
+                         WHERE status IN ('placed', 'accepted', 'picked', 'ready') AND pickup_code IS NOT NULL",
+                    )?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let day = now.with_timezone(&settings.utc_offset).date_naive();
+                let mut batch = HubRightsBatch::default();
+                let mut touched = Vec::new();
+                let mut n = 0;
+                for id in open {
+                    let Some((mut fact, f)) = load(c, &id)? else { continue };
+                    let expired = chrono::DateTime::parse_from_rfc3339(&fact.expires_at)
+                        .is_ok_and(|e| e <= now);
+                    if !expired || view(&dir, &fact, f.as_ref()).status == OrderStatus::Cancelled {
+                        continue;
+                    }
+                    touched.push(cancel(c, docs, &mut batch, &mut fact, f.as_ref(), "expired", now, day)?);
+                    n += 1;
+                }
+                touched.extend(batch.flush(c, docs, day)?);
+                Ok((n, touched))
+            })
+            .await?;
+        self.announce(touched);
+        Ok(n)
+    }
+
     /// Units of a SKU the hub may sell online, per store (rights it holds).
     pub async fn sellable(&self, sku: &str) -> Result<Vec<SellableView>, HubError> {
         let dir = self.directory();

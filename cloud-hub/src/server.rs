@@ -51,6 +51,8 @@ impl HubServer {
         let (h, c) = (hub.clone(), cancel.clone());
         tasks.spawn(async move { ingest.run(h, c).await });
         let (h, c) = (hub.clone(), cancel.clone());
+        tasks.spawn(async move { expiry_sweeper(h, c).await });
+        let (h, c) = (hub.clone(), cancel.clone());
         tasks.spawn(async move {
             let serve = axum::serve(listener, crate::http::router(h))
                 .with_graceful_shutdown(c.cancelled_owned());
@@ -72,5 +74,20 @@ impl HubServer {
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
         self.hub.store.shutdown().await;
+    }
+}
+
+/// Expires pickup orders nobody collected, once a minute.
+async fn expiry_sweeper(hub: Hub, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => match hub.expire_orders(chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "uncollected pickup orders expired; their rights are released"),
+                Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+            },
+        }
     }
 }

@@ -1,13 +1,22 @@
 //! The hub's order API over its router (no socket): every documented route
 //! is served, and every kind of bad order is refused with its status and
-//! stable code and leaves no order and no idempotency record behind.
+//! stable code and leaves no order and no idempotency record behind; a
+//! pickup order nobody collects expires and gives its rights back.
 
 #![allow(clippy::unwrap_used)] // test code
 
+use automerge::AutoCommit;
+use automerge::sync::{self, SyncDoc};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use linli_hub::hub::{Hub, HubPaths, Role, add_user, open_conn};
+use linli_hub::hub::{Hub, HubPaths, Role, User, add_user, open_conn};
+use linli_hub::online::Caller;
+use linli_hub::orders::PlaceOrder;
+use linli_shared::docs::stock::set_rights;
+use linli_shared::docs::{DocId, Owner, new_doc};
+use linli_shared::order::OrderStatus;
+use linli_shared::rights::StoreRights;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -325,4 +334,100 @@ async fn bad_orders_are_refused_with_stable_codes_and_write_nothing() {
         .call("GET", "/api/v1/exceptions", Some(&me), &[], Body::empty())
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+/// Syncs a store-owned document into the hub the way a store's session
+/// would, until neither side has more to say.
+async fn sync_in(hub: &Hub, store: &str, id: &DocId, doc: &mut AutoCommit) {
+    let mut state = sync::State::new();
+    for _ in 0..20 {
+        let Some(msg) = doc.sync().generate_sync_message(&mut state) else {
+            return;
+        };
+        hub.receive_from(store, id.clone(), msg.encode())
+            .await
+            .unwrap();
+        let (s, i) = (store.to_owned(), id.clone());
+        let reply = hub
+            .with_docs(move |c, docs| Ok(docs.generate(c, &i, &s)?))
+            .await
+            .unwrap();
+        if let Some(r) = reply {
+            doc.sync()
+                .receive_sync_message(&mut state, sync::Message::decode(&r).unwrap())
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn uncollected_pickup_orders_expire_and_give_their_rights_back() {
+    let h = hub().await;
+    h.csv("/api/v1/catalog/import", "products.csv").await;
+    h.csv("/api/v1/stores/import", "stores.csv").await;
+    // S001 lends the hub 10 units, through its stock document
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+    let id = DocId::store_stock("S001", day);
+    let mut doc = new_doc(&id, Owner::Store("S001".into()).actor([7; 8])).unwrap();
+    set_rights(
+        &mut doc,
+        "P00001",
+        &StoreRights {
+            lent: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    doc.commit();
+    sync_in(&h.hub, "S001", &id, &mut doc).await;
+    let sellable = |v: Vec<linli_hub::online::SellableView>| {
+        v.into_iter()
+            .find(|s| s.store_id == "S001")
+            .map(|s| s.sellable)
+    };
+    assert_eq!(sellable(h.hub.sellable("P00001").await.unwrap()), Some(10));
+
+    let admin = Caller::Staff(User {
+        name: "admin".into(),
+        role: Role::Admin,
+    });
+    let req: PlaceOrder = serde_json::from_value(
+        json!({"channel": "community", "customer": {"phone": "13800000001"},
+        "fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": "P00001", "qty": 3}]}),
+    )
+    .unwrap();
+    let (order, _) = h
+        .hub
+        .place_order(&admin, "exp-1".into(), req)
+        .await
+        .unwrap();
+    assert_eq!(sellable(h.hub.sellable("P00001").await.unwrap()), Some(7));
+
+    let now = chrono::Utc::now();
+    assert_eq!(
+        h.hub
+            .expire_orders(now + chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        h.hub
+            .expire_orders(now + chrono::Duration::hours(49))
+            .await
+            .unwrap(),
+        1
+    );
+    let v = h.hub.order(&admin, &order.order_id).await.unwrap();
+    assert_eq!(v.status, OrderStatus::Cancelled);
+    assert_eq!(v.cancel_reason.as_deref(), Some("expired"));
+    assert_eq!(sellable(h.hub.sellable("P00001").await.unwrap()), Some(10));
+    // a second sweep finds nothing more
+    assert_eq!(
+        h.hub
+            .expire_orders(now + chrono::Duration::hours(50))
+            .await
+            .unwrap(),
+        0
+    );
 }

@@ -275,6 +275,11 @@ pub enum AppError {
     /// A scanned pickup QR code is forged, altered, for another store or expired.
     #[error(transparent)]
     PickupCode(linli_shared::pickup::PickupCodeError),
+    /// The node has not got the hub's key for pickup QR codes.
+    #[error(
+        "this store cannot check pickup QR codes: the hub's key (pickup.pub) is missing from its identity; re-issue the identity with linli-hub issue-cert, or type the short code"
+    )]
+    PickupKeyMissing,
     /// An online order is not in a state that allows this step.
     #[error("order {order_id} is {status}; it cannot be given the step {step}")]
     OrderStep {

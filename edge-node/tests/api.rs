@@ -1095,3 +1095,78 @@ async fn health_and_metrics() {
     assert!(text.contains("linli_edge_db_commit_duration_seconds_count"));
     assert!(text.contains("route=\"/api/v1/sales\""));
 }
+
+#[tokio::test]
+async fn online_codes_are_refused_clearly_when_the_store_cannot_check_them() {
+    let mut n = TestNode::new().await;
+    let c = n.cashier.clone();
+    let cases = [
+        // no hub key on this node: a QR cannot be checked, and it says so
+        (
+            "LP1.e30.AAAA",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "pickup_key_missing",
+        ),
+        // the hub's eight-digit code of an order that has not synced
+        ("12345678", StatusCode::NOT_FOUND, "pickup_code_unknown"),
+        (
+            "not a code",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+    ];
+    for (code_text, status, want) in cases {
+        for path in ["/api/v1/pickups/lookup", "/api/v1/pickups/redeem"] {
+            let (s, e) = n
+                .json("POST", path, Some(&c), None, json!({ "code": code_text }))
+                .await;
+            assert_eq!((s, code(&e)), (status, want), "{path} {code_text}: {e}");
+        }
+    }
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/online-orders/01NOPE/accept",
+            Some(&c),
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::NOT_FOUND, "order_not_found"));
+    // a store without riders or courier cannot dispatch an unknown order
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/online-orders/01NOPE/dispatch",
+            Some(&c),
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::NOT_FOUND, "order_not_found"));
+    // riders: managers only, valid phones only
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/riders",
+            Some(&c),
+            None,
+            json!({"name": "li", "phone": "13900000009"}),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::FORBIDDEN, "forbidden"));
+    let m = n.manager.clone();
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/riders",
+            Some(&m),
+            None,
+            json!({"name": "li", "phone": "123"}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+    );
+}

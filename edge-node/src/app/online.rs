@@ -258,9 +258,7 @@ impl App {
     fn resolve_code(&self, c: &Connection, code: &str) -> Result<Resolved, AppError> {
         let code = code.trim();
         if is_qr_payload(code) {
-            let key = self
-                .pickup_key()
-                .ok_or(AppError::PickupCode(PickupCodeError::BadSignature))?;
+            let key = self.pickup_key().ok_or(AppError::PickupKeyMissing)?;
             let claim = pickup::verify(code, &key, &self.settings.store_id, self.now())
                 .map_err(AppError::PickupCode)?;
             return Ok(Resolved::Online {

@@ -156,6 +156,9 @@ impl From<AppError> for ApiError {
                 step,
             } => ApiError::new(S::CONFLICT, "order_step_not_allowed", msg)
                 .with_details(json!({ "order_id": order_id, "status": status, "step": step })),
+            AppError::PickupKeyMissing => {
+                ApiError::new(S::SERVICE_UNAVAILABLE, "pickup_key_missing", msg)
+            }
             AppError::NoCourier(_) => {
                 ApiError::new(S::SERVICE_UNAVAILABLE, "no_rider_or_courier", msg)
             }
