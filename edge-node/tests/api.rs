@@ -1098,7 +1098,7 @@ async fn health_and_metrics() {
 
 #[tokio::test]
 async fn online_codes_are_refused_clearly_when_the_store_cannot_check_them() {
-    let mut n = TestNode::new().await;
+    let n = TestNode::new().await;
     let c = n.cashier.clone();
     let cases = [
         // no hub key on this node: a QR cannot be checked, and it says so
