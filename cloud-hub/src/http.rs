@@ -165,6 +165,9 @@ fn store_views(hub: &Hub) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The hub's health: status, version and the links of the chain's stores.
+#[utoipa::path(get, path = "/health", tag = "system",
+    responses((status = 200, description = "status, version, connected and stuck stores")))]
 async fn health(State(hub): State<Hub>) -> Json<serde_json::Value> {
     let stores = store_views(&hub);
     let connected = stores
@@ -185,13 +188,17 @@ async fn health(State(hub): State<Hub>) -> Json<serde_json::Value> {
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     name: String,
     password: String,
 }
 
+/// A hub user's login (`{"name","password"}`) → `{"token"}`.
+#[utoipa::path(post, path = "/api/v1/login", tag = "system", request_body = LoginRequest,
+    responses((status = 200, description = "`{\"token\"}`"),
+              (status = 401, body = linli_shared::api_doc::ErrorBody, description = "invalid_credentials")))]
 async fn login(
     State(hub): State<Hub>,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
@@ -202,6 +209,13 @@ async fn login(
     Ok(Json(json!({ "token": token })))
 }
 
+/// Imports the chain's catalog (CSV in the format of `data/products.csv`);
+/// it reaches every store through `catalog/1`. Admin.
+#[utoipa::path(post, path = "/api/v1/catalog/import", tag = "products",
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, description = "imported and rejected rows with line numbers"),
+              (status = 422, body = linli_shared::api_doc::ErrorBody, description = "invalid_csv")),
+    security(("bearer" = [])))]
 async fn import_catalog(
     State(hub): State<Hub>,
     Auth(user): Auth,
@@ -230,11 +244,19 @@ fn require_csv(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 struct DayQuery {
+    /// Business day, `YYYY-MM-DD`.
     day: String,
 }
 
+/// A store's sales of a business day as the hub holds them. Staff.
+#[utoipa::path(get, path = "/api/v1/stores/{store_id}/sales", tag = "stores",
+    params(("store_id" = String, Path), DayQuery),
+    responses((status = 200, description = "count, total and the sales"),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "store_not_found"),
+              (status = 422, body = linli_shared::api_doc::ErrorBody, description = "invalid_field")),
+    security(("bearer" = [])))]
 async fn sales(
     State(hub): State<Hub>,
     Auth(_user): Auth,
@@ -255,6 +277,12 @@ async fn sales(
     ))
 }
 
+/// A store's stock level of one SKU as the hub holds it. Staff.
+#[utoipa::path(get, path = "/api/v1/stores/{store_id}/stock/{sku}", tag = "stores",
+    params(("store_id" = String, Path), ("sku" = String, Path)),
+    responses((status = 200, description = "on hand and reserved"),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "stock_not_found / store_not_found")),
+    security(("bearer" = [])))]
 async fn stock(
     State(hub): State<Hub>,
     Auth(_user): Auth,
@@ -272,6 +300,12 @@ async fn stock(
 
 /// A document as the hub holds it, saved by automerge (`application/octet-stream`):
 /// plain automerge, loadable by any automerge implementation.
+#[utoipa::path(get, path = "/api/v1/docs/{doc_id}", tag = "system",
+    params(("doc_id" = String, Path, description = "e.g. `store/S001/ledger/2026-11-25`")),
+    responses((status = 200, content_type = "application/octet-stream", description = "the automerge document"),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "doc_not_found"),
+              (status = 422, body = linli_shared::api_doc::ErrorBody, description = "invalid_field")),
+    security(("bearer" = [])))]
 async fn export_doc(
     State(hub): State<Hub>,
     Auth(user): Auth,

@@ -10,6 +10,7 @@
 //! derives `utoipa::ToSchema` on its wire types only so the API documents are
 //! generated from the very types the servers deserialize.
 
+pub mod api_doc;
 pub mod barcode;
 pub mod catalog;
 pub mod docs;

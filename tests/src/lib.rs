@@ -20,14 +20,86 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use serde_json::{Value, json};
 
-/// Path of a workspace binary built by `cargo test --workspace`.
+/// Path of a workspace binary built by `cargo test --workspace` (or
+/// `cargo build --bins`). `cargo test -p linli-tests` alone does not rebuild
+/// the binaries it spawns, so a test would run yesterday's node against
+/// today's test: this panics, saying what to run, when the binary is
+/// missing or older than any source it is built from.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let mut dir = std::env::current_exe().unwrap_or_default();
     dir.pop(); // the test executable
     if dir.ends_with("deps") {
         dir.pop();
     }
-    dir.join(name)
+    let bin = dir.join(name);
+    if let Err(e) = check_fresh(&bin, name) {
+        panic!("{e}");
+    }
+    bin
+}
+
+/// The workspace crates a binary is built from (its own and its path
+/// dependencies), relative to the workspace root.
+fn sources_of(bin: &str) -> &'static [&'static str] {
+    match bin {
+        "linli-edge" => &["edge-node", "shared", "sync", "courier"],
+        "linli-hub" => &["cloud-hub", "shared", "sync"],
+        "linli-courier-sim" => &["courier"],
+        "linli-install" => &["installer", "shared"],
+        _ => &[],
+    }
+}
+
+/// Newest modification time of the files under `path` (skipping `tests`
+/// and `benches`, which do not go into a binary).
+fn newest_mtime(path: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return Some((meta.modified().ok()?, path.to_owned()));
+    }
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(path).ok()?.flatten() {
+        let p = entry.path();
+        if p.ends_with("tests") || p.ends_with("benches") || p.ends_with("target") {
+            continue;
+        }
+        if let Some(found) = newest_mtime(&p)
+            && newest.as_ref().is_none_or(|n| found.0 > n.0)
+        {
+            newest = Some(found);
+        }
+    }
+    newest
+}
+
+/// Refuses a missing binary, or one older than a source file it is built from.
+pub fn check_fresh(bin: &Path, name: &str) -> anyhow::Result<()> {
+    let built = std::fs::metadata(bin)
+        .and_then(|m| m.modified())
+        .map_err(|e| {
+            anyhow!(
+                "{} is missing ({e}): run `cargo build --bins` (or `cargo test --workspace`) first",
+                bin.display()
+            )
+        })?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?;
+    let mut inputs = vec![root.join("Cargo.lock")];
+    inputs.extend(sources_of(name).iter().map(|c| root.join(c)));
+    for input in inputs {
+        if let Some((changed, file)) = newest_mtime(&input)
+            && changed > built
+        {
+            return Err(anyhow!(
+                "{} is stale: {} changed after it was built; run `cargo build --bins` \
+                 (or `cargo test --workspace`) before `cargo test -p linli-tests`",
+                bin.display(),
+                file.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A running child process that printed `... listening on <rest>`.
@@ -461,5 +533,33 @@ impl Cluster {
             (got == want_sorted).then_some(())
         });
         r.with_context(|| format!("hub has {} sales, want {}", last.len(), want_sorted.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_binary_older_than_its_sources_or_missing_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("linli-hub");
+        let missing = check_fresh(&bin, "linli-hub").unwrap_err().to_string();
+        assert!(missing.contains("missing"), "{missing}");
+
+        let f = std::fs::File::create(&bin).unwrap();
+        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1))
+            .unwrap();
+        let stale = check_fresh(&bin, "linli-hub").unwrap_err().to_string();
+        assert!(
+            stale.contains("stale") && stale.contains("cargo build --bins"),
+            "{stale}"
+        );
+
+        f.set_modified(SystemTime::now() + Duration::from_secs(3600))
+            .unwrap();
+        check_fresh(&bin, "linli-hub").unwrap();
     }
 }

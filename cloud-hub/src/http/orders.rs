@@ -282,10 +282,27 @@ pub(crate) async fn exceptions(
         get_order,
         cancel_order,
         qr_svg,
-        exceptions
-    )
+        exceptions,
+        super::health,
+        super::login,
+        super::import_catalog,
+        super::sales,
+        super::stock,
+        super::export_doc,
+    ),
+    modifiers(&StandardResponses)
 )]
 pub(crate) struct ApiDoc;
+
+/// The bearer scheme, the error body and the error responses every
+/// operation shares (`linli_shared::api_doc`).
+struct StandardResponses;
+
+impl utoipa::Modify for StandardResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        linli_shared::api_doc::add_standard_responses(openapi);
+    }
+}
 
 /// The OpenAPI document.
 pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {

@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use linli_shared::barcode::BarcodeError;
 use linli_shared::sale::PaymentError;
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::app::AppError;
@@ -25,21 +24,9 @@ pub struct ApiError {
     pub details: Option<Value>,
 }
 
-/// The error body, as documented in the OpenAPI document.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// Stable, machine-readable: branch on this, not on the message.
-    pub code: String,
-    /// What went wrong and what to fix, for a person.
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<Value>,
-}
+/// The error body, as documented in the OpenAPI document (one definition
+/// for both servers).
+pub use linli_shared::api_doc::{ErrorBody, ErrorDetail};
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {

@@ -2,7 +2,6 @@
 //! very types the handlers deserialize, so it cannot drift from what the
 //! server accepts (a test checks every documented route is served).
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{catalog, online, orders, sales, system};
@@ -20,19 +19,17 @@ use super::{catalog, online, orders, sales, system};
         online::lookup, online::list, online::get, online::accept, online::pick, online::ready,
         online::dispatch, online::delivered, online::riders, online::add_rider,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&StandardResponses)
 )]
 struct ApiDoc;
 
-struct BearerAuth;
+/// The bearer scheme, the error body and the error responses every
+/// operation shares (`linli_shared::api_doc`).
+struct StandardResponses;
 
-impl Modify for BearerAuth {
+impl Modify for StandardResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+        linli_shared::api_doc::add_standard_responses(openapi);
     }
 }
 
