@@ -237,11 +237,7 @@ impl Hub {
                 if let Ok(mut g) = d.lock()
                     && let Some(docs) = g.as_mut()
                 {
-                    if committed {
-                        docs.committed();
-                    } else {
-                        docs.clear();
-                    }
+                    docs.batch_ended(committed);
                 }
             })),
         )?;

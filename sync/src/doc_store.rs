@@ -6,10 +6,21 @@
 //! only that thread locks in practice). Every mutation of a document and the
 //! chunk that persists it happen inside the caller's write transaction, so
 //! the query tables updated in the same closure can never disagree with the
-//! documents after a crash. The in-memory copies are a cache of the chunks:
-//! whenever a write fails after a document changed in memory, that document
-//! is evicted and reloaded from the database on next use ([`Docs::evict`],
-//! [`Docs::clear`] after a failed commit).
+//! documents after a crash.
+//!
+//! Two rules keep every replica convergent (DESIGN.md §3, sync rules):
+//!
+//! - A change leaves a replica only once it is durable there. The in-memory
+//!   copies are a cache of the chunks, checked against the heads the current
+//!   transaction holds every time a document is used: a write job that
+//!   changed a document and then failed is rolled back to its savepoint, and
+//!   the copy that still holds its change is dropped and reloaded instead of
+//!   being offered to a peer. Documents changed in the open transaction are
+//!   not offered until it commits ([`Docs::committed`], [`Docs::clear`]).
+//! - A replica never reuses an actor's sequence number: every
+//!   [`Docs::open`] (every process start) takes a fresh actor id under the
+//!   owner's prefix, so a change lost in a crash can never come back as a
+//!   different change under the same actor and sequence number.
 //!
 //! Sync states: during a session the full `sync::State` lives in memory
 //! (sent hashes, the peer's Bloom filter); only its encoded form (the shared
@@ -135,26 +146,18 @@ fn heads_from_blob(b: &[u8]) -> Vec<[u8; 32]> {
 }
 
 impl Docs {
-    /// The documents of the replica `owner`, with this database's actor id
-    /// (created on first use, so a copied database keeps its actor and a new
-    /// one never reuses another's).
+    /// The documents of the replica `owner`, with a fresh actor id under the
+    /// owner's prefix. A new actor per open (per process start) means a
+    /// change that was offered but lost in a crash, or a restored backup,
+    /// can never collide with a new change under the same actor and
+    /// sequence number (automerge cannot reconcile that). The last actor is
+    /// recorded in `doc_meta` for diagnosis only.
     pub fn open(c: &Connection, owner: Owner) -> Result<Docs, DocError> {
-        let existing: Option<Vec<u8>> = c
-            .query_row("SELECT value FROM doc_meta WHERE key = 'actor'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let actor = match existing {
-            Some(bytes) if owner.owns_actor(&ActorId::from(bytes.clone())) => ActorId::from(bytes),
-            _ => {
-                let actor = owner.actor(rand::random());
-                c.execute(
-                    "INSERT OR REPLACE INTO doc_meta(key, value) VALUES ('actor', ?1)",
-                    [actor.to_bytes()],
-                )?;
-                actor
-            }
-        };
+        let actor = owner.actor(rand::random());
+        c.execute(
+            "INSERT OR REPLACE INTO doc_meta(key, value) VALUES ('actor', ?1)",
+            [actor.to_bytes()],
+        )?;
         Ok(Docs {
             owner,
             actor,
@@ -173,13 +176,32 @@ impl Docs {
         self.docs.remove(id);
     }
 
-    /// Drops every cached document and in-session sync state: called when a
-    /// commit failed, since memory may then hold what the disk does not.
+    /// Drops a document and its in-session sync states: memory held what
+    /// the transaction does not (a rolled-back write). Both reload from the
+    /// database, and the sync with every peer restarts from the persisted
+    /// shared heads.
+    fn forget(&mut self, id: &DocId) {
+        self.docs.remove(id);
+        self.states.retain(|(d, _), _| d != id);
+    }
+
     /// The writer's transaction committed: local changes may now be offered.
     pub fn committed(&mut self) {
         self.uncommitted.clear();
     }
 
+    /// What the writer's commit observer calls after every batch:
+    /// [`Docs::committed`] or [`Docs::clear`].
+    pub fn batch_ended(&mut self, committed: bool) {
+        if committed {
+            self.committed();
+        } else {
+            self.clear();
+        }
+    }
+
+    /// Drops every cached document and in-session sync state: called when a
+    /// commit failed, since memory may then hold what the disk does not.
     pub fn clear(&mut self) {
         self.uncommitted.clear();
         self.docs.clear();
@@ -192,7 +214,31 @@ impl Docs {
         self.states.retain(|(_, p), _| p != peer);
     }
 
+    /// Whether the cached copy of `id` holds exactly what the current
+    /// transaction holds (its heads are the persisted heads; a document
+    /// that is not stored must have no changes).
+    fn cache_is_current(&mut self, c: &Connection, id: &DocId) -> Result<bool, DocError> {
+        let Some(doc) = self.docs.get_mut(id) else {
+            return Ok(true);
+        };
+        let stored: Option<Vec<u8>> = c
+            .prepare_cached("SELECT heads FROM docs WHERE doc_id = ?1")?
+            .query_row([id.as_str()], |r| r.get(0))
+            .optional()?;
+        let mut ours: Vec<[u8; 32]> = doc.get_heads().iter().map(|h| h.0).collect();
+        let mut disk = stored.map(|b| heads_from_blob(&b)).unwrap_or_default();
+        ours.sort_unstable();
+        disk.sort_unstable();
+        Ok(ours == disk)
+    }
+
     fn load(&mut self, c: &Connection, id: &DocId) -> Result<Option<&mut AutoCommit>, DocError> {
+        if !self.cache_is_current(c, id)? {
+            // a write that changed it was rolled back: its change must never
+            // be offered, nor the next change built on it
+            tracing::warn!(%id, "cached document differs from the database (a write was rolled back); reloading");
+            self.forget(id);
+        }
         if !self.docs.contains_key(id) {
             let mut stmt =
                 c.prepare_cached("SELECT bytes FROM doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
@@ -430,8 +476,10 @@ impl Docs {
         match outcome {
             Ok(r) => {
                 self.states.insert((id.clone(), peer.to_owned()), state);
-                self.persist(c, id)?;
-                self.save_state(c, id, peer)?;
+                if let Err(e) = self.persist(c, id).and_then(|_| self.save_state(c, id, peer)) {
+                    self.forget(id);
+                    return Err(e);
+                }
                 Ok(r)
             }
             Err(e) => {

@@ -1068,11 +1068,10 @@ impl SimStore {
             db,
             sim_migrate,
             Some(Arc::new(move |_, _, committed| {
-                // memory may hold what the disk does not
-                if !committed
-                    && let Some(docs) = d.lock().unwrap_or_else(PoisonError::into_inner).as_mut()
-                {
-                    docs.clear();
+                // a commit lets the batch's changes be offered to the hub;
+                // a failed one leaves memory holding what the disk does not
+                if let Some(docs) = d.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+                    docs.batch_ended(committed);
                 }
             })),
         )?;

@@ -1,0 +1,320 @@
+//! The two sync rules that keep replicas convergent, each shown on two real
+//! replicas (a store and the hub, each with its own SQLite file, writer
+//! thread and commit observer, wired as the node and the hub wire them):
+//!
+//! - a change leaves a replica only once it is durable there: a write job
+//!   that changed a document and then failed is rolled back, and its change
+//!   is never offered to the peer;
+//! - a restarted replica never reuses an actor's sequence number, even when
+//!   its database lost changes the peer already holds (restored backup).
+//!
+//! Before these rules, both cases ended with the hub holding a change under
+//! the store's actor and sequence number that the store then reused for a
+//! different change: the hub refuses it (`DuplicateSeqNumber`) on every
+//! session, forever.
+
+#![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use automerge::{ChangeHash, ReadDoc};
+use chrono::NaiveDate;
+use linli_shared::docs::stock::{Level, read_levels, set_level};
+use linli_shared::docs::{DocId, Owner};
+use linli_sync::db::{Store, StoreError, migrate};
+use linli_sync::doc_store::{DocError, Docs, MIGRATION};
+use rusqlite::Connection;
+
+fn schema(c: &mut Connection) -> rusqlite::Result<()> {
+    migrate(c, &[MIGRATION])
+}
+
+#[derive(Debug)]
+enum E {
+    Doc(DocError),
+    Store(StoreError),
+    /// The use case's own failure after it changed a document.
+    Refused,
+}
+
+impl From<DocError> for E {
+    fn from(e: DocError) -> Self {
+        E::Doc(e)
+    }
+}
+
+impl From<StoreError> for E {
+    fn from(e: StoreError) -> Self {
+        E::Store(e)
+    }
+}
+
+/// One replica: a database with its writer and its documents.
+struct Replica {
+    path: PathBuf,
+    owner: Owner,
+    store: Store,
+    docs: Arc<Mutex<Option<Docs>>>,
+}
+
+impl Replica {
+    async fn open(path: &Path, owner: Owner) -> Replica {
+        let docs: Arc<Mutex<Option<Docs>>> = Arc::new(Mutex::new(None));
+        let d = docs.clone();
+        let store = Store::open(
+            path,
+            schema,
+            Some(Arc::new(move |_, _, committed| {
+                if let Some(docs) = d.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+                    docs.batch_ended(committed);
+                }
+            })),
+        )
+        .unwrap();
+        let r = Replica {
+            path: path.to_owned(),
+            owner,
+            store,
+            docs,
+        };
+        let (owner, docs) = (r.owner.clone(), r.docs.clone());
+        r.store
+            .write(move |c| {
+                *docs.lock().unwrap_or_else(PoisonError::into_inner) = Some(Docs::open(c, owner)?);
+                Ok::<_, E>(())
+            })
+            .await
+            .unwrap();
+        r
+    }
+
+    /// Stops the writer and opens the same file again: a process restart.
+    async fn restart(self) -> Replica {
+        self.store.shutdown().await;
+        let (path, owner) = (self.path.clone(), self.owner.clone());
+        drop(self);
+        Replica::open(&path, owner).await
+    }
+
+    async fn with_docs<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &mut Docs) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
+        let docs = self.docs.clone();
+        self.store
+            .write(move |c| {
+                let mut g = docs.lock().unwrap_or_else(PoisonError::into_inner);
+                f(c, g.as_mut().ok_or(E::Store(StoreError::Closed))?)
+            })
+            .await
+    }
+
+    /// Sets the level of `sku` in one write job; `then_fail` makes the job
+    /// fail after the document changed (as a use case whose later step
+    /// fails does), so the job is rolled back.
+    async fn set(&self, id: &DocId, sku: &str, on_hand: i64, then_fail: bool) -> Result<(), E> {
+        let (id, sku) = (id.clone(), sku.to_owned());
+        self.with_docs(move |c, docs| {
+            docs.change(c, &id, |d| {
+                set_level(
+                    d,
+                    &sku,
+                    Level {
+                        on_hand,
+                        reserved: 0,
+                    },
+                )
+            })?;
+            if then_fail {
+                return Err(E::Refused);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn level(&self, id: &DocId, sku: &str) -> Option<i64> {
+        let (id, sku) = (id.clone(), sku.to_owned());
+        self.with_docs(move |c, docs| {
+            Ok(docs
+                .read(c, &id, |d| read_levels(d).get(&sku).map(|l| l.on_hand))?
+                .flatten())
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The persisted heads of the document.
+    async fn heads(&self, id: &DocId) -> Vec<ChangeHash> {
+        let id = id.clone();
+        let mut h: Vec<ChangeHash> = self
+            .with_docs(move |c, docs| {
+                Ok(docs
+                    .index(c, |d| d == &id)?
+                    .into_iter()
+                    .flat_map(|e| e.heads)
+                    .map(ChangeHash)
+                    .collect())
+            })
+            .await
+            .unwrap();
+        h.sort();
+        h
+    }
+
+    async fn has_change(&self, id: &DocId, hash: ChangeHash) -> bool {
+        let id = id.clone();
+        self.with_docs(move |c, docs| {
+            Ok(docs
+                .read(c, &id, |d| d.get_change_by_hash(&hash).is_some())?
+                .unwrap_or(false))
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn generate(&self, id: &DocId, peer: &str) -> Result<Option<Vec<u8>>, E> {
+        let (id, peer) = (id.clone(), peer.to_owned());
+        self.with_docs(move |c, docs| Ok(docs.generate(c, &id, &peer)?))
+            .await
+    }
+
+    async fn receive(&self, id: &DocId, peer: &str, owner: &Owner, msg: Vec<u8>) -> Result<(), E> {
+        let (id, peer, owner) = (id.clone(), peer.to_owned(), owner.clone());
+        self.with_docs(move |c, docs| {
+            docs.receive(c, &id, &peer, &owner, &msg)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn end_session(&self, peer: &str) {
+        let peer = peer.to_owned();
+        self.with_docs(move |_, docs| {
+            docs.end_session(&peer);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// Runs the sync protocol between the store and the hub until neither has
+/// anything to say; fails on the first error either side reports.
+async fn sync(store: &Replica, hub: &Replica, id: &DocId) -> Result<(), E> {
+    let store_owner = store.owner.clone();
+    for _ in 0..50 {
+        let up = store.generate(id, "hub").await?;
+        let sent_up = up.is_some();
+        if let Some(m) = up {
+            hub.receive(id, "S001", &store_owner, m).await?;
+        }
+        let down = hub.generate(id, "S001").await?;
+        let sent_down = down.is_some();
+        if let Some(m) = down {
+            store.receive(id, "hub", &Owner::Hub, m).await?;
+        }
+        if !sent_up && !sent_down {
+            return Ok(());
+        }
+    }
+    panic!("the sync of {id} did not settle in 50 rounds");
+}
+
+/// Ends both sides' sessions (a connection dropped), as the uplink does.
+async fn disconnect(store: &Replica, hub: &Replica) {
+    store.end_session("hub").await;
+    hub.end_session("S001").await;
+}
+
+fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_back_change_never_reaches_the_hub_and_a_restart_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Owner::Store("S001".into());
+    let store = Replica::open(&dir.path().join("store.db"), owner).await;
+    let hub = Replica::open(&dir.path().join("hub.db"), Owner::Hub).await;
+    let id = DocId::store_stock("S001", day());
+
+    store.set(&id, "P00001", 10, false).await.unwrap();
+    sync(&store, &hub, &id).await.unwrap();
+    assert_eq!(hub.level(&id, "P00001").await, Some(10));
+
+    // a sale changes the stock document, then a later step of its write
+    // fails: the job is rolled back and the sale never happened
+    let r = store.set(&id, "P00001", 9, true).await;
+    assert!(matches!(r, Err(E::Refused)), "{r:?}");
+    assert_eq!(store.level(&id, "P00001").await, Some(10));
+    sync(&store, &hub, &id).await.unwrap();
+    assert_eq!(
+        hub.level(&id, "P00001").await,
+        Some(10),
+        "the hub received a change the store rolled back"
+    );
+
+    // the store is killed and restarts on its database; the next sale
+    // must reach the hub and both must end with the same document
+    disconnect(&store, &hub).await;
+    let store = store.restart().await;
+    store.set(&id, "P00001", 8, false).await.unwrap();
+    sync(&store, &hub, &id)
+        .await
+        .expect("the hub refused the store's change after its restart");
+    assert_eq!(hub.level(&id, "P00001").await, Some(8));
+    assert_eq!(store.heads(&id).await, hub.heads(&id).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_restored_from_a_backup_never_reuses_a_sequence_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Owner::Store("S001".into());
+    let db = dir.path().join("store.db");
+    let store = Replica::open(&db, owner).await;
+    let hub = Replica::open(&dir.path().join("hub.db"), Owner::Hub).await;
+    let id = DocId::store_stock("S001", day());
+
+    store.set(&id, "P00001", 10, false).await.unwrap();
+    sync(&store, &hub, &id).await.unwrap();
+
+    // a backup of the store's database, then a change the hub receives
+    store.store.shutdown().await;
+    let backup = dir.path().join("backup.db");
+    std::fs::copy(&db, &backup).unwrap();
+    let store = store.restart().await;
+    store.set(&id, "P00001", 9, false).await.unwrap();
+    sync(&store, &hub, &id).await.unwrap();
+    assert_eq!(hub.level(&id, "P00001").await, Some(9));
+
+    // the store's disk is lost and the backup restored: the change the hub
+    // holds is gone from the store, and the store writes a new one
+    disconnect(&store, &hub).await;
+    store.store.shutdown().await;
+    let path = store.path.clone();
+    drop(store);
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+    }
+    std::fs::copy(&backup, &path).unwrap();
+    let store = Replica::open(&path, Owner::Store("S001".into())).await;
+    assert_eq!(store.level(&id, "P00001").await, Some(10));
+    store.set(&id, "P00001", 7, false).await.unwrap();
+    let new = store.heads(&id).await;
+    // the hub can never hand the store's lost change back (only the owner
+    // writes its documents), so the documents stay apart on that change;
+    // what must hold is that the hub takes every new change of the store
+    let r = sync(&store, &hub, &id).await;
+    assert!(
+        r.is_ok(),
+        "the hub refused the restored store's change: {r:?}"
+    );
+    for h in new {
+        assert!(
+            hub.has_change(&id, h).await,
+            "the hub lacks the restored store's change"
+        );
+    }
+}
