@@ -72,9 +72,28 @@ async fn connect(server: &HubServer, identity: &std::path::Path) -> Peer {
     }
 }
 
+/// How a push of one document ended: the hub answered and both sides have
+/// nothing more to send, or the hub refused it.
+#[derive(Debug, PartialEq)]
+enum Pushed {
+    Converged,
+    Refused(String),
+}
+
+/// The hub's next frame; a hub that stays silent or closes the stream fails
+/// the test (silence is not an answer).
+async fn next_frame(peer: &mut Peer) -> Frame {
+    match tokio::time::timeout(Duration::from_secs(10), read_frame(&mut peer.recv)).await {
+        Ok(Ok(Some(frame))) => frame,
+        Ok(Ok(None)) => panic!("the hub closed the stream without answering"),
+        Ok(Err(e)) => panic!("reading the hub's answer failed: {e}"),
+        Err(_) => panic!("the hub did not answer within 10 s"),
+    }
+}
+
 /// Runs the automerge sync protocol for one document against the hub until
-/// it converges (`None`) or the hub refuses (`Some(reason)`).
-async fn push_doc(peer: &mut Peer, id: &DocId, doc: &mut AutoCommit) -> Option<String> {
+/// it converges or the hub refuses.
+async fn push_doc(peer: &mut Peer, id: &DocId, doc: &mut AutoCommit) -> Pushed {
     let mut state = sync::State::new();
     if let Some(m) = doc.sync().generate_sync_message(&mut state) {
         write_frame(
@@ -88,12 +107,8 @@ async fn push_doc(peer: &mut Peer, id: &DocId, doc: &mut AutoCommit) -> Option<S
         .unwrap();
     }
     for _ in 0..20 {
-        let frame = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut peer.recv)).await;
-        let Ok(Ok(Some(frame))) = frame else {
-            return None;
-        };
-        match frame {
-            Frame::Refused { doc, reason } if &doc == id => return Some(reason),
+        match next_frame(peer).await {
+            Frame::Refused { doc, reason } if &doc == id => return Pushed::Refused(reason),
             Frame::Sync { doc: d, msg } if &d == id => {
                 doc.sync()
                     .receive_sync_message(&mut state, sync::Message::decode(&msg).unwrap())
@@ -108,13 +123,13 @@ async fn push_doc(peer: &mut Peer, id: &DocId, doc: &mut AutoCommit) -> Option<S
                     )
                     .await
                     .unwrap(),
-                    None => return None,
+                    None => return Pushed::Converged,
                 }
             }
             _ => {}
         }
     }
-    None
+    panic!("no end to the sync of {id} after 20 frames");
 }
 
 /// What a malicious store would send: a sync message that carries every
@@ -139,11 +154,7 @@ async fn force_push(peer: &mut Peer, id: &DocId, doc: &mut AutoCommit) -> Option
     .await
     .unwrap();
     for _ in 0..20 {
-        let frame = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut peer.recv)).await;
-        let Ok(Ok(Some(frame))) = frame else {
-            return None;
-        };
-        if let Frame::Refused { doc, reason } = frame
+        if let Frame::Refused { doc, reason } = next_frame(peer).await
             && &doc == id
         {
             return Some(reason);
@@ -206,7 +217,10 @@ async fn stores_write_only_their_own_documents() {
         "FORGED1",
     );
     let refusal = push_doc(&mut s2, &s1_ledger, &mut forged).await;
-    assert!(refusal.unwrap().contains("scope"));
+    assert!(
+        matches!(&refusal, Pushed::Refused(r) if r.contains("scope")),
+        "{refusal:?}"
+    );
     assert!(!hub_has_doc(&server, &s1_ledger).await);
     assert!(server.hub.sales("S001", day()).await.unwrap().is_empty());
 
@@ -219,8 +233,8 @@ async fn stores_write_only_their_own_documents() {
     );
     let refusal = push_doc(&mut s2, &s2_ledger, &mut foreign_actor).await;
     assert!(
-        refusal.unwrap().contains("actor"),
-        "a change by a foreign actor is refused"
+        matches!(&refusal, Pushed::Refused(r) if r.contains("actor")),
+        "a change by a foreign actor is refused: {refusal:?}"
     );
     assert!(!hub_holds_changes_by(&server, &s2_ledger, Owner::Store("S001".into())).await);
     assert!(
@@ -233,7 +247,10 @@ async fn stores_write_only_their_own_documents() {
     let mut cat = new_doc(&catalog, Owner::Store("S002".into()).actor([5; 8])).unwrap();
     cat.commit();
     // automerge already holds changes back from the hub's read-only state...
-    assert_eq!(push_doc(&mut s2, &catalog, &mut cat).await, None);
+    assert_eq!(
+        push_doc(&mut s2, &catalog, &mut cat).await,
+        Pushed::Converged
+    );
     assert!(!hub_holds_changes_by(&server, &catalog, Owner::Store("S002".into())).await);
     // ...and a store that sends them anyway is refused
     let refusal = force_push(&mut s2, &catalog, &mut cat).await;
@@ -250,7 +267,10 @@ async fn stores_write_only_their_own_documents() {
         Owner::Store("S002".into()).actor([1; 8]),
         "GOOD1",
     );
-    assert_eq!(push_doc(&mut s2, &s2_ledger, &mut own).await, None);
+    assert_eq!(
+        push_doc(&mut s2, &s2_ledger, &mut own).await,
+        Pushed::Converged
+    );
     let sales = server.hub.sales("S002", day()).await.unwrap();
     assert_eq!(sales.len(), 1);
     assert_eq!(sales[0].sale_id, "GOOD1");

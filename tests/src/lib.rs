@@ -515,7 +515,46 @@ impl Cluster {
             .unwrap_or_default())
     }
 
-    /// Waits until the hub holds exactly `want` (as a set, each once) for the store and day.
+    /// The sale ids in the hub's copy of a store's ledger of the day (the
+    /// automerge document itself, `GET /api/v1/docs/{id}`), one entry per
+    /// value held: a sale written twice under its id (a conflict between
+    /// two writers) appears twice. No document yet is no sales.
+    pub fn hub_ledger_sales(&self, id: &str, day: &str) -> anyhow::Result<Vec<String>> {
+        use automerge::{ObjType, ReadDoc, Value as AmValue};
+        let h = self.hub()?;
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/docs/store/{id}/ledger/{day}", h.http))
+            .bearer_auth(&h.token)
+            .send()?;
+        if resp.status().as_u16() == 404 {
+            return Ok(Vec::new());
+        }
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "the hub refused the ledger: {} {}",
+            resp.status(),
+            resp.text()?
+        );
+        let doc = automerge::AutoCommit::load(&resp.bytes()?)?;
+        let sales = match doc.get(automerge::ROOT, "sales")? {
+            Some((AmValue::Object(ObjType::Map), o)) => o,
+            None => return Ok(Vec::new()),
+            Some(other) => anyhow::bail!("the ledger's sales are not a map: {other:?}"),
+        };
+        let mut out = Vec::new();
+        for key in doc.keys(&sales) {
+            for _ in 0..doc.get_all(&sales, key.as_str())?.len() {
+                out.push(key.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Waits until the hub holds exactly `want`, each sale once: counted in
+    /// the hub's copy of the ledger document, and the same in the hub's
+    /// sales table (which ignores a second insert, so it cannot show a
+    /// duplicate on its own).
     pub fn wait_hub_has(
         &self,
         id: &str,
@@ -525,14 +564,38 @@ impl Cluster {
     ) -> anyhow::Result<()> {
         let mut want_sorted = want.to_vec();
         want_sorted.sort();
-        let mut last = Vec::new();
+        let mut unique = want_sorted.clone();
+        unique.dedup();
+        anyhow::ensure!(
+            unique.len() == want_sorted.len(),
+            "the same sale id was acknowledged twice"
+        );
+        let (mut ledger, mut table) = (Vec::new(), Vec::new());
         let r = wait_for(deadline, "the hub to hold the store's sales", || {
-            let mut got = self.hub_sale_ids(id, day).ok()?;
+            let mut got = self.hub_ledger_sales(id, day).ok()?;
             got.sort();
-            last = got.clone();
-            (got == want_sorted).then_some(())
+            ledger = got;
+            if ledger != want_sorted {
+                return None;
+            }
+            let mut rows = self.hub_sale_ids(id, day).ok()?;
+            rows.sort();
+            table = rows;
+            (table == want_sorted).then_some(())
         });
-        r.with_context(|| format!("hub has {} sales, want {}", last.len(), want_sorted.len()))
+        r.with_context(|| {
+            let extra: Vec<&String> = ledger
+                .windows(2)
+                .filter(|w| w[0] == w[1])
+                .map(|w| &w[0])
+                .collect();
+            format!(
+                "the hub's ledger holds {} sales (held twice: {extra:?}), its table {}, want {}",
+                ledger.len(),
+                table.len(),
+                want_sorted.len()
+            )
+        })
     }
 }
 

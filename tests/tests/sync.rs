@@ -39,13 +39,16 @@ fn sell_many(c: &Cluster, id: &str, prefix: &str, n: usize) -> (Vec<String>, Str
 
 fn assert_stock_agrees(c: &Cluster, id: &str, sku: &str) {
     let store = c.store_get(id, &format!("/api/v1/stock/{sku}")).unwrap();
+    let level = |v: &Value| Some((v["on_hand"].as_i64()?, v["reserved"].as_i64()?));
+    let at_store = level(&store).unwrap_or_else(|| panic!("no stock level at the store: {store}"));
+    let mut last = Value::Null;
     wait_for(CONVERGE, "the hub's stock to match the store's", || {
-        let hub = c
+        last = c
             .hub_get(&format!("/api/v1/stores/{id}/stock/{sku}"))
             .ok()?;
-        (hub["on_hand"] == store["on_hand"] && hub["reserved"] == store["reserved"]).then_some(())
+        (level(&last)? == at_store).then_some(())
     })
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}: store {store}, hub {last}"));
 }
 
 /// Every sale reaches the hub while the link is up, one after another (how

@@ -293,9 +293,13 @@ mod tests {
             // idempotent: merging a replica into itself or twice changes nothing
             let twice = merged(&[replicas[0].clone(), replicas[1].clone(), replicas[2].clone(), replicas[0].clone()], &[0, 1, 2, 3]);
             prop_assert_eq!(&a, &twice);
-            // the union is exactly what the most advanced replica saw, each sale once
-            let ids: std::collections::BTreeSet<String> = a.iter().map(|s| s.sale_id.clone()).collect();
-            prop_assert_eq!(ids.len(), a.len());
+            // the union is exactly what the owner wrote (the last replica to
+            // catch up saw all of it), each sale once, with its content
+            let mut union = a.clone();
+            union.sort_by(|x, y| x.sale_id.cmp(&y.sale_id));
+            let want: Vec<SaleFact> = (0..splits.len() as u32).map(sale).collect();
+            prop_assert_eq!(union, want);
+            prop_assert_eq!(read_sales(&owner).len(), splits.len());
         }
     }
 }
