@@ -12,6 +12,7 @@
 
 pub mod barcode;
 pub mod catalog;
+mod csv_lines;
 pub mod docs;
 pub mod geo;
 pub mod money;
