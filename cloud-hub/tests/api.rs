@@ -666,12 +666,13 @@ async fn refunds_net_the_day_of_their_sale_in_any_arrival_order() {
     record_refund(&mut doc2, &refund("01REF0002", "01SALE0002", 500)).unwrap();
     doc2.commit();
     sync_in(&h.hub, "S001", &id2, &mut doc2).await;
-    let day1 = || async {
-        let (s, v) = h
+    let hr = &h;
+    let day1 = move || async move {
+        let (s, v) = hr
             .call(
                 "GET",
                 "/api/v1/stores/S001/sales?day=2026-11-25",
-                Some(&h.admin),
+                Some(&hr.admin),
                 &[],
                 Body::empty(),
             )
