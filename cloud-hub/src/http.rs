@@ -54,6 +54,7 @@ impl From<HubError> for ApiError {
                 err(StatusCode::UNPROCESSABLE_ENTITY, "unknown_store", msg)
             }
             HubError::OrderNotFound(_) => err(StatusCode::NOT_FOUND, "order_not_found", msg),
+            HubError::StoreNotFound(_) => err(StatusCode::NOT_FOUND, "store_not_found", msg),
             HubError::NotCancellable { .. } => {
                 err(StatusCode::CONFLICT, "order_not_cancellable", msg)
             }
@@ -96,6 +97,85 @@ impl FromRequestParts<Hub> for Auth {
     }
 }
 
+/// The API error for a bare status, keeping `detail` (what axum said) for
+/// the caller: the net under every error no handler built itself.
+fn from_status(status: StatusCode, detail: &str) -> ApiError {
+    let (code, zh, en) = match status.as_u16() {
+        400 => (
+            "bad_request",
+            "请求无效",
+            "the request is malformed (query string, path or headers)",
+        ),
+        401 => ("unauthenticated", "请先登录", "log in first"),
+        404 => (
+            "not_found",
+            "没有这个地址",
+            "no such endpoint; see /api/v1/openapi.json",
+        ),
+        405 => (
+            "method_not_allowed",
+            "此地址不接受该请求方法",
+            "this endpoint does not take that method; see /api/v1/openapi.json",
+        ),
+        408 => ("timeout", "请求超时", "the request took too long; retry"),
+        413 => (
+            "body_too_large",
+            "请求体过大",
+            "request body is larger than this endpoint accepts",
+        ),
+        415 => (
+            "unsupported_media_type",
+            "请求体类型不受支持",
+            "send the body with the Content-Type this endpoint documents",
+        ),
+        422 => (
+            "invalid_field",
+            "请求内容无效",
+            "the request does not match the schema",
+        ),
+        s if s >= 500 => (
+            "internal",
+            "服务器内部错误",
+            "the hub could not complete the request; retry",
+        ),
+        _ => ("bad_request", "请求无效", "the request was refused"),
+    };
+    let message = if detail.is_empty() || status.is_server_error() {
+        format!("{zh}: {en}")
+    } else {
+        format!("{zh}: {en} ({detail})")
+    };
+    err(status, code, message)
+}
+
+/// Response layer: an error response that is not already the JSON error
+/// shape (axum's plain-text rejections of bad query strings or paths, an
+/// empty 405, a 413 from a body limit) is rewritten into it, keeping its
+/// status and the headers that tell the caller what to do.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let detail = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let mut out = from_status(status, &detail).into_response();
+    for name in [header::ALLOW, header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
+}
+
 pub fn router(hub: Hub) -> Router {
     Router::new()
         .route("/", get(shop))
@@ -129,6 +209,7 @@ pub fn router(hub: Hub) -> Router {
                 "no such endpoint".into(),
             )
         })
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(hub)
 }
 
@@ -203,8 +284,7 @@ async fn login(
     State(hub): State<Hub>,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Json(req) =
-        body.map_err(|e| err(StatusCode::BAD_REQUEST, "malformed_json", e.body_text()))?;
+    let Json(req) = body.map_err(orders::bad_json)?;
     let token = hub.login(&req.name, &req.password).await?;
     Ok(Json(json!({ "token": token })))
 }
@@ -270,11 +350,16 @@ async fn sales(
             "day must be YYYY-MM-DD".into(),
         )
     })?;
+    if !hub.knows_store(&id).await? {
+        return Err(HubError::StoreNotFound(id).into());
+    }
     let sales = hub.sales(&id, day).await?;
     let total: i64 = sales.iter().map(|s| s.total_fen).sum();
-    Ok(Json(
-        json!({ "store_id": id, "day": day, "count": sales.len(), "total_fen": total, "sales": sales }),
-    ))
+    let refunded: i64 = sales.iter().map(|s| s.refunded_fen).sum();
+    Ok(Json(json!({
+        "store_id": id, "day": day, "count": sales.len(), "total_fen": total,
+        "refunded_fen": refunded, "net_fen": total - refunded, "sales": sales
+    })))
 }
 
 /// A store's stock level of one SKU as the hub holds it. Staff.
@@ -288,6 +373,9 @@ async fn stock(
     Auth(_user): Auth,
     Path((id, sku)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    if !hub.knows_store(&id).await? {
+        return Err(HubError::StoreNotFound(id).into());
+    }
     match hub.stock(&id, &sku).await? {
         Some(s) => Ok(Json(serde_json::to_value(s).unwrap_or_default())),
         None => Err(err(

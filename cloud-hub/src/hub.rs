@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use linli_shared::catalog::{RejectedRow, parse_catalog_csv};
 use linli_shared::docs::catalog::put_products;
 use linli_shared::docs::json::records_of;
-use linli_shared::docs::ledger::read_sales_where;
+use linli_shared::docs::ledger::{read_refunds_where, read_sales_where};
 use linli_shared::docs::stock::read_levels_of;
 use linli_shared::docs::{DocId, DocKind, Owner};
 use linli_shared::online::FulfilmentFact;
@@ -54,6 +54,10 @@ pub enum HubError {
     /// No store has this id in the hub's store directory.
     #[error("no store {0}; see GET /api/v1/stores")]
     UnknownStore(String),
+    /// A per-store endpoint names a store the hub has never heard of: not
+    /// in its directory and never synced.
+    #[error("没有门店 {0}：它不在门店目录中，也从未同步过 (no store {0}; see GET /api/v1/stores)")]
+    StoreNotFound(String),
     /// No store can serve the whole order now.
     #[error("no store within reach has stock for the whole order; see details.alternatives")]
     Unserved(crate::orders::Unserved),
@@ -195,6 +199,8 @@ pub struct HubSale {
     pub sale_id: String,
     pub ticket_no: String,
     pub total_fen: i64,
+    /// What the store refunded of this sale so far (any day's refunds).
+    pub refunded_fen: i64,
     pub cashier: String,
     pub created_at: String,
     pub lines: serde_json::Value,
@@ -227,7 +233,7 @@ impl Hub {
         paths: &HubPaths,
         order_settings: crate::orders::OrderSettings,
     ) -> anyhow::Result<Hub> {
-        std::fs::create_dir_all(&paths.data_dir)?;
+        linli_sync::db::create_private_dir(&paths.data_dir)?;
         let docs: Arc<Mutex<Option<Docs>>> = Arc::new(Mutex::new(None));
         let d = docs.clone();
         let store = Store::open(
@@ -483,14 +489,40 @@ impl Hub {
         })
     }
 
+    /// Whether the hub knows `store_id`: in its store directory, linked
+    /// now or before, or holding a document the store owns.
+    pub async fn knows_store(&self, store_id: &str) -> Result<bool, HubError> {
+        if self.links().contains_key(store_id) {
+            return Ok(true);
+        }
+        let id = store_id.to_owned();
+        // documents of store S are `store/S/...`; '0' sorts right after '/'
+        let (from, to) = (format!("store/{store_id}/"), format!("store/{store_id}0"));
+        Ok(self
+            .store
+            .read(move |c| {
+                c.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM stores WHERE store_id = ?1)
+                         OR EXISTS(SELECT 1 FROM docs WHERE doc_id >= ?2 AND doc_id < ?3)",
+                    params![id, from, to],
+                    |r| r.get::<_, bool>(0),
+                )
+                .map_err(StoreError::from)
+            })
+            .await?)
+    }
+
     pub async fn sales(&self, store_id: &str, day: NaiveDate) -> Result<Vec<HubSale>, HubError> {
         let (s, d) = (store_id.to_owned(), day.to_string());
         Ok(self
             .store
             .read(move |c| {
                 let mut stmt = c.prepare(
-                    "SELECT sale_id, ticket_no, total_fen, cashier, created_at, lines FROM hub_sales
-                     WHERE store_id = ?1 AND day = ?2 ORDER BY ticket_no",
+                    "SELECT s.sale_id, s.ticket_no, s.total_fen, s.cashier, s.created_at, s.lines,
+                            (SELECT coalesce(sum(r.amount_fen), 0) FROM hub_refunds r
+                             WHERE r.store_id = s.store_id AND r.sale_id = s.sale_id)
+                     FROM hub_sales s
+                     WHERE s.store_id = ?1 AND s.day = ?2 ORDER BY s.ticket_no",
                 )?;
                 let rows = stmt
                     .query_map(params![s, d], |r| {
@@ -499,6 +531,7 @@ impl Hub {
                             sale_id: r.get(0)?,
                             ticket_no: r.get(1)?,
                             total_fen: r.get(2)?,
+                            refunded_fen: r.get(6)?,
                             cashier: r.get(3)?,
                             created_at: r.get(4)?,
                             lines: serde_json::from_str(&lines).unwrap_or_default(),
@@ -549,6 +582,22 @@ fn project(
     let touched = |section: &str| received.touched.get(section).cloned().unwrap_or_default();
     match doc.kind() {
         DocKind::Ledger => {
+            // a refund is projected on its own: its sale may be on an earlier
+            // day's ledger, arrive later (synced after an offline spell) or
+            // have arrived long ago; the query joins them by sale id
+            let refunds = touched("refunds");
+            if !refunds.is_empty() {
+                let refunds = docs
+                    .read(c, doc, |d| read_refunds_where(d, |id| refunds.contains(id)))?
+                    .unwrap_or_default();
+                let mut stmt = c.prepare_cached(
+                    "INSERT OR IGNORE INTO hub_refunds(store_id, refund_id, sale_id, amount_fen, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for r in refunds {
+                    stmt.execute(params![store, r.refund_id, r.sale_id, r.amount_fen, r.at])?;
+                }
+            }
             let new = touched("sales");
             if new.is_empty() {
                 return Ok(());

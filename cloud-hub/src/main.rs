@@ -85,7 +85,7 @@ fn paths(data_dir: Option<PathBuf>) -> anyhow::Result<HubPaths> {
                 .data_dir()
                 .to_owned(),
         };
-    std::fs::create_dir_all(&data_dir)?;
+    linli_sync::db::create_private_dir(&data_dir)?;
     Ok(HubPaths { data_dir })
 }
 

@@ -1,6 +1,6 @@
 //! The hub's schema migrations (see `linli_sync::db::migrate`).
 //!
-//! `hub_sales` and `hub_stock` are query tables over the stores' documents,
+//! `hub_sales`, `hub_refunds` and `hub_stock` are query tables over the stores' documents,
 //! written in the same transaction as the chunks they come from; `(store_id,
 //! sale_id)` is the key, so a sale arriving twice is recorded once.
 
@@ -106,6 +106,18 @@ CREATE TABLE idempotency (
     response     TEXT NOT NULL,
     created_at   TEXT NOT NULL
 );
+"#,
+    // 4: refunds, so a day's net sales at the hub equal the store's (issue 8 item 12)
+    r#"
+CREATE TABLE hub_refunds (
+    store_id   TEXT NOT NULL,
+    refund_id  TEXT NOT NULL,
+    sale_id    TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL,
+    at         TEXT NOT NULL,
+    PRIMARY KEY (store_id, refund_id)
+);
+CREATE INDEX hub_refunds_by_sale ON hub_refunds(store_id, sale_id);
 "#,
 ];
 

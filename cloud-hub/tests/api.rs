@@ -435,3 +435,277 @@ async fn uncollected_pickup_orders_expire_and_give_their_rights_back() {
         0
     );
 }
+
+/// Issue 8 item 14: every error is the JSON error shape with a stable code,
+/// including what axum itself refuses before a handler runs (a bad query
+/// string, bad UTF-8 in a path, a method the route does not take, a body over
+/// the limit); an oversized order is 413 `body_too_large`, and a store the
+/// hub has never heard of is 404 `store_not_found`, not an empty 200.
+#[tokio::test]
+async fn every_error_is_the_json_error_shape() {
+    let h = hub().await;
+    h.csv("/api/v1/stores/import", "stores.csv").await;
+    let a = h.admin.clone();
+    let json_ct = ("content-type", "application/json");
+    let big = format!("{{\"lines\":[{}]}}", " ".repeat(3 * 1024 * 1024));
+    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Body, StatusCode, &str)> = vec![
+        (
+            "GET",
+            "/api/v1/stores/S001/sales",
+            vec![],
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/stores/S001/sales?day=2026-11-25&day=x",
+            vec![],
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/stock",
+            vec![],
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/orders/%FF%FE",
+            vec![],
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/stores/%C3%28/sales?day=2026-11-25",
+            vec![],
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/login",
+            vec![],
+            Body::empty(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            "DELETE",
+            "/api/v1/orders",
+            vec![],
+            Body::empty(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            "POST",
+            "/health",
+            vec![],
+            Body::empty(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            "GET",
+            "/api/v1/nope",
+            vec![],
+            Body::empty(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/api/v1/orders",
+            vec![json_ct, ("idempotency-key", "k-1")],
+            Body::from(big.clone()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            "POST",
+            "/api/v1/login",
+            vec![json_ct],
+            Body::from(big),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            "POST",
+            "/api/v1/catalog/import",
+            vec![("content-type", "text/csv")],
+            Body::from(vec![b'x'; 9 * 1024 * 1024]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            "POST",
+            "/api/v1/login",
+            vec![],
+            Body::from("{}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "GET",
+            "/api/v1/stores/S999/sales?day=2026-11-25",
+            vec![],
+            Body::empty(),
+            StatusCode::NOT_FOUND,
+            "store_not_found",
+        ),
+        (
+            "GET",
+            "/api/v1/stores/S999/stock/P00001",
+            vec![],
+            Body::empty(),
+            StatusCode::NOT_FOUND,
+            "store_not_found",
+        ),
+    ];
+    for (method, uri, headers, body, status, want) in cases {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {a}"));
+        for (k, v) in &headers {
+            req = req.header(*k, *v);
+        }
+        let resp = linli_hub::http::router(h.hub.clone())
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let what = format!("{method} {uri}");
+        let s = resp.status();
+        let resp_headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        assert_eq!(
+            (s, v["error"]["code"].as_str().unwrap_or("<none>")),
+            (status, want),
+            "{what}: {v}"
+        );
+        assert!(
+            resp_headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{what}"
+        );
+        assert!(
+            !v["error"]["message"].as_str().unwrap_or("").is_empty(),
+            "{what}: {v}"
+        );
+        if s == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(
+                resp_headers.contains_key("allow"),
+                "{what}: no Allow header"
+            );
+        }
+    }
+    // a store in the directory with nothing synced yet is an empty day, not 404
+    let (s, v) = h
+        .call(
+            "GET",
+            "/api/v1/stores/S001/sales?day=2026-11-25",
+            Some(&a),
+            &[],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["count"], 0);
+    assert_eq!(v["net_fen"], 0);
+}
+
+/// Issue 8 item 12: the hub's per-store sales carry refunds. A refund
+/// recorded on a later day's ledger, and arriving before the sale it refunds
+/// (a store offline for days syncs documents in any order), still nets that
+/// sale's day; a refund synced twice counts once.
+#[tokio::test]
+async fn refunds_net_the_day_of_their_sale_in_any_arrival_order() {
+    use linli_shared::docs::ledger::{
+        PaymentFact, RefundFact, SaleFact, SaleLineFact, record_refund, record_sale,
+    };
+    let h = hub().await;
+    let owner = Owner::Store("S001".into());
+    let d1 = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+    let d2 = d1.succ_opt().unwrap();
+    let sale = |id: &str, total: i64| SaleFact {
+        sale_id: id.into(),
+        ticket_no: format!("S001-20261125-{}", &id[id.len() - 4..]),
+        created_at: "2026-11-25T02:00:00.000Z".into(),
+        cashier: "ana".into(),
+        total_fen: total,
+        lines: vec![SaleLineFact {
+            sku: "P00001".into(),
+            qty: 1,
+            total_fen: total,
+        }],
+        payments: vec![PaymentFact {
+            method: "cash".into(),
+            amount_fen: total,
+        }],
+        member: false,
+    };
+    let refund = |id: &str, sale_id: &str, amount: i64| RefundFact {
+        refund_id: id.into(),
+        sale_id: sale_id.into(),
+        amount_fen: amount,
+        staff: "mei".into(),
+        at: "2026-11-26T03:00:00.000Z".into(),
+    };
+    // the next day's ledger, with refunds of day 1's sales, arrives first
+    let id2 = DocId::store_ledger("S001", d2);
+    let mut doc2 = new_doc(&id2, owner.actor([2; 8])).unwrap();
+    record_refund(&mut doc2, &refund("01REF0001", "01SALE0001", 1950)).unwrap();
+    record_refund(&mut doc2, &refund("01REF0002", "01SALE0002", 500)).unwrap();
+    doc2.commit();
+    sync_in(&h.hub, "S001", &id2, &mut doc2).await;
+    let hr = &h;
+    let day1 = move || async move {
+        let (s, v) = hr
+            .call(
+                "GET",
+                "/api/v1/stores/S001/sales?day=2026-11-25",
+                Some(&hr.admin),
+                &[],
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        (
+            v["total_fen"].as_i64().unwrap(),
+            v["refunded_fen"].as_i64().unwrap(),
+            v["net_fen"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(day1().await, (0, 0, 0));
+    // then day 1's ledger with the sales, and one refund made that day
+    let id1 = DocId::store_ledger("S001", d1);
+    let mut doc1 = new_doc(&id1, owner.actor([1; 8])).unwrap();
+    record_sale(&mut doc1, &sale("01SALE0001", 1950)).unwrap();
+    record_sale(&mut doc1, &sale("01SALE0002", 3000)).unwrap();
+    record_sale(&mut doc1, &sale("01SALE0003", 1000)).unwrap();
+    record_refund(&mut doc1, &refund("01REF0003", "01SALE0002", 250)).unwrap();
+    doc1.commit();
+    sync_in(&h.hub, "S001", &id1, &mut doc1).await;
+    assert_eq!(day1().await, (5950, 2700, 3250));
+    // a refund arriving again (another session, a replayed message) counts once
+    let mut again = AutoCommit::load(&doc2.save()).unwrap();
+    sync_in(&h.hub, "S001", &id2, &mut again).await;
+    assert_eq!(day1().await, (5950, 2700, 3250));
+    // per sale, too; the next day has no sales of its own to net
+    let sales = h.hub.sales("S001", d1).await.unwrap();
+    let refunded: Vec<i64> = sales.iter().map(|s| s.refunded_fen).collect();
+    assert_eq!(refunded, vec![1950, 750, 0]);
+    assert!(h.hub.sales("S001", d2).await.unwrap().is_empty());
+}

@@ -35,7 +35,8 @@ use tokio_util::sync::CancellationToken;
 /// Concurrent writers / clients in flight in the concurrent phases.
 const CONCURRENCY: usize = 32;
 /// Cash tendered with every sale: more than any 3-line sale of the sample
-/// catalog costs (cash may exceed the total).
+/// catalog costs (cash may exceed the total; the bench's stores allow this
+/// much change).
 const CASH_FEN: i64 = 1_000_000;
 const CASHIER: &str = "bench-cashier";
 const CASHIER_PIN: &str = "2468";
@@ -129,6 +130,7 @@ fn main() -> Result<()> {
     }
     let config = Config {
         listen: "127.0.0.1:0".parse()?,
+        max_change_fen: CASH_FEN,
         ..Config::default()
     };
     let node = server_rt.block_on(Node::start(
@@ -364,7 +366,10 @@ fn write_path(
     rows: &mut Vec<Row>,
 ) -> Result<()> {
     let metrics = Metrics::new();
-    let config = Config::default();
+    let config = Config {
+        max_change_fen: CASH_FEN,
+        ..Config::default()
+    };
     let app = rt.block_on(linli_edge::node::open_app(
         &config,
         data_dir.to_path_buf(),

@@ -47,6 +47,8 @@ pub struct AppSettings {
     pub pickup_hold: chrono::Duration,
     /// How long a staff session lasts.
     pub session_ttl: chrono::Duration,
+    /// The most change a sale may give back (bounds the cash tendered).
+    pub max_change: linli_shared::Fen,
 }
 
 /// The store node's application core. Cheap to clone.

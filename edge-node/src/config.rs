@@ -34,6 +34,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest catalog CSV upload, in bytes.
     pub max_csv_bytes: usize,
+    /// The most change a sale may give back, in fen (default ¥1,000): cash
+    /// tendered may be at most the total plus this.
+    pub max_change_fen: i64,
     /// The hub's QUIC address `HOST:PORT`; without it the node runs alone.
     pub hub: Option<String>,
     /// Name the hub's certificate must carry (default `localhost`).
@@ -64,6 +67,7 @@ impl Default for Config {
             session_hours: 12,
             max_body_bytes: 256 * 1024,
             max_csv_bytes: 8 * 1024 * 1024,
+            max_change_fen: linli_shared::sale::DEFAULT_MAX_CHANGE_FEN,
             hub: None,
             hub_name: None,
             identity: None,
@@ -92,6 +96,8 @@ pub enum ConfigError {
     Offset(i32),
     #[error("no data directory: set data_dir, LINLI_DATA_DIR or a home directory")]
     NoDataDir,
+    #[error("max_change_fen {0} is out of range (0..=10000000, at most ¥100,000)")]
+    MaxChange(i64),
     #[error("hub address {0:?} does not resolve; use HOST:PORT")]
     Hub(String),
 }
@@ -123,6 +129,9 @@ impl Config {
         }
         if !(-720..=840).contains(&self.utc_offset_minutes) {
             return Err(ConfigError::Offset(self.utc_offset_minutes));
+        }
+        if !(0..=10_000_000).contains(&self.max_change_fen) {
+            return Err(ConfigError::MaxChange(self.max_change_fen));
         }
         Ok(())
     }

@@ -131,7 +131,7 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let (config, data_dir) = load(&args)?;
     init_logging(&config, &data_dir)?;
     if demo {
-        std::fs::create_dir_all(&data_dir)?;
+        linli_sync::db::create_private_dir(&data_dir)?;
         linli_edge::demo::ensure_demo_staff(&database_path(&data_dir))?;
     }
     let cancel = CancellationToken::new();
@@ -177,7 +177,7 @@ fn main() -> anyhow::Result<()> {
                 },
         } => {
             let dir = resolve_data_dir(data_dir.as_deref())?;
-            std::fs::create_dir_all(&dir)
+            linli_sync::db::create_private_dir(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             let conn = linli_edge::store::open_writer_conn(&database_path(&dir))?;
             linli_edge::app::staff::add_staff(&conn, &name, role, &pin)?;

@@ -42,7 +42,7 @@ pub async fn open_app(
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<App> {
     config.validate()?;
-    std::fs::create_dir_all(&data_dir)
+    linli_sync::db::create_private_dir(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let m = metrics.clone();
     let sync = Arc::new(SyncCtx::new(&config.store_id));
@@ -65,6 +65,7 @@ pub async fn open_app(
         utc_offset: offset,
         pickup_hold: chrono::Duration::hours(i64::from(config.pickup_hold_hours)),
         session_ttl: chrono::Duration::hours(i64::from(config.session_hours)),
+        max_change: linli_shared::Fen(config.max_change_fen),
     };
     Ok(App::new(store, settings, clock, sync).await?)
 }

@@ -397,6 +397,20 @@ async fn refused_sales_write_nothing() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "payment_overpaid",
         ),
+        // issue 8: i64::MAX fen of cash was committed with ¥92 quadrillion
+        // change; cash is at most the total plus the change limit (¥1,000)
+        (
+            Body::from(json!({"lines": good_line, "payments": cash(i64::MAX)}).to_string()),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "change_too_large",
+        ),
+        (
+            Body::from(json!({"lines": good_line, "payments": cash(1950 + 100_001)}).to_string()),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "change_too_large",
+        ),
         (
             Body::from(json!({"lines": good_line, "payments": []}).to_string()),
             "application/json",
@@ -1169,4 +1183,186 @@ async fn online_codes_are_refused_clearly_when_the_store_cannot_check_them() {
         (s, code(&e)),
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
     );
+}
+
+/// Issue 8 item 14: every error is the JSON error shape with a stable code,
+/// including what axum itself refuses before a handler runs (a bad query
+/// string, bad UTF-8 in a path, a method the route does not take, a body over
+/// the limit) and what no route matches.
+#[tokio::test]
+async fn every_error_is_the_json_error_shape() {
+    let n = TestNode::new().await;
+    let (c, m) = (n.cashier.clone(), n.manager.clone());
+    let big_csv = format!(
+        "sku,barcode,name,category,unit,price_fen,shelf_life_days\n{}",
+        "x".repeat(9 * 1024 * 1024)
+    );
+    let big_json = format!("{{\"lines\":[{}]}}", " ".repeat(300 * 1024));
+    let cases: Vec<(&str, &str, &str, Body, &str, StatusCode, &str)> = vec![
+        (
+            "GET",
+            "/api/v1/stock/P00001/movements?limit=lots",
+            &c,
+            Body::empty(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/orders?status=flying",
+            &c,
+            Body::empty(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/online-orders?open=perhaps",
+            &c,
+            Body::empty(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/stock?negative=3",
+            &c,
+            Body::empty(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/sales/%FF%FE",
+            &c,
+            Body::empty(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/products/%C3%28",
+            &c,
+            Body::empty(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "DELETE",
+            "/api/v1/sales",
+            &c,
+            Body::empty(),
+            "application/json",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            "PUT",
+            "/api/v1/sales/01X",
+            &c,
+            Body::empty(),
+            "application/json",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            "GET",
+            "/api/v1/login",
+            &c,
+            Body::empty(),
+            "application/json",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            "POST",
+            "/health",
+            &c,
+            Body::empty(),
+            "application/json",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            "GET",
+            "/api/v1/nope",
+            &c,
+            Body::empty(),
+            "application/json",
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "GET",
+            "/nope",
+            &c,
+            Body::empty(),
+            "application/json",
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/api/v1/catalog/import",
+            &m,
+            Body::from(big_csv),
+            "text/csv",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            "POST",
+            "/api/v1/stock/receipts",
+            &c,
+            Body::from(big_json.clone()),
+            "application/json",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            "POST",
+            "/api/v1/orders",
+            &c,
+            Body::from(big_json),
+            "application/json",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            "POST",
+            "/api/v1/stock/receipts",
+            &c,
+            Body::from("{"),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+    ];
+    for (method, uri, token, body, ct, status, want) in cases {
+        let (s, headers, v) = n
+            .send_full(method, uri, Some(token), Some("k-1"), body, ct)
+            .await;
+        let what = format!("{method} {uri}");
+        assert_eq!((s, code(&v)), (status, want), "{what}: {v}");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{what}"
+        );
+        assert!(
+            !v["error"]["message"].as_str().unwrap_or("").is_empty(),
+            "{what}: {v}"
+        );
+        if s == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(headers.contains_key("allow"), "{what}: no Allow header");
+        }
+    }
 }

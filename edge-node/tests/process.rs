@@ -320,7 +320,7 @@ fn sale_body(till: usize, n: usize) -> Value {
     };
     json!({
         "lines": [each_line, { "sku": "P00003", "qty": 250 + 50 * (n % 5) }],
-        "payments": [{ "method": "cash", "amount_fen": 1_000_000 }],
+        "payments": [{ "method": "cash", "amount_fen": 100_000 }],
     })
 }
 

@@ -203,14 +203,16 @@ const COLUMNS: [&str; 7] = [
     "shelf_life_days",
 ];
 
-/// Parses a catalog CSV. A broken header fails the whole file; a bad row is
-/// reported and skipped. A SKU or barcode seen twice keeps the first row.
+/// Parses a catalog CSV. A broken header fails the whole file; a bad row
+/// (an unbalanced quote included) is reported with its line and skipped;
+/// empty lines are skipped. A SKU or barcode seen twice keeps the first row.
 pub fn parse_catalog_csv(data: &[u8]) -> Result<ParsedCatalog, CatalogCsvError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(data);
-    let headers = rdr.headers().map_err(|_| CatalogCsvError::Empty)?.clone();
+    let mut lines = crate::csv_lines::lines(data);
+    let headers = lines
+        .next()
+        .map(|(_, l)| crate::csv_lines::record(l))
+        .ok_or(CatalogCsvError::Empty)?
+        .map_err(|_| CatalogCsvError::Empty)?;
     if headers.is_empty() || headers.iter().all(str::is_empty) {
         return Err(CatalogCsvError::Empty);
     }
@@ -224,19 +226,14 @@ pub fn parse_catalog_csv(data: &[u8]) -> Result<ParsedCatalog, CatalogCsvError> 
     let mut out = ParsedCatalog::default();
     let mut skus = HashSet::new();
     let mut barcodes = HashSet::new();
-    for record in rdr.records() {
-        let record = match record {
+    for (line, text) in lines {
+        let record = match crate::csv_lines::record(text) {
             Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                out.rejected.push(RejectedRow {
-                    line,
-                    reason: format!("unreadable row: {e}"),
-                });
+            Err(reason) => {
+                out.rejected.push(RejectedRow { line, reason });
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
         if record.iter().all(str::is_empty) {
             continue;
         }
@@ -292,6 +289,57 @@ mod tests {
         assert!(parsed.rejected[2].reason.contains("price_fen"));
         assert!(parsed.rejected[3].reason.contains("kg product barcode"));
         assert!(parsed.rejected[4].reason.contains("name"));
+    }
+
+    #[test]
+    fn unbalanced_quote_is_a_rejected_line_and_later_rows_survive() {
+        let csv = format!(
+            "{HEADER}P00001,6942215277577,Bun,bakery,each,1950,4\n\
+             P00002,6901234567892,\"Milk, 1 L,dairy,each,650,7\n\
+             P00003,6901234567908,Tea,drinks,each,300,300\n\
+             P00004,6901234567915,\"Rice \"\"5kg\"\"\",grain,each,4990,365\n"
+        );
+        let parsed = parse_catalog_csv(csv.as_bytes()).unwrap();
+        let ok: Vec<(u64, &str)> = parsed
+            .products
+            .iter()
+            .map(|(l, p)| (*l, p.sku.as_str()))
+            .collect();
+        assert_eq!(ok, vec![(2, "P00001"), (4, "P00003"), (5, "P00004")]);
+        assert_eq!(parsed.products[2].1.name, "Rice \"5kg\"");
+        assert_eq!(parsed.rejected.len(), 1, "{:?}", parsed.rejected);
+        assert_eq!(parsed.rejected[0].line, 3);
+        assert!(
+            parsed.rejected[0].reason.contains("unbalanced quote"),
+            "{:?}",
+            parsed.rejected[0]
+        );
+        // the last line of a file without a newline too
+        let csv = format!("{HEADER}P00001,6942215277577,\"Bun,bakery,each,1950,4");
+        let parsed = parse_catalog_csv(csv.as_bytes()).unwrap();
+        assert!(parsed.products.is_empty());
+        assert_eq!(parsed.rejected[0].line, 2);
+    }
+
+    #[test]
+    fn line_numbers_count_empty_lines_and_crlf() {
+        for eol in ["\n", "\r\n"] {
+            let csv = [
+                HEADER.trim_end(),
+                "P00001,6942215277577,Bun,bakery,each,1950,4",
+                "",
+                "",
+                "P00002,6901234567892,Milk,dairy,each,650,7",
+                "P00003,6901234567908,Tea,drinks,each,0,300",
+                "",
+            ]
+            .join(eol);
+            let parsed = parse_catalog_csv(csv.as_bytes()).unwrap();
+            let lines: Vec<u64> = parsed.products.iter().map(|(l, _)| *l).collect();
+            assert_eq!(lines, vec![2, 5], "{eol:?}");
+            assert_eq!(parsed.rejected.len(), 1, "{eol:?}");
+            assert_eq!(parsed.rejected[0].line, 6, "{eol:?}");
+        }
     }
 
     #[test]

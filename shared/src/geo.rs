@@ -299,13 +299,11 @@ const COLUMNS: [&str; 8] = [
 /// fail the whole file; a bad row is reported and skipped; empty lines are
 /// skipped. A store_id seen twice keeps the first valid row.
 pub fn parse_stores_csv(bytes: &[u8]) -> Result<ParsedStores, StoresCsvError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
-    let headers = match rdr.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => return Err(StoresCsvError::UnreadableHeader(e.to_string())),
+    let mut lines = crate::csv_lines::lines(bytes);
+    let headers = match lines.next().map(|(_, l)| crate::csv_lines::record(l)) {
+        None => return Err(StoresCsvError::Empty),
+        Some(Ok(h)) => h,
+        Some(Err(e)) => return Err(StoresCsvError::UnreadableHeader(e)),
     };
     if headers.is_empty() || headers.iter().all(str::is_empty) {
         return Err(StoresCsvError::Empty);
@@ -322,23 +320,18 @@ pub fn parse_stores_csv(bytes: &[u8]) -> Result<ParsedStores, StoresCsvError> {
     // store_id -> line of the row that holds it
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut rows = 0usize;
-    for record in rdr.records() {
-        let record = match record {
+    for (line, text) in lines {
+        let record = match crate::csv_lines::record(text) {
             Ok(r) => r,
-            Err(e) => {
+            Err(reason) => {
                 rows += 1;
                 if rows > MAX_STORE_ROWS {
                     return Err(StoresCsvError::TooManyRows(MAX_STORE_ROWS));
                 }
-                let line = e.position().map_or(0, |p| record_line(bytes, p));
-                out.rejected.push(RejectedRow {
-                    line,
-                    reason: format!("unreadable row: {e}"),
-                });
+                out.rejected.push(RejectedRow { line, reason });
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| record_line(bytes, p));
         if record.iter().all(str::is_empty) {
             continue;
         }
@@ -380,21 +373,6 @@ pub fn parse_stores_csv(bytes: &[u8]) -> Result<ParsedStores, StoresCsvError> {
         }
     }
     Ok(out)
-}
-
-/// The line a record starts on. The csv crate reports where it began reading
-/// the record, which is before any empty lines it skipped on the way; this
-/// skips them too, so a manager is sent to the row itself.
-fn record_line(bytes: &[u8], pos: &csv::Position) -> u64 {
-    let start = usize::try_from(pos.byte()).unwrap_or(usize::MAX);
-    let skipped = bytes
-        .get(start..)
-        .unwrap_or_default()
-        .iter()
-        .take_while(|b| matches!(b, b'\r' | b'\n'))
-        .filter(|b| **b == b'\n')
-        .count();
-    pos.line() + skipped as u64
 }
 
 /// An entry of the R-tree: a store's unit vector and its position in `sites`.
@@ -718,6 +696,28 @@ mod tests {
             assert_eq!(lines, vec![2, 5, 8], "{eol:?}");
             assert_eq!(parsed.rejected[0].line, 6, "{eol:?}");
         }
+    }
+
+    #[test]
+    fn unbalanced_quote_is_a_rejected_line_and_later_rows_survive() {
+        let csv = format!(
+            "{HEADER}S001,A,Xihu,30.3,120.1,3,07:00,22:30\n\
+             S002,\"Bad, open quote,Xihu,30.3,120.1,3,07:00,22:30\n\
+             \n\
+             S003,\"C, \"\"quoted\"\"\",Xihu,30.3,120.1,3,07:00,22:30\n\
+             S004,D,Xihu,30.3,120.1,3,07:00,22:30\n"
+        );
+        let parsed = parse_stores_csv(csv.as_bytes()).unwrap();
+        let ok: Vec<(u64, &str)> = parsed
+            .stores
+            .iter()
+            .map(|(l, s)| (*l, s.store_id.as_str()))
+            .collect();
+        assert_eq!(ok, vec![(2, "S001"), (5, "S003"), (6, "S004")]);
+        assert_eq!(parsed.stores[1].1.name, "C, \"quoted\"");
+        assert_eq!(parsed.rejected.len(), 1, "{:?}", parsed.rejected);
+        assert_eq!(parsed.rejected[0].line, 3);
+        assert!(parsed.rejected[0].reason.contains("unbalanced quote"));
     }
 
     #[test]

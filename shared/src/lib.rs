@@ -13,6 +13,7 @@
 pub mod api_doc;
 pub mod barcode;
 pub mod catalog;
+mod csv_lines;
 pub mod docs;
 pub mod geo;
 pub mod money;

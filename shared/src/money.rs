@@ -35,7 +35,14 @@ impl Fen {
     pub fn per_kg_times_grams(self, grams: i64) -> Option<Fen> {
         let milli = self.0.checked_mul(grams)?;
         // round half up for non-negative amounts; weights are never negative here
-        Some(Fen((milli + 500).div_euclid(1000)))
+        Some(Fen(milli.checked_add(500)?.div_euclid(1000)))
+    }
+
+    /// The sum of `amounts`, or `None` on overflow.
+    pub fn checked_sum(amounts: impl IntoIterator<Item = Fen>) -> Option<Fen> {
+        amounts
+            .into_iter()
+            .try_fold(Fen::ZERO, |acc, a| acc.checked_add(a))
     }
 
     pub fn is_positive(self) -> bool {
@@ -77,6 +84,15 @@ mod tests {
         // 1 fen/kg * 0.5 kg = 0.5 -> 1 (half up)
         assert_eq!(Fen(1).per_kg_times_grams(500), Some(Fen(1)));
         assert_eq!(Fen(1).per_kg_times_grams(499), Some(Fen(0)));
+    }
+
+    #[test]
+    fn arithmetic_overflows_to_none() {
+        assert_eq!(Fen(i64::MAX).per_kg_times_grams(1), None);
+        assert_eq!(Fen(i64::MAX / 2).per_kg_times_grams(2), None);
+        assert_eq!(Fen::checked_sum([Fen(i64::MAX), Fen(1)]), None);
+        assert_eq!(Fen::checked_sum([Fen(1), Fen(2)]), Some(Fen(3)));
+        assert_eq!(Fen::checked_sum([]), Some(Fen::ZERO));
     }
 
     proptest! {

@@ -5,6 +5,11 @@
 //! amount, so non-cash payments together may never exceed the total. These
 //! rules live here so that a till, the edge API and a later replay of a
 //! ledger all agree on what a settled sale is.
+//!
+//! Every amount is bounded: non-cash payments by the total, cash by the total
+//! plus the most change a till hands back (a store setting, by default
+//! [`DEFAULT_MAX_CHANGE_FEN`]), so a mistyped or hostile amount is refused
+//! instead of being booked with absurd change, and no sum can overflow.
 
 use crate::money::Fen;
 use serde::{Deserialize, Serialize};
@@ -74,12 +79,32 @@ pub enum PaymentError {
     NonCashOverpaid { total: i64, non_cash: i64 },
     #[error("payment amounts overflow")]
     Overflow,
+    /// More cash than the total plus the most change a till gives: a typo
+    /// (an extra zero) or a forged request, never a real customer.
+    #[error(
+        "payments of {tendered} fen for a total of {total} fen would give {change} fen in change, more than the {max_change} fen a till gives; check the cash amount"
+    )]
+    ChangeTooLarge {
+        total: i64,
+        tendered: i64,
+        change: i64,
+        max_change: i64,
+    },
 }
 
 pub const MAX_PAYMENTS: usize = 8;
 
-/// Checks that `payments` settle `total` and computes the change.
-pub fn settle(total: Fen, payments: &[Payment]) -> Result<Settlement, PaymentError> {
+/// The most change a till hands back unless the store sets otherwise:
+/// ¥1,000 (ten ¥100 notes more than the total is already implausible).
+pub const DEFAULT_MAX_CHANGE_FEN: i64 = 100_000;
+
+/// Checks that `payments` settle `total` and computes the change, which may
+/// be at most `max_change`.
+pub fn settle(
+    total: Fen,
+    payments: &[Payment],
+    max_change: Fen,
+) -> Result<Settlement, PaymentError> {
     if payments.is_empty() {
         return Err(PaymentError::NoPayments);
     }
@@ -113,16 +138,24 @@ pub fn settle(total: Fen, payments: &[Payment]) -> Result<Settlement, PaymentErr
             non_cash: non_cash.0,
         });
     }
-    Ok(Settlement {
-        tendered,
-        change: Fen(tendered.0 - total.0),
-    })
+    let change = tendered.checked_sub(total).ok_or(PaymentError::Overflow)?;
+    if change > max_change {
+        return Err(PaymentError::ChangeTooLarge {
+            total: total.0,
+            tendered: tendered.0,
+            change: change.0,
+            max_change: max_change.0,
+        });
+    }
+    Ok(Settlement { tendered, change })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    const MAX: Fen = Fen(DEFAULT_MAX_CHANGE_FEN);
 
     fn pay(method: PaymentMethod, amount: i64) -> Payment {
         Payment {
@@ -133,7 +166,7 @@ mod tests {
 
     #[test]
     fn cash_gives_change() {
-        let s = settle(Fen(1865), &[pay(PaymentMethod::Cash, 2000)]).unwrap();
+        let s = settle(Fen(1865), &[pay(PaymentMethod::Cash, 2000)], MAX).unwrap();
         assert_eq!(s.change, Fen(135));
     }
 
@@ -145,6 +178,7 @@ mod tests {
                 pay(PaymentMethod::WechatPay, 3000),
                 pay(PaymentMethod::Cash, 2000),
             ],
+            MAX,
         )
         .unwrap();
         assert_eq!(s.change, Fen::ZERO);
@@ -152,25 +186,79 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert_eq!(settle(Fen(1), &[]), Err(PaymentError::NoPayments));
+        assert_eq!(settle(Fen(1), &[], MAX), Err(PaymentError::NoPayments));
         assert_eq!(
-            settle(Fen(100), &[pay(PaymentMethod::Card, 99)]),
+            settle(Fen(100), &[pay(PaymentMethod::Card, 99)], MAX),
             Err(PaymentError::Insufficient {
                 total: 100,
                 paid: 99
             })
         );
         assert_eq!(
-            settle(Fen(100), &[pay(PaymentMethod::Alipay, 101)]),
+            settle(Fen(100), &[pay(PaymentMethod::Alipay, 101)], MAX),
             Err(PaymentError::NonCashOverpaid {
                 total: 100,
                 non_cash: 101
             })
         );
         assert_eq!(
-            settle(Fen(100), &[pay(PaymentMethod::Cash, 0)]),
+            settle(Fen(100), &[pay(PaymentMethod::Cash, 0)], MAX),
             Err(PaymentError::NotPositive(0))
         );
+    }
+
+    #[test]
+    fn cash_is_bounded_by_the_total_plus_the_change_limit() {
+        // the attack of issue 8: i64::MAX fen of cash
+        assert_eq!(
+            settle(Fen(1950), &[pay(PaymentMethod::Cash, i64::MAX)], MAX),
+            Err(PaymentError::ChangeTooLarge {
+                total: 1950,
+                tendered: i64::MAX,
+                change: i64::MAX - 1950,
+                max_change: DEFAULT_MAX_CHANGE_FEN
+            })
+        );
+        // exactly the limit is fine, a fen more is not
+        let s = settle(Fen(1950), &[pay(PaymentMethod::Cash, 1950 + 100_000)], MAX).unwrap();
+        assert_eq!(s.change, MAX);
+        assert!(matches!(
+            settle(Fen(1950), &[pay(PaymentMethod::Cash, 1951 + 100_000)], MAX),
+            Err(PaymentError::ChangeTooLarge {
+                change: 100_001,
+                ..
+            })
+        ));
+        // split: card part plus too much cash
+        assert!(matches!(
+            settle(
+                Fen(5000),
+                &[
+                    pay(PaymentMethod::Card, 4000),
+                    pay(PaymentMethod::Cash, 200_000)
+                ],
+                MAX
+            ),
+            Err(PaymentError::ChangeTooLarge {
+                change: 199_000,
+                ..
+            })
+        ));
+        // several huge amounts overflow instead of wrapping
+        assert_eq!(
+            settle(
+                Fen(1),
+                &[
+                    pay(PaymentMethod::Cash, i64::MAX),
+                    pay(PaymentMethod::Cash, i64::MAX)
+                ],
+                MAX
+            ),
+            Err(PaymentError::Overflow)
+        );
+        // a store that gives no change at all
+        assert!(settle(Fen(100), &[pay(PaymentMethod::Cash, 100)], Fen::ZERO).is_ok());
+        assert!(settle(Fen(100), &[pay(PaymentMethod::Cash, 101)], Fen::ZERO).is_err());
     }
 
     proptest! {
@@ -178,12 +266,13 @@ mod tests {
         fn settled_sales_balance(total in 1i64..10_000_000, amounts in proptest::collection::vec((0u8..4, 1i64..5_000_000), 1..8)) {
             let payments: Vec<Payment> = amounts.iter().map(|(m, a)| pay(
                 [PaymentMethod::Cash, PaymentMethod::Card, PaymentMethod::WechatPay, PaymentMethod::Alipay][*m as usize], *a)).collect();
-            if let Ok(s) = settle(Fen(total), &payments) {
+            if let Ok(s) = settle(Fen(total), &payments, MAX) {
                 prop_assert_eq!(s.tendered.0 - s.change.0, total);
                 prop_assert!(s.change.0 >= 0);
                 // change never exceeds the cash tendered
                 let cash: i64 = payments.iter().filter(|p| p.method == PaymentMethod::Cash).map(|p| p.amount.0).sum();
                 prop_assert!(s.change.0 <= cash);
+                prop_assert!(s.change <= MAX);
             }
         }
     }

@@ -111,13 +111,65 @@ pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> rusqlite::Result<(
     Ok(())
 }
 
+/// Creates `dir` (and missing parents) readable only by its owner (0700 on
+/// Unix), and tightens it to 0700 if it exists: a database's directory holds
+/// its `-wal` and `-shm` files, and staff, sales and customers are in them.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(
+        dir,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700),
+    )?;
+    Ok(())
+}
+
+/// Makes the database at `path` private before SQLite opens it: its
+/// directory 0700 (see [`create_private_dir`]), the file created 0600 (or
+/// tightened to it), and any `-wal`/`-shm` left from an earlier run tightened
+/// too. SQLite creates the `-wal` and `-shm` files with the database file's
+/// own mode, so they are born 0600 as well.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir)?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Opens (creating if needed) and migrates a database file, applying the
 /// durable pragmas. Used by the writer thread and by offline CLI commands.
+/// The file and its directory are private to the owner ([`make_private`]).
 pub fn open_writer_conn(path: &Path, migrate: Migrate) -> Result<Connection, StoreError> {
     let err = |e: rusqlite::Error| StoreError::Open {
         path: path.to_owned(),
         reason: e.to_string(),
     };
+    make_private(path).map_err(|e| StoreError::Open {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
     let mut conn = open_conn(path, OpenFlags::default()).map_err(err)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(err)?;
@@ -422,5 +474,50 @@ mod tests {
         store.shutdown().await;
         let late = store.write(|_c: &Connection| Ok::<_, StoreError>(())).await;
         assert!(matches!(late, Err(StoreError::Closed)));
+    }
+
+    /// Issue 8 item 17: the database, its `-wal` and `-shm` files are 0600
+    /// and its directory 0700, however open the process umask; a database
+    /// left with open modes by an older version is tightened on open.
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn database_and_its_directory_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        fn schema(c: &mut Connection) -> rusqlite::Result<()> {
+            migrate(c, &["CREATE TABLE meta (key TEXT PRIMARY KEY);"])
+        }
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let with = |suffix: &str, p: &Path| {
+            let mut s = p.as_os_str().to_owned();
+            s.push(suffix);
+            PathBuf::from(s)
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data").join("store");
+        let path = dir.join("t.db");
+        let store = Store::open(&path, schema, None).unwrap();
+        store
+            .write(|c: &Connection| {
+                c.execute("INSERT INTO meta(key) VALUES ('a')", [])?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&with("-wal", &path)), 0o600);
+        assert_eq!(mode(&with("-shm", &path)), 0o600);
+        store.shutdown().await;
+
+        // an older version's open modes are tightened
+        let open = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        open(&dir, 0o755);
+        open(&path, 0o644);
+        let store = Store::open(&path, schema, None).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        store.shutdown().await;
     }
 }

@@ -449,7 +449,7 @@ impl Cluster {
             .post(format!("{}/api/v1/sales", s.base_url))
             .bearer_auth(&s.token)
             .header("Idempotency-Key", key)
-            .json(&json!({"lines": lines, "payments": [{"method": "cash", "amount_fen": 10_000_000}]}))
+            .json(&json!({"lines": lines, "payments": [{"method": "cash", "amount_fen": 100_000}]}))
             .send()?;
         anyhow::ensure!(
             resp.status().as_u16() == 201,

@@ -66,8 +66,14 @@ impl FromRequestParts<Hub> for MaybeWho {
     }
 }
 
-fn bad_json(e: axum::extract::rejection::JsonRejection) -> ApiError {
-    err(StatusCode::BAD_REQUEST, "malformed_json", e.body_text())
+pub(super) fn bad_json(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    match e.status() {
+        // the body limit and the content type are not the JSON's fault
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            super::from_status(e.status(), &e.body_text())
+        }
+        _ => err(StatusCode::BAD_REQUEST, "malformed_json", e.body_text()),
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -271,7 +271,8 @@ impl App {
         req: SaleRequest,
     ) -> Result<(SaleReceipt, bool), AppError> {
         let priced = self.price_lines(&req.lines)?;
-        let total: Fen = priced.iter().map(|p| p.total).sum();
+        let total = Fen::checked_sum(priced.iter().map(|p| p.total))
+            .ok_or_else(|| invalid("lines", "the sale's total overflows"))?;
         let payments: Vec<Payment> = req
             .payments
             .iter()
@@ -280,7 +281,7 @@ impl App {
                 amount: Fen(p.amount_fen),
             })
             .collect();
-        let settlement = settle(total, &payments)?;
+        let settlement = settle(total, &payments, self.settings.max_change)?;
         let member_hash = match &req.member_phone {
             Some(phone) => Some(self.member_hash(&valid_phone("member_phone", phone)?)),
             None => None,

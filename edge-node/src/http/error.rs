@@ -92,9 +92,20 @@ impl From<AppError> for ApiError {
                 let code = match p {
                     PaymentError::Insufficient { .. } => "payment_insufficient",
                     PaymentError::NonCashOverpaid { .. } => "payment_overpaid",
+                    PaymentError::ChangeTooLarge { .. } => "change_too_large",
                     _ => "invalid_payment",
                 };
-                ApiError::new(S::UNPROCESSABLE_ENTITY, code, msg)
+                let details = match p {
+                    PaymentError::ChangeTooLarge { max_change, .. } => {
+                        Some(json!({ "field": "payments", "max_change_fen": max_change }))
+                    }
+                    _ => None,
+                };
+                let e = ApiError::new(S::UNPROCESSABLE_ENTITY, code, msg);
+                match details {
+                    Some(d) => e.with_details(d),
+                    None => e,
+                }
             }
             AppError::SaleNotFound(_) => ApiError::not_found("sale_not_found", msg),
             AppError::OrderNotFound(_) => ApiError::not_found("order_not_found", msg),
@@ -207,6 +218,86 @@ impl From<JsonRejection> for ApiError {
             other => ApiError::new(other.status(), "bad_request", other.body_text()),
         }
     }
+}
+
+/// The API error for a bare status, keeping `detail` (what axum or a layer
+/// said) for the caller: the net under every error no handler built itself.
+pub fn from_status(status: StatusCode, detail: &str) -> ApiError {
+    let (code, zh, en) = match status.as_u16() {
+        400 => (
+            "bad_request",
+            "请求无效",
+            "the request is malformed (query string, path or headers)",
+        ),
+        401 => ("unauthenticated", "请先登录", "log in first"),
+        404 => (
+            "not_found",
+            "没有这个地址",
+            "no such endpoint; see /api/v1/openapi.json",
+        ),
+        405 => (
+            "method_not_allowed",
+            "此地址不接受该请求方法",
+            "this endpoint does not take that method; see /api/v1/openapi.json",
+        ),
+        408 => ("timeout", "请求超时", "the request took too long; retry"),
+        413 => (
+            "body_too_large",
+            "请求体过大",
+            "request body is larger than this endpoint accepts; send fewer lines per request",
+        ),
+        415 => (
+            "unsupported_media_type",
+            "请求体类型不受支持",
+            "send the body with the Content-Type this endpoint documents",
+        ),
+        422 => (
+            "invalid_field",
+            "请求内容无效",
+            "the request does not match the schema",
+        ),
+        s if s >= 500 => (
+            "internal",
+            "服务器内部错误",
+            "the node could not complete the request; retry",
+        ),
+        _ => ("bad_request", "请求无效", "the request was refused"),
+    };
+    let message = if detail.is_empty() || status.is_server_error() {
+        format!("{zh}: {en}")
+    } else {
+        format!("{zh}: {en} ({detail})")
+    };
+    ApiError::new(status, code, message)
+}
+
+/// Response layer: an error response that is not already the JSON error
+/// shape (axum's plain-text rejections of bad query strings or paths, an
+/// empty 405 of a nested router, a 413 from a body limit) is rewritten into
+/// it, keeping its status and the headers that tell the caller what to do.
+pub async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let detail = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let mut out = from_status(status, &detail).into_response();
+    use axum::http::header;
+    for name in [header::ALLOW, header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
 }
 
 pub fn body_too_large() -> ApiError {

@@ -210,6 +210,26 @@ pub fn read_sales_where(doc: &AutoCommit, wanted: impl Fn(&str) -> bool) -> Vec<
     out
 }
 
+/// The refunds whose id passes `wanted`, ordered by refund id.
+pub fn read_refunds_where(doc: &AutoCommit, wanted: impl Fn(&str) -> bool) -> Vec<RefundFact> {
+    let Some(refunds) = existing_map(doc, "refunds") else {
+        return Vec::new();
+    };
+    doc.map_range(&refunds, ..)
+        .filter(|item| wanted(&item.key))
+        .map(|item| {
+            let id = item.id();
+            RefundFact {
+                refund_id: item.key.to_string(),
+                sale_id: get_str(doc, &id, "sale_id"),
+                amount_fen: get_i64(doc, &id, "amount_fen"),
+                staff: get_str(doc, &id, "staff"),
+                at: get_str(doc, &id, "at"),
+            }
+        })
+        .collect()
+}
+
 /// Ids of all entries under a root map (`sales`, `movements`, `refunds`, `orders`).
 pub fn entry_ids(doc: &AutoCommit, section: &str) -> Vec<String> {
     existing_map(doc, section)
@@ -256,6 +276,23 @@ mod tests {
         d.commit();
         let back = AutoCommit::load(&d.save()).unwrap();
         assert_eq!(read_sales(&back), vec![sale(1)]);
+    }
+
+    #[test]
+    fn refunds_round_trip() {
+        let mut d = base();
+        let r = RefundFact {
+            refund_id: "01REFUND1".into(),
+            sale_id: "01SALE000001".into(),
+            amount_fen: 150,
+            staff: "mia".into(),
+            at: "2026-11-25T03:00:00.000Z".into(),
+        };
+        record_refund(&mut d, &r).unwrap();
+        d.commit();
+        let back = AutoCommit::load(&d.save()).unwrap();
+        assert_eq!(read_refunds_where(&back, |_| true), vec![r]);
+        assert!(read_refunds_where(&back, |id| id != "01REFUND1").is_empty());
     }
 
     /// Replicas of one ledger, each holding some of the sales (as a store
