@@ -17,7 +17,8 @@ use crate::hub::{Hub, HubError, User};
 
 mod orders;
 
-/// How long without a frame before a connected store counts as stuck.
+/// How long a connected store may leave changes unacknowledged, with no
+/// frame from it, before it counts as stuck.
 pub const STUCK_AFTER_SECS: i64 = 60;
 
 #[derive(Debug)]
@@ -180,6 +181,7 @@ pub fn router(hub: Hub) -> Router {
     Router::new()
         .route("/", get(shop))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/api/v1/login", post(login))
         .route(
             "/api/v1/catalog/import",
@@ -218,55 +220,101 @@ async fn shop() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("../assets/shop.html"))
 }
 
-fn store_views(hub: &Hub) -> Vec<serde_json::Value> {
+/// Each store's link, for hub staff. `stuck` means connected with changes
+/// the store has not acknowledged and no frame from it for longer than the
+/// threshold; an idle link with nothing waiting is `connected`.
+pub(crate) async fn store_views(hub: &Hub) -> Vec<serde_json::Value> {
     let now = Utc::now();
+    let stuck_after = hub.stuck_after_secs();
     let mut links: Vec<_> = hub.links().into_iter().collect();
     links.sort_by(|a, b| a.0.cmp(&b.0));
-    links
-        .into_iter()
-        .map(|(id, l)| {
-            let quiet = (now - l.last_activity).num_seconds();
-            let state = if !l.connected {
-                "disconnected"
-            } else if quiet > STUCK_AFTER_SECS {
-                "stuck"
-            } else {
-                "connected"
-            };
-            json!({
-                "store_id": id,
-                "sync_state": state,
-                "since": l.since,
-                "last_activity": l.last_activity,
-                "seconds_since_activity": quiet,
-                "changes_applied": l.changes_applied,
-                "refused": l.refused,
-            })
-        })
-        .collect()
+    let mut out = Vec::with_capacity(links.len());
+    for (id, l) in links {
+        let quiet = (now - l.last_activity).num_seconds();
+        let state = if !l.connected {
+            "disconnected"
+        } else if quiet > stuck_after && hub.has_unacknowledged(&id).await.unwrap_or(false) {
+            "stuck"
+        } else {
+            "connected"
+        };
+        out.push(json!({
+            "store_id": id,
+            "sync_state": state,
+            "since": l.since,
+            "last_activity": l.last_activity,
+            "seconds_since_activity": quiet,
+            "changes_applied": l.changes_applied,
+            "refused": l.refused,
+        }));
+    }
+    out
 }
 
-/// The hub's health: status, version and the links of the chain's stores.
+/// Public liveness: no store's link state (staff see those in
+/// `GET /api/v1/stores`).
 #[utoipa::path(get, path = "/health", tag = "system",
-    responses((status = 200, description = "status, version, connected and stuck stores")))]
+    responses((status = 200, description = "status, version and how many stores are connected")))]
 async fn health(State(hub): State<Hub>) -> Json<serde_json::Value> {
-    let stores = store_views(&hub);
-    let connected = stores
-        .iter()
-        .filter(|s| s["sync_state"] != "disconnected")
-        .count();
-    let stuck: Vec<_> = stores
-        .iter()
-        .filter(|s| s["sync_state"] == "stuck")
-        .map(|s| s["store_id"].clone())
-        .collect();
+    let connected = hub.links().values().filter(|l| l.connected).count();
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "stores_connected": connected,
-        "stores_stuck": stuck,
-        "stores": stores,
     }))
+}
+
+/// Prometheus text exposition of the hub's link counters.
+async fn metrics(State(hub): State<Hub>) -> impl IntoResponse {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &hub.counters;
+    let connected = hub.links().values().filter(|l| l.connected).count();
+    let mut out = String::new();
+    for (name, help, kind, value) in [
+        (
+            "linli_hub_stores_connected",
+            "Stores with a live sync session.",
+            "gauge",
+            connected as u64,
+        ),
+        (
+            "linli_hub_sessions_replaced_total",
+            "Sessions closed because a newer connection presented the same store certificate.",
+            "counter",
+            c.sessions_replaced.load(Relaxed),
+        ),
+        (
+            "linli_hub_sessions_revoked_total",
+            "Live sessions cut because their store was revoked.",
+            "counter",
+            c.sessions_revoked.load(Relaxed),
+        ),
+        (
+            "linli_hub_refused_revoked_total",
+            "Connections refused because their store is revoked.",
+            "counter",
+            c.refused_revoked.load(Relaxed),
+        ),
+        (
+            "linli_hub_sessions_ended_total",
+            "Store sync sessions that ended.",
+            "counter",
+            c.sessions_ended.load(Relaxed),
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

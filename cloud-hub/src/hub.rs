@@ -125,7 +125,38 @@ pub struct LinkStatus {
     pub last_activity: DateTime<Utc>,
     pub changes_applied: u64,
     pub refused: u64,
+    /// The session that owns the link (the newest connection with the
+    /// store's certificate); an older session ending leaves it alone.
+    #[serde(skip)]
+    pub session: u64,
 }
+
+/// Links as the hub sees them, and the live connection of each.
+#[derive(Debug, Default)]
+struct Links {
+    status: HashMap<String, LinkStatus>,
+    /// The connection that owns each store's link, by session number.
+    live: HashMap<String, (u64, quinn::Connection)>,
+    next_session: u64,
+}
+
+/// Counters of link events, exposed in `/metrics`.
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    /// Sessions closed because a newer connection presented the same
+    /// store certificate.
+    pub sessions_replaced: std::sync::atomic::AtomicU64,
+    /// Live sessions cut because their store was revoked.
+    pub sessions_revoked: std::sync::atomic::AtomicU64,
+    /// Connections refused at admission because their store is revoked.
+    pub refused_revoked: std::sync::atomic::AtomicU64,
+    /// Sessions that ended (for whatever reason).
+    pub sessions_ended: std::sync::atomic::AtomicU64,
+}
+
+/// QUIC close code for a session replaced by a newer connection of the
+/// same store.
+pub const CLOSE_REPLACED: u32 = 0x4c02;
 
 /// Paths of the hub's files inside its data directory.
 #[derive(Debug, Clone)]
@@ -151,7 +182,12 @@ pub struct Hub {
     pub store: Store,
     docs: Arc<Mutex<Option<Docs>>>,
     pub(crate) changes: broadcast::Sender<DocId>,
-    links: Arc<Mutex<HashMap<String, LinkStatus>>>,
+    links: Arc<Mutex<Links>>,
+    /// Link event counters for `/metrics`.
+    pub counters: Arc<LinkCounters>,
+    /// A connected store with changes waiting unacknowledged and no frame
+    /// for longer than this many seconds is `stuck`.
+    stuck_after_secs: Arc<std::sync::atomic::AtomicI64>,
     /// Stores and products for routing and pricing (rebuilt on import).
     pub(crate) directory: Arc<std::sync::RwLock<crate::orders::Directory>>,
     pub(crate) order_settings: Arc<crate::orders::OrderSettings>,
@@ -252,7 +288,11 @@ impl Hub {
             store,
             docs,
             changes: broadcast::channel(4096).0,
-            links: Arc::new(Mutex::new(HashMap::new())),
+            links: Arc::new(Mutex::new(Links::default())),
+            counters: Arc::new(LinkCounters::default()),
+            stuck_after_secs: Arc::new(std::sync::atomic::AtomicI64::new(
+                crate::http::STUCK_AFTER_SECS,
+            )),
             directory: Arc::new(std::sync::RwLock::new(Default::default())),
             order_settings: Arc::new(order_settings),
             signing: Arc::new(signing),
@@ -371,7 +411,7 @@ impl Hub {
                 r
             });
         if let Ok(mut links) = self.links.lock()
-            && let Some(l) = links.get_mut(store_id)
+            && let Some(l) = links.status.get_mut(store_id)
         {
             l.last_activity = Utc::now();
             match &r {
@@ -383,41 +423,138 @@ impl Hub {
         r
     }
 
-    pub fn link_up(&self, store_id: &str) {
-        if let Ok(mut links) = self.links.lock() {
-            let now = Utc::now();
-            let e = links.entry(store_id.to_owned()).or_insert(LinkStatus {
+    /// A store's session begins on `conn`: it owns the store's link from
+    /// now on. An older live connection of the same store (a second node
+    /// with the same certificate, or a reconnect the hub has not yet seen
+    /// die) is closed, logged as a warning and counted. Returns the
+    /// session's number, for [`Hub::link_down`].
+    pub fn link_up(&self, store_id: &str, conn: &quinn::Connection) -> u64 {
+        let Ok(mut links) = self.links.lock() else {
+            return 0;
+        };
+        links.next_session += 1;
+        let session = links.next_session;
+        if let Some((_, old)) = links
+            .live
+            .insert(store_id.to_owned(), (session, conn.clone()))
+        {
+            old.close(
+                CLOSE_REPLACED.into(),
+                b"replaced by a newer connection with this store's certificate",
+            );
+            self.counters
+                .sessions_replaced
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                store = %store_id,
+                old = %old.remote_address(),
+                new = %conn.remote_address(),
+                "a second connection presented this store's certificate: the older one is closed"
+            );
+        }
+        let now = Utc::now();
+        let e = links
+            .status
+            .entry(store_id.to_owned())
+            .or_insert(LinkStatus {
                 connected: true,
                 since: now,
                 last_activity: now,
                 changes_applied: 0,
                 refused: 0,
+                session,
             });
-            e.connected = true;
-            e.since = now;
-            e.last_activity = now;
-        }
+        e.connected = true;
+        e.since = now;
+        e.last_activity = now;
+        e.session = session;
+        session
     }
 
-    pub fn link_down(&self, store_id: &str) {
-        if let Ok(mut links) = self.links.lock()
-            && let Some(l) = links.get_mut(store_id)
-        {
+    /// Session `session` of a store ended. Marks the link down only if that
+    /// session still owned it; returns whether it did.
+    pub fn link_down(&self, store_id: &str, session: u64) -> bool {
+        self.counters
+            .sessions_ended
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Ok(mut links) = self.links.lock() else {
+            return false;
+        };
+        if links.live.get(store_id).map(|(s, _)| *s) != Some(session) {
+            return false;
+        }
+        links.live.remove(store_id);
+        if let Some(l) = links.status.get_mut(store_id) {
             l.connected = false;
             l.since = Utc::now();
         }
+        true
+    }
+
+    /// Closes the live connection of every store in `revoked`; returns the
+    /// stores cut.
+    pub fn cut_revoked(&self, revoked: &std::collections::BTreeSet<String>) -> Vec<String> {
+        let Ok(links) = self.links.lock() else {
+            return Vec::new();
+        };
+        let mut cut = Vec::new();
+        for (store, (_, conn)) in links.live.iter() {
+            if revoked.contains(store) && conn.close_reason().is_none() {
+                conn.close(
+                    linli_sync::tls::CLOSE_REVOKED.into(),
+                    b"certificate revoked",
+                );
+                self.counters
+                    .sessions_revoked
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(store = %store, "store revoked: its live connection is closed");
+                cut.push(store.clone());
+            }
+        }
+        cut
     }
 
     pub fn touch(&self, store_id: &str) {
         if let Ok(mut links) = self.links.lock()
-            && let Some(l) = links.get_mut(store_id)
+            && let Some(l) = links.status.get_mut(store_id)
         {
             l.last_activity = Utc::now();
         }
     }
 
     pub fn links(&self) -> HashMap<String, LinkStatus> {
-        self.links.lock().map(|l| l.clone()).unwrap_or_default()
+        self.links
+            .lock()
+            .map(|l| l.status.clone())
+            .unwrap_or_default()
+    }
+
+    /// Seconds without a frame, with changes waiting, before a connected
+    /// store counts as `stuck` (default [`crate::http::STUCK_AFTER_SECS`]).
+    pub fn stuck_after_secs(&self) -> i64 {
+        self.stuck_after_secs
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets the `stuck` threshold (tests use a short one).
+    pub fn set_stuck_after_secs(&self, secs: i64) {
+        self.stuck_after_secs
+            .store(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the hub holds changes in `store_id`'s documents that the
+    /// store has not acknowledged.
+    pub async fn has_unacknowledged(&self, store_id: &str) -> Result<bool, HubError> {
+        let store = store_id.to_owned();
+        self.with_docs(move |c, docs| {
+            for e in docs.index(c, |d| d.in_scope_of(&store))? {
+                if !docs.acknowledged(c, &e.doc, &store)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+        .await
     }
 
     pub async fn login(&self, name: &str, password: &str) -> Result<String, HubError> {

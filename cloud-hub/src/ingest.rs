@@ -16,6 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, HubError};
 
+/// How often the hub rereads the revocation list to cut revoked stores'
+/// live connections.
+pub const REVOCATION_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The hub's side of one store's session.
 struct HubHost {
     hub: Hub,
@@ -109,9 +113,23 @@ impl Ingest {
     pub async fn run(self, hub: Hub, cancel: CancellationToken) {
         let limiter = HandshakeLimiter::default();
         let mut sessions = JoinSet::new();
+        // a revocation (an admin command, another process) cuts the live
+        // link within this interval
+        let mut revocations = tokio::time::interval(REVOCATION_CHECK);
+        revocations.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let incoming = tokio::select! {
                 _ = cancel.cancelled() => break,
+                _ = revocations.tick() => {
+                    match self.ca.revoked() {
+                        Ok(revoked) if !revoked.is_empty() => {
+                            hub.cut_revoked(&revoked);
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot read the revocation list"),
+                    }
+                    continue;
+                }
                 i = self.endpoint.accept() => match i {
                     Some(i) => i,
                     None => break,
@@ -136,6 +154,11 @@ impl Ingest {
                 let store_id = match ca.admit_peer(&conn) {
                     Ok(id) => id,
                     Err(e) => {
+                        if matches!(e, tls::TlsError::Revoked { .. }) {
+                            hub.counters
+                                .refused_revoked
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         tracing::warn!(error = %e, remote = %conn.remote_address(), "store refused");
                         return;
                     }
@@ -162,15 +185,11 @@ async fn serve_store(
             return;
         }
     };
-    hub.link_up(&store_id);
+    // the newest connection owns the link: an older one is closed
+    let session_no = hub.link_up(&store_id, &conn);
     tracing::info!(store = %store_id, remote = %conn.remote_address(), "store connected");
-    let host = Arc::new(HubHost {
-        hub: hub.clone(),
-        store_id: store_id.clone(),
-    });
-    let result = session::run(host, send, recv, hub.subscribe(), cancel).await;
-    hub.link_down(&store_id);
-    // in-session sync states are dropped; the persisted shared heads remain
+    // a new session starts from the persisted shared heads, not from the
+    // in-memory state of a session it replaced
     let peer = store_id.clone();
     let _ = hub
         .with_docs(move |_, docs| {
@@ -178,6 +197,23 @@ async fn serve_store(
             Ok(())
         })
         .await;
+    let host = Arc::new(HubHost {
+        hub: hub.clone(),
+        store_id: store_id.clone(),
+    });
+    let result = session::run(host, send, recv, hub.subscribe(), cancel).await;
+    conn.close(0u32.into(), b"session ended");
+    // in-session sync states are dropped (the persisted shared heads
+    // remain), unless a newer session of the store owns the link now
+    if hub.link_down(&store_id, session_no) {
+        let peer = store_id.clone();
+        let _ = hub
+            .with_docs(move |_, docs| {
+                docs.end_session(&peer);
+                Ok(())
+            })
+            .await;
+    }
     match result {
         Ok(()) => tracing::info!(store = %store_id, "session ended"),
         Err(e) => tracing::info!(store = %store_id, error = %e, "session ended"),

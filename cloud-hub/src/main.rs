@@ -40,6 +40,7 @@ enum Cmd {
         pickup_hold_hours: i64,
     },
     /// Issue a store's certificate (store.pem, store.key, ca.pem) into --out.
+    /// A revoked store id is refused unless --reinstate is given.
     IssueCert {
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -47,8 +48,13 @@ enum Cmd {
         store: String,
         #[arg(long)]
         out: PathBuf,
+        /// Lift the store's revocation and admit it again (every certificate
+        /// of this store id, old ones included).
+        #[arg(long)]
+        reinstate: bool,
     },
-    /// Revoke a store's certificate; the hub refuses it from its next connection.
+    /// Revoke a store's certificate; a running hub cuts its live connection
+    /// within a second and refuses it from then on.
     Revoke {
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -124,10 +130,23 @@ fn main() -> anyhow::Result<()> {
             data_dir,
             store,
             out,
+            reinstate,
         } => {
             let paths = paths(data_dir)?;
             let ca = linli_sync::tls::Ca::load_or_create(&paths.ca_dir())?;
-            ca.issue_store(&store, &out)?;
+            if ca.is_revoked(&store)? {
+                if !reinstate {
+                    anyhow::bail!(
+                        "门店 {store} 已被吊销，不签发证书；确需恢复请加 --reinstate \
+                         (store {store} is revoked; pass --reinstate to admit it again)"
+                    );
+                }
+                ca.issue_store(&store, &out)?;
+                ca.reinstate(&store)?;
+                println!("reinstated store {store}");
+            } else {
+                ca.issue_store(&store, &out)?;
+            }
             // the store verifies pickup QR codes with the hub's public key
             let key = linli_hub::signing::load_or_create(&paths.signing_key())?;
             linli_hub::signing::write_public(&key, &out)?;

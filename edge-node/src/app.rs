@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod idempotency;
 pub mod online;
 pub mod orders;
+pub mod recovery;
 pub mod replication;
 pub mod rights;
 pub mod sales;
@@ -305,6 +306,12 @@ pub enum AppError {
         "this request needs an Idempotency-Key header (1-128 visible ASCII characters) so a retry cannot write twice"
     )]
     IdempotencyKeyRequired,
+    /// The node's database is new and it is still recovering from the hub
+    /// what the hub holds for this store; it writes nothing until then.
+    #[error(
+        "本店数据正在从总部恢复，恢复完成前不能记账；请稍候再试 (this node is recovering its store's data from the hub; retry shortly with the same Idempotency-Key)"
+    )]
+    Recovering,
     /// The catalog CSV is not in the expected format.
     #[error(transparent)]
     CatalogCsv(#[from] CatalogCsvError),

@@ -44,15 +44,31 @@ pub fn ensure_demo_staff(db: &Path) -> anyhow::Result<()> {
 pub async fn seed(app: &crate::app::App) -> anyhow::Result<()> {
     use crate::app::Actor;
     use crate::app::stock::{ReceiptRequest, StockLineRequest};
-    if !app.catalog().is_empty() {
+    // a new database first gets what the hub holds for this store
+    if !app.wait_recovered(std::time::Duration::from_secs(30)).await {
+        tracing::warn!("still recovering from the hub: no demo data loaded");
         return Ok(());
     }
     let seeder = Actor {
         name: "demo-seed".into(),
         role: Role::Manager,
     };
-    let report = app.import_catalog(&seeder, SAMPLE_CATALOG.to_vec()).await?;
-    tracing::info!(imported = report.imported, "demo catalog loaded");
+    if app.catalog().is_empty() {
+        let report = app.import_catalog(&seeder, SAMPLE_CATALOG.to_vec()).await?;
+        tracing::info!(imported = report.imported, "demo catalog loaded");
+    }
+    // opening stock only into empty books (not over levels a recovery
+    // brought back, nor on a restart)
+    let stocked: i64 = app
+        .store()
+        .read(|c| {
+            c.query_row("SELECT COUNT(*) FROM stock", [], |r| r.get(0))
+                .map_err(|e| crate::store::StoreError::Sql(e.to_string()))
+        })
+        .await?;
+    if stocked > 0 {
+        return Ok(());
+    }
     let cat = app.catalog();
     let mut lines: Vec<StockLineRequest> = Vec::new();
     let parsed = linli_shared::catalog::parse_catalog_csv(SAMPLE_CATALOG)?;

@@ -76,7 +76,11 @@ pub fn router(state: AppState) -> Router {
             "/online-orders/{order_id}/delivered",
             post(online::delivered),
         )
-        .route("/riders", get(online::riders).post(online::add_rider));
+        .route("/riders", get(online::riders).post(online::add_rider))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_while_recovering,
+        ));
     Router::new()
         .route("/", get(console))
         .route("/health", get(system::health))
@@ -106,6 +110,24 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this endpoint does not take that method; see /api/v1/openapi.json",
     )
+}
+
+/// A node whose new database is still recovering from the hub records
+/// nothing: every write is refused with 503 `recovering` (logging in and
+/// looking a pickup code up still work).
+async fn refuse_while_recovering(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let read_only = req.method() == axum::http::Method::GET
+        || req.extensions().get::<MatchedPath>().is_some_and(|p| {
+            p.as_str().ends_with("/login") || p.as_str().ends_with("/pickups/lookup")
+        });
+    if !read_only && state.app.sync_ctx().recovering() {
+        return ApiError::from(crate::app::AppError::Recovering).into_response();
+    }
+    next.run(req).await
 }
 
 /// Counts requests and observes their latency per route template.

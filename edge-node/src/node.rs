@@ -140,6 +140,8 @@ impl Node {
                     tracing::warn!(file = %key_file.display(), error = %e, "no hub pickup key; QR hand-overs are refused (re-issue the identity)")
                 }
             }
+            // a new database under this store's identity recovers first
+            app.init_recovery().await?;
             let (a, c) = (app.clone(), cancel.clone());
             tasks.spawn(async move { crate::uplink::run(a, u, sync_status, c).await });
         }

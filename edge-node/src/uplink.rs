@@ -43,7 +43,9 @@ pub struct UplinkConfig {
 /// What `/health` reports about sync.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SyncHealth {
-    /// `no_hub`, `connecting`, `connected` or `disconnected`.
+    /// `no_hub`, `connecting`, `connected`, `disconnected`, or `revoked`
+    /// (the hub revoked this store's certificate: it keeps retrying with
+    /// backoff until an admin reinstates it).
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hub: Option<String>,
@@ -57,6 +59,10 @@ pub struct SyncHealth {
     pub oldest_unsynced_secs: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// `in_progress` while a new database recovers what the hub holds for
+    /// this store (it records nothing until then); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<String>,
 }
 
 /// A link state, since when, and the last error.
@@ -101,6 +107,10 @@ impl SyncStatus {
             pending_docs,
             oldest_unsynced_secs: oldest.map(|d| d.as_secs_f64()),
             last_error,
+            recovery: app
+                .sync_ctx()
+                .recovering()
+                .then(|| "in_progress".to_owned()),
         }
     }
 }
@@ -108,7 +118,19 @@ impl SyncStatus {
 /// The store's side of a session.
 struct EdgeHost {
     app: App,
+    status: Arc<SyncStatus>,
+    /// Whether the hub has sent a frame in this session: only then is the
+    /// link up (a handshake alone proves nothing, the hub may refuse right
+    /// after it).
+    linked: std::sync::atomic::AtomicBool,
+    /// While recovering: the documents asked of the hub that have not yet
+    /// reached the hub's heads here.
+    unsettled: Mutex<Option<std::collections::BTreeSet<DocId>>>,
 }
+
+/// What `/health` says when the hub revoked this store.
+const REVOKED_MESSAGE: &str =
+    "本店证书已被总部吊销，无法同步；请联系总部 (the hub revoked this store's certificate)";
 
 impl EdgeHost {
     fn store_id(&self) -> &str {
@@ -142,7 +164,27 @@ impl SyncHost for EdgeHost {
                 })
             })
             .await;
-        r.map_err(to_doc_error)
+        let mut open = r.map_err(to_doc_error)?;
+        if self.app.sync_ctx().recovering() {
+            // a new database asks for what the hub holds: listed with no
+            // heads, every document below differs from the hub's copy
+            let wanted = crate::app::recovery::wanted(self.store_id(), today);
+            for doc in &wanted {
+                if !open.iter().any(|e| &e.doc == doc) {
+                    open.push(IndexEntry {
+                        doc: doc.clone(),
+                        heads: Vec::new(),
+                    });
+                }
+            }
+            // once per session (a re-sent index does not reopen settled ones)
+            if let Ok(mut u) = self.unsettled.lock()
+                && u.is_none()
+            {
+                *u = Some(wanted.into_iter().collect());
+            }
+        }
+        Ok(open)
     }
 
     async fn generate(&self, doc: DocId) -> Result<Option<Vec<u8>>, DocError> {
@@ -160,14 +202,29 @@ impl SyncHost for EdgeHost {
         let day = self.app.business_day(now);
         let store_id = self.store_id().to_owned();
         let d = doc.clone();
-        let (received, products, touched) = self
+        let settle = self
+            .unsettled
+            .lock()
+            .ok()
+            .and_then(|u| u.as_ref().map(|u| u.contains(&doc)))
+            .unwrap_or(false);
+        let hub_heads = if settle {
+            automerge::sync::Message::decode(&msg)
+                .map(|m| m.heads)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let (received, products, touched, settled) = self
             .app
             .store()
             .write(move |c| {
-                let (r, products, orders, rights) = sync.with_docs(c, |docs| {
+                let (r, products, orders, rights, settled) = sync.with_docs(c, |docs| {
                     let r = docs.receive(c, &d, HUB_PEER, &Owner::Hub, &msg)?;
                     let (mut products, mut orders, mut rights) = (None, None, None);
-                    if r.new_changes > 0 {
+                    // only hub documents feed the tables here (a recovering
+                    // node also receives its own, projected when it completes)
+                    if r.new_changes > 0 && d.owner() == Owner::Hub {
                         match d.kind() {
                             DocKind::Catalog => {
                                 // the catalog feeds the products table in the same transaction
@@ -197,7 +254,17 @@ impl SyncHost for EdgeHost {
                     if docs.acknowledged(c, &d, HUB_PEER)? {
                         sync.acknowledged(&d);
                     }
-                    Ok((r, products, orders, rights))
+                    // recovering: this document is settled once every head
+                    // the hub announced is here
+                    let settled = settle
+                        && docs
+                            .read(c, &d, |doc| {
+                                hub_heads.iter().all(|h| {
+                                    automerge::ReadDoc::get_change_by_hash(doc, h).is_some()
+                                })
+                            })?
+                            .unwrap_or(hub_heads.is_empty());
+                    Ok((r, products, orders, rights, settled))
                 })?;
                 if let Some(orders) = orders {
                     let n = crate::app::online::project_hub_orders(c, &orders)?;
@@ -215,13 +282,14 @@ impl SyncHost for EdgeHost {
                             moved.push(sku.as_str());
                         }
                     }
-                    if !moved.is_empty() {
+                    // (a recovering node takes its step once recovered)
+                    if !moved.is_empty() && !sync.recovering() {
                         let mut p = crate::app::replication::Publish::new(c, &sync, &store_id, day);
                         p.levels(moved);
                         touched = p.finish()?;
                     }
                 }
-                Ok((r, products, touched))
+                Ok((r, products, touched, settled))
             })
             .await
             .map_err(to_doc_error)?;
@@ -230,11 +298,76 @@ impl SyncHost for EdgeHost {
             tracing::info!(products = products.len(), %doc, "catalog updated from the hub");
             self.app.swap_catalog(products);
         }
+        if settled {
+            self.settle(&doc).await?;
+        }
         Ok(received)
     }
 
     fn in_scope(&self, doc: &DocId) -> bool {
         doc.in_scope_of(self.store_id())
+    }
+
+    fn on_activity(&self) {
+        if !self.linked.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            self.status.set("connected", None);
+            tracing::info!("linked with the hub");
+        }
+    }
+}
+
+/// Whether the hub closed `conn` because this store is revoked.
+fn closed_as_revoked(conn: &quinn::Connection) -> bool {
+    matches!(
+        conn.close_reason(),
+        Some(quinn::ConnectionError::ApplicationClosed(c)) if c.error_code == quinn::VarInt::from_u32(tls::CLOSE_REVOKED)
+    )
+}
+
+impl EdgeHost {
+    /// A document asked of the hub during recovery is here whole; once all
+    /// are, recovery completes in one transaction.
+    async fn settle(&self, doc: &DocId) -> Result<(), DocError> {
+        let all_settled = match self.unsettled.lock() {
+            Ok(mut u) => match u.as_mut() {
+                Some(set) => {
+                    set.remove(doc);
+                    set.is_empty()
+                }
+                None => false,
+            },
+            Err(_) => false,
+        };
+        if !all_settled || !self.app.sync_ctx().recovering() {
+            return Ok(());
+        }
+        let sync = self.app.sync_ctx().clone();
+        let store_id = self.store_id().to_owned();
+        let today = self.app.business_day(self.app.now());
+        let report = self
+            .app
+            .store()
+            .write(move |c| {
+                sync.with_docs(c, |docs| {
+                    crate::app::recovery::complete(c, docs, &store_id, today)
+                })
+            })
+            .await
+            .map_err(to_doc_error)?;
+        if let Ok(mut u) = self.unsettled.lock() {
+            *u = None;
+        }
+        self.app.sync_ctx().set_recovering(false);
+        tracing::info!(
+            sales = report.sales,
+            last_ticket_seq = report.last_ticket_seq,
+            levels = report.levels,
+            "recovered the store's data from the hub; writing under a new actor from now on"
+        );
+        if let Err(e) = self.app.rebalance_rights().await {
+            tracing::warn!(error = %e, "could not rebalance stock rights after recovery");
+        }
+        Ok(())
     }
 }
 
@@ -274,22 +407,29 @@ pub async fn run(app: App, cfg: UplinkConfig, status: Arc<SyncStatus>, cancel: C
         tracing::warn!(error = %e, "could not rebalance stock rights");
     }
     let mut backoff = Duration::from_millis(100);
+    let mut revoked = false;
     loop {
-        status.set("connecting", None);
+        // a revoked store stays `revoked` while it retries
+        if !revoked {
+            status.set("connecting", None);
+        }
         let attempt = tokio::select! {
             _ = cancel.cancelled() => break,
             c = tls::connect(&endpoint, cfg.hub, &cfg.server_name) => c,
         };
         let error = match attempt {
             Ok(conn) => {
+                let host = Arc::new(EdgeHost {
+                    app: app.clone(),
+                    status: status.clone(),
+                    linked: std::sync::atomic::AtomicBool::new(false),
+                    unsettled: Mutex::new(None),
+                });
                 let result = async {
                     let (send, recv) = conn.open_bi().await?;
-                    status.set("connected", None);
                     tracing::info!(hub = %cfg.hub, "connected to the hub");
-                    backoff = Duration::from_millis(100);
-                    let host = Arc::new(EdgeHost { app: app.clone() });
                     session::run(
-                        host,
+                        host.clone(),
                         send,
                         recv,
                         app.sync_ctx().subscribe(),
@@ -299,6 +439,16 @@ pub async fn run(app: App, cfg: UplinkConfig, status: Arc<SyncStatus>, cancel: C
                     Ok::<_, anyhow::Error>(())
                 }
                 .await;
+                if result.is_err() && conn.close_reason().is_none() {
+                    // the stream failed first: let the connection say why
+                    let _ = tokio::time::timeout(Duration::from_millis(500), conn.closed()).await;
+                }
+                revoked = closed_as_revoked(&conn);
+                // only a session the hub answered resets the backoff: a hub
+                // that refuses right after the handshake is retried slower
+                if host.linked.load(std::sync::atomic::Ordering::Relaxed) {
+                    backoff = Duration::from_millis(100);
+                }
                 conn.close(0u32.into(), b"bye");
                 let sync = app.sync_ctx().clone();
                 let _ = app
@@ -317,8 +467,13 @@ pub async fn run(app: App, cfg: UplinkConfig, status: Arc<SyncStatus>, cancel: C
         if cancel.is_cancelled() {
             break;
         }
-        tracing::warn!(error = ?error, "link to the hub lost; retrying");
-        status.set("disconnected", error);
+        if revoked {
+            tracing::warn!("the hub revoked this store's certificate; retrying with backoff");
+            status.set("revoked", Some(REVOKED_MESSAGE.to_owned()));
+        } else {
+            tracing::warn!(error = ?error, "link to the hub lost; retrying");
+            status.set("disconnected", error);
+        }
         // jittered exponential backoff: 100 ms doubling to 5 s, ±50 %
         let jitter = rand::thread_rng().gen_range(0.5..1.5);
         tokio::select! {

@@ -129,6 +129,9 @@ pub struct Docs {
     /// would come back with the same actor and sequence number and
     /// different content, which automerge cannot reconcile.
     uncommitted: HashSet<DocId>,
+    /// Recovery of a new database: this replica accepts its own documents
+    /// back from the peer that holds them ([`Docs::set_recovering`]).
+    recovering: bool,
 }
 
 fn heads_blob(heads: &[ChangeHash]) -> Vec<u8> {
@@ -164,6 +167,7 @@ impl Docs {
             docs: HashMap::new(),
             states: HashMap::new(),
             uncommitted: HashSet::new(),
+            recovering: false,
         })
     }
 
@@ -230,6 +234,15 @@ impl Docs {
         ours.sort_unstable();
         disk.sort_unstable();
         Ok(ours == disk)
+    }
+
+    /// Turns recovery on or off. While on, changes to this replica's own
+    /// documents are accepted from a peer (the hub holding what a lost
+    /// database wrote), provided every change was made by one of this
+    /// owner's actors; the in-memory sync states restart either way.
+    pub fn set_recovering(&mut self, on: bool) {
+        self.recovering = on;
+        self.states.clear();
     }
 
     fn load(&mut self, c: &Connection, id: &DocId) -> Result<Option<&mut AutoCommit>, DocError> {
@@ -383,7 +396,8 @@ impl Docs {
                 Owner::Hub => peer == "hub",
                 Owner::Store(s) => peer == s,
             };
-            if !peer_owns {
+            let recovering_own = self.recovering && id.owner() == self.owner;
+            if !peer_owns && !recovering_own {
                 state.set_read_only(true);
             }
             self.states.insert(key.clone(), state);
@@ -440,7 +454,8 @@ impl Docs {
     ) -> Result<Received, DocError> {
         let msg = sync::Message::decode(bytes).map_err(|e| DocError::Message(e.to_string()))?;
         let owner = id.owner();
-        if &owner != peer_owner && !msg.changes.is_empty() {
+        let recovering_own = self.recovering && owner == self.owner;
+        if &owner != peer_owner && !msg.changes.is_empty() && !recovering_own {
             return Err(DocError::Refused(format!(
                 "{id} belongs to {owner:?}; changes to it from {peer} are not accepted"
             )));

@@ -107,7 +107,11 @@ pub(crate) async fn stores(
 ) -> Json<Vec<serde_json::Value>> {
     let staff = matches!(who, Some(Caller::Staff(_)));
     let mut out: Vec<serde_json::Value> = Vec::new();
-    let links = if staff { store_views(&hub) } else { Vec::new() };
+    let links = if staff {
+        store_views(&hub).await
+    } else {
+        Vec::new()
+    };
     let dir = hub.directory();
     for s in dir.stores.sites() {
         let mut v = serde_json::to_value(s).unwrap_or_default();

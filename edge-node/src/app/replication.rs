@@ -51,6 +51,9 @@ pub struct SyncCtx {
     unsynced: Mutex<HashMap<DocId, Instant>>,
     /// Whether the store lends rights (it has a hub to lend to).
     lending: AtomicBool,
+    /// The database is new and still recovering from the hub: no document
+    /// is written until it has everything the hub holds for this store.
+    recovering: AtomicBool,
 }
 
 impl SyncCtx {
@@ -61,7 +64,17 @@ impl SyncCtx {
             changes: broadcast::channel(4096).0,
             unsynced: Mutex::new(HashMap::new()),
             lending: AtomicBool::new(false),
+            recovering: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the node is still recovering its documents from the hub.
+    pub fn recovering(&self) -> bool {
+        self.recovering.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_recovering(&self, on: bool) {
+        self.recovering.store(on, Ordering::Release);
     }
 
     /// Turns lending rights to the hub on (a node with a hub) or off.
@@ -213,6 +226,12 @@ impl<'a> Publish<'a> {
             skus,
             fulfilment,
         } = self;
+        let writes = !fulfilment.is_empty() || !facts.is_empty() || !skus.is_empty();
+        if writes && sync.recovering() {
+            // a new database must not start the store's documents afresh
+            // beside what the hub holds (ticket numbers, sales, levels)
+            return Err(AppError::Recovering);
+        }
         let mut touched = Vec::new();
         if !fulfilment.is_empty() {
             let id = DocId::store_fulfilment(store_id, day);

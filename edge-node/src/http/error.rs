@@ -178,6 +178,7 @@ impl From<AppError> for ApiError {
             AppError::LockedOut(_) => ApiError::new(S::TOO_MANY_REQUESTS, "locked_out", msg),
             AppError::Forbidden { .. } => ApiError::new(S::FORBIDDEN, "forbidden", msg),
             AppError::StaffExists(_) => ApiError::new(S::CONFLICT, "staff_exists", msg),
+            AppError::Recovering => ApiError::new(S::SERVICE_UNAVAILABLE, "recovering", msg),
             AppError::Store(StoreError::Closed) => ApiError::new(
                 S::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -220,6 +220,25 @@ impl Ca {
         Ok(())
     }
 
+    /// Removes `store_id` from `revoked.txt` (an admin re-admitting a store
+    /// deliberately, e.g. `issue-cert --reinstate`). Returns whether it was
+    /// revoked. As revocation is by id, every certificate of the store is
+    /// admitted again, not only a new one.
+    pub fn reinstate(&self, store_id: &str) -> Result<bool> {
+        validate_store_id(store_id)?;
+        let mut revoked = self.revoked()?;
+        if !revoked.remove(store_id) {
+            return Ok(false);
+        }
+        let mut text = String::new();
+        for id in &revoked {
+            text.push_str(id);
+            text.push('\n');
+        }
+        write_file(&self.dir.join(REVOKED), text.as_bytes(), Secrecy::Public)?;
+        Ok(true)
+    }
+
     /// Whether `store_id` is revoked.
     ///
     /// Reads `revoked.txt` on every call, so a revocation made by another

@@ -1,0 +1,195 @@
+//! Recovery of a new database under an existing store identity (a replaced
+//! store PC, a lost disk).
+//!
+//! A node with a hub whose database holds no document yet starts in
+//! recovery: it writes nothing ([`super::AppError::Recovering`]) until it has
+//! received from the hub what the hub holds for its store — the catalog, the
+//! store's own ledgers and stock of the open days (accepted back only in
+//! this mode, and only changes made by the store's own actors), the hub's
+//! rights and online orders of those days. Then ticket numbers continue
+//! after the last one of the recovered ledgers, stock levels and the store's
+//! rights come back from the recovered stock document, and the node writes
+//! under its new actor id. Without this, the new node would start its
+//! documents afresh beside the hub's copies: tickets of the day numbered
+//! from 1 again, and concurrent new documents hiding one another's entries.
+
+use chrono::NaiveDate;
+use linli_shared::docs::ledger::read_sales;
+use linli_shared::docs::stock::{read_levels, read_rights};
+use linli_shared::docs::{DocId, DocKind};
+use linli_shared::rights::StoreRights;
+use linli_sync::doc_store::Docs;
+use rusqlite::{Connection, OptionalExtension};
+
+use super::{App, AppError};
+
+const META_KEY: &str = "recovery";
+
+/// The catalog epoch the hub serves (`linli_hub::hub::CATALOG_EPOCH`).
+const CATALOG_EPOCH: u32 = 1;
+
+/// What a finished recovery brought back.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Recovered {
+    /// Sales in the recovered ledgers.
+    pub sales: usize,
+    /// The last ticket sequence of today found at the hub.
+    pub last_ticket_seq: u32,
+    /// Stock levels restored.
+    pub levels: usize,
+}
+
+impl App {
+    /// At start with a hub: a database without any document begins in
+    /// recovery (remembered in `meta`, so a restart mid-recovery stays in
+    /// it). Returns whether the node is recovering.
+    pub async fn init_recovery(&self) -> Result<bool, AppError> {
+        let sync = self.sync_ctx().clone();
+        let pending = self
+            .store()
+            .write(move |c| {
+                let state: Option<String> = c
+                    .query_row("SELECT value FROM meta WHERE key = ?1", [META_KEY], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                let pending = match state.as_deref() {
+                    Some(s) => s == "pending",
+                    None => {
+                        let docs: i64 =
+                            c.query_row("SELECT COUNT(*) FROM docs", [], |r| r.get(0))?;
+                        let pending = docs == 0;
+                        c.execute(
+                            "INSERT INTO meta(key, value) VALUES (?1, ?2)",
+                            [META_KEY, if pending { "pending" } else { "done" }],
+                        )?;
+                        pending
+                    }
+                };
+                if pending {
+                    sync.with_docs(c, |d| {
+                        d.set_recovering(true);
+                        Ok(())
+                    })?;
+                }
+                Ok::<_, AppError>(pending)
+            })
+            .await?;
+        self.sync_ctx().set_recovering(pending);
+        if pending {
+            tracing::warn!(
+                "new database under an existing store identity: recovering from the hub before writing"
+            );
+        }
+        Ok(pending)
+    }
+
+    /// Waits until recovery is over, at most `deadline`; returns whether it is.
+    pub async fn wait_recovered(&self, deadline: std::time::Duration) -> bool {
+        let end = tokio::time::Instant::now() + deadline;
+        while self.sync_ctx().recovering() {
+            if tokio::time::Instant::now() >= end {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        true
+    }
+}
+
+/// The documents a recovering node asks the hub for: the catalog, and the
+/// store's and the hub's documents of the open days (yesterday, today).
+pub(crate) fn wanted(store: &str, today: NaiveDate) -> Vec<DocId> {
+    let mut out = vec![DocId::catalog(CATALOG_EPOCH)];
+    for day in [today.pred_opt().unwrap_or(today), today] {
+        out.push(DocId::store_ledger(store, day));
+        out.push(DocId::store_stock(store, day));
+        out.push(DocId::store_fulfilment(store, day));
+        out.push(DocId::hub_stock(store, day));
+        out.push(DocId::hub_orders(store, day));
+    }
+    out
+}
+
+/// Ends recovery in the writer's transaction: ticket counters continue after
+/// the recovered tickets, stock levels and the store's rights come back from
+/// the latest recovered stock document, and documents are written normally
+/// (under this database's own, new actor) from now on.
+pub(crate) fn complete(
+    c: &Connection,
+    docs: &mut Docs,
+    store: &str,
+    today: NaiveDate,
+) -> Result<Recovered, AppError> {
+    let mut report = Recovered::default();
+    let days = [today.pred_opt().unwrap_or(today), today];
+    for day in days {
+        let id = DocId::store_ledger(store, day);
+        let sales = docs.read(c, &id, read_sales)?.unwrap_or_default();
+        report.sales += sales.len();
+        let last = sales
+            .iter()
+            .filter_map(|s| s.ticket_no.rsplit('-').next()?.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0);
+        if last > 0 {
+            c.prepare_cached(
+                "INSERT INTO ticket_counters(day, last_seq) VALUES (?1, ?2)
+                 ON CONFLICT(day) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+            )?
+            .execute(rusqlite::params![day.to_string(), last])?;
+        }
+        if day == today {
+            report.last_ticket_seq = last;
+        }
+    }
+    // the latest day's stock document holds the closing levels of the books
+    for day in days.iter().rev() {
+        let id = DocId::store_stock(store, *day);
+        let Some((levels, rights)) =
+            docs.read(c, &id, |d| (read_levels(d), read_rights::<StoreRights>(d)))?
+        else {
+            continue;
+        };
+        let mut stmt = c.prepare_cached(
+            "INSERT INTO stock(sku, on_hand, reserved)
+             SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM products WHERE sku = ?1)
+             ON CONFLICT(sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved",
+        )?;
+        for (sku, l) in &levels {
+            report.levels += stmt.execute(rusqlite::params![sku, l.on_hand, l.reserved])?;
+        }
+        let mut stmt = c.prepare_cached(
+            "INSERT INTO rights(sku, lent, recalled, overdraft, delivered, wanted_met)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(sku) DO UPDATE SET lent = max(lent, excluded.lent),
+                 recalled = max(recalled, excluded.recalled),
+                 overdraft = max(overdraft, excluded.overdraft),
+                 delivered = max(delivered, excluded.delivered),
+                 wanted_met = max(wanted_met, excluded.wanted_met)",
+        )?;
+        for (sku, r) in &rights {
+            stmt.execute(rusqlite::params![
+                sku,
+                r.lent,
+                r.recalled,
+                r.overdraft,
+                r.delivered,
+                r.wanted_met
+            ])?;
+        }
+        break;
+    }
+    c.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, 'done')",
+        [META_KEY],
+    )?;
+    docs.set_recovering(false);
+    // the documents recovered are the hub's copies: drop any cached copy
+    for id in wanted(store, today) {
+        if id.kind() != DocKind::Catalog {
+            docs.evict(&id);
+        }
+    }
+    Ok(report)
+}
