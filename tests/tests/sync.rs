@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use linli_tests::{Cluster, LinkMode, wait_for};
 use serde_json::{Value, json};
