@@ -170,15 +170,14 @@ async fn said_before_probe(peer: &mut Peer, id: &DocId, doc: &mut AutoCommit) ->
     .unwrap();
     let mut said = Vec::new();
     for _ in 0..50 {
-        match next_frame(peer).await {
-            Frame::Sync { doc, .. } | Frame::Refused { doc, .. } if doc == probe_id => {
-                return said;
-            }
-            f @ (Frame::Sync { .. } | Frame::Refused { .. }) => {
-                if matches!(&f, Frame::Sync { doc, .. } | Frame::Refused { doc, .. } if doc == id) {
-                    said.push(f);
-                }
-            }
+        let f = next_frame(peer).await;
+        let about = match &f {
+            Frame::Sync { doc, .. } | Frame::Refused { doc, .. } => Some(doc.clone()),
+            _ => None,
+        };
+        match about {
+            Some(d) if d == probe_id => return said,
+            Some(d) if &d == id => said.push(f),
             _ => {}
         }
     }
