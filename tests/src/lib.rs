@@ -544,9 +544,8 @@ impl Cluster {
         };
         let mut out = Vec::new();
         for key in doc.keys(&sales) {
-            for _ in 0..doc.get_all(&sales, key.as_str())?.len() {
-                out.push(key.clone());
-            }
+            let held = doc.get_all(&sales, key.as_str())?.len();
+            out.extend(std::iter::repeat_n(key, held));
         }
         Ok(out)
     }
