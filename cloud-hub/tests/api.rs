@@ -436,6 +436,16 @@ async fn uncollected_pickup_orders_expire_and_give_their_rights_back() {
     );
 }
 
+/// Method, path, headers, body, expected status and code.
+type ErrorCase<'a> = (
+    &'a str,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    Body,
+    StatusCode,
+    &'a str,
+);
+
 /// Issue 8 item 14: every error is the JSON error shape with a stable code,
 /// including what axum itself refuses before a handler runs (a bad query
 /// string, bad UTF-8 in a path, a method the route does not take, a body over
@@ -448,7 +458,7 @@ async fn every_error_is_the_json_error_shape() {
     let a = h.admin.clone();
     let json_ct = ("content-type", "application/json");
     let big = format!("{{\"lines\":[{}]}}", " ".repeat(3 * 1024 * 1024));
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Body, StatusCode, &str)> = vec![
+    let cases: Vec<ErrorCase<'_>> = vec![
         (
             "GET",
             "/api/v1/stores/S001/sales",

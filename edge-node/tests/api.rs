@@ -1185,6 +1185,17 @@ async fn online_codes_are_refused_clearly_when_the_store_cannot_check_them() {
     );
 }
 
+/// Method, path, token, body, content type, expected status and code.
+type ErrorCase<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    Body,
+    &'a str,
+    StatusCode,
+    &'a str,
+);
+
 /// Issue 8 item 14: every error is the JSON error shape with a stable code,
 /// including what axum itself refuses before a handler runs (a bad query
 /// string, bad UTF-8 in a path, a method the route does not take, a body over
@@ -1198,7 +1209,7 @@ async fn every_error_is_the_json_error_shape() {
         "x".repeat(9 * 1024 * 1024)
     );
     let big_json = format!("{{\"lines\":[{}]}}", " ".repeat(300 * 1024));
-    let cases: Vec<(&str, &str, &str, Body, &str, StatusCode, &str)> = vec![
+    let cases: Vec<ErrorCase<'_>> = vec![
         (
             "GET",
             "/api/v1/stock/P00001/movements?limit=lots",

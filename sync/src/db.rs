@@ -149,9 +149,10 @@ fn make_private(path: &Path) -> std::io::Result<()> {
         for suffix in ["", "-wal", "-shm"] {
             let mut name = path.as_os_str().to_owned();
             name.push(suffix);
-            match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
+            if let Err(e) = std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600))
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(e);
             }
         }
     }

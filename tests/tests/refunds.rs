@@ -17,8 +17,11 @@ fn sale_lines(i: usize) -> Value {
     json!([{"sku": "P00001", "qty": 2 + i % 2}, {"barcode": "6942215277577"}, {"sku": "P00003", "qty": 250 + i}])
 }
 
-/// sale id -> (total, refunded) as the store's day list has it.
-fn store_day(c: &Cluster, day: &str) -> BTreeMap<String, (i64, i64)> {
+/// sale id -> (total, refunded).
+type DaySales = BTreeMap<String, (i64, i64)>;
+
+/// A day's sales as the store's day list has them.
+fn store_day(c: &Cluster, day: &str) -> DaySales {
     c.store_get("S001", &format!("/api/v1/sales?day={day}"))
         .unwrap()
         .as_array()
@@ -37,7 +40,7 @@ fn store_day(c: &Cluster, day: &str) -> BTreeMap<String, (i64, i64)> {
 }
 
 /// The same from the hub, with its day totals (gross, refunded, net).
-fn hub_day(c: &Cluster, day: &str) -> Option<(BTreeMap<String, (i64, i64)>, [i64; 3])> {
+fn hub_day(c: &Cluster, day: &str) -> Option<(DaySales, [i64; 3])> {
     let v = c
         .hub_get(&format!("/api/v1/stores/S001/sales?day={day}"))
         .ok()?;
