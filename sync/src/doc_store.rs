@@ -491,7 +491,10 @@ impl Docs {
         match outcome {
             Ok(r) => {
                 self.states.insert((id.clone(), peer.to_owned()), state);
-                if let Err(e) = self.persist(c, id).and_then(|_| self.save_state(c, id, peer)) {
+                if let Err(e) = self
+                    .persist(c, id)
+                    .and_then(|_| self.save_state(c, id, peer))
+                {
                     self.forget(id);
                     return Err(e);
                 }
