@@ -14,6 +14,7 @@ pub mod barcode;
 pub mod catalog;
 pub mod docs;
 pub mod geo;
+pub mod login_guard;
 pub mod money;
 pub mod online;
 pub mod order;

@@ -1,0 +1,285 @@
+//! Who may try a password or PIN now: a lockout per name and a token bucket
+//! per client address, shared by the store's PIN login and the hub's
+//! password login (and the hub's customer sessions, by address only).
+//!
+//! The invariant: at most `max_failures` secret checks per name between two
+//! successes, whatever the concurrency. [`LoginGuard::begin`] reserves an
+//! attempt in the same step as it checks the lockout, before the slow hash
+//! check runs; [`LoginGuard::settle`] turns the reservation into a failure
+//! or a success afterwards. A reservation counts as a failure until it is
+//! settled, so a burst of simultaneous guesses gets `max_failures` checks and
+//! the rest are refused without one. Pure: the caller passes `now` and keeps
+//! the guard behind a lock.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+/// The rules of a guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// Wrong secrets in a row before the name is locked.
+    pub max_failures: u32,
+    /// How long a name stays locked.
+    pub lockout: Duration,
+    /// Attempts a client address may make at once (bucket size).
+    pub per_addr_burst: u32,
+    /// Attempts a client address regains per minute.
+    pub per_addr_per_minute: u32,
+}
+
+impl Default for LoginLimits {
+    /// 5 wrong secrets lock a name for 15 minutes; an address may try 10
+    /// times at once and 10 times a minute after that.
+    fn default() -> Self {
+        LoginLimits {
+            max_failures: 5,
+            lockout: Duration::minutes(15),
+            per_addr_burst: 10,
+            per_addr_per_minute: 10,
+        }
+    }
+}
+
+/// Why an attempt is refused before any check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The name is locked (or has as many attempts running as it may fail).
+    LockedOut { retry_after_secs: i64 },
+    /// The address has used up its attempts for now.
+    RateLimited { retry_after_secs: i64 },
+}
+
+impl Refusal {
+    pub fn retry_after_secs(self) -> i64 {
+        match self {
+            Refusal::LockedOut { retry_after_secs } | Refusal::RateLimited { retry_after_secs } => {
+                retry_after_secs
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct NameState {
+    failures: u32,
+    in_flight: u32,
+    locked_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+struct Bucket {
+    tokens: f64,
+    at: DateTime<Utc>,
+}
+
+/// Tables beyond this many entries are pruned of what no longer matters.
+const PRUNE_AT: usize = 10_000;
+
+/// Lockouts per name and buckets per address.
+#[derive(Debug, Clone, Default)]
+pub struct LoginGuard {
+    limits: LoginLimits,
+    names: HashMap<String, NameState>,
+    addrs: HashMap<String, Bucket>,
+}
+
+impl LoginGuard {
+    pub fn new(limits: LoginLimits) -> LoginGuard {
+        LoginGuard {
+            limits,
+            names: HashMap::new(),
+            addrs: HashMap::new(),
+        }
+    }
+
+    pub fn limits(&self) -> LoginLimits {
+        self.limits
+    }
+
+    /// Takes one attempt from the address's bucket (no name involved: e.g.
+    /// opening a customer session).
+    pub fn take_addr(&mut self, addr: &str, now: DateTime<Utc>) -> Result<(), Refusal> {
+        if self.addrs.len() > PRUNE_AT {
+            let burst = f64::from(self.limits.per_addr_burst);
+            let rate = self.rate_per_sec();
+            self.addrs
+                .retain(|_, b| b.tokens + secs(now - b.at) * rate < burst);
+        }
+        let burst = f64::from(self.limits.per_addr_burst);
+        let rate = self.rate_per_sec();
+        let b = self.addrs.entry(addr.to_owned()).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        b.tokens = (b.tokens + secs(now - b.at).max(0.0) * rate).min(burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = if rate > 0.0 {
+                ((1.0 - b.tokens) / rate).ceil()
+            } else {
+                60.0
+            };
+            // bounded by the bucket's refill time, so the cast is exact
+            #[allow(clippy::cast_possible_truncation)]
+            let retry_after_secs = (wait as i64).max(1);
+            Err(Refusal::RateLimited { retry_after_secs })
+        }
+    }
+
+    /// Reserves one check of `name`'s secret from `addr` (if known), or says
+    /// why not. Every `Ok` must be followed by one [`LoginGuard::settle`].
+    pub fn begin(
+        &mut self,
+        name: &str,
+        addr: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refusal> {
+        if let Some(s) = self.names.get_mut(name)
+            && let Some(until) = s.locked_until
+        {
+            if now < until {
+                return Err(Refusal::LockedOut {
+                    retry_after_secs: (until - now).num_seconds().max(1),
+                });
+            }
+            s.locked_until = None;
+            s.failures = 0;
+        }
+        if let Some(a) = addr {
+            self.take_addr(a, now)?;
+        }
+        if self.names.len() > PRUNE_AT {
+            self.names.retain(|_, s| {
+                s.in_flight > 0 || s.locked_until.is_some_and(|u| now < u) || s.failures > 0
+            });
+        }
+        let max = self.limits.max_failures;
+        let s = self.names.entry(name.to_owned()).or_default();
+        if s.failures + s.in_flight >= max {
+            return Err(Refusal::LockedOut {
+                retry_after_secs: self.limits.lockout.num_seconds().max(1),
+            });
+        }
+        s.in_flight += 1;
+        Ok(())
+    }
+
+    /// Records how a reserved check ended.
+    pub fn settle(&mut self, name: &str, ok: bool, now: DateTime<Utc>) {
+        let Some(s) = self.names.get_mut(name) else {
+            return;
+        };
+        s.in_flight = s.in_flight.saturating_sub(1);
+        if ok {
+            s.failures = 0;
+            s.locked_until = None;
+        } else {
+            s.failures += 1;
+            if s.failures >= self.limits.max_failures {
+                s.locked_until = Some(now + self.limits.lockout);
+            }
+        }
+        if s.failures == 0 && s.in_flight == 0 && s.locked_until.is_none() {
+            self.names.remove(name);
+        }
+    }
+
+    fn rate_per_sec(&self) -> f64 {
+        f64::from(self.limits.per_addr_per_minute) / 60.0
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    // milliseconds fit an f64 exactly for any realistic gap
+    #[allow(clippy::cast_precision_loss)]
+    let ms = d.num_milliseconds() as f64;
+    ms / 1000.0
+}
+
+/// Checks a name or identifier a person or a system gives: trimmed, 1 to
+/// `max_chars` characters, no control characters (a NUL or an ESC/POS
+/// command in a name would reach receipts and printers). Returns it trimmed.
+pub fn clean_text(field: &str, value: &str, max_chars: usize) -> Result<String, String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    if v.chars().count() > max_chars {
+        return Err(format!("{field} must be at most {max_chars} characters"));
+    }
+    if v.chars().any(|c| c.is_control() || is_invisible_format(c)) {
+        return Err(format!(
+            "{field} must not contain control characters (such as NUL or ESC)"
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+/// Characters that change how text prints without being visible (bidi
+/// overrides, line/paragraph separators).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_burst_gets_max_failures_checks_then_the_name_is_locked() {
+        let mut g = LoginGuard::new(LoginLimits {
+            per_addr_burst: 1000,
+            ..LoginLimits::default()
+        });
+        let now = t0();
+        let admitted = (0..100).filter(|_| g.begin("ann", None, now).is_ok()).count();
+        assert_eq!(admitted, 5);
+        for _ in 0..5 {
+            g.settle("ann", false, now);
+        }
+        assert!(matches!(
+            g.begin("ann", None, now + Duration::minutes(14)),
+            Err(Refusal::LockedOut { .. })
+        ));
+        assert!(g.begin("ann", None, now + Duration::minutes(15)).is_ok());
+        g.settle("ann", true, now + Duration::minutes(15));
+        assert!(g.names.is_empty());
+    }
+
+    #[test]
+    fn an_address_refills_at_its_rate() {
+        let mut g = LoginGuard::new(LoginLimits {
+            per_addr_burst: 2,
+            per_addr_per_minute: 6,
+            ..LoginLimits::default()
+        });
+        let now = t0();
+        assert!(g.take_addr("1.2.3.4", now).is_ok());
+        assert!(g.take_addr("1.2.3.4", now).is_ok());
+        assert_eq!(
+            g.take_addr("1.2.3.4", now),
+            Err(Refusal::RateLimited {
+                retry_after_secs: 10
+            })
+        );
+        assert!(g.take_addr("5.6.7.8", now).is_ok());
+        assert!(g.take_addr("1.2.3.4", now + Duration::seconds(10)).is_ok());
+    }
+
+    #[test]
+    fn text_without_controls_is_accepted_trimmed() {
+        assert_eq!(clean_text("name", " 王芳 ", 64).as_deref(), Ok("王芳"));
+        assert!(clean_text("name", "a\u{0}b", 64).is_err());
+        assert!(clean_text("name", "milk\u{1b}p\u{0}", 64).is_err());
+        assert!(clean_text("name", "", 64).is_err());
+        assert!(clean_text("name", &"x".repeat(65), 64).is_err());
+    }
+}
