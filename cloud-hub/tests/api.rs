@@ -146,7 +146,7 @@ async fn openapi_documents_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 10);
+    assert_eq!(documented, 11);
 }
 
 #[tokio::test]

@@ -200,6 +200,64 @@ fn secs(d: Duration) -> f64 {
     ms / 1000.0
 }
 
+/// A fixed set of threads for slow secret checks (argon2), and nothing else.
+///
+/// Each argon2 check holds ~19 MiB, and glibc keeps freed memory in the
+/// arena of the thread that used it. On a blocking pool a burst of checks
+/// lands on ever new threads (a finished thread is not idle yet when the next
+/// check is handed out), so 100 logins pinned ~1.8 GB; on two fixed threads it
+/// is two arenas, whatever the burst. Jobs wait in order; dropping the pool
+/// ends its threads once the queue is empty.
+#[derive(Debug)]
+pub struct CheckWorkers {
+    tx: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+impl CheckWorkers {
+    /// Starts `n` (at least one) worker threads named `name`.
+    pub fn new(name: &str, n: usize) -> CheckWorkers {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..n.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = {
+                            let g = match rx.lock() {
+                                Ok(g) => g,
+                                Err(p) => p.into_inner(),
+                            };
+                            match g.recv() {
+                                Ok(job) => job,
+                                Err(_) => return,
+                            }
+                        };
+                        job();
+                    }
+                });
+            // without a thread the job's answer channel is dropped: the
+            // caller sees the check fail, never hang
+            drop(spawned);
+        }
+        CheckWorkers {
+            tx: std::sync::Mutex::new(tx),
+        }
+    }
+
+    /// Queues `job`; false if the workers are gone.
+    pub fn submit(&self, job: impl FnOnce() + Send + 'static) -> bool {
+        let tx = match self.tx.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        tx.send(Box::new(job)).is_ok()
+    }
+}
+
 /// Checks a name or identifier a person or a system gives: trimmed, 1 to
 /// `max_chars` characters, no control characters (a NUL or an ESC/POS
 /// command in a name would reach receipts and printers). Returns it trimmed.
