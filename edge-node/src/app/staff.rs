@@ -25,7 +25,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use linli_shared::login_guard::{LoginGuard, LoginLimits, Refusal};
+use linli_shared::login_guard::{CheckWorkers, LoginGuard, LoginLimits, Refusal};
 
 use super::{App, AppError, invalid, parse_ts, ts};
 use crate::store::{Store, StoreError};
@@ -79,7 +79,7 @@ pub const MAX_CONCURRENT_PIN_CHECKS: usize = 2;
 pub(crate) struct Sessions {
     by_hash: Mutex<HashMap<String, (Actor, DateTime<Utc>)>>,
     guard: Mutex<LoginGuard>,
-    checks: tokio::sync::Semaphore,
+    checks: CheckWorkers,
     checked: AtomicU64,
 }
 
@@ -88,7 +88,7 @@ impl Sessions {
         Sessions {
             by_hash: Mutex::new(HashMap::new()),
             guard: Mutex::new(LoginGuard::new(limits)),
-            checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_PIN_CHECKS),
+            checks: CheckWorkers::new("pin-check", MAX_CONCURRENT_PIN_CHECKS),
             checked: AtomicU64::new(0),
         }
     }
@@ -281,28 +281,23 @@ impl App {
                 .map_err(StoreError::from)
             })
             .await?;
-        let _permit = self
-            .sessions
-            .checks
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Closed)?;
         self.sessions.checked.fetch_add(1, Ordering::SeqCst);
-        // verify on the blocking pool: argon2 is deliberately slow
+        // on the check threads only: argon2 is deliberately slow and big
         let pin = pin.to_owned();
-        let verified = tokio::task::spawn_blocking(move || {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.sessions.checks.submit(move || {
             let (role, hash) = match row {
                 Some((role, hash)) => (Some(role), hash),
                 None => (None, dummy_hash().to_owned()),
             };
-            let parsed = PasswordHash::new(&hash).ok()?;
-            let ok = Argon2::default()
-                .verify_password(pin.as_bytes(), &parsed)
-                .is_ok();
-            if ok { Role::parse(&role?) } else { None }
-        })
-        .await
-        .map_err(|_| StoreError::Panicked)?;
+            let ok = PasswordHash::new(&hash).is_ok_and(|parsed| {
+                Argon2::default()
+                    .verify_password(pin.as_bytes(), &parsed)
+                    .is_ok()
+            });
+            let _ = tx.send(if ok { role.as_deref().and_then(Role::parse) } else { None });
+        });
+        let verified = rx.await.map_err(|_| StoreError::Panicked)?;
         Ok(verified)
     }
 
