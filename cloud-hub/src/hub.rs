@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, SaltString};
 use chrono::{DateTime, NaiveDate, Utc};
 use linli_shared::catalog::{RejectedRow, parse_catalog_csv};
 use linli_shared::docs::catalog::put_products;
@@ -591,11 +591,7 @@ impl Hub {
         self.gate.checks.submit(move || {
             let known = row.is_some();
             let hash = row.unwrap_or_else(|| dummy_hash().to_owned());
-            let ok = PasswordHash::new(&hash).is_ok_and(|parsed| {
-                Argon2::default()
-                    .verify_password(pw.as_bytes(), &parsed)
-                    .is_ok()
-            });
+            let ok = linli_shared::login_guard::verify_argon2(pw.as_bytes(), &hash);
             let _ = tx.send(known && ok);
         });
         let ok = rx.await.map_err(|_| StoreError::Panicked)?;

@@ -6,8 +6,9 @@
 //! minutes by default), and each client address has a token bucket of
 //! attempts ([`linli_shared::login_guard`]): an attempt is reserved before
 //! the slow argon2 check, so no burst of simultaneous guesses gets more
-//! checks than the lockout allows. At most two argon2 checks run at once
-//! (each holds ~19 MiB): a login flood queues instead of growing memory.
+//! checks than the lockout allows. Argon2 checks run on two fixed threads,
+//! each with one kept ~19 MiB buffer: a login flood queues instead of
+//! growing memory.
 //! An unknown name is checked against a dummy hash, so the answer takes as
 //! long as for a known one.
 //! Cashiers sell, receive goods and hand over pickups; stock corrections,
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, SaltString};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -290,11 +291,7 @@ impl App {
                 Some((role, hash)) => (Some(role), hash),
                 None => (None, dummy_hash().to_owned()),
             };
-            let ok = PasswordHash::new(&hash).is_ok_and(|parsed| {
-                Argon2::default()
-                    .verify_password(pin.as_bytes(), &parsed)
-                    .is_ok()
-            });
+            let ok = linli_shared::login_guard::verify_argon2(pin.as_bytes(), &hash);
             let _ = tx.send(if ok { role.as_deref().and_then(Role::parse) } else { None });
         });
         let verified = rx.await.map_err(|_| StoreError::Panicked)?;
