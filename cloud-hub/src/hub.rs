@@ -268,7 +268,8 @@ fn token_hash(t: &str) -> String {
 
 /// Adds a hub user (the `user add` command).
 pub fn add_user(c: &Connection, name: &str, role: Role, password: &str) -> Result<(), HubError> {
-    let name = linli_shared::login_guard::clean_text("name", name, 64).map_err(HubError::Invalid)?;
+    let name =
+        linli_shared::login_guard::clean_text("name", name, 64).map_err(HubError::Invalid)?;
     let name = name.as_str();
     if password.len() < 8 {
         return Err(HubError::Invalid(

@@ -64,7 +64,8 @@ pub(crate) fn valid_openid(o: &str) -> Result<String, HubError> {
     let o = o.trim();
     if !o.is_empty()
         && o.len() <= 128
-        && o.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && o.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         Ok(o.to_owned())
     } else {
@@ -116,7 +117,11 @@ fn check_open_units(
         }
     }
     for l in lines {
-        let limit = if l.unit == "kg" { cap.saturating_mul(1000) } else { cap };
+        let limit = if l.unit == "kg" {
+            cap.saturating_mul(1000)
+        } else {
+            cap
+        };
         let held = open.get(&l.sku).copied().unwrap_or(0);
         if held.saturating_add(l.qty) > limit {
             return Err(HubError::OpenUnitsCap {
@@ -318,7 +323,12 @@ impl Hub {
             }
             Caller::Staff(_) => req.customer.phone.as_deref().map(valid_phone).transpose()?,
         };
-        let openid = req.customer.openid.as_deref().map(valid_openid).transpose()?;
+        let openid = req
+            .customer
+            .openid
+            .as_deref()
+            .map(valid_openid)
+            .transpose()?;
         if phone.is_none() && openid.is_none() {
             return Err(HubError::Invalid("customer needs phone or openid".into()));
         }

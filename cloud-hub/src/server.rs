@@ -59,7 +59,7 @@ impl HubServer {
                 crate::http::router(h)
                     .into_make_service_with_connect_info::<std::net::SocketAddr>(),
             )
-                .with_graceful_shutdown(c.cancelled_owned());
+            .with_graceful_shutdown(c.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "http server failed");
             }

@@ -68,7 +68,8 @@ impl TestHub {
         let mut req = req.body(Body::from(body)).unwrap();
         if let Some(a) = from {
             let sock: std::net::SocketAddr = a.parse().unwrap();
-            req.extensions_mut().insert(axum::extract::ConnectInfo(sock));
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(sock));
         }
         let resp = linli_hub::http::router(self.hub.clone())
             .oneshot(req)
@@ -78,9 +79,8 @@ impl TestHub {
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         (
             status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::String(
-                String::from_utf8_lossy(&bytes).into_owned(),
-            )),
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned())),
         )
     }
 
@@ -188,7 +188,10 @@ async fn a_burst_of_100_password_guesses_gets_at_most_5_checks() {
         assert!(r.unwrap().is_some(), "a guess got in");
     }
     let checked = h.hub.password_checks() - before;
-    assert!(checked <= 5, "{checked} passwords were checked in the burst");
+    assert!(
+        checked <= 5,
+        "{checked} passwords were checked in the burst"
+    );
     let (s, e) = h
         .call(
             "POST",
@@ -229,7 +232,10 @@ async fn logins_are_limited_per_client_address() {
             login("admin", "admin-password"),
         )
         .await;
-    assert_eq!((s, code(&e)), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
     let (s, _) = h
         .call_from(
             Some("198.51.100.2:4000"),
@@ -248,7 +254,13 @@ async fn an_unknown_name_costs_a_password_check_like_a_known_one() {
     let h = hub().await;
     let before = h.hub.password_checks();
     let (s, e) = h
-        .call("POST", "/api/v1/login", None, &[], login("nobody", "whatever-1"))
+        .call(
+            "POST",
+            "/api/v1/login",
+            None,
+            &[],
+            login("nobody", "whatever-1"),
+        )
         .await;
     assert_eq!(
         (s, code(&e)),
@@ -262,7 +274,13 @@ async fn logout_ends_staff_and_customer_sessions_at_once() {
     let h = hub().await;
     let admin = h.admin.clone();
     let (s, _) = h
-        .call("GET", "/api/v1/exceptions", Some(&admin), &[], String::new())
+        .call(
+            "GET",
+            "/api/v1/exceptions",
+            Some(&admin),
+            &[],
+            String::new(),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = h
@@ -270,7 +288,13 @@ async fn logout_ends_staff_and_customer_sessions_at_once() {
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, e) = h
-        .call("GET", "/api/v1/exceptions", Some(&admin), &[], String::new())
+        .call(
+            "GET",
+            "/api/v1/exceptions",
+            Some(&admin),
+            &[],
+            String::new(),
+        )
         .await;
     assert_eq!((s, code(&e)), (StatusCode::UNAUTHORIZED, "unauthenticated"));
 
@@ -280,7 +304,13 @@ async fn logout_ends_staff_and_customer_sessions_at_once() {
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, e) = h
-        .call("GET", "/api/v1/orders/01NOPE", Some(&me), &[], String::new())
+        .call(
+            "GET",
+            "/api/v1/orders/01NOPE",
+            Some(&me),
+            &[],
+            String::new(),
+        )
         .await;
     assert_eq!((s, code(&e)), (StatusCode::UNAUTHORIZED, "unauthenticated"));
 }
@@ -353,9 +383,10 @@ async fn idempotency_keys_are_scoped_by_customer() {
     let a = h.customer("13800000001").await;
     let b = h.customer("13900000002").await;
     // a body without a phone is the same for both customers
-    let body = json!({"channel": "miniapp", "customer": {"openid": "o-shared"}, "fulfilment": "pickup",
+    let body =
+        json!({"channel": "miniapp", "customer": {"openid": "o-shared"}, "fulfilment": "pickup",
                       "store_id": "S001", "lines": [{"sku": "P00001", "qty": 1}]})
-    .to_string();
+        .to_string();
     let key = [("idempotency-key", "k-guessable-1")];
     let (s, mine) = h
         .call("POST", "/api/v1/orders", Some(&a), &key, body.clone())
@@ -369,9 +400,7 @@ async fn idempotency_keys_are_scoped_by_customer() {
     assert_ne!(theirs["pickup_code"], mine["pickup_code"]);
     assert_ne!(theirs["customer_id"], mine["customer_id"]);
     // A's retry still gets A's order
-    let (s, again) = h
-        .call("POST", "/api/v1/orders", Some(&a), &key, body)
-        .await;
+    let (s, again) = h.call("POST", "/api/v1/orders", Some(&a), &key, body).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(again["order_id"], mine["order_id"]);
 }
@@ -436,7 +465,10 @@ async fn sessions_refuse_bad_identifiers_and_floods() {
             json!({ "openid": "oWX-more" }).to_string(),
         )
         .await;
-    assert_eq!((s, code(&e)), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
     assert_eq!(customers().await, 20);
 }
 
@@ -459,7 +491,11 @@ async fn a_customer_cannot_hold_more_than_the_cap_of_one_sku() {
             order(61),
         )
         .await;
-    assert_eq!((s, code(&e)), (StatusCode::CONFLICT, "open_units_cap"), "{e}");
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::CONFLICT, "open_units_cap"),
+        "{e}"
+    );
     assert!(e["error"]["message"].as_str().unwrap().contains("每位顾客"));
     assert_eq!(e["error"]["details"]["cap"], 10);
     let (s, first) = h

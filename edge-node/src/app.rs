@@ -316,9 +316,7 @@ pub enum AppError {
     #[error("unknown staff name or wrong PIN")]
     BadCredentials,
     /// Too many wrong PINs in a row (or as many attempts running at once).
-    #[error(
-        "too many wrong PINs for {name}; try again in {retry_after_secs} s or ask a manager"
-    )]
+    #[error("too many wrong PINs for {name}; try again in {retry_after_secs} s or ask a manager")]
     LockedOut { name: String, retry_after_secs: i64 },
     /// This client address has made too many attempts for now.
     #[error("too many attempts from this address; try again in {retry_after_secs} s")]

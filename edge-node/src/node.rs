@@ -109,8 +109,7 @@ impl Node {
         let mut tasks = JoinSet::new();
         let c = cancel.clone();
         tasks.spawn(async move {
-            let serve =
-                axum::serve(
+            let serve = axum::serve(
                 listener,
                 router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
             )

@@ -1181,11 +1181,15 @@ impl TestNode {
             .body(Body::from(json!({"name": name, "pin": pin}).to_string()))
             .unwrap();
         let sock: std::net::SocketAddr = addr.parse().unwrap();
-        req.extensions_mut().insert(axum::extract::ConnectInfo(sock));
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(sock));
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 }
 
@@ -1259,7 +1263,11 @@ async fn an_unknown_name_costs_a_pin_check_like_a_known_one() {
         (s, code(&e)),
         (StatusCode::UNAUTHORIZED, "invalid_credentials")
     );
-    assert_eq!(n.app.pin_checks() - before, 1, "checked against a dummy hash");
+    assert_eq!(
+        n.app.pin_checks() - before,
+        1,
+        "checked against a dummy hash"
+    );
 }
 
 #[tokio::test]
@@ -1273,7 +1281,10 @@ async fn logins_are_limited_per_client_address() {
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
     let (s, e) = n.login_from("10.0.0.7:5001", "ana", "1234").await;
-    assert_eq!((s, code(&e)), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
     assert!(e["error"]["details"]["retry_after_secs"].as_i64().unwrap() >= 1);
     // another till is not affected; the address regains attempts with time
     let (s, _) = n.login_from("10.0.0.8:5000", "ana", "1234").await;

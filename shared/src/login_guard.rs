@@ -301,7 +301,11 @@ pub fn verify_argon2(secret: &[u8], phc: &str) -> bool {
     });
     // constant time: every byte is compared
     ok && out.len() == expected.len()
-        && out.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        && out
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// Checks a name or identifier a person or a system gives: trimmed, 1 to
@@ -344,7 +348,9 @@ mod tests {
             ..LoginLimits::default()
         });
         let now = t0();
-        let admitted = (0..100).filter(|_| g.begin("ann", None, now).is_ok()).count();
+        let admitted = (0..100)
+            .filter(|_| g.begin("ann", None, now).is_ok())
+            .count();
         assert_eq!(admitted, 5);
         for _ in 0..5 {
             g.settle("ann", false, now);

@@ -424,7 +424,13 @@ fn a_counter_overdraft_during_an_outage_releases_exactly_the_orders_the_hub_cann
         let who = customer(&c, &phone);
         let mut body = pickup_body(per);
         body["customer"]["phone"] = json!(phone);
-        let (status, o) = hub_call(&c, &who, "/api/v1/orders", Some(&format!("od-{i}")), Some(body));
+        let (status, o) = hub_call(
+            &c,
+            &who,
+            "/api/v1/orders",
+            Some(&format!("od-{i}")),
+            Some(body),
+        );
         assert_eq!(status, 201, "{o}");
         let id = o["order_id"].as_str().unwrap().to_owned();
         owners.insert(id.clone(), who);

@@ -292,7 +292,11 @@ impl App {
                 None => (None, dummy_hash().to_owned()),
             };
             let ok = linli_shared::login_guard::verify_argon2(pin.as_bytes(), &hash);
-            let _ = tx.send(if ok { role.as_deref().and_then(Role::parse) } else { None });
+            let _ = tx.send(if ok {
+                role.as_deref().and_then(Role::parse)
+            } else {
+                None
+            });
         });
         let verified = rx.await.map_err(|_| StoreError::Panicked)?;
         Ok(verified)

@@ -87,7 +87,10 @@ pub(super) async fn login(
     ClientAddr(addr): ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let (token, actor) = s.app.login_from(&req.name, &req.pin, addr.as_deref()).await?;
+    let (token, actor) = s
+        .app
+        .login_from(&req.name, &req.pin, addr.as_deref())
+        .await?;
     Ok(Json(LoginResponse {
         token,
         name: actor.name,
