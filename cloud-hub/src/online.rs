@@ -367,7 +367,6 @@ impl Hub {
                     Some(id) => id,
                     None => resolve_customer(c, phone.as_deref(), openid.as_deref())?,
                 };
-                check_open_units(c, &dir, &customer_id, &priced.lines, cap)?;
                 let mut batch = HubRightsBatch::default();
                 let day = now.with_timezone(&settings.utc_offset).date_naive();
                 let store = match choose_store(c, &dir, &priced, None)? {
@@ -386,6 +385,8 @@ impl Hub {
                         return Ok((Err(unserved), touched));
                     }
                 };
+                // only an order that would be placed holds units
+                check_open_units(c, &dir, &customer_id, &priced.lines, cap)?;
                 let site = dir
                     .stores
                     .get(&store)
