@@ -44,6 +44,29 @@ impl From<HubError> for ApiError {
         match e {
             HubError::Unauthenticated => err(StatusCode::UNAUTHORIZED, "unauthenticated", msg),
             HubError::BadCredentials => err(StatusCode::UNAUTHORIZED, "invalid_credentials", msg),
+            HubError::LockedOut { retry_after_secs } => ApiError(
+                StatusCode::TOO_MANY_REQUESTS,
+                "locked_out",
+                msg,
+                Some(json!({ "retry_after_secs": retry_after_secs })),
+            ),
+            HubError::RateLimited { retry_after_secs } => ApiError(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                msg,
+                Some(json!({ "retry_after_secs": retry_after_secs })),
+            ),
+            HubError::OpenUnitsCap {
+                sku,
+                cap,
+                open,
+                requested,
+            } => ApiError(
+                StatusCode::CONFLICT,
+                "open_units_cap",
+                msg,
+                Some(json!({ "sku": sku, "cap": cap, "open": open, "requested": requested })),
+            ),
             HubError::Forbidden => err(StatusCode::FORBIDDEN, "forbidden", msg),
             HubError::Invalid(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg),
             HubError::UserExists(_) => err(StatusCode::CONFLICT, "user_exists", msg),
@@ -84,6 +107,22 @@ impl From<HubError> for ApiError {
 }
 
 struct Auth(User);
+
+/// The client's address (IP only), if the server runs with connect info;
+/// logins and customer sessions are limited per address.
+pub(crate) struct ClientAddr(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        ))
+    }
+}
 
 impl FromRequestParts<Hub> for Auth {
     type Rejection = ApiError;
@@ -183,6 +222,7 @@ pub fn router(hub: Hub) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(orders::logout))
         .route(
             "/api/v1/catalog/import",
             post(import_catalog).layer(DefaultBodyLimit::max(8 * 1024 * 1024)),
@@ -330,10 +370,13 @@ struct LoginRequest {
               (status = 401, body = linli_shared::api_doc::ErrorBody, description = "invalid_credentials")))]
 async fn login(
     State(hub): State<Hub>,
+    ClientAddr(addr): ClientAddr,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(req) = body.map_err(orders::bad_json)?;
-    let token = hub.login(&req.name, &req.password).await?;
+    let token = hub
+        .login_from(&req.name, &req.password, addr.as_deref())
+        .await?;
     Ok(Json(json!({ "token": token })))
 }
 

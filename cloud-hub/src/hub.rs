@@ -6,10 +6,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, SaltString};
 use chrono::{DateTime, NaiveDate, Utc};
 use linli_shared::catalog::{RejectedRow, parse_catalog_csv};
 use linli_shared::docs::catalog::put_products;
@@ -17,6 +18,7 @@ use linli_shared::docs::json::records_of;
 use linli_shared::docs::ledger::{read_refunds_where, read_sales_where};
 use linli_shared::docs::stock::read_levels_of;
 use linli_shared::docs::{DocId, DocKind, Owner};
+use linli_shared::login_guard::{CheckWorkers, LoginGuard, LoginLimits, Refusal};
 use linli_shared::online::FulfilmentFact;
 use linli_shared::rights::StoreRights;
 use linli_sync::db::{Store, StoreError};
@@ -38,6 +40,22 @@ pub enum HubError {
     Unauthenticated,
     #[error("unknown user or wrong password")]
     BadCredentials,
+    /// Too many wrong passwords for this name in a row.
+    #[error("too many wrong passwords for this name; try again in {retry_after_secs} s")]
+    LockedOut { retry_after_secs: i64 },
+    /// This client address has made too many attempts for now.
+    #[error("too many requests from this address; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: i64 },
+    /// The customer already holds as many open units of a SKU as allowed.
+    #[error(
+        "每位顾客的未完成订单中同一商品最多 {cap}（件；称重商品按克计）：{sku} 已有 {open}，本单又要 {requested}。请先取货或取消旧订单。A customer may hold at most {cap} of {sku} (units; grams for kg products) in open orders: {open} open, {requested} more asked"
+    )]
+    OpenUnitsCap {
+        sku: String,
+        cap: i64,
+        open: i64,
+        requested: i64,
+    },
     #[error("this needs an admin")]
     Forbidden,
     #[error("{0}")]
@@ -193,6 +211,95 @@ pub struct Hub {
     pub(crate) order_settings: Arc<crate::orders::OrderSettings>,
     /// The key that signs pickup codes (`pickup-signing.key`, 0600).
     pub(crate) signing: Arc<ed25519_dalek::SigningKey>,
+    /// Who may try a password or open a session now.
+    pub(crate) gate: Arc<Gate>,
+}
+
+/// How many argon2 checks may run at once (each holds ~19 MiB of memory).
+pub const MAX_CONCURRENT_PASSWORD_CHECKS: usize = 2;
+
+/// Lockouts and address buckets of logins and of customer sessions, and the
+/// bound on concurrent password checks.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    logins: Mutex<LoginGuard>,
+    sessions: Mutex<LoginGuard>,
+    checks: CheckWorkers,
+    checked: AtomicU64,
+}
+
+impl Gate {
+    fn new(s: &crate::orders::OrderSettings) -> Gate {
+        Gate {
+            logins: Mutex::new(LoginGuard::new(s.login)),
+            sessions: Mutex::new(LoginGuard::new(LoginLimits {
+                per_addr_burst: s.sessions_per_addr_burst.max(1),
+                per_addr_per_minute: s.sessions_per_addr_per_minute,
+                ..LoginLimits::default()
+            })),
+            checks: CheckWorkers::new("password-check", MAX_CONCURRENT_PASSWORD_CHECKS),
+            checked: AtomicU64::new(0),
+        }
+    }
+
+    fn logins(&self) -> std::sync::MutexGuard<'_, LoginGuard> {
+        match self.logins.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Takes one customer-session creation from `addr`'s bucket.
+    pub(crate) fn session_from(&self, addr: &str) -> Result<(), HubError> {
+        let mut g = match self.sessions.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.take_addr(addr, Utc::now()).map_err(refused)
+    }
+}
+
+fn refused(r: Refusal) -> HubError {
+    match r {
+        Refusal::LockedOut { retry_after_secs } => HubError::LockedOut { retry_after_secs },
+        Refusal::RateLimited { retry_after_secs } => HubError::RateLimited { retry_after_secs },
+    }
+}
+
+/// A reserved login attempt; one dropped unsettled (the client went away
+/// during the check) counts as a failure.
+struct Attempt<'a> {
+    gate: &'a Gate,
+    name: &'a str,
+    settled: bool,
+}
+
+impl Attempt<'_> {
+    fn settle(mut self, ok: bool) {
+        self.settled = true;
+        self.gate.logins().settle(self.name, ok, Utc::now());
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.gate.logins().settle(self.name, false, Utc::now());
+        }
+    }
+}
+
+/// The hash an unknown name's password is checked against, so that a wrong
+/// name costs as long as a wrong password.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(b"not-a-password", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
 }
 
 fn token_hash(t: &str) -> String {
@@ -201,10 +308,9 @@ fn token_hash(t: &str) -> String {
 
 /// Adds a hub user (the `user add` command).
 pub fn add_user(c: &Connection, name: &str, role: Role, password: &str) -> Result<(), HubError> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 64 {
-        return Err(HubError::Invalid("name must be 1-64 characters".into()));
-    }
+    let name =
+        linli_shared::login_guard::clean_text("name", name, 64).map_err(HubError::Invalid)?;
+    let name = name.as_str();
     if password.len() < 8 {
         return Err(HubError::Invalid(
             "password must be at least 8 characters".into(),
@@ -294,6 +400,7 @@ impl Hub {
                 crate::http::STUCK_AFTER_SECS,
             )),
             directory: Arc::new(std::sync::RwLock::new(Default::default())),
+            gate: Arc::new(Gate::new(&order_settings)),
             order_settings: Arc::new(order_settings),
             signing: Arc::new(signing),
         };
@@ -558,30 +665,32 @@ impl Hub {
     }
 
     pub async fn login(&self, name: &str, password: &str) -> Result<String, HubError> {
-        let n = name.to_owned();
-        let row: Option<String> = self
-            .store
-            .read(move |c| {
-                c.query_row("SELECT pw_hash FROM users WHERE name = ?1", [n], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(StoreError::from)
-            })
-            .await?;
-        let pw = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || {
-            row.and_then(|h| {
-                let parsed = PasswordHash::new(&h).ok()?;
-                Argon2::default()
-                    .verify_password(pw.as_bytes(), &parsed)
-                    .ok()
-            })
-            .is_some()
-        })
-        .await
-        .map_err(|_| StoreError::Panicked)?;
-        if !ok {
+        self.login_from(name, password, None).await
+    }
+
+    /// Checks a user's password and opens a session. Five wrong passwords in
+    /// a row lock the name (15 min by default) and `addr` has its own bucket
+    /// of attempts; the attempt is reserved before the slow check, so a burst
+    /// of guesses gets no more checks than the lockout allows.
+    pub async fn login_from(
+        &self,
+        name: &str,
+        password: &str,
+        addr: Option<&str>,
+    ) -> Result<String, HubError> {
+        let name = name.trim();
+        self.gate
+            .logins()
+            .begin(name, addr, Utc::now())
+            .map_err(refused)?;
+        let attempt = Attempt {
+            gate: &self.gate,
+            name,
+            settled: false,
+        };
+        let ok = self.check_password(name, password).await;
+        attempt.settle(matches!(ok, Ok(true)));
+        if !ok? {
             return Err(HubError::BadCredentials);
         }
         let mut raw = [0u8; 32];
@@ -599,6 +708,51 @@ impl Hub {
             })
             .await?;
         Ok(token)
+    }
+
+    /// Checks `name`'s password (a dummy hash for an unknown name), at most
+    /// [`MAX_CONCURRENT_PASSWORD_CHECKS`] at a time.
+    async fn check_password(&self, name: &str, password: &str) -> Result<bool, HubError> {
+        let n = name.to_owned();
+        let row: Option<String> = self
+            .store
+            .read(move |c| {
+                c.query_row("SELECT pw_hash FROM users WHERE name = ?1", [n], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(StoreError::from)
+            })
+            .await?;
+        self.gate.checked.fetch_add(1, Ordering::SeqCst);
+        // on the check threads only: argon2 is deliberately slow and big
+        let pw = password.to_owned();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.gate.checks.submit(move || {
+            let known = row.is_some();
+            let hash = row.unwrap_or_else(|| dummy_hash().to_owned());
+            let ok = linli_shared::login_guard::verify_argon2(pw.as_bytes(), &hash);
+            let _ = tx.send(known && ok);
+        });
+        let ok = rx.await.map_err(|_| StoreError::Panicked)?;
+        Ok(ok)
+    }
+
+    /// How many password checks (argon2 verifications) the hub has run.
+    pub fn password_checks(&self) -> u64 {
+        self.gate.checked.load(Ordering::SeqCst)
+    }
+
+    /// Ends the session of `token` (a hub user's or a customer's) at once.
+    pub async fn logout(&self, token: &str) -> Result<(), HubError> {
+        let h = token_hash(token);
+        self.store
+            .write(move |c| {
+                c.execute("DELETE FROM sessions WHERE token_hash = ?1", [&h])?;
+                c.execute("DELETE FROM customer_sessions WHERE token_hash = ?1", [&h])?;
+                Ok::<_, HubError>(())
+            })
+            .await
     }
 
     pub async fn authenticate(&self, token: &str) -> Result<User, HubError> {

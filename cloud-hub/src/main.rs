@@ -38,6 +38,21 @@ enum Cmd {
         /// How long a pickup order waits for its customer (and its code stays valid), hours.
         #[arg(long, default_value_t = 48, value_parser = clap::value_parser!(i64).range(1..=720))]
         pickup_hold_hours: i64,
+        /// Most units of one SKU (kg for weighed products) a customer may hold in open orders.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        max_open_units_per_sku: i64,
+        /// Wrong passwords in a row that lock a hub user name.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        login_max_failures: u32,
+        /// How long a locked hub user name stays locked, minutes.
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(i64).range(0..=1440))]
+        login_lockout_minutes: i64,
+        /// Login attempts one client address regains per minute (10 at once).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        login_per_addr_per_minute: u32,
+        /// Customer sessions one client address may open per minute (as many at once).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        sessions_per_addr_per_minute: u32,
     },
     /// Issue a store's certificate (store.pem, store.key, ca.pem) into --out.
     /// A revoked store id is refused unless --reinstate is given.
@@ -106,11 +121,25 @@ fn main() -> anyhow::Result<()> {
             pickup_discount_pct,
             delivery_fee_fen,
             pickup_hold_hours,
+            max_open_units_per_sku,
+            login_max_failures,
+            login_lockout_minutes,
+            login_per_addr_per_minute,
+            sessions_per_addr_per_minute,
         } => {
             let orders = OrderSettings {
                 pickup_discount_pct,
                 delivery_fee_fen,
                 pickup_hold: chrono::Duration::hours(pickup_hold_hours),
+                max_open_units_per_sku,
+                login: linli_shared::login_guard::LoginLimits {
+                    max_failures: login_max_failures,
+                    lockout: chrono::Duration::minutes(login_lockout_minutes),
+                    per_addr_burst: 10,
+                    per_addr_per_minute: login_per_addr_per_minute,
+                },
+                sessions_per_addr_burst: sessions_per_addr_per_minute,
+                sessions_per_addr_per_minute,
                 ..OrderSettings::default()
             };
             tracing_subscriber::fmt()

@@ -59,6 +59,82 @@ fn hash(t: &str) -> String {
     hex::encode(Sha256::digest(t.as_bytes()))
 }
 
+/// A WeChat openid: 1-128 letters, digits, `-` or `_` (WeChat's are 28).
+pub(crate) fn valid_openid(o: &str) -> Result<String, HubError> {
+    let o = o.trim();
+    if !o.is_empty()
+        && o.len() <= 128
+        && o.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(o.to_owned())
+    } else {
+        Err(HubError::Invalid(
+            "openid must be 1-128 letters, digits, '-' or '_'".into(),
+        ))
+    }
+}
+
+/// The idempotency record's primary key (the caller and the key, joined by a
+/// unit separator, which neither contains) and the key as the caller sent it.
+fn idempotency_record_key(caller: &Caller, key: &str) -> (String, String) {
+    let who = match caller {
+        Caller::Staff(u) => format!("staff:{}", u.name),
+        Caller::Customer { customer_id, .. } => format!("customer:{customer_id}"),
+    };
+    (format!("{who}\u{1f}{key}"), key.to_owned())
+}
+
+/// Refuses an order that would take a customer's open units of a SKU past
+/// `cap` (for `kg` products, `cap` kilograms).
+fn check_open_units(
+    c: &rusqlite::Connection,
+    dir: &Directory,
+    customer_id: &str,
+    lines: &[linli_shared::online::OnlineLine],
+    cap: i64,
+) -> Result<(), HubError> {
+    let ids: Vec<String> = c
+        .prepare_cached(
+            "SELECT order_id FROM online_orders WHERE customer_id = ?1
+             AND status IN ('placed', 'accepted', 'picked', 'ready', 'out_for_delivery')",
+        )?
+        .query_map([customer_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut open: BTreeMap<String, i64> = BTreeMap::new();
+    for id in ids {
+        let Some((fact, f)) = load(c, &id)? else {
+            continue;
+        };
+        if matches!(
+            view(dir, &fact, f.as_ref()).status,
+            OrderStatus::Cancelled | OrderStatus::HandedOver | OrderStatus::Delivered
+        ) {
+            continue;
+        }
+        for l in &fact.lines {
+            *open.entry(l.sku.clone()).or_default() += l.qty;
+        }
+    }
+    for l in lines {
+        let limit = if l.unit == "kg" {
+            cap.saturating_mul(1000)
+        } else {
+            cap
+        };
+        let held = open.get(&l.sku).copied().unwrap_or(0);
+        if held.saturating_add(l.qty) > limit {
+            return Err(HubError::OpenUnitsCap {
+                sku: l.sku.clone(),
+                cap: limit,
+                open: held,
+                requested: l.qty,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Hub {
     /// The current store directory and catalog.
     pub fn directory(&self) -> Directory {
@@ -162,12 +238,24 @@ impl Hub {
         phone: Option<String>,
         openid: Option<String>,
     ) -> Result<(String, String), HubError> {
+        self.customer_session_from(phone, openid, None).await
+    }
+
+    /// [`Hub::customer_session`] for a client at `addr`, which may open only
+    /// so many sessions a minute (every session is a row on the hub's disk).
+    pub async fn customer_session_from(
+        &self,
+        phone: Option<String>,
+        openid: Option<String>,
+        addr: Option<&str>,
+    ) -> Result<(String, String), HubError> {
         let phone = phone.as_deref().map(valid_phone).transpose()?;
-        let openid = openid
-            .map(|o| o.trim().to_owned())
-            .filter(|o| !o.is_empty());
+        let openid = openid.as_deref().map(valid_openid).transpose()?;
         if phone.is_none() && openid.is_none() {
             return Err(HubError::Invalid("give phone or openid".into()));
+        }
+        if let Some(a) = addr {
+            self.gate.session_from(a)?;
         }
         let mut raw = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut raw);
@@ -235,7 +323,12 @@ impl Hub {
             }
             Caller::Staff(_) => req.customer.phone.as_deref().map(valid_phone).transpose()?,
         };
-        let openid = req.customer.openid.clone();
+        let openid = req
+            .customer
+            .openid
+            .as_deref()
+            .map(valid_openid)
+            .transpose()?;
         if phone.is_none() && openid.is_none() {
             return Err(HubError::Invalid("customer needs phone or openid".into()));
         }
@@ -252,15 +345,19 @@ impl Hub {
             Caller::Customer { customer_id, .. } => Some(customer_id.clone()),
             Caller::Staff(_) => None,
         };
+        // a key belongs to its caller: nobody replays another's key to get
+        // their order and pickup code, nor blocks it by using it first
+        let key = idempotency_record_key(caller, &key);
+        let cap = self.order_settings.max_open_units_per_sku;
         let (result, touched) = self
             .with_docs(move |c, docs| {
                 if let Some((h, resp)) = c
                     .prepare_cached("SELECT request_hash, response FROM idempotency WHERE key = ?1")?
-                    .query_row([&key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .query_row([&key.0], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                     .optional()?
                 {
                     if h != fingerprint {
-                        return Err(HubError::IdempotencyKeyReused(key));
+                        return Err(HubError::IdempotencyKeyReused(key.1));
                     }
                     let v: OrderView = serde_json::from_str(&resp)
                         .map_err(|e| HubError::Invalid(e.to_string()))?;
@@ -288,6 +385,8 @@ impl Hub {
                         return Ok((Err(unserved), touched));
                     }
                 };
+                // only an order that would be placed holds units
+                check_open_units(c, &dir, &customer_id, &priced.lines, cap)?;
                 let site = dir
                     .stores
                     .get(&store)
@@ -313,7 +412,7 @@ impl Hub {
                 let v = view(&dir, &fact, None);
                 c.execute(
                     "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![key, fingerprint, serde_json::to_string(&v).unwrap_or_default(), ts(now)],
+                    params![key.0, fingerprint, serde_json::to_string(&v).unwrap_or_default(), ts(now)],
                 )?;
                 Ok((Ok((v, false)), touched))
             })

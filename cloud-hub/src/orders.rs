@@ -41,6 +41,16 @@ pub struct OrderSettings {
     pub pickup_hold: Duration,
     /// The chain's local time (business days of the hub's documents).
     pub utc_offset: FixedOffset,
+    /// Most units (for `kg` products: kilograms) of one SKU a customer may
+    /// hold in open orders; until payment exists, this stops one anonymous
+    /// session from holding everything the hub may sell online.
+    pub max_open_units_per_sku: i64,
+    /// Lockout per user name and attempts per address at hub login.
+    pub login: linli_shared::login_guard::LoginLimits,
+    /// Customer sessions one address may open at once.
+    pub sessions_per_addr_burst: u32,
+    /// Customer sessions one address regains per minute.
+    pub sessions_per_addr_per_minute: u32,
 }
 
 impl Default for OrderSettings {
@@ -50,6 +60,10 @@ impl Default for OrderSettings {
             delivery_fee_fen: 600,
             pickup_hold: Duration::hours(48),
             utc_offset: FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset"),
+            max_open_units_per_sku: 10,
+            login: linli_shared::login_guard::LoginLimits::default(),
+            sessions_per_addr_burst: 20,
+            sessions_per_addr_per_minute: 20,
         }
     }
 }
@@ -228,6 +242,9 @@ pub(crate) fn validate(
             .is_none_or(|s| s.trim().is_empty())
     {
         return Err(invalid("live_session_id is required for channel \"live\""));
+    }
+    if let Some(l) = &req.live_session_id {
+        linli_shared::login_guard::clean_text("live_session_id", l, 64).map_err(invalid)?;
     }
     if req.lines.is_empty() || req.lines.len() > MAX_LINES {
         return Err(invalid(format!(

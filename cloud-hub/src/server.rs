@@ -54,8 +54,12 @@ impl HubServer {
         tasks.spawn(async move { expiry_sweeper(h, c).await });
         let (h, c) = (hub.clone(), cancel.clone());
         tasks.spawn(async move {
-            let serve = axum::serve(listener, crate::http::router(h))
-                .with_graceful_shutdown(c.cancelled_owned());
+            let serve = axum::serve(
+                listener,
+                crate::http::router(h)
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(c.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "http server failed");
             }

@@ -150,7 +150,7 @@ async fn openapi_documents_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 16);
+    assert_eq!(documented, 17);
 }
 
 #[tokio::test]

@@ -50,6 +50,8 @@ pub struct AppSettings {
     pub session_ttl: chrono::Duration,
     /// The most change a sale may give back (bounds the cash tendered).
     pub max_change: linli_shared::Fen,
+    /// Lockout per staff name and attempts per client address at login.
+    pub login_limits: linli_shared::login_guard::LoginLimits,
 }
 
 /// The store node's application core. Cheap to clone.
@@ -88,12 +90,13 @@ impl App {
     ) -> Result<App, AppError> {
         let index = catalog::load_index(&store).await?;
         let member_key = staff::load_or_create_member_key(&store).await?;
+        let sessions = Arc::new(staff::Sessions::new(settings.login_limits));
         Ok(App {
             store,
             settings: Arc::new(settings),
             clock,
             catalog: Arc::new(RwLock::new(Arc::new(index))),
-            sessions: Arc::new(staff::Sessions::default()),
+            sessions,
             member_key: Arc::new(member_key),
             sync,
             pickup_key: Arc::new(RwLock::new(None)),
@@ -321,9 +324,12 @@ pub enum AppError {
     /// Wrong staff name or PIN.
     #[error("unknown staff name or wrong PIN")]
     BadCredentials,
-    /// Too many wrong PINs in a row.
-    #[error("too many wrong PINs for {0}; try again in a minute")]
-    LockedOut(String),
+    /// Too many wrong PINs in a row (or as many attempts running at once).
+    #[error("too many wrong PINs for {name}; try again in {retry_after_secs} s or ask a manager")]
+    LockedOut { name: String, retry_after_secs: i64 },
+    /// This client address has made too many attempts for now.
+    #[error("too many attempts from this address; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: i64 },
     /// The staff member's role may not do this.
     #[error("{action} needs a manager; ask a manager to log in")]
     Forbidden { action: &'static str },

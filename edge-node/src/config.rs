@@ -30,6 +30,14 @@ pub struct Config {
     pub pickup_hold_hours: u32,
     /// How long a staff login lasts, in hours.
     pub session_hours: u32,
+    /// Wrong PINs in a row that lock a staff name.
+    pub login_max_failures: u32,
+    /// How long a locked staff name stays locked, in minutes.
+    pub login_lockout_minutes: u32,
+    /// Login attempts one client address may make at once.
+    pub login_per_addr_burst: u32,
+    /// Login attempts one client address regains per minute.
+    pub login_per_addr_per_minute: u32,
     /// Largest JSON request body, in bytes.
     pub max_body_bytes: usize,
     /// Largest catalog CSV upload, in bytes.
@@ -65,6 +73,10 @@ impl Default for Config {
             utc_offset_minutes: 480,
             pickup_hold_hours: 72,
             session_hours: 12,
+            login_max_failures: 5,
+            login_lockout_minutes: 15,
+            login_per_addr_burst: 10,
+            login_per_addr_per_minute: 10,
             max_body_bytes: 256 * 1024,
             max_csv_bytes: 8 * 1024 * 1024,
             max_change_fen: linli_shared::sale::DEFAULT_MAX_CHANGE_FEN,

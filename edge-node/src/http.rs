@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
     let csv_limit = DefaultBodyLimit::max(state.max_csv_bytes);
     let api = Router::new()
         .route("/login", post(system::login))
+        .route("/logout", post(system::logout))
         .route("/openapi.json", get(system::openapi))
         .route("/catalog/import", post(catalog::import).layer(csv_limit))
         .route("/products/{sku}", get(catalog::product_by_sku))

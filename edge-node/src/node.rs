@@ -66,6 +66,12 @@ pub async fn open_app(
         pickup_hold: chrono::Duration::hours(i64::from(config.pickup_hold_hours)),
         session_ttl: chrono::Duration::hours(i64::from(config.session_hours)),
         max_change: linli_shared::Fen(config.max_change_fen),
+        login_limits: linli_shared::login_guard::LoginLimits {
+            max_failures: config.login_max_failures.max(1),
+            lockout: chrono::Duration::minutes(i64::from(config.login_lockout_minutes)),
+            per_addr_burst: config.login_per_addr_burst.max(1),
+            per_addr_per_minute: config.login_per_addr_per_minute,
+        },
     };
     Ok(App::new(store, settings, clock, sync).await?)
 }
@@ -104,8 +110,11 @@ impl Node {
         let mut tasks = JoinSet::new();
         let c = cancel.clone();
         tasks.spawn(async move {
-            let serve =
-                axum::serve(listener, router(state)).with_graceful_shutdown(c.cancelled_owned());
+            let serve = axum::serve(
+                listener,
+                router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(c.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "http server failed");
             }

@@ -1050,7 +1050,7 @@ async fn openapi_documents_exactly_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 32, "every route of http::router is documented");
+    assert_eq!(documented, 33, "every route of http::router is documented");
     // the documented request schema is the one the server enforces
     let sale = &doc["components"]["schemas"]["SaleRequest"];
     assert!(
@@ -1376,4 +1376,208 @@ async fn every_error_is_the_json_error_shape() {
             assert!(headers.contains_key("allow"), "{what}: no Allow header");
         }
     }
+}
+
+impl TestNode {
+    /// A login as a client at `addr` would send it (the server's connect info).
+    async fn login_from(&self, addr: &str, name: &str, pin: &str) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method("POST")
+            .uri("/api/v1/login")
+            .header("content-type", "application/json")
+            .body(Body::from(json!({"name": name, "pin": pin}).to_string()))
+            .unwrap();
+        let sock: std::net::SocketAddr = addr.parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(sock));
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_100_guesses_gets_at_most_5_pin_checks() {
+    let n = TestNode::new().await;
+    let before = n.app.pin_checks();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let router = n.router.clone();
+        set.spawn(async move {
+            let req = Request::builder()
+                .method("POST")
+                .uri("/api/v1/login")
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    json!({"name": "ana", "pin": format!("{:04}", 5000 + i)}).to_string(),
+                ))
+                .unwrap();
+            router.oneshot(req).await.unwrap().status()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(s) = set.join_next().await {
+        statuses.push(s.unwrap());
+    }
+    let checked = n.app.pin_checks() - before;
+    assert!(checked <= 5, "{checked} PINs were checked in the burst");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count() as u64,
+        checked
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::TOO_MANY_REQUESTS)
+    );
+    // the right PIN is refused while the name is locked, without a check
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/login",
+            None,
+            None,
+            json!({"name":"ana","pin":"1234"}),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::TOO_MANY_REQUESTS, "locked_out"));
+    assert_eq!(n.app.pin_checks() - before, checked);
+    // others are not locked out with her
+    n.login("mei", "9999").await;
+}
+
+#[tokio::test]
+async fn an_unknown_name_costs_a_pin_check_like_a_known_one() {
+    let n = TestNode::new().await;
+    let before = n.app.pin_checks();
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/login",
+            None,
+            None,
+            json!({"name":"nobody","pin":"1234"}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNAUTHORIZED, "invalid_credentials")
+    );
+    assert_eq!(
+        n.app.pin_checks() - before,
+        1,
+        "checked against a dummy hash"
+    );
+}
+
+#[tokio::test]
+async fn logins_are_limited_per_client_address() {
+    let n = TestNode::new().await;
+    // 10 at once (default), whichever names they try
+    for i in 0..10 {
+        let (s, _) = n
+            .login_from("10.0.0.7:5000", &format!("guess{i}"), "1234")
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, e) = n.login_from("10.0.0.7:5001", "ana", "1234").await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    assert!(e["error"]["details"]["retry_after_secs"].as_i64().unwrap() >= 1);
+    // another till is not affected; the address regains attempts with time
+    let (s, _) = n.login_from("10.0.0.8:5000", "ana", "1234").await;
+    assert_eq!(s, StatusCode::OK);
+    n.clock.fetch_add(60_000, Ordering::SeqCst);
+    let (s, _) = n.login_from("10.0.0.7:5002", "ana", "1234").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_at_once() {
+    let n = TestNode::new().await;
+    let t = n.login("ana", "1234").await;
+    let other = n.login("ana", "1234").await;
+    let (s, _) = n
+        .send(
+            "POST",
+            "/api/v1/logout",
+            Some(&t),
+            None,
+            Body::empty(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, e) = n
+        .send(
+            "GET",
+            "/api/v1/products/P00001",
+            Some(&t),
+            None,
+            Body::empty(),
+            "application/json",
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+    // logging out again is refused like any dead token; her other till stays in
+    let (s, _) = n
+        .send(
+            "POST",
+            "/api/v1/logout",
+            Some(&t),
+            None,
+            Body::empty(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = n
+        .send(
+            "GET",
+            "/api/v1/products/P00001",
+            Some(&other),
+            None,
+            Body::empty(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_scoped_by_staff_member() {
+    let n = TestNode::new().await;
+    n.receive("P00001", 10).await;
+    let body = json!({"lines":[{"sku":"P00001"}],"payments":cash(1950)});
+    let (s, a) = n.sale("shared-key", body.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    // the manager's request with the same key is her own, not a replay of ana's
+    let (s, h, b) = n
+        .send_full(
+            "POST",
+            "/api/v1/sales",
+            Some(&n.manager.clone()),
+            Some("shared-key"),
+            Body::from(body.to_string()),
+            "application/json",
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert!(h.get("idempotent-replayed").is_none());
+    assert_ne!(a["sale_id"], b["sale_id"]);
+    assert_eq!(b["cashier"], "mei");
+    // and ana's retry still gets her own sale back
+    let (s, again) = n.sale("shared-key", body).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(again["sale_id"], a["sale_id"]);
+    assert_eq!(n.on_hand("P00001").await.0, 8);
 }

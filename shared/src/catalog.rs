@@ -86,7 +86,7 @@ pub enum ProductError {
     #[error(transparent)]
     Barcode(#[from] BarcodeError),
     /// A required text field was empty or too long.
-    #[error("{field} must be 1-{max} characters")]
+    #[error("{field} must be 1-{max} characters, none of them control characters (NUL, ESC)")]
     Text { field: &'static str, max: usize },
     #[error("unit must be \"each\" or \"kg\", got {0:?}")]
     Unit(String),
@@ -160,7 +160,8 @@ impl Product {
 
 fn text(field: &'static str, s: &str, max: usize) -> Result<String, ProductError> {
     let s = s.trim();
-    if s.is_empty() || s.chars().count() > max {
+    // a NUL or an ESC/POS command in a name would reach receipts and printers
+    if s.is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
         return Err(ProductError::Text { field, max });
     }
     Ok(s.to_owned())

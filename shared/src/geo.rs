@@ -141,7 +141,7 @@ pub enum StoreSiteError {
     #[error("store_id {0:?} must be 1-16 characters of A-Z, 0-9, '-' or '_'")]
     StoreId(String),
     /// A required text field was empty or too long.
-    #[error("{field} must be 1-{max} characters")]
+    #[error("{field} must be 1-{max} characters, none of them control characters (NUL, ESC)")]
     Text { field: &'static str, max: usize },
     /// `lat` or `lon` is not a decimal number.
     #[error("{field} must be a decimal number of degrees, got {got:?}")]
@@ -196,7 +196,8 @@ impl StoreSite {
 
 fn text(field: &'static str, s: &str, max: usize) -> Result<String, StoreSiteError> {
     let s = s.trim();
-    if s.is_empty() || s.chars().count() > max {
+    // a NUL or an ESC/POS command in a name would reach receipts and printers
+    if s.is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
         return Err(StoreSiteError::Text { field, max });
     }
     Ok(s.to_owned())

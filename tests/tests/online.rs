@@ -457,12 +457,27 @@ fn a_counter_overdraft_during_an_outage_releases_exactly_the_orders_the_hub_cann
     let held = sellable(&c, "S001");
     assert!(held >= 4, "the demo store lends 40% of 40 units: {held}");
     c.link("S001", LinkMode::Cut).unwrap();
-    // the hub sells every right it holds, in four orders
+    // the hub sells every right it holds, in four orders of four customers
+    // (one customer may hold only so many open units of a SKU)
     let per = held / 4;
     let mut ids = Vec::new();
+    let mut owners = std::collections::HashMap::new();
     for i in 0..4 {
-        let o = pickup(&c, &me, &format!("od-{i}"), per);
-        ids.push(o["order_id"].as_str().unwrap().to_owned());
+        let phone = format!("1380000010{i}");
+        let who = customer(&c, &phone);
+        let mut body = pickup_body(per);
+        body["customer"]["phone"] = json!(phone);
+        let (status, o) = hub_call(
+            &c,
+            &who,
+            "/api/v1/orders",
+            Some(&format!("od-{i}")),
+            Some(body),
+        );
+        assert_eq!(status, 201, "{o}");
+        let id = o["order_id"].as_str().unwrap().to_owned();
+        owners.insert(id.clone(), who);
+        ids.push(id);
     }
     // meanwhile the counter sells the whole shelf: never refused
     let level = c
@@ -488,13 +503,13 @@ fn a_counter_overdraft_during_an_outage_releases_exactly_the_orders_the_hub_cann
     // the hub learns of the overdraft and releases the orders it cannot serve
     wait_for(CONVERGE, "every oversold order to be released", || {
         ids.iter()
-            .all(|id| hub_status(&c, &me, id)["status"] == "cancelled")
+            .all(|id| hub_status(&c, &owners[id], id)["status"] == "cancelled")
             .then_some(())
     })
     .unwrap();
     let ex = c.hub_get("/api/v1/exceptions").unwrap();
     for id in &ids {
-        let v = hub_status(&c, &me, id);
+        let v = hub_status(&c, &owners[id], id);
         assert!(
             matches!(
                 v["cancel_reason"].as_str(),

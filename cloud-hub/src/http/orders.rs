@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, err, store_views};
+use super::{ApiError, ClientAddr, err, store_views};
 use crate::hub::{Hub, HubError};
 use crate::online::{Caller, ProductView, SellableView, StoresReport};
 use crate::orders::{Exception, OrderView, PlaceOrder};
@@ -34,11 +34,23 @@ async fn caller_from(hub: &Hub, token: &str) -> Result<Caller, HubError> {
     }
 }
 
-/// A hub user or a customer, from `Authorization: Bearer` (or `?token=`
-/// for images, which cannot send headers).
+/// A hub user or a customer, from `Authorization: Bearer`.
 pub(crate) struct Who(pub Caller);
 
 impl FromRequestParts<Hub> for Who {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(HubError::Unauthenticated)?;
+        Ok(Who(caller_from(hub, &token).await?))
+    }
+}
+
+/// Like [`Who`], but also from `?token=`: only for the QR image, which an
+/// `<img>` fetches without headers. A token in a URL ends up in logs and
+/// histories, so nothing that writes takes one.
+pub(crate) struct WhoForImage(pub Caller);
+
+impl FromRequestParts<Hub> for WhoForImage {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, ApiError> {
         let token = bearer(parts)
@@ -49,8 +61,28 @@ impl FromRequestParts<Hub> for Who {
                 })
             })
             .ok_or(HubError::Unauthenticated)?;
-        Ok(Who(caller_from(hub, &token).await?))
+        Ok(WhoForImage(caller_from(hub, &token).await?))
     }
+}
+
+/// Ends the session of the bearer token (a hub user's or a customer's): it
+/// stops working at once.
+#[utoipa::path(post, path = "/api/v1/logout", tag = "customers",
+    responses((status = 204, description = "logged out"), (status = 401, description = "unauthenticated")),
+    security(("bearer" = [])))]
+pub(crate) async fn logout(
+    State(hub): State<Hub>,
+    Who(_who): Who,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(HubError::Unauthenticated)?;
+    hub.logout(token).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The caller if a token was sent (public endpoints that show more to staff).
@@ -86,14 +118,20 @@ pub(crate) struct SessionRequest {
 }
 
 /// Opens a customer session (phone and/or WeChat openid) → `{"token","customer_id"}`.
+/// An openid is 1-128 letters, digits, `-` or `_`; each client address may
+/// open 20 sessions at once and 20 a minute after that (`429 rate_limited`).
 #[utoipa::path(post, path = "/api/v1/customer/session", tag = "customers", request_body = SessionRequest,
-    responses((status = 200, description = "token and customer id"), (status = 422, description = "invalid phone")))]
+    responses((status = 200, description = "token and customer id"), (status = 422, description = "invalid phone or openid"),
+              (status = 429, description = "rate_limited: too many sessions from this address")))]
 pub(crate) async fn session(
     State(hub): State<Hub>,
+    ClientAddr(addr): ClientAddr,
     body: Result<Json<SessionRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(req) = body.map_err(bad_json)?;
-    let (token, customer_id) = hub.customer_session(req.phone, req.openid).await?;
+    let (token, customer_id) = hub
+        .customer_session_from(req.phone, req.openid, addr.as_deref())
+        .await?;
     Ok(Json(json!({ "token": token, "customer_id": customer_id })))
 }
 
@@ -192,7 +230,7 @@ pub(crate) async fn sellable(
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = PlaceOrder,
     params(("Idempotency-Key" = String, Header)),
     responses((status = 201, body = OrderView), (status = 200, body = OrderView, description = "replayed"),
-              (status = 409, description = "no_store_can_serve / idempotency_key_reused"), (status = 422, description = "invalid")),
+              (status = 409, description = "no_store_can_serve / idempotency_key_reused / open_units_cap (the customer's open units of a SKU would pass the chain's cap)"), (status = 422, description = "invalid")),
     security(("bearer" = [])))]
 pub(crate) async fn place(
     State(hub): State<Hub>,
@@ -246,7 +284,7 @@ pub(crate) async fn cancel_order(
               (status = 404, description = "no such pickup order")), security(("bearer" = [])))]
 pub(crate) async fn qr_svg(
     State(hub): State<Hub>,
-    Who(who): Who,
+    WhoForImage(who): WhoForImage,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let order = hub.order(&who, &id).await?;
@@ -284,6 +322,7 @@ pub(crate) async fn exceptions(
     ),
     paths(
         session,
+        logout,
         stores,
         import_stores,
         products,

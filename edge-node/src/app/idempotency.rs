@@ -5,6 +5,10 @@
 //! transaction as the effects it stands for, so after a crash either both
 //! exist or neither does: a client that never saw the answer retries and
 //! either gets the committed result or performs the write for the first time.
+//!
+//! A key belongs to the staff member who sent it: the record is looked up by
+//! caller and key together, so nobody can replay another's key to read their
+//! receipt, nor block it by using it first.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -41,10 +45,18 @@ pub(crate) fn fingerprint<T: Serialize>(scope: &str, req: &T) -> String {
     hex::encode(h.finalize())
 }
 
-/// Looks the key up. `Ok(Some(response))` if this exact request was done
+/// The record's primary key: the caller's name and the key, joined by a
+/// unit separator (names hold no control characters and keys are visible
+/// ASCII, so no two pairs give the same record key).
+fn record_key(caller: &str, key: &IdempotencyKey) -> String {
+    format!("{caller}\u{1f}{}", key.as_str())
+}
+
+/// Looks `caller`'s key up. `Ok(Some(response))` if this exact request was done
 /// before; an error if the key was used for something else.
 pub(crate) fn replay<T: DeserializeOwned>(
     c: &Connection,
+    caller: &str,
     key: &IdempotencyKey,
     scope: &str,
     hash: &str,
@@ -52,7 +64,7 @@ pub(crate) fn replay<T: DeserializeOwned>(
     let row: Option<(String, String, String)> = c
         .query_row(
             "SELECT scope, request_hash, response FROM idempotency WHERE key = ?1",
-            [key.as_str()],
+            [record_key(caller, key)],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
@@ -65,9 +77,10 @@ pub(crate) fn replay<T: DeserializeOwned>(
     }
 }
 
-/// Records the response sent for this key.
+/// Records the response sent for `caller`'s key.
 pub(crate) fn record<T: Serialize>(
     c: &Connection,
+    caller: &str,
     key: &IdempotencyKey,
     scope: &str,
     hash: &str,
@@ -78,7 +91,7 @@ pub(crate) fn record<T: Serialize>(
         .map_err(|e| AppError::Store(crate::store::StoreError::Sql(e.to_string())))?;
     c.execute(
         "INSERT INTO idempotency(key, scope, request_hash, status, response, created_at) VALUES (?1, ?2, ?3, 201, ?4, ?5)",
-        params![key.as_str(), scope, hash, body, ts(now)],
+        params![record_key(caller, key), scope, hash, body, ts(now)],
     )?;
     Ok(())
 }

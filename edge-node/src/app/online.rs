@@ -666,10 +666,8 @@ impl App {
 
     pub async fn add_rider(&self, actor: &Actor, req: RiderRequest) -> Result<RiderView, AppError> {
         actor.require_manager("adding a rider")?;
-        let name = req.name.trim().to_owned();
-        if name.is_empty() || name.len() > 64 {
-            return Err(invalid("name", "1-64 characters"));
-        }
+        let name = linli_shared::login_guard::clean_text("name", &req.name, 64)
+            .map_err(|e| invalid("name", e))?;
         let phone = super::valid_phone("phone", &req.phone)?;
         let now = self.now();
         self.store

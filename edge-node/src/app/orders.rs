@@ -160,7 +160,7 @@ impl App {
         let by = actor.name.clone();
         let (channel, fulfilment) = (req.channel, req.fulfilment);
         let (view, replayed) = self.write_published(now, move |c, p| {
-                if let Some(prev) = idempotency::replay(c, &key, "order", &fp)? {
+                if let Some(prev) = idempotency::replay(c, &by, &key, "order", &fp)? {
                     return Ok((prev, true));
                 }
                 // reserve: several lines of one SKU add up
@@ -197,7 +197,7 @@ impl App {
                     )?;
                 }
                 let view = load_order(c, &order_id)?.ok_or_else(|| AppError::OrderNotFound(order_id.clone()))?;
-                idempotency::record(c, &key, "order", &fp, &view, now)?;
+                idempotency::record(c, &by, &key, "order", &fp, &view, now)?;
                 publish_order(p, &view)?;
                 Ok((view, false))
             })

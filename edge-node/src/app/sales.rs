@@ -292,7 +292,7 @@ impl App {
         let store_id = self.settings.store_id.clone();
         let cashier = actor.name.clone();
         let (receipt, replayed) = self.write_published(now, move |c, p| {
-                if let Some(prev) = idempotency::replay(c, &key, "sale", &fp)? {
+                if let Some(prev) = idempotency::replay(c, &cashier, &key, "sale", &fp)? {
                     return Ok((prev, true));
                 }
                 let sale_id = ulid::Ulid::new().to_string();
@@ -389,7 +389,7 @@ impl App {
                     member: member_hash.is_some(),
                     negative_stock: negative,
                 };
-                idempotency::record(c, &key, "sale", &fp, &receipt, now)?;
+                idempotency::record(c, &receipt.cashier, &key, "sale", &fp, &receipt, now)?;
                 let fact = SaleFact {
                     sale_id: receipt.sale_id.clone(),
                     ticket_no: receipt.ticket_no.clone(),
@@ -469,7 +469,7 @@ impl App {
         let by = actor.name.clone();
         let sale_id = sale_id.to_owned();
         let (receipt, replayed) = self.write_published(now, move |c, p| {
-                if let Some(prev) = idempotency::replay(c, &key, "refund", &fp)? {
+                if let Some(prev) = idempotency::replay(c, &by, &key, "refund", &fp)? {
                     return Ok((prev, true));
                 }
                 let sale = load_sale(c, &sale_id)?.ok_or_else(|| AppError::SaleNotFound(sale_id.clone()))?;
@@ -538,7 +538,7 @@ impl App {
                     )?;
                 }
                 let receipt = RefundReceipt { refund_id, sale_id: sale_id.clone(), ticket_no: sale.ticket_no, lines: out, amount_fen: amount, by, at: now };
-                idempotency::record(c, &key, "refund", &fp, &receipt, now)?;
+                idempotency::record(c, &receipt.by, &key, "refund", &fp, &receipt, now)?;
                 let fact = RefundFact {
                     refund_id: receipt.refund_id.clone(),
                     sale_id: receipt.sale_id.clone(),

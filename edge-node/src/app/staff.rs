@@ -2,21 +2,31 @@
 //!
 //! PINs are hashed with argon2 (never stored in clear). A login yields a
 //! random bearer token; only its SHA-256 is stored, so a copied database
-//! does not hand out sessions. Five wrong PINs in a row lock a name for a
-//! minute, which makes guessing a 4–8 digit PIN over the LAN impractical.
+//! does not hand out sessions. Five wrong PINs in a row lock a name (15
+//! minutes by default), and each client address has a token bucket of
+//! attempts ([`linli_shared::login_guard`]): an attempt is reserved before
+//! the slow argon2 check, so no burst of simultaneous guesses gets more
+//! checks than the lockout allows. Argon2 checks run on two fixed threads,
+//! each with one kept ~19 MiB buffer: a login flood queues instead of
+//! growing memory.
+//! An unknown name is checked against a dummy hash, so the answer takes as
+//! long as for a known one.
 //! Cashiers sell, receive goods and hand over pickups; stock corrections,
 //! refunds and cancellations need a manager.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, SaltString};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use linli_shared::login_guard::{CheckWorkers, LoginGuard, LoginLimits, Refusal};
 
 use super::{App, AppError, invalid, parse_ts, ts};
 use crate::store::{Store, StoreError};
@@ -62,14 +72,72 @@ impl Actor {
     }
 }
 
-const MAX_FAILURES: u32 = 5;
-const LOCKOUT: chrono::Duration = chrono::Duration::seconds(60);
+/// How many argon2 checks may run at once (each holds ~19 MiB of memory).
+pub const MAX_CONCURRENT_PIN_CHECKS: usize = 2;
 
-/// In-memory view of sessions (the table is the truth) and of failed logins.
-#[derive(Debug, Default)]
+/// In-memory view of sessions (the table is the truth) and of login attempts.
+#[derive(Debug)]
 pub(crate) struct Sessions {
     by_hash: Mutex<HashMap<String, (Actor, DateTime<Utc>)>>,
-    failures: Mutex<HashMap<String, (u32, DateTime<Utc>)>>,
+    guard: Mutex<LoginGuard>,
+    checks: CheckWorkers,
+    checked: AtomicU64,
+}
+
+impl Sessions {
+    pub(crate) fn new(limits: LoginLimits) -> Sessions {
+        Sessions {
+            by_hash: Mutex::new(HashMap::new()),
+            guard: Mutex::new(LoginGuard::new(limits)),
+            checks: CheckWorkers::new("pin-check", MAX_CONCURRENT_PIN_CHECKS),
+            checked: AtomicU64::new(0),
+        }
+    }
+
+    fn guard(&self) -> std::sync::MutexGuard<'_, LoginGuard> {
+        match self.guard.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+}
+
+/// A reserved login attempt; one dropped unsettled (the client went away
+/// during the check) counts as a failure.
+struct Attempt<'a> {
+    app: &'a App,
+    name: &'a str,
+    settled: bool,
+}
+
+impl Attempt<'_> {
+    fn settle(mut self, ok: bool) {
+        self.settled = true;
+        let now = self.app.now();
+        self.app.sessions.guard().settle(self.name, ok, now);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            let now = self.app.now();
+            self.app.sessions.guard().settle(self.name, false, now);
+        }
+    }
+}
+
+/// The hash an unknown name's PIN is checked against, so that a wrong name
+/// costs as long as a wrong PIN.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(b"not-a-pin", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
 }
 
 fn token_hash(token: &str) -> String {
@@ -139,51 +207,43 @@ pub(crate) async fn load_or_create_member_key(store: &Store) -> Result<[u8; 32],
 impl App {
     /// Checks a PIN and opens a session; returns the bearer token.
     pub async fn login(&self, name: &str, pin: &str) -> Result<(String, Actor), AppError> {
-        let now = self.now();
+        self.login_from(name, pin, None).await
+    }
+
+    /// [`App::login`] from a client address, which is limited by its own
+    /// bucket of attempts.
+    pub async fn login_from(
+        &self,
+        name: &str,
+        pin: &str,
+        addr: Option<&str>,
+    ) -> Result<(String, Actor), AppError> {
         let name = name.trim().to_owned();
-        if let Ok(f) = self.sessions.failures.lock()
-            && let Some((n, until)) = f.get(&name)
-            && *n >= MAX_FAILURES
-            && now < *until
-        {
-            return Err(AppError::LockedOut(name));
-        }
-        let lookup = name.clone();
-        let row: Option<(String, String)> = self
-            .store
-            .read(move |c| {
-                c.query_row(
-                    "SELECT role, pin_hash FROM staff WHERE name = ?1",
-                    [lookup],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(StoreError::from)
-            })
-            .await?;
-        // verify on the blocking pool: argon2 is deliberately slow
-        let pin = pin.to_owned();
-        let verified = tokio::task::spawn_blocking(move || {
-            let (role, hash) = row?;
-            let parsed = PasswordHash::new(&hash).ok()?;
-            Argon2::default()
-                .verify_password(pin.as_bytes(), &parsed)
-                .ok()?;
-            Role::parse(&role)
-        })
-        .await
-        .map_err(|_| StoreError::Panicked)?;
-        let Some(role) = verified else {
-            if let Ok(mut f) = self.sessions.failures.lock() {
-                let e = f.entry(name).or_insert((0, now));
-                e.0 += 1;
-                e.1 = now + LOCKOUT;
-            }
+        // the lockout check and the reservation are one step: no burst of
+        // guesses gets past it while others are being checked
+        self.sessions
+            .guard()
+            .begin(&name, addr, self.now())
+            .map_err(|r| match r {
+                Refusal::LockedOut { retry_after_secs } => AppError::LockedOut {
+                    name: name.clone(),
+                    retry_after_secs,
+                },
+                Refusal::RateLimited { retry_after_secs } => {
+                    AppError::RateLimited { retry_after_secs }
+                }
+            })?;
+        let attempt = Attempt {
+            app: self,
+            name: &name,
+            settled: false,
+        };
+        let verified = self.check_pin(&name, pin).await;
+        attempt.settle(matches!(verified, Ok(Some(_))));
+        let Some(role) = verified? else {
             return Err(AppError::BadCredentials);
         };
-        if let Ok(mut f) = self.sessions.failures.lock() {
-            f.remove(&name);
-        }
+        let now = self.now();
         let mut raw = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let token = hex::encode(raw);
@@ -204,6 +264,61 @@ impl App {
             s.insert(hash, (actor.clone(), expires));
         }
         Ok((token, actor))
+    }
+
+    /// Checks `name`'s PIN (a dummy hash for an unknown name), at most
+    /// [`MAX_CONCURRENT_PIN_CHECKS`] at a time. `Some(role)` if it matches.
+    async fn check_pin(&self, name: &str, pin: &str) -> Result<Option<Role>, AppError> {
+        let lookup = name.to_owned();
+        let row: Option<(String, String)> = self
+            .store
+            .read(move |c| {
+                c.query_row(
+                    "SELECT role, pin_hash FROM staff WHERE name = ?1",
+                    [lookup],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(StoreError::from)
+            })
+            .await?;
+        self.sessions.checked.fetch_add(1, Ordering::SeqCst);
+        // on the check threads only: argon2 is deliberately slow and big
+        let pin = pin.to_owned();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.sessions.checks.submit(move || {
+            let (role, hash) = match row {
+                Some((role, hash)) => (Some(role), hash),
+                None => (None, dummy_hash().to_owned()),
+            };
+            let ok = linli_shared::login_guard::verify_argon2(pin.as_bytes(), &hash);
+            let _ = tx.send(if ok {
+                role.as_deref().and_then(Role::parse)
+            } else {
+                None
+            });
+        });
+        let verified = rx.await.map_err(|_| StoreError::Panicked)?;
+        Ok(verified)
+    }
+
+    /// How many PIN checks (argon2 verifications) this node has run.
+    pub fn pin_checks(&self) -> u64 {
+        self.sessions.checked.load(Ordering::SeqCst)
+    }
+
+    /// Ends the session of `token` at once.
+    pub async fn logout(&self, token: &str) -> Result<(), AppError> {
+        let hash = token_hash(token);
+        if let Ok(mut s) = self.sessions.by_hash.lock() {
+            s.remove(&hash);
+        }
+        self.store
+            .write(move |c| {
+                c.execute("DELETE FROM sessions WHERE token_hash = ?1", [hash])?;
+                Ok::<_, AppError>(())
+            })
+            .await
     }
 
     /// Resolves a bearer token to the staff member it was issued to.

@@ -260,7 +260,7 @@ impl App {
         let change = self
             .write_published(now, move |c, p| {
                 if let Some(k) = &key
-                    && let Some(prev) = idempotency::replay(c, k, scope, &fingerprint)?
+                    && let Some(prev) = idempotency::replay(c, &staff, k, scope, &fingerprint)?
                 {
                     return Ok(prev);
                 }
@@ -288,7 +288,7 @@ impl App {
                 }
                 let change = StockChange { kind, levels };
                 if let Some(k) = &key {
-                    idempotency::record(c, k, scope, &fingerprint, &change, now)?;
+                    idempotency::record(c, &staff, k, scope, &fingerprint, &change, now)?;
                 }
                 p.levels(lines.iter().map(|(s, _)| s.as_str()));
                 Ok(change)
@@ -379,7 +379,7 @@ impl App {
         let change = self
             .write_published(now, move |c, p| {
                 if let Some(k) = &key
-                    && let Some(prev) = idempotency::replay(c, k, "count", &fp)?
+                    && let Some(prev) = idempotency::replay(c, &staff, k, "count", &fp)?
                 {
                     return Ok(prev);
                 }
@@ -407,7 +407,7 @@ impl App {
                     }],
                 };
                 if let Some(k) = &key {
-                    idempotency::record(c, k, "count", &fp, &change, now)?;
+                    idempotency::record(c, &staff, k, "count", &fp, &change, now)?;
                 }
                 p.levels([req.sku.as_str()]);
                 Ok(change)

@@ -175,7 +175,14 @@ impl From<AppError> for ApiError {
             AppError::CatalogCsv(_) => ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_csv", msg),
             AppError::Unauthenticated => ApiError::new(S::UNAUTHORIZED, "unauthenticated", msg),
             AppError::BadCredentials => ApiError::new(S::UNAUTHORIZED, "invalid_credentials", msg),
-            AppError::LockedOut(_) => ApiError::new(S::TOO_MANY_REQUESTS, "locked_out", msg),
+            AppError::LockedOut {
+                retry_after_secs, ..
+            } => ApiError::new(S::TOO_MANY_REQUESTS, "locked_out", msg)
+                .with_details(json!({ "retry_after_secs": retry_after_secs })),
+            AppError::RateLimited { retry_after_secs } => {
+                ApiError::new(S::TOO_MANY_REQUESTS, "rate_limited", msg)
+                    .with_details(json!({ "retry_after_secs": retry_after_secs }))
+            }
             AppError::Forbidden { .. } => ApiError::new(S::FORBIDDEN, "forbidden", msg),
             AppError::StaffExists(_) => ApiError::new(S::CONFLICT, "staff_exists", msg),
             AppError::Recovering => ApiError::new(S::SERVICE_UNAVAILABLE, "recovering", msg),

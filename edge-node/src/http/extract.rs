@@ -28,9 +28,57 @@ where
     }
 }
 
+/// The client's address (IP only), if the server was started with connect
+/// info; login attempts are limited per address.
+#[derive(Debug)]
+pub struct ClientAddr(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+/// The bearer token of the request, if any.
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 /// The staff member behind the bearer token.
 #[derive(Debug)]
 pub struct Auth(pub Actor);
+
+/// The bearer token itself, checked (for logging out).
+#[derive(Debug)]
+pub struct AuthToken(pub String);
+
+impl FromRequestParts<AppState> for AuthToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts)
+            .ok_or_else(|| ApiError::from(crate::app::AppError::Unauthenticated))?
+            .to_owned();
+        state.app.authenticate(&token).await?;
+        Ok(AuthToken(token))
+    }
+}
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
@@ -39,15 +87,7 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let token = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+        let token = bearer_token(parts)
             .ok_or_else(|| ApiError::from(crate::app::AppError::Unauthenticated))?;
         let actor = state.app.authenticate(token).await?;
         Ok(Auth(actor))

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, AuthToken, ClientAddr};
 use crate::app::Role;
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -75,20 +75,39 @@ pub struct LoginResponse {
     pub role: Role,
 }
 
-/// Logs a staff member in with name and PIN.
+/// Logs a staff member in with name and PIN. Five wrong PINs in a row lock
+/// the name (`429 locked_out`, 15 min by default); each client address has
+/// a bucket of attempts (`429 rate_limited`). Both carry
+/// `details.retry_after_secs`.
 #[utoipa::path(post, path = "/api/v1/login", tag = "staff", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = super::error::ErrorBody),
-              (status = 429, body = super::error::ErrorBody)))]
+              (status = 429, body = super::error::ErrorBody, description = "locked_out or rate_limited")))]
 pub(super) async fn login(
     State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let (token, actor) = s.app.login(&req.name, &req.pin).await?;
+    let (token, actor) = s
+        .app
+        .login_from(&req.name, &req.pin, addr.as_deref())
+        .await?;
     Ok(Json(LoginResponse {
         token,
         name: actor.name,
         role: actor.role,
     }))
+}
+
+/// Ends the session of the bearer token: it stops working at once.
+#[utoipa::path(post, path = "/api/v1/logout", tag = "staff",
+    responses((status = 204, description = "logged out"), (status = 401, body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn logout(
+    State(s): State<AppState>,
+    AuthToken(token): AuthToken,
+) -> Result<axum::http::StatusCode, ApiError> {
+    s.app.logout(&token).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// This document.
