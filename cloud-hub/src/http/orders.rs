@@ -138,7 +138,8 @@ pub(crate) async fn session(
 /// The chain's stores: where they are and whom they serve; hub users also
 /// see each store's link state.
 #[utoipa::path(get, path = "/api/v1/stores", tag = "stores",
-    responses((status = 200, description = "stores with location, radius and hours")))]
+    responses((status = 200, description = "stores with location, radius and hours")),
+    security((), ("bearer" = [])))]
 pub(crate) async fn stores(
     State(hub): State<Hub>,
     MaybeWho(who): MaybeWho,
