@@ -50,8 +50,7 @@ fn sources_of(bin: &str) -> &'static [&'static str] {
     }
 }
 
-/// Newest modification time of the files under `path` (skipping `tests`
-/// and `benches`, which do not go into a binary).
+/// Newest modification time of the files under `path`.
 fn newest_mtime(path: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
     let meta = std::fs::metadata(path).ok()?;
     if meta.is_file() {
@@ -60,9 +59,6 @@ fn newest_mtime(path: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
     let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
     for entry in std::fs::read_dir(path).ok()?.flatten() {
         let p = entry.path();
-        if p.ends_with("tests") || p.ends_with("benches") || p.ends_with("target") {
-            continue;
-        }
         if let Some(found) = newest_mtime(&p)
             && newest.as_ref().is_none_or(|n| found.0 > n.0)
         {
@@ -85,8 +81,11 @@ pub fn check_fresh(bin: &Path, name: &str) -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("workspace root")?;
-    let mut inputs = vec![root.join("Cargo.lock")];
-    inputs.extend(sources_of(name).iter().map(|c| root.join(c)));
+    // the files that go into the binary: a change to one always makes cargo
+    // relink it (a manifest or `Cargo.lock` change need not)
+    let inputs = sources_of(name)
+        .iter()
+        .flat_map(|c| [root.join(c).join("src"), root.join(c).join("assets")]);
     for input in inputs {
         if let Some((changed, file)) = newest_mtime(&input)
             && changed > built

@@ -930,7 +930,6 @@ fn an_overdraft_that_eats_part_of_the_hubs_rights_reroutes_only_the_newest_order
         },
     )
     .unwrap();
-    let me = customer(&c, "13800000001");
 
     c.link("S001", LinkMode::Cut).unwrap();
     wait_for(CONVERGE, "the store to notice the outage", || {
@@ -943,11 +942,24 @@ fn an_overdraft_that_eats_part_of_the_hubs_rights_reroutes_only_the_newest_order
     let per = held / 4;
     assert!(per >= 2, "the demo store lends 40% of 40 units: {held}");
     assert!(sellable(&c, "S002") >= 2 * per, "S002 can take two orders");
-    // the hub sells its rights at S001 in four orders, oldest first
+    // the hub sells its rights at S001 in four orders of four customers
+    // (one customer may hold only so many open units of a SKU), oldest first
     let mut ids = Vec::new();
+    let mut owners = std::collections::HashMap::new();
     for i in 0..4 {
-        let o = pickup(&c, &me, &format!("part-{i}"), per);
-        assert_eq!(o["store_id"], "S001");
+        let phone = format!("1380000020{i}");
+        let who = customer(&c, &phone);
+        let mut body = pickup_body(per);
+        body["customer"]["phone"] = json!(phone);
+        let (status, o) = hub_call(
+            &c,
+            &who,
+            "/api/v1/orders",
+            Some(&format!("part-{i}")),
+            Some(body),
+        );
+        assert_eq!((status, &o["store_id"]), (201, &json!("S001")), "{o}");
+        owners.insert(id_of(&o), who);
         ids.push(id_of(&o));
     }
     // the counter sells everything the store kept for itself and eats into
@@ -970,19 +982,19 @@ fn an_overdraft_that_eats_part_of_the_hubs_rights_reroutes_only_the_newest_order
     wait_for(CONVERGE, "the newest two orders to be re-routed", || {
         ids[2..]
             .iter()
-            .all(|id| hub_status(&c, &me, id)["status"] == "cancelled")
+            .all(|id| hub_status(&c, &owners[id], id)["status"] == "cancelled")
             .then_some(())
     })
     .unwrap();
     let ex = c.hub_get("/api/v1/exceptions").unwrap();
     let ex = ex.as_array().unwrap();
     for id in &ids[2..] {
-        let v = hub_status(&c, &me, id);
+        let v = hub_status(&c, &owners[id], id);
         assert_eq!(v["cancel_reason"], "rerouted", "{v}");
         let new = v["replaced_by"]
             .as_str()
             .unwrap_or_else(|| panic!("no replacement link: {v}"));
-        let n = hub_status(&c, &me, new);
+        let n = hub_status(&c, &owners[id], new);
         assert_eq!(
             (&n["store_id"], &n["status"], &n["replaces"]),
             (&json!("S002"), &json!("placed"), &json!(id)),
@@ -1000,7 +1012,7 @@ fn an_overdraft_that_eats_part_of_the_hubs_rights_reroutes_only_the_newest_order
     }
     // the two oldest stay with S001, untouched and not raised
     for id in &ids[..2] {
-        let v = hub_status(&c, &me, id);
+        let v = hub_status(&c, &owners[id], id);
         assert_eq!(
             (&v["status"], &v["store_id"]),
             (&json!("placed"), &json!("S001")),
