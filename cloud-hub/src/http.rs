@@ -140,51 +140,7 @@ impl FromRequestParts<Hub> for Auth {
 /// The API error for a bare status, keeping `detail` (what axum said) for
 /// the caller: the net under every error no handler built itself.
 fn from_status(status: StatusCode, detail: &str) -> ApiError {
-    let (code, zh, en) = match status.as_u16() {
-        400 => (
-            "bad_request",
-            "请求无效",
-            "the request is malformed (query string, path or headers)",
-        ),
-        401 => ("unauthenticated", "请先登录", "log in first"),
-        404 => (
-            "not_found",
-            "没有这个地址",
-            "no such endpoint; see /api/v1/openapi.json",
-        ),
-        405 => (
-            "method_not_allowed",
-            "此地址不接受该请求方法",
-            "this endpoint does not take that method; see /api/v1/openapi.json",
-        ),
-        408 => ("timeout", "请求超时", "the request took too long; retry"),
-        413 => (
-            "body_too_large",
-            "请求体过大",
-            "request body is larger than this endpoint accepts",
-        ),
-        415 => (
-            "unsupported_media_type",
-            "请求体类型不受支持",
-            "send the body with the Content-Type this endpoint documents",
-        ),
-        422 => (
-            "invalid_field",
-            "请求内容无效",
-            "the request does not match the schema",
-        ),
-        s if s >= 500 => (
-            "internal",
-            "服务器内部错误",
-            "the hub could not complete the request; retry",
-        ),
-        _ => ("bad_request", "请求无效", "the request was refused"),
-    };
-    let message = if detail.is_empty() || status.is_server_error() {
-        format!("{zh}: {en}")
-    } else {
-        format!("{zh}: {en} ({detail})")
-    };
+    let (code, message) = linli_shared::api_doc::status_error(status.as_u16(), detail);
     err(status, code, message)
 }
 

@@ -115,6 +115,59 @@ pub fn add_standard_responses(doc: &mut OpenApi) {
     }
 }
 
+/// The stable code and the message (Chinese first) of an error for which
+/// only the status is known: what axum or a layer refused before any handler
+/// built its own error. `detail` (what axum said) is kept for the caller,
+/// except on server errors. One table for both servers.
+pub fn status_error(status: u16, detail: &str) -> (&'static str, String) {
+    let (code, zh, en) = match status {
+        400 => (
+            "bad_request",
+            "请求无效",
+            "the request is malformed (query string, path or headers)",
+        ),
+        401 => ("unauthenticated", "请先登录", "log in first"),
+        404 => (
+            "not_found",
+            "没有这个地址",
+            "no such endpoint; see /api/v1/openapi.json",
+        ),
+        405 => (
+            "method_not_allowed",
+            "此地址不接受该请求方法",
+            "this endpoint does not take that method; see /api/v1/openapi.json",
+        ),
+        408 => ("timeout", "请求超时", "the request took too long; retry"),
+        413 => (
+            "body_too_large",
+            "请求体过大",
+            "request body is larger than this endpoint accepts; send less per request",
+        ),
+        415 => (
+            "unsupported_media_type",
+            "请求体类型不受支持",
+            "send the body with the Content-Type this endpoint documents",
+        ),
+        422 => (
+            "invalid_field",
+            "请求内容无效",
+            "the request does not match the schema",
+        ),
+        s if s >= 500 => (
+            "internal",
+            "服务器内部错误",
+            "the server could not complete the request; retry",
+        ),
+        _ => ("bad_request", "请求无效", "the request was refused"),
+    };
+    let message = if detail.is_empty() || status >= 500 {
+        format!("{zh}: {en}")
+    } else {
+        format!("{zh}: {en} ({detail})")
+    };
+    (code, message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
