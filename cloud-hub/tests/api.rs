@@ -659,12 +659,14 @@ async fn refunds_net_the_day_of_their_sale_in_any_arrival_order() {
             sku: "P00001".into(),
             qty: 1,
             total_fen: total,
+            unit_price_fen: 0,
         }],
         payments: vec![PaymentFact {
             method: "cash".into(),
             amount_fen: total,
         }],
         member: false,
+        ..Default::default()
     };
     let refund = |id: &str, sale_id: &str, amount: i64| RefundFact {
         refund_id: id.into(),
@@ -672,6 +674,7 @@ async fn refunds_net_the_day_of_their_sale_in_any_arrival_order() {
         amount_fen: amount,
         staff: "mei".into(),
         at: "2026-11-26T03:00:00.000Z".into(),
+        ..Default::default()
     };
     // the next day's ledger, with refunds of day 1's sales, arrives first
     let id2 = DocId::store_ledger("S001", d2);

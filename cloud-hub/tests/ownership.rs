@@ -37,9 +37,11 @@ fn ledger_with_sale(id: &DocId, actor: ActorId, sale_id: &str) -> AutoCommit {
                 sku: "P00001".into(),
                 qty: 1,
                 total_fen: 100,
+                unit_price_fen: 0,
             }],
             payments: vec![],
             member: false,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -28,6 +28,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: StaffCmd,
     },
+    /// After restoring the database from a backup (node stopped): on its
+    /// next start the node records nothing until it has recovered from the
+    /// hub what the store wrote since the backup.
+    Recover {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -182,6 +189,22 @@ fn main() -> anyhow::Result<()> {
             let conn = linli_edge::store::open_writer_conn(&database_path(&dir))?;
             linli_edge::app::staff::add_staff(&conn, &name, role, &pin)?;
             println!("added {} {name}", role.as_str());
+            Ok(())
+        }
+        Cmd::Recover { data_dir } => {
+            let dir = resolve_data_dir(data_dir.as_deref())?;
+            let db = database_path(&dir);
+            anyhow::ensure!(
+                db.exists(),
+                "no database at {} (a new PC recovers by itself on its first start)",
+                db.display()
+            );
+            let conn = linli_edge::store::open_writer_conn(&db)?;
+            linli_edge::app::recovery::mark_pending(&conn)?;
+            println!(
+                "{} will recover from the hub on its next start, before it records anything",
+                db.display()
+            );
             Ok(())
         }
     }

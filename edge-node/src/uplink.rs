@@ -215,12 +215,21 @@ impl SyncHost for EdgeHost {
         } else {
             Vec::new()
         };
-        let (received, products, touched, settled) = self
+        let applied = self
             .app
             .store()
             .write(move |c| {
-                let (r, products, orders, rights, settled) = sync.with_docs(c, |docs| {
-                    let r = docs.receive(c, &d, HUB_PEER, &Owner::Hub, &msg)?;
+                let applied = sync.with_docs(c, |docs| {
+                    let r = match docs.receive(c, &d, HUB_PEER, &Owner::Hub, &msg) {
+                        Ok(r) => r,
+                        Err(DocError::Behind(why)) => {
+                            // this database is older than what it once sent
+                            // (restored from a backup): recover first
+                            crate::app::recovery::begin(c, docs)?;
+                            return Ok(Err(why));
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
                     let (mut products, mut orders, mut rights) = (None, None, None);
                     // only hub documents feed the tables here (a recovering
                     // node also receives its own, projected when it completes)
@@ -264,8 +273,12 @@ impl SyncHost for EdgeHost {
                                 })
                             })?
                             .unwrap_or(hub_heads.is_empty());
-                    Ok((r, products, orders, rights, settled))
+                    Ok(Ok((r, products, orders, rights, settled)))
                 })?;
+                let (r, products, orders, rights, settled) = match applied {
+                    Ok(a) => a,
+                    Err(why) => return Ok(Err(why)),
+                };
                 if let Some(orders) = orders {
                     let n = crate::app::online::project_hub_orders(c, &orders)?;
                     if n > 0 {
@@ -289,10 +302,21 @@ impl SyncHost for EdgeHost {
                         touched = p.finish()?;
                     }
                 }
-                Ok((r, products, touched, settled))
+                Ok(Ok((r, products, touched, settled)))
             })
             .await
             .map_err(to_doc_error)?;
+        let (received, products, touched, settled) = match applied {
+            Ok(a) => a,
+            Err(why) => {
+                self.app.sync_ctx().set_recovering(true);
+                tracing::error!(
+                    %why,
+                    "this database is older than what the store once sent the hub (restored from a backup?): recovering from the hub before writing"
+                );
+                return Err(DocError::Restart(why));
+            }
+        };
         self.app.sync_ctx().notify(touched);
         if let Some(products) = products {
             tracing::info!(products = products.len(), %doc, "catalog updated from the hub");
@@ -343,13 +367,15 @@ impl EdgeHost {
         }
         let sync = self.app.sync_ctx().clone();
         let store_id = self.store_id().to_owned();
-        let today = self.app.business_day(self.app.now());
+        let now = self.app.now();
+        let today = self.app.business_day(now);
+        let at = crate::app::ts(now);
         let report = self
             .app
             .store()
             .write(move |c| {
                 sync.with_docs(c, |docs| {
-                    crate::app::recovery::complete(c, docs, &store_id, today)
+                    crate::app::recovery::complete(c, docs, &store_id, today, &at)
                 })
             })
             .await
@@ -362,6 +388,7 @@ impl EdgeHost {
             sales = report.sales,
             last_ticket_seq = report.last_ticket_seq,
             levels = report.levels,
+            rebuilt = ?report.rebuilt,
             "recovered the store's data from the hub; writing under a new actor from now on"
         );
         if let Err(e) = self.app.rebalance_rights().await {

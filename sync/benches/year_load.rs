@@ -51,10 +51,12 @@ fn main() -> anyhow::Result<()> {
                                 sku: format!("P{:05}", (i * 3 + l) % 1500 + 1),
                                 qty: 1,
                                 total_fen: 300,
+                                unit_price_fen: 0,
                             })
                             .collect(),
                         payments: vec![],
                         member: false,
+                        ..Default::default()
                     },
                 )?;
                 doc.commit();
@@ -126,6 +128,7 @@ fn main() -> anyhow::Result<()> {
                 lines: vec![],
                 payments: vec![],
                 member: false,
+                ..Default::default()
             },
         )
     })?;

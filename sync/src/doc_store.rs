@@ -76,6 +76,16 @@ pub enum DocError {
     /// The peer sent something it may not write; nothing was applied.
     #[error("refused: {0}")]
     Refused(String),
+    /// The peer holds changes this replica made to its own document and no
+    /// longer has: its database is older than what it once sent (restored
+    /// from a backup, or copied from another PC). Nothing was applied; the
+    /// replica must recover what the peer holds before it writes again.
+    #[error("this replica lost changes of its own document the peer holds: {0}")]
+    Behind(String),
+    /// The replica changed mode (it entered recovery): the session must end
+    /// and a new one start.
+    #[error("the replica needs a new session: {0}")]
+    Restart(String),
 }
 
 /// What receiving a sync message did.
@@ -455,6 +465,23 @@ impl Docs {
         let msg = sync::Message::decode(bytes).map_err(|e| DocError::Message(e.to_string()))?;
         let owner = id.owner();
         let recovering_own = self.recovering && owner == self.owner;
+        if owner == self.owner && !recovering_own && matches!(self.owner, Owner::Store(_)) {
+            // a store's own document: the hub's copy holds only changes the
+            // store made and sent (the hub refuses any other actor's), so a
+            // head of it the store does not have is a change the store lost.
+            // (Not the other way round: a store is not trusted, and a head
+            // it claims in a hub document may be a forgery.)
+            let doc = self.load_or_empty(c, id)?;
+            if let Some(h) = msg
+                .heads
+                .iter()
+                .find(|h| doc.get_change_by_hash(h).is_none())
+            {
+                return Err(DocError::Behind(format!(
+                    "{peer} holds change {h} of {id}, made here, that this database does not have"
+                )));
+            }
+        }
         if &owner != peer_owner && !msg.changes.is_empty() && !recovering_own {
             return Err(DocError::Refused(format!(
                 "{id} belongs to {owner:?}; changes to it from {peer} are not accepted"

@@ -164,7 +164,7 @@ async fn session_loop<H: SyncHost>(
                                 }
                                 push(host, send, doc).await?;
                             }
-                            Err(DocError::Refused(reason)) => {
+                            Err(DocError::Refused(reason) | DocError::Behind(reason)) => {
                                 tracing::warn!(%doc, %reason, "refused changes from peer");
                                 write_frame(send, &Frame::Refused { doc, reason }).await?;
                             }

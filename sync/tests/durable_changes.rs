@@ -325,4 +325,28 @@ async fn a_store_restored_from_a_backup_never_reuses_a_sequence_number() {
             );
         }
     }
+
+    // the first sync shows the store it is behind what it once sent:
+    // refused whole, nothing applied, until the store recovers
+    let before = store.heads(&id).await;
+    match sync(&store, &hub, &id).await {
+        Err(E::Doc(DocError::Behind(_))) => {}
+        other => panic!("a database older than what it sent must be told so: {other:?}"),
+    }
+    assert_eq!(store.heads(&id).await, before, "nothing applied");
+    store
+        .with_docs(|_, docs| {
+            docs.set_recovering(true);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // (the session that saw it ends; the next one starts afresh)
+    disconnect(&store, &hub).await;
+    sync(&store, &hub, &id).await.unwrap();
+    assert_eq!(
+        store.changes(&id).await,
+        hub.changes(&id).await,
+        "recovered: both hold every change"
+    );
 }

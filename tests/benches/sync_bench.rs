@@ -1145,6 +1145,7 @@ fn sim_sale(store: &str, i: usize) -> SaleFact {
                 sku: format!("P{:05}", (i * 3 + l) % 1500 + 1),
                 qty: 1,
                 total_fen: 300 + l as i64,
+                unit_price_fen: 300 + l as i64,
             })
             .collect(),
         payments: vec![PaymentFact {
@@ -1152,6 +1153,7 @@ fn sim_sale(store: &str, i: usize) -> SaleFact {
             amount_fen: 1_000 + i as i64,
         }],
         member: false,
+        ..Default::default()
     }
 }
 

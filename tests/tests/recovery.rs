@@ -139,3 +139,301 @@ fn a_replaced_store_pc_recovers_before_it_sells() {
     })
     .unwrap();
 }
+
+fn data(file: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../data")
+            .join(file),
+    )
+    .unwrap()
+}
+
+fn hub_csv(c: &Cluster, path: &str, file: &str) {
+    let h = c.hub().unwrap();
+    let r = c
+        .http
+        .post(format!("{}{path}", h.http))
+        .bearer_auth(&h.token)
+        .header("content-type", "text/csv")
+        .body(data(file))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{path}: {}", r.text().unwrap());
+}
+
+/// POST on the hub as a customer.
+fn hub_post(c: &Cluster, token: &str, path: &str, key: &str, body: Value) -> (u16, Value) {
+    let h = c.hub().unwrap();
+    let r = c
+        .http
+        .post(format!("{}{path}", h.http))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// The store's PC is restored from a backup taken mid-morning. The restored
+/// database has documents, so nothing at start says it is old; the hub
+/// shows it (it holds changes this database made and lost) and the node
+/// recovers before it sells again: what happened after the backup is back
+/// in its own tables, so a refunded sale cannot be refunded twice, a
+/// handed-over order (taken at the counter or online) cannot be handed over
+/// twice, a later sale can be refunded, and tickets continue.
+#[test]
+fn a_store_restored_from_an_old_backup_recovers_what_it_lost() {
+    let mut c = Cluster::new(32).unwrap();
+    hub_csv(&c, "/api/v1/catalog/import", "products.csv");
+    hub_csv(&c, "/api/v1/stores/import", "stores.csv");
+    c.add_store("S001").unwrap();
+    wait_for(CONVERGE, "rights to reach the hub", || {
+        let v = c.hub_get("/api/v1/stock?sku=P00001").ok()?;
+        let s = v.as_array()?.iter().find(|s| s["store_id"] == "S001")?;
+        (s["sellable"].as_i64()? > 0).then_some(())
+    })
+    .unwrap();
+    let bun = json!([{"sku": "P00001", "qty": 1}]);
+
+    // the morning up to the backup
+    let mut sales = Vec::new();
+    let mut tickets = Vec::new();
+    let mut day = String::new();
+    for i in 0..3 {
+        let r = c.sell("S001", &format!("am-{i}"), bun.clone()).unwrap();
+        day = r["business_day"].as_str().unwrap().to_owned();
+        sales.push(r["sale_id"].as_str().unwrap().to_owned());
+        tickets.push(r["ticket_no"].as_str().unwrap().to_owned());
+    }
+    let (status, order) = c
+        .store_post(
+            "S001",
+            "/api/v1/orders",
+            Some("counter-order"),
+            json!({"channel": "community", "fulfilment": "pickup",
+                   "customer": {"phone": "13900000002"}, "lines": bun}),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "{order}");
+    let counter_code = order["pickup_code"].as_str().unwrap().to_owned();
+    c.wait_hub_has("S001", &day, &sales, CONVERGE).unwrap();
+
+    // the backup: a copy of the data directory as a crash leaves it
+    c.kill_store("S001").unwrap();
+    let dir = c.store("S001").unwrap().data_dir.clone();
+    let backup = dir.with_extension("backup");
+    copy_dir(&dir, &backup);
+    c.restart_store("S001").unwrap();
+
+    // after the backup: two sales (one refunded), both pickups handed over
+    for i in 0..2 {
+        let r = c.sell("S001", &format!("noon-{i}"), bun.clone()).unwrap();
+        sales.push(r["sale_id"].as_str().unwrap().to_owned());
+        tickets.push(r["ticket_no"].as_str().unwrap().to_owned());
+    }
+    let (status, v) = c
+        .store_post(
+            "S001",
+            &format!("/api/v1/sales/{}/refunds", sales[3]),
+            Some("refund-noon-0"),
+            json!({}),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "{v}");
+    let redeem = |c: &Cluster, code: &str| {
+        c.store_post(
+            "S001",
+            "/api/v1/pickups/redeem",
+            None,
+            json!({"code": code}),
+        )
+        .unwrap()
+    };
+    let (status, v) = redeem(&c, &counter_code);
+    assert_eq!(status, 200, "{v}");
+    let hub_url = c.hub().unwrap().http.clone();
+    let me: Value = c
+        .http
+        .post(format!("{hub_url}/api/v1/customer/session"))
+        .json(&json!({"phone": "13800000001"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let me = me["token"].as_str().unwrap().to_owned();
+    let (status, online) = hub_post(
+        &c,
+        &me,
+        "/api/v1/orders",
+        "online-1",
+        json!({"channel": "miniapp", "customer": {"phone": "13800000001"}, "fulfilment": "pickup",
+               "store_id": "S001", "lines": bun}),
+    );
+    assert_eq!(status, 201, "{online}");
+    let online_id = online["order_id"].as_str().unwrap().to_owned();
+    let online_code = online["pickup_code"].as_str().unwrap().to_owned();
+    wait_for(CONVERGE, "the online order at the store", || {
+        let (s, v) = redeem(&c, &online_code);
+        (s == 200).then_some(v)
+    })
+    .unwrap();
+    c.wait_hub_has("S001", &day, &sales, CONVERGE).unwrap();
+    wait_for(CONVERGE, "the hand-over at the hub", || {
+        let v = c
+            .hub_get(&format!("/api/v1/stores/S001/sales?day={day}"))
+            .ok()?;
+        let refunded = v["refunded_fen"].as_i64()? > 0;
+        let on_hand = c.store_get("S001", "/api/v1/stock/P00001").ok()?["on_hand"].clone();
+        let hub = c.hub_get("/api/v1/stores/S001/stock/P00001").ok()?["on_hand"].clone();
+        let order = c
+            .http
+            .get(format!("{hub_url}/api/v1/orders/{online_id}"))
+            .bearer_auth(&me)
+            .send()
+            .ok()?
+            .json::<Value>()
+            .ok()?;
+        (refunded && on_hand == hub && order["status"] == "handed_over").then_some(on_hand)
+    })
+    .unwrap();
+    let on_hand = c.store_get("S001", "/api/v1/stock/P00001").unwrap()["on_hand"].clone();
+
+    // the PC's disk is restored from the backup
+    c.kill_store("S001").unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    copy_dir(&backup, &dir);
+    c.restart_store("S001").unwrap();
+
+    // what the backup lacked is back in the store's own tables
+    wait_for(
+        CONVERGE,
+        "the sale made after the backup at the store",
+        || {
+            let v = c
+                .store_get("S001", &format!("/api/v1/sales/{}", sales[4]))
+                .ok()?;
+            let h = health(&c, "S001")?;
+            (v["sale_id"] == sales[4].as_str() && h["sync"].get("recovery").is_none()).then_some(())
+        },
+    )
+    .unwrap();
+    let again = |key: &str, sale: &str| {
+        c.store_post(
+            "S001",
+            &format!("/api/v1/sales/{sale}/refunds"),
+            Some(key),
+            json!({}),
+        )
+        .unwrap()
+    };
+    let (status, v) = again("refund-noon-0-again", &sales[3]);
+    assert_eq!(status, 409, "refunded twice: {v}");
+    assert_eq!(v["error"]["code"], "refund_exceeds_sale", "{v}");
+    let (status, v) = again("refund-noon-1", &sales[4]);
+    assert_eq!(
+        status, 201,
+        "a sale made after the backup is refundable: {v}"
+    );
+    for code in [&counter_code, &online_code] {
+        let (status, v) = redeem(&c, code);
+        assert_eq!(status, 409, "handed over twice: {v}");
+        assert_eq!(v["error"]["code"], "pickup_already_handed_over", "{v}");
+    }
+    let stock = c.store_get("S001", "/api/v1/stock/P00001").unwrap();
+    // the refund of sales[4] just put one bun back
+    assert_eq!(
+        stock["on_hand"].as_i64().unwrap(),
+        on_hand.as_i64().unwrap() + 1,
+        "levels: {stock}"
+    );
+
+    // tickets continue after the last one the hub holds; none reused
+    let r = c.sell("S001", "pm-0", bun).unwrap();
+    sales.push(r["sale_id"].as_str().unwrap().to_owned());
+    tickets.push(r["ticket_no"].as_str().unwrap().to_owned());
+    let seqs: Vec<u32> = tickets.iter().map(|t| seq(t)).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6], "{tickets:?}");
+    c.wait_hub_has("S001", &day, &sales, CONVERGE).unwrap();
+    let at_hub = c
+        .hub_get(&format!("/api/v1/stores/S001/sales?day={day}"))
+        .unwrap();
+    let hub_tickets: BTreeSet<&str> = at_hub["sales"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["ticket_no"].as_str().unwrap())
+        .collect();
+    assert_eq!(hub_tickets.len(), 6, "{at_hub}");
+}
+
+/// `linli-edge recover` after a restore: the next start records nothing
+/// until the node has what the hub holds, even before it reaches the hub.
+#[test]
+fn recover_marks_a_restored_database_to_recover_before_it_sells() {
+    let mut c = Cluster::new(33).unwrap();
+    c.add_store("S001").unwrap();
+    let r = c
+        .sell("S001", "before", json!([{"sku": "P00001", "qty": 1}]))
+        .ok();
+    // (a fresh store may have no catalog yet: the sale is not the point)
+    drop(r);
+    c.kill_store("S001").unwrap();
+    let dir = c.store("S001").unwrap().data_dir.clone();
+    let out = std::process::Command::new(linli_tests::workspace_bin("linli-edge"))
+        .args(["recover", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.link("S001", LinkMode::Cut).unwrap();
+    c.restart_store("S001").unwrap();
+    let h = health(&c, "S001").unwrap();
+    assert_eq!(h["sync"]["recovery"], "in_progress", "{h}");
+    let (status, body) = c
+        .store_post(
+            "S001",
+            "/api/v1/stock/receipts",
+            Some("during-recovery"),
+            json!({"sku": "P00001", "qty": 5}),
+        )
+        .unwrap();
+    assert_eq!(status, 503, "{body}");
+    c.link("S001", LinkMode::Up).unwrap();
+    wait_for(CONVERGE, "the recovery to finish", || {
+        let h = health(&c, "S001")?;
+        (h["sync"]["state"] == "connected" && h["sync"].get("recovery").is_none()).then_some(())
+    })
+    .unwrap();
+
+    // a missing database is refused with a sentence, not created
+    let out = std::process::Command::new(linli_tests::workspace_bin("linli-edge"))
+        .args(["recover", "--data-dir"])
+        .arg(dir.with_extension("nowhere"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no database"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -21,7 +21,7 @@ use rand::Rng;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use linli_shared::docs::ledger::OrderFact;
+use linli_shared::docs::ledger::{OrderDetail, OrderFact, OrderLineFact};
 
 use super::idempotency::{self, IdempotencyKey};
 use super::replication::{LedgerFact, Publish};
@@ -198,7 +198,7 @@ impl App {
                 }
                 let view = load_order(c, &order_id)?.ok_or_else(|| AppError::OrderNotFound(order_id.clone()))?;
                 idempotency::record(c, &by, &key, "order", &fp, &view, now)?;
-                publish_order(p, &view)?;
+                publish_order(c, p, &view)?;
                 Ok((view, false))
             })
             .await?;
@@ -269,7 +269,7 @@ impl App {
                     params![ts(now), by, order_id],
                 )?;
                 let view = load_order(c, &order_id)?.ok_or(AppError::OrderNotFound(order_id))?;
-                publish_order(p, &view)?;
+                publish_order(c, p, &view)?;
                 Ok(view)
             })
             .await?;
@@ -299,7 +299,7 @@ impl App {
                     params![ts(now), by, id],
                 )?;
                 let view = load_order(c, &id)?.ok_or(AppError::OrderNotFound(id))?;
-                publish_order(p, &view)?;
+                publish_order(c, p, &view)?;
                 Ok(view)
             })
             .await?;
@@ -321,12 +321,16 @@ impl App {
                         for l in &o.lines {
                             adjust_reserved(c, &l.sku, -l.qty)?;
                         }
-                        p.levels(o.lines.iter().map(|l| l.sku.as_str()));
                     }
                     c.execute(
                         "UPDATE orders SET closed_at = ?1, closed_by = 'system:expiry' WHERE order_id = ?2",
                         params![ts(now), id],
                     )?;
+                    // the release is part of the order's record (a PC that
+                    // takes over must not release the goods again)
+                    if let Some(o) = load_order(c, id)? {
+                        publish_order(c, p, &o)?;
+                    }
                 }
                 Ok(ids.len())
             })
@@ -335,8 +339,14 @@ impl App {
     }
 }
 
-/// Records the order's state in today's ledger and its SKUs' levels.
-fn publish_order(p: &mut Publish<'_>, o: &OrderView) -> Result<(), AppError> {
+/// Records the order's state in today's ledger (with what another PC needs
+/// to hand it over: code, phone, lines, terms) and its SKUs' levels.
+fn publish_order(c: &Connection, p: &mut Publish<'_>, o: &OrderView) -> Result<(), AppError> {
+    let (phone, closed_at, closed_by): (String, Option<String>, Option<String>) = c
+        .prepare_cached(
+            "SELECT customer_phone, closed_at, closed_by FROM orders WHERE order_id = ?1",
+        )?
+        .query_row([&o.order_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     let fact = OrderFact {
         order_id: o.order_id.clone(),
         status: o.status.as_str().to_owned(),
@@ -344,6 +354,26 @@ fn publish_order(p: &mut Publish<'_>, o: &OrderView) -> Result<(), AppError> {
         created_at: ts(o.created_at),
         handed_over_at: o.handed_over_at.map(ts).unwrap_or_default(),
         handed_over_by: o.handed_over_by.clone().unwrap_or_default(),
+        detail: Some(OrderDetail {
+            channel: o.channel.as_str().to_owned(),
+            fulfilment: o.fulfilment.as_str().to_owned(),
+            customer_phone: phone,
+            pickup_code: o.pickup_code.clone(),
+            created_by: o.created_by.clone(),
+            expires_at: ts(o.expires_at),
+            closed_at: closed_at.unwrap_or_default(),
+            closed_by: closed_by.unwrap_or_default(),
+            lines: o
+                .lines
+                .iter()
+                .map(|l| OrderLineFact {
+                    sku: l.sku.clone(),
+                    qty: l.qty,
+                    unit_price_fen: l.unit_price_fen,
+                    total_fen: l.total_fen,
+                })
+                .collect(),
+        }),
     };
     p.fact(LedgerFact::Order(fact));
     p.levels(o.lines.iter().map(|l| l.sku.as_str()));

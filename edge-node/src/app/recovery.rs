@@ -8,10 +8,19 @@
 //! this mode, and only changes made by the store's own actors), the hub's
 //! rights and online orders of those days. Then ticket numbers continue
 //! after the last one of the recovered ledgers, stock levels and the store's
-//! rights come back from the recovered stock document, and the node writes
-//! under its new actor id. Without this, the new node would start its
-//! documents afresh beside the hub's copies: tickets of the day numbered
-//! from 1 again, and concurrent new documents hiding one another's entries.
+//! rights come back from the recovered stock document, the store's own
+//! tables (sales, refunds, movements, pickup orders, what it did with online
+//! orders) are rebuilt from the recovered documents ([`rebuild`]), and the
+//! node writes under its new actor id. Without this, the new node would
+//! start its documents afresh beside the hub's copies: tickets of the day
+//! numbered from 1 again, and concurrent new documents hiding one another's
+//! entries.
+//!
+//! A database restored from an old backup has documents, so it does not
+//! start in recovery; it enters it ([`begin`]) the first time the hub shows
+//! it holds changes this database made and no longer has
+//! (`linli_sync::doc_store::DocError::Behind`), or when an operator runs
+//! `linli-edge recover` after restoring it.
 
 use chrono::NaiveDate;
 use linli_shared::docs::ledger::read_sales;
@@ -23,7 +32,13 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::{App, AppError};
 
+pub mod rebuild;
+
 const META_KEY: &str = "recovery";
+
+/// How many business days back a recovery reaches (today included): a
+/// week covers the refunds a counter takes back and every pickup hold.
+pub const OPEN_DAYS: u32 = 7;
 
 /// The catalog epoch the hub serves (`linli_hub::hub::CATALOG_EPOCH`).
 const CATALOG_EPOCH: u32 = 1;
@@ -33,6 +48,8 @@ const CATALOG_EPOCH: u32 = 1;
 pub struct Recovered {
     /// Sales in the recovered ledgers.
     pub sales: usize,
+    /// What the store's tables gained from the recovered documents.
+    pub rebuilt: rebuild::Rebuilt,
     /// The last ticket sequence of today found at the hub.
     pub last_ticket_seq: u32,
     /// Stock levels restored.
@@ -97,11 +114,43 @@ impl App {
     }
 }
 
+/// Puts the database into recovery (in the writer's transaction): it
+/// writes nothing until it has what the hub holds for the store. Used when
+/// the hub shows this database lost changes it once sent, and by
+/// `linli-edge recover` after a restore from a backup.
+pub(crate) fn begin(c: &Connection, docs: &mut Docs) -> Result<(), AppError> {
+    c.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, 'pending')",
+        [META_KEY],
+    )?;
+    docs.set_recovering(true);
+    Ok(())
+}
+
+/// Marks a stopped node's database for recovery (`linli-edge recover`,
+/// after restoring it from a backup): on its next start it records nothing
+/// until it has recovered what the hub holds for the store.
+pub fn mark_pending(c: &Connection) -> Result<(), AppError> {
+    c.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, 'pending')",
+        [META_KEY],
+    )?;
+    Ok(())
+}
+
+/// The open days, oldest first.
+pub(crate) fn open_days(today: NaiveDate) -> Vec<NaiveDate> {
+    (0..OPEN_DAYS)
+        .rev()
+        .filter_map(|back| today.checked_sub_days(chrono::Days::new(u64::from(back))))
+        .collect()
+}
+
 /// The documents a recovering node asks the hub for: the catalog, and the
-/// store's and the hub's documents of the open days (yesterday, today).
+/// store's and the hub's documents of the open days.
 pub(crate) fn wanted(store: &str, today: NaiveDate) -> Vec<DocId> {
     let mut out = vec![DocId::catalog(CATALOG_EPOCH)];
-    for day in [today.pred_opt().unwrap_or(today), today] {
+    for day in open_days(today) {
         out.push(DocId::store_ledger(store, day));
         out.push(DocId::store_stock(store, day));
         out.push(DocId::store_fulfilment(store, day));
@@ -120,10 +169,11 @@ pub(crate) fn complete(
     docs: &mut Docs,
     store: &str,
     today: NaiveDate,
+    at: &str,
 ) -> Result<Recovered, AppError> {
     let mut report = Recovered::default();
-    let days = [today.pred_opt().unwrap_or(today), today];
-    for day in days {
+    let days = open_days(today);
+    for day in days.iter().copied() {
         let id = DocId::store_ledger(store, day);
         let sales = docs.read(c, &id, read_sales)?.unwrap_or_default();
         report.sales += sales.len();
@@ -180,6 +230,8 @@ pub(crate) fn complete(
         }
         break;
     }
+    report.rebuilt = rebuild::tables(c, docs, store, &days)?;
+    rebuild::opening_balances(c, at)?;
     c.execute(
         "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, 'done')",
         [META_KEY],

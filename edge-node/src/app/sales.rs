@@ -18,7 +18,7 @@ use linli_shared::{Fen, Qty, Unit};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use linli_shared::docs::ledger::{PaymentFact, RefundFact, SaleFact, SaleLineFact};
+use linli_shared::docs::ledger::{PaymentFact, RefundFact, RefundLineFact, SaleFact, SaleLineFact};
 
 use super::idempotency::{self, IdempotencyKey};
 use super::replication::LedgerFact;
@@ -127,6 +127,15 @@ pub enum Disposition {
     Restock,
     /// Taken back but thrown away (recorded as waste).
     Waste,
+}
+
+impl Disposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Restock => "restock",
+            Disposition::Waste => "waste",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -399,7 +408,7 @@ impl App {
                     lines: receipt
                         .lines
                         .iter()
-                        .map(|l| SaleLineFact { sku: l.sku.clone(), qty: l.qty, total_fen: l.total_fen })
+                        .map(|l| SaleLineFact { sku: l.sku.clone(), qty: l.qty, total_fen: l.total_fen, unit_price_fen: l.unit_price_fen })
                         .collect(),
                     payments: receipt
                         .payments
@@ -407,6 +416,9 @@ impl App {
                         .map(|p| PaymentFact { method: p.method.as_str().to_owned(), amount_fen: p.amount_fen })
                         .collect(),
                     member: receipt.member,
+                    tendered_fen: receipt.tendered_fen,
+                    change_fen: receipt.change_fen,
+                    member_hash: member_hash.clone().unwrap_or_default(),
                 };
                 p.fact(LedgerFact::Sale(fact));
                 p.levels(receipt.lines.iter().map(|l| l.sku.as_str()));
@@ -534,7 +546,7 @@ impl App {
                 for l in &out {
                     c.execute(
                         "INSERT INTO refund_lines(refund_id, line_no, qty, amount_fen, disposition) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![refund_id, l.line_no, l.qty, l.amount_fen, match l.disposition { Disposition::Restock => "restock", Disposition::Waste => "waste" }],
+                        params![refund_id, l.line_no, l.qty, l.amount_fen, l.disposition.as_str()],
                     )?;
                 }
                 let receipt = RefundReceipt { refund_id, sale_id: sale_id.clone(), ticket_no: sale.ticket_no, lines: out, amount_fen: amount, by, at: now };
@@ -545,6 +557,17 @@ impl App {
                     amount_fen: receipt.amount_fen,
                     staff: receipt.by.clone(),
                     at: ts(now),
+                    lines: receipt
+                        .lines
+                        .iter()
+                        .map(|l| RefundLineFact {
+                            line_no: l.line_no,
+                            qty: l.qty,
+                            amount_fen: l.amount_fen,
+                            disposition: l.disposition.as_str().to_owned(),
+                        })
+                        .collect(),
+                    reason: req.reason.clone().unwrap_or_default(),
                 };
                 p.fact(LedgerFact::Refund(fact));
                 p.levels(receipt.lines.iter().map(|l| l.sku.as_str()));

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{existing_map, get_i64, get_str, root_map};
 
 /// A sale as the rest of the chain sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaleFact {
     pub sale_id: String,
     pub ticket_no: String,
@@ -21,13 +21,26 @@ pub struct SaleFact {
     pub lines: Vec<SaleLineFact>,
     pub payments: Vec<PaymentFact>,
     pub member: bool,
+    /// Cash handed over and change given (0 in entries written before they
+    /// were recorded).
+    #[serde(default)]
+    pub tendered_fen: i64,
+    #[serde(default)]
+    pub change_fen: i64,
+    /// The store's keyed hash of the member's phone (never the phone).
+    #[serde(default)]
+    pub member_hash: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaleLineFact {
     pub sku: String,
     pub qty: i64,
     pub total_fen: i64,
+    /// Price per unit (per kg for `kg` products); 0 in entries written
+    /// before it was recorded.
+    #[serde(default)]
+    pub unit_price_fen: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,17 +64,33 @@ pub struct MovementFact {
 }
 
 /// A refund of (part of) a sale.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundFact {
     pub refund_id: String,
     pub sale_id: String,
     pub amount_fen: i64,
     pub staff: String,
     pub at: String,
+    /// Which lines went back, how many, and where the goods went (empty in
+    /// entries written before they were recorded).
+    #[serde(default)]
+    pub lines: Vec<RefundLineFact>,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// One refunded line of a sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundLineFact {
+    pub line_no: u32,
+    pub qty: i64,
+    pub amount_fen: i64,
+    /// `restock` or `waste`.
+    pub disposition: String,
 }
 
 /// A pickup order's current state at the store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderFact {
     pub order_id: String,
     pub status: String,
@@ -69,6 +98,35 @@ pub struct OrderFact {
     pub created_at: String,
     pub handed_over_at: String,
     pub handed_over_by: String,
+    /// What the counter needs to hand the order over on another PC (absent
+    /// in entries written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<OrderDetail>,
+}
+
+/// A pickup order's terms, as taken at the counter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderDetail {
+    pub channel: String,
+    pub fulfilment: String,
+    pub customer_phone: String,
+    pub pickup_code: String,
+    pub created_by: String,
+    pub expires_at: String,
+    #[serde(default)]
+    pub closed_at: String,
+    #[serde(default)]
+    pub closed_by: String,
+    pub lines: Vec<OrderLineFact>,
+}
+
+/// One line of a pickup order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLineFact {
+    pub sku: String,
+    pub qty: i64,
+    pub unit_price_fen: i64,
+    pub total_fen: i64,
 }
 
 /// Records a sale (idempotent: the same sale id writes the same entry).
@@ -83,12 +141,18 @@ pub fn record_sale(doc: &mut AutoCommit, s: &SaleFact) -> Result<(), AutomergeEr
     doc.put(&obj, "cashier", s.cashier.as_str())?;
     doc.put(&obj, "total_fen", s.total_fen)?;
     doc.put(&obj, "member", s.member)?;
+    doc.put(&obj, "tendered_fen", s.tendered_fen)?;
+    doc.put(&obj, "change_fen", s.change_fen)?;
+    if !s.member_hash.is_empty() {
+        doc.put(&obj, "member_hash", s.member_hash.as_str())?;
+    }
     let lines = doc.put_object(&obj, "lines", ObjType::List)?;
     for (i, l) in s.lines.iter().enumerate() {
         let line = doc.insert_object(&lines, i, ObjType::Map)?;
         doc.put(&line, "sku", l.sku.as_str())?;
         doc.put(&line, "qty", l.qty)?;
         doc.put(&line, "total_fen", l.total_fen)?;
+        doc.put(&line, "unit_price_fen", l.unit_price_fen)?;
     }
     let pays = doc.put_object(&obj, "payments", ObjType::List)?;
     for (i, p) in s.payments.iter().enumerate() {
@@ -125,7 +189,31 @@ pub fn record_refund(doc: &mut AutoCommit, r: &RefundFact) -> Result<(), Automer
     doc.put(&obj, "amount_fen", r.amount_fen)?;
     doc.put(&obj, "staff", r.staff.as_str())?;
     doc.put(&obj, "at", r.at.as_str())?;
+    if !r.lines.is_empty() {
+        doc.put(&obj, "lines", json_of(&r.lines).as_str())?;
+    }
+    if !r.reason.is_empty() {
+        doc.put(&obj, "reason", r.reason.as_str())?;
+    }
     Ok(())
+}
+
+/// Nested detail is kept as one JSON string: it is written once (or
+/// replaced whole) and only read back whole.
+fn json_of<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    doc: &AutoCommit,
+    obj: &automerge::ObjId,
+    key: &str,
+) -> Option<T> {
+    let s = get_str(doc, obj, key);
+    if s.is_empty() {
+        return None;
+    }
+    serde_json::from_str(&s).ok()
 }
 
 /// Writes an order's current state (the store is its only writer, so the
@@ -141,6 +229,12 @@ pub fn put_order(doc: &mut AutoCommit, o: &OrderFact) -> Result<(), AutomergeErr
     doc.put(&obj, "created_at", o.created_at.as_str())?;
     doc.put(&obj, "handed_over_at", o.handed_over_at.as_str())?;
     doc.put(&obj, "handed_over_by", o.handed_over_by.as_str())?;
+    if let Some(d) = &o.detail {
+        let json = json_of(d);
+        if get_str(doc, &obj, "detail") != json {
+            doc.put(&obj, "detail", json.as_str())?;
+        }
+    }
     Ok(())
 }
 
@@ -173,6 +267,7 @@ pub fn read_sales_where(doc: &AutoCommit, wanted: impl Fn(&str) -> bool) -> Vec<
                             sku: get_str(doc, &o, "sku"),
                             qty: get_i64(doc, &o, "qty"),
                             total_fen: get_i64(doc, &o, "total_fen"),
+                            unit_price_fen: get_i64(doc, &o, "unit_price_fen"),
                         }),
                         _ => None,
                     })
@@ -205,6 +300,9 @@ pub fn read_sales_where(doc: &AutoCommit, wanted: impl Fn(&str) -> bool) -> Vec<
             lines,
             payments,
             member,
+            tendered_fen: get_i64(doc, &id, "tendered_fen"),
+            change_fen: get_i64(doc, &id, "change_fen"),
+            member_hash: get_str(doc, &id, "member_hash"),
         });
     }
     out
@@ -225,6 +323,51 @@ pub fn read_refunds_where(doc: &AutoCommit, wanted: impl Fn(&str) -> bool) -> Ve
                 amount_fen: get_i64(doc, &id, "amount_fen"),
                 staff: get_str(doc, &id, "staff"),
                 at: get_str(doc, &id, "at"),
+                lines: from_json(doc, &id, "lines").unwrap_or_default(),
+                reason: get_str(doc, &id, "reason"),
+            }
+        })
+        .collect()
+}
+
+/// Every movement in the ledger, ordered by movement id.
+pub fn read_movements(doc: &AutoCommit) -> Vec<MovementFact> {
+    let Some(movements) = existing_map(doc, "movements") else {
+        return Vec::new();
+    };
+    doc.map_range(&movements, ..)
+        .map(|item| {
+            let id = item.id();
+            MovementFact {
+                movement_id: item.key.to_string(),
+                sku: get_str(doc, &id, "sku"),
+                kind: get_str(doc, &id, "kind"),
+                delta: get_i64(doc, &id, "delta"),
+                reason: get_str(doc, &id, "reason"),
+                ref_id: get_str(doc, &id, "ref_id"),
+                staff: get_str(doc, &id, "staff"),
+                at: get_str(doc, &id, "at"),
+            }
+        })
+        .collect()
+}
+
+/// Every pickup order's latest state in the ledger, ordered by order id.
+pub fn read_orders(doc: &AutoCommit) -> Vec<OrderFact> {
+    let Some(orders) = existing_map(doc, "orders") else {
+        return Vec::new();
+    };
+    doc.map_range(&orders, ..)
+        .map(|item| {
+            let id = item.id();
+            OrderFact {
+                order_id: item.key.to_string(),
+                status: get_str(doc, &id, "status"),
+                total_fen: get_i64(doc, &id, "total_fen"),
+                created_at: get_str(doc, &id, "created_at"),
+                handed_over_at: get_str(doc, &id, "handed_over_at"),
+                handed_over_by: get_str(doc, &id, "handed_over_by"),
+                detail: from_json(doc, &id, "detail"),
             }
         })
         .collect()
@@ -254,12 +397,20 @@ mod tests {
                 sku: "P00001".into(),
                 qty: 1,
                 total_fen: i64::from(i) * 100,
+                unit_price_fen: i64::from(i) * 100,
             }],
             payments: vec![PaymentFact {
                 method: "cash".into(),
                 amount_fen: i64::from(i) * 100,
             }],
             member: i.is_multiple_of(2),
+            tendered_fen: i64::from(i) * 100 + 50,
+            change_fen: 50,
+            member_hash: if i.is_multiple_of(2) {
+                format!("h{i}")
+            } else {
+                String::new()
+            },
         }
     }
 
@@ -287,12 +438,70 @@ mod tests {
             amount_fen: 150,
             staff: "mia".into(),
             at: "2026-11-25T03:00:00.000Z".into(),
+            lines: vec![RefundLineFact {
+                line_no: 1,
+                qty: 1,
+                amount_fen: 150,
+                disposition: "waste".into(),
+            }],
+            reason: "坏了".into(),
         };
         record_refund(&mut d, &r).unwrap();
         d.commit();
         let back = AutoCommit::load(&d.save()).unwrap();
         assert_eq!(read_refunds_where(&back, |_| true), vec![r]);
         assert!(read_refunds_where(&back, |id| id != "01REFUND1").is_empty());
+    }
+
+    #[test]
+    fn movements_and_orders_round_trip() {
+        let mut d = base();
+        let m = MovementFact {
+            movement_id: "01MOVE1".into(),
+            sku: "P00001".into(),
+            kind: "receipt".into(),
+            delta: 12,
+            reason: String::new(),
+            ref_id: String::new(),
+            staff: "mia".into(),
+            at: "2026-11-25T03:00:00.000Z".into(),
+        };
+        record_movement(&mut d, &m).unwrap();
+        let mut o = OrderFact {
+            order_id: "01ORDER1".into(),
+            status: "placed".into(),
+            total_fen: 300,
+            created_at: "2026-11-25T03:00:00.000Z".into(),
+            handed_over_at: String::new(),
+            handed_over_by: String::new(),
+            detail: Some(OrderDetail {
+                channel: "community".into(),
+                fulfilment: "pickup".into(),
+                customer_phone: "13800138000".into(),
+                pickup_code: "123456".into(),
+                created_by: "mia".into(),
+                expires_at: "2026-11-27T03:00:00.000Z".into(),
+                closed_at: String::new(),
+                closed_by: String::new(),
+                lines: vec![OrderLineFact {
+                    sku: "P00001".into(),
+                    qty: 2,
+                    unit_price_fen: 150,
+                    total_fen: 300,
+                }],
+            }),
+        };
+        put_order(&mut d, &o).unwrap();
+        d.commit();
+        // a later state replaces the earlier one
+        o.status = "handed_over".into();
+        o.handed_over_at = "2026-11-25T04:00:00.000Z".into();
+        o.handed_over_by = "ana".into();
+        put_order(&mut d, &o).unwrap();
+        d.commit();
+        let back = AutoCommit::load(&d.save()).unwrap();
+        assert_eq!(read_movements(&back), vec![m]);
+        assert_eq!(read_orders(&back), vec![o]);
     }
 
     /// Replicas of one ledger, each holding some of the sales (as a store
