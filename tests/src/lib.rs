@@ -6,9 +6,7 @@
 //! Binaries are those `cargo test --workspace` builds next to the test
 //! executables (`target/<profile>/`).
 
-mod proxy;
-
-pub use proxy::{LinkMode, UdpProxy};
+pub use linli_chain::link::{LinkMode, UdpProxy};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -46,6 +44,14 @@ fn sources_of(bin: &str) -> &'static [&'static str] {
         "linli-hub" => &["cloud-hub", "shared", "sync"],
         "linli-courier-sim" => &["courier"],
         "linli-install" => &["installer", "shared"],
+        "linli" => &[
+            "chain",
+            "edge-node",
+            "cloud-hub",
+            "shared",
+            "sync",
+            "courier",
+        ],
         _ => &[],
     }
 }

@@ -1,0 +1,222 @@
+//! Starting and stopping the chain: the hub first (with its admin, the
+//! stores' certificates, the catalog and the store directory), then the
+//! courier simulator, then each store behind its own link relay; stopped in
+//! the reverse order.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use linli_courier::sim::SimCourier;
+use linli_edge::config::{Config, database_path};
+use linli_edge::node::Node;
+use linli_hub::hub::{HubPaths, Role, add_user, open_conn};
+use linli_hub::server::HubServer;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::link::{LinkMode, UdpProxy};
+
+/// The stores the demo runs (ids of the reference data).
+pub const STORES: [&str; 3] = ["S001", "S002", "S003"];
+
+/// The hub's demo administrator.
+pub const ADMIN: (&str, &str) = ("admin", "linli-admin");
+
+/// The courier simulator's API key.
+const COURIER_KEY: &str = "linli-demo-courier";
+
+/// The store directory (names, locations, service areas) of the reference data.
+const STORES_CSV: &[u8] = include_bytes!("../../data/stores.csv");
+
+/// Where each part listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    /// 0: every part on a free port. Otherwise the hub's HTTP on `base`, its
+    /// QUIC on `base` (UDP), the stores on `base + 1..`, the courier on
+    /// `base + 10`.
+    pub base: u16,
+}
+
+impl Ports {
+    fn at(self, offset: u16) -> SocketAddr {
+        let port = if self.base == 0 {
+            0
+        } else {
+            self.base + offset
+        };
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+}
+
+/// One running store.
+#[derive(Debug)]
+pub struct StoreRun {
+    pub id: String,
+    pub url: String,
+    link: UdpProxy,
+    node: Node,
+}
+
+/// The running chain. Call [`Chain::shutdown`] to stop it.
+#[derive(Debug)]
+pub struct Chain {
+    pub dir: PathBuf,
+    pub hub_url: String,
+    pub courier_url: String,
+    pub stores: Vec<StoreRun>,
+    hub: HubServer,
+    courier: tokio::task::JoinHandle<()>,
+    cancel: CancellationToken,
+}
+
+impl Chain {
+    /// Starts every part on the data in `dir` (created on the first run).
+    pub async fn start(dir: &Path, ports: Ports) -> anyhow::Result<Chain> {
+        linli_sync::db::create_private_dir(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let cancel = CancellationToken::new();
+        let paths = HubPaths {
+            data_dir: dir.join("hub"),
+        };
+        linli_sync::db::create_private_dir(&paths.data_dir)?;
+        {
+            let conn = open_conn(&paths.db())?;
+            let exists: bool = conn.query_row(
+                "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
+                [ADMIN.0],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                add_user(&conn, ADMIN.0, Role::Admin, ADMIN.1)?;
+            }
+        }
+        let hub = HubServer::start(&paths, ports.at(0), ports.at(0), &[]).await?;
+        let hub_url = format!("http://{}", hub.http_addr);
+        let http = reqwest::Client::new();
+        let token = admin_token(&http, &hub_url).await?;
+        upload(
+            &http,
+            &hub_url,
+            &token,
+            "/api/v1/catalog/import",
+            linli_edge::demo::SAMPLE_CATALOG,
+        )
+        .await?;
+        upload(&http, &hub_url, &token, "/api/v1/stores/import", STORES_CSV).await?;
+
+        let listener = tokio::net::TcpListener::bind(ports.at(10)).await?;
+        let courier_url = format!("http://{}", listener.local_addr()?);
+        let sim = SimCourier::new(COURIER_KEY).with_auto_advance(Duration::from_secs(20));
+        let c = cancel.clone();
+        let courier = tokio::spawn(async move {
+            if let Err(e) = linli_courier::sim::serve(listener, sim, c).await {
+                tracing::error!(error = %e, "courier simulator failed");
+            }
+        });
+
+        let mut stores = Vec::new();
+        for (i, id) in STORES.iter().enumerate() {
+            let store_dir = dir.join(id);
+            let identity = store_dir.join("identity");
+            if !identity.join("store.pem").exists() {
+                linli_sync::db::create_private_dir(&store_dir)?;
+                linli_sync::tls::Ca::load_or_create(&paths.ca_dir())?.issue_store(id, &identity)?;
+                let key = linli_hub::signing::load_or_create(&paths.signing_key())?;
+                linli_hub::signing::write_public(&key, &identity)?;
+            }
+            linli_sync::db::create_private_dir(&store_dir)?;
+            linli_edge::demo::ensure_demo_staff(&database_path(&store_dir))?;
+            let link = UdpProxy::start(hub.quic_addr, i as u64 + 1)?;
+            let config = Config {
+                store_id: (*id).to_owned(),
+                listen: ports.at(1 + i as u16),
+                data_dir: Some(store_dir.clone()),
+                hub: Some(link.addr().to_string()),
+                identity: Some(identity),
+                courier_url: Some(courier_url.clone()),
+                courier_key: Some(COURIER_KEY.to_owned()),
+                ..Config::default()
+            };
+            let node = Node::start(config, store_dir, cancel.child_token()).await?;
+            linli_edge::demo::seed(&node.app).await?;
+            stores.push(StoreRun {
+                id: (*id).to_owned(),
+                url: format!("http://{}", node.addr),
+                link,
+                node,
+            });
+        }
+        Ok(Chain {
+            dir: dir.to_owned(),
+            hub_url,
+            courier_url,
+            stores,
+            hub,
+            courier,
+            cancel,
+        })
+    }
+
+    /// Cuts or heals a store's link to the hub.
+    pub fn set_link(&self, store: &str, up: bool) {
+        if let Some(s) = self.stores.iter().find(|s| s.id == store) {
+            s.link
+                .set_mode(if up { LinkMode::Up } else { LinkMode::Cut });
+        }
+    }
+
+    /// The courier simulator's key (for stores and the simulated day).
+    pub fn courier_key(&self) -> &'static str {
+        COURIER_KEY
+    }
+
+    /// Stops the stores, the courier and the hub, in that order.
+    pub async fn shutdown(self) {
+        for s in self.stores {
+            s.node.shutdown().await;
+            drop(s.link);
+        }
+        self.cancel.cancel();
+        let _ = self.courier.await;
+        self.hub.shutdown().await;
+    }
+}
+
+async fn admin_token(http: &reqwest::Client, hub: &str) -> anyhow::Result<String> {
+    let v: Value = http
+        .post(format!("{hub}/api/v1/login"))
+        .json(&json!({"name": ADMIN.0, "password": ADMIN.1}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    v["token"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("the hub refused the demo admin: {v}"))
+}
+
+async fn upload(
+    http: &reqwest::Client,
+    hub: &str,
+    token: &str,
+    path: &str,
+    csv: &'static [u8],
+) -> anyhow::Result<()> {
+    let r = http
+        .post(format!("{hub}{path}"))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "{path}: {} {}",
+        r.status(),
+        r.text().await.unwrap_or_default()
+    );
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! The simulated day: what a newcomer sees happen while they look around.
+//! Every tick a counter sale at one of the stores; every few ticks a
+//! customer orders online for pickup, and the store hands it over by its
+//! code; once a delivery goes out with the courier; once a store loses its
+//! link for a while, keeps selling, and catches up when it is back. All of
+//! it through the same HTTP APIs a till and a customer's phone use.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use linli_shared::Unit;
+use linli_shared::catalog::parse_catalog_csv;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::Chain;
+
+/// A customer near S001 (30.373276, 120.161971), inside its service area.
+const NEAR_S001: (f64, f64) = (30.3752, 120.1631);
+
+/// How the day goes.
+#[derive(Debug, Clone, Copy)]
+pub struct DayPlan {
+    /// Time between two events.
+    pub tick: Duration,
+    /// The store cut off from tick `cut_at` for `cut_for` ticks (S003).
+    pub cut_at: u64,
+    pub cut_for: u64,
+}
+
+impl Default for DayPlan {
+    fn default() -> Self {
+        DayPlan {
+            tick: Duration::from_secs(3),
+            cut_at: 8,
+            cut_for: 20,
+        }
+    }
+}
+
+struct Till {
+    id: String,
+    url: String,
+    token: String,
+}
+
+/// Runs the day until `cancel`. Each event is printed as one line.
+pub async fn run(chain: &Chain, plan: DayPlan, cancel: CancellationToken) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let mut tills = Vec::new();
+    for s in &chain.stores {
+        let v: Value = http
+            .post(format!("{}/api/v1/login", s.url))
+            .json(&json!({"name": "manager", "pin": "9999"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = v["token"].as_str().unwrap_or_default().to_owned();
+        tills.push(Till {
+            id: s.id.clone(),
+            url: s.url.clone(),
+            token,
+        });
+    }
+    // everyday goods sold by the piece, under ¥30
+    let goods: Vec<String> = parse_catalog_csv(linli_edge::demo::SAMPLE_CATALOG)?
+        .products
+        .into_iter()
+        .map(|(_, p)| p)
+        .filter(|p| p.unit == Unit::Each && p.price.0 <= 3_000)
+        .map(|p| p.sku.to_string())
+        .collect();
+    anyhow::ensure!(!goods.is_empty(), "no everyday goods in the catalog");
+    let mut rng = StdRng::seed_from_u64(2026);
+    // idempotency keys unique to this run (a second run reuses the data)
+    let run: u32 = rand::thread_rng().r#gen();
+    let mut pickups: VecDeque<(usize, String)> = VecDeque::new();
+    let mut delivery: Option<String> = None;
+    let cut = &tills[tills.len() - 1].id;
+    let mut tick: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(plan.tick) => {}
+        }
+        tick += 1;
+        if tick == plan.cut_at {
+            chain.set_link(cut, false);
+            say(&format!(
+                "{cut} 断网：继续收银，恢复后自动补传 (link cut; it keeps selling)"
+            ));
+        }
+        if tick == plan.cut_at + plan.cut_for {
+            chain.set_link(cut, true);
+            say(&format!("{cut} 恢复联网 (link back)"));
+        }
+        // a counter sale
+        let till = &tills[(tick as usize) % tills.len()];
+        let n = rng.gen_range(1..=3);
+        let picked: Vec<String> = goods.choose_multiple(&mut rng, n).cloned().collect();
+        let lines: Vec<Value> = picked
+            .iter()
+            .map(|sku| json!({"sku": sku, "qty": rng.gen_range(1..=2)}))
+            .collect();
+        let r = post(
+            &http,
+            &till.url,
+            &till.token,
+            "/api/v1/sales",
+            Some(format!("day-{run:08x}-sale-{tick}")),
+            json!({"lines": lines, "payments": [{"method": "cash", "amount_fen": 50_000}]}),
+        )
+        .await;
+        match r {
+            Ok((201, v)) => say(&format!(
+                "{} 收银 ¥{:.2} 小票 {} (counter sale)",
+                till.id,
+                v["total_fen"].as_i64().unwrap_or(0) as f64 / 100.0,
+                v["ticket_no"].as_str().unwrap_or("?")
+            )),
+            Ok((s, v)) => say(&format!("{} 收银未成 {s}: {v}", till.id)),
+            Err(e) => say(&format!("{} 收银未成: {e}", till.id)),
+        }
+        // an online order for pickup at one of the stores that are linked
+        if tick % 4 == 1 {
+            let at = (tick as usize / 4) % (tills.len() - 1);
+            let phone = format!("1380000{:04}", tick % 10_000);
+            let key = format!("day-{run:08x}-order-{tick}");
+            match online_order(
+                &http,
+                &chain.hub_url,
+                &phone,
+                &tills[at].id,
+                &goods,
+                &mut rng,
+                &key,
+            )
+            .await
+            {
+                Ok(code) => {
+                    say(&format!(
+                        "顾客 {phone} 线上下单，{} 自提 (online order for pickup)",
+                        tills[at].id
+                    ));
+                    pickups.push_back((at, code));
+                }
+                Err(e) => say(&format!("线上下单未成 (online order refused): {e}")),
+            }
+        }
+        // the oldest waiting pickup is collected once the store has it
+        if let Some((at, code)) = pickups.front().cloned() {
+            let t = &tills[at];
+            match post(
+                &http,
+                &t.url,
+                &t.token,
+                "/api/v1/pickups/redeem",
+                None,
+                json!({"code": code}),
+            )
+            .await
+            {
+                Ok((200, v)) => {
+                    say(&format!(
+                        "{} 自提核销 {} (handed over)",
+                        t.id,
+                        v["order_id"].as_str().unwrap_or("?")
+                    ));
+                    pickups.pop_front();
+                }
+                Ok((409 | 410, _)) => {
+                    pickups.pop_front();
+                }
+                _ => {} // not at the store yet
+            }
+        }
+        // one delivery, dispatched once the store has it (no rider: the courier)
+        if tick == 5 {
+            match delivery_order(
+                &http,
+                &chain.hub_url,
+                &goods,
+                &format!("day-{run:08x}-delivery"),
+            )
+            .await
+            {
+                Ok(id) => {
+                    say("顾客下单配送，S001 发货 (a delivery order)");
+                    delivery = Some(id);
+                }
+                Err(e) => say(&format!("配送下单未成: {e}")),
+            }
+        }
+        if let Some(id) = delivery.clone() {
+            let t = &tills[0];
+            if let Ok((200, v)) = post(
+                &http,
+                &t.url,
+                &t.token,
+                &format!("/api/v1/online-orders/{id}/dispatch"),
+                None,
+                json!({}),
+            )
+            .await
+            {
+                say(&format!(
+                    "{} 配送交给 {} (out for delivery)",
+                    t.id,
+                    v["fulfilment_record"]["courier"].as_str().unwrap_or("骑手")
+                ));
+                delivery = None;
+            }
+        }
+    }
+}
+
+fn say(line: &str) {
+    println!("[模拟] {line}");
+}
+
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+    key: Option<String>,
+    body: Value,
+) -> anyhow::Result<(u16, Value)> {
+    let mut req = http
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body);
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    let r = req.send().await?;
+    let status = r.status().as_u16();
+    Ok((status, r.json().await.unwrap_or(Value::Null)))
+}
+
+async fn customer(http: &reqwest::Client, hub: &str, phone: &str) -> anyhow::Result<String> {
+    let v: Value = http
+        .post(format!("{hub}/api/v1/customer/session"))
+        .json(&json!({"phone": phone}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    v["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no customer session: {v}"))
+}
+
+/// Places a pickup order; returns its pickup code.
+async fn online_order(
+    http: &reqwest::Client,
+    hub: &str,
+    phone: &str,
+    store: &str,
+    goods: &[String],
+    rng: &mut StdRng,
+    key: &str,
+) -> anyhow::Result<String> {
+    let token = customer(http, hub, phone).await?;
+    let sku = goods.choose(rng).cloned().unwrap_or_default();
+    let (s, v) = post(
+        http,
+        hub,
+        &token,
+        "/api/v1/orders",
+        Some(key.to_owned()),
+        json!({"channel": "miniapp", "customer": {"phone": phone}, "fulfilment": "pickup",
+               "store_id": store, "lines": [{"sku": sku, "qty": 1}]}),
+    )
+    .await?;
+    anyhow::ensure!(s == 201 || s == 200, "{s}: {v}");
+    v["pickup_code"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no pickup code: {v}"))
+}
+
+/// Places a delivery order near S001; returns its id.
+async fn delivery_order(
+    http: &reqwest::Client,
+    hub: &str,
+    goods: &[String],
+    key: &str,
+) -> anyhow::Result<String> {
+    let phone = "13800009999";
+    let token = customer(http, hub, phone).await?;
+    let (s, v) = post(
+        http,
+        hub,
+        &token,
+        "/api/v1/orders",
+        Some(key.to_owned()),
+        json!({"channel": "miniapp", "customer": {"phone": phone}, "fulfilment": "delivery",
+               "location": {"lat": NEAR_S001.0, "lon": NEAR_S001.1},
+               "lines": [{"sku": goods[0], "qty": 1}]}),
+    )
+    .await?;
+    anyhow::ensure!(s == 201 || s == 200, "{s}: {v}");
+    v["order_id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no order id: {v}"))
+}

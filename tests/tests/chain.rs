@@ -1,0 +1,186 @@
+//! The README's run command, tried as a newcomer would: `linli` starts the
+//! whole chain (a hub, three stores, the courier simulator, a simulated
+//! day), prints its URLs, takes a sale at a store console's API and an
+//! online order at the hub's, and stops cleanly on SIGINT; a second run on
+//! the same folder comes back with what the first one recorded.
+
+#![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use linli_tests::{Spawned, spawn_listening, wait_for, workspace_bin};
+use serde_json::{Value, json};
+
+const START: Duration = Duration::from_secs(120);
+
+struct Run {
+    proc: Spawned,
+    hub: String,
+    stores: HashMap<String, String>,
+}
+
+fn start(dir: &std::path::Path) -> Run {
+    let proc = spawn_listening(
+        &workspace_bin("linli"),
+        &[
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--port-base",
+            "0",
+            "--tick-ms",
+            "200",
+        ],
+        START,
+    )
+    .unwrap();
+    let mut parts = proc.ready_line.split_whitespace();
+    let hub = parts.next().unwrap().to_owned();
+    let stores = parts
+        .map(|p| {
+            let (id, url) = p.split_once('=').unwrap();
+            (id.to_owned(), url.to_owned())
+        })
+        .collect();
+    Run { proc, hub, stores }
+}
+
+/// SIGINT, as Ctrl-C sends it; the chain must exit on its own, with success.
+fn interrupt(mut run: Run) {
+    let pid = run.proc.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = wait_for(
+        Duration::from_secs(60),
+        "the chain to stop on SIGINT",
+        || run.proc.child.try_wait().unwrap(),
+    )
+    .unwrap();
+    assert!(status.success(), "the chain exited with {status}");
+}
+
+fn login(http: &reqwest::blocking::Client, store: &str) -> String {
+    let v: Value = http
+        .post(format!("{store}/api/v1/login"))
+        .json(&json!({"name": "cashier", "pin": "1234"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_whole_chain_runs_from_one_command_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("chain");
+    let run = start(&data);
+    assert_eq!(run.stores.len(), 3, "three stores: {:?}", run.stores);
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+
+    // the pages a newcomer opens
+    for url in std::iter::once(&run.hub).chain(run.stores.values()) {
+        let page = http.get(format!("{url}/")).send().unwrap();
+        assert_eq!(page.status().as_u16(), 200, "{url}/");
+        assert!(
+            page.text().unwrap().contains("zh-CN"),
+            "{url}/ is Chinese first"
+        );
+    }
+
+    // a sale at S001's counter (the bun of the reference data, by barcode)
+    let s001 = run.stores["S001"].clone();
+    let token = login(&http, &s001);
+    let sale = http
+        .post(format!("{s001}/api/v1/sales"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "newcomer-sale")
+        .json(&json!({"lines": [{"barcode": "6942215277577"}],
+                      "payments": [{"method": "wechat_pay", "amount_fen": 1950}]}))
+        .send()
+        .unwrap();
+    assert_eq!(sale.status().as_u16(), 201, "{}", sale.text().unwrap());
+    let sale: Value = sale.json().unwrap();
+
+    // an online order at the hub, for pickup at S002
+    let me: Value = http
+        .post(format!("{}/api/v1/customer/session", run.hub))
+        .json(&json!({"phone": "13900001111"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let me = me["token"].as_str().unwrap().to_owned();
+    let order = wait_for(Duration::from_secs(60), "the hub to take an order", || {
+        let r = http
+            .post(format!("{}/api/v1/orders", run.hub))
+            .bearer_auth(&me)
+            .header("Idempotency-Key", "newcomer-order")
+            .json(
+                &json!({"channel": "miniapp", "customer": {"phone": "13900001111"},
+                          "fulfilment": "pickup", "store_id": "S002",
+                          "lines": [{"sku": "P00001", "qty": 1}]}),
+            )
+            .send()
+            .ok()?;
+        (r.status().as_u16() == 201).then(|| r.json::<Value>().unwrap())
+    })
+    .unwrap();
+    assert_eq!(order["store_id"], "S002", "{order}");
+
+    // the simulated day is running: sales reach the hub from every store
+    let admin = admin_token(&http, &run.hub);
+    wait_for(
+        Duration::from_secs(60),
+        "the day's sales at the hub",
+        || {
+            let day = sale["business_day"].as_str()?;
+            let all = run.stores.keys().all(|id| {
+                http.get(format!("{}/api/v1/stores/{id}/sales?day={day}", run.hub))
+                    .bearer_auth(&admin)
+                    .send()
+                    .ok()
+                    .and_then(|r| r.json::<Value>().ok())
+                    .and_then(|v| v["sales"].as_array().map(|a| !a.is_empty()))
+                    .unwrap_or(false)
+            });
+            all.then_some(())
+        },
+    )
+    .unwrap();
+    interrupt(run);
+
+    // a second run reuses the folder: the sale is still there
+    let run = start(&data);
+    let s001 = run.stores["S001"].clone();
+    let token = login(&http, &s001);
+    let back: Value = http
+        .get(format!(
+            "{s001}/api/v1/sales/{}",
+            sale["sale_id"].as_str().unwrap()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(back["ticket_no"], sale["ticket_no"], "{back}");
+    interrupt(run);
+}
+
+fn admin_token(http: &reqwest::blocking::Client, hub: &str) -> String {
+    let v: Value = http
+        .post(format!("{hub}/api/v1/login"))
+        .json(&json!({"name": "admin", "password": "linli-admin"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
