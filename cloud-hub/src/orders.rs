@@ -21,8 +21,9 @@ use linli_shared::online::{
 };
 use linli_shared::order::{Channel, Fulfilment, OrderStatus};
 use linli_shared::pickup::{PickupClaim, sign};
+use linli_shared::pricing;
 use linli_shared::rights::{OpenOrder, orders_to_release};
-use linli_shared::{Product, Qty, Unit};
+use linli_shared::{Fen, Product, Qty, Unit};
 use linli_sync::doc_store::Docs;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,18 @@ pub struct OrderSettings {
     pub sessions_per_addr_burst: u32,
     /// Customer sessions one address regains per minute.
     pub sessions_per_addr_per_minute: u32,
+}
+
+impl OrderSettings {
+    /// The pricing rules these settings give (no markdowns yet).
+    pub fn pricing_rules(&self) -> pricing::Rules {
+        pricing::Rules {
+            version: 1,
+            pickup_discount_pct: self.pickup_discount_pct,
+            delivery_fee: Fen(self.delivery_fee_fen),
+            markdowns: Vec::new(),
+        }
+    }
 }
 
 impl Default for OrderSettings {
@@ -483,11 +496,41 @@ pub(crate) fn write_order(
             return Err(invalid(format!("rights for {} at {store} ran out", l.sku)));
         }
     }
-    let subtotal: i64 = o.lines.iter().map(|l| l.total_fen).sum();
-    let (discount, fee) = match o.fulfilment {
-        Fulfilment::Pickup => (subtotal * settings.pickup_discount_pct / 100, 0),
-        Fulfilment::Delivery => (0, settings.delivery_fee_fen),
+    // one pricing rule for every channel (linli_shared::pricing)
+    let items = o
+        .lines
+        .iter()
+        .map(|l| {
+            Ok(pricing::Item {
+                sku: l.sku.clone(),
+                category: String::new(),
+                unit: l
+                    .unit
+                    .parse()
+                    .map_err(|e| invalid(format!("{}: {e}", l.sku)))?,
+                qty: l.qty,
+                price: Fen(l.unit_price_fen),
+                floor: Fen::ZERO,
+            })
+        })
+        .collect::<Result<Vec<_>, HubError>>()?;
+    let moment = pricing::Moment {
+        at: now,
+        utc_offset_minutes: settings.utc_offset.local_minus_utc() / 60,
+        store_id: store,
+        fulfilment: Some(o.fulfilment),
+        live: None,
+        group_buy: None,
+        coupon: None,
     };
+    let priced = pricing::price(&items, &moment, &settings.pricing_rules())
+        .map_err(|e| invalid(e.to_string()))?;
+    let mut lines = o.lines.clone();
+    for (line, p) in lines.iter_mut().zip(&priced.lines) {
+        line.unit_price_fen = p.unit_price.0;
+        line.total_fen = p.total.0;
+    }
+    let (subtotal, discount, fee) = (priced.subtotal.0, priced.discount().0, priced.fee.0);
     let order_id = ulid::Ulid::new().to_string();
     let expires = match o.window {
         Some((_, end)) => end,
@@ -512,11 +555,11 @@ pub(crate) fn write_order(
         customer_id: n.customer_id.to_owned(),
         customer_masked: mask(n.customer_phone),
         fulfilment: o.fulfilment,
-        lines: o.lines.clone(),
+        lines,
         subtotal_fen: subtotal,
         discount_fen: discount,
         fee_fen: fee,
-        total_fen: subtotal - discount + fee,
+        total_fen: priced.total.0,
         pickup_code: code,
         pickup_qr: qr,
         expires_at: ts(expires),

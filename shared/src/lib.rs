@@ -21,6 +21,7 @@ pub mod money;
 pub mod online;
 pub mod order;
 pub mod pickup;
+pub mod pricing;
 pub mod qty;
 pub mod rights;
 pub mod rights_sim;

@@ -11,6 +11,7 @@
 //! consumes a number.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use linli_shared::pricing;
 use linli_shared::sale::{Payment, PaymentMethod, settle};
 use linli_shared::stock::MovementKind;
 use linli_shared::ticket::TicketNo;
@@ -253,18 +254,39 @@ impl App {
                 field: format!("lines[{i}].qty"),
                 source,
             })?;
-            let total = match p.unit {
-                Unit::Each => p.price.checked_mul(qty.get()),
-                Unit::Kg => p.price.per_kg_times_grams(qty.get()),
-            }
-            .ok_or_else(|| invalid(format!("lines[{i}].qty"), "amount overflows"))?;
+            // one pricing rule for every channel (linli_shared::pricing);
+            // the counter has no markdowns or live prices yet
+            let item = pricing::Item {
+                sku: p.sku.to_string(),
+                category: p.category.clone(),
+                unit: p.unit,
+                qty: qty.get(),
+                price: p.price,
+                floor: Fen::ZERO,
+            };
+            let moment = pricing::Moment {
+                at: self.now(),
+                utc_offset_minutes: self.settings.utc_offset.local_minus_utc() / 60,
+                store_id: &self.settings.store_id,
+                fulfilment: None,
+                live: None,
+                group_buy: None,
+                coupon: None,
+            };
+            let priced = pricing::price(
+                std::slice::from_ref(&item),
+                &moment,
+                &pricing::Rules::default(),
+            )
+            .map_err(|_| invalid(format!("lines[{i}].qty"), "amount overflows"))?;
+            let (unit_price, total) = (priced.lines[0].unit_price, priced.lines[0].total);
             out.push(Priced {
                 sku: p.sku.to_string(),
                 barcode: l.barcode.clone().unwrap_or_else(|| p.barcode.to_string()),
                 name: p.name.clone(),
                 unit: p.unit,
                 qty: qty.get(),
-                unit_price: p.price,
+                unit_price,
                 total,
             });
         }
