@@ -638,7 +638,16 @@ async function cashierScenario(shop, con) {
   const box = await con.locator("#basket-scroll").boundingBox();
   if (!last || last.y < box.y - 0.5 || last.y + last.height > box.y + box.height + 0.5) throw new Error(`the newest line is not scrolled into view: ${JSON.stringify(last)} in ${JSON.stringify(box)}`);
   log("step: 30 lines at 1024x768: total, cash and Pay on screen, newest line in view");
+  // An error in the pay column pushes nothing off screen either.
   await con.keyboard.press("F2");
+  await con.keyboard.type("1");
+  await con.keyboard.press("Enter");
+  await until("the short-cash error", UI, () => visible(con, "#sale-error"));
+  for (const sel of ["#basket-total", "#pay-button"]) {
+    if (!(await onScreen(con, sel))) throw new Error(`${sel} is off screen with an error shown: ${JSON.stringify(await con.locator(sel).boundingBox())}`);
+  }
+  await con.fill("#tendered", "");
+  await con.focus("#tendered");
   await con.keyboard.press("Enter"); // exact cash
   log(`step: 30-line sale ${await waitReceipt(con)}`);
 }
