@@ -98,6 +98,33 @@ mod tests {
     }
 
     #[test]
+    fn every_reference_product_has_initials_of_its_name() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/products.csv");
+        let parsed = crate::catalog::parse_catalog_csv(&std::fs::read(path).unwrap()).unwrap();
+        for (_, p) in &parsed.products {
+            let s = Searchable::of(p);
+            // one letter per Chinese character (brackets and the like drop out)
+            let han = p
+                .name
+                .chars()
+                .filter(|c| !c.is_ascii() && c.is_alphabetic())
+                .count();
+            assert!(
+                s.initials.len() >= han && !s.initials.is_empty(),
+                "{} {:?}",
+                p.name,
+                s.initials
+            );
+            assert!(
+                s.initials
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            );
+            assert_eq!(s.rank(p.sku.as_str(), &s.initials), Some(0), "{}", p.name);
+        }
+    }
+
+    #[test]
     fn ranks_sku_and_initials_before_name_fragments() {
         let p = product("P00042", "西瓜（海南）", "Watermelon (Hainan)");
         let s = Searchable::of(&p);
