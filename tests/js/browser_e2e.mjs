@@ -424,7 +424,20 @@ async function deliveryScenario(shop, con) {
 }
 
 // ---- the cashier's keyboard ----
-const DATA = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "data");
+const HERE = dirname(fileURLToPath(import.meta.url));
+const DATA = join(HERE, "..", "..", "data");
+/// axe-core (pinned in package.json) checks what the page shows now; any
+/// serious or critical violation fails the scenario.
+async function accessible(page, what) {
+  await page.addScriptTag({ path: join(HERE, "node_modules", "axe-core", "axe.min.js") });
+  const r = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = r.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  if (bad.length) {
+    throw new Error(`${what}: accessibility violations: ` + bad.map((v) =>
+      `${v.id} (${v.impact}): ${v.help} at ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`).join("; "));
+  }
+  log(`step: ${what}: no serious or critical accessibility violations (${r.violations.map((v) => v.id).join(", ") || "none at all"})`);
+}
 /// The reference catalog as rows {sku, barcode, name, unit}.
 function catalog() {
   const [head, ...rows] = readFileSync(join(DATA, "products.csv"), "utf8").trim().split(/\r?\n/);
@@ -474,6 +487,7 @@ async function languagesScenario(shop, con) {
   const refused = await until("the wrong PIN to be refused", UI, async () => (await visible(con, "#login-error")) && text(con, "#login-error"));
   if (!refused.includes("用户名或密码不对") || !refused.includes("invalid_credentials")) throw new Error(`wrong PIN: "${refused}"`);
   log(`step: console in Chinese; wrong PIN says: ${refused}`);
+  await accessible(con, "console login");
   await con.click("#lang-switch");
   await until("the console in English", UI, async () => (await con.evaluate(() => document.documentElement.lang)) === "en"
     && (await text(con, "#login-submit")) === "Log in" && (await text(con, "#login-error")).startsWith("Wrong name or PIN"));
@@ -485,6 +499,10 @@ async function languagesScenario(shop, con) {
   await until("the console back in Chinese", UI, async () => (await con.evaluate(() => document.documentElement.lang)) === "zh-CN"
     && (await text(con, "#nav-sell")) === "收银" && (await text(con, "#pay-button")).startsWith("收款"));
   log("step: console switched to English, remembered, and back");
+  for (const screen of ["pickup", "orders", "stock", "sell"]) {
+    await con.click(`#nav-${screen}`);
+    await accessible(con, `console ${screen} screen`);
+  }
 
   await openPage(shop, args.hub, "customer page");
   if ((await shop.evaluate(() => document.documentElement.lang)) !== "zh-CN") throw new Error("shop lang is not zh-CN");
@@ -495,6 +513,10 @@ async function languagesScenario(shop, con) {
   await shop.click("#lang-switch");
   await until("the shop back in Chinese", UI, async () => (await text(shop, "#session-submit")) === "继续");
   log("step: shop in Chinese, switched to English and back");
+  await accessible(shop, "shop sign-in (phone)");
+  await shopLogin(shop, "13500135001");
+  await until("the product list", UI, async () => (await shop.locator("[data-testid=product]").count()) > 0);
+  await accessible(shop, "shop stores and products (phone)");
 }
 
 /// A till at 1024x768 worked from scanner and keyboard alone, in Chinese.
@@ -528,6 +550,12 @@ async function cashierScenario(shop, con) {
   await until("750 g of potatoes in the basket", UI, async () =>
     (await con.locator(`[data-testid=basket-line][data-sku=${potato.sku}][data-qty="750"]`).count()) === 1 && !(await visible(con, "#weight-dialog")));
   log("step: kg barcode asked for the weight; 0.75 kg = 750 g added");
+  await con.keyboard.type(potato.barcode);
+  await con.keyboard.press("Enter");
+  await until("the weight prompt again", UI, () => visible(con, "#weight-dialog"));
+  await accessible(con, "console weight prompt");
+  await con.keyboard.press("Escape");
+  await until("the weight prompt to close on Esc", UI, async () => !(await visible(con, "#weight-dialog")) && (await focused(con)) === "scan-input");
 
   // Void the selected (newest) line with F4.
   await con.keyboard.press("F4");
@@ -638,6 +666,7 @@ async function cashierScenario(shop, con) {
   const box = await con.locator("#basket-scroll").boundingBox();
   if (!last || last.y < box.y - 0.5 || last.y + last.height > box.y + box.height + 0.5) throw new Error(`the newest line is not scrolled into view: ${JSON.stringify(last)} in ${JSON.stringify(box)}`);
   log("step: 30 lines at 1024x768: total, cash and Pay on screen, newest line in view");
+  await accessible(con, "console with 30 lines");
   // An error in the pay column pushes nothing off screen either.
   await con.keyboard.press("F2");
   await con.keyboard.type("1");

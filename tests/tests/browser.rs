@@ -24,6 +24,9 @@
 //!   name, F6/F2/Enter pays by WeChat and the method resets to cash, F2 and
 //!   Enter in the cash field pay cash with the change shown, the receipt
 //!   prints alone at 80 mm, and with 30 lines Total and Pay stay on screen.
+//!   Every console screen, the weight prompt and the shop at phone size are
+//!   checked with axe-core (pinned in `tests/js/package.json`): no serious
+//!   or critical violation.
 //! - `delivery`: a delivery nobody reaches is refused with the hub's reason
 //!   shown; one near S001 is accepted, picked, dispatched with the store's
 //!   own rider and delivered, and the customer sees each step; an order the
