@@ -49,7 +49,11 @@ pub struct SellableView {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProductView {
     pub sku: String,
+    /// The display name (Simplified Chinese).
     pub name: String,
+    /// The English name, when the catalog has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_en: Option<String>,
     pub category: String,
     pub unit: String,
     pub price_fen: i64,
@@ -206,7 +210,8 @@ impl Hub {
         })
     }
 
-    /// The chain's products, optionally filtered by a name or SKU fragment.
+    /// The chain's products, optionally filtered by a fragment of the name
+    /// (Chinese or English) or SKU.
     pub fn products(&self, q: Option<&str>) -> Vec<ProductView> {
         let q = q.map(str::to_lowercase);
         self.directory()
@@ -214,13 +219,18 @@ impl Hub {
             .values()
             .filter(|p| {
                 q.as_deref().is_none_or(|q| {
-                    p.name.to_lowercase().contains(q) || p.sku.as_str().to_lowercase().contains(q)
+                    p.name.to_lowercase().contains(q)
+                        || p.sku.as_str().to_lowercase().contains(q)
+                        || p.name_en
+                            .as_deref()
+                            .is_some_and(|n| n.to_lowercase().contains(q))
                 })
             })
             .take(200)
             .map(|p| ProductView {
                 sku: p.sku.to_string(),
                 name: p.name.clone(),
+                name_en: p.name_en.clone(),
                 category: p.category.clone(),
                 unit: p.unit.as_str().to_owned(),
                 price_fen: p.price.0,

@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(system::logout))
         .route("/openapi.json", get(system::openapi))
         .route("/catalog/import", post(catalog::import).layer(csv_limit))
+        .route("/products", get(catalog::search))
         .route("/products/{sku}", get(catalog::product_by_sku))
         .route(
             "/products/by-barcode/{code}",

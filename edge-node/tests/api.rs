@@ -963,6 +963,53 @@ async fn catalog_import_reports_rows_and_lookups_work() {
 }
 
 #[tokio::test]
+async fn products_are_found_by_name_pinyin_initials_and_sku() {
+    let n = TestNode::new().await;
+    let (s, p) = n.get("/api/v1/products/P00001").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(p["name"], "本地全麦面包（浙江）");
+    assert_eq!(p["name_en"], "Local Whole Wheat Bun (Zhejiang)");
+    assert_eq!(p["initials"], "bdqmmbzj");
+    let skus = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["sku"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // pinyin initials: every hit has them, those starting with them first
+    let (s, hits) = n.get("/api/v1/products?q=xg").await;
+    assert_eq!(s, StatusCode::OK);
+    let hits = hits.as_array().unwrap().clone();
+    assert!(!hits.is_empty() && hits.len() <= 20);
+    assert!(
+        hits.iter()
+            .all(|p| p["initials"].as_str().unwrap().contains("xg")),
+        "{hits:?}"
+    );
+    let starts: Vec<bool> = hits
+        .iter()
+        .map(|p| p["initials"].as_str().unwrap().starts_with("xg"))
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] >= w[1]), "{starts:?}");
+    // the full initials of one product find it first
+    let (_, hits) = n.get("/api/v1/products?q=jpqlxg").await;
+    assert_eq!(skus(&hits)[0], "P00238", "{hits}");
+    assert!(hits[0]["name"].as_str().unwrap().contains("西瓜"));
+    // SKU, Chinese and English name fragments
+    let (_, hits) = n.get("/api/v1/products?q=p00007").await;
+    assert_eq!(skus(&hits), ["P00007"]);
+    let (_, hits) = n
+        .get("/api/v1/products?q=%E8%8A%9D%E5%A3%AB%E7%89%87")
+        .await; // 芝士片
+    assert!(skus(&hits).contains(&"P00007".to_owned()), "{hits}");
+    let (_, hits) = n.get("/api/v1/products?q=cheese%20slices").await;
+    assert!(skus(&hits).contains(&"P00007".to_owned()), "{hits}");
+    let (s, hits) = n.get("/api/v1/products?q=%20").await;
+    assert_eq!((s, skus(&hits).len()), (StatusCode::OK, 0));
+}
+
+#[tokio::test]
 async fn logins_lock_out_after_wrong_pins() {
     let n = TestNode::new().await;
     for _ in 0..5 {
@@ -1050,7 +1097,7 @@ async fn openapi_documents_exactly_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 33, "every route of http::router is documented");
+    assert_eq!(documented, 34, "every route of http::router is documented");
     // the documented request schema is the one the server enforces
     let sale = &doc["components"]["schemas"]["SaleRequest"];
     assert!(

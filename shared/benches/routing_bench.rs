@@ -48,6 +48,8 @@ fn stores(n: usize, rng: &mut StdRng) -> Result<Vec<StoreSite>, Box<dyn std::err
                 service_radius_m: rng.gen_range(1_000..=5_000),
                 opens: "07:00".to_owned(),
                 closes: "22:00".to_owned(),
+                name_en: None,
+                region: None,
             })
         })
         .collect()

@@ -3,7 +3,10 @@
 //! The catalog is the hub's (DESIGN.md §3): one price per product, the same
 //! online and at the counter. The CSV format is that of
 //! `shared/data/products.csv`:
-//! `sku,barcode,name,category,unit,price_fen,shelf_life_days`.
+//! `sku,barcode,name,category,unit,price_fen,shelf_life_days[,name_en]`.
+//! `name` is the display name the stores' customers read (Simplified
+//! Chinese); the optional `name_en` is the English one for the pages' English
+//! switch. Other columns are ignored.
 //! Parsing reports every rejected row with its line number and reason and never
 //! stops at the first bad row, so a manager can fix a file in one pass.
 
@@ -68,7 +71,10 @@ impl fmt::Display for Sku {
 pub struct Product {
     pub sku: Sku,
     pub barcode: Ean13,
+    /// The display name (Simplified Chinese in the chain's catalog).
     pub name: String,
+    /// The English name, when the catalog has one.
+    pub name_en: Option<String>,
     pub category: String,
     pub unit: Unit,
     /// Per unit for `each`, per kilogram for `kg`.
@@ -104,11 +110,13 @@ pub enum ProductError {
 }
 
 impl Product {
-    /// Validates one catalog row's fields.
+    /// Validates one catalog row's fields; an empty `name_en` is none.
+    #[allow(clippy::too_many_arguments)] // one argument per CSV column
     pub fn from_fields(
         sku: &str,
         barcode: &str,
         name: &str,
+        name_en: &str,
         category: &str,
         unit: &str,
         price_fen: &str,
@@ -133,6 +141,11 @@ impl Product {
             (Scan::Product(e), _) => e.clone(),
         };
         let name = text("name", name, 200)?;
+        let name_en = if name_en.trim().is_empty() {
+            None
+        } else {
+            Some(text("name_en", name_en, 200)?)
+        };
         let category = text("category", category, 64)?;
         let price = price_fen
             .trim()
@@ -150,6 +163,7 @@ impl Product {
             sku,
             barcode,
             name,
+            name_en,
             category,
             unit,
             price: Fen(price),
@@ -224,6 +238,10 @@ pub fn parse_catalog_csv(data: &[u8]) -> Result<ParsedCatalog, CatalogCsvError> 
             .position(|h| h.trim_start_matches('\u{feff}') == col)
             .ok_or(CatalogCsvError::MissingColumn(col))?;
     }
+    // optional: a catalog without English names is a valid catalog
+    let name_en = headers
+        .iter()
+        .position(|h| h.trim_start_matches('\u{feff}') == "name_en");
     let mut out = ParsedCatalog::default();
     let mut skus = HashSet::new();
     let mut barcodes = HashSet::new();
@@ -239,7 +257,8 @@ pub fn parse_catalog_csv(data: &[u8]) -> Result<ParsedCatalog, CatalogCsvError> 
             continue;
         }
         let f = |i: usize| record.get(idx[i]).unwrap_or("");
-        match Product::from_fields(f(0), f(1), f(2), f(3), f(4), f(5), f(6)) {
+        let en = name_en.and_then(|i| record.get(i)).unwrap_or("");
+        match Product::from_fields(f(0), f(1), f(2), en, f(3), f(4), f(5), f(6)) {
             Ok(p) => {
                 if !skus.insert(p.sku.clone()) {
                     out.rejected.push(RejectedRow {
@@ -360,5 +379,24 @@ mod tests {
         let parsed = parse_catalog_csv(&data).unwrap();
         assert_eq!(parsed.products.len(), 1500, "{:?}", parsed.rejected);
         assert!(parsed.rejected.is_empty());
+        let bun = &parsed.products[0].1;
+        assert_eq!(bun.name, "本地全麦面包（浙江）");
+        assert_eq!(
+            bun.name_en.as_deref(),
+            Some("Local Whole Wheat Bun (Zhejiang)")
+        );
+    }
+
+    #[test]
+    fn name_en_is_optional() {
+        let csv = format!("{HEADER}P00001,6942215277577,面包,bakery,each,1950,4\n");
+        let parsed = parse_catalog_csv(csv.as_bytes()).unwrap();
+        assert_eq!(parsed.products[0].1.name_en, None);
+        let csv = "name_en,sku,barcode,name,category,unit,price_fen,shelf_life_days\n\
+                   Bun,P00001,6942215277577,面包,bakery,each,1950,4\n\
+                   ,P00002,2000020000002,鸡腿,meat,kg,7460,4\n";
+        let parsed = parse_catalog_csv(csv.as_bytes()).unwrap();
+        assert_eq!(parsed.products[0].1.name_en.as_deref(), Some("Bun"));
+        assert_eq!(parsed.products[1].1.name_en, None);
     }
 }

@@ -9,7 +9,10 @@
 //!
 //! The chain's stores come from a CSV in the format of
 //! `shared/data/stores.csv`:
-//! `store_id,name,district,lat,lon,service_radius_km,opens,closes`.
+//! `store_id,name,district,lat,lon,service_radius_km,opens,closes[,name_en,region]`.
+//! `name` is the display name (Simplified Chinese in the chain's file); the
+//! optional `name_en` (English) and `region` (the chain's sales region) are
+//! carried when present. Other columns are ignored.
 //! Like the catalog import, parsing reports every rejected row with its line
 //! number and reason and never stops at the first bad row, so a manager can
 //! fix a file in one pass.
@@ -133,6 +136,12 @@ pub struct StoreSite {
     /// Closing time, `HH:MM` on a 24-hour clock; before `opens` for a store
     /// open past midnight.
     pub closes: String,
+    /// The English name, when the stores file has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_en: Option<String>,
+    /// The chain's region the store belongs to (e.g. 杭州西区), when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -190,7 +199,23 @@ impl StoreSite {
             service_radius_m,
             opens: time_of_day("opens", opens)?,
             closes: time_of_day("closes", closes)?,
+            name_en: None,
+            region: None,
         })
+    }
+
+    /// Adds the optional columns; an empty one is none.
+    pub fn with_extras(mut self, name_en: &str, region: &str) -> Result<StoreSite, StoreSiteError> {
+        let opt = |field, s: &str, max| {
+            if s.trim().is_empty() {
+                Ok(None)
+            } else {
+                text(field, s, max).map(Some)
+            }
+        };
+        self.name_en = opt("name_en", name_en, 200)?;
+        self.region = opt("region", region, 64)?;
+        Ok(self)
     }
 }
 
@@ -317,6 +342,12 @@ pub fn parse_stores_csv(bytes: &[u8]) -> Result<ParsedStores, StoresCsvError> {
             .ok_or(StoresCsvError::MissingColumn(col))?;
     }
     let needed = idx.iter().max().map_or(0, |i| i + 1);
+    let optional = |col: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim_start_matches('\u{feff}') == col)
+    };
+    let (name_en, region) = (optional("name_en"), optional("region"));
     let mut out = ParsedStores::default();
     // store_id -> line of the row that holds it
     let mut seen: HashMap<String, u64> = HashMap::new();
@@ -352,7 +383,10 @@ pub fn parse_stores_csv(bytes: &[u8]) -> Result<ParsedStores, StoresCsvError> {
             continue;
         }
         let f = |i: usize| record.get(idx[i]).unwrap_or("");
-        match StoreSite::from_fields(f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7)) {
+        let extra = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("");
+        match StoreSite::from_fields(f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7))
+            .and_then(|s| s.with_extras(extra(name_en), extra(region)))
+        {
             Ok(site) => {
                 if let Some(first) = seen.get(&site.store_id) {
                     out.rejected.push(RejectedRow {
@@ -571,6 +605,8 @@ mod tests {
             service_radius_m: radius_m,
             opens: "07:00".to_owned(),
             closes: "22:00".to_owned(),
+            name_en: None,
+            region: None,
         }
     }
 
@@ -595,6 +631,8 @@ mod tests {
                 service_radius_m: 3000,
                 opens: "07:00".into(),
                 closes: "22:30".into(),
+                name_en: None,
+                region: None,
             }
         );
         assert_eq!(parsed.stores[1].1.service_radius_m, 1500);
@@ -804,6 +842,9 @@ mod tests {
         let index = StoreIndex::new(parsed.stores.into_iter().map(|(_, s)| s));
         assert_eq!(index.len(), 20);
         let s001 = index.get("S001").unwrap();
+        assert_eq!(s001.name, "绿源生活·文三路店");
+        assert_eq!(s001.name_en.as_deref(), Some("Lvyuan Wensan Rd"));
+        assert_eq!(s001.region.as_deref(), Some("杭州西区"));
         let (nearest, d) = index.serving(s001.location).next().unwrap();
         assert_eq!((nearest.store_id.as_str(), d), ("S001", 0.0));
     }

@@ -26,6 +26,7 @@ pub mod qty;
 pub mod rights;
 pub mod rights_sim;
 pub mod sale;
+pub mod search;
 pub mod stock;
 pub mod sync;
 pub mod ticket;

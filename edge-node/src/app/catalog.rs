@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use linli_shared::barcode::Scan;
 use linli_shared::catalog::{Product, RejectedRow, Sku, parse_catalog_csv};
+use linli_shared::search::Searchable;
 use linli_shared::{Ean13, Fen, Unit};
 use rusqlite::{Connection, params};
 use serde::Serialize;
@@ -16,12 +17,18 @@ use serde::Serialize;
 use super::{Actor, App, AppError, ts};
 use crate::store::{Store, StoreError};
 
-/// Products by SKU and by barcode.
+/// Products by SKU and by barcode, and what a search compares them by.
 #[derive(Debug, Default)]
 pub struct CatalogIndex {
     by_sku: HashMap<String, Arc<Product>>,
     by_barcode: HashMap<String, Arc<Product>>,
+    /// Every product with its pinyin initials, in SKU order; computed here,
+    /// once per import, so a search is a scan of ready strings.
+    searchable: Vec<(Arc<Product>, Searchable)>,
 }
+
+/// Most products one search returns: a cashier picks from a short list.
+pub const SEARCH_LIMIT: usize = 20;
 
 impl CatalogIndex {
     fn from_products(products: Vec<Product>) -> CatalogIndex {
@@ -30,9 +37,37 @@ impl CatalogIndex {
             let p = Arc::new(p);
             idx.by_barcode
                 .insert(p.barcode.as_str().to_owned(), p.clone());
+            idx.searchable.push((p.clone(), Searchable::of(&p)));
             idx.by_sku.insert(p.sku.as_str().to_owned(), p);
         }
+        idx.searchable.sort_by(|a, b| a.0.sku.cmp(&b.0.sku));
         idx
+    }
+
+    /// Products whose SKU, pinyin initials or name match `query`, best
+    /// matches first (see [`Searchable::rank`]), then by SKU; at most `limit`.
+    pub fn search(&self, query: &str, limit: usize) -> Vec<(Arc<Product>, &str)> {
+        let q = query.trim().to_lowercase();
+        let mut hits: Vec<(u8, &Arc<Product>, &str)> = self
+            .searchable
+            .iter()
+            .filter_map(|(p, s)| {
+                s.rank(p.sku.as_str(), &q)
+                    .map(|r| (r, p, s.initials.as_str()))
+            })
+            .collect();
+        // stable: equal ranks stay in SKU order
+        hits.sort_by_key(|h| h.0);
+        hits.into_iter()
+            .take(limit)
+            .map(|(_, p, i)| (p.clone(), i))
+            .collect()
+    }
+
+    fn initials(&self, sku: &str) -> &str {
+        self.searchable
+            .binary_search_by(|(p, _)| p.sku.as_str().cmp(sku))
+            .map_or("", |i| self.searchable[i].1.initials.as_str())
     }
 
     pub fn len(&self) -> usize {
@@ -77,7 +112,15 @@ impl CatalogIndex {
 pub struct ProductView {
     pub sku: String,
     pub barcode: String,
+    /// The display name (Simplified Chinese).
     pub name: String,
+    /// The English name, when the catalog has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_en: Option<String>,
+    /// Lowercase pinyin initials of `name` (`xg` for 西瓜), what a cashier
+    /// types to find a product without a barcode.
+    #[serde(default)]
+    pub initials: String,
     pub category: String,
     pub unit: Unit,
     /// Per unit for `each`, per kilogram for `kg`.
@@ -92,11 +135,13 @@ pub struct ProductView {
 }
 
 impl ProductView {
-    pub fn of(p: &Product, label_grams: Option<u32>) -> ProductView {
+    pub fn of(p: &Product, initials: &str, label_grams: Option<u32>) -> ProductView {
         ProductView {
             sku: p.sku.to_string(),
             barcode: p.barcode.to_string(),
             name: p.name.clone(),
+            name_en: p.name_en.clone(),
+            initials: initials.to_owned(),
             category: p.category.clone(),
             unit: p.unit,
             price_fen: p.price.0,
@@ -124,6 +169,7 @@ fn row_to_product(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Product>> {
     let sku: String = r.get(0)?;
     let barcode: String = r.get(1)?;
     let unit: String = r.get(4)?;
+    let name_en: Option<String> = r.get(7)?;
     let (Ok(sku), Ok(barcode), Ok(unit)) = (Sku::parse(&sku), Ean13::parse(&barcode), unit.parse())
     else {
         return Ok(None);
@@ -132,6 +178,7 @@ fn row_to_product(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Product>> {
         sku,
         barcode,
         name: r.get(2)?,
+        name_en: name_en.filter(|n| !n.is_empty()),
         category: r.get(3)?,
         unit,
         price: Fen(r.get(5)?),
@@ -141,7 +188,8 @@ fn row_to_product(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Product>> {
 
 pub(crate) fn read_products(c: &Connection) -> Result<Vec<Product>, StoreError> {
     let mut stmt = c.prepare(
-        "SELECT sku, barcode, name, category, unit, price_fen, shelf_life_days FROM products",
+        "SELECT sku, barcode, name, category, unit, price_fen, shelf_life_days, name_en
+         FROM products",
     )?;
     let rows = stmt.query_map([], row_to_product)?;
     let mut out = Vec::new();
@@ -160,9 +208,10 @@ pub(crate) async fn load_index(store: &Store) -> Result<CatalogIndex, AppError> 
 
 pub(crate) fn upsert(c: &Connection, p: &Product, now: &str) -> rusqlite::Result<()> {
     c.prepare_cached(
-        "INSERT INTO products(sku, barcode, name, category, unit, price_fen, shelf_life_days, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO products(sku, barcode, name, category, unit, price_fen, shelf_life_days, updated_at, name_en)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT(sku) DO UPDATE SET barcode = excluded.barcode, name = excluded.name,
+             name_en = excluded.name_en,
              category = excluded.category, unit = excluded.unit, price_fen = excluded.price_fen,
              shelf_life_days = excluded.shelf_life_days, updated_at = excluded.updated_at",
     )?
@@ -174,7 +223,8 @@ pub(crate) fn upsert(c: &Connection, p: &Product, now: &str) -> rusqlite::Result
         p.unit.as_str(),
         p.price.0,
         p.shelf_life_days,
-        now
+        now,
+        p.name_en
     ])?;
     Ok(())
 }
@@ -268,12 +318,23 @@ impl App {
         let p = cat
             .by_sku(sku)
             .ok_or_else(|| AppError::UnknownSku(sku.to_owned()))?;
-        Ok(ProductView::of(p, None))
+        Ok(ProductView::of(p, cat.initials(sku), None))
     }
 
     /// Looks a product up by its barcode or by a scale label.
     pub fn product_by_barcode(&self, code: &str) -> Result<ProductView, AppError> {
-        let (p, grams) = self.catalog().by_scan(code)?;
-        Ok(ProductView::of(&p, grams))
+        let cat = self.catalog();
+        let (p, grams) = cat.by_scan(code)?;
+        Ok(ProductView::of(&p, cat.initials(p.sku.as_str()), grams))
+    }
+
+    /// Products matching a name fragment, pinyin initials or a SKU (see
+    /// [`CatalogIndex::search`]), at most [`SEARCH_LIMIT`].
+    pub fn search_products(&self, query: &str) -> Vec<ProductView> {
+        self.catalog()
+            .search(query, SEARCH_LIMIT)
+            .into_iter()
+            .map(|(p, initials)| ProductView::of(&p, initials, None))
+            .collect()
     }
 }

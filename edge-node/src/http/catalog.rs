@@ -24,7 +24,7 @@ fn product_not_found(e: AppError) -> ApiError {
     }
 }
 
-/// Imports products from CSV (`sku,barcode,name,category,unit,price_fen,shelf_life_days`).
+/// Imports products from CSV (`sku,barcode,name,category,unit,price_fen,shelf_life_days[,name_en]`).
 /// Valid rows are inserted or updated; bad rows are reported with line numbers.
 #[utoipa::path(post, path = "/api/v1/catalog/import", tag = "catalog",
     request_body(content = String, content_type = "text/csv"),
@@ -55,6 +55,26 @@ pub(super) async fn import(
         }
     })?;
     Ok(Json(s.app.import_catalog(&actor, body.to_vec()).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(super) struct SearchQuery {
+    /// A name fragment (Chinese or English), pinyin initials (`xg` for
+    /// 西瓜) or the start of a SKU.
+    q: String,
+}
+
+/// Finds products without a barcode: by name, pinyin initials or SKU, best
+/// matches first, at most 20.
+#[utoipa::path(get, path = "/api/v1/products", tag = "catalog", params(SearchQuery),
+    responses((status = 200, body = [ProductView])),
+    security(("bearer" = [])))]
+pub(super) async fn search(
+    State(s): State<AppState>,
+    Auth(_staff): Auth,
+    Query(q): Query<SearchQuery>,
+) -> Json<Vec<ProductView>> {
+    Json(s.app.search_products(&q.q))
 }
 
 /// A product by SKU.

@@ -11,7 +11,7 @@ use super::{catalog, online, orders, sales, system};
     info(title = "Linli store node API", description = "POS sales, stock and pickup orders of one store. Amounts in fen; qty in units for `each` products and grams for `kg` products."),
     paths(
         system::health, system::metrics, system::login, system::logout, system::openapi,
-        catalog::import, catalog::product_by_sku, catalog::product_by_barcode,
+        catalog::import, catalog::search, catalog::product_by_sku, catalog::product_by_barcode,
         catalog::stock_levels, catalog::stock_level, catalog::movements,
         catalog::receive, catalog::waste, catalog::count,
         sales::create, sales::list, sales::get, sales::refund,

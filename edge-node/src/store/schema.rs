@@ -210,6 +210,8 @@ CREATE TABLE riders (
     created_at TEXT NOT NULL
 );
 "#,
+    // 4: English product names (the catalog's optional name_en column)
+    "ALTER TABLE products ADD COLUMN name_en TEXT;",
 ];
 
 /// Brings the schema up to date.

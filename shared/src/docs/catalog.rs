@@ -24,6 +24,8 @@ pub fn put_products(doc: &mut AutoCommit, products: &[Product]) -> Result<usize,
         };
         doc.put(&obj, "barcode", p.barcode.as_str())?;
         doc.put(&obj, "name", p.name.as_str())?;
+        // "" for none: a document written before English names reads the same
+        doc.put(&obj, "name_en", p.name_en.as_deref().unwrap_or(""))?;
         doc.put(&obj, "category", p.category.as_str())?;
         doc.put(&obj, "unit", p.unit.as_str())?;
         doc.put(&obj, "price_fen", p.price.0)?;
@@ -38,6 +40,7 @@ fn read_one(doc: &AutoCommit, obj: &automerge::ObjId, sku: &str) -> Option<Produ
         sku,
         &get_str(doc, obj, "barcode"),
         &get_str(doc, obj, "name"),
+        &get_str(doc, obj, "name_en"),
         &get_str(doc, obj, "category"),
         &get_str(doc, obj, "unit"),
         &get_i64(doc, obj, "price_fen").to_string(),
