@@ -155,13 +155,30 @@ async fn the_reference_file_imports_idempotently_with_stable_ids() {
     let (s, c) = h
         .get(
             Some(&h.admin),
-            &format!("/api/v1/customers/{}", ids["R007000004"]),
+            &format!("/api/v1/customers/{}", ids["R007000000"]),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{c}");
-    assert!(c["records"].as_array().unwrap().len() >= 1);
+    // R007001219 shares its openid, R007001405 its phone written `153-4598-2039`
+    let held: Vec<&str> = c["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["record_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ["R007000000", "R007001219", "R007001405"]
+            .iter()
+            .all(|r| held.contains(r)),
+        "{held:?}"
+    );
     let merges = c["merges"].as_array().unwrap();
     assert_eq!(merges.len() + 1, c["records"].as_array().unwrap().len());
+    let rules: BTreeSet<&str> = merges.iter().map(|m| m["rule"].as_str().unwrap()).collect();
+    assert!(
+        rules.contains("openid") && rules.contains("phone"),
+        "{rules:?}"
+    );
     for m in merges {
         assert!(
             [

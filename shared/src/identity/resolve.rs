@@ -305,11 +305,11 @@ pub fn resolve(
         g.sig.push(s);
     }
     for NeverMerge(a, b) in never {
-        if let (Some(&ia), Some(&ib)) = (index.get(a.as_str()), index.get(b.as_str())) {
-            if ia != ib {
-                g.sig[ia].forbidden.push(ib);
-                g.sig[ib].forbidden.push(ia);
-            }
+        if let (Some(&ia), Some(&ib)) = (index.get(a.as_str()), index.get(b.as_str()))
+            && ia != ib
+        {
+            g.sig[ia].forbidden.push(ib);
+            g.sig[ib].forbidden.push(ia);
         }
     }
 
@@ -430,7 +430,7 @@ pub fn resolve(
     // The partition, clusters in order of their smallest record.
     let mut cluster_of: BTreeMap<usize, usize> = BTreeMap::new();
     let mut clusters: Vec<Cluster> = Vec::new();
-    for i in 0..n {
+    for (i, rec) in recs.iter().enumerate() {
         let r = g.find(i);
         let c = *cluster_of.entry(r).or_insert_with(|| {
             clusters.push(Cluster {
@@ -439,7 +439,7 @@ pub fn resolve(
             });
             clusters.len() - 1
         });
-        clusters[c].records.push(recs[i].record_id.clone());
+        clusters[c].records.push(rec.record_id.clone());
     }
     let merges = std::mem::take(&mut g.merges);
     for (a, m) in merges {
