@@ -14,7 +14,7 @@
 //!
 //! Everything runs in one writer transaction: a failed import or unmerge
 //! leaves the tables as they were. Resolving all records holds the writer
-//! for the resolver's time (0.75 s per 100,000 records in release on a busy
+//! for the resolver's time (0.53 s per 100,000 records in release on a busy
 //! 2-core machine, `shared/benches/identity_bench.rs`) plus the writes of
 //! every record's customer id; past a few hundred thousand records this
 //! wants an incremental resolve of the groups a file touches.

@@ -31,7 +31,7 @@
 use super::SourceRecord;
 use super::normalize::{Mobile, PhoneReading, read_phone, read_token};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The rule that made a merge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -229,7 +229,8 @@ impl Groups {
 /// Interns strings to small integers, so signatures compare numbers.
 #[derive(Default)]
 struct Interner<'a> {
-    ids: BTreeMap<&'a str, u32>,
+    /// Ids are given in record order, so a hash map keeps them deterministic.
+    ids: HashMap<&'a str, u32>,
     names: Vec<&'a str>,
 }
 
@@ -267,11 +268,9 @@ pub fn resolve(
         return Err(IdentityError::EmptyRecordId);
     }
     let n = recs.len();
-    let index: BTreeMap<&str, usize> = recs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.record_id.as_str(), i))
-        .collect();
+    // Records are sorted by id, so a never-merge pair finds its records by
+    // binary search.
+    let index = |id: &str| recs.binary_search_by(|r| r.record_id.as_str().cmp(id)).ok();
 
     let phones: Vec<Option<Mobile>> = recs
         .iter()
@@ -305,7 +304,7 @@ pub fn resolve(
         g.sig.push(s);
     }
     for NeverMerge(a, b) in never {
-        if let (Some(&ia), Some(&ib)) = (index.get(a.as_str()), index.get(b.as_str()))
+        if let (Some(ia), Some(ib)) = (index(a), index(b))
             && ia != ib
         {
             g.sig[ia].forbidden.push(ib);
