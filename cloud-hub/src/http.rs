@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::hub::{Hub, HubError, User};
 
+mod customers;
 mod orders;
 
 /// How long a connected store may leave changes unacknowledged, with no
@@ -70,9 +71,16 @@ impl From<HubError> for ApiError {
             HubError::Forbidden => err(StatusCode::FORBIDDEN, "forbidden", msg),
             HubError::Invalid(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg),
             HubError::UserExists(_) => err(StatusCode::CONFLICT, "user_exists", msg),
-            HubError::Csv(_) | HubError::StoresCsv(_) => {
+            HubError::Csv(_) | HubError::StoresCsv(_) | HubError::IdentityCsv(_) => {
                 err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_csv", msg)
             }
+            HubError::IdentityRows(rejected) => ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_csv",
+                msg,
+                Some(json!({ "rejected": rejected })),
+            ),
+            HubError::CustomerNotFound(_) => err(StatusCode::NOT_FOUND, "customer_not_found", msg),
             HubError::UnknownSku(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "unknown_sku", msg),
             HubError::UnknownStore(_) => {
                 err(StatusCode::UNPROCESSABLE_ENTITY, "unknown_store", msg)
@@ -197,6 +205,12 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/v1/orders/{id}/cancel", post(orders::cancel_order))
         .route("/api/v1/orders/{id}/qr.svg", get(orders::qr_svg))
         .route("/api/v1/exceptions", get(orders::exceptions))
+        .route(
+            "/api/v1/customers/identities/import",
+            post(customers::import).layer(DefaultBodyLimit::max(16 * 1024 * 1024)),
+        )
+        .route("/api/v1/customers/{id}", get(customers::get_customer))
+        .route("/api/v1/customers/{id}/unmerge", post(customers::unmerge))
         .route("/api/v1/stores/{id}/sales", get(sales))
         .route("/api/v1/stores/{id}/stock/{sku}", get(stock))
         .route("/api/v1/docs/{*doc_id}", get(export_doc))
@@ -355,7 +369,7 @@ async fn import_catalog(
 }
 
 /// Refuses a body that is not `text/csv`.
-fn require_csv(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_csv(headers: &HeaderMap) -> Result<(), ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

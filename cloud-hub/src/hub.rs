@@ -94,6 +94,19 @@ pub enum HubError {
     )]
     IdempotencyKeyRequired,
     #[error(transparent)]
+    IdentityCsv(#[from] linli_shared::identity::IdentityCsvError),
+    /// Rows of an identities CSV that cannot be read; nothing was imported.
+    #[error(
+        "文件有 {} 行无法读取，未导入任何记录，见 details.rejected ({} rows could not be read; nothing was imported; see details.rejected)",
+        .0.len(), .0.len()
+    )]
+    IdentityRows(Vec<RejectedRow>),
+    /// No customer has this id (or it was merged into another and retired).
+    #[error(
+        "没有顾客 {0} (no customer {0}; ids come from POST /api/v1/customers/identities/import)"
+    )]
+    CustomerNotFound(String),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Doc(#[from] DocError),

@@ -6,9 +6,12 @@
 //! - [`ingest`]: the QUIC server; each store connects with its certificate,
 //!   its id is read from that certificate, and a sync session applies only
 //!   what that store owns;
+//! - [`customers`]: one customer across channels: imported source records
+//!   resolved into customers with stable ids (identity tables);
 //! - [`http`]: the hub's JSON API (login, catalog import, what the hub has
 //!   received from each store).
 
+pub mod customers;
 pub mod http;
 pub mod hub;
 pub mod ingest;

@@ -119,6 +119,44 @@ CREATE TABLE hub_refunds (
 );
 CREATE INDEX hub_refunds_by_sale ON hub_refunds(store_id, sale_id);
 "#,
+    // 5: one customer across channels (issue 12): the channels' source
+    // records, the customer each resolves to, why (the merges), the ids ever
+    // given (never reused) and the never-merge pairs staff asked for
+    r#"
+CREATE TABLE identity_records (
+    record_id   TEXT PRIMARY KEY,
+    source      TEXT NOT NULL,
+    phone       TEXT NOT NULL,
+    openid      TEXT NOT NULL,
+    unionid     TEXT NOT NULL,
+    member_card TEXT NOT NULL,
+    nickname    TEXT NOT NULL,
+    store_id    TEXT NOT NULL,
+    customer_id TEXT,
+    imported_at TEXT NOT NULL
+);
+CREATE INDEX identity_records_by_customer ON identity_records(customer_id);
+CREATE TABLE identity_customers (
+    customer_id TEXT PRIMARY KEY,
+    created_at  TEXT NOT NULL,
+    retired_at  TEXT
+);
+CREATE TABLE identity_merges (
+    customer_id TEXT NOT NULL,
+    rule        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    record_a    TEXT NOT NULL,
+    record_b    TEXT NOT NULL
+);
+CREATE INDEX identity_merges_by_customer ON identity_merges(customer_id);
+CREATE TABLE identity_never_merge (
+    record_a   TEXT NOT NULL,
+    record_b   TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (record_a, record_b)
+);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -127,7 +127,8 @@ async fn openapi_documents_what_is_served() {
                 .replace("{order_id}", "01NOPE")
                 .replace("{store_id}", "S001")
                 .replace("{sku}", "P00001")
-                .replace("{doc_id}", "catalog/1");
+                .replace("{doc_id}", "catalog/1")
+                .replace("{customer_id}", "CNOSUCH");
             let uri = if uri.ends_with("/stock") {
                 format!("{uri}?sku=P00001")
             } else {
@@ -150,7 +151,7 @@ async fn openapi_documents_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 17);
+    assert_eq!(documented, 20);
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ pub mod catalog;
 mod csv_lines;
 pub mod docs;
 pub mod geo;
+pub mod identity;
 pub mod login_guard;
 pub mod money;
 pub mod online;

@@ -339,6 +339,9 @@ pub(crate) async fn exceptions(
         super::sales,
         super::stock,
         super::export_doc,
+        super::customers::import,
+        super::customers::get_customer,
+        super::customers::unmerge,
     ),
     modifiers(&StandardResponses)
 )]
