@@ -496,6 +496,26 @@ impl Cluster {
         Ok((resp.status().as_u16(), resp.json()?))
     }
 
+    /// Posts one of the project's reference files (`data/<file>`) to a hub
+    /// import endpoint as admin; fails unless the hub answers 200.
+    pub fn hub_import(&self, path: &str, file: &str) -> anyhow::Result<()> {
+        let h = self.hub()?;
+        let body = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../data")
+                .join(file),
+        )?;
+        let r = self
+            .http
+            .post(format!("{}{path}", h.http))
+            .bearer_auth(&h.token)
+            .header("content-type", "text/csv")
+            .body(body)
+            .send()?;
+        anyhow::ensure!(r.status().as_u16() == 200, "{path}: {}", r.text()?);
+        Ok(())
+    }
+
     /// GET on the hub's API as admin.
     pub fn hub_get(&self, path: &str) -> anyhow::Result<Value> {
         let h = self.hub()?;

@@ -12,7 +12,6 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
 
-use std::path::Path;
 use std::time::Duration;
 
 use linli_tests::{Cluster, LinkMode, spawn_listening, wait_for, workspace_bin};
@@ -20,28 +19,6 @@ use serde_json::{Value, json};
 
 const CONVERGE: Duration = Duration::from_secs(30);
 const SKU: &str = "P00001";
-
-fn data(file: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../data")
-            .join(file),
-    )
-    .unwrap()
-}
-
-fn hub_csv(c: &Cluster, path: &str, file: &str) {
-    let h = c.hub().unwrap();
-    let r = c
-        .http
-        .post(format!("{}{path}", h.http))
-        .bearer_auth(&h.token)
-        .header("content-type", "text/csv")
-        .body(data(file))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{path}: {}", r.text().unwrap());
-}
 
 /// A cluster with S001, the hub's catalog and store directory, and rights
 /// for `SKU` lent to the hub.
@@ -51,8 +28,9 @@ fn setup(seed: u64) -> Cluster {
 
 fn setup_with(seed: u64, store_args: &[&str]) -> Cluster {
     let mut c = Cluster::new(seed).unwrap();
-    hub_csv(&c, "/api/v1/catalog/import", "products.csv");
-    hub_csv(&c, "/api/v1/stores/import", "stores.csv");
+    c.hub_import("/api/v1/catalog/import", "products.csv")
+        .unwrap();
+    c.hub_import("/api/v1/stores/import", "stores.csv").unwrap();
     c.add_store_with("S001", store_args).unwrap();
     wait_for(CONVERGE, "rights to reach the hub", || {
         (sellable(&c, "S001") > 0).then_some(())
@@ -901,7 +879,8 @@ fn a_code_redeemed_twice_hands_over_once_however_it_happens() {
 #[test]
 fn an_overdraft_that_eats_part_of_the_hubs_rights_reroutes_only_the_newest_orders() {
     let mut c = Cluster::new(16).unwrap();
-    hub_csv(&c, "/api/v1/catalog/import", "products.csv");
+    c.hub_import("/api/v1/catalog/import", "products.csv")
+        .unwrap();
     // S002 a kilometre north of S001, close enough to serve its customers
     let h = c.hub().unwrap();
     let r = c

@@ -140,28 +140,6 @@ fn a_replaced_store_pc_recovers_before_it_sells() {
     .unwrap();
 }
 
-fn data(file: &str) -> Vec<u8> {
-    std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../data")
-            .join(file),
-    )
-    .unwrap()
-}
-
-fn hub_csv(c: &Cluster, path: &str, file: &str) {
-    let h = c.hub().unwrap();
-    let r = c
-        .http
-        .post(format!("{}{path}", h.http))
-        .bearer_auth(&h.token)
-        .header("content-type", "text/csv")
-        .body(data(file))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{path}: {}", r.text().unwrap());
-}
-
 /// POST on the hub as a customer.
 fn hub_post(c: &Cluster, token: &str, path: &str, key: &str, body: Value) -> (u16, Value) {
     let h = c.hub().unwrap();
@@ -199,8 +177,9 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 #[test]
 fn a_store_restored_from_an_old_backup_recovers_what_it_lost() {
     let mut c = Cluster::new(32).unwrap();
-    hub_csv(&c, "/api/v1/catalog/import", "products.csv");
-    hub_csv(&c, "/api/v1/stores/import", "stores.csv");
+    c.hub_import("/api/v1/catalog/import", "products.csv")
+        .unwrap();
+    c.hub_import("/api/v1/stores/import", "stores.csv").unwrap();
     c.add_store("S001").unwrap();
     wait_for(CONVERGE, "rights to reach the hub", || {
         let v = c.hub_get("/api/v1/stock?sku=P00001").ok()?;
