@@ -31,7 +31,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use automerge::sync::{self, SyncDoc};
-use automerge::{ActorId, AutoCommit, ChangeHash, PatchAction, Prop};
+use automerge::{ActorId, AutoCommit, ChangeHash, PatchAction, PatchLog, Prop};
 use linli_shared::docs::{DocId, Owner, new_doc};
 use linli_shared::sync::IndexEntry;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -101,14 +101,14 @@ pub struct Received {
     pub touched: BTreeMap<String, BTreeSet<String>>,
 }
 
-/// Root section → keys touched between two versions of a document.
-fn touched_keys(
-    doc: &mut AutoCommit,
-    before: &[ChangeHash],
-    after: &[ChangeHash],
-) -> BTreeMap<String, BTreeSet<String>> {
+/// Root section → keys touched by `patches` (what applying a message did,
+/// recorded by a [`PatchLog`] while it was applied: its cost follows the
+/// size of the message, where `AutoCommit::diff` between two heads scans
+/// every op of the document; that diff was ~85 % of the hub's CPU per sale
+/// late in a busy day, measured with `perf` on `sync_bench` part 2b).
+fn touched_keys(patches: Vec<automerge::Patch>) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for p in doc.diff(before, after) {
+    for p in patches {
         let key = match (p.path.first(), p.path.get(1), &p.action) {
             (Some((_, Prop::Map(section))), Some((_, Prop::Map(key))), _) => {
                 Some((section.clone(), key.clone()))
@@ -495,7 +495,9 @@ impl Docs {
                 .get_mut(id)
                 .ok_or_else(|| DocError::Message("document vanished from cache".into()))?;
             let before = doc.get_heads();
-            doc.sync().receive_sync_message(&mut state, msg)?;
+            let mut log = PatchLog::active();
+            doc.sync()
+                .receive_sync_message_log_patches(&mut state, msg, &mut log)?;
             let new = doc.get_changes(&before);
             if let Some(bad) = new.iter().find(|ch| !owner.owns_actor(ch.actor_id())) {
                 return Err(DocError::Refused(format!(
@@ -505,8 +507,7 @@ impl Docs {
             }
             let n = new.len();
             let touched = if n > 0 {
-                let after = doc.get_heads();
-                touched_keys(doc, &before, &after)
+                touched_keys(doc.make_patches(&mut log))
             } else {
                 BTreeMap::new()
             };
