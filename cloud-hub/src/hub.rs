@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use linli_shared::catalog::{RejectedRow, parse_catalog_csv};
 use linli_shared::docs::catalog::put_products;
 use linli_shared::docs::json::records_of;
-use linli_shared::docs::ledger::{read_refunds_where, read_sales_where};
+use linli_shared::docs::ledger::{read_refunds_of, read_sales_of};
 use linli_shared::docs::stock::read_levels_of;
 use linli_shared::docs::{DocId, DocKind, Owner};
 use linli_shared::login_guard::{CheckWorkers, LoginGuard, LoginLimits, Refusal};
@@ -892,7 +892,7 @@ fn project(
             let refunds = touched("refunds");
             if !refunds.is_empty() {
                 let refunds = docs
-                    .read(c, doc, |d| read_refunds_where(d, |id| refunds.contains(id)))?
+                    .read(c, doc, |d| read_refunds_of(d, &refunds))?
                     .unwrap_or_default();
                 let mut stmt = c.prepare_cached(
                     "INSERT OR IGNORE INTO hub_refunds(store_id, refund_id, sale_id, amount_fen, at)
@@ -907,7 +907,7 @@ fn project(
                 return Ok(());
             }
             let sales = docs
-                .read(c, doc, |d| read_sales_where(d, |id| new.contains(id)))?
+                .read(c, doc, |d| read_sales_of(d, &new))?
                 .unwrap_or_default();
             let mut stmt = c.prepare_cached(
                 "INSERT OR IGNORE INTO hub_sales(store_id, sale_id, day, ticket_no, total_fen, cashier, created_at, lines)
@@ -934,15 +934,18 @@ fn project(
                     read_levels_of(d, skus.iter().map(String::as_str))
                 })?
                 .unwrap_or_default();
-            // a later day's document wins over an earlier one (ISO dates sort)
+            // a later day's document wins over an earlier one (ISO dates
+            // sort), and a later part of the same day over an earlier one:
+            // parts may arrive in any order (a catch-up, a recovery)
+            let part = doc.part_no();
             let mut stmt = c.prepare_cached(
-                "INSERT INTO hub_stock(store_id, sku, on_hand, reserved, day) VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO hub_stock(store_id, sku, on_hand, reserved, day, part) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT(store_id, sku) DO UPDATE SET on_hand = excluded.on_hand,
-                     reserved = excluded.reserved, day = excluded.day
-                 WHERE excluded.day >= hub_stock.day",
+                     reserved = excluded.reserved, day = excluded.day, part = excluded.part
+                 WHERE (excluded.day, excluded.part) >= (hub_stock.day, hub_stock.part)",
             )?;
             for (sku, l) in levels {
-                stmt.execute(params![store, sku, l.on_hand, l.reserved, day])?;
+                stmt.execute(params![store, sku, l.on_hand, l.reserved, day, part])?;
             }
             let skus = touched("rights");
             let rights = docs

@@ -157,6 +157,11 @@ CREATE TABLE identity_never_merge (
     PRIMARY KEY (record_a, record_b)
 );
 "#,
+    // a store's day of stock comes in parts (issue 9): a level from a later
+    // part of the same day wins
+    r#"
+ALTER TABLE hub_stock ADD COLUMN part INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

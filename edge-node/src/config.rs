@@ -61,6 +61,10 @@ pub struct Config {
     pub courier_key: Option<String>,
     /// Name the courier is recorded under (default `courier`).
     pub courier_name: Option<String>,
+    /// Changes per part of a day's ledger and stock documents before the
+    /// next part (docs/DECISIONS.md, "Bounded documents"). Leave it at the
+    /// default; tests lower it to see parts roll.
+    pub part_changes: u64,
 }
 
 impl Default for Config {
@@ -86,6 +90,7 @@ impl Default for Config {
             courier_url: None,
             courier_key: None,
             courier_name: None,
+            part_changes: linli_shared::docs::PART_CHANGES,
         }
     }
 }
@@ -108,6 +113,8 @@ pub enum ConfigError {
     Offset(i32),
     #[error("no data directory: set data_dir, LINLI_DATA_DIR or a home directory")]
     NoDataDir,
+    #[error("part_changes {0} is out of range (1..=100000)")]
+    PartChanges(u64),
     #[error("max_change_fen {0} is out of range (0..=10000000, at most ¥100,000)")]
     MaxChange(i64),
     #[error("hub address {0:?} does not resolve; use HOST:PORT")]
@@ -141,6 +148,9 @@ impl Config {
         }
         if !(-720..=840).contains(&self.utc_offset_minutes) {
             return Err(ConfigError::Offset(self.utc_offset_minutes));
+        }
+        if !(1..=100_000).contains(&self.part_changes) {
+            return Err(ConfigError::PartChanges(self.part_changes));
         }
         if !(0..=10_000_000).contains(&self.max_change_fen) {
             return Err(ConfigError::MaxChange(self.max_change_fen));

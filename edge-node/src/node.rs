@@ -45,7 +45,7 @@ pub async fn open_app(
     linli_sync::db::create_private_dir(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let m = metrics.clone();
-    let sync = Arc::new(SyncCtx::new(&config.store_id));
+    let sync = Arc::new(SyncCtx::new(&config.store_id, config.part_changes));
     let s = sync.clone();
     let store = crate::store::open(
         &database_path(&data_dir),

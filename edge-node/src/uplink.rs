@@ -273,7 +273,13 @@ impl SyncHost for EdgeHost {
                                 })
                             })?
                             .unwrap_or(hub_heads.is_empty());
-                    Ok(Ok((r, products, orders, rights, settled)))
+                    // a part that came with something in it: ask for the next
+                    let next = if settled && docs.exists(c, &d)? {
+                        crate::app::recovery::next_part(&d)
+                    } else {
+                        None
+                    };
+                    Ok(Ok((r, products, orders, rights, (settled, next))))
                 })?;
                 let (r, products, orders, rights, settled) = match applied {
                     Ok(a) => a,
@@ -321,6 +327,17 @@ impl SyncHost for EdgeHost {
         if let Some(products) = products {
             tracing::info!(products = products.len(), %doc, "catalog updated from the hub");
             self.app.swap_catalog(products);
+        }
+        let (settled, next) = settled;
+        if let Some(next) = next {
+            // wanted before this part settles, so recovery cannot end
+            // between the two; the notification makes the session ask
+            if let Ok(mut u) = self.unsettled.lock()
+                && let Some(set) = u.as_mut()
+            {
+                set.insert(next.clone());
+            }
+            self.app.sync_ctx().ask(next);
         }
         if settled {
             self.settle(&doc).await?;

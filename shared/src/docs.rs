@@ -82,7 +82,40 @@ impl DocKind {
     }
 }
 
+/// Changes a store writes into one part of a day's ledger or stock before it
+/// rolls on to the next part. automerge 0.12's cost to apply, read and sync
+/// grows with a document's history, so a part bounds what every change
+/// costs, however busy the day (docs/DECISIONS.md, "Bounded documents").
+pub const PART_CHANGES: u64 = 400;
+
+/// Parts of one day's ledger or stock, at most (the last one takes whatever
+/// comes after, so a day is never refused: it only gets slower).
+pub const MAX_PARTS: u32 = 64;
+
+/// The part of a day's document the store writes next, given the parts it
+/// has (part number → changes in it) and the changes a part takes
+/// (`limit`, [`PART_CHANGES`] unless a test wants to see parts roll). Part 0 of a day's stock document
+/// holds the opening levels and rights of every SKU (one change, written
+/// once); what moves afterwards goes to parts 1 and up, so no change ever
+/// lands in the document of 1,500 SKUs.
+pub fn part_to_write(kind: DocKind, parts: &[(u32, u64)], limit: u64) -> u32 {
+    let Some(&(last, changes)) = parts.iter().max_by_key(|(p, _)| *p) else {
+        return 0;
+    };
+    let first_moving = u32::from(kind == DocKind::Stock);
+    if last < first_moving {
+        return first_moving;
+    }
+    if changes >= limit.max(1) && last + 1 < MAX_PARTS {
+        last + 1
+    } else {
+        last
+    }
+}
+
 /// A document id such as `store/S001/ledger/2026-11-25` or `catalog/1`.
+/// A store's ledger and stock of a day come in parts: part 0 is the day's
+/// id itself, part `n` ≥ 1 adds `/p<n>` (`store/S001/ledger/2026-11-25/p3`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DocId(String);
 
@@ -117,15 +150,49 @@ impl DocId {
         DocId(format!("hub/{store}/orders/{day}"))
     }
 
+    /// Part `n` of this day's ledger or stock (part 0 is the id itself).
+    pub fn part(&self, n: u32) -> DocId {
+        let base = self.base();
+        if n == 0 {
+            base
+        } else {
+            DocId(format!("{base}/p{n}"))
+        }
+    }
+
+    /// Which part of its day's document this is (0 for every other kind).
+    pub fn part_no(&self) -> u32 {
+        part_suffix(&self.0).map_or(0, |(_, n)| n)
+    }
+
+    /// The id without its part: part 0.
+    pub fn base(&self) -> DocId {
+        match part_suffix(&self.0) {
+            Some((base, _)) => DocId(base.to_owned()),
+            None => self.clone(),
+        }
+    }
+
     /// Parses and validates an id received from a peer.
     pub fn parse(s: &str) -> Result<DocId, DocIdError> {
         let bad = || DocIdError::Unknown(s.chars().take(80).collect());
         let parts: Vec<&str> = s.split('/').collect();
+        let part_ok = |p: &str| {
+            p.strip_prefix('p')
+                .filter(|n| !n.starts_with('0'))
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| (1..MAX_PARTS).contains(&n))
+        };
         match parts.as_slice() {
             ["catalog", epoch] if epoch.parse::<u32>().is_ok() => Ok(DocId(s.to_owned())),
             ["store", store, "ledger" | "stock" | "fulfilment", day]
             | ["hub", store, "stock" | "orders", day]
                 if valid_store_id(store) && day.parse::<NaiveDate>().is_ok() =>
+            {
+                Ok(DocId(s.to_owned()))
+            }
+            ["store", store, "ledger" | "stock", day, part]
+                if valid_store_id(store) && day.parse::<NaiveDate>().is_ok() && part_ok(part) =>
             {
                 Ok(DocId(s.to_owned()))
             }
@@ -165,7 +232,11 @@ impl DocId {
 
     /// The business day of a per-day document.
     pub fn day(&self) -> Option<NaiveDate> {
-        self.0.rsplit('/').next().and_then(|d| d.parse().ok())
+        self.base()
+            .0
+            .rsplit('/')
+            .next()
+            .and_then(|d| d.parse().ok())
     }
 
     /// Whether store `store` may read this document (its scope).
@@ -175,6 +246,13 @@ impl DocId {
             None => true, // the catalog is everyone's
         }
     }
+}
+
+/// `(base, n)` of an id ending in `/p<n>`.
+fn part_suffix(id: &str) -> Option<(&str, u32)> {
+    let (base, last) = id.rsplit_once('/')?;
+    let n = last.strip_prefix('p')?.parse().ok()?;
+    Some((base, n))
 }
 
 impl fmt::Display for DocId {
@@ -277,6 +355,62 @@ mod tests {
         ] {
             assert!(DocId::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_days_ledger_and_stock_come_in_parts() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let l = DocId::store_ledger("S001", day);
+        let p3 = l.part(3);
+        assert_eq!(p3.as_str(), "store/S001/ledger/2026-11-25/p3");
+        assert_eq!(DocId::parse(p3.as_str()), Ok(p3.clone()));
+        assert_eq!(
+            (p3.part_no(), p3.base(), p3.day()),
+            (3, l.clone(), Some(day))
+        );
+        assert_eq!(
+            (p3.kind(), p3.owner(), p3.store()),
+            (DocKind::Ledger, Owner::Store("S001".into()), Some("S001"))
+        );
+        assert_eq!(l.part(0), l);
+        assert_eq!(l.part_no(), 0);
+        for bad in [
+            "store/S001/ledger/2026-11-25/p0",
+            "store/S001/ledger/2026-11-25/p01",
+            "store/S001/ledger/2026-11-25/p64",
+            "store/S001/ledger/2026-11-25/x3",
+            "store/S001/fulfilment/2026-11-25/p1",
+            "hub/S001/stock/2026-11-25/p1",
+        ] {
+            assert!(DocId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_writer_rolls_on_after_part_changes() {
+        use DocKind::{Ledger, Stock};
+        assert_eq!(part_to_write(Ledger, &[], PART_CHANGES), 0);
+        assert_eq!(
+            part_to_write(Ledger, &[(0, PART_CHANGES - 1)], PART_CHANGES),
+            0
+        );
+        assert_eq!(part_to_write(Ledger, &[(0, PART_CHANGES)], PART_CHANGES), 1);
+        assert_eq!(
+            part_to_write(Ledger, &[(1, 3), (0, PART_CHANGES)], PART_CHANGES),
+            1
+        );
+        // the stock's part 0 holds the opening levels only
+        assert_eq!(part_to_write(Stock, &[], PART_CHANGES), 0);
+        assert_eq!(part_to_write(Stock, &[(0, 1)], PART_CHANGES), 1);
+        assert_eq!(
+            part_to_write(Stock, &[(0, 1), (1, PART_CHANGES)], PART_CHANGES),
+            2
+        );
+        // the last part takes the rest of a very long day
+        assert_eq!(
+            part_to_write(Ledger, &[(MAX_PARTS - 1, PART_CHANGES * 9)], PART_CHANGES),
+            MAX_PARTS - 1
+        );
     }
 
     #[test]

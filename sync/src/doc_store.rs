@@ -288,7 +288,9 @@ impl Docs {
     /// receives the owner's changes).
     fn load_or_empty(&mut self, c: &Connection, id: &DocId) -> Result<&mut AutoCommit, DocError> {
         if self.load(c, id)?.is_none() {
-            let doc = if id.owner() == self.owner {
+            // a recovering replica rebuilds its own documents from what the
+            // peer holds: it must not start one with a header of its own
+            let doc = if id.owner() == self.owner && !self.recovering {
                 new_doc(id, self.actor.clone())?
             } else {
                 AutoCommit::new().with_actor(self.actor.clone())
@@ -306,6 +308,53 @@ impl Docs {
             c.prepare_cached("SELECT EXISTS(SELECT 1 FROM docs WHERE doc_id = ?1)")?
                 .query_row([id.as_str()], |r| r.get(0))?,
         )
+    }
+
+    /// The parts this replica holds of the day's document `base` (see
+    /// [`linli_shared::docs::part_to_write`]): part number → changes written
+    /// to it, ordered by part.
+    pub fn parts(&self, c: &Connection, base: &DocId) -> Result<Vec<(DocId, u64)>, DocError> {
+        let base = base.base();
+        // part 0 is `base`, the others `base/p<n>`: '/' sorts just before '0'
+        let (from, to) = (format!("{base}/"), format!("{base}0"));
+        let mut stmt = c.prepare_cached(
+            "SELECT doc_id, changes FROM docs
+             WHERE doc_id = ?1 OR (doc_id >= ?2 AND doc_id < ?3)",
+        )?;
+        let rows = stmt.query_map(params![base.as_str(), from, to], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, changes) = row?;
+            if let Ok(id) = DocId::parse(&id)
+                && id.base() == base
+            {
+                out.push((id, u64::try_from(changes).unwrap_or(0)));
+            }
+        }
+        out.sort_by_key(|(id, _)| id.part_no());
+        Ok(out)
+    }
+
+    /// The part of the day's document `base` to write next, parts taking
+    /// `limit` changes each.
+    pub fn part_to_write(
+        &self,
+        c: &Connection,
+        base: &DocId,
+        limit: u64,
+    ) -> Result<DocId, DocError> {
+        let parts: Vec<(u32, u64)> = self
+            .parts(c, base)?
+            .iter()
+            .map(|(id, n)| (id.part_no(), *n))
+            .collect();
+        Ok(base.part(linli_shared::docs::part_to_write(
+            base.kind(),
+            &parts,
+            limit,
+        )))
     }
 
     /// Reads a document (without creating it).
@@ -437,6 +486,12 @@ impl Docs {
     ) -> Result<Option<Vec<u8>>, DocError> {
         if self.uncommitted.contains(id) {
             // offered after the commit (the writer's notification follows it)
+            return Ok(None);
+        }
+        if id.owner() == self.owner && !self.recovering && !self.exists(c, id)? {
+            // nothing durable to offer: a document this replica owns but
+            // never wrote must not go out as a fresh, unsaved header (a
+            // recovering replica sends an empty document's request instead)
             return Ok(None);
         }
         self.load_or_empty(c, id)?;

@@ -547,30 +547,41 @@ impl Cluster {
     pub fn hub_ledger_sales(&self, id: &str, day: &str) -> anyhow::Result<Vec<String>> {
         use automerge::{ObjType, ReadDoc, Value as AmValue};
         let h = self.hub()?;
-        let resp = self
-            .http
-            .get(format!("{}/api/v1/docs/store/{id}/ledger/{day}", h.http))
-            .bearer_auth(&h.token)
-            .send()?;
-        if resp.status().as_u16() == 404 {
-            return Ok(Vec::new());
-        }
-        anyhow::ensure!(
-            resp.status().is_success(),
-            "the hub refused the ledger: {} {}",
-            resp.status(),
-            resp.text()?
-        );
-        let doc = automerge::AutoCommit::load(&resp.bytes()?)?;
-        let sales = match doc.get(automerge::ROOT, "sales")? {
-            Some((AmValue::Object(ObjType::Map), o)) => o,
-            None => return Ok(Vec::new()),
-            Some(other) => anyhow::bail!("the ledger's sales are not a map: {other:?}"),
-        };
         let mut out = Vec::new();
-        for key in doc.keys(&sales) {
-            let held = doc.get_all(&sales, key.as_str())?.len();
-            out.extend(std::iter::repeat_n(key, held));
+        // every part of the day's ledger, in order, until one is missing
+        for part in 0..linli_shared::docs::MAX_PARTS {
+            let suffix = if part == 0 {
+                String::new()
+            } else {
+                format!("/p{part}")
+            };
+            let resp = self
+                .http
+                .get(format!(
+                    "{}/api/v1/docs/store/{id}/ledger/{day}{suffix}",
+                    h.http
+                ))
+                .bearer_auth(&h.token)
+                .send()?;
+            if resp.status().as_u16() == 404 {
+                break;
+            }
+            anyhow::ensure!(
+                resp.status().is_success(),
+                "the hub refused the ledger: {} {}",
+                resp.status(),
+                resp.text()?
+            );
+            let doc = automerge::AutoCommit::load(&resp.bytes()?)?;
+            let sales = match doc.get(automerge::ROOT, "sales")? {
+                Some((AmValue::Object(ObjType::Map), o)) => o,
+                None => continue,
+                Some(other) => anyhow::bail!("the ledger's sales are not a map: {other:?}"),
+            };
+            for key in doc.keys(&sales) {
+                let held = doc.get_all(&sales, key.as_str())?.len();
+                out.extend(std::iter::repeat_n(key, held));
+            }
         }
         Ok(out)
     }

@@ -416,3 +416,113 @@ fn recover_marks_a_restored_database_to_recover_before_it_sells() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Parts (issue 9): a day's ledger and stock roll on to a new part every
+/// `part_changes` changes (5 here, 400 in a real store). A busy day spans
+/// several parts; the hub holds every sale and the latest levels, and a
+/// replaced PC gets every part back, asking for each next part as the one
+/// before arrives.
+#[test]
+fn a_day_in_many_parts_reaches_the_hub_and_comes_back_to_a_replaced_pc() {
+    let mut c = Cluster::new(37).unwrap();
+    let config = c.dir.path().join("small-parts.toml");
+    std::fs::write(&config, "part_changes = 5\n").unwrap();
+    c.add_store_with("S001", &["--config", config.to_str().unwrap()])
+        .unwrap();
+    wait_for(CONVERGE, "the store to link", || {
+        (health(&c, "S001")?["sync"]["state"] == "connected").then_some(())
+    })
+    .unwrap();
+    let h = c.hub().unwrap();
+    let csv = "sku,barcode,name,category,unit,price_fen,shelf_life_days\n\
+               P00001,6942215277577,Local Whole Wheat Bun (Zhejiang),bakery,each,1800,4\n\
+               N00001,6901234567892,Jasmine Tea,drinks,each,1500,365\n";
+    let resp = c
+        .http
+        .post(format!("{}/api/v1/catalog/import", h.http))
+        .bearer_auth(&h.token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().unwrap());
+    wait_for(CONVERGE, "the hub's catalog at the store", || {
+        let p = c.store_get("S001", "/api/v1/products/N00001").ok()?;
+        (p["price_fen"] == 1500).then_some(())
+    })
+    .unwrap();
+
+    // 23 sales: at least 5 parts of ledger, the stock's opening part 0
+    // and at least 5 parts of what moved
+    let (mut sales, mut tickets, mut day) = (Vec::new(), Vec::new(), String::new());
+    for i in 0..23 {
+        let sku = if i % 3 == 0 { "N00001" } else { "P00001" };
+        let r = c
+            .sell(
+                "S001",
+                &format!("busy-{i}"),
+                json!([{"sku": sku, "qty": 1}]),
+            )
+            .unwrap();
+        day = r["business_day"].as_str().unwrap().to_owned();
+        sales.push(r["sale_id"].as_str().unwrap().to_owned());
+        tickets.push(r["ticket_no"].as_str().unwrap().to_owned());
+    }
+    c.wait_hub_has("S001", &day, &sales, CONVERGE).unwrap();
+    let level = |c: &Cluster, sku: &str| {
+        c.store_get("S001", &format!("/api/v1/stock/{sku}"))
+            .unwrap()["on_hand"]
+            .as_i64()
+            .unwrap()
+    };
+    let (p_before, n_before) = (level(&c, "P00001"), level(&c, "N00001"));
+    wait_for(CONVERGE, "the hub's levels to be the latest part's", || {
+        let p = c.hub_get("/api/v1/stores/S001/stock/P00001").ok()?;
+        let n = c.hub_get("/api/v1/stores/S001/stock/N00001").ok()?;
+        (p["on_hand"] == p_before && n["on_hand"] == n_before).then_some(())
+    })
+    .unwrap();
+    let hub_db = rusqlite::Connection::open(c.hub_dir().join("hub.db")).unwrap();
+    let parts = |kind: &str| -> i64 {
+        hub_db
+            .query_row(
+                "SELECT count(*) FROM docs WHERE doc_id LIKE ?1",
+                [format!("store/S001/{kind}/{day}%")],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    // (the demo's opening stock movements come first in part 0)
+    assert!(parts("ledger") >= 5, "23 sales in parts of 5");
+    assert!(parts("stock") >= 5, "the opening part and what moved");
+
+    // the PC is replaced: every part comes back
+    c.kill_store("S001").unwrap();
+    let dir = c.store("S001").unwrap().data_dir.clone();
+    std::fs::remove_dir_all(&dir).unwrap();
+    c.restart_store("S001").unwrap();
+    wait_for(CONVERGE, "the recovery to finish", || {
+        let h = health(&c, "S001")?;
+        (h["sync"]["state"] == "connected" && h["sync"].get("recovery").is_none()).then_some(())
+    })
+    .unwrap();
+    for s in &sales {
+        let v = c.store_get("S001", &format!("/api/v1/sales/{s}")).unwrap();
+        assert_eq!(v["sale_id"], s.as_str(), "{v}");
+    }
+    assert_eq!(
+        (level(&c, "P00001"), level(&c, "N00001")),
+        (p_before, n_before),
+        "the levels are the latest part's"
+    );
+    let r = c
+        .sell("S001", "after", json!([{"sku": "P00001", "qty": 1}]))
+        .unwrap();
+    assert_eq!(
+        seq(r["ticket_no"].as_str().unwrap()),
+        24,
+        "tickets continue: {r}"
+    );
+    sales.push(r["sale_id"].as_str().unwrap().to_owned());
+    c.wait_hub_has("S001", &day, &sales, CONVERGE).unwrap();
+}

@@ -22,10 +22,12 @@
 //! (`linli_sync::doc_store::DocError::Behind`), or when an operator runs
 //! `linli-edge recover` after restoring it.
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 use linli_shared::docs::ledger::read_sales;
 use linli_shared::docs::stock::{read_levels, read_rights};
-use linli_shared::docs::{DocId, DocKind};
+use linli_shared::docs::{DocId, DocKind, MAX_PARTS};
 use linli_shared::rights::StoreRights;
 use linli_sync::doc_store::Docs;
 use rusqlite::{Connection, OptionalExtension};
@@ -151,6 +153,8 @@ pub(crate) fn open_days(today: NaiveDate) -> Vec<NaiveDate> {
 pub(crate) fn wanted(store: &str, today: NaiveDate) -> Vec<DocId> {
     let mut out = vec![DocId::catalog(CATALOG_EPOCH)];
     for day in open_days(today) {
+        // part 0 of the day's ledger and stock: each part that arrives with
+        // something in it asks for the next ([`next_part`])
         out.push(DocId::store_ledger(store, day));
         out.push(DocId::store_stock(store, day));
         out.push(DocId::store_fulfilment(store, day));
@@ -158,6 +162,18 @@ pub(crate) fn wanted(store: &str, today: NaiveDate) -> Vec<DocId> {
         out.push(DocId::hub_orders(store, day));
     }
     out
+}
+
+/// The part a recovering store asks for once `got` (a part of its own
+/// day's ledger or stock) arrived with something in it: parts are written
+/// in order, so the parts the hub holds are 0..n and the first one it
+/// answers empty ends the day.
+pub(crate) fn next_part(got: &DocId) -> Option<DocId> {
+    let next = got.part_no() + 1;
+    (matches!(got.kind(), DocKind::Ledger | DocKind::Stock)
+        && matches!(got.owner(), linli_shared::docs::Owner::Store(_))
+        && next < MAX_PARTS)
+        .then(|| got.part(next))
 }
 
 /// Ends recovery in the writer's transaction: ticket counters continue after
@@ -174,8 +190,10 @@ pub(crate) fn complete(
     let mut report = Recovered::default();
     let days = open_days(today);
     for day in days.iter().copied() {
-        let id = DocId::store_ledger(store, day);
-        let sales = docs.read(c, &id, read_sales)?.unwrap_or_default();
+        let mut sales = Vec::new();
+        for (id, _) in docs.parts(c, &DocId::store_ledger(store, day))? {
+            sales.extend(docs.read(c, &id, read_sales)?.unwrap_or_default());
+        }
         report.sales += sales.len();
         let last = sales
             .iter()
@@ -193,14 +211,31 @@ pub(crate) fn complete(
             report.last_ticket_seq = last;
         }
     }
-    // the latest day's stock document holds the closing levels of the books
+    // the latest day's stock holds the closing levels of the books: its
+    // part 0 opened the day with every level and right, and each later part
+    // holds what moved in it (a later part's value wins; rights only grow)
     for day in days.iter().rev() {
-        let id = DocId::store_stock(store, *day);
-        let Some((levels, rights)) =
-            docs.read(c, &id, |d| (read_levels(d), read_rights::<StoreRights>(d)))?
-        else {
+        let parts = docs.parts(c, &DocId::store_stock(store, *day))?;
+        if parts.first().is_none_or(|(id, _)| id.part_no() != 0) {
             continue;
-        };
+        }
+        let mut levels = BTreeMap::new();
+        let mut rights: BTreeMap<String, StoreRights> = BTreeMap::new();
+        for (id, _) in &parts {
+            let Some((l, r)) =
+                docs.read(c, id, |d| (read_levels(d), read_rights::<StoreRights>(d)))?
+            else {
+                continue;
+            };
+            levels.extend(l);
+            for (sku, r) in r {
+                let merged = match rights.remove(&sku) {
+                    Some(prev) => prev.join(r),
+                    None => r,
+                };
+                rights.insert(sku, merged);
+            }
+        }
         let mut stmt = c.prepare_cached(
             "INSERT INTO stock(sku, on_hand, reserved)
              SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM products WHERE sku = ?1)

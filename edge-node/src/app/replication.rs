@@ -7,6 +7,11 @@
 //! - `store/<S>/stock/<day>`: the levels of the SKUs touched, a new day's
 //!   document starting from the closing levels of the books.
 //!
+//! Both come in parts of at most [`linli_shared::docs::PART_CHANGES`]
+//! changes (`…/<day>/p<n>`), so no change is ever applied to a document
+//! with the whole day's history; part 0 of the stock holds the opening
+//! levels and nothing else.
+//!
 //! Use cases call [`Publish`] inside their write closure and hand the
 //! touched document ids to [`SyncCtx::notify`] after the commit, which wakes
 //! the uplink to push them.
@@ -54,10 +59,15 @@ pub struct SyncCtx {
     /// The database is new and still recovering from the hub: no document
     /// is written until it has everything the hub holds for this store.
     recovering: AtomicBool,
+    /// Changes per part of a day's ledger and stock.
+    part_changes: u64,
 }
 
 impl SyncCtx {
-    pub fn new(store_id: &str) -> SyncCtx {
+    /// The documents of `store_id`, a day's ledger and stock rolling on to
+    /// a new part every `part_changes` changes
+    /// ([`linli_shared::docs::PART_CHANGES`] unless testing).
+    pub fn new(store_id: &str, part_changes: u64) -> SyncCtx {
         SyncCtx {
             owner: Owner::Store(store_id.to_owned()),
             docs: Mutex::new(None),
@@ -65,6 +75,7 @@ impl SyncCtx {
             unsynced: Mutex::new(HashMap::new()),
             lending: AtomicBool::new(false),
             recovering: AtomicBool::new(false),
+            part_changes: part_changes.max(1),
         }
     }
 
@@ -138,6 +149,12 @@ impl SyncCtx {
             // no receiver means no hub: the documents wait on disk
             let _ = self.changes.send(d);
         }
+    }
+
+    /// Wakes the uplink about `doc` without marking it as holding changes
+    /// for the hub (a recovering node asking for a part it does not have).
+    pub fn ask(&self, doc: DocId) {
+        let _ = self.changes.send(doc);
     }
 
     /// The hub acknowledged every change of `doc`.
@@ -248,7 +265,8 @@ impl<'a> Publish<'a> {
             }
         }
         if !facts.is_empty() {
-            let id = DocId::store_ledger(store_id, day);
+            let base = DocId::store_ledger(store_id, day);
+            let id = sync.with_docs(c, |d| Ok(d.part_to_write(c, &base, sync.part_changes)?))?;
             let changed = sync.with_docs(c, |d| {
                 Ok(d.change(c, &id, |doc| {
                     for f in &facts {
@@ -267,8 +285,11 @@ impl<'a> Publish<'a> {
             }
         }
         if !skus.is_empty() {
-            let id = DocId::store_stock(store_id, day);
-            let fresh = !sync.with_docs(c, |d| Ok(d.exists(c, &id)?))?;
+            // part 0 opens the day with every level and right of the books;
+            // what moves afterwards goes to the later, small parts
+            let base = DocId::store_stock(store_id, day);
+            let id = sync.with_docs(c, |d| Ok(d.part_to_write(c, &base, sync.part_changes)?))?;
+            let fresh = id.part_no() == 0;
             // the rights step first: an overdraft commits with the sale that caused it
             let lend = sync.lending();
             let mut rights = Vec::new();

@@ -243,69 +243,87 @@ pub fn read_sales(doc: &AutoCommit) -> Vec<SaleFact> {
     read_sales_where(doc, |_| true)
 }
 
-/// The sales whose id passes `wanted` (a reader that already holds most of
-/// a day's sales reads only the new ones).
+/// The sales whose id passes `wanted`.
 pub fn read_sales_where(doc: &AutoCommit, wanted: impl Fn(&str) -> bool) -> Vec<SaleFact> {
     let Some(sales) = existing_map(doc, "sales") else {
         return Vec::new();
     };
-    let mut out = Vec::new();
-    for item in doc.map_range(&sales, ..) {
-        if !wanted(&item.key) {
-            continue;
-        }
-        let id = item.id();
-        let list = |key: &str| match doc.get(&id, key) {
-            Ok(Some((Value::Object(ObjType::List), l))) => Some(l),
+    doc.map_range(&sales, ..)
+        .filter(|item| wanted(&item.key))
+        .map(|item| read_sale(doc, item.key.to_string(), item.id()))
+        .collect()
+}
+
+/// The sales with these ids (those present), each looked up by its key: a
+/// reader that already holds most of a day's sales (the hub projecting what
+/// a message touched) pays for the new ones only, not for a scan of the day.
+pub fn read_sales_of<'a>(
+    doc: &AutoCommit,
+    ids: impl IntoIterator<Item = &'a String>,
+) -> Vec<SaleFact> {
+    let Some(sales) = existing_map(doc, "sales") else {
+        return Vec::new();
+    };
+    ids.into_iter()
+        .filter_map(|sale_id| match doc.get(&sales, sale_id.as_str()) {
+            Ok(Some((Value::Object(ObjType::Map), id))) => {
+                Some(read_sale(doc, sale_id.clone(), id))
+            }
             _ => None,
-        };
-        let lines = list("lines")
-            .map(|l| {
-                (0..doc.length(&l))
-                    .filter_map(|i| match doc.get(&l, i) {
-                        Ok(Some((Value::Object(ObjType::Map), o))) => Some(SaleLineFact {
-                            sku: get_str(doc, &o, "sku"),
-                            qty: get_i64(doc, &o, "qty"),
-                            total_fen: get_i64(doc, &o, "total_fen"),
-                            unit_price_fen: get_i64(doc, &o, "unit_price_fen"),
-                        }),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let payments = list("payments")
-            .map(|l| {
-                (0..doc.length(&l))
-                    .filter_map(|i| match doc.get(&l, i) {
-                        Ok(Some((Value::Object(ObjType::Map), o))) => Some(PaymentFact {
-                            method: get_str(doc, &o, "method"),
-                            amount_fen: get_i64(doc, &o, "amount_fen"),
-                        }),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let member = matches!(
-            doc.get(&id, "member"),
-            Ok(Some((Value::Scalar(s), _))) if matches!(s.as_ref(), automerge::ScalarValue::Boolean(true))
-        );
-        out.push(SaleFact {
-            sale_id: item.key.to_string(),
-            ticket_no: get_str(doc, &id, "ticket_no"),
-            created_at: get_str(doc, &id, "created_at"),
-            cashier: get_str(doc, &id, "cashier"),
-            total_fen: get_i64(doc, &id, "total_fen"),
-            lines,
-            payments,
-            member,
-            tendered_fen: get_i64(doc, &id, "tendered_fen"),
-            change_fen: get_i64(doc, &id, "change_fen"),
-            member_hash: get_str(doc, &id, "member_hash"),
-        });
+        })
+        .collect()
+}
+
+fn read_sale(doc: &AutoCommit, sale_id: String, id: automerge::ObjId) -> SaleFact {
+    let list = |key: &str| match doc.get(&id, key) {
+        Ok(Some((Value::Object(ObjType::List), l))) => Some(l),
+        _ => None,
+    };
+    let lines = list("lines")
+        .map(|l| {
+            (0..doc.length(&l))
+                .filter_map(|i| match doc.get(&l, i) {
+                    Ok(Some((Value::Object(ObjType::Map), o))) => Some(SaleLineFact {
+                        sku: get_str(doc, &o, "sku"),
+                        qty: get_i64(doc, &o, "qty"),
+                        total_fen: get_i64(doc, &o, "total_fen"),
+                        unit_price_fen: get_i64(doc, &o, "unit_price_fen"),
+                    }),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let payments = list("payments")
+        .map(|l| {
+            (0..doc.length(&l))
+                .filter_map(|i| match doc.get(&l, i) {
+                    Ok(Some((Value::Object(ObjType::Map), o))) => Some(PaymentFact {
+                        method: get_str(doc, &o, "method"),
+                        amount_fen: get_i64(doc, &o, "amount_fen"),
+                    }),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let member = matches!(
+        doc.get(&id, "member"),
+        Ok(Some((Value::Scalar(s), _))) if matches!(s.as_ref(), automerge::ScalarValue::Boolean(true))
+    );
+    SaleFact {
+        sale_id,
+        ticket_no: get_str(doc, &id, "ticket_no"),
+        created_at: get_str(doc, &id, "created_at"),
+        cashier: get_str(doc, &id, "cashier"),
+        total_fen: get_i64(doc, &id, "total_fen"),
+        lines,
+        payments,
+        member,
+        tendered_fen: get_i64(doc, &id, "tendered_fen"),
+        change_fen: get_i64(doc, &id, "change_fen"),
+        member_hash: get_str(doc, &id, "member_hash"),
     }
-    out
 }
 
 /// The refunds whose id passes `wanted`, ordered by refund id.
@@ -315,19 +333,38 @@ pub fn read_refunds_where(doc: &AutoCommit, wanted: impl Fn(&str) -> bool) -> Ve
     };
     doc.map_range(&refunds, ..)
         .filter(|item| wanted(&item.key))
-        .map(|item| {
-            let id = item.id();
-            RefundFact {
-                refund_id: item.key.to_string(),
-                sale_id: get_str(doc, &id, "sale_id"),
-                amount_fen: get_i64(doc, &id, "amount_fen"),
-                staff: get_str(doc, &id, "staff"),
-                at: get_str(doc, &id, "at"),
-                lines: from_json(doc, &id, "lines").unwrap_or_default(),
-                reason: get_str(doc, &id, "reason"),
+        .map(|item| read_refund(doc, item.key.to_string(), item.id()))
+        .collect()
+}
+
+/// The refunds with these ids (those present), each looked up by its key.
+pub fn read_refunds_of<'a>(
+    doc: &AutoCommit,
+    ids: impl IntoIterator<Item = &'a String>,
+) -> Vec<RefundFact> {
+    let Some(refunds) = existing_map(doc, "refunds") else {
+        return Vec::new();
+    };
+    ids.into_iter()
+        .filter_map(|refund_id| match doc.get(&refunds, refund_id.as_str()) {
+            Ok(Some((Value::Object(ObjType::Map), id))) => {
+                Some(read_refund(doc, refund_id.clone(), id))
             }
+            _ => None,
         })
         .collect()
+}
+
+fn read_refund(doc: &AutoCommit, refund_id: String, id: automerge::ObjId) -> RefundFact {
+    RefundFact {
+        refund_id,
+        sale_id: get_str(doc, &id, "sale_id"),
+        amount_fen: get_i64(doc, &id, "amount_fen"),
+        staff: get_str(doc, &id, "staff"),
+        at: get_str(doc, &id, "at"),
+        lines: from_json(doc, &id, "lines").unwrap_or_default(),
+        reason: get_str(doc, &id, "reason"),
+    }
 }
 
 /// Every movement in the ledger, ordered by movement id.

@@ -48,53 +48,54 @@ pub(crate) fn tables(
     let mut orders: BTreeMap<String, OrderFact> = BTreeMap::new();
     let mut fulfilment: BTreeMap<String, FulfilmentFact> = BTreeMap::new();
     for day in days {
-        let ledger = DocId::store_ledger(store, *day);
-        debug_assert_eq!(ledger.kind(), DocKind::Ledger);
-        let read = docs.read(c, &ledger, |d| {
-            (
-                read_sales(d),
-                read_refunds_where(d, |_| true),
-                read_movements(d),
-                read_orders(d),
-            )
-        })?;
-        if let Some((sales, refunds, movements, day_orders)) = read {
-            for s in &sales {
-                match sale(c, *day, s)? {
-                    Added::No => {}
-                    Added::Yes => out.sales += 1,
-                    Added::Renumbered => {
-                        out.sales += 1;
-                        out.duplicate_tickets += 1;
+        for (ledger, _) in docs.parts(c, &DocId::store_ledger(store, *day))? {
+            debug_assert_eq!(ledger.kind(), DocKind::Ledger);
+            let read = docs.read(c, &ledger, |d| {
+                (
+                    read_sales(d),
+                    read_refunds_where(d, |_| true),
+                    read_movements(d),
+                    read_orders(d),
+                )
+            })?;
+            if let Some((sales, refunds, movements, day_orders)) = read {
+                for s in &sales {
+                    match sale(c, *day, s)? {
+                        Added::No => {}
+                        Added::Yes => out.sales += 1,
+                        Added::Renumbered => {
+                            out.sales += 1;
+                            out.duplicate_tickets += 1;
+                        }
                     }
                 }
-            }
-            for m in &movements {
-                out.movements += c
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO movements(movement_id, sku, kind, delta, reason, ref_id, staff, at)
-                         SELECT ?1, ?2, ?3, ?4, NULLIF(?5, ''), NULLIF(?6, ''), ?7, ?8
-                         WHERE EXISTS (SELECT 1 FROM products WHERE sku = ?2)",
-                    )?
-                    .execute(params![
-                        m.movement_id,
-                        m.sku,
-                        m.kind,
-                        m.delta,
-                        m.reason,
-                        m.ref_id,
-                        m.staff,
-                        m.at
-                    ])?;
-            }
-            for r in &refunds {
-                if refund(c, r)? {
-                    out.refunds += 1;
+                for m in &movements {
+                    out.movements += c
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO movements(movement_id, sku, kind, delta, reason, ref_id, staff, at)
+                             SELECT ?1, ?2, ?3, ?4, NULLIF(?5, ''), NULLIF(?6, ''), ?7, ?8
+                             WHERE EXISTS (SELECT 1 FROM products WHERE sku = ?2)",
+                        )?
+                        .execute(params![
+                            m.movement_id,
+                            m.sku,
+                            m.kind,
+                            m.delta,
+                            m.reason,
+                            m.ref_id,
+                            m.staff,
+                            m.at
+                        ])?;
                 }
-            }
-            // a later day's entry is the order's later state
-            for o in day_orders {
-                orders.insert(o.order_id.clone(), o);
+                for r in &refunds {
+                    if refund(c, r)? {
+                        out.refunds += 1;
+                    }
+                }
+                // a later day's (or part's) entry is the order's later state
+                for o in day_orders {
+                    orders.insert(o.order_id.clone(), o);
+                }
             }
         }
         let fid = DocId::store_fulfilment(store, *day);
