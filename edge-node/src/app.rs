@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod online;
 pub mod orders;
 pub mod recovery;
+pub mod reports;
 pub mod replication;
 pub mod rights;
 pub mod sales;
