@@ -1,7 +1,7 @@
 // Drives the customer page (hub) and the cashier console (store node) in
 // headless Debian Chromium with playwright-core; run by tests/tests/browser.rs.
 //
-//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery|cashier|languages
+//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery|cashier|languages|manager|phone
 //                        [--shots DIR] [--community CODE]
 //
 // The pages are Chinese by default: the scenarios check what a Chinese
@@ -681,7 +681,183 @@ async function cashierScenario(shop, con) {
   log(`step: 30-line sale ${await waitReceipt(con)}`);
 }
 
-const SCENARIOS = { pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
+// ---- the store manager (1024x768) ----
+/// Records a stock receipt or write-off of one line on the Stock screen;
+/// returns the confirmation. `anyway`: the write-off is expected to warn
+/// first that stock goes below zero, and is then confirmed.
+async function stockLine(con, kind, code, qty, opts = {}) {
+  await con.click("#nav-stock");
+  await con.check(`#stock-kind-${kind}`);
+  if (kind === "waste") await con.selectOption("#waste-reason", "damaged");
+  await con.fill("[data-testid=stock-line] .stock-sku", code);
+  await con.press("[data-testid=stock-line] .stock-sku", "Enter");
+  await until(`${code} resolved on the stock line`, UI, async () => {
+    if (await visible(con, "#stock-error")) throw new Error(`stock line ${code}: ` + (await text(con, "#stock-error")));
+    return (await text(con, "[data-testid=stock-line] .stock-product")) || null;
+  });
+  const unit = await text(con, "[data-testid=stock-line] .stock-unit");
+  if (opts.unit && unit !== opts.unit) throw new Error(`${code}: the quantity is labelled "${unit}", want "${opts.unit}"`);
+  await con.fill("[data-testid=stock-line] .stock-qty", String(qty));
+  await con.click("#stock-submit");
+  if (opts.anyway) {
+    const warning = await until("the below-zero warning", UI, async () => (await visible(con, "#stock-warning")) && text(con, "#stock-warning"));
+    if (!warning.includes(opts.anyway)) throw new Error(`the warning "${warning}" does not mention "${opts.anyway}"`);
+    if ((await text(con, "#stock-submit")) !== "仍然报损") throw new Error(`the button says "${await text(con, "#stock-submit")}", want 仍然报损`);
+    log(`step: warned: ${warning}`);
+    await accessible(con, "console stock screen with the below-zero warning");
+    await con.click("#stock-submit");
+  }
+  return until(`the stock ${kind} to be recorded`, UI, async () => {
+    if (await visible(con, "#stock-error")) throw new Error(`stock ${kind}: ` + (await text(con, "#stock-error")));
+    return (await visible(con, "#stock-result")) && text(con, "#stock-result");
+  });
+}
+
+async function managerTab(con, tab) {
+  await con.click("#nav-manager");
+  await con.click(`#tab-${tab}`);
+  await until(`the manager's ${tab} tab`, UI, () => visible(con, `[data-tab-panel=${tab}]`));
+}
+
+/// A store manager at 1024x768, in Chinese: receives 5 kg of potatoes by
+/// SKU (the quantity labelled 千克, the confirmation says 5 千克), writes off
+/// more cheese than the shelf holds (warned, then confirmed), counts the
+/// buns down to 3, sees the negative and the low stock highlighted, sells
+/// twice, refunds one ticket from the day's sales and closes the day: cash
+/// expected ¥19.50. Every manager screen passes axe-core.
+async function managerScenario(shop, con) {
+  await con.setViewportSize({ width: 1024, height: 768 });
+  await consoleLogin(con, "manager", "9999");
+  if (!(await visible(con, "#nav-manager")) || (await text(con, "#nav-manager")) !== "店长") throw new Error("no 店长 screen for the manager");
+
+  const received = await stockLine(con, "receipt", "P00003", "5", { unit: "千克" });
+  if (received !== "已收货入库：土豆（海南） 5 千克") throw new Error(`receipt confirmation: "${received}"`);
+  log(`step: ${received}`);
+  await accessible(con, "console stock screen (receipt)");
+  const wasted = await stockLine(con, "waste", "P00007", "50", { unit: "件", anyway: "-10 件" });
+  if (wasted !== "已报损：进口芝士片（福建） 50 件") throw new Error(`waste confirmation: "${wasted}"`);
+  log(`step: ${wasted}`);
+
+  await managerTab(con, "count");
+  await con.fill("#count-code", "P00001");
+  await con.press("#count-code", "Enter");
+  await until("the counted product", UI, async () => (await text(con, "#count-product")).includes("本地全麦面包"));
+  await con.fill("#count-qty", "3");
+  await con.press("#count-qty", "Enter");
+  const counted = await until("the count to be recorded", UI, async () => {
+    if (await visible(con, "#count-error")) throw new Error("count: " + (await text(con, "#count-error")));
+    return (await visible(con, "#count-result")) && text(con, "#count-result");
+  });
+  if (!counted.includes("现为 3 件") || !counted.includes("-37 件")) throw new Error(`count confirmation: "${counted}"`);
+  log(`step: ${counted}`);
+  await accessible(con, "console manager cycle count");
+
+  await managerTab(con, "levels");
+  const state = (sku) => attr(con, `[data-testid=level-row][data-sku="${sku}"]`, "data-state");
+  await until("negative and low stock highlighted", UI, async () =>
+    (await state("P00007")) === "negative" && (await state("P00001")) === "low" && (await state("P00003")) === "ok");
+  await con.check("#levels-attention");
+  await until("only the stock needing attention", UI, async () =>
+    (await con.locator("[data-testid=level-row][data-state=ok]").count()) === 0 && (await con.locator("[data-testid=level-row]").count()) >= 2);
+  const firstRow = await attr(con, "[data-testid=level-row]", "data-state");
+  if (firstRow !== "negative") throw new Error(`the first row is ${firstRow}, want the negative stock first`);
+  log(`step: levels: P00007 negative (${await text(con, '[data-testid=level-row][data-sku="P00007"] td:nth-child(2)')}), P00001 low`);
+  await accessible(con, "console manager stock levels");
+
+  const t1 = await sell(con, ["6942215277577"]);
+  const t2 = await sell(con, ["6942215277577"]);
+  await managerTab(con, "sales");
+  await until("both tickets in the day's sales", UI, async () =>
+    (await con.locator(`[data-testid=sale-row][data-ticket="${t1}"]`).count()) === 1 && (await con.locator(`[data-testid=sale-row][data-ticket="${t2}"]`).count()) === 1);
+  log(`step: day's sales: ${await text(con, "#sales-summary")}`);
+  await accessible(con, "console manager day's sales");
+  await con.click(`[data-testid=sale-row][data-ticket="${t1}"] button[data-refund]`);
+  await until("the sale opened for a refund", UI, async () => (await visible(con, "#refund-sale")) && (await text(con, "#refund-sale-ticket")) === t1);
+  await accessible(con, "console manager refund");
+  await con.fill("[data-testid=refund-line] .refund-qty", "1");
+  await con.click("#refund-submit");
+  const refunded = await until("the refund", UI, async () => {
+    if (await visible(con, "#refund-error")) throw new Error("refund: " + (await text(con, "#refund-error")));
+    return (await visible(con, "#refund-result")) && text(con, "#refund-result");
+  });
+  if (!refunded.startsWith("已退款 ¥19.50")) throw new Error(`refund confirmation: "${refunded}"`);
+  log(`step: ${refunded}`);
+  // a refund of the same ticket by typing it: nothing left to refund
+  await con.fill("#refund-ticket", t1.toLowerCase());
+  await con.press("#refund-ticket", "Enter");
+  await until("the refunded line shown as refunded", UI, async () => (await visible(con, "#refund-sale")) && con.locator("[data-testid=refund-line] .refund-qty").isDisabled());
+
+  await managerTab(con, "eod");
+  await until("the end-of-day report", UI, async () => (await attr(con, "#eod-cash", "data-fen")) === "1950");
+  const sales = await text(con, "#eod-sales"), refunds = await text(con, "#eod-refunds");
+  if (sales !== "2 笔 ¥39.00" || refunds !== "1 笔 ¥19.50") throw new Error(`end of day: sales "${sales}", refunds "${refunds}"`);
+  const cashRow = await attr(con, "[data-testid=eod-method][data-method=cash]", "data-net-fen");
+  if (cashRow !== "1950") throw new Error(`cash net ${cashRow}`);
+  log(`step: end of day: sales ${sales}, refunds ${refunds}, cash expected ${await text(con, "#eod-cash")}`);
+  await accessible(con, "console manager end of day");
+  if (!(await onScreen(con, "#eod-cash"))) throw new Error("the cash expected is off-screen at 1024x768");
+}
+
+// ---- hand-over by phone, and the new-order alert (console 1024x768) ----
+/// The cashier's console sits on the Sell screen; a customer orders on the
+/// shop: the console beeps and shows the new order on every screen. The
+/// order is readied; the customer lost the code: the cashier finds it by
+/// the phone's last four digits and hands it over, once.
+async function phoneScenario(shop, con) {
+  await con.setViewportSize({ width: 1024, height: 768 });
+  await consoleLogin(con, "cashier", "1234");
+  await until("the first orders poll", UI, async () => (await con.evaluate(() => document.body.dataset.ordersPolled)) === "true"
+    && (await attr(con, "#new-order-alert", "data-count")) === "0");
+  if (await visible(con, "#nav-manager")) throw new Error("a cashier sees the manager screen");
+  await shopLogin(shop, "13800138123");
+  const order = await placePickupOrder(shop, "S001", [PRODUCTS[0]]);
+  await until("the new-order alert on the Sell screen", SYNC, async () => (await visible(con, "#new-order-alert")) && (await attr(con, "#screen-sell", "class")) !== "hidden");
+  const beeps = Number(await con.evaluate(() => document.body.dataset.beeps || 0));
+  if (beeps < 1) throw new Error("no beep for the new order");
+  log(`step: new-order alert "${await text(con, "#new-order-alert")}", badge ${await text(con, "#orders-count")}, ${beeps} beep(s), audio ${await con.evaluate(() => document.body.dataset.audio)}`);
+  await con.click("#nav-pickup");
+  if (!(await visible(con, "#new-order-alert")) || !(await visible(con, "#orders-count"))) throw new Error("the alert is not shown on the Pickup screen");
+  await accessible(con, "console with the new-order alert");
+  await con.click("#new-order-alert");
+  await waitOrderCard(con, order.orderId, "placed");
+  if (await visible(con, "#new-order-alert")) throw new Error("the alert stays on the Orders screen");
+  await orderStep(con, order.orderId, "accept", "accepted");
+  await orderStep(con, order.orderId, "pick", "picked");
+  await orderStep(con, order.orderId, "ready", "ready");
+
+  await con.click("#nav-pickup");
+  await con.fill("#pickup-phone", "12a");
+  await con.press("#pickup-phone", "Enter");
+  await until("a bad tail refused", UI, async () => (await visible(con, "#phone-error")) && (await text(con, "#phone-error")).includes("后 4 位"));
+  await con.fill("#pickup-phone", "8123");
+  await con.press("#pickup-phone", "Enter");
+  const hit = `[data-testid=phone-hit][data-order-id="${order.orderId}"]`;
+  await until("the order found by the phone's last four digits", UI, async () => {
+    if (await visible(con, "#phone-error")) throw new Error("by phone: " + (await text(con, "#phone-error")));
+    return (await con.locator(hit).count()) === 1;
+  });
+  log(`step: found by phone: ${await text(con, hit + " h3")}`);
+  await accessible(con, "console pickup by phone");
+  await con.click(`${hit} [data-testid=phone-pick]`);
+  await until("the chosen order shown for hand-over", UI, async () => (await visible(con, "#pickup-result")) && (await visible(con, "#pickup-confirm")));
+  await con.click("#pickup-confirm");
+  await until("the hand-over by phone", UI, async () => {
+    if (await visible(con, "#pickup-error")) throw new Error("redeem refused: " + (await text(con, "#pickup-error")));
+    return visible(con, "#pickup-done");
+  });
+  log("step: handed over by the phone's last four digits");
+  await waitStatus(shop, "handed_over", SYNC);
+  // exactly once: no longer listed by phone, and its code offers no hand-over
+  await con.fill("#pickup-phone", "8123");
+  await con.press("#pickup-phone", "Enter");
+  await until("nothing left for that phone", UI, () => visible(con, "#phone-empty"));
+  const again = await lookUp(con, order.shortCode);
+  if (again.error) throw new Error(`look-up after the hand-over: ${again.error}`);
+  if (await visible(con, "#pickup-confirm")) throw new Error("a handed-over order still offers a hand-over");
+  log(`step: the code now says: ${await text(con, "#pickup-warning")}`);
+}
+
+const SCENARIOS = { manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
 
 async function main() {
   const scenario = SCENARIOS[args.scenario];

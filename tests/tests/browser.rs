@@ -27,6 +27,14 @@
 //!   Every console screen, the weight prompt and the shop at phone size are
 //!   checked with axe-core (pinned in `tests/js/package.json`): no serious
 //!   or critical violation.
+//! - `manager` (1024x768): goods received by SKU in the product's unit (5 of
+//!   a kg product is 5 kg, and the confirmation says so), a write-off that
+//!   would take stock below zero warned about and then confirmed, a cycle
+//!   count, negative and low stock highlighted, two sales, a refund from the
+//!   day's sales, and the end-of-day report with the cash expected.
+//! - `phone` (1024x768): a new online order beeps and raises a badge on the
+//!   Sell and Pickup screens; once ready, the cashier finds it by the
+//!   customer's last four phone digits and hands it over, exactly once.
 //! - `delivery`: a delivery nobody reaches is refused with the hub's reason
 //!   shown; one near S001 is accepted, picked, dispatched with the store's
 //!   own rider and delivered, and the customer sees each step; an order the
@@ -303,4 +311,33 @@ fn the_console_sells_and_hands_over_while_the_hub_is_unreachable() {
             .then_some(())
     })
     .unwrap();
+}
+
+#[test]
+fn a_store_manager_receives_counts_refunds_and_closes_the_day() {
+    require_browser();
+    let mut c = cluster(75);
+    run_scenario(&mut c, "manager", &[]);
+    // What the screens confirmed is what the node booked: 20 kg + 5 kg of
+    // potatoes (in grams), 40 - 50 cheese, buns counted to 3, two sold, one
+    // refunded back onto the shelf.
+    let on_hand = |sku: &str| {
+        c.store_get(STORE, &format!("/api/v1/stock/{sku}")).unwrap()["on_hand"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(on_hand("P00003"), 25_000);
+    assert_eq!(on_hand("P00007"), -10);
+    assert_eq!(on_hand("P00001"), 3 - 2 + 1);
+    let report = c.store_get(STORE, "/api/v1/reports/day").unwrap();
+    assert_eq!(report["cash_expected_fen"], 1950, "{report}");
+}
+
+#[test]
+fn a_lost_code_is_handed_over_by_phone_and_a_new_order_beeps_on_every_screen() {
+    require_browser();
+    let mut c = cluster(76);
+    run_scenario(&mut c, "phone", &[]);
+    let level = c.store_get(STORE, "/api/v1/stock/P00001").unwrap();
+    assert_eq!(level["on_hand"], 40 - 1, "handed over exactly once: {level}");
 }
