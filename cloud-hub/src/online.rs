@@ -392,6 +392,14 @@ impl Hub {
                             record_wanted(c, &mut batch, t, &priced.lines)?;
                         }
                         let touched = batch.flush(c, docs, day)?;
+                        // name what is short, at the store asked for or the nearest serving one
+                        let mut unserved = unserved;
+                        let short_at = priced.store_id.clone().or_else(|| {
+                            priced.location.and_then(|at| dir.stores.serving(at).next().map(|(s, _)| s.store_id.clone()))
+                        });
+                        if let Some(s) = short_at {
+                            unserved.shortages = crate::orders::shortages(c, &dir, &s, &priced.lines)?;
+                        }
                         return Ok((Err(unserved), touched));
                     }
                 };
