@@ -542,27 +542,15 @@ pub(crate) struct NewOrder<'a> {
     pub replaces: Option<String>,
 }
 
-/// Consumes the rights and writes the order at its store. Returns the fact.
-pub(crate) fn write_order(
-    c: &Connection,
-    docs: &mut Docs,
-    batch: &mut HubRightsBatch,
+/// Prices an order's lines at `store` with the one pricing rule of every
+/// channel ([`linli_shared::pricing`]): the lines with their prices, then
+/// subtotal, discount and fee in fen.
+pub(crate) fn price_lines(
     settings: &OrderSettings,
-    key: &ed25519_dalek::SigningKey,
-    n: NewOrder<'_>,
+    store: &str,
+    o: &Priced,
     now: DateTime<Utc>,
-) -> Result<(HubOrderFact, DocId), HubError> {
-    let o = n.order;
-    let store = &n.store.store_id;
-    for l in &o.lines {
-        let h = batch.update(c, store, &l.sku, |h| h.consumed += l.qty)?;
-        let s = crate::rights::store_rights(c, store, &l.sku)?;
-        if linli_shared::rights::hub_held(&s, &h) < 0 {
-            // routing checked this in the same transaction; never oversell
-            return Err(invalid(format!("rights for {} at {store} ran out", l.sku)));
-        }
-    }
-    // one pricing rule for every channel (linli_shared::pricing)
+) -> Result<(Vec<OnlineLine>, Quote), HubError> {
     let items = o
         .lines
         .iter()
@@ -596,7 +584,49 @@ pub(crate) fn write_order(
         line.unit_price_fen = p.unit_price.0;
         line.total_fen = p.total.0;
     }
-    let (subtotal, discount, fee) = (priced.subtotal.0, priced.discount().0, priced.fee.0);
+    let quote = Quote {
+        subtotal_fen: priced.subtotal.0,
+        discount_fen: priced.discount().0,
+        fee_fen: priced.fee.0,
+        total_fen: priced.total.0,
+    };
+    Ok((lines, quote))
+}
+
+/// What an order comes to, before it is placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Quote {
+    pub subtotal_fen: i64,
+    /// Pickup discount (≥ 0).
+    pub discount_fen: i64,
+    /// Delivery fee (≥ 0).
+    pub fee_fen: i64,
+    /// What the customer pays.
+    pub total_fen: i64,
+}
+
+/// Consumes the rights and writes the order at its store. Returns the fact.
+pub(crate) fn write_order(
+    c: &Connection,
+    docs: &mut Docs,
+    batch: &mut HubRightsBatch,
+    settings: &OrderSettings,
+    key: &ed25519_dalek::SigningKey,
+    n: NewOrder<'_>,
+    now: DateTime<Utc>,
+) -> Result<(HubOrderFact, DocId), HubError> {
+    let o = n.order;
+    let store = &n.store.store_id;
+    for l in &o.lines {
+        let h = batch.update(c, store, &l.sku, |h| h.consumed += l.qty)?;
+        let s = crate::rights::store_rights(c, store, &l.sku)?;
+        if linli_shared::rights::hub_held(&s, &h) < 0 {
+            // routing checked this in the same transaction; never oversell
+            return Err(invalid(format!("rights for {} at {store} ran out", l.sku)));
+        }
+    }
+    let (lines, quote) = price_lines(settings, store, o, now)?;
+    let (subtotal, discount, fee) = (quote.subtotal_fen, quote.discount_fen, quote.fee_fen);
     let order_id = ulid::Ulid::new().to_string();
     let expires = match o.window {
         Some((_, end)) => end,
@@ -625,7 +655,7 @@ pub(crate) fn write_order(
         subtotal_fen: subtotal,
         discount_fen: discount,
         fee_fen: fee,
-        total_fen: priced.total.0,
+        total_fen: quote.total_fen,
         pickup_code: code,
         pickup_qr: qr,
         expires_at: ts(expires),

@@ -10,11 +10,28 @@
 //! location can instead deliver to where it is.
 
 use linli_shared::geo::{GeoPoint, distance_m};
+use linli_shared::order::{Channel, Fulfilment};
 use serde::{Deserialize, Serialize};
 
 use crate::hub::{Hub, HubError};
 use crate::online::Caller;
-use crate::orders::{OrderView, load, view};
+use crate::orders::{
+    CustomerRef, LineRequest, OrderView, PlaceOrder, Quote, load, price_lines, validate, view,
+};
+
+/// `POST /api/v1/quote`: what a basket comes to, before it is placed.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteRequest {
+    pub fulfilment: Fulfilment,
+    /// Pickup: the chosen store.
+    #[serde(default)]
+    pub store_id: Option<String>,
+    /// Delivery: where to (the store is the nearest one serving it).
+    #[serde(default)]
+    pub location: Option<GeoPoint>,
+    pub lines: Vec<LineRequest>,
+}
 
 /// The compounds the shop offers as delivery addresses.
 const COMPOUNDS_CSV: &str = include_str!("../../data/compounds.csv");
@@ -116,6 +133,45 @@ impl Hub {
                 Ok::<_, HubError>(out)
             })
             .await
+    }
+
+    /// What a basket comes to with the same pricing as a placed order
+    /// (pickup discount, delivery fee, the store's markdowns now). Says
+    /// nothing about stock: placing the order does.
+    pub fn quote(&self, req: QuoteRequest) -> Result<Quote, HubError> {
+        let dir = self.directory();
+        let now = chrono::Utc::now();
+        let order = PlaceOrder {
+            channel: Channel::Miniapp,
+            customer: CustomerRef {
+                phone: None,
+                openid: None,
+            },
+            fulfilment: req.fulfilment,
+            store_id: req.store_id,
+            location: req.location,
+            lines: req.lines,
+            live_session_id: None,
+            delivery_slot: None,
+            address: None,
+        };
+        let priced = validate(&order, &dir, now)?;
+        let store = match (&priced.store_id, priced.location) {
+            (Some(s), _) => {
+                dir.stores
+                    .get(s)
+                    .ok_or_else(|| HubError::UnknownStore(s.clone()))?;
+                s.clone()
+            }
+            (None, Some(at)) => dir
+                .stores
+                .serving(at)
+                .next()
+                .map(|(s, _)| s.store_id.clone())
+                .unwrap_or_default(),
+            (None, None) => String::new(),
+        };
+        Ok(price_lines(&self.order_settings, &store, &priced, now)?.1)
     }
 
     /// The compounds the chain delivers to, each with its nearest store.

@@ -151,7 +151,7 @@ async fn openapi_documents_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 23);
+    assert_eq!(documented, 24);
 }
 
 #[tokio::test]
@@ -831,6 +831,21 @@ async fn the_shop_sees_availability_named_shortages_my_orders_and_compounds() {
     assert_eq!((s, e["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
     let (s, _) = h.call("GET", "/api/v1/customer/orders", None, &[], Body::empty()).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // the amount to pay before checkout, priced as the order will be
+    let quote = |body: Value| {
+        let h = &h;
+        async move {
+            h.call("POST", "/api/v1/quote", None, &[("content-type", "application/json")], Body::from(body.to_string())).await
+        }
+    };
+    let (s, q) = quote(json!({"fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": "P00001", "qty": 2}]})).await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    assert_eq!(q, json!({"subtotal_fen": 3900, "discount_fen": 195, "fee_fen": 0, "total_fen": 3705}));
+    let (s, q) = quote(json!({"fulfilment": "delivery", "location": here, "lines": [{"sku": "P00001", "qty": 2}]})).await;
+    assert_eq!((s, q["fee_fen"].as_i64(), q["total_fen"].as_i64()), (StatusCode::OK, Some(600), Some(4500)), "{q}");
+    let (s, e) = quote(json!({"fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": "NOPE", "qty": 2}]})).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_sku")), "{e}");
 
     let (s, compounds) = h.call("GET", "/api/v1/addresses", None, &[], Body::empty()).await;
     assert_eq!(s, StatusCode::OK);

@@ -336,6 +336,7 @@ pub(crate) async fn exceptions(
         super::shop::my_orders,
         super::shop::availability,
         super::shop::addresses,
+        super::shop::quote,
         super::health,
         super::login,
         super::import_catalog,

@@ -9,7 +9,8 @@ use super::ApiError;
 use super::orders::Who;
 use crate::hub::Hub;
 use crate::orders::OrderView;
-use crate::shop::{AvailabilityView, CompoundView};
+use crate::orders::Quote;
+use crate::shop::{AvailabilityView, CompoundView, QuoteRequest};
 
 /// Every order of the signed-in customer, newest first (at most 100), each
 /// with its status, pickup code and QR payload. Customers only.
@@ -40,4 +41,16 @@ pub(crate) async fn availability(
     responses((status = 200, body = [CompoundView])))]
 pub(crate) async fn addresses(State(hub): State<Hub>) -> Json<Vec<CompoundView>> {
     Json(hub.compounds())
+}
+
+/// What a basket comes to (subtotal, pickup discount, delivery fee, total),
+/// priced as a placed order would be; stock is checked only when placing.
+#[utoipa::path(post, path = "/api/v1/quote", tag = "orders", request_body = QuoteRequest,
+    responses((status = 200, body = Quote), (status = 422, description = "invalid_field / unknown_sku / unknown_store")))]
+pub(crate) async fn quote(
+    State(hub): State<Hub>,
+    body: Result<Json<QuoteRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Quote>, ApiError> {
+    let Json(req) = body.map_err(super::orders::bad_json)?;
+    Ok(Json(hub.quote(req)?))
 }
