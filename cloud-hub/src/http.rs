@@ -197,6 +197,7 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/v1/customer/orders", get(shop::my_orders))
         .route("/api/v1/addresses", get(shop::addresses))
         .route("/api/v1/quote", post(shop::quote))
+        .route("/api/v1/categories", get(shop::categories))
         .route("/api/v1/stores/{id}/availability", get(shop::availability))
         .route("/api/v1/stores", get(orders::stores))
         .route(

@@ -212,11 +212,12 @@ impl Hub {
 
     /// The chain's products, optionally filtered by a fragment of the name
     /// (Chinese or English) or SKU.
-    pub fn products(&self, q: Option<&str>) -> Vec<ProductView> {
+    pub fn products(&self, q: Option<&str>, category: Option<&str>) -> Vec<ProductView> {
         let q = q.map(str::to_lowercase);
         self.directory()
             .products
             .values()
+            .filter(|p| category.is_none_or(|c| p.category == c))
             .filter(|p| {
                 q.as_deref().is_none_or(|q| {
                     p.name.to_lowercase().contains(q)

@@ -47,6 +47,14 @@ pub struct AvailabilityView {
     pub available: i64,
 }
 
+/// A product category and how many products it has.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CategoryView {
+    /// The catalog's key (`vegetable`, `bakery`, …); pages translate it.
+    pub category: String,
+    pub products: usize,
+}
+
 /// A residential compound the chain delivers to.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CompoundView {
@@ -172,6 +180,17 @@ impl Hub {
             (None, None) => String::new(),
         };
         Ok(price_lines(&self.order_settings, &store, &priced, now)?.1)
+    }
+
+    /// The catalog's categories, by name.
+    pub fn categories(&self) -> Vec<CategoryView> {
+        let mut by: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        for p in self.directory().products.values() {
+            *by.entry(p.category.clone()).or_default() += 1;
+        }
+        by.into_iter()
+            .map(|(category, products)| CategoryView { category, products })
+            .collect()
     }
 
     /// The compounds the chain delivers to, each with its nearest store.

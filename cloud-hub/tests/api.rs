@@ -151,7 +151,7 @@ async fn openapi_documents_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 24);
+    assert_eq!(documented, 25);
 }
 
 #[tokio::test]
@@ -846,6 +846,14 @@ async fn the_shop_sees_availability_named_shortages_my_orders_and_compounds() {
     assert_eq!((s, q["fee_fen"].as_i64(), q["total_fen"].as_i64()), (StatusCode::OK, Some(600), Some(4500)), "{q}");
     let (s, e) = quote(json!({"fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": "NOPE", "qty": 2}]})).await;
     assert_eq!((s, e["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_sku")), "{e}");
+
+    let (s, cats) = h.call("GET", "/api/v1/categories", None, &[], Body::empty()).await;
+    assert_eq!(s, StatusCode::OK);
+    let veg = cats.as_array().unwrap().iter().find(|c| c["category"] == "vegetable").unwrap();
+    assert_eq!(veg["products"], 203);
+    let (_, veg) = h.call("GET", "/api/v1/products?category=vegetable&q=%E5%9C%9F%E8%B1%86", None, &[], Body::empty()).await;
+    assert!(veg.as_array().unwrap().iter().all(|p| p["category"] == "vegetable" && p["name"].as_str().unwrap().contains("土豆")), "{veg}");
+    assert!(!veg.as_array().unwrap().is_empty());
 
     let (s, compounds) = h.call("GET", "/api/v1/addresses", None, &[], Body::empty()).await;
     assert_eq!(s, StatusCode::OK);

@@ -10,7 +10,7 @@ use super::orders::Who;
 use crate::hub::Hub;
 use crate::orders::OrderView;
 use crate::orders::Quote;
-use crate::shop::{AvailabilityView, CompoundView, QuoteRequest};
+use crate::shop::{AvailabilityView, CategoryView, CompoundView, QuoteRequest};
 
 /// Every order of the signed-in customer, newest first (at most 100), each
 /// with its status, pickup code and QR payload. Customers only.
@@ -53,4 +53,11 @@ pub(crate) async fn quote(
 ) -> Result<Json<Quote>, ApiError> {
     let Json(req) = body.map_err(super::orders::bad_json)?;
     Ok(Json(hub.quote(req)?))
+}
+
+/// The catalog's product categories (filter `/api/v1/products?category=`).
+#[utoipa::path(get, path = "/api/v1/categories", tag = "products",
+    responses((status = 200, body = [CategoryView])))]
+pub(crate) async fn categories(State(hub): State<Hub>) -> Json<Vec<CategoryView>> {
+    Json(hub.categories())
 }
