@@ -1,7 +1,7 @@
 // Drives the customer page (hub) and the cashier console (store node) in
 // headless Debian Chromium with playwright-core; run by tests/tests/browser.rs.
 //
-//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery|cashier|languages|manager|phone
+//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery|cashier|languages|manager|phone|shop
 //                        [--shots DIR] [--community CODE]
 //
 // The pages are Chinese by default: the scenarios check what a Chinese
@@ -127,6 +127,7 @@ async function placePickupOrder(shop, storeId, products) {
     await until(`${p.sku} in the basket`, UI, async () => (await shop.locator(`[data-testid=basket-line][data-sku="${p.sku}"]`).count()) > 0);
     log(`step: ${p.sku} in the basket`);
   }
+  await openBasket(shop);
   await shop.check("#fulfil-pickup");
   await shop.click("#place-order");
   await until("the order to be placed", UI, async () => {
@@ -145,6 +146,12 @@ async function placePickupOrder(shop, storeId, products) {
     shop.$eval("#pickup-qr-img", (img) => img.complete && img.naturalWidth > 0));
   log(`step: order ${orderId} placed, code ${shortCode}, payload ${payload.length} chars`);
   return { orderId, shortCode, payload };
+}
+
+/// Opens the basket dock (its lines and checkout) if it is closed.
+async function openBasket(shop) {
+  if ((await attr(shop, "#checkout-toggle", "aria-expanded")) !== "true") await shop.click("#checkout-toggle");
+  await until("the basket to open", UI, () => visible(shop, "#place-order"));
 }
 
 async function waitStatus(shop, status, ms) {
@@ -356,12 +363,10 @@ async function offlineScenario(shop, con, newShop) {
   log("step: both customer pages show handed_over");
 }
 
-async function setLocation(shop, lat, lon) {
-  await shop.fill("#lat", String(lat));
-  await shop.fill("#lon", String(lon));
-  await shop.click("#use-location");
-  await until("the location to be set", UI, async () => (await attr(shop, "#location-note", "data-set")) === "true"
-    && (await text(shop, "#location-note")).startsWith("已设置位置"));
+/// Lets the phone's browser report where it is.
+async function phoneAt(shop, latitude, longitude) {
+  await shop.context().grantPermissions(["geolocation"], { origin: args.hub });
+  await shop.context().setGeolocation({ latitude, longitude });
 }
 
 /// A delivery: refused (with the hub's reason shown) where no store
@@ -369,20 +374,25 @@ async function setLocation(shop, lat, lon) {
 /// store's own rider (the Rust side adds one) and delivered. Then a pickup
 /// order the customer cancels.
 async function deliveryScenario(shop, con) {
+  await phoneAt(shop, 31.2304, 121.4737); // Shanghai: no store of the chain reaches it
   await shopLogin(shop, "13600136001");
+  await until("the phone located", UI, async () => (await attr(shop, "#location-note", "data-set")) === "true");
   const p = PRODUCTS[0];
   await shop.fill("#product-q", p.query);
   await shop.click("#product-search");
   await shop.click(`[data-testid=product][data-sku="${p.sku}"] [data-testid=add-product]`);
+  await openBasket(shop);
   await shop.check("#fulfil-delivery");
-  await setLocation(shop, 31.2304, 121.4737); // Shanghai: no store of the chain reaches it
+  await shop.selectOption("#compound", "here");
+  await shop.fill("#address-detail", "1 号楼 101");
   await shop.click("#place-order");
   const refused = await until("the far delivery to be refused", UI, async () =>
     (await visible(shop, "#order-error")) && attr(shop, "#order-error", "data-code"));
   if (refused !== "no_store_can_serve") throw new Error(`far delivery: want no_store_can_serve, got ${refused}: ${await text(shop, "#order-error")}`);
   log(`step: far delivery refused: ${await text(shop, "#order-error")}`);
 
-  await setLocation(shop, 30.3801, 120.1652); // about 1 km from S001
+  await shop.selectOption("#compound", "S001-1"); // 文三路花园, about 600 m from S001
+  await shop.fill("#address-detail", "3 幢 201");
   await shop.click("#place-order");
   await until("the delivery order to be placed", UI, async () => {
     if (await visible(shop, "#order-error")) throw new Error("order refused: " + (await text(shop, "#order-error")));
@@ -857,7 +867,144 @@ async function phoneScenario(shop, con) {
   log(`step: the code now says: ${await text(con, "#pickup-warning")}`);
 }
 
-const SCENARIOS = { manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
+// ---- the shop, phone first (390x844) ----
+/// Every visible control lies inside the viewport's width (nothing to
+/// scroll sideways to), and the basket's amount to pay is on screen.
+async function nothingOffScreen(shop, what) {
+  const off = await shop.evaluate(() => Array.from(document.querySelectorAll("button, input, select, a"))
+    .filter((e) => e.offsetParent !== null || getComputedStyle(e).position === "fixed")
+    .map((e) => [e.id || e.dataset.testid || e.textContent.trim().slice(0, 20), e.getBoundingClientRect()])
+    .filter(([, r]) => r.width > 0 && (r.left < -0.5 || r.right > window.innerWidth + 0.5))
+    .map(([n, r]) => `${n} (${Math.round(r.left)}..${Math.round(r.right)})`));
+  if (off.length) throw new Error(`${what}: controls off-screen at ${shop.viewportSize().width} px: ${off.join(", ")}`);
+  const wide = await shop.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (wide > 0) throw new Error(`${what}: the page scrolls sideways by ${wide} px`);
+}
+
+/// A customer on a phone (390x844), in Chinese: located next to S001, the
+/// shop chooses S001; categories filter; each product shows its price and
+/// what S001 has; the basket dock keeps the amount to pay (the pickup
+/// discount included) on screen. Asking for more potatoes than S001 has
+/// left is refused naming 土豆 and what is left, and offers S002, which has
+/// them, with its distance; the order is placed there. Closing the page
+/// keeps the session: "my orders" lists both orders with code and QR. A
+/// delivery takes a compound, building and room and a time slot.
+async function shopScenario(shop, con) {
+  await shop.setViewportSize({ width: 390, height: 844 });
+  await phoneAt(shop, 30.377087, 120.166389); // 文三路花园, 600 m from S001
+  await shopLogin(shop, "13800138555");
+  const s001 = '[data-testid=store-option][data-store-id="S001"]';
+  await until("the nearest store chosen by location", UI, async () =>
+    (await attr(shop, s001, "data-chosen")) === "true" && (await text(shop, "#location-note")).startsWith("已按您的位置"));
+  log(`step: located; chose ${await text(shop, s001 + " strong")} (${await text(shop, s001 + " [data-testid=store-distance]")})`);
+  await until("availability at S001", UI, async () => Number(await attr(shop, '[data-testid=product][data-sku="P00001"]', "data-available")) > 0);
+  await accessible(shop, "shop products (phone)");
+  await nothingOffScreen(shop, "shop products");
+
+  await shop.click('[data-testid=category][data-category="vegetable"]');
+  await until("vegetables only", UI, async () => (await shop.locator('[data-testid=product][data-sku="P00003"]').count()) === 1
+    && (await shop.locator('[data-testid=product][data-sku="P00001"]').count()) === 0);
+  const potato = '[data-testid=product][data-sku="P00003"]';
+  const have = Number(await attr(shop, potato, "data-available"));
+  const shown = await text(shop, `${potato} [data-testid=availability]`);
+  if (!(have >= 1000) || !shown.startsWith("本店可售")) throw new Error(`potatoes at S001: ${have} g, shown "${shown}"`);
+  log(`step: vegetables; 土豆: ${await text(shop, potato + " .price")} · ${shown}`);
+
+  // 500 g of potatoes, then the basket: the amount to pay stays on screen
+  await shop.fill(`${potato} input[data-grams]`, "500");
+  await shop.click(`${potato} [data-testid=add-product]`);
+  await until("the potatoes in the basket", UI, async () => (await attr(shop, "#basket-total", "data-quoted")) === "true");
+  await shop.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+  if (!(await onScreen(shop, "#basket-total")) || !(await onScreen(shop, "#checkout-toggle"))) throw new Error("the basket's amount to pay is off-screen after scrolling");
+  log(`step: basket dock: ${(await text(shop, "#basket-bar")).replace(/\s+/g, " ")}`);
+  await openBasket(shop);
+  const quoted = Number(await attr(shop, "#basket-total", "data-fen")), sub = Number(await attr(shop, "#basket-subtotal", "data-fen"));
+  if (!(quoted < sub) || !(await visible(shop, "#quote-discount-row"))) throw new Error(`pickup: to pay ${quoted}, subtotal ${sub}: no pickup discount shown`);
+  await accessible(shop, "shop basket (phone)");
+  await nothingOffScreen(shop, "shop basket");
+  await shop.click("#place-order");
+  await until("the first order", UI, () => visible(shop, "#order-view"));
+  const first = await text(shop, "#order-id");
+  log(`step: order ${first} at S001, to pay ¥${(quoted / 100).toFixed(2)}`);
+
+  // more potatoes than S001 has: named, with what is left, and S002 offered
+  await shop.click("#new-order");
+  await shop.click('[data-testid=category][data-category="vegetable"]');
+  await until("S001's potatoes", UI, async () => Number(await attr(shop, potato, "data-available")) > 0);
+  const ask = Number(await attr(shop, potato, "data-available")) + 1000;
+  await shop.fill(`${potato} input[data-grams]`, String(ask));
+  await shop.click(`${potato} [data-testid=add-product]`);
+  await openBasket(shop);
+  await shop.click("#place-order");
+  await until("the refusal", UI, async () => (await visible(shop, "#order-error")) && (await shop.locator("[data-testid=alternative]").count()) > 0);
+  const why = await text(shop, "#order-error");
+  const line = await text(shop, '[data-testid=shortage][data-sku="P00003"]');
+  const left = Number(await attr(shop, '[data-testid=shortage][data-sku="P00003"]', "data-available"));
+  const leftText = left >= 1000 ? `${left / 1000} 千克` : `${left} 克`;
+  if (!line.startsWith("土豆（海南）") || !line.includes(`只剩 ${leftText}`) || !why.includes("绿源生活·文三路店")) throw new Error(`the refusal "${why}" does not name 土豆（海南） and ${leftText} at S001`);
+  const alt = '[data-testid=alternative][data-store-id="S002"]';
+  await until("S002 offered", UI, async () => (await shop.locator(alt).count()) === 1);
+  const altText = await text(shop, alt);
+  if (!altText.includes("公里") || !altText.includes("土豆")) throw new Error(`alternative: "${altText}"`);
+  log(`step: refused: ${why} → ${altText}`);
+  await accessible(shop, "shop refusal (phone)");
+  await nothingOffScreen(shop, "shop refusal");
+  await shop.click(`${alt} button[data-alt]`);
+  await until("S002 chosen", UI, async () => (await attr(shop, '[data-testid=store-option][data-store-id="S002"]', "data-chosen")) === "true");
+  await shop.click("#place-order");
+  await until("the order at S002", UI, async () => {
+    if (await visible(shop, "#order-error")) throw new Error("order refused: " + (await text(shop, "#order-error")));
+    return visible(shop, "#order-view");
+  });
+  const second = await text(shop, "#order-id");
+  await until("the QR image to load", UI, () => shop.$eval("#pickup-qr-img", (img) => img.complete && img.naturalWidth > 0));
+  log(`step: order ${second} at ${await text(shop, "#order-store")}, code ${await text(shop, "#pickup-short-code")}`);
+  await accessible(shop, "shop order (phone)");
+  await nothingOffScreen(shop, "shop order");
+
+  // the page is closed and opened again: the session and every order remain
+  const context = shop.context();
+  await shop.close();
+  const again = await context.newPage();
+  await openPage(again, args.hub, "customer page");
+  await until("the session kept", UI, () => visible(again, "#nav-my-orders"));
+  if (await visible(again, "#step-phone")) throw new Error("the phone number is asked again after closing the page");
+  await again.click("#nav-my-orders");
+  await until("my orders", UI, async () => (await again.locator("[data-testid=my-order]").count()) === 2);
+  const ids = await again.$$eval("[data-testid=my-order]", (els) => els.map((e) => e.dataset.orderId));
+  if (JSON.stringify(ids) !== JSON.stringify([second, first])) throw new Error(`my orders ${ids}, want ${second}, ${first}`);
+  await until("both codes and QR images", UI, async () => (await again.locator("[data-testid=my-order-code]").count()) === 2
+    && again.$$eval("[data-testid=my-order-qr]", (imgs) => imgs.length === 2 && imgs.every((i) => i.complete && i.naturalWidth > 0)));
+  log(`step: my orders after reopening: ${(await again.$$eval("[data-testid=my-order-code]", (els) => els.map((e) => e.textContent))).join(", ")}`);
+  await again.setViewportSize({ width: 390, height: 844 });
+  await accessible(again, "shop my orders (phone)");
+  await nothingOffScreen(again, "shop my orders");
+
+  // a delivery: compound, building and room, a time slot; the fee is in the amount
+  await again.click("#my-orders-back");
+  await again.fill("#product-q", PRODUCTS[0].query);
+  await again.click("#product-search");
+  await again.click(`[data-testid=product][data-sku="${PRODUCTS[0].sku}"] [data-testid=add-product]`);
+  await openBasket(again);
+  await again.check("#fulfil-delivery");
+  if (!(await again.isDisabled("#place-order"))) throw new Error("a delivery without an address can be placed");
+  await again.selectOption("#compound", "S001-1");
+  await again.fill("#address-detail", "3 幢 2 单元 201");
+  const slot = await again.$eval("#slot", (s) => s.options[0] && s.options[0].textContent);
+  if (!/^(今天|明天) \d\d:\d\d–\d\d:\d\d$/.test(slot || "")) throw new Error(`time slot "${slot}"`);
+  await until("the delivery fee in the amount to pay", UI, () => visible(again, "#quote-fee-row"));
+  await accessible(again, "shop delivery form (phone)");
+  await nothingOffScreen(again, "shop delivery form");
+  await again.click("#place-order");
+  await until("the delivery order", UI, async () => {
+    if (await visible(again, "#order-error")) throw new Error("delivery refused: " + (await text(again, "#order-error")));
+    return visible(again, "#order-view");
+  });
+  log(`step: delivery ${await text(again, "#order-id")} (${slot}): ${await text(again, "#delivery-window")}`);
+  console.log(`LINLI-DELIVERY ${await text(again, "#order-id")}`);
+}
+
+const SCENARIOS = { shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
 
 async function main() {
   const scenario = SCENARIOS[args.scenario];
