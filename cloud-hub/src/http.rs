@@ -101,7 +101,9 @@ impl From<HubError> for ApiError {
                 StatusCode::CONFLICT,
                 "no_store_can_serve",
                 msg,
-                Some(json!({ "alternatives": u.alternatives, "serving_stores": u.serving_stores, "shortages": u.shortages })),
+                Some(
+                    json!({ "alternatives": u.alternatives, "serving_stores": u.serving_stores, "shortages": u.shortages }),
+                ),
             ),
             HubError::Store(_) | HubError::Doc(_) => {
                 tracing::error!(error = %msg, "hub failure");

@@ -19,6 +19,6 @@ pub mod online;
 pub mod orders;
 pub mod rights;
 pub mod schema;
-pub mod shop;
 pub mod server;
+pub mod shop;
 pub mod signing;

@@ -445,7 +445,9 @@ pub(crate) fn choose_store(
                             Coverage::Nothing => return Ok(()),
                         };
                         // from the customer when the order says where they are
-                        let d = o.location.map_or(d, |at| linli_shared::geo::distance_m(at, s.location));
+                        let d = o
+                            .location
+                            .map_or(d, |at| linli_shared::geo::distance_m(at, s.location));
                         alternatives.push(Alternative {
                             store_id: s.store_id.clone(),
                             name: s.name.clone(),

@@ -346,7 +346,11 @@ fn a_lost_code_is_handed_over_by_phone_and_a_new_order_beeps_on_every_screen() {
     let mut c = cluster(76);
     run_scenario(&mut c, "phone", &[]);
     let level = c.store_get(STORE, "/api/v1/stock/P00001").unwrap();
-    assert_eq!(level["on_hand"], 40 - 1, "handed over exactly once: {level}");
+    assert_eq!(
+        level["on_hand"],
+        40 - 1,
+        "handed over exactly once: {level}"
+    );
 }
 
 #[test]
@@ -373,12 +377,7 @@ fn a_customer_shops_on_a_phone_and_finds_every_order_after_closing_the_page() {
     assert_eq!(status, 201, "waste: {body}");
     wait_for(CONNECT, "S001 to lend fewer potatoes than S002", || {
         let v = c.hub_get("/api/v1/stock?sku=P00003").ok()?;
-        let of = |s: &str| {
-            v.as_array()?
-                .iter()
-                .find(|x| x["store_id"] == s)?["sellable"]
-                .as_i64()
-        };
+        let of = |s: &str| v.as_array()?.iter().find(|x| x["store_id"] == s)?["sellable"].as_i64();
         let (a, b) = (of("S001")?, of("S002")?);
         (a >= 1000 && a + 1000 <= b).then_some(())
     })

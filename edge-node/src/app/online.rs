@@ -329,7 +329,10 @@ impl App {
     pub async fn pickups_by_phone(&self, last4: &str) -> Result<Vec<PickupPreview>, AppError> {
         let last4 = last4.trim().to_owned();
         if last4.len() != 4 || !last4.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid("last4", "type the last four digits of the customer's phone"));
+            return Err(invalid(
+                "last4",
+                "type the last four digits of the customer's phone",
+            ));
         }
         let app = self.clone();
         let now = ts(self.now());
