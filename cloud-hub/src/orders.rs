@@ -378,13 +378,15 @@ pub(crate) fn validate(
     let address = match (&req.address, req.fulfilment) {
         (None, _) => None,
         (Some(_), Fulfilment::Pickup) => {
-            return Err(invalid("address is only for delivery orders"));
+            return Err(invalid(
+                "自提订单不需要送货地址 (address is only for delivery orders)",
+            ));
         }
         (Some(a), Fulfilment::Delivery) => {
             let a = a.trim();
             if a.is_empty() || a.chars().count() > 200 || a.chars().any(char::is_control) {
                 return Err(invalid(
-                    "address must be 1-200 characters (compound, building, room), without control characters",
+                    "送货地址需 1–200 个字：小区、楼号、门牌 (address must be 1-200 characters: compound, building, room; no control characters)",
                 ));
             }
             Some(a.to_owned())

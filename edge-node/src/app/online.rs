@@ -331,7 +331,7 @@ impl App {
         if last4.len() != 4 || !last4.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid(
                 "last4",
-                "type the last four digits of the customer's phone",
+                "请输入顾客手机号的后 4 位数字 (type the last four digits of the customer's phone)",
             ));
         }
         let app = self.clone();

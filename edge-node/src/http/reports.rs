@@ -33,7 +33,7 @@ pub(super) async fn day(
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_field",
-                "day must be YYYY-MM-DD",
+                "营业日格式应为 YYYY-MM-DD，例如 2026-11-25 (day must be YYYY-MM-DD)",
             )
         })?,
         None => s.app.business_day(s.app.now()),
