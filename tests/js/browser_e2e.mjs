@@ -810,6 +810,15 @@ async function managerScenario(shop, con) {
   log(`step: end of day: sales ${sales}, refunds ${refunds}, cash expected ${await text(con, "#eod-cash")}`);
   await accessible(con, "console manager end of day");
   if (!(await onScreen(con, "#eod-cash"))) throw new Error("the cash expected is off-screen at 1024x768");
+  // the manager checks the day on a phone too
+  await con.setViewportSize({ width: 390, height: 844 });
+  for (const tab of ["eod", "levels", "sales"]) {
+    await managerTab(con, tab);
+    await nothingOffScreen(con, `console manager ${tab} (phone)`);
+    await accessible(con, `console manager ${tab} (phone)`);
+  }
+  await con.click("#nav-stock");
+  await nothingOffScreen(con, "console stock screen (phone)");
 }
 
 // ---- hand-over by phone, and the new-order alert (console 1024x768) ----
@@ -1009,6 +1018,18 @@ async function shopScenario(shop, con) {
   });
   log(`step: delivery ${await text(again, "#order-id")} (${slot}): ${await text(again, "#delivery-window")}`);
   console.log(`LINLI-DELIVERY ${await text(again, "#order-id")}`);
+  // the same shop on a desktop (1024x768)
+  await again.setViewportSize({ width: 1024, height: 768 });
+  await again.click("#nav-my-orders");
+  await until("my orders on a desktop", UI, async () => (await again.locator("[data-testid=my-order]").count()) === 3);
+  await accessible(again, "shop my orders (desktop)");
+  await nothingOffScreen(again, "shop my orders (desktop)");
+  await again.click("#my-orders-back");
+  await until("the products on a desktop", UI, () => visible(again, "#product-results"));
+  if (!(await onScreen(again, "#basket-total")) || !(await onScreen(again, "#checkout-toggle"))) throw new Error("the basket's amount to pay is off-screen at 1024x768");
+  await accessible(again, "shop products (desktop)");
+  await nothingOffScreen(again, "shop products (desktop)");
+  log("step: the shop at 1024x768: my orders, products, basket dock on screen");
 }
 
 const SCENARIOS = { shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
