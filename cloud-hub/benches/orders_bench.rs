@@ -207,6 +207,7 @@ fn main() {
                 ],
                 live_session_id: None,
                 delivery_slot: None,
+                address: None,
             };
             let t = Instant::now();
             hub.place_order(&Caller::Staff(admin.clone()), format!("bench-{i}"), req)

@@ -17,6 +17,7 @@ use crate::hub::{Hub, HubError, User};
 
 mod customers;
 mod orders;
+mod shop;
 
 /// How long a connected store may leave changes unacknowledged, with no
 /// frame from it, before it counts as stuck.
@@ -100,7 +101,9 @@ impl From<HubError> for ApiError {
                 StatusCode::CONFLICT,
                 "no_store_can_serve",
                 msg,
-                Some(json!({ "alternatives": u.alternatives, "serving_stores": u.serving_stores })),
+                Some(
+                    json!({ "alternatives": u.alternatives, "serving_stores": u.serving_stores, "shortages": u.shortages }),
+                ),
             ),
             HubError::Store(_) | HubError::Doc(_) => {
                 tracing::error!(error = %msg, "hub failure");
@@ -193,6 +196,11 @@ pub fn router(hub: Hub) -> Router {
         )
         .route("/api/v1/openapi.json", get(orders::openapi))
         .route("/api/v1/customer/session", post(orders::session))
+        .route("/api/v1/customer/orders", get(shop::my_orders))
+        .route("/api/v1/addresses", get(shop::addresses))
+        .route("/api/v1/quote", post(shop::quote))
+        .route("/api/v1/categories", get(shop::categories))
+        .route("/api/v1/stores/{id}/availability", get(shop::availability))
         .route("/api/v1/stores", get(orders::stores))
         .route(
             "/api/v1/stores/import",

@@ -20,4 +20,5 @@ pub mod orders;
 pub mod rights;
 pub mod schema;
 pub mod server;
+pub mod shop;
 pub mod signing;

@@ -212,11 +212,12 @@ impl Hub {
 
     /// The chain's products, optionally filtered by a fragment of the name
     /// (Chinese or English) or SKU.
-    pub fn products(&self, q: Option<&str>) -> Vec<ProductView> {
+    pub fn products(&self, q: Option<&str>, category: Option<&str>) -> Vec<ProductView> {
         let q = q.map(str::to_lowercase);
         self.directory()
             .products
             .values()
+            .filter(|p| category.is_none_or(|c| p.category == c))
             .filter(|p| {
                 q.as_deref().is_none_or(|q| {
                     p.name.to_lowercase().contains(q)
@@ -392,6 +393,14 @@ impl Hub {
                             record_wanted(c, &mut batch, t, &priced.lines)?;
                         }
                         let touched = batch.flush(c, docs, day)?;
+                        // name what is short, at the store asked for or the nearest serving one
+                        let mut unserved = unserved;
+                        let short_at = priced.store_id.clone().or_else(|| {
+                            priced.location.and_then(|at| dir.stores.serving(at).next().map(|(s, _)| s.store_id.clone()))
+                        });
+                        if let Some(s) = short_at {
+                            unserved.shortages = crate::orders::shortages(c, &dir, &s, &priced.lines)?;
+                        }
                         return Ok((Err(unserved), touched));
                     }
                 };

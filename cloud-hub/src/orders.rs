@@ -127,6 +127,10 @@ pub struct PlaceOrder {
     /// Delivery window; default as soon as possible (30 min to 2 h).
     #[serde(default)]
     pub delivery_slot: Option<SlotRequest>,
+    /// Delivery: the address the rider reads (compound, building, room),
+    /// at most 200 characters; `location` is its point.
+    #[serde(default)]
+    pub address: Option<String>,
 }
 
 /// An order as customers and tools see it.
@@ -188,6 +192,47 @@ pub struct Exception {
 pub struct Unserved {
     pub alternatives: Vec<Alternative>,
     pub serving_stores: usize,
+    /// What the store asked for (or the nearest serving store) lacks.
+    pub shortages: Vec<Shortage>,
+}
+
+/// A line a store cannot fill, in words a customer reads.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Shortage {
+    pub store_id: String,
+    pub sku: String,
+    /// The product's name (Simplified Chinese).
+    pub name: String,
+    /// Units, or grams for `kg` products.
+    pub requested: i64,
+    /// What the hub may still sell online at that store.
+    pub available: i64,
+}
+
+/// The lines `store` cannot fill.
+pub(crate) fn shortages(
+    c: &Connection,
+    dir: &Directory,
+    store: &str,
+    lines: &[OnlineLine],
+) -> Result<Vec<Shortage>, HubError> {
+    let mut out = Vec::new();
+    for l in lines {
+        let available = held(c, store, &l.sku)?.max(0);
+        if available < l.qty {
+            out.push(Shortage {
+                store_id: store.to_owned(),
+                sku: l.sku.clone(),
+                name: dir
+                    .products
+                    .get(&l.sku)
+                    .map_or_else(|| l.sku.clone(), |p| p.name.clone()),
+                requested: l.qty,
+                available,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The hub's view of the chain's stores and products, for routing and pricing.
@@ -240,6 +285,7 @@ pub(crate) struct Priced {
     pub location: Option<GeoPoint>,
     pub lines: Vec<OnlineLine>,
     pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    pub address: Option<String>,
 }
 
 /// Checks a request against the catalog and the rules; no IO.
@@ -329,6 +375,23 @@ pub(crate) fn validate(
             })
         }
     };
+    let address = match (&req.address, req.fulfilment) {
+        (None, _) => None,
+        (Some(_), Fulfilment::Pickup) => {
+            return Err(invalid(
+                "自提订单不需要送货地址 (address is only for delivery orders)",
+            ));
+        }
+        (Some(a), Fulfilment::Delivery) => {
+            let a = a.trim();
+            if a.is_empty() || a.chars().count() > 200 || a.chars().any(char::is_control) {
+                return Err(invalid(
+                    "送货地址需 1–200 个字：小区、楼号、门牌 (address must be 1-200 characters: compound, building, room; no control characters)",
+                ));
+            }
+            Some(a.to_owned())
+        }
+    };
     Ok(Priced {
         channel: req.channel,
         live_session_id: req.live_session_id.clone(),
@@ -337,6 +400,7 @@ pub(crate) fn validate(
         location: req.location,
         lines,
         window,
+        address,
     })
 }
 
@@ -382,6 +446,10 @@ pub(crate) fn choose_store(
                             Coverage::Partial { covered } => covered,
                             Coverage::Nothing => return Ok(()),
                         };
+                        // from the customer when the order says where they are
+                        let d = o
+                            .location
+                            .map_or(d, |at| linli_shared::geo::distance_m(at, s.location));
                         alternatives.push(Alternative {
                             store_id: s.store_id.clone(),
                             name: s.name.clone(),
@@ -399,6 +467,7 @@ pub(crate) fn choose_store(
                 Err(Unserved {
                     alternatives,
                     serving_stores: 1,
+                    shortages: Vec::new(),
                 })
             }
         });
@@ -430,6 +499,7 @@ pub(crate) fn choose_store(
         } => Err(Unserved {
             alternatives,
             serving_stores,
+            shortages: Vec::new(),
         }),
     })
 }
@@ -476,27 +546,15 @@ pub(crate) struct NewOrder<'a> {
     pub replaces: Option<String>,
 }
 
-/// Consumes the rights and writes the order at its store. Returns the fact.
-pub(crate) fn write_order(
-    c: &Connection,
-    docs: &mut Docs,
-    batch: &mut HubRightsBatch,
+/// Prices an order's lines at `store` with the one pricing rule of every
+/// channel ([`linli_shared::pricing`]): the lines with their prices, then
+/// subtotal, discount and fee in fen.
+pub(crate) fn price_lines(
     settings: &OrderSettings,
-    key: &ed25519_dalek::SigningKey,
-    n: NewOrder<'_>,
+    store: &str,
+    o: &Priced,
     now: DateTime<Utc>,
-) -> Result<(HubOrderFact, DocId), HubError> {
-    let o = n.order;
-    let store = &n.store.store_id;
-    for l in &o.lines {
-        let h = batch.update(c, store, &l.sku, |h| h.consumed += l.qty)?;
-        let s = crate::rights::store_rights(c, store, &l.sku)?;
-        if linli_shared::rights::hub_held(&s, &h) < 0 {
-            // routing checked this in the same transaction; never oversell
-            return Err(invalid(format!("rights for {} at {store} ran out", l.sku)));
-        }
-    }
-    // one pricing rule for every channel (linli_shared::pricing)
+) -> Result<(Vec<OnlineLine>, Quote), HubError> {
     let items = o
         .lines
         .iter()
@@ -530,7 +588,49 @@ pub(crate) fn write_order(
         line.unit_price_fen = p.unit_price.0;
         line.total_fen = p.total.0;
     }
-    let (subtotal, discount, fee) = (priced.subtotal.0, priced.discount().0, priced.fee.0);
+    let quote = Quote {
+        subtotal_fen: priced.subtotal.0,
+        discount_fen: priced.discount().0,
+        fee_fen: priced.fee.0,
+        total_fen: priced.total.0,
+    };
+    Ok((lines, quote))
+}
+
+/// What an order comes to, before it is placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Quote {
+    pub subtotal_fen: i64,
+    /// Pickup discount (≥ 0).
+    pub discount_fen: i64,
+    /// Delivery fee (≥ 0).
+    pub fee_fen: i64,
+    /// What the customer pays.
+    pub total_fen: i64,
+}
+
+/// Consumes the rights and writes the order at its store. Returns the fact.
+pub(crate) fn write_order(
+    c: &Connection,
+    docs: &mut Docs,
+    batch: &mut HubRightsBatch,
+    settings: &OrderSettings,
+    key: &ed25519_dalek::SigningKey,
+    n: NewOrder<'_>,
+    now: DateTime<Utc>,
+) -> Result<(HubOrderFact, DocId), HubError> {
+    let o = n.order;
+    let store = &n.store.store_id;
+    for l in &o.lines {
+        let h = batch.update(c, store, &l.sku, |h| h.consumed += l.qty)?;
+        let s = crate::rights::store_rights(c, store, &l.sku)?;
+        if linli_shared::rights::hub_held(&s, &h) < 0 {
+            // routing checked this in the same transaction; never oversell
+            return Err(invalid(format!("rights for {} at {store} ran out", l.sku)));
+        }
+    }
+    let (lines, quote) = price_lines(settings, store, o, now)?;
+    let (subtotal, discount, fee) = (quote.subtotal_fen, quote.discount_fen, quote.fee_fen);
     let order_id = ulid::Ulid::new().to_string();
     let expires = match o.window {
         Some((_, end)) => end,
@@ -559,7 +659,7 @@ pub(crate) fn write_order(
         subtotal_fen: subtotal,
         discount_fen: discount,
         fee_fen: fee,
-        total_fen: priced.total.0,
+        total_fen: quote.total_fen,
         pickup_code: code,
         pickup_qr: qr,
         expires_at: ts(expires),
@@ -571,6 +671,7 @@ pub(crate) fn write_order(
                 store_lon: n.store.location.lon,
                 window_start: ts(start),
                 window_end: ts(end),
+                address: o.address.clone(),
             }),
             _ => None,
         },
@@ -618,7 +719,7 @@ pub(crate) fn save_order(
     Ok(id)
 }
 
-pub(crate) fn load(
+pub fn load(
     c: &Connection,
     order_id: &str,
 ) -> Result<Option<(HubOrderFact, Option<FulfilmentFact>)>, HubError> {
@@ -801,6 +902,7 @@ pub(crate) fn reconcile(
                     .delivery
                     .as_ref()
                     .map(|d| (parse_ts(&d.window_start), parse_ts(&d.window_end))),
+                address: fact.delivery.as_ref().and_then(|d| d.address.clone()),
             };
             let target = match priced.location {
                 Some(_) => choose_store(c, dir, &priced, Some(store))?.ok(),

@@ -151,7 +151,7 @@ async fn openapi_documents_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 20);
+    assert_eq!(documented, 25);
 }
 
 #[tokio::test]
@@ -722,4 +722,323 @@ async fn refunds_net_the_day_of_their_sale_in_any_arrival_order() {
     let refunded: Vec<i64> = sales.iter().map(|s| s.refunded_fen).collect();
     assert_eq!(refunded, vec![1950, 750, 0]);
     assert!(h.hub.sales("S001", d2).await.unwrap().is_empty());
+}
+
+/// Issue 10, the shop: a store's availability before checkout, a refusal
+/// that names the product and what is left and offers a store that has it
+/// (with its distance from the customer), a delivery to a compound with
+/// building and room, and "my orders" for the session's customer only.
+#[tokio::test]
+async fn the_shop_sees_availability_named_shortages_my_orders_and_compounds() {
+    let h = hub().await;
+    h.csv("/api/v1/catalog/import", "products.csv").await;
+    h.csv("/api/v1/stores/import", "stores.csv").await;
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+    for (store, lent, actor) in [("S001", 10, 7u8), ("S002", 50, 8u8)] {
+        let id = DocId::store_stock(store, day);
+        let mut doc = new_doc(&id, Owner::Store(store.into()).actor([actor; 8])).unwrap();
+        set_rights(
+            &mut doc,
+            "P00001",
+            &StoreRights {
+                lent,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        doc.commit();
+        sync_in(&h.hub, store, &id, &mut doc).await;
+    }
+    let session = |phone: &'static str| {
+        let h = &h;
+        async move {
+            let (s, v) = h
+                .call(
+                    "POST",
+                    "/api/v1/customer/session",
+                    None,
+                    &[("content-type", "application/json")],
+                    Body::from(json!({"phone": phone}).to_string()),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let me = session("13800138123").await;
+    let other = session("13900139000").await;
+
+    let (s, avail) = h
+        .call(
+            "GET",
+            "/api/v1/stores/S001/availability",
+            None,
+            &[],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{avail}");
+    let of = |sku: &str| {
+        avail
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["sku"] == sku)
+            .unwrap()["available"]
+            .clone()
+    };
+    assert_eq!((of("P00001"), of("P00007")), (json!(10), json!(0)));
+    let (s, e) = h
+        .call(
+            "GET",
+            "/api/v1/stores/S999/availability",
+            None,
+            &[],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("store_not_found"))
+    );
+
+    let order = |key: &'static str, body: Value| {
+        let (h, me) = (&h, me.clone());
+        async move {
+            h.call(
+                "POST",
+                "/api/v1/orders",
+                Some(&me),
+                &[
+                    ("content-type", "application/json"),
+                    ("idempotency-key", key),
+                ],
+                Body::from(body.to_string()),
+            )
+            .await
+        }
+    };
+    // S001 holds 10 buns: 12 are refused, naming the bun and the 10, and S002 has them
+    let here = json!({"lat": 30.377087, "lon": 120.166389}); // 文三路花园, next to S001
+    let (s, e) = order(
+        "k1",
+        json!({"channel": "miniapp", "customer": {"phone": "13800138123"}, "fulfilment": "pickup",
+        "store_id": "S001", "location": here, "lines": [{"sku": "P00001", "qty": 12}]}),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("no_store_can_serve")),
+        "{e}"
+    );
+    let short = &e["error"]["details"]["shortages"][0];
+    assert_eq!(
+        (
+            short["store_id"].as_str(),
+            short["sku"].as_str(),
+            short["name"].as_str(),
+            short["requested"].as_i64(),
+            short["available"].as_i64()
+        ),
+        (
+            Some("S001"),
+            Some("P00001"),
+            Some("本地全麦面包（浙江）"),
+            Some(12),
+            Some(10)
+        ),
+        "{e}"
+    );
+    let alts = e["error"]["details"]["alternatives"].as_array().unwrap();
+    let s2 = alts
+        .iter()
+        .find(|a| a["store_id"] == "S002")
+        .expect("S002 has the buns");
+    assert_eq!(s2["covered_skus"], json!(["P00001"]));
+    // from the customer's compound, not from S001: about 5.7 km
+    let d = s2["distance_m"].as_u64().unwrap();
+    assert!((5000..6500).contains(&d), "distance {d}");
+
+    let (s, pickup) = order(
+        "k2",
+        json!({"channel": "miniapp", "customer": {"phone": "13800138123"}, "fulfilment": "pickup",
+        "store_id": "S001", "lines": [{"sku": "P00001", "qty": 3}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{pickup}");
+    let start = chrono::Utc::now() + chrono::Duration::hours(1);
+    let slot = json!({"start": start.to_rfc3339(), "end": (start + chrono::Duration::hours(1)).to_rfc3339()});
+    let (s, e) = order("k3", json!({"channel": "miniapp", "customer": {"phone": "13800138123"}, "fulfilment": "delivery",
+        "location": here, "delivery_slot": slot, "address": "x".repeat(201), "lines": [{"sku": "P00001", "qty": 1}]})).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field")),
+        "{e}"
+    );
+    let (s, e) = order("k4", json!({"channel": "miniapp", "customer": {"phone": "13800138123"}, "fulfilment": "pickup",
+        "store_id": "S001", "address": "文三路花园 3 幢 201", "lines": [{"sku": "P00001", "qty": 1}]})).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field")),
+        "{e}"
+    );
+    let (s, delivery) = order("k5", json!({"channel": "miniapp", "customer": {"phone": "13800138123"}, "fulfilment": "delivery",
+        "location": here, "delivery_slot": slot, "address": "文三路花园 3 幢 201", "lines": [{"sku": "P00001", "qty": 1}]})).await;
+    assert_eq!(s, StatusCode::CREATED, "{delivery}");
+    assert_eq!(delivery["store_id"], "S001");
+    let addr = h
+        .hub
+        .store
+        .read({
+            let id = delivery["order_id"].as_str().unwrap().to_owned();
+            move |c| linli_hub::orders::load(c, &id)
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .delivery
+        .unwrap()
+        .address;
+    assert_eq!(addr.as_deref(), Some("文三路花园 3 幢 201"));
+
+    let (s, mine) = h
+        .call(
+            "GET",
+            "/api/v1/customer/orders",
+            Some(&me),
+            &[],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{mine}");
+    let ids: Vec<&str> = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            delivery["order_id"].as_str().unwrap(),
+            pickup["order_id"].as_str().unwrap()
+        ]
+    );
+    assert_eq!(mine[1]["pickup_code"], pickup["pickup_code"]);
+    let (s, theirs) = h
+        .call(
+            "GET",
+            "/api/v1/customer/orders",
+            Some(&other),
+            &[],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!((s, theirs), (StatusCode::OK, json!([])));
+    let admin = h.admin.clone();
+    let (s, e) = h
+        .call(
+            "GET",
+            "/api/v1/customer/orders",
+            Some(&admin),
+            &[],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (s, _) = h
+        .call("GET", "/api/v1/customer/orders", None, &[], Body::empty())
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // the amount to pay before checkout, priced as the order will be
+    let quote = |body: Value| {
+        let h = &h;
+        async move {
+            h.call(
+                "POST",
+                "/api/v1/quote",
+                None,
+                &[("content-type", "application/json")],
+                Body::from(body.to_string()),
+            )
+            .await
+        }
+    };
+    let (s, q) = quote(
+        json!({"fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": "P00001", "qty": 2}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    assert_eq!(
+        q,
+        json!({"subtotal_fen": 3900, "discount_fen": 195, "fee_fen": 0, "total_fen": 3705})
+    );
+    let (s, q) = quote(
+        json!({"fulfilment": "delivery", "location": here, "lines": [{"sku": "P00001", "qty": 2}]}),
+    )
+    .await;
+    assert_eq!(
+        (s, q["fee_fen"].as_i64(), q["total_fen"].as_i64()),
+        (StatusCode::OK, Some(600), Some(4500)),
+        "{q}"
+    );
+    let (s, e) = quote(
+        json!({"fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": "NOPE", "qty": 2}]}),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_sku")),
+        "{e}"
+    );
+
+    let (s, cats) = h
+        .call("GET", "/api/v1/categories", None, &[], Body::empty())
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let veg = cats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == "vegetable")
+        .unwrap();
+    assert_eq!(veg["products"], 203);
+    let (_, veg) = h
+        .call(
+            "GET",
+            "/api/v1/products?category=vegetable&q=%E5%9C%9F%E8%B1%86",
+            None,
+            &[],
+            Body::empty(),
+        )
+        .await;
+    assert!(
+        veg.as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["category"] == "vegetable" && p["name"].as_str().unwrap().contains("土豆")),
+        "{veg}"
+    );
+    assert!(!veg.as_array().unwrap().is_empty());
+
+    let (s, compounds) = h
+        .call("GET", "/api/v1/addresses", None, &[], Body::empty())
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let c1 = compounds
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["compound_id"] == "S001-1")
+        .unwrap();
+    assert_eq!(
+        (c1["name"].as_str(), c1["nearest_store_id"].as_str()),
+        (Some("文三路花园"), Some("S001"))
+    );
+    assert!(c1["nearest_store_m"].as_u64().unwrap() < 1000);
 }

@@ -12,6 +12,7 @@ pub mod online;
 pub mod orders;
 pub mod recovery;
 pub mod replication;
+pub mod reports;
 pub mod rights;
 pub mod sales;
 pub mod staff;

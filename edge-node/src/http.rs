@@ -10,6 +10,7 @@ pub mod extract;
 mod online;
 pub mod openapi;
 mod orders;
+mod reports;
 mod sales;
 pub mod system;
 
@@ -68,6 +69,8 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{order_id}/cancel", post(orders::cancel))
         .route("/pickups/redeem", post(orders::redeem))
         .route("/pickups/lookup", post(online::lookup))
+        .route("/pickups/by-phone", post(online::by_phone))
+        .route("/reports/day", get(reports::day))
         .route("/online-orders", get(online::list))
         .route("/online-orders/{order_id}", get(online::get))
         .route("/online-orders/{order_id}/accept", post(online::accept))
@@ -124,7 +127,9 @@ async fn refuse_while_recovering(
 ) -> Response {
     let read_only = req.method() == axum::http::Method::GET
         || req.extensions().get::<MatchedPath>().is_some_and(|p| {
-            p.as_str().ends_with("/login") || p.as_str().ends_with("/pickups/lookup")
+            p.as_str().ends_with("/login")
+                || p.as_str().ends_with("/pickups/lookup")
+                || p.as_str().ends_with("/pickups/by-phone")
         });
     if !read_only && state.app.sync_ctx().recovering() {
         return ApiError::from(crate::app::AppError::Recovering).into_response();

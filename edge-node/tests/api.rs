@@ -182,6 +182,18 @@ impl TestNode {
         .await
     }
 
+    async fn json_get(&self, uri: &str, token: &str) -> (StatusCode, Value) {
+        self.send(
+            "GET",
+            uri,
+            Some(token),
+            None,
+            Body::empty(),
+            "application/json",
+        )
+        .await
+    }
+
     async fn sale(&self, key: &str, body: Value) -> (StatusCode, Value) {
         let t = self.cashier.clone();
         self.json("POST", "/api/v1/sales", Some(&t), Some(key), body)
@@ -1097,7 +1109,7 @@ async fn openapi_documents_exactly_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 34, "every route of http::router is documented");
+    assert_eq!(documented, 36, "every route of http::router is documented");
     // the documented request schema is the one the server enforces
     let sale = &doc["components"]["schemas"]["SaleRequest"];
     assert!(
@@ -1627,4 +1639,246 @@ async fn idempotency_keys_are_scoped_by_staff_member() {
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(again["sale_id"], a["sale_id"]);
     assert_eq!(n.on_hand("P00001").await.0, 8);
+}
+
+#[tokio::test]
+async fn the_end_of_day_report_splits_sales_by_method_and_counts_the_drawer() {
+    let n = TestNode::new().await;
+    n.receive("P00001", 10).await;
+    // 3 buns cash (¥100 tendered, ¥41.50 change), 2 buns cash ¥10 + WeChat, 1 bun by card
+    let (s, a) = n
+        .sale(
+            "d1",
+            json!({"lines":[{"sku":"P00001","qty":3}],"payments":cash(10000)}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let (s, b) = n
+        .sale(
+            "d2",
+            json!({"lines":[{"sku":"P00001","qty":2}],"payments":[
+            {"method":"cash","amount_fen":1000},{"method":"wechat_pay","amount_fen":2900}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, c) = n
+        .sale("d3", json!({"lines":[{"sku":"P00001","qty":1}],"payments":[{"method":"card","amount_fen":1950}]}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let m = n.manager.clone();
+    // the split sale refunded whole: ¥10 back in cash, ¥29 by WeChat;
+    // one bun of the cash sale back in cash
+    let refund = |id: &Value| format!("/api/v1/sales/{}/refunds", id["sale_id"].as_str().unwrap());
+    let (s, r) = n
+        .json("POST", &refund(&b), Some(&m), Some("rb"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let (s, r) = n
+        .json(
+            "POST",
+            &refund(&a),
+            Some(&m),
+            Some("ra"),
+            json!({"lines":[{"line_no":1,"qty":1}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+
+    let (s, rep) = n.json_get("/api/v1/reports/day?day=2026-11-25", &m).await;
+    assert_eq!(s, StatusCode::OK, "{rep}");
+    assert_eq!(rep["store_id"], "S001");
+    assert_eq!(rep["business_day"], "2026-11-25");
+    assert_eq!(
+        (rep["sales_count"].as_i64(), rep["sales_fen"].as_i64()),
+        (Some(3), Some(11700))
+    );
+    assert_eq!(
+        (rep["refunds_count"].as_i64(), rep["refunds_fen"].as_i64()),
+        (Some(2), Some(5850))
+    );
+    assert_eq!(rep["net_fen"], 11700 - 5850);
+    let by: Vec<(String, i64, i64, i64)> = rep["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["method"].as_str().unwrap().to_owned(),
+                p["sales_fen"].as_i64().unwrap(),
+                p["refunds_fen"].as_i64().unwrap(),
+                p["net_fen"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by,
+        vec![
+            ("cash".into(), 5850 + 1000, 1000 + 1950, 3900),
+            ("wechat_pay".into(), 2900, 2900, 0),
+            ("alipay".into(), 0, 0, 0),
+            ("card".into(), 1950, 0, 1950),
+        ]
+    );
+    assert_eq!(rep["cash_expected_fen"], 3900);
+
+    // another day is empty; a cashier may not see it; a bad day is named
+    let (s, other) = n.json_get("/api/v1/reports/day?day=2026-11-24", &m).await;
+    assert_eq!(
+        (s, other["sales_count"].as_i64()),
+        (StatusCode::OK, Some(0))
+    );
+    assert_eq!(other["cash_expected_fen"], 0);
+    let (s, e) = n.get("/api/v1/reports/day").await;
+    assert_eq!((s, code(&e)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, e) = n.json_get("/api/v1/reports/day?day=25.11.2026", &m).await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+    );
+    // today by default (the clock is 2026-11-25 10:00 in the store)
+    let (s, today) = n.json_get("/api/v1/reports/day", &m).await;
+    assert_eq!(
+        (s, today["business_day"].as_str()),
+        (StatusCode::OK, Some("2026-11-25"))
+    );
+}
+
+#[tokio::test]
+async fn a_lost_code_is_found_by_the_phones_last_four_digits_and_handed_over_once() {
+    let n = TestNode::new().await;
+    n.receive("P00001", 5).await;
+    let c = n.cashier.clone();
+    let order = |phone: &str| json!({"channel":"community","fulfilment":"pickup","customer":{"phone":phone},"lines":[{"sku":"P00001","qty":1}]});
+    let (s, o) = n
+        .json(
+            "POST",
+            "/api/v1/orders",
+            Some(&c),
+            Some("p1"),
+            order("13900001111"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let (s, _) = n
+        .json(
+            "POST",
+            "/api/v1/orders",
+            Some(&c),
+            Some("p2"),
+            order("13900002222"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let by_phone = |last4: &str| json!({"last4": last4});
+
+    let (s, found) = n
+        .json(
+            "POST",
+            "/api/v1/pickups/by-phone",
+            Some(&c),
+            None,
+            by_phone("1111"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{found}");
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["order_id"], o["order_id"]);
+    assert_eq!(found[0]["customer_phone"], "139****1111");
+    let (s, none) = n
+        .json(
+            "POST",
+            "/api/v1/pickups/by-phone",
+            Some(&c),
+            None,
+            by_phone("3333"),
+        )
+        .await;
+    assert_eq!((s, none), (StatusCode::OK, json!([])));
+    for bad in ["111", "11a1", "11111"] {
+        let (s, e) = n
+            .json(
+                "POST",
+                "/api/v1/pickups/by-phone",
+                Some(&c),
+                None,
+                by_phone(bad),
+            )
+            .await;
+        assert_eq!(
+            (s, code(&e)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+            "{bad}"
+        );
+    }
+
+    // handed over by the code found: once, then gone from the phone list
+    let code_found = found[0]["pickup_code"].as_str().unwrap();
+    let (s, h) = n
+        .json(
+            "POST",
+            "/api/v1/pickups/redeem",
+            Some(&c),
+            None,
+            json!({"code": code_found}),
+        )
+        .await;
+    assert_eq!(
+        (s, h["status"].as_str()),
+        (StatusCode::OK, Some("handed_over"))
+    );
+    let (s, again) = n
+        .json(
+            "POST",
+            "/api/v1/pickups/redeem",
+            Some(&c),
+            None,
+            json!({"code": code_found}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{again}");
+    let (_, after) = n
+        .json(
+            "POST",
+            "/api/v1/pickups/by-phone",
+            Some(&c),
+            None,
+            by_phone("1111"),
+        )
+        .await;
+    assert_eq!(after, json!([]));
+    assert_eq!(n.on_hand("P00001").await.0, 4);
+}
+
+#[tokio::test]
+async fn stock_levels_flag_negative_and_low_stock() {
+    let n = TestNode::new().await;
+    n.receive("P00001", 20).await;
+    n.receive("P00007", 3).await;
+    n.receive("P00003", 1500).await; // 1.5 kg of potatoes
+    let (s, _) = n
+        .sale(
+            "neg",
+            json!({"lines":[{"sku":"P00007","qty":5}],"payments":cash(100000)}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, levels) = n.get("/api/v1/stock").await;
+    assert_eq!(s, StatusCode::OK, "{levels}");
+    let flag = |sku: &str| {
+        let l = levels
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["sku"] == sku)
+            .unwrap();
+        (
+            l["on_hand"].as_i64().unwrap(),
+            l["negative"].as_bool().unwrap(),
+            l["low"].as_bool().unwrap(),
+        )
+    };
+    assert_eq!(flag("P00001"), (20, false, false));
+    assert_eq!(flag("P00007"), (-2, true, false));
+    assert_eq!(flag("P00003"), (1500, false, true));
 }

@@ -39,6 +39,9 @@ pub struct DeliveryFact {
     /// Promised window, RFC 3339.
     pub window_start: String,
     pub window_end: String,
+    /// The address the rider reads (compound, building, room), if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// The hub's record of an online order.

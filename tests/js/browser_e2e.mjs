@@ -1,7 +1,7 @@
 // Drives the customer page (hub) and the cashier console (store node) in
 // headless Debian Chromium with playwright-core; run by tests/tests/browser.rs.
 //
-//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery|cashier|languages
+//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery|cashier|languages|manager|phone|shop
 //                        [--shots DIR] [--community CODE]
 //
 // The pages are Chinese by default: the scenarios check what a Chinese
@@ -109,7 +109,11 @@ async function placePickupOrder(shop, storeId, products) {
   const option = `[data-testid=store-option][data-store-id="${storeId}"]`;
   await until(`store ${storeId} in the store list`, UI, async () => {
     if (await visible(shop, "#store-error")) throw new Error("stores: " + (await text(shop, "#store-error")));
-    return (await shop.locator(option).count()) > 0;
+    if ((await shop.locator(option).count()) > 0) return true;
+    // another store is chosen: open the list to change it
+    const change = shop.locator("#store-list button[data-change]");
+    if (await change.count()) await change.first().click();
+    return false;
   });
   if ((await attr(shop, option, "data-chosen")) !== "true") await shop.click(`${option} button[data-choose]`);
   await until("the store to be chosen", UI, async () =>
@@ -127,6 +131,7 @@ async function placePickupOrder(shop, storeId, products) {
     await until(`${p.sku} in the basket`, UI, async () => (await shop.locator(`[data-testid=basket-line][data-sku="${p.sku}"]`).count()) > 0);
     log(`step: ${p.sku} in the basket`);
   }
+  await openBasket(shop);
   await shop.check("#fulfil-pickup");
   await shop.click("#place-order");
   await until("the order to be placed", UI, async () => {
@@ -145,6 +150,12 @@ async function placePickupOrder(shop, storeId, products) {
     shop.$eval("#pickup-qr-img", (img) => img.complete && img.naturalWidth > 0));
   log(`step: order ${orderId} placed, code ${shortCode}, payload ${payload.length} chars`);
   return { orderId, shortCode, payload };
+}
+
+/// Opens the basket dock (its lines and checkout) if it is closed.
+async function openBasket(shop) {
+  if ((await attr(shop, "#checkout-toggle", "aria-expanded")) !== "true") await shop.click("#checkout-toggle");
+  await until("the basket to open", UI, () => visible(shop, "#place-order"));
 }
 
 async function waitStatus(shop, status, ms) {
@@ -356,12 +367,10 @@ async function offlineScenario(shop, con, newShop) {
   log("step: both customer pages show handed_over");
 }
 
-async function setLocation(shop, lat, lon) {
-  await shop.fill("#lat", String(lat));
-  await shop.fill("#lon", String(lon));
-  await shop.click("#use-location");
-  await until("the location to be set", UI, async () => (await attr(shop, "#location-note", "data-set")) === "true"
-    && (await text(shop, "#location-note")).startsWith("已设置位置"));
+/// Lets the phone's browser report where it is.
+async function phoneAt(shop, latitude, longitude) {
+  await shop.context().grantPermissions(["geolocation"], { origin: args.hub });
+  await shop.context().setGeolocation({ latitude, longitude });
 }
 
 /// A delivery: refused (with the hub's reason shown) where no store
@@ -369,20 +378,25 @@ async function setLocation(shop, lat, lon) {
 /// store's own rider (the Rust side adds one) and delivered. Then a pickup
 /// order the customer cancels.
 async function deliveryScenario(shop, con) {
+  await phoneAt(shop, 31.2304, 121.4737); // Shanghai: no store of the chain reaches it
   await shopLogin(shop, "13600136001");
+  await until("the phone located", UI, async () => (await attr(shop, "#location-note", "data-set")) === "true");
   const p = PRODUCTS[0];
   await shop.fill("#product-q", p.query);
   await shop.click("#product-search");
   await shop.click(`[data-testid=product][data-sku="${p.sku}"] [data-testid=add-product]`);
+  await openBasket(shop);
   await shop.check("#fulfil-delivery");
-  await setLocation(shop, 31.2304, 121.4737); // Shanghai: no store of the chain reaches it
+  await shop.selectOption("#compound", "here");
+  await shop.fill("#address-detail", "1 号楼 101");
   await shop.click("#place-order");
   const refused = await until("the far delivery to be refused", UI, async () =>
     (await visible(shop, "#order-error")) && attr(shop, "#order-error", "data-code"));
   if (refused !== "no_store_can_serve") throw new Error(`far delivery: want no_store_can_serve, got ${refused}: ${await text(shop, "#order-error")}`);
   log(`step: far delivery refused: ${await text(shop, "#order-error")}`);
 
-  await setLocation(shop, 30.3801, 120.1652); // about 1 km from S001
+  await shop.selectOption("#compound", "S001-1"); // 文三路花园, about 600 m from S001
+  await shop.fill("#address-detail", "3 幢 201");
   await shop.click("#place-order");
   await until("the delivery order to be placed", UI, async () => {
     if (await visible(shop, "#order-error")) throw new Error("order refused: " + (await text(shop, "#order-error")));
@@ -681,7 +695,344 @@ async function cashierScenario(shop, con) {
   log(`step: 30-line sale ${await waitReceipt(con)}`);
 }
 
-const SCENARIOS = { pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
+// ---- the store manager (1024x768) ----
+/// Records a stock receipt or write-off of one line on the Stock screen;
+/// returns the confirmation. `anyway`: the write-off is expected to warn
+/// first that stock goes below zero, and is then confirmed.
+async function stockLine(con, kind, code, qty, opts = {}) {
+  await con.click("#nav-stock");
+  await con.check(`#stock-kind-${kind}`);
+  if (kind === "waste") await con.selectOption("#waste-reason", "damaged");
+  await con.fill("[data-testid=stock-line] .stock-sku", code);
+  await con.press("[data-testid=stock-line] .stock-sku", "Enter");
+  await until(`${code} resolved on the stock line`, UI, async () => {
+    if (await visible(con, "#stock-error")) throw new Error(`stock line ${code}: ` + (await text(con, "#stock-error")));
+    return (await text(con, "[data-testid=stock-line] .stock-product")) || null;
+  });
+  const unit = await text(con, "[data-testid=stock-line] .stock-unit");
+  if (opts.unit && unit !== opts.unit) throw new Error(`${code}: the quantity is labelled "${unit}", want "${opts.unit}"`);
+  await con.fill("[data-testid=stock-line] .stock-qty", String(qty));
+  await con.click("#stock-submit");
+  if (opts.anyway) {
+    const warning = await until("the below-zero warning", UI, async () => (await visible(con, "#stock-warning")) && text(con, "#stock-warning"));
+    if (!warning.includes(opts.anyway)) throw new Error(`the warning "${warning}" does not mention "${opts.anyway}"`);
+    if ((await text(con, "#stock-submit")) !== "仍然报损") throw new Error(`the button says "${await text(con, "#stock-submit")}", want 仍然报损`);
+    log(`step: warned: ${warning}`);
+    await accessible(con, "console stock screen with the below-zero warning");
+    await con.click("#stock-submit");
+  }
+  return until(`the stock ${kind} to be recorded`, UI, async () => {
+    if (await visible(con, "#stock-error")) throw new Error(`stock ${kind}: ` + (await text(con, "#stock-error")));
+    return (await visible(con, "#stock-result")) && text(con, "#stock-result");
+  });
+}
+
+async function managerTab(con, tab) {
+  await con.click("#nav-manager");
+  await con.click(`#tab-${tab}`);
+  await until(`the manager's ${tab} tab`, UI, () => visible(con, `[data-tab-panel=${tab}]`));
+}
+
+/// A store manager at 1024x768, in Chinese: receives 5 kg of potatoes by
+/// SKU (the quantity labelled 千克, the confirmation says 5 千克), writes off
+/// more cheese than the shelf holds (warned, then confirmed), counts the
+/// buns down to 3, sees the negative and the low stock highlighted, sells
+/// twice, refunds one ticket from the day's sales and closes the day: cash
+/// expected ¥19.50. Every manager screen passes axe-core.
+async function managerScenario(shop, con) {
+  await con.setViewportSize({ width: 1024, height: 768 });
+  await consoleLogin(con, "manager", "9999");
+  if (!(await visible(con, "#nav-manager")) || (await text(con, "#nav-manager")) !== "店长") throw new Error("no 店长 screen for the manager");
+
+  const received = await stockLine(con, "receipt", "P00003", "5", { unit: "千克" });
+  if (received !== "已收货入库：土豆（海南） 5 千克") throw new Error(`receipt confirmation: "${received}"`);
+  log(`step: ${received}`);
+  await accessible(con, "console stock screen (receipt)");
+  const wasted = await stockLine(con, "waste", "P00007", "50", { unit: "件", anyway: "-10 件" });
+  if (wasted !== "已报损：进口芝士片（福建） 50 件") throw new Error(`waste confirmation: "${wasted}"`);
+  log(`step: ${wasted}`);
+
+  await managerTab(con, "count");
+  await con.fill("#count-code", "P00001");
+  await con.press("#count-code", "Enter");
+  await until("the counted product", UI, async () => (await text(con, "#count-product")).includes("本地全麦面包"));
+  await con.fill("#count-qty", "3");
+  await con.press("#count-qty", "Enter");
+  const counted = await until("the count to be recorded", UI, async () => {
+    if (await visible(con, "#count-error")) throw new Error("count: " + (await text(con, "#count-error")));
+    return (await visible(con, "#count-result")) && text(con, "#count-result");
+  });
+  if (!counted.includes("现为 3 件") || !counted.includes("-37 件")) throw new Error(`count confirmation: "${counted}"`);
+  log(`step: ${counted}`);
+  await accessible(con, "console manager cycle count");
+
+  await managerTab(con, "levels");
+  const state = (sku) => attr(con, `[data-testid=level-row][data-sku="${sku}"]`, "data-state");
+  await until("negative and low stock highlighted", UI, async () =>
+    (await state("P00007")) === "negative" && (await state("P00001")) === "low" && (await state("P00003")) === "ok");
+  await con.check("#levels-attention");
+  await until("only the stock needing attention", UI, async () =>
+    (await con.locator("[data-testid=level-row][data-state=ok]").count()) === 0 && (await con.locator("[data-testid=level-row]").count()) >= 2);
+  const firstRow = await attr(con, "[data-testid=level-row]", "data-state");
+  if (firstRow !== "negative") throw new Error(`the first row is ${firstRow}, want the negative stock first`);
+  log(`step: levels: P00007 negative (${await text(con, '[data-testid=level-row][data-sku="P00007"] td:nth-child(2)')}), P00001 low`);
+  await accessible(con, "console manager stock levels");
+
+  const t1 = await sell(con, ["6942215277577"]);
+  const t2 = await sell(con, ["6942215277577"]);
+  await managerTab(con, "sales");
+  await until("both tickets in the day's sales", UI, async () =>
+    (await con.locator(`[data-testid=sale-row][data-ticket="${t1}"]`).count()) === 1 && (await con.locator(`[data-testid=sale-row][data-ticket="${t2}"]`).count()) === 1);
+  log(`step: day's sales: ${await text(con, "#sales-summary")}`);
+  await accessible(con, "console manager day's sales");
+  await con.click(`[data-testid=sale-row][data-ticket="${t1}"] button[data-refund]`);
+  await until("the sale opened for a refund", UI, async () => (await visible(con, "#refund-sale")) && (await text(con, "#refund-sale-ticket")) === t1);
+  await accessible(con, "console manager refund");
+  await con.fill("[data-testid=refund-line] .refund-qty", "1");
+  await con.click("#refund-submit");
+  const refunded = await until("the refund", UI, async () => {
+    if (await visible(con, "#refund-error")) throw new Error("refund: " + (await text(con, "#refund-error")));
+    return (await visible(con, "#refund-result")) && text(con, "#refund-result");
+  });
+  if (!refunded.startsWith("已退款 ¥19.50")) throw new Error(`refund confirmation: "${refunded}"`);
+  log(`step: ${refunded}`);
+  // a refund of the same ticket by typing it: nothing left to refund
+  await con.fill("#refund-ticket", t1.toLowerCase());
+  await con.press("#refund-ticket", "Enter");
+  await until("the refunded line shown as refunded", UI, async () => (await visible(con, "#refund-sale")) && con.locator("[data-testid=refund-line] .refund-qty").isDisabled());
+
+  await managerTab(con, "eod");
+  await until("the end-of-day report", UI, async () => (await attr(con, "#eod-cash", "data-fen")) === "1950");
+  const sales = await text(con, "#eod-sales"), refunds = await text(con, "#eod-refunds");
+  if (sales !== "2 笔 ¥39.00" || refunds !== "1 笔 ¥19.50") throw new Error(`end of day: sales "${sales}", refunds "${refunds}"`);
+  const cashRow = await attr(con, "[data-testid=eod-method][data-method=cash]", "data-net-fen");
+  if (cashRow !== "1950") throw new Error(`cash net ${cashRow}`);
+  log(`step: end of day: sales ${sales}, refunds ${refunds}, cash expected ${await text(con, "#eod-cash")}`);
+  await accessible(con, "console manager end of day");
+  if (!(await onScreen(con, "#eod-cash"))) throw new Error("the cash expected is off-screen at 1024x768");
+  // the manager checks the day on a phone too
+  await con.setViewportSize({ width: 390, height: 844 });
+  for (const tab of ["eod", "levels", "sales"]) {
+    await managerTab(con, tab);
+    await nothingOffScreen(con, `console manager ${tab} (phone)`);
+    await accessible(con, `console manager ${tab} (phone)`);
+  }
+  await con.click("#nav-stock");
+  await nothingOffScreen(con, "console stock screen (phone)");
+}
+
+// ---- hand-over by phone, and the new-order alert (console 1024x768) ----
+/// The cashier's console sits on the Sell screen; a customer orders on the
+/// shop: the console beeps and shows the new order on every screen. The
+/// order is readied; the customer lost the code: the cashier finds it by
+/// the phone's last four digits and hands it over, once.
+async function phoneScenario(shop, con) {
+  await con.setViewportSize({ width: 1024, height: 768 });
+  await consoleLogin(con, "cashier", "1234");
+  await until("the first orders poll", UI, async () => (await con.evaluate(() => document.body.dataset.ordersPolled)) === "true"
+    && (await attr(con, "#new-order-alert", "data-count")) === "0");
+  if (await visible(con, "#nav-manager")) throw new Error("a cashier sees the manager screen");
+  await shopLogin(shop, "13800138123");
+  const order = await placePickupOrder(shop, "S001", [PRODUCTS[0]]);
+  await until("the new-order alert on the Sell screen", SYNC, async () => (await visible(con, "#new-order-alert")) && (await attr(con, "#screen-sell", "class")) !== "hidden");
+  const beeps = Number(await con.evaluate(() => document.body.dataset.beeps || 0));
+  if (beeps < 1) throw new Error("no beep for the new order");
+  log(`step: new-order alert "${await text(con, "#new-order-alert")}", badge ${await text(con, "#orders-count")}, ${beeps} beep(s), audio ${await con.evaluate(() => document.body.dataset.audio)}`);
+  await con.click("#nav-pickup");
+  if (!(await visible(con, "#new-order-alert")) || !(await visible(con, "#orders-count"))) throw new Error("the alert is not shown on the Pickup screen");
+  await accessible(con, "console with the new-order alert");
+  await con.click("#new-order-alert");
+  await waitOrderCard(con, order.orderId, "placed");
+  if (await visible(con, "#new-order-alert")) throw new Error("the alert stays on the Orders screen");
+  await orderStep(con, order.orderId, "accept", "accepted");
+  await orderStep(con, order.orderId, "pick", "picked");
+  await orderStep(con, order.orderId, "ready", "ready");
+
+  await con.click("#nav-pickup");
+  await con.fill("#pickup-phone", "12a");
+  await con.press("#pickup-phone", "Enter");
+  await until("a bad tail refused", UI, async () => (await visible(con, "#phone-error")) && (await text(con, "#phone-error")).includes("后 4 位"));
+  await con.fill("#pickup-phone", "8123");
+  await con.press("#pickup-phone", "Enter");
+  const hit = `[data-testid=phone-hit][data-order-id="${order.orderId}"]`;
+  await until("the order found by the phone's last four digits", UI, async () => {
+    if (await visible(con, "#phone-error")) throw new Error("by phone: " + (await text(con, "#phone-error")));
+    return (await con.locator(hit).count()) === 1;
+  });
+  log(`step: found by phone: ${await text(con, hit + " h3")}`);
+  await accessible(con, "console pickup by phone");
+  await con.click(`${hit} [data-testid=phone-pick]`);
+  await until("the chosen order shown for hand-over", UI, async () => (await visible(con, "#pickup-result")) && (await visible(con, "#pickup-confirm")));
+  await con.click("#pickup-confirm");
+  await until("the hand-over by phone", UI, async () => {
+    if (await visible(con, "#pickup-error")) throw new Error("redeem refused: " + (await text(con, "#pickup-error")));
+    return visible(con, "#pickup-done");
+  });
+  log("step: handed over by the phone's last four digits");
+  await waitStatus(shop, "handed_over", SYNC);
+  // exactly once: no longer listed by phone, and its code offers no hand-over
+  await con.fill("#pickup-phone", "8123");
+  await con.press("#pickup-phone", "Enter");
+  await until("nothing left for that phone", UI, () => visible(con, "#phone-empty"));
+  const again = await lookUp(con, order.shortCode);
+  if (again.error) throw new Error(`look-up after the hand-over: ${again.error}`);
+  if (await visible(con, "#pickup-confirm")) throw new Error("a handed-over order still offers a hand-over");
+  log(`step: the code now says: ${await text(con, "#pickup-warning")}`);
+}
+
+// ---- the shop, phone first (390x844) ----
+/// Every visible control lies inside the viewport's width (nothing to
+/// scroll sideways to), and the basket's amount to pay is on screen.
+async function nothingOffScreen(shop, what) {
+  const off = await shop.evaluate(() => Array.from(document.querySelectorAll("button, input, select, a"))
+    .filter((e) => e.offsetParent !== null || getComputedStyle(e).position === "fixed")
+    .map((e) => [e.id || e.dataset.testid || e.textContent.trim().slice(0, 20), e.getBoundingClientRect()])
+    .filter(([, r]) => r.width > 0 && (r.left < -0.5 || r.right > window.innerWidth + 0.5))
+    .map(([n, r]) => `${n} (${Math.round(r.left)}..${Math.round(r.right)})`));
+  if (off.length) throw new Error(`${what}: controls off-screen at ${shop.viewportSize().width} px: ${off.join(", ")}`);
+  const wide = await shop.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (wide > 0) throw new Error(`${what}: the page scrolls sideways by ${wide} px`);
+}
+
+/// A customer on a phone (390x844), in Chinese: located next to S001, the
+/// shop chooses S001; categories filter; each product shows its price and
+/// what S001 has; the basket dock keeps the amount to pay (the pickup
+/// discount included) on screen. Asking for more potatoes than S001 has
+/// left is refused naming 土豆 and what is left, and offers S002, which has
+/// them, with its distance; the order is placed there. Closing the page
+/// keeps the session: "my orders" lists both orders with code and QR. A
+/// delivery takes a compound, building and room and a time slot.
+async function shopScenario(shop, con) {
+  await shop.setViewportSize({ width: 390, height: 844 });
+  await phoneAt(shop, 30.377087, 120.166389); // 文三路花园, 600 m from S001
+  await shopLogin(shop, "13800138555");
+  const s001 = '[data-testid=store-option][data-store-id="S001"]';
+  await until("the nearest store chosen by location", UI, async () =>
+    (await attr(shop, s001, "data-chosen")) === "true" && (await text(shop, "#location-note")).startsWith("已按您的位置"));
+  log(`step: located; chose ${await text(shop, s001 + " strong")} (${await text(shop, s001 + " [data-testid=store-distance]")})`);
+  await until("availability at S001", UI, async () => Number(await attr(shop, '[data-testid=product][data-sku="P00001"]', "data-available")) > 0);
+  await accessible(shop, "shop products (phone)");
+  await nothingOffScreen(shop, "shop products");
+
+  await shop.click('[data-testid=category][data-category="vegetable"]');
+  await until("vegetables only", UI, async () => (await shop.locator('[data-testid=product][data-sku="P00003"]').count()) === 1
+    && (await shop.locator('[data-testid=product][data-sku="P00001"]').count()) === 0);
+  const potato = '[data-testid=product][data-sku="P00003"]';
+  const have = Number(await attr(shop, potato, "data-available"));
+  const shown = await text(shop, `${potato} [data-testid=availability]`);
+  if (!(have >= 1000) || !shown.startsWith("本店可售")) throw new Error(`potatoes at S001: ${have} g, shown "${shown}"`);
+  log(`step: vegetables; 土豆: ${await text(shop, potato + " .price")} · ${shown}`);
+
+  // 500 g of potatoes, then the basket: the amount to pay stays on screen
+  await shop.fill(`${potato} input[data-grams]`, "500");
+  await shop.click(`${potato} [data-testid=add-product]`);
+  await until("the potatoes in the basket", UI, async () => (await attr(shop, "#basket-total", "data-quoted")) === "true");
+  await shop.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+  if (!(await onScreen(shop, "#basket-total")) || !(await onScreen(shop, "#checkout-toggle"))) throw new Error("the basket's amount to pay is off-screen after scrolling");
+  log(`step: basket dock: ${(await text(shop, "#basket-bar")).replace(/\s+/g, " ")}`);
+  await openBasket(shop);
+  const quoted = Number(await attr(shop, "#basket-total", "data-fen")), sub = Number(await attr(shop, "#basket-subtotal", "data-fen"));
+  if (!(quoted < sub) || !(await visible(shop, "#quote-discount-row"))) throw new Error(`pickup: to pay ${quoted}, subtotal ${sub}: no pickup discount shown`);
+  await accessible(shop, "shop basket (phone)");
+  await nothingOffScreen(shop, "shop basket");
+  await shop.click("#place-order");
+  await until("the first order", UI, () => visible(shop, "#order-view"));
+  const first = await text(shop, "#order-id");
+  log(`step: order ${first} at S001, to pay ¥${(quoted / 100).toFixed(2)}`);
+
+  // more potatoes than S001 has: named, with what is left, and S002 offered
+  await shop.click("#new-order");
+  await shop.click('[data-testid=category][data-category="vegetable"]');
+  // as much as S002 may sell: S001, which wrote most of its potatoes off, never has that much
+  const sellable = await shop.evaluate(async () => (await (await fetch("/api/v1/stock?sku=P00003")).json()));
+  const at = (id) => (sellable.find((x) => x.store_id === id) || {}).sellable || 0;
+  const ask = at("S002");
+  if (!(ask > at("S001"))) throw new Error(`potatoes: S001 may sell ${at("S001")} g, S002 ${ask} g`);
+  await shop.fill(`${potato} input[data-grams]`, String(ask));
+  await shop.click(`${potato} [data-testid=add-product]`);
+  await openBasket(shop);
+  await shop.click("#place-order");
+  await until("the refusal", UI, async () => (await visible(shop, "#order-error")) && (await shop.locator("[data-testid=alternative]").count()) > 0);
+  const why = await text(shop, "#order-error");
+  const line = await text(shop, '[data-testid=shortage][data-sku="P00003"]');
+  const left = Number(await attr(shop, '[data-testid=shortage][data-sku="P00003"]', "data-available"));
+  const leftText = left >= 1000 ? `${left / 1000} 千克` : `${left} 克`;
+  if (!line.startsWith("土豆（海南）") || !line.includes(`只剩 ${leftText}`) || !why.includes("绿源生活·文三路店")) throw new Error(`the refusal "${why}" does not name 土豆（海南） and ${leftText} at S001`);
+  const alt = '[data-testid=alternative][data-store-id="S002"]';
+  await until("S002 offered", UI, async () => (await shop.locator(alt).count()) === 1);
+  const altText = await text(shop, alt);
+  if (!altText.includes("公里") || !altText.includes("土豆")) throw new Error(`alternative: "${altText}"`);
+  log(`step: refused: ${why} → ${altText}`);
+  await accessible(shop, "shop refusal (phone)");
+  await nothingOffScreen(shop, "shop refusal");
+  await shop.click(`${alt} button[data-alt]`);
+  await until("S002 chosen", UI, async () => (await attr(shop, '[data-testid=store-option][data-store-id="S002"]', "data-chosen")) === "true");
+  await shop.click("#place-order");
+  await until("the order at S002", UI, async () => {
+    if (await visible(shop, "#order-error")) throw new Error("order refused: " + (await text(shop, "#order-error")));
+    return visible(shop, "#order-view");
+  });
+  const second = await text(shop, "#order-id");
+  await until("the QR image to load", UI, () => shop.$eval("#pickup-qr-img", (img) => img.complete && img.naturalWidth > 0));
+  log(`step: order ${second} at ${await text(shop, "#order-store")}, code ${await text(shop, "#pickup-short-code")}`);
+  await accessible(shop, "shop order (phone)");
+  await nothingOffScreen(shop, "shop order");
+
+  // the page is closed and opened again: the session and every order remain
+  const context = shop.context();
+  await shop.close();
+  const again = await context.newPage();
+  await openPage(again, args.hub, "customer page");
+  await until("the session kept", UI, () => visible(again, "#nav-my-orders"));
+  if (await visible(again, "#step-phone")) throw new Error("the phone number is asked again after closing the page");
+  await again.click("#nav-my-orders");
+  await until("my orders", UI, async () => (await again.locator("[data-testid=my-order]").count()) === 2);
+  const ids = await again.$$eval("[data-testid=my-order]", (els) => els.map((e) => e.dataset.orderId));
+  if (JSON.stringify(ids) !== JSON.stringify([second, first])) throw new Error(`my orders ${ids}, want ${second}, ${first}`);
+  await until("both codes and QR images", UI, async () => (await again.locator("[data-testid=my-order-code]").count()) === 2
+    && again.$$eval("[data-testid=my-order-qr]", (imgs) => imgs.length === 2 && imgs.every((i) => i.complete && i.naturalWidth > 0)));
+  log(`step: my orders after reopening: ${(await again.$$eval("[data-testid=my-order-code]", (els) => els.map((e) => e.textContent))).join(", ")}`);
+  await again.setViewportSize({ width: 390, height: 844 });
+  await accessible(again, "shop my orders (phone)");
+  await nothingOffScreen(again, "shop my orders");
+
+  // a delivery: compound, building and room, a time slot; the fee is in the amount
+  await again.click("#my-orders-back");
+  await again.fill("#product-q", PRODUCTS[0].query);
+  await again.click("#product-search");
+  await again.click(`[data-testid=product][data-sku="${PRODUCTS[0].sku}"] [data-testid=add-product]`);
+  await openBasket(again);
+  await again.check("#fulfil-delivery");
+  if (!(await again.isDisabled("#place-order"))) throw new Error("a delivery without an address can be placed");
+  await again.selectOption("#compound", "S001-1");
+  await again.fill("#address-detail", "3 幢 2 单元 201");
+  const slot = await again.$eval("#slot", (s) => s.options[0] && s.options[0].textContent);
+  if (!/^(今天|明天) \d\d:\d\d–\d\d:\d\d$/.test(slot || "")) throw new Error(`time slot "${slot}"`);
+  await until("the delivery fee in the amount to pay", UI, () => visible(again, "#quote-fee-row"));
+  await accessible(again, "shop delivery form (phone)");
+  await nothingOffScreen(again, "shop delivery form");
+  await again.click("#place-order");
+  await until("the delivery order", UI, async () => {
+    if (await visible(again, "#order-error")) throw new Error("delivery refused: " + (await text(again, "#order-error")));
+    return visible(again, "#order-view");
+  });
+  log(`step: delivery ${await text(again, "#order-id")} (${slot}): ${await text(again, "#delivery-window")}`);
+  console.log(`LINLI-DELIVERY ${await text(again, "#order-id")}`);
+  // the same shop on a desktop (1024x768)
+  await again.setViewportSize({ width: 1024, height: 768 });
+  await again.click("#nav-my-orders");
+  await until("my orders on a desktop", UI, async () => (await again.locator("[data-testid=my-order]").count()) === 3);
+  await accessible(again, "shop my orders (desktop)");
+  await nothingOffScreen(again, "shop my orders (desktop)");
+  await again.click("#my-orders-back");
+  await until("the products on a desktop", UI, () => visible(again, "#product-results"));
+  if (!(await onScreen(again, "#basket-total")) || !(await onScreen(again, "#checkout-toggle"))) throw new Error("the basket's amount to pay is off-screen at 1024x768");
+  await accessible(again, "shop products (desktop)");
+  await nothingOffScreen(again, "shop products (desktop)");
+  log("step: the shop at 1024x768: my orders, products, basket dock on screen");
+}
+
+const SCENARIOS = { shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
 
 async function main() {
   const scenario = SCENARIOS[args.scenario];

@@ -27,8 +27,23 @@
 //!   Every console screen, the weight prompt and the shop at phone size are
 //!   checked with axe-core (pinned in `tests/js/package.json`): no serious
 //!   or critical violation.
-//! - `delivery`: a delivery nobody reaches is refused with the hub's reason
-//!   shown; one near S001 is accepted, picked, dispatched with the store's
+//! - `manager` (1024x768): goods received by SKU in the product's unit (5 of
+//!   a kg product is 5 kg, and the confirmation says so), a write-off that
+//!   would take stock below zero warned about and then confirmed, a cycle
+//!   count, negative and low stock highlighted, two sales, a refund from the
+//!   day's sales, and the end-of-day report with the cash expected.
+//! - `phone` (1024x768): a new online order beeps and raises a badge on the
+//!   Sell and Pickup screens; once ready, the cashier finds it by the
+//!   customer's last four phone digits and hands it over, exactly once.
+//! - `shop` (390x844): the phone's location chooses S001; categories;
+//!   prices and what S001 has; the basket dock keeps the amount to pay on
+//!   screen; too many potatoes are refused naming them and what is left,
+//!   with S002 (which has them) offered with its distance; the session
+//!   survives closing the page and "my orders" shows both orders with code
+//!   and QR; a delivery takes a compound, building and room and a slot. No
+//!   control lies off-screen.
+//! - `delivery`: a delivery to where the phone is (Shanghai), which nobody
+//!   reaches, is refused with the hub's reason shown; one to a compound near S001 is accepted, picked, dispatched with the store's
 //!   own rider and delivered, and the customer sees each step; an order the
 //!   customer cancels leaves the store's pick list.
 //!
@@ -301,6 +316,85 @@ fn the_console_sells_and_hands_over_while_the_hub_is_unreachable() {
             .iter()
             .any(|s| s["ticket_no"] == ticket.as_str())
             .then_some(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_store_manager_receives_counts_refunds_and_closes_the_day() {
+    require_browser();
+    let mut c = cluster(75);
+    run_scenario(&mut c, "manager", &[]);
+    // What the screens confirmed is what the node booked: 20 kg + 5 kg of
+    // potatoes (in grams), 40 - 50 cheese, buns counted to 3, two sold, one
+    // refunded back onto the shelf.
+    let on_hand = |sku: &str| {
+        c.store_get(STORE, &format!("/api/v1/stock/{sku}")).unwrap()["on_hand"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(on_hand("P00003"), 25_000);
+    assert_eq!(on_hand("P00007"), -10);
+    assert_eq!(on_hand("P00001"), 3 - 2 + 1);
+    let report = c.store_get(STORE, "/api/v1/reports/day").unwrap();
+    assert_eq!(report["cash_expected_fen"], 1950, "{report}");
+}
+
+#[test]
+fn a_lost_code_is_handed_over_by_phone_and_a_new_order_beeps_on_every_screen() {
+    require_browser();
+    let mut c = cluster(76);
+    run_scenario(&mut c, "phone", &[]);
+    let level = c.store_get(STORE, "/api/v1/stock/P00001").unwrap();
+    assert_eq!(
+        level["on_hand"],
+        40 - 1,
+        "handed over exactly once: {level}"
+    );
+}
+
+#[test]
+fn a_customer_shops_on_a_phone_and_finds_every_order_after_closing_the_page() {
+    require_browser();
+    let mut c = cluster(77);
+    // a second store with stock, for the refusal to offer
+    c.add_store("S002").unwrap();
+    wait_for(CONNECT, "S002 to connect to the hub", || {
+        let h = c.store_get("S002", "/health").ok()?;
+        (h["sync"]["state"] == "connected").then_some(())
+    })
+    .unwrap();
+    // S001 writes 15 of its 20 kg of potatoes off: it then lends the hub
+    // less than S002 does
+    let (status, body) = c
+        .store_post(
+            STORE,
+            "/api/v1/stock/waste",
+            None,
+            json!({"lines": [{"sku": "P00003", "qty": 15_000}], "reason": "damaged"}),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "waste: {body}");
+    wait_for(CONNECT, "S001 to lend fewer potatoes than S002", || {
+        let v = c.hub_get("/api/v1/stock?sku=P00003").ok()?;
+        let of = |s: &str| v.as_array()?.iter().find(|x| x["store_id"] == s)?["sellable"].as_i64();
+        let (a, b) = (of("S001")?, of("S002")?);
+        (a >= 1000 && a + 1000 <= b).then_some(())
+    })
+    .unwrap();
+    let out = run_scenario(&mut c, "shop", &[]);
+    // the delivery reaches S001 with the address the customer gave
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("LINLI-DELIVERY "))
+        .expect("the script reports the delivery")
+        .trim()
+        .to_owned();
+    wait_for(CONNECT, "the delivery at S001 with its address", || {
+        let o = c
+            .store_get(STORE, &format!("/api/v1/online-orders/{id}"))
+            .ok()?;
+        (o["delivery"]["address"] == "文三路花园 3 幢 2 单元 201").then_some(())
     })
     .unwrap();
 }

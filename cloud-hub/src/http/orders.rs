@@ -199,6 +199,8 @@ pub(crate) async fn import_stores(
 pub(crate) struct ProductQuery {
     /// Part of a name or SKU.
     q: Option<String>,
+    /// Only this category (see `/api/v1/categories`).
+    category: Option<String>,
 }
 
 /// Products of the chain (same price online and at the counter).
@@ -208,7 +210,7 @@ pub(crate) async fn products(
     State(hub): State<Hub>,
     Query(q): Query<ProductQuery>,
 ) -> Json<Vec<ProductView>> {
-    Json(hub.products(q.q.as_deref()))
+    Json(hub.products(q.q.as_deref(), q.category.as_deref()))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -333,6 +335,11 @@ pub(crate) async fn exceptions(
         cancel_order,
         qr_svg,
         exceptions,
+        super::shop::my_orders,
+        super::shop::availability,
+        super::shop::addresses,
+        super::shop::quote,
+        super::shop::categories,
         super::health,
         super::login,
         super::import_catalog,

@@ -320,6 +320,60 @@ impl App {
             .await
     }
 
+    /// Pickup orders of this store waiting at the counter whose customer's
+    /// phone ends in `last4`, for a customer who lost the code: online
+    /// pickups that are `ready`, and community orders still `placed` (they
+    /// are packed when taken) and not expired. The cashier picks one and
+    /// hands it over by its code ([`App::redeem_any`]), so a hand-over by
+    /// phone is exactly-once, as one by code. Reads only.
+    pub async fn pickups_by_phone(&self, last4: &str) -> Result<Vec<PickupPreview>, AppError> {
+        let last4 = last4.trim().to_owned();
+        if last4.len() != 4 || !last4.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(
+                "last4",
+                "请输入顾客手机号的后 4 位数字 (type the last four digits of the customer's phone)",
+            ));
+        }
+        let app = self.clone();
+        let now = ts(self.now());
+        self.store
+            .read(move |c| {
+                let mut out = Vec::new();
+                let ids: Vec<String> = c
+                    .prepare_cached(
+                        "SELECT order_id FROM orders WHERE status = 'placed' AND fulfilment = 'pickup'
+                         AND substr(customer_phone, -4) = ?1 AND expires_at > ?2 ORDER BY created_at DESC LIMIT 50",
+                    )?
+                    .query_map(params![last4, now], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                for id in ids {
+                    if let Some(o) = super::orders::load_order(c, &id)? {
+                        out.push(PickupPreview::Community(o));
+                    }
+                }
+                let rows: Vec<(String, String)> = c
+                    .prepare_cached(
+                        "SELECT order_id, fact FROM online_orders WHERE pickup_code IS NOT NULL ORDER BY placed_at DESC LIMIT 500",
+                    )?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                for (id, fact) in rows {
+                    let Ok(hub) = serde_json::from_str::<HubOrderFact>(&fact) else {
+                        continue;
+                    };
+                    if hub.fulfilment != Fulfilment::Pickup || !hub.customer_masked.ends_with(&last4) {
+                        continue;
+                    }
+                    let v = app.view(Some(hub), load_fulfilment(c, &id)?, None, &id);
+                    if v.status == OrderStatus::Ready {
+                        out.push(PickupPreview::Online(v));
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
     /// Hands over the order behind a code: the store's own six-digit codes,
     /// the hub's eight-digit codes of synced orders, or a signed QR payload.
     pub async fn redeem_any(&self, actor: &Actor, code: &str) -> Result<PickupPreview, AppError> {

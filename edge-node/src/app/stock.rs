@@ -173,6 +173,19 @@ pub struct StockLevelView {
     /// What new pickup orders may still reserve.
     pub available: i64,
     pub negative: bool,
+    /// On hand zero or more but at or below [`low_stock_threshold`]: time to
+    /// reorder.
+    pub low: bool,
+}
+
+/// Where stock counts as low: 5 units, or 2 kg (2000 g) of a per-kg
+/// product. One threshold for every product: the catalog has no reorder
+/// points yet.
+pub fn low_stock_threshold(unit: Unit) -> i64 {
+    match unit {
+        Unit::Kg => 2000,
+        Unit::Each => 5,
+    }
 }
 
 /// The result of a stock write: one entry per line.
@@ -440,6 +453,7 @@ impl App {
             kept_for_hub: kept,
             available: on_hand - reserved - kept,
             negative: on_hand < 0,
+            low: on_hand >= 0 && on_hand <= low_stock_threshold(p.unit),
         })
     }
 
@@ -478,6 +492,7 @@ impl App {
                     kept_for_hub: kept,
                     available: on_hand - reserved - kept,
                     negative: on_hand < 0,
+                    low: on_hand >= 0 && on_hand <= low_stock_threshold(p.unit),
                 })
             })
             .collect())

@@ -131,6 +131,28 @@ pub(super) async fn lookup(
     Ok(Json(s.app.lookup_pickup(&req.code).await?))
 }
 
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PhoneQuery {
+    /// The last four digits of the customer's mobile number.
+    last4: String,
+}
+
+/// Pickup orders waiting at this store's counter for a customer whose phone
+/// ends in these four digits (for a lost code): online pickups that are
+/// ready and community orders not yet collected. Hand one over with
+/// `/pickups/redeem` and its `pickup_code`, exactly once as by code.
+#[utoipa::path(post, path = "/api/v1/pickups/by-phone", tag = "orders", request_body = PhoneQuery,
+    responses((status = 200, body = [PickupPreview]), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn by_phone(
+    State(s): State<AppState>,
+    Auth(_staff): Auth,
+    ApiJson(req): ApiJson<PhoneQuery>,
+) -> Result<Json<Vec<PickupPreview>>, ApiError> {
+    Ok(Json(s.app.pickups_by_phone(&req.last4).await?))
+}
+
 /// The store's riders and who is out with which order.
 #[utoipa::path(get, path = "/api/v1/riders", tag = "online",
     responses((status = 200, body = [RiderView])), security(("bearer" = [])))]

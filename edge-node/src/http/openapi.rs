@@ -4,7 +4,7 @@
 
 use utoipa::{Modify, OpenApi};
 
-use super::{catalog, online, orders, sales, system};
+use super::{catalog, online, orders, reports, sales, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,8 +14,8 @@ use super::{catalog, online, orders, sales, system};
         catalog::import, catalog::search, catalog::product_by_sku, catalog::product_by_barcode,
         catalog::stock_levels, catalog::stock_level, catalog::movements,
         catalog::receive, catalog::waste, catalog::count,
-        sales::create, sales::list, sales::get, sales::refund,
-        orders::create, orders::list, orders::get, orders::cancel, orders::redeem,
+        sales::create, sales::list, sales::get, sales::refund, reports::day,
+        orders::create, orders::list, orders::get, orders::cancel, orders::redeem, online::by_phone,
         online::lookup, online::list, online::get, online::accept, online::pick, online::ready,
         online::dispatch, online::delivered, online::riders, online::add_rider,
     ),

@@ -1,0 +1,42 @@
+//! The manager's end-of-day report.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::Auth;
+use crate::app::reports::DayReport;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(super) struct ReportQuery {
+    /// Business day `YYYY-MM-DD` (the store's local date); default today.
+    day: Option<String>,
+}
+
+/// The end-of-day report (manager): the day's sales by payment method, its
+/// refunds (paid back in cash up to the cash the sale took, the rest by the
+/// sale's other method) and the cash expected in the drawer.
+#[utoipa::path(get, path = "/api/v1/reports/day", tag = "sales", params(ReportQuery),
+    responses((status = 200, body = DayReport), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn day(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Query(q): Query<ReportQuery>,
+) -> Result<Json<DayReport>, ApiError> {
+    let day = match q.day {
+        Some(d) => NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "营业日格式应为 YYYY-MM-DD，例如 2026-11-25 (day must be YYYY-MM-DD)",
+            )
+        })?,
+        None => s.app.business_day(s.app.now()),
+    };
+    Ok(Json(s.app.day_report(&actor, day).await?))
+}
