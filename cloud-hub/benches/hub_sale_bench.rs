@@ -324,7 +324,9 @@ fn main() {
         let mut store = StoreSide::open(day, skus.clone());
         store.sync(&hub).await;
 
+        eprintln!("[hub_sale_bench] early sales, one at a time");
         let (early_cpu, early_wall) = one_by_one(&hub, &mut store, day, 0, EARLY).await;
+        eprintln!("[hub_sale_bench] {FILL} sales in batches of {FILL_BATCH}");
         let fill_started = Instant::now();
         let c0 = writer_cpu(&hub).await;
         for b in 0..FILL / FILL_BATCH {
@@ -335,6 +337,7 @@ fn main() {
         }
         let fill_cpu = writer_cpu(&hub).await.saturating_sub(c0);
         let fill_wall = fill_started.elapsed();
+        eprintln!("[hub_sale_bench] late sales, one at a time");
         let (late_cpu, late_wall) = one_by_one(&hub, &mut store, day, EARLY + FILL, LATE).await;
         let total = hub_sales(&hub).await;
         assert_eq!(total as usize, EARLY + FILL + LATE, "the hub holds every sale");

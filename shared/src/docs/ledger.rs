@@ -7,7 +7,7 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, AutomergeError, ObjType, ReadDoc, Value};
 use serde::{Deserialize, Serialize};
 
-use super::{existing_map, get_i64, get_str, root_map};
+use super::{Entries, existing_map, get_i64, get_str, list_maps, root_map};
 
 /// A sale as the rest of the chain sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,54 +275,46 @@ pub fn read_sales_of<'a>(
 }
 
 fn read_sale(doc: &AutoCommit, sale_id: String, id: automerge::ObjId) -> SaleFact {
-    let list = |key: &str| match doc.get(&id, key) {
-        Ok(Some((Value::Object(ObjType::List), l))) => Some(l),
-        _ => None,
+    let sale = Entries::of(doc, &id);
+    let maps = |key: &str| {
+        sale.obj(key, ObjType::List)
+            .map(|l| list_maps(doc, l))
+            .unwrap_or_default()
     };
-    let lines = list("lines")
-        .map(|l| {
-            (0..doc.length(&l))
-                .filter_map(|i| match doc.get(&l, i) {
-                    Ok(Some((Value::Object(ObjType::Map), o))) => Some(SaleLineFact {
-                        sku: get_str(doc, &o, "sku"),
-                        qty: get_i64(doc, &o, "qty"),
-                        total_fen: get_i64(doc, &o, "total_fen"),
-                        unit_price_fen: get_i64(doc, &o, "unit_price_fen"),
-                    }),
-                    _ => None,
-                })
-                .collect()
+    let lines = maps("lines")
+        .iter()
+        .map(|o| {
+            let line = Entries::of(doc, o);
+            SaleLineFact {
+                sku: line.str("sku"),
+                qty: line.i64("qty"),
+                total_fen: line.i64("total_fen"),
+                unit_price_fen: line.i64("unit_price_fen"),
+            }
         })
-        .unwrap_or_default();
-    let payments = list("payments")
-        .map(|l| {
-            (0..doc.length(&l))
-                .filter_map(|i| match doc.get(&l, i) {
-                    Ok(Some((Value::Object(ObjType::Map), o))) => Some(PaymentFact {
-                        method: get_str(doc, &o, "method"),
-                        amount_fen: get_i64(doc, &o, "amount_fen"),
-                    }),
-                    _ => None,
-                })
-                .collect()
+        .collect();
+    let payments = maps("payments")
+        .iter()
+        .map(|o| {
+            let p = Entries::of(doc, o);
+            PaymentFact {
+                method: p.str("method"),
+                amount_fen: p.i64("amount_fen"),
+            }
         })
-        .unwrap_or_default();
-    let member = matches!(
-        doc.get(&id, "member"),
-        Ok(Some((Value::Scalar(s), _))) if matches!(s.as_ref(), automerge::ScalarValue::Boolean(true))
-    );
+        .collect();
     SaleFact {
         sale_id,
-        ticket_no: get_str(doc, &id, "ticket_no"),
-        created_at: get_str(doc, &id, "created_at"),
-        cashier: get_str(doc, &id, "cashier"),
-        total_fen: get_i64(doc, &id, "total_fen"),
+        ticket_no: sale.str("ticket_no"),
+        created_at: sale.str("created_at"),
+        cashier: sale.str("cashier"),
+        total_fen: sale.i64("total_fen"),
         lines,
         payments,
-        member,
-        tendered_fen: get_i64(doc, &id, "tendered_fen"),
-        change_fen: get_i64(doc, &id, "change_fen"),
-        member_hash: get_str(doc, &id, "member_hash"),
+        member: sale.bool("member"),
+        tendered_fen: sale.i64("tendered_fen"),
+        change_fen: sale.i64("change_fen"),
+        member_hash: sale.str("member_hash"),
     }
 }
 
