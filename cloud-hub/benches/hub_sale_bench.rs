@@ -8,7 +8,9 @@
 //! part every `PART_CHANGES` changes (`docs::part_to_write`) — and each sale is synced into a real
 //! hub (`Hub::receive_from`: automerge sync, ownership checks, projection
 //! of what the message touched, settlement, durable commit), answered as
-//! the hub answers a store (`Docs::generate`).
+//! the hub answers a store (`Docs::generate`). As in a hub session, the
+//! messages that arrive together (a sale's ledger and stock) are queued at
+//! the hub's writer together and share a commit.
 //!
 //! Per sale the bench reads the CPU time of the hub's SQLite writer thread
 //! (where all of that runs) before and after, with a probe job that reads
@@ -130,6 +132,15 @@ struct StoreSide {
     on_hand: Vec<i64>,
 }
 
+/// Changes per part: the store's `PART_CHANGES`, or `PART_CHANGES=<n>` in
+/// the environment to compare part sizes.
+fn part_changes() -> u64 {
+    std::env::var("PART_CHANGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PART_CHANGES)
+}
+
 /// The part to write next: a new one when the store would roll on.
 fn part_for<'a>(
     parts: &'a mut Vec<Part>,
@@ -137,7 +148,7 @@ fn part_for<'a>(
     actor: &automerge::ActorId,
 ) -> &'a mut Part {
     let have: Vec<(u32, u64)> = parts.iter().map(|p| (p.id.part_no(), p.changes)).collect();
-    let n = part_to_write(base.kind(), &have, PART_CHANGES);
+    let n = part_to_write(base.kind(), &have, part_changes());
     if !parts.iter().any(|p| p.id.part_no() == n) {
         let id = base.part(n);
         let doc = new_doc(&id, actor.clone()).unwrap();
@@ -228,25 +239,48 @@ impl StoreSide {
     }
 
     /// Syncs every part with changes into the hub until neither side has
-    /// more to say.
+    /// more to say, as a hub session does: the messages that arrive
+    /// together are queued at the hub's writer together (one commit), then
+    /// each document is answered.
     async fn sync(&mut self, hub: &Hub) {
-        for part in self.ledger.iter_mut().chain(self.stock.iter_mut()) {
-            if !part.dirty {
-                continue;
+        for _ in 0..50 {
+            let mut msgs = Vec::new();
+            for (i, part) in self
+                .ledger
+                .iter_mut()
+                .chain(self.stock.iter_mut())
+                .enumerate()
+            {
+                if !part.dirty {
+                    continue;
+                }
+                match part.doc.sync().generate_sync_message(&mut part.state) {
+                    Some(m) => msgs.push((i, part.id.clone(), m.encode())),
+                    None => part.dirty = false,
+                }
             }
-            part.dirty = false;
-            for _ in 0..50 {
-                let Some(msg) = part.doc.sync().generate_sync_message(&mut part.state) else {
-                    break;
-                };
-                hub.receive_from(STORE, part.id.clone(), msg.encode())
-                    .await
-                    .unwrap();
-                let i = part.id.clone();
+            if msgs.is_empty() {
+                return;
+            }
+            let applied = futures_util::future::join_all(
+                msgs.iter()
+                    .map(|(_, id, m)| hub.receive_from(STORE, id.clone(), m.clone())),
+            )
+            .await;
+            for r in applied {
+                r.unwrap();
+            }
+            let mut parts: Vec<&mut Part> = self
+                .ledger
+                .iter_mut()
+                .chain(self.stock.iter_mut())
+                .collect();
+            for (i, id, _) in msgs {
                 let reply = hub
-                    .with_docs(move |c, docs| Ok(docs.generate(c, &i, STORE)?))
+                    .with_docs(move |c, docs| Ok(docs.generate(c, &id, STORE)?))
                     .await
                     .unwrap();
+                let part = &mut parts[i];
                 if let Some(r) = reply {
                     part.doc
                         .sync()
@@ -404,9 +438,10 @@ fn main() {
             fill_wall.as_secs_f64() * 1e3 / FILL as f64
         );
         println!(
-            "hub holds {total} sales of {STORE}; the store wrote {} ledger and {} stock parts of ≤ {PART_CHANGES} changes",
+            "hub holds {total} sales of {STORE}; the store wrote {} ledger and {} stock parts of ≤ {} changes",
             store.ledger.len(),
-            store.stock.len()
+            store.stock.len(),
+            part_changes()
         );
         hub.store.shutdown().await;
     });
