@@ -37,7 +37,14 @@ use linli_shared::rights::StoreRights;
 
 const EARLY: usize = 200;
 const FILL: usize = 5_000;
-const FILL_BATCH: usize = 100;
+/// Sales per sync while filling the day (`FILL_BATCH=5000`: one catch-up).
+fn fill_batch() -> usize {
+    std::env::var("FILL_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (1..=FILL).contains(n))
+        .unwrap_or(100)
+}
 const LATE: usize = 200;
 const STORE: &str = "S001";
 
@@ -130,6 +137,8 @@ struct StoreSide {
     ledger: Vec<Part>,
     stock: Vec<Part>,
     on_hand: Vec<i64>,
+    /// Sync message bytes, store to hub and back.
+    bytes: u64,
 }
 
 /// Changes per part: the store's `PART_CHANGES`, or `PART_CHANGES=<n>` in
@@ -172,6 +181,7 @@ impl StoreSide {
             ledger: Vec::new(),
             stock: Vec::new(),
             on_hand: Vec::new(),
+            bytes: 0,
         };
         // the day opens with every level and right of the books (part 0)
         let base = DocId::store_stock(STORE, day);
@@ -262,6 +272,7 @@ impl StoreSide {
             if msgs.is_empty() {
                 return;
             }
+            self.bytes += msgs.iter().map(|(_, _, m)| m.len() as u64).sum::<u64>();
             let applied = futures_util::future::join_all(
                 msgs.iter()
                     .map(|(_, id, m)| hub.receive_from(STORE, id.clone(), m.clone())),
@@ -282,6 +293,7 @@ impl StoreSide {
                     .unwrap();
                 let part = &mut parts[i];
                 if let Some(r) = reply {
+                    self.bytes += r.len() as u64;
                     part.doc
                         .sync()
                         .receive_sync_message(&mut part.state, sync::Message::decode(&r).unwrap())
@@ -360,17 +372,20 @@ fn main() {
 
         eprintln!("[hub_sale_bench] early sales, one at a time");
         let (early_cpu, early_wall) = one_by_one(&hub, &mut store, day, 0, EARLY).await;
-        eprintln!("[hub_sale_bench] {FILL} sales in batches of {FILL_BATCH}");
+        let batch = fill_batch();
+        eprintln!("[hub_sale_bench] {FILL} sales in batches of {batch}");
         let fill_started = Instant::now();
         let c0 = writer_cpu(&hub).await;
-        for b in 0..FILL / FILL_BATCH {
-            for i in 0..FILL_BATCH {
-                store.record(day, EARLY + b * FILL_BATCH + i);
+        let bytes0 = store.bytes;
+        for b in 0..FILL / batch {
+            for i in 0..batch {
+                store.record(day, EARLY + b * batch + i);
             }
             store.sync(&hub).await;
         }
         let fill_cpu = writer_cpu(&hub).await.saturating_sub(c0);
         let fill_wall = fill_started.elapsed();
+        let fill_bytes = store.bytes - bytes0;
         eprintln!("[hub_sale_bench] late sales, one at a time");
         let (late_cpu, late_wall) = one_by_one(&hub, &mut store, day, EARLY + FILL, LATE).await;
         let total = hub_sales(&hub).await;
@@ -431,11 +446,12 @@ fn main() {
             pct(&late_cpu, 0.5) / baseline
         );
         println!(
-            "batched (catch-up shape, {} sales in batches of {}): hub CPU {:.3} ms/sale, wall {:.3} ms/sale",
+            "batched (catch-up shape, {} sales in batches of {}): hub CPU {:.3} ms/sale, wall {:.3} ms/sale, sync {:.1} B/sale",
             FILL,
-            FILL_BATCH,
+            batch,
             fill_cpu.as_secs_f64() * 1e3 / FILL as f64,
-            fill_wall.as_secs_f64() * 1e3 / FILL as f64
+            fill_wall.as_secs_f64() * 1e3 / FILL as f64,
+            fill_bytes as f64 / FILL as f64
         );
         println!(
             "hub holds {total} sales of {STORE}; the store wrote {} ledger and {} stock parts of ≤ {} changes",
