@@ -127,8 +127,17 @@ async function placePickupOrder(shop, storeId, products) {
       if (await visible(shop, "#product-error")) throw new Error("search: " + (await text(shop, "#product-error")));
       return (await shop.locator(add).count()) > 0;
     });
+    const line = `[data-testid=basket-line][data-sku="${p.sku}"]`;
     await shop.click(add);
-    await until(`${p.sku} in the basket`, UI, async () => (await shop.locator(`[data-testid=basket-line][data-sku="${p.sku}"]`).count()) > 0);
+    // the results re-render when the store's availability arrives; a click
+    // that lands while they do is lost (seen once under load), so click
+    // again while the line is still missing (a click that counted shows
+    // its line at once)
+    await until(`${p.sku} in the basket`, UI, async () => {
+      if ((await shop.locator(line).count()) > 0) return true;
+      await shop.click(add);
+      return (await shop.locator(line).count()) > 0;
+    });
     log(`step: ${p.sku} in the basket`);
   }
   await openBasket(shop);
