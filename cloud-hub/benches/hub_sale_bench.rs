@@ -8,9 +8,7 @@
 //! part every `PART_CHANGES` changes (`docs::part_to_write`) — and each sale is synced into a real
 //! hub (`Hub::receive_from`: automerge sync, ownership checks, projection
 //! of what the message touched, settlement, durable commit), answered as
-//! the hub answers a store (`Docs::generate`). As in a hub session, the
-//! messages that arrive together (a sale's ledger and stock) are queued at
-//! the hub's writer together and share a commit.
+//! the hub answers a store (`Docs::generate`).
 //!
 //! Per sale the bench reads the CPU time of the hub's SQLite writer thread
 //! (where all of that runs) before and after, with a probe job that reads
@@ -249,49 +247,26 @@ impl StoreSide {
     }
 
     /// Syncs every part with changes into the hub until neither side has
-    /// more to say, as a hub session does: the messages that arrive
-    /// together are queued at the hub's writer together (one commit), then
-    /// each document is answered.
+    /// more to say, as a hub session does: each message is applied, then
+    /// its document answered.
     async fn sync(&mut self, hub: &Hub) {
-        for _ in 0..50 {
-            let mut msgs = Vec::new();
-            for (i, part) in self
-                .ledger
-                .iter_mut()
-                .chain(self.stock.iter_mut())
-                .enumerate()
-            {
-                if !part.dirty {
-                    continue;
-                }
-                match part.doc.sync().generate_sync_message(&mut part.state) {
-                    Some(m) => msgs.push((i, part.id.clone(), m.encode())),
-                    None => part.dirty = false,
-                }
+        for part in self.ledger.iter_mut().chain(self.stock.iter_mut()) {
+            if !part.dirty {
+                continue;
             }
-            if msgs.is_empty() {
-                return;
-            }
-            self.bytes += msgs.iter().map(|(_, _, m)| m.len() as u64).sum::<u64>();
-            let applied = futures_util::future::join_all(
-                msgs.iter()
-                    .map(|(_, id, m)| hub.receive_from(STORE, id.clone(), m.clone())),
-            )
-            .await;
-            for r in applied {
-                r.unwrap();
-            }
-            let mut parts: Vec<&mut Part> = self
-                .ledger
-                .iter_mut()
-                .chain(self.stock.iter_mut())
-                .collect();
-            for (i, id, _) in msgs {
+            part.dirty = false;
+            for _ in 0..50 {
+                let Some(msg) = part.doc.sync().generate_sync_message(&mut part.state) else {
+                    break;
+                };
+                let msg = msg.encode();
+                self.bytes += msg.len() as u64;
+                hub.receive_from(STORE, part.id.clone(), msg).await.unwrap();
+                let i = part.id.clone();
                 let reply = hub
-                    .with_docs(move |c, docs| Ok(docs.generate(c, &id, STORE)?))
+                    .with_docs(move |c, docs| Ok(docs.generate(c, &i, STORE)?))
                     .await
                     .unwrap();
-                let part = &mut parts[i];
                 if let Some(r) = reply {
                     self.bytes += r.len() as u64;
                     part.doc

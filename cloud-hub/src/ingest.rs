@@ -77,10 +77,6 @@ impl SyncHost for HubHost {
     fn on_activity(&self) {
         self.hub.touch(&self.store_id);
     }
-
-    fn batch_receives(&self) -> bool {
-        true
-    }
 }
 
 /// The bound QUIC server.

@@ -45,13 +45,6 @@ pub trait SyncHost: Send + Sync + 'static {
     fn on_activity(&self) {}
     /// Called with the number of new changes applied from the peer.
     fn on_applied(&self, _doc: &DocId, _n: usize) {}
-    /// Whether sync frames that arrived together may be handed over
-    /// together (queued at the writer at once, so they share a commit).
-    /// Not for a replica that may change mode on a message (a store that
-    /// finds it must recover stops at that message; the hub never does).
-    fn batch_receives(&self) -> bool {
-        false
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,78 +125,6 @@ async fn push(
     Ok(())
 }
 
-/// The most sync frames handed to the replica at once.
-pub const MAX_APPLY_BATCH: usize = 64;
-
-async fn next_frame(
-    frames: &mut mpsc::Receiver<Result<Option<Frame>, SessionError>>,
-    pending: &mut Option<Result<Option<Frame>, SessionError>>,
-) -> Option<Result<Option<Frame>, SessionError>> {
-    match pending.take() {
-        Some(f) => Some(f),
-        None => frames.recv().await,
-    }
-}
-
-/// Applies sync frames in their order of arrival, all queued at the
-/// replica's writer before the first is awaited (so they share a commit),
-/// then answers each document.
-async fn receive_batch<H: SyncHost>(
-    host: &Arc<H>,
-    send: &mut quinn::SendStream,
-    batch: Vec<(DocId, Vec<u8>)>,
-) -> Result<(), SessionError> {
-    let mut refused = Vec::new();
-    let mut jobs = Vec::new();
-    for (doc, msg) in batch {
-        if host.in_scope(&doc) {
-            jobs.push((doc.clone(), host.receive(doc, msg)));
-        } else {
-            refused.push(doc);
-        }
-    }
-    for doc in refused {
-        tracing::warn!(%doc, "peer sent a document outside its scope; refused");
-        write_frame(
-            send,
-            &Frame::Refused {
-                doc,
-                reason: "outside your scope".into(),
-            },
-        )
-        .await?;
-    }
-    let (docs, futs): (Vec<DocId>, Vec<_>) = jobs.into_iter().unzip();
-    // `join_all` polls in order, so the writer gets the jobs in order
-    let results = futures_util::future::join_all(futs).await;
-    let mut answer = Vec::new();
-    for (doc, r) in docs.into_iter().zip(results) {
-        match r {
-            Ok(r) => {
-                if r.new_changes > 0 {
-                    host.on_applied(&doc, r.new_changes);
-                }
-                if !answer.contains(&doc) {
-                    answer.push(doc);
-                }
-            }
-            Err(DocError::Refused(reason) | DocError::Behind(reason)) => {
-                tracing::warn!(%doc, %reason, "refused changes from peer");
-                write_frame(send, &Frame::Refused { doc, reason }).await?;
-            }
-            Err(DocError::Message(reason)) => {
-                tracing::warn!(%doc, %reason, "undecodable sync message");
-                write_frame(send, &Frame::Refused { doc, reason }).await?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    for doc in answer {
-        push(host, send, doc).await?;
-    }
-    Ok(())
-}
-
 async fn session_loop<H: SyncHost>(
     host: &Arc<H>,
     send: &mut quinn::SendStream,
@@ -213,12 +134,10 @@ async fn session_loop<H: SyncHost>(
 ) -> Result<(), SessionError> {
     let mut our_index = host.index().await?;
     write_frame(send, &Frame::Index(our_index.clone())).await?;
-    // a frame read while gathering a batch, handled before the next read
-    let mut pending: Option<Result<Option<Frame>, SessionError>> = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
-            f = next_frame(frames, &mut pending) => {
+            f = frames.recv() => {
                 let frame = match f {
                     None | Some(Ok(None)) => return Err(SessionError::Closed),
                     Some(Err(e)) => return Err(e),
@@ -233,26 +152,27 @@ async fn session_loop<H: SyncHost>(
                         }
                     }
                     Frame::Sync { doc, msg } => {
-                        // every sync frame already read goes to the replica
-                        // at once: its writer applies them in one commit (a
-                        // store's sale is a ledger and a stock message)
-                        let mut batch = vec![(doc, msg)];
-                        let mut after = None;
-                        let most = if host.batch_receives() { MAX_APPLY_BATCH } else { 1 };
-                        while batch.len() < most {
-                            match frames.try_recv() {
-                                Ok(Ok(Some(Frame::Sync { doc, msg }))) => batch.push((doc, msg)),
-                                Ok(other) => {
-                                    after = Some(other);
-                                    break;
-                                }
-                                Err(_) => break,
-                            }
+                        if !host.in_scope(&doc) {
+                            tracing::warn!(%doc, "peer sent a document outside its scope; refused");
+                            write_frame(send, &Frame::Refused { doc, reason: "outside your scope".into() }).await?;
+                            continue;
                         }
-                        receive_batch(host, send, batch).await?;
-                        if let Some(f) = after {
-                            // a frame of another kind, or the end: handled next
-                            pending = Some(f);
+                        match host.receive(doc.clone(), msg).await {
+                            Ok(r) => {
+                                if r.new_changes > 0 {
+                                    host.on_applied(&doc, r.new_changes);
+                                }
+                                push(host, send, doc).await?;
+                            }
+                            Err(DocError::Refused(reason) | DocError::Behind(reason)) => {
+                                tracing::warn!(%doc, %reason, "refused changes from peer");
+                                write_frame(send, &Frame::Refused { doc, reason }).await?;
+                            }
+                            Err(DocError::Message(reason)) => {
+                                tracing::warn!(%doc, %reason, "undecodable sync message");
+                                write_frame(send, &Frame::Refused { doc, reason }).await?;
+                            }
+                            Err(e) => return Err(e.into()),
                         }
                     }
                     Frame::Refused { doc, reason } => {
