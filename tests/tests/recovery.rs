@@ -22,12 +22,11 @@ fn seq(ticket: &str) -> u32 {
     ticket.rsplit('-').next().unwrap().parse().unwrap()
 }
 
-#[test]
-fn a_replaced_store_pc_recovers_before_it_sells() {
-    let mut c = Cluster::new(31).unwrap();
-    c.add_store("S001").unwrap();
+/// Waits for S001 to link, then imports a two-product catalog at the hub
+/// and waits until the store has it.
+fn link_with_catalog(c: &Cluster) {
     wait_for(CONVERGE, "the store to link", || {
-        (health(&c, "S001")?["sync"]["state"] == "connected").then_some(())
+        (health(c, "S001")?["sync"]["state"] == "connected").then_some(())
     })
     .unwrap();
     let h = c.hub().unwrap();
@@ -48,6 +47,13 @@ fn a_replaced_store_pc_recovers_before_it_sells() {
         (p["price_fen"] == 1500).then_some(())
     })
     .unwrap();
+}
+
+#[test]
+fn a_replaced_store_pc_recovers_before_it_sells() {
+    let mut c = Cluster::new(31).unwrap();
+    c.add_store("S001").unwrap();
+    link_with_catalog(&c);
 
     // a morning of sales, all at the hub
     let mut sales = Vec::new();
@@ -429,28 +435,7 @@ fn a_day_in_many_parts_reaches_the_hub_and_comes_back_to_a_replaced_pc() {
     std::fs::write(&config, "part_changes = 5\n").unwrap();
     c.add_store_with("S001", &["--config", config.to_str().unwrap()])
         .unwrap();
-    wait_for(CONVERGE, "the store to link", || {
-        (health(&c, "S001")?["sync"]["state"] == "connected").then_some(())
-    })
-    .unwrap();
-    let h = c.hub().unwrap();
-    let csv = "sku,barcode,name,category,unit,price_fen,shelf_life_days\n\
-               P00001,6942215277577,Local Whole Wheat Bun (Zhejiang),bakery,each,1800,4\n\
-               N00001,6901234567892,Jasmine Tea,drinks,each,1500,365\n";
-    let resp = c
-        .http
-        .post(format!("{}/api/v1/catalog/import", h.http))
-        .bearer_auth(&h.token)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().unwrap());
-    wait_for(CONVERGE, "the hub's catalog at the store", || {
-        let p = c.store_get("S001", "/api/v1/products/N00001").ok()?;
-        (p["price_fen"] == 1500).then_some(())
-    })
-    .unwrap();
+    link_with_catalog(&c);
 
     // 23 sales: at least 5 parts of ledger, the stock's opening part 0
     // and at least 5 parts of what moved
