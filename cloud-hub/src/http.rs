@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::hub::{Hub, HubError, User};
 
+mod communities;
 mod customers;
 mod orders;
 mod shop;
@@ -104,6 +105,32 @@ impl From<HubError> for ApiError {
                 Some(
                     json!({ "alternatives": u.alternatives, "serving_stores": u.serving_stores, "shortages": u.shortages }),
                 ),
+            ),
+            HubError::Poll(ref p) => {
+                use linli_shared::community::PollError;
+                let code = match p {
+                    PollError::Closed(_) => "poll_closed",
+                    PollError::NoSuchOption(_) => "no_such_option",
+                    PollError::UnknownSku(_) => "unknown_sku",
+                    _ => "invalid_field",
+                };
+                let status = match p {
+                    PollError::Closed(_) => StatusCode::CONFLICT,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                err(status, code, msg)
+            }
+            HubError::PollNotFound(_) => err(StatusCode::NOT_FOUND, "poll_not_found", msg),
+            HubError::NotAMember(_) => err(StatusCode::FORBIDDEN, "not_a_member", msg),
+            HubError::AlreadyVoted(_) => err(StatusCode::CONFLICT, "already_voted", msg),
+            HubError::WrongJoinCode => {
+                err(StatusCode::UNPROCESSABLE_ENTITY, "wrong_join_code", msg)
+            }
+            HubError::OutsideServiceArea { serving, .. } => ApiError(
+                StatusCode::CONFLICT,
+                "outside_service_area",
+                msg,
+                Some(json!({ "serving": serving })),
             ),
             HubError::Store(_) | HubError::Doc(_) => {
                 tracing::error!(error = %msg, "hub failure");
@@ -218,6 +245,27 @@ pub fn router(hub: Hub) -> Router {
             post(customers::import).layer(DefaultBodyLimit::max(16 * 1024 * 1024)),
         )
         .route("/api/v1/customers/{id}", get(customers::get_customer))
+        .route(
+            "/api/v1/communities/{store_id}",
+            get(communities::get_community),
+        )
+        .route(
+            "/api/v1/communities/{store_id}/members",
+            get(communities::members).post(communities::join),
+        )
+        .route(
+            "/api/v1/communities/{store_id}/polls",
+            get(communities::polls).post(communities::create_poll),
+        )
+        .route(
+            "/api/v1/communities/{store_id}/polls/{poll_id}",
+            get(communities::poll),
+        )
+        .route(
+            "/api/v1/communities/{store_id}/polls/{poll_id}/votes",
+            post(communities::vote),
+        )
+        .route("/api/v1/customer/community", get(communities::my_community))
         .route("/api/v1/customers/{id}/unmerge", post(customers::unmerge))
         .route("/api/v1/stores/{id}/sales", get(sales))
         .route("/api/v1/stores/{id}/stock/{sku}", get(stock))

@@ -106,6 +106,31 @@ pub enum HubError {
         "没有顾客 {0} (no customer {0}; ids come from POST /api/v1/customers/identities/import)"
     )]
     CustomerNotFound(String),
+    /// A poll that cannot be made or voted in as asked.
+    #[error(transparent)]
+    Poll(linli_shared::community::PollError),
+    #[error("没有投票 {0} (no poll {0} in this store's community)")]
+    PollNotFound(String),
+    /// Only members of the store's community vote in its polls.
+    #[error(
+        "只有 {0} 社群的成员可以投票，请先加入社群 (only members of {0}'s community may vote; join it first)"
+    )]
+    NotAMember(String),
+    #[error("您已经投过票了，每人一票 (you have already voted in poll {0}; one vote each)")]
+    AlreadyVoted(String),
+    #[error(
+        "入群码不对，请核对门店展示的 6 位入群码 (wrong join code: use the 6-character code the store shows)"
+    )]
+    WrongJoinCode,
+    /// Joining by location needs the store to serve that location.
+    #[error(
+        "您的位置不在门店 {store_id} 的服务范围内，可加入：{} (your location is outside {store_id}'s service area; stores serving it: see details.serving)",
+        if serving.is_empty() { "无".to_owned() } else { serving.join("、") }
+    )]
+    OutsideServiceArea {
+        store_id: String,
+        serving: Vec<String>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -901,6 +926,15 @@ fn project(
                 for r in refunds {
                     stmt.execute(params![store, r.refund_id, r.sale_id, r.amount_fen, r.at])?;
                 }
+            }
+            let joins = touched("members");
+            if !joins.is_empty() {
+                let joins = docs
+                    .read(c, doc, |d| {
+                        records_of::<linli_shared::community::MemberFact>(d, "members", &joins)
+                    })?
+                    .unwrap_or_default();
+                crate::communities::project_counter_joins(c, store, &joins)?;
             }
             let new = touched("sales");
             if new.is_empty() {

@@ -11,6 +11,7 @@
 //! - [`http`]: the hub's JSON API (login, catalog import, what the hub has
 //!   received from each store).
 
+pub mod communities;
 pub mod customers;
 pub mod http;
 pub mod hub;

@@ -600,7 +600,7 @@ impl Hub {
 }
 
 /// One customer per phone or openid; both given link them.
-fn resolve_customer(
+pub(crate) fn resolve_customer(
     c: &rusqlite::Connection,
     phone: Option<&str>,
     openid: Option<&str>,

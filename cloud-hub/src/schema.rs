@@ -162,6 +162,54 @@ CREATE TABLE identity_never_merge (
     r#"
 ALTER TABLE hub_stock ADD COLUMN part INTEGER NOT NULL DEFAULT 0;
 "#,
+    // communities and polls (issue 11): one community per store with its
+    // join code; each customer's membership now, every join ever made (moves
+    // included), polls and their votes (one per member)
+    r#"
+CREATE TABLE communities (
+    store_id   TEXT PRIMARY KEY,
+    join_code  TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE community_members (
+    customer_id    TEXT PRIMARY KEY,
+    store_id       TEXT NOT NULL,
+    since          TEXT NOT NULL,
+    via            TEXT NOT NULL,
+    latest_at      TEXT NOT NULL,
+    latest_join_id TEXT NOT NULL
+);
+CREATE INDEX community_members_by_store ON community_members(store_id);
+CREATE TABLE community_joins (
+    join_id     TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    store_id    TEXT NOT NULL,
+    via         TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    moved_from  TEXT,
+    recorded_at TEXT NOT NULL
+);
+CREATE INDEX community_joins_by_customer ON community_joins(customer_id, at);
+CREATE INDEX community_joins_by_store ON community_joins(store_id, at);
+CREATE TABLE polls (
+    poll_id    TEXT PRIMARY KEY,
+    store_id   TEXT NOT NULL,
+    question   TEXT NOT NULL,
+    options    TEXT NOT NULL,
+    closes_at  TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX polls_by_store ON polls(store_id, created_at);
+CREATE TABLE poll_votes (
+    poll_id     TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    option_no   INTEGER NOT NULL,
+    at          TEXT NOT NULL,
+    PRIMARY KEY (poll_id, customer_id)
+);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

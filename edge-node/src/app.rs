@@ -7,6 +7,7 @@
 //! idempotency record commits in the same transaction as its effects.
 
 pub mod catalog;
+pub mod community;
 pub mod idempotency;
 pub mod online;
 pub mod orders;

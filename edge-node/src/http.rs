@@ -5,6 +5,7 @@
 //! between HTTP and [`crate::app::App`]; the rules live there.
 
 mod catalog;
+mod community;
 pub mod error;
 pub mod extract;
 mod online;
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/pickups/lookup", post(online::lookup))
         .route("/pickups/by-phone", post(online::by_phone))
         .route("/reports/day", get(reports::day))
+        .route("/community/members", post(community::add_member))
         .route("/online-orders", get(online::list))
         .route("/online-orders/{order_id}", get(online::get))
         .route("/online-orders/{order_id}/accept", post(online::accept))

@@ -13,6 +13,7 @@
 pub mod api_doc;
 pub mod barcode;
 pub mod catalog;
+pub mod community;
 mod csv_lines;
 pub mod docs;
 pub mod geo;

@@ -349,6 +349,14 @@ pub(crate) async fn exceptions(
         super::customers::import,
         super::customers::get_customer,
         super::customers::unmerge,
+        super::communities::get_community,
+        super::communities::join,
+        super::communities::members,
+        super::communities::my_community,
+        super::communities::create_poll,
+        super::communities::polls,
+        super::communities::poll,
+        super::communities::vote,
     ),
     modifiers(&StandardResponses)
 )]

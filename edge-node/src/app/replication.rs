@@ -180,6 +180,8 @@ pub(crate) enum LedgerFact {
     Movement(ledger::MovementFact),
     Refund(ledger::RefundFact),
     Order(ledger::OrderFact),
+    /// A customer added to the store's community at the counter.
+    Member(linli_shared::community::MemberFact),
 }
 
 /// Collects the document changes of one use case inside its transaction and
@@ -275,6 +277,9 @@ impl<'a> Publish<'a> {
                             LedgerFact::Movement(m) => ledger::record_movement(doc, m)?,
                             LedgerFact::Refund(r) => ledger::record_refund(doc, r)?,
                             LedgerFact::Order(o) => ledger::put_order(doc, o)?,
+                            LedgerFact::Member(m) => {
+                                put_record(doc, "members", &m.join_id, m)?;
+                            }
                         }
                     }
                     Ok(())

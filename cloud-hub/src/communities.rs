@@ -1,0 +1,665 @@
+//! 一店一群 at the hub: each store's community (its join code and members),
+//! joins from the shop (by code or by location) and from store counters
+//! (projected from the store's ledger), and the polls a store's manager
+//! runs before a live stream (DESIGN.md §7; the rules are
+//! [`linli_shared::community`]).
+//!
+//! A customer belongs to one community at a time: the newest join wins,
+//! by the time it was made, so a counter join synced late never pulls a
+//! customer back from a store joined since. Every join is kept in
+//! `community_joins` with what it did (joined, moved from, already a
+//! member, superseded): the moves are the history the issue asks for.
+//!
+//! Who may manage a community (see its members and join code, run polls):
+//! a hub admin. Store managers' hub accounts come with live sessions.
+
+use chrono::{DateTime, Utc};
+use linli_shared::community::{
+    self, JoinOutcome, JoinVia, MemberFact, Membership, PollDraft, PollError,
+};
+use linli_shared::geo::GeoPoint;
+use rand::RngCore;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::hub::{Hub, HubError, Role, User};
+use crate::orders::ts;
+
+/// A store's community as anyone may see it; the join code only for staff.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CommunityView {
+    pub store_id: String,
+    pub store_name: String,
+    pub members: i64,
+    /// Members with a join, vote or online order this calendar month (UTC).
+    pub active_this_month: i64,
+    /// The code the store shows (QR) for customers to join; staff only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join_code: Option<String>,
+    /// The shop link that joins this community (staff only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join_path: Option<String>,
+}
+
+/// What a join did.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JoinView {
+    pub join_id: String,
+    pub customer_id: String,
+    /// The community the customer belongs to now.
+    pub store_id: String,
+    /// `joined`, `moved`, `already` or `superseded`.
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<String>,
+}
+
+/// A member as staff see it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MemberView {
+    pub customer_id: String,
+    /// Masked (`138****1234`).
+    pub phone: String,
+    pub since: String,
+    pub via: String,
+}
+
+/// A customer's own community and what is open in it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MyCommunity {
+    pub store_id: String,
+    pub store_name: String,
+    pub since: String,
+    pub via: String,
+    pub polls: Vec<PollView>,
+}
+
+/// A poll with its results.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PollView {
+    pub poll_id: String,
+    pub store_id: String,
+    pub question: String,
+    pub closes_at: String,
+    pub open: bool,
+    pub options: Vec<PollOptionView>,
+    pub votes: u64,
+    /// The options' SKUs, most votes first (ties in the manager's order):
+    /// the featured list a live session starts from.
+    pub ranking: Vec<String>,
+    /// The caller's own vote (customers), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub my_vote: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PollOptionView {
+    pub option: usize,
+    pub sku: String,
+    pub name: String,
+    pub votes: u64,
+}
+
+/// How a customer asks to join from the shop.
+#[derive(Debug, Clone)]
+pub enum OnlineJoin {
+    Code(String),
+    Location(GeoPoint),
+}
+
+fn may_manage(user: &User) -> Result<(), HubError> {
+    match user.role {
+        Role::Admin => Ok(()),
+        _ => Err(HubError::Forbidden),
+    }
+}
+
+fn mask(p: &str) -> String {
+    if p.len() == 11 {
+        format!("{}****{}", &p[..3], &p[7..])
+    } else {
+        "****".into()
+    }
+}
+
+/// The store's join code, made on first use.
+fn join_code_of(c: &Connection, store_id: &str) -> Result<String, HubError> {
+    if let Some(code) = c
+        .query_row(
+            "SELECT join_code FROM communities WHERE store_id = ?1",
+            [store_id],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+    {
+        return Ok(code);
+    }
+    loop {
+        let mut raw = [0u8; community::JOIN_CODE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let code = community::join_code(raw);
+        let n = c.execute(
+            "INSERT OR IGNORE INTO communities(store_id, join_code, created_at) VALUES (?1, ?2, ?3)",
+            params![store_id, code, ts(Utc::now())],
+        )?;
+        if n == 1 {
+            return Ok(code);
+        }
+    }
+}
+
+fn membership(c: &Connection, customer_id: &str) -> Result<Option<Membership>, HubError> {
+    Ok(c.query_row(
+        "SELECT store_id, latest_at, latest_join_id FROM community_members WHERE customer_id = ?1",
+        [customer_id],
+        |r| {
+            Ok(Membership {
+                store_id: r.get(0)?,
+                latest_at: parse_ts(&r.get::<_, String>(1)?),
+                latest_join_id: r.get(2)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
+fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+/// Records one join (idempotent by `join_id`) and moves the membership if
+/// it is the newest.
+pub(crate) fn record_join(
+    c: &Connection,
+    join_id: &str,
+    customer_id: &str,
+    store_id: &str,
+    via: JoinVia,
+    at: DateTime<Utc>,
+) -> Result<JoinView, HubError> {
+    if let Some(v) = c
+        .query_row(
+            "SELECT customer_id, store_id, outcome, moved_from FROM community_joins WHERE join_id = ?1",
+            [join_id],
+            |r| {
+                Ok(JoinView {
+                    join_id: join_id.to_owned(),
+                    customer_id: r.get(0)?,
+                    store_id: r.get(1)?,
+                    outcome: r.get(2)?,
+                    moved_from: r.get(3)?,
+                })
+            },
+        )
+        .optional()?
+    {
+        return Ok(v);
+    }
+    let current = membership(c, customer_id)?;
+    let outcome = community::join(current.as_ref(), store_id, at, join_id);
+    let (name, moved_from) = match &outcome {
+        JoinOutcome::Joined => ("joined", None),
+        JoinOutcome::Moved { from } => ("moved", Some(from.clone())),
+        JoinOutcome::Already { .. } => ("already", None),
+        JoinOutcome::Superseded { .. } => ("superseded", None),
+    };
+    match &outcome {
+        JoinOutcome::Joined | JoinOutcome::Moved { .. } => {
+            c.execute(
+                "INSERT INTO community_members(customer_id, store_id, since, via, latest_at, latest_join_id)
+                 VALUES (?1, ?2, ?3, ?4, ?3, ?5)
+                 ON CONFLICT(customer_id) DO UPDATE SET store_id = excluded.store_id,
+                     since = excluded.since, via = excluded.via,
+                     latest_at = excluded.latest_at, latest_join_id = excluded.latest_join_id",
+                params![customer_id, store_id, ts(at), via.as_str(), join_id],
+            )?;
+        }
+        JoinOutcome::Already { renews: true } => {
+            c.execute(
+                "UPDATE community_members SET latest_at = ?2, latest_join_id = ?3 WHERE customer_id = ?1",
+                params![customer_id, ts(at), join_id],
+            )?;
+        }
+        JoinOutcome::Already { renews: false } | JoinOutcome::Superseded { .. } => {}
+    }
+    c.execute(
+        "INSERT INTO community_joins(join_id, customer_id, store_id, via, at, outcome, moved_from, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            join_id,
+            customer_id,
+            store_id,
+            via.as_str(),
+            ts(at),
+            name,
+            moved_from,
+            ts(Utc::now())
+        ],
+    )?;
+    let now_in = match &outcome {
+        JoinOutcome::Superseded { current } => current.clone(),
+        _ => store_id.to_owned(),
+    };
+    Ok(JoinView {
+        join_id: join_id.to_owned(),
+        customer_id: customer_id.to_owned(),
+        store_id: now_in,
+        outcome: name.to_owned(),
+        moved_from,
+    })
+}
+
+/// Projects counter joins from a store's ledger (section `members`).
+pub(crate) fn project_counter_joins(
+    c: &Connection,
+    store_id: &str,
+    joins: &[(String, MemberFact)],
+) -> Result<(), HubError> {
+    for (join_id, m) in joins {
+        let Ok(phone) = crate::orders::valid_phone(&m.phone) else {
+            tracing::warn!(
+                store_id,
+                join_id,
+                "counter join with an invalid phone ignored"
+            );
+            continue;
+        };
+        let customer = crate::online::resolve_customer(c, Some(&phone), None)?;
+        let at = DateTime::parse_from_rfc3339(&m.at)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|_| Utc::now());
+        record_join(
+            c,
+            &format!("{store_id}/{join_id}"),
+            &customer,
+            store_id,
+            JoinVia::Counter,
+            at,
+        )?;
+    }
+    Ok(())
+}
+
+fn month_start(now: DateTime<Utc>) -> String {
+    format!("{}", now.format("%Y-%m-01T00:00:00"))
+}
+
+fn poll_view(
+    c: &Connection,
+    hub: &Hub,
+    poll_id: &str,
+    customer: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<PollView>, HubError> {
+    let row: Option<(String, String, String, String)> = c
+        .query_row(
+            "SELECT store_id, question, options, closes_at FROM polls WHERE poll_id = ?1",
+            [poll_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((store_id, question, options, closes_at)) = row else {
+        return Ok(None);
+    };
+    let options: Vec<String> = serde_json::from_str(&options).unwrap_or_default();
+    let mut stmt = c.prepare_cached("SELECT option_no FROM poll_votes WHERE poll_id = ?1")?;
+    let votes: Vec<usize> = stmt
+        .query_map([poll_id], |r| r.get::<_, i64>(0))?
+        .filter_map(Result::ok)
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .collect();
+    let counts = community::tally(options.len(), votes);
+    let my_vote = match customer {
+        Some(cu) => c
+            .query_row(
+                "SELECT option_no FROM poll_votes WHERE poll_id = ?1 AND customer_id = ?2",
+                params![poll_id, cu],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .and_then(|n| usize::try_from(n).ok()),
+        None => None,
+    };
+    let dir = hub.directory();
+    Ok(Some(PollView {
+        poll_id: poll_id.to_owned(),
+        store_id,
+        question,
+        open: parse_ts(&closes_at) > now,
+        closes_at,
+        votes: counts.iter().sum(),
+        ranking: community::ranking(&options, &counts)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        options: options
+            .iter()
+            .enumerate()
+            .map(|(i, sku)| PollOptionView {
+                option: i,
+                sku: sku.clone(),
+                name: dir
+                    .products
+                    .get(sku)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
+                votes: counts[i],
+            })
+            .collect(),
+        my_vote,
+    }))
+}
+
+fn polls_of(
+    c: &Connection,
+    hub: &Hub,
+    store_id: &str,
+    customer: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<PollView>, HubError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT poll_id FROM polls WHERE store_id = ?1 ORDER BY created_at DESC, poll_id DESC LIMIT 50",
+    )?;
+    let ids: Vec<String> = stmt
+        .query_map([store_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(p) = poll_view(c, hub, &id, customer, now)? {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+impl Hub {
+    /// Refuses a store id the directory does not know.
+    fn known_store(&self, store_id: &str) -> Result<String, HubError> {
+        self.directory()
+            .stores
+            .get(store_id)
+            .map(|s| s.name.clone())
+            .ok_or_else(|| HubError::StoreNotFound(store_id.to_owned()))
+    }
+
+    /// A store's community: members, this month's active members, and the
+    /// join code for staff (made on first use).
+    pub async fn community(&self, store_id: &str, staff: bool) -> Result<CommunityView, HubError> {
+        let store_name = self.known_store(store_id)?;
+        let sid = store_id.to_owned();
+        let month = month_start(Utc::now());
+        let (members, active, code) = self
+            .store
+            .write(move |c| {
+                let members: i64 = c.query_row(
+                    "SELECT count(*) FROM community_members WHERE store_id = ?1",
+                    [&sid],
+                    |r| r.get(0),
+                )?;
+                let active: i64 = c.query_row(
+                    "SELECT count(*) FROM community_members m WHERE m.store_id = ?1 AND (
+                        EXISTS (SELECT 1 FROM community_joins j WHERE j.customer_id = m.customer_id AND j.at >= ?2)
+                     OR EXISTS (SELECT 1 FROM poll_votes v WHERE v.customer_id = m.customer_id AND v.at >= ?2)
+                     OR EXISTS (SELECT 1 FROM online_orders o WHERE o.customer_id = m.customer_id AND o.placed_at >= ?2))",
+                    params![sid, month],
+                    |r| r.get(0),
+                )?;
+                let code = if staff { Some(join_code_of(c, &sid)?) } else { None };
+                Ok::<_, HubError>((members, active, code))
+            })
+            .await?;
+        Ok(CommunityView {
+            store_id: store_id.to_owned(),
+            store_name,
+            members,
+            active_this_month: active,
+            join_path: code.as_ref().map(|c| format!("/?join={c}")),
+            join_code: code,
+        })
+    }
+
+    /// A customer joins a store's community from the shop, by the store's
+    /// join code or by a location the store serves.
+    pub async fn join_online(
+        &self,
+        customer_id: &str,
+        store_id: &str,
+        how: OnlineJoin,
+    ) -> Result<JoinView, HubError> {
+        self.known_store(store_id)?;
+        let via = match &how {
+            OnlineJoin::Code(_) => JoinVia::Code,
+            OnlineJoin::Location(at) => {
+                let dir = self.directory();
+                let serving: Vec<String> = dir
+                    .stores
+                    .serving(*at)
+                    .map(|(s, _)| s.store_id.clone())
+                    .collect();
+                if !serving.iter().any(|s| s == store_id) {
+                    return Err(HubError::OutsideServiceArea {
+                        store_id: store_id.to_owned(),
+                        serving,
+                    });
+                }
+                JoinVia::Location
+            }
+        };
+        let code = match how {
+            OnlineJoin::Code(raw) => {
+                Some(community::read_join_code(&raw).ok_or(HubError::WrongJoinCode)?)
+            }
+            OnlineJoin::Location(_) => None,
+        };
+        let (customer, store) = (customer_id.to_owned(), store_id.to_owned());
+        self.store
+            .write(move |c| {
+                if let Some(code) = code
+                    && join_code_of(c, &store)? != code
+                {
+                    return Err(HubError::WrongJoinCode);
+                }
+                let join_id = format!("J{}", ulid::Ulid::new());
+                record_join(c, &join_id, &customer, &store, via, Utc::now())
+            })
+            .await
+    }
+
+    /// A store's members (staff), newest first.
+    pub async fn members(&self, user: &User, store_id: &str) -> Result<Vec<MemberView>, HubError> {
+        may_manage(user)?;
+        self.known_store(store_id)?;
+        let sid = store_id.to_owned();
+        self.store
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT m.customer_id, coalesce(cu.phone, ''), m.since, m.via
+                     FROM community_members m LEFT JOIN customers cu ON cu.customer_id = m.customer_id
+                     WHERE m.store_id = ?1 ORDER BY m.since DESC LIMIT 1000",
+                )?;
+                let rows = stmt
+                    .query_map([sid], |r| {
+                        Ok(MemberView {
+                            customer_id: r.get(0)?,
+                            phone: mask(&r.get::<_, String>(1)?),
+                            since: r.get(2)?,
+                            via: r.get(3)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, HubError>(rows)
+            })
+            .await
+    }
+
+    /// The customer's community and its polls; `None` if in none.
+    pub async fn my_community(&self, customer_id: &str) -> Result<Option<MyCommunity>, HubError> {
+        let cu = customer_id.to_owned();
+        let hub = self.clone();
+        let now = Utc::now();
+        self.store
+            .read(move |c| {
+                let row: Option<(String, String, String)> = c
+                    .query_row(
+                        "SELECT store_id, since, via FROM community_members WHERE customer_id = ?1",
+                        [&cu],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                let Some((store_id, since, via)) = row else {
+                    return Ok(None);
+                };
+                let polls = polls_of(c, &hub, &store_id, Some(&cu), now)?;
+                let store_name = hub
+                    .directory()
+                    .stores
+                    .get(&store_id)
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default();
+                Ok::<_, HubError>(Some(MyCommunity {
+                    store_id,
+                    store_name,
+                    since,
+                    via,
+                    polls,
+                }))
+            })
+            .await
+    }
+
+    /// A store manager's poll before a stream.
+    pub async fn create_poll(
+        &self,
+        user: &User,
+        store_id: &str,
+        draft: PollDraft,
+    ) -> Result<PollView, HubError> {
+        may_manage(user)?;
+        self.known_store(store_id)?;
+        let now = Utc::now();
+        let products = self.directory().products;
+        let draft = community::check_poll(draft, now, |s| products.contains_key(s))?;
+        let poll_id = format!("P{}", ulid::Ulid::new());
+        let (pid, sid, by) = (poll_id.clone(), store_id.to_owned(), user.name.clone());
+        self.store
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO polls(poll_id, store_id, question, options, closes_at, created_by, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        pid,
+                        sid,
+                        draft.question,
+                        serde_json::to_string(&draft.options).unwrap_or_default(),
+                        ts(draft.closes_at),
+                        by,
+                        ts(now)
+                    ],
+                )?;
+                Ok::<_, HubError>(())
+            })
+            .await?;
+        self.poll(store_id, &poll_id, None)
+            .await?
+            .ok_or(HubError::PollNotFound(poll_id))
+    }
+
+    /// A store's polls, newest first (50 at most).
+    pub async fn polls(
+        &self,
+        store_id: &str,
+        customer: Option<&str>,
+    ) -> Result<Vec<PollView>, HubError> {
+        self.known_store(store_id)?;
+        let (sid, cu, hub) = (
+            store_id.to_owned(),
+            customer.map(str::to_owned),
+            self.clone(),
+        );
+        let now = Utc::now();
+        self.store
+            .read(move |c| polls_of(c, &hub, &sid, cu.as_deref(), now))
+            .await
+    }
+
+    /// One poll of a store with its results.
+    pub async fn poll(
+        &self,
+        store_id: &str,
+        poll_id: &str,
+        customer: Option<&str>,
+    ) -> Result<Option<PollView>, HubError> {
+        let (pid, cu, hub) = (
+            poll_id.to_owned(),
+            customer.map(str::to_owned),
+            self.clone(),
+        );
+        let now = Utc::now();
+        let p = self
+            .store
+            .read(move |c| poll_view(c, &hub, &pid, cu.as_deref(), now))
+            .await?;
+        Ok(p.filter(|p| p.store_id == store_id))
+    }
+
+    /// A member's one vote.
+    pub async fn vote(
+        &self,
+        customer_id: &str,
+        store_id: &str,
+        poll_id: &str,
+        option: usize,
+    ) -> Result<PollView, HubError> {
+        let (cu, sid, pid) = (
+            customer_id.to_owned(),
+            store_id.to_owned(),
+            poll_id.to_owned(),
+        );
+        let now = Utc::now();
+        self.store
+            .write(move |c| {
+                let poll: Option<(String, String, String)> = c
+                    .query_row(
+                        "SELECT store_id, options, closes_at FROM polls WHERE poll_id = ?1",
+                        [&pid],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                let Some((store, options, closes_at)) = poll.filter(|p| p.0 == sid) else {
+                    return Err(HubError::PollNotFound(pid));
+                };
+                let options: Vec<String> = serde_json::from_str(&options).unwrap_or_default();
+                community::check_vote(options.len(), parse_ts(&closes_at), option, now)?;
+                let member: Option<String> = c
+                    .query_row(
+                        "SELECT store_id FROM community_members WHERE customer_id = ?1",
+                        [&cu],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if member.as_deref() != Some(store.as_str()) {
+                    return Err(HubError::NotAMember(store));
+                }
+                let n = c.execute(
+                    "INSERT OR IGNORE INTO poll_votes(poll_id, customer_id, option_no, at) VALUES (?1, ?2, ?3, ?4)",
+                    params![pid, cu, option as i64, ts(now)],
+                )?;
+                if n == 0 {
+                    return Err(HubError::AlreadyVoted(pid));
+                }
+                Ok(())
+            })
+            .await?;
+        self.poll(store_id, poll_id, Some(customer_id))
+            .await?
+            .ok_or_else(|| HubError::PollNotFound(poll_id.to_owned()))
+    }
+}
+
+impl From<PollError> for HubError {
+    fn from(e: PollError) -> Self {
+        HubError::Poll(e)
+    }
+}

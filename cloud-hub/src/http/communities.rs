@@ -1,0 +1,235 @@
+//! 一店一群 over HTTP: a store's community, joining it from the shop, its
+//! members (staff), and its polls. The rules live in
+//! [`crate::communities`] and [`linli_shared::community`].
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::ApiError;
+use super::orders::{MaybeWho, Who, bad_json};
+use crate::communities::{CommunityView, JoinView, MemberView, MyCommunity, OnlineJoin, PollView};
+use crate::hub::{Hub, HubError, User};
+use crate::online::Caller;
+
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+fn staff(who: Caller) -> Result<User, HubError> {
+    match who {
+        Caller::Staff(u) => Ok(u),
+        Caller::Customer { .. } => Err(HubError::Forbidden),
+    }
+}
+
+fn customer(who: Caller) -> Result<String, HubError> {
+    match who {
+        Caller::Customer { customer_id, .. } => Ok(customer_id),
+        Caller::Staff(_) => Err(HubError::Invalid(
+            "顾客本人加入社群；店员请在门店收银台按手机号添加 (customers join here; a cashier adds a member by phone at the store's counter)".into(),
+        )),
+    }
+}
+
+/// A store's community: members and this month's active members; staff
+/// also get the join code and the shop link that joins it.
+#[utoipa::path(get, path = "/api/v1/communities/{store_id}", tag = "communities",
+    params(("store_id" = String, Path)),
+    responses((status = 200, body = CommunityView),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "store_not_found")),
+    security((), ("bearer" = [])))]
+pub(crate) async fn get_community(
+    State(hub): State<Hub>,
+    MaybeWho(who): MaybeWho,
+    Path(store_id): Path<String>,
+) -> Result<Json<CommunityView>, ApiError> {
+    let staff = matches!(who, Some(Caller::Staff(_)));
+    Ok(Json(hub.community(&store_id, staff).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JoinRequest {
+    /// The store's join code (shown in the store, in its QR link).
+    #[serde(default)]
+    join_code: Option<String>,
+    /// Or the customer's location, which the store must serve.
+    #[serde(default)]
+    lat: Option<f64>,
+    #[serde(default)]
+    lon: Option<f64>,
+}
+
+/// The customer joins the store's community by its join code or by a
+/// location the store serves. A customer belongs to one community at a
+/// time: joining another moves them (`outcome: moved`, `moved_from`).
+#[utoipa::path(post, path = "/api/v1/communities/{store_id}/members", tag = "communities",
+    params(("store_id" = String, Path)), request_body = JoinRequest,
+    responses((status = 201, body = JoinView, description = "joined, moved or already a member"),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "store_not_found"),
+              (status = 409, body = linli_shared::api_doc::ErrorBody, description = "outside_service_area (details.serving: the stores that serve the location)"),
+              (status = 422, body = linli_shared::api_doc::ErrorBody, description = "wrong_join_code, invalid_field")),
+    security(("bearer" = [])))]
+pub(crate) async fn join(
+    State(hub): State<Hub>,
+    Who(who): Who,
+    Path(store_id): Path<String>,
+    body: JsonBody<JoinRequest>,
+) -> Result<(StatusCode, Json<JoinView>), ApiError> {
+    let Json(req) = body.map_err(bad_json)?;
+    let customer_id = customer(who)?;
+    let how = match (req.join_code, req.lat, req.lon) {
+        (Some(code), None, None) => OnlineJoin::Code(code),
+        (None, Some(lat), Some(lon)) => OnlineJoin::Location(
+            linli_shared::geo::GeoPoint::new(lat, lon)
+                .map_err(|e| HubError::Invalid(format!("位置无效 (lat/lon: {e})")))?,
+        ),
+        _ => {
+            return Err(HubError::Invalid(
+                "请给出入群码，或者给出位置 lat 和 lon (give join_code, or lat and lon)".into(),
+            )
+            .into());
+        }
+    };
+    let v = hub.join_online(&customer_id, &store_id, how).await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// The community's members, newest first (1,000 at most), phones masked.
+/// Staff.
+#[utoipa::path(get, path = "/api/v1/communities/{store_id}/members", tag = "communities",
+    params(("store_id" = String, Path)),
+    responses((status = 200, body = [MemberView]),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "store_not_found")),
+    security(("bearer" = [])))]
+pub(crate) async fn members(
+    State(hub): State<Hub>,
+    Who(who): Who,
+    Path(store_id): Path<String>,
+) -> Result<Json<Vec<MemberView>>, ApiError> {
+    let user = staff(who)?;
+    Ok(Json(hub.members(&user, &store_id).await?))
+}
+
+/// The caller's community and its polls (`null` when in none). Customers.
+#[utoipa::path(get, path = "/api/v1/customer/community", tag = "communities",
+    responses((status = 200, body = Option<MyCommunity>)),
+    security(("bearer" = [])))]
+pub(crate) async fn my_community(
+    State(hub): State<Hub>,
+    Who(who): Who,
+) -> Result<Json<Option<MyCommunity>>, ApiError> {
+    let Caller::Customer { customer_id, .. } = who else {
+        return Err(HubError::Forbidden.into());
+    };
+    Ok(Json(hub.my_community(&customer_id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PollRequest {
+    /// 1-100 characters, e.g. "明天店播，大家最想看哪款？".
+    question: String,
+    /// 2-8 distinct SKUs of the catalog, in the order shown.
+    options: Vec<String>,
+    /// When voting ends (RFC 3339, in the future).
+    closes_at: DateTime<Utc>,
+}
+
+/// A store's manager asks the community a question before a stream.
+/// Staff.
+#[utoipa::path(post, path = "/api/v1/communities/{store_id}/polls", tag = "communities",
+    params(("store_id" = String, Path)), request_body = PollRequest,
+    responses((status = 201, body = PollView),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "store_not_found"),
+              (status = 422, body = linli_shared::api_doc::ErrorBody, description = "invalid_field, unknown_sku")),
+    security(("bearer" = [])))]
+pub(crate) async fn create_poll(
+    State(hub): State<Hub>,
+    Who(who): Who,
+    Path(store_id): Path<String>,
+    body: JsonBody<PollRequest>,
+) -> Result<(StatusCode, Json<PollView>), ApiError> {
+    let Json(req) = body.map_err(bad_json)?;
+    let user = staff(who)?;
+    let draft = linli_shared::community::PollDraft {
+        question: req.question,
+        options: req.options,
+        closes_at: req.closes_at,
+    };
+    let v = hub.create_poll(&user, &store_id, draft).await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// A store's polls with their results, newest first (50 at most); a
+/// customer's own vote is shown to them.
+#[utoipa::path(get, path = "/api/v1/communities/{store_id}/polls", tag = "communities",
+    params(("store_id" = String, Path)),
+    responses((status = 200, body = [PollView]),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "store_not_found")),
+    security((), ("bearer" = [])))]
+pub(crate) async fn polls(
+    State(hub): State<Hub>,
+    MaybeWho(who): MaybeWho,
+    Path(store_id): Path<String>,
+) -> Result<Json<Vec<PollView>>, ApiError> {
+    let me = match &who {
+        Some(Caller::Customer { customer_id, .. }) => Some(customer_id.as_str()),
+        _ => None,
+    };
+    Ok(Json(hub.polls(&store_id, me).await?))
+}
+
+/// One poll with its results and its ranking (the featured order for the
+/// next live session).
+#[utoipa::path(get, path = "/api/v1/communities/{store_id}/polls/{poll_id}", tag = "communities",
+    params(("store_id" = String, Path), ("poll_id" = String, Path)),
+    responses((status = 200, body = PollView),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "poll_not_found")),
+    security((), ("bearer" = [])))]
+pub(crate) async fn poll(
+    State(hub): State<Hub>,
+    MaybeWho(who): MaybeWho,
+    Path((store_id, poll_id)): Path<(String, String)>,
+) -> Result<Json<PollView>, ApiError> {
+    let me = match &who {
+        Some(Caller::Customer { customer_id, .. }) => Some(customer_id.as_str()),
+        _ => None,
+    };
+    let p = hub.poll(&store_id, &poll_id, me).await?;
+    Ok(Json(p.ok_or(HubError::PollNotFound(poll_id))?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VoteRequest {
+    /// The option's number (from 0).
+    option: usize,
+}
+
+/// A member's one vote. Customers who are members of the store's
+/// community.
+#[utoipa::path(post, path = "/api/v1/communities/{store_id}/polls/{poll_id}/votes", tag = "communities",
+    params(("store_id" = String, Path), ("poll_id" = String, Path)), request_body = VoteRequest,
+    responses((status = 201, body = PollView, description = "counted; the results with the caller's vote"),
+              (status = 403, body = linli_shared::api_doc::ErrorBody, description = "not_a_member"),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "poll_not_found"),
+              (status = 409, body = linli_shared::api_doc::ErrorBody, description = "already_voted, poll_closed"),
+              (status = 422, body = linli_shared::api_doc::ErrorBody, description = "no_such_option")),
+    security(("bearer" = [])))]
+pub(crate) async fn vote(
+    State(hub): State<Hub>,
+    Who(who): Who,
+    Path((store_id, poll_id)): Path<(String, String)>,
+    body: JsonBody<VoteRequest>,
+) -> Result<(StatusCode, Json<PollView>), ApiError> {
+    let Json(req) = body.map_err(bad_json)?;
+    let Caller::Customer { customer_id, .. } = who else {
+        return Err(HubError::Forbidden.into());
+    };
+    let v = hub
+        .vote(&customer_id, &store_id, &poll_id, req.option)
+        .await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
