@@ -415,7 +415,9 @@ impl Hub {
             store_name,
             members,
             active_this_month: active,
-            join_path: code.as_ref().map(|c| format!("/?join={c}")),
+            join_path: code
+                .as_ref()
+                .map(|c| format!("/?store={store_id}&join={c}")),
             join_code: code,
         })
     }

@@ -177,7 +177,10 @@ async fn customers_join_by_code_or_location_and_move_between_communities() {
     assert!(public.get("join_code").is_none(), "{public}");
     let (_, staff) = h.get("/api/v1/communities/S001", Some(&h.admin)).await;
     let code = staff["join_code"].as_str().unwrap().to_owned();
-    assert_eq!(staff["join_path"], json!(format!("/?join={code}")));
+    assert_eq!(
+        staff["join_path"],
+        json!(format!("/?store=S001&join={code}"))
+    );
     let (_, again) = h.get("/api/v1/communities/S001", Some(&h.admin)).await;
     assert_eq!(again["join_code"], json!(code), "the code is stable");
 

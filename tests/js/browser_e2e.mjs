@@ -1041,7 +1041,67 @@ async function shopScenario(shop, con) {
   log("step: the shop at 1024x768: my orders, products, basket dock on screen");
 }
 
-const SCENARIOS = { shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
+/// 一店一群 (390x844): a customer whose phone is at S001 joins S001's
+/// community by location and votes in the manager's poll (once: the vote
+/// buttons go); a second customer arrives by the store's join link
+/// (`/?store=S001&join=CODE`) and is a member at once; the cashier adds a
+/// third customer by phone at the counter, and a bad number is refused.
+async function communityScenario(shop, con, newShop) {
+  if (!args["join-code"] || !args.poll) throw new Error("--join-code and --poll are required");
+  await shop.setViewportSize({ width: 390, height: 844 });
+  await phoneAt(shop, 30.373276, 120.161971); // S001's own site
+  await shopLogin(shop, "13800138031");
+  await until("the offer to join S001's community", SYNC, async () => visible(shop, '#join-here[data-store-id="S001"]'));
+  await accessible(shop, "shop with the community offer");
+  await shop.click("#join-here");
+  await until("membership of S001", UI, async () => {
+    if (await visible(shop, "#community-error")) throw new Error("join refused: " + (await text(shop, "#community-error")));
+    return visible(shop, '[data-testid=community-member][data-store-id="S001"]');
+  });
+  log(`step: joined by location: "${await text(shop, "[data-testid=community-note]")}"`);
+  const poll = `[data-testid=poll][data-poll-id="${args.poll}"]`;
+  await until("the poll with vote buttons", UI, async () => visible(shop, `${poll} button[data-vote="1"]`));
+  await shop.click(`${poll} button[data-vote="1"]`);
+  await until("the vote counted", UI, async () => {
+    if (await visible(shop, "#community-error")) throw new Error("vote refused: " + (await text(shop, "#community-error")));
+    return (await shop.locator(`${poll} button[data-vote]`).count()) === 0 && (await text(shop, poll)).includes("我的选择");
+  });
+  const votes = await shop.locator(`${poll} [data-testid=poll-votes]`).allTextContents();
+  if (votes[1] !== "1 票") throw new Error(`the chosen option should show 1 vote: ${JSON.stringify(votes)}`);
+  await accessible(shop, "shop with a member's poll");
+  await nothingOffScreen(shop, "community at 390x844");
+
+  const other = await newShop();
+  await other.setViewportSize({ width: 390, height: 844 });
+  await other.goto(`${args.hub}/?store=S001&join=${args["join-code"]}`);
+  await other.fill("#phone", "13800138032");
+  await other.click("#session-submit");
+  await until("membership by the join link", SYNC, async () => {
+    if (await visible(other, "#community-error")) throw new Error("join refused: " + (await text(other, "#community-error")));
+    return visible(other, '[data-testid=community-member][data-store-id="S001"]');
+  });
+  if ((await other.evaluate(() => location.search)) !== "") throw new Error("the join link stays in the address bar");
+  log("step: joined by the store's join link");
+
+  await con.setViewportSize({ width: 1024, height: 768 });
+  await consoleLogin(con, "cashier", "1234");
+  await con.click("#nav-pickup");
+  await con.fill("#join-phone", "12345");
+  await con.click("#join-submit");
+  await until("a bad phone refused", UI, async () => visible(con, "#join-error"));
+  await con.fill("#join-phone", "13900139033");
+  await con.click("#join-submit");
+  await until("the counter join recorded", UI, async () => {
+    if (await visible(con, "#join-error") && (await text(con, "#join-error")).includes("13900")) throw new Error(await text(con, "#join-error"));
+    return visible(con, "#join-done");
+  });
+  const done = await text(con, "#join-done");
+  if (!done.includes("139****9033")) throw new Error(`the confirmation should name the masked phone: ${done}`);
+  log(`step: counter join: "${done}"`);
+  await accessible(con, "console pickup screen with the community form");
+}
+
+const SCENARIOS = { community: communityScenario, shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
 
 async function main() {
   const scenario = SCENARIOS[args.scenario];

@@ -42,6 +42,11 @@
 //!   survives closing the page and "my orders" shows both orders with code
 //!   and QR; a delivery takes a compound, building and room and a slot. No
 //!   control lies off-screen.
+//! - `community` (390x844): a customer located at S001 joins its community
+//!   and votes in the manager's poll, once; a second joins by the store's
+//!   join link; the cashier adds a third by phone at the counter (a bad
+//!   number refused). The hub then counts the vote, and the three members
+//!   once the counter join has synced.
 //! - `delivery`: a delivery to where the phone is (Shanghai), which nobody
 //!   reaches, is refused with the hub's reason shown; one to a compound near S001 is accepted, picked, dispatched with the store's
 //!   own rider and delivered, and the customer sees each step; an order the
@@ -395,6 +400,43 @@ fn a_customer_shops_on_a_phone_and_finds_every_order_after_closing_the_page() {
             .store_get(STORE, &format!("/api/v1/online-orders/{id}"))
             .ok()?;
         (o["delivery"]["address"] == "文三路花园 3 幢 2 单元 201").then_some(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn customers_join_a_stores_community_vote_in_its_poll_and_the_counter_adds_one() {
+    require_browser();
+    let mut c = cluster(78);
+    let h = c.hub().unwrap();
+    let closes = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let poll: Value = c
+        .http
+        .post(format!("{}/api/v1/communities/S001/polls", h.http))
+        .bearer_auth(&h.token)
+        .json(&json!({"question": "明天店播，大家最想看哪款？", "options": ["P00001", "P00002", "P00003"], "closes_at": closes}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let poll_id = poll["poll_id"].as_str().unwrap().to_owned();
+    let code = c.hub_get("/api/v1/communities/S001").unwrap()["join_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    run_scenario(
+        &mut c,
+        "community",
+        &["--join-code", &code, "--poll", &poll_id],
+    );
+    let p = c
+        .hub_get(&format!("/api/v1/communities/S001/polls/{poll_id}"))
+        .unwrap();
+    assert_eq!(p["votes"], 1, "{p}");
+    assert_eq!(p["options"][1]["votes"], 1, "{p}");
+    wait_for(CONNECT, "three members at the hub", || {
+        let v = c.hub_get("/api/v1/communities/S001").ok()?;
+        (v["members"] == 3).then_some(())
     })
     .unwrap();
 }

@@ -53,18 +53,37 @@ fn counter_joins_made_offline_reach_the_hub_and_the_newest_join_wins() {
     c.link("S002", LinkMode::Cut).unwrap();
     // S002's counter adds A while cut off; the retry adds nothing
     let (s, first) = c
-        .store_post("S002", "/api/v1/community/members", Some("join-a"), json!({"phone": a}))
+        .store_post(
+            "S002",
+            "/api/v1/community/members",
+            Some("join-a"),
+            json!({"phone": a}),
+        )
         .unwrap();
     assert_eq!(s, 201, "{first}");
     assert_eq!(first["phone"], json!("138****8011"));
     let (s, again) = c
-        .store_post("S002", "/api/v1/community/members", Some("join-a"), json!({"phone": a}))
+        .store_post(
+            "S002",
+            "/api/v1/community/members",
+            Some("join-a"),
+            json!({"phone": a}),
+        )
         .unwrap();
     assert_eq!((s, &again["join_id"]), (201, &first["join_id"]));
     let (s, bad) = c
-        .store_post("S002", "/api/v1/community/members", None, json!({"phone": "12345"}))
+        .store_post(
+            "S002",
+            "/api/v1/community/members",
+            None,
+            json!({"phone": "12345"}),
+        )
         .unwrap();
-    assert_eq!((s, bad["error"]["code"].as_str()), (422, Some("invalid_field")), "{bad}");
+    assert_eq!(
+        (s, bad["error"]["code"].as_str()),
+        (422, Some("invalid_field")),
+        "{bad}"
+    );
 
     // A then joins S001 online by its code: a newer join
     let code = c.hub_get("/api/v1/communities/S001").unwrap()["join_code"]
@@ -85,10 +104,19 @@ fn counter_joins_made_offline_reach_the_hub_and_the_newest_join_wins() {
 
     // and S002's counter adds B, still cut off
     let (s, v) = c
-        .store_post("S002", "/api/v1/community/members", Some("join-b"), json!({"phone": b}))
+        .store_post(
+            "S002",
+            "/api/v1/community/members",
+            Some("join-b"),
+            json!({"phone": b}),
+        )
         .unwrap();
     assert_eq!(s, 201, "{v}");
-    assert_eq!(community_of(&c, &token_b), Value::Null, "nothing reached the hub yet");
+    assert_eq!(
+        community_of(&c, &token_b),
+        Value::Null,
+        "nothing reached the hub yet"
+    );
 
     c.link("S002", LinkMode::Up).unwrap();
     wait_for(CONVERGE, "B's counter join to reach the hub", || {
