@@ -31,7 +31,9 @@ pub struct CommunityView {
     pub store_id: String,
     pub store_name: String,
     pub members: i64,
-    /// Members with a join, vote or online order this calendar month (UTC).
+    /// Members with an action this calendar month (UTC): a join, a vote, an
+    /// online or live order (the `member_activity` view). Counter sales are
+    /// not linked to customers yet (their member hash is the store's own).
     pub active_this_month: i64,
     /// The code the store shows (QR) for customers to join; staff only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -399,10 +401,8 @@ impl Hub {
                     |r| r.get(0),
                 )?;
                 let active: i64 = c.query_row(
-                    "SELECT count(*) FROM community_members m WHERE m.store_id = ?1 AND (
-                        EXISTS (SELECT 1 FROM community_joins j WHERE j.customer_id = m.customer_id AND j.at >= ?2)
-                     OR EXISTS (SELECT 1 FROM poll_votes v WHERE v.customer_id = m.customer_id AND v.at >= ?2)
-                     OR EXISTS (SELECT 1 FROM online_orders o WHERE o.customer_id = m.customer_id AND o.placed_at >= ?2))",
+                    "SELECT count(*) FROM community_members m WHERE m.store_id = ?1 AND EXISTS
+                        (SELECT 1 FROM member_activity a WHERE a.customer_id = m.customer_id AND a.at >= ?2)",
                     params![sid, month],
                     |r| r.get(0),
                 )?;

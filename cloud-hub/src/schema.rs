@@ -209,6 +209,19 @@ CREATE TABLE poll_votes (
     at          TEXT NOT NULL,
     PRIMARY KEY (poll_id, customer_id)
 );
+CREATE INDEX poll_votes_by_customer ON poll_votes(customer_id, at);
+-- what a member did and when, from every channel the hub sees: the input
+-- of the community's monthly-active figure
+CREATE VIEW member_activity AS
+    SELECT customer_id, store_id, 'join' AS kind, join_id AS ref_id, at FROM community_joins
+    UNION ALL
+    SELECT v.customer_id, p.store_id, 'vote', v.poll_id, v.at
+      FROM poll_votes v JOIN polls p ON p.poll_id = v.poll_id
+    UNION ALL
+    SELECT customer_id, store_id,
+           CASE json_extract(fact, '$.channel') WHEN 'live' THEN 'live_order' ELSE 'order' END,
+           order_id, placed_at
+      FROM online_orders;
 "#,
 ];
 
