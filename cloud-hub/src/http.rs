@@ -17,6 +17,7 @@ use crate::hub::{Hub, HubError, User};
 
 mod communities;
 mod customers;
+mod groupbuys;
 mod orders;
 mod shop;
 
@@ -132,6 +133,23 @@ impl From<HubError> for ApiError {
                 msg,
                 Some(json!({ "serving": serving })),
             ),
+            HubError::GroupBuyNotFound(_) => err(StatusCode::NOT_FOUND, "group_buy_not_found", msg),
+            HubError::GroupBuyNotReached(_) => {
+                err(StatusCode::CONFLICT, "group_buy_not_reached", msg)
+            }
+            HubError::Commit(ref e) => {
+                use linli_shared::groupbuy::CommitError;
+                let (status, code) = match e {
+                    CommitError::Qty => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+                    CommitError::Closed(_) => (StatusCode::CONFLICT, "group_buy_closed"),
+                    CommitError::NotOpen(_) => (StatusCode::CONFLICT, "group_buy_closed"),
+                    CommitError::StoreNotIn(_) => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, "store_not_in_group_buy")
+                    }
+                    CommitError::Limit { .. } => (StatusCode::CONFLICT, "per_customer_limit"),
+                };
+                err(status, code, msg)
+            }
             HubError::Store(_) | HubError::Doc(_) => {
                 tracing::error!(error = %msg, "hub failure");
                 err(
@@ -266,6 +284,20 @@ pub fn router(hub: Hub) -> Router {
             post(communities::vote),
         )
         .route("/api/v1/customer/community", get(communities::my_community))
+        .route(
+            "/api/v1/group-buys",
+            get(groupbuys::list).post(groupbuys::create),
+        )
+        .route("/api/v1/group-buys/{id}", get(groupbuys::get_one))
+        .route(
+            "/api/v1/group-buys/{id}/commitments",
+            post(groupbuys::commit),
+        )
+        .route(
+            "/api/v1/group-buys/{id}/supplier-order",
+            get(groupbuys::supplier_order),
+        )
+        .route("/api/v1/customer/group-buys", get(groupbuys::mine))
         .route("/api/v1/customers/{id}/unmerge", post(customers::unmerge))
         .route("/api/v1/stores/{id}/sales", get(sales))
         .route("/api/v1/stores/{id}/stock/{sku}", get(stock))

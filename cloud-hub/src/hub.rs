@@ -131,6 +131,16 @@ pub enum HubError {
         store_id: String,
         serving: Vec<String>,
     },
+    #[error("没有团购 {0} (no group-buy {0}; see GET /api/v1/group-buys)")]
+    GroupBuyNotFound(String),
+    /// The supplier order exists only for a reached campaign.
+    #[error(
+        "团购尚未成团（现在：{0}），还没有供应商订单 (the group-buy is {0}, not reached: no supplier order yet)"
+    )]
+    GroupBuyNotReached(&'static str),
+    /// A commitment the campaign's rules refuse.
+    #[error(transparent)]
+    Commit(linli_shared::groupbuy::CommitError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

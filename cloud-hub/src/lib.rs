@@ -13,6 +13,7 @@
 
 pub mod communities;
 pub mod customers;
+pub mod groupbuys;
 pub mod http;
 pub mod hub;
 pub mod ingest;

@@ -81,7 +81,7 @@ pub(crate) fn valid_openid(o: &str) -> Result<String, HubError> {
 
 /// The idempotency record's primary key (the caller and the key, joined by a
 /// unit separator, which neither contains) and the key as the caller sent it.
-fn idempotency_record_key(caller: &Caller, key: &str) -> (String, String) {
+pub(crate) fn idempotency_record_key(caller: &Caller, key: &str) -> (String, String) {
     let who = match caller {
         Caller::Staff(u) => format!("staff:{}", u.name),
         Caller::Customer { customer_id, .. } => format!("customer:{customer_id}"),

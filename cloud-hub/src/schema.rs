@@ -223,6 +223,42 @@ CREATE VIEW member_activity AS
            order_id, placed_at
       FROM online_orders;
 "#,
+    // group-buy presales (issue 11): campaigns and their commitments
+    r#"
+CREATE TABLE group_buys (
+    group_buy_id       TEXT PRIMARY KEY,
+    sku                TEXT NOT NULL,
+    price_fen          INTEGER NOT NULL,
+    threshold          TEXT NOT NULL,
+    deadline           TEXT NOT NULL,
+    pickup_date        TEXT NOT NULL,
+    per_customer_limit INTEGER NOT NULL,
+    store_ids          TEXT NOT NULL,
+    grace_minutes      INTEGER NOT NULL,
+    state              TEXT NOT NULL CHECK (state IN ('open', 'reached', 'failed', 'fulfilled')),
+    reached_at         TEXT,
+    decided_at         TEXT,
+    created_by         TEXT NOT NULL,
+    created_at         TEXT NOT NULL
+);
+CREATE INDEX group_buys_by_state ON group_buys(state);
+CREATE TABLE group_buy_commitments (
+    commitment_id TEXT PRIMARY KEY,
+    group_buy_id  TEXT NOT NULL REFERENCES group_buys(group_buy_id),
+    store_id      TEXT NOT NULL,
+    customer_id   TEXT NOT NULL,
+    qty           INTEGER NOT NULL CHECK (qty > 0),
+    amount_fen    INTEGER NOT NULL,
+    at            TEXT NOT NULL,
+    source        TEXT NOT NULL CHECK (source IN ('online', 'counter')),
+    status        TEXT NOT NULL CHECK (status IN ('active', 'cancelled')),
+    cancel_reason TEXT,
+    cancelled_at  TEXT,
+    recorded_at   TEXT NOT NULL
+);
+CREATE INDEX group_buy_commitments_by_campaign ON group_buy_commitments(group_buy_id, status);
+CREATE INDEX group_buy_commitments_by_customer ON group_buy_commitments(customer_id, group_buy_id);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -53,6 +53,8 @@ impl HubServer {
         let (h, c) = (hub.clone(), cancel.clone());
         tasks.spawn(async move { expiry_sweeper(h, c).await });
         let (h, c) = (hub.clone(), cancel.clone());
+        tasks.spawn(async move { group_buy_settler(h, c).await });
+        let (h, c) = (hub.clone(), cancel.clone());
         tasks.spawn(async move {
             let serve = axum::serve(
                 listener,
@@ -91,6 +93,20 @@ async fn expiry_sweeper(hub: Hub, cancel: CancellationToken) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "uncollected pickup orders expired; their rights are released"),
                 Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+            },
+        }
+    }
+}
+
+/// Decides group-buys past their deadline (and reached ones nobody has
+/// committed to since they became so), every 5 s.
+async fn group_buy_settler(hub: Hub, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => if let Err(e) = hub.settle_group_buys(chrono::Utc::now()).await {
+                tracing::warn!(error = %e, "group-buy settling failed");
             },
         }
     }

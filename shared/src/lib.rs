@@ -17,6 +17,7 @@ pub mod community;
 mod csv_lines;
 pub mod docs;
 pub mod geo;
+pub mod groupbuy;
 pub mod identity;
 pub mod login_guard;
 pub mod money;

@@ -228,6 +228,18 @@ pub(crate) async fn sellable(
     Ok(Json(hub.sellable(&q.sku).await?))
 }
 
+/// The request's `Idempotency-Key` (1-128 visible ASCII characters), which
+/// a write that must not happen twice requires.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, HubError> {
+    Ok(headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or(HubError::IdempotencyKeyRequired)?
+        .to_owned())
+}
+
 /// Places an online order. `Idempotency-Key` required; a retry returns the
 /// first answer. `409 no_store_can_serve` lists stores that could serve part.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = PlaceOrder,
@@ -241,13 +253,7 @@ pub(crate) async fn place(
     headers: HeaderMap,
     body: Result<Json<PlaceOrder>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or(HubError::IdempotencyKeyRequired)?
-        .to_owned();
+    let key = idempotency_key(&headers)?;
     let Json(req) = body.map_err(bad_json)?;
     let (order, replayed) = hub.place_order(&who, key, req).await?;
     let status = if replayed {
@@ -357,6 +363,12 @@ pub(crate) async fn exceptions(
         super::communities::polls,
         super::communities::poll,
         super::communities::vote,
+        super::groupbuys::create,
+        super::groupbuys::list,
+        super::groupbuys::get_one,
+        super::groupbuys::commit,
+        super::groupbuys::supplier_order,
+        super::groupbuys::mine,
     ),
     modifiers(&StandardResponses)
 )]

@@ -1,0 +1,628 @@
+//! Group-buy presales at the hub (以销定采, DESIGN.md §7): campaigns,
+//! customers' commitments online, the decision (reached as soon as enough
+//! count, failed only after the deadline once every store has reported or
+//! the grace has passed) and the supplier order per store. The rules are
+//! [`linli_shared::groupbuy`]; this module stores and drives them.
+//!
+//! - Commitments are rows keyed by id, written with the caller's
+//!   `Idempotency-Key` record in one transaction: a retry commits once.
+//! - The decision runs in the same transaction as each commitment (so
+//!   "reached" is seen at once) and in [`Hub::settle_group_buys`], which the
+//!   server calls every few seconds with the wall clock and tests call with
+//!   any time they like.
+//! - A store "has reported since the deadline" when its sync link has been
+//!   active after it: counter commitments (taken offline within an
+//!   allotment) travel on that link; until they exist, the link is what a
+//!   cut-off store lacks.
+//! - Failure cancels every commitment with its reason, once (the state
+//!   moves from open to failed in the same transaction). Refunds of paid
+//!   commitments go through the payment queue once it exists.
+//! - Group-buy products are sold by the unit (`each`): a presale is of
+//!   boxes and bags, not of weighed goods.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use linli_shared::groupbuy::{self, Commitment, Progress, State, Terms, Threshold, Timing};
+use linli_shared::money::Fen;
+use linli_shared::qty::Unit;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::hub::{Hub, HubError, Role, User};
+use crate::online::Caller;
+use crate::orders::ts;
+
+/// A campaign as the admin asks for it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroupBuy {
+    pub sku: String,
+    /// The group-buy price per unit, fen (above 0, at most the chain price).
+    pub price_fen: i64,
+    pub threshold: Threshold,
+    /// Commitments made at or after this instant do not count.
+    pub deadline: DateTime<Utc>,
+    /// When participants collect (on or after the deadline's day).
+    pub pickup_date: NaiveDate,
+    pub per_customer_limit: i64,
+    pub store_ids: Vec<String>,
+    /// How long after the deadline the hub waits for stores that have not
+    /// reported before it may decide failure (default 60, at most 1,440).
+    #[serde(default)]
+    pub grace_minutes: Option<u32>,
+}
+
+/// A campaign with where it stands.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GroupBuyView {
+    pub group_buy_id: String,
+    pub sku: String,
+    pub name: String,
+    pub price_fen: i64,
+    /// The chain price per unit, for the saving shown to customers.
+    pub list_price_fen: i64,
+    pub threshold: Threshold,
+    pub deadline: String,
+    pub pickup_date: String,
+    pub per_customer_limit: i64,
+    pub store_ids: Vec<String>,
+    pub grace_minutes: u32,
+    /// `open`, `reached`, `failed` or `fulfilled`.
+    pub state: State,
+    pub participants: u32,
+    pub communities: u32,
+    pub qty: i64,
+    pub progress: Progress,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reached_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+    /// Why it failed, in the customers' words (failed only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+}
+
+/// One commitment.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CommitmentView {
+    pub commitment_id: String,
+    pub group_buy_id: String,
+    pub store_id: String,
+    pub qty: i64,
+    pub amount_fen: i64,
+    pub at: String,
+    /// `active` or `cancelled`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+}
+
+/// A commitment's answer: the commitment and the campaign after it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Committed {
+    pub commitment: CommitmentView,
+    pub group_buy: GroupBuyView,
+}
+
+/// What the supplier is asked for: units per store.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SupplierOrder {
+    pub group_buy_id: String,
+    pub sku: String,
+    pub name: String,
+    pub pickup_date: String,
+    pub total_qty: i64,
+    pub stores: Vec<SupplierLine>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SupplierLine {
+    pub store_id: String,
+    pub store_name: String,
+    pub qty: i64,
+    pub participants: u32,
+}
+
+fn invalid(msg: &str) -> HubError {
+    HubError::Invalid(msg.to_owned())
+}
+
+fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+/// A campaign row.
+struct Row {
+    id: String,
+    sku: String,
+    price_fen: i64,
+    threshold: Threshold,
+    deadline: DateTime<Utc>,
+    pickup_date: String,
+    per_customer_limit: i64,
+    store_ids: Vec<String>,
+    grace_minutes: u32,
+    state: State,
+    reached_at: Option<String>,
+    decided_at: Option<String>,
+}
+
+const ROW_COLUMNS: &str = "group_buy_id, sku, price_fen, threshold, deadline, pickup_date, per_customer_limit, store_ids, grace_minutes, state, reached_at, decided_at";
+
+fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let threshold: String = r.get(3)?;
+    let stores: String = r.get(7)?;
+    let state: String = r.get(9)?;
+    Ok(Row {
+        id: r.get(0)?,
+        sku: r.get(1)?,
+        price_fen: r.get(2)?,
+        threshold: serde_json::from_str(&threshold)
+            .unwrap_or(Threshold::Participants { count: u32::MAX }),
+        deadline: parse_ts(&r.get::<_, String>(4)?),
+        pickup_date: r.get(5)?,
+        per_customer_limit: r.get(6)?,
+        store_ids: serde_json::from_str(&stores).unwrap_or_default(),
+        grace_minutes: r.get(8)?,
+        state: State::parse(&state).unwrap_or(State::Open),
+        reached_at: r.get(10)?,
+        decided_at: r.get(11)?,
+    })
+}
+
+fn load(c: &Connection, id: &str) -> Result<Option<Row>, HubError> {
+    Ok(c.query_row(
+        &format!("SELECT {ROW_COLUMNS} FROM group_buys WHERE group_buy_id = ?1"),
+        [id],
+        row_of,
+    )
+    .optional()?)
+}
+
+fn commitments(c: &Connection, id: &str) -> Result<Vec<Commitment>, HubError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT commitment_id, store_id, customer_id, qty, at, status FROM group_buy_commitments WHERE group_buy_id = ?1",
+    )?;
+    let rows = stmt
+        .query_map([id], |r| {
+            Ok(Commitment {
+                commitment_id: r.get(0)?,
+                store_id: r.get(1)?,
+                customer: r.get(2)?,
+                qty: r.get(3)?,
+                at: parse_ts(&r.get::<_, String>(4)?),
+                cancelled: r.get::<_, String>(5)? != "active",
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+fn failure_reason(row: &Row, p: &Progress) -> String {
+    match row.threshold {
+        Threshold::Participants { count } => format!(
+            "截止时参团人数未达到 {count} 人（实际 {} 人），团购未成，款项原路退回 (fewer than {count} participants by the deadline: {}; the group-buy did not go ahead and payments are refunded)",
+            p.participants, p.participants
+        ),
+        Threshold::Communities {
+            count,
+            min_per_community,
+        } => format!(
+            "截止时达到 {min_per_community} 人的社群不足 {count} 个（实际 {} 个），团购未成，款项原路退回 (fewer than {count} communities with {min_per_community} participants each by the deadline: {}; the group-buy did not go ahead and payments are refunded)",
+            p.communities, p.communities
+        ),
+    }
+}
+
+impl Hub {
+    fn view_of(&self, row: &Row, p: Progress) -> GroupBuyView {
+        let dir = self.directory();
+        let product = dir.products.get(&row.sku);
+        GroupBuyView {
+            group_buy_id: row.id.clone(),
+            sku: row.sku.clone(),
+            name: product.map(|p| p.name.clone()).unwrap_or_default(),
+            price_fen: row.price_fen,
+            list_price_fen: product.map(|p| p.price.0).unwrap_or_default(),
+            threshold: row.threshold,
+            deadline: ts(row.deadline),
+            pickup_date: row.pickup_date.clone(),
+            per_customer_limit: row.per_customer_limit,
+            store_ids: row.store_ids.clone(),
+            grace_minutes: row.grace_minutes,
+            state: row.state,
+            participants: p.participants,
+            communities: p.communities,
+            qty: p.qty,
+            failure_reason: (row.state == State::Failed).then(|| failure_reason(row, &p)),
+            progress: p,
+            reached_at: row.reached_at.clone(),
+            decided_at: row.decided_at.clone(),
+        }
+    }
+
+    /// Whether each of these stores has been heard from since `t`.
+    fn all_reported_since(&self, stores: &[String], t: DateTime<Utc>) -> bool {
+        let links = self.links();
+        stores
+            .iter()
+            .all(|s| links.get(s).is_some_and(|l| l.last_activity >= t))
+    }
+
+    /// Moves the campaign on if the rules say so (in the caller's
+    /// transaction); returns the row as it now stands and its progress.
+    fn settle(
+        &self,
+        c: &Connection,
+        mut row: Row,
+        now: DateTime<Utc>,
+    ) -> Result<(Row, Progress), HubError> {
+        let all = commitments(c, &row.id)?;
+        let p = groupbuy::progress(row.threshold, row.deadline, &all);
+        let timing = Timing {
+            deadline: row.deadline,
+            grace: chrono::Duration::minutes(i64::from(row.grace_minutes)),
+        };
+        let reported = now >= row.deadline && self.all_reported_since(&row.store_ids, row.deadline);
+        let next = groupbuy::decide(row.state, &p, now, timing, reported);
+        if next == row.state {
+            return Ok((row, p));
+        }
+        let at = ts(now);
+        match next {
+            State::Reached => {
+                c.execute(
+                    "UPDATE group_buys SET state = 'reached', reached_at = ?2 WHERE group_buy_id = ?1 AND state = 'open'",
+                    params![row.id, at],
+                )?;
+                row.reached_at = Some(at);
+            }
+            State::Failed => {
+                c.execute(
+                    "UPDATE group_buys SET state = 'failed', decided_at = ?2 WHERE group_buy_id = ?1 AND state = 'open'",
+                    params![row.id, at],
+                )?;
+                c.execute(
+                    "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'group_buy_failed', cancelled_at = ?2
+                     WHERE group_buy_id = ?1 AND status = 'active'",
+                    params![row.id, at],
+                )?;
+                row.decided_at = Some(at);
+            }
+            State::Open | State::Fulfilled => {}
+        }
+        row.state = next;
+        Ok((row, p))
+    }
+
+    /// Opens a campaign (admin).
+    pub async fn create_group_buy(
+        &self,
+        user: &User,
+        req: NewGroupBuy,
+    ) -> Result<GroupBuyView, HubError> {
+        if user.role != Role::Admin {
+            return Err(HubError::Forbidden);
+        }
+        let now = Utc::now();
+        let dir = self.directory();
+        let product = dir
+            .products
+            .get(&req.sku)
+            .ok_or_else(|| HubError::UnknownSku(req.sku.clone()))?;
+        if product.unit != Unit::Each {
+            return Err(invalid(
+                "团购商品须按件销售（称重商品请用按份包装的商品） (a group-buy product must be sold by the unit, not by weight)",
+            ));
+        }
+        if req.price_fen <= 0 || Fen(req.price_fen) > product.price {
+            return Err(HubError::Invalid(format!(
+                "团购价须大于 0 且不高于门店价 {} 分 (price_fen must be above 0 and at most the chain price {})",
+                product.price.0, product.price.0
+            )));
+        }
+        match req.threshold {
+            Threshold::Participants { count } if (1..=1_000_000).contains(&count) => {}
+            Threshold::Communities {
+                count,
+                min_per_community,
+            } if (1..=100_000).contains(&count) && (1..=100_000).contains(&min_per_community) => {}
+            _ => {
+                return Err(invalid(
+                    "成团门槛须为 1 以上的人数或社群数 (threshold.count and min_per_community must be at least 1)",
+                ));
+            }
+        }
+        if req.deadline <= now {
+            return Err(invalid(
+                "截止时间必须在现在之后 (deadline must be in the future)",
+            ));
+        }
+        if req.pickup_date < req.deadline.date_naive() {
+            return Err(invalid(
+                "提货日期不能早于截止日期 (pickup_date must be on or after the deadline's day)",
+            ));
+        }
+        if !(1..=10_000).contains(&req.per_customer_limit) {
+            return Err(invalid(
+                "每人限购须在 1 到 10000 之间 (per_customer_limit must be 1-10000)",
+            ));
+        }
+        let grace = req.grace_minutes.unwrap_or(60);
+        if grace > 1_440 {
+            return Err(invalid(
+                "宽限时间最多 1440 分钟 (grace_minutes must be at most 1440)",
+            ));
+        }
+        let mut stores = req.store_ids.clone();
+        stores.sort();
+        stores.dedup();
+        if stores.is_empty() || stores.len() != req.store_ids.len() {
+            return Err(invalid(
+                "请列出参加的门店，每家一次 (store_ids must list each taking part store once)",
+            ));
+        }
+        if let Some(s) = stores.iter().find(|s| dir.stores.get(s).is_none()) {
+            return Err(HubError::UnknownStore(s.clone()));
+        }
+        let id = format!("G{}", ulid::Ulid::new());
+        let (gid, by) = (id.clone(), user.name.clone());
+        let this = self.clone();
+        self.store
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO group_buys(group_buy_id, sku, price_fen, threshold, deadline, pickup_date, per_customer_limit,
+                        store_ids, grace_minutes, state, created_by, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'open', ?10, ?11)",
+                    params![
+                        gid,
+                        req.sku,
+                        req.price_fen,
+                        serde_json::to_string(&req.threshold).unwrap_or_default(),
+                        ts(req.deadline),
+                        req.pickup_date.to_string(),
+                        req.per_customer_limit,
+                        serde_json::to_string(&stores).unwrap_or_default(),
+                        grace,
+                        by,
+                        ts(now)
+                    ],
+                )?;
+                let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
+                let p = groupbuy::progress(row.threshold, row.deadline, &[]);
+                Ok::<_, HubError>(this.view_of(&row, p))
+            })
+            .await
+    }
+
+    /// A campaign and where it stands.
+    pub async fn group_buy(&self, id: &str) -> Result<GroupBuyView, HubError> {
+        let (gid, this) = (id.to_owned(), self.clone());
+        self.store
+            .read(move |c| {
+                let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
+                let p = groupbuy::progress(row.threshold, row.deadline, &commitments(c, &gid)?);
+                Ok::<_, HubError>(this.view_of(&row, p))
+            })
+            .await
+    }
+
+    /// Campaigns, newest first (100 at most); `open_only` leaves out the
+    /// decided ones (the shop's list).
+    pub async fn group_buys(&self, open_only: bool) -> Result<Vec<GroupBuyView>, HubError> {
+        let this = self.clone();
+        self.store
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {ROW_COLUMNS} FROM group_buys
+                     WHERE (?1 = 0 OR state IN ('open', 'reached'))
+                     ORDER BY created_at DESC, group_buy_id DESC LIMIT 100"
+                ))?;
+                let rows = stmt
+                    .query_map([i64::from(open_only)], row_of)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let p =
+                        groupbuy::progress(row.threshold, row.deadline, &commitments(c, &row.id)?);
+                    out.push(this.view_of(&row, p));
+                }
+                Ok::<_, HubError>(out)
+            })
+            .await
+    }
+
+    /// A customer commits to a campaign at a store (idempotent by the
+    /// caller's key).
+    pub async fn commit(
+        &self,
+        caller: &Caller,
+        key: String,
+        id: &str,
+        store_id: &str,
+        qty: i64,
+    ) -> Result<(Committed, bool), HubError> {
+        let Caller::Customer { customer_id, .. } = caller else {
+            return Err(HubError::Invalid(
+                "参团需要顾客登录；门店收银台请在门店系统为顾客参团 (a customer session commits; a counter commits through its store node)".into(),
+            ));
+        };
+        let now = Utc::now();
+        let (record_key, sent_key) = crate::online::idempotency_record_key(caller, &key);
+        let fingerprint = format!("group_buy_commit\u{1f}{id}\u{1f}{store_id}\u{1f}{qty}");
+        let (gid, sid, cu, this) = (
+            id.to_owned(),
+            store_id.to_owned(),
+            customer_id.clone(),
+            self.clone(),
+        );
+        self.store
+            .write(move |c| {
+                if let Some((h, resp)) = c
+                    .prepare_cached("SELECT request_hash, response FROM idempotency WHERE key = ?1")?
+                    .query_row([&record_key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .optional()?
+                {
+                    if h != fingerprint {
+                        return Err(HubError::IdempotencyKeyReused(sent_key));
+                    }
+                    let v: Committed = serde_json::from_str(&resp)
+                        .map_err(|e| HubError::Invalid(e.to_string()))?;
+                    return Ok((v, true));
+                }
+                let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
+                // a campaign past its deadline may be failed by now
+                let (row, _) = this.settle(c, row, now)?;
+                let already: i64 = c.query_row(
+                    "SELECT coalesce(sum(qty), 0) FROM group_buy_commitments
+                     WHERE group_buy_id = ?1 AND customer_id = ?2 AND status = 'active'",
+                    params![gid, cu],
+                    |r| r.get(0),
+                )?;
+                groupbuy::check_commitment(
+                    &Terms {
+                        state: row.state,
+                        deadline: row.deadline,
+                        store_ids: &row.store_ids,
+                        per_customer_limit: row.per_customer_limit,
+                    },
+                    &sid,
+                    already,
+                    qty,
+                    now,
+                )?;
+                let commitment_id = format!("K{}", ulid::Ulid::new());
+                c.execute(
+                    "INSERT INTO group_buy_commitments(commitment_id, group_buy_id, store_id, customer_id, qty, amount_fen, at, source, status, recorded_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'online', 'active', ?7)",
+                    params![commitment_id, gid, sid, cu, qty, qty * row.price_fen, ts(now)],
+                )?;
+                let (row, p) = this.settle(c, row, now)?;
+                let out = Committed {
+                    commitment: CommitmentView {
+                        commitment_id,
+                        group_buy_id: gid.clone(),
+                        store_id: sid,
+                        qty,
+                        amount_fen: qty * row.price_fen,
+                        at: ts(now),
+                        status: "active".into(),
+                        cancel_reason: None,
+                    },
+                    group_buy: this.view_of(&row, p),
+                };
+                c.execute(
+                    "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![record_key, fingerprint, serde_json::to_string(&out).unwrap_or_default(), ts(now)],
+                )?;
+                Ok((out, false))
+            })
+            .await
+    }
+
+    /// Decides every undecided campaign at `now`; returns how many moved.
+    pub async fn settle_group_buys(&self, now: DateTime<Utc>) -> Result<usize, HubError> {
+        let this = self.clone();
+        self.store
+            .write(move |c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {ROW_COLUMNS} FROM group_buys WHERE state = 'open'"
+                ))?;
+                let rows = stmt
+                    .query_map([], row_of)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut moved = 0;
+                for row in rows {
+                    let before = row.state;
+                    let (row, _) = this.settle(c, row, now)?;
+                    if row.state != before {
+                        tracing::info!(group_buy = %row.id, state = row.state.as_str(), "group-buy decided");
+                        moved += 1;
+                    }
+                }
+                Ok::<_, HubError>(moved)
+            })
+            .await
+    }
+
+    /// The units to order from the supplier, per store (reached campaigns
+    /// only).
+    pub async fn supplier_order(&self, user: &User, id: &str) -> Result<SupplierOrder, HubError> {
+        if user.role != Role::Admin {
+            return Err(HubError::Forbidden);
+        }
+        let view = self.group_buy(id).await?;
+        if !matches!(view.state, State::Reached | State::Fulfilled) {
+            return Err(HubError::GroupBuyNotReached(view.state.as_str()));
+        }
+        let dir = self.directory();
+        let stores = view
+            .progress
+            .per_store
+            .iter()
+            .map(|(s, p)| SupplierLine {
+                store_id: s.clone(),
+                store_name: dir
+                    .stores
+                    .get(s)
+                    .map(|x| x.name.clone())
+                    .unwrap_or_default(),
+                qty: p.qty,
+                participants: p.participants,
+            })
+            .collect();
+        Ok(SupplierOrder {
+            group_buy_id: view.group_buy_id,
+            sku: view.sku,
+            name: view.name,
+            pickup_date: view.pickup_date,
+            total_qty: view.qty,
+            stores,
+        })
+    }
+
+    /// The customer's commitments with their campaigns, newest first.
+    pub async fn my_commitments(&self, customer_id: &str) -> Result<Vec<Committed>, HubError> {
+        let cu = customer_id.to_owned();
+        let rows: Vec<CommitmentView> = self
+            .store
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT commitment_id, group_buy_id, store_id, qty, amount_fen, at, status, cancel_reason
+                     FROM group_buy_commitments WHERE customer_id = ?1 ORDER BY at DESC LIMIT 100",
+                )?;
+                let rows = stmt
+                    .query_map([cu], |r| {
+                        Ok(CommitmentView {
+                            commitment_id: r.get(0)?,
+                            group_buy_id: r.get(1)?,
+                            store_id: r.get(2)?,
+                            qty: r.get(3)?,
+                            amount_fen: r.get(4)?,
+                            at: r.get(5)?,
+                            status: r.get(6)?,
+                            cancel_reason: r.get(7)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, HubError>(rows)
+            })
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for commitment in rows {
+            let group_buy = self.group_buy(&commitment.group_buy_id).await?;
+            out.push(Committed {
+                commitment,
+                group_buy,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl From<groupbuy::CommitError> for HubError {
+    fn from(e: groupbuy::CommitError) -> Self {
+        HubError::Commit(e)
+    }
+}

@@ -1,0 +1,152 @@
+//! Group-buy presales over HTTP: campaigns (admin), their progress
+//! (anyone), customers' commitments, the supplier order (admin) and a
+//! customer's own commitments. The rules live in [`crate::groupbuys`] and
+//! [`linli_shared::groupbuy`].
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+
+use super::ApiError;
+use super::orders::{Who, bad_json, idempotency_key};
+use crate::groupbuys::{Committed, GroupBuyView, NewGroupBuy, SupplierOrder};
+use crate::hub::{Hub, HubError};
+use crate::online::Caller;
+
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+/// Opens a group-buy presale: a product (sold by the unit) at a price, a
+/// threshold of participants or of communities (stores with at least
+/// `min_per_community` participants each), a deadline, a pickup date, a
+/// per-customer limit and the stores taking part. Admin.
+#[utoipa::path(post, path = "/api/v1/group-buys", tag = "group-buys", request_body = NewGroupBuy,
+    responses((status = 201, body = GroupBuyView),
+              (status = 422, body = linli_shared::api_doc::ErrorBody, description = "invalid_field, unknown_sku, unknown_store")),
+    security(("bearer" = [])))]
+pub(crate) async fn create(
+    State(hub): State<Hub>,
+    Who(who): Who,
+    body: JsonBody<NewGroupBuy>,
+) -> Result<(StatusCode, Json<GroupBuyView>), ApiError> {
+    let Json(req) = body.map_err(bad_json)?;
+    let Caller::Staff(user) = who else {
+        return Err(HubError::Forbidden.into());
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(hub.create_group_buy(&user, req).await?),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct ListQuery {
+    /// `open` (the default: open and reached campaigns) or `all`.
+    #[serde(default)]
+    state: Option<String>,
+}
+
+/// Group-buys with their progress, newest first (100 at most).
+#[utoipa::path(get, path = "/api/v1/group-buys", tag = "group-buys", params(ListQuery),
+    responses((status = 200, body = [GroupBuyView])))]
+pub(crate) async fn list(
+    State(hub): State<Hub>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<GroupBuyView>>, ApiError> {
+    let open_only = match q.state.as_deref() {
+        None | Some("open") => true,
+        Some("all") => false,
+        Some(_) => {
+            return Err(HubError::Invalid(
+                "state 只能是 open 或 all (state must be open or all)".into(),
+            )
+            .into());
+        }
+    };
+    Ok(Json(hub.group_buys(open_only).await?))
+}
+
+/// A group-buy: `state` (`open`, `reached`, `failed`, `fulfilled`),
+/// participants, communities, units and the progress per store; a failed
+/// one says why.
+#[utoipa::path(get, path = "/api/v1/group-buys/{group_buy_id}", tag = "group-buys",
+    params(("group_buy_id" = String, Path)),
+    responses((status = 200, body = GroupBuyView),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "group_buy_not_found")))]
+pub(crate) async fn get_one(
+    State(hub): State<Hub>,
+    Path(id): Path<String>,
+) -> Result<Json<GroupBuyView>, ApiError> {
+    Ok(Json(hub.group_buy(&id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CommitRequest {
+    /// The store the customer will collect at (its community counts it).
+    store_id: String,
+    /// Units.
+    qty: i64,
+}
+
+/// A customer commits to a group-buy (`Idempotency-Key` required; a retry
+/// returns the first answer with 200). Refused after the deadline, beyond
+/// the per-customer limit, or at a store not taking part.
+#[utoipa::path(post, path = "/api/v1/group-buys/{group_buy_id}/commitments", tag = "group-buys",
+    params(("group_buy_id" = String, Path), ("Idempotency-Key" = String, Header)), request_body = CommitRequest,
+    responses((status = 201, body = Committed), (status = 200, body = Committed, description = "replayed"),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "group_buy_not_found"),
+              (status = 409, body = linli_shared::api_doc::ErrorBody, description = "group_buy_closed, per_customer_limit, idempotency_key_reused"),
+              (status = 422, body = linli_shared::api_doc::ErrorBody, description = "invalid_field, store_not_in_group_buy")),
+    security(("bearer" = [])))]
+pub(crate) async fn commit(
+    State(hub): State<Hub>,
+    Who(who): Who,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<CommitRequest>,
+) -> Result<(StatusCode, Json<Committed>), ApiError> {
+    let key = idempotency_key(&headers)?;
+    let Json(req) = body.map_err(bad_json)?;
+    let (out, replayed) = hub.commit(&who, key, &id, &req.store_id, req.qty).await?;
+    let status = if replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(out)))
+}
+
+/// What to order from the supplier: units per store (以销定采). Reached
+/// group-buys only. Admin.
+#[utoipa::path(get, path = "/api/v1/group-buys/{group_buy_id}/supplier-order", tag = "group-buys",
+    params(("group_buy_id" = String, Path)),
+    responses((status = 200, body = SupplierOrder),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "group_buy_not_found"),
+              (status = 409, body = linli_shared::api_doc::ErrorBody, description = "group_buy_not_reached")),
+    security(("bearer" = [])))]
+pub(crate) async fn supplier_order(
+    State(hub): State<Hub>,
+    Who(who): Who,
+    Path(id): Path<String>,
+) -> Result<Json<SupplierOrder>, ApiError> {
+    let Caller::Staff(user) = who else {
+        return Err(HubError::Forbidden.into());
+    };
+    Ok(Json(hub.supplier_order(&user, &id).await?))
+}
+
+/// The caller's commitments with their campaigns (a cancelled one says
+/// why). Customers.
+#[utoipa::path(get, path = "/api/v1/customer/group-buys", tag = "group-buys",
+    responses((status = 200, body = [Committed])),
+    security(("bearer" = [])))]
+pub(crate) async fn mine(
+    State(hub): State<Hub>,
+    Who(who): Who,
+) -> Result<Json<Vec<Committed>>, ApiError> {
+    let Caller::Customer { customer_id, .. } = who else {
+        return Err(HubError::Forbidden.into());
+    };
+    Ok(Json(hub.my_commitments(&customer_id).await?))
+}

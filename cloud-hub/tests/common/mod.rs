@@ -1,0 +1,172 @@
+//! The hub in a temp dir with the reference catalog and stores imported,
+//! called through its router (no socket), for the API test suites.
+
+#![allow(clippy::unwrap_used, dead_code)] // test code; each suite uses a part
+
+use automerge::AutoCommit;
+use automerge::sync::{self, SyncDoc};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use linli_hub::hub::{Hub, HubPaths, Role, add_user, open_conn};
+use linli_shared::docs::DocId;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub(crate) struct TestHub {
+    _dir: tempfile::TempDir,
+    pub(crate) hub: Hub,
+    pub(crate) admin: String,
+}
+
+pub(crate) async fn hub() -> TestHub {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = HubPaths {
+        data_dir: dir.path().to_owned(),
+    };
+    add_user(
+        &open_conn(&paths.db()).unwrap(),
+        "admin",
+        Role::Admin,
+        "admin-password",
+    )
+    .unwrap();
+    let hub = Hub::open(&paths).unwrap();
+    let admin = hub.login("admin", "admin-password").await.unwrap();
+    let h = TestHub {
+        _dir: dir,
+        hub,
+        admin,
+    };
+    for (uri, file) in [
+        ("/api/v1/catalog/import", "products.csv"),
+        ("/api/v1/stores/import", "stores.csv"),
+    ] {
+        let body = std::fs::read(format!("{}/../data/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let (s, v) = h
+            .call("POST", uri, Some(&h.admin), Some(("text/csv", body)))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+    }
+    h
+}
+
+impl TestHub {
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let body = match body {
+            Some((ct, b)) => {
+                req = req.header("content-type", ct);
+                Body::from(b)
+            }
+            None => Body::empty(),
+        };
+        let resp = linli_hub::http::router(self.hub.clone())
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub(crate) async fn post(&self, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            uri,
+            Some(token),
+            Some(("application/json", body.to_string().into_bytes())),
+        )
+        .await
+    }
+
+    /// A POST with an `Idempotency-Key`.
+    pub(crate) async fn post_keyed(
+        &self,
+        uri: &str,
+        token: &str,
+        key: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header("authorization", format!("Bearer {token}"))
+            .header("idempotency-key", key)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = linli_hub::http::router(self.hub.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub(crate) async fn get(&self, uri: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call("GET", uri, token, None).await
+    }
+
+    pub(crate) async fn customer(&self, phone: &str) -> String {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/api/v1/customer/session",
+                None,
+                Some((
+                    "application/json",
+                    json!({ "phone": phone }).to_string().into_bytes(),
+                )),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    pub(crate) async fn community_of(&self, token: &str) -> Value {
+        let (s, v) = self.get("/api/v1/customer/community", Some(token)).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+}
+
+/// Syncs a store-owned document into the hub the way a store's session
+/// would, until neither side has more to say.
+pub(crate) async fn sync_in(hub: &Hub, store: &str, id: &DocId, doc: &mut AutoCommit) {
+    let mut state = sync::State::new();
+    for _ in 0..20 {
+        let Some(msg) = doc.sync().generate_sync_message(&mut state) else {
+            return;
+        };
+        hub.receive_from(store, id.clone(), msg.encode())
+            .await
+            .unwrap();
+        let (s, i) = (store.to_owned(), id.clone());
+        let reply = hub
+            .with_docs(move |c, docs| Ok(docs.generate(c, &i, &s)?))
+            .await
+            .unwrap();
+        if let Some(r) = reply {
+            doc.sync()
+                .receive_sync_message(&mut state, sync::Message::decode(&r).unwrap())
+                .unwrap();
+        }
+    }
+}
