@@ -48,7 +48,8 @@ pub(crate) struct ListQuery {
 
 /// Group-buys with their progress, newest first (100 at most).
 #[utoipa::path(get, path = "/api/v1/group-buys", tag = "group-buys", params(ListQuery),
-    responses((status = 200, body = [GroupBuyView])))]
+    responses((status = 200, body = [GroupBuyView]),
+              (status = 422, body = linli_shared::api_doc::ErrorBody, description = "invalid_field: state is neither open nor all")))]
 pub(crate) async fn list(
     State(hub): State<Hub>,
     Query(q): Query<ListQuery>,
