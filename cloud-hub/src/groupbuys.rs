@@ -21,7 +21,11 @@
 //!   boxes and bags, not of weighed goods.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use linli_shared::groupbuy::{self, Commitment, Progress, State, Terms, Threshold, Timing};
+use linli_shared::docs::DocId;
+use linli_shared::docs::json::put_record;
+use linli_shared::groupbuy::{
+    self, Commitment, CounterCommitment, CounterTerms, Progress, State, Terms, Threshold, Timing,
+};
 use linli_shared::money::Fen;
 use linli_shared::qty::Unit;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -49,6 +53,10 @@ pub struct NewGroupBuy {
     /// reported before it may decide failure (default 60, at most 1,440).
     #[serde(default)]
     pub grace_minutes: Option<u32>,
+    /// Units each store's counter may commit without asking the hub (for
+    /// customers committing at the counter, offline too); default 100.
+    #[serde(default)]
+    pub counter_allotment: Option<i64>,
 }
 
 /// A campaign with where it stands.
@@ -66,6 +74,7 @@ pub struct GroupBuyView {
     pub per_customer_limit: i64,
     pub store_ids: Vec<String>,
     pub grace_minutes: u32,
+    pub counter_allotment: i64,
     /// `open`, `reached`, `failed` or `fulfilled`.
     pub state: State,
     pub participants: u32,
@@ -143,12 +152,13 @@ struct Row {
     per_customer_limit: i64,
     store_ids: Vec<String>,
     grace_minutes: u32,
+    counter_allotment: i64,
     state: State,
     reached_at: Option<String>,
     decided_at: Option<String>,
 }
 
-const ROW_COLUMNS: &str = "group_buy_id, sku, price_fen, threshold, deadline, pickup_date, per_customer_limit, store_ids, grace_minutes, state, reached_at, decided_at";
+const ROW_COLUMNS: &str = "group_buy_id, sku, price_fen, threshold, deadline, pickup_date, per_customer_limit, store_ids, grace_minutes, state, reached_at, decided_at, counter_allotment";
 
 fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     let threshold: String = r.get(3)?;
@@ -168,6 +178,7 @@ fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         state: State::parse(&state).unwrap_or(State::Open),
         reached_at: r.get(10)?,
         decided_at: r.get(11)?,
+        counter_allotment: r.get(12)?,
     })
 }
 
@@ -231,6 +242,7 @@ impl Hub {
             per_customer_limit: row.per_customer_limit,
             store_ids: row.store_ids.clone(),
             grace_minutes: row.grace_minutes,
+            counter_allotment: row.counter_allotment,
             state: row.state,
             participants: p.participants,
             communities: p.communities,
@@ -366,15 +378,25 @@ impl Hub {
         if let Some(s) = stores.iter().find(|s| dir.stores.get(s).is_none()) {
             return Err(HubError::UnknownStore(s.clone()));
         }
+        let allotment = req.counter_allotment.unwrap_or(100);
+        if !(0..=10_000).contains(&allotment) {
+            return Err(invalid(
+                "每店柜台份数须在 0 到 10000 之间 (counter_allotment must be 0-10000)",
+            ));
+        }
         let id = format!("G{}", ulid::Ulid::new());
         let (gid, by) = (id.clone(), user.name.clone());
+        let name = product.name.clone();
+        let day = now
+            .with_timezone(&self.order_settings.utc_offset)
+            .date_naive();
         let this = self.clone();
-        self.store
-            .write(move |c| {
+        let (view, touched) = self
+            .with_docs(move |c, docs| {
                 c.execute(
                     "INSERT INTO group_buys(group_buy_id, sku, price_fen, threshold, deadline, pickup_date, per_customer_limit,
-                        store_ids, grace_minutes, state, created_by, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'open', ?10, ?11)",
+                        store_ids, grace_minutes, counter_allotment, state, created_by, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'open', ?11, ?12)",
                     params![
                         gid,
                         req.sku,
@@ -385,15 +407,39 @@ impl Hub {
                         req.per_customer_limit,
                         serde_json::to_string(&stores).unwrap_or_default(),
                         grace,
+                        allotment,
                         by,
                         ts(now)
                     ],
                 )?;
+                // every store's counter learns the terms and its allotment
+                // with its orders of the day (it keeps them in its tables)
+                let terms = CounterTerms {
+                    group_buy_id: gid.clone(),
+                    sku: req.sku.clone(),
+                    name,
+                    price_fen: req.price_fen,
+                    deadline: ts(req.deadline),
+                    pickup_date: req.pickup_date.to_string(),
+                    per_customer_limit: req.per_customer_limit,
+                    allotment,
+                };
+                let mut touched = Vec::with_capacity(stores.len());
+                for s in &stores {
+                    let doc = DocId::hub_orders(s, day);
+                    docs.change(c, &doc, |d| {
+                        put_record(d, "group_buys", &gid, &terms)?;
+                        Ok(())
+                    })?;
+                    touched.push(doc);
+                }
                 let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
                 let p = groupbuy::progress(row.threshold, row.deadline, &[]);
-                Ok::<_, HubError>(this.view_of(&row, p))
+                Ok::<_, HubError>((this.view_of(&row, p), touched))
             })
-            .await
+            .await?;
+        self.announce(touched);
+        Ok(view)
     }
 
     /// A campaign and where it stands.
@@ -521,6 +567,21 @@ impl Hub {
             .await
     }
 
+    /// Decides these campaigns at `now`, in the caller's transaction.
+    pub(crate) fn settle_group_buys_of(
+        &self,
+        c: &Connection,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), HubError> {
+        for id in ids {
+            if let Some(row) = load(c, id)? {
+                self.settle(c, row, now)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Decides every undecided campaign at `now`; returns how many moved.
     pub async fn settle_group_buys(&self, now: DateTime<Utc>) -> Result<usize, HubError> {
         let this = self.clone();
@@ -619,6 +680,66 @@ impl Hub {
         }
         Ok(out)
     }
+}
+
+/// Projects commitments taken at a store's counter (from its ledger,
+/// section `commitments`): each is recorded once under `<store>/<id>`, for
+/// the customer its phone resolves to, at the time the store took it. One
+/// made at or after the deadline, or arriving once the campaign has failed
+/// (after the grace), is kept but cancelled with the reason, so nothing a
+/// store acknowledged is lost and nothing counts that should not.
+pub(crate) fn project_counter_commitments(
+    c: &Connection,
+    store: &str,
+    facts: &[(String, CounterCommitment)],
+) -> Result<Vec<String>, HubError> {
+    let now = Utc::now();
+    let mut campaigns = Vec::new();
+    for (id, f) in facts {
+        let Some(row) = load(c, &f.group_buy_id)? else {
+            tracing::warn!(store, commitment = %id, group_buy = %f.group_buy_id, "counter commitment for an unknown group-buy ignored");
+            continue;
+        };
+        let Ok(phone) = crate::orders::valid_phone(&f.phone) else {
+            tracing::warn!(store, commitment = %id, "counter commitment with an invalid phone ignored");
+            continue;
+        };
+        let customer = crate::online::resolve_customer(c, Some(&phone), None)?;
+        let at = DateTime::parse_from_rfc3339(&f.at)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(now);
+        let cancel = if at >= row.deadline {
+            Some("after_deadline")
+        } else if matches!(row.state, State::Failed) {
+            Some("group_buy_failed")
+        } else if !row.store_ids.iter().any(|s| s == store) {
+            Some("store_not_in_group_buy")
+        } else {
+            None
+        };
+        let n = c.execute(
+            "INSERT OR IGNORE INTO group_buy_commitments(commitment_id, group_buy_id, store_id, customer_id, qty, amount_fen, at,
+                source, status, cancel_reason, cancelled_at, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'counter', ?8, ?9, ?10, ?11)",
+            params![
+                format!("{store}/{id}"),
+                f.group_buy_id,
+                store,
+                customer,
+                f.qty.max(1),
+                f.qty.max(1) * row.price_fen,
+                ts(at),
+                if cancel.is_some() { "cancelled" } else { "active" },
+                cancel,
+                cancel.map(|_| ts(now)),
+                ts(now)
+            ],
+        )?;
+        if n == 1 && !campaigns.contains(&f.group_buy_id) {
+            campaigns.push(f.group_buy_id.clone());
+        }
+    }
+    Ok(campaigns)
 }
 
 impl From<groupbuy::CommitError> for HubError {

@@ -147,6 +147,7 @@ impl From<HubError> for ApiError {
                         (StatusCode::UNPROCESSABLE_ENTITY, "store_not_in_group_buy")
                     }
                     CommitError::Limit { .. } => (StatusCode::CONFLICT, "per_customer_limit"),
+                    CommitError::Allotment { .. } => (StatusCode::CONFLICT, "allotment_exhausted"),
                 };
                 err(status, code, msg)
             }

@@ -533,7 +533,9 @@ impl Hub {
                 let r = docs.receive(c, &doc, &store, &Owner::Store(store.clone()), &msg)?;
                 let mut touched = Vec::new();
                 if r.new_changes > 0 {
-                    project(c, docs, &store, &doc, &r)?;
+                    let campaigns = project(c, docs, &store, &doc, &r)?;
+                    // a counter commitment may reach a group-buy: decided now
+                    this.settle_group_buys_of(c, &campaigns, Utc::now())?;
                     // settle what can have changed: the SKUs whose rights the
                     // store moved (most sales move none), or everything after
                     // a fulfilment record (a hand-over may re-consume rights)
@@ -916,8 +918,9 @@ fn project(
     store: &str,
     doc: &DocId,
     received: &Received,
-) -> Result<(), HubError> {
+) -> Result<Vec<String>, HubError> {
     let day = doc.day().map(|d| d.to_string()).unwrap_or_default();
+    let mut campaigns = Vec::new();
     let touched = |section: &str| received.touched.get(section).cloned().unwrap_or_default();
     match doc.kind() {
         DocKind::Ledger => {
@@ -946,9 +949,22 @@ fn project(
                     .unwrap_or_default();
                 crate::communities::project_counter_joins(c, store, &joins)?;
             }
+            let commitments = touched("commitments");
+            if !commitments.is_empty() {
+                let facts = docs
+                    .read(c, doc, |d| {
+                        records_of::<linli_shared::groupbuy::CounterCommitment>(
+                            d,
+                            "commitments",
+                            &commitments,
+                        )
+                    })?
+                    .unwrap_or_default();
+                campaigns = crate::groupbuys::project_counter_commitments(c, store, &facts)?;
+            }
             let new = touched("sales");
             if new.is_empty() {
-                return Ok(());
+                return Ok(campaigns);
             }
             let sales = docs
                 .read(c, doc, |d| read_sales_of(d, &new))?
@@ -1008,5 +1024,5 @@ fn project(
         }
         DocKind::Catalog | DocKind::Orders => {}
     }
-    Ok(())
+    Ok(campaigns)
 }

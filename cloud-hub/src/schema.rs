@@ -235,6 +235,7 @@ CREATE TABLE group_buys (
     per_customer_limit INTEGER NOT NULL,
     store_ids          TEXT NOT NULL,
     grace_minutes      INTEGER NOT NULL,
+    counter_allotment  INTEGER NOT NULL,
     state              TEXT NOT NULL CHECK (state IN ('open', 'reached', 'failed', 'fulfilled')),
     reached_at         TEXT,
     decided_at         TEXT,

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod community;
+pub mod groupbuy;
 pub mod idempotency;
 pub mod online;
 pub mod orders;
@@ -311,6 +312,15 @@ pub enum AppError {
         "this request needs an Idempotency-Key header (1-128 visible ASCII characters) so a retry cannot write twice"
     )]
     IdempotencyKeyRequired,
+    /// This store takes part in no group-buy with this id (or its terms
+    /// have not reached it from the hub yet).
+    #[error(
+        "本店没有团购 {0}（或总部的团购信息还没同步到本店） (no group-buy {0} at this store; see GET /api/v1/group-buys)"
+    )]
+    GroupBuyNotFound(String),
+    /// A counter commitment the campaign's terms refuse.
+    #[error(transparent)]
+    GroupBuy(linli_shared::groupbuy::CommitError),
     /// The node's database is new and it is still recovering from the hub
     /// what the hub holds for this store; it writes nothing until then.
     #[error(

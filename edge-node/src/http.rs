@@ -8,6 +8,7 @@ mod catalog;
 mod community;
 pub mod error;
 pub mod extract;
+mod groupbuy;
 mod online;
 pub mod openapi;
 mod orders;
@@ -73,6 +74,11 @@ pub fn router(state: AppState) -> Router {
         .route("/pickups/by-phone", post(online::by_phone))
         .route("/reports/day", get(reports::day))
         .route("/community/members", post(community::add_member))
+        .route("/group-buys", get(groupbuy::list))
+        .route(
+            "/group-buys/{group_buy_id}/commitments",
+            post(groupbuy::commit),
+        )
         .route("/online-orders", get(online::list))
         .route("/online-orders/{order_id}", get(online::get))
         .route("/online-orders/{order_id}/accept", post(online::accept))

@@ -250,6 +250,20 @@ impl SyncHost for EdgeHost {
                                 orders = docs.read(c, &d, |doc| {
                                     records_of::<HubOrderFact>(doc, "orders", &ids)
                                 })?;
+                                // group-buys this counter takes part in
+                                let ids = r.touched.get("group_buys").cloned().unwrap_or_default();
+                                if !ids.is_empty() {
+                                    let terms = docs
+                                        .read(c, &d, |doc| {
+                                            records_of::<linli_shared::groupbuy::CounterTerms>(
+                                                doc,
+                                                "group_buys",
+                                                &ids,
+                                            )
+                                        })?
+                                        .unwrap_or_default();
+                                    crate::app::groupbuy::save_terms(c, &terms, now)?;
+                                }
                             }
                             DocKind::Stock => {
                                 let skus = r.touched.get("rights").cloned().unwrap_or_default();

@@ -25,6 +25,73 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+/// What a store's counter needs to take commitments while offline: the
+/// hub writes it into the store's orders document (section `group_buys`)
+/// when the campaign opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterTerms {
+    pub group_buy_id: String,
+    pub sku: String,
+    pub name: String,
+    pub price_fen: i64,
+    /// RFC 3339, UTC.
+    pub deadline: String,
+    pub pickup_date: String,
+    pub per_customer_limit: i64,
+    /// Units this store's counter may commit in all, without asking the
+    /// hub: lent like stock rights, so a cap is never overrun offline.
+    pub allotment: i64,
+}
+
+/// A commitment taken at a store's counter, as its ledger records it
+/// (section `commitments`, keyed by `commitment_id`): time-stamped by the
+/// store and written by the store's own replica (one writer, checked by its
+/// certificate at the hub). The phone lets the hub find the customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterCommitment {
+    pub commitment_id: String,
+    pub group_buy_id: String,
+    pub phone: String,
+    pub qty: i64,
+    /// RFC 3339, UTC: when the cashier took it.
+    pub at: String,
+    pub staff: String,
+}
+
+/// Checks a counter commitment against the store's terms: `taken` units
+/// the counter has committed so far, `customer_has` this customer's units
+/// at this counter.
+pub fn check_counter(
+    terms: &CounterTerms,
+    taken: i64,
+    customer_has: i64,
+    qty: i64,
+    at: DateTime<Utc>,
+) -> Result<(), CommitError> {
+    if qty <= 0 {
+        return Err(CommitError::Qty);
+    }
+    let deadline = DateTime::parse_from_rfc3339(&terms.deadline)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default();
+    if at >= deadline {
+        return Err(CommitError::Closed(deadline));
+    }
+    if customer_has + qty > terms.per_customer_limit {
+        return Err(CommitError::Limit {
+            limit: terms.per_customer_limit,
+            already: customer_has,
+            asked: qty,
+        });
+    }
+    if taken + qty > terms.allotment {
+        return Err(CommitError::Allotment {
+            left: (terms.allotment - taken).max(0),
+        });
+    }
+    Ok(())
+}
+
 /// What "enough" means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -199,6 +266,10 @@ pub enum CommitError {
     NotOpen(&'static str),
     #[error("门店 {0} 不参加这个团购 (store {0} does not take part in this group-buy)")]
     StoreNotIn(String),
+    #[error(
+        "本店可接的团购份数只剩 {left}，请让顾客在线上参团 (this counter's allotment has {left} units left; the customer can commit online)"
+    )]
+    Allotment { left: i64 },
     #[error(
         "每人限购 {limit}：您已参团 {already}，这次又要 {asked} (at most {limit} per customer: {already} committed, {asked} more asked)"
     )]

@@ -182,6 +182,8 @@ pub(crate) enum LedgerFact {
     Order(ledger::OrderFact),
     /// A customer added to the store's community at the counter.
     Member(linli_shared::community::MemberFact),
+    /// A group-buy commitment taken at the counter.
+    Commitment(linli_shared::groupbuy::CounterCommitment),
 }
 
 /// Collects the document changes of one use case inside its transaction and
@@ -279,6 +281,9 @@ impl<'a> Publish<'a> {
                             LedgerFact::Order(o) => ledger::put_order(doc, o)?,
                             LedgerFact::Member(m) => {
                                 put_record(doc, "members", &m.join_id, m)?;
+                            }
+                            LedgerFact::Commitment(k) => {
+                                put_record(doc, "commitments", &k.commitment_id, k)?;
                             }
                         }
                     }

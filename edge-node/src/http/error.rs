@@ -172,6 +172,22 @@ impl From<AppError> for ApiError {
             AppError::IdempotencyKeyRequired => {
                 ApiError::new(S::BAD_REQUEST, "idempotency_key_required", msg)
             }
+            AppError::GroupBuyNotFound(_) => ApiError::not_found("group_buy_not_found", msg),
+            AppError::GroupBuy(e) => {
+                use linli_shared::groupbuy::CommitError as G;
+                match e {
+                    G::Qty => ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_field", msg),
+                    G::Closed(_) | G::NotOpen(_) => {
+                        ApiError::new(S::CONFLICT, "group_buy_closed", msg)
+                    }
+                    G::StoreNotIn(_) => {
+                        ApiError::new(S::UNPROCESSABLE_ENTITY, "store_not_in_group_buy", msg)
+                    }
+                    G::Limit { .. } => ApiError::new(S::CONFLICT, "per_customer_limit", msg),
+                    G::Allotment { left } => ApiError::new(S::CONFLICT, "allotment_exhausted", msg)
+                        .with_details(json!({ "left": left })),
+                }
+            }
             AppError::CatalogCsv(_) => ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_csv", msg),
             AppError::Unauthenticated => ApiError::new(S::UNAUTHORIZED, "unauthenticated", msg),
             AppError::BadCredentials => ApiError::new(S::UNAUTHORIZED, "invalid_credentials", msg),

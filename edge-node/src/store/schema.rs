@@ -212,6 +212,26 @@ CREATE TABLE riders (
 "#,
     // 4: English product names (the catalog's optional name_en column)
     "ALTER TABLE products ADD COLUMN name_en TEXT;",
+    // 5: group-buys this store takes part in (terms and allotment, from the
+    // hub) and the commitments its counter took (the phone only as the
+    // member hash; the ledger carries it to the hub)
+    r#"
+CREATE TABLE group_buys (
+    group_buy_id TEXT PRIMARY KEY,
+    terms        TEXT NOT NULL,
+    deadline     TEXT NOT NULL,
+    received_at  TEXT NOT NULL
+);
+CREATE TABLE group_buy_commitments (
+    commitment_id TEXT PRIMARY KEY,
+    group_buy_id  TEXT NOT NULL,
+    member_hash   TEXT NOT NULL,
+    qty           INTEGER NOT NULL,
+    at            TEXT NOT NULL,
+    staff         TEXT NOT NULL
+);
+CREATE INDEX group_buy_commitments_by_campaign ON group_buy_commitments(group_buy_id, member_hash);
+"#,
 ];
 
 /// Brings the schema up to date.

@@ -1,0 +1,195 @@
+//! Group-buy presales at the counter (DESIGN.md §7): a cashier commits a
+//! customer (by phone) to a campaign this store takes part in, offline too.
+//!
+//! The hub sends each store the campaign's terms and an **allotment**: the
+//! units this counter may commit in all without asking (lent like stock
+//! rights). The counter checks the deadline by its own clock, the
+//! per-customer limit over what this counter took for the phone, and the
+//! allotment over everything it took, then records the commitment in its
+//! ledger (section `commitments`, with the phone the hub needs to find the
+//! customer) in the same transaction as its own row (member hash only) and
+//! the idempotency record. A commitment made before the deadline counts at
+//! the hub however late it syncs; the hub decides reached and failed.
+
+use chrono::{DateTime, Utc};
+use linli_shared::groupbuy::{self, CounterCommitment, CounterTerms};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::idempotency::{self, IdempotencyKey};
+use super::replication::LedgerFact;
+use super::{Actor, App, AppError, ts, valid_phone};
+
+/// Keeps the terms the hub sent (a later version replaces an earlier one).
+pub(crate) fn save_terms(
+    c: &Connection,
+    terms: &[(String, CounterTerms)],
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    for (id, t) in terms {
+        c.execute(
+            "INSERT INTO group_buys(group_buy_id, terms, deadline, received_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(group_buy_id) DO UPDATE SET terms = excluded.terms, deadline = excluded.deadline",
+            params![id, serde_json::to_string(t).unwrap_or_default(), t.deadline, ts(now)],
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CounterCustomer {
+    /// The customer's 11-digit mobile number.
+    pub phone: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    pub customer: CounterCustomer,
+    /// Units.
+    pub qty: i64,
+}
+
+/// A commitment as taken at this counter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CounterCommitted {
+    pub commitment_id: String,
+    pub group_buy_id: String,
+    /// `138****1234`.
+    pub phone: String,
+    pub qty: i64,
+    pub amount_fen: i64,
+    pub at: String,
+    /// Units this counter may still commit.
+    pub allotment_left: i64,
+}
+
+/// A campaign as this counter sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CounterGroupBuy {
+    pub group_buy_id: String,
+    pub sku: String,
+    pub name: String,
+    pub price_fen: i64,
+    pub deadline: String,
+    pub pickup_date: String,
+    pub per_customer_limit: i64,
+    pub allotment: i64,
+    /// Units committed at this counter so far.
+    pub taken: i64,
+    /// Whether the deadline (by this store's clock) has not passed.
+    pub open: bool,
+}
+
+fn terms_of(c: &Connection, id: &str) -> Result<Option<CounterTerms>, AppError> {
+    let t: Option<String> = c
+        .query_row(
+            "SELECT terms FROM group_buys WHERE group_buy_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(t.and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+fn taken(c: &Connection, id: &str, member: Option<&str>) -> Result<i64, AppError> {
+    Ok(c.query_row(
+        "SELECT coalesce(sum(qty), 0) FROM group_buy_commitments
+         WHERE group_buy_id = ?1 AND (?2 IS NULL OR member_hash = ?2)",
+        params![id, member],
+        |r| r.get(0),
+    )?)
+}
+
+impl App {
+    /// The group-buys this store takes part in, newest deadline first.
+    pub async fn group_buys(&self) -> Result<Vec<CounterGroupBuy>, AppError> {
+        let now = self.now();
+        self.store
+            .read(move |c| {
+                let mut stmt = c.prepare(
+                    "SELECT group_buy_id, terms FROM group_buys ORDER BY deadline DESC LIMIT 100",
+                )?;
+                let rows: Vec<(String, String)> = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let mut out = Vec::with_capacity(rows.len());
+                for (id, t) in rows {
+                    let Ok(t) = serde_json::from_str::<CounterTerms>(&t) else {
+                        continue;
+                    };
+                    let open = DateTime::parse_from_rfc3339(&t.deadline)
+                        .is_ok_and(|d| now < d.with_timezone(&Utc));
+                    out.push(CounterGroupBuy {
+                        taken: taken(c, &id, None)?,
+                        group_buy_id: id,
+                        sku: t.sku,
+                        name: t.name,
+                        price_fen: t.price_fen,
+                        deadline: t.deadline,
+                        pickup_date: t.pickup_date,
+                        per_customer_limit: t.per_customer_limit,
+                        allotment: t.allotment,
+                        open,
+                    });
+                }
+                Ok::<_, AppError>(out)
+            })
+            .await
+    }
+
+    /// Commits the customer with this phone to a group-buy at this counter.
+    pub async fn commit_at_counter(
+        &self,
+        actor: &Actor,
+        key: Option<IdempotencyKey>,
+        group_buy_id: &str,
+        req: CommitRequest,
+    ) -> Result<CounterCommitted, AppError> {
+        let phone = valid_phone("customer.phone", &req.customer.phone)?;
+        let member = self.member_hash(&phone);
+        let fp = idempotency::fingerprint("group_buy_commit", &(group_buy_id, &phone, req.qty));
+        let now = self.now();
+        let (staff, gid, qty) = (actor.name.clone(), group_buy_id.to_owned(), req.qty);
+        self.write_published(now, move |c, p| {
+            if let Some(k) = &key
+                && let Some(prev) = idempotency::replay(c, &staff, k, "group_buy_commit", &fp)?
+            {
+                return Ok(prev);
+            }
+            let terms = terms_of(c, &gid)?.ok_or_else(|| AppError::GroupBuyNotFound(gid.clone()))?;
+            let all = taken(c, &gid, None)?;
+            let mine = taken(c, &gid, Some(&member))?;
+            groupbuy::check_counter(&terms, all, mine, qty, now).map_err(AppError::GroupBuy)?;
+            let fact = CounterCommitment {
+                commitment_id: ulid::Ulid::new().to_string(),
+                group_buy_id: gid.clone(),
+                phone: phone.clone(),
+                qty,
+                at: ts(now),
+                staff: staff.clone(),
+            };
+            c.execute(
+                "INSERT INTO group_buy_commitments(commitment_id, group_buy_id, member_hash, qty, at, staff)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![fact.commitment_id, gid, member, qty, fact.at, staff],
+            )?;
+            let out = CounterCommitted {
+                commitment_id: fact.commitment_id.clone(),
+                group_buy_id: gid.clone(),
+                phone: format!("{}****{}", &phone[..3], &phone[7..]),
+                qty,
+                amount_fen: qty * terms.price_fen,
+                at: fact.at.clone(),
+                allotment_left: terms.allotment - all - qty,
+            };
+            p.fact(LedgerFact::Commitment(fact));
+            if let Some(k) = &key {
+                idempotency::record(c, &staff, k, "group_buy_commit", &fp, &out, now)?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+}

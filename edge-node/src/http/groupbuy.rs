@@ -1,0 +1,43 @@
+//! Group-buys at the counter: the campaigns this store takes part in, and
+//! committing a customer by phone (offline too, within the allotment).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, Auth, IdemKey};
+use crate::app::groupbuy::{CommitRequest, CounterCommitted, CounterGroupBuy};
+
+/// The group-buys this store takes part in, with what its counter has
+/// committed of its allotment.
+#[utoipa::path(get, path = "/api/v1/group-buys", tag = "group-buys",
+    responses((status = 200, body = [CounterGroupBuy])), security(("bearer" = [])))]
+pub(super) async fn list(
+    State(s): State<AppState>,
+    Auth(_staff): Auth,
+) -> Result<Json<Vec<CounterGroupBuy>>, ApiError> {
+    Ok(Json(s.app.group_buys().await?))
+}
+
+/// Commits the customer with this phone to a group-buy at this counter,
+/// offline too: before the deadline by this store's clock, within the
+/// per-customer limit and the store's allotment. Reaches the hub with the
+/// day's ledger.
+#[utoipa::path(post, path = "/api/v1/group-buys/{group_buy_id}/commitments", tag = "group-buys",
+    params(("group_buy_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    request_body = CommitRequest,
+    responses((status = 201, body = CounterCommitted), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn commit(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    key: IdemKey,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CommitRequest>,
+) -> Result<(StatusCode, Json<CounterCommitted>), ApiError> {
+    let out = s.app.commit_at_counter(&actor, key.0, &id, req).await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}

@@ -1,0 +1,176 @@
+//! Group-buys end to end, with real processes, real QUIC and real HTTP:
+//! a store cut off from the hub across the deadline keeps committing
+//! customers at its counter within its allotment (a retry commits once, a
+//! commitment after the deadline by the store's clock is refused); the
+//! hub does not fail the campaign while that store has not reported, and
+//! once the link heals the counter's commitments, made before the
+//! deadline, count: the campaign is reached and the supplier order has
+//! both stores' units.
+
+#![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
+
+use std::time::Duration;
+
+use chrono::Utc;
+use linli_tests::{Cluster, LinkMode, wait_for};
+use serde_json::{Value, json};
+
+const CONVERGE: Duration = Duration::from_secs(30);
+
+fn customer(c: &Cluster, phone: &str) -> String {
+    let h = c.hub().unwrap();
+    let v: Value = c
+        .http
+        .post(format!("{}/api/v1/customer/session", h.http))
+        .json(&json!({ "phone": phone }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+fn counter_commit(
+    c: &Cluster,
+    store: &str,
+    id: &str,
+    key: &str,
+    phone: &str,
+    qty: i64,
+) -> (u16, Value) {
+    c.store_post(
+        store,
+        &format!("/api/v1/group-buys/{id}/commitments"),
+        Some(key),
+        json!({"customer": {"phone": phone}, "qty": qty}),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_store_cut_off_across_the_deadline_still_makes_the_group_buy() {
+    let mut c = Cluster::new(21).unwrap();
+    c.hub_import("/api/v1/catalog/import", "products.csv")
+        .unwrap();
+    c.hub_import("/api/v1/stores/import", "stores.csv").unwrap();
+    c.add_store("S001").unwrap();
+    c.add_store("S002").unwrap();
+    let h = c.hub().unwrap();
+    let deadline = Utc::now() + chrono::Duration::seconds(20);
+    let g: Value = c
+        .http
+        .post(format!("{}/api/v1/group-buys", h.http))
+        .bearer_auth(&h.token)
+        .json(&json!({
+            "sku": "P00009", "price_fen": 3990,
+            "threshold": {"kind": "participants", "count": 3},
+            "deadline": deadline.to_rfc3339(),
+            "pickup_date": (deadline + chrono::Duration::days(2)).date_naive().to_string(),
+            "per_customer_limit": 2, "store_ids": ["S001", "S002"],
+            "grace_minutes": 30, "counter_allotment": 4,
+        }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = g["group_buy_id"].as_str().unwrap().to_owned();
+    wait_for(CONVERGE, "S002's counter to know the group-buy", || {
+        let v = c.store_get("S002", "/api/v1/group-buys").ok()?;
+        (v[0]["group_buy_id"] == id.as_str() && v[0]["allotment"] == 4).then_some(())
+    })
+    .unwrap();
+
+    c.link("S002", LinkMode::Cut).unwrap();
+    // online at S001
+    let a = customer(&c, "13800138401");
+    let r: Value = c
+        .http
+        .post(format!("{}/api/v1/group-buys/{id}/commitments", h.http))
+        .bearer_auth(&a)
+        .header("Idempotency-Key", "a-1")
+        .json(&json!({"store_id": "S001", "qty": 1}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(r["group_buy"]["participants"], json!(1), "{r}");
+    // at S002's counter, cut off
+    let (s, first) = counter_commit(&c, "S002", &id, "b-1", "13800138402", 1);
+    assert_eq!(s, 201, "{first}");
+    let (s, again) = counter_commit(&c, "S002", &id, "b-1", "13800138402", 1);
+    assert_eq!((s, &again["commitment_id"]), (201, &first["commitment_id"]));
+    let (s, v) = counter_commit(&c, "S002", &id, "c-1", "13800138403", 2);
+    assert_eq!((s, v["allotment_left"].as_i64()), (201, Some(1)), "{v}");
+    let (s, e) = counter_commit(&c, "S002", &id, "c-2", "13800138403", 1);
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("per_customer_limit")),
+        "{e}"
+    );
+    let (s, e) = counter_commit(&c, "S002", &id, "d-1", "13800138404", 2);
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("allotment_exhausted")),
+        "{e}"
+    );
+    let (s, e) = counter_commit(&c, "S002", "GNOSUCH", "x-1", "13800138404", 1);
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("group_buy_not_found")),
+        "{e}"
+    );
+
+    // the deadline passes with S002 still cut off
+    wait_for(CONVERGE, "the deadline to pass", || {
+        (Utc::now() > deadline).then_some(())
+    })
+    .unwrap();
+    let (s, e) = counter_commit(&c, "S002", &id, "e-1", "13800138405", 1);
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("group_buy_closed")),
+        "{e}"
+    );
+    let g = c.hub_get(&format!("/api/v1/group-buys/{id}")).unwrap();
+    assert_eq!(
+        (g["state"].as_str(), g["participants"].as_u64()),
+        (Some("open"), Some(1)),
+        "not failed while S002 has not reported: {g}"
+    );
+
+    c.link("S002", LinkMode::Up).unwrap();
+    wait_for(
+        CONVERGE,
+        "the counter's commitments to reach the group-buy",
+        || {
+            let g = c.hub_get(&format!("/api/v1/group-buys/{id}")).ok()?;
+            (g["state"] == "reached").then_some(g)
+        },
+    )
+    .unwrap();
+    let g = c.hub_get(&format!("/api/v1/group-buys/{id}")).unwrap();
+    assert_eq!(
+        (g["participants"].as_u64(), g["qty"].as_i64()),
+        (Some(3), Some(4)),
+        "{g}"
+    );
+    let so = c
+        .hub_get(&format!("/api/v1/group-buys/{id}/supplier-order"))
+        .unwrap();
+    let per: Vec<(String, i64)> = so["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["store_id"].as_str().unwrap().to_owned(),
+                s["qty"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        per,
+        vec![("S001".to_owned(), 1), ("S002".to_owned(), 3)],
+        "{so}"
+    );
+}
