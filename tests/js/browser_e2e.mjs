@@ -1071,6 +1071,19 @@ async function communityScenario(shop, con, newShop) {
   await accessible(shop, "shop with a member's poll");
   await nothingOffScreen(shop, "community at 390x844");
 
+  // the group-buy at S001: join with 1 unit; it is still open (2 needed)
+  if (args["group-buy"]) {
+    const gb = `[data-testid=group-buy][data-group-buy-id="${args["group-buy"]}"]`;
+    await until("the group-buy at S001", UI, async () => visible(shop, `${gb} button[data-gb-join]`));
+    await shop.click(`${gb} button[data-gb-join]`);
+    await until("the commitment shown", UI, async () => {
+      if (await visible(shop, "#groupbuy-error")) throw new Error("commitment refused: " + (await text(shop, "#groupbuy-error")));
+      return visible(shop, `${gb} [data-testid=group-buy-joined]`);
+    });
+    log(`step: group-buy joined: "${await text(shop, `${gb} [data-testid=group-buy-progress]`)}" (${await attr(shop, gb, "data-state")})`);
+    await accessible(shop, "shop with a group-buy joined");
+  }
+
   const other = await newShop();
   await other.setViewportSize({ width: 390, height: 844 });
   await other.goto(`${args.hub}/?store=S001&join=${args["join-code"]}`);
@@ -1082,6 +1095,19 @@ async function communityScenario(shop, con, newShop) {
   });
   if ((await other.evaluate(() => location.search)) !== "") throw new Error("the join link stays in the address bar");
   log("step: joined by the store's join link");
+  if (args["group-buy"]) {
+    // the second customer picks S001 from the list and joins: reached
+    const gb = `[data-testid=group-buy][data-group-buy-id="${args["group-buy"]}"]`;
+    await until("S001 in the store list", SYNC, async () => visible(other, '[data-testid=store-option][data-store-id="S001"] button[data-choose]'));
+    await other.click('[data-testid=store-option][data-store-id="S001"] button[data-choose]');
+    await until("the group-buy for the second customer", UI, async () => visible(other, `${gb} button[data-gb-join]`));
+    await other.click(`${gb} button[data-gb-join]`);
+    await until("the group-buy reached", UI, async () => {
+      if (await visible(other, "#groupbuy-error")) throw new Error("commitment refused: " + (await text(other, "#groupbuy-error")));
+      return (await attr(other, gb, "data-state")) === "reached";
+    });
+    log(`step: group-buy reached: "${await text(other, `${gb} [data-testid=group-buy-state]`)}"`);
+  }
 
   await con.setViewportSize({ width: 1024, height: 768 });
   await consoleLogin(con, "cashier", "1234");

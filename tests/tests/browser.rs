@@ -45,8 +45,9 @@
 //! - `community` (390x844): a customer located at S001 joins its community
 //!   and votes in the manager's poll, once; a second joins by the store's
 //!   join link; the cashier adds a third by phone at the counter (a bad
-//!   number refused). The hub then counts the vote, and the three members
-//!   once the counter join has synced.
+//!   number refused). Both customers join S001's group-buy, the second
+//!   one reaching it. The hub then counts the vote, the group-buy's two
+//!   participants, and the three members once the counter join has synced.
 //! - `delivery`: a delivery to where the phone is (Shanghai), which nobody
 //!   reaches, is refused with the hub's reason shown; one to a compound near S001 is accepted, picked, dispatched with the store's
 //!   own rider and delivered, and the customer sees each step; an order the
@@ -405,7 +406,7 @@ fn a_customer_shops_on_a_phone_and_finds_every_order_after_closing_the_page() {
 }
 
 #[test]
-fn customers_join_a_stores_community_vote_in_its_poll_and_the_counter_adds_one() {
+fn customers_join_a_stores_community_vote_and_make_its_group_buy_and_the_counter_adds_one() {
     require_browser();
     let mut c = cluster(78);
     let h = c.hub().unwrap();
@@ -424,10 +425,40 @@ fn customers_join_a_stores_community_vote_in_its_poll_and_the_counter_adds_one()
         .as_str()
         .unwrap()
         .to_owned();
+    let deadline = chrono::Utc::now() + chrono::Duration::hours(3);
+    let gb: Value = c
+        .http
+        .post(format!("{}/api/v1/group-buys", h.http))
+        .bearer_auth(&h.token)
+        .json(&json!({
+            "sku": "P00009", "price_fen": 3990,
+            "threshold": {"kind": "participants", "count": 2},
+            "deadline": deadline.to_rfc3339(),
+            "pickup_date": (deadline + chrono::Duration::days(1)).date_naive().to_string(),
+            "per_customer_limit": 2, "store_ids": ["S001"],
+        }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let gb_id = gb["group_buy_id"].as_str().unwrap().to_owned();
     run_scenario(
         &mut c,
         "community",
-        &["--join-code", &code, "--poll", &poll_id],
+        &[
+            "--join-code",
+            &code,
+            "--poll",
+            &poll_id,
+            "--group-buy",
+            &gb_id,
+        ],
+    );
+    let g = c.hub_get(&format!("/api/v1/group-buys/{gb_id}")).unwrap();
+    assert_eq!(
+        (g["state"].as_str(), g["participants"].as_u64()),
+        (Some("reached"), Some(2)),
+        "{g}"
     );
     let p = c
         .hub_get(&format!("/api/v1/communities/S001/polls/{poll_id}"))
