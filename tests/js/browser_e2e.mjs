@@ -1124,6 +1124,19 @@ async function communityScenario(shop, con, newShop) {
   const done = await text(con, "#join-done");
   if (!done.includes("139****9033")) throw new Error(`the confirmation should name the masked phone: ${done}`);
   log(`step: counter join: "${done}"`);
+  if (args["group-buy"]) {
+    await until("the group-buy at the counter", SYNC, async () => {
+      await con.click("#nav-pickup");
+      return visible(con, "#gb-form");
+    });
+    await con.fill("#gb-phone", "13900139034");
+    await con.click("#gb-submit");
+    await until("the counter commitment", UI, async () => {
+      if (await visible(con, "#gb-error")) throw new Error("refused: " + (await text(con, "#gb-error")));
+      return visible(con, "#gb-done");
+    });
+    log(`step: counter commitment: "${await text(con, "#gb-done")}"`);
+  }
   await accessible(con, "console pickup screen with the community form");
 }
 

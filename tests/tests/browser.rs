@@ -46,7 +46,7 @@
 //!   and votes in the manager's poll, once; a second joins by the store's
 //!   join link; the cashier adds a third by phone at the counter (a bad
 //!   number refused). Both customers join S001's group-buy, the second
-//!   one reaching it. The hub then counts the vote, the group-buy's two
+//!   one reaching it, and the cashier commits a third at the counter. The hub then counts the vote, the group-buy's two
 //!   participants, and the three members once the counter join has synced.
 //! - `delivery`: a delivery to where the phone is (Shanghai), which nobody
 //!   reaches, is refused with the hub's reason shown; one to a compound near S001 is accepted, picked, dispatched with the store's
@@ -454,12 +454,12 @@ fn customers_join_a_stores_community_vote_and_make_its_group_buy_and_the_counter
             &gb_id,
         ],
     );
-    let g = c.hub_get(&format!("/api/v1/group-buys/{gb_id}")).unwrap();
-    assert_eq!(
-        (g["state"].as_str(), g["participants"].as_u64()),
-        (Some("reached"), Some(2)),
-        "{g}"
-    );
+    // two customers online, one at the counter once its ledger has synced
+    wait_for(CONNECT, "the group-buy's three participants", || {
+        let g = c.hub_get(&format!("/api/v1/group-buys/{gb_id}")).ok()?;
+        (g["state"] == "reached" && g["participants"] == 3).then_some(())
+    })
+    .unwrap();
     let p = c
         .hub_get(&format!("/api/v1/communities/S001/polls/{poll_id}"))
         .unwrap();
