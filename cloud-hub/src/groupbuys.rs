@@ -24,10 +24,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::groupbuy::{
-    self, Commitment, CounterCommitment, CounterTerms, Progress, State, Terms, Threshold, Timing,
+    self, Commitment, CounterCommitment, CounterTerms, Participant, ParticipantList, Progress,
+    State, Terms, Threshold, Timing,
 };
 use linli_shared::money::Fen;
 use linli_shared::qty::Unit;
+use linli_sync::doc_store::Docs;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +105,9 @@ pub struct CommitmentView {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
+    /// Once the goods are at the store: the pickup order's 6-digit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_code: Option<String>,
 }
 
 /// A commitment's answer: the commitment and the campaign after it.
@@ -263,13 +268,16 @@ impl Hub {
     }
 
     /// Moves the campaign on if the rules say so (in the caller's
-    /// transaction); returns the row as it now stands and its progress.
+    /// transaction); returns the row as it now stands, its progress, and
+    /// the documents written: a reached campaign's participants go to each
+    /// store that will hand their goods over.
     fn settle(
         &self,
         c: &Connection,
+        docs: &mut Docs,
         mut row: Row,
         now: DateTime<Utc>,
-    ) -> Result<(Row, Progress), HubError> {
+    ) -> Result<(Row, Progress, Vec<DocId>), HubError> {
         let all = commitments(c, &row.id)?;
         let p = groupbuy::progress(row.threshold, row.deadline, &all);
         let timing = Timing {
@@ -278,19 +286,16 @@ impl Hub {
         };
         let reported = now >= row.deadline && self.all_reported_since(&row.store_ids, row.deadline);
         let next = groupbuy::decide(row.state, &p, now, timing, reported);
-        if next == row.state {
-            return Ok((row, p));
-        }
         let at = ts(now);
-        match next {
-            State::Reached => {
+        match (row.state, next) {
+            (State::Open, State::Reached) => {
                 c.execute(
                     "UPDATE group_buys SET state = 'reached', reached_at = ?2 WHERE group_buy_id = ?1 AND state = 'open'",
                     params![row.id, at],
                 )?;
                 row.reached_at = Some(at);
             }
-            State::Failed => {
+            (State::Open, State::Failed) => {
                 c.execute(
                     "UPDATE group_buys SET state = 'failed', decided_at = ?2 WHERE group_buy_id = ?1 AND state = 'open'",
                     params![row.id, at],
@@ -302,10 +307,18 @@ impl Hub {
                 )?;
                 row.decided_at = Some(at);
             }
-            State::Open | State::Fulfilled => {}
+            _ => {}
         }
         row.state = next;
-        Ok((row, p))
+        let touched = if next == State::Reached {
+            let day = now
+                .with_timezone(&self.order_settings.utc_offset)
+                .date_naive();
+            publish_participants(c, docs, &row, day)?
+        } else {
+            Vec::new()
+        };
+        Ok((row, p, touched))
     }
 
     /// Opens a campaign (admin).
@@ -503,8 +516,8 @@ impl Hub {
             customer_id.clone(),
             self.clone(),
         );
-        self.store
-            .write(move |c| {
+        let (out, touched) = self
+            .with_docs(move |c, docs| {
                 if let Some((h, resp)) = c
                     .prepare_cached("SELECT request_hash, response FROM idempotency WHERE key = ?1")?
                     .query_row([&record_key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
@@ -515,11 +528,11 @@ impl Hub {
                     }
                     let v: Committed = serde_json::from_str(&resp)
                         .map_err(|e| HubError::Invalid(e.to_string()))?;
-                    return Ok((v, true));
+                    return Ok(((v, true), Vec::new()));
                 }
                 let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
                 // a campaign past its deadline may be failed by now
-                let (row, _) = this.settle(c, row, now)?;
+                let (row, _, _) = this.settle(c, docs, row, now)?;
                 let already: i64 = c.query_row(
                     "SELECT coalesce(sum(qty), 0) FROM group_buy_commitments
                      WHERE group_buy_id = ?1 AND customer_id = ?2 AND status = 'active'",
@@ -544,7 +557,7 @@ impl Hub {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'online', 'active', ?7)",
                     params![commitment_id, gid, sid, cu, qty, qty * row.price_fen, ts(now)],
                 )?;
-                let (row, p) = this.settle(c, row, now)?;
+                let (row, p, touched) = this.settle(c, docs, row, now)?;
                 let out = Committed {
                     commitment: CommitmentView {
                         commitment_id,
@@ -555,6 +568,7 @@ impl Hub {
                         at: ts(now),
                         status: "active".into(),
                         cancel_reason: None,
+                        pickup_code: None,
                     },
                     group_buy: this.view_of(&row, p),
                 };
@@ -562,49 +576,56 @@ impl Hub {
                     "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
                     params![record_key, fingerprint, serde_json::to_string(&out).unwrap_or_default(), ts(now)],
                 )?;
-                Ok((out, false))
+                Ok(((out, false), touched))
             })
-            .await
+            .await?;
+        self.announce(touched);
+        Ok(out)
     }
 
     /// Decides these campaigns at `now`, in the caller's transaction.
     pub(crate) fn settle_group_buys_of(
         &self,
         c: &Connection,
+        docs: &mut Docs,
         ids: &[String],
         now: DateTime<Utc>,
-    ) -> Result<(), HubError> {
+    ) -> Result<Vec<DocId>, HubError> {
+        let mut touched = Vec::new();
         for id in ids {
             if let Some(row) = load(c, id)? {
-                self.settle(c, row, now)?;
+                touched.extend(self.settle(c, docs, row, now)?.2);
             }
         }
-        Ok(())
+        Ok(touched)
     }
 
     /// Decides every undecided campaign at `now`; returns how many moved.
     pub async fn settle_group_buys(&self, now: DateTime<Utc>) -> Result<usize, HubError> {
         let this = self.clone();
-        self.store
-            .write(move |c| {
+        let (moved, touched) = self
+            .with_docs(move |c, docs| {
                 let mut stmt = c.prepare_cached(&format!(
                     "SELECT {ROW_COLUMNS} FROM group_buys WHERE state = 'open'"
                 ))?;
                 let rows = stmt
                     .query_map([], row_of)?
                     .collect::<Result<Vec<_>, _>>()?;
-                let mut moved = 0;
+                let (mut moved, mut touched) = (0, Vec::new());
                 for row in rows {
                     let before = row.state;
-                    let (row, _) = this.settle(c, row, now)?;
+                    let (row, _, t) = this.settle(c, docs, row, now)?;
+                    touched.extend(t);
                     if row.state != before {
                         tracing::info!(group_buy = %row.id, state = row.state.as_str(), "group-buy decided");
                         moved += 1;
                     }
                 }
-                Ok::<_, HubError>(moved)
+                Ok::<_, HubError>((moved, touched))
             })
-            .await
+            .await?;
+        self.announce(touched);
+        Ok(moved)
     }
 
     /// The units to order from the supplier, per store (reached campaigns
@@ -650,7 +671,7 @@ impl Hub {
             .store
             .read(move |c| {
                 let mut stmt = c.prepare_cached(
-                    "SELECT commitment_id, group_buy_id, store_id, qty, amount_fen, at, status, cancel_reason
+                    "SELECT commitment_id, group_buy_id, store_id, qty, amount_fen, at, status, cancel_reason, pickup_code
                      FROM group_buy_commitments WHERE customer_id = ?1 ORDER BY at DESC LIMIT 100",
                 )?;
                 let rows = stmt
@@ -664,6 +685,7 @@ impl Hub {
                             at: r.get(5)?,
                             status: r.get(6)?,
                             cancel_reason: r.get(7)?,
+                            pickup_code: r.get(8)?,
                         })
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
@@ -680,6 +702,97 @@ impl Hub {
         }
         Ok(out)
     }
+}
+
+/// Writes, for each store with active commitments of a reached campaign,
+/// who collects what there: the store turns each into a pickup order when
+/// the goods arrive ([`ParticipantList`]).
+fn publish_participants(
+    c: &Connection,
+    docs: &mut Docs,
+    row: &Row,
+    day: chrono::NaiveDate,
+) -> Result<Vec<DocId>, HubError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT k.store_id, k.commitment_id, coalesce(cu.phone, ''), k.qty
+         FROM group_buy_commitments k LEFT JOIN customers cu ON cu.customer_id = k.customer_id
+         WHERE k.group_buy_id = ?1 AND k.status = 'active' ORDER BY k.store_id, k.at, k.commitment_id",
+    )?;
+    let rows: Vec<(String, Participant)> = stmt
+        .query_map([&row.id], |r| {
+            Ok((
+                r.get(0)?,
+                Participant {
+                    commitment_id: r.get(1)?,
+                    phone: r.get(2)?,
+                    qty: r.get(3)?,
+                },
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut by_store: std::collections::BTreeMap<String, Vec<Participant>> = Default::default();
+    for (store, p) in rows {
+        by_store.entry(store).or_default().push(p);
+    }
+    let mut touched = Vec::new();
+    for (store, participants) in by_store {
+        let list = ParticipantList {
+            group_buy_id: row.id.clone(),
+            sku: row.sku.clone(),
+            price_fen: row.price_fen,
+            pickup_date: row.pickup_date.clone(),
+            participants,
+        };
+        let id = DocId::hub_orders(&store, day);
+        let changed = docs.change(c, &id, |d| {
+            put_record(d, "group_buy_participants", &row.id, &list)?;
+            Ok(())
+        })?;
+        if changed {
+            touched.push(id);
+        }
+    }
+    Ok(touched)
+}
+
+/// Records the pickup orders stores made for group-buy participants (ledger
+/// orders with ids `GB-<commitment>`), and marks a campaign fulfilled once
+/// every active commitment has one.
+pub(crate) fn project_group_buy_orders(
+    c: &Connection,
+    store: &str,
+    orders: &[linli_shared::docs::ledger::OrderFact],
+) -> Result<(), HubError> {
+    for o in orders {
+        let Some(commitment) = groupbuy::commitment_of_order(&o.order_id) else {
+            continue;
+        };
+        let code = o
+            .detail
+            .as_ref()
+            .map(|d| d.pickup_code.clone())
+            .unwrap_or_default();
+        let n = c.execute(
+            "UPDATE group_buy_commitments SET pickup_order_id = ?2, pickup_code = ?3, pickup_status = ?4
+             WHERE commitment_id = ?1 AND store_id = ?5",
+            params![commitment, o.order_id, code, o.status, store],
+        )?;
+        if n == 0 {
+            continue;
+        }
+        let gid: String = c.query_row(
+            "SELECT group_buy_id FROM group_buy_commitments WHERE commitment_id = ?1",
+            [&commitment],
+            |r| r.get(0),
+        )?;
+        c.execute(
+            "UPDATE group_buys SET state = 'fulfilled', decided_at = ?2 WHERE group_buy_id = ?1 AND state = 'reached'
+               AND NOT EXISTS (SELECT 1 FROM group_buy_commitments
+                               WHERE group_buy_id = ?1 AND status = 'active' AND pickup_order_id IS NULL)",
+            params![gid, ts(Utc::now())],
+        )?;
+    }
+    Ok(())
 }
 
 /// Projects commitments taken at a store's counter (from its ledger,

@@ -535,7 +535,8 @@ impl Hub {
                 if r.new_changes > 0 {
                     let campaigns = project(c, docs, &store, &doc, &r)?;
                     // a counter commitment may reach a group-buy: decided now
-                    this.settle_group_buys_of(c, &campaigns, Utc::now())?;
+                    let mut gb = this.settle_group_buys_of(c, docs, &campaigns, Utc::now())?;
+                    touched.append(&mut gb);
                     // settle what can have changed: the SKUs whose rights the
                     // store moved (most sales move none), or everything after
                     // a fulfilment record (a hand-over may re-consume rights)
@@ -546,7 +547,7 @@ impl Hub {
                     };
                     if let Some(skus) = scope {
                         let dir = this.directory();
-                        touched = crate::orders::reconcile(
+                        touched.extend(crate::orders::reconcile(
                             c,
                             docs,
                             &dir,
@@ -555,7 +556,7 @@ impl Hub {
                             &store,
                             skus,
                             Utc::now(),
-                        )?;
+                        )?);
                     }
                 }
                 Ok((r, touched))
@@ -948,6 +949,21 @@ fn project(
                     })?
                     .unwrap_or_default();
                 crate::communities::project_counter_joins(c, store, &joins)?;
+            }
+            let orders: Vec<String> = touched("orders")
+                .into_iter()
+                .filter(|id| id.starts_with("GB-"))
+                .collect();
+            if !orders.is_empty() {
+                let facts = docs
+                    .read(c, doc, |d| {
+                        linli_shared::docs::ledger::read_orders(d)
+                            .into_iter()
+                            .filter(|o| orders.contains(&o.order_id))
+                            .collect::<Vec<_>>()
+                    })?
+                    .unwrap_or_default();
+                crate::groupbuys::project_group_buy_orders(c, store, &facts)?;
             }
             let commitments = touched("commitments");
             if !commitments.is_empty() {

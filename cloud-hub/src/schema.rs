@@ -255,7 +255,10 @@ CREATE TABLE group_buy_commitments (
     status        TEXT NOT NULL CHECK (status IN ('active', 'cancelled')),
     cancel_reason TEXT,
     cancelled_at  TEXT,
-    recorded_at   TEXT NOT NULL
+    recorded_at   TEXT NOT NULL,
+    pickup_order_id TEXT,
+    pickup_code     TEXT,
+    pickup_status   TEXT
 );
 CREATE INDEX group_buy_commitments_by_campaign ON group_buy_commitments(group_buy_id, status);
 CREATE INDEX group_buy_commitments_by_customer ON group_buy_commitments(customer_id, group_buy_id);

@@ -76,6 +76,10 @@ pub fn router(state: AppState) -> Router {
         .route("/community/members", post(community::add_member))
         .route("/group-buys", get(groupbuy::list))
         .route(
+            "/group-buys/{group_buy_id}/receipts",
+            post(groupbuy::receive),
+        )
+        .route(
             "/group-buys/{group_buy_id}/commitments",
             post(groupbuy::commit),
         )

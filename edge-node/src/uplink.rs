@@ -264,6 +264,24 @@ impl SyncHost for EdgeHost {
                                         .unwrap_or_default();
                                     crate::app::groupbuy::save_terms(c, &terms, now)?;
                                 }
+                                // a reached group-buy's participants here
+                                let ids = r
+                                    .touched
+                                    .get("group_buy_participants")
+                                    .cloned()
+                                    .unwrap_or_default();
+                                if !ids.is_empty() {
+                                    let lists = docs
+                                        .read(c, &d, |doc| {
+                                            records_of::<linli_shared::groupbuy::ParticipantList>(
+                                                doc,
+                                                "group_buy_participants",
+                                                &ids,
+                                            )
+                                        })?
+                                        .unwrap_or_default();
+                                    crate::app::groupbuy::save_participants(c, &lists)?;
+                                }
                             }
                             DocKind::Stock => {
                                 let skus = r.touched.get("rights").cloned().unwrap_or_default();

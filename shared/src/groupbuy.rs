@@ -58,6 +58,36 @@ pub struct CounterCommitment {
     pub staff: String,
 }
 
+/// A reached campaign's participants at one store, as the hub sends them
+/// (the store's orders document, section `group_buy_participants`): when
+/// the goods arrive the store makes each a pickup order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantList {
+    pub group_buy_id: String,
+    pub sku: String,
+    pub price_fen: i64,
+    pub pickup_date: String,
+    pub participants: Vec<Participant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub commitment_id: String,
+    pub phone: String,
+    pub qty: i64,
+}
+
+/// The id of the pickup order a store makes for a commitment: one order
+/// per commitment, whichever PC makes it, so it is made once.
+pub fn order_id_of(commitment_id: &str) -> String {
+    format!("GB-{}", commitment_id.replace('/', "~"))
+}
+
+/// The commitment a group-buy pickup order is for.
+pub fn commitment_of_order(order_id: &str) -> Option<String> {
+    order_id.strip_prefix("GB-").map(|c| c.replace('~', "/"))
+}
+
 /// Checks a counter commitment against the store's terms: `taken` units
 /// the counter has committed so far, `customer_has` this customer's units
 /// at this counter.

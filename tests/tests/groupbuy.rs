@@ -5,7 +5,10 @@
 //! hub does not fail the campaign while that store has not reported, and
 //! once the link heals the counter's commitments, made before the
 //! deadline, count: the campaign is reached and the supplier order has
-//! both stores' units.
+//! both stores' units. Then the goods arrive: each store's manager books
+//! them in and the store makes every participant there a pickup order with
+//! a code (once, however often receipts run), the customer sees the code,
+//! it is handed over at the counter, and the campaign is fulfilled.
 
 #![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
 
@@ -173,4 +176,79 @@ fn a_store_cut_off_across_the_deadline_still_makes_the_group_buy() {
         vec![("S001".to_owned(), 1), ("S002".to_owned(), 3)],
         "{so}"
     );
+
+    // the goods arrive: S002's participants (from the hub) get pickup orders
+    wait_for(CONVERGE, "S002 to know its participants", || {
+        let v = c.store_get("S002", "/api/v1/group-buys").ok()?;
+        (v[0]["participants"] == 2).then_some(())
+    })
+    .unwrap();
+    let receipts = format!("/api/v1/group-buys/{id}/receipts");
+    let (s, r) = c
+        .store_post("S002", &receipts, Some("r-1"), json!({"qty": 2}))
+        .unwrap();
+    assert_eq!(s, 201, "{r}");
+    // 2 units cover the first participant (1), not the second (2)
+    assert_eq!(
+        (r["orders"].as_array().unwrap().len(), r["waiting"].as_i64()),
+        (1, Some(1)),
+        "{r}"
+    );
+    let (s, r) = c
+        .store_post("S002", &receipts, Some("r-2"), json!({"qty": 1}))
+        .unwrap();
+    assert_eq!(
+        (
+            s,
+            r["orders"].as_array().unwrap().len(),
+            r["waiting"].as_i64()
+        ),
+        (201, 1, Some(0)),
+        "{r}"
+    );
+    let (s, r) = c
+        .store_post("S002", &receipts, Some("r-3"), json!({"qty": 0}))
+        .unwrap();
+    assert_eq!(
+        (s, r["orders"].as_array().unwrap().len()),
+        (201, 0),
+        "once each: {r}"
+    );
+    let on_hand = c.store_get("S002", "/api/v1/stock/P00009").unwrap();
+    assert_eq!(on_hand["reserved"], 3, "{on_hand}");
+
+    wait_for(CONVERGE, "S001 to know its participant", || {
+        let v = c.store_get("S001", "/api/v1/group-buys").ok()?;
+        (v[0]["participants"] == 1).then_some(())
+    })
+    .unwrap();
+    let (s, r) = c
+        .store_post("S001", &receipts, Some("r-1"), json!({"qty": 5}))
+        .unwrap();
+    assert_eq!(s, 201, "{r}");
+    let code = r["orders"][0]["pickup_code"].as_str().unwrap().to_owned();
+    wait_for(CONVERGE, "the group-buy to be fulfilled at the hub", || {
+        let g = c.hub_get(&format!("/api/v1/group-buys/{id}")).ok()?;
+        (g["state"] == "fulfilled").then_some(())
+    })
+    .unwrap();
+    // the customer sees the code and collects with it
+    let mine: Value = c
+        .http
+        .get(format!("{}/api/v1/customer/group-buys", h.http))
+        .bearer_auth(&a)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(mine[0]["commitment"]["pickup_code"], json!(code), "{mine}");
+    let (s, v) = c
+        .store_post(
+            "S001",
+            "/api/v1/pickups/redeem",
+            None,
+            json!({"code": code}),
+        )
+        .unwrap();
+    assert_eq!((s, v["status"].as_str()), (200, Some("handed_over")), "{v}");
 }

@@ -12,7 +12,8 @@
 //! the hub however late it syncs; the hub decides reached and failed.
 
 use chrono::{DateTime, Utc};
-use linli_shared::groupbuy::{self, CounterCommitment, CounterTerms};
+use linli_shared::groupbuy::{self, CounterCommitment, CounterTerms, ParticipantList};
+use linli_shared::stock::MovementKind;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,46 @@ pub(crate) fn save_terms(
         )?;
     }
     Ok(())
+}
+
+/// Keeps a reached campaign's participants at this store (the hub's list
+/// replaces what was there; commitments cancelled since drop out).
+pub(crate) fn save_participants(
+    c: &Connection,
+    lists: &[(String, ParticipantList)],
+) -> Result<(), AppError> {
+    for (id, l) in lists {
+        c.execute(
+            "DELETE FROM group_buy_participants WHERE group_buy_id = ?1",
+            [id],
+        )?;
+        for p in &l.participants {
+            c.execute(
+                "INSERT OR REPLACE INTO group_buy_participants(commitment_id, group_buy_id, sku, price_fen, phone, qty)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![p.commitment_id, id, l.sku, l.price_fen, p.phone, p.qty],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveRequest {
+    /// Units of the group-buy's product that arrived.
+    pub qty: i64,
+}
+
+/// What receiving a group-buy's goods did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GroupBuyReceipt {
+    pub group_buy_id: String,
+    pub received: i64,
+    /// Pickup orders made now, one per participant (code included).
+    pub orders: Vec<super::orders::OrderView>,
+    /// Participants still waiting for goods.
+    pub waiting: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -80,6 +121,10 @@ pub struct CounterGroupBuy {
     pub taken: i64,
     /// Whether the deadline (by this store's clock) has not passed.
     pub open: bool,
+    /// Participants here once the hub says it is reached (0 before).
+    pub participants: i64,
+    /// Of them, those who already have a pickup order.
+    pub orders_made: i64,
 }
 
 fn terms_of(c: &Connection, id: &str) -> Result<Option<CounterTerms>, AppError> {
@@ -121,7 +166,16 @@ impl App {
                     };
                     let open = DateTime::parse_from_rfc3339(&t.deadline)
                         .is_ok_and(|d| now < d.with_timezone(&Utc));
+                    let (participants, orders_made): (i64, i64) = c.query_row(
+                        "SELECT count(*), count(o.order_id) FROM group_buy_participants g
+                         LEFT JOIN orders o ON o.order_id = 'GB-' || replace(g.commitment_id, '/', '~')
+                         WHERE g.group_buy_id = ?1",
+                        [&id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )?;
                     out.push(CounterGroupBuy {
+                        participants,
+                        orders_made,
                         taken: taken(c, &id, None)?,
                         group_buy_id: id,
                         sku: t.sku,
@@ -137,6 +191,126 @@ impl App {
                 Ok::<_, AppError>(out)
             })
             .await
+    }
+
+    /// Books a reached group-buy's goods in and makes a pickup order, with
+    /// its code, for each participant here the stock now covers (in the
+    /// order they committed); a later receipt serves those still waiting.
+    /// Each participant gets one order however often this runs. Manager.
+    pub async fn receive_group_buy(
+        &self,
+        actor: &Actor,
+        key: Option<IdempotencyKey>,
+        group_buy_id: &str,
+        req: ReceiveRequest,
+    ) -> Result<GroupBuyReceipt, AppError> {
+        actor.require_manager("receive group-buy goods")?;
+        if !(0..=1_000_000).contains(&req.qty) {
+            return Err(super::invalid("qty", "must be 0-1000000 units"));
+        }
+        let fp = idempotency::fingerprint("group_buy_receive", &(group_buy_id, req.qty));
+        let now = self.now();
+        let expires = now + self.settings.pickup_hold * 3;
+        let cat = self.catalog();
+        let (staff, gid, qty) = (actor.name.clone(), group_buy_id.to_owned(), req.qty);
+        self.write_published(now, move |c, p| {
+            if let Some(k) = &key
+                && let Some(prev) = idempotency::replay(c, &staff, k, "group_buy_receive", &fp)?
+            {
+                return Ok(prev);
+            }
+            let mut stmt = c.prepare_cached(
+                "SELECT commitment_id, sku, price_fen, phone, qty FROM group_buy_participants
+                 WHERE group_buy_id = ?1 ORDER BY rowid",
+            )?;
+            let participants: Vec<(String, String, i64, String, i64)> = stmt
+                .query_map([&gid], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let Some(sku) = participants.first().map(|x| x.1.clone()) else {
+                return Err(AppError::GroupBuyNotFound(gid.clone()));
+            };
+            let product = cat
+                .by_sku(&sku)
+                .ok_or_else(|| AppError::UnknownSku(sku.clone()))?;
+            if qty > 0 {
+                super::stock::apply_and_publish(
+                    c,
+                    p,
+                    &super::stock::NewMovement {
+                        sku: &sku,
+                        kind: MovementKind::Receipt,
+                        delta: qty,
+                        reason: Some("group-buy goods"),
+                        ref_id: Some(&gid),
+                        staff: &staff,
+                        at: now,
+                    },
+                )?;
+            }
+            // the goods were bought for these participants (以销定采): what
+            // came in for the campaign is shared out in commitment order,
+            // whatever else is on the shelf
+            c.execute(
+                "UPDATE group_buys SET goods_in = goods_in + ?2 WHERE group_buy_id = ?1",
+                params![gid, qty],
+            )?;
+            let goods_in: i64 = c
+                .query_row(
+                    "SELECT goods_in FROM group_buys WHERE group_buy_id = ?1",
+                    [&gid],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(qty);
+            let mut assigned = 0;
+            for (cid, _, _, _, want) in &participants {
+                if super::orders::load_order(c, &groupbuy::order_id_of(cid))?.is_some() {
+                    assigned += want;
+                }
+            }
+            let mut orders = Vec::new();
+            let mut waiting = 0;
+            for (cid, sku, price, phone, want) in &participants {
+                let order_id = groupbuy::order_id_of(cid);
+                if super::orders::load_order(c, &order_id)?.is_some() {
+                    continue;
+                }
+                if assigned + want > goods_in {
+                    waiting += 1;
+                    continue;
+                }
+                assigned += want;
+                orders.push(super::orders::make_own_order(
+                    c,
+                    p,
+                    &super::orders::OwnOrder {
+                        order_id: &order_id,
+                        phone,
+                        sku,
+                        name: &product.name,
+                        unit: product.unit,
+                        qty: *want,
+                        unit_price_fen: *price,
+                        by: &staff,
+                        now,
+                        expires,
+                    },
+                )?);
+            }
+            let out = GroupBuyReceipt {
+                group_buy_id: gid.clone(),
+                received: qty,
+                orders,
+                waiting,
+            };
+            if let Some(k) = &key {
+                idempotency::record(c, &staff, k, "group_buy_receive", &fp, &out, now)?;
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// Commits the customer with this phone to a group-buy at this counter.

@@ -341,6 +341,47 @@ impl App {
 
 /// Records the order's state in today's ledger (with what another PC needs
 /// to hand it over: code, phone, lines, terms) and its SKUs' levels.
+/// One line of a pickup order the store makes itself (a group-buy
+/// participant's goods).
+pub(crate) struct OwnOrder<'a> {
+    pub order_id: &'a str,
+    pub phone: &'a str,
+    pub sku: &'a str,
+    pub name: &'a str,
+    pub unit: Unit,
+    pub qty: i64,
+    pub unit_price_fen: i64,
+    pub by: &'a str,
+    pub now: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
+}
+
+/// Makes a community pickup order with a fresh code, reserving its units,
+/// in the caller's transaction (the caller checked the stock).
+pub(crate) fn make_own_order(
+    c: &Connection,
+    p: &mut Publish<'_>,
+    o: &OwnOrder<'_>,
+) -> Result<OrderView, AppError> {
+    adjust_reserved(c, o.sku, o.qty)?;
+    let code = fresh_code(c)?;
+    let total = o.qty * o.unit_price_fen;
+    c.execute(
+        "INSERT INTO orders(order_id, channel, fulfilment, customer_phone, pickup_code, status, total_fen, created_at, created_by, expires_at)
+         VALUES (?1, 'community', 'pickup', ?2, ?3, 'placed', ?4, ?5, ?6, ?7)",
+        params![o.order_id, o.phone, code, total, ts(o.now), o.by, ts(o.expires)],
+    )?;
+    c.execute(
+        "INSERT INTO order_lines(order_id, line_no, sku, name, unit, qty, unit_price_fen, total_fen)
+         VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![o.order_id, o.sku, o.name, o.unit.as_str(), o.qty, o.unit_price_fen, total],
+    )?;
+    let view =
+        load_order(c, o.order_id)?.ok_or_else(|| AppError::OrderNotFound(o.order_id.to_owned()))?;
+    publish_order(c, p, &view)?;
+    Ok(view)
+}
+
 fn publish_order(c: &Connection, p: &mut Publish<'_>, o: &OrderView) -> Result<(), AppError> {
     let (phone, closed_at, closed_by): (String, Option<String>, Option<String>) = c
         .prepare_cached(

@@ -8,7 +8,9 @@ use axum::http::StatusCode;
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, Auth, IdemKey};
-use crate::app::groupbuy::{CommitRequest, CounterCommitted, CounterGroupBuy};
+use crate::app::groupbuy::{
+    CommitRequest, CounterCommitted, CounterGroupBuy, GroupBuyReceipt, ReceiveRequest,
+};
 
 /// The group-buys this store takes part in, with what its counter has
 /// committed of its allotment.
@@ -39,5 +41,26 @@ pub(super) async fn commit(
     ApiJson(req): ApiJson<CommitRequest>,
 ) -> Result<(StatusCode, Json<CounterCommitted>), ApiError> {
     let out = s.app.commit_at_counter(&actor, key.0, &id, req).await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// A reached group-buy's goods arrived (manager): books them in and makes
+/// each participant here a pickup order with its code, as far as the stock
+/// goes; a later receipt serves those still waiting. One order per
+/// participant, however often it runs.
+#[utoipa::path(post, path = "/api/v1/group-buys/{group_buy_id}/receipts", tag = "group-buys",
+    params(("group_buy_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    request_body = ReceiveRequest,
+    responses((status = 201, body = GroupBuyReceipt), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn receive(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    key: IdemKey,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ReceiveRequest>,
+) -> Result<(StatusCode, Json<GroupBuyReceipt>), ApiError> {
+    let out = s.app.receive_group_buy(&actor, key.0, &id, req).await?;
     Ok((StatusCode::CREATED, Json(out)))
 }

@@ -220,7 +220,8 @@ CREATE TABLE group_buys (
     group_buy_id TEXT PRIMARY KEY,
     terms        TEXT NOT NULL,
     deadline     TEXT NOT NULL,
-    received_at  TEXT NOT NULL
+    received_at  TEXT NOT NULL,
+    goods_in     INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE group_buy_commitments (
     commitment_id TEXT PRIMARY KEY,
@@ -231,6 +232,15 @@ CREATE TABLE group_buy_commitments (
     staff         TEXT NOT NULL
 );
 CREATE INDEX group_buy_commitments_by_campaign ON group_buy_commitments(group_buy_id, member_hash);
+CREATE TABLE group_buy_participants (
+    commitment_id TEXT PRIMARY KEY,
+    group_buy_id  TEXT NOT NULL,
+    sku           TEXT NOT NULL,
+    price_fen     INTEGER NOT NULL,
+    phone         TEXT NOT NULL,
+    qty           INTEGER NOT NULL
+);
+CREATE INDEX group_buy_participants_by_campaign ON group_buy_participants(group_buy_id);
 "#,
 ];
 
