@@ -25,7 +25,7 @@ use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::groupbuy::{
     self, Commitment, CounterCommitment, CounterTerms, Participant, ParticipantList, Progress,
-    State, Terms, Threshold, Timing,
+    State, StoreProgress, Terms, Threshold, Timing,
 };
 use linli_shared::money::Fen;
 use linli_shared::qty::Unit;
@@ -215,6 +215,71 @@ fn commitments(c: &Connection, id: &str) -> Result<Vec<Commitment>, HubError> {
     Ok(rows)
 }
 
+/// Counts a new active commitment made before the deadline into the
+/// campaign's running totals, before its row is inserted: one indexed look
+/// per question (is the customer new to the campaign, new to the store?),
+/// so a commitment costs the same at the 5,000th as at the first. The
+/// totals equal [`groupbuy::progress`] over the rows (tested).
+fn count_in(
+    c: &Connection,
+    gid: &str,
+    store: &str,
+    customer: &str,
+    qty: i64,
+) -> Result<(), HubError> {
+    let has = |by_store: bool| -> Result<bool, HubError> {
+        Ok(c
+            .prepare_cached(
+                "SELECT 1 FROM group_buy_commitments
+                 WHERE customer_id = ?1 AND group_buy_id = ?2 AND status = 'active' AND (?3 IS NULL OR store_id = ?3)
+                 LIMIT 1",
+            )?
+            .query_row(params![customer, gid, by_store.then_some(store)], |_| Ok(()))
+            .optional()?
+            .is_some())
+    };
+    let new_here = i64::from(!has(true)?);
+    let new_anywhere = i64::from(!has(false)?);
+    c.prepare_cached(
+        "INSERT INTO group_buy_progress(group_buy_id, store_id, participants, qty) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(group_buy_id, store_id) DO UPDATE SET participants = participants + ?3, qty = qty + ?4",
+    )?
+    .execute(params![gid, store, new_here, qty])?;
+    c.prepare_cached(
+        "UPDATE group_buys SET participants = participants + ?2, qty = qty + ?3 WHERE group_buy_id = ?1",
+    )?
+    .execute(params![gid, new_anywhere, qty])?;
+    Ok(())
+}
+
+/// The campaign's progress from its running totals.
+fn progress_of(c: &Connection, row: &Row) -> Result<Progress, HubError> {
+    let (participants, qty): (i64, i64) = c
+        .prepare_cached("SELECT participants, qty FROM group_buys WHERE group_buy_id = ?1")?
+        .query_row([&row.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut stmt = c.prepare_cached(
+        "SELECT store_id, participants, qty FROM group_buy_progress
+         WHERE group_buy_id = ?1 AND participants > 0 ORDER BY store_id",
+    )?;
+    let per_store: std::collections::BTreeMap<String, StoreProgress> = stmt
+        .query_map([&row.id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                StoreProgress {
+                    participants: u32::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    qty: r.get(2)?,
+                },
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(groupbuy::progress_from_totals(
+        row.threshold,
+        u32::try_from(participants).unwrap_or(0),
+        qty,
+        per_store,
+    ))
+}
+
 fn failure_reason(row: &Row, p: &Progress) -> String {
     match row.threshold {
         Threshold::Participants { count } => format!(
@@ -277,9 +342,10 @@ impl Hub {
         docs: &mut Docs,
         mut row: Row,
         now: DateTime<Utc>,
+        changed_store: Option<&str>,
     ) -> Result<(Row, Progress, Vec<DocId>), HubError> {
-        let all = commitments(c, &row.id)?;
-        let p = groupbuy::progress(row.threshold, row.deadline, &all);
+        let was = row.state;
+        let p = progress_of(c, &row)?;
         let timing = Timing {
             deadline: row.deadline,
             grace: chrono::Duration::minutes(i64::from(row.grace_minutes)),
@@ -305,18 +371,40 @@ impl Hub {
                      WHERE group_buy_id = ?1 AND status = 'active'",
                     params![row.id, at],
                 )?;
+                // nothing counts any more
+                c.execute(
+                    "UPDATE group_buys SET participants = 0, qty = 0 WHERE group_buy_id = ?1",
+                    [&row.id],
+                )?;
+                c.execute(
+                    "UPDATE group_buy_progress SET participants = 0, qty = 0 WHERE group_buy_id = ?1",
+                    [&row.id],
+                )?;
                 row.decided_at = Some(at);
             }
             _ => {}
         }
-        row.state = next;
-        let touched = if next == State::Reached {
-            let day = now
-                .with_timezone(&self.order_settings.utc_offset)
-                .date_naive();
-            publish_participants(c, docs, &row, day)?
+        let p = if next == State::Failed && p.qty != 0 {
+            progress_of(c, &row)?
         } else {
-            Vec::new()
+            p
+        };
+        row.state = next;
+        // on reaching, every store learns its participants; afterwards only
+        // the store whose commitments changed
+        let touched = match (was, next, changed_store) {
+            (State::Open, State::Reached, _) | (State::Reached, State::Reached, Some(_)) => {
+                let day = now
+                    .with_timezone(&self.order_settings.utc_offset)
+                    .date_naive();
+                let only = if was == State::Reached {
+                    changed_store
+                } else {
+                    None
+                };
+                publish_participants(c, docs, &row, day, only)?
+            }
+            _ => Vec::new(),
         };
         Ok((row, p, touched))
     }
@@ -461,7 +549,7 @@ impl Hub {
         self.store
             .read(move |c| {
                 let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
-                let p = groupbuy::progress(row.threshold, row.deadline, &commitments(c, &gid)?);
+                let p = progress_of(c, &row)?;
                 Ok::<_, HubError>(this.view_of(&row, p))
             })
             .await
@@ -483,8 +571,7 @@ impl Hub {
                     .collect::<Result<Vec<_>, _>>()?;
                 let mut out = Vec::with_capacity(rows.len());
                 for row in rows {
-                    let p =
-                        groupbuy::progress(row.threshold, row.deadline, &commitments(c, &row.id)?);
+                    let p = progress_of(c, &row)?;
                     out.push(this.view_of(&row, p));
                 }
                 Ok::<_, HubError>(out)
@@ -531,8 +618,6 @@ impl Hub {
                     return Ok(((v, true), Vec::new()));
                 }
                 let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
-                // a campaign past its deadline may be failed by now
-                let (row, _, _) = this.settle(c, docs, row, now)?;
                 let already: i64 = c.query_row(
                     "SELECT coalesce(sum(qty), 0) FROM group_buy_commitments
                      WHERE group_buy_id = ?1 AND customer_id = ?2 AND status = 'active'",
@@ -552,12 +637,13 @@ impl Hub {
                     now,
                 )?;
                 let commitment_id = format!("K{}", ulid::Ulid::new());
+                count_in(c, &gid, &sid, &cu, qty)?;
                 c.execute(
                     "INSERT INTO group_buy_commitments(commitment_id, group_buy_id, store_id, customer_id, qty, amount_fen, at, source, status, recorded_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'online', 'active', ?7)",
                     params![commitment_id, gid, sid, cu, qty, qty * row.price_fen, ts(now)],
                 )?;
-                let (row, p, touched) = this.settle(c, docs, row, now)?;
+                let (row, p, touched) = this.settle(c, docs, row, now, Some(&sid))?;
                 let out = Committed {
                     commitment: CommitmentView {
                         commitment_id,
@@ -588,16 +674,32 @@ impl Hub {
         &self,
         c: &Connection,
         docs: &mut Docs,
+        store: &str,
         ids: &[String],
         now: DateTime<Utc>,
     ) -> Result<Vec<DocId>, HubError> {
         let mut touched = Vec::new();
         for id in ids {
             if let Some(row) = load(c, id)? {
-                touched.extend(self.settle(c, docs, row, now)?.2);
+                touched.extend(self.settle(c, docs, row, now, Some(store))?.2);
             }
         }
         Ok(touched)
+    }
+
+    /// Whether a campaign's running totals equal the rules' count over its
+    /// commitment rows (for tests and benchmarks).
+    pub async fn group_buy_totals_agree(&self, id: &str) -> Result<bool, HubError> {
+        let gid = id.to_owned();
+        self.store
+            .read(move |c| {
+                let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
+                let kept = progress_of(c, &row)?;
+                let counted =
+                    groupbuy::progress(row.threshold, row.deadline, &commitments(c, &gid)?);
+                Ok::<_, HubError>(kept == counted)
+            })
+            .await
     }
 
     /// Decides every undecided campaign at `now`; returns how many moved.
@@ -614,7 +716,7 @@ impl Hub {
                 let (mut moved, mut touched) = (0, Vec::new());
                 for row in rows {
                     let before = row.state;
-                    let (row, _, t) = this.settle(c, docs, row, now)?;
+                    let (row, _, t) = this.settle(c, docs, row, now, None)?;
                     touched.extend(t);
                     if row.state != before {
                         tracing::info!(group_buy = %row.id, state = row.state.as_str(), "group-buy decided");
@@ -712,14 +814,16 @@ fn publish_participants(
     docs: &mut Docs,
     row: &Row,
     day: chrono::NaiveDate,
+    only: Option<&str>,
 ) -> Result<Vec<DocId>, HubError> {
     let mut stmt = c.prepare_cached(
         "SELECT k.store_id, k.commitment_id, coalesce(cu.phone, ''), k.qty
          FROM group_buy_commitments k LEFT JOIN customers cu ON cu.customer_id = k.customer_id
-         WHERE k.group_buy_id = ?1 AND k.status = 'active' ORDER BY k.store_id, k.at, k.commitment_id",
+         WHERE k.group_buy_id = ?1 AND k.status = 'active' AND (?2 IS NULL OR k.store_id = ?2)
+         ORDER BY k.store_id, k.at, k.commitment_id",
     )?;
     let rows: Vec<(String, Participant)> = stmt
-        .query_map([&row.id], |r| {
+        .query_map(params![row.id, only], |r| {
             Ok((
                 r.get(0)?,
                 Participant {
@@ -830,12 +934,27 @@ pub(crate) fn project_counter_commitments(
         } else {
             None
         };
+        let key = format!("{store}/{id}");
+        let known = c
+            .query_row(
+                "SELECT 1 FROM group_buy_commitments WHERE commitment_id = ?1",
+                [&key],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if known {
+            continue;
+        }
+        if cancel.is_none() {
+            count_in(c, &f.group_buy_id, store, &customer, f.qty.max(1))?;
+        }
         let n = c.execute(
             "INSERT OR IGNORE INTO group_buy_commitments(commitment_id, group_buy_id, store_id, customer_id, qty, amount_fen, at,
                 source, status, cancel_reason, cancelled_at, recorded_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'counter', ?8, ?9, ?10, ?11)",
             params![
-                format!("{store}/{id}"),
+                key,
                 f.group_buy_id,
                 store,
                 customer,

@@ -535,7 +535,8 @@ impl Hub {
                 if r.new_changes > 0 {
                     let campaigns = project(c, docs, &store, &doc, &r)?;
                     // a counter commitment may reach a group-buy: decided now
-                    let mut gb = this.settle_group_buys_of(c, docs, &campaigns, Utc::now())?;
+                    let mut gb =
+                        this.settle_group_buys_of(c, docs, &store, &campaigns, Utc::now())?;
                     touched.append(&mut gb);
                     // settle what can have changed: the SKUs whose rights the
                     // store moved (most sales move none), or everything after

@@ -236,6 +236,8 @@ CREATE TABLE group_buys (
     store_ids          TEXT NOT NULL,
     grace_minutes      INTEGER NOT NULL,
     counter_allotment  INTEGER NOT NULL,
+    participants       INTEGER NOT NULL DEFAULT 0,
+    qty                INTEGER NOT NULL DEFAULT 0,
     state              TEXT NOT NULL CHECK (state IN ('open', 'reached', 'failed', 'fulfilled')),
     reached_at         TEXT,
     decided_at         TEXT,
@@ -261,7 +263,17 @@ CREATE TABLE group_buy_commitments (
     pickup_status   TEXT
 );
 CREATE INDEX group_buy_commitments_by_campaign ON group_buy_commitments(group_buy_id, status);
-CREATE INDEX group_buy_commitments_by_customer ON group_buy_commitments(customer_id, group_buy_id);
+CREATE INDEX group_buy_commitments_by_customer ON group_buy_commitments(customer_id, group_buy_id, status, store_id);
+-- running totals of the counting commitments, per store (the campaign's
+-- own are in group_buys), so a commitment costs the same however many
+-- came before it
+CREATE TABLE group_buy_progress (
+    group_buy_id TEXT NOT NULL,
+    store_id     TEXT NOT NULL,
+    participants INTEGER NOT NULL,
+    qty          INTEGER NOT NULL,
+    PRIMARY KEY (group_buy_id, store_id)
+);
 "#,
 ];
 

@@ -209,6 +209,7 @@ async fn commitments_reach_the_threshold_once_and_make_the_supplier_order() {
         (Some("reached"), Some(5), Some(2))
     );
 
+    assert!(h.hub.group_buy_totals_agree(&id).await.unwrap());
     let (s, so) = h
         .get(
             &format!("/api/v1/group-buys/{id}/supplier-order"),
@@ -284,6 +285,7 @@ async fn a_group_buy_fails_after_the_grace_and_every_commitment_is_cancelled_wit
         (g["state"].as_str(), g["participants"].as_u64()),
         (Some("failed"), Some(0))
     );
+    assert!(h.hub.group_buy_totals_agree(&id).await.unwrap());
     let why = g["failure_reason"].as_str().unwrap();
     assert!(why.starts_with("截止时参团人数未达到 5 人"), "{why}");
 

@@ -260,6 +260,38 @@ pub fn progress<'a>(
     }
 }
 
+/// The progress from running totals (distinct participants and units of
+/// the campaign, and per store), as a store of the totals keeps them; equal
+/// to [`progress`] over the same commitments.
+pub fn progress_from_totals(
+    threshold: Threshold,
+    participants: u32,
+    qty: i64,
+    per_store: BTreeMap<String, StoreProgress>,
+) -> Progress {
+    let min = match threshold {
+        Threshold::Participants { .. } => 1,
+        Threshold::Communities {
+            min_per_community, ..
+        } => min_per_community.max(1),
+    };
+    let communities = per_store.values().filter(|s| s.participants >= min).count() as u32;
+    let reached = match threshold {
+        Threshold::Participants { count } => participants >= count,
+        Threshold::Communities { count, .. } => communities >= count,
+    };
+    Progress {
+        participants,
+        communities,
+        qty,
+        per_store: per_store
+            .into_iter()
+            .filter(|(_, p)| p.participants > 0)
+            .collect(),
+        reached,
+    }
+}
+
 /// The campaign's timing, for [`decide`].
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
