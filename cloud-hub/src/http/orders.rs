@@ -349,6 +349,9 @@ pub(crate) async fn exceptions(
         super::customers::import,
         super::customers::get_customer,
         super::customers::unmerge,
+        super::payments::pay,
+        super::payments::notify,
+        super::payments::summary,
     ),
     modifiers(&StandardResponses)
 )]
