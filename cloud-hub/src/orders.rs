@@ -816,6 +816,12 @@ pub(crate) fn view_paid(
 ) -> Result<OrderView, HubError> {
     let mut v = view(dir, fact, f);
     let (payment, refunds) = crate::payment::ledger::views(c, &fact.order_id)?;
+    // the signed pickup code is good at the store even offline: nobody
+    // holds it before the order is paid
+    if payment.as_ref().is_some_and(|p| p.state != "paid") {
+        v.pickup_code = None;
+        v.pickup_qr = None;
+    }
     v.payment = payment;
     v.refunds = refunds;
     Ok(v)
