@@ -273,9 +273,9 @@ impl Hub {
                         let day = now.with_timezone(&settings.utc_offset).date_naive();
                         let doc = save_order(c, docs, &fact, f.as_ref(), day)?;
                         tracing::info!(%order_id, transaction_id = %txn, "order paid; released to its store");
-                        Ok((Notified::Paid, doc.into_iter().collect::<Vec<_>>()))
+                        Ok((Ok(Notified::Paid), doc.into_iter().collect::<Vec<_>>()))
                     }
-                    NotifyOutcome::Duplicate => Ok((Notified::Duplicate, Vec::new())),
+                    NotifyOutcome::Duplicate => Ok((Ok(Notified::Duplicate), Vec::new())),
                     NotifyOutcome::RefundPaidAfterClose => {
                         ledger::record_paid(c, &order_id, PaymentState::Closed, &txn, &paid_at)?;
                         ledger::enqueue(
@@ -296,7 +296,7 @@ impl Hub {
                             &format!("paid {paid_fen} fen after the order closed; refunded in full"),
                             now,
                         )?;
-                        Ok((Notified::Refunding, Vec::new()))
+                        Ok((Ok(Notified::Refunding), Vec::new()))
                     }
                     NotifyOutcome::RefundSecondPayment => {
                         ledger::enqueue(
@@ -309,9 +309,10 @@ impl Hub {
                             "second_payment",
                             now,
                         )?;
-                        Ok((Notified::Refunding, Vec::new()))
+                        Ok((Ok(Notified::Refunding), Vec::new()))
                     }
                     NotifyOutcome::AmountMismatch { expected, got } => {
+                        // the exception is kept; the answer is a refusal
                         crate::orders::raise(
                             c,
                             &fact.store_id,
@@ -320,14 +321,14 @@ impl Hub {
                             &format!("notified {got} fen for an order of {expected} fen"),
                             now,
                         )?;
-                        Err(HubError::AmountMismatch { expected, got })
+                        Ok((Err(HubError::AmountMismatch { expected, got }), Vec::new()))
                     }
                 }
             })
             .await?;
         self.announce(touched);
         self.wake_refunds();
-        Ok(outcome)
+        outcome
     }
 
     /// Cancels orders unpaid past their time (asking the provider first, in
