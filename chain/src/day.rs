@@ -272,11 +272,23 @@ async fn pay(
         return Ok(order);
     }
     let id = order["order_id"].as_str().unwrap_or_default().to_owned();
-    let (s, prepay) = post(http, hub, token, &format!("/api/v1/orders/{id}/pay"), None, json!({})).await?;
+    let (s, prepay) = post(
+        http,
+        hub,
+        token,
+        &format!("/api/v1/orders/{id}/pay"),
+        None,
+        json!({}),
+    )
+    .await?;
     anyhow::ensure!(s == 200, "pay {s}: {prepay}");
     let cashier = prepay["cashier_url"].as_str().unwrap_or_default();
     let r = http.post(format!("{cashier}/confirm")).send().await?;
-    anyhow::ensure!(r.status().is_success(), "confirm at the cashier: {}", r.status());
+    anyhow::ensure!(
+        r.status().is_success(),
+        "confirm at the cashier: {}",
+        r.status()
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let v: Value = http
@@ -289,7 +301,10 @@ async fn pay(
         if v["payment"]["state"] == "paid" {
             return Ok(v);
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "order {id} not paid in time: {v}");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "order {id} not paid in time: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

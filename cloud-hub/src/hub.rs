@@ -107,13 +107,17 @@ pub enum HubError {
     )]
     CustomerNotFound(String),
     /// A payment notification whose signature does not verify.
-    #[error("支付通知签名无效，已拒绝 (the payment notification's signature does not verify; nothing changed)")]
+    #[error(
+        "支付通知签名无效，已拒绝 (the payment notification's signature does not verify; nothing changed)"
+    )]
     BadSignature,
     /// A signed notification that is not a payment this hub understands.
     #[error("支付通知无法识别 (unreadable payment notification): {0}")]
     InvalidNotification(String),
     /// The amount paid is not the order's total.
-    #[error("支付金额 {got} 分与订单应付 {expected} 分不符，未记为已付 (paid {got} fen for an order of {expected} fen; not marked paid)")]
+    #[error(
+        "支付金额 {got} 分与订单应付 {expected} 分不符，未记为已付 (paid {got} fen for an order of {expected} fen; not marked paid)"
+    )]
     AmountMismatch { expected: i64, got: i64 },
     /// The order is not paid online (placed without a payment provider).
     #[error("{0}")]
@@ -122,7 +126,9 @@ pub enum HubError {
     #[error("订单 {0} 已关闭，不能再支付 (order {0} is closed and can no longer be paid)")]
     PaymentClosed(String),
     /// The payment provider cannot be reached now.
-    #[error("支付服务暂时不可用，请稍后再试 (the payment provider is unavailable; try again shortly): {0}")]
+    #[error(
+        "支付服务暂时不可用，请稍后再试 (the payment provider is unavailable; try again shortly): {0}"
+    )]
     PaymentUnavailable(String),
     /// The payment provider refused the request.
     #[error("支付服务拒绝了请求 (the payment provider refused): {0}")]

@@ -22,8 +22,8 @@ use chrono::{DateTime, Duration, Utc};
 use linli_pay::wire::{Notification, PrepayRequest, RefundAmount, RefundRequest};
 use linli_pay::{HttpPay, PayError};
 use linli_shared::payment::{
-    Attempt, Backoff, Next, NotifyOutcome, PaymentState, RefundLimits, RefundState,
-    after_attempt, earliest_send, on_success,
+    Attempt, Backoff, Next, NotifyOutcome, PaymentState, RefundLimits, RefundState, after_attempt,
+    earliest_send, on_success,
 };
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +113,9 @@ fn unavailable(e: PayError) -> HubError {
     }
 }
 
+/// How many refunds of different payments are sent at once.
+pub const SEND_AT_ONCE: usize = 8;
+
 /// What [`Hub::pay_notified`] did, for tests and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notified {
@@ -124,7 +127,9 @@ pub enum Notified {
 impl Hub {
     fn pay(&self) -> Result<&PaySettings, HubError> {
         pay_settings(&self.order_settings).ok_or_else(|| {
-            HubError::PaymentNotRequired("这个商店未接入在线支付 (this hub takes no online payment)".into())
+            HubError::PaymentNotRequired(
+                "这个商店未接入在线支付 (this hub takes no online payment)".into(),
+            )
         })
     }
 
@@ -235,7 +240,10 @@ impl Hub {
             .transaction_id
             .clone()
             .ok_or_else(|| HubError::InvalidNotification("no transaction_id".into()))?;
-        let paid_at = t.success_time.clone().unwrap_or_else(|| crate::orders::ts(Utc::now()));
+        let paid_at = t
+            .success_time
+            .clone()
+            .unwrap_or_else(|| crate::orders::ts(Utc::now()));
         self.apply_success(t.out_trade_no, txn, t.amount.payer_total, paid_at)
             .await
     }
@@ -343,7 +351,8 @@ impl Hub {
                 Ok(t) if t.trade_state == "SUCCESS" || t.trade_state == "REFUND" => {
                     if let Some(txn) = t.transaction_id {
                         let at = t.success_time.unwrap_or_else(|| crate::orders::ts(now));
-                        self.apply_success(id, txn, t.amount.payer_total, at).await?;
+                        self.apply_success(id, txn, t.amount.payer_total, at)
+                            .await?;
                         continue;
                     }
                 }
@@ -422,7 +431,11 @@ impl Hub {
         reason: &str,
     ) -> Result<bool, HubError> {
         let limits = self.pay()?.refund_limits;
-        let (s, r, why) = (subject_id.to_owned(), refund_id.to_owned(), reason.to_owned());
+        let (s, r, why) = (
+            subject_id.to_owned(),
+            refund_id.to_owned(),
+            reason.to_owned(),
+        );
         let queued = self
             .store
             .write(move |c| {
@@ -453,108 +466,147 @@ impl Hub {
         self.pay_wake.notify_one();
     }
 
-    /// Sends the refunds due at `now`, one at a time. Returns how many were
-    /// settled (accepted or refused for good) and when the next one is due.
+    /// One attempt at one queued refund; whether it is now settled.
+    async fn send_refund(
+        &self,
+        pay: &PaySettings,
+        item: ledger::QueuedRefund,
+        now: DateTime<Utc>,
+    ) -> Result<bool, HubError> {
+        let now = Utc::now().max(now);
+        let (limits, subject) = (pay.refund_limits, item.subject_id.clone());
+        let rid = item.refund_id.clone();
+        // the payer's spacing holds across refunds of one payment, and
+        // the send is recorded before it happens (restart-safe)
+        let go = self
+            .store
+            .write(move |c| {
+                let earliest =
+                    earliest_send(ledger::last_sent_other(c, &subject, &rid)?, &limits, now);
+                if earliest > now {
+                    ledger::defer(c, &subject, &rid, earliest)?;
+                    return Ok::<_, HubError>(false);
+                }
+                ledger::mark_sending(c, &subject, &rid, now)?;
+                Ok(true)
+            })
+            .await?;
+        if !go {
+            return Ok(false);
+        }
+        let answer = pay
+            .provider
+            .refund(&RefundRequest {
+                out_trade_no: item.subject_id.clone(),
+                out_refund_no: item.refund_id.clone(),
+                reason: item.reason.clone(),
+                amount: RefundAmount {
+                    refund: item.amount_fen,
+                    total: item.total_fen,
+                    currency: "CNY".into(),
+                },
+            })
+            .await;
+        let (attempt, provider_id, error) = match &answer {
+            Ok(r) => (Attempt::Accepted, Some(r.refund_id.clone()), None),
+            Err(PayError::FrequencyLimited(m)) => (
+                Attempt::FrequencyLimited,
+                None,
+                Some(format!("FREQUENCY_LIMITED: {m}")),
+            ),
+            Err(e @ (PayError::Unavailable(_) | PayError::Protocol(_))) => {
+                (Attempt::Retryable, None, Some(e.to_string()))
+            }
+            Err(e @ (PayError::Rejected { .. } | PayError::NotFound(_))) => {
+                (Attempt::Refused, None, Some(e.to_string()))
+            }
+        };
+        let failures = item.failures + u32::from(attempt == Attempt::Retryable);
+        let next = after_attempt(
+            attempt,
+            failures,
+            Utc::now(),
+            &pay.refund_limits,
+            &pay.backoff,
+        );
+        let (s, r) = (item.subject_id.clone(), item.refund_id.clone());
+        self.store
+            .write(move |c| {
+                match next {
+                    Next::Done(state) => {
+                        ledger::finish(
+                            c,
+                            &s,
+                            &r,
+                            state,
+                            provider_id.as_deref(),
+                            error.as_deref(),
+                            Utc::now(),
+                        )?;
+                        if state == RefundState::Failed {
+                            let store: String =
+                                load(c, &s)?.map(|(f, _)| f.store_id).unwrap_or_default();
+                            crate::orders::raise(
+                                c,
+                                &store,
+                                &s,
+                                "refund_failed",
+                                &format!(
+                                    "refund {r} refused by the provider: {}",
+                                    error.as_deref().unwrap_or("")
+                                ),
+                                Utc::now(),
+                            )?;
+                        }
+                    }
+                    Next::RetryAt(at) => ledger::retry_later(
+                        c,
+                        &s,
+                        &r,
+                        at,
+                        attempt == Attempt::Retryable,
+                        error.as_deref().unwrap_or(""),
+                    )?,
+                }
+                Ok::<_, HubError>(())
+            })
+            .await?;
+        Ok(matches!(next, Next::Done(_)))
+    }
+
+    /// Sends the refunds due at `now`: up to [`SEND_AT_ONCE`] at a time, of
+    /// different payments (refunds of one payment go one by one, the
+    /// spacing apart). Returns how many were settled (accepted or refused
+    /// for good) and when the next one is due.
     pub async fn drain_refunds(
         &self,
         now: DateTime<Utc>,
     ) -> Result<(usize, Option<DateTime<Utc>>), HubError> {
         let pay = self.pay()?.clone();
         let due = self.store.read(move |c| ledger::due(c, now, 100)).await?;
+        let mut subjects = std::collections::HashSet::new();
+        let due: Vec<_> = due
+            .into_iter()
+            .filter(|i| subjects.insert(i.subject_id.clone()))
+            .collect();
         let mut settled = 0;
-        for item in due {
-            let now = Utc::now().max(now);
-            let (limits, subject) = (pay.refund_limits, item.subject_id.clone());
-            let rid = item.refund_id.clone();
-            // the payer's spacing holds across refunds of one payment, and
-            // the send is recorded before it happens (restart-safe)
-            let go = self
-                .store
-                .write(move |c| {
-                    let earliest = earliest_send(ledger::last_sent(c, &subject)?, &limits, now);
-                    if earliest > now {
-                        ledger::defer(c, &subject, &rid, earliest)?;
-                        return Ok::<_, HubError>(false);
-                    }
-                    ledger::mark_sending(c, &subject, &rid, now)?;
-                    Ok(true)
-                })
-                .await?;
-            if !go {
-                continue;
+        for chunk in due.chunks(SEND_AT_ONCE) {
+            // owned here: dropping this pass (shutdown) aborts the sends,
+            // which the next pass repeats with the same refund ids
+            let mut sends = tokio::task::JoinSet::new();
+            for item in chunk.iter().cloned() {
+                let (hub, pay) = (self.clone(), pay.clone());
+                sends.spawn(async move { hub.send_refund(&pay, item, now).await });
             }
-            let answer = pay
-                .provider
-                .refund(&RefundRequest {
-                    out_trade_no: item.subject_id.clone(),
-                    out_refund_no: item.refund_id.clone(),
-                    reason: item.reason.clone(),
-                    amount: RefundAmount {
-                        refund: item.amount_fen,
-                        total: item.total_fen,
-                        currency: "CNY".into(),
-                    },
-                })
-                .await;
-            let (attempt, provider_id, error) = match &answer {
-                Ok(r) => (Attempt::Accepted, Some(r.refund_id.clone()), None),
-                Err(PayError::FrequencyLimited(m)) => {
-                    (Attempt::FrequencyLimited, None, Some(format!("FREQUENCY_LIMITED: {m}")))
-                }
-                Err(e @ (PayError::Unavailable(_) | PayError::Protocol(_))) => {
-                    (Attempt::Retryable, None, Some(e.to_string()))
-                }
-                Err(e @ (PayError::Rejected { .. } | PayError::NotFound(_))) => {
-                    (Attempt::Refused, None, Some(e.to_string()))
-                }
-            };
-            let failures = item.failures + u32::from(attempt == Attempt::Retryable);
-            let next = after_attempt(attempt, failures, Utc::now(), &pay.refund_limits, &pay.backoff);
-            let (s, r) = (item.subject_id.clone(), item.refund_id.clone());
-            self.store
-                .write(move |c| {
-                    match next {
-                        Next::Done(state) => {
-                            ledger::finish(
-                                c,
-                                &s,
-                                &r,
-                                state,
-                                provider_id.as_deref(),
-                                error.as_deref(),
-                                Utc::now(),
-                            )?;
-                            if state == RefundState::Failed {
-                                let store: String = load(c, &s)?
-                                    .map(|(f, _)| f.store_id)
-                                    .unwrap_or_default();
-                                crate::orders::raise(
-                                    c,
-                                    &store,
-                                    &s,
-                                    "refund_failed",
-                                    &format!(
-                                        "refund {r} refused by the provider: {}",
-                                        error.as_deref().unwrap_or("")
-                                    ),
-                                    Utc::now(),
-                                )?;
-                            }
-                        }
-                        Next::RetryAt(at) => ledger::retry_later(
-                            c,
-                            &s,
-                            &r,
-                            at,
-                            attempt == Attempt::Retryable,
-                            error.as_deref().unwrap_or(""),
-                        )?,
+            while let Some(joined) = sends.join_next().await {
+                match joined {
+                    Ok(Ok(true)) => settled += 1,
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "refund attempt not recorded; it will be retried")
                     }
-                    Ok::<_, HubError>(())
-                })
-                .await?;
-            if matches!(next, Next::Done(_)) {
-                settled += 1;
+                    Err(e) => tracing::warn!(error = %e, "refund send task failed"),
+                }
             }
         }
         let next = self.store.read(ledger::next_due).await?;

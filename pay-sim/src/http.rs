@@ -13,9 +13,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 
-use crate::wire::{
-    ErrorBody, PrepayRequest, PrepayResponse, Refund, RefundRequest, Transaction,
-};
+use crate::wire::{ErrorBody, PrepayRequest, PrepayResponse, Refund, RefundRequest, Transaction};
 
 /// Why a payment call did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -154,13 +152,9 @@ impl HttpPay {
 
     /// The transaction of an order.
     pub async fn query(&self, out_trade_no: &str) -> Result<Transaction, PayError> {
-        let r = self.client.get(self.url(&[
-            "v3",
-            "pay",
-            "transactions",
-            "out-trade-no",
-            out_trade_no,
-        ]));
+        let r =
+            self.client
+                .get(self.url(&["v3", "pay", "transactions", "out-trade-no", out_trade_no]));
         Self::required(self.call(r, "query").await?, "query")
     }
 

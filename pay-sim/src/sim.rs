@@ -179,7 +179,10 @@ pub fn router(state: SimPay) -> Router {
         .route("/v3/sim/confirm/{prepay_id}", post(confirm_api))
         .route("/pay/{prepay_id}", get(cashier))
         .route("/pay/{prepay_id}/confirm", post(confirm_form))
-        .route("/health", get(|| async { Json(serde_json::json!({"status":"ok"})) }))
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({"status":"ok"})) }),
+        )
         .with_state(state)
 }
 
@@ -224,7 +227,12 @@ async fn notifier(sim: SimPay, cancel: CancellationToken) {
         let now = Utc::now();
         let (due, next): (Vec<book::Pending>, Option<chrono::DateTime<Utc>>) = {
             let b = sim.book();
-            let due = b.pending.values().filter(|p| p.due <= now).cloned().collect();
+            let due = b
+                .pending
+                .values()
+                .filter(|p| p.due <= now)
+                .cloned()
+                .collect();
             let next = b.pending.values().map(|p| p.due).filter(|d| *d > now).min();
             (due, next)
         };
@@ -287,7 +295,10 @@ async fn send_notification(sim: &SimPay, client: &reqwest::Client, p: &book::Pen
             .send()
             .await;
         match sent {
-            Ok(r) if r.status() == reqwest::StatusCode::OK || r.status() == reqwest::StatusCode::NO_CONTENT => {
+            Ok(r)
+                if r.status() == reqwest::StatusCode::OK
+                    || r.status() == reqwest::StatusCode::NO_CONTENT =>
+            {
                 acked = true;
             }
             Ok(r) => {
@@ -486,13 +497,20 @@ async fn cashier(
     let Some((no, desc, total, paid)) = sim.book().prepay_info(&prepay_id) else {
         return (
             StatusCode::NOT_FOUND,
-            Html("<!doctype html><meta charset=utf-8><p>没有这笔支付 (no such payment)</p>".to_owned()),
+            Html(
+                "<!doctype html><meta charset=utf-8><p>没有这笔支付 (no such payment)</p>"
+                    .to_owned(),
+            ),
         )
             .into_response();
     };
     let ret = safe_return(q.return_to);
     let action = match &ret {
-        Some(r) => format!("/pay/{}/confirm?return={}", percent_encode(&prepay_id), percent_encode(r)),
+        Some(r) => format!(
+            "/pay/{}/confirm?return={}",
+            percent_encode(&prepay_id),
+            percent_encode(r)
+        ),
         None => format!("/pay/{}/confirm", percent_encode(&prepay_id)),
     };
     let state = if paid {

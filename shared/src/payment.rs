@@ -94,9 +94,7 @@ pub fn on_success(
     }
     match state {
         PaymentState::AwaitingPayment => NotifyOutcome::MarkPaid,
-        PaymentState::Paid if known_transaction == Some(transaction_id) => {
-            NotifyOutcome::Duplicate
-        }
+        PaymentState::Paid if known_transaction == Some(transaction_id) => NotifyOutcome::Duplicate,
         PaymentState::Paid => NotifyOutcome::RefundSecondPayment,
         PaymentState::Closed if known_transaction == Some(transaction_id) => {
             NotifyOutcome::Duplicate
@@ -137,11 +135,19 @@ pub enum RefundRefusal {
     #[error("退款金额须大于 0 (a refund must be more than 0 fen)")]
     NotPositive,
     /// The payment already has the most refunds the payer allows.
-    #[error("该笔支付已有 {max} 笔退款，已达上限 (this payment already has {max} refunds, the most allowed)")]
+    #[error(
+        "该笔支付已有 {max} 笔退款，已达上限 (this payment already has {max} refunds, the most allowed)"
+    )]
     TooMany { max: usize },
     /// Refunds would sum above what was paid.
-    #[error("退款合计不能超过实付 {paid} 分：已退 {refunded} 分，本次 {asked} 分 (refunds may not exceed the {paid} fen paid: {refunded} refunded, {asked} asked)")]
-    AbovePaid { paid: i64, refunded: i64, asked: i64 },
+    #[error(
+        "退款合计不能超过实付 {paid} 分：已退 {refunded} 分，本次 {asked} 分 (refunds may not exceed the {paid} fen paid: {refunded} refunded, {asked} asked)"
+    )]
+    AbovePaid {
+        paid: i64,
+        refunded: i64,
+        asked: i64,
+    },
 }
 
 /// Checks a new refund of `amount` against the `prior` refunds' amounts of a
@@ -270,7 +276,8 @@ pub fn after_attempt(
 }
 
 /// The earliest time a refund of a payment may be sent, given the last
-/// request sent for any refund of that payment.
+/// request sent for any other refund of that payment (a retry of the same
+/// refund id is the same refund to the payer and is not spaced out).
 pub fn earliest_send(
     last_sent_for_payment: Option<DateTime<Utc>>,
     limits: &RefundLimits,

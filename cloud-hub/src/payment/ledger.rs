@@ -147,15 +147,14 @@ pub(crate) fn close(c: &Connection, order_id: &str, now: DateTime<Utc>) -> Resul
 
 /// Unpaid orders whose time to pay ended by `now`.
 pub(crate) fn overdue(c: &Connection, now: DateTime<Utc>) -> Result<Vec<String>, HubError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT order_id FROM payments WHERE state = ?1 AND pay_by <= ?2 ORDER BY pay_by LIMIT 500",
-        )?
-        .query_map(
-            params![PaymentState::AwaitingPayment.as_str(), ts(now)],
-            |r| r.get(0),
-        )?
-        .collect::<Result<_, _>>()?)
+    Ok(c.prepare_cached(
+        "SELECT order_id FROM payments WHERE state = ?1 AND pay_by <= ?2 ORDER BY pay_by LIMIT 500",
+    )?
+    .query_map(
+        params![PaymentState::AwaitingPayment.as_str(), ts(now)],
+        |r| r.get(0),
+    )?
+    .collect::<Result<_, _>>()?)
 }
 
 /// Queues a refund of `amount_fen` of the payment `subject_id` (an order id,
@@ -182,7 +181,9 @@ pub(crate) fn enqueue(
         return Ok(false);
     }
     let prior: Vec<i64> = c
-        .prepare_cached("SELECT amount_fen FROM refund_queue WHERE subject_id = ?1 AND state != ?2")?
+        .prepare_cached(
+            "SELECT amount_fen FROM refund_queue WHERE subject_id = ?1 AND state != ?2",
+        )?
         .query_map(params![subject_id, RefundState::Failed.as_str()], |r| {
             r.get(0)
         })?
@@ -221,25 +222,24 @@ pub(crate) fn due(
     now: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<QueuedRefund>, HubError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT subject_id, refund_id, amount_fen, total_fen, reason, failures FROM refund_queue
+    Ok(c.prepare_cached(
+        "SELECT subject_id, refund_id, amount_fen, total_fen, reason, failures FROM refund_queue
              WHERE state = ?1 AND next_at <= ?2 ORDER BY next_at, subject_id, refund_id LIMIT ?3",
-        )?
-        .query_map(
-            params![RefundState::Pending.as_str(), ts(now), limit as i64],
-            |r| {
-                Ok(QueuedRefund {
-                    subject_id: r.get(0)?,
-                    refund_id: r.get(1)?,
-                    amount_fen: r.get(2)?,
-                    total_fen: r.get(3)?,
-                    reason: r.get(4)?,
-                    failures: r.get(5)?,
-                })
-            },
-        )?
-        .collect::<Result<_, _>>()?)
+    )?
+    .query_map(
+        params![RefundState::Pending.as_str(), ts(now), limit as i64],
+        |r| {
+            Ok(QueuedRefund {
+                subject_id: r.get(0)?,
+                refund_id: r.get(1)?,
+                amount_fen: r.get(2)?,
+                total_fen: r.get(3)?,
+                reason: r.get(4)?,
+                failures: r.get(5)?,
+            })
+        },
+    )?
+    .collect::<Result<_, _>>()?)
 }
 
 /// When the next pending refund is due, if any.
@@ -251,11 +251,19 @@ pub(crate) fn next_due(c: &Connection) -> Result<Option<DateTime<Utc>>, HubError
         .map(|t| t.with_timezone(&Utc)))
 }
 
-/// The last time any refund of `subject_id` was sent.
-pub(crate) fn last_sent(c: &Connection, subject_id: &str) -> Result<Option<DateTime<Utc>>, HubError> {
+/// The last time another refund of `subject_id` than `refund_id` was sent.
+/// A retry of one refund is the same refund to the payer (its id was seen
+/// or never reached it), so only other refunds space it out.
+pub(crate) fn last_sent_other(
+    c: &Connection,
+    subject_id: &str,
+    refund_id: &str,
+) -> Result<Option<DateTime<Utc>>, HubError> {
     let s: Option<String> = c
-        .prepare_cached("SELECT max(last_sent_at) FROM refund_queue WHERE subject_id = ?1")?
-        .query_row([subject_id], |r| r.get(0))?;
+        .prepare_cached(
+            "SELECT max(last_sent_at) FROM refund_queue WHERE subject_id = ?1 AND refund_id != ?2",
+        )?
+        .query_row([subject_id, refund_id], |r| r.get(0))?;
     Ok(s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
         .map(|t| t.with_timezone(&Utc)))
 }
@@ -321,7 +329,13 @@ pub(crate) fn retry_later(
         "UPDATE refund_queue SET next_at = ?3, failures = failures + ?4, last_error = ?5
          WHERE subject_id = ?1 AND refund_id = ?2",
     )?
-    .execute(params![subject_id, refund_id, ts(next_at), i64::from(failed), error])?;
+    .execute(params![
+        subject_id,
+        refund_id,
+        ts(next_at),
+        i64::from(failed),
+        error
+    ])?;
     Ok(())
 }
 
@@ -348,12 +362,11 @@ pub(crate) fn refunds_of(c: &Connection, subject_id: &str) -> Result<Vec<RefundV
 
 /// How many refunds are in each state (`pending`, `succeeded`, `failed`).
 pub(crate) fn counts(c: &Connection) -> Result<(i64, i64, i64), HubError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT coalesce(sum(state = 'pending'), 0), coalesce(sum(state = 'succeeded'), 0),
+    Ok(c.prepare_cached(
+        "SELECT coalesce(sum(state = 'pending'), 0), coalesce(sum(state = 'succeeded'), 0),
                     coalesce(sum(state = 'failed'), 0) FROM refund_queue",
-        )?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)
+    )?
+    .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)
 }
 
 /// The payment and refunds an order shows.

@@ -143,7 +143,9 @@ impl Book {
             ));
         }
         if req.amount.total < 1 {
-            return Err(SimError::ParamError("amount.total must be at least 1".into()));
+            return Err(SimError::ParamError(
+                "amount.total must be at least 1".into(),
+            ));
         }
         if !(req.notify_url.starts_with("http://") || req.notify_url.starts_with("https://")) {
             return Err(SimError::ParamError("notify_url must be http(s)".into()));
@@ -308,7 +310,9 @@ impl Book {
             return r;
         }
         if req.out_refund_no.is_empty() || req.out_refund_no.len() > 64 {
-            return Err(SimError::ParamError("out_refund_no must be 1-64 characters".into()));
+            return Err(SimError::ParamError(
+                "out_refund_no must be 1-64 characters".into(),
+            ));
         }
         let limits = self.limits;
         let t = self
@@ -465,8 +469,14 @@ mod tests {
         assert_eq!(b.pending.len(), 1);
         let q = b.prepay(prepay("ORDER002", 100))?;
         b.close("ORDER002")?;
-        assert_eq!(b.confirm(&q, t0()), Err(SimError::OrderClosed("ORDER002".into())));
-        assert_eq!(b.close("ORDER001"), Err(SimError::OrderPaid("ORDER001".into())));
+        assert_eq!(
+            b.confirm(&q, t0()),
+            Err(SimError::OrderClosed("ORDER002".into()))
+        );
+        assert_eq!(
+            b.close("ORDER001"),
+            Err(SimError::OrderPaid("ORDER001".into()))
+        );
         Ok(())
     }
 
@@ -485,7 +495,10 @@ mod tests {
             assert_eq!(again.out_refund_no, format!("R{i}"));
             if i < 49 {
                 assert!(matches!(
-                    b.refund(refund("ORDER001", "soon", 1, 1000), now + Duration::seconds(59)),
+                    b.refund(
+                        refund("ORDER001", "soon", 1, 1000),
+                        now + Duration::seconds(59)
+                    ),
                     Err(SimError::FrequencyLimited(_))
                 ));
             }
