@@ -47,6 +47,11 @@
 //!   own rider and delivered, and the customer sees each step; an order the
 //!   customer cancels leaves the store's pick list.
 //!
+//! - `pay`: the hub takes online payment through `linli-pay-sim`: the
+//!   shop's order waits for payment with no pickup code, the customer pays
+//!   at the simulator's cashier page and comes back to the paid order and
+//!   its code; only then does the order reach the console.
+//!
 //! Needs Node, `npm ci --prefix tests/js` and Chromium at `/usr/bin/chromium`
 //! (or `$CHROMIUM`): without them the test fails and says how to install
 //! them, it never passes silently. On failure the script's screenshots, the
