@@ -1,5 +1,6 @@
-//! Starting and stopping the chain: the hub first (with its admin, the
-//! stores' certificates, the catalog and the store directory), then the
+//! Starting and stopping the chain: the payment simulator, the hub (with
+//! its admin, the stores' certificates, the catalog and the store
+//! directory; online orders are paid through the simulator), then the
 //! courier simulator, then each store behind its own link relay; stopped in
 //! the reverse order.
 
@@ -27,6 +28,9 @@ pub const ADMIN: (&str, &str) = ("admin", "linli-admin");
 /// The courier simulator's API key.
 const COURIER_KEY: &str = "linli-demo-courier";
 
+/// The payment simulator's merchant key.
+const PAY_KEY: &str = "linli-demo-pay";
+
 /// The store directory (names, locations, service areas) of the reference data.
 const STORES_CSV: &[u8] = include_bytes!("../../data/stores.csv");
 
@@ -35,7 +39,7 @@ const STORES_CSV: &[u8] = include_bytes!("../../data/stores.csv");
 pub struct Ports {
     /// 0: every part on a free port. Otherwise the hub's HTTP on `base`, its
     /// QUIC on `base` (UDP), the stores on `base + 1..`, the courier on
-    /// `base + 10`.
+    /// `base + 10`, the payment simulator on `base + 11`.
     pub base: u16,
 }
 
@@ -65,9 +69,13 @@ pub struct Chain {
     pub dir: PathBuf,
     pub hub_url: String,
     pub courier_url: String,
+    /// The payment simulator (its cashier pages are at `/pay/{prepay_id}`).
+    pub pay_url: String,
     pub stores: Vec<StoreRun>,
     hub: HubServer,
     courier: tokio::task::JoinHandle<()>,
+    pay: tokio::task::JoinHandle<()>,
+    pay_cancel: CancellationToken,
     cancel: CancellationToken,
 }
 
@@ -92,7 +100,24 @@ impl Chain {
                 add_user(&conn, ADMIN.0, Role::Admin, ADMIN.1)?;
             }
         }
-        let hub = HubServer::start(&paths, ports.at(0), ports.at(0), &[]).await?;
+        let pay_listener = tokio::net::TcpListener::bind(ports.at(11)).await?;
+        let pay_url = format!("http://{}", pay_listener.local_addr()?);
+        let pay_cancel = CancellationToken::new();
+        let c = pay_cancel.clone();
+        let pay = tokio::spawn(async move {
+            let sim = linli_pay::sim::SimPay::new(PAY_KEY);
+            if let Err(e) = linli_pay::sim::serve(pay_listener, sim, c).await {
+                tracing::error!(error = %e, "payment simulator failed");
+            }
+        });
+        let orders = linli_hub::orders::OrderSettings {
+            payment: Some(linli_hub::payment::PaySettings::new(
+                linli_pay::HttpPay::new(&pay_url, PAY_KEY)?,
+                PAY_KEY,
+            )),
+            ..Default::default()
+        };
+        let hub = HubServer::start_with(&paths, ports.at(0), ports.at(0), &[], orders).await?;
         let hub_url = format!("http://{}", hub.http_addr);
         let http = reqwest::Client::new();
         let token = admin_token(&http, &hub_url).await?;
@@ -152,9 +177,12 @@ impl Chain {
             dir: dir.to_owned(),
             hub_url,
             courier_url,
+            pay_url,
             stores,
             hub,
             courier,
+            pay,
+            pay_cancel,
             cancel,
         })
     }
@@ -172,7 +200,8 @@ impl Chain {
         COURIER_KEY
     }
 
-    /// Stops the stores, the courier and the hub, in that order.
+    /// Stops the stores, the courier, the hub and the payment simulator, in
+    /// that order.
     pub async fn shutdown(self) {
         for s in self.stores {
             s.node.shutdown().await;
@@ -181,6 +210,8 @@ impl Chain {
         self.cancel.cancel();
         let _ = self.courier.await;
         self.hub.shutdown().await;
+        self.pay_cancel.cancel();
+        let _ = self.pay.await;
     }
 }
 

@@ -258,7 +258,58 @@ async fn customer(http: &reqwest::Client, hub: &str, phone: &str) -> anyhow::Res
         .ok_or_else(|| anyhow::anyhow!("no customer session: {v}"))
 }
 
-/// Places a pickup order; returns its pickup code.
+/// Pays a just-placed order the way a phone does: the prepay from the hub,
+/// the customer's "confirm" at the payment simulator's cashier, then the
+/// order as the hub shows it once the notification marked it paid. An
+/// order that needs no payment is returned as it is.
+async fn pay(
+    http: &reqwest::Client,
+    hub: &str,
+    token: &str,
+    order: Value,
+) -> anyhow::Result<Value> {
+    if order["payment"].is_null() {
+        return Ok(order);
+    }
+    let id = order["order_id"].as_str().unwrap_or_default().to_owned();
+    let (s, prepay) = post(
+        http,
+        hub,
+        token,
+        &format!("/api/v1/orders/{id}/pay"),
+        None,
+        json!({}),
+    )
+    .await?;
+    anyhow::ensure!(s == 200, "pay {s}: {prepay}");
+    let cashier = prepay["cashier_url"].as_str().unwrap_or_default();
+    let r = http.post(format!("{cashier}/confirm")).send().await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "confirm at the cashier: {}",
+        r.status()
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let v: Value = http
+            .get(format!("{hub}/api/v1/orders/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if v["payment"]["state"] == "paid" {
+            return Ok(v);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "order {id} not paid in time: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Places a pickup order and pays it; returns its pickup code.
 async fn online_order(
     http: &reqwest::Client,
     hub: &str,
@@ -281,6 +332,7 @@ async fn online_order(
     )
     .await?;
     anyhow::ensure!(s == 201 || s == 200, "{s}: {v}");
+    let v = pay(http, hub, &token, v).await?;
     v["pickup_code"]
         .as_str()
         .map(str::to_owned)
@@ -308,6 +360,7 @@ async fn delivery_order(
     )
     .await?;
     anyhow::ensure!(s == 201 || s == 200, "{s}: {v}");
+    let v = pay(http, hub, &token, v).await?;
     v["order_id"]
         .as_str()
         .map(str::to_owned)

@@ -89,6 +89,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     println!("  门店登录 (store logins):  收银员 cashier / 1234 · 店长 manager / 9999");
     println!("配送模拟 (courier simulator):  {}", chain.courier_url);
+    println!(
+        "支付模拟 (payment simulator):  {}  (收银台 cashier: /pay/<prepay_id>)",
+        chain.pay_url
+    );
     println!("数据目录 (data, reused next run):  {}", chain.dir.display());
     println!("按 Ctrl-C 停止 (Ctrl-C stops everything)");
     println!();

@@ -19,6 +19,7 @@ mod communities;
 mod customers;
 mod groupbuys;
 mod orders;
+mod payments;
 mod shop;
 
 /// How long a connected store may leave changes unacknowledged, with no
@@ -151,6 +152,25 @@ impl From<HubError> for ApiError {
                 };
                 err(status, code, msg)
             }
+            HubError::BadSignature => err(StatusCode::UNAUTHORIZED, "invalid_signature", msg),
+            HubError::InvalidNotification(_) => {
+                err(StatusCode::BAD_REQUEST, "invalid_notification", msg)
+            }
+            HubError::AmountMismatch { expected, got } => ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "amount_mismatch",
+                msg,
+                Some(json!({ "expected_fen": expected, "got_fen": got })),
+            ),
+            HubError::PaymentNotRequired(_) => {
+                err(StatusCode::CONFLICT, "payment_not_required", msg)
+            }
+            HubError::PaymentClosed(_) => err(StatusCode::CONFLICT, "payment_closed", msg),
+            HubError::PaymentUnavailable(_) => {
+                err(StatusCode::SERVICE_UNAVAILABLE, "payment_unavailable", msg)
+            }
+            HubError::PaymentRefused(_) => err(StatusCode::BAD_GATEWAY, "payment_refused", msg),
+            HubError::RefundRefused(_) => err(StatusCode::CONFLICT, "refund_refused", msg),
             HubError::Store(_) | HubError::Doc(_) => {
                 tracing::error!(error = %msg, "hub failure");
                 err(
@@ -257,6 +277,9 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/v1/orders", post(orders::place))
         .route("/api/v1/orders/{id}", get(orders::get_order))
         .route("/api/v1/orders/{id}/cancel", post(orders::cancel_order))
+        .route("/api/v1/orders/{id}/pay", post(payments::pay))
+        .route("/api/v1/pay/notify", post(payments::notify))
+        .route("/api/v1/refunds/summary", get(payments::summary))
         .route("/api/v1/orders/{id}/qr.svg", get(orders::qr_svg))
         .route("/api/v1/exceptions", get(orders::exceptions))
         .route(

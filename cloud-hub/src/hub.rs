@@ -141,6 +141,36 @@ pub enum HubError {
     /// A commitment the campaign's rules refuse.
     #[error(transparent)]
     Commit(linli_shared::groupbuy::CommitError),
+    /// A payment notification whose signature does not verify.
+    #[error(
+        "支付通知签名无效，已拒绝 (the payment notification's signature does not verify; nothing changed)"
+    )]
+    BadSignature,
+    /// A signed notification that is not a payment this hub understands.
+    #[error("支付通知无法识别 (unreadable payment notification): {0}")]
+    InvalidNotification(String),
+    /// The amount paid is not the order's total.
+    #[error(
+        "支付金额 {got} 分与订单应付 {expected} 分不符，未记为已付 (paid {got} fen for an order of {expected} fen; not marked paid)"
+    )]
+    AmountMismatch { expected: i64, got: i64 },
+    /// The order is not paid online (placed without a payment provider).
+    #[error("{0}")]
+    PaymentNotRequired(String),
+    /// The order's payment is closed (cancelled or unpaid too long).
+    #[error("订单 {0} 已关闭，不能再支付 (order {0} is closed and can no longer be paid)")]
+    PaymentClosed(String),
+    /// The payment provider cannot be reached now.
+    #[error(
+        "支付服务暂时不可用，请稍后再试 (the payment provider is unavailable; try again shortly): {0}"
+    )]
+    PaymentUnavailable(String),
+    /// The payment provider refused the request.
+    #[error("支付服务拒绝了请求 (the payment provider refused): {0}")]
+    PaymentRefused(String),
+    /// A refund beyond the payer's limits.
+    #[error(transparent)]
+    RefundRefused(linli_shared::payment::RefundRefusal),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -261,6 +291,8 @@ pub struct Hub {
     pub(crate) signing: Arc<ed25519_dalek::SigningKey>,
     /// Who may try a password or open a session now.
     pub(crate) gate: Arc<Gate>,
+    /// Wakes the refund worker when a refund is queued.
+    pub(crate) pay_wake: Arc<tokio::sync::Notify>,
 }
 
 /// How many argon2 checks may run at once (each holds ~19 MiB of memory).
@@ -451,6 +483,7 @@ impl Hub {
             gate: Arc::new(Gate::new(&order_settings)),
             order_settings: Arc::new(order_settings),
             signing: Arc::new(signing),
+            pay_wake: Arc::new(tokio::sync::Notify::new()),
         };
         Ok(hub)
     }

@@ -8,6 +8,8 @@
 //!   what that store owns;
 //! - [`customers`]: one customer across channels: imported source records
 //!   resolved into customers with stable ids (identity tables);
+//! - [`payment`]: online payment of orders (held at the hub until paid),
+//!   the provider's signed notifications and the refund queue;
 //! - [`http`]: the hub's JSON API (login, catalog import, what the hub has
 //!   received from each store).
 
@@ -19,6 +21,7 @@ pub mod hub;
 pub mod ingest;
 pub mod online;
 pub mod orders;
+pub mod payment;
 pub mod rights;
 pub mod schema;
 pub mod server;

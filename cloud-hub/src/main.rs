@@ -53,6 +53,8 @@ enum Cmd {
         /// Customer sessions one client address may open per minute (as many at once).
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         sessions_per_addr_per_minute: u32,
+        #[command(flatten)]
+        pay: PayArgs,
     },
     /// Issue a store's certificate (store.pem, store.key, ca.pem) into --out.
     /// A revoked store id is refused unless --reinstate is given.
@@ -81,6 +83,53 @@ enum Cmd {
         #[command(subcommand)]
         cmd: UserCmd,
     },
+}
+
+/// Online payment. Without `--pay-url` orders go to their store unpaid.
+#[derive(clap::Args, Debug)]
+struct PayArgs {
+    /// The payment provider's API (e.g. `linli-pay-sim`'s http://127.0.0.1:7400).
+    #[arg(long, requires = "pay_key")]
+    pay_url: Option<String>,
+    /// The merchant key: API auth and the notifications' signature.
+    #[arg(long, env = "LINLI_HUB_PAY_KEY", hide_env_values = true)]
+    pay_key: Option<String>,
+    /// Where the provider sends notifications; default this hub's
+    /// `/api/v1/pay/notify` on its listening address.
+    #[arg(long)]
+    pay_notify_url: Option<String>,
+    /// An order unpaid this long is cancelled and its rights released, seconds.
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(i64).range(1..=86_400))]
+    unpaid_timeout_secs: i64,
+    /// How often unpaid orders are looked at, milliseconds.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    unpaid_sweep_ms: u64,
+    /// Least time between two refunds of one payment, milliseconds (WeChat Pay: 60000).
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(i64).range(0..=3_600_000))]
+    refund_spacing_ms: i64,
+    /// Wait after a failed refund attempt, doubling per failure, milliseconds.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(i64).range(1..=600_000))]
+    refund_backoff_ms: i64,
+    /// The refund worker looks at its queue at least this often, milliseconds.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(5..=600_000))]
+    refund_tick_ms: u64,
+}
+
+impl PayArgs {
+    fn settings(self) -> anyhow::Result<Option<linli_hub::payment::PaySettings>> {
+        let (Some(url), Some(key)) = (self.pay_url, self.pay_key) else {
+            return Ok(None);
+        };
+        let provider = linli_pay::HttpPay::new(&url, &key)?;
+        let mut s = linli_hub::payment::PaySettings::new(provider, key);
+        s.notify_url = self.pay_notify_url;
+        s.unpaid_timeout = chrono::Duration::seconds(self.unpaid_timeout_secs);
+        s.sweep_every = std::time::Duration::from_millis(self.unpaid_sweep_ms);
+        s.refund_limits.spacing = chrono::Duration::milliseconds(self.refund_spacing_ms);
+        s.backoff.base = chrono::Duration::milliseconds(self.refund_backoff_ms);
+        s.refund_tick = std::time::Duration::from_millis(self.refund_tick_ms);
+        Ok(Some(s))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -126,8 +175,10 @@ fn main() -> anyhow::Result<()> {
             login_lockout_minutes,
             login_per_addr_per_minute,
             sessions_per_addr_per_minute,
+            pay,
         } => {
             let orders = OrderSettings {
+                payment: pay.settings()?,
                 pickup_discount_pct,
                 delivery_fee_fen,
                 pickup_hold: chrono::Duration::hours(pickup_hold_hours),

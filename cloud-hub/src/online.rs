@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::hub::{CATALOG_EPOCH, Hub, HubError, Role, User};
 use crate::orders::{
     Directory, Exception, NewOrder, OrderView, PlaceOrder, cancel, choose_store, load,
-    record_wanted, ts, valid_phone, validate, view, write_order,
+    record_wanted, ts, valid_phone, validate, view, view_paid, write_order,
 };
 use crate::rights::HubRightsBatch;
 
@@ -423,12 +423,13 @@ impl Hub {
                         customer_id: &customer_id,
                         customer_phone: phone.as_deref().unwrap_or(""),
                         replaces: None,
+                        hold_for_payment: settings.payment.is_some(),
                     },
                     now,
                 )?;
                 let mut touched = batch.flush(c, docs, day)?;
-                touched.push(doc);
-                let v = view(&dir, &fact, None);
+                touched.extend(doc);
+                let v = view_paid(c, &dir, &fact, None)?;
                 c.execute(
                     "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
                     params![key.0, fingerprint, serde_json::to_string(&v).unwrap_or_default(), ts(now)],
@@ -462,10 +463,14 @@ impl Hub {
         Ok((fact, f))
     }
 
-    /// An order with its status and timeline (a customer sees only their own).
+    /// An order with its status, timeline, payment and refunds (a customer
+    /// sees only their own).
     pub async fn order(&self, caller: &Caller, id: &str) -> Result<OrderView, HubError> {
         let (fact, f) = self.order_of(caller, id).await?;
-        Ok(view(&self.directory(), &fact, f.as_ref()))
+        let dir = self.directory();
+        self.store
+            .read(move |c| view_paid(c, &dir, &fact, f.as_ref()))
+            .await
     }
 
     /// Cancels an order that has not left the store, releasing its rights.
@@ -481,7 +486,7 @@ impl Hub {
                 let status = view(&dir, &fact, f.as_ref()).status;
                 match status {
                     OrderStatus::Cancelled => {
-                        return Ok((view(&dir, &fact, f.as_ref()), Vec::new()));
+                        return Ok((view_paid(c, &dir, &fact, f.as_ref())?, Vec::new()));
                     }
                     OrderStatus::Placed
                     | OrderStatus::Accepted
@@ -508,11 +513,12 @@ impl Hub {
                     day,
                 )?;
                 let mut touched = batch.flush(c, docs, day)?;
-                touched.push(doc);
-                Ok((view(&dir, &fact, f.as_ref()), touched))
+                touched.extend(doc);
+                Ok((view_paid(c, &dir, &fact, f.as_ref())?, touched))
             })
             .await?;
         self.announce(touched);
+        self.wake_refunds();
         Ok(v)
     }
 
@@ -543,7 +549,7 @@ impl Hub {
                     if !expired || view(&dir, &fact, f.as_ref()).status == OrderStatus::Cancelled {
                         continue;
                     }
-                    touched.push(cancel(c, docs, &mut batch, &mut fact, f.as_ref(), "expired", now, day)?);
+                    touched.extend(cancel(c, docs, &mut batch, &mut fact, f.as_ref(), "expired", now, day)?);
                     n += 1;
                 }
                 touched.extend(batch.flush(c, docs, day)?);

@@ -52,6 +52,9 @@ pub struct OrderSettings {
     pub sessions_per_addr_burst: u32,
     /// Customer sessions one address regains per minute.
     pub sessions_per_addr_per_minute: u32,
+    /// Online payment; `None`: orders go to their store unpaid (as before
+    /// payment existed), so a hub without a provider still works.
+    pub payment: Option<crate::payment::PaySettings>,
 }
 
 impl OrderSettings {
@@ -77,6 +80,7 @@ impl Default for OrderSettings {
             login: linli_shared::login_guard::LoginLimits::default(),
             sessions_per_addr_burst: 20,
             sessions_per_addr_per_minute: 20,
+            payment: None,
         }
     }
 }
@@ -167,6 +171,13 @@ pub struct OrderView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaces: Option<String>,
     pub placed_at: String,
+    /// The order's online payment; absent when the order is not paid
+    /// online (a hub without a payment provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<crate::payment::ledger::PaymentView>,
+    /// Refunds of the order's payment, oldest first.
+    #[serde(default)]
+    pub refunds: Vec<crate::payment::ledger::RefundView>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -544,6 +555,9 @@ pub(crate) struct NewOrder<'a> {
     pub customer_id: &'a str,
     pub customer_phone: &'a str,
     pub replaces: Option<String>,
+    /// Held at the hub until paid: the order gets a payment awaiting
+    /// payment and its store does not see it yet.
+    pub hold_for_payment: bool,
 }
 
 /// Prices an order's lines at `store` with the one pricing rule of every
@@ -609,7 +623,8 @@ pub struct Quote {
     pub total_fen: i64,
 }
 
-/// Consumes the rights and writes the order at its store. Returns the fact.
+/// Consumes the rights and writes the order at its store (or holds it at
+/// the hub until paid). Returns the fact and the document written.
 pub(crate) fn write_order(
     c: &Connection,
     docs: &mut Docs,
@@ -618,7 +633,7 @@ pub(crate) fn write_order(
     key: &ed25519_dalek::SigningKey,
     n: NewOrder<'_>,
     now: DateTime<Utc>,
-) -> Result<(HubOrderFact, DocId), HubError> {
+) -> Result<(HubOrderFact, Option<DocId>), HubError> {
     let o = n.order;
     let store = &n.store.store_id;
     for l in &o.lines {
@@ -682,24 +697,35 @@ pub(crate) fn write_order(
         replaces: n.replaces,
         reconsumed_at: None,
     };
+    if n.hold_for_payment
+        && let Some(pay) = &settings.payment
+    {
+        crate::payment::ledger::open(c, &order_id, quote.total_fen, now, now + pay.unpaid_timeout)?;
+    }
     let day = now.with_timezone(&settings.utc_offset).date_naive();
     let doc = save_order(c, docs, &fact, None, day)?;
     Ok((fact, doc))
 }
 
-/// Writes an order's record to its store's document of `day` and the table.
+/// Writes an order's record to the table and, unless it is held at the hub
+/// until paid, to its store's document of `day` (returned).
 pub(crate) fn save_order(
     c: &Connection,
     docs: &mut Docs,
     fact: &HubOrderFact,
     fulfilment: Option<&FulfilmentFact>,
     day: NaiveDate,
-) -> Result<DocId, HubError> {
-    let id = DocId::hub_orders(&fact.store_id, day);
-    docs.change(c, &id, |d| {
-        put_record(d, "orders", &fact.order_id, fact)?;
-        Ok(())
-    })?;
+) -> Result<Option<DocId>, HubError> {
+    let id = if crate::payment::ledger::held(c, &fact.order_id)? {
+        None
+    } else {
+        let id = DocId::hub_orders(&fact.store_id, day);
+        docs.change(c, &id, |d| {
+            put_record(d, "orders", &fact.order_id, fact)?;
+            Ok(())
+        })?;
+        Some(id)
+    };
     let d = derive_status(fact, fulfilment);
     c.prepare_cached(
         "INSERT INTO online_orders(order_id, store_id, customer_id, status, placed_at, pickup_code, fact, conflict)
@@ -770,7 +796,29 @@ pub(crate) fn view(dir: &Directory, fact: &HubOrderFact, f: Option<&FulfilmentFa
         replaced_by: fact.replaced_by.clone(),
         replaces: fact.replaces.clone(),
         placed_at: fact.placed_at.clone(),
+        payment: None,
+        refunds: Vec::new(),
     }
+}
+
+/// [`view`] with the order's payment and refunds.
+pub(crate) fn view_paid(
+    c: &Connection,
+    dir: &Directory,
+    fact: &HubOrderFact,
+    f: Option<&FulfilmentFact>,
+) -> Result<OrderView, HubError> {
+    let mut v = view(dir, fact, f);
+    let (payment, refunds) = crate::payment::ledger::views(c, &fact.order_id)?;
+    // the signed pickup code is good at the store even offline: nobody
+    // holds it before the order is paid
+    if payment.as_ref().is_some_and(|p| p.state != "paid") {
+        v.pickup_code = None;
+        v.pickup_qr = None;
+    }
+    v.payment = payment;
+    v.refunds = refunds;
+    Ok(v)
 }
 
 pub(crate) fn raise(
@@ -796,7 +844,10 @@ pub(crate) fn raise(
 }
 
 /// Cancels an order at the hub and releases its rights (if the goods have
-/// not left the store as far as the hub knows).
+/// not left the store as far as the hub knows). An unpaid payment closes; a
+/// paid one is refunded in full through the refund queue, in this same
+/// transaction (except when the order moved to another store: the money
+/// stays with the customer's order there).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn cancel(
     c: &Connection,
@@ -807,11 +858,33 @@ pub(crate) fn cancel(
     reason: &str,
     now: DateTime<Utc>,
     day: NaiveDate,
-) -> Result<DocId, HubError> {
+) -> Result<Option<DocId>, HubError> {
     fact.cancelled_at = Some(ts(now));
     fact.cancel_reason = Some(reason.to_owned());
     for l in &fact.lines {
         batch.update(c, &fact.store_id, &l.sku, |h| h.released += l.qty)?;
+    }
+    if let Some(p) = crate::payment::ledger::get(c, &fact.order_id)? {
+        use linli_shared::payment::PaymentState;
+        match p.state {
+            PaymentState::AwaitingPayment => {
+                crate::payment::ledger::close(c, &fact.order_id, now)?;
+            }
+            PaymentState::Paid if reason != "rerouted" => {
+                // a full refund is the payment's first: any limits admit it
+                crate::payment::ledger::enqueue(
+                    c,
+                    &linli_shared::payment::RefundLimits::default(),
+                    &fact.order_id,
+                    &format!("{}-cancel", fact.order_id),
+                    p.amount_fen,
+                    p.amount_fen,
+                    reason,
+                    now,
+                )?;
+            }
+            PaymentState::Paid | PaymentState::Closed => {}
+        }
     }
     save_order(c, docs, fact, f, day)
 }
@@ -853,7 +926,7 @@ pub(crate) fn reconcile(
             batch.update(c, store, &l.sku, |h| h.consumed += l.qty)?;
         }
         fact.reconsumed_at = Some(ts(now));
-        touched.push(save_order(c, docs, &fact, f.as_ref(), day)?);
+        touched.extend(save_order(c, docs, &fact, f.as_ref(), day)?);
         let detail = derive_status(&fact, f.as_ref())
             .conflict
             .unwrap_or_default();
@@ -904,9 +977,12 @@ pub(crate) fn reconcile(
                     .map(|d| (parse_ts(&d.window_start), parse_ts(&d.window_end))),
                 address: fact.delivery.as_ref().and_then(|d| d.address.clone()),
             };
+            // an unpaid order is not moved: it is cancelled and its
+            // payment closed (the customer paid nothing)
+            let unpaid = crate::payment::ledger::held(c, &id)?;
             let target = match priced.location {
-                Some(_) => choose_store(c, dir, &priced, Some(store))?.ok(),
-                None => None,
+                Some(_) if !unpaid => choose_store(c, dir, &priced, Some(store))?.ok(),
+                _ => None,
             };
             let (reason, kind, detail) = match target.and_then(|t| dir.stores.get(&t).cloned()) {
                 Some(site) => {
@@ -922,10 +998,11 @@ pub(crate) fn reconcile(
                             customer_id: &fact.customer_id,
                             customer_phone: &fact.customer_masked,
                             replaces: Some(id.clone()),
+                            hold_for_payment: false,
                         },
                         now,
                     )?;
-                    touched.push(doc);
+                    touched.extend(doc);
                     fact.replaced_by = Some(new.order_id.clone());
                     let detail = format!(
                         "store {store} sold the goods at the counter; order moved to {} as {}",
@@ -941,7 +1018,7 @@ pub(crate) fn reconcile(
                     ("oversold_at_store", "refunded_oversold", detail)
                 }
             };
-            touched.push(cancel(
+            touched.extend(cancel(
                 c,
                 docs,
                 &mut batch,

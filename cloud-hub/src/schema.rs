@@ -274,6 +274,41 @@ CREATE TABLE group_buy_progress (
     qty          INTEGER NOT NULL,
     PRIMARY KEY (group_buy_id, store_id)
 );
+    // online payment (issue 11): an order that must be paid is held at the
+    // hub until it is; refunds wait in a queue that survives restarts, each
+    // with its refund id fixed for life (the provider's idempotency key).
+    // Times are RFC 3339 UTC with milliseconds, so they sort as text.
+    r#"
+CREATE TABLE payments (
+    order_id       TEXT PRIMARY KEY,
+    state          TEXT NOT NULL,
+    amount_fen     INTEGER NOT NULL,
+    prepay_id      TEXT,
+    transaction_id TEXT,
+    paid_at        TEXT,
+    placed_at      TEXT NOT NULL,
+    pay_by         TEXT NOT NULL,
+    closed_at      TEXT
+);
+CREATE INDEX payments_unpaid ON payments(state, pay_by);
+CREATE TABLE refund_queue (
+    subject_id         TEXT NOT NULL,
+    refund_id          TEXT NOT NULL UNIQUE,
+    amount_fen         INTEGER NOT NULL,
+    total_fen          INTEGER NOT NULL,
+    reason             TEXT NOT NULL,
+    state              TEXT NOT NULL,
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    failures           INTEGER NOT NULL DEFAULT 0,
+    next_at            TEXT NOT NULL,
+    last_sent_at       TEXT,
+    last_error         TEXT,
+    provider_refund_id TEXT,
+    created_at         TEXT NOT NULL,
+    done_at            TEXT,
+    PRIMARY KEY (subject_id, refund_id)
+);
+CREATE INDEX refund_queue_due ON refund_queue(state, next_at);
 "#,
 ];
 

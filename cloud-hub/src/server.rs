@@ -38,20 +38,31 @@ impl HubServer {
         listen: SocketAddr,
         quic: SocketAddr,
         names: &[String],
-        orders: OrderSettings,
+        mut orders: OrderSettings,
     ) -> anyhow::Result<HubServer> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let http_addr = listener.local_addr()?;
+        if let Some(pay) = orders.payment.as_mut()
+            && pay.notify_url.is_none()
+        {
+            pay.notify_url = Some(format!("http://{http_addr}/api/v1/pay/notify"));
+        }
         let hub = Hub::open_with(paths, orders)?;
         hub.reload_directory().await?;
         let ingest = Ingest::bind(&paths.ca_dir(), quic, names)?;
         let quic_addr = ingest.local_addr()?;
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        let http_addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let (h, c) = (hub.clone(), cancel.clone());
         tasks.spawn(async move { ingest.run(h, c).await });
         let (h, c) = (hub.clone(), cancel.clone());
         tasks.spawn(async move { expiry_sweeper(h, c).await });
+        if hub.takes_payment() {
+            let (h, c) = (hub.clone(), cancel.clone());
+            tasks.spawn(crate::payment::unpaid_sweeper(h, c));
+            let (h, c) = (hub.clone(), cancel.clone());
+            tasks.spawn(crate::payment::refund_worker(h, c));
+        }
         let (h, c) = (hub.clone(), cancel.clone());
         tasks.spawn(async move { group_buy_settler(h, c).await });
         let (h, c) = (hub.clone(), cancel.clone());

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::hub::{Hub, HubError};
 use crate::online::Caller;
 use crate::orders::{
-    CustomerRef, LineRequest, OrderView, PlaceOrder, Quote, load, price_lines, validate, view,
+    CustomerRef, LineRequest, OrderView, PlaceOrder, Quote, load, price_lines, validate,
 };
 
 /// `POST /api/v1/quote`: what a basket comes to, before it is placed.
@@ -113,7 +113,7 @@ impl Hub {
                 let mut out = Vec::with_capacity(ids.len());
                 for oid in ids {
                     if let Some((fact, f)) = load(c, &oid)? {
-                        out.push(view(&dir, &fact, f.as_ref()));
+                        out.push(crate::orders::view_paid(c, &dir, &fact, f.as_ref())?);
                     }
                 }
                 Ok::<_, HubError>(out)

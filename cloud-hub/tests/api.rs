@@ -151,7 +151,7 @@ async fn openapi_documents_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 39);
+    assert_eq!(documented, 42);
 }
 
 #[tokio::test]

@@ -23,6 +23,7 @@ pub mod login_guard;
 pub mod money;
 pub mod online;
 pub mod order;
+pub mod payment;
 pub mod pickup;
 pub mod pricing;
 pub mod qty;

@@ -1,7 +1,7 @@
 // Drives the customer page (hub) and the cashier console (store node) in
 // headless Debian Chromium with playwright-core; run by tests/tests/browser.rs.
 //
-//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery|cashier|languages|manager|phone|shop
+//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery|cashier|languages|manager|phone|shop|pay
 //                        [--shots DIR] [--community CODE]
 //
 // The pages are Chinese by default: the scenarios check what a Chinese
@@ -104,8 +104,10 @@ async function shopLogin(shop, phone) {
 }
 
 /// Places a pickup order at `storeId` for the given products; returns
-/// {orderId, shortCode, payload}.
-async function placePickupOrder(shop, storeId, products) {
+/// {orderId, shortCode, payload}. With `opts.pay` the hub takes online
+/// payment: the order waits for it (no pickup code yet), the customer pays
+/// at the payment simulator's cashier and comes back to the paid order.
+async function placePickupOrder(shop, storeId, products, opts = {}) {
   const option = `[data-testid=store-option][data-store-id="${storeId}"]`;
   await until(`store ${storeId} in the store list`, UI, async () => {
     if (await visible(shop, "#store-error")) throw new Error("stores: " + (await text(shop, "#store-error")));
@@ -147,6 +149,7 @@ async function placePickupOrder(shop, storeId, products) {
     if (await visible(shop, "#order-error")) throw new Error("order refused: " + (await text(shop, "#order-error")));
     return visible(shop, "#order-view");
   });
+  if (opts.pay) await payOrder(shop);
   const orderId = await text(shop, "#order-id");
   const shortCode = await text(shop, "#pickup-short-code");
   const payload = await text(shop, "#pickup-qr-payload");
@@ -159,6 +162,37 @@ async function placePickupOrder(shop, storeId, products) {
     shop.$eval("#pickup-qr-img", (img) => img.complete && img.naturalWidth > 0));
   log(`step: order ${orderId} placed, code ${shortCode}, payload ${payload.length} chars`);
   return { orderId, shortCode, payload };
+}
+
+/// Pays the order on screen: no pickup code while it awaits payment; the
+/// pay button opens the payment simulator's cashier (standing in for
+/// WeChat's payment sheet), "确认支付" there comes back to the order, which
+/// shows it paid once the hub has the provider's notification.
+async function payOrder(shop) {
+  await until("the order to await payment", UI, async () =>
+    (await attr(shop, "#pay-state", "data-state")) === "awaiting_payment" && visible(shop, "#pay-order"));
+  if (await visible(shop, "#pickup-box")) throw new Error("an unpaid order shows its pickup code");
+  const hub = new URL(shop.url()).origin;
+  await shop.click("#pay-order");
+  await until("the payment simulator's cashier", UI, async () =>
+    new URL(shop.url()).origin !== hub && visible(shop, "#confirm"));
+  const amount = await text(shop, "#amount");
+  log(`step: cashier shows ${amount}`);
+  await shop.click("#confirm");
+  await until("back at the shop with the order paid", SYNC, async () =>
+    new URL(shop.url()).origin === hub && (await attr(shop, "#pay-state", "data-state")) === "paid");
+  log("step: the customer page shows the order paid");
+  await until("the pickup code after payment", UI, () => visible(shop, "#pickup-box"));
+}
+
+/// A customer pays for a pickup order through the payment simulator; only
+/// then does the order reach the store's console.
+async function payScenario(shop, con) {
+  await shopLogin(shop, "13800138001");
+  const order = await placePickupOrder(shop, "S001", PRODUCTS, { pay: true });
+  await consoleLogin(con, "cashier", "1234");
+  await waitOrderCard(con, order.orderId, "placed");
+  log("step: the paid order reached the console");
 }
 
 /// Opens the basket dock (its lines and checkout) if it is closed.
@@ -1140,7 +1174,7 @@ async function communityScenario(shop, con, newShop) {
   await accessible(con, "console pickup screen with the community form");
 }
 
-const SCENARIOS = { community: communityScenario, shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
+const SCENARIOS = { community: communityScenario, pay: payScenario, shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
 
 async function main() {
   const scenario = SCENARIOS[args.scenario];

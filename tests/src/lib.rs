@@ -41,8 +41,9 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 fn sources_of(bin: &str) -> &'static [&'static str] {
     match bin {
         "linli-edge" => &["edge-node", "shared", "sync", "courier"],
-        "linli-hub" => &["cloud-hub", "shared", "sync"],
+        "linli-hub" => &["cloud-hub", "shared", "sync", "pay-sim"],
         "linli-courier-sim" => &["courier"],
+        "linli-pay-sim" => &["pay-sim"],
         "linli-install" => &["installer", "shared"],
         "linli" => &[
             "chain",
@@ -51,6 +52,7 @@ fn sources_of(bin: &str) -> &'static [&'static str] {
             "shared",
             "sync",
             "courier",
+            "pay-sim",
         ],
         _ => &[],
     }
@@ -234,6 +236,8 @@ pub struct Cluster {
     pub stores: HashMap<String, StoreProc>,
     pub http: reqwest::blocking::Client,
     seed: u64,
+    /// Extra flags the hub is started with (e.g. a payment provider).
+    pub hub_args: Vec<String>,
 }
 
 const START: Duration = Duration::from_secs(60);
@@ -242,6 +246,11 @@ pub const ADMIN_PASSWORD: &str = "admin-password";
 impl Cluster {
     /// A cluster with a running hub.
     pub fn new(seed: u64) -> anyhow::Result<Cluster> {
+        Self::new_with_hub_args(seed, &[])
+    }
+
+    /// A cluster whose hub runs with `hub_args` as well.
+    pub fn new_with_hub_args(seed: u64, hub_args: &[&str]) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let status = Command::new(workspace_bin("linli-hub"))
             .args(["user", "add", "--data-dir"])
@@ -265,6 +274,7 @@ impl Cluster {
                 .timeout(Duration::from_secs(20))
                 .build()?,
             seed,
+            hub_args: hub_args.iter().map(|a| (*a).to_owned()).collect(),
         };
         c.start_hub(None)?;
         Ok(c)
@@ -279,17 +289,19 @@ impl Cluster {
     pub fn start_hub(&mut self, quic: Option<SocketAddr>) -> anyhow::Result<()> {
         let hub_dir = self.hub_dir();
         let quic_arg = quic.map_or("127.0.0.1:0".to_owned(), |q| q.to_string());
+        let mut args = vec![
+            "serve",
+            "--data-dir",
+            hub_dir.to_str().unwrap_or_default(),
+            "--listen",
+            "127.0.0.1:0",
+            "--quic",
+            &quic_arg,
+        ];
+        args.extend(self.hub_args.iter().map(String::as_str));
         let proc = spawn_logged(
             &workspace_bin("linli-hub"),
-            &[
-                "serve",
-                "--data-dir",
-                hub_dir.to_str().unwrap_or_default(),
-                "--listen",
-                "127.0.0.1:0",
-                "--quic",
-                &quic_arg,
-            ],
+            &args,
             START,
             Some(&self.dir.path().join("hub.log")),
         )?;

@@ -53,6 +53,11 @@
 //!   own rider and delivered, and the customer sees each step; an order the
 //!   customer cancels leaves the store's pick list.
 //!
+//! - `pay`: the hub takes online payment through `linli-pay-sim`: the
+//!   shop's order waits for payment with no pickup code, the customer pays
+//!   at the simulator's cashier page and comes back to the paid order and
+//!   its code; only then does the order reach the console.
+//!
 //! Needs Node, `npm ci --prefix tests/js` and Chromium at `/usr/bin/chromium`
 //! (or `$CHROMIUM`): without them the test fails and says how to install
 //! them, it never passes silently. On failure the script's screenshots, the
@@ -155,6 +160,31 @@ fn cluster(seed: u64) -> Cluster {
     })
     .unwrap();
     c
+}
+
+/// The payment simulator process (`linli-pay-sim`) and a cluster whose hub
+/// takes online payment through it.
+fn paying_cluster(seed: u64) -> (linli_tests::Spawned, Cluster) {
+    let sim = linli_tests::spawn_listening(
+        &linli_tests::workspace_bin("linli-pay-sim"),
+        &["--listen", "127.0.0.1:0", "--key", "browser-pay-key"],
+        CONNECT,
+    )
+    .unwrap();
+    let mut c = Cluster::new_with_hub_args(
+        seed,
+        &["--pay-url", &sim.base_url, "--pay-key", "browser-pay-key"],
+    )
+    .unwrap();
+    import_csv(&c, "/api/v1/stores/import", "stores.csv");
+    import_csv(&c, "/api/v1/catalog/import", "products.csv");
+    c.add_store(STORE).unwrap();
+    wait_for(CONNECT, "the store to connect to the hub", || {
+        let h = c.store_get(STORE, "/health").ok()?;
+        (h["sync"]["state"] == "connected").then_some(())
+    })
+    .unwrap();
+    (sim, c)
 }
 
 /// Runs one scenario of `browser_e2e.mjs`, answering its requests to cut
@@ -267,6 +297,17 @@ fn a_pickup_order_goes_from_the_customer_page_through_the_console() {
         40 - 1 + 12 - 2,
         "P00007 at the store: {level}"
     );
+}
+
+/// `pay`: with a payment provider, the shop's order waits for payment (no
+/// pickup code), the customer pays at the simulator's cashier page and comes
+/// back to the paid order with its code, and only then does the order reach
+/// the store's console.
+#[test]
+fn a_customer_pays_for_an_order_at_the_payment_simulators_cashier() {
+    require_browser();
+    let (_sim, mut c) = paying_cluster(79);
+    run_scenario(&mut c, "pay", &[]);
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The README's run command, tried as a newcomer would: `linli` starts the
-//! whole chain (a hub, three stores, the courier simulator, a simulated
-//! day), prints its URLs, takes a sale at a store console's API and an
-//! online order at the hub's, and stops cleanly on SIGINT; a second run on
+//! whole chain (a hub, three stores, the courier and payment simulators, a
+//! simulated day), prints its URLs, takes a sale at a store console's API
+//! and an online order at the hub's, paid at the payment simulator's
+//! cashier, and stops cleanly on SIGINT; a second run on
 //! the same folder comes back with what the first one recorded.
 
 #![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
@@ -133,6 +134,31 @@ fn the_whole_chain_runs_from_one_command_and_stops_on_ctrl_c() {
     })
     .unwrap();
     assert_eq!(order["store_id"], "S002", "{order}");
+    // the demo takes online payment: the order waits for it, the customer
+    // confirms at the payment simulator's cashier, the hub sees it paid
+    assert_eq!(order["payment"]["state"], "awaiting_payment", "{order}");
+    let id = order["order_id"].as_str().unwrap();
+    let prepay: Value = http
+        .post(format!("{}/api/v1/orders/{id}/pay", run.hub))
+        .bearer_auth(&me)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let cashier = prepay["cashier_url"].as_str().unwrap();
+    let confirmed = http.post(format!("{cashier}/confirm")).send().unwrap();
+    assert!(confirmed.status().is_success(), "{}", confirmed.status());
+    wait_for(Duration::from_secs(30), "the order to be paid", || {
+        let v: Value = http
+            .get(format!("{}/api/v1/orders/{id}", run.hub))
+            .bearer_auth(&me)
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        (v["payment"]["state"] == "paid" && v["pickup_code"].is_string()).then_some(())
+    })
+    .unwrap();
 
     // the simulated day is running: sales reach the hub from every store
     let admin = admin_token(&http, &run.hub);

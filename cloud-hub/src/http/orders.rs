@@ -369,6 +369,9 @@ pub(crate) async fn exceptions(
         super::groupbuys::commit,
         super::groupbuys::supplier_order,
         super::groupbuys::mine,
+        super::payments::pay,
+        super::payments::notify,
+        super::payments::summary,
     ),
     modifiers(&StandardResponses)
 )]
