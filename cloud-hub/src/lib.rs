@@ -15,6 +15,7 @@ pub mod customers;
 pub mod http;
 pub mod hub;
 pub mod ingest;
+pub mod live;
 pub mod online;
 pub mod orders;
 pub mod rights;

@@ -17,6 +17,7 @@ mod csv_lines;
 pub mod docs;
 pub mod geo;
 pub mod identity;
+pub mod live;
 pub mod login_guard;
 pub mod money;
 pub mod online;

@@ -349,6 +349,13 @@ pub(crate) async fn exceptions(
         super::customers::import,
         super::customers::get_customer,
         super::customers::unmerge,
+        super::live::schedule,
+        super::live::list,
+        super::live::get,
+        super::live::start,
+        super::live::end,
+        super::live::pin,
+        super::live::running,
     ),
     modifiers(&StandardResponses)
 )]
