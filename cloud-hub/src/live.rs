@@ -368,7 +368,7 @@ impl Hub {
         let (s, orders) = self
             .store
             .write(move |c| {
-                let mut s = load(c, &oid)?.ok_or(HubError::LiveSessionNotFound(oid.clone()))?;
+                let mut s = load(c, &oid)?.ok_or_else(|| HubError::LiveSessionNotFound(oid.clone()))?;
                 may_run(&u, &s.store_id)?;
                 f(&mut s, now)?;
                 save(c, &s, &u.name, now)?;
@@ -399,7 +399,7 @@ impl Hub {
         let (s, orders) = self
             .store
             .read(move |c| {
-                let s = load(c, &oid)?.ok_or(HubError::LiveSessionNotFound(oid.clone()))?;
+                let s = load(c, &oid)?.ok_or_else(|| HubError::LiveSessionNotFound(oid.clone()))?;
                 let orders = orders_of(c, &oid)?;
                 Ok::<_, HubError>((s, orders))
             })

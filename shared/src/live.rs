@@ -34,6 +34,8 @@ pub const MAX_FEATURED: usize = 50;
 pub const MAX_GRACE_MINUTES: u32 = 240;
 /// Longest session, hours.
 pub const MAX_HOURS: i64 = 24;
+/// How far ahead a session may be scheduled, days.
+pub const MAX_DAYS_AHEAD: i64 = 60;
 /// How many products the figures rank.
 pub const TOP_PRODUCTS: usize = 5;
 
@@ -100,7 +102,7 @@ pub enum LiveError {
     #[error("目录中没有商品 {0} (no product has SKU {0})")]
     UnknownSku(String),
     /// The move is not allowed from the session's status.
-    #[error("直播场次已{}，不能{}。(the session is {}; it cannot be {})", status_zh(*.status), action_zh(.action), .status.as_str(), .action)]
+    #[error("直播场次已{}，不能{}。(the session is {}; it cannot be {})", status_zh(.status), action_zh(.action), .status.as_str(), .action)]
     State {
         status: LiveStatus,
         action: &'static str,
@@ -110,7 +112,7 @@ pub enum LiveError {
     NotFeatured(String),
 }
 
-fn status_zh(s: LiveStatus) -> &'static str {
+fn status_zh(s: &LiveStatus) -> &'static str {
     match s {
         LiveStatus::Scheduled => "排期",
         LiveStatus::Started => "开播",
@@ -184,6 +186,12 @@ pub fn schedule(
         return Err(invalid(
             "结束时间已过",
             "ends_at is in the past",
+        ));
+    }
+    if req.starts_at > now + Duration::days(MAX_DAYS_AHEAD) {
+        return Err(invalid(
+            "最多提前 60 天安排直播",
+            "starts_at may be at most 60 days ahead",
         ));
     }
     let grace = req.grace_minutes.unwrap_or(0);

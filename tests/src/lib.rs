@@ -234,6 +234,8 @@ pub struct Cluster {
     pub stores: HashMap<String, StoreProc>,
     pub http: reqwest::blocking::Client,
     seed: u64,
+    /// Extra flags the hub is started with (e.g. `--console-origin`).
+    pub hub_args: Vec<String>,
 }
 
 const START: Duration = Duration::from_secs(60);
@@ -265,6 +267,7 @@ impl Cluster {
                 .timeout(Duration::from_secs(20))
                 .build()?,
             seed,
+            hub_args: Vec::new(),
         };
         c.start_hub(None)?;
         Ok(c)
@@ -277,19 +280,25 @@ impl Cluster {
     /// Starts the hub; `quic` pins its QUIC address (to come back on the
     /// same port after a restart).
     pub fn start_hub(&mut self, quic: Option<SocketAddr>) -> anyhow::Result<()> {
+        self.start_hub_at(quic, "127.0.0.1:0")
+    }
+
+    fn start_hub_at(&mut self, quic: Option<SocketAddr>, listen: &str) -> anyhow::Result<()> {
         let hub_dir = self.hub_dir();
         let quic_arg = quic.map_or("127.0.0.1:0".to_owned(), |q| q.to_string());
+        let mut args = vec![
+            "serve",
+            "--data-dir",
+            hub_dir.to_str().unwrap_or_default(),
+            "--listen",
+            listen,
+            "--quic",
+            &quic_arg,
+        ];
+        args.extend(self.hub_args.iter().map(String::as_str));
         let proc = spawn_logged(
             &workspace_bin("linli-hub"),
-            &[
-                "serve",
-                "--data-dir",
-                hub_dir.to_str().unwrap_or_default(),
-                "--listen",
-                "127.0.0.1:0",
-                "--quic",
-                &quic_arg,
-            ],
+            &args,
             START,
             Some(&self.dir.path().join("hub.log")),
         )?;
@@ -330,6 +339,28 @@ impl Cluster {
             h.proc.kill_9();
         }
         self.start_hub(Some(quic))
+    }
+
+    /// Stops the hub, runs `linli-hub <command>` on its data (e.g. `user
+    /// add`), and starts it again on the same HTTP and QUIC addresses with
+    /// `hub_args`: how a test gives the hub a store console's origin, known
+    /// only once the store runs.
+    pub fn restart_hub_with(&mut self, command: &[&str]) -> anyhow::Result<()> {
+        let (quic, http) = (self.hub()?.quic, self.hub()?.http.clone());
+        if let Some(mut h) = self.hub.take() {
+            h.proc.kill_9();
+        }
+        if !command.is_empty() {
+            let status = Command::new(workspace_bin("linli-hub"))
+                .args(command)
+                .arg("--data-dir")
+                .arg(self.hub_dir())
+                .stdout(Stdio::null())
+                .status()?;
+            anyhow::ensure!(status.success(), "linli-hub {command:?} failed");
+        }
+        let listen = http.trim_start_matches("http://").to_owned();
+        self.start_hub_at(Some(quic), &listen)
     }
 
     pub fn hub(&self) -> anyhow::Result<&HubProc> {

@@ -47,6 +47,13 @@
 //!   own rider and delivered, and the customer sees each step; an order the
 //!   customer cancels leaves the store's pick list.
 //!
+//! - `live` (1024x768 and a phone): the store manager signs in to the hub
+//!   from the console's 直播 tab (the node knows the hub's HTTP address,
+//!   the hub allows the console's origin), schedules a session with a live
+//!   price and an 88折 and starts it; the customer sees it in the shop and
+//!   orders the bun at ¥9.90; the console's figures count the order within
+//!   seconds; the manager pins the bun and ends the session.
+//!
 //! Needs Node, `npm ci --prefix tests/js` and Chromium at `/usr/bin/chromium`
 //! (or `$CHROMIUM`): without them the test fails and says how to install
 //! them, it never passes silently. On failure the script's screenshots, the
@@ -397,4 +404,70 @@ fn a_customer_shops_on_a_phone_and_finds_every_order_after_closing_the_page() {
         (o["delivery"]["address"] == "文三路花园 3 幢 2 单元 201").then_some(())
     })
     .unwrap();
+}
+
+#[test]
+fn a_store_manager_runs_a_live_session_and_a_customer_orders_at_the_live_price() {
+    require_browser();
+    let mut c = Cluster::new(79).unwrap();
+    import_csv(&c, "/api/v1/stores/import", "stores.csv");
+    import_csv(&c, "/api/v1/catalog/import", "products.csv");
+    let hub_http = c.hub().unwrap().http.clone();
+    c.add_store_with(STORE, &["--hub-http", &hub_http]).unwrap();
+    // the hub learns the console's origin (known once the store runs) and
+    // the store's manager account
+    let origin = c.store(STORE).unwrap().base_url.clone();
+    c.hub_args = vec!["--console-origin".into(), origin];
+    c.restart_hub_with(&[
+        "user",
+        "add",
+        "--name",
+        "m1",
+        "--role",
+        "manager",
+        "--store",
+        STORE,
+        "--password",
+        "manager-one",
+    ])
+    .unwrap();
+    assert_eq!(c.hub().unwrap().http, hub_http);
+    wait_for(CONNECT, "the store to connect to the hub", || {
+        let h = c.store_get(STORE, "/health").ok()?;
+        (h["sync"]["state"] == "connected").then_some(())
+    })
+    .unwrap();
+    let out = run_scenario(
+        &mut c,
+        "live",
+        &["--manager", "m1", "--password", "manager-one"],
+    );
+    let order = out
+        .lines()
+        .find_map(|l| l.strip_prefix("LINLI-LIVE-ORDER "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    // the hub recorded the order with its session and the live price
+    let hub = c.hub().unwrap();
+    let v: Value = c
+        .http
+        .get(format!("{}/api/v1/orders/{order}", hub.http))
+        .bearer_auth(&hub.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["channel"], "live", "{v}");
+    assert_eq!(v["lines"][0]["unit_price_fen"], 990, "{v}");
+    let session = v["live_session_id"].as_str().unwrap();
+    let s: Value = c
+        .http
+        .get(format!("{}/api/v1/live-sessions/{session}", hub.http))
+        .bearer_auth(&hub.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!((s["status"].clone(), s["orders"].clone()), (json!("ended"), json!(1)), "{s}");
 }
