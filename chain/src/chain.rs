@@ -115,7 +115,10 @@ impl Chain {
             .filter(|_| ports.base != 0)
             .flat_map(|i| {
                 let port = ports.at(i).port();
-                [format!("http://localhost:{port}"), format!("http://127.0.0.1:{port}")]
+                [
+                    format!("http://localhost:{port}"),
+                    format!("http://127.0.0.1:{port}"),
+                ]
             })
             .collect();
         let hub = HubServer::start_with(

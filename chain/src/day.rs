@@ -122,7 +122,14 @@ pub async fn run(chain: &Chain, plan: DayPlan, cancel: CancellationToken) -> any
                 let phone = format!("1370000{:04}", tick % 10_000);
                 let key = format!("day-{run:08x}-live-{tick}");
                 match l
-                    .order(&http, &chain.hub_url, &tills[0].id, &phone, tick as usize, &key)
+                    .order(
+                        &http,
+                        &chain.hub_url,
+                        &tills[0].id,
+                        &phone,
+                        tick as usize,
+                        &key,
+                    )
                     .await
                 {
                     Ok(price) => say(&format!(
@@ -132,7 +139,7 @@ pub async fn run(chain: &Chain, plan: DayPlan, cancel: CancellationToken) -> any
                     Err(e) => say(&format!("直播下单未成 (live order refused): {e}")),
                 }
             }
-            if (tick % 3 == 0 || tick == 14)
+            if (tick.is_multiple_of(3) || tick == 14)
                 && let Ok(f) = l.figures(&http, &chain.hub_url).await
             {
                 say(&format!(

@@ -84,9 +84,11 @@ impl LiveRun {
             http.post(format!("{hub}/api/v1/orders"))
                 .bearer_auth(token)
                 .header("Idempotency-Key", key)
-                .json(&json!({"channel": "live", "live_session_id": self.session_id,
+                .json(
+                    &json!({"channel": "live", "live_session_id": self.session_id,
                     "customer": {"phone": phone}, "fulfilment": "pickup", "store_id": store,
-                    "lines": [{"sku": sku, "qty": 1}]})),
+                    "lines": [{"sku": sku, "qty": 1}]}),
+                ),
         )
         .await?;
         Ok(v["lines"][0]["unit_price_fen"].as_i64().unwrap_or(0))
@@ -103,8 +105,11 @@ impl LiveRun {
 
     pub(crate) async fn end(&self, http: &Client, hub: &str) -> anyhow::Result<Value> {
         send(
-            http.post(format!("{hub}/api/v1/live-sessions/{}/end", self.session_id))
-                .bearer_auth(&self.token),
+            http.post(format!(
+                "{hub}/api/v1/live-sessions/{}/end",
+                self.session_id
+            ))
+            .bearer_auth(&self.token),
         )
         .await
     }

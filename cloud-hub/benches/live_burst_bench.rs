@@ -120,12 +120,8 @@ async fn burst(
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..clients {
-        let (hub, admin, session, tag) = (
-            hub.clone(),
-            admin.clone(),
-            session.clone(),
-            tag.to_owned(),
-        );
+        let (hub, admin, session, tag) =
+            (hub.clone(), admin.clone(), session.clone(), tag.to_owned());
         tasks.spawn(async move {
             let mut lat = Vec::with_capacity(per);
             for i in 0..per {
@@ -134,7 +130,7 @@ async fn burst(
                     sku: FEATURED[n % FEATURED.len()].into(),
                     qty: 1,
                 }];
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     lines.push(LineRequest {
                         sku: FEATURED[(n + 1) % FEATURED.len()].into(),
                         qty: 1,

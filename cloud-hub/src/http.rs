@@ -113,8 +113,12 @@ impl From<HubError> for ApiError {
             }
             HubError::NotYourStore(_) => err(StatusCode::FORBIDDEN, "not_your_store", msg),
             HubError::Live(e) => match e {
-                LiveError::Invalid(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg),
-                LiveError::UnknownSku(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "unknown_sku", msg),
+                LiveError::Invalid(_) => {
+                    err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg)
+                }
+                LiveError::UnknownSku(_) => {
+                    err(StatusCode::UNPROCESSABLE_ENTITY, "unknown_sku", msg)
+                }
                 LiveError::NotFeatured(_) => {
                     err(StatusCode::UNPROCESSABLE_ENTITY, "not_featured", msg)
                 }

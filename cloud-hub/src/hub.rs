@@ -110,7 +110,9 @@ pub enum HubError {
     #[error("没有直播场次 {0} (no live session {0})")]
     LiveSessionNotFound(String),
     /// A store manager acting for another store.
-    #[error("店长只能管理本店（{0}）的直播 (a store manager runs only the live sessions of their own store, {0})")]
+    #[error(
+        "店长只能管理本店（{0}）的直播 (a store manager runs only the live sessions of their own store, {0})"
+    )]
     NotYourStore(String),
     /// A live session refused a schedule or a move.
     #[error(transparent)]

@@ -24,8 +24,7 @@
 use chrono::{DateTime, Utc};
 use linli_shared::Unit;
 use linli_shared::live::{
-    self, FeaturedRequest, Figures, LiveOrder, LiveSession, LiveStatus, ScheduleRequest,
-    TopProduct,
+    self, FeaturedRequest, Figures, LiveOrder, LiveSession, LiveStatus, ScheduleRequest, TopProduct,
 };
 use linli_shared::online::HubOrderFact;
 use linli_shared::order::OrderStatus;
@@ -299,7 +298,11 @@ impl Hub {
     }
 
     /// Schedules a session and pulls rights for its featured products.
-    pub async fn schedule_live(&self, user: &User, req: ScheduleLive) -> Result<LiveView, HubError> {
+    pub async fn schedule_live(
+        &self,
+        user: &User,
+        req: ScheduleLive,
+    ) -> Result<LiveView, HubError> {
         may_run(user, &req.store_id)?;
         let dir = self.directory();
         if dir.stores.get(&req.store_id).is_none() {
@@ -338,7 +341,10 @@ impl Hub {
             .iter()
             .map(|f| {
                 let kg = dir.products.get(&f.sku).is_some_and(|p| p.unit == Unit::Kg);
-                (f.sku.clone(), if kg { PULL_UNITS * 1000 } else { PULL_UNITS })
+                (
+                    f.sku.clone(),
+                    if kg { PULL_UNITS * 1000 } else { PULL_UNITS },
+                )
             })
             .collect();
         let touched = self
@@ -348,7 +354,7 @@ impl Hub {
                 for (sku, n) in &units {
                     batch.update(c, &s.store_id, sku, |h| h.wanted += n)?;
                 }
-                Ok(batch.flush(c, docs, now.with_timezone(&offset).date_naive())?)
+                batch.flush(c, docs, now.with_timezone(&offset).date_naive())
             })
             .await?;
         self.announce(touched);
@@ -368,7 +374,8 @@ impl Hub {
         let (s, orders) = self
             .store
             .write(move |c| {
-                let mut s = load(c, &oid)?.ok_or_else(|| HubError::LiveSessionNotFound(oid.clone()))?;
+                let mut s =
+                    load(c, &oid)?.ok_or_else(|| HubError::LiveSessionNotFound(oid.clone()))?;
                 may_run(&u, &s.store_id)?;
                 f(&mut s, now)?;
                 save(c, &s, &u.name, now)?;

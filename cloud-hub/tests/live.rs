@@ -254,7 +254,10 @@ async fn scheduling_is_validated_and_only_the_stores_manager_or_an_admin_runs_it
         }
         // Chinese first
         let msg = v["error"]["message"].as_str().unwrap();
-        assert!(!msg.is_ascii() || want == "forbidden_or_unknown", "{what}: {msg}");
+        assert!(
+            !msg.is_ascii() || want == "forbidden_or_unknown",
+            "{what}: {msg}"
+        );
     }
 
     // S002's manager may not run S001's session; nor may a regional manager
@@ -297,7 +300,10 @@ async fn scheduling_is_validated_and_only_the_stores_manager_or_an_admin_runs_it
     let (s, v) = h
         .call("GET", "/api/v1/live-sessions/LNOPE", Some(&admin), None)
         .await;
-    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "live_session_not_found"));
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::NOT_FOUND, "live_session_not_found")
+    );
 }
 
 #[tokio::test]
@@ -305,20 +311,39 @@ async fn start_pin_end_move_forward_only() {
     let h = hub().await;
     let m1 = h.m1.clone();
     let (_, v) = h.schedule(&m1, 5).await;
-    let uri = format!("/api/v1/live-sessions/{}", v["session_id"].as_str().unwrap());
+    let uri = format!(
+        "/api/v1/live-sessions/{}",
+        v["session_id"].as_str().unwrap()
+    );
     let pin = |sku: &str| Some(json!({ "sku": sku }));
-    let (s, v) = h.call("POST", &format!("{uri}/pin"), Some(&m1), pin("P00001")).await;
+    let (s, v) = h
+        .call("POST", &format!("{uri}/pin"), Some(&m1), pin("P00001"))
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "live_session_state"));
-    let (s, v) = h.call("POST", &format!("{uri}/start"), Some(&m1), None).await;
+    let (s, v) = h
+        .call("POST", &format!("{uri}/start"), Some(&m1), None)
+        .await;
     assert_eq!((s, v["status"].clone()), (StatusCode::OK, json!("started")));
     assert_eq!(v["live_prices_now"], true);
     let started = v["started_at"].clone();
-    let (s, v) = h.call("POST", &format!("{uri}/start"), Some(&m1), None).await;
+    let (s, v) = h
+        .call("POST", &format!("{uri}/start"), Some(&m1), None)
+        .await;
     assert_eq!((s, v["started_at"].clone()), (StatusCode::OK, started));
-    let (s, v) = h.call("POST", &format!("{uri}/pin"), Some(&m1), pin("P00003")).await;
-    assert_eq!((s, v["pinned_sku"].clone()), (StatusCode::OK, json!("P00003")));
-    let (s, v) = h.call("POST", &format!("{uri}/pin"), Some(&m1), pin("P00002")).await;
-    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "not_featured"));
+    let (s, v) = h
+        .call("POST", &format!("{uri}/pin"), Some(&m1), pin("P00003"))
+        .await;
+    assert_eq!(
+        (s, v["pinned_sku"].clone()),
+        (StatusCode::OK, json!("P00003"))
+    );
+    let (s, v) = h
+        .call("POST", &format!("{uri}/pin"), Some(&m1), pin("P00002"))
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "not_featured")
+    );
     let (s, v) = h.call("POST", &format!("{uri}/end"), Some(&m1), None).await;
     assert_eq!((s, v["status"].clone()), (StatusCode::OK, json!("ended")));
     let ended = v["ended_at"].clone();
@@ -326,7 +351,9 @@ async fn start_pin_end_move_forward_only() {
     assert_eq!(v["live_prices_now"], true);
     let (s, v) = h.call("POST", &format!("{uri}/end"), Some(&m1), None).await;
     assert_eq!((s, v["ended_at"].clone()), (StatusCode::OK, ended));
-    let (s, v) = h.call("POST", &format!("{uri}/start"), Some(&m1), None).await;
+    let (s, v) = h
+        .call("POST", &format!("{uri}/start"), Some(&m1), None)
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "live_session_state"));
 }
 
@@ -348,7 +375,8 @@ async fn live_prices_only_while_it_runs_and_figures_leave_cancelled_orders_out()
     let (_, v) = h.call("GET", "/api/v1/stores/S001/live", None, None).await;
     assert_eq!(v["session"], Value::Null);
 
-    h.call("POST", &format!("{uri}/start"), Some(&m1), None).await;
+    h.call("POST", &format!("{uri}/start"), Some(&m1), None)
+        .await;
     let (_, v) = h.call("GET", "/api/v1/stores/S001/live", None, None).await;
     assert_eq!(v["session"]["session_id"], json!(id));
     assert_eq!(v["session"]["orders"], 0, "customers see prices, not sales");
@@ -358,8 +386,10 @@ async fn live_prices_only_while_it_runs_and_figures_leave_cancelled_orders_out()
             "POST",
             "/api/v1/quote",
             None,
-            Some(json!({"fulfilment": "pickup", "store_id": "S001", "live_session_id": id,
-                "lines": [{"sku": "P00001", "qty": 2}, {"sku": "P00003", "qty": 500}]})),
+            Some(
+                json!({"fulfilment": "pickup", "store_id": "S001", "live_session_id": id,
+                "lines": [{"sku": "P00001", "qty": 2}, {"sku": "P00003", "qty": 500}]}),
+            ),
         )
         .await;
     assert_eq!(s, StatusCode::OK);

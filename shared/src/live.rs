@@ -183,10 +183,7 @@ pub fn schedule(
         ));
     }
     if req.ends_at <= now {
-        return Err(invalid(
-            "结束时间已过",
-            "ends_at is in the past",
-        ));
+        return Err(invalid("结束时间已过", "ends_at is in the past"));
     }
     if req.starts_at > now + Duration::days(MAX_DAYS_AHEAD) {
         return Err(invalid(
@@ -476,11 +473,23 @@ mod tests {
         let mut r = req(vec![fixed("P1", 800)]);
         r.ends_at = r.starts_at;
         assert!(matches!(bad(r), LiveError::Invalid(_)));
-        assert_eq!(bad(req(vec![fixed("P9", 1)])), LiveError::UnknownSku("P9".into()));
+        assert_eq!(
+            bad(req(vec![fixed("P9", 1)])),
+            LiveError::UnknownSku("P9".into())
+        );
         assert!(matches!(bad(req(vec![])), LiveError::Invalid(_)));
-        assert!(matches!(bad(req(vec![fixed("P1", 1000)])), LiveError::Invalid(_)));
-        assert!(matches!(bad(req(vec![pct("P1", 0)])), LiveError::Invalid(_)));
-        assert!(matches!(bad(req(vec![pct("P1", 100)])), LiveError::Invalid(_)));
+        assert!(matches!(
+            bad(req(vec![fixed("P1", 1000)])),
+            LiveError::Invalid(_)
+        ));
+        assert!(matches!(
+            bad(req(vec![pct("P1", 0)])),
+            LiveError::Invalid(_)
+        ));
+        assert!(matches!(
+            bad(req(vec![pct("P1", 100)])),
+            LiveError::Invalid(_)
+        ));
         assert!(matches!(
             bad(req(vec![fixed("P1", 800), pct("P1", 90)])),
             LiveError::Invalid(_)
@@ -502,7 +511,10 @@ mod tests {
         assert!(s.end(t(12, 40, 0)).unwrap());
         assert!(!s.end(t(12, 41, 0)).unwrap());
         assert_eq!(s.ended_at, Some(t(12, 40, 0)));
-        assert!(matches!(s.start(t(12, 42, 0)), Err(LiveError::State { .. })));
+        assert!(matches!(
+            s.start(t(12, 42, 0)),
+            Err(LiveError::State { .. })
+        ));
     }
 
     #[test]
@@ -517,7 +529,10 @@ mod tests {
         assert!(s.offer_for("S002", start).is_none(), "another store");
         s.end(t(12, 30, 0)).unwrap();
         let end = t(12, 30, 0);
-        assert!(s.offer_for("S001", end).is_some(), "the end instant is in grace");
+        assert!(
+            s.offer_for("S001", end).is_some(),
+            "the end instant is in grace"
+        );
         let grace_end = end + Duration::minutes(10);
         assert!(s.offer_for("S001", grace_end - ms).is_some());
         assert!(s.offer_for("S001", grace_end).is_none(), "end + grace");
@@ -531,8 +546,14 @@ mod tests {
         s.start(t(11, 55, 0)).unwrap(); // early: the press counts
         assert!(s.offer_for("S001", t(11, 55, 0)).is_some());
         let end = t(13, 0, 0);
-        assert!(s.offer_for("S001", end - Duration::milliseconds(1)).is_some());
-        assert!(s.offer_for("S001", end).is_none(), "never pressed end: the plan's end");
+        assert!(
+            s.offer_for("S001", end - Duration::milliseconds(1))
+                .is_some()
+        );
+        assert!(
+            s.offer_for("S001", end).is_none(),
+            "never pressed end: the plan's end"
+        );
         s.end(t(14, 0, 0)).unwrap();
         assert_eq!(s.ended_at, Some(end));
     }
@@ -561,9 +582,15 @@ mod tests {
             },
         ];
         let f = figures(&orders);
-        assert_eq!((f.orders, f.buyers, f.gmv_fen, f.cancelled), (2, 1, 3280, 1));
+        assert_eq!(
+            (f.orders, f.buyers, f.gmv_fen, f.cancelled),
+            (2, 1, 3280, 1)
+        );
         assert_eq!(f.as_of, Some(t(12, 3, 0)));
         assert_eq!(f.top_products[0].sku, "P1");
-        assert_eq!((f.top_products[0].qty, f.top_products[0].gmv_fen), (3, 2400));
+        assert_eq!(
+            (f.top_products[0].qty, f.top_products[0].gmv_fen),
+            (3, 2400)
+        );
     }
 }

@@ -469,5 +469,9 @@ fn a_store_manager_runs_a_live_session_and_a_customer_orders_at_the_live_price()
         .unwrap()
         .json()
         .unwrap();
-    assert_eq!((s["status"].clone(), s["orders"].clone()), (json!("ended"), json!(1)), "{s}");
+    assert_eq!(
+        (s["status"].clone(), s["orders"].clone()),
+        (json!("ended"), json!(1)),
+        "{s}"
+    );
 }
