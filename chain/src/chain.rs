@@ -12,7 +12,8 @@ use anyhow::Context;
 use linli_courier::sim::SimCourier;
 use linli_edge::config::{Config, database_path};
 use linli_edge::node::Node;
-use linli_hub::hub::{HubPaths, Role, add_user, open_conn};
+use linli_hub::hub::{HubPaths, Role, add_store_manager, add_user, open_conn};
+use linli_hub::orders::OrderSettings;
 use linli_hub::server::HubServer;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,10 @@ pub const STORES: [&str; 3] = ["S001", "S002", "S003"];
 
 /// The hub's demo administrator.
 pub const ADMIN: (&str, &str) = ("admin", "linli-admin");
+
+/// Each store manager's hub account (runs the store's live sessions from
+/// the console's 直播 tab): name `<store>-manager`, this password.
+pub const MANAGER_PASSWORD: &str = "linli-manager";
 
 /// The courier simulator's API key.
 const COURIER_KEY: &str = "linli-demo-courier";
@@ -99,6 +104,17 @@ impl Chain {
             if !exists {
                 add_user(&conn, ADMIN.0, Role::Admin, ADMIN.1)?;
             }
+            for id in STORES {
+                let name = format!("{id}-manager");
+                let exists: bool = conn.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
+                    [&name],
+                    |r| r.get(0),
+                )?;
+                if !exists {
+                    add_store_manager(&conn, &name, id, MANAGER_PASSWORD)?;
+                }
+            }
         }
         let pay_listener = tokio::net::TcpListener::bind(ports.at(11)).await?;
         let pay_url = format!("http://{}", pay_listener.local_addr()?);
@@ -110,14 +126,34 @@ impl Chain {
                 tracing::error!(error = %e, "payment simulator failed");
             }
         });
-        let orders = linli_hub::orders::OrderSettings {
-            payment: Some(linli_hub::payment::PaySettings::new(
-                linli_pay::HttpPay::new(&pay_url, PAY_KEY)?,
-                PAY_KEY,
-            )),
-            ..Default::default()
-        };
-        let hub = HubServer::start_with(&paths, ports.at(0), ports.at(0), &[], orders).await?;
+        // the consoles call the hub for live sessions (their origins are
+        // known only with fixed ports; with --port-base 0 the live tab says
+        // the hub cannot be reached)
+        let console_origins = (1..=STORES.len() as u16)
+            .filter(|_| ports.base != 0)
+            .flat_map(|i| {
+                let port = ports.at(i).port();
+                [
+                    format!("http://localhost:{port}"),
+                    format!("http://127.0.0.1:{port}"),
+                ]
+            })
+            .collect();
+        let hub = HubServer::start_with(
+            &paths,
+            ports.at(0),
+            ports.at(0),
+            &[],
+            OrderSettings {
+                console_origins,
+                payment: Some(linli_hub::payment::PaySettings::new(
+                    linli_pay::HttpPay::new(&pay_url, PAY_KEY)?,
+                    PAY_KEY,
+                )),
+                ..OrderSettings::default()
+            },
+        )
+        .await?;
         let hub_url = format!("http://{}", hub.http_addr);
         let http = reqwest::Client::new();
         let token = admin_token(&http, &hub_url).await?;
@@ -162,6 +198,7 @@ impl Chain {
                 identity: Some(identity),
                 courier_url: Some(courier_url.clone()),
                 courier_key: Some(COURIER_KEY.to_owned()),
+                hub_http: Some(hub_url.clone()),
                 ..Config::default()
             };
             let node = Node::start(config, store_dir, cancel.child_token()).await?;

@@ -1,7 +1,9 @@
 //! The simulated day: what a newcomer sees happen while they look around.
 //! Every tick a counter sale at one of the stores; every few ticks a
 //! customer orders online for pickup, and the store hands it over by its
-//! code; once a delivery goes out with the courier; once a store loses its
+//! code; once a delivery goes out with the courier; S001's manager runs a
+//! live session for a while, viewers order at the live price and the
+//! figures grow; once a store loses its
 //! link for a while, keeps selling, and catches up when it is back. All of
 //! it through the same HTTP APIs a till and a customer's phone use.
 
@@ -84,6 +86,7 @@ pub async fn run(chain: &Chain, plan: DayPlan, cancel: CancellationToken) -> any
     let mut delivery: Option<String> = None;
     let cut = &tills[tills.len() - 1].id;
     let mut tick: u64 = 0;
+    let mut live: Option<crate::live_day::LiveRun> = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -99,6 +102,59 @@ pub async fn run(chain: &Chain, plan: DayPlan, cancel: CancellationToken) -> any
         if tick == plan.cut_at + plan.cut_for {
             chain.set_link(cut, true);
             say(&format!("{cut} 恢复联网 (link back)"));
+        }
+        // S001's live session: on air from tick 2 to tick 14, a viewer's
+        // order every tick, the figures every third
+        if tick == 2 {
+            match crate::live_day::start(&http, &chain.hub_url, &tills[0].id, &goods).await {
+                Ok(l) => {
+                    say(&format!(
+                        "{} 店长开播，直播商品 88 折 (live session {} on air)",
+                        tills[0].id, l.session_id
+                    ));
+                    live = Some(l);
+                }
+                Err(e) => say(&format!("开播未成 (live session not started): {e}")),
+            }
+        }
+        if let Some(l) = &live {
+            if (3..14).contains(&tick) {
+                let phone = format!("1370000{:04}", tick % 10_000);
+                let key = format!("day-{run:08x}-live-{tick}");
+                match l
+                    .order(
+                        &http,
+                        &chain.hub_url,
+                        &tills[0].id,
+                        &phone,
+                        tick as usize,
+                        &key,
+                    )
+                    .await
+                {
+                    Ok(price) => say(&format!(
+                        "直播间顾客 {phone} 下单，直播价 ¥{:.2} (live order)",
+                        price as f64 / 100.0
+                    )),
+                    Err(e) => say(&format!("直播下单未成 (live order refused): {e}")),
+                }
+            }
+            if (tick.is_multiple_of(3) || tick == 14)
+                && let Ok(f) = l.figures(&http, &chain.hub_url).await
+            {
+                say(&format!(
+                    "直播数据：{} 单，{} 位买家，成交 ¥{:.2} (live figures)",
+                    f["orders"],
+                    f["buyers"],
+                    f["gmv_fen"].as_i64().unwrap_or(0) as f64 / 100.0
+                ));
+            }
+            if tick == 14 {
+                if l.end(&http, &chain.hub_url).await.is_ok() {
+                    say(&format!("{} 直播结束 (live session ended)", tills[0].id));
+                }
+                live = None;
+            }
         }
         // a counter sale
         let till = &tills[(tick as usize) % tills.len()];

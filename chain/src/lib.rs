@@ -1,7 +1,8 @@
 //! The whole chain on one machine, for a newcomer's first ten minutes: a
 //! hub, three store nodes with the reference data, the courier simulator,
 //! and a simulated day running in the background (counter sales, online
-//! orders, a pickup, a delivery, one store cut off for a while and back).
+//! orders, a pickup, a delivery, S001's live session with its orders, one
+//! store cut off for a while and back).
 //!
 //! Everything runs in one process on the real parts (SQLite files, QUIC
 //! with mutual TLS between the stores and the hub, real HTTP servers); only
@@ -11,3 +12,4 @@
 pub mod chain;
 pub mod day;
 pub mod link;
+mod live_day;

@@ -88,6 +88,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("门店 {} 收银台 (store console):  {}/", s.id, s.url);
     }
     println!("  门店登录 (store logins):  收银员 cashier / 1234 · 店长 manager / 9999");
+    println!(
+        "  直播（店长 → 直播，总部账号）(live tab, hub account):  S001-manager / {}",
+        linli_chain::chain::MANAGER_PASSWORD
+    );
     println!("配送模拟 (courier simulator):  {}", chain.courier_url);
     println!(
         "支付模拟 (payment simulator):  {}  (收银台 cashier: /pay/<prepay_id>)",

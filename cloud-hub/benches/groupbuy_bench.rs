@@ -123,6 +123,7 @@ fn main() {
         let admin = User {
             name: "admin".into(),
             role: Role::Admin,
+            store_id: None,
         };
         hub.import_catalog(&admin, data("products.csv")).await.unwrap();
         hub.import_stores(&admin, stores_csv()).await.unwrap();

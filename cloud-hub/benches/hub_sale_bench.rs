@@ -335,6 +335,7 @@ fn main() {
         let admin = User {
             name: "admin".into(),
             role: Role::Admin,
+            store_id: None,
         };
         hub.import_catalog(&admin, data("products.csv"))
             .await

@@ -13,11 +13,14 @@ use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
+use linli_shared::live::LiveError;
+
 use crate::hub::{Hub, HubError, User};
 
 mod communities;
 mod customers;
 mod groupbuys;
+mod live;
 mod orders;
 mod payments;
 mod shop;
@@ -171,6 +174,22 @@ impl From<HubError> for ApiError {
             }
             HubError::PaymentRefused(_) => err(StatusCode::BAD_GATEWAY, "payment_refused", msg),
             HubError::RefundRefused(_) => err(StatusCode::CONFLICT, "refund_refused", msg),
+            HubError::LiveSessionNotFound(_) => {
+                err(StatusCode::NOT_FOUND, "live_session_not_found", msg)
+            }
+            HubError::NotYourStore(_) => err(StatusCode::FORBIDDEN, "not_your_store", msg),
+            HubError::Live(e) => match e {
+                LiveError::Invalid(_) => {
+                    err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg)
+                }
+                LiveError::UnknownSku(_) => {
+                    err(StatusCode::UNPROCESSABLE_ENTITY, "unknown_sku", msg)
+                }
+                LiveError::NotFeatured(_) => {
+                    err(StatusCode::UNPROCESSABLE_ENTITY, "not_featured", msg)
+                }
+                LiveError::State { .. } => err(StatusCode::CONFLICT, "live_session_state", msg),
+            },
             HubError::Store(_) | HubError::Doc(_) => {
                 tracing::error!(error = %msg, "hub failure");
                 err(
@@ -250,6 +269,7 @@ async fn json_errors(resp: Response) -> Response {
 }
 
 pub fn router(hub: Hub) -> Router {
+    let cors = console_cors(&hub.order_settings.console_origins);
     Router::new()
         .route("/", get(shop))
         .route("/health", get(health))
@@ -324,6 +344,15 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/v1/customer/group-buys", get(groupbuys::mine))
         .route("/api/v1/customers/{id}/unmerge", post(customers::unmerge))
         .route("/api/v1/stores/{id}/sales", get(sales))
+        .route("/api/v1/stores/{id}/live", get(live::running))
+        .route(
+            "/api/v1/live-sessions",
+            post(live::schedule).get(live::list),
+        )
+        .route("/api/v1/live-sessions/{id}", get(live::get))
+        .route("/api/v1/live-sessions/{id}/start", post(live::start))
+        .route("/api/v1/live-sessions/{id}/end", post(live::end))
+        .route("/api/v1/live-sessions/{id}/pin", post(live::pin))
         .route("/api/v1/stores/{id}/stock/{sku}", get(stock))
         .route("/api/v1/docs/{*doc_id}", get(export_doc))
         .fallback(|| async {
@@ -334,7 +363,26 @@ pub fn router(hub: Hub) -> Router {
             )
         })
         .layer(axum::middleware::map_response(json_errors))
+        .layer(cors)
         .with_state(hub)
+}
+
+/// The store consoles (another origin: the store node) call the hub from
+/// the browser for live sessions; only the configured origins may, with a
+/// bearer token in a header (no cookies, so no credentials mode).
+fn console_cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let list: Vec<axum::http::HeaderValue> =
+        origins.iter().filter_map(|o| o.parse().ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(list))
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            axum::http::HeaderName::from_static("idempotency-key"),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// The customer page: one self-contained page over the order API.

@@ -171,6 +171,17 @@ pub enum HubError {
     /// A refund beyond the payer's limits.
     #[error(transparent)]
     RefundRefused(linli_shared::payment::RefundRefusal),
+    /// No live session has this id.
+    #[error("没有直播场次 {0} (no live session {0})")]
+    LiveSessionNotFound(String),
+    /// A store manager acting for another store.
+    #[error(
+        "店长只能管理本店（{0}）的直播 (a store manager runs only the live sessions of their own store, {0})"
+    )]
+    NotYourStore(String),
+    /// A live session refused a schedule or a move.
+    #[error(transparent)]
+    Live(#[from] linli_shared::live::LiveError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -188,6 +199,9 @@ impl From<rusqlite::Error> for HubError {
 pub enum Role {
     Admin,
     Regional,
+    /// A store manager: runs the live sessions of one store (`User::store_id`)
+    /// and nothing chain-wide.
+    Manager,
 }
 
 impl Role {
@@ -195,6 +209,7 @@ impl Role {
         match s {
             "admin" => Some(Role::Admin),
             "regional" => Some(Role::Regional),
+            "manager" => Some(Role::Manager),
             _ => None,
         }
     }
@@ -202,6 +217,7 @@ impl Role {
         match self {
             Role::Admin => "admin",
             Role::Regional => "regional",
+            Role::Manager => "manager",
         }
     }
 }
@@ -211,6 +227,8 @@ impl Role {
 pub struct User {
     pub name: String,
     pub role: Role,
+    /// The store of a [`Role::Manager`]; `None` for chain staff.
+    pub store_id: Option<String>,
 }
 
 /// One store's link as the hub sees it.
@@ -386,8 +404,37 @@ fn token_hash(t: &str) -> String {
     hex::encode(Sha256::digest(t.as_bytes()))
 }
 
-/// Adds a hub user (the `user add` command).
+/// Adds a hub user (the `user add` command). A [`Role::Manager`] needs its
+/// store: use [`add_store_manager`].
 pub fn add_user(c: &Connection, name: &str, role: Role, password: &str) -> Result<(), HubError> {
+    if role == Role::Manager {
+        return Err(HubError::Invalid(
+            "a manager belongs to a store: give --store".into(),
+        ));
+    }
+    insert_user(c, name, role, None, password)
+}
+
+/// Adds the manager of one store (`user add --role manager --store S001`):
+/// a hub login that runs that store's live sessions and nothing else.
+pub fn add_store_manager(
+    c: &Connection,
+    name: &str,
+    store_id: &str,
+    password: &str,
+) -> Result<(), HubError> {
+    let store =
+        linli_shared::login_guard::clean_text("store", store_id, 32).map_err(HubError::Invalid)?;
+    insert_user(c, name, Role::Manager, Some(&store), password)
+}
+
+fn insert_user(
+    c: &Connection,
+    name: &str,
+    role: Role,
+    store_id: Option<&str>,
+    password: &str,
+) -> Result<(), HubError> {
     let name =
         linli_shared::login_guard::clean_text("name", name, 64).map_err(HubError::Invalid)?;
     let name = name.as_str();
@@ -402,8 +449,8 @@ pub fn add_user(c: &Connection, name: &str, role: Role, password: &str) -> Resul
         .map_err(|e| HubError::Invalid(e.to_string()))?
         .to_string();
     let n = c.execute(
-        "INSERT OR IGNORE INTO users(name, role, pw_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![name, role.as_str(), hash, Utc::now().to_rfc3339()],
+        "INSERT OR IGNORE INTO users(name, role, pw_hash, created_at, store_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![name, role.as_str(), hash, Utc::now().to_rfc3339(), store_id],
     )?;
     if n == 0 {
         return Err(HubError::UserExists(name.to_owned()));
@@ -840,21 +887,33 @@ impl Hub {
             .await
     }
 
+    /// The chain's staff (admin, regional) behind a token. A store
+    /// manager's token is not one: it opens only its store's live sessions
+    /// ([`Self::authenticate_user`]).
     pub async fn authenticate(&self, token: &str) -> Result<User, HubError> {
+        let u = self.authenticate_user(token).await?;
+        if u.role == Role::Manager {
+            return Err(HubError::Unauthenticated);
+        }
+        Ok(u)
+    }
+
+    /// Any hub user behind a token, store managers included.
+    pub async fn authenticate_user(&self, token: &str) -> Result<User, HubError> {
         let h = token_hash(token);
-        let row: Option<(String, String, String)> = self
+        let row: Option<(String, String, String, Option<String>)> = self
             .store
             .read(move |c| {
                 c.query_row(
-                    "SELECT u.name, u.role, s.expires_at FROM sessions s JOIN users u ON u.name = s.user WHERE s.token_hash = ?1",
+                    "SELECT u.name, u.role, s.expires_at, u.store_id FROM sessions s JOIN users u ON u.name = s.user WHERE s.token_hash = ?1",
                     [h],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()
                 .map_err(StoreError::from)
             })
             .await?;
-        let (name, role, expires) = row.ok_or(HubError::Unauthenticated)?;
+        let (name, role, expires, store_id) = row.ok_or(HubError::Unauthenticated)?;
         let expired = DateTime::parse_from_rfc3339(&expires).map_or(true, |e| e < Utc::now());
         if expired {
             return Err(HubError::Unauthenticated);
@@ -862,6 +921,7 @@ impl Hub {
         Ok(User {
             name,
             role: Role::parse(&role).ok_or(HubError::Unauthenticated)?,
+            store_id,
         })
     }
 

@@ -19,6 +19,7 @@ pub mod groupbuys;
 pub mod http;
 pub mod hub;
 pub mod ingest;
+pub mod live;
 pub mod online;
 pub mod orders;
 pub mod payment;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use linli_hub::hub::{HubPaths, Role, add_user, open_conn};
+use linli_hub::hub::{HubPaths, Role, add_store_manager, add_user, open_conn};
 use linli_hub::orders::OrderSettings;
 use linli_hub::server::HubServer;
 
@@ -55,6 +55,11 @@ enum Cmd {
         sessions_per_addr_per_minute: u32,
         #[command(flatten)]
         pay: PayArgs,
+        /// Origin of a store console allowed to call the hub from the
+        /// browser (its live tab), e.g. `http://192.168.1.20:7070`; repeat
+        /// for each store.
+        #[arg(long)]
+        console_origin: Vec<String>,
     },
     /// Issue a store's certificate (store.pem, store.key, ca.pem) into --out.
     /// A revoked store id is refused unless --reinstate is given.
@@ -139,8 +144,11 @@ enum UserCmd {
         data_dir: Option<PathBuf>,
         #[arg(long)]
         name: String,
-        #[arg(long, value_parser = |s: &str| Role::parse(s).ok_or("role must be admin or regional"))]
+        #[arg(long, value_parser = |s: &str| Role::parse(s).ok_or("role must be admin, regional or manager"))]
         role: Role,
+        /// The store of a `manager` (runs that store's live sessions).
+        #[arg(long)]
+        store: Option<String>,
         #[arg(long)]
         password: String,
     },
@@ -176,6 +184,7 @@ fn main() -> anyhow::Result<()> {
             login_per_addr_per_minute,
             sessions_per_addr_per_minute,
             pay,
+            console_origin,
         } => {
             let orders = OrderSettings {
                 payment: pay.settings()?,
@@ -191,6 +200,7 @@ fn main() -> anyhow::Result<()> {
                 },
                 sessions_per_addr_burst: sessions_per_addr_per_minute,
                 sessions_per_addr_per_minute,
+                console_origins: console_origin,
                 ..OrderSettings::default()
             };
             tracing_subscriber::fmt()
@@ -248,11 +258,18 @@ fn main() -> anyhow::Result<()> {
                     data_dir,
                     name,
                     role,
+                    store,
                     password,
                 },
         } => {
             let paths = paths(data_dir)?;
-            add_user(&open_conn(&paths.db())?, &name, role, &password)?;
+            let conn = open_conn(&paths.db())?;
+            match (role, store) {
+                (Role::Manager, Some(store)) => add_store_manager(&conn, &name, &store, &password)?,
+                (Role::Manager, None) => anyhow::bail!("a manager needs --store <store id>"),
+                (_, Some(_)) => anyhow::bail!("--store is only for --role manager"),
+                (_, None) => add_user(&conn, &name, role, &password)?,
+            }
             println!("added {} {name}", role.as_str());
             Ok(())
         }

@@ -55,6 +55,9 @@ pub struct OrderSettings {
     /// Online payment; `None`: orders go to their store unpaid (as before
     /// payment existed), so a hub without a provider still works.
     pub payment: Option<crate::payment::PaySettings>,
+    /// Origins of the store consoles (e.g. `http://192.168.1.20:7070`) that
+    /// may call the hub from the browser (CORS): the console's live tab.
+    pub console_origins: Vec<String>,
 }
 
 impl OrderSettings {
@@ -81,6 +84,7 @@ impl Default for OrderSettings {
             sessions_per_addr_burst: 20,
             sessions_per_addr_per_minute: 20,
             payment: None,
+            console_origins: Vec::new(),
         }
     }
 }
@@ -562,12 +566,14 @@ pub(crate) struct NewOrder<'a> {
 
 /// Prices an order's lines at `store` with the one pricing rule of every
 /// channel ([`linli_shared::pricing`]): the lines with their prices, then
-/// subtotal, discount and fee in fen.
+/// subtotal, discount and fee in fen. `live`: the live session that runs
+/// for this order ([`crate::live::offer_for`]), if any.
 pub(crate) fn price_lines(
     settings: &OrderSettings,
     store: &str,
     o: &Priced,
     now: DateTime<Utc>,
+    live: Option<&pricing::LiveOffer>,
 ) -> Result<(Vec<OnlineLine>, Quote), HubError> {
     let items = o
         .lines
@@ -591,7 +597,7 @@ pub(crate) fn price_lines(
         utc_offset_minutes: settings.utc_offset.local_minus_utc() / 60,
         store_id: store,
         fulfilment: Some(o.fulfilment),
-        live: None,
+        live,
         group_buy: None,
         coupon: None,
     };
@@ -644,7 +650,13 @@ pub(crate) fn write_order(
             return Err(invalid(format!("rights for {} at {store} ran out", l.sku)));
         }
     }
-    let (lines, quote) = price_lines(settings, store, o, now)?;
+    // an order with a session id gets the live prices only if that session
+    // runs now at this store; the same decision counts it toward the session
+    let live = match &o.live_session_id {
+        Some(id) => crate::live::offer_for(c, id, store, now)?,
+        None => None,
+    };
+    let (lines, quote) = price_lines(settings, store, o, now, live.as_ref())?;
     let (subtotal, discount, fee) = (quote.subtotal_fen, quote.discount_fen, quote.fee_fen);
     let order_id = ulid::Ulid::new().to_string();
     let expires = match o.window {
@@ -704,6 +716,9 @@ pub(crate) fn write_order(
     }
     let day = now.with_timezone(&settings.utc_offset).date_naive();
     let doc = save_order(c, docs, &fact, None, day)?;
+    if let Some(l) = &live {
+        crate::live::attribute(c, &l.session_id, &fact.order_id)?;
+    }
     Ok((fact, doc))
 }
 

@@ -274,6 +274,7 @@ CREATE TABLE group_buy_progress (
     qty          INTEGER NOT NULL,
     PRIMARY KEY (group_buy_id, store_id)
 );
+"#,
     // online payment (issue 11): an order that must be paid is held at the
     // hub until it is; refunds wait in a queue that survives restarts, each
     // with its refund id fixed for life (the provider's idempotency key).
@@ -309,6 +310,40 @@ CREATE TABLE refund_queue (
     PRIMARY KEY (subject_id, refund_id)
 );
 CREATE INDEX refund_queue_due ON refund_queue(state, next_at);
+"#,
+    // live sessions (issue 11): a store manager is a hub user bound to one
+    // store (the users table is rebuilt for the new role, which logs every
+    // hub user out once); each session is one row holding the session as
+    // JSON (`linli_shared::live::LiveSession`); `live_orders` lists the
+    // orders the session ran for, written with the order
+    r#"
+DELETE FROM sessions;
+CREATE TABLE users_new (
+    name       TEXT PRIMARY KEY,
+    role       TEXT NOT NULL CHECK (role IN ('admin', 'regional', 'manager')),
+    pw_hash    TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    store_id   TEXT,
+    CHECK ((role = 'manager') = (store_id IS NOT NULL))
+);
+INSERT INTO users_new(name, role, pw_hash, created_at) SELECT name, role, pw_hash, created_at FROM users;
+DROP TABLE users;
+ALTER TABLE users_new RENAME TO users;
+CREATE TABLE live_sessions (
+    session_id TEXT PRIMARY KEY,
+    store_id   TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    starts_at  TEXT NOT NULL,
+    session    TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX live_sessions_by_store ON live_sessions(store_id, status, starts_at);
+CREATE TABLE live_orders (
+    session_id TEXT NOT NULL,
+    order_id   TEXT NOT NULL,
+    PRIMARY KEY (session_id, order_id)
+);
 "#,
 ];
 

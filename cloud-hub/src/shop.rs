@@ -31,6 +31,10 @@ pub struct QuoteRequest {
     #[serde(default)]
     pub location: Option<GeoPoint>,
     pub lines: Vec<LineRequest>,
+    /// The live session the basket is ordered from: its prices apply while
+    /// it runs at this store, as they will on the order.
+    #[serde(default)]
+    pub live_session_id: Option<String>,
 }
 
 /// The compounds the shop offers as delivery addresses.
@@ -146,7 +150,7 @@ impl Hub {
     /// What a basket comes to with the same pricing as a placed order
     /// (pickup discount, delivery fee, the store's markdowns now). Says
     /// nothing about stock: placing the order does.
-    pub fn quote(&self, req: QuoteRequest) -> Result<Quote, HubError> {
+    pub async fn quote(&self, req: QuoteRequest) -> Result<Quote, HubError> {
         let dir = self.directory();
         let now = chrono::Utc::now();
         let order = PlaceOrder {
@@ -159,7 +163,7 @@ impl Hub {
             store_id: req.store_id,
             location: req.location,
             lines: req.lines,
-            live_session_id: None,
+            live_session_id: req.live_session_id,
             delivery_slot: None,
             address: None,
         };
@@ -179,7 +183,16 @@ impl Hub {
                 .unwrap_or_default(),
             (None, None) => String::new(),
         };
-        Ok(price_lines(&self.order_settings, &store, &priced, now)?.1)
+        let live = match priced.live_session_id.clone() {
+            Some(id) => {
+                let st = store.clone();
+                self.store
+                    .read(move |c| crate::live::offer_for(c, &id, &st, now))
+                    .await?
+            }
+            None => None,
+        };
+        Ok(price_lines(&self.order_settings, &store, &priced, now, live.as_ref())?.1)
     }
 
     /// The catalog's categories, by name.

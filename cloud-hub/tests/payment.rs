@@ -91,6 +91,7 @@ fn admin() -> User {
     User {
         name: "admin".into(),
         role: Role::Admin,
+        store_id: None,
     }
 }
 

@@ -49,6 +49,11 @@ pub struct Config {
     pub hub: Option<String>,
     /// Name the hub's certificate must carry (default `localhost`).
     pub hub_name: Option<String>,
+    /// The hub's HTTP base URL (e.g. `https://hub.example.com`): the
+    /// console's live tab signs the store manager in to the hub there and
+    /// calls it from the browser (the hub lists this console's origin in
+    /// `--console-origin`). Without it the live tab says the hub is not set.
+    pub hub_http: Option<String>,
     /// Directory with the store's identity from `linli-hub issue-cert`
     /// (`store.pem`, `store.key`, `ca.pem`, and `pickup.pub`, the hub's key
     /// for pickup QR codes). Default: `identity/` in the data directory.
@@ -86,6 +91,7 @@ impl Default for Config {
             max_change_fen: linli_shared::sale::DEFAULT_MAX_CHANGE_FEN,
             hub: None,
             hub_name: None,
+            hub_http: None,
             identity: None,
             courier_url: None,
             courier_key: None,

@@ -41,6 +41,8 @@ pub struct AppState {
     pub max_csv_bytes: usize,
     /// The state of the link to the hub.
     pub sync_status: Arc<crate::uplink::SyncStatus>,
+    /// The hub's HTTP base URL, for the console's live tab.
+    pub hub_http: Option<String>,
 }
 
 /// The whole HTTP surface of the store node.

@@ -51,6 +51,9 @@ struct ServeArgs {
     /// The hub's QUIC address HOST:PORT.
     #[arg(long)]
     hub: Option<String>,
+    /// The hub's HTTP base URL, for the console's live tab.
+    #[arg(long)]
+    hub_http: Option<String>,
     /// Directory with this store's certificate (from `linli-hub issue-cert`).
     #[arg(long)]
     identity: Option<PathBuf>,
@@ -94,6 +97,9 @@ fn load(args: &ServeArgs) -> anyhow::Result<(Config, PathBuf)> {
     }
     if let Some(h) = &args.hub {
         config.hub = Some(h.clone());
+    }
+    if let Some(h) = &args.hub_http {
+        config.hub_http = Some(h.clone());
     }
     if let Some(i) = &args.identity {
         config.identity = Some(i.clone());

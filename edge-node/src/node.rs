@@ -106,6 +106,7 @@ impl Node {
             max_body_bytes: config.max_body_bytes,
             max_csv_bytes: config.max_csv_bytes,
             sync_status: sync_status.clone(),
+            hub_http: config.hub_http.clone(),
         };
         let mut tasks = JoinSet::new();
         let c = cancel.clone();

@@ -56,6 +56,7 @@ impl TestNode {
             max_body_bytes: config.max_body_bytes,
             max_csv_bytes: config.max_csv_bytes,
             sync_status: Arc::new(linli_edge::uplink::SyncStatus::new(None)),
+            hub_http: None,
         });
         let mut node = TestNode {
             router,

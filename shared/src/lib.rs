@@ -19,6 +19,7 @@ pub mod docs;
 pub mod geo;
 pub mod groupbuy;
 pub mod identity;
+pub mod live;
 pub mod login_guard;
 pub mod money;
 pub mod online;

@@ -1174,7 +1174,81 @@ async function communityScenario(shop, con, newShop) {
   await accessible(con, "console pickup screen with the community form");
 }
 
-const SCENARIOS = { community: communityScenario, pay: payScenario, shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
+/// A store manager runs a live session from the console's 直播 tab (signed
+/// in to the hub with the store's hub account): schedules it with a fixed
+/// live price and an 88折, starts it; a customer sees it in the shop with
+/// the live prices, orders the bun at ¥9.90 instead of ¥19.50, and the
+/// console's figures show the order within a few seconds (it polls every
+/// second); the manager pins the bun and ends the session.
+async function liveScenario(shop, con) {
+  await con.setViewportSize({ width: 1024, height: 768 });
+  await consoleLogin(con, "manager", "9999");
+  await managerTab(con, "live");
+  await until("the hub sign-in of the live tab", UI, async () => {
+    if (await visible(con, "#live-unreachable")) throw new Error("live tab: " + (await text(con, "#live-unreachable")));
+    return visible(con, "#live-login");
+  });
+  await con.fill("#live-user", args.manager);
+  await con.fill("#live-password", args.password);
+  await con.click("#live-login-submit");
+  await until("the live tab signed in to the hub", UI, async () => {
+    if (await visible(con, "#live-error")) throw new Error("hub sign-in: " + (await text(con, "#live-error")));
+    return visible(con, "#live-form");
+  });
+  log("step: the manager signed in to the hub from the console");
+  await con.fill("#live-title", "今晚店长直播：面包和土豆");
+  await con.fill("#live-featured", "P00001 9.90\nP00003 88折");
+  await con.click("#live-schedule");
+  await until("the scheduled session", UI, async () => {
+    if (await visible(con, "#live-error")) throw new Error("schedule: " + (await text(con, "#live-error")));
+    return (await attr(con, "#live-s-status", "data-status")) === "scheduled";
+  });
+  if ((await text(con, "#live-s-status")) !== "未开播") throw new Error(`status reads "${await text(con, "#live-s-status")}"`);
+  await accessible(con, "console live tab");
+  await con.click("#live-start-btn");
+  await until("the session on air", UI, async () => (await attr(con, "#live-s-status", "data-status")) === "started");
+  log("step: the session is on air");
+
+  await shopLogin(shop, "13900000077");
+  const option = `[data-testid=store-option][data-store-id="S001"]`;
+  await until("S001 in the store list", UI, async () => (await shop.locator(option).count()) > 0);
+  if ((await attr(shop, option, "data-chosen")) !== "true") await shop.click(`${option} button[data-choose]`);
+  const bun = `[data-testid=live-product][data-sku="P00001"]`;
+  await until("the live session in the shop", UI, () => visible(shop, bun));
+  const price = await text(shop, `${bun} [data-testid=live-price]`);
+  if (price !== "¥9.90") throw new Error(`the bun's live price reads "${price}"`);
+  log(`step: the shop shows the session, bun at ${price}`);
+  const line = `[data-testid=basket-line][data-sku="P00001"]`;
+  await until("the bun in the basket", UI, async () => {
+    if ((await shop.locator(line).count()) > 0) return true;
+    await shop.click(`${bun} [data-testid=add-live-product]`);
+    return (await shop.locator(line).count()) > 0;
+  });
+  await openBasket(shop);
+  await shop.check("#fulfil-pickup");
+  await until("the live price in the quote", UI, async () =>
+    (await attr(shop, "#basket-total", "data-quoted")) === "true" && (await attr(shop, "#basket-subtotal", "data-fen")) === "990");
+  await shop.click("#place-order");
+  await until("the live order", UI, async () => {
+    if (await visible(shop, "#order-error")) throw new Error("order refused: " + (await text(shop, "#order-error")));
+    return visible(shop, "#order-view");
+  });
+  const orderId = await text(shop, "#order-id");
+  log(`step: order ${orderId} placed at the live price`);
+  console.log(`LINLI-LIVE-ORDER ${orderId}`);
+
+  await until("the console's figures to count the order", 5_000, async () =>
+    (await text(con, "#live-orders")) === "1" && (await text(con, "#live-gmv")) === "¥9.90" && (await text(con, "#live-buyers")) === "1");
+  if (!(await text(con, "#live-fresh")).startsWith("数据截至")) throw new Error(`freshness reads "${await text(con, "#live-fresh")}"`);
+  log(`step: the console shows ${await text(con, "#live-orders")} order, ${await text(con, "#live-gmv")}`);
+  await con.click(`#live-featured-rows .live-pin[data-sku="P00001"]`);
+  await until("the bun pinned", UI, async () => (await text(con, `#live-featured-rows tr[data-sku="P00001"] td:last-child`)) === "讲解中");
+  await con.click("#live-end-btn");
+  await until("the session ended", UI, async () => (await attr(con, "#live-s-status", "data-status")) === "ended");
+  log("step: the manager pinned the bun and ended the session");
+}
+
+const SCENARIOS = { community: communityScenario, pay: payScenario, live: liveScenario, shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
 
 async function main() {
   const scenario = SCENARIOS[args.scenario];

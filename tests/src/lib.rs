@@ -287,6 +287,10 @@ impl Cluster {
     /// Starts the hub; `quic` pins its QUIC address (to come back on the
     /// same port after a restart).
     pub fn start_hub(&mut self, quic: Option<SocketAddr>) -> anyhow::Result<()> {
+        self.start_hub_at(quic, "127.0.0.1:0")
+    }
+
+    fn start_hub_at(&mut self, quic: Option<SocketAddr>, listen: &str) -> anyhow::Result<()> {
         let hub_dir = self.hub_dir();
         let quic_arg = quic.map_or("127.0.0.1:0".to_owned(), |q| q.to_string());
         let mut args = vec![
@@ -294,7 +298,7 @@ impl Cluster {
             "--data-dir",
             hub_dir.to_str().unwrap_or_default(),
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--quic",
             &quic_arg,
         ];
@@ -342,6 +346,28 @@ impl Cluster {
             h.proc.kill_9();
         }
         self.start_hub(Some(quic))
+    }
+
+    /// Stops the hub, runs `linli-hub <command>` on its data (e.g. `user
+    /// add`), and starts it again on the same HTTP and QUIC addresses with
+    /// `hub_args`: how a test gives the hub a store console's origin, known
+    /// only once the store runs.
+    pub fn restart_hub_with(&mut self, command: &[&str]) -> anyhow::Result<()> {
+        let (quic, http) = (self.hub()?.quic, self.hub()?.http.clone());
+        if let Some(mut h) = self.hub.take() {
+            h.proc.kill_9();
+        }
+        if !command.is_empty() {
+            let status = Command::new(workspace_bin("linli-hub"))
+                .args(command)
+                .arg("--data-dir")
+                .arg(self.hub_dir())
+                .stdout(Stdio::null())
+                .status()?;
+            anyhow::ensure!(status.success(), "linli-hub {command:?} failed");
+        }
+        let listen = http.trim_start_matches("http://").to_owned();
+        self.start_hub_at(Some(quic), &listen)
     }
 
     pub fn hub(&self) -> anyhow::Result<&HubProc> {

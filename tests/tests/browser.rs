@@ -57,6 +57,12 @@
 //!   shop's order waits for payment with no pickup code, the customer pays
 //!   at the simulator's cashier page and comes back to the paid order and
 //!   its code; only then does the order reach the console.
+//! - `live` (1024x768 and a phone): the store manager signs in to the hub
+//!   from the console's 直播 tab (the node knows the hub's HTTP address,
+//!   the hub allows the console's origin), schedules a session with a live
+//!   price and an 88折 and starts it; the customer sees it in the shop and
+//!   orders the bun at ¥9.90; the console's figures count the order within
+//!   seconds; the manager pins the bun and ends the session.
 //!
 //! Needs Node, `npm ci --prefix tests/js` and Chromium at `/usr/bin/chromium`
 //! (or `$CHROMIUM`): without them the test fails and says how to install
@@ -511,4 +517,74 @@ fn customers_join_a_stores_community_vote_and_make_its_group_buy_and_the_counter
         (v["members"] == 3).then_some(())
     })
     .unwrap();
+}
+
+#[test]
+fn a_store_manager_runs_a_live_session_and_a_customer_orders_at_the_live_price() {
+    require_browser();
+    let mut c = Cluster::new(79).unwrap();
+    import_csv(&c, "/api/v1/stores/import", "stores.csv");
+    import_csv(&c, "/api/v1/catalog/import", "products.csv");
+    let hub_http = c.hub().unwrap().http.clone();
+    c.add_store_with(STORE, &["--hub-http", &hub_http]).unwrap();
+    // the hub learns the console's origin (known once the store runs) and
+    // the store's manager account
+    let origin = c.store(STORE).unwrap().base_url.clone();
+    c.hub_args = vec!["--console-origin".into(), origin];
+    c.restart_hub_with(&[
+        "user",
+        "add",
+        "--name",
+        "m1",
+        "--role",
+        "manager",
+        "--store",
+        STORE,
+        "--password",
+        "manager-one",
+    ])
+    .unwrap();
+    assert_eq!(c.hub().unwrap().http, hub_http);
+    wait_for(CONNECT, "the store to connect to the hub", || {
+        let h = c.store_get(STORE, "/health").ok()?;
+        (h["sync"]["state"] == "connected").then_some(())
+    })
+    .unwrap();
+    let out = run_scenario(
+        &mut c,
+        "live",
+        &["--manager", "m1", "--password", "manager-one"],
+    );
+    let order = out
+        .lines()
+        .find_map(|l| l.strip_prefix("LINLI-LIVE-ORDER "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    // the hub recorded the order with its session and the live price
+    let hub = c.hub().unwrap();
+    let v: Value = c
+        .http
+        .get(format!("{}/api/v1/orders/{order}", hub.http))
+        .bearer_auth(&hub.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["channel"], "live", "{v}");
+    assert_eq!(v["lines"][0]["unit_price_fen"], 990, "{v}");
+    let session = v["live_session_id"].as_str().unwrap();
+    let s: Value = c
+        .http
+        .get(format!("{}/api/v1/live-sessions/{session}", hub.http))
+        .bearer_auth(&hub.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        (s["status"].clone(), s["orders"].clone()),
+        (json!("ended"), json!(1)),
+        "{s}"
+    );
 }

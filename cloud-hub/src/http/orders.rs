@@ -372,6 +372,13 @@ pub(crate) async fn exceptions(
         super::payments::pay,
         super::payments::notify,
         super::payments::summary,
+        super::live::schedule,
+        super::live::list,
+        super::live::get,
+        super::live::start,
+        super::live::end,
+        super::live::pin,
+        super::live::running,
     ),
     modifiers(&StandardResponses)
 )]

@@ -52,7 +52,7 @@ pub(crate) async fn quote(
     body: Result<Json<QuoteRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Quote>, ApiError> {
     let Json(req) = body.map_err(super::orders::bad_json)?;
-    Ok(Json(hub.quote(req)?))
+    Ok(Json(hub.quote(req).await?))
 }
 
 /// The catalog's product categories (filter `/api/v1/products?category=`).

@@ -19,6 +19,10 @@ pub struct Health {
     pub version: String,
     pub database: DatabaseHealth,
     pub sync: crate::uplink::SyncHealth,
+    /// The hub's HTTP base URL, when configured (the console's live tab
+    /// calls the hub there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_http: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -37,6 +41,7 @@ pub(super) async fn health(State(s): State<AppState>) -> impl IntoResponse {
         version: env!("CARGO_PKG_VERSION").into(),
         database: DatabaseHealth { ok },
         sync: s.sync_status.health(&s.app),
+        hub_http: s.hub_http.clone(),
     };
     let status = if ok {
         axum::http::StatusCode::OK
