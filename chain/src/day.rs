@@ -87,6 +87,9 @@ pub async fn run(chain: &Chain, plan: DayPlan, cancel: CancellationToken) -> any
     let cut = &tills[tills.len() - 1].id;
     let mut tick: u64 = 0;
     let mut live: Option<crate::live_day::LiveRun> = None;
+    let mut community: Option<crate::community_day::Community> = None;
+    let mut counter_done = false;
+    let mut received = [false, false];
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -102,6 +105,77 @@ pub async fn run(chain: &Chain, plan: DayPlan, cancel: CancellationToken) -> any
         if tick == plan.cut_at + plan.cut_for {
             chain.set_link(cut, true);
             say(&format!("{cut} 恢复联网 (link back)"));
+        }
+        // the community: a poll and a group-buy (tick 1), a counter
+        // commitment at S002 that reaches it, the goods in at both stores
+        if tick == 1 {
+            match crate::community_day::start(&http, &chain.hub_url, run).await {
+                Ok(c) => {
+                    say(
+                        "S001 店长发起投票“明天店播，大家最想看哪款？”，3 位邻居加入社群并投票；S001/S002 团购：冻虾仁 ¥39.90，满 3 人成团，已有 2 人在线参团 (poll and group-buy opened)",
+                    );
+                    community = Some(c);
+                }
+                Err(e) => say(&format!("社群活动未开始 (community part not started): {e}")),
+            }
+        }
+        if let Some(c) = &community {
+            if tick == 3
+                && let Ok(r) =
+                    crate::community_day::poll_ranking(&http, &chain.hub_url, &c.poll).await
+            {
+                say(&format!("投票结果 (poll): {r}"));
+            }
+            if !counter_done && tick >= 3 && tills.len() > 1 {
+                if let Ok(true) = crate::community_day::counter_commit(
+                    &http,
+                    &tills[1].url,
+                    &tills[1].token,
+                    &c.group_buy,
+                    run,
+                )
+                .await
+                {
+                    counter_done = true;
+                    say("S002 收银台为一位顾客参团（断网也能收） (counter commitment at S002)");
+                }
+            }
+            if counter_done && received.iter().any(|r| !r) {
+                let state = crate::community_day::state(&http, &chain.hub_url, &c.group_buy)
+                    .await
+                    .ok();
+                let reached = state
+                    .as_ref()
+                    .is_some_and(|g| g["state"] == "reached" || g["state"] == "fulfilled");
+                if reached {
+                    for (i, done) in received.iter_mut().enumerate() {
+                        if *done {
+                            continue;
+                        }
+                        if let Ok(codes) = crate::community_day::receive(
+                            &http,
+                            &tills[i].url,
+                            &tills[i].token,
+                            &c.group_buy,
+                        )
+                        .await
+                            && !codes.is_empty()
+                        {
+                            *done = true;
+                            say(&format!(
+                                "{} 团购到货：为参团顾客生成取货码 {} (group-buy goods in, pickup codes made)",
+                                tills[i].id,
+                                codes.join("、")
+                            ));
+                        }
+                    }
+                    if received.iter().all(|r| *r) {
+                        say(
+                            "团购成团并到货，顾客凭取货码到店自提 (group-buy reached and fulfilled)",
+                        );
+                    }
+                }
+            }
         }
         // S001's live session: on air from tick 2 to tick 14, a viewer's
         // order every tick, the figures every third

@@ -10,6 +10,7 @@
 //! lives in one folder that a second run reuses.
 
 pub mod chain;
+mod community_day;
 pub mod day;
 pub mod link;
 mod live_day;
