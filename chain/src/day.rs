@@ -126,8 +126,10 @@ pub async fn run(chain: &Chain, plan: DayPlan, cancel: CancellationToken) -> any
             {
                 say(&format!("投票结果 (poll): {r}"));
             }
-            if !counter_done && tick >= 3 && tills.len() > 1 {
-                if let Ok(true) = crate::community_day::counter_commit(
+            if !counter_done
+                && tick >= 3
+                && tills.len() > 1
+                && let Ok(true) = crate::community_day::counter_commit(
                     &http,
                     &tills[1].url,
                     &tills[1].token,
@@ -135,10 +137,9 @@ pub async fn run(chain: &Chain, plan: DayPlan, cancel: CancellationToken) -> any
                     run,
                 )
                 .await
-                {
-                    counter_done = true;
-                    say("S002 收银台为一位顾客参团（断网也能收） (counter commitment at S002)");
-                }
+            {
+                counter_done = true;
+                say("S002 收银台为一位顾客参团（断网也能收） (counter commitment at S002)");
             }
             if counter_done && received.iter().any(|r| !r) {
                 let state = crate::community_day::state(&http, &chain.hub_url, &c.group_buy)
