@@ -991,8 +991,22 @@ async function shopScenario(shop, con) {
   const at = (id) => (sellable.find((x) => x.store_id === id) || {}).sellable || 0;
   const ask = at("S002");
   if (!(ask > at("S001"))) throw new Error(`potatoes: S001 may sell ${at("S001")} g, S002 ${ask} g`);
-  await shop.fill(`${potato} input[data-grams]`, String(ask));
-  await shop.click(`${potato} [data-testid=add-product]`);
+  // the results re-render after the category click and the availability
+  // load: a fill or click on the old list is lost, so wait for the list,
+  // then add until the basket holds what was asked
+  await until("vegetables only (again)", UI, async () => (await shop.locator(potato).count()) === 1
+    && (await shop.locator('[data-testid=product][data-sku="P00001"]').count()) === 0);
+  const potLine = '[data-testid=basket-line][data-sku="P00003"]';
+  const before = Number((await shop.locator(potLine).count()) ? await attr(shop, potLine, "data-qty") : 0);
+  await until("the potatoes asked for in the basket", UI, async () => {
+    const now = Number((await shop.locator(potLine).count()) ? await attr(shop, potLine, "data-qty") : 0);
+    if (now === ask || now === before + ask) return true;
+    await shop.fill(`${potato} input[data-grams]`, String(ask));
+    await shop.click(`${potato} [data-testid=add-product]`);
+    await new Promise((r) => setTimeout(r, 300));
+    const after = Number((await shop.locator(potLine).count()) ? await attr(shop, potLine, "data-qty") : 0);
+    return after === ask || after === before + ask;
+  });
   await openBasket(shop);
   await shop.click("#place-order");
   await until("the refusal", UI, async () => (await visible(shop, "#order-error")) && (await shop.locator("[data-testid=alternative]").count()) > 0);
