@@ -11,7 +11,7 @@
 //! member, superseded): the moves are the history the issue asks for.
 //!
 //! Who may manage a community (see its members and join code, run polls):
-//! a hub admin. Store managers' hub accounts come with live sessions.
+//! a hub admin, or the store's manager with the hub account bound to it.
 
 use chrono::{DateTime, Utc};
 use linli_shared::community::{
@@ -109,10 +109,13 @@ pub enum OnlineJoin {
     Location(GeoPoint),
 }
 
-fn may_manage(user: &User) -> Result<(), HubError> {
+/// A hub admin, or the store's own manager (a hub account bound to it).
+pub(crate) fn may_manage(user: &User, store_id: &str) -> Result<(), HubError> {
     match user.role {
         Role::Admin => Ok(()),
-        _ => Err(HubError::Forbidden),
+        Role::Manager if user.store_id.as_deref() == Some(store_id) => Ok(()),
+        Role::Manager => Err(HubError::NotYourStore(store_id.to_owned())),
+        Role::Regional => Err(HubError::Forbidden),
     }
 }
 
@@ -471,7 +474,7 @@ impl Hub {
 
     /// A store's members (staff), newest first.
     pub async fn members(&self, user: &User, store_id: &str) -> Result<Vec<MemberView>, HubError> {
-        may_manage(user)?;
+        may_manage(user, store_id)?;
         self.known_store(store_id)?;
         let sid = store_id.to_owned();
         self.store
@@ -538,7 +541,7 @@ impl Hub {
         store_id: &str,
         draft: PollDraft,
     ) -> Result<PollView, HubError> {
-        may_manage(user)?;
+        may_manage(user, store_id)?;
         self.known_store(store_id)?;
         let now = Utc::now();
         let products = self.directory().products;

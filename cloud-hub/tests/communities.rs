@@ -358,3 +358,38 @@ async fn members_vote_once_in_their_communitys_poll_and_the_results_rank_the_opt
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_store_manager_runs_polls_and_sees_members_of_their_own_store_only() {
+    let h = hub().await;
+    h.hub
+        .store
+        .write(|c| linli_hub::hub::add_store_manager(c, "S001-manager", "S001", "manager-password"))
+        .await
+        .unwrap();
+    let m = h
+        .hub
+        .login("S001-manager", "manager-password")
+        .await
+        .unwrap();
+    let closes = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let poll = json!({"question": "明天店播看哪款？", "options": ["P00001", "P00002"], "closes_at": closes});
+    let (s, p) = h
+        .post("/api/v1/communities/S001/polls", &m, poll.clone())
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let (s, e) = h.post("/api/v1/communities/S002/polls", &m, poll).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_your_store")),
+        "{e}"
+    );
+    let (_, mine) = h.get("/api/v1/communities/S001", Some(&m)).await;
+    assert!(mine["join_code"].is_string(), "{mine}");
+    let (_, other) = h.get("/api/v1/communities/S002", Some(&m)).await;
+    assert!(other.get("join_code").is_none(), "{other}");
+    let (s, _) = h.get("/api/v1/communities/S001/members", Some(&m)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = h.get("/api/v1/communities/S002/members", Some(&m)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
