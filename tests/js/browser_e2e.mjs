@@ -534,10 +534,14 @@ async function languagesScenario(shop, con) {
   await openPage(con, args.store, "cashier console");
   const lang0 = await con.evaluate(() => document.documentElement.lang);
   if (lang0 !== "zh-CN") throw new Error(`console lang is ${lang0}, want zh-CN`);
-  for (const [sel, want] of [["#login-submit", "登录"], ["label[for=login-pin]", "密码（PIN）"], ["#lang-switch", "English"]]) {
-    const got = await text(con, sel);
-    if (got !== want) throw new Error(`console ${sel}: "${got}", want "${want}"`);
-  }
+  // under load the page may take more than a locator's second to render
+  await until("the console's Chinese login texts", UI, async () => {
+    for (const [sel, want] of [["#login-submit", "登录"], ["label[for=login-pin]", "密码（PIN）"], ["#lang-switch", "English"]]) {
+      const got = await text(con, sel);
+      if (got !== want) throw new Error(`console ${sel}: "${got}", want "${want}"`);
+    }
+    return true;
+  });
   await con.fill("#login-name", "cashier");
   await con.fill("#login-pin", "0000");
   await con.click("#login-submit");
