@@ -17,13 +17,15 @@
 
 #![allow(clippy::unwrap_used)] // a bench: a failed setup step should stop it
 
-use std::path::Path;
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use automerge::sync::{self, SyncDoc};
 use chrono::{NaiveDate, Utc};
 use linli_hub::groupbuys::NewGroupBuy;
-use linli_hub::hub::{Hub, HubPaths, Role, User, add_user, open_conn};
+use linli_hub::hub::Hub;
 use linli_hub::online::Caller;
 use linli_shared::docs::ledger::{OrderDetail, OrderFact, OrderLineFact, put_order};
 use linli_shared::docs::{DocId, Owner, new_doc};
@@ -32,18 +34,9 @@ use linli_shared::groupbuy::{State, Threshold, order_id_of};
 const STORES: usize = 50;
 const PER_STORE: usize = 100;
 
-fn data(file: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../data")
-            .join(file),
-    )
-    .unwrap()
-}
-
 /// The 20 reference stores and 30 more around them (S021-S050).
 fn stores_csv() -> Vec<u8> {
-    let mut csv = String::from_utf8(data("stores.csv")).unwrap();
+    let mut csv = String::from_utf8(common::data("stores.csv")).unwrap();
     for i in 21..=STORES {
         let (lat, lon) = (30.20 + (i as f64) * 0.004, 120.05 + (i as f64) * 0.005);
         csv.push_str(&format!(
@@ -51,29 +44,6 @@ fn stores_csv() -> Vec<u8> {
         ));
     }
     csv.into_bytes()
-}
-
-fn pct(lat: &mut [Duration], p: f64) -> f64 {
-    lat.sort();
-    let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
-    lat[i].as_secs_f64() * 1e3
-}
-
-fn raw_sqlite(dir: &Path, n: usize) -> f64 {
-    let conn = rusqlite::Connection::open(dir.join("raw.db")).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "FULL").unwrap();
-    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)")
-        .unwrap();
-    let payload = "x".repeat(300);
-    let started = Instant::now();
-    for _ in 0..n {
-        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        conn.execute("INSERT INTO t (payload) VALUES (?1)", [&payload])
-            .unwrap();
-        conn.execute_batch("COMMIT").unwrap();
-    }
-    n as f64 / started.elapsed().as_secs_f64()
 }
 
 fn campaign(count: u32, stores: &[String]) -> NewGroupBuy {
@@ -112,21 +82,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let baseline = raw_sqlite(tmp.path(), 2_000);
+    let baseline = common::raw_sqlite(tmp.path(), 2_000, 300);
     rt.block_on(async {
-        let paths = HubPaths {
-            data_dir: tmp.path().join("hub"),
-        };
-        std::fs::create_dir_all(&paths.data_dir).unwrap();
-        add_user(&open_conn(&paths.db()).unwrap(), "admin", Role::Admin, "admin-password").unwrap();
-        let hub = Hub::open(&paths).unwrap();
-        let admin = User {
-            name: "admin".into(),
-            role: Role::Admin,
-            store_id: None,
-        };
-        hub.import_catalog(&admin, data("products.csv")).await.unwrap();
-        hub.import_stores(&admin, stores_csv()).await.unwrap();
+        let (hub, admin) = common::open_hub(&tmp.path().join("hub"), stores_csv()).await;
         let stores: Vec<String> = (1..=STORES).map(|i| format!("S{i:03}")).collect();
         let n = STORES * PER_STORE;
         let mut customers = Vec::with_capacity(n);
@@ -235,10 +193,10 @@ fn main() {
         println!("  raw SQLite durable single-row commits: {baseline:.0}/s");
         println!(
             "  commit online: first 500 p50 {:.2} ms p99 {:.2} ms; last 500 p50 {:.2} ms p99 {:.2} ms",
-            pct(&mut first, 0.5),
-            pct(&mut first, 0.99),
-            pct(&mut last, 0.5),
-            pct(&mut last, 0.99)
+            common::pct(&mut first, 0.5),
+            common::pct(&mut first, 0.99),
+            common::pct(&mut last, 0.5),
+            common::pct(&mut last, 0.99)
         );
         println!(
             "  time to reached (all {n} commitments, sequential): {:.2} s = {:.0} commitments/s ({:.0}% of raw commits)",

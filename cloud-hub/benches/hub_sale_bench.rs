@@ -21,13 +21,16 @@
 
 #![allow(clippy::unwrap_used)] // a bench: a failed setup step should stop it
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use automerge::AutoCommit;
 use automerge::sync::{self, SyncDoc};
 use chrono::NaiveDate;
-use linli_hub::hub::{Hub, HubPaths, Role, User, add_user, open_conn};
+use linli_hub::hub::Hub;
 use linli_shared::docs::ledger::{PaymentFact, SaleFact, SaleLineFact, record_sale};
 use linli_shared::docs::stock::{Level, set_level, set_rights};
 use linli_shared::docs::{DocId, Owner, PART_CHANGES, new_doc, part_to_write};
@@ -45,15 +48,6 @@ fn fill_batch() -> usize {
 }
 const LATE: usize = 200;
 const STORE: &str = "S001";
-
-fn data(file: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../data")
-            .join(file),
-    )
-    .unwrap()
-}
 
 fn pct(lat: &[Duration], p: f64) -> f64 {
     let mut lat = lat.to_vec();
@@ -320,27 +314,7 @@ fn main() {
         .unwrap();
     let baseline = raw_commit_ms(tmp.path(), 1_000);
     rt.block_on(async {
-        let paths = HubPaths {
-            data_dir: tmp.path().join("hub"),
-        };
-        std::fs::create_dir_all(&paths.data_dir).unwrap();
-        add_user(
-            &open_conn(&paths.db()).unwrap(),
-            "admin",
-            Role::Admin,
-            "admin-password",
-        )
-        .unwrap();
-        let hub = Hub::open(&paths).unwrap();
-        let admin = User {
-            name: "admin".into(),
-            role: Role::Admin,
-            store_id: None,
-        };
-        hub.import_catalog(&admin, data("products.csv"))
-            .await
-            .unwrap();
-        hub.import_stores(&admin, data("stores.csv")).await.unwrap();
+        let (hub, _) = common::open_hub(&tmp.path().join("hub"), common::data("stores.csv")).await;
         let skus: Vec<String> = hub.directory().products.keys().cloned().collect();
         let day = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
         let mut store = StoreSide::open(day, skus.clone());

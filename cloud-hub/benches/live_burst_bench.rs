@@ -15,11 +15,13 @@
 
 #![allow(clippy::unwrap_used)] // a bench: a failed setup step should stop it
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+#[path = "common/mod.rs"]
+mod common;
+
+use std::time::Instant;
 
 use automerge::sync::{self, SyncDoc};
-use linli_hub::hub::{Hub, HubPaths, Role, User, add_user, open_conn};
+use linli_hub::hub::{Hub, User};
 use linli_hub::live::{FeaturedLive, ScheduleLive};
 use linli_hub::online::Caller;
 use linli_hub::orders::{CustomerRef, LineRequest, PlaceOrder};
@@ -35,38 +37,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn data(file: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../data")
-            .join(file),
-    )
-    .unwrap()
-}
-
-fn pct(lat: &mut [Duration], p: f64) -> f64 {
-    lat.sort();
-    let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
-    lat[i].as_secs_f64() * 1e3
-}
-
-fn raw_sqlite(dir: &Path, n: usize) -> f64 {
-    let conn = rusqlite::Connection::open(dir.join("raw.db")).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "FULL").unwrap();
-    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)")
-        .unwrap();
-    let payload = "x".repeat(600);
-    let started = Instant::now();
-    for _ in 0..n {
-        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        conn.execute("INSERT INTO t (payload) VALUES (?1)", [&payload])
-            .unwrap();
-        conn.execute_batch("COMMIT").unwrap();
-    }
-    n as f64 / started.elapsed().as_secs_f64()
 }
 
 /// S001 lends `units` of each featured SKU through its stock document.
@@ -170,7 +140,11 @@ async fn burst(
         lat.extend(l.unwrap());
     }
     let rate = lat.len() as f64 / started.elapsed().as_secs_f64();
-    (rate, pct(&mut lat, 0.5), pct(&mut lat, 0.99))
+    (
+        rate,
+        common::pct(&mut lat, 0.5),
+        common::pct(&mut lat, 0.99),
+    )
 }
 
 fn main() {
@@ -181,29 +155,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let baseline = raw_sqlite(tmp.path(), 2_000);
+    let baseline = common::raw_sqlite(tmp.path(), 2_000, 600);
     rt.block_on(async {
-        let paths = HubPaths {
-            data_dir: tmp.path().join("hub"),
-        };
-        std::fs::create_dir_all(&paths.data_dir).unwrap();
-        add_user(
-            &open_conn(&paths.db()).unwrap(),
-            "admin",
-            Role::Admin,
-            "admin-password",
-        )
-        .unwrap();
-        let hub = Hub::open(&paths).unwrap();
-        let admin = User {
-            name: "admin".into(),
-            role: Role::Admin,
-            store_id: None,
-        };
-        hub.import_catalog(&admin, data("products.csv"))
-            .await
-            .unwrap();
-        hub.import_stores(&admin, data("stores.csv")).await.unwrap();
+        let (hub, admin) = common::open_hub(&tmp.path().join("hub"), common::data("stores.csv")).await;
         lend(&hub, 1_000_000).await;
         let now = chrono::Utc::now();
         let v = hub

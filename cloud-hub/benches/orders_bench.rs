@@ -16,13 +16,15 @@
 
 #![allow(clippy::unwrap_used)] // a bench: a failed setup step should stop it
 
-use std::path::Path;
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use automerge::AutoCommit;
 use automerge::sync::{self, SyncDoc};
 use chrono::NaiveDate;
-use linli_hub::hub::{Hub, HubPaths, Role, User, add_user, open_conn};
+use linli_hub::hub::Hub;
 use linli_hub::online::Caller;
 use linli_hub::orders::{CustomerRef, LineRequest, PlaceOrder};
 use linli_shared::docs::stock::{Level, set_level, set_rights};
@@ -33,38 +35,6 @@ use linli_shared::rights::StoreRights;
 const ORDERS: usize = 2_000;
 const STORE_CHANGES: usize = 300;
 const SKUS: usize = 1_500;
-
-fn data(file: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../data")
-            .join(file),
-    )
-    .unwrap()
-}
-
-fn pct(lat: &mut [Duration], p: f64) -> f64 {
-    lat.sort();
-    let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
-    lat[i].as_secs_f64() * 1e3
-}
-
-fn raw_sqlite(dir: &Path, n: usize) -> f64 {
-    let conn = rusqlite::Connection::open(dir.join("raw.db")).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "FULL").unwrap();
-    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)")
-        .unwrap();
-    let payload = "x".repeat(600);
-    let started = Instant::now();
-    for _ in 0..n {
-        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        conn.execute("INSERT INTO t (payload) VALUES (?1)", [&payload])
-            .unwrap();
-        conn.execute_batch("COMMIT").unwrap();
-    }
-    n as f64 / started.elapsed().as_secs_f64()
-}
 
 /// Syncs a store-owned document into the hub until neither side has more
 /// to say; returns the time the hub spent applying (and projecting) it.
@@ -108,29 +78,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let baseline = raw_sqlite(tmp.path(), 2_000);
+    let baseline = common::raw_sqlite(tmp.path(), 2_000, 600);
     rt.block_on(async {
-        let paths = HubPaths {
-            data_dir: tmp.path().join("hub"),
-        };
-        std::fs::create_dir_all(&paths.data_dir).unwrap();
-        add_user(
-            &open_conn(&paths.db()).unwrap(),
-            "admin",
-            Role::Admin,
-            "admin-password",
-        )
-        .unwrap();
-        let hub = Hub::open(&paths).unwrap();
-        let admin = User {
-            name: "admin".into(),
-            role: Role::Admin,
-            store_id: None,
-        };
-        hub.import_catalog(&admin, data("products.csv"))
-            .await
-            .unwrap();
-        hub.import_stores(&admin, data("stores.csv")).await.unwrap();
+        let (hub, admin) =
+            common::open_hub(&tmp.path().join("hub"), common::data("stores.csv")).await;
         let skus: Vec<String> = hub
             .directory()
             .products
@@ -217,7 +168,7 @@ fn main() {
             lat.push(t.elapsed());
         }
         let rate = ORDERS as f64 / started.elapsed().as_secs_f64();
-        let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
+        let (p50, p99) = (common::pct(&mut lat, 0.5), common::pct(&mut lat, 0.99));
 
         // one store sale at a time: a level and its rights change in the day document
         let (id, mut doc, mut state) = s001.unwrap();
@@ -236,7 +187,7 @@ fn main() {
             doc.commit();
             lat2.push(sync_in(&hub, "S001", &id, &mut doc, &mut state).await);
         }
-        let (q50, q99) = (pct(&mut lat2, 0.5), pct(&mut lat2, 0.99));
+        let (q50, q99) = (common::pct(&mut lat2, 0.5), common::pct(&mut lat2, 0.99));
 
         println!();
         println!(
