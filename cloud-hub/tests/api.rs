@@ -5,8 +5,11 @@
 
 #![allow(clippy::unwrap_used)] // test code
 
+mod common;
+
+use common::sync_in;
+
 use automerge::AutoCommit;
-use automerge::sync::{self, SyncDoc};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -340,30 +343,6 @@ async fn bad_orders_are_refused_with_stable_codes_and_write_nothing() {
         .call("GET", "/api/v1/exceptions", Some(&me), &[], Body::empty())
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-}
-
-/// Syncs a store-owned document into the hub the way a store's session
-/// would, until neither side has more to say.
-async fn sync_in(hub: &Hub, store: &str, id: &DocId, doc: &mut AutoCommit) {
-    let mut state = sync::State::new();
-    for _ in 0..20 {
-        let Some(msg) = doc.sync().generate_sync_message(&mut state) else {
-            return;
-        };
-        hub.receive_from(store, id.clone(), msg.encode())
-            .await
-            .unwrap();
-        let (s, i) = (store.to_owned(), id.clone());
-        let reply = hub
-            .with_docs(move |c, docs| Ok(docs.generate(c, &i, &s)?))
-            .await
-            .unwrap();
-        if let Some(r) = reply {
-            doc.sync()
-                .receive_sync_message(&mut state, sync::Message::decode(&r).unwrap())
-                .unwrap();
-        }
-    }
 }
 
 #[tokio::test]

@@ -10,10 +10,12 @@
 
 #![allow(clippy::unwrap_used)] // test code
 
+mod common;
+
+use common::sync_in;
+
 use std::time::Duration;
 
-use automerge::AutoCommit;
-use automerge::sync::{self, SyncDoc};
 use linli_hub::hub::{Hub, HubPaths, Role, User, add_user, open_conn};
 use linli_hub::orders::OrderSettings;
 use linli_hub::payment::PaySettings;
@@ -305,29 +307,6 @@ impl Env {
             s.shutdown().await;
         }
         self.sim.stop().await;
-    }
-}
-
-/// Syncs a store-owned document into the hub as a store's session would.
-async fn sync_in(hub: &Hub, store: &str, id: &DocId, doc: &mut AutoCommit) {
-    let mut state = sync::State::new();
-    for _ in 0..20 {
-        let Some(msg) = doc.sync().generate_sync_message(&mut state) else {
-            return;
-        };
-        hub.receive_from(store, id.clone(), msg.encode())
-            .await
-            .unwrap();
-        let (s, i) = (store.to_owned(), id.clone());
-        let reply = hub
-            .with_docs(move |c, docs| Ok(docs.generate(c, &i, &s)?))
-            .await
-            .unwrap();
-        if let Some(r) = reply {
-            doc.sync()
-                .receive_sync_message(&mut state, sync::Message::decode(&r).unwrap())
-                .unwrap();
-        }
     }
 }
 
