@@ -125,6 +125,7 @@ async fn burst(
                     live_session_id: session.clone(),
                     delivery_slot: None,
                     address: None,
+                    coupon: None,
                 };
                 let t = Instant::now();
                 hub.place_order(&Caller::Staff(admin.clone()), format!("{tag}-{n}"), req)

@@ -160,6 +160,7 @@ fn main() {
                 live_session_id: None,
                 delivery_slot: None,
                 address: None,
+                coupon: None,
             };
             let t = Instant::now();
             hub.place_order(&Caller::Staff(admin.clone()), format!("bench-{i}"), req)

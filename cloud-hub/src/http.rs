@@ -23,6 +23,7 @@ mod groupbuys;
 mod live;
 mod orders;
 mod payments;
+mod promotions;
 mod shop;
 
 /// How long a connected store may leave changes unacknowledged, with no
@@ -178,6 +179,16 @@ impl From<HubError> for ApiError {
                 err(StatusCode::NOT_FOUND, "live_session_not_found", msg)
             }
             HubError::NotYourStore(_) => err(StatusCode::FORBIDDEN, "not_your_store", msg),
+            HubError::CouponNotFound(_) => err(StatusCode::NOT_FOUND, "coupon_not_found", msg),
+            HubError::Coupon(ref e) => {
+                use linli_shared::coupon::CouponError;
+                let status = match e {
+                    CouponError::AlreadyUsed | CouponError::BudgetExhausted => StatusCode::CONFLICT,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                err(status, e.code(), msg)
+            }
+            HubError::CouponLimit(_) => err(StatusCode::CONFLICT, "coupon_limit", msg),
             HubError::Live(e) => match e {
                 LiveError::Invalid(_) => {
                     err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg)
@@ -342,6 +353,17 @@ pub fn router(hub: Hub) -> Router {
             get(groupbuys::supplier_order),
         )
         .route("/api/v1/customer/group-buys", get(groupbuys::mine))
+        .route(
+            "/api/v1/coupons",
+            get(promotions::list).post(promotions::create),
+        )
+        .route("/api/v1/coupons/{id}", get(promotions::get_one))
+        .route("/api/v1/coupons/{id}/claims", post(promotions::claim))
+        .route("/api/v1/customer/coupons", get(promotions::mine))
+        .route(
+            "/api/v1/stores/{id}/markdowns",
+            get(promotions::markdowns).put(promotions::set_markdowns),
+        )
         .route("/api/v1/customers/{id}/unmerge", post(customers::unmerge))
         .route("/api/v1/stores/{id}/sales", get(sales))
         .route("/api/v1/stores/{id}/live", get(live::running))

@@ -174,6 +174,15 @@ pub enum HubError {
     /// No live session has this id.
     #[error("没有直播场次 {0} (no live session {0})")]
     LiveSessionNotFound(String),
+    /// No claimed coupon has this id (or it is another customer's).
+    #[error("没有这张优惠券 {0} (no coupon {0} among yours; see GET /api/v1/customer/coupons)")]
+    CouponNotFound(String),
+    /// A coupon the rules refuse here and now.
+    #[error(transparent)]
+    Coupon(linli_shared::coupon::CouponError),
+    /// The customer holds as many coupons of the campaign as it allows.
+    #[error("这个券每人限领 {0} 张，您已领满 (at most {0} coupons of this campaign per customer)")]
+    CouponLimit(u32),
     /// A store manager acting for another store.
     #[error(
         "店长只能管理本店（{0}）的直播 (a store manager runs only the live sessions of their own store, {0})"
@@ -613,7 +622,11 @@ impl Hub {
                 let r = docs.receive(c, &doc, &store, &Owner::Store(store.clone()), &msg)?;
                 let mut touched = Vec::new();
                 if r.new_changes > 0 {
-                    let campaigns = project(c, docs, &store, &doc, &r)?;
+                    let today = Utc::now()
+                        .with_timezone(&this.order_settings.utc_offset)
+                        .date_naive();
+                    let (campaigns, written) = project(c, docs, &store, &doc, &r, today)?;
+                    touched.extend(written);
                     // a counter commitment may reach a group-buy: decided now
                     let mut gb =
                         this.settle_group_buys_of(c, docs, &store, &campaigns, Utc::now())?;
@@ -1013,9 +1026,11 @@ fn project(
     store: &str,
     doc: &DocId,
     received: &Received,
-) -> Result<Vec<String>, HubError> {
+    today: chrono::NaiveDate,
+) -> Result<(Vec<String>, Vec<DocId>), HubError> {
     let day = doc.day().map(|d| d.to_string()).unwrap_or_default();
     let mut campaigns = Vec::new();
+    let mut written = Vec::new();
     let touched = |section: &str| received.touched.get(section).cloned().unwrap_or_default();
     match doc.kind() {
         DocKind::Ledger => {
@@ -1072,9 +1087,27 @@ fn project(
                     .unwrap_or_default();
                 campaigns = crate::groupbuys::project_counter_commitments(c, store, &facts)?;
             }
+            // coupons the counter took or gave back; a store running low
+            // on its allotment is lent more
+            let (taken, back) = (touched("coupon_redemptions"), touched("coupon_voids"));
+            if !taken.is_empty() || !back.is_empty() {
+                let (taken, back) = docs
+                    .read(c, doc, |d| {
+                        (
+                            records_of::<crate::coupons::CounterRedemption>(
+                                d,
+                                "coupon_redemptions",
+                                &taken,
+                            ),
+                            records_of::<crate::coupons::CounterVoid>(d, "coupon_voids", &back),
+                        )
+                    })?
+                    .unwrap_or_default();
+                written = crate::coupons::project_counter(c, docs, store, &taken, &back, today)?;
+            }
             let new = touched("sales");
             if new.is_empty() {
-                return Ok(campaigns);
+                return Ok((campaigns, written));
             }
             let sales = docs
                 .read(c, doc, |d| read_sales_of(d, &new))?
@@ -1134,5 +1167,5 @@ fn project(
         }
         DocKind::Catalog | DocKind::Orders => {}
     }
-    Ok(campaigns)
+    Ok((campaigns, written))
 }

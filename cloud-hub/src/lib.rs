@@ -14,12 +14,14 @@
 //!   received from each store).
 
 pub mod communities;
+pub mod coupons;
 pub mod customers;
 pub mod groupbuys;
 pub mod http;
 pub mod hub;
 pub mod ingest;
 pub mod live;
+pub mod markdowns;
 pub mod online;
 pub mod orders;
 pub mod payment;

@@ -139,6 +139,9 @@ pub struct PlaceOrder {
     /// at most 200 characters; `location` is its point.
     #[serde(default)]
     pub address: Option<String>,
+    /// A coupon the customer claimed for online use (its `claim_id`).
+    #[serde(default)]
+    pub coupon: Option<String>,
 }
 
 /// An order as customers and tools see it.
@@ -175,6 +178,16 @@ pub struct OrderView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaces: Option<String>,
     pub placed_at: String,
+    /// Which rules priced the order, in the order they applied (a line's
+    /// markdown, live or group-buy price; then the coupon and the pickup
+    /// discount), each with its amount in fen (negative: off), and the
+    /// rules' version ([`linli_shared::pricing`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub pricing: Option<pricing::PricingNote>,
+    /// The coupon claim it used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupon: Option<String>,
     /// The order's online payment; absent when the order is not paid
     /// online (a hub without a payment provider).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -267,7 +280,7 @@ fn parse_ts(s: &str) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-fn invalid(msg: impl Into<String>) -> HubError {
+pub(crate) fn invalid(msg: impl Into<String>) -> HubError {
     HubError::Invalid(msg.into())
 }
 
@@ -301,6 +314,10 @@ pub(crate) struct Priced {
     pub lines: Vec<OnlineLine>,
     pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
     pub address: Option<String>,
+    /// Each line's category (for category markdowns).
+    pub categories: Vec<String>,
+    /// The claimed coupon to redeem.
+    pub coupon: Option<String>,
 }
 
 /// Checks a request against the catalog and the rules; no IO.
@@ -407,16 +424,34 @@ pub(crate) fn validate(
             Some(a.to_owned())
         }
     };
+    if let Some(cp) = &req.coupon {
+        linli_shared::login_guard::clean_text("coupon", cp, 64).map_err(invalid)?;
+    }
     Ok(Priced {
         channel: req.channel,
         live_session_id: req.live_session_id.clone(),
         fulfilment: req.fulfilment,
         store_id: req.store_id.clone(),
         location: req.location,
+        categories: categories(dir, &lines),
         lines,
         window,
         address,
+        coupon: req.coupon.clone(),
     })
+}
+
+/// Each line's category, from the catalog.
+pub(crate) fn categories(dir: &Directory, lines: &[OnlineLine]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            dir.products
+                .get(&l.sku)
+                .map(|p| p.category.clone())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// How far the hub's rights at `store` cover `lines`.
@@ -565,23 +600,27 @@ pub(crate) struct NewOrder<'a> {
 }
 
 /// Prices an order's lines at `store` with the one pricing rule of every
-/// channel ([`linli_shared::pricing`]): the lines with their prices, then
-/// subtotal, discount and fee in fen. `live`: the live session that runs
-/// for this order ([`crate::live::offer_for`]), if any.
+/// channel ([`linli_shared::pricing`]) and the store's markdowns: the lines
+/// with their prices, the quote in fen and the priced order (its rules).
+/// `live`: the live session that runs for this order
+/// ([`crate::live::offer_for`]), if any; `coupon`: a checked coupon.
 pub(crate) fn price_lines(
+    c: &Connection,
     settings: &OrderSettings,
     store: &str,
     o: &Priced,
     now: DateTime<Utc>,
     live: Option<&pricing::LiveOffer>,
-) -> Result<(Vec<OnlineLine>, Quote), HubError> {
+    coupon: Option<&pricing::Coupon>,
+) -> Result<(Vec<OnlineLine>, Quote, pricing::PricedOrder), HubError> {
     let items = o
         .lines
         .iter()
-        .map(|l| {
+        .enumerate()
+        .map(|(i, l)| {
             Ok(pricing::Item {
                 sku: l.sku.clone(),
-                category: String::new(),
+                category: o.categories.get(i).cloned().unwrap_or_default(),
                 unit: l
                     .unit
                     .parse()
@@ -599,10 +638,10 @@ pub(crate) fn price_lines(
         fulfilment: Some(o.fulfilment),
         live,
         group_buy: None,
-        coupon: None,
+        coupon,
     };
-    let priced = pricing::price(&items, &moment, &settings.pricing_rules())
-        .map_err(|e| invalid(e.to_string()))?;
+    let rules = crate::markdowns::rules_for(c, settings, store)?;
+    let priced = pricing::price(&items, &moment, &rules).map_err(|e| invalid(e.to_string()))?;
     let mut lines = o.lines.clone();
     for (line, p) in lines.iter_mut().zip(&priced.lines) {
         line.unit_price_fen = p.unit_price.0;
@@ -614,7 +653,7 @@ pub(crate) fn price_lines(
         fee_fen: priced.fee.0,
         total_fen: priced.total.0,
     };
-    Ok((lines, quote))
+    Ok((lines, quote, priced))
 }
 
 /// What an order comes to, before it is placed.
@@ -656,7 +695,45 @@ pub(crate) fn write_order(
         Some(id) => crate::live::offer_for(c, id, store, now)?,
         None => None,
     };
-    let (lines, quote) = price_lines(settings, store, o, now, live.as_ref())?;
+    // a coupon is the customer's, for online use, and not in use elsewhere
+    let coupon = match &o.coupon {
+        Some(claim) => Some(crate::coupons::online_coupon(
+            c,
+            claim,
+            n.customer_id,
+            n.replaces.as_deref(),
+            now,
+        )?),
+        None => None,
+    };
+    let (lines, quote, priced) = price_lines(
+        c,
+        settings,
+        store,
+        o,
+        now,
+        live.as_ref(),
+        coupon.as_ref().map(|t| t.as_coupon()).as_ref(),
+    )?;
+    let coupon_discount = match (&coupon, priced.coupon_discount()) {
+        (Some(_), Some(d)) => Some(d),
+        (Some(_), None) if n.replaces.is_some() => {
+            // a re-routed order priced below the coupon's minimum: the
+            // coupon comes back rather than stop the move
+            if let Some(old) = &n.replaces {
+                crate::coupons::void(c, old, now)?;
+            }
+            None
+        }
+        (Some(t), None) => {
+            return Err(HubError::Coupon(
+                linli_shared::coupon::CouponError::BelowMinSpend {
+                    min: t.min_spend.to_string(),
+                },
+            ));
+        }
+        (None, _) => None,
+    };
     let (subtotal, discount, fee) = (quote.subtotal_fen, quote.discount_fen, quote.fee_fen);
     let order_id = ulid::Ulid::new().to_string();
     let expires = match o.window {
@@ -706,9 +783,14 @@ pub(crate) fn write_order(
         cancelled_at: None,
         cancel_reason: None,
         replaced_by: None,
-        replaces: n.replaces,
+        replaces: n.replaces.clone(),
         reconsumed_at: None,
+        pricing: Some(priced.note()),
+        coupon_claim_id: o.coupon.clone(),
     };
+    if let (Some(t), Some(d), Some(claim)) = (&coupon, coupon_discount, &o.coupon) {
+        crate::coupons::redeem_online(c, claim, t, &fact.order_id, n.replaces.as_deref(), d, now)?;
+    }
     if n.hold_for_payment
         && let Some(pay) = &settings.payment
     {
@@ -811,6 +893,8 @@ pub(crate) fn view(dir: &Directory, fact: &HubOrderFact, f: Option<&FulfilmentFa
         replaced_by: fact.replaced_by.clone(),
         replaces: fact.replaces.clone(),
         placed_at: fact.placed_at.clone(),
+        pricing: fact.pricing.clone(),
+        coupon: fact.coupon_claim_id.clone(),
         payment: None,
         refunds: Vec::new(),
     }
@@ -876,6 +960,10 @@ pub(crate) fn cancel(
 ) -> Result<Option<DocId>, HubError> {
     fact.cancelled_at = Some(ts(now));
     fact.cancel_reason = Some(reason.to_owned());
+    if reason != "rerouted" {
+        // the coupon and its budget come back, once
+        crate::coupons::void(c, &fact.order_id, now)?;
+    }
     for l in &fact.lines {
         batch.update(c, &fact.store_id, &l.sku, |h| h.released += l.qty)?;
     }
@@ -985,12 +1073,14 @@ pub(crate) fn reconcile(
                     Some(d) => GeoPoint::new(d.lat, d.lon).ok(),
                     None => dir.stores.get(store).map(|s| s.location),
                 },
+                categories: categories(dir, &fact.lines),
                 lines: fact.lines.clone(),
                 window: fact
                     .delivery
                     .as_ref()
                     .map(|d| (parse_ts(&d.window_start), parse_ts(&d.window_end))),
                 address: fact.delivery.as_ref().and_then(|d| d.address.clone()),
+                coupon: fact.coupon_claim_id.clone(),
             };
             // an unpaid order is not moved: it is cancelled and its
             // payment closed (the customer paid nothing)
@@ -1070,6 +1160,10 @@ pub(crate) fn project_fulfilment(
             None => f.clone(),
         };
         let d = derive_status(&fact, Some(&merged));
+        if d.status == OrderStatus::Cancelled {
+            // cancelled at the store: the coupon and its budget come back, once
+            crate::coupons::void(c, id, Utc::now())?;
+        }
         c.prepare_cached(
             "UPDATE online_orders SET fulfilment = ?2, status = ?3, conflict = ?4 WHERE order_id = ?1",
         )?

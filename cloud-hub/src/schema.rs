@@ -345,6 +345,59 @@ CREATE TABLE live_orders (
     PRIMARY KEY (session_id, order_id)
 );
 "#,
+    // promotions (issue 11): coupon campaigns with their budget, the
+    // counters' allotments, customers' claims and every redemption (voided
+    // once on a cancel or refund: the coupon and its money come back);
+    // each store's markdowns with their version
+    r#"
+CREATE TABLE coupons (
+    coupon_id        TEXT PRIMARY KEY,
+    terms            TEXT NOT NULL,
+    budget_fen       INTEGER NOT NULL CHECK (budget_fen > 0),
+    store_ids        TEXT NOT NULL,
+    counter_step_fen INTEGER NOT NULL,
+    created_by       TEXT NOT NULL,
+    created_at       TEXT NOT NULL
+);
+CREATE TABLE coupon_allotments (
+    coupon_id    TEXT NOT NULL,
+    store_id     TEXT NOT NULL,
+    allotted_fen INTEGER NOT NULL,
+    PRIMARY KEY (coupon_id, store_id)
+);
+CREATE TABLE coupon_claims (
+    claim_id    TEXT PRIMARY KEY,
+    coupon_id   TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    redeem_at   TEXT NOT NULL,
+    code        TEXT,
+    expires_at  TEXT NOT NULL,
+    claimed_at  TEXT NOT NULL
+);
+CREATE INDEX coupon_claims_by_customer ON coupon_claims(customer_id, coupon_id);
+CREATE TABLE coupon_redemptions (
+    redemption_id TEXT PRIMARY KEY,
+    claim_id      TEXT NOT NULL,
+    coupon_id     TEXT NOT NULL,
+    channel       TEXT NOT NULL CHECK (channel IN ('online', 'counter')),
+    store_id      TEXT,
+    subject_id    TEXT NOT NULL,
+    discount_fen  INTEGER NOT NULL CHECK (discount_fen >= 0),
+    version       INTEGER NOT NULL,
+    redeemed_at   TEXT NOT NULL,
+    voided_at     TEXT
+);
+CREATE UNIQUE INDEX coupon_redemptions_active ON coupon_redemptions(claim_id) WHERE voided_at IS NULL;
+CREATE INDEX coupon_redemptions_by_subject ON coupon_redemptions(subject_id);
+CREATE INDEX coupon_redemptions_by_coupon ON coupon_redemptions(coupon_id, channel);
+CREATE TABLE markdowns (
+    store_id   TEXT PRIMARY KEY,
+    version    INTEGER NOT NULL,
+    markdowns  TEXT NOT NULL,
+    updated_by TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -166,6 +166,7 @@ impl Hub {
             live_session_id: req.live_session_id,
             delivery_slot: None,
             address: None,
+            coupon: None,
         };
         let priced = validate(&order, &dir, now)?;
         let store = match (&priced.store_id, priced.location) {
@@ -183,16 +184,16 @@ impl Hub {
                 .unwrap_or_default(),
             (None, None) => String::new(),
         };
-        let live = match priced.live_session_id.clone() {
-            Some(id) => {
-                let st = store.clone();
-                self.store
-                    .read(move |c| crate::live::offer_for(c, &id, &st, now))
-                    .await?
-            }
-            None => None,
-        };
-        Ok(price_lines(&self.order_settings, &store, &priced, now, live.as_ref())?.1)
+        let settings = self.order_settings.clone();
+        self.store
+            .read(move |c| {
+                let live = match &priced.live_session_id {
+                    Some(id) => crate::live::offer_for(c, id, &store, now)?,
+                    None => None,
+                };
+                Ok(price_lines(c, &settings, &store, &priced, now, live.as_ref(), None)?.1)
+            })
+            .await
     }
 
     /// The catalog's categories, by name.

@@ -14,6 +14,7 @@ pub mod api_doc;
 pub mod barcode;
 pub mod catalog;
 pub mod community;
+pub mod coupon;
 mod csv_lines;
 pub mod docs;
 pub mod geo;

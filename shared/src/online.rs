@@ -89,6 +89,14 @@ pub struct HubOrderFact {
     /// The cancelled order was handed over anyway; its rights are consumed again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconsumed_at: Option<String>,
+    /// Which rules priced it (markdown, live, coupon, pickup discount...),
+    /// with the rules' version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub pricing: Option<crate::pricing::PricingNote>,
+    /// The customer's claimed coupon it used (online coupons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupon_claim_id: Option<String>,
 }
 
 /// The store's record of what happened to an online order.
@@ -277,6 +285,8 @@ mod tests {
             replaced_by: None,
             replaces: None,
             reconsumed_at: None,
+            pricing: None,
+            coupon_claim_id: None,
         }
     }
 

@@ -194,6 +194,56 @@ impl PricedOrder {
     pub fn discount(&self) -> Fen {
         Fen(-self.discounts.iter().map(|a| a.amount.0).sum::<i64>())
     }
+
+    /// The coupon's discount (≥ 0), if a coupon applied.
+    pub fn coupon_discount(&self) -> Option<Fen> {
+        self.discounts.iter().find_map(|a| match a.rule {
+            Rule::Coupon { .. } => Some(Fen(-a.amount.0)),
+            _ => None,
+        })
+    }
+
+    /// What is written on the order or receipt: every rule that changed a
+    /// price, by line (`sku`) or on the order (`sku` empty), and the
+    /// rules' version.
+    pub fn note(&self) -> PricingNote {
+        let mut applied = Vec::new();
+        for l in &self.lines {
+            for a in &l.applied {
+                applied.push(NotedRule {
+                    sku: Some(l.sku.clone()),
+                    applied: a.clone(),
+                });
+            }
+        }
+        for a in &self.discounts {
+            applied.push(NotedRule {
+                sku: None,
+                applied: a.clone(),
+            });
+        }
+        PricingNote {
+            rules_version: self.rules_version,
+            applied,
+        }
+    }
+}
+
+/// Which rules priced an order or a sale, with the rules' version (and a
+/// coupon's, in its redemption).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricingNote {
+    pub rules_version: u32,
+    pub applied: Vec<NotedRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotedRule {
+    /// The line's SKU; `None` for an order-level rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    #[serde(flatten)]
+    pub applied: Applied,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

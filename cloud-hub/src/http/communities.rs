@@ -18,7 +18,7 @@ type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
 /// A hub user (store managers included) from the bearer token; a
 /// customer's token is refused as forbidden, not as unknown.
-async fn hub_user(
+pub(crate) async fn hub_user(
     hub: &Hub,
     headers: &axum::http::HeaderMap,
 ) -> Result<crate::hub::User, HubError> {

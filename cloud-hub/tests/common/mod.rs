@@ -24,13 +24,13 @@ pub(crate) async fn hub() -> TestHub {
     let paths = HubPaths {
         data_dir: dir.path().to_owned(),
     };
-    add_user(
-        &open_conn(&paths.db()).unwrap(),
-        "admin",
-        Role::Admin,
-        "admin-password",
-    )
-    .unwrap();
+    {
+        let c = open_conn(&paths.db()).unwrap();
+        add_user(&c, "admin", Role::Admin, "admin-password").unwrap();
+        // a manager for each of the first two stores ([`TestHub::manager`])
+        linli_hub::hub::add_store_manager(&c, "m1", "S001", "manager-password").unwrap();
+        linli_hub::hub::add_store_manager(&c, "m2", "S002", "manager-password").unwrap();
+    }
     let hub = Hub::open(&paths).unwrap();
     let admin = hub.login("admin", "admin-password").await.unwrap();
     let h = TestHub {
@@ -140,6 +140,11 @@ impl TestHub {
         v["token"].as_str().unwrap().to_owned()
     }
 
+    /// A store manager's hub login: `m1` manages S001, `m2` S002.
+    pub(crate) async fn manager(&self, name: &str) -> String {
+        self.hub.login(name, "manager-password").await.unwrap()
+    }
+
     pub(crate) async fn community_of(&self, token: &str) -> Value {
         let (s, v) = self.get("/api/v1/customer/community", Some(token)).await;
         assert_eq!(s, StatusCode::OK, "{v}");
@@ -169,4 +174,22 @@ pub(crate) async fn sync_in(hub: &Hub, store: &str, id: &DocId, doc: &mut AutoCo
                 .unwrap();
         }
     }
+}
+
+/// `store` lends the hub `units` of each SKU through its stock document of
+/// today, as a store's uplink would.
+pub(crate) async fn lend(hub: &Hub, store: &str, skus: &[(&str, i64)]) {
+    use linli_shared::docs::stock::set_rights;
+    use linli_shared::docs::{Owner, new_doc};
+    let id = DocId::store_stock(store, chrono::Utc::now().date_naive());
+    let mut doc: AutoCommit = new_doc(&id, Owner::Store(store.into()).actor([7; 8])).unwrap();
+    for (sku, lent) in skus {
+        let rights = linli_shared::rights::StoreRights {
+            lent: *lent,
+            ..Default::default()
+        };
+        set_rights(&mut doc, sku, &rights).unwrap();
+    }
+    doc.commit();
+    sync_in(hub, store, &id, &mut doc).await;
 }

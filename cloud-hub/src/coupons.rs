@@ -1,0 +1,730 @@
+//! Coupons at the hub (DESIGN.md §7; the rules in
+//! [`linli_shared::coupon`]): an admin opens a campaign with a money
+//! budget; customers claim coupons, each for one place (online, or one
+//! store's counter) within the per-customer limit; online orders redeem
+//! them here in the order's own transaction, counters redeem theirs offline
+//! within the allotment the hub lends each store, and report them in their
+//! ledgers. A cancelled order or a refunded counter sale voids its
+//! redemption once, which gives the coupon and its budget back.
+//!
+//! Money: `budget = Σ allotments + online budget`; the hub's online
+//! redemptions fit in `budget − Σ allotments`, a store's counter in its
+//! allotment, so the whole never exceeds the budget. A store running low
+//! gets another step of allotment when its redemptions reach the hub.
+
+use chrono::{DateTime, Duration, Utc};
+use linli_shared::coupon::{self, CounterCoupon, CouponClaim, CouponError, CouponTerms};
+use linli_shared::docs::DocId;
+use linli_shared::docs::json::put_record;
+use linli_shared::money::Fen;
+use linli_shared::pricing::CouponOff;
+use linli_sync::doc_store::Docs;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::hub::{Hub, HubError, Role, User};
+use crate::online::Caller;
+use crate::orders::{invalid, ts};
+
+/// What an admin sends to open a campaign.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCoupon {
+    /// Shown to customers and on receipts, e.g. "满50减8".
+    pub name: String,
+    /// `{"amount_fen": 800}` or `{"percent": 10}` (10% off).
+    pub off: OffRequest,
+    #[serde(default)]
+    pub min_spend_fen: i64,
+    /// The most money the campaign gives away in all.
+    pub budget_fen: i64,
+    pub per_customer_limit: u32,
+    /// Default: now.
+    #[serde(default)]
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: DateTime<Utc>,
+    /// Stores whose counters take coupons of this campaign (default none:
+    /// online only).
+    #[serde(default)]
+    pub store_ids: Vec<String>,
+    /// Money each of those counters may give away before asking again
+    /// (default: a tenth of the budget split between them).
+    #[serde(default)]
+    pub counter_allotment_fen: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum OffRequest {
+    AmountFen(i64),
+    Percent(u8),
+}
+
+/// A campaign with its money.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CouponView {
+    pub coupon_id: String,
+    pub name: String,
+    pub off: OffRequest,
+    pub min_spend_fen: i64,
+    pub per_customer_limit: u32,
+    pub valid_from: String,
+    pub valid_until: String,
+    pub store_ids: Vec<String>,
+    pub version: u32,
+    pub budget_fen: i64,
+    /// Lent to counters in all.
+    pub allotted_fen: i64,
+    /// Given away online (redemptions not voided).
+    pub online_used_fen: i64,
+    /// Given away at counters, as far as the hub knows.
+    pub counter_used_fen: i64,
+    /// What online orders may still take: budget − allotted − online used.
+    pub online_left_fen: i64,
+    pub claims: i64,
+    pub redemptions: i64,
+}
+
+/// A customer's claim.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// `online` (the default) or `counter` (with `store_id`).
+    #[serde(default)]
+    pub r#use: Option<String>,
+    #[serde(default)]
+    pub store_id: Option<String>,
+}
+
+/// A claimed coupon, as its customer sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClaimView {
+    pub claim_id: String,
+    pub coupon_id: String,
+    pub name: String,
+    /// `online` or the store whose counter takes it.
+    pub redeem_at: String,
+    /// Counter coupons: the signed code the counter scans (works offline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub expires_at: String,
+    /// `available`, `used` or `expired`.
+    pub state: String,
+    /// The order or sale that used it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_by: Option<String>,
+}
+
+/// A store's report of a coupon its counter took (ledger section
+/// `coupon_redemptions`), or gave back on a refund (section `coupon_voids`,
+/// keyed by the redemption).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterRedemption {
+    pub redemption_id: String,
+    pub claim_id: String,
+    pub coupon_id: String,
+    pub sale_id: String,
+    pub discount_fen: i64,
+    pub version: u32,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterVoid {
+    pub redemption_id: String,
+    pub at: String,
+}
+
+struct Row {
+    terms: CouponTerms,
+    budget: i64,
+    store_ids: Vec<String>,
+    step: i64,
+}
+
+fn load(c: &Connection, id: &str) -> Result<Option<Row>, HubError> {
+    let row: Option<(String, i64, String, i64)> = c
+        .prepare_cached(
+            "SELECT terms, budget_fen, store_ids, counter_step_fen FROM coupons WHERE coupon_id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    Ok(row.and_then(|(t, budget, s, step)| {
+        Some(Row {
+            terms: serde_json::from_str(&t).ok()?,
+            budget,
+            store_ids: serde_json::from_str(&s).ok()?,
+            step,
+        })
+    }))
+}
+
+fn off_view(o: CouponOff) -> OffRequest {
+    match o {
+        CouponOff::Amount(f) => OffRequest::AmountFen(f.0),
+        CouponOff::Percent(p) => OffRequest::Percent(p),
+    }
+}
+
+fn sum(c: &Connection, sql: &str, id: &str) -> Result<i64, HubError> {
+    Ok(c.prepare_cached(sql)?.query_row([id], |r| r.get(0))?)
+}
+
+fn allotted(c: &Connection, id: &str) -> Result<i64, HubError> {
+    sum(
+        c,
+        "SELECT coalesce(sum(allotted_fen), 0) FROM coupon_allotments WHERE coupon_id = ?1",
+        id,
+    )
+}
+
+fn used(c: &Connection, id: &str, channel: &str) -> Result<i64, HubError> {
+    Ok(c.prepare_cached(
+        "SELECT coalesce(sum(discount_fen), 0) FROM coupon_redemptions
+         WHERE coupon_id = ?1 AND channel = ?2 AND voided_at IS NULL",
+    )?
+    .query_row(params![id, channel], |r| r.get(0))?)
+}
+
+fn view(c: &Connection, row: &Row) -> Result<CouponView, HubError> {
+    let id = &row.terms.coupon_id;
+    let allotted = allotted(c, id)?;
+    let online = used(c, id, "online")?;
+    Ok(CouponView {
+        coupon_id: id.clone(),
+        name: row.terms.name.clone(),
+        off: off_view(row.terms.off),
+        min_spend_fen: row.terms.min_spend.0,
+        per_customer_limit: row.terms.per_customer_limit,
+        valid_from: row.terms.valid_from.clone(),
+        valid_until: row.terms.valid_until.clone(),
+        store_ids: row.store_ids.clone(),
+        version: row.terms.version,
+        budget_fen: row.budget,
+        allotted_fen: allotted,
+        online_used_fen: online,
+        counter_used_fen: used(c, id, "counter")?,
+        online_left_fen: row.budget - allotted - online,
+        claims: sum(
+            c,
+            "SELECT count(*) FROM coupon_claims WHERE coupon_id = ?1",
+            id,
+        )?,
+        redemptions: sum(
+            c,
+            "SELECT count(*) FROM coupon_redemptions WHERE coupon_id = ?1 AND voided_at IS NULL",
+            id,
+        )?,
+    })
+}
+
+/// Lends `more` to `store` and writes its counter's terms and allotment
+/// into the store's orders document of `day`.
+fn lend(
+    c: &Connection,
+    docs: &mut Docs,
+    row: &Row,
+    store: &str,
+    more: i64,
+    day: chrono::NaiveDate,
+) -> Result<DocId, HubError> {
+    let total: i64 = c
+        .prepare_cached(
+            "INSERT INTO coupon_allotments(coupon_id, store_id, allotted_fen) VALUES (?1, ?2, ?3)
+             ON CONFLICT(coupon_id, store_id) DO UPDATE SET allotted_fen = allotted_fen + excluded.allotted_fen
+             RETURNING allotted_fen",
+        )?
+        .query_row(params![row.terms.coupon_id, store, more], |r| r.get(0))?;
+    let doc = DocId::hub_orders(store, day);
+    let rec = CounterCoupon {
+        terms: row.terms.clone(),
+        allotment: Fen(total),
+    };
+    docs.change(c, &doc, |d| {
+        put_record(d, "coupons", &row.terms.coupon_id, &rec)?;
+        Ok(())
+    })?;
+    Ok(doc)
+}
+
+/// An online order's coupon, checked: the claim is the customer's, for
+/// online use, valid now and not in use by another order (`replaces`: the
+/// order this one takes over from, whose redemption moves to it).
+pub(crate) fn online_coupon(
+    c: &Connection,
+    claim_id: &str,
+    customer_id: &str,
+    replaces: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<CouponTerms, HubError> {
+    let claim: Option<(String, String, String)> = c
+        .prepare_cached(
+            "SELECT coupon_id, customer_id, redeem_at FROM coupon_claims WHERE claim_id = ?1",
+        )?
+        .query_row([claim_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((coupon_id, owner, at)) = claim else {
+        return Err(HubError::CouponNotFound(claim_id.to_owned()));
+    };
+    if owner != customer_id {
+        return Err(HubError::CouponNotFound(claim_id.to_owned()));
+    }
+    if at != "online" {
+        return Err(HubError::Coupon(CouponError::WrongStore { store: at }));
+    }
+    let row = load(c, &coupon_id)?.ok_or_else(|| HubError::CouponNotFound(claim_id.to_owned()))?;
+    // a re-routed order keeps its coupon whatever the time
+    if replaces.is_none() && !row.terms.valid_at(now) {
+        return Err(HubError::Coupon(CouponError::Expired {
+            at: DateTime::parse_from_rfc3339(&row.terms.valid_until)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default(),
+        }));
+    }
+    let holder: Option<String> = c
+        .prepare_cached(
+            "SELECT subject_id FROM coupon_redemptions WHERE claim_id = ?1 AND voided_at IS NULL",
+        )?
+        .query_row([claim_id], |r| r.get(0))
+        .optional()?;
+    match holder {
+        Some(h) if Some(h.as_str()) != replaces => Err(HubError::Coupon(CouponError::AlreadyUsed)),
+        _ => Ok(row.terms),
+    }
+}
+
+/// Records an online order's redemption of `discount` (the pricing
+/// function's coupon amount), refusing what does not fit in the online
+/// budget. A replacement order takes its predecessor's redemption over.
+pub(crate) fn redeem_online(
+    c: &Connection,
+    claim_id: &str,
+    terms: &CouponTerms,
+    order_id: &str,
+    replaces: Option<&str>,
+    discount: Fen,
+    now: DateTime<Utc>,
+) -> Result<(), HubError> {
+    let row =
+        load(c, &terms.coupon_id)?.ok_or_else(|| HubError::CouponNotFound(claim_id.to_owned()))?;
+    let id = &terms.coupon_id;
+    match replaces {
+        // a re-routed order takes its predecessor's redemption over
+        Some(old) => {
+            void(c, old, now)?;
+        }
+        None => coupon::fits(
+            Fen(row.budget - allotted(c, id)?),
+            Fen(used(c, id, "online")?),
+            discount,
+        )
+        .map_err(HubError::Coupon)?,
+    }
+    c.prepare_cached(
+        "INSERT INTO coupon_redemptions(redemption_id, claim_id, coupon_id, channel, store_id, subject_id,
+            discount_fen, version, redeemed_at)
+         VALUES (?1, ?2, ?3, 'online', NULL, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        format!("R{}", ulid::Ulid::new()),
+        claim_id,
+        id,
+        order_id,
+        discount.0,
+        terms.version,
+        ts(now)
+    ])?;
+    Ok(())
+}
+
+/// Gives back the coupon of a cancelled order or refunded sale: voids its
+/// redemption once (a second call changes nothing).
+pub(crate) fn void(
+    c: &Connection,
+    subject_id: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, HubError> {
+    Ok(c.prepare_cached(
+        "UPDATE coupon_redemptions SET voided_at = ?2 WHERE subject_id = ?1 AND voided_at IS NULL",
+    )?
+    .execute(params![subject_id, ts(now)])?)
+}
+
+/// Takes a store's counter redemptions and voids into the table, and lends
+/// the store another step where it runs low. Returns the documents written.
+pub(crate) fn project_counter(
+    c: &Connection,
+    docs: &mut Docs,
+    store: &str,
+    redemptions: &[(String, CounterRedemption)],
+    voids: &[(String, CounterVoid)],
+    day: chrono::NaiveDate,
+) -> Result<Vec<DocId>, HubError> {
+    let mut campaigns = std::collections::BTreeSet::new();
+    for (_, r) in redemptions {
+        campaigns.insert(r.coupon_id.clone());
+        let known: bool = c
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM coupon_redemptions WHERE redemption_id = ?1)",
+            )?
+            .query_row([&r.redemption_id], |x| x.get(0))?;
+        if known {
+            continue;
+        }
+        let busy: bool = c
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM coupon_redemptions WHERE claim_id = ?1 AND voided_at IS NULL)",
+            )?
+            .query_row([&r.claim_id], |x| x.get(0))?;
+        if busy {
+            // the store verified the code offline, but the claim is in use:
+            // kept (voided) for a manager, never counted twice
+            tracing::warn!(store, claim = %r.claim_id, "a counter redeemed a coupon already in use");
+        }
+        c.prepare_cached(
+            "INSERT INTO coupon_redemptions(redemption_id, claim_id, coupon_id, channel, store_id,
+                subject_id, discount_fen, version, redeemed_at, voided_at)
+             VALUES (?1, ?2, ?3, 'counter', ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            r.redemption_id,
+            r.claim_id,
+            r.coupon_id,
+            store,
+            r.sale_id,
+            r.discount_fen,
+            r.version,
+            r.at,
+            busy.then_some(&r.at)
+        ])?;
+    }
+    for (_, v) in voids {
+        c.prepare_cached(
+            "UPDATE coupon_redemptions SET voided_at = ?2 WHERE redemption_id = ?1 AND voided_at IS NULL",
+        )?
+        .execute(params![v.redemption_id, v.at])?;
+    }
+    let mut touched = Vec::new();
+    for id in campaigns {
+        let Some(row) = load(c, &id)? else { continue };
+        let lent: i64 = c
+            .prepare_cached(
+                "SELECT coalesce((SELECT allotted_fen FROM coupon_allotments WHERE coupon_id = ?1 AND store_id = ?2), 0)",
+            )?
+            .query_row(params![id, store], |r| r.get(0))?;
+        let spent: i64 = c
+            .prepare_cached(
+                "SELECT coalesce(sum(discount_fen), 0) FROM coupon_redemptions
+                 WHERE coupon_id = ?1 AND store_id = ?2 AND channel = 'counter' AND voided_at IS NULL",
+            )?
+            .query_row(params![id, store], |r| r.get(0))?;
+        let unallotted = row.budget - allotted(c, &id)? - used(c, &id, "online")?;
+        let more = coupon::top_up(Fen(row.step), Fen(lent - spent), Fen(unallotted));
+        if more.0 > 0 {
+            touched.push(lend(c, docs, &row, store, more.0, day)?);
+        }
+    }
+    Ok(touched)
+}
+
+fn claim_view(c: &Connection, claim_id: &str) -> Result<Option<ClaimView>, HubError> {
+    let row: Option<(String, String, Option<String>, String)> = c
+        .prepare_cached(
+            "SELECT coupon_id, redeem_at, code, expires_at FROM coupon_claims WHERE claim_id = ?1",
+        )?
+        .query_row([claim_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let Some((coupon_id, redeem_at, code, expires_at)) = row else {
+        return Ok(None);
+    };
+    let name = load(c, &coupon_id)?
+        .map(|r| r.terms.name)
+        .unwrap_or_default();
+    let used_by: Option<String> = c
+        .prepare_cached(
+            "SELECT subject_id FROM coupon_redemptions WHERE claim_id = ?1 AND voided_at IS NULL",
+        )?
+        .query_row([claim_id], |r| r.get(0))
+        .optional()?;
+    let expired = DateTime::parse_from_rfc3339(&expires_at).map_or(true, |e| e <= Utc::now());
+    let state = match (&used_by, expired) {
+        (Some(_), _) => "used",
+        (None, true) => "expired",
+        (None, false) => "available",
+    };
+    Ok(Some(ClaimView {
+        claim_id: claim_id.to_owned(),
+        coupon_id,
+        name,
+        redeem_at,
+        code,
+        expires_at,
+        state: state.into(),
+        used_by,
+    }))
+}
+
+impl Hub {
+    /// Opens a coupon campaign (admin) and lends each taking-part store
+    /// its first allotment.
+    pub async fn create_coupon(&self, user: &User, req: NewCoupon) -> Result<CouponView, HubError> {
+        if user.role != Role::Admin {
+            return Err(HubError::Forbidden);
+        }
+        let now = Utc::now();
+        let name = req.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 40 {
+            return Err(invalid("券名须 1–40 个字 (name must be 1-40 characters)"));
+        }
+        let off = match req.off {
+            OffRequest::AmountFen(a) if a > 0 => CouponOff::Amount(Fen(a)),
+            OffRequest::Percent(p) if (1..=90).contains(&p) => CouponOff::Percent(p),
+            _ => {
+                return Err(invalid(
+                    "优惠须为大于 0 的金额或 1–90 的百分比 (off must be an amount_fen above 0 or a percent of 1-90)",
+                ));
+            }
+        };
+        if req.min_spend_fen < 0 {
+            return Err(invalid(
+                "min_spend_fen 不能为负 (min_spend_fen must not be negative)",
+            ));
+        }
+        if let CouponOff::Amount(a) = off
+            && a.0 > req.min_spend_fen.max(0)
+            && req.min_spend_fen > 0
+        {
+            return Err(invalid(
+                "满减金额不能高于门槛 (amount_fen must not exceed min_spend_fen)",
+            ));
+        }
+        if !(1..=10_000_000_000).contains(&req.budget_fen) {
+            return Err(invalid("预算须大于 0 (budget_fen must be above 0)"));
+        }
+        if !(1..=100).contains(&req.per_customer_limit) {
+            return Err(invalid(
+                "每人限领须在 1 到 100 之间 (per_customer_limit must be 1-100)",
+            ));
+        }
+        let from = req.valid_from.unwrap_or(now);
+        if req.valid_until <= from || req.valid_until <= now {
+            return Err(invalid(
+                "有效期结束须晚于开始和现在 (valid_until must be after valid_from and now)",
+            ));
+        }
+        let mut stores = req.store_ids.clone();
+        stores.sort();
+        stores.dedup();
+        if stores.len() != req.store_ids.len() {
+            return Err(invalid(
+                "门店不能重复 (store_ids must list each store once)",
+            ));
+        }
+        let dir = self.directory();
+        if let Some(s) = stores.iter().find(|s| dir.stores.get(s).is_none()) {
+            return Err(HubError::UnknownStore(s.clone()));
+        }
+        let step = match req.counter_allotment_fen {
+            Some(a) if a >= 0 => a,
+            Some(_) => {
+                return Err(invalid(
+                    "counter_allotment_fen 不能为负 (counter_allotment_fen must not be negative)",
+                ));
+            }
+            None if stores.is_empty() => 0,
+            None => req.budget_fen / 10 / stores.len() as i64,
+        };
+        if step * stores.len() as i64 > req.budget_fen {
+            return Err(invalid(
+                "各店额度之和超过预算 (counter_allotment_fen times the stores exceeds budget_fen)",
+            ));
+        }
+        let id = format!("C{}", ulid::Ulid::new());
+        let terms = CouponTerms {
+            coupon_id: id.clone(),
+            name,
+            off,
+            min_spend: Fen(req.min_spend_fen),
+            valid_from: ts(from),
+            valid_until: ts(req.valid_until),
+            per_customer_limit: req.per_customer_limit,
+            version: 1,
+        };
+        let by = user.name.clone();
+        let day = now
+            .with_timezone(&self.order_settings.utc_offset)
+            .date_naive();
+        let (v, touched) = self
+            .with_docs(move |c, docs| {
+                c.execute(
+                    "INSERT INTO coupons(coupon_id, terms, budget_fen, store_ids, counter_step_fen, created_by, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        id,
+                        serde_json::to_string(&terms).unwrap_or_default(),
+                        req.budget_fen,
+                        serde_json::to_string(&stores).unwrap_or_default(),
+                        step,
+                        by,
+                        ts(now)
+                    ],
+                )?;
+                let row = load(c, &id)?.ok_or_else(|| HubError::CouponNotFound(id.clone()))?;
+                let mut touched = Vec::new();
+                for s in &stores {
+                    touched.push(lend(c, docs, &row, s, step, day)?);
+                }
+                Ok::<_, HubError>((view(c, &row)?, touched))
+            })
+            .await?;
+        self.announce(touched);
+        Ok(v)
+    }
+
+    /// A campaign with its money.
+    pub async fn coupon(&self, id: &str) -> Result<CouponView, HubError> {
+        let id = id.to_owned();
+        self.store
+            .read(move |c| {
+                let row = load(c, &id)?.ok_or_else(|| HubError::CouponNotFound(id.clone()))?;
+                view(c, &row)
+            })
+            .await
+    }
+
+    /// Campaigns valid now (newest first, 100 at most).
+    pub async fn coupons(&self) -> Result<Vec<CouponView>, HubError> {
+        self.store
+            .read(move |c| {
+                let ids: Vec<String> = c
+                    .prepare_cached(
+                        "SELECT coupon_id FROM coupons ORDER BY created_at DESC LIMIT 100",
+                    )?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let now = Utc::now();
+                let mut out = Vec::new();
+                for id in ids {
+                    if let Some(row) = load(c, &id)?
+                        && row.terms.valid_at(now)
+                    {
+                        out.push(view(c, &row)?);
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// A customer claims a coupon for online use or for one store's
+    /// counter, within the per-customer limit. Retried with the same
+    /// Idempotency-Key, returns the first claim.
+    pub async fn claim_coupon(
+        &self,
+        caller: &Caller,
+        key: String,
+        id: &str,
+        req: ClaimRequest,
+    ) -> Result<(ClaimView, bool), HubError> {
+        let Caller::Customer { customer_id, .. } = caller else {
+            return Err(invalid(
+                "领券需要顾客登录 (a customer session claims coupons)",
+            ));
+        };
+        let redeem_at = match (req.r#use.as_deref().unwrap_or("online"), &req.store_id) {
+            ("online", None) => "online".to_owned(),
+            ("counter", Some(s)) => s.clone(),
+            _ => {
+                return Err(invalid(
+                    "use 须为 online，或 counter 并给出 store_id (use must be online, or counter with store_id)",
+                ));
+            }
+        };
+        let now = Utc::now();
+        let (record_key, sent_key) = crate::online::idempotency_record_key(caller, &key);
+        let fingerprint = format!("coupon_claim\u{1f}{id}\u{1f}{redeem_at}");
+        let (cid, cu, signing) = (id.to_owned(), customer_id.clone(), self.signing.clone());
+        self.with_docs(move |c, _docs| {
+            if let Some((h, resp)) = c
+                .prepare_cached("SELECT request_hash, response FROM idempotency WHERE key = ?1")?
+                .query_row([&record_key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .optional()?
+            {
+                if h != fingerprint {
+                    return Err(HubError::IdempotencyKeyReused(sent_key));
+                }
+                let v: ClaimView =
+                    serde_json::from_str(&resp).map_err(|e| HubError::Invalid(e.to_string()))?;
+                return Ok((v, true));
+            }
+            let row = load(c, &cid)?.ok_or_else(|| HubError::CouponNotFound(cid.clone()))?;
+            if !row.terms.valid_at(now) {
+                return Err(HubError::Coupon(CouponError::Expired {
+                    at: DateTime::parse_from_rfc3339(&row.terms.valid_until)
+                        .map(|t| t.with_timezone(&Utc))
+                        .unwrap_or_default(),
+                }));
+            }
+            if redeem_at != "online" && !row.store_ids.contains(&redeem_at) {
+                return Err(HubError::Coupon(CouponError::NotHere(cid.clone())));
+            }
+            let had: i64 = c.query_row(
+                "SELECT count(*) FROM coupon_claims WHERE coupon_id = ?1 AND customer_id = ?2",
+                params![cid, cu],
+                |r| r.get(0),
+            )?;
+            if had >= i64::from(row.terms.per_customer_limit) {
+                return Err(HubError::CouponLimit(row.terms.per_customer_limit));
+            }
+            let claim_id = format!("Q{}", ulid::Ulid::new());
+            let expires = DateTime::parse_from_rfc3339(&row.terms.valid_until)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or(now + Duration::days(1));
+            let code = (redeem_at != "online").then(|| {
+                coupon::sign(
+                    &CouponClaim {
+                        claim_id: claim_id.clone(),
+                        coupon_id: cid.clone(),
+                        store_id: redeem_at.clone(),
+                        expires: expires.timestamp(),
+                    },
+                    &signing,
+                )
+            });
+            c.execute(
+                "INSERT INTO coupon_claims(claim_id, coupon_id, customer_id, redeem_at, code, expires_at, claimed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![claim_id, cid, cu, redeem_at, code, ts(expires), ts(now)],
+            )?;
+            let v = claim_view(c, &claim_id)?.ok_or_else(|| HubError::CouponNotFound(claim_id.clone()))?;
+            c.execute(
+                "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![record_key, fingerprint, serde_json::to_string(&v).unwrap_or_default(), ts(now)],
+            )?;
+            Ok((v, false))
+        })
+        .await
+    }
+
+    /// A customer's claimed coupons, newest first.
+    pub async fn my_coupons(&self, customer_id: &str) -> Result<Vec<ClaimView>, HubError> {
+        let cu = customer_id.to_owned();
+        self.store
+            .read(move |c| {
+                let ids: Vec<String> = c
+                    .prepare_cached(
+                        "SELECT claim_id FROM coupon_claims WHERE customer_id = ?1 ORDER BY claimed_at DESC LIMIT 200",
+                    )?
+                    .query_map([&cu], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let mut out = Vec::new();
+                for id in ids {
+                    out.extend(claim_view(c, &id)?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+}

@@ -1,0 +1,139 @@
+//! Promotions over HTTP: coupon campaigns (admin), customers' claims, and
+//! each store's markdowns (admin or that store's manager). The rules live
+//! in [`crate::coupons`], [`crate::markdowns`] and
+//! [`linli_shared::pricing`].
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+
+use super::ApiError;
+use super::orders::{Who, bad_json, idempotency_key};
+use crate::coupons::{ClaimRequest, ClaimView, CouponView, NewCoupon};
+use crate::hub::{Hub, HubError};
+use crate::markdowns::{SetMarkdowns, StoreMarkdowns};
+use crate::online::Caller;
+
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+/// Opens a coupon campaign: what it takes off (an amount or a percentage
+/// of the total after line prices), the minimum spend, the budget, the
+/// per-customer limit, the validity, and the stores whose counters take it
+/// (each lent `counter_allotment_fen` of the budget to give away offline).
+/// Admin.
+#[utoipa::path(post, path = "/api/v1/coupons", tag = "promotions", request_body = NewCoupon,
+    responses((status = 201, body = CouponView),
+              (status = 422, body = linli_shared::api_doc::ErrorBody, description = "invalid_field, unknown_store")),
+    security(("bearer" = [])))]
+pub(crate) async fn create(
+    State(hub): State<Hub>,
+    Who(who): Who,
+    body: JsonBody<NewCoupon>,
+) -> Result<(StatusCode, Json<CouponView>), ApiError> {
+    let Json(req) = body.map_err(bad_json)?;
+    let Caller::Staff(user) = who else {
+        return Err(HubError::Forbidden.into());
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(hub.create_coupon(&user, req).await?),
+    ))
+}
+
+/// Campaigns valid now, with their money (budget, lent to counters, used
+/// online and at counters, what online orders may still take).
+#[utoipa::path(get, path = "/api/v1/coupons", tag = "promotions",
+    responses((status = 200, body = [CouponView])))]
+pub(crate) async fn list(State(hub): State<Hub>) -> Result<Json<Vec<CouponView>>, ApiError> {
+    Ok(Json(hub.coupons().await?))
+}
+
+/// One campaign with its money.
+#[utoipa::path(get, path = "/api/v1/coupons/{coupon_id}", tag = "promotions",
+    params(("coupon_id" = String, Path)),
+    responses((status = 200, body = CouponView),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "coupon_not_found")))]
+pub(crate) async fn get_one(
+    State(hub): State<Hub>,
+    Path(id): Path<String>,
+) -> Result<Json<CouponView>, ApiError> {
+    Ok(Json(hub.coupon(&id).await?))
+}
+
+/// A customer claims a coupon (`Idempotency-Key` required; a retry returns
+/// the first claim with 200): for online orders (`{"use":"online"}`, the
+/// default), or for one store's counter (`{"use":"counter","store_id"}`:
+/// the answer carries the signed `code` the counter scans, offline too).
+#[utoipa::path(post, path = "/api/v1/coupons/{coupon_id}/claims", tag = "promotions",
+    params(("coupon_id" = String, Path), ("Idempotency-Key" = String, Header)), request_body = ClaimRequest,
+    responses((status = 201, body = ClaimView), (status = 200, body = ClaimView, description = "replayed"),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "coupon_not_found"),
+              (status = 409, body = linli_shared::api_doc::ErrorBody, description = "coupon_limit, idempotency_key_reused"),
+              (status = 422, body = linli_shared::api_doc::ErrorBody, description = "invalid_field, coupon_expired, coupon_not_here")),
+    security(("bearer" = [])))]
+pub(crate) async fn claim(
+    State(hub): State<Hub>,
+    Who(who): Who,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<ClaimRequest>,
+) -> Result<(StatusCode, Json<ClaimView>), ApiError> {
+    let key = idempotency_key(&headers)?;
+    let Json(req) = body.map_err(bad_json)?;
+    let (v, replayed) = hub.claim_coupon(&who, key, &id, req).await?;
+    let status = if replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(v)))
+}
+
+/// The caller's coupons: `available`, `used` (by which order or sale) or
+/// `expired`. Customers.
+#[utoipa::path(get, path = "/api/v1/customer/coupons", tag = "promotions",
+    responses((status = 200, body = [ClaimView])),
+    security(("bearer" = [])))]
+pub(crate) async fn mine(
+    State(hub): State<Hub>,
+    Who(who): Who,
+) -> Result<Json<Vec<ClaimView>>, ApiError> {
+    let Caller::Customer { customer_id, .. } = who else {
+        return Err(HubError::Forbidden.into());
+    };
+    Ok(Json(hub.my_coupons(&customer_id).await?))
+}
+
+/// A store's markdowns (timed price cuts, e.g. the evening fresh-food
+/// markdown) with their version.
+#[utoipa::path(get, path = "/api/v1/stores/{store_id}/markdowns", tag = "promotions",
+    params(("store_id" = String, Path)),
+    responses((status = 200, body = StoreMarkdowns)))]
+pub(crate) async fn markdowns(
+    State(hub): State<Hub>,
+    Path(store): Path<String>,
+) -> Result<Json<StoreMarkdowns>, ApiError> {
+    Ok(Json(hub.markdowns(&store).await?))
+}
+
+/// Replaces a store's markdowns (admin, or the store's manager): each for
+/// some SKUs or one category, a share paid (`pay_percent`) or a price,
+/// daily between two local times. Online orders of the store are priced
+/// with them at once; its counter, when the list reaches it by sync.
+#[utoipa::path(put, path = "/api/v1/stores/{store_id}/markdowns", tag = "promotions",
+    params(("store_id" = String, Path)), request_body = SetMarkdowns,
+    responses((status = 200, body = StoreMarkdowns),
+              (status = 403, body = linli_shared::api_doc::ErrorBody, description = "forbidden, not_your_store"),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "store_not_found"),
+              (status = 422, body = linli_shared::api_doc::ErrorBody, description = "invalid_field, unknown_sku")),
+    security(("bearer" = [])))]
+pub(crate) async fn set_markdowns(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    Path(store): Path<String>,
+    body: JsonBody<SetMarkdowns>,
+) -> Result<Json<StoreMarkdowns>, ApiError> {
+    let user = super::communities::hub_user(&hub, &headers).await?;
+    let Json(req) = body.map_err(bad_json)?;
+    Ok(Json(hub.set_markdowns(&user, &store, req).await?))
+}

@@ -1,0 +1,406 @@
+//! Promotions at the hub (issue 11): coupons keep their budget and their
+//! per-customer limit, a cancelled order gives its coupon and its money back
+//! exactly once, counters' redemptions reach the hub and a store running
+//! low is lent more; a store's markdowns price its online orders in their
+//! hours, and every order says which rules priced it.
+
+#![allow(clippy::unwrap_used)] // test code
+
+mod common;
+
+use automerge::AutoCommit;
+use axum::http::StatusCode;
+use chrono::{Duration, Utc};
+use common::{TestHub, hub, lend, sync_in};
+use linli_shared::docs::json::{get_record, put_record};
+use linli_shared::docs::{DocId, Owner, new_doc};
+use serde_json::{Value, json};
+
+async fn open_coupon(h: &TestHub, body: Value) -> Value {
+    let (s, v) = h.post("/api/v1/coupons", &h.admin, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v
+}
+
+fn until() -> String {
+    (Utc::now() + Duration::days(7)).to_rfc3339()
+}
+
+async fn claim(
+    h: &TestHub,
+    token: &str,
+    coupon: &str,
+    key: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    h.post_keyed(
+        &format!("/api/v1/coupons/{coupon}/claims"),
+        token,
+        key,
+        body,
+    )
+    .await
+}
+
+async fn order(
+    h: &TestHub,
+    token: &str,
+    key: &str,
+    qty: i64,
+    coupon: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut body = json!({"channel": "miniapp", "customer": {}, "fulfilment": "pickup",
+        "store_id": "S001", "lines": [{"sku": "P00001", "qty": qty}]});
+    if let Some(c) = coupon {
+        body["coupon"] = json!(c);
+    }
+    h.post_keyed("/api/v1/orders", token, key, body).await
+}
+
+#[tokio::test]
+async fn a_coupon_keeps_its_budget_and_limit_and_a_cancel_gives_it_back_once() {
+    let h = hub().await;
+    lend(&h.hub, "S001", &[("P00001", 100)]).await;
+    // 满30减8, 2,000 fen in all: two redemptions fit, a third does not
+    let c = open_coupon(&h, json!({"name": "满30减8", "off": {"amount_fen": 800},
+        "min_spend_fen": 3000, "budget_fen": 2000, "per_customer_limit": 2, "valid_until": until()})).await;
+    let cid = c["coupon_id"].as_str().unwrap();
+    assert_eq!(
+        (c["online_left_fen"].clone(), c["allotted_fen"].clone()),
+        (json!(2000), json!(0))
+    );
+
+    let a = h.customer("13800000001").await;
+    let (s, a1) = claim(&h, &a, cid, "a-1", json!({})).await;
+    assert_eq!(s, StatusCode::CREATED, "{a1}");
+    assert_eq!(
+        (a1["redeem_at"].clone(), a1["state"].clone()),
+        (json!("online"), json!("available"))
+    );
+    let (s, again) = claim(&h, &a, cid, "a-1", json!({})).await;
+    assert_eq!(
+        (s, again["claim_id"].clone()),
+        (StatusCode::OK, a1["claim_id"].clone()),
+        "a retry is the same claim"
+    );
+    let (s, a2) = claim(&h, &a, cid, "a-2", json!({"use": "online"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{a2}");
+    let (s, v) = claim(&h, &a, cid, "a-3", json!({})).await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("coupon_limit")),
+        "{v}"
+    );
+    let (s, v) = claim(
+        &h,
+        &a,
+        cid,
+        "a-4",
+        json!({"use": "counter", "store_id": "S001"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("coupon_not_here")),
+        "online only: {v}"
+    );
+    let (a1, a2) = (
+        a1["claim_id"].as_str().unwrap(),
+        a2["claim_id"].as_str().unwrap(),
+    );
+
+    // 2 x 19.50 = 39.00; coupon 8.00 off, then the pickup 5% of 31.00
+    let (s, o1) = order(&h, &a, "o-1", 2, Some(a1)).await;
+    assert_eq!(s, StatusCode::CREATED, "{o1}");
+    assert_eq!(
+        (
+            o1["subtotal_fen"].clone(),
+            o1["discount_fen"].clone(),
+            o1["total_fen"].clone()
+        ),
+        (json!(3900), json!(955), json!(2945)),
+        "{o1}"
+    );
+    let kinds: Vec<Value> = o1["pricing"]["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule"]["kind"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![json!("coupon"), json!("pickup_discount")],
+        "{o1}"
+    );
+    assert_eq!(o1["pricing"]["applied"][0]["amount"], json!(-800));
+
+    let (s, v) = order(&h, &a, "o-2", 2, Some(a1)).await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("coupon_used")),
+        "{v}"
+    );
+    let (s, v) = order(&h, &a, "o-3", 1, Some(a2)).await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("coupon_min_spend")),
+        "{v}"
+    );
+    let (_, mine) = h.get("/api/v1/customer/coupons", Some(&a)).await;
+    let state = |id: &str| {
+        mine.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["claim_id"] == json!(id))
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(
+        (state(a1), state(a2)),
+        (json!("used"), json!("available")),
+        "a refused order used nothing"
+    );
+
+    // another customer takes the rest of the budget; a third finds it spent
+    let b = h.customer("13800000002").await;
+    let (_, b1) = claim(&h, &b, cid, "b-1", json!({})).await;
+    let (s, ob) = order(&h, &b, "ob", 2, b1["claim_id"].as_str()).await;
+    assert_eq!(s, StatusCode::CREATED, "{ob}");
+    let cu = h.customer("13800000003").await;
+    let (_, c1) = claim(&h, &cu, cid, "c-1", json!({})).await;
+    let (s, v) = order(&h, &cu, "oc", 2, c1["claim_id"].as_str()).await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("coupon_budget_exhausted")),
+        "{v}"
+    );
+    let (_, v) = h.get(&format!("/api/v1/coupons/{cid}"), None).await;
+    assert_eq!(
+        (
+            v["online_used_fen"].clone(),
+            v["online_left_fen"].clone(),
+            v["redemptions"].clone()
+        ),
+        (json!(1600), json!(400), json!(2)),
+        "{v}"
+    );
+
+    // A cancels: the coupon and its 8 yuan come back, once
+    let oid = o1["order_id"].as_str().unwrap();
+    let (s, v) = h
+        .post(&format!("/api/v1/orders/{oid}/cancel"), &a, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = h
+        .post(&format!("/api/v1/orders/{oid}/cancel"), &a, json!({}))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "a second cancel answers as the first: {v}"
+    );
+    let (_, v) = h.get(&format!("/api/v1/coupons/{cid}"), None).await;
+    assert_eq!(
+        (v["online_used_fen"].clone(), v["redemptions"].clone()),
+        (json!(800), json!(1)),
+        "{v}"
+    );
+    let (_, mine) = h.get("/api/v1/customer/coupons", Some(&a)).await;
+    let state = |id: &str| {
+        mine.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["claim_id"] == json!(id))
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state(a1), json!("available"));
+    // the money that came back serves the next customer
+    let (s, v) = order(&h, &cu, "oc-2", 2, c1["claim_id"].as_str()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, v) = h.get(&format!("/api/v1/coupons/{cid}"), None).await;
+    assert_eq!(v["online_used_fen"], json!(1600), "{v}");
+
+    // another customer's claim is not yours; bad terms are refused
+    let (s, v) = order(&h, &b, "ob-2", 2, Some(a2)).await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::NOT_FOUND, json!("coupon_not_found")),
+        "{v}"
+    );
+    for bad in [
+        json!({"name": "x", "off": {"percent": 95}, "budget_fen": 100, "per_customer_limit": 1, "valid_until": until()}),
+        json!({"name": "x", "off": {"amount_fen": 500}, "min_spend_fen": 300, "budget_fen": 100, "per_customer_limit": 1, "valid_until": until()}),
+        json!({"name": "x", "off": {"amount_fen": 500}, "budget_fen": 0, "per_customer_limit": 1, "valid_until": until()}),
+        json!({"name": "x", "off": {"amount_fen": 500}, "budget_fen": 100, "per_customer_limit": 1, "valid_until": (Utc::now() - Duration::hours(1)).to_rfc3339()}),
+        json!({"name": "x", "off": {"amount_fen": 500}, "budget_fen": 1000, "per_customer_limit": 1, "valid_until": until(), "store_ids": ["S001", "S002"], "counter_allotment_fen": 600}),
+    ] {
+        let (s, v) = h.post("/api/v1/coupons", &h.admin, bad.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+    }
+    let (s, _) = h.post("/api/v1/coupons", &a, json!({"name": "x", "off": {"amount_fen": 1}, "budget_fen": 1, "per_customer_limit": 1, "valid_until": until()})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_counters_redemptions_reach_the_hub_and_a_store_running_low_gets_more() {
+    let h = hub().await;
+    let c = open_coupon(&h, json!({"name": "九折券", "off": {"percent": 10}, "budget_fen": 5000,
+        "per_customer_limit": 3, "valid_until": until(), "store_ids": ["S001"], "counter_allotment_fen": 1000})).await;
+    let cid = c["coupon_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (c["allotted_fen"].clone(), c["online_left_fen"].clone()),
+        (json!(1000), json!(4000))
+    );
+    let a = h.customer("13800000011").await;
+    let (s, v) = claim(
+        &h,
+        &a,
+        &cid,
+        "k1",
+        json!({"use": "counter", "store_id": "S001"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert!(v["code"].as_str().unwrap().starts_with("LC1."), "{v}");
+    let claim_id = v["claim_id"].as_str().unwrap().to_owned();
+    let (s, v) = claim(
+        &h,
+        &a,
+        &cid,
+        "k2",
+        json!({"use": "counter", "store_id": "S002"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("coupon_not_here")),
+        "{v}"
+    );
+    let (s, v) = claim(&h, &a, &cid, "k3", json!({"use": "counter"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+
+    // the store's counter took 800 fen off a sale, offline; its ledger syncs
+    let day = Utc::now().date_naive();
+    let id = DocId::store_ledger("S001", day);
+    let mut doc: AutoCommit = new_doc(&id, Owner::Store("S001".into()).actor([9; 8])).unwrap();
+    let r = json!({"redemption_id": "R-1", "claim_id": claim_id, "coupon_id": cid, "sale_id": "SALE-1",
+        "discount_fen": 800, "version": 1, "at": Utc::now().to_rfc3339()});
+    put_record(&mut doc, "coupon_redemptions", "R-1", &r).unwrap();
+    doc.commit();
+    sync_in(&h.hub, "S001", &id, &mut doc).await;
+    let (_, v) = h.get(&format!("/api/v1/coupons/{cid}"), None).await;
+    // 200 left of 1,000 is under a quarter: another 1,000 is lent
+    assert_eq!(
+        (
+            v["counter_used_fen"].clone(),
+            v["allotted_fen"].clone(),
+            v["online_left_fen"].clone()
+        ),
+        (json!(800), json!(2000), json!(3000)),
+        "{v}"
+    );
+    let hub_doc = DocId::hub_orders("S001", day);
+    let lent: Value = h
+        .hub
+        .with_docs(move |c, docs| {
+            Ok(docs
+                .read(c, &hub_doc, |d| get_record::<Value>(d, "coupons", &cid))?
+                .flatten())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lent["allotment"], json!(2000), "{lent}");
+    let (_, mine) = h.get("/api/v1/customer/coupons", Some(&a)).await;
+    assert_eq!(mine[0]["state"], json!("used"), "{mine}");
+
+    // the sale is refunded: the void comes once, however often it syncs
+    put_record(
+        &mut doc,
+        "coupon_voids",
+        "R-1",
+        &json!({"redemption_id": "R-1", "at": Utc::now().to_rfc3339()}),
+    )
+    .unwrap();
+    doc.commit();
+    sync_in(&h.hub, "S001", &id, &mut doc).await;
+    let cid = c["coupon_id"].as_str().unwrap();
+    let (_, v) = h.get(&format!("/api/v1/coupons/{cid}"), None).await;
+    assert_eq!(
+        (v["counter_used_fen"].clone(), v["redemptions"].clone()),
+        (json!(0), json!(0)),
+        "{v}"
+    );
+    let (_, mine) = h.get("/api/v1/customer/coupons", Some(&a)).await;
+    assert_eq!(mine[0]["state"], json!("available"), "{mine}");
+}
+
+#[tokio::test]
+async fn a_stores_markdowns_price_its_online_orders_in_their_hours() {
+    let h = hub().await;
+    lend(&h.hub, "S001", &[("P00001", 100)]).await;
+    let m1 = h.manager("m1").await;
+    let all_day = json!({"markdowns": [{"name": "面包七折", "category": "bakery", "pay_percent": 70, "from": "00:00", "to": "24:00"}]});
+    let put = |token: String, store: &'static str, body: Value| {
+        let h = &h;
+        async move {
+            h.call(
+                "PUT",
+                &format!("/api/v1/stores/{store}/markdowns"),
+                Some(&token),
+                Some(("application/json", body.to_string().into_bytes())),
+            )
+            .await
+        }
+    };
+    let (s, v) = put(m1.clone(), "S002", all_day.clone()).await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::FORBIDDEN, json!("not_your_store")),
+        "{v}"
+    );
+    for bad in [
+        json!({"markdowns": [{"name": "x", "category": "bakery", "pay_percent": 70, "from": "20:00", "to": "19:00"}]}),
+        json!({"markdowns": [{"name": "x", "category": "no-such", "pay_percent": 70, "from": "20:00", "to": "21:00"}]}),
+        json!({"markdowns": [{"name": "x", "skus": ["P00001"], "pay_percent": 100, "from": "20:00", "to": "21:00"}]}),
+        json!({"markdowns": [{"name": "x", "skus": ["P99999"], "price_fen": 100, "from": "20:00", "to": "21:00"}]}),
+        json!({"markdowns": [{"name": "x", "skus": ["P00001"], "price_fen": 100, "from": "8pm", "to": "21:00"}]}),
+    ] {
+        let (s, v) = put(m1.clone(), "S001", bad.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+    }
+    let (s, v) = put(m1.clone(), "S001", all_day).await;
+    assert_eq!((s, v["version"].clone()), (StatusCode::OK, json!(1)), "{v}");
+
+    let a = h.customer("13800000021").await;
+    let (s, o) = order(&h, &a, "m-1", 2, None).await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    assert_eq!(o["lines"][0]["unit_price_fen"], json!(1365), "{o}");
+    assert_eq!(o["pricing"]["rules_version"], json!(1));
+    assert_eq!(
+        o["pricing"]["applied"][0],
+        json!({"sku": "P00001", "rule": {"kind": "markdown", "name": "面包七折"}, "amount": -1170}),
+        "{o}"
+    );
+    let (s, q) = h.post("/api/v1/quote", &a, json!({"fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": "P00001", "qty": 2}]})).await;
+    assert_eq!(
+        (s, q["subtotal_fen"].clone()),
+        (StatusCode::OK, json!(2730)),
+        "the quote prices alike: {q}"
+    );
+
+    // a markdown outside its hours changes nothing; the version moves on
+    let now_local = Utc::now() + Duration::hours(8);
+    let later = (now_local + Duration::hours(2)).format("%H:%M").to_string();
+    let later_end = (now_local + Duration::hours(3)).format("%H:%M").to_string();
+    if later < later_end {
+        let (s, v) = put(h.admin.clone(), "S001", json!({"markdowns": [{"name": "晚间鲜食", "skus": ["P00001"], "price_fen": 900, "from": later, "to": later_end}]})).await;
+        assert_eq!((s, v["version"].clone()), (StatusCode::OK, json!(2)), "{v}");
+        let (_, o) = order(&h, &a, "m-2", 1, None).await;
+        assert_eq!(o["lines"][0]["unit_price_fen"], json!(1950), "{o}");
+        assert_eq!(o["pricing"]["rules_version"], json!(2));
+    }
+    let (_, v) = h.get("/api/v1/stores/S001/markdowns", None).await;
+    assert!(v["version"].as_u64().unwrap() >= 1, "{v}");
+}
