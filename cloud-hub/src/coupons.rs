@@ -13,7 +13,9 @@
 //! gets another step of allotment when its redemptions reach the hub.
 
 use chrono::{DateTime, Duration, Utc};
-use linli_shared::coupon::{self, CounterCoupon, CouponClaim, CouponError, CouponTerms};
+use linli_shared::coupon::{
+    self, CounterCoupon, CounterRedemption, CounterVoid, CouponClaim, CouponError, CouponTerms,
+};
 use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::money::Fen;
@@ -113,26 +115,6 @@ pub struct ClaimView {
     /// The order or sale that used it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub used_by: Option<String>,
-}
-
-/// A store's report of a coupon its counter took (ledger section
-/// `coupon_redemptions`), or gave back on a refund (section `coupon_voids`,
-/// keyed by the redemption).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CounterRedemption {
-    pub redemption_id: String,
-    pub claim_id: String,
-    pub coupon_id: String,
-    pub sale_id: String,
-    pub discount_fen: i64,
-    pub version: u32,
-    pub at: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CounterVoid {
-    pub redemption_id: String,
-    pub at: String,
 }
 
 struct Row {

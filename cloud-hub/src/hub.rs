@@ -1094,12 +1094,16 @@ fn project(
                 let (taken, back) = docs
                     .read(c, doc, |d| {
                         (
-                            records_of::<crate::coupons::CounterRedemption>(
+                            records_of::<linli_shared::coupon::CounterRedemption>(
                                 d,
                                 "coupon_redemptions",
                                 &taken,
                             ),
-                            records_of::<crate::coupons::CounterVoid>(d, "coupon_voids", &back),
+                            records_of::<linli_shared::coupon::CounterVoid>(
+                                d,
+                                "coupon_voids",
+                                &back,
+                            ),
                         )
                     })?
                     .unwrap_or_default();

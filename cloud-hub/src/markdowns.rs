@@ -10,7 +10,7 @@
 use chrono::Utc;
 use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
-use linli_shared::pricing::{self, Markdown, OfferPrice};
+use linli_shared::pricing::{self, Markdown, OfferPrice, StoreMarkdowns};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -46,16 +46,6 @@ pub struct MarkdownRequest {
 #[serde(deny_unknown_fields)]
 pub struct SetMarkdowns {
     pub markdowns: Vec<MarkdownRequest>,
-}
-
-/// A store's markdowns at a version (also what its counter receives, in
-/// its orders document, section `markdowns`, key `current`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct StoreMarkdowns {
-    pub store_id: String,
-    pub version: u32,
-    #[schema(value_type = Vec<Object>)]
-    pub markdowns: Vec<Markdown>,
 }
 
 fn minute(field: &str, s: &str) -> Result<u16, HubError> {

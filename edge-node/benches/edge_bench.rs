@@ -987,6 +987,7 @@ impl SampleCatalog {
                 amount_fen: CASH_FEN,
             }],
             member_phone: None,
+            coupon: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod groupbuy;
 pub mod idempotency;
 pub mod online;
 pub mod orders;
+pub mod promotions;
 pub mod recovery;
 pub mod replication;
 pub mod reports;
@@ -73,6 +74,8 @@ pub struct App {
     pub(crate) pickup_key: Arc<RwLock<Option<ed25519_dalek::VerifyingKey>>>,
     /// The third-party courier behind the store's own riders, if configured.
     pub(crate) courier: Arc<RwLock<Option<Arc<dyn linli_courier::Courier>>>>,
+    /// The counter's pricing rules (the store's markdowns from the hub).
+    pub(crate) rules: Arc<RwLock<Arc<linli_shared::pricing::Rules>>>,
 }
 
 impl std::fmt::Debug for App {
@@ -94,6 +97,7 @@ impl App {
         let index = catalog::load_index(&store).await?;
         let member_key = staff::load_or_create_member_key(&store).await?;
         let sessions = Arc::new(staff::Sessions::new(settings.login_limits));
+        let rules = store.read(promotions::load_rules).await?;
         Ok(App {
             store,
             settings: Arc::new(settings),
@@ -104,6 +108,7 @@ impl App {
             sync,
             pickup_key: Arc::new(RwLock::new(None)),
             courier: Arc::new(RwLock::new(None)),
+            rules: Arc::new(RwLock::new(Arc::new(rules))),
         })
     }
 
@@ -321,6 +326,10 @@ pub enum AppError {
     /// A counter commitment the campaign's terms refuse.
     #[error(transparent)]
     GroupBuy(linli_shared::groupbuy::CommitError),
+    /// A coupon the counter refuses (signature, store, expiry, used,
+    /// minimum spend, allotment).
+    #[error(transparent)]
+    Coupon(linli_shared::coupon::CouponError),
     /// The node's database is new and it is still recovering from the hub
     /// what the hub holds for this store; it writes nothing until then.
     #[error(

@@ -12,6 +12,7 @@ mod groupbuy;
 mod online;
 pub mod openapi;
 mod orders;
+mod promotions;
 mod reports;
 mod sales;
 pub mod system;
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/pickups/by-phone", post(online::by_phone))
         .route("/reports/day", get(reports::day))
         .route("/community/members", post(community::add_member))
+        .route("/promotions", get(promotions::get))
         .route("/group-buys", get(groupbuy::list))
         .route(
             "/group-buys/{group_buy_id}/receipts",

@@ -264,6 +264,30 @@ impl SyncHost for EdgeHost {
                                         .unwrap_or_default();
                                     crate::app::groupbuy::save_terms(c, &terms, now)?;
                                 }
+                                // the store's markdowns and the coupons its counter takes
+                                if r.touched.contains_key("markdowns") {
+                                    let m = docs.read(c, &d, |doc| {
+                                        linli_shared::docs::json::get_record::<
+                                            linli_shared::pricing::StoreMarkdowns,
+                                        >(
+                                            doc, "markdowns", "current"
+                                        )
+                                    })?;
+                                    if let Some(m) = m.flatten() {
+                                        crate::app::promotions::save_markdowns(c, &m)?;
+                                    }
+                                }
+                                let ids = r.touched.get("coupons").cloned().unwrap_or_default();
+                                if !ids.is_empty() {
+                                    let list = docs
+                                        .read(c, &d, |doc| {
+                                            records_of::<linli_shared::coupon::CounterCoupon>(
+                                                doc, "coupons", &ids,
+                                            )
+                                        })?
+                                        .unwrap_or_default();
+                                    crate::app::promotions::save_coupons(c, &list)?;
+                                }
                                 // a reached group-buy's participants here
                                 let ids = r
                                     .touched
@@ -356,6 +380,16 @@ impl SyncHost for EdgeHost {
             }
         };
         self.app.sync_ctx().notify(touched);
+        if doc.kind() == DocKind::Orders
+            && doc.owner() == Owner::Hub
+            && received.touched.contains_key("markdowns")
+        {
+            if let Err(e) = self.app.reload_rules().await {
+                tracing::warn!(error = %e, "markdowns from the hub kept, but not reloaded");
+            } else {
+                tracing::info!(%doc, "markdowns updated from the hub");
+            }
+        }
         if let Some(products) = products {
             tracing::info!(products = products.len(), %doc, "catalog updated from the hub");
             self.app.swap_catalog(products);

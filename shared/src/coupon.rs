@@ -80,6 +80,26 @@ pub struct CounterCoupon {
     pub allotment: Fen,
 }
 
+/// A store's report of a coupon its counter took (ledger section
+/// `coupon_redemptions`), or gave back on a refund (section `coupon_voids`,
+/// keyed by the redemption).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterRedemption {
+    pub redemption_id: String,
+    pub claim_id: String,
+    pub coupon_id: String,
+    pub sale_id: String,
+    pub discount_fen: i64,
+    pub version: u32,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterVoid {
+    pub redemption_id: String,
+    pub at: String,
+}
+
 /// What a counter coupon's code promises.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CouponClaim {

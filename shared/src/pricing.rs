@@ -63,6 +63,17 @@ pub struct Markdown {
     pub to_minute: u16,
 }
 
+/// A store's markdowns at a version: what the hub keeps and what the
+/// store's counter receives (its orders document, section `markdowns`, key
+/// `current`). The version is the rules version on orders and receipts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StoreMarkdowns {
+    pub store_id: String,
+    pub version: u32,
+    #[schema(value_type = Vec<Object>)]
+    pub markdowns: Vec<Markdown>,
+}
+
 /// A live session's offers: featured SKUs at a live price while it runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveOffer {
@@ -397,6 +408,41 @@ fn line_price(it: &Item, m: &Moment<'_>, rules: &Rules) -> (Fen, Vec<Applied>) {
     (price, applied)
 }
 
+/// Spreads an order-level discount over the lines in proportion to their
+/// totals (largest remainders get the odd fen), so each line's net total is
+/// what the customer paid for it and a refund of a line gives back its
+/// share. The shares sum to `discount` (at most the sum of the totals) and
+/// none exceeds its line.
+pub fn allocate(discount: Fen, totals: &[Fen]) -> Vec<Fen> {
+    let sum: i64 = totals.iter().map(|t| t.0.max(0)).sum();
+    let discount = discount.0.clamp(0, sum);
+    if sum == 0 {
+        return vec![Fen::ZERO; totals.len()];
+    }
+    let mut shares: Vec<(i64, i64, usize)> = totals
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let exact = i128::from(discount) * i128::from(t.0.max(0));
+            let (q, r) = (exact / i128::from(sum), exact % i128::from(sum));
+            (q as i64, r as i64, i)
+        })
+        .collect();
+    let mut left = discount - shares.iter().map(|s| s.0).sum::<i64>();
+    let mut order: Vec<usize> = (0..shares.len()).collect();
+    order.sort_by(|&a, &b| shares[b].1.cmp(&shares[a].1).then(a.cmp(&b)));
+    for i in order {
+        if left == 0 {
+            break;
+        }
+        if shares[i].0 < totals[i].0 {
+            shares[i].0 += 1;
+            left -= 1;
+        }
+    }
+    shares.into_iter().map(|(q, _, _)| Fen(q)).collect()
+}
+
 /// Minutes after local midnight.
 fn local_minute(at: DateTime<Utc>, offset: i32) -> u16 {
     let secs = at.timestamp() + i64::from(offset) * 60;
@@ -563,6 +609,23 @@ mod tests {
             (0i64..5_000).prop_map(|f| OfferPrice::Fixed(Fen(f))),
             (0u8..=120).prop_map(OfferPrice::PayPercent)
         ]
+    }
+
+    proptest! {
+        /// Shares sum to the discount, none is negative or above its line.
+        #[test]
+        fn an_order_discount_spreads_over_the_lines_exactly(
+            totals in proptest::collection::vec(0i64..100_000, 1..12),
+            discount in 0i64..200_000,
+        ) {
+            let totals: Vec<Fen> = totals.into_iter().map(Fen).collect();
+            let shares = allocate(Fen(discount), &totals);
+            let sum: i64 = totals.iter().map(|t| t.0).sum();
+            prop_assert_eq!(shares.iter().map(|s| s.0).sum::<i64>(), discount.min(sum));
+            for (s, t) in shares.iter().zip(&totals) {
+                prop_assert!(s.0 >= 0 && s.0 <= t.0);
+            }
+        }
     }
 
     proptest! {

@@ -600,6 +600,7 @@ impl Seller {
                 amount_fen: 1_000_000,
             }],
             member_phone: None,
+            coupon: None,
         };
         let (receipt, replayed) = self
             .app

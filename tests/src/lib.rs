@@ -554,6 +554,45 @@ impl Cluster {
         Ok(())
     }
 
+    /// A customer's session token at the hub (by phone).
+    pub fn customer(&self, phone: &str) -> anyhow::Result<String> {
+        let h = self.hub()?;
+        let v: Value = self
+            .http
+            .post(format!("{}/api/v1/customer/session", h.http))
+            .json(&json!({ "phone": phone }))
+            .send()?
+            .json()?;
+        v["token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("no customer session: {v}"))
+    }
+
+    /// A request on the hub's API with `token` (the admin's if `None`) and
+    /// an optional Idempotency-Key; returns status and body.
+    pub fn hub_call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        key: Option<&str>,
+        body: Value,
+    ) -> anyhow::Result<(u16, Value)> {
+        let h = self.hub()?;
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", h.http))
+            .bearer_auth(token.unwrap_or(&h.token))
+            .json(&body);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req.send()?;
+        Ok((resp.status().as_u16(), resp.json()?))
+    }
+
     /// GET on the hub's API as admin.
     pub fn hub_get(&self, path: &str) -> anyhow::Result<Value> {
         let h = self.hub()?;

@@ -11,8 +11,9 @@ use super::ApiError;
 use super::orders::{Who, bad_json, idempotency_key};
 use crate::coupons::{ClaimRequest, ClaimView, CouponView, NewCoupon};
 use crate::hub::{Hub, HubError};
-use crate::markdowns::{SetMarkdowns, StoreMarkdowns};
+use crate::markdowns::SetMarkdowns;
 use crate::online::Caller;
+use linli_shared::pricing::StoreMarkdowns;
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 

@@ -184,6 +184,10 @@ pub(crate) enum LedgerFact {
     Member(linli_shared::community::MemberFact),
     /// A group-buy commitment taken at the counter.
     Commitment(linli_shared::groupbuy::CounterCommitment),
+    /// A coupon the counter took with a sale.
+    CouponRedemption(linli_shared::coupon::CounterRedemption),
+    /// A coupon given back by the sale's full refund.
+    CouponVoid(linli_shared::coupon::CounterVoid),
 }
 
 /// Collects the document changes of one use case inside its transaction and
@@ -284,6 +288,12 @@ impl<'a> Publish<'a> {
                             }
                             LedgerFact::Commitment(k) => {
                                 put_record(doc, "commitments", &k.commitment_id, k)?;
+                            }
+                            LedgerFact::CouponRedemption(r) => {
+                                put_record(doc, "coupon_redemptions", &r.redemption_id, r)?;
+                            }
+                            LedgerFact::CouponVoid(v) => {
+                                put_record(doc, "coupon_voids", &v.redemption_id, v)?;
                             }
                         }
                     }

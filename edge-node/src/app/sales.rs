@@ -59,6 +59,10 @@ pub struct SaleRequest {
     /// Member's mobile number; only a keyed hash of it is stored.
     #[serde(default)]
     pub member_phone: Option<String>,
+    /// A coupon claimed for this store's counter: the signed code the
+    /// customer shows (`LC1.…`); works offline.
+    #[serde(default)]
+    pub coupon: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -71,7 +75,12 @@ pub struct ReceiptLine {
     pub qty: i64,
     /// Per unit, or per kg for weighed goods.
     pub unit_price_fen: i64,
+    /// What the customer paid for the line: the unit price times the
+    /// quantity, less its share of the coupon.
     pub total_fen: i64,
+    /// The line's share of the coupon's discount (0 without one).
+    #[serde(default)]
+    pub coupon_fen: i64,
     pub refunded_qty: i64,
     pub refunded_fen: i64,
 }
@@ -108,6 +117,11 @@ pub struct SaleReceipt {
     /// Stock that this sale drove negative (reported, never refused).
     #[serde(default)]
     pub negative_stock: Vec<NegativeStock>,
+    /// Which rules priced the sale (a line's markdown; the coupon), each
+    /// with its amount in fen (negative: off), and the rules' version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub pricing: Option<pricing::PricingNote>,
 }
 
 /// Summary row of a day's sales.
@@ -181,6 +195,9 @@ pub struct RefundReceipt {
     pub amount_fen: i64,
     pub by: String,
     pub at: DateTime<Utc>,
+    /// The refund made the sale whole again and gave its coupon back.
+    #[serde(default)]
+    pub coupon_restored: bool,
 }
 
 /// A priced line, before it is written.
@@ -191,11 +208,20 @@ struct Priced {
     unit: Unit,
     qty: i64,
     unit_price: Fen,
+    /// Net of the coupon's share.
     total: Fen,
+    coupon: Fen,
 }
 
 impl App {
-    fn price_lines(&self, lines: &[SaleLineRequest]) -> Result<Vec<Priced>, AppError> {
+    /// Prices a sale's lines with the one pricing function of every channel
+    /// ([`linli_shared::pricing`]): the store's markdowns at this moment and
+    /// the coupon, if any; the coupon's discount is spread over the lines.
+    fn price_lines(
+        &self,
+        lines: &[SaleLineRequest],
+        coupon: Option<&super::promotions::SaleCoupon>,
+    ) -> Result<(Vec<Priced>, pricing::PricedOrder), AppError> {
         if lines.is_empty() {
             return Err(invalid("lines", "a sale needs at least one line"));
         }
@@ -207,6 +233,7 @@ impl App {
         }
         let cat = self.catalog();
         let mut out = Vec::with_capacity(lines.len());
+        let mut items = Vec::with_capacity(lines.len());
         for (i, l) in lines.iter().enumerate() {
             let (p, label_grams) = match (&l.barcode, &l.sku) {
                 (Some(code), None) => cat.by_scan(code).map_err(|e| match e {
@@ -254,43 +281,57 @@ impl App {
                 field: format!("lines[{i}].qty"),
                 source,
             })?;
-            // one pricing rule for every channel (linli_shared::pricing);
-            // the counter has no markdowns or live prices yet
-            let item = pricing::Item {
+            items.push(pricing::Item {
                 sku: p.sku.to_string(),
                 category: p.category.clone(),
                 unit: p.unit,
                 qty: qty.get(),
                 price: p.price,
                 floor: Fen::ZERO,
-            };
-            let moment = pricing::Moment {
-                at: self.now(),
-                utc_offset_minutes: self.settings.utc_offset.local_minus_utc() / 60,
-                store_id: &self.settings.store_id,
-                fulfilment: None,
-                live: None,
-                group_buy: None,
-                coupon: None,
-            };
-            let priced = pricing::price(
-                std::slice::from_ref(&item),
-                &moment,
-                &pricing::Rules::default(),
-            )
-            .map_err(|_| invalid(format!("lines[{i}].qty"), "amount overflows"))?;
-            let (unit_price, total) = (priced.lines[0].unit_price, priced.lines[0].total);
+            });
             out.push(Priced {
                 sku: p.sku.to_string(),
                 barcode: l.barcode.clone().unwrap_or_else(|| p.barcode.to_string()),
                 name: p.name.clone(),
                 unit: p.unit,
                 qty: qty.get(),
-                unit_price,
-                total,
+                unit_price: Fen::ZERO,
+                total: Fen::ZERO,
+                coupon: Fen::ZERO,
             });
         }
-        Ok(out)
+        let terms = coupon.map(|c| c.terms.as_coupon());
+        let moment = pricing::Moment {
+            at: self.now(),
+            utc_offset_minutes: self.settings.utc_offset.local_minus_utc() / 60,
+            store_id: &self.settings.store_id,
+            fulfilment: None,
+            live: None,
+            group_buy: None,
+            coupon: terms.as_ref(),
+        };
+        let priced = pricing::price(&items, &moment, &self.rules()).map_err(|e| match e {
+            pricing::PricingError::Overflow(i) | pricing::PricingError::Quantity(i) => {
+                invalid(format!("lines[{i}].qty"), "amount overflows")
+            }
+        })?;
+        if let Some(c) = coupon
+            && priced.coupon_discount().is_none()
+        {
+            return Err(AppError::Coupon(
+                linli_shared::coupon::CouponError::BelowMinSpend {
+                    min: c.terms.min_spend.to_string(),
+                },
+            ));
+        }
+        let totals: Vec<Fen> = priced.lines.iter().map(|l| l.total).collect();
+        let shares = pricing::allocate(priced.coupon_discount().unwrap_or(Fen::ZERO), &totals);
+        for ((o, l), share) in out.iter_mut().zip(&priced.lines).zip(shares) {
+            o.unit_price = l.unit_price;
+            o.total = Fen(l.total.0 - share.0);
+            o.coupon = share;
+        }
+        Ok((out, priced))
     }
 
     /// Records a counter sale. Retried with the same key, returns the first
@@ -301,9 +342,15 @@ impl App {
         key: IdempotencyKey,
         req: SaleRequest,
     ) -> Result<(SaleReceipt, bool), AppError> {
-        let priced = self.price_lines(&req.lines)?;
+        let coupon = match &req.coupon {
+            Some(code) => Some(self.check_coupon(code).await?),
+            None => None,
+        };
+        let (priced, order) = self.price_lines(&req.lines, coupon.as_ref())?;
         let total = Fen::checked_sum(priced.iter().map(|p| p.total))
             .ok_or_else(|| invalid("lines", "the sale's total overflows"))?;
+        let note = order.note();
+        let coupon_discount = order.coupon_discount();
         let payments: Vec<Payment> = req
             .payments
             .iter()
@@ -335,8 +382,8 @@ impl App {
                 }
                 .to_string();
                 c.prepare_cached(
-                    "INSERT INTO sales(sale_id, ticket_no, day, seq, total_fen, tendered_fen, change_fen, member_hash, cashier, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "INSERT INTO sales(sale_id, ticket_no, day, seq, total_fen, tendered_fen, change_fen, member_hash, cashier, created_at, pricing)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )?
                 .execute(params![
                     sale_id,
@@ -348,18 +395,24 @@ impl App {
                     settlement.change.0,
                     member_hash,
                     cashier,
-                    ts(now)
+                    ts(now),
+                    serde_json::to_string(&note).unwrap_or_default()
                 ])?;
+                // the coupon is redeemed with the sale, or the sale is refused
+                if let (Some(sc), Some(d)) = (&coupon, coupon_discount) {
+                    let r = super::promotions::redeem(c, sc, &sale_id, d, now)?;
+                    p.fact(LedgerFact::CouponRedemption(r));
+                }
                 let mut lines = Vec::with_capacity(priced.len());
                 let mut negative = Vec::new();
                 for (i, p) in priced.iter().enumerate() {
                     let line_no = i as u32 + 1;
                     c.prepare_cached(
-                        "INSERT INTO sale_lines(sale_id, line_no, sku, barcode, name, unit, qty, unit_price_fen, total_fen)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        "INSERT INTO sale_lines(sale_id, line_no, sku, barcode, name, unit, qty, unit_price_fen, total_fen, coupon_fen)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     )?
                     .execute(params![
-                        sale_id, line_no, p.sku, p.barcode, p.name, p.unit.as_str(), p.qty, p.unit_price.0, p.total.0
+                        sale_id, line_no, p.sku, p.barcode, p.name, p.unit.as_str(), p.qty, p.unit_price.0, p.total.0, p.coupon.0
                     ])?;
                     let on_hand = apply_movement(
                         c,
@@ -389,6 +442,7 @@ impl App {
                         qty: p.qty,
                         unit_price_fen: p.unit_price.0,
                         total_fen: p.total.0,
+                        coupon_fen: p.coupon.0,
                         refunded_qty: 0,
                         refunded_fen: 0,
                     });
@@ -419,6 +473,7 @@ impl App {
                     change_fen: settlement.change.0,
                     member: member_hash.is_some(),
                     negative_stock: negative,
+                    pricing: Some(note),
                 };
                 idempotency::record(c, &receipt.cashier, &key, "sale", &fp, &receipt, now)?;
                 let fact = SaleFact {
@@ -571,7 +626,18 @@ impl App {
                         params![refund_id, l.line_no, l.qty, l.amount_fen, l.disposition.as_str()],
                     )?;
                 }
-                let receipt = RefundReceipt { refund_id, sale_id: sale_id.clone(), ticket_no: sale.ticket_no, lines: out, amount_fen: amount, by, at: now };
+                // the sale is whole again: its coupon and the money come back, once
+                let whole: bool = c.query_row(
+                    "SELECT NOT EXISTS(SELECT 1 FROM sale_lines WHERE sale_id = ?1 AND refunded_qty < qty)",
+                    [&sale_id],
+                    |r| r.get(0),
+                )?;
+                let restored = if whole { super::promotions::void_for_sale(c, &sale_id, now)? } else { None };
+                let coupon_restored = restored.is_some();
+                if let Some(v) = restored {
+                    p.fact(LedgerFact::CouponVoid(v));
+                }
+                let receipt = RefundReceipt { refund_id, sale_id: sale_id.clone(), ticket_no: sale.ticket_no, lines: out, amount_fen: amount, by, at: now, coupon_restored };
                 idempotency::record(c, &receipt.by, &key, "refund", &fp, &receipt, now)?;
                 let fact = RefundFact {
                     refund_id: receipt.refund_id.clone(),
@@ -614,7 +680,7 @@ fn next_ticket_seq(c: &Connection, day: NaiveDate) -> Result<u32, AppError> {
 fn load_sale(c: &Connection, sale_id: &str) -> Result<Option<SaleReceipt>, AppError> {
     let head = c
         .query_row(
-            "SELECT sale_id, ticket_no, day, total_fen, tendered_fen, change_fen, member_hash, cashier, created_at
+            "SELECT sale_id, ticket_no, day, total_fen, tendered_fen, change_fen, member_hash, cashier, created_at, pricing
              FROM sales WHERE sale_id = ?1",
             [sale_id],
             |r| {
@@ -628,15 +694,17 @@ fn load_sale(c: &Connection, sale_id: &str) -> Result<Option<SaleReceipt>, AppEr
                     r.get::<_, Option<String>>(6)?,
                     r.get::<_, String>(7)?,
                     r.get::<_, String>(8)?,
+                    r.get::<_, Option<String>>(9)?,
                 ))
             },
         )
         .optional()?;
-    let Some((sale_id, ticket_no, day, total, tendered, change, member, cashier, at)) = head else {
+    let Some((sale_id, ticket_no, day, total, tendered, change, member, cashier, at, note)) = head
+    else {
         return Ok(None);
     };
     let mut stmt = c.prepare_cached(
-        "SELECT line_no, sku, barcode, name, unit, qty, unit_price_fen, total_fen, refunded_qty, refunded_fen
+        "SELECT line_no, sku, barcode, name, unit, qty, unit_price_fen, total_fen, refunded_qty, refunded_fen, coupon_fen
          FROM sale_lines WHERE sale_id = ?1 ORDER BY line_no",
     )?;
     let lines = stmt
@@ -653,6 +721,7 @@ fn load_sale(c: &Connection, sale_id: &str) -> Result<Option<SaleReceipt>, AppEr
                 total_fen: r.get(7)?,
                 refunded_qty: r.get(8)?,
                 refunded_fen: r.get(9)?,
+                coupon_fen: r.get(10)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -687,5 +756,6 @@ fn load_sale(c: &Connection, sale_id: &str) -> Result<Option<SaleReceipt>, AppEr
         change_fen: change,
         member: member.is_some(),
         negative_stock: Vec::new(),
+        pricing: note.and_then(|n| serde_json::from_str(&n).ok()),
     }))
 }

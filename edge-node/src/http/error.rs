@@ -188,6 +188,14 @@ impl From<AppError> for ApiError {
                         .with_details(json!({ "left": left })),
                 }
             }
+            AppError::Coupon(e) => {
+                use linli_shared::coupon::CouponError as C;
+                let status = match e {
+                    C::AlreadyUsed | C::BudgetExhausted => S::CONFLICT,
+                    _ => S::UNPROCESSABLE_ENTITY,
+                };
+                ApiError::new(status, e.code(), msg)
+            }
             AppError::CatalogCsv(_) => ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_csv", msg),
             AppError::Unauthenticated => ApiError::new(S::UNAUTHORIZED, "unauthenticated", msg),
             AppError::BadCredentials => ApiError::new(S::UNAUTHORIZED, "invalid_credentials", msg),

@@ -4,7 +4,7 @@
 
 use utoipa::{Modify, OpenApi};
 
-use super::{catalog, community, groupbuy, online, orders, reports, sales, system};
+use super::{catalog, community, groupbuy, online, orders, promotions, reports, sales, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,7 +18,7 @@ use super::{catalog, community, groupbuy, online, orders, reports, sales, system
         orders::create, orders::list, orders::get, orders::cancel, orders::redeem, online::by_phone,
         online::lookup, online::list, online::get, online::accept, online::pick, online::ready,
         online::dispatch, online::delivered, online::riders, online::add_rider,
-        community::add_member, groupbuy::list, groupbuy::commit, groupbuy::receive,
+        community::add_member, promotions::get, groupbuy::list, groupbuy::commit, groupbuy::receive,
     ),
     modifiers(&StandardResponses)
 )]

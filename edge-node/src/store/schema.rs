@@ -242,6 +242,34 @@ CREATE TABLE group_buy_participants (
 );
 CREATE INDEX group_buy_participants_by_campaign ON group_buy_participants(group_buy_id);
 "#,
+    // 6: promotions: the store's markdowns and the coupon campaigns its
+    // counter takes (terms and allotment, from the hub), the coupons it
+    // redeemed (voided once on a full refund), and what priced each sale
+    r#"
+CREATE TABLE store_markdowns (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    version   INTEGER NOT NULL,
+    markdowns TEXT NOT NULL
+);
+CREATE TABLE coupons (
+    coupon_id     TEXT PRIMARY KEY,
+    terms         TEXT NOT NULL,
+    allotment_fen INTEGER NOT NULL
+);
+CREATE TABLE coupon_redemptions (
+    redemption_id TEXT PRIMARY KEY,
+    claim_id      TEXT NOT NULL,
+    coupon_id     TEXT NOT NULL,
+    sale_id       TEXT NOT NULL,
+    discount_fen  INTEGER NOT NULL,
+    at            TEXT NOT NULL,
+    voided_at     TEXT
+);
+CREATE UNIQUE INDEX coupon_redemptions_active ON coupon_redemptions(claim_id) WHERE voided_at IS NULL;
+CREATE INDEX coupon_redemptions_by_sale ON coupon_redemptions(sale_id);
+ALTER TABLE sales ADD COLUMN pricing TEXT;
+ALTER TABLE sale_lines ADD COLUMN coupon_fen INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the schema up to date.

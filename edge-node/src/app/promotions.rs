@@ -1,0 +1,296 @@
+//! Promotions at the counter (DESIGN.md §7): the store's markdowns and the
+//! coupons its counter takes, both sent by the hub in the store's orders
+//! document and kept here, so the counter prices with the same rules as
+//! the hub's online orders, offline too.
+//!
+//! - **Markdowns** (section `markdowns`, key `current`): the newest version
+//!   replaces the store's list; the counter prices every line with it
+//!   ([`linli_shared::pricing`]).
+//! - **Coupons** (section `coupons`): each campaign's terms and the money
+//!   the hub lent this counter (its allotment; the hub only raises it). A
+//!   customer shows a signed code (`LC1.…`, claimed at the hub for this
+//!   store); the counter verifies it with the hub's key, checks that it is
+//!   not in use here (a coupon claimed for this counter is redeemed nowhere
+//!   else) and that the discount fits in what is left of the allotment,
+//!   then records the redemption with the sale and reports it in its ledger
+//!   (section `coupon_redemptions`). A full refund of the sale voids it
+//!   once (section `coupon_voids`): the coupon and its money come back.
+//!   A partial refund gives back the refunded lines' share of what was
+//!   paid (the discount is spread over the lines) and keeps the coupon used.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use linli_shared::coupon::{
+    self, CounterCoupon, CounterRedemption, CounterVoid, CouponClaim, CouponError, CouponTerms,
+};
+use linli_shared::money::Fen;
+use linli_shared::pricing::{self, StoreMarkdowns};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::{App, AppError, ts};
+
+/// Keeps the hub's markdowns for this store if they are newer than what
+/// the counter has.
+pub(crate) fn save_markdowns(c: &Connection, m: &StoreMarkdowns) -> Result<(), AppError> {
+    c.execute(
+        "INSERT INTO store_markdowns(id, version, markdowns) VALUES (1, ?1, ?2)
+         ON CONFLICT(id) DO UPDATE SET version = excluded.version, markdowns = excluded.markdowns
+         WHERE excluded.version > store_markdowns.version",
+        params![
+            m.version,
+            serde_json::to_string(&m.markdowns).unwrap_or_default()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Keeps the coupon campaigns this counter takes, with their allotments
+/// (never lowered: the hub only raises them).
+pub(crate) fn save_coupons(
+    c: &Connection,
+    list: &[(String, CounterCoupon)],
+) -> Result<(), AppError> {
+    for (id, cc) in list {
+        c.execute(
+            "INSERT INTO coupons(coupon_id, terms, allotment_fen) VALUES (?1, ?2, ?3)
+             ON CONFLICT(coupon_id) DO UPDATE SET terms = excluded.terms,
+                 allotment_fen = max(allotment_fen, excluded.allotment_fen)",
+            params![
+                id,
+                serde_json::to_string(&cc.terms).unwrap_or_default(),
+                cc.allotment.0
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// The counter's pricing rules: the chain's defaults and the store's
+/// markdowns at their version.
+pub(crate) fn load_rules(c: &Connection) -> Result<pricing::Rules, AppError> {
+    let row: Option<(u32, String)> = c
+        .query_row(
+            "SELECT version, markdowns FROM store_markdowns WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (version, markdowns) = match row {
+        Some((v, m)) => (v, serde_json::from_str(&m).unwrap_or_default()),
+        None => (0, Vec::new()),
+    };
+    Ok(pricing::Rules {
+        version,
+        markdowns,
+        ..pricing::Rules::default()
+    })
+}
+
+/// A coupon campaign as the counter sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CounterCouponView {
+    pub coupon_id: String,
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub off: pricing::CouponOff,
+    pub min_spend_fen: i64,
+    pub valid_until: String,
+    /// The money the hub lent this counter in all.
+    pub allotment_fen: i64,
+    /// Given away here (redemptions not voided).
+    pub used_fen: i64,
+    pub left_fen: i64,
+}
+
+/// What the counter's pricing knows: the markdowns and the coupons.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PromotionsView {
+    pub rules_version: u32,
+    #[schema(value_type = Vec<Object>)]
+    pub markdowns: Vec<pricing::Markdown>,
+    pub coupons: Vec<CounterCouponView>,
+}
+
+/// A scanned coupon, checked against its signature and the campaign's
+/// terms (before the sale's transaction).
+#[derive(Debug, Clone)]
+pub(crate) struct SaleCoupon {
+    pub claim: CouponClaim,
+    pub terms: CouponTerms,
+}
+
+fn used_here(c: &Connection, coupon_id: &str) -> Result<i64, AppError> {
+    Ok(c.prepare_cached(
+        "SELECT coalesce(sum(discount_fen), 0) FROM coupon_redemptions
+         WHERE coupon_id = ?1 AND voided_at IS NULL",
+    )?
+    .query_row([coupon_id], |r| r.get(0))?)
+}
+
+/// Records a sale's redemption in its transaction: refused if the coupon
+/// is in use here or the discount does not fit in the allotment's rest.
+pub(crate) fn redeem(
+    c: &Connection,
+    sc: &SaleCoupon,
+    sale_id: &str,
+    discount: Fen,
+    now: DateTime<Utc>,
+) -> Result<CounterRedemption, AppError> {
+    let busy: bool = c
+        .prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM coupon_redemptions WHERE claim_id = ?1 AND voided_at IS NULL)",
+        )?
+        .query_row([&sc.claim.claim_id], |r| r.get(0))?;
+    if busy {
+        return Err(AppError::Coupon(CouponError::AlreadyUsed));
+    }
+    let allotment: i64 = c
+        .prepare_cached("SELECT allotment_fen FROM coupons WHERE coupon_id = ?1")?
+        .query_row([&sc.terms.coupon_id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| AppError::Coupon(CouponError::NotHere(sc.terms.coupon_id.clone())))?;
+    coupon::fits(
+        Fen(allotment),
+        Fen(used_here(c, &sc.terms.coupon_id)?),
+        discount,
+    )
+    .map_err(AppError::Coupon)?;
+    let r = CounterRedemption {
+        redemption_id: ulid::Ulid::new().to_string(),
+        claim_id: sc.claim.claim_id.clone(),
+        coupon_id: sc.terms.coupon_id.clone(),
+        sale_id: sale_id.to_owned(),
+        discount_fen: discount.0,
+        version: sc.terms.version,
+        at: ts(now),
+    };
+    c.prepare_cached(
+        "INSERT INTO coupon_redemptions(redemption_id, claim_id, coupon_id, sale_id, discount_fen, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        r.redemption_id,
+        r.claim_id,
+        r.coupon_id,
+        r.sale_id,
+        r.discount_fen,
+        r.at
+    ])?;
+    Ok(r)
+}
+
+/// Voids a sale's redemption (its full refund): once; `None` if there is
+/// none or it was voided before.
+pub(crate) fn void_for_sale(
+    c: &Connection,
+    sale_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<CounterVoid>, AppError> {
+    let id: Option<String> = c
+        .prepare_cached(
+            "UPDATE coupon_redemptions SET voided_at = ?2 WHERE sale_id = ?1 AND voided_at IS NULL
+             RETURNING redemption_id",
+        )?
+        .query_row(params![sale_id, ts(now)], |r| r.get(0))
+        .optional()?;
+    Ok(id.map(|redemption_id| CounterVoid {
+        redemption_id,
+        at: ts(now),
+    }))
+}
+
+impl App {
+    /// The counter's pricing rules now.
+    pub(crate) fn rules(&self) -> Arc<pricing::Rules> {
+        match self.rules.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Reloads the pricing rules after the hub's markdowns arrived.
+    pub(crate) async fn reload_rules(&self) -> Result<(), AppError> {
+        let rules = Arc::new(self.store.read(load_rules).await?);
+        match self.rules.write() {
+            Ok(mut g) => *g = rules,
+            Err(p) => *p.into_inner() = rules,
+        }
+        Ok(())
+    }
+
+    /// Checks a scanned coupon code: the hub's signature, this store,
+    /// expiry, a campaign this counter takes and still valid.
+    pub(crate) async fn check_coupon(&self, code: &str) -> Result<SaleCoupon, AppError> {
+        let key = self.pickup_key().ok_or_else(|| {
+            AppError::Coupon(CouponError::NotHere(
+                "(本店尚未收到总部的验证密钥 / the hub's key is not installed)".into(),
+            ))
+        })?;
+        let claim = coupon::verify(code, &key, &self.settings.store_id, self.now())
+            .map_err(AppError::Coupon)?;
+        let id = claim.coupon_id.clone();
+        let terms: Option<String> = self
+            .store
+            .read(move |c| {
+                Ok::<_, AppError>(
+                    c.query_row(
+                        "SELECT terms FROM coupons WHERE coupon_id = ?1",
+                        [&id],
+                        |r| r.get(0),
+                    )
+                    .optional()?,
+                )
+            })
+            .await?;
+        let terms: CouponTerms = terms
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .ok_or_else(|| AppError::Coupon(CouponError::NotHere(claim.coupon_id.clone())))?;
+        if !terms.valid_at(self.now()) {
+            return Err(AppError::Coupon(CouponError::Expired {
+                at: claim.expires_at(),
+            }));
+        }
+        Ok(SaleCoupon { claim, terms })
+    }
+
+    /// The markdowns and coupons the counter prices with.
+    pub async fn promotions(&self) -> Result<PromotionsView, AppError> {
+        let rules = self.rules();
+        let coupons = self
+            .store
+            .read(|c| {
+                let rows: Vec<(String, String, i64)> = c
+                    .prepare(
+                        "SELECT coupon_id, terms, allotment_fen FROM coupons ORDER BY coupon_id",
+                    )?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?;
+                let mut out = Vec::new();
+                for (id, terms, allotment) in rows {
+                    let Ok(t) = serde_json::from_str::<CouponTerms>(&terms) else {
+                        continue;
+                    };
+                    let used = used_here(c, &id)?;
+                    out.push(CounterCouponView {
+                        coupon_id: id,
+                        name: t.name,
+                        off: t.off,
+                        min_spend_fen: t.min_spend.0,
+                        valid_until: t.valid_until,
+                        allotment_fen: allotment,
+                        used_fen: used,
+                        left_fen: allotment - used,
+                    });
+                }
+                Ok::<_, AppError>(out)
+            })
+            .await?;
+        Ok(PromotionsView {
+            rules_version: rules.version,
+            markdowns: rules.markdowns.clone(),
+            coupons,
+        })
+    }
+}

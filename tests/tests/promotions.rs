@@ -1,0 +1,234 @@
+//! Promotions end to end, with real processes, real QUIC and real HTTP:
+//! the hub sends a store its markdowns and a coupon campaign with the
+//! store's allotment; cut off from the hub, the counter prices with the
+//! markdown exactly as the hub prices an online basket, takes coupons
+//! claimed at the hub after the link was cut (signed codes), once each
+//! (a retried sale redeems once), never beyond its allotment, refuses a
+//! forged code and a basket under the minimum spend; a full refund gives
+//! the coupon back once. When the link heals the hub counts the counter's
+//! redemptions (the voided one not at all) and lends the store more.
+
+#![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
+
+use std::time::Duration;
+
+use chrono::Utc;
+use linli_tests::{Cluster, LinkMode, wait_for};
+use serde_json::{Value, json};
+
+const CONVERGE: Duration = Duration::from_secs(30);
+
+fn sale(c: &Cluster, key: &str, qty: i64, coupon: Option<&str>) -> (u16, Value) {
+    let mut body = json!({"lines": [{"sku": "P00001", "qty": qty}],
+        "payments": [{"method": "cash", "amount_fen": 100_000}]});
+    if let Some(code) = coupon {
+        body["coupon"] = json!(code);
+    }
+    c.store_post("S001", "/api/v1/sales", Some(key), body)
+        .unwrap()
+}
+
+fn counter_coupon(c: &Cluster, id: &str) -> Value {
+    let v = c.store_get("S001", "/api/v1/promotions").unwrap();
+    v["coupons"]
+        .as_array()
+        .and_then(|l| l.iter().find(|x| x["coupon_id"] == id).cloned())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_counter_cut_off_takes_coupons_within_its_allotment_and_a_refund_gives_one_back() {
+    let mut c = Cluster::new(31).unwrap();
+    c.hub_import("/api/v1/catalog/import", "products.csv")
+        .unwrap();
+    c.hub_import("/api/v1/stores/import", "stores.csv").unwrap();
+    c.add_store("S001").unwrap();
+
+    // the manager's evening markdown, here all day: bread at 15.00
+    let (s, v) = c
+        .hub_call("PUT", "/api/v1/stores/S001/markdowns", None, None,
+            json!({"markdowns": [{"name": "面包特价", "skus": ["P00001"], "price_fen": 1500, "from": "00:00", "to": "24:00"}]}))
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    // 满30减5, the counter may give away 12 yuan before asking
+    let (s, cp) = c
+        .hub_call(
+            "POST",
+            "/api/v1/coupons",
+            None,
+            None,
+            json!({"name": "满30减5", "off": {"amount_fen": 500}, "min_spend_fen": 3000,
+                "budget_fen": 100_000, "per_customer_limit": 3,
+                "valid_until": (Utc::now() + chrono::Duration::days(3)).to_rfc3339(),
+                "store_ids": ["S001"], "counter_allotment_fen": 1200}),
+        )
+        .unwrap();
+    assert_eq!(s, 201, "{cp}");
+    let cid = cp["coupon_id"].as_str().unwrap().to_owned();
+    wait_for(CONVERGE, "S001 to know the markdown and the coupon", || {
+        let v = c.store_get("S001", "/api/v1/promotions").ok()?;
+        (v["rules_version"] == 1 && counter_coupon(&c, &cid)["allotment_fen"] == 1200).then_some(())
+    })
+    .unwrap();
+
+    c.link("S001", LinkMode::Cut).unwrap();
+    // coupons claimed at the hub while the store cannot hear of them
+    let a = c.customer("13800138501").unwrap();
+    let codes: Vec<String> = (1..=3)
+        .map(|i| {
+            let (s, v) = c
+                .hub_call(
+                    "POST",
+                    &format!("/api/v1/coupons/{cid}/claims"),
+                    Some(&a),
+                    Some(&format!("claim-{i}")),
+                    json!({"use": "counter", "store_id": "S001"}),
+                )
+                .unwrap();
+            assert_eq!(s, 201, "{v}");
+            v["code"].as_str().unwrap().to_owned()
+        })
+        .collect();
+
+    // the same basket costs the same at the counter and online
+    let (s, q) = c
+        .hub_call("POST", "/api/v1/quote", Some(&a), None,
+            json!({"fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": "P00001", "qty": 2}]}))
+        .unwrap();
+    assert_eq!((s, q["subtotal_fen"].as_i64()), (200, Some(3000)), "{q}");
+    let (s, first) = sale(&c, "s-1", 2, Some(&codes[0]));
+    assert_eq!(s, 201, "{first}");
+    assert_eq!(first["total_fen"], json!(2500), "{first}");
+    assert_eq!(first["lines"][0]["unit_price_fen"], json!(1500));
+    assert_eq!(first["lines"][0]["coupon_fen"], json!(500));
+    let rules: Vec<Value> = first["pricing"]["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule"]["kind"].clone())
+        .collect();
+    assert_eq!(rules, vec![json!("markdown"), json!("coupon")], "{first}");
+    assert_eq!(first["pricing"]["rules_version"], json!(1));
+    let (s, again) = sale(&c, "s-1", 2, Some(&codes[0]));
+    assert_eq!(
+        (s, &again["sale_id"]),
+        (201, &first["sale_id"]),
+        "a retry is the same sale"
+    );
+    assert_eq!(
+        counter_coupon(&c, &cid)["used_fen"],
+        json!(500),
+        "and redeems once"
+    );
+
+    let (s, e) = sale(&c, "s-2", 2, Some(&codes[0]));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("coupon_used")),
+        "{e}"
+    );
+    let (s, e) = sale(&c, "s-3", 1, Some(&codes[1]));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("coupon_min_spend")),
+        "{e}"
+    );
+    let mut forged = codes[1].clone();
+    forged.pop();
+    forged.push(if codes[1].ends_with('A') { 'B' } else { 'A' });
+    let (s, e) = sale(&c, "s-4", 2, Some(&forged));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("coupon_invalid")),
+        "{e}"
+    );
+    let (s, second) = sale(&c, "s-5", 3, Some(&codes[1]));
+    assert_eq!(
+        (s, second["total_fen"].as_i64()),
+        (201, Some(4000)),
+        "{second}"
+    );
+    // 12.00 lent, 10.00 given: the third does not fit
+    let (s, e) = sale(&c, "s-6", 2, Some(&codes[2]));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("coupon_budget_exhausted")),
+        "{e}"
+    );
+
+    // the first sale is refunded whole: its coupon comes back, once
+    let sid = first["sale_id"].as_str().unwrap();
+    let (s, r) = c
+        .store_post(
+            "S001",
+            &format!("/api/v1/sales/{sid}/refunds"),
+            Some("r-1"),
+            json!({}),
+        )
+        .unwrap();
+    assert_eq!(
+        (s, r["amount_fen"].as_i64(), r["coupon_restored"].as_bool()),
+        (201, Some(2500), Some(true)),
+        "{r}"
+    );
+    let (s, _) = c
+        .store_post(
+            "S001",
+            &format!("/api/v1/sales/{sid}/refunds"),
+            Some("r-2"),
+            json!({}),
+        )
+        .unwrap();
+    assert_ne!(s, 201, "nothing is left to refund");
+    assert_eq!(counter_coupon(&c, &cid)["used_fen"], json!(500));
+    let (s, third) = sale(&c, "s-7", 2, Some(&codes[0]));
+    assert_eq!(s, 201, "the given-back coupon works again: {third}");
+
+    // healed: the hub counts what the counter gave (the voided one not at
+    // all) and lends another step, which reaches the counter
+    c.link("S001", LinkMode::Up).unwrap();
+    wait_for(CONVERGE, "the hub to count the counter's coupons", || {
+        let (_, v) = c
+            .hub_call(
+                "GET",
+                &format!("/api/v1/coupons/{cid}"),
+                None,
+                None,
+                Value::Null,
+            )
+            .ok()?;
+        (v["counter_used_fen"] == 1000 && v["redemptions"] == 2).then_some(v)
+    })
+    .unwrap();
+    wait_for(CONVERGE, "S001 to be lent more", || {
+        (counter_coupon(&c, &cid)["allotment_fen"] == 2400).then_some(())
+    })
+    .unwrap();
+    let (s, v) = sale(&c, "s-8", 2, Some(&codes[2]));
+    assert_eq!(s, 201, "{v}");
+    let (_, mine) = c
+        .hub_call(
+            "GET",
+            "/api/v1/customer/coupons",
+            Some(&a),
+            None,
+            Value::Null,
+        )
+        .unwrap();
+    wait_for(CONVERGE, "the customer to see all three used", || {
+        let (_, mine) = c
+            .hub_call(
+                "GET",
+                "/api/v1/customer/coupons",
+                Some(&a),
+                None,
+                Value::Null,
+            )
+            .ok()?;
+        mine.as_array()?
+            .iter()
+            .all(|x| x["state"] == "used")
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {mine}"));
+}
