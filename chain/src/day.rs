@@ -3,7 +3,8 @@
 //! customer orders online for pickup, and the store hands it over by its
 //! code; once a delivery goes out with the courier; S001's manager runs a
 //! live session for a while, viewers order at the live price and the
-//! figures grow; once a store loses its
+//! figures grow; S002 marks vegetables down and coupons are used at S001's
+//! till and online; once a store loses its
 //! link for a while, keeps selling, and catches up when it is back. All of
 //! it through the same HTTP APIs a till and a customer's phone use.
 
@@ -88,6 +89,7 @@ pub async fn run(chain: &Chain, plan: DayPlan, cancel: CancellationToken) -> any
     let mut tick: u64 = 0;
     let mut live: Option<crate::live_day::LiveRun> = None;
     let mut community: Option<crate::community_day::Community> = None;
+    let mut promo: Option<crate::promo_day::Promo> = None;
     let mut counter_done = false;
     let mut received = [false, false];
     loop {
@@ -175,6 +177,111 @@ pub async fn run(chain: &Chain, plan: DayPlan, cancel: CancellationToken) -> any
                             "团购成团并到货，顾客凭取货码到店自提 (group-buy reached and fulfilled)",
                         );
                     }
+                }
+            }
+        }
+        // promotions: S002's markdown and a coupon campaign (tick 1); the
+        // coupon at S001's till (tick 4) and on an online order (tick 6); a
+        // marked-down sale at S002 (tick 7)
+        if tick == 1 {
+            match crate::promo_day::start(&http, &chain.hub_url, run).await {
+                Ok(p) => {
+                    say(
+                        "S002 晚间鲜食蔬菜 7 折；全链优惠券“满20减3”，S001 收银台可用，两位顾客已领券 (markdown and coupons)",
+                    );
+                    promo = Some(p);
+                }
+                Err(e) => say(&format!("优惠活动未开始 (promotions not started): {e}")),
+            }
+        }
+        if let Some(p) = &mut promo {
+            if tick >= 4 && !p.counter_done {
+                let t = &tills[0];
+                match post(
+                    &http,
+                    &t.url,
+                    &t.token,
+                    "/api/v1/sales",
+                    Some(format!("day-{run:08x}-coupon-sale")),
+                    json!({"lines": [{"sku": "P00001", "qty": 2}], "coupon": p.counter_code,
+                           "payments": [{"method": "cash", "amount_fen": 5_000}]}),
+                )
+                .await
+                {
+                    Ok((201, v)) => {
+                        p.counter_done = true;
+                        say(&format!(
+                            "{} 收银用券：满20减3，实收 ¥{:.2} (counter sale with a coupon)",
+                            t.id,
+                            v["total_fen"].as_i64().unwrap_or(0) as f64 / 100.0
+                        ))
+                    }
+                    // the campaign has not reached the store yet: next tick
+                    Ok((422, v)) if v["error"]["code"] == "coupon_not_here" => {}
+                    Ok((s, v)) => {
+                        p.counter_done = true;
+                        say(&format!("{} 用券未成 {s}: {v}", t.id))
+                    }
+                    Err(e) => say(&format!("{} 用券未成: {e}", t.id)),
+                }
+            }
+            if tick == 6 {
+                let (phone, token, claim) = &p.online;
+                let placed = post(&http, &chain.hub_url, token, "/api/v1/orders", Some(format!("day-{run:08x}-coupon-order")),
+                    json!({"channel": "miniapp", "customer": {"phone": phone}, "fulfilment": "pickup",
+                           "store_id": "S001", "lines": [{"sku": "P00001", "qty": 2}], "coupon": claim})).await;
+                match placed {
+                    Ok((201 | 200, v)) => match pay(&http, &chain.hub_url, token, v).await {
+                        Ok(v) => {
+                            say(&format!(
+                                "顾客 {phone} 线上用券下单：优惠 ¥{:.2}，实付 ¥{:.2} (online order with a coupon)",
+                                v["discount_fen"].as_i64().unwrap_or(0) as f64 / 100.0,
+                                v["total_fen"].as_i64().unwrap_or(0) as f64 / 100.0
+                            ));
+                            if let Some(code) = v["pickup_code"].as_str() {
+                                pickups.push_back((0, code.to_owned()));
+                            }
+                        }
+                        Err(e) => say(&format!("用券订单未付 (not paid): {e}")),
+                    },
+                    Ok((s, v)) => say(&format!("线上用券未成 {s}: {v}")),
+                    Err(e) => say(&format!("线上用券未成: {e}")),
+                }
+            }
+            if tick >= 7 && !p.markdown_done && tills.len() > 1 {
+                let t = &tills[1];
+                match post(
+                    &http,
+                    &t.url,
+                    &t.token,
+                    "/api/v1/sales",
+                    Some(format!("day-{run:08x}-markdown-sale")),
+                    json!({"lines": [{"sku": "P00003", "qty": 1000}],
+                           "payments": [{"method": "cash", "amount_fen": 5_000}]}),
+                )
+                .await
+                {
+                    Ok((201, v)) => {
+                        p.markdown_done = true;
+                        let marked = v["pricing"]["applied"]
+                            .as_array()
+                            .is_some_and(|a| a.iter().any(|r| r["rule"]["kind"] == "markdown"));
+                        say(&format!(
+                            "{} 晚间鲜食：土豆 1 kg ¥{:.2}{} (marked-down sale)",
+                            t.id,
+                            v["total_fen"].as_i64().unwrap_or(0) as f64 / 100.0,
+                            if marked {
+                                "（7 折）"
+                            } else {
+                                "（折扣还没同步到本店）"
+                            }
+                        ))
+                    }
+                    Ok((s, v)) => {
+                        p.markdown_done = true;
+                        say(&format!("{} 收银未成 {s}: {v}", t.id))
+                    }
+                    Err(e) => say(&format!("{} 收银未成: {e}", t.id)),
                 }
             }
         }
@@ -393,7 +500,7 @@ async fn customer(http: &reqwest::Client, hub: &str, phone: &str) -> anyhow::Res
 /// the customer's "confirm" at the payment simulator's cashier, then the
 /// order as the hub shows it once the notification marked it paid. An
 /// order that needs no payment is returned as it is.
-async fn pay(
+pub(crate) async fn pay(
     http: &reqwest::Client,
     hub: &str,
     token: &str,

@@ -1,8 +1,9 @@
 //! The whole chain on one machine, for a newcomer's first ten minutes: a
 //! hub, three store nodes with the reference data, the courier simulator,
 //! and a simulated day running in the background (counter sales, online
-//! orders, a pickup, a delivery, S001's live session with its orders, one
-//! store cut off for a while and back).
+//! orders, a pickup, a delivery, S001's live session with its orders, a
+//! poll and a group-buy, a markdown and coupons, one store cut off for a
+//! while and back).
 //!
 //! Everything runs in one process on the real parts (SQLite files, QUIC
 //! with mutual TLS between the stores and the hub, real HTTP servers); only
@@ -14,3 +15,4 @@ mod community_day;
 pub mod day;
 pub mod link;
 mod live_day;
+mod promo_day;
