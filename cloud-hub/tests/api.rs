@@ -155,7 +155,7 @@ async fn openapi_documents_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 49);
+    assert_eq!(documented, 56);
 }
 
 #[tokio::test]
@@ -225,7 +225,7 @@ async fn bad_orders_are_refused_with_stable_codes_and_write_nothing() {
             "unknown field",
             Some(&me),
             vec![json_ct, key],
-            with(&|b| b["coupon"] = json!("FREE")),
+            with(&|b| b["voucher"] = json!("FREE")),
             StatusCode::BAD_REQUEST,
             "malformed_json",
         ),
