@@ -1194,6 +1194,36 @@ async function communityScenario(shop, con, newShop) {
       return visible(con, "#gb-done");
     });
     log(`step: counter commitment: "${await text(con, "#gb-done")}"`);
+
+    // the goods arrive: the manager books them in once the hub's list of
+    // participants has reached the store, and each gets a pickup order
+    await con.click("#logout");
+    await until("the console's login", UI, () => visible(con, "#login-name"));
+    await consoleLogin(con, "manager", "9999");
+    const row = `[data-testid=gb-reached][data-group-buy-id="${args["group-buy"]}"]`;
+    let looked = 0;
+    await until("the reached group-buy's goods-in at the counter", SYNC, async () => {
+      if (await visible(con, row)) return true;
+      if (Date.now() - looked > 2000) { await con.click("#nav-pickup"); looked = Date.now(); }
+      return false;
+    });
+    await con.fill(`${row} input`, "3");
+    // a click lost to a re-render is made again: the same quantity is the
+    // same Idempotency-Key, so the goods are booked once
+    let clicked = 0;
+    const booked = await until("the goods booked in", UI, async () => {
+      if (await visible(con, "#gb-receive-error")) throw new Error("goods in: " + (await text(con, "#gb-receive-error")));
+      if (await visible(con, "#gb-receive-done")) return text(con, "#gb-receive-done");
+      if (Date.now() - clicked > 3000) {
+        if ((await con.inputValue(`${row} input`)) !== "3") await con.fill(`${row} input`, "3");
+        await con.click(`${row} button`);
+        clicked = Date.now();
+      }
+      return false;
+    });
+    const made = await con.locator("[data-testid=gb-receive-order]").count();
+    if (!booked.startsWith("已登记到货 3 件") || made < 1) throw new Error(`goods in says "${booked}" with ${made} pickup orders listed`);
+    log(`step: goods in: "${booked}"; ${made} pickup orders listed`);
   }
   await accessible(con, "console pickup screen with the community form");
 }

@@ -46,8 +46,10 @@
 //!   and votes in the manager's poll, once; a second joins by the store's
 //!   join link; the cashier adds a third by phone at the counter (a bad
 //!   number refused). Both customers join S001's group-buy, the second
-//!   one reaching it, and the cashier commits a third at the counter. The hub then counts the vote, the group-buy's two
-//!   participants, and the three members once the counter join has synced.
+//!   one reaching it, and the cashier commits a third at the counter; the
+//!   manager books the goods in ("到货") and sees the pickup orders made.
+//!   The hub then counts the vote, the group-buy's participants, and the
+//!   three members once the counter join has synced.
 //! - `delivery`: a delivery to where the phone is (Shanghai), which nobody
 //!   reaches, is refused with the hub's reason shown; one to a compound near S001 is accepted, picked, dispatched with the store's
 //!   own rider and delivered, and the customer sees each step; an order the
@@ -508,10 +510,12 @@ fn customers_join_a_stores_community_vote_and_make_its_group_buy_and_the_counter
             &gb_id,
         ],
     );
-    // two customers online, one at the counter once its ledger has synced
+    // two customers online, one at the counter once its ledger has synced;
+    // fulfilled once every participant has a pickup order from the goods-in
     wait_for(CONNECT, "the group-buy's three participants", || {
         let g = c.hub_get(&format!("/api/v1/group-buys/{gb_id}")).ok()?;
-        (g["state"] == "reached" && g["participants"] == 3).then_some(())
+        ((g["state"] == "reached" || g["state"] == "fulfilled") && g["participants"] == 3)
+            .then_some(())
     })
     .unwrap();
     let p = c
