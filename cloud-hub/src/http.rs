@@ -327,6 +327,10 @@ pub fn router(hub: Hub) -> Router {
             get(communities::members).post(communities::join),
         )
         .route(
+            "/api/v1/communities/{store_id}/join-qr.svg",
+            get(communities::join_qr),
+        )
+        .route(
             "/api/v1/communities/{store_id}/polls",
             get(communities::polls).post(communities::create_poll),
         )
@@ -360,6 +364,10 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/v1/coupons/{id}", get(promotions::get_one))
         .route("/api/v1/coupons/{id}/claims", post(promotions::claim))
         .route("/api/v1/customer/coupons", get(promotions::mine))
+        .route(
+            "/api/v1/customer/coupons/{claim_id}/qr.svg",
+            get(promotions::coupon_qr),
+        )
         .route(
             "/api/v1/stores/{id}/markdowns",
             get(promotions::markdowns).put(promotions::set_markdowns),

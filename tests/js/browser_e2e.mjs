@@ -1,7 +1,7 @@
 // Drives the customer page (hub) and the cashier console (store node) in
 // headless Debian Chromium with playwright-core; run by tests/tests/browser.rs.
 //
-//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery|cashier|languages|manager|phone|shop|pay
+//   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery|cashier|languages|manager|phone|shop|pay|community|live|promotions
 //                        [--shots DIR] [--community CODE]
 //
 // The pages are Chinese by default: the scenarios check what a Chinese
@@ -144,6 +144,12 @@ async function placePickupOrder(shop, storeId, products, opts = {}) {
   }
   await openBasket(shop);
   await shop.check("#fulfil-pickup");
+  if (opts.coupon) {
+    // the customer's one available online coupon
+    await until("an online coupon to choose", UI, async () => (await shop.locator("#coupon-select option").count()) > 1);
+    const claim = await shop.$eval("#coupon-select option:nth-child(2)", (o) => o.value);
+    await shop.selectOption("#coupon-select", claim);
+  }
   await shop.click("#place-order");
   await until("the order to be placed", UI, async () => {
     if (await visible(shop, "#order-error")) throw new Error("order refused: " + (await text(shop, "#order-error")));
@@ -1188,6 +1194,36 @@ async function communityScenario(shop, con, newShop) {
       return visible(con, "#gb-done");
     });
     log(`step: counter commitment: "${await text(con, "#gb-done")}"`);
+
+    // the goods arrive: the manager books them in once the hub's list of
+    // participants has reached the store, and each gets a pickup order
+    await con.click("#logout");
+    await until("the console's login", UI, () => visible(con, "#login-name"));
+    await consoleLogin(con, "manager", "9999");
+    const row = `[data-testid=gb-reached][data-group-buy-id="${args["group-buy"]}"]`;
+    let looked = 0;
+    await until("the reached group-buy's goods-in at the counter", SYNC, async () => {
+      if (await visible(con, row)) return true;
+      if (Date.now() - looked > 2000) { await con.click("#nav-pickup"); looked = Date.now(); }
+      return false;
+    });
+    await con.fill(`${row} input`, "3");
+    // a click lost to a re-render is made again: the same quantity is the
+    // same Idempotency-Key, so the goods are booked once
+    let clicked = 0;
+    const booked = await until("the goods booked in", UI, async () => {
+      if (await visible(con, "#gb-receive-error")) throw new Error("goods in: " + (await text(con, "#gb-receive-error")));
+      if (await visible(con, "#gb-receive-done")) return text(con, "#gb-receive-done");
+      if (Date.now() - clicked > 3000) {
+        if ((await con.inputValue(`${row} input`)) !== "3") await con.fill(`${row} input`, "3");
+        await con.click(`${row} button`);
+        clicked = Date.now();
+      }
+      return false;
+    });
+    const made = await con.locator("[data-testid=gb-receive-order]").count();
+    if (!booked.startsWith("已登记到货 3 件") || made < 1) throw new Error(`goods in says "${booked}" with ${made} pickup orders listed`);
+    log(`step: goods in: "${booked}"; ${made} pickup orders listed`);
   }
   await accessible(con, "console pickup screen with the community form");
 }
@@ -1266,7 +1302,146 @@ async function liveScenario(shop, con) {
   log("step: the manager pinned the bun and ended the session");
 }
 
-const SCENARIOS = { community: communityScenario, pay: payScenario, live: liveScenario, shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
+/// Coupons online and at the counter, and the manager's community page
+/// (see tests/tests/browser.rs): the manager signs in to the hub from the
+/// console's 社群 tab, sees the join code, link and QR and creates a poll;
+/// the 促销 tab shows the campaign's allotment at this counter. A customer
+/// joins by the link and sees the poll, claims an online coupon and uses it
+/// at checkout, claims a counter coupon; the console sells with its code
+/// (the receipt shows the coupon) and refuses the code the second time.
+async function promotionsScenario(shop, con) {
+  for (const k of ["manager", "password", "join-code", "coupon"]) if (!args[k]) throw new Error(`--${k} is required`);
+  await con.setViewportSize({ width: 1024, height: 768 });
+  await consoleLogin(con, "manager", "9999");
+  await managerTab(con, "community");
+  await until("the hub sign-in of the community tab", UI, async () => {
+    if (await visible(con, "#comm-unreachable")) throw new Error("community tab: " + (await text(con, "#comm-unreachable")));
+    return visible(con, "#comm-login");
+  });
+  await con.fill("#comm-user", args.manager);
+  await con.fill("#comm-password", args.password);
+  await con.click("#comm-login-submit");
+  await until("the community with its join code", UI, async () => {
+    if (await visible(con, "#comm-error")) throw new Error("community: " + (await text(con, "#comm-error")));
+    return (await visible(con, "#comm-main")) && (await text(con, "#comm-code")) === args["join-code"];
+  });
+  const link = await text(con, "#comm-link");
+  if (!link.endsWith(`/?store=S001&join=${args["join-code"]}`)) throw new Error(`the join link reads "${link}"`);
+  await until("the join QR to load", UI, () => con.$eval("#comm-qr", (img) => img.complete && img.naturalWidth > 0));
+  log(`step: the manager sees join code ${args["join-code"]}, ${await text(con, "#comm-members")} members, link ${link}`);
+  await con.fill("#poll-question", "明天店播，大家最想看哪款？");
+  await con.fill("#poll-options", "P00001 P00007");
+  await con.click("#poll-submit");
+  const pollId = await until("the poll in the manager's list", UI, async () => {
+    if (await visible(con, "#comm-error")) throw new Error("poll: " + (await text(con, "#comm-error")));
+    return attr(con, "[data-testid=mgr-poll]", "data-poll-id");
+  });
+  const votes = await con.locator(`[data-testid=mgr-poll][data-poll-id="${pollId}"] [data-testid=mgr-poll-votes]`).allTextContents();
+  if (JSON.stringify(votes) !== JSON.stringify(["0 票", "0 票"])) throw new Error(`the new poll's tallies: ${JSON.stringify(votes)}`);
+  console.log(`LINLI-POLL ${pollId}`);
+  log(`step: the manager created poll ${pollId}`);
+  await accessible(con, "console community tab");
+  await managerTab(con, "promos");
+  const row = `[data-testid=promo-coupon][data-coupon-id="${args.coupon}"]`;
+  await until("the campaign on the promotions tab", UI, () => visible(con, row));
+  const left = await text(con, `${row} [data-testid=promo-left]`);
+  if (left !== "¥50.00") throw new Error(`the counter's allotment left reads "${left}"`);
+  await accessible(con, "console promotions tab");
+
+  // the customer joins by the link and sees the poll
+  await shop.setViewportSize({ width: 390, height: 844 });
+  await shop.goto(`${args.hub}/?store=S001&join=${args["join-code"]}`);
+  await shop.fill("#phone", "13800138051");
+  await shop.click("#session-submit");
+  await until("membership by the join link", SYNC, async () => {
+    if (await visible(shop, "#community-error")) throw new Error("join refused: " + (await text(shop, "#community-error")));
+    return visible(shop, '[data-testid=community-member][data-store-id="S001"]');
+  });
+  const poll = `[data-testid=poll][data-poll-id="${pollId}"]`;
+  await until("the manager's poll in the shop", UI, async () => (await visible(shop, poll)) && (await text(shop, poll)).includes("明天店播"));
+  log("step: the customer joined by the link and sees the manager's poll");
+  const option = '[data-testid=store-option][data-store-id="S001"]';
+  await until("S001 in the store list", SYNC, async () => (await shop.locator(option).count()) > 0);
+  if ((await attr(shop, option, "data-chosen")) !== "true") await shop.click(`${option} button[data-choose]`);
+
+  // claim an online coupon and a counter coupon
+  const offer = `[data-testid=coupon][data-coupon-id="${args.coupon}"]`;
+  for (const use of ["online", "counter"]) {
+    const mine = `[data-testid=my-coupon][data-redeem-at="${use === "online" ? "online" : "S001"}"]`;
+    await until(`the ${use} claim button`, UI, () => visible(shop, `${offer} button[data-claim=${use}]`));
+    // a click lost to a re-render of the list is made again, but only
+    // after a claim would have shown: each click is a new claim
+    let clicked = 0;
+    await until(`the ${use} coupon among mine`, UI, async () => {
+      if (await visible(shop, "#coupon-error")) throw new Error(`claim ${use}: ` + (await text(shop, "#coupon-error")));
+      if ((await shop.locator(mine).count()) > 0) return true;
+      if (Date.now() - clicked > 3000) { await shop.click(`${offer} button[data-claim=${use}]`); clicked = Date.now(); }
+      return false;
+    });
+  }
+  const counterCoupon = '[data-testid=my-coupon][data-redeem-at="S001"]';
+  await until("the counter coupon's QR to load", UI, () =>
+    shop.$eval(`${counterCoupon} [data-testid=coupon-qr]`, (img) => img.complete && img.naturalWidth > 0));
+  const couponCode = (await shop.locator(`${counterCoupon} [data-testid=coupon-code]`).textContent()).trim();
+  if (!couponCode.startsWith("LC1.")) throw new Error(`the counter coupon's code: "${couponCode}"`);
+  log(`step: the customer claimed an online and a counter coupon (code ${couponCode.length} chars)`);
+  await accessible(shop, "shop with coupons");
+  await nothingOffScreen(shop, "coupons at 390x844");
+
+  // the online coupon at checkout: 30.20 - 8.00 = 22.20, pickup 5% = 1.11
+  const order = await placePickupOrder(shop, "S001", PRODUCTS, { coupon: true });
+  await until("the coupon on the order", UI, async () => (await attr(shop, "#order-coupon", "data-fen")) === "800");
+  const total = await text(shop, "#order-total");
+  if (total !== "¥21.09") throw new Error(`the order's total reads "${total}", want ¥21.09`);
+  log(`step: order ${order.orderId}: coupon ${await text(shop, "#order-coupon")}, total ${total}`);
+
+  // the counter coupon at the till, then again: refused
+  const products = catalog();
+  const codes = ["P00001", "P00007"].map((sku) => products.find((p) => p.sku === sku).barcode);
+  async function ringUp() {
+    await con.click("#nav-sell");
+    for (const code of codes) {
+      const before = await basketCount(con);
+      await con.fill("#scan-input", code);
+      await con.press("#scan-input", "Enter");
+      await until(`${code} in the basket`, UI, async () => {
+        if (await visible(con, "#scan-error")) throw new Error(`scan ${code}: ` + (await text(con, "#scan-error")));
+        return (await basketCount(con)) > before;
+      });
+    }
+    await con.fill("#scan-input", couponCode);
+    await con.press("#scan-input", "Enter");
+    await until("the basket with the coupon", UI, async () => {
+      if (await visible(con, "#scan-error")) throw new Error("scan: " + (await text(con, "#scan-error")));
+      return (await basketCount(con)) === 2 && visible(con, "#sale-coupon");
+    });
+  }
+  await ringUp();
+  const attached = await text(con, "#sale-coupon-text");
+  if (!attached.includes("满30减8") || !attached.includes("¥8.00")) throw new Error(`the coupon on the Sell screen reads "${attached}"`);
+  if ((await text(con, "#basket-total")) !== "¥22.20") throw new Error(`the amount due reads "${await text(con, "#basket-total")}"`);
+  await con.click("#pay-methods [data-method=cash]");
+  await con.click("#pay-button");
+  const ticket = await waitReceipt(con);
+  const rule = await until("the coupon on the receipt", UI, async () => {
+    const r = con.locator("[data-testid=receipt-rule][data-kind=coupon]");
+    return (await r.count()) > 0 && (await r.first().textContent()).trim();
+  });
+  if (!rule.includes("满30减8") || !rule.includes("-¥8.00")) throw new Error(`the receipt's coupon line reads "${rule}"`);
+  if ((await text(con, "#receipt-total")) !== "¥22.20") throw new Error(`the receipt total reads "${await text(con, "#receipt-total")}"`);
+  log(`step: sale ${ticket} with the coupon: "${rule}"`);
+  await ringUp();
+  await con.click("#pay-button");
+  const refused = await until("the used coupon refused", UI, async () => (await visible(con, "#sale-error")) && text(con, "#sale-error"));
+  if (!refused.includes("这张券已经用过了") || !refused.includes("coupon_used")) throw new Error(`the second use says "${refused}"`);
+  log(`step: the second use is refused: ${refused}`);
+  await accessible(con, "console sell screen with a refused coupon");
+  await con.click("#sale-coupon-remove");
+  await con.click("#pay-button");
+  log(`step: sold without the coupon, ticket ${await waitReceipt(con)}`);
+}
+
+const SCENARIOS = { promotions: promotionsScenario, community: communityScenario, pay: payScenario, live: liveScenario, shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
 
 async function main() {
   const scenario = SCENARIOS[args.scenario];

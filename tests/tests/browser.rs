@@ -46,8 +46,10 @@
 //!   and votes in the manager's poll, once; a second joins by the store's
 //!   join link; the cashier adds a third by phone at the counter (a bad
 //!   number refused). Both customers join S001's group-buy, the second
-//!   one reaching it, and the cashier commits a third at the counter. The hub then counts the vote, the group-buy's two
-//!   participants, and the three members once the counter join has synced.
+//!   one reaching it, and the cashier commits a third at the counter; the
+//!   manager books the goods in ("到货") and sees the pickup orders made.
+//!   The hub then counts the vote, the group-buy's participants, and the
+//!   three members once the counter join has synced.
 //! - `delivery`: a delivery to where the phone is (Shanghai), which nobody
 //!   reaches, is refused with the hub's reason shown; one to a compound near S001 is accepted, picked, dispatched with the store's
 //!   own rider and delivered, and the customer sees each step; an order the
@@ -63,6 +65,13 @@
 //!   price and an 88折 and starts it; the customer sees it in the shop and
 //!   orders the bun at ¥9.90; the console's figures count the order within
 //!   seconds; the manager pins the bun and ends the session.
+//! - `promotions` (1024x768 and a phone): the store manager signs in to the
+//!   hub from the console's 社群 tab, sees the join code, link and QR,
+//!   creates a poll, and sees the coupon campaign's allotment on the 促销
+//!   tab; a customer joins by the link and sees the poll, claims an online
+//!   coupon and uses it at checkout (¥8.00 off), claims a counter coupon;
+//!   the console sells with its code (the receipt shows the coupon) and
+//!   refuses it the second time, in Chinese.
 //!
 //! Needs Node, `npm ci --prefix tests/js` and Chromium at `/usr/bin/chromium`
 //! (or `$CHROMIUM`): without them the test fails and says how to install
@@ -501,10 +510,12 @@ fn customers_join_a_stores_community_vote_and_make_its_group_buy_and_the_counter
             &gb_id,
         ],
     );
-    // two customers online, one at the counter once its ledger has synced
+    // two customers online, one at the counter once its ledger has synced;
+    // fulfilled once every participant has a pickup order from the goods-in
     wait_for(CONNECT, "the group-buy's three participants", || {
         let g = c.hub_get(&format!("/api/v1/group-buys/{gb_id}")).ok()?;
-        (g["state"] == "reached" && g["participants"] == 3).then_some(())
+        ((g["state"] == "reached" || g["state"] == "fulfilled") && g["participants"] == 3)
+            .then_some(())
     })
     .unwrap();
     let p = c
@@ -587,4 +598,105 @@ fn a_store_manager_runs_a_live_session_and_a_customer_orders_at_the_live_price()
         (json!("ended"), json!(1)),
         "{s}"
     );
+}
+
+/// `promotions` (a phone and the console at 1024x768): the admin opens a
+/// coupon campaign (满30减8) that S001's counter takes. The store manager
+/// signs in to the hub from the console's 社群 tab, sees the community's
+/// join code, link and QR, creates a poll, and sees the campaign's
+/// allotment on the 促销 tab; a customer joins by the link and sees the
+/// poll, claims an online coupon and uses it at checkout (the order shows
+/// ¥8.00 off), claims a counter coupon and shows its code; the console
+/// sells with that code (the receipt shows the coupon) and refuses it the
+/// second time, in Chinese.
+#[test]
+fn a_customer_uses_coupons_online_and_at_the_counter_and_the_manager_runs_the_community() {
+    require_browser();
+    let mut c = Cluster::new(80).unwrap();
+    import_csv(&c, "/api/v1/stores/import", "stores.csv");
+    import_csv(&c, "/api/v1/catalog/import", "products.csv");
+    let hub_http = c.hub().unwrap().http.clone();
+    c.add_store_with(STORE, &["--hub-http", &hub_http]).unwrap();
+    let origin = c.store(STORE).unwrap().base_url.clone();
+    c.hub_args = vec!["--console-origin".into(), origin];
+    c.restart_hub_with(&[
+        "user",
+        "add",
+        "--name",
+        "m1",
+        "--role",
+        "manager",
+        "--store",
+        STORE,
+        "--password",
+        "manager-one",
+    ])
+    .unwrap();
+    wait_for(CONNECT, "the store to connect to the hub", || {
+        let h = c.store_get(STORE, "/health").ok()?;
+        (h["sync"]["state"] == "connected").then_some(())
+    })
+    .unwrap();
+    let h = c.hub().unwrap();
+    let until = (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339();
+    let resp = c
+        .http
+        .post(format!("{}/api/v1/coupons", h.http))
+        .bearer_auth(&h.token)
+        .json(
+            &json!({"name": "满30减8", "off": {"amount_fen": 800}, "min_spend_fen": 3000,
+                      "budget_fen": 100_000, "per_customer_limit": 2, "valid_until": until,
+                      "store_ids": [STORE], "counter_allotment_fen": 5000}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let coupon: Value = resp.json().unwrap();
+    let coupon_id = coupon["coupon_id"].as_str().unwrap().to_owned();
+    // the counter takes it once its terms and allotment have synced
+    wait_for(CONNECT, "the campaign at S001's counter", || {
+        let p = c.store_get(STORE, "/api/v1/promotions").ok()?;
+        p["coupons"]
+            .as_array()?
+            .iter()
+            .any(|x| x["coupon_id"] == coupon_id.as_str() && x["left_fen"] == 5000)
+            .then_some(())
+    })
+    .unwrap();
+    let code = c.hub_get("/api/v1/communities/S001").unwrap()["join_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = run_scenario(
+        &mut c,
+        "promotions",
+        &[
+            "--manager",
+            "m1",
+            "--password",
+            "manager-one",
+            "--join-code",
+            &code,
+            "--coupon",
+            &coupon_id,
+        ],
+    );
+    // the hub counted one online redemption; the counter's reaches it by sync
+    let v = c.hub_get(&format!("/api/v1/coupons/{coupon_id}")).unwrap();
+    assert_eq!(v["online_used_fen"], 800, "{v}");
+    wait_for(CONNECT, "the counter's redemption at the hub", || {
+        let v = c.hub_get(&format!("/api/v1/coupons/{coupon_id}")).ok()?;
+        (v["counter_used_fen"] == 800).then_some(())
+    })
+    .unwrap();
+    let poll = out
+        .lines()
+        .find_map(|l| l.strip_prefix("LINLI-POLL "))
+        .expect("the script reports the poll")
+        .trim()
+        .to_owned();
+    let p = c
+        .hub_get(&format!("/api/v1/communities/S001/polls/{poll}"))
+        .unwrap();
+    assert_eq!(p["question"], "明天店播，大家最想看哪款？", "{p}");
 }

@@ -124,6 +124,34 @@ pub(crate) async fn join(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+/// The join link as a QR code (SVG) for the store to show or print: the
+/// shop at this hub's address (the request's `Host`, `https` behind a proxy
+/// that says `X-Forwarded-Proto: https`) with the store and its join code.
+/// A hub admin or the store's manager.
+#[utoipa::path(get, path = "/api/v1/communities/{store_id}/join-qr.svg", tag = "communities",
+    params(("store_id" = String, Path)),
+    responses((status = 200, content_type = "image/svg+xml", description = "QR code of the join link"),
+              (status = 403, body = linli_shared::api_doc::ErrorBody, description = "not_your_store"),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "store_not_found")),
+    security(("bearer" = [])))]
+pub(crate) async fn join_qr(
+    State(hub): State<Hub>,
+    headers: axum::http::HeaderMap,
+    Path(store_id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let user = hub_user(&hub, &headers).await?;
+    crate::communities::may_manage(&user, &store_id)?;
+    let view = hub.community(&store_id, true).await?;
+    let path = view.join_path.unwrap_or_default();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = header("host").unwrap_or("localhost");
+    let scheme = match header("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    super::orders::qr_response(&format!("{scheme}://{host}{path}"))
+}
+
 /// The community's members, newest first (1,000 at most), phones masked.
 /// A hub admin or the store's manager.
 #[utoipa::path(get, path = "/api/v1/communities/{store_id}/members", tag = "communities",

@@ -300,8 +300,15 @@ pub(crate) async fn qr_svg(
     let payload = order
         .pickup_qr
         .ok_or_else(|| HubError::OrderNotFound(format!("{id} (not a pickup order)")))?;
+    qr_response(&payload)
+}
+
+/// `text` as a QR code in an SVG image: the pickup code, a community's
+/// join link, a counter coupon's code. Every QR the pages show is drawn
+/// here, so the pages carry no QR encoder of their own.
+pub(crate) fn qr_response(text: &str) -> Result<Response, ApiError> {
     let code =
-        qrcode::QrCode::new(payload.as_bytes()).map_err(|e| HubError::Invalid(e.to_string()))?;
+        qrcode::QrCode::new(text.as_bytes()).map_err(|e| HubError::Invalid(e.to_string()))?;
     let svg = code
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(240, 240)
@@ -358,6 +365,7 @@ pub(crate) async fn exceptions(
         super::communities::get_community,
         super::communities::join,
         super::communities::members,
+        super::communities::join_qr,
         super::communities::my_community,
         super::communities::create_poll,
         super::communities::polls,
@@ -374,6 +382,7 @@ pub(crate) async fn exceptions(
         super::promotions::get_one,
         super::promotions::claim,
         super::promotions::mine,
+        super::promotions::coupon_qr,
         super::promotions::markdowns,
         super::promotions::set_markdowns,
         super::payments::pay,

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 
 use super::ApiError;
-use super::orders::{Who, bad_json, idempotency_key};
+use super::orders::{Who, WhoForImage, bad_json, idempotency_key};
 use crate::coupons::{ClaimRequest, ClaimView, CouponView, NewCoupon};
 use crate::hub::{Hub, HubError};
 use crate::markdowns::SetMarkdowns;
@@ -103,6 +103,31 @@ pub(crate) async fn mine(
         return Err(HubError::Forbidden.into());
     };
     Ok(Json(hub.my_coupons(&customer_id).await?))
+}
+
+/// A counter coupon's code as a QR code (SVG) for the till's scanner
+/// (`?token=` works for `<img>`). The coupon's customer.
+#[utoipa::path(get, path = "/api/v1/customer/coupons/{claim_id}/qr.svg", tag = "promotions",
+    params(("claim_id" = String, Path)),
+    responses((status = 200, content_type = "image/svg+xml", description = "QR code of the signed coupon code"),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "coupon_not_found (or an online coupon, which has no code)")),
+    security(("bearer" = [])))]
+pub(crate) async fn coupon_qr(
+    State(hub): State<Hub>,
+    WhoForImage(who): WhoForImage,
+    Path(claim_id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let Caller::Customer { customer_id, .. } = who else {
+        return Err(HubError::Forbidden.into());
+    };
+    let code = hub
+        .my_coupons(&customer_id)
+        .await?
+        .into_iter()
+        .find(|c| c.claim_id == claim_id)
+        .and_then(|c| c.code)
+        .ok_or(HubError::CouponNotFound(claim_id))?;
+    super::orders::qr_response(&code)
 }
 
 /// A store's markdowns (timed price cuts, e.g. the evening fresh-food
