@@ -392,4 +392,11 @@ async fn a_store_manager_runs_polls_and_sees_members_of_their_own_store_only() {
     assert_eq!(s, StatusCode::OK);
     let (s, _) = h.get("/api/v1/communities/S002/members", Some(&m)).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    // the public reads take a manager's token too (the console sends it)
+    let (s, polls) = h.get("/api/v1/communities/S001/polls", Some(&m)).await;
+    assert_eq!(
+        (s, polls[0]["poll_id"].clone()),
+        (StatusCode::OK, p["poll_id"].clone()),
+        "{polls}"
+    );
 }
