@@ -89,6 +89,15 @@ pub struct Hooks {
     pub on_commit: Option<CommitObserver>,
 }
 
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("before_commit", &self.before_commit.is_some())
+            .field("on_commit", &self.on_commit.is_some())
+            .finish()
+    }
+}
+
 /// Handle to the database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {

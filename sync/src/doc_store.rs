@@ -283,7 +283,12 @@ impl Docs {
         }
     }
 
-    fn try_restore(&mut self, c: &Connection, id: &DocId, to: Option<Mark>) -> Result<(), DocError> {
+    fn try_restore(
+        &mut self,
+        c: &Connection,
+        id: &DocId,
+        to: Option<Mark>,
+    ) -> Result<(), DocError> {
         let Some(to) = to else {
             self.pending.remove(id);
             self.docs.remove(id);
@@ -293,7 +298,9 @@ impl Docs {
             .pending
             .get(id)
             .map(|p| p.stored.clone())
-            .ok_or_else(|| DocError::Message(format!("{id} has no pending changes to go back to")))?;
+            .ok_or_else(|| {
+                DocError::Message(format!("{id} has no pending changes to go back to"))
+            })?;
         // the changes of the batch up to the mark (earlier jobs', which
         // succeeded), over the stored document
         let earlier = self
@@ -372,7 +379,10 @@ impl Docs {
         if !self.pending.is_empty() {
             // no before-commit hook persisted them: memory holds what the
             // database does not, and it must not be offered
-            tracing::error!(docs = self.pending.len(), "a batch committed with document changes not persisted; dropping them");
+            tracing::error!(
+                docs = self.pending.len(),
+                "a batch committed with document changes not persisted; dropping them"
+            );
             for id in std::mem::take(&mut self.pending).into_keys() {
                 self.forget(&id);
             }

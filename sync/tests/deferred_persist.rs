@@ -323,8 +323,14 @@ async fn a_batch_that_does_not_commit_leaves_neither_chunk_nor_change() {
     hub.fail_commit.store(1, Ordering::SeqCst);
     release.send(()).unwrap();
     let _ = held.await;
-    assert!(matches!(a.await.unwrap(), Err(E::Store(StoreError::Commit(_)))));
-    assert!(matches!(b.await.unwrap(), Err(E::Store(StoreError::Commit(_)))));
+    assert!(matches!(
+        a.await.unwrap(),
+        Err(E::Store(StoreError::Commit(_)))
+    ));
+    assert!(matches!(
+        b.await.unwrap(),
+        Err(E::Store(StoreError::Commit(_)))
+    ));
 
     assert_eq!(hub.counts(&id).await, (1, 1, 1), "no chunk, no change");
     assert_eq!(hub.level(&id, "P00001").await, Some(1));
