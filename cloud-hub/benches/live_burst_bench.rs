@@ -7,8 +7,14 @@
 //! SKUs through the real sync path; every order is a pickup at S001 with one
 //! or two featured lines, placed through `Hub::place_order` (validation,
 //! rights, live pricing and attribution, signed code, two documents, the
-//! query tables, the idempotency record: one writer transaction and one
-//! durable commit per order).
+//! query tables, the idempotency record). Each order is one write job (its
+//! own savepoint) and is answered after a durable commit; the writer groups
+//! the jobs waiting in its queue into one transaction, and since issue 11's
+//! grouping step the hub persists each document once per such batch (one
+//! incremental save and one chunk for `hub/S001/orders/<day>` and one for
+//! `hub/S001/stock/<day>`, written before the commit), not once per order.
+//! The figures before and after, and what still grows with the day, are in
+//! docs/DECISIONS.md ("Live bursts: one chunk per document per batch").
 //!
 //! Run with `cargo bench -p linli-hub --bench live_burst_bench`
 //! (`BURST_ORDERS=<n>` per run, default 4,000; `BURST_CLIENTS`, default 16).

@@ -513,17 +513,32 @@ impl Hub {
     ) -> anyhow::Result<Hub> {
         linli_sync::db::create_private_dir(&paths.data_dir)?;
         let docs: Arc<Mutex<Option<Docs>>> = Arc::new(Mutex::new(None));
-        let d = docs.clone();
-        let store = Store::open(
+        let (d1, d2) = (docs.clone(), docs.clone());
+        // the hub's documents are persisted once per batch: every order of
+        // a live burst changes the same two documents of its store, and an
+        // incremental save costs what the document's history costs
+        // (docs/DECISIONS.md, "Live bursts: one chunk per document per
+        // batch"); the chunks commit with the batch or not at all
+        let store = Store::open_with_hooks(
             &paths.db(),
             crate::schema::migrate,
-            Some(Arc::new(move |_, _, committed| {
-                if let Ok(mut g) = d.lock()
-                    && let Some(docs) = g.as_mut()
-                {
-                    docs.batch_ended(committed);
-                }
-            })),
+            linli_sync::db::Hooks {
+                before_commit: Some(Arc::new(move |c: &Connection| {
+                    let mut g = d1.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match g.as_mut() {
+                        Some(docs) => docs
+                            .persist_pending(c)
+                            .map_err(|e| StoreError::Sql(e.to_string())),
+                        None => Ok(()),
+                    }
+                })),
+                on_commit: Some(Arc::new(move |_, _, committed| {
+                    let mut g = d2.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if let Some(docs) = g.as_mut() {
+                        docs.batch_ended(committed);
+                    }
+                })),
+            },
         )?;
         let signing = crate::signing::load_or_create(&paths.signing_key())?;
         let hub = Hub {
@@ -557,10 +572,19 @@ impl Hub {
                     Err(p) => p.into_inner(),
                 };
                 if g.is_none() {
-                    *g = Some(Docs::open(c, Owner::Hub)?);
+                    let mut d = Docs::open(c, Owner::Hub)?;
+                    d.defer_persistence();
+                    *g = Some(d);
                 }
                 match g.as_mut() {
-                    Some(d) => f(c, d),
+                    Some(d) => {
+                        // a failed job is rolled back to its savepoint: its
+                        // document changes leave memory with it
+                        d.begin_job(c);
+                        let r = f(c, d);
+                        d.end_job(c, r.is_ok());
+                        r
+                    }
                     None => Err(HubError::Store(StoreError::Closed)),
                 }
             })

@@ -6,7 +6,9 @@
 //! `SAVEPOINT` within one transaction, then commits once. A write that fails
 //! rolls back to its savepoint and does not disturb its neighbours; a failed
 //! commit fails every write of the batch. Replies are sent only after the
-//! commit returned.
+//! commit returned. A [`Hooks::before_commit`] hook runs after the batch's
+//! last write and before its `COMMIT`, in the same transaction (the hub
+//! writes its documents' chunks there, once per batch).
 //!
 //! Durability: WAL with `synchronous=FULL`, so `COMMIT` returns only after the
 //! WAL is fsynced. An acknowledged write therefore survives `kill -9` and power
@@ -68,6 +70,33 @@ enum Msg {
 /// committed (metrics; and caches of what the batch wrote must be dropped
 /// when it did not).
 pub type CommitObserver = Arc<dyn Fn(Duration, usize, bool) + Send + Sync>;
+
+/// Called after the last write of a batch and before its `COMMIT`, in the
+/// batch's transaction and outside every write's savepoint: what it writes
+/// commits with the batch or not at all. An error (or a panic) fails the
+/// whole batch: it is rolled back and every write of it answered with
+/// [`StoreError::Commit`]. The hub persists its documents' changes of the
+/// batch here, once per document instead of once per write
+/// ([`crate::doc_store::Docs::persist_pending`]).
+pub type BeforeCommit = Arc<dyn Fn(&Connection) -> Result<(), StoreError> + Send + Sync>;
+
+/// What the writer thread calls around each batch's commit.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// See [`BeforeCommit`].
+    pub before_commit: Option<BeforeCommit>,
+    /// See [`CommitObserver`].
+    pub on_commit: Option<CommitObserver>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("before_commit", &self.before_commit.is_some())
+            .field("on_commit", &self.on_commit.is_some())
+            .finish()
+    }
+}
 
 /// Handle to the database. Cheap to clone.
 #[derive(Clone)]
@@ -188,11 +217,28 @@ impl Store {
         migrate: Migrate,
         on_commit: Option<CommitObserver>,
     ) -> Result<Store, StoreError> {
+        Self::open_with_hooks(
+            path,
+            migrate,
+            Hooks {
+                before_commit: None,
+                on_commit,
+            },
+        )
+    }
+
+    /// Opens the database at `path` and starts the writer thread, which
+    /// calls `hooks` around every batch's commit.
+    pub fn open_with_hooks(
+        path: &Path,
+        migrate: Migrate,
+        hooks: Hooks,
+    ) -> Result<Store, StoreError> {
         let conn = open_writer_conn(path, migrate)?;
         let (tx, rx) = mpsc::channel::<Msg>(4 * MAX_BATCH);
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, on_commit))
+            .spawn(move || writer_loop(conn, rx, hooks))
             .map_err(|e| StoreError::Open {
                 path: path.to_owned(),
                 reason: e.to_string(),
@@ -317,7 +363,7 @@ where
     out
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>, on_commit: Option<CommitObserver>) {
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>, hooks: Hooks) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     loop {
@@ -352,9 +398,10 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>, on_commit: Option<
         let (commit, finishers) = match conn.execute_batch("BEGIN IMMEDIATE") {
             Ok(()) => {
                 let finishers: Vec<Finisher> = batch.drain(..).map(|job| job(Ok(&conn))).collect();
-                let commit = conn
-                    .execute_batch("COMMIT")
-                    .map_err(|e| StoreError::Commit(e.to_string()));
+                let commit = before_commit(&conn, hooks.before_commit.as_ref()).and_then(|()| {
+                    conn.execute_batch("COMMIT")
+                        .map_err(|e| StoreError::Commit(e.to_string()))
+                });
                 if commit.is_err() {
                     let _ = conn.execute_batch("ROLLBACK");
                 }
@@ -372,7 +419,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>, on_commit: Option<
         }
         // observers (metrics, cache invalidation after a failed commit) run
         // before anyone is answered
-        if let Some(obs) = &on_commit {
+        if let Some(obs) = &hooks.on_commit {
             obs(started.elapsed(), n, commit.is_ok());
         }
         for finish in finishers {
@@ -386,6 +433,19 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>, on_commit: Option<
         tracing::warn!(error = %e, "closing the database failed");
     }
     tracing::info!("database closed");
+}
+
+/// Runs the before-commit hook, if any; its failure or panic is the
+/// batch's commit failure.
+fn before_commit(conn: &Connection, hook: Option<&BeforeCommit>) -> Result<(), StoreError> {
+    let Some(hook) = hook else {
+        return Ok(());
+    };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| hook(conn))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(StoreError::Commit(format!("before commit: {e}"))),
+        Err(_) => Err(StoreError::Commit("before commit: panicked".into())),
+    }
 }
 
 struct ReadPool {

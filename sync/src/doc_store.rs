@@ -22,6 +22,18 @@
 //!   owner's prefix, so a change lost in a crash can never come back as a
 //!   different change under the same actor and sequence number.
 //!
+//! Deferred persistence (the hub, [`Docs::defer_persistence`]): a change
+//! is committed in memory only, and each document changed in a writer
+//! batch is persisted once, by [`Docs::persist_pending`] in the batch's
+//! transaction just before its `COMMIT`, so one chunk carries the batch's
+//! changes and the incremental save (whose cost follows the document's
+//! history) runs once per batch, not once per write. The rules above hold:
+//! each write job is bracketed ([`Docs::begin_job`], [`Docs::end_job`]) and
+//! a job that fails or panics takes its changes out of memory with its
+//! savepoint (the document goes back to what the batch held before it); a
+//! batch that does not commit drops the cache whole ([`Docs::clear`]);
+//! a pending document is never offered before the commit.
+//!
 //! Sync states: during a session the full `sync::State` lives in memory
 //! (sent hashes, the peer's Bloom filter); only its encoded form (the shared
 //! heads, ~34 bytes) is persisted, which is what makes a reconnect after
@@ -142,6 +154,38 @@ pub struct Docs {
     /// Recovery of a new database: this replica accepts its own documents
     /// back from the peer that holds them ([`Docs::set_recovering`]).
     recovering: bool,
+    /// Deferred persistence ([`Docs::defer_persistence`]): [`Docs::change`]
+    /// writes no chunk; the batch's changes of each document are written
+    /// once, before the commit, by [`Docs::persist_pending`].
+    deferred: bool,
+    /// Documents changed in the open batch whose changes are not in a chunk
+    /// yet (deferred persistence only).
+    pending: HashMap<DocId, Pending>,
+    /// The write job in progress (deferred persistence only): each document
+    /// it changed, with what was pending of it when the job first changed it
+    /// (`None`: nothing, the document was as stored).
+    job: Option<HashMap<DocId, Option<Mark>>>,
+    /// Memory could not be brought back to what the transaction holds (a
+    /// job's changes could not be undone): the batch must not commit.
+    poisoned: bool,
+}
+
+/// A pending document's state at some point of the batch.
+#[derive(Debug, Clone)]
+struct Mark {
+    /// Its heads then.
+    heads: Vec<ChangeHash>,
+    /// Changes made since the stored heads.
+    changes: i64,
+}
+
+/// A document with changes of the open batch that are in memory only.
+#[derive(Debug)]
+struct Pending {
+    /// The heads the database holds (empty: not stored yet).
+    stored: Vec<ChangeHash>,
+    /// The heads in memory and the changes since `stored`.
+    now: Mark,
 }
 
 fn heads_blob(heads: &[ChangeHash]) -> Vec<u8> {
@@ -178,15 +222,146 @@ impl Docs {
             states: HashMap::new(),
             uncommitted: HashSet::new(),
             recovering: false,
+            deferred: false,
+            pending: HashMap::new(),
+            job: None,
+            poisoned: false,
         })
+    }
+
+    /// Turns on deferred persistence: a change of an owned document stays in
+    /// memory until [`Docs::persist_pending`], which the writer calls once
+    /// per batch before its commit (a [`crate::db::BeforeCommit`] hook), so
+    /// a document changed by many writes of a batch costs one incremental
+    /// save and one chunk instead of one per write. Every change must then
+    /// happen inside a write job bracketed by [`Docs::begin_job`] and
+    /// [`Docs::end_job`], so that a job that fails (and is rolled back to
+    /// its savepoint) takes its changes out of memory as well. Only for a
+    /// replica whose writer runs that hook.
+    pub fn defer_persistence(&mut self) {
+        self.deferred = true;
+    }
+
+    /// A write job begins (deferred persistence). A job that began and never
+    /// ended panicked and was rolled back: its changes are undone first.
+    pub fn begin_job(&mut self, c: &Connection) {
+        if !self.deferred {
+            return;
+        }
+        if let Some(job) = self.job.take() {
+            self.undo(c, job);
+        }
+        self.job = Some(HashMap::new());
+    }
+
+    /// The write job ended; `ok: false` means it failed and its savepoint is
+    /// rolled back, so its changes leave memory too: each document it
+    /// changed goes back to what the batch held before the job.
+    pub fn end_job(&mut self, c: &Connection, ok: bool) {
+        if let Some(job) = self.job.take()
+            && !ok
+        {
+            self.undo(c, job);
+        }
+    }
+
+    fn undo(&mut self, c: &Connection, job: HashMap<DocId, Option<Mark>>) {
+        for (id, before) in job {
+            self.restore(c, &id, before);
+        }
+    }
+
+    /// Brings a document back to an earlier state of the batch: `None`, as
+    /// stored; `Some(mark)`, as stored plus the batch's changes up to
+    /// `mark`. If that fails the batch is poisoned and will not commit.
+    fn restore(&mut self, c: &Connection, id: &DocId, to: Option<Mark>) {
+        if let Err(e) = self.try_restore(c, id, to) {
+            tracing::error!(%id, error = %e, "could not undo a failed write's document changes; the batch fails");
+            self.poisoned = true;
+            self.pending.remove(id);
+            self.forget(id);
+        }
+    }
+
+    fn try_restore(
+        &mut self,
+        c: &Connection,
+        id: &DocId,
+        to: Option<Mark>,
+    ) -> Result<(), DocError> {
+        let Some(to) = to else {
+            self.pending.remove(id);
+            self.docs.remove(id);
+            return Ok(());
+        };
+        let stored = self
+            .pending
+            .get(id)
+            .map(|p| p.stored.clone())
+            .ok_or_else(|| {
+                DocError::Message(format!("{id} has no pending changes to go back to"))
+            })?;
+        // the changes of the batch up to the mark (earlier jobs', which
+        // succeeded), over the stored document
+        let earlier = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| DocError::Message(format!("{id} left the cache with pending changes")))?
+            .fork_at(&to.heads)?
+            .save_after(&stored);
+        self.pending.remove(id);
+        self.forget(id);
+        if self.load(c, id)?.is_none() {
+            self.docs
+                .insert(id.clone(), AutoCommit::new().with_actor(self.actor.clone()));
+        }
+        let doc = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| DocError::Message("document vanished from cache".into()))?;
+        // (loading changes leaves the save cursor at the stored heads: the
+        // next incremental save holds exactly the batch's changes again)
+        doc.load_incremental(&earlier)?;
+        self.pending.insert(id.clone(), Pending { stored, now: to });
+        Ok(())
+    }
+
+    /// Writes each pending document's changes of the batch as one chunk (in
+    /// the batch's transaction, before its commit). An error fails the
+    /// batch; the commit observer's [`Docs::batch_ended`] then drops the
+    /// cache.
+    pub fn persist_pending(&mut self, c: &Connection) -> Result<(), DocError> {
+        if let Some(job) = self.job.take() {
+            // the last job panicked: rolled back, and so are its changes
+            self.undo(c, job);
+        }
+        if self.poisoned {
+            return Err(DocError::Message(
+                "a failed write's document changes could not be undone".into(),
+            ));
+        }
+        let pending = std::mem::take(&mut self.pending);
+        for (id, p) in pending {
+            if !self.docs.contains_key(&id) {
+                return Err(DocError::Message(format!(
+                    "{id} left the cache with pending changes"
+                )));
+            }
+            self.persist(c, &id, p.now.changes)?;
+        }
+        Ok(())
     }
 
     pub fn owner(&self) -> &Owner {
         &self.owner
     }
 
-    /// Drops a document from the cache (it reloads from its chunks).
+    /// Drops a document from the cache (it reloads from its chunks). A
+    /// document with pending changes cannot reload them: the batch fails.
     pub fn evict(&mut self, id: &DocId) {
+        if self.pending.remove(id).is_some() {
+            self.poisoned = true;
+        }
         self.docs.remove(id);
     }
 
@@ -201,6 +376,19 @@ impl Docs {
 
     /// The writer's transaction committed: local changes may now be offered.
     pub fn committed(&mut self) {
+        if !self.pending.is_empty() {
+            // no before-commit hook persisted them: memory holds what the
+            // database does not, and it must not be offered
+            tracing::error!(
+                docs = self.pending.len(),
+                "a batch committed with document changes not persisted; dropping them"
+            );
+            for id in std::mem::take(&mut self.pending).into_keys() {
+                self.forget(&id);
+            }
+        }
+        self.job = None;
+        self.poisoned = false;
         self.uncommitted.clear();
     }
 
@@ -218,6 +406,9 @@ impl Docs {
     /// commit failed, since memory may then hold what the disk does not.
     pub fn clear(&mut self) {
         self.uncommitted.clear();
+        self.pending.clear();
+        self.job = None;
+        self.poisoned = false;
         self.docs.clear();
         self.states.clear();
     }
@@ -232,6 +423,10 @@ impl Docs {
     /// transaction holds (its heads are the persisted heads; a document
     /// that is not stored must have no changes).
     fn cache_is_current(&mut self, c: &Connection, id: &DocId) -> Result<bool, DocError> {
+        if self.pending.contains_key(id) {
+            // the batch's changes are in memory only, by design
+            return Ok(true);
+        }
         let Some(doc) = self.docs.get_mut(id) else {
             return Ok(true);
         };
@@ -304,6 +499,9 @@ impl Docs {
 
     /// Whether this replica has the document.
     pub fn exists(&self, c: &Connection, id: &DocId) -> Result<bool, DocError> {
+        if self.pending.contains_key(id) {
+            return Ok(true);
+        }
         Ok(
             c.prepare_cached("SELECT EXISTS(SELECT 1 FROM docs WHERE doc_id = ?1)")?
                 .query_row([id.as_str()], |r| r.get(0))?,
@@ -368,7 +566,8 @@ impl Docs {
     }
 
     /// Changes a document this replica owns and persists the change in the
-    /// caller's transaction. Returns whether anything changed.
+    /// caller's transaction (with deferred persistence, before the batch
+    /// commits). Returns whether anything changed.
     pub fn change(
         &mut self,
         c: &Connection,
@@ -378,13 +577,16 @@ impl Docs {
         if id.owner() != self.owner {
             return Err(DocError::Refused(format!("this replica does not own {id}")));
         }
+        if self.deferred {
+            return self.change_deferred(c, id, f);
+        }
         let result = (|| {
             let doc = self.load_or_empty(c, id)?;
             f(doc)?;
             doc.commit();
             Ok::<_, DocError>(())
         })();
-        match result.and_then(|()| self.persist(c, id)) {
+        match result.and_then(|()| self.persist(c, id, 1)) {
             Ok(changed) => Ok(changed),
             Err(e) => {
                 self.evict(id);
@@ -393,9 +595,67 @@ impl Docs {
         }
     }
 
-    /// Writes the document's unsaved changes as an incremental chunk, and
-    /// compacts into a snapshot when the chunks outgrow it.
-    fn persist(&mut self, c: &Connection, id: &DocId) -> Result<bool, DocError> {
+    /// [`Docs::change`] with deferred persistence: the change is committed
+    /// in memory and the document marked pending; a failure takes it back
+    /// to what the batch held before.
+    fn change_deferred(
+        &mut self,
+        c: &Connection,
+        id: &DocId,
+        f: impl FnOnce(&mut AutoCommit) -> Result<(), automerge::AutomergeError>,
+    ) -> Result<bool, DocError> {
+        let before = self.pending.get(id).map(|p| p.now.clone());
+        let Some(job) = self.job.as_mut() else {
+            return Err(DocError::Message(format!(
+                "{id} changed outside a write job with deferred persistence"
+            )));
+        };
+        job.entry(id.clone()).or_insert_with(|| before.clone());
+        let stored = match self.pending.get(id) {
+            Some(p) => p.stored.clone(),
+            None => self.stored_heads(c, id)?,
+        };
+        let result = (|| {
+            let doc = self.load_or_empty(c, id)?;
+            f(doc)?;
+            Ok::<_, DocError>(doc.commit().map(|_| doc.get_heads()))
+        })();
+        match result {
+            Ok(None) => Ok(false),
+            Ok(Some(heads)) => {
+                let changes = before.map_or(0, |m| m.changes) + 1;
+                self.pending.insert(
+                    id.clone(),
+                    Pending {
+                        stored,
+                        now: Mark { heads, changes },
+                    },
+                );
+                self.uncommitted.insert(id.clone());
+                Ok(true)
+            }
+            Err(e) => {
+                self.restore(c, id, before);
+                Err(e)
+            }
+        }
+    }
+
+    /// The heads the transaction holds of a document (none if not stored).
+    fn stored_heads(&self, c: &Connection, id: &DocId) -> Result<Vec<ChangeHash>, DocError> {
+        let stored: Option<Vec<u8>> = c
+            .prepare_cached("SELECT heads FROM docs WHERE doc_id = ?1")?
+            .query_row([id.as_str()], |r| r.get(0))
+            .optional()?;
+        Ok(stored
+            .map(|b| heads_from_blob(&b).into_iter().map(ChangeHash).collect())
+            .unwrap_or_default())
+    }
+
+    /// Writes the document's unsaved changes (`changes` of them) as an
+    /// incremental chunk, and compacts into a snapshot when the chunks
+    /// outgrow it.
+    fn persist(&mut self, c: &Connection, id: &DocId, changes: i64) -> Result<bool, DocError> {
         let Some(doc) = self.docs.get_mut(id) else {
             return Ok(false);
         };
@@ -414,12 +674,12 @@ impl Docs {
         let (snapshot_bytes, chunk_bytes): (i64, i64) = c
             .prepare_cached(
                 "INSERT INTO docs(doc_id, heads, changes, chunk_bytes, updated_seq)
-                 VALUES (?1, ?2, 1, ?3, last_insert_rowid())
-                 ON CONFLICT(doc_id) DO UPDATE SET heads = excluded.heads, changes = changes + 1,
+                 VALUES (?1, ?2, ?4, ?3, last_insert_rowid())
+                 ON CONFLICT(doc_id) DO UPDATE SET heads = excluded.heads, changes = changes + excluded.changes,
                      chunk_bytes = chunk_bytes + excluded.chunk_bytes, updated_seq = excluded.updated_seq
                  RETURNING snapshot_bytes, chunk_bytes",
             )?
-            .query_row(params![id.as_str(), heads, chunk.len() as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            .query_row(params![id.as_str(), heads, chunk.len() as i64, changes.max(1)], |r| Ok((r.get(0)?, r.get(1)?)))?;
         if chunk_bytes > snapshot_bytes.max(64 * 1024) {
             let snapshot = doc.save();
             c.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [id.as_str()])?;
@@ -553,6 +813,14 @@ impl Docs {
                 "{id} belongs to {owner:?}; changes to it from {peer} are not accepted"
             )));
         }
+        let pending = self.pending.contains_key(id);
+        if pending && !msg.changes.is_empty() {
+            // (only a recovering replica takes changes into its own
+            // documents, and such a replica does not defer)
+            return Err(DocError::Refused(format!(
+                "{id} has changes of this batch not yet persisted; changes to it from {peer} are not accepted now"
+            )));
+        }
         self.load_or_empty(c, id)?;
         let mut state = std::mem::take(self.state(c, id, peer)?);
         let outcome = (|| {
@@ -585,19 +853,31 @@ impl Docs {
         match outcome {
             Ok(r) => {
                 self.states.insert((id.clone(), peer.to_owned()), state);
-                if let Err(e) = self
-                    .persist(c, id)
-                    .and_then(|_| self.save_state(c, id, peer))
-                {
-                    self.forget(id);
+                // a pending document got no change (refused above): its
+                // batch's changes are persisted before the commit, not here,
+                // where a failure of this job would roll their chunk back
+                let persisted = if pending {
+                    Ok(false)
+                } else {
+                    self.persist(c, id, 1)
+                };
+                if let Err(e) = persisted.and_then(|_| self.save_state(c, id, peer)) {
+                    if pending {
+                        self.states.retain(|(d, _), _| d != id);
+                    } else {
+                        self.forget(id);
+                    }
                     return Err(e);
                 }
                 Ok(r)
             }
             Err(e) => {
                 // nothing of the message stays: reload the document from disk
-                // and restart this document's sync with the peer
-                self.evict(id);
+                // (a pending one took no change) and restart this document's
+                // sync with the peer
+                if !pending {
+                    self.evict(id);
+                }
                 self.states.remove(&(id.clone(), peer.to_owned()));
                 Err(e)
             }
@@ -626,12 +906,35 @@ impl Docs {
                 });
             }
         }
+        // documents changed in this batch, with their heads in memory: the
+        // index reaches the peer only after the batch committed
+        if !self.pending.is_empty() {
+            let blob = |m: &Mark| m.heads.iter().map(|h| h.0).collect::<Vec<_>>();
+            for e in &mut out {
+                if let Some(p) = self.pending.get(&e.doc) {
+                    e.heads = blob(&p.now);
+                }
+            }
+            for (id, p) in &self.pending {
+                if filter(id) && !out.iter().any(|e| &e.doc == id) {
+                    out.push(IndexEntry {
+                        doc: id.clone(),
+                        heads: blob(&p.now),
+                    });
+                }
+            }
+            out.sort_by(|a, b| a.doc.cmp(&b.doc));
+        }
         Ok(out)
     }
 
     /// Whether the peer is known to have every change of the document (its
     /// persisted shared heads equal ours): such a document can leave the index.
     pub fn acknowledged(&self, c: &Connection, id: &DocId, peer: &str) -> Result<bool, DocError> {
+        if self.pending.contains_key(id) {
+            // changes of this batch were never offered
+            return Ok(false);
+        }
         let ours: Option<Vec<u8>> = c
             .prepare_cached("SELECT heads FROM docs WHERE doc_id = ?1")?
             .query_row([id.as_str()], |r| r.get(0))
