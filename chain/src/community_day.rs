@@ -1,7 +1,8 @@
 //! The simulated day's community: S001's manager asks a poll before the
 //! stream and neighbours join S001's community by its join code and vote;
-//! a group-buy at S001 and S002 fills with two customers online and one at
-//! S002's counter, is reached, and once the goods arrive both stores make
+//! a group-buy at S001 and S002 fills with two customers online (paying at
+//! the simulator's cashier when the hub takes payment) and one at S002's
+//! counter, is reached, and once the goods arrive both stores make
 //! each participant a pickup order with a code. The same HTTP calls the
 //! shop, the console and a manager make.
 
@@ -102,18 +103,70 @@ pub(crate) async fn start(http: &Client, hub: &str, run: u32) -> anyhow::Result<
     let gid = g["group_buy_id"].as_str().unwrap_or_default().to_owned();
     for i in [1, 2] {
         let t = customer(http, hub, &phone(i)).await?;
-        send(
+        let k = send(
             http.post(format!("{hub}/api/v1/group-buys/{gid}/commitments"))
                 .bearer_auth(&t)
                 .header("Idempotency-Key", format!("day-{run:08x}-gb-{i}"))
                 .json(&json!({"store_id": "S001", "qty": 1})),
         )
         .await?;
+        pay(http, hub, &t, &gid, &k["commitment"]).await?;
     }
     Ok(Community {
         poll: poll_id,
         group_buy: gid,
     })
+}
+
+/// Pays an online commitment the way a phone does when the hub takes
+/// payment (the prepay, "confirm" at the simulator's cashier), and waits
+/// until the hub counts it; one that needs no payment counts already.
+async fn pay(
+    http: &Client,
+    hub: &str,
+    token: &str,
+    gid: &str,
+    commitment: &Value,
+) -> anyhow::Result<()> {
+    if commitment["status"] != "awaiting_payment" {
+        return Ok(());
+    }
+    let cid = commitment["commitment_id"].as_str().unwrap_or_default();
+    let prepay = send(
+        http.post(format!(
+            "{hub}/api/v1/group-buys/{gid}/commitments/{cid}/pay"
+        ))
+        .bearer_auth(token),
+    )
+    .await?;
+    let cashier = prepay["cashier_url"].as_str().unwrap_or_default();
+    let r = http.post(format!("{cashier}/confirm")).send().await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "confirm at the cashier: {}",
+        r.status()
+    );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let mine = send(
+            http.get(format!("{hub}/api/v1/customer/group-buys"))
+                .bearer_auth(token),
+        )
+        .await?;
+        let paid = mine.as_array().is_some_and(|a| {
+            a.iter().any(|m| {
+                m["commitment"]["commitment_id"] == cid && m["commitment"]["status"] == "active"
+            })
+        });
+        if paid {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "commitment {cid} not paid in time"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// The poll's ranking, for the day's log.

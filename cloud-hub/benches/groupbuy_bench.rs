@@ -11,7 +11,16 @@
 //!   store's ledger (one sync per store): time until the campaign is
 //!   fulfilled;
 //! - a second campaign of 5,000 commitments that misses its threshold:
-//!   time to decide failure and cancel every commitment.
+//!   time to decide failure and cancel every commitment;
+//! - time to all refunds on failure: a hub that takes payment
+//!   (`HubServer` with its refund worker, the payment simulator in-process
+//!   over HTTP on loopback), a third campaign of 5,000 commitments, each
+//!   paid (the simulator records the payment, the hub gets the signed
+//!   notification through `Hub::pay_notified`), missing its threshold:
+//!   the time from deciding failure (which queues the 5,000 refunds in its
+//!   transaction) until the simulator has accepted every refund, sent by
+//!   the real refund queue (8 payments at a time, each attempt recorded
+//!   durably before it is sent and settled durably after).
 //!
 //! Run with `cargo bench -p linli-hub --bench groupbuy_bench`.
 
@@ -25,8 +34,13 @@ use std::time::{Duration, Instant};
 use automerge::sync::{self, SyncDoc};
 use chrono::{NaiveDate, Utc};
 use linli_hub::groupbuys::NewGroupBuy;
-use linli_hub::hub::Hub;
+use linli_hub::hub::{Hub, HubPaths, Role, add_user, open_conn};
 use linli_hub::online::Caller;
+use linli_hub::orders::OrderSettings;
+use linli_hub::payment::PaySettings;
+use linli_hub::server::HubServer;
+use linli_pay::sim::SimPay;
+use linli_pay::wire::{Amount, Notification, PrepayRequest, Resource};
 use linli_shared::docs::ledger::{OrderDetail, OrderFact, OrderLineFact, put_order};
 use linli_shared::docs::{DocId, Owner, new_doc};
 use linli_shared::groupbuy::{State, Threshold, order_id_of};
@@ -74,6 +88,159 @@ async fn fill(hub: &Hub, id: &str, stores: &[String], customers: &[Caller]) -> V
         lat.push(t.elapsed());
     }
     lat
+}
+
+const PAY_KEY: &str = "bench-merchant-key";
+
+/// The hub's notification of a payment the simulator holds, signed as the
+/// provider signs it.
+fn notification(t: &linli_pay::wire::Transaction) -> (String, String, String, Vec<u8>) {
+    let n = Notification {
+        id: ulid::Ulid::new().to_string(),
+        create_time: Utc::now().to_rfc3339(),
+        event_type: "TRANSACTION.SUCCESS".into(),
+        resource_type: "encrypt-resource".into(),
+        summary: "支付成功".into(),
+        resource: Resource {
+            algorithm: "NONE".into(),
+            original_type: "transaction".into(),
+            ciphertext: serde_json::to_string(t).unwrap(),
+            associated_data: String::new(),
+            nonce: String::new(),
+        },
+    };
+    let body = serde_json::to_vec(&n).unwrap();
+    let (ts, nonce) = (
+        Utc::now().timestamp().to_string(),
+        ulid::Ulid::new().to_string(),
+    );
+    let sig = linli_pay::sign::sign(PAY_KEY.as_bytes(), &ts, &nonce, &body);
+    (ts, nonce, sig, body)
+}
+
+/// A failed campaign of `n` paid commitments at a hub that takes payment:
+/// returns how long paying took and the time from deciding failure to the
+/// simulator holding every refund.
+async fn refunds_on_failure(
+    dir: &std::path::Path,
+    stores: &[String],
+    n: usize,
+) -> (Duration, Duration) {
+    let sim = SimPay::new(PAY_KEY);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim_url = format!("http://{}", listener.local_addr().unwrap());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (s, c) = (sim.clone(), cancel.clone());
+    let sim_task =
+        tokio::spawn(async move { linli_pay::sim::serve(listener, s, c).await.unwrap() });
+    let paths = HubPaths {
+        data_dir: dir.to_owned(),
+    };
+    std::fs::create_dir_all(dir).unwrap();
+    add_user(
+        &open_conn(&paths.db()).unwrap(),
+        "admin",
+        Role::Admin,
+        "admin-password",
+    )
+    .unwrap();
+    let mut pay = PaySettings::new(linli_pay::HttpPay::new(&sim_url, PAY_KEY).unwrap(), PAY_KEY);
+    pay.sweep_every = Duration::from_secs(3600);
+    let server = HubServer::start_with(
+        &paths,
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+        &[],
+        OrderSettings {
+            payment: Some(pay),
+            ..OrderSettings::default()
+        },
+    )
+    .await
+    .unwrap();
+    let hub = server.hub.clone();
+    let admin = linli_hub::hub::User {
+        name: "admin".into(),
+        role: Role::Admin,
+        store_id: None,
+    };
+    hub.import_catalog(&admin, common::data("products.csv"))
+        .await
+        .unwrap();
+    hub.import_stores(&admin, stores_csv()).await.unwrap();
+    let g = hub
+        .create_group_buy(&admin, campaign(n as u32 + 1, stores))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for i in 0..n {
+        let (token, _) = hub
+            .customer_session_from(Some(format!("137{i:08}")), None, None)
+            .await
+            .unwrap();
+        let who = hub.authenticate_customer(&token).await.unwrap();
+        let (k, _) = hub
+            .commit(
+                &who,
+                format!("pay-{i}"),
+                &g.group_buy_id,
+                &stores[i / PER_STORE],
+                1,
+            )
+            .await
+            .unwrap();
+        let t = sim
+            .pay_directly(PrepayRequest {
+                appid: String::new(),
+                mchid: String::new(),
+                description: "团购".into(),
+                out_trade_no: k.commitment.commitment_id.clone(),
+                notify_url: "http://127.0.0.1:9/unused".into(),
+                amount: Amount {
+                    total: k.commitment.amount_fen,
+                    currency: "CNY".into(),
+                },
+            })
+            .unwrap();
+        let (ts, nonce, sig, body) = notification(&t);
+        let header = |name: &str| {
+            use linli_pay::wire::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+            [
+                (HEADER_TIMESTAMP, &ts),
+                (HEADER_NONCE, &nonce),
+                (HEADER_SIGNATURE, &sig),
+            ]
+            .into_iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+        };
+        hub.pay_notified(header, &body).await.unwrap();
+    }
+    let paying = started.elapsed();
+    assert_eq!(
+        hub.group_buy(&g.group_buy_id).await.unwrap().participants as usize,
+        n
+    );
+    let started = Instant::now();
+    let moved = hub
+        .settle_group_buys(Utc::now() + chrono::Duration::hours(2))
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+    loop {
+        let s = hub.refund_summary().await.unwrap();
+        assert_eq!(s.failed, 0);
+        if s.succeeded == n as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let to_refunded = started.elapsed();
+    assert_eq!(sim.refunds().len(), n);
+    server.shutdown().await;
+    cancel.cancel();
+    sim_task.await.unwrap();
+    (paying, to_refunded)
 }
 
 fn main() {
@@ -189,6 +356,8 @@ fn main() {
         let v2 = hub.group_buy(&g2.group_buy_id).await.unwrap();
         assert_eq!((v2.state, v2.participants), (State::Failed, 0));
 
+        let (paying, to_refunded) = refunds_on_failure(&tmp.path().join("hub-pay"), &stores, n).await;
+
         println!("group-buy of {n} commitments from {STORES} stores (hub in-process, one commitment per durable commit)");
         println!("  raw SQLite durable single-row commits: {baseline:.0}/s");
         println!(
@@ -212,6 +381,12 @@ fn main() {
             "  failed campaign: filled in {:.2} s; decided failed and {n} commitments cancelled in {:.1} ms",
             fill2.as_secs_f64(),
             to_failed.as_secs_f64() * 1e3
+        );
+        println!(
+            "  time to all refunds on failure ({n} paid commitments, refund queue to the simulator over HTTP): {:.2} s = {:.0} refunds/s (paying them took {:.2} s)",
+            to_refunded.as_secs_f64(),
+            n as f64 / to_refunded.as_secs_f64(),
+            paying.as_secs_f64()
         );
     });
 }

@@ -15,8 +15,12 @@
 //!   allotment) travel on that link; until they exist, the link is what a
 //!   cut-off store lacks.
 //! - Failure cancels every commitment with its reason, once (the state
-//!   moves from open to failed in the same transaction). Refunds of paid
-//!   commitments go through the payment queue once it exists.
+//!   moves from open to failed in the same transaction), and queues the
+//!   refund of every paid one in that transaction ([`paid`]).
+//! - At a hub that takes payment, an online commitment waits for it
+//!   (`awaiting_payment`): it holds the customer's limit but counts only
+//!   once paid ([`paid`]). Counter commitments are paid at the counter and
+//!   count as they arrive.
 //! - Group-buy products are sold by the unit (`each`): a presale is of
 //!   boxes and bags, not of weighed goods.
 
@@ -36,6 +40,12 @@ use serde::{Deserialize, Serialize};
 use crate::hub::{Hub, HubError, Role, User};
 use crate::online::Caller;
 use crate::orders::ts;
+use crate::payment::ledger::{PaymentView, RefundView};
+
+mod paid;
+
+pub use paid::CommitmentPrepayView;
+pub(crate) use paid::store_of_commitment;
 
 /// A campaign as the admin asks for it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -101,13 +111,30 @@ pub struct CommitmentView {
     pub qty: i64,
     pub amount_fen: i64,
     pub at: String,
-    /// `active` or `cancelled`.
+    /// `awaiting_payment` (online, at a hub that takes payment: holds the
+    /// customer's limit, does not count until paid), `active` (counts) or
+    /// `cancelled`.
     pub status: String,
+    /// `group_buy_failed`, `unpaid`, `after_deadline`,
+    /// `store_not_in_group_buy` or `group_buy_closed` (paid after the
+    /// campaign closed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
     /// Once the goods are at the store: the pickup order's 6-digit code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup_code: Option<String>,
+    /// An online commitment's payment (hubs that take payment): pay it
+    /// with `POST /api/v1/group-buys/{id}/commitments/{cid}/pay` by
+    /// `pay_by`, or it is cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentView>,
+    /// The refund of a paid commitment that was cancelled (`state`:
+    /// `pending`, then `succeeded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund: Option<RefundView>,
+    /// Why it was cancelled, in the customer's words (Chinese first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
 }
 
 /// A commitment's answer: the commitment and the campaign after it.
@@ -366,9 +393,12 @@ impl Hub {
                     "UPDATE group_buys SET state = 'failed', decided_at = ?2 WHERE group_buy_id = ?1 AND state = 'open'",
                     params![row.id, at],
                 )?;
+                // the paid ones are refunded, in this transaction: the
+                // state moves once, so the refunds are queued once
+                paid::on_failure(c, &row.id, &self.refund_limits(), now)?;
                 c.execute(
                     "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'group_buy_failed', cancelled_at = ?2
-                     WHERE group_buy_id = ?1 AND status = 'active'",
+                     WHERE group_buy_id = ?1 AND status IN ('active', 'awaiting_payment')",
                     params![row.id, at],
                 )?;
                 // nothing counts any more
@@ -620,7 +650,7 @@ impl Hub {
                 let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
                 let already: i64 = c.query_row(
                     "SELECT coalesce(sum(qty), 0) FROM group_buy_commitments
-                     WHERE group_buy_id = ?1 AND customer_id = ?2 AND status = 'active'",
+                     WHERE group_buy_id = ?1 AND customer_id = ?2 AND status IN ('active', 'awaiting_payment')",
                     params![gid, cu],
                     |r| r.get(0),
                 )?;
@@ -637,11 +667,27 @@ impl Hub {
                     now,
                 )?;
                 let commitment_id = format!("K{}", ulid::Ulid::new());
-                count_in(c, &gid, &sid, &cu, qty)?;
+                let amount = qty * row.price_fen;
+                // paid online: it waits for its payment (by the chain's time
+                // to pay, and never past the deadline) and counts once paid
+                let payment = match &this.order_settings.payment {
+                    Some(pay) => Some(paid::open_payment(
+                        c,
+                        &commitment_id,
+                        amount,
+                        now,
+                        (now + pay.unpaid_timeout).min(row.deadline),
+                    )?),
+                    None => {
+                        count_in(c, &gid, &sid, &cu, qty)?;
+                        None
+                    }
+                };
+                let status = if payment.is_some() { "awaiting_payment" } else { "active" };
                 c.execute(
                     "INSERT INTO group_buy_commitments(commitment_id, group_buy_id, store_id, customer_id, qty, amount_fen, at, source, status, recorded_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'online', 'active', ?7)",
-                    params![commitment_id, gid, sid, cu, qty, qty * row.price_fen, ts(now)],
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'online', ?8, ?7)",
+                    params![commitment_id, gid, sid, cu, qty, amount, ts(now), status],
                 )?;
                 let (row, p, touched) = this.settle(c, docs, row, now, Some(&sid))?;
                 let out = Committed {
@@ -650,11 +696,14 @@ impl Hub {
                         group_buy_id: gid.clone(),
                         store_id: sid,
                         qty,
-                        amount_fen: qty * row.price_fen,
+                        amount_fen: amount,
                         at: ts(now),
-                        status: "active".into(),
+                        status: status.into(),
                         cancel_reason: None,
                         pickup_code: None,
+                        payment,
+                        refund: None,
+                        failure_reason: None,
                     },
                     group_buy: this.view_of(&row, p),
                 };
@@ -727,6 +776,9 @@ impl Hub {
             })
             .await?;
         self.announce(touched);
+        if moved > 0 && self.takes_payment() {
+            self.wake_refunds();
+        }
         Ok(moved)
     }
 
@@ -776,7 +828,7 @@ impl Hub {
                     "SELECT commitment_id, group_buy_id, store_id, qty, amount_fen, at, status, cancel_reason, pickup_code
                      FROM group_buy_commitments WHERE customer_id = ?1 ORDER BY at DESC LIMIT 100",
                 )?;
-                let rows = stmt
+                let mut rows = stmt
                     .query_map([cu], |r| {
                         Ok(CommitmentView {
                             commitment_id: r.get(0)?,
@@ -788,15 +840,28 @@ impl Hub {
                             status: r.get(6)?,
                             cancel_reason: r.get(7)?,
                             pickup_code: r.get(8)?,
+                            payment: None,
+                            refund: None,
+                            failure_reason: None,
                         })
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
+                for k in &mut rows {
+                    let (payment, refunds) = crate::payment::ledger::views(c, &k.commitment_id)?;
+                    k.payment = payment;
+                    // the newest refund (a commitment has one, GBF/GBL)
+                    k.refund = refunds.into_iter().last();
+                }
                 Ok::<_, HubError>(rows)
             })
             .await?;
         let mut out = Vec::with_capacity(rows.len());
-        for commitment in rows {
+        for mut commitment in rows {
             let group_buy = self.group_buy(&commitment.group_buy_id).await?;
+            commitment.failure_reason = paid::reason_text(
+                commitment.cancel_reason.as_deref(),
+                group_buy.failure_reason.as_deref(),
+            );
             out.push(Committed {
                 commitment,
                 group_buy,

@@ -139,6 +139,9 @@ impl From<HubError> for ApiError {
                 Some(json!({ "serving": serving })),
             ),
             HubError::GroupBuyNotFound(_) => err(StatusCode::NOT_FOUND, "group_buy_not_found", msg),
+            HubError::CommitmentNotFound(_) => {
+                err(StatusCode::NOT_FOUND, "commitment_not_found", msg)
+            }
             HubError::GroupBuyNotReached(_) => {
                 err(StatusCode::CONFLICT, "group_buy_not_reached", msg)
             }
@@ -351,6 +354,10 @@ pub fn router(hub: Hub) -> Router {
         .route(
             "/api/v1/group-buys/{id}/commitments",
             post(groupbuys::commit),
+        )
+        .route(
+            "/api/v1/group-buys/{id}/commitments/{cid}/pay",
+            post(groupbuys::pay),
         )
         .route(
             "/api/v1/group-buys/{id}/supplier-order",

@@ -133,6 +133,10 @@ pub enum HubError {
     },
     #[error("没有团购 {0} (no group-buy {0}; see GET /api/v1/group-buys)")]
     GroupBuyNotFound(String),
+    /// No commitment of this group-buy has this id (or it is another
+    /// customer's).
+    #[error("没有参团记录 {0} (no commitment {0} of yours in this group-buy)")]
+    CommitmentNotFound(String),
     /// The supplier order exists only for a reached campaign.
     #[error(
         "团购尚未成团（现在：{0}），还没有供应商订单 (the group-buy is {0}, not reached: no supplier order yet)"

@@ -794,7 +794,14 @@ pub(crate) fn write_order(
     if n.hold_for_payment
         && let Some(pay) = &settings.payment
     {
-        crate::payment::ledger::open(c, &order_id, quote.total_fen, now, now + pay.unpaid_timeout)?;
+        crate::payment::ledger::open(
+            c,
+            crate::payment::ledger::Subject::Order,
+            &order_id,
+            quote.total_fen,
+            now,
+            now + pay.unpaid_timeout,
+        )?;
     }
     let day = now.with_timezone(&settings.utc_offset).date_naive();
     let doc = save_order(c, docs, &fact, None, day)?;

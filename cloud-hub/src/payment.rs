@@ -13,6 +13,10 @@
 //! order that is cancelled queues its refund in the same transaction as the
 //! cancellation; the refund worker sends it with its fixed refund id until
 //! the provider accepts it, so it happens once even across restarts.
+//!
+//! Online group-buy commitments are paid the same way (a `payments` row
+//! keyed by the commitment id, [`ledger::Subject::Commitment`]); what a
+//! payment does to a commitment is in `crate::groupbuys::paid`.
 
 pub mod ledger;
 
@@ -125,7 +129,7 @@ pub enum Notified {
 }
 
 impl Hub {
-    fn pay(&self) -> Result<&PaySettings, HubError> {
+    pub(crate) fn pay(&self) -> Result<&PaySettings, HubError> {
         pay_settings(&self.order_settings).ok_or_else(|| {
             HubError::PaymentNotRequired(
                 "这个商店未接入在线支付 (this hub takes no online payment)".into(),
@@ -133,9 +137,19 @@ impl Hub {
         })
     }
 
-    /// Whether orders must be paid online.
+    /// Whether orders (and online group-buy commitments) must be paid
+    /// online.
     pub fn takes_payment(&self) -> bool {
         self.order_settings.payment.is_some()
+    }
+
+    /// The payer's refund limits (the defaults without a provider).
+    pub(crate) fn refund_limits(&self) -> RefundLimits {
+        self.order_settings
+            .payment
+            .as_ref()
+            .map(|p| p.refund_limits)
+            .unwrap_or_default()
     }
 
     /// The prepay of an order (the customer who owns it, or staff): created
@@ -153,24 +167,6 @@ impl Hub {
                 "订单 {id} 无需在线支付 (order {id} was placed without online payment)"
             ))
         })?;
-        let view = |prepay_id: String, state: PaymentState| PrepayView {
-            order_id: id.to_owned(),
-            cashier_url: pay.provider.cashier_url(&prepay_id),
-            prepay_id,
-            amount_fen: payment.amount_fen,
-            state: state.as_str().to_owned(),
-            pay_by: payment.pay_by.clone(),
-        };
-        match (payment.state, &payment.prepay_id) {
-            (PaymentState::Closed, _) => {
-                return Err(HubError::PaymentClosed(id.to_owned()));
-            }
-            (state, Some(p)) => return Ok(view(p.clone(), state)),
-            (PaymentState::Paid, None) => {
-                return Ok(view(String::new(), PaymentState::Paid));
-            }
-            (PaymentState::AwaitingPayment, None) => {}
-        }
         let description = fact
             .as_ref()
             .map(|(f, _)| {
@@ -178,6 +174,37 @@ impl Hub {
                 format!("邻里订单 {first} 等{}件", f.lines.len())
             })
             .unwrap_or_else(|| "邻里订单".into());
+        let (prepay_id, state) = self.prepay_of(id, &payment, description).await?;
+        Ok(PrepayView {
+            order_id: id.to_owned(),
+            cashier_url: pay.provider.cashier_url(&prepay_id),
+            prepay_id,
+            amount_fen: payment.amount_fen,
+            state: state.as_str().to_owned(),
+            pay_by: payment.pay_by.clone(),
+        })
+    }
+
+    /// The prepay of the payment `id` (an order or a commitment): created at
+    /// the provider on first call, the same one after that. Its id and the
+    /// payment's state (`paid` with no prepay id when paid without one).
+    pub(crate) async fn prepay_of(
+        &self,
+        id: &str,
+        payment: &ledger::Payment,
+        description: String,
+    ) -> Result<(String, PaymentState), HubError> {
+        let pay = self.pay()?.clone();
+        match (payment.state, &payment.prepay_id) {
+            (PaymentState::Closed, _) => {
+                return Err(HubError::PaymentClosed(id.to_owned()));
+            }
+            (state, Some(p)) => return Ok((p.clone(), state)),
+            (PaymentState::Paid, None) => {
+                return Ok((String::new(), PaymentState::Paid));
+            }
+            (PaymentState::AwaitingPayment, None) => {}
+        }
         let notify_url = pay
             .notify_url
             .clone()
@@ -206,10 +233,7 @@ impl Hub {
             })
             .await?;
         let stored = stored.ok_or_else(|| HubError::OrderNotFound(id.to_owned()))?;
-        Ok(view(
-            stored.prepay_id.unwrap_or(prepay.prepay_id),
-            stored.state,
-        ))
+        Ok((stored.prepay_id.unwrap_or(prepay.prepay_id), stored.state))
     }
 
     /// A notification from the provider: checked against the merchant key
@@ -257,10 +281,23 @@ impl Hub {
         paid_at: String,
     ) -> Result<Notified, HubError> {
         let settings = self.order_settings.clone();
+        let this = self.clone();
         let (outcome, touched) = self
             .with_docs(move |c, docs| {
                 let payment = ledger::get(c, &order_id)?
                     .ok_or_else(|| HubError::OrderNotFound(order_id.clone()))?;
+                if payment.subject == ledger::Subject::Commitment {
+                    return this.commitment_paid(
+                        c,
+                        docs,
+                        &order_id,
+                        &payment,
+                        &txn,
+                        paid_fen,
+                        &paid_at,
+                        Utc::now(),
+                    );
+                }
                 let (fact, f) =
                     load(c, &order_id)?.ok_or_else(|| HubError::OrderNotFound(order_id.clone()))?;
                 let limits = settings
@@ -339,14 +376,15 @@ impl Hub {
         outcome
     }
 
-    /// Cancels orders unpaid past their time (asking the provider first, in
-    /// case the notification is late), releasing their rights. Returns how
-    /// many were cancelled.
+    /// Cancels orders and group-buy commitments unpaid past their time
+    /// (asking the provider first, in case the notification is late),
+    /// releasing an order's rights and a commitment's hold on the
+    /// customer's limit. Returns how many were cancelled.
     pub async fn expire_unpaid(&self, now: DateTime<Utc>) -> Result<usize, HubError> {
         let pay = self.pay()?.clone();
         let overdue = self.store.read(move |c| ledger::overdue(c, now)).await?;
         let mut n = 0;
-        for id in overdue {
+        for (id, subject) in overdue {
             match pay.provider.query(&id).await {
                 Ok(t) if t.trade_state == "SUCCESS" || t.trade_state == "REFUND" => {
                     if let Some(txn) = t.transaction_id {
@@ -373,7 +411,11 @@ impl Hub {
                     continue;
                 }
             }
-            if self.cancel_unpaid(&id, now).await? {
+            let cancelled = match subject {
+                ledger::Subject::Order => self.cancel_unpaid(&id, now).await?,
+                ledger::Subject::Commitment => self.cancel_unpaid_commitment(&id, now).await?,
+            };
+            if cancelled {
                 n += 1;
             }
         }
@@ -544,8 +586,11 @@ impl Hub {
                             Utc::now(),
                         )?;
                         if state == RefundState::Failed {
-                            let store: String =
-                                load(c, &s)?.map(|(f, _)| f.store_id).unwrap_or_default();
+                            let store: String = match load(c, &s)? {
+                                Some((f, _)) => f.store_id,
+                                None => crate::groupbuys::store_of_commitment(c, &s)?
+                                    .unwrap_or_default(),
+                            };
                             crate::orders::raise(
                                 c,
                                 &store,

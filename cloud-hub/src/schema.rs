@@ -405,6 +405,36 @@ CREATE TABLE markdowns (
     r#"
 CREATE INDEX online_orders_by_code ON online_orders(store_id, pickup_code);
 "#,
+    // paid group-buy commitments (issue 11): at a hub that takes payment an
+    // online commitment waits for it (`awaiting_payment`: it holds the
+    // customer's limit and does not count); its payment is a `payments` row
+    // keyed by the commitment id, `subject` saying which kind of id it is.
+    // The commitments table is rebuilt for the new status.
+    r#"
+ALTER TABLE payments ADD COLUMN subject TEXT NOT NULL DEFAULT 'order';
+CREATE TABLE group_buy_commitments_new (
+    commitment_id TEXT PRIMARY KEY,
+    group_buy_id  TEXT NOT NULL REFERENCES group_buys(group_buy_id),
+    store_id      TEXT NOT NULL,
+    customer_id   TEXT NOT NULL,
+    qty           INTEGER NOT NULL CHECK (qty > 0),
+    amount_fen    INTEGER NOT NULL,
+    at            TEXT NOT NULL,
+    source        TEXT NOT NULL CHECK (source IN ('online', 'counter')),
+    status        TEXT NOT NULL CHECK (status IN ('awaiting_payment', 'active', 'cancelled')),
+    cancel_reason TEXT,
+    cancelled_at  TEXT,
+    recorded_at   TEXT NOT NULL,
+    pickup_order_id TEXT,
+    pickup_code     TEXT,
+    pickup_status   TEXT
+);
+INSERT INTO group_buy_commitments_new SELECT * FROM group_buy_commitments;
+DROP TABLE group_buy_commitments;
+ALTER TABLE group_buy_commitments_new RENAME TO group_buy_commitments;
+CREATE INDEX group_buy_commitments_by_campaign ON group_buy_commitments(group_buy_id, status);
+CREATE INDEX group_buy_commitments_by_customer ON group_buy_commitments(customer_id, group_buy_id, status, store_id);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::ApiError;
 use super::orders::{Who, bad_json, idempotency_key};
-use crate::groupbuys::{Committed, GroupBuyView, NewGroupBuy, SupplierOrder};
+use crate::groupbuys::{CommitmentPrepayView, Committed, GroupBuyView, NewGroupBuy, SupplierOrder};
 use crate::hub::{Hub, HubError};
 use crate::online::Caller;
 
@@ -92,7 +92,11 @@ pub(crate) struct CommitRequest {
 
 /// A customer commits to a group-buy (`Idempotency-Key` required; a retry
 /// returns the first answer with 200). Refused after the deadline, beyond
-/// the per-customer limit, or at a store not taking part.
+/// the per-customer limit, or at a store not taking part. At a hub that
+/// takes online payment the commitment is `awaiting_payment` (with its
+/// `payment`): it holds the customer's limit, counts toward the threshold
+/// only once paid (`.../commitments/{commitment_id}/pay`), and is
+/// cancelled if unpaid by `payment.pay_by`.
 #[utoipa::path(post, path = "/api/v1/group-buys/{group_buy_id}/commitments", tag = "group-buys",
     params(("group_buy_id" = String, Path), ("Idempotency-Key" = String, Header)), request_body = CommitRequest,
     responses((status = 201, body = Committed), (status = 200, body = Committed, description = "replayed"),
@@ -118,6 +122,27 @@ pub(crate) async fn commit(
     Ok((status, Json(out)))
 }
 
+/// Pays a commitment: the prepay the customer's phone hands to the payment
+/// sheet (here the simulator's cashier, `cashier_url`), as for an order
+/// (`POST /api/v1/orders/{order_id}/pay`). Idempotent: paying again returns
+/// the same prepay. Only the customer who made it (or staff). The
+/// provider's notification marks it paid; from then on it counts.
+#[utoipa::path(post, path = "/api/v1/group-buys/{group_buy_id}/commitments/{commitment_id}/pay", tag = "group-buys",
+    params(("group_buy_id" = String, Path), ("commitment_id" = String, Path)),
+    responses((status = 200, body = CommitmentPrepayView),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "commitment_not_found"),
+              (status = 409, body = linli_shared::api_doc::ErrorBody, description = "payment_not_required (this hub or commitment takes no online payment) / payment_closed (cancelled or unpaid too long)"),
+              (status = 502, body = linli_shared::api_doc::ErrorBody, description = "payment_refused: the provider refused the prepay"),
+              (status = 503, body = linli_shared::api_doc::ErrorBody, description = "payment_unavailable: the provider cannot be reached; try again")),
+    security(("bearer" = [])))]
+pub(crate) async fn pay(
+    State(hub): State<Hub>,
+    Who(who): Who,
+    Path((id, cid)): Path<(String, String)>,
+) -> Result<Json<CommitmentPrepayView>, ApiError> {
+    Ok(Json(hub.pay_commitment(&who, &id, &cid).await?))
+}
+
 /// What to order from the supplier: units per store (以销定采). Reached
 /// group-buys only. Admin.
 #[utoipa::path(get, path = "/api/v1/group-buys/{group_buy_id}/supplier-order", tag = "group-buys",
@@ -137,8 +162,10 @@ pub(crate) async fn supplier_order(
     Ok(Json(hub.supplier_order(&user, &id).await?))
 }
 
-/// The caller's commitments with their campaigns (a cancelled one says
-/// why). Customers.
+/// The caller's commitments with their campaigns: each with its payment
+/// and refund (a failed campaign's paid commitments are refunded, `refund`
+/// going from `pending` to `succeeded`), a cancelled one with why
+/// (`failure_reason`). Customers.
 #[utoipa::path(get, path = "/api/v1/customer/group-buys", tag = "group-buys",
     responses((status = 200, body = [Committed])),
     security(("bearer" = [])))]

@@ -382,6 +382,7 @@ pub(crate) async fn exceptions(
         super::groupbuys::list,
         super::groupbuys::get_one,
         super::groupbuys::commit,
+        super::groupbuys::pay,
         super::groupbuys::supplier_order,
         super::groupbuys::mine,
         super::promotions::create,

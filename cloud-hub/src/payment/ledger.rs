@@ -1,5 +1,5 @@
 //! The hub's payment tables, behind typed operations: `payments` (one row
-//! per order that must be paid) and `refund_queue` (one row per refund,
+//! per order or group-buy commitment that must be paid, [`Subject`]) and `refund_queue` (one row per refund,
 //! keyed by the order or commitment it pays back and its refund id).
 //!
 //! Every function runs on the caller's connection, inside the caller's
@@ -49,9 +49,35 @@ pub struct RefundView {
     pub done_at: Option<String>,
 }
 
+/// What a payment pays for: its id (the provider's `out_trade_no`) is an
+/// order id or a group-buy commitment id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Subject {
+    Order,
+    Commitment,
+}
+
+impl Subject {
+    fn as_str(self) -> &'static str {
+        match self {
+            Subject::Order => "order",
+            Subject::Commitment => "commitment",
+        }
+    }
+
+    fn parse(s: &str) -> Subject {
+        if s == "commitment" {
+            Subject::Commitment
+        } else {
+            Subject::Order
+        }
+    }
+}
+
 /// A payment row.
 #[derive(Debug, Clone)]
 pub(crate) struct Payment {
+    pub subject: Subject,
     pub state: PaymentState,
     pub amount_fen: i64,
     pub prepay_id: Option<String>,
@@ -60,19 +86,22 @@ pub(crate) struct Payment {
     pub pay_by: String,
 }
 
-/// Opens the payment of a new order, awaiting payment until `pay_by`.
+/// Opens the payment of a new order or commitment (`subject`), awaiting
+/// payment until `pay_by`.
 pub(crate) fn open(
     c: &Connection,
-    order_id: &str,
+    subject: Subject,
+    id: &str,
     amount_fen: i64,
     placed_at: DateTime<Utc>,
     pay_by: DateTime<Utc>,
 ) -> Result<(), HubError> {
     c.prepare_cached(
-        "INSERT INTO payments(order_id, state, amount_fen, placed_at, pay_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO payments(order_id, subject, state, amount_fen, placed_at, pay_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
-        order_id,
+        id,
+        subject.as_str(),
         PaymentState::AwaitingPayment.as_str(),
         amount_fen,
         ts(placed_at),
@@ -84,10 +113,11 @@ pub(crate) fn open(
 pub(crate) fn get(c: &Connection, order_id: &str) -> Result<Option<Payment>, HubError> {
     Ok(c
         .prepare_cached(
-            "SELECT state, amount_fen, prepay_id, transaction_id, paid_at, pay_by FROM payments WHERE order_id = ?1",
+            "SELECT state, amount_fen, prepay_id, transaction_id, paid_at, pay_by, subject FROM payments WHERE order_id = ?1",
         )?
         .query_row([order_id], |r| {
             Ok(Payment {
+                subject: Subject::parse(&r.get::<_, String>(6)?),
                 state: PaymentState::parse(&r.get::<_, String>(0)?)
                     .unwrap_or(PaymentState::Closed),
                 amount_fen: r.get(1)?,
@@ -145,20 +175,23 @@ pub(crate) fn close(c: &Connection, order_id: &str, now: DateTime<Utc>) -> Resul
     Ok(n > 0)
 }
 
-/// Unpaid orders whose time to pay ended by `now`.
-pub(crate) fn overdue(c: &Connection, now: DateTime<Utc>) -> Result<Vec<String>, HubError> {
+/// Unpaid orders and commitments whose time to pay ended by `now`.
+pub(crate) fn overdue(
+    c: &Connection,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, Subject)>, HubError> {
     Ok(c.prepare_cached(
-        "SELECT order_id FROM payments WHERE state = ?1 AND pay_by <= ?2 ORDER BY pay_by LIMIT 500",
+        "SELECT order_id, subject FROM payments WHERE state = ?1 AND pay_by <= ?2 ORDER BY pay_by LIMIT 500",
     )?
     .query_map(
         params![PaymentState::AwaitingPayment.as_str(), ts(now)],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, Subject::parse(&r.get::<_, String>(1)?))),
     )?
     .collect::<Result<_, _>>()?)
 }
 
-/// Queues a refund of `amount_fen` of the payment `subject_id` (an order id,
-/// later a group-buy commitment) of `total_fen`, under `refund_id`. Queuing
+/// Queues a refund of `amount_fen` of the payment `subject_id` (an order id
+/// or a group-buy commitment id) of `total_fen`, under `refund_id`. Queuing
 /// the same (subject, refund id) again changes nothing; the payer's limits
 /// are checked against the subject's other refunds that did not fail.
 #[allow(clippy::too_many_arguments)]

@@ -1,0 +1,379 @@
+//! Paid online commitments (DESIGN.md §7, "paid commitments"): at a hub
+//! that takes payment, a customer's online commitment is a payment like an
+//! order's, and a failed campaign pays every paid commitment back through
+//! the refund queue.
+//!
+//! The invariants kept here:
+//!
+//! - only a paid commitment counts: it is written `awaiting_payment`
+//!   (holding the customer's limit), and the verified notification (or the
+//!   query at the timeout) counts it in, in one transaction with marking
+//!   the payment paid, and decides the campaign there (it may reach it);
+//! - an unpaid commitment is cancelled after the chain's time to pay (never
+//!   later than the deadline) by the unpaid sweeper, like an order;
+//! - failure queues one refund per paid commitment, refund id
+//!   `GBF-<commitment>`, in the transaction that moves the campaign to
+//!   `failed` (which happens once); the queue is idempotent on (subject,
+//!   refund id) besides, so no run of settling queues twice;
+//! - money arriving for a commitment that no longer counts (cancelled
+//!   unpaid, or the campaign failed or was fulfilled meanwhile) is recorded
+//!   and refunded in full, `GBL-<commitment>`; a second payment of one
+//!   commitment is refunded, `GBD-<commitment>`.
+//!
+//! Counter commitments are paid at the counter and have no payment here.
+
+use chrono::{DateTime, Utc};
+use linli_shared::docs::DocId;
+use linli_shared::groupbuy::State;
+use linli_shared::payment::{NotifyOutcome, PaymentState, RefundLimits, on_success};
+use linli_sync::doc_store::Docs;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::{count_in, load};
+use crate::hub::{Hub, HubError};
+use crate::online::Caller;
+use crate::orders::{raise, ts};
+use crate::payment::Notified;
+use crate::payment::ledger::{self, PaymentView, Subject};
+
+/// `POST /api/v1/group-buys/{id}/commitments/{cid}/pay`: what the
+/// customer's phone needs to pay a commitment.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CommitmentPrepayView {
+    pub commitment_id: String,
+    pub group_buy_id: String,
+    /// The provider's prepay id (the phone's `wx.requestPayment` takes it).
+    pub prepay_id: String,
+    pub amount_fen: i64,
+    /// `awaiting_payment`, or `paid` when it already is.
+    pub state: String,
+    /// The payment page (the simulator's cashier stands in for WeChat's).
+    pub cashier_url: String,
+    /// Unpaid by then, the commitment is cancelled.
+    pub pay_by: String,
+}
+
+/// A commitment row, as payment needs it.
+struct Row {
+    group_buy_id: String,
+    store_id: String,
+    customer_id: String,
+    qty: i64,
+    status: String,
+}
+
+fn commitment(c: &Connection, id: &str) -> Result<Option<Row>, HubError> {
+    Ok(c
+        .prepare_cached(
+            "SELECT group_buy_id, store_id, customer_id, qty, status FROM group_buy_commitments WHERE commitment_id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok(Row {
+                group_buy_id: r.get(0)?,
+                store_id: r.get(1)?,
+                customer_id: r.get(2)?,
+                qty: r.get(3)?,
+                status: r.get(4)?,
+            })
+        })
+        .optional()?)
+}
+
+/// The store a commitment is collected at (for exceptions about it).
+pub(crate) fn store_of_commitment(c: &Connection, id: &str) -> Result<Option<String>, HubError> {
+    Ok(commitment(c, id)?.map(|k| k.store_id))
+}
+
+/// Opens the payment of a new online commitment (in its transaction).
+pub(super) fn open_payment(
+    c: &Connection,
+    id: &str,
+    amount_fen: i64,
+    now: DateTime<Utc>,
+    pay_by: DateTime<Utc>,
+) -> Result<PaymentView, HubError> {
+    ledger::open(c, Subject::Commitment, id, amount_fen, now, pay_by)?;
+    Ok(PaymentView {
+        state: PaymentState::AwaitingPayment.as_str().to_owned(),
+        amount_fen,
+        prepay_id: None,
+        transaction_id: None,
+        paid_at: None,
+        pay_by: ts(pay_by),
+    })
+}
+
+/// A failing campaign's payments, in the transaction that fails it: every
+/// paid commitment that counted gets its full refund queued (`GBF-<id>`);
+/// unpaid ones close (money arriving later is refunded as paid after
+/// close). Returns how many refunds were queued.
+pub(super) fn on_failure(
+    c: &Connection,
+    group_buy_id: &str,
+    limits: &RefundLimits,
+    now: DateTime<Utc>,
+) -> Result<usize, HubError> {
+    let paid: Vec<(String, i64)> = c
+        .prepare_cached(
+            "SELECT k.commitment_id, p.amount_fen FROM group_buy_commitments k
+               JOIN payments p ON p.order_id = k.commitment_id
+             WHERE k.group_buy_id = ?1 AND k.status = 'active' AND p.state = ?2",
+        )?
+        .query_map(params![group_buy_id, PaymentState::Paid.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    // due at once: the refunds are sent by the wall clock, whatever time
+    // the decision was taken for (tests decide with a later `now`)
+    let due = Utc::now().min(now);
+    let mut queued = 0;
+    for (id, amount) in &paid {
+        match ledger::enqueue(
+            c,
+            limits,
+            id,
+            &format!("GBF-{id}"),
+            *amount,
+            *amount,
+            "group_buy_failed",
+            due,
+        ) {
+            Ok(true) => queued += 1,
+            Ok(false) => {}
+            // beyond the payer's limits (money already partly given back):
+            // a person settles it; the campaign still fails
+            Err(HubError::RefundRefused(why)) => {
+                let store = store_of_commitment(c, id)?.unwrap_or_default();
+                raise(
+                    c,
+                    &store,
+                    id,
+                    "refund_failed",
+                    &format!("group-buy failure refund GBF-{id} refused: {why}"),
+                    now,
+                )?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    c.prepare_cached(
+        "UPDATE payments SET state = ?2, closed_at = ?3
+         WHERE state = ?4 AND order_id IN (SELECT commitment_id FROM group_buy_commitments
+                                            WHERE group_buy_id = ?1 AND status = 'awaiting_payment')",
+    )?
+    .execute(params![
+        group_buy_id,
+        PaymentState::Closed.as_str(),
+        ts(now),
+        PaymentState::AwaitingPayment.as_str()
+    ])?;
+    Ok(queued)
+}
+
+/// Why a commitment was cancelled, in the customer's words; a failed
+/// campaign's reason is the campaign's own.
+pub(super) fn reason_text(code: Option<&str>, campaign_failure: Option<&str>) -> Option<String> {
+    let text = match code? {
+        "group_buy_failed" => {
+            return Some(campaign_failure.map_or_else(
+                || {
+                    "团购未成，款项原路退回 (the group-buy did not go ahead; payments are refunded)"
+                        .to_owned()
+                },
+                str::to_owned,
+            ));
+        }
+        "unpaid" => {
+            "未在付款期限内付款，参团已取消 (not paid in time; the commitment was cancelled)"
+        }
+        "group_buy_closed" => {
+            "付款到账时团购已结束，款项原路退回 (the payment came after the group-buy closed; it is refunded)"
+        }
+        "after_deadline" => {
+            "截止后才参团，不计入 (committed after the deadline; it does not count)"
+        }
+        "store_not_in_group_buy" => {
+            "该门店未参加这个团购 (this store does not take part in the group-buy)"
+        }
+        other => other,
+    };
+    Some(text.to_owned())
+}
+
+impl Hub {
+    /// The prepay of a commitment (the customer who made it, or staff):
+    /// created at the provider on first call, the same one after that.
+    pub async fn pay_commitment(
+        &self,
+        caller: &Caller,
+        group_buy_id: &str,
+        commitment_id: &str,
+    ) -> Result<CommitmentPrepayView, HubError> {
+        let (gid, cid) = (group_buy_id.to_owned(), commitment_id.to_owned());
+        let (row, payment, name) = self
+            .store
+            .read(move |c| {
+                let k = commitment(c, &cid)?.filter(|k| k.group_buy_id == gid);
+                let sku = load(c, &gid)?.map(|g| g.sku);
+                Ok::<_, HubError>((k, ledger::get(c, &cid)?, sku))
+            })
+            .await?;
+        let not_found = || HubError::CommitmentNotFound(commitment_id.to_owned());
+        let row = row.ok_or_else(not_found)?;
+        match caller {
+            Caller::Customer { customer_id, .. } if *customer_id != row.customer_id => {
+                return Err(not_found());
+            }
+            Caller::Customer { .. } | Caller::Staff(_) => {}
+        }
+        self.pay()?;
+        let payment = payment.ok_or_else(|| {
+            HubError::PaymentNotRequired(format!(
+                "参团 {commitment_id} 无需在线支付 (commitment {commitment_id} was made without online payment)"
+            ))
+        })?;
+        let product = name
+            .and_then(|sku| self.directory().products.get(&sku).map(|p| p.name.clone()))
+            .unwrap_or_default();
+        let description = format!("邻里团购 {product} ×{}", row.qty);
+        let (prepay_id, state) = self.prepay_of(commitment_id, &payment, description).await?;
+        Ok(CommitmentPrepayView {
+            commitment_id: commitment_id.to_owned(),
+            group_buy_id: group_buy_id.to_owned(),
+            cashier_url: self.pay()?.provider.cashier_url(&prepay_id),
+            prepay_id,
+            amount_fen: payment.amount_fen,
+            state: state.as_str().to_owned(),
+            pay_by: payment.pay_by,
+        })
+    }
+
+    /// A verified "paid" for a commitment (in the notification's
+    /// transaction): it counts from now on and the campaign is decided at
+    /// once, or, when it can no longer count, the money goes back.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn commitment_paid(
+        &self,
+        c: &Connection,
+        docs: &mut Docs,
+        id: &str,
+        payment: &ledger::Payment,
+        txn: &str,
+        paid_fen: i64,
+        paid_at: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Result<Notified, HubError>, Vec<DocId>), HubError> {
+        let k = commitment(c, id)?.ok_or_else(|| HubError::CommitmentNotFound(id.to_owned()))?;
+        let limits = self.refund_limits();
+        let refund = |c: &Connection, suffix: &str, reason: &str| -> Result<(), HubError> {
+            ledger::enqueue(
+                c,
+                &limits,
+                id,
+                &format!("{suffix}-{id}"),
+                paid_fen,
+                payment.amount_fen,
+                reason,
+                now,
+            )?;
+            Ok(())
+        };
+        match on_success(
+            payment.state,
+            payment.amount_fen,
+            paid_fen,
+            txn,
+            payment.transaction_id.as_deref(),
+        ) {
+            NotifyOutcome::MarkPaid => {
+                let row = load(c, &k.group_buy_id)?
+                    .ok_or_else(|| HubError::GroupBuyNotFound(k.group_buy_id.clone()))?;
+                if k.status == "awaiting_payment"
+                    && matches!(row.state, State::Open | State::Reached)
+                {
+                    ledger::record_paid(c, id, PaymentState::Paid, txn, paid_at)?;
+                    // counted before its status says so (count_in looks at
+                    // the customer's other counting commitments)
+                    count_in(c, &k.group_buy_id, &k.store_id, &k.customer_id, k.qty)?;
+                    c.execute(
+                        "UPDATE group_buy_commitments SET status = 'active' WHERE commitment_id = ?1",
+                        [id],
+                    )?;
+                    let (_, _, touched) =
+                        self.settle(c, docs, row, now, Some(k.store_id.as_str()))?;
+                    tracing::info!(commitment = %id, transaction_id = %txn, "group-buy commitment paid; it counts");
+                    return Ok((Ok(Notified::Paid), touched));
+                }
+                // the campaign closed before the money came
+                ledger::record_paid(c, id, PaymentState::Closed, txn, paid_at)?;
+                c.execute(
+                    "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'group_buy_closed', cancelled_at = ?2
+                     WHERE commitment_id = ?1 AND status = 'awaiting_payment'",
+                    params![id, ts(now)],
+                )?;
+                refund(c, "GBL", "paid_after_close")?;
+                Ok((Ok(Notified::Refunding), Vec::new()))
+            }
+            NotifyOutcome::Duplicate => Ok((Ok(Notified::Duplicate), Vec::new())),
+            NotifyOutcome::RefundPaidAfterClose => {
+                ledger::record_paid(c, id, PaymentState::Closed, txn, paid_at)?;
+                refund(c, "GBL", "paid_after_close")?;
+                raise(
+                    c,
+                    &k.store_id,
+                    id,
+                    "paid_after_close",
+                    &format!(
+                        "paid {paid_fen} fen for a closed group-buy commitment; refunded in full"
+                    ),
+                    now,
+                )?;
+                Ok((Ok(Notified::Refunding), Vec::new()))
+            }
+            NotifyOutcome::RefundSecondPayment => {
+                refund(c, "GBD", "second_payment")?;
+                Ok((Ok(Notified::Refunding), Vec::new()))
+            }
+            NotifyOutcome::AmountMismatch { expected, got } => {
+                raise(
+                    c,
+                    &k.store_id,
+                    id,
+                    "payment_amount_mismatch",
+                    &format!("notified {got} fen for a commitment of {expected} fen"),
+                    now,
+                )?;
+                Ok((Err(HubError::AmountMismatch { expected, got }), Vec::new()))
+            }
+        }
+    }
+
+    /// Cancels a commitment still unpaid (the provider was asked and closed
+    /// it): it no longer holds the customer's limit. Whether it was.
+    pub(crate) async fn cancel_unpaid_commitment(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, HubError> {
+        let cid = id.to_owned();
+        let done = self
+            .store
+            .write(move |c| {
+                if !ledger::close(c, &cid, now)? {
+                    return Ok::<_, HubError>(false);
+                }
+                c.execute(
+                    "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'unpaid', cancelled_at = ?2
+                     WHERE commitment_id = ?1 AND status = 'awaiting_payment'",
+                    params![cid, ts(now)],
+                )?;
+                Ok(true)
+            })
+            .await?;
+        if done {
+            tracing::info!(commitment = %id, "unpaid group-buy commitment cancelled");
+        }
+        Ok(done)
+    }
+}
