@@ -15,7 +15,7 @@ use linli_edge::node::Node;
 use linli_hub::hub::{HubPaths, Role, add_store_manager, add_user, open_conn};
 use linli_hub::orders::OrderSettings;
 use linli_hub::server::HubServer;
-use serde_json::{Value, json};
+
 use tokio_util::sync::CancellationToken;
 
 use crate::link::{LinkMode, UdpProxy};
@@ -156,7 +156,7 @@ impl Chain {
         .await?;
         let hub_url = format!("http://{}", hub.http_addr);
         let http = reqwest::Client::new();
-        let token = admin_token(&http, &hub_url).await?;
+        let token = crate::calls::admin_token(&http, &hub_url).await?;
         upload(
             &http,
             &hub_url,
@@ -250,20 +250,6 @@ impl Chain {
         self.pay_cancel.cancel();
         let _ = self.pay.await;
     }
-}
-
-async fn admin_token(http: &reqwest::Client, hub: &str) -> anyhow::Result<String> {
-    let v: Value = http
-        .post(format!("{hub}/api/v1/login"))
-        .json(&json!({"name": ADMIN.0, "password": ADMIN.1}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    v["token"]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("the hub refused the demo admin: {v}"))
 }
 
 async fn upload(

@@ -9,15 +9,7 @@
 use reqwest::Client;
 use serde_json::{Value, json};
 
-use crate::chain::ADMIN;
-
-async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-    let r = req.send().await?;
-    let status = r.status();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    anyhow::ensure!(status.is_success(), "{status}: {v}");
-    Ok(v)
-}
+use crate::calls::{admin_token, customer, send};
 
 /// What the day's community part set up.
 #[derive(Debug)]
@@ -31,24 +23,10 @@ fn phone(i: u32) -> String {
     format!("1366000{i:04}")
 }
 
-async fn customer(http: &Client, hub: &str, phone: &str) -> anyhow::Result<String> {
-    let v = send(
-        http.post(format!("{hub}/api/v1/customer/session"))
-            .json(&json!({ "phone": phone })),
-    )
-    .await?;
-    Ok(v["token"].as_str().unwrap_or_default().to_owned())
-}
-
 /// The poll, three members voting, and the group-buy with two online
 /// commitments. `run` makes the idempotency keys unique to this run.
 pub(crate) async fn start(http: &Client, hub: &str, run: u32) -> anyhow::Result<Community> {
-    let admin = send(
-        http.post(format!("{hub}/api/v1/login"))
-            .json(&json!({"name": ADMIN.0, "password": ADMIN.1})),
-    )
-    .await?;
-    let admin = admin["token"].as_str().unwrap_or_default().to_owned();
+    let admin = admin_token(http, hub).await?;
     let closes = chrono::Utc::now() + chrono::Duration::hours(12);
     let poll = send(
         http.post(format!("{hub}/api/v1/communities/S001/polls"))

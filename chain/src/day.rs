@@ -19,6 +19,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::calls::customer;
 use crate::chain::Chain;
 
 /// A customer near S001 (30.373276, 120.161971), inside its service area.
@@ -480,20 +481,6 @@ async fn post(
     let r = req.send().await?;
     let status = r.status().as_u16();
     Ok((status, r.json().await.unwrap_or(Value::Null)))
-}
-
-async fn customer(http: &reqwest::Client, hub: &str, phone: &str) -> anyhow::Result<String> {
-    let v: Value = http
-        .post(format!("{hub}/api/v1/customer/session"))
-        .json(&json!({"phone": phone}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    v["token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("no customer session: {v}"))
 }
 
 /// Pays a just-placed order the way a phone does: the prepay from the hub,

@@ -10,6 +10,7 @@
 //! the courier is a simulator, since it stands for a third party. The data
 //! lives in one folder that a second run reuses.
 
+mod calls;
 pub mod chain;
 mod community_day;
 pub mod day;

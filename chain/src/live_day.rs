@@ -7,6 +7,7 @@
 use reqwest::Client;
 use serde_json::{Value, json};
 
+use crate::calls::send;
 use crate::chain::MANAGER_PASSWORD;
 
 /// A running session of the simulated day.
@@ -15,14 +16,6 @@ pub(crate) struct LiveRun {
     pub session_id: String,
     token: String,
     featured: Vec<String>,
-}
-
-async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-    let r = req.send().await?;
-    let status = r.status();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    anyhow::ensure!(status.is_success(), "{status}: {v}");
-    Ok(v)
 }
 
 /// Signs S001's manager in to the hub, schedules and starts a session.

@@ -628,7 +628,7 @@ impl Hub {
         let (record_key, sent_key) = crate::online::idempotency_record_key(caller, &key);
         let fingerprint = format!("coupon_claim\u{1f}{id}\u{1f}{redeem_at}");
         let (cid, cu, signing) = (id.to_owned(), customer_id.clone(), self.signing.clone());
-        self.with_docs(move |c, _docs| {
+        self.store.write(move |c| {
             if let Some((h, resp)) = c
                 .prepare_cached("SELECT request_hash, response FROM idempotency WHERE key = ?1")?
                 .query_row([&record_key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))

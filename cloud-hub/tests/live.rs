@@ -8,15 +8,12 @@
 
 #![allow(clippy::unwrap_used)] // test code
 
-use automerge::AutoCommit;
-use automerge::sync::{self, SyncDoc};
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use linli_hub::hub::{Hub, HubPaths, Role, add_store_manager, add_user, open_conn};
-use linli_shared::docs::stock::set_rights;
-use linli_shared::docs::{DocId, Owner, new_doc};
-use linli_shared::rights::StoreRights;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -141,44 +138,6 @@ fn session_body(grace: i64) -> Value {
         "starts_at": now + chrono::Duration::minutes(10), "ends_at": now + chrono::Duration::minutes(70),
         "grace_minutes": grace,
         "featured": [{"sku": "P00001", "live_price_fen": 990}, {"sku": "P00003", "discount_pct": 88}]})
-}
-
-/// S001 lends the hub `units` of each SKU, through its stock document.
-async fn lend(hub: &Hub, skus: &[(&str, i64)]) {
-    let day = chrono::Utc::now().date_naive();
-    let id = DocId::store_stock("S001", day);
-    let mut doc: AutoCommit = new_doc(&id, Owner::Store("S001".into()).actor([7; 8])).unwrap();
-    for (sku, lent) in skus {
-        set_rights(
-            &mut doc,
-            sku,
-            &StoreRights {
-                lent: *lent,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    }
-    doc.commit();
-    let mut state = sync::State::new();
-    for _ in 0..20 {
-        let Some(msg) = doc.sync().generate_sync_message(&mut state) else {
-            return;
-        };
-        hub.receive_from("S001", id.clone(), msg.encode())
-            .await
-            .unwrap();
-        let i = id.clone();
-        let reply = hub
-            .with_docs(move |c, docs| Ok(docs.generate(c, &i, "S001")?))
-            .await
-            .unwrap();
-        if let Some(r) = reply {
-            doc.sync()
-                .receive_sync_message(&mut state, sync::Message::decode(&r).unwrap())
-                .unwrap();
-        }
-    }
 }
 
 fn code(v: &Value) -> &str {
@@ -360,7 +319,7 @@ async fn start_pin_end_move_forward_only() {
 #[tokio::test]
 async fn live_prices_only_while_it_runs_and_figures_leave_cancelled_orders_out() {
     let h = hub().await;
-    lend(&h.hub, &[("P00001", 50), ("P00003", 50_000)]).await;
+    common::lend(&h.hub, "S001", &[("P00001", 50), ("P00003", 50_000)]).await;
     let m1 = h.m1.clone();
     // no grace: after the end press, the normal price at once
     let (_, v) = h.schedule(&m1, 0).await;
