@@ -12,7 +12,9 @@ use anyhow::Context;
 use linli_courier::sim::SimCourier;
 use linli_edge::config::{Config, database_path};
 use linli_edge::node::Node;
-use linli_hub::hub::{HubPaths, Role, add_store_manager, add_user, open_conn};
+use linli_hub::hub::{
+    HubPaths, Role, add_regional_manager, add_store_manager, add_user, open_conn,
+};
 use linli_hub::orders::OrderSettings;
 use linli_hub::server::HubServer;
 
@@ -25,6 +27,10 @@ pub const STORES: [&str; 3] = ["S001", "S002", "S003"];
 
 /// The hub's demo administrator.
 pub const ADMIN: (&str, &str) = ("admin", "linli-admin");
+
+/// The regional manager of 杭州西区 (S001's region): logs in to the hub's
+/// `/dashboard` and sees that region's stores.
+pub const REGIONAL: (&str, &str, &str) = ("west-manager", "linli-region", "杭州西区");
 
 /// Each store manager's hub account (runs the store's live sessions from
 /// the console's 直播 tab): name `<store>-manager`, this password.
@@ -103,6 +109,14 @@ impl Chain {
             )?;
             if !exists {
                 add_user(&conn, ADMIN.0, Role::Admin, ADMIN.1)?;
+            }
+            let exists: bool = conn.query_row(
+                "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
+                [REGIONAL.0],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                add_regional_manager(&conn, REGIONAL.0, REGIONAL.2, REGIONAL.1)?;
             }
             for id in STORES {
                 let name = format!("{id}-manager");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use linli_chain::chain::{ADMIN, Chain, Ports};
+use linli_chain::chain::{ADMIN, Chain, Ports, REGIONAL};
 use linli_chain::day::{self, DayPlan};
 use tokio_util::sync::CancellationToken;
 
@@ -84,6 +84,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     println!();
     println!("总部 · 顾客商城 (hub, customer shop):  {}/", chain.hub_url);
     println!("  总部管理员 (hub admin):  {} / {}", ADMIN.0, ADMIN.1);
+    println!(
+        "区域经营看板 (regional dashboard):  {}/dashboard",
+        chain.hub_url
+    );
+    println!(
+        "  区域经理 (regional manager, {}):  {} / {}",
+        REGIONAL.2, REGIONAL.0, REGIONAL.1
+    );
     for s in &chain.stores {
         println!("门店 {} 收银台 (store console):  {}/", s.id, s.url);
     }

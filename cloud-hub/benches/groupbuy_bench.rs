@@ -163,6 +163,7 @@ async fn refunds_on_failure(
         name: "admin".into(),
         role: Role::Admin,
         store_id: None,
+        region: None,
     };
     hub.import_catalog(&admin, common::data("products.csv"))
         .await

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{NaiveDate, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use linli_shared::live::LiveError;
@@ -182,6 +182,7 @@ impl From<HubError> for ApiError {
                 err(StatusCode::NOT_FOUND, "live_session_not_found", msg)
             }
             HubError::NotYourStore(_) => err(StatusCode::FORBIDDEN, "not_your_store", msg),
+            HubError::NotYourRegion(_) => err(StatusCode::FORBIDDEN, "not_your_region", msg),
             HubError::CouponNotFound(_) => err(StatusCode::NOT_FOUND, "coupon_not_found", msg),
             HubError::Coupon(ref e) => {
                 use linli_shared::coupon::CouponError;
@@ -286,6 +287,8 @@ pub fn router(hub: Hub) -> Router {
     let cors = console_cors(&hub.order_settings.console_origins);
     Router::new()
         .route("/", get(shop))
+        .route("/dashboard", get(dashboard))
+        .route("/api/v1/me", get(me))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/v1/login", post(login))
@@ -386,6 +389,7 @@ pub fn router(hub: Hub) -> Router {
             "/api/v1/live-sessions",
             post(live::schedule).get(live::list),
         )
+        .route("/api/v1/live-sessions/recent", get(live::recent))
         .route("/api/v1/live-sessions/{id}", get(live::get))
         .route("/api/v1/live-sessions/{id}/start", post(live::start))
         .route("/api/v1/live-sessions/{id}/end", post(live::end))
@@ -420,6 +424,46 @@ fn console_cors(origins: &[String]) -> tower_http::cors::CorsLayer {
             axum::http::HeaderName::from_static("idempotency-key"),
         ])
         .max_age(std::time::Duration::from_secs(600))
+}
+
+/// The regional managers' dashboard: one self-contained page over the KPI,
+/// store, live and exception APIs.
+async fn dashboard() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../assets/dashboard.html"))
+}
+
+/// Who a hub token belongs to and what it may see.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct MeView {
+    name: String,
+    /// `admin`, `regional` or `manager`.
+    role: String,
+    /// A regional manager's region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
+    /// A store manager's store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_id: Option<String>,
+    /// The stores of the directory the user may see, by id.
+    stores: Vec<String>,
+}
+
+/// The logged-in hub user: name, role, region or store, and the stores in
+/// their view.
+#[utoipa::path(get, path = "/api/v1/me", tag = "system",
+    responses((status = 200, body = MeView),
+              (status = 401, body = linli_shared::api_doc::ErrorBody, description = "unauthenticated")),
+    security(("bearer" = [])))]
+pub(crate) async fn me(State(hub): State<Hub>, live::AnyUser(user): live::AnyUser) -> Json<MeView> {
+    let scope = hub.scope(&user);
+    let stores = scope.store_ids(&hub.directory().stores);
+    Json(MeView {
+        name: user.name,
+        role: user.role.as_str().to_owned(),
+        region: user.region,
+        store_id: user.store_id,
+        stores,
+    })
 }
 
 /// The customer page: one self-contained page over the order API.
@@ -592,12 +636,13 @@ struct DayQuery {
 #[utoipa::path(get, path = "/api/v1/stores/{store_id}/sales", tag = "stores",
     params(("store_id" = String, Path), DayQuery),
     responses((status = 200, description = "count, total and the sales"),
+              (status = 403, body = linli_shared::api_doc::ErrorBody, description = "not_your_region"),
               (status = 404, body = linli_shared::api_doc::ErrorBody, description = "store_not_found"),
               (status = 422, body = linli_shared::api_doc::ErrorBody, description = "invalid_field")),
     security(("bearer" = [])))]
 async fn sales(
     State(hub): State<Hub>,
-    Auth(_user): Auth,
+    Auth(user): Auth,
     Path(id): Path<String>,
     Query(q): Query<DayQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -611,6 +656,7 @@ async fn sales(
     if !hub.knows_store(&id).await? {
         return Err(HubError::StoreNotFound(id).into());
     }
+    hub.scope(&user).check_store(&id)?;
     let sales = hub.sales(&id, day).await?;
     let total: i64 = sales.iter().map(|s| s.total_fen).sum();
     let refunded: i64 = sales.iter().map(|s| s.refunded_fen).sum();
@@ -624,16 +670,18 @@ async fn sales(
 #[utoipa::path(get, path = "/api/v1/stores/{store_id}/stock/{sku}", tag = "stores",
     params(("store_id" = String, Path), ("sku" = String, Path)),
     responses((status = 200, description = "on hand and reserved"),
+              (status = 403, body = linli_shared::api_doc::ErrorBody, description = "not_your_region"),
               (status = 404, body = linli_shared::api_doc::ErrorBody, description = "stock_not_found / store_not_found")),
     security(("bearer" = [])))]
 async fn stock(
     State(hub): State<Hub>,
-    Auth(_user): Auth,
+    Auth(user): Auth,
     Path((id, sku)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if !hub.knows_store(&id).await? {
         return Err(HubError::StoreNotFound(id).into());
     }
+    hub.scope(&user).check_store(&id)?;
     match hub.stock(&id, &sku).await? {
         Some(s) => Ok(Json(serde_json::to_value(s).unwrap_or_default())),
         None => Err(err(

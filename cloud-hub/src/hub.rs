@@ -192,6 +192,11 @@ pub enum HubError {
         "店长只能管理本店（{0}）的直播 (a store manager runs only the live sessions of their own store, {0})"
     )]
     NotYourStore(String),
+    /// A regional manager asking about a store or region outside theirs.
+    #[error(
+        "{0} 不在您负责的大区内，只能查看本大区的门店 ({0} is outside your region; you see only your region's stores)"
+    )]
+    NotYourRegion(String),
     /// A live session refused a schedule or a move.
     #[error(transparent)]
     Live(#[from] linli_shared::live::LiveError),
@@ -242,6 +247,8 @@ pub struct User {
     pub role: Role,
     /// The store of a [`Role::Manager`]; `None` for chain staff.
     pub store_id: Option<String>,
+    /// The region of a [`Role::Regional`] (see [`crate::scope::Scope`]).
+    pub region: Option<String>,
 }
 
 /// One store's link as the hub sees it.
@@ -418,14 +425,32 @@ fn token_hash(t: &str) -> String {
 }
 
 /// Adds a hub user (the `user add` command). A [`Role::Manager`] needs its
-/// store: use [`add_store_manager`].
+/// store: use [`add_store_manager`]; a [`Role::Regional`] its region: use
+/// [`add_regional_manager`].
 pub fn add_user(c: &Connection, name: &str, role: Role, password: &str) -> Result<(), HubError> {
-    if role == Role::Manager {
-        return Err(HubError::Invalid(
+    match role {
+        Role::Manager => Err(HubError::Invalid(
             "a manager belongs to a store: give --store".into(),
-        ));
+        )),
+        Role::Regional => Err(HubError::Invalid(
+            "a regional manager belongs to a region: give --region".into(),
+        )),
+        Role::Admin => insert_user(c, name, role, None, None, password),
     }
-    insert_user(c, name, role, None, password)
+}
+
+/// Adds a regional manager (`user add --role regional --region 杭州西区`):
+/// a hub login that sees the stores of that region (the `region` column of
+/// the store directory) and their customers.
+pub fn add_regional_manager(
+    c: &Connection,
+    name: &str,
+    region: &str,
+    password: &str,
+) -> Result<(), HubError> {
+    let region =
+        linli_shared::login_guard::clean_text("region", region, 64).map_err(HubError::Invalid)?;
+    insert_user(c, name, Role::Regional, None, Some(&region), password)
 }
 
 /// Adds the manager of one store (`user add --role manager --store S001`):
@@ -438,7 +463,7 @@ pub fn add_store_manager(
 ) -> Result<(), HubError> {
     let store =
         linli_shared::login_guard::clean_text("store", store_id, 32).map_err(HubError::Invalid)?;
-    insert_user(c, name, Role::Manager, Some(&store), password)
+    insert_user(c, name, Role::Manager, Some(&store), None, password)
 }
 
 fn insert_user(
@@ -446,6 +471,7 @@ fn insert_user(
     name: &str,
     role: Role,
     store_id: Option<&str>,
+    region: Option<&str>,
     password: &str,
 ) -> Result<(), HubError> {
     let name =
@@ -462,8 +488,8 @@ fn insert_user(
         .map_err(|e| HubError::Invalid(e.to_string()))?
         .to_string();
     let n = c.execute(
-        "INSERT OR IGNORE INTO users(name, role, pw_hash, created_at, store_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![name, role.as_str(), hash, Utc::now().to_rfc3339(), store_id],
+        "INSERT OR IGNORE INTO users(name, role, pw_hash, created_at, store_id, region) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![name, role.as_str(), hash, Utc::now().to_rfc3339(), store_id, region],
     )?;
     if n == 0 {
         return Err(HubError::UserExists(name.to_owned()));
@@ -942,19 +968,20 @@ impl Hub {
     /// Any hub user behind a token, store managers included.
     pub async fn authenticate_user(&self, token: &str) -> Result<User, HubError> {
         let h = token_hash(token);
-        let row: Option<(String, String, String, Option<String>)> = self
+        type Row = (String, String, String, Option<String>, Option<String>);
+        let row: Option<Row> = self
             .store
             .read(move |c| {
                 c.query_row(
-                    "SELECT u.name, u.role, s.expires_at, u.store_id FROM sessions s JOIN users u ON u.name = s.user WHERE s.token_hash = ?1",
+                    "SELECT u.name, u.role, s.expires_at, u.store_id, u.region FROM sessions s JOIN users u ON u.name = s.user WHERE s.token_hash = ?1",
                     [h],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                 )
                 .optional()
                 .map_err(StoreError::from)
             })
             .await?;
-        let (name, role, expires, store_id) = row.ok_or(HubError::Unauthenticated)?;
+        let (name, role, expires, store_id, region) = row.ok_or(HubError::Unauthenticated)?;
         let expired = DateTime::parse_from_rfc3339(&expires).map_or(true, |e| e < Utc::now());
         if expired {
             return Err(HubError::Unauthenticated);
@@ -963,6 +990,7 @@ impl Hub {
             name,
             role: Role::parse(&role).ok_or(HubError::Unauthenticated)?,
             store_id,
+            region,
         })
     }
 

@@ -27,6 +27,7 @@ pub mod orders;
 pub mod payment;
 pub mod rights;
 pub mod schema;
+pub mod scope;
 pub mod server;
 pub mod shop;
 pub mod signing;

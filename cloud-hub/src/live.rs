@@ -137,10 +137,12 @@ fn may_run(user: &User, store: &str) -> Result<(), HubError> {
     }
 }
 
-/// Chain staff read every session; a manager only their store's.
-fn may_read(user: &User, store: &str) -> Result<(), HubError> {
+/// The chain admin reads every session, a regional manager their region's,
+/// a store manager only their store's.
+fn may_read(hub: &Hub, user: &User, store: &str) -> Result<(), HubError> {
     match user.role {
-        Role::Admin | Role::Regional => Ok(()),
+        Role::Admin => Ok(()),
+        Role::Regional => hub.scope(user).check_store(store),
         Role::Manager => may_run(user, store),
     }
 }
@@ -411,14 +413,14 @@ impl Hub {
                 Ok::<_, HubError>((s, orders))
             })
             .await?;
-        may_read(user, &s.store_id)?;
+        may_read(self, user, &s.store_id)?;
         Ok(self.live_view(&s, live::figures(&orders), Utc::now()))
     }
 
     /// A store's sessions, newest first (at most 50), for its manager and
     /// chain staff; without figures.
     pub async fn live_sessions(&self, user: &User, store: &str) -> Result<Vec<LiveView>, HubError> {
-        may_read(user, store)?;
+        may_read(self, user, store)?;
         let st = store.to_owned();
         let sessions = self
             .store
@@ -445,6 +447,47 @@ impl Hub {
 
     /// The session whose live prices apply at a store now, for the shop
     /// (no figures: customers see prices, not sales).
+    /// The sessions of the stores `user` may see that started within the
+    /// last day (running first, then the most recent), with their live
+    /// figures: the dashboard's live page polls it.
+    pub async fn recent_live(&self, user: &User) -> Result<Vec<LiveView>, HubError> {
+        let scope = self.scope(user);
+        let now = Utc::now();
+        let since = ts(now - chrono::Duration::days(1));
+        let rows = self
+            .store
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT session FROM live_sessions WHERE status IN ('started', 'ended') AND starts_at >= ?1
+                     ORDER BY starts_at DESC LIMIT 200",
+                )?;
+                let rows = stmt.query_map([since], |r| r.get::<_, String>(0))?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let Ok(s) = serde_json::from_str::<LiveSession>(&row?) else {
+                        continue;
+                    };
+                    if scope.allows_store(&s.store_id) {
+                        let orders = orders_of(c, &s.session_id)?;
+                        out.push((s, orders));
+                    }
+                }
+                Ok::<_, HubError>(out)
+            })
+            .await?;
+        let mut views: Vec<LiveView> = rows
+            .iter()
+            .map(|(s, orders)| self.live_view(s, live::figures(orders), now))
+            .collect();
+        views.sort_by_key(|v| {
+            (
+                v.status != LiveStatus::Started,
+                std::cmp::Reverse(v.starts_at),
+            )
+        });
+        Ok(views)
+    }
+
     pub async fn running_live(&self, store: &str) -> Result<Option<LiveView>, HubError> {
         let st = store.to_owned();
         let now = Utc::now();

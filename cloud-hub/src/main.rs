@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use linli_hub::hub::{HubPaths, Role, add_store_manager, add_user, open_conn};
+use linli_hub::hub::{
+    HubPaths, Role, add_regional_manager, add_store_manager, add_user, open_conn,
+};
 use linli_hub::orders::OrderSettings;
 use linli_hub::server::HubServer;
 
@@ -149,6 +151,10 @@ enum UserCmd {
         /// The store of a `manager` (runs that store's live sessions).
         #[arg(long)]
         store: Option<String>,
+        /// The region of a `regional` manager (the `region` column of the
+        /// store directory, e.g. 杭州西区).
+        #[arg(long)]
+        region: Option<String>,
         #[arg(long)]
         password: String,
     },
@@ -259,16 +265,26 @@ fn main() -> anyhow::Result<()> {
                     name,
                     role,
                     store,
+                    region,
                     password,
                 },
         } => {
             let paths = paths(data_dir)?;
             let conn = open_conn(&paths.db())?;
-            match (role, store) {
-                (Role::Manager, Some(store)) => add_store_manager(&conn, &name, &store, &password)?,
-                (Role::Manager, None) => anyhow::bail!("a manager needs --store <store id>"),
-                (_, Some(_)) => anyhow::bail!("--store is only for --role manager"),
-                (_, None) => add_user(&conn, &name, role, &password)?,
+            match (role, store, region) {
+                (Role::Manager, Some(store), None) => {
+                    add_store_manager(&conn, &name, &store, &password)?
+                }
+                (Role::Manager, None, _) => anyhow::bail!("a manager needs --store <store id>"),
+                (Role::Regional, None, Some(region)) => {
+                    add_regional_manager(&conn, &name, &region, &password)?
+                }
+                (Role::Regional, _, None) => {
+                    anyhow::bail!("a regional manager needs --region <region, e.g. 杭州西区>")
+                }
+                (_, Some(_), _) => anyhow::bail!("--store is only for --role manager"),
+                (_, _, Some(_)) => anyhow::bail!("--region is only for --role regional"),
+                (Role::Admin, None, None) => add_user(&conn, &name, role, &password)?,
             }
             println!("added {} {name}", role.as_str());
             Ok(())

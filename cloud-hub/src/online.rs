@@ -148,6 +148,11 @@ impl Hub {
         }
     }
 
+    /// What `user` may see, over the current store directory.
+    pub fn scope(&self, user: &crate::hub::User) -> crate::scope::Scope {
+        crate::scope::Scope::of(user, &self.directory().stores)
+    }
+
     /// Rebuilds the directory from the stores table and the catalog document.
     pub async fn reload_directory(&self) -> Result<(), HubError> {
         let (sites, products) = self

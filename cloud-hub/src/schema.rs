@@ -435,6 +435,11 @@ ALTER TABLE group_buy_commitments_new RENAME TO group_buy_commitments;
 CREATE INDEX group_buy_commitments_by_campaign ON group_buy_commitments(group_buy_id, status);
 CREATE INDEX group_buy_commitments_by_customer ON group_buy_commitments(customer_id, group_buy_id, status, store_id);
 "#,
+    // regions: a regional manager sees the stores of one region (the
+    // store directory's `region`); see `scope.rs`
+    r#"
+ALTER TABLE users ADD COLUMN region TEXT;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

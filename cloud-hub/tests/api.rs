@@ -155,7 +155,7 @@ async fn openapi_documents_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 59);
+    assert_eq!(documented, 61);
 }
 
 #[tokio::test]
@@ -376,6 +376,7 @@ async fn uncollected_pickup_orders_expire_and_give_their_rights_back() {
         name: "admin".into(),
         role: Role::Admin,
         store_id: None,
+        region: None,
     });
     let req: PlaceOrder = serde_json::from_value(
         json!({"channel": "community", "customer": {"phone": "13800000001"},

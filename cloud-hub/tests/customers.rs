@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // test code
 
-use linli_hub::hub::{HubPaths, Role, add_user, open_conn};
+use linli_hub::hub::{HubPaths, Role, add_regional_manager, add_user, open_conn};
 use linli_hub::server::HubServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -30,7 +30,7 @@ async fn start() -> Running {
     {
         let c = open_conn(&paths.db()).unwrap();
         add_user(&c, "admin", Role::Admin, "admin-password").unwrap();
-        add_user(&c, "region", Role::Regional, "region-password").unwrap();
+        add_regional_manager(&c, "region", "杭州西区", "region-password").unwrap();
     }
     let server = HubServer::start(
         &paths,

@@ -268,6 +268,7 @@ async fn an_idle_link_is_connected_and_only_waiting_changes_make_it_stuck() {
         name: "admin".into(),
         role: Role::Admin,
         store_id: None,
+        region: None,
     };
     h.server.hub.import_catalog(&admin, csv).await.unwrap();
     h.wait_until("the link to be reported stuck", || async {

@@ -13,7 +13,9 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use linli_hub::hub::{Hub, HubPaths, Role, add_store_manager, add_user, open_conn};
+use linli_hub::hub::{
+    Hub, HubPaths, Role, add_regional_manager, add_store_manager, add_user, open_conn,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -35,7 +37,7 @@ async fn hub() -> TestHub {
     {
         let c = open_conn(&paths.db()).unwrap();
         add_user(&c, "admin", Role::Admin, "admin-password").unwrap();
-        add_user(&c, "region", Role::Regional, "region-password").unwrap();
+        add_regional_manager(&c, "region", "杭州西区", "region-password").unwrap();
         add_store_manager(&c, "m1", "S001", "manager-one").unwrap();
         add_store_manager(&c, "m2", "S002", "manager-two").unwrap();
         assert!(add_user(&c, "m3", Role::Manager, "manager-three").is_err());

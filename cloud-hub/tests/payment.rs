@@ -94,6 +94,7 @@ fn admin() -> User {
         name: "admin".into(),
         role: Role::Admin,
         store_id: None,
+        region: None,
     }
 }
 

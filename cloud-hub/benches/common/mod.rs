@@ -66,6 +66,7 @@ pub(crate) async fn open_hub(dir: &Path, stores_csv: Vec<u8>) -> (Hub, User) {
         name: "admin".into(),
         role: Role::Admin,
         store_id: None,
+        region: None,
     };
     hub.import_catalog(&admin, data("products.csv"))
         .await

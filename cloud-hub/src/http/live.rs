@@ -71,6 +71,20 @@ pub(crate) async fn list(
     Ok(Json(hub.live_sessions(&user, &q.store_id).await?))
 }
 
+/// The sessions of the caller's stores that started within the last day,
+/// running first, each with its live figures (the dashboard's live page
+/// polls it once a second). Chain staff: an admin sees every store, a
+/// regional manager their region's; a store manager their own store's.
+#[utoipa::path(get, path = "/api/v1/live-sessions/recent", tag = "live",
+    responses((status = 200, body = [LiveView])),
+    security(("bearer" = [])))]
+pub(crate) async fn recent(
+    State(hub): State<Hub>,
+    AnyUser(user): AnyUser,
+) -> Result<Json<Vec<LiveView>>, ApiError> {
+    Ok(Json(hub.recent_live(&user).await?))
+}
+
 /// A session with its live figures: orders, buyers, GMV and top products
 /// from the orders the session priced, cancelled ones left out; `as_of` is
 /// when the newest counted order was placed. Its store's manager and chain

@@ -151,7 +151,13 @@ pub(crate) async fn stores(
     State(hub): State<Hub>,
     MaybeWho(who): MaybeWho,
 ) -> Json<Vec<serde_json::Value>> {
-    let staff = matches!(who, Some(Caller::Staff(_)));
+    // a regional manager sees the stores of their region (with links)
+    let scope = match &who {
+        Some(Caller::Staff(user)) => Some(hub.scope(user)),
+        _ => None,
+    };
+    let staff = scope.is_some();
+    let in_scope = |id: &str| scope.as_ref().is_none_or(|s| s.allows_store(id));
     let mut out: Vec<serde_json::Value> = Vec::new();
     let links = if staff {
         store_views(&hub).await
@@ -159,7 +165,7 @@ pub(crate) async fn stores(
         Vec::new()
     };
     let dir = hub.directory();
-    for s in dir.stores.sites() {
+    for s in dir.stores.sites().filter(|s| in_scope(&s.store_id)) {
         let mut v = serde_json::to_value(s).unwrap_or_default();
         if staff {
             match links.iter().find(|l| l["store_id"] == s.store_id.as_str()) {
@@ -174,6 +180,9 @@ pub(crate) async fn stores(
         out.push(v);
     }
     for l in links {
+        if !in_scope(l["store_id"].as_str().unwrap_or_default()) {
+            continue;
+        }
         if dir
             .stores
             .get(l["store_id"].as_str().unwrap_or_default())
@@ -331,10 +340,13 @@ pub(crate) async fn exceptions(
     State(hub): State<Hub>,
     Who(who): Who,
 ) -> Result<Json<Vec<Exception>>, ApiError> {
-    if !matches!(who, Caller::Staff(_)) {
+    let Caller::Staff(user) = who else {
         return Err(HubError::Forbidden.into());
-    }
-    Ok(Json(hub.exceptions().await?))
+    };
+    let scope = hub.scope(&user);
+    let mut all = hub.exceptions().await?;
+    all.retain(|e| scope.allows_store(&e.store_id));
+    Ok(Json(all))
 }
 
 #[derive(utoipa::OpenApi)]
@@ -398,6 +410,8 @@ pub(crate) async fn exceptions(
         super::payments::summary,
         super::live::schedule,
         super::live::list,
+        super::live::recent,
+        super::me,
         super::live::get,
         super::live::start,
         super::live::end,

@@ -30,6 +30,9 @@ pub(crate) async fn hub() -> TestHub {
         // a manager for each of the first two stores ([`TestHub::manager`])
         linli_hub::hub::add_store_manager(&c, "m1", "S001", "manager-password").unwrap();
         linli_hub::hub::add_store_manager(&c, "m2", "S002", "manager-password").unwrap();
+        // regional managers of S001's and S002's regions ([`TestHub::regional`])
+        linli_hub::hub::add_regional_manager(&c, "west", "杭州西区", "region-password").unwrap();
+        linli_hub::hub::add_regional_manager(&c, "north", "杭州北区", "region-password").unwrap();
     }
     let hub = Hub::open(&paths).unwrap();
     let admin = hub.login("admin", "admin-password").await.unwrap();
@@ -143,6 +146,12 @@ impl TestHub {
     /// A store manager's hub login: `m1` manages S001, `m2` S002.
     pub(crate) async fn manager(&self, name: &str) -> String {
         self.hub.login(name, "manager-password").await.unwrap()
+    }
+
+    /// A regional manager's hub login: `west` (杭州西区, S001's region) or
+    /// `north` (杭州北区, S002's).
+    pub(crate) async fn regional(&self, name: &str) -> String {
+        self.hub.login(name, "region-password").await.unwrap()
     }
 
     pub(crate) async fn community_of(&self, token: &str) -> Value {
