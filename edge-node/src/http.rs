@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/stock/{sku}", get(catalog::stock_level))
         .route("/stock/{sku}/movements", get(catalog::movements))
         .route("/sales", post(sales::create).get(sales::list))
+        .route("/sales/quote", post(sales::quote))
         .route("/sales/{sale_id}", get(sales::get))
         .route("/sales/{sale_id}/refunds", post(sales::refund))
         .route("/orders", post(orders::create).get(orders::list))

@@ -1439,6 +1439,28 @@ async function promotionsScenario(shop, con) {
   await con.click("#sale-coupon-remove");
   await con.click("#pay-button");
   log(`step: sold without the coupon, ticket ${await waitReceipt(con)}`);
+
+  // the store's markdown (豆浆特价: P00013 at 25.00 instead of 32.20) is on
+  // the Sell screen before payment, so an exact WeChat payment fits
+  const soy = products.find((p) => p.sku === "P00013");
+  await con.fill("#scan-input", soy.barcode);
+  await con.press("#scan-input", "Enter");
+  await until("the marked-down price in the basket", UI, async () => {
+    if (await visible(con, "#scan-error")) throw new Error("scan P00013: " + (await text(con, "#scan-error")));
+    return (await text(con, "#basket-total")) === "¥25.00";
+  });
+  const price = await text(con, "[data-testid=basket-line][data-sku=P00013] [data-testid=line-price]");
+  if (!price.includes("¥32.20") || !price.includes("¥25.00")) throw new Error(`the marked-down line's price reads "${price}"`);
+  await con.click("#pay-methods [data-method=wechat_pay]");
+  await con.click("#pay-button");
+  const soyTicket = await waitReceipt(con);
+  if ((await text(con, "#receipt-total")) !== "¥25.00") throw new Error(`the marked-down sale's total reads "${await text(con, "#receipt-total")}"`);
+  const md = await until("the markdown on the receipt", UI, async () => {
+    const r = con.locator("[data-testid=receipt-rule][data-kind=markdown]");
+    return (await r.count()) > 0 && (await r.first().textContent()).trim();
+  });
+  if (!md.includes("豆浆特价")) throw new Error(`the receipt's markdown line reads "${md}"`);
+  log(`step: a marked-down sale paid exactly by WeChat, ticket ${soyTicket}: "${md}"`);
 }
 
 const SCENARIOS = { promotions: promotionsScenario, community: communityScenario, pay: payScenario, live: liveScenario, shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };

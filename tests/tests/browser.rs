@@ -71,7 +71,9 @@
 //!   tab; a customer joins by the link and sees the poll, claims an online
 //!   coupon and uses it at checkout (¥8.00 off), claims a counter coupon;
 //!   the console sells with its code (the receipt shows the coupon) and
-//!   refuses it the second time, in Chinese.
+//!   refuses it the second time, in Chinese; a marked-down product shows
+//!   its struck-through and marked price on the Sell screen (the node's
+//!   quote), and an exact WeChat payment of that total goes through.
 //!
 //! Needs Node, `npm ci --prefix tests/js` and Chromium at `/usr/bin/chromium`
 //! (or `$CHROMIUM`): without them the test fails and says how to install
@@ -653,15 +655,32 @@ fn a_customer_uses_coupons_online_and_at_the_counter_and_the_manager_runs_the_co
     assert_eq!(resp.status().as_u16(), 201);
     let coupon: Value = resp.json().unwrap();
     let coupon_id = coupon["coupon_id"].as_str().unwrap().to_owned();
+    // a markdown the till shows before payment (P00013 is in no basket above)
+    let resp = c
+        .http
+        .put(format!("{}/api/v1/stores/{STORE}/markdowns", h.http))
+        .bearer_auth(&h.token)
+        .json(
+            &json!({"markdowns": [{"name": "豆浆特价", "skus": ["P00013"], "price_fen": 2500,
+                                      "from": "00:00", "to": "24:00"}]}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
     // the counter takes it once its terms and allotment have synced
-    wait_for(CONNECT, "the campaign at S001's counter", || {
-        let p = c.store_get(STORE, "/api/v1/promotions").ok()?;
-        p["coupons"]
-            .as_array()?
-            .iter()
-            .any(|x| x["coupon_id"] == coupon_id.as_str() && x["left_fen"] == 5000)
-            .then_some(())
-    })
+    wait_for(
+        CONNECT,
+        "the campaign and the markdown at S001's counter",
+        || {
+            let p = c.store_get(STORE, "/api/v1/promotions").ok()?;
+            (p["coupons"]
+                .as_array()?
+                .iter()
+                .any(|x| x["coupon_id"] == coupon_id.as_str() && x["left_fen"] == 5000)
+                && p["markdowns"].as_array()?.len() == 1)
+                .then_some(())
+        },
+    )
     .unwrap();
     let code = c.hub_get("/api/v1/communities/S001").unwrap()["join_code"]
         .as_str()

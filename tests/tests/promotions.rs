@@ -96,6 +96,26 @@ fn a_counter_cut_off_takes_coupons_within_its_allotment_and_a_refund_gives_one_b
             json!({"fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": "P00001", "qty": 2}]}))
         .unwrap();
     assert_eq!((s, q["subtotal_fen"].as_i64()), (200, Some(3000)), "{q}");
+    // the till's quote is what the sale will take, and redeems nothing
+    let (s, tq) = c
+        .store_post(
+            "S001",
+            "/api/v1/sales/quote",
+            None,
+            json!({"lines": [{"sku": "P00001", "qty": 2}], "coupon": codes[0]}),
+        )
+        .unwrap();
+    assert_eq!(s, 200, "{tq}");
+    assert_eq!(
+        (
+            tq["total_fen"].as_i64(),
+            tq["coupon_fen"].as_i64(),
+            tq["lines"][0]["unit_price_fen"].as_i64()
+        ),
+        (Some(2500), Some(500), Some(1500)),
+        "{tq}"
+    );
+    assert_eq!(counter_coupon(&c, &cid)["used_fen"], json!(0));
     let (s, first) = sale(&c, "s-1", 2, Some(&codes[0]));
     assert_eq!(s, 201, "{first}");
     assert_eq!(first["total_fen"], json!(2500), "{first}");

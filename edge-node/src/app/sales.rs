@@ -65,6 +65,43 @@ pub struct SaleRequest {
     pub coupon: Option<String>,
 }
 
+/// A basket to price without selling it (`POST /api/v1/sales/quote`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaleQuoteRequest {
+    pub lines: Vec<SaleLineRequest>,
+    /// A counter coupon's signed code (`LC1.…`), checked but not redeemed.
+    #[serde(default)]
+    pub coupon: Option<String>,
+}
+
+/// A line of a quote: as it would be on the receipt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QuoteLine {
+    pub line_no: u32,
+    pub sku: String,
+    pub name: String,
+    pub unit: Unit,
+    pub qty: i64,
+    /// Per unit, or per kg for weighed goods, after the store's markdown.
+    pub unit_price_fen: i64,
+    /// The line's amount less its share of the coupon.
+    pub total_fen: i64,
+    pub coupon_fen: i64,
+}
+
+/// What a basket costs now: the total the sale would take, line by line,
+/// and which rules gave which discount.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SaleQuote {
+    pub lines: Vec<QuoteLine>,
+    pub total_fen: i64,
+    /// The coupon's discount (0 without one).
+    pub coupon_fen: i64,
+    #[schema(value_type = Object)]
+    pub pricing: pricing::PricingNote,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReceiptLine {
     pub line_no: u32,
@@ -332,6 +369,42 @@ impl App {
             o.coupon = share;
         }
         Ok((out, priced))
+    }
+
+    /// Prices a basket as [`Self::record_sale`] would at this moment (the
+    /// store's markdowns, the coupon's discount spread over the lines),
+    /// writing nothing: the till shows this total, so what the cashier
+    /// collects is what the sale will take. A coupon is checked as at the
+    /// sale (signature, store, expiry, whether it was used) but not
+    /// redeemed.
+    pub async fn quote_sale(&self, req: SaleQuoteRequest) -> Result<SaleQuote, AppError> {
+        let coupon = match &req.coupon {
+            Some(code) => Some(self.check_coupon(code).await?),
+            None => None,
+        };
+        let (priced, order) = self.price_lines(&req.lines, coupon.as_ref())?;
+        let total = Fen::checked_sum(priced.iter().map(|p| p.total))
+            .ok_or_else(|| invalid("lines", "the sale's total overflows"))?;
+        let lines = priced
+            .iter()
+            .enumerate()
+            .map(|(i, p)| QuoteLine {
+                line_no: i as u32 + 1,
+                sku: p.sku.clone(),
+                name: p.name.clone(),
+                unit: p.unit,
+                qty: p.qty,
+                unit_price_fen: p.unit_price.0,
+                total_fen: p.total.0,
+                coupon_fen: p.coupon.0,
+            })
+            .collect();
+        Ok(SaleQuote {
+            lines,
+            total_fen: total.0,
+            coupon_fen: order.coupon_discount().map_or(0, |d| d.0),
+            pricing: order.note(),
+        })
     }
 
     /// Records a counter sale. Retried with the same key, returns the first

@@ -10,7 +10,10 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, Auth, IdemKey};
-use crate::app::sales::{RefundReceipt, RefundRequest, SaleReceipt, SaleRequest, SaleSummary};
+use crate::app::sales::{
+    RefundReceipt, RefundRequest, SaleQuote, SaleQuoteRequest, SaleReceipt, SaleRequest,
+    SaleSummary,
+};
 
 /// `201` with the body; a replayed idempotent request says so in a header.
 pub(super) fn created<T: serde::Serialize>(body: T, replayed: bool) -> Response {
@@ -44,6 +47,20 @@ pub(super) async fn create(
         s.metrics.sales_fen.inc_by(receipt.total_fen.max(0) as u64);
     }
     Ok(created(receipt, replayed))
+}
+
+/// Prices a basket as a sale would now (markdowns, coupon) and writes
+/// nothing: the till shows this total before payment.
+#[utoipa::path(post, path = "/api/v1/sales/quote", tag = "sales", request_body = SaleQuoteRequest,
+    responses((status = 200, body = SaleQuote), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn quote(
+    State(s): State<AppState>,
+    Auth(_actor): Auth,
+    ApiJson(req): ApiJson<SaleQuoteRequest>,
+) -> Result<Json<SaleQuote>, ApiError> {
+    Ok(Json(s.app.quote_sale(req).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
