@@ -652,6 +652,7 @@ pub(crate) fn price_lines(
         discount_fen: priced.discount().0,
         fee_fen: priced.fee.0,
         total_fen: priced.total.0,
+        coupon_fen: priced.coupon_discount().map_or(0, |d| d.0),
     };
     Ok((lines, quote, priced))
 }
@@ -666,6 +667,9 @@ pub struct Quote {
     pub fee_fen: i64,
     /// What the customer pays.
     pub total_fen: i64,
+    /// The coupon's part of `discount_fen` (0 without one).
+    #[serde(default)]
+    pub coupon_fen: i64,
 }
 
 /// Consumes the rights and writes the order at its store (or holds it at

@@ -35,6 +35,10 @@ pub struct QuoteRequest {
     /// it runs at this store, as they will on the order.
     #[serde(default)]
     pub live_session_id: Option<String>,
+    /// One of the customer's online coupons (its `claim_id`; needs the
+    /// customer's token): the quote takes it off as the order would.
+    #[serde(default)]
+    pub coupon: Option<String>,
 }
 
 /// The compounds the shop offers as delivery addresses.
@@ -150,7 +154,15 @@ impl Hub {
     /// What a basket comes to with the same pricing as a placed order
     /// (pickup discount, delivery fee, the store's markdowns now). Says
     /// nothing about stock: placing the order does.
-    pub async fn quote(&self, req: QuoteRequest) -> Result<Quote, HubError> {
+    /// `customer`: the caller, whose coupon `req.coupon` names.
+    pub async fn quote(
+        &self,
+        req: QuoteRequest,
+        customer: Option<String>,
+    ) -> Result<Quote, HubError> {
+        if req.coupon.is_some() && customer.is_none() {
+            return Err(HubError::Unauthenticated);
+        }
         let dir = self.directory();
         let now = chrono::Utc::now();
         let order = PlaceOrder {
@@ -166,7 +178,7 @@ impl Hub {
             live_session_id: req.live_session_id,
             delivery_slot: None,
             address: None,
-            coupon: None,
+            coupon: req.coupon,
         };
         let priced = validate(&order, &dir, now)?;
         let store = match (&priced.store_id, priced.location) {
@@ -191,7 +203,31 @@ impl Hub {
                     Some(id) => crate::live::offer_for(c, id, &store, now)?,
                     None => None,
                 };
-                Ok(price_lines(c, &settings, &store, &priced, now, live.as_ref(), None)?.1)
+                // the customer's coupon, checked as the order will check it
+                let coupon = match (&priced.coupon, &customer) {
+                    (Some(claim), Some(cust)) => {
+                        Some(crate::coupons::online_coupon(c, claim, cust, None, now)?)
+                    }
+                    _ => None,
+                };
+                let terms = coupon.as_ref().map(|t| t.as_coupon());
+                let (_, quote, order) = price_lines(
+                    c,
+                    &settings,
+                    &store,
+                    &priced,
+                    now,
+                    live.as_ref(),
+                    terms.as_ref(),
+                )?;
+                if let (Some(t), None) = (&coupon, order.coupon_discount()) {
+                    return Err(HubError::Coupon(
+                        linli_shared::coupon::CouponError::BelowMinSpend {
+                            min: t.min_spend.to_string(),
+                        },
+                    ));
+                }
+                Ok(quote)
             })
             .await
     }

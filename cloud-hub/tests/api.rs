@@ -958,7 +958,7 @@ async fn the_shop_sees_availability_named_shortages_my_orders_and_compounds() {
     assert_eq!(s, StatusCode::OK, "{q}");
     assert_eq!(
         q,
-        json!({"subtotal_fen": 3900, "discount_fen": 195, "fee_fen": 0, "total_fen": 3705})
+        json!({"subtotal_fen": 3900, "discount_fen": 195, "fee_fen": 0, "total_fen": 3705, "coupon_fen": 0})
     );
     let (s, q) = quote(
         json!({"fulfilment": "delivery", "location": here, "lines": [{"sku": "P00001", "qty": 2}]}),

@@ -109,6 +109,50 @@ async fn a_coupon_keeps_its_budget_and_limit_and_a_cancel_gives_it_back_once() {
         a2["claim_id"].as_str().unwrap(),
     );
 
+    // the shop's quote takes the coupon off as the order will, and
+    // redeems nothing; it needs the customer's token and the minimum spend
+    let basket = |qty: i64, coupon: &str| {
+        json!({"fulfilment": "pickup", "store_id": "S001",
+            "lines": [{"sku": "P00001", "qty": qty}], "coupon": coupon})
+    };
+    let (s, q) = h.post("/api/v1/quote", &a, basket(2, a1)).await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    assert_eq!(
+        (
+            q["coupon_fen"].clone(),
+            q["discount_fen"].clone(),
+            q["total_fen"].clone()
+        ),
+        (json!(800), json!(955), json!(2945)),
+        "{q}"
+    );
+    let (s, v) = h
+        .call(
+            "POST",
+            "/api/v1/quote",
+            None,
+            Some(("application/json", basket(2, a1).to_string().into_bytes())),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("unauthenticated")),
+        "{v}"
+    );
+    let (s, v) = h.post("/api/v1/quote", &a, basket(1, a1)).await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("coupon_min_spend")),
+        "{v}"
+    );
+    let other = h.customer("13800000009").await;
+    let (s, v) = h.post("/api/v1/quote", &other, basket(2, a1)).await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::NOT_FOUND, json!("coupon_not_found")),
+        "another's coupon: {v}"
+    );
+
     // 2 x 19.50 = 39.00; coupon 8.00 off, then the pickup 5% of 31.00
     let (s, o1) = order(&h, &a, "o-1", 2, Some(a1)).await;
     assert_eq!(s, StatusCode::CREATED, "{o1}");
@@ -134,6 +178,12 @@ async fn a_coupon_keeps_its_budget_and_limit_and_a_cancel_gives_it_back_once() {
     );
     assert_eq!(o1["pricing"]["applied"][0]["amount"], json!(-800));
 
+    let (s, v) = h.post("/api/v1/quote", &a, basket(2, a1)).await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("coupon_used")),
+        "{v}"
+    );
     let (s, v) = order(&h, &a, "o-2", 2, Some(a1)).await;
     assert_eq!(
         (s, v["error"]["code"].clone()),

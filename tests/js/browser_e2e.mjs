@@ -144,11 +144,17 @@ async function placePickupOrder(shop, storeId, products, opts = {}) {
   }
   await openBasket(shop);
   await shop.check("#fulfil-pickup");
+  let quoted = null;
   if (opts.coupon) {
     // the customer's one available online coupon
     await until("an online coupon to choose", UI, async () => (await shop.locator("#coupon-select option").count()) > 1);
     const claim = await shop.$eval("#coupon-select option:nth-child(2)", (o) => o.value);
     await shop.selectOption("#coupon-select", claim);
+    // the basket's amounts take it off before the order is placed
+    await until("the coupon in the basket's quote", UI, async () => (await attr(shop, "#quote-coupon", "data-fen")) !== "0"
+      && (await attr(shop, "#quote-coupon", "data-fen")) !== null);
+    quoted = await text(shop, "#basket-total");
+    log(`step: the quote takes the coupon off: ${await text(shop, "#quote-coupon")}, to pay ${quoted}`);
   }
   await shop.click("#place-order");
   await until("the order to be placed", UI, async () => {
@@ -167,7 +173,7 @@ async function placePickupOrder(shop, storeId, products, opts = {}) {
   await until("the QR image to load", UI, () =>
     shop.$eval("#pickup-qr-img", (img) => img.complete && img.naturalWidth > 0));
   log(`step: order ${orderId} placed, code ${shortCode}, payload ${payload.length} chars`);
-  return { orderId, shortCode, payload };
+  return { orderId, shortCode, payload, quoted };
 }
 
 /// Pays the order on screen: no pickup code while it awaits payment; the
@@ -1393,6 +1399,7 @@ async function promotionsScenario(shop, con) {
   await until("the coupon on the order", UI, async () => (await attr(shop, "#order-coupon", "data-fen")) === "800");
   const total = await text(shop, "#order-total");
   if (total !== "¥21.09") throw new Error(`the order's total reads "${total}", want ¥21.09`);
+  if (order.quoted !== "¥21.09") throw new Error(`before the order the basket quoted "${order.quoted}", want ¥21.09`);
   log(`step: order ${order.orderId}: coupon ${await text(shop, "#order-coupon")}, total ${total}`);
 
   // the counter coupon at the till, then again: refused

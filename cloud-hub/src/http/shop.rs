@@ -6,8 +6,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 
 use super::ApiError;
-use super::orders::Who;
+use super::orders::{MaybeWho, Who};
 use crate::hub::Hub;
+use crate::online::Caller;
 use crate::orders::OrderView;
 use crate::orders::Quote;
 use crate::shop::{AvailabilityView, CategoryView, CompoundView, QuoteRequest};
@@ -45,14 +46,26 @@ pub(crate) async fn addresses(State(hub): State<Hub>) -> Json<Vec<CompoundView>>
 
 /// What a basket comes to (subtotal, pickup discount, delivery fee, total),
 /// priced as a placed order would be; stock is checked only when placing.
+/// With `coupon` (one of the caller's online coupons) it needs the
+/// customer's token and is checked as the order will check it.
 #[utoipa::path(post, path = "/api/v1/quote", tag = "orders", request_body = QuoteRequest,
-    responses((status = 200, body = Quote), (status = 422, description = "invalid_field / unknown_sku / unknown_store")))]
+    responses((status = 200, body = Quote),
+              (status = 401, body = linli_shared::api_doc::ErrorBody, description = "unauthenticated: a coupon needs the customer's token"),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "coupon_not_found"),
+              (status = 409, body = linli_shared::api_doc::ErrorBody, description = "coupon_used"),
+              (status = 422, body = linli_shared::api_doc::ErrorBody, description = "invalid_field / unknown_sku / unknown_store / coupon_min_spend / coupon_expired / coupon_wrong_store")),
+    security((), ("bearer" = [])))]
 pub(crate) async fn quote(
     State(hub): State<Hub>,
+    MaybeWho(who): MaybeWho,
     body: Result<Json<QuoteRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Quote>, ApiError> {
     let Json(req) = body.map_err(super::orders::bad_json)?;
-    Ok(Json(hub.quote(req).await?))
+    let customer = match who {
+        Some(Caller::Customer { customer_id, .. }) => Some(customer_id),
+        _ => None,
+    };
+    Ok(Json(hub.quote(req, customer).await?))
 }
 
 /// The catalog's product categories (filter `/api/v1/products?category=`).
