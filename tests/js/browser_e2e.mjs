@@ -1470,7 +1470,85 @@ async function promotionsScenario(shop, con) {
   log(`step: a marked-down sale paid exactly by WeChat, ticket ${soyTicket}: "${md}"`);
 }
 
-const SCENARIOS = { promotions: promotionsScenario, community: communityScenario, pay: payScenario, live: liveScenario, shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
+/// The regional dashboard (hub /dashboard, 1280x900): a regional manager
+/// logs in, sees the seeded month's figures exactly as expected
+/// (`--expected`, a JSON file the Rust side wrote: from, to, region,
+/// stores, totals), only their region's stores (another region's store is
+/// neither offered nor answered: 403 not_your_region), opens a store,
+/// the live and exception views, and exports the store table as CSV.
+async function dashboardScenario(_shop, page) {
+  const want = JSON.parse(readFileSync(args.expected, "utf8"));
+  const resp = await page.goto(args.hub + "/dashboard");
+  if (!resp || resp.status() !== 200) throw new Error(`GET /dashboard: ${resp && resp.status()}`);
+  await page.fill("#login-password", "wrong-password");
+  await page.fill("#login-name", args.user);
+  await page.click("#login-form button[type=submit]");
+  const bad = await until("the wrong password refused", UI, async () => (await visible(page, "#login-error")) && text(page, "#login-error"));
+  if (!bad.includes("用户名或密码不对")) throw new Error(`a wrong password says "${bad}"`);
+  await page.fill("#login-password", args.password);
+  await page.click("#login-form button[type=submit]");
+  await until("the dashboard", UI, () => visible(page, "#app"));
+  const who = await text(page, "#who");
+  if (!who.includes(want.region) || !who.includes("区域经理")) throw new Error(`the header says "${who}"`);
+  log(`step: logged in: ${who}`);
+
+  // the seeded month
+  await page.fill("#from", want.from);
+  await page.fill("#to", want.to);
+  await page.click("#filters button[type=submit]");
+  await until("the month's figures", UI, async () => (await text(page, "#overview-title")).includes(want.from));
+  for (const [k, v] of Object.entries(want.totals)) {
+    const got = await attr(page, `#overview-cards [data-figure=${k}]`, "data-value");
+    const ok = v === null ? got === "" : Math.abs(Number(got) - v) < 1e-9;
+    if (!ok) throw new Error(`the overview's ${k} is ${JSON.stringify(got)}, want ${v}`);
+  }
+  const gmv = await text(page, "#overview-cards [data-figure=gmv_fen] .value");
+  const wantGmv = "¥" + (want.totals.gmv_fen / 100).toLocaleString("zh-CN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  if (gmv !== wantGmv) throw new Error(`GMV reads "${gmv}", want ${wantGmv}`);
+  const formula = await text(page, "#overview-cards [data-figure=community_mau_rate] .formula");
+  if (!formula) throw new Error("the monthly-active card shows no formula");
+  log(`step: the overview equals the expected month (${Object.keys(want.totals).length} figures; GMV ${gmv})`);
+  const charts = await page.locator("#overview-charts svg path").count();
+  if (charts < 4) throw new Error(`only ${charts} trend lines drawn`);
+
+  // only the region's stores, in the table and in the choices
+  await page.click("#tabs [data-view=stores]");
+  const rows = await page.$$eval("#stores-table tr[data-store]", (trs) => trs.map((tr) => tr.dataset.store).sort());
+  if (JSON.stringify(rows) !== JSON.stringify([...want.stores].sort())) throw new Error(`the store table lists ${rows}, want ${want.stores}`);
+  const offered = await page.$$eval("#scope-select option", (os) => os.map((o) => o.value));
+  if (offered.some((v) => v === "store:" + args.other) || offered.some((v) => v === "")) throw new Error(`the scope offers ${offered}`);
+  const refused = await page.evaluate(async ([other, from, to]) => {
+    const r = await fetch(`/api/v1/kpis?store_id=${other}&from=${from}&to=${to}`, { headers: { Authorization: "Bearer " + sessionStorage.getItem("linli-dashboard-token") } });
+    return [r.status, (await r.json()).error.code];
+  }, [args.other, want.from, want.to]);
+  if (refused[0] !== 403 || refused[1] !== "not_your_region") throw new Error(`another region's store answers ${refused}`);
+  log(`step: ${rows.length} stores of ${want.region}; ${args.other} refused (${refused.join(" ")})`);
+
+  // export the table
+  const [dl] = await Promise.all([page.waitForEvent("download"), page.click("[data-export=stores-table]")]);
+  const csv = readFileSync(await dl.path(), "utf8");
+  if (!csv.startsWith("\ufeff门店编号,门店,大区")) throw new Error(`the CSV starts "${csv.slice(0, 40)}"`);
+  for (const id of want.stores) if (!csv.includes(id)) throw new Error(`the CSV lacks ${id}`);
+  if (csv.includes(args.other)) throw new Error(`the CSV lists ${args.other}`);
+  const [dl2] = await Promise.all([page.waitForEvent("download"), page.click("#stores-csv")]);
+  const server = readFileSync(await dl2.path(), "utf8");
+  for (const id of want.stores) if (!server.includes(id)) throw new Error(`the hub's CSV lacks ${id}`);
+  log(`step: exported ${csv.trim().split("\n").length - 1} rows, and the hub's CSV (${server.length} bytes)`);
+
+  // a store's page, then live and exceptions
+  await page.click(`#stores-table tr[data-store=${want.stores[0]}]`);
+  await until("the store page", UI, async () => (await text(page, "#store-title")).startsWith(want.stores[0]));
+  await until("the store's staff", UI, async () => (await page.locator("#staff-table tr").count()) > 1);
+  await page.click("#tabs [data-view=live]");
+  await until("the live view", UI, async () => (await text(page, "#live-updated")).startsWith("刷新于"));
+  await page.click("#tabs [data-view=exceptions]");
+  await until("the exceptions view", UI, async () => (await page.locator("#sync-table tr").count()) > 1);
+  await accessible(page, "dashboard exceptions");
+  await page.click("#tabs [data-view=overview]");
+  await accessible(page, "dashboard overview");
+}
+
+const SCENARIOS = { dashboard: dashboardScenario, promotions: promotionsScenario, community: communityScenario, pay: payScenario, live: liveScenario, shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
 
 async function main() {
   const scenario = SCENARIOS[args.scenario];

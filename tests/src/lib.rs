@@ -370,6 +370,22 @@ impl Cluster {
         self.start_hub_at(Some(quic), &listen)
     }
 
+    /// Stops the hub, lets `f` work on its data directory (e.g. seed its
+    /// database through the hub's own library), and starts it again on the
+    /// same HTTP and QUIC addresses.
+    pub fn with_hub_stopped(
+        &mut self,
+        f: impl FnOnce(&std::path::Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let (quic, http) = (self.hub()?.quic, self.hub()?.http.clone());
+        if let Some(mut h) = self.hub.take() {
+            h.proc.kill_9();
+        }
+        f(&self.hub_dir())?;
+        let listen = http.trim_start_matches("http://").to_owned();
+        self.start_hub_at(Some(quic), &listen)
+    }
+
     pub fn hub(&self) -> anyhow::Result<&HubProc> {
         self.hub
             .as_ref()
