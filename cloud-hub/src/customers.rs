@@ -180,11 +180,7 @@ impl Hub {
     }
 
     /// Everything the hub holds about a customer (PIPL Art. 45; admin).
-    pub async fn export_customer(
-        &self,
-        user: &User,
-        id: &str,
-    ) -> Result<CustomerExport, HubError> {
+    pub async fn export_customer(&self, user: &User, id: &str) -> Result<CustomerExport, HubError> {
         admin(user)?;
         let id = id.to_owned();
         let key = self.member_key.clone();
@@ -200,14 +196,7 @@ impl Hub {
                 let records = records_of(c, &person.id)?;
                 let merges = merges_of(c, &person.id)?;
                 let profile = profile::profile(c, &people, person, offset, today)?;
-                export::export(
-                    c,
-                    person,
-                    records,
-                    merges,
-                    profile,
-                    &crate::orders::ts(now),
-                )
+                export::export(c, person, records, merges, profile, &crate::orders::ts(now))
             })
             .await
     }

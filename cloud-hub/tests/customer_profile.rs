@@ -90,8 +90,13 @@ async fn counter_sales(h: &TestHub) {
 /// A regional manager's login.
 async fn regional(h: &TestHub) -> String {
     let c = linli_hub::hub::open_conn(&h.db_path()).unwrap();
-    linli_hub::hub::add_user(&c, "region", linli_hub::hub::Role::Regional, "region-password")
-        .unwrap();
+    linli_hub::hub::add_user(
+        &c,
+        "region",
+        linli_hub::hub::Role::Regional,
+        "region-password",
+    )
+    .unwrap();
     h.hub.login("region", "region-password").await.unwrap()
 }
 
@@ -153,49 +158,80 @@ async fn seed(h: &TestHub) -> Seeded {
 async fn profiles_equal_hand_computed_figures() {
     let h = hub().await;
     let s = seed(&h).await;
-    let (st, v) = h.get(&format!("/api/v1/customers/{}", s.a), Some(&h.admin)).await;
+    let (st, v) = h
+        .get(&format!("/api/v1/customers/{}", s.a), Some(&h.admin))
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let p = &v["profile"];
     assert_eq!(v["records"].as_array().unwrap().len(), 2, "{v}");
     assert_eq!(p["orders"], 3, "{p}");
-    assert_eq!((p["counter_orders"].clone(), p["online_orders"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        (p["counter_orders"].clone(), p["online_orders"].clone()),
+        (json!(1), json!(2))
+    );
     assert_eq!(p["spend_fen"], json!(1500 + 2 * s.online_total));
     // 2026-11-25 (23:30 local) and today
     assert_eq!(p["visits"], 2, "{p}");
     assert_eq!(p["first_purchase_at"], "2026-11-25T15:30:00Z");
     assert_eq!(p["home_store"], "S001");
-    assert_eq!((p["pickups"].clone(), p["deliveries"].clone()), (json!(2), json!(0)));
+    assert_eq!(
+        (p["pickups"].clone(), p["deliveries"].clone()),
+        (json!(2), json!(0))
+    );
     assert_eq!(p["recency_days"], 0);
     // three customers with purchases: recency {11-20, today, today},
     // orders {3, 1, 1}, spend {1500+2t, 500, t}: quintiles over distinct values
     assert_eq!(p["scored_customers"], 3);
-    assert_eq!(p["scores"], json!({"recency": 3, "frequency": 3, "monetary": 4}));
+    assert_eq!(
+        p["scores"],
+        json!({"recency": 3, "frequency": 3, "monetary": 4})
+    );
     assert_eq!(p["segment_name"], "重要价值客户");
 
-    let (_, v) = h.get(&format!("/api/v1/customers/{}", s.b), Some(&h.admin)).await;
-    assert_eq!(v["profile"]["scores"], json!({"recency": 1, "frequency": 1, "monetary": 1}));
+    let (_, v) = h
+        .get(&format!("/api/v1/customers/{}", s.b), Some(&h.admin))
+        .await;
+    assert_eq!(
+        v["profile"]["scores"],
+        json!({"recency": 1, "frequency": 1, "monetary": 1})
+    );
     assert_eq!(v["profile"]["segment_name"], "一般挽留客户");
     assert_eq!(v["profile"]["home_store"], "S002");
     assert_eq!(v["profile"]["visits"], 1);
 
     // a customer known only from online sessions is a customer too
-    let (st, v) = h.get(&format!("/api/v1/customers/{}", s.c_online), Some(&h.admin)).await;
+    let (st, v) = h
+        .get(&format!("/api/v1/customers/{}", s.c_online), Some(&h.admin))
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["customer_id"], s.c_online.as_str());
     assert_eq!(v["records"], json!([]));
-    assert_eq!(v["profile"]["scores"], json!({"recency": 3, "frequency": 1, "monetary": 2}));
+    assert_eq!(
+        v["profile"]["scores"],
+        json!({"recency": 3, "frequency": 1, "monetary": 2})
+    );
     assert_eq!(v["profile"]["segment_name"], "一般发展客户");
 
     // only admins see profiles (a store manager's login is not for this API)
-    let (st, _) = h.get(&format!("/api/v1/customers/{}", s.a), Some("nonsense")).await;
+    let (st, _) = h
+        .get(&format!("/api/v1/customers/{}", s.a), Some("nonsense"))
+        .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let m1 = h.manager("m1").await;
-    let (st, _) = h.get(&format!("/api/v1/customers/{}", s.a), Some(&m1)).await;
+    let (st, _) = h
+        .get(&format!("/api/v1/customers/{}", s.a), Some(&m1))
+        .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let region = regional(&h).await;
-    for uri in [format!("/api/v1/customers/{}", s.a), format!("/api/v1/customers/{}/export", s.a)] {
+    for uri in [
+        format!("/api/v1/customers/{}", s.a),
+        format!("/api/v1/customers/{}/export", s.a),
+    ] {
         let (st, v) = h.get(&uri, Some(&region)).await;
-        assert_eq!((st, v["error"]["code"].clone()), (StatusCode::FORBIDDEN, json!("forbidden")));
+        assert_eq!(
+            (st, v["error"]["code"].clone()),
+            (StatusCode::FORBIDDEN, json!("forbidden"))
+        );
     }
 }
 
@@ -204,7 +240,12 @@ async fn the_export_holds_everything_about_the_person() {
     let h = hub().await;
     let s = seed(&h).await;
     let resp = h
-        .call("GET", &format!("/api/v1/customers/{}/export", s.a), Some(&h.admin), None)
+        .call(
+            "GET",
+            &format!("/api/v1/customers/{}/export", s.a),
+            Some(&h.admin),
+            None,
+        )
         .await;
     assert_eq!(resp.0, StatusCode::OK, "{}", resp.1);
     let v = resp.1;
@@ -225,7 +266,11 @@ async fn the_export_holds_everything_about_the_person() {
         .iter()
         .map(|r| r["sale_id"].as_str().unwrap())
         .collect();
-    assert_eq!(sales, ["s-a"], "only A's sale, not B's or the anonymous one");
+    assert_eq!(
+        sales,
+        ["s-a"],
+        "only A's sale, not B's or the anonymous one"
+    );
     assert_eq!(v["profile"]["orders"], 3);
 
     // the download is an attachment
@@ -238,7 +283,10 @@ async fn the_export_holds_everything_about_the_person() {
         .await
         .unwrap();
     let cd = resp.headers()["content-disposition"].to_str().unwrap();
-    assert_eq!(cd, format!("attachment; filename=\"customer-{}.json\"", s.a));
+    assert_eq!(
+        cd,
+        format!("attachment; filename=\"customer-{}.json\"", s.a)
+    );
 }
 
 /// Every text or blob value in the hub's database that contains `needle`,
@@ -260,9 +308,9 @@ fn held(db: &std::path::Path, needle: &str) -> Vec<String> {
         while let Some(r) = rows.next().unwrap() {
             for (i, n) in names.iter().enumerate() {
                 let hit = match r.get_ref(i).unwrap() {
-                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => b
-                        .windows(needle.len())
-                        .any(|w| w == needle.as_bytes()),
+                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                        b.windows(needle.len()).any(|w| w == needle.as_bytes())
+                    }
                     _ => false,
                 };
                 if hit {
@@ -280,7 +328,9 @@ async fn an_erasure_is_idempotent_removes_the_phone_and_waits_for_every_store() 
     let s = seed(&h).await;
     assert!(!held(&h.db_path(), A_PHONE).is_empty(), "seeded");
     let uri = format!("/api/v1/customers/{}/erase", s.a);
-    let (st, v) = h.post("/api/v1/customers/x/erase", &h.admin, json!({})).await;
+    let (st, v) = h
+        .post("/api/v1/customers/x/erase", &h.admin, json!({}))
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "no Idempotency-Key: {v}");
     let region = regional(&h).await;
     let (st, _) = h.post_keyed(&uri, &region, "e-1", json!({})).await;
@@ -297,11 +347,22 @@ async fn an_erasure_is_idempotent_removes_the_phone_and_waits_for_every_store() 
 
     // a retry, and another request for the same customer, give the same erasure
     let (st, again) = h.post_keyed(&uri, &h.admin, "e-1", json!({})).await;
-    assert_eq!((st, again["erasure_id"].clone()), (StatusCode::OK, json!(eid)));
+    assert_eq!(
+        (st, again["erasure_id"].clone()),
+        (StatusCode::OK, json!(eid))
+    );
     let (st, other) = h.post_keyed(&uri, &h.admin, "e-2", json!({})).await;
-    assert_eq!((st, other["erasure_id"].clone()), (StatusCode::OK, json!(eid)));
+    assert_eq!(
+        (st, other["erasure_id"].clone()),
+        (StatusCode::OK, json!(eid))
+    );
     let (st, _) = h
-        .post_keyed(&format!("/api/v1/customers/{}/erase", s.b), &h.admin, "e-1", json!({}))
+        .post_keyed(
+            &format!("/api/v1/customers/{}/erase", s.b),
+            &h.admin,
+            "e-1",
+            json!({}),
+        )
         .await;
     assert_eq!(st, StatusCode::CONFLICT, "a key names one request");
 
@@ -310,8 +371,13 @@ async fn an_erasure_is_idempotent_removes_the_phone_and_waits_for_every_store() 
     assert_eq!(held(&h.db_path(), "oA-1"), Vec::<String>::new());
     assert_eq!(held(&h.db_path(), "阿明"), Vec::<String>::new());
     // the customer and their online account answer 410 with the erasure
-    let (st, v) = h.get(&format!("/api/v1/customers/{}", s.a), Some(&h.admin)).await;
-    assert_eq!((st, v["error"]["code"].clone()), (StatusCode::GONE, json!("customer_erased")));
+    let (st, v) = h
+        .get(&format!("/api/v1/customers/{}", s.a), Some(&h.admin))
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].clone()),
+        (StatusCode::GONE, json!("customer_erased"))
+    );
     assert_eq!(v["error"]["details"]["erasure_id"], eid.as_str());
     // amounts stay for the books: the orders, now under the tombstone
     let c = rusqlite::Connection::open(h.db_path()).unwrap();
@@ -328,8 +394,13 @@ async fn an_erasure_is_idempotent_removes_the_phone_and_waits_for_every_store() 
         .unwrap();
     assert_eq!(sales, 1500 + 500 + 900);
     // the other customers are untouched
-    let (st, v) = h.get(&format!("/api/v1/customers/{}", s.b), Some(&h.admin)).await;
-    assert_eq!((st, v["profile"]["orders"].clone()), (StatusCode::OK, json!(1)));
+    let (st, v) = h
+        .get(&format!("/api/v1/customers/{}", s.b), Some(&h.admin))
+        .await;
+    assert_eq!(
+        (st, v["profile"]["orders"].clone()),
+        (StatusCode::OK, json!(1))
+    );
 
     // S002 confirms through its ledger; the hub projects it (once)
     let conf = linli_shared::erasure::ErasureConfirmation {
@@ -342,11 +413,21 @@ async fn an_erasure_is_idempotent_removes_the_phone_and_waits_for_every_store() 
     linli_shared::docs::json::put_record(&mut doc, "erasures", &eid, &conf).unwrap();
     doc.commit();
     sync_in(&h.hub, "S002", &id, &mut doc).await;
-    let (st, v) = h.get(&format!("/api/v1/erasures/{eid}"), Some(&h.admin)).await;
+    let (st, v) = h
+        .get(&format!("/api/v1/erasures/{eid}"), Some(&h.admin))
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let pending = v["pending_stores"].as_array().unwrap();
-    assert!(!pending.contains(&json!("S002")) && pending.contains(&json!("S001")), "{v}");
-    let s2 = v["stores"].as_array().unwrap().iter().find(|s| s["store_id"] == "S002").unwrap();
+    assert!(
+        !pending.contains(&json!("S002")) && pending.contains(&json!("S001")),
+        "{v}"
+    );
+    let s2 = v["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["store_id"] == "S002")
+        .unwrap();
     assert_eq!(s2["confirmed_at"], "2026-12-02T01:00:00.000Z");
     let (st, _) = h.get("/api/v1/erasures/E-nope", Some(&h.admin)).await;
     assert_eq!(st, StatusCode::NOT_FOUND);

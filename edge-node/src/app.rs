@@ -101,7 +101,8 @@ impl App {
         sync: Arc<replication::SyncCtx>,
     ) -> Result<App, AppError> {
         let index = catalog::load_index(&store).await?;
-        let member_key = staff::load_or_create_member_key(&store, settings.chain_member_key).await?;
+        let member_key =
+            staff::load_or_create_member_key(&store, settings.chain_member_key).await?;
         let sessions = Arc::new(staff::Sessions::new(settings.login_limits));
         let rules = store.read(promotions::load_rules).await?;
         Ok(App {

@@ -67,7 +67,10 @@ pub async fn open_app(
         .unwrap_or_else(|| data_dir.join("identity"));
     let chain_member_key = match std::fs::read_to_string(identity.join("member.key")) {
         Ok(hex) => Some(linli_shared::member::parse_key(&hex).with_context(|| {
-            format!("{} is not a 32-byte hex key", identity.join("member.key").display())
+            format!(
+                "{} is not a 32-byte hex key",
+                identity.join("member.key").display()
+            )
         })?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).context("cannot read the identity's member.key"),

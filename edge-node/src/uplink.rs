@@ -299,7 +299,12 @@ impl SyncHost for EdgeHost {
                                             )
                                         })?
                                         .unwrap_or_default();
-                                    crate::app::erasure::apply_notices(c, &notices, &member_key, now)?;
+                                    crate::app::erasure::apply_notices(
+                                        c,
+                                        &notices,
+                                        &member_key,
+                                        now,
+                                    )?;
                                 }
                                 // a reached group-buy's participants here
                                 let ids = r

@@ -39,9 +39,18 @@ mod tests {
     fn same_key_same_hash_other_key_other_hash() {
         let a = [7u8; 32];
         let b = [8u8; 32];
-        assert_eq!(member_hash(&a, "13800138000"), member_hash(&a, "13800138000"));
-        assert_ne!(member_hash(&a, "13800138000"), member_hash(&b, "13800138000"));
-        assert_ne!(member_hash(&a, "13800138000"), member_hash(&a, "13800138001"));
+        assert_eq!(
+            member_hash(&a, "13800138000"),
+            member_hash(&a, "13800138000")
+        );
+        assert_ne!(
+            member_hash(&a, "13800138000"),
+            member_hash(&b, "13800138000")
+        );
+        assert_ne!(
+            member_hash(&a, "13800138000"),
+            member_hash(&a, "13800138001")
+        );
         assert_eq!(member_hash(&a, "13800138000").len(), 64);
     }
 
@@ -60,7 +69,10 @@ mod tests {
 
     #[test]
     fn keys_parse_from_hex() {
-        assert_eq!(parse_key(&format!("{}\n", hex::encode([3u8; 32]))), Some([3u8; 32]));
+        assert_eq!(
+            parse_key(&format!("{}\n", hex::encode([3u8; 32]))),
+            Some([3u8; 32])
+        );
         assert_eq!(parse_key("abcd"), None);
         assert_eq!(parse_key("zz"), None);
     }

@@ -116,10 +116,13 @@ pub fn summarize(purchases: &[Purchase], offset: FixedOffset) -> Summary {
     // most purchases, then the latest, then the smaller id (the map's order)
     s.home_store = per_store
         .iter()
-        .fold(None::<(&str, u32, DateTime<Utc>)>, |best, (id, (n, at))| match best {
-            Some((_, bn, bat)) if (bn, bat) >= (*n, *at) => best,
-            _ => Some((id, *n, *at)),
-        })
+        .fold(
+            None::<(&str, u32, DateTime<Utc>)>,
+            |best, (id, (n, at))| match best {
+                Some((_, bn, bat)) if (bn, bat) >= (*n, *at) => best,
+                _ => Some((id, *n, *at)),
+            },
+        )
         .map(|(id, _, _)| id.to_owned());
     s
 }
@@ -147,7 +150,11 @@ pub struct Figures {
 
 /// Scores every customer against all the others (same order as `all`).
 pub fn score_all(all: &[Figures]) -> Vec<Scores> {
-    let r = quintiles(&all.iter().map(|f| i64::from(f.last_day.num_days_from_ce())).collect::<Vec<_>>());
+    let r = quintiles(
+        &all.iter()
+            .map(|f| i64::from(f.last_day.num_days_from_ce()))
+            .collect::<Vec<_>>(),
+    );
     let f = quintiles(&all.iter().map(|f| i64::from(f.orders)).collect::<Vec<_>>());
     let m = quintiles(&all.iter().map(|f| f.spend_fen).collect::<Vec<_>>());
     r.into_iter()
@@ -164,7 +171,12 @@ pub fn score_all(all: &[Figures]) -> Vec<Scores> {
 /// Scores 1–5 by quintiles over the distinct values (higher value, higher
 /// score); see the module docs.
 pub fn quintiles(values: &[i64]) -> Vec<u8> {
-    let distinct: Vec<i64> = values.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+    let distinct: Vec<i64> = values
+        .iter()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let d = distinct.len();
     values
         .iter()
@@ -257,8 +269,20 @@ mod tests {
                 // 23:30 local on the 1st and 00:30 local on the 2nd: two days,
                 // though both are the 1st in UTC
                 p("2026-12-01T15:30:00Z", "S001", Channel::Counter, 1000, None),
-                p("2026-12-01T16:30:00Z", "S002", Channel::Online, 2500, Some(Handover::Pickup)),
-                p("2026-12-02T03:00:00Z", "S002", Channel::Online, 500, Some(Handover::Delivery)),
+                p(
+                    "2026-12-01T16:30:00Z",
+                    "S002",
+                    Channel::Online,
+                    2500,
+                    Some(Handover::Pickup),
+                ),
+                p(
+                    "2026-12-02T03:00:00Z",
+                    "S002",
+                    Channel::Online,
+                    500,
+                    Some(Handover::Delivery),
+                ),
                 p("2026-12-02T04:00:00Z", "S001", Channel::Counter, 700, None),
             ],
             cst,
@@ -275,11 +299,13 @@ mod tests {
 
     #[test]
     fn segments_follow_the_highs() {
-        let s = |r, f, m| Segment::of(Scores {
-            recency: r,
-            frequency: f,
-            monetary: m,
-        });
+        let s = |r, f, m| {
+            Segment::of(Scores {
+                recency: r,
+                frequency: f,
+                monetary: m,
+            })
+        };
         assert_eq!(s(5, 5, 5).name_zh(), "重要价值客户");
         assert_eq!(s(3, 2, 4).name_zh(), "重要发展客户");
         assert_eq!(s(1, 3, 3).name_zh(), "重要保持客户");

@@ -101,14 +101,22 @@ fn an_erasure_reaches_every_store_and_a_cut_off_one_confirms_when_back() {
 
     // both counter sales reach the hub and are tied to the customer
     wait_for(CONVERGE, "both counter sales in the profile", || {
-        let v = c.hub_get(&format!("/api/v1/customers/{customer_id}")).ok()?;
+        let v = c
+            .hub_get(&format!("/api/v1/customers/{customer_id}"))
+            .ok()?;
         (v["profile"]["counter_orders"] == 2).then_some(())
     })
     .unwrap();
 
     c.link("S002", LinkMode::Cut).unwrap();
     let (s, e) = c
-        .hub_call("POST", &format!("/api/v1/customers/{customer_id}/erase"), None, Some("erase-1"), json!({}))
+        .hub_call(
+            "POST",
+            &format!("/api/v1/customers/{customer_id}/erase"),
+            None,
+            Some("erase-1"),
+            json!({}),
+        )
         .unwrap();
     assert_eq!(s, 201, "{e}");
     let eid = e["erasure_id"].as_str().unwrap().to_owned();
@@ -136,11 +144,24 @@ fn an_erasure_reaches_every_store_and_a_cut_off_one_confirms_when_back() {
     // the counter sales are still there, without their member
     let hashed: i64 = rusqlite::Connection::open(db("S002"))
         .unwrap()
-        .query_row("SELECT count(*) FROM sales WHERE member_hash IS NOT NULL", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sales WHERE member_hash IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(hashed, 0);
     let (s, v) = c
-        .hub_call("GET", &format!("/api/v1/customers/{customer_id}"), None, None, json!({}))
+        .hub_call(
+            "GET",
+            &format!("/api/v1/customers/{customer_id}"),
+            None,
+            None,
+            json!({}),
+        )
         .unwrap();
-    assert_eq!((s, v["error"]["code"].clone()), (410, json!("customer_erased")));
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (410, json!("customer_erased"))
+    );
 }

@@ -175,13 +175,12 @@ impl Hub {
 
 /// The erasure that erased the customer or online account `id`, if any.
 pub(crate) fn erased_as(c: &Connection, id: &str) -> Result<Option<String>, HubError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT erasure_id FROM erasures
+    Ok(c.prepare_cached(
+        "SELECT erasure_id FROM erasures
              WHERE customer_id = ?1 OR EXISTS (SELECT 1 FROM json_each(aliases) WHERE value = ?1)",
-        )?
-        .query_row([id], |r| r.get(0))
-        .optional()?)
+    )?
+    .query_row([id], |r| r.get(0))
+    .optional()?)
 }
 
 /// What each store is asked to erase.
@@ -194,7 +193,8 @@ fn notice_of(
     let mut order_ids = BTreeSet::new();
     let mut commitment_ids = BTreeSet::new();
     for o in &p.online_ids {
-        let mut stmt = c.prepare_cached("SELECT order_id FROM online_orders WHERE customer_id = ?1")?;
+        let mut stmt =
+            c.prepare_cached("SELECT order_id FROM online_orders WHERE customer_id = ?1")?;
         for id in stmt.query_map([o], |r| r.get::<_, String>(0))? {
             order_ids.insert(id?);
         }
@@ -228,8 +228,14 @@ fn scrub(c: &Connection, p: &Person, tomb: &str) -> Result<usize, HubError> {
             [r],
         )?;
     }
-    n += c.execute("DELETE FROM identity_records WHERE customer_id = ?1", [&p.id])?;
-    n += c.execute("DELETE FROM identity_merges WHERE customer_id = ?1", [&p.id])?;
+    n += c.execute(
+        "DELETE FROM identity_records WHERE customer_id = ?1",
+        [&p.id],
+    )?;
+    n += c.execute(
+        "DELETE FROM identity_merges WHERE customer_id = ?1",
+        [&p.id],
+    )?;
     c.execute(
         "UPDATE identity_customers SET retired_at = coalesce(retired_at, ?2) WHERE customer_id = ?1",
         params![p.id, ts(Utc::now())],
@@ -270,7 +276,10 @@ fn scrub(c: &Connection, p: &Person, tomb: &str) -> Result<usize, HubError> {
         )?;
     }
     for h in &p.member_hashes {
-        n += c.execute("UPDATE hub_sales SET member_hash = NULL WHERE member_hash = ?1", [h])?;
+        n += c.execute(
+            "UPDATE hub_sales SET member_hash = NULL WHERE member_hash = ?1",
+            [h],
+        )?;
     }
     // replays of staff requests that carried a phone or openid of theirs
     for v in p.phones.iter().chain(&p.openids) {

@@ -113,11 +113,17 @@ pub(crate) fn export(
         records,
         merges,
         profile,
-        accounts: by("SELECT customer_id, phone, openid, created_at FROM customers WHERE customer_id = ?1", &online)?,
+        accounts: by(
+            "SELECT customer_id, phone, openid, created_at FROM customers WHERE customer_id = ?1",
+            &online,
+        )?,
         online_orders,
         counter_sales,
         counter_refunds,
-        community_memberships: by("SELECT * FROM community_members WHERE customer_id = ?1", &online)?,
+        community_memberships: by(
+            "SELECT * FROM community_members WHERE customer_id = ?1",
+            &online,
+        )?,
         community_joins: by(
             "SELECT * FROM community_joins WHERE customer_id = ?1 ORDER BY at",
             &online,
@@ -133,7 +139,10 @@ pub(crate) fn export(
         )?,
         coupon_claims: claims,
         payments: by("SELECT * FROM payments WHERE order_id = ?1", &subjects)?,
-        refunds: by("SELECT * FROM refund_queue WHERE subject_id = ?1 ORDER BY created_at", &subjects)?,
+        refunds: by(
+            "SELECT * FROM refund_queue WHERE subject_id = ?1 ORDER BY created_at",
+            &subjects,
+        )?,
     })
 }
 

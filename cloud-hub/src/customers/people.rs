@@ -108,12 +108,15 @@ pub(crate) fn people(c: &Connection, key: &[u8; 32]) -> Result<People, HubError>
     let (by_phone, by_openid) = (owners(|p| &p.phones), owners(|p| &p.openids));
     let only = |m: &BTreeMap<String, BTreeSet<String>>, v: &Option<String>| {
         let set = m.get(v.as_deref()?)?;
-        (set.len() == 1).then(|| set.iter().next().cloned()).flatten()
+        (set.len() == 1)
+            .then(|| set.iter().next().cloned())
+            .flatten()
     };
     let mut by_online = BTreeMap::new();
     {
-        let mut stmt =
-            c.prepare_cached("SELECT customer_id, phone, openid FROM customers ORDER BY customer_id")?;
+        let mut stmt = c.prepare_cached(
+            "SELECT customer_id, phone, openid FROM customers ORDER BY customer_id",
+        )?;
         let rows: Vec<(String, Option<String>, Option<String>)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;

@@ -70,9 +70,10 @@ pub(crate) fn profile(
         .zip(&scores)
         .find(|((id, _), _)| **id == person.id)
         .map(|(_, s)| *s);
-    let summary = all
-        .get(&person.id)
-        .map_or_else(|| rfm::summarize(&[], offset), |p| rfm::summarize(p, offset));
+    let summary = all.get(&person.id).map_or_else(
+        || rfm::summarize(&[], offset),
+        |p| rfm::summarize(p, offset),
+    );
     Ok(Profile {
         recency_days: summary.last_day.map(|d| (today - d).num_days()),
         segment: mine.map(Segment::of),

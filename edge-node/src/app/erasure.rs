@@ -58,7 +58,10 @@ pub(crate) fn apply_notices(
         let commitments: BTreeSet<&str> = n.commitment_ids.iter().map(String::as_str).collect();
         let mut rows = 0usize;
         for h in &hashes {
-            rows += c.execute("UPDATE sales SET member_hash = NULL WHERE member_hash = ?1", [h])?;
+            rows += c.execute(
+                "UPDATE sales SET member_hash = NULL WHERE member_hash = ?1",
+                [h],
+            )?;
             rows += c.execute(
                 "UPDATE group_buy_commitments SET member_hash = 'erased' WHERE member_hash = ?1",
                 [h],
@@ -76,7 +79,10 @@ pub(crate) fn apply_notices(
             .collect::<Result<_, _>>()?;
         for (id, phone) in held {
             if matches(&id, &phone, &orders) {
-                rows += c.execute("UPDATE orders SET customer_phone = '' WHERE order_id = ?1", [&id])?;
+                rows += c.execute(
+                    "UPDATE orders SET customer_phone = '' WHERE order_id = ?1",
+                    [&id],
+                )?;
             }
         }
         let held: Vec<(String, String)> = c
@@ -120,8 +126,7 @@ fn mobiles_in(text: &str) -> impl Iterator<Item = &str> {
         let run = &b[i..i + 11];
         let bounded = (i == 0 || !b[i - 1].is_ascii_digit())
             && b.get(i + 11).is_none_or(|n| !n.is_ascii_digit());
-        (bounded && run[0] == b'1' && run.iter().all(u8::is_ascii_digit))
-            .then(|| &text[i..i + 11])
+        (bounded && run[0] == b'1' && run.iter().all(u8::is_ascii_digit)).then(|| &text[i..i + 11])
     })
 }
 
@@ -159,7 +164,10 @@ mod tests {
     #[test]
     fn mobiles_are_found_whole() {
         let t = r#"{"customer_phone":"13812345678","n":123456789012,"x":"a13900000000"}"#;
-        assert_eq!(mobiles_in(t).collect::<Vec<_>>(), ["13812345678", "13900000000"]);
+        assert_eq!(
+            mobiles_in(t).collect::<Vec<_>>(),
+            ["13812345678", "13900000000"]
+        );
         assert_eq!(mobiles_in("1381234567").count(), 0);
     }
 }
