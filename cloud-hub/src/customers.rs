@@ -19,8 +19,9 @@
 //! every record's customer id; past a few hundred thousand records this
 //! wants an incremental resolve of the groups a file touches.
 //!
-//! The profile (orders, spend, RFM) of issue 12 comes later; a customer here
-//! is its records and why they are one.
+//! A customer is its records, why they are one, and its profile
+//! ([`profile`]): which channel rows are the customer's is decided in one
+//! place, [`people`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,6 +33,14 @@ use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
 use crate::hub::{Hub, HubError, Role, User};
+
+pub mod erasure;
+pub mod export;
+pub mod people;
+pub mod profile;
+
+pub use export::CustomerExport;
+pub use profile::Profile;
 
 /// A record's customer after an import.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -76,13 +85,14 @@ pub struct MergeReason {
     pub record_b: String,
 }
 
-/// A customer: its records and why they are one. The fuller profile (orders,
-/// spend, RFM segment, home store) comes with the rest of issue 12.
+/// A customer: its records, why they are one, and its profile. A customer
+/// known only from online sessions has no records.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CustomerView {
     pub customer_id: String,
     pub records: Vec<IdentityRecord>,
     pub merges: Vec<MergeReason>,
+    pub profile: Profile,
 }
 
 /// One part of an unmerged customer.
@@ -141,35 +151,54 @@ impl Hub {
             .await
     }
 
-    /// A customer's records and merges (admin: these are personal data).
+    /// A customer's records, merges and profile (admin: these are personal
+    /// data). `id` is an identity customer's id or an online customer's;
+    /// the answer names the customer the id belongs to.
     pub async fn customer(&self, user: &User, id: &str) -> Result<CustomerView, HubError> {
-        admin(user)?;
+        let scope = staff_scope(self, user)?;
         let id = id.to_owned();
+        let key = self.member_key.clone();
+        let offset = self.order_settings.utc_offset;
+        let today = Utc::now().with_timezone(&offset).date_naive();
         self.store
             .read(move |c| {
-                let records = records_of(c, &id)?;
-                if records.is_empty() {
-                    return Err(HubError::CustomerNotFound(id));
-                }
-                let mut stmt = c.prepare(
-                    "SELECT rule, value, record_a, record_b FROM identity_merges
-                     WHERE customer_id = ?1 ORDER BY rowid",
-                )?;
-                let merges = stmt
-                    .query_map([&id], |r| {
-                        Ok(MergeReason {
-                            rule: r.get(0)?,
-                            value: r.get(1)?,
-                            record_a: r.get(2)?,
-                            record_b: r.get(3)?,
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
+                let people = people::people(c, &key)?;
+                let Some(person) = people.get(&id) else {
+                    return Err(not_found(c, id)?);
+                };
+                let records = records_of(c, &person.id)?;
+                let merges = merges_of(c, &person.id)?;
+                let profile = profile::profile(c, &people, person, offset, today)?;
+                in_scope(&scope, &profile)?;
                 Ok(CustomerView {
-                    customer_id: id,
+                    customer_id: person.id.clone(),
                     records,
                     merges,
+                    profile,
                 })
+            })
+            .await
+    }
+
+    /// Everything the hub holds about a customer (PIPL Art. 45; admin).
+    pub async fn export_customer(&self, user: &User, id: &str) -> Result<CustomerExport, HubError> {
+        let scope = staff_scope(self, user)?;
+        let id = id.to_owned();
+        let key = self.member_key.clone();
+        let offset = self.order_settings.utc_offset;
+        let now = Utc::now();
+        let today = now.with_timezone(&offset).date_naive();
+        self.store
+            .read(move |c| {
+                let people = people::people(c, &key)?;
+                let Some(person) = people.get(&id) else {
+                    return Err(not_found(c, id)?);
+                };
+                let records = records_of(c, &person.id)?;
+                let merges = merges_of(c, &person.id)?;
+                let profile = profile::profile(c, &people, person, offset, today)?;
+                in_scope(&scope, &profile)?;
+                export::export(c, person, records, merges, profile, &crate::orders::ts(now))
             })
             .await
     }
@@ -240,6 +269,37 @@ impl Hub {
     }
 }
 
+/// Why `id` names nobody: erased, or never known.
+fn not_found(c: &Connection, id: String) -> Result<HubError, HubError> {
+    Ok(match erasure::erased_as(c, &id)? {
+        Some(erasure_id) => HubError::CustomerErased {
+            customer_id: id,
+            erasure_id,
+        },
+        None => HubError::CustomerNotFound(id),
+    })
+}
+
+/// Who may read a customer: the chain admin any, a regional manager those
+/// whose home store (most purchases) or, without purchases, whose
+/// community is in their region.
+fn staff_scope(hub: &Hub, user: &User) -> Result<crate::scope::Scope, HubError> {
+    match user.role {
+        Role::Admin | Role::Regional => Ok(hub.scope(user)),
+        Role::Manager => Err(HubError::Forbidden),
+    }
+}
+
+fn in_scope(scope: &crate::scope::Scope, p: &profile::Profile) -> Result<(), HubError> {
+    if *scope == crate::scope::Scope::Chain {
+        return Ok(());
+    }
+    match p.summary.home_store.as_deref().or(p.community.as_deref()) {
+        Some(store) => scope.check_store(store),
+        None => Err(HubError::NotYourRegion("该顾客".into())),
+    }
+}
+
 fn admin(user: &User) -> Result<(), HubError> {
     if user.role == Role::Admin {
         Ok(())
@@ -275,6 +335,24 @@ fn upsert_records(c: &Connection, records: &[SourceRecord], now: &str) -> Result
         ])?;
     }
     Ok(())
+}
+
+fn merges_of(c: &Connection, customer_id: &str) -> Result<Vec<MergeReason>, HubError> {
+    let mut stmt = c.prepare(
+        "SELECT rule, value, record_a, record_b FROM identity_merges
+         WHERE customer_id = ?1 ORDER BY rowid",
+    )?;
+    let rows = stmt
+        .query_map([customer_id], |r| {
+            Ok(MergeReason {
+                rule: r.get(0)?,
+                value: r.get(1)?,
+                record_a: r.get(2)?,
+                record_b: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 fn records_of(c: &Connection, customer_id: &str) -> Result<Vec<IdentityRecord>, HubError> {

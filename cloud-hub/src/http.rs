@@ -89,6 +89,13 @@ impl From<HubError> for ApiError {
                 Some(json!({ "rejected": rejected })),
             ),
             HubError::CustomerNotFound(_) => err(StatusCode::NOT_FOUND, "customer_not_found", msg),
+            HubError::CustomerErased { ref erasure_id, .. } => ApiError(
+                StatusCode::GONE,
+                "customer_erased",
+                msg.clone(),
+                Some(json!({ "erasure_id": erasure_id })),
+            ),
+            HubError::ErasureNotFound(_) => err(StatusCode::NOT_FOUND, "erasure_not_found", msg),
             HubError::UnknownSku(_) => err(StatusCode::UNPROCESSABLE_ENTITY, "unknown_sku", msg),
             HubError::UnknownStore(_) => {
                 err(StatusCode::UNPROCESSABLE_ENTITY, "unknown_store", msg)
@@ -383,6 +390,9 @@ pub fn router(hub: Hub) -> Router {
             get(promotions::markdowns).put(promotions::set_markdowns),
         )
         .route("/api/v1/customers/{id}/unmerge", post(customers::unmerge))
+        .route("/api/v1/customers/{id}/export", get(customers::export))
+        .route("/api/v1/customers/{id}/erase", post(customers::erase))
+        .route("/api/v1/erasures/{id}", get(customers::erasure))
         .route("/api/v1/stores/{id}/sales", get(sales))
         .route("/api/v1/stores/{id}/live", get(live::running))
         .route(

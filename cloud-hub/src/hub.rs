@@ -106,6 +106,16 @@ pub enum HubError {
         "没有顾客 {0} (no customer {0}; ids come from POST /api/v1/customers/identities/import)"
     )]
     CustomerNotFound(String),
+    /// The customer was erased (PIPL): nothing about them is held any more.
+    #[error(
+        "顾客 {customer_id} 的个人信息已按要求删除（删除单 {erasure_id}），不再保存 (customer {customer_id} was erased by erasure {erasure_id}; see GET /api/v1/erasures/{erasure_id})"
+    )]
+    CustomerErased {
+        customer_id: String,
+        erasure_id: String,
+    },
+    #[error("没有删除单 {0} (no erasure {0})")]
+    ErasureNotFound(String),
     /// A poll that cannot be made or voted in as asked.
     #[error(transparent)]
     Poll(linli_shared::community::PollError),
@@ -308,6 +318,11 @@ impl HubPaths {
     pub fn signing_key(&self) -> PathBuf {
         self.data_dir.join("pickup-signing.key")
     }
+    /// The chain's member key (0600): stores hash member phones under it
+    /// ([`linli_shared::member`]); it goes to each store with its identity.
+    pub fn member_key(&self) -> PathBuf {
+        self.data_dir.join("member.key")
+    }
 }
 
 /// The hub's core. Cheap to clone.
@@ -331,6 +346,9 @@ pub struct Hub {
     pub(crate) gate: Arc<Gate>,
     /// Wakes the refund worker when a refund is queued.
     pub(crate) pay_wake: Arc<tokio::sync::Notify>,
+    /// The chain's member key (`member.key`, 0600): ties a counter sale's
+    /// member hash to a customer.
+    pub(crate) member_key: Arc<[u8; 32]>,
 }
 
 /// How many argon2 checks may run at once (each holds ~19 MiB of memory).
@@ -571,7 +589,9 @@ impl Hub {
             },
         )?;
         let signing = crate::signing::load_or_create(&paths.signing_key())?;
+        let member_key = crate::signing::load_or_create_secret(&paths.member_key())?;
         let hub = Hub {
+            member_key: Arc::new(member_key),
             store,
             docs,
             changes: broadcast::channel(4096).0,
@@ -1165,6 +1185,18 @@ fn project(
                     .unwrap_or_default();
                 written = crate::coupons::project_counter(c, docs, store, &taken, &back, today)?;
             }
+            // stores' confirmations of customers' erasures
+            let erased = touched("erasures");
+            if !erased.is_empty() {
+                let facts = docs
+                    .read(c, doc, |d| {
+                        records_of::<linli_shared::erasure::ErasureConfirmation>(
+                            d, "erasures", &erased,
+                        )
+                    })?
+                    .unwrap_or_default();
+                crate::customers::erasure::project_confirmations(c, store, &facts)?;
+            }
             let new = touched("sales");
             if new.is_empty() {
                 return Ok((campaigns, written));
@@ -1173,8 +1205,8 @@ fn project(
                 .read(c, doc, |d| read_sales_of(d, &new))?
                 .unwrap_or_default();
             let mut stmt = c.prepare_cached(
-                "INSERT OR IGNORE INTO hub_sales(store_id, sale_id, day, ticket_no, total_fen, cashier, created_at, lines)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT OR IGNORE INTO hub_sales(store_id, sale_id, day, ticket_no, total_fen, cashier, created_at, lines, member_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, nullif(?9, ''))",
             )?;
             for s in sales {
                 let lines = serde_json::to_string(&s.lines).unwrap_or_default();
@@ -1186,7 +1218,8 @@ fn project(
                     s.total_fen,
                     s.cashier,
                     s.created_at,
-                    lines
+                    lines,
+                    s.member_hash
                 ])?;
             }
         }

@@ -246,6 +246,9 @@ fn main() -> anyhow::Result<()> {
             // the store verifies pickup QR codes with the hub's public key
             let key = linli_hub::signing::load_or_create(&paths.signing_key())?;
             linli_hub::signing::write_public(&key, &out)?;
+            // stores hash member phones under the chain's key (DESIGN.md §8)
+            let member = linli_hub::signing::load_or_create_secret(&paths.member_key())?;
+            linli_hub::signing::write_member_key(&member, &out)?;
             println!(
                 "issued certificate for store {store} into {}",
                 out.display()

@@ -440,6 +440,35 @@ CREATE INDEX group_buy_commitments_by_customer ON group_buy_commitments(customer
     r#"
 ALTER TABLE users ADD COLUMN region TEXT;
 "#,
+    // one customer across channels (issue 12): a counter sale keeps the
+    // member's phone hash (under the chain's member key), so the hub can
+    // tie it to a customer
+    r#"
+ALTER TABLE hub_sales ADD COLUMN member_hash TEXT;
+CREATE INDEX hub_sales_by_member ON hub_sales(member_hash) WHERE member_hash IS NOT NULL;
+"#,
+    // customers' erasures (issue 12, PIPL Art. 47): what was erased (the
+    // retired customer id, its online account ids, the tombstone rows carry
+    // now) and each store's confirmation from its ledger
+    r#"
+CREATE TABLE erasures (
+    erasure_id   TEXT PRIMARY KEY,
+    customer_id  TEXT NOT NULL,
+    aliases      TEXT NOT NULL,
+    tombstone    TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    hub_rows     INTEGER NOT NULL
+);
+CREATE INDEX erasures_by_customer ON erasures(customer_id);
+CREATE TABLE erasure_stores (
+    erasure_id   TEXT NOT NULL,
+    store_id     TEXT NOT NULL,
+    confirmed_at TEXT,
+    rows         INTEGER,
+    PRIMARY KEY (erasure_id, store_id)
+);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

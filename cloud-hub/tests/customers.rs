@@ -203,7 +203,7 @@ async fn the_reference_file_imports_idempotently_with_stable_ids() {
         .await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
+        (StatusCode::FORBIDDEN, Some("not_your_region"))
     );
     let (s, _) = h
         .get(None, &format!("/api/v1/customers/{}", ids["R007000004"]))

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod community;
+pub mod erasure;
 pub mod groupbuy;
 pub mod idempotency;
 pub mod online;
@@ -56,6 +57,11 @@ pub struct AppSettings {
     pub max_change: linli_shared::Fen,
     /// Lockout per staff name and attempts per client address at login.
     pub login_limits: linli_shared::login_guard::LoginLimits,
+    /// The chain's member key from the store's identity (`member.key`,
+    /// written by `linli-hub issue-cert`): member phones are hashed under it
+    /// so the hub can tie a counter sale to its customer (DESIGN.md §8).
+    /// Without one the store keeps hashing under its own key.
+    pub chain_member_key: Option<[u8; 32]>,
 }
 
 /// The store node's application core. Cheap to clone.
@@ -95,7 +101,8 @@ impl App {
         sync: Arc<replication::SyncCtx>,
     ) -> Result<App, AppError> {
         let index = catalog::load_index(&store).await?;
-        let member_key = staff::load_or_create_member_key(&store).await?;
+        let member_key =
+            staff::load_or_create_member_key(&store, settings.chain_member_key).await?;
         let sessions = Arc::new(staff::Sessions::new(settings.login_limits));
         let rules = store.read(promotions::load_rules).await?;
         Ok(App {

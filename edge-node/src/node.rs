@@ -60,7 +60,23 @@ pub async fn open_app(
     )?;
     let offset = FixedOffset::east_opt(config.utc_offset_minutes * 60)
         .context("utc_offset_minutes out of range")?;
+    // the chain's member key comes with the identity (`linli-hub issue-cert`)
+    let identity = config
+        .identity
+        .clone()
+        .unwrap_or_else(|| data_dir.join("identity"));
+    let chain_member_key = match std::fs::read_to_string(identity.join("member.key")) {
+        Ok(hex) => Some(linli_shared::member::parse_key(&hex).with_context(|| {
+            format!(
+                "{} is not a 32-byte hex key",
+                identity.join("member.key").display()
+            )
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).context("cannot read the identity's member.key"),
+    };
     let settings = AppSettings {
+        chain_member_key,
         store_id: config.store_id.clone(),
         utc_offset: offset,
         pickup_hold: chrono::Duration::hours(i64::from(config.pickup_hold_hours)),
@@ -152,6 +168,10 @@ impl Node {
             }
             // a new database under this store's identity recovers first
             app.init_recovery().await?;
+            // an erasure done but not confirmed before a stop is confirmed now
+            if let Err(e) = app.confirm_erasures().await {
+                tracing::warn!(error = %e, "erasures not yet confirmed; they will be with the next notice or start");
+            }
             let (a, c) = (app.clone(), cancel.clone());
             tasks.spawn(async move { crate::uplink::run(a, u, sync_status, c).await });
         }

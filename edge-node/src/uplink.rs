@@ -198,6 +198,7 @@ impl SyncHost for EdgeHost {
 
     async fn receive(&self, doc: DocId, msg: Vec<u8>) -> Result<Received, DocError> {
         let sync = self.app.sync_ctx().clone();
+        let member_key = *self.app.member_key;
         let now = self.app.now();
         let day = self.app.business_day(now);
         let store_id = self.store_id().to_owned();
@@ -287,6 +288,23 @@ impl SyncHost for EdgeHost {
                                         })?
                                         .unwrap_or_default();
                                     crate::app::promotions::save_coupons(c, &list)?;
+                                }
+                                // a customer's erasure (PIPL): erase here, confirm after
+                                let ids = r.touched.get("erasures").cloned().unwrap_or_default();
+                                if !ids.is_empty() {
+                                    let notices = docs
+                                        .read(c, &d, |doc| {
+                                            records_of::<linli_shared::erasure::ErasureNotice>(
+                                                doc, "erasures", &ids,
+                                            )
+                                        })?
+                                        .unwrap_or_default();
+                                    crate::app::erasure::apply_notices(
+                                        c,
+                                        &notices,
+                                        &member_key,
+                                        now,
+                                    )?;
                                 }
                                 // a reached group-buy's participants here
                                 let ids = r
@@ -389,6 +407,14 @@ impl SyncHost for EdgeHost {
             } else {
                 tracing::info!(%doc, "markdowns updated from the hub");
             }
+        }
+        if doc.kind() == DocKind::Orders
+            && doc.owner() == Owner::Hub
+            && received.touched.contains_key("erasures")
+            && let Err(e) = self.app.confirm_erasures().await
+        {
+            // confirmed at the next start or the next notice
+            tracing::warn!(error = %e, "erasure done, its confirmation not yet written");
         }
         if let Some(products) = products {
             tracing::info!(products = products.len(), %doc, "catalog updated from the hub");

@@ -143,6 +143,17 @@ impl TestHub {
         v["token"].as_str().unwrap().to_owned()
     }
 
+    /// The chain's member key the hub made (`member.key`).
+    pub(crate) fn member_key(&self) -> [u8; 32] {
+        let hex = std::fs::read_to_string(self._dir.path().join("member.key")).unwrap();
+        linli_shared::member::parse_key(&hex).unwrap()
+    }
+
+    /// The hub's database file.
+    pub(crate) fn db_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("hub.db")
+    }
+
     /// A store manager's hub login: `m1` manages S001, `m2` S002.
     pub(crate) async fn manager(&self, name: &str) -> String {
         self.hub.login(name, "manager-password").await.unwrap()

@@ -188,6 +188,8 @@ pub(crate) enum LedgerFact {
     CouponRedemption(linli_shared::coupon::CounterRedemption),
     /// A coupon given back by the sale's full refund.
     CouponVoid(linli_shared::coupon::CounterVoid),
+    /// A customer's erasure done at this store.
+    Erasure(linli_shared::erasure::ErasureConfirmation),
 }
 
 /// Collects the document changes of one use case inside its transaction and
@@ -294,6 +296,9 @@ impl<'a> Publish<'a> {
                             }
                             LedgerFact::CouponVoid(v) => {
                                 put_record(doc, "coupon_voids", &v.redemption_id, v)?;
+                            }
+                            LedgerFact::Erasure(e) => {
+                                put_record(doc, "erasures", &e.erasure_id, e)?;
                             }
                         }
                     }

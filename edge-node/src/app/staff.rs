@@ -180,9 +180,25 @@ pub fn add_staff(conn: &Connection, name: &str, role: Role, pin: &str) -> Result
     Ok(())
 }
 
-pub(crate) async fn load_or_create_member_key(store: &Store) -> Result<[u8; 32], AppError> {
+/// The key member phones are hashed under: the chain's when the identity
+/// brought one (kept in `meta`, so it stays when a later start lacks the
+/// file), else the one kept before, else a fresh one of this store's own.
+/// Hashes taken under an earlier key stay as they were: a member's earlier
+/// group-buy commitments at this counter are not counted against the limit
+/// under the new key (a store enrolled before the chain key existed).
+pub(crate) async fn load_or_create_member_key(
+    store: &Store,
+    chain: Option<[u8; 32]>,
+) -> Result<[u8; 32], AppError> {
     store
-        .write(|c| {
+        .write(move |c| {
+            if let Some(key) = chain {
+                c.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('member_key', ?1)",
+                    [hex::encode(key)],
+                )?;
+                return Ok::<_, AppError>(key);
+            }
             let existing: Option<String> = c
                 .query_row("SELECT value FROM meta WHERE key = 'member_key'", [], |r| {
                     r.get(0)
@@ -363,14 +379,6 @@ impl App {
 
     /// The keyed hash under which a member's phone is kept at the store.
     pub(crate) fn member_hash(&self, phone: &str) -> String {
-        use hmac::{Mac, SimpleHmac};
-        // a 32-byte key is always accepted by HMAC
-        match <SimpleHmac<Sha256> as Mac>::new_from_slice(&self.member_key[..]) {
-            Ok(mut mac) => {
-                mac.update(phone.as_bytes());
-                hex::encode(mac.finalize().into_bytes())
-            }
-            Err(_) => hex::encode(Sha256::digest(phone.as_bytes())),
-        }
+        linli_shared::member::member_hash(&self.member_key, phone)
     }
 }

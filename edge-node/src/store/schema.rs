@@ -270,6 +270,16 @@ CREATE INDEX coupon_redemptions_by_sale ON coupon_redemptions(sale_id);
 ALTER TABLE sales ADD COLUMN pricing TEXT;
 ALTER TABLE sale_lines ADD COLUMN coupon_fen INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 7: customers' erasures from the hub (issue 12): each notice once, and
+    // whether the store's ledger has confirmed it yet
+    r#"
+CREATE TABLE erasures (
+    erasure_id   TEXT PRIMARY KEY,
+    rows         INTEGER NOT NULL,
+    erased_at    TEXT NOT NULL,
+    confirmed_at TEXT
+);
+"#,
 ];
 
 /// Brings the schema up to date.

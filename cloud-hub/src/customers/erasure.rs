@@ -1,0 +1,355 @@
+//! A customer's erasure (PIPL Art. 47; DESIGN.md §8): at the hub, and at
+//! every store, each store confirming.
+//!
+//! **At the hub**, in one writer transaction:
+//! - the person's identity records, merges and never-merge pairs are
+//!   deleted and the customer id retired (never given again);
+//! - each of the person's online accounts is deleted (`customers`: phone,
+//!   openid; its sessions and its community membership), and every row that
+//!   named it names a **tombstone** instead (`erased-<erasure id>`): online
+//!   orders (whose record also loses the masked phone and the delivery
+//!   address, the drop-off point becoming the store's), community joins,
+//!   poll votes, group-buy commitments, coupon claims. Amounts, ids, dates
+//!   and stores stay: the books, refunds, campaign counts and KPIs need
+//!   them, and without the person they are no longer personal data;
+//! - counter sales lose their member hash;
+//! - idempotency replays made by the person or holding a phone of theirs
+//!   are deleted.
+//!
+//! **At the stores**: the hub writes an [`ErasureNotice`] into every store's
+//! orders document of the day (section `erasures`). It names the person by
+//! the keyed hashes of the phones only they hold and by order and commitment
+//! ids, never by phone. Each store erases what matches and confirms in its
+//! ledger ([`linli_shared::erasure::ErasureConfirmation`]); the hub projects
+//! the confirmations into `erasure_stores`, so [`ErasureView`] lists the
+//! stores that have not yet confirmed. A store offline during the erasure
+//! receives the notice and confirms when its link is back.
+//!
+//! What is not erased: the history of the chain's automerge documents
+//! (hub and stores) keeps what earlier changes wrote (a counter join's or
+//! group-buy commitment's phone, a delivery address) until those day
+//! documents are retired; see docs/DECISIONS.md.
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+use linli_shared::docs::DocId;
+use linli_shared::docs::json::put_record;
+use linli_shared::erasure::{ErasureConfirmation, ErasureNotice};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::admin;
+use super::people::{self, Person};
+use crate::hub::{Hub, HubError, User};
+use crate::orders::ts;
+
+/// One store's part of an erasure.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErasureStore {
+    pub store_id: String,
+    /// When the store's confirmation reached the hub's tables (none yet:
+    /// the store has not confirmed).
+    pub confirmed_at: Option<String>,
+    /// Rows the store changed.
+    pub rows: Option<i64>,
+}
+
+/// An erasure and where it stands.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErasureView {
+    pub erasure_id: String,
+    /// The erased customer's id (retired; it now names nobody).
+    pub customer_id: String,
+    /// The id rows that named the customer carry now.
+    pub tombstone: String,
+    pub requested_by: String,
+    pub requested_at: String,
+    /// Rows changed at the hub.
+    pub hub_rows: i64,
+    pub stores: Vec<ErasureStore>,
+    /// Stores that have not yet confirmed.
+    pub pending_stores: Vec<String>,
+    /// Every store has confirmed.
+    pub complete: bool,
+}
+
+impl Hub {
+    /// Erases a customer (admin; `key` is the request's Idempotency-Key).
+    /// Returns the erasure and whether it was made now (`false`: a retry,
+    /// or the customer was erased before).
+    pub async fn erase_customer(
+        &self,
+        user: &User,
+        id: &str,
+        key: String,
+    ) -> Result<(ErasureView, bool), HubError> {
+        admin(user)?;
+        let (id, by) = (id.to_owned(), user.name.clone());
+        let member_key = self.member_key.clone();
+        let day = Utc::now()
+            .with_timezone(&self.order_settings.utc_offset)
+            .date_naive();
+        let (view, fresh, touched) = self
+            .with_docs(move |c, docs| {
+                let record_key = format!("staff:{by}\u{1f}{key}");
+                let fingerprint = format!("erase\u{1f}{id}");
+                if let Some((h, erasure_id)) = c
+                    .prepare_cached("SELECT request_hash, response FROM idempotency WHERE key = ?1")?
+                    .query_row([&record_key], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .optional()?
+                {
+                    if h != fingerprint {
+                        return Err(HubError::IdempotencyKeyReused(key));
+                    }
+                    return Ok((view(c, &erasure_id)?, false, Vec::new()));
+                }
+                if let Some(done) = erased_as(c, &id)? {
+                    return Ok((view(c, &done)?, false, Vec::new()));
+                }
+                let people = people::people(c, &member_key)?;
+                let person = people
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| HubError::CustomerNotFound(id.clone()))?;
+                let now = Utc::now();
+                let erasure_id = format!("E{}", ulid::Ulid::new());
+                let notice = notice_of(c, &person, &erasure_id, &ts(now))?;
+                let tomb = format!("erased-{erasure_id}");
+                let rows = scrub(c, &person, &tomb)?;
+                let aliases: Vec<&String> = person.online_ids.iter().collect();
+                c.execute(
+                    "INSERT INTO erasures(erasure_id, customer_id, aliases, tombstone, requested_by, requested_at, hub_rows)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        erasure_id,
+                        person.id,
+                        serde_json::to_string(&aliases).unwrap_or_default(),
+                        tomb,
+                        by,
+                        ts(now),
+                        rows as i64
+                    ],
+                )?;
+                let stores: Vec<String> = c
+                    .prepare(
+                        "SELECT store_id FROM stores UNION SELECT store_id FROM hub_sales
+                         UNION SELECT store_id FROM online_orders ORDER BY 1",
+                    )?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let mut touched = Vec::new();
+                for s in &stores {
+                    c.execute(
+                        "INSERT INTO erasure_stores(erasure_id, store_id) VALUES (?1, ?2)",
+                        params![erasure_id, s],
+                    )?;
+                    let doc = DocId::hub_orders(s, day);
+                    docs.change(c, &doc, |d| {
+                        put_record(d, "erasures", &erasure_id, &notice)?;
+                        Ok(())
+                    })?;
+                    touched.push(doc);
+                }
+                c.execute(
+                    "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![record_key, fingerprint, erasure_id, ts(now)],
+                )?;
+                tracing::info!(%erasure_id, stores = stores.len(), hub_rows = rows, "customer erased at the hub");
+                Ok((view(c, &erasure_id)?, true, touched))
+            })
+            .await?;
+        self.announce(touched);
+        Ok((view, fresh))
+    }
+
+    /// An erasure and which stores have not yet confirmed it (admin).
+    pub async fn erasure(&self, user: &User, erasure_id: &str) -> Result<ErasureView, HubError> {
+        admin(user)?;
+        let id = erasure_id.to_owned();
+        self.store.read(move |c| view(c, &id)).await
+    }
+}
+
+/// The erasure that erased the customer or online account `id`, if any.
+pub(crate) fn erased_as(c: &Connection, id: &str) -> Result<Option<String>, HubError> {
+    Ok(c.prepare_cached(
+        "SELECT erasure_id FROM erasures
+             WHERE customer_id = ?1 OR EXISTS (SELECT 1 FROM json_each(aliases) WHERE value = ?1)",
+    )?
+    .query_row([id], |r| r.get(0))
+    .optional()?)
+}
+
+/// What each store is asked to erase.
+fn notice_of(
+    c: &Connection,
+    p: &Person,
+    erasure_id: &str,
+    now: &str,
+) -> Result<ErasureNotice, HubError> {
+    let mut order_ids = BTreeSet::new();
+    let mut commitment_ids = BTreeSet::new();
+    for o in &p.online_ids {
+        let mut stmt =
+            c.prepare_cached("SELECT order_id FROM online_orders WHERE customer_id = ?1")?;
+        for id in stmt.query_map([o], |r| r.get::<_, String>(0))? {
+            order_ids.insert(id?);
+        }
+        let mut stmt = c.prepare_cached(
+            "SELECT commitment_id FROM group_buy_commitments WHERE customer_id = ?1",
+        )?;
+        for id in stmt.query_map([o], |r| r.get::<_, String>(0))? {
+            commitment_ids.insert(id?);
+        }
+    }
+    Ok(ErasureNotice {
+        erasure_id: erasure_id.to_owned(),
+        member_hashes: p.member_hashes.iter().cloned().collect(),
+        order_ids: order_ids.into_iter().collect(),
+        commitment_ids: commitment_ids.into_iter().collect(),
+        requested_at: now.to_owned(),
+    })
+}
+
+/// Removes the person's personal data from the hub's tables; returns the
+/// rows changed.
+fn scrub(c: &Connection, p: &Person, tomb: &str) -> Result<usize, HubError> {
+    let mut n = 0;
+    let records: Vec<String> = c
+        .prepare_cached("SELECT record_id FROM identity_records WHERE customer_id = ?1")?
+        .query_map([&p.id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for r in &records {
+        n += c.execute(
+            "DELETE FROM identity_never_merge WHERE record_a = ?1 OR record_b = ?1",
+            [r],
+        )?;
+    }
+    n += c.execute(
+        "DELETE FROM identity_records WHERE customer_id = ?1",
+        [&p.id],
+    )?;
+    n += c.execute(
+        "DELETE FROM identity_merges WHERE customer_id = ?1",
+        [&p.id],
+    )?;
+    c.execute(
+        "UPDATE identity_customers SET retired_at = coalesce(retired_at, ?2) WHERE customer_id = ?1",
+        params![p.id, ts(Utc::now())],
+    )?;
+    for o in &p.online_ids {
+        n += c.execute(
+            "UPDATE online_orders SET customer_id = ?2,
+               fact = CASE WHEN json_type(fact, '$.delivery') IS NULL
+                 THEN json_set(fact, '$.customer_id', ?2, '$.customer_masked', '')
+                 ELSE json_set(json_remove(fact, '$.delivery.address'),
+                        '$.customer_id', ?2, '$.customer_masked', '',
+                        '$.delivery.lat', json_extract(fact, '$.delivery.store_lat'),
+                        '$.delivery.lon', json_extract(fact, '$.delivery.store_lon')) END
+             WHERE customer_id = ?1",
+            params![o, tomb],
+        )?;
+        for sql in [
+            "UPDATE community_joins SET customer_id = ?2 WHERE customer_id = ?1",
+            "UPDATE OR IGNORE poll_votes SET customer_id = ?2 WHERE customer_id = ?1",
+            "UPDATE group_buy_commitments SET customer_id = ?2 WHERE customer_id = ?1",
+            "UPDATE coupon_claims SET customer_id = ?2 WHERE customer_id = ?1",
+        ] {
+            n += c.execute(sql, params![o, tomb])?;
+        }
+        for sql in [
+            // a second vote in one poll by another of the person's accounts
+            "DELETE FROM poll_votes WHERE customer_id = ?1",
+            "DELETE FROM community_members WHERE customer_id = ?1",
+            "DELETE FROM customer_sessions WHERE customer_id = ?1",
+            "DELETE FROM customers WHERE customer_id = ?1",
+        ] {
+            n += c.execute(sql, [o])?;
+        }
+        // the person's own request replays (orders with the masked phone)
+        n += c.execute(
+            "DELETE FROM idempotency WHERE substr(key, 1, length(?1)) = ?1",
+            [format!("customer:{o}\u{1f}")],
+        )?;
+    }
+    for h in &p.member_hashes {
+        n += c.execute(
+            "UPDATE hub_sales SET member_hash = NULL WHERE member_hash = ?1",
+            [h],
+        )?;
+    }
+    // replays of staff requests that carried a phone or openid of theirs
+    for v in p.phones.iter().chain(&p.openids) {
+        n += c.execute(
+            "DELETE FROM idempotency WHERE instr(response, ?1) > 0 OR instr(request_hash, ?1) > 0",
+            [v],
+        )?;
+    }
+    Ok(n)
+}
+
+/// Records stores' confirmations from their ledgers (idempotent: the first
+/// confirmation of a store stands).
+pub(crate) fn project_confirmations(
+    c: &Connection,
+    store: &str,
+    facts: &[(String, ErasureConfirmation)],
+) -> Result<(), HubError> {
+    let mut stmt = c.prepare_cached(
+        "INSERT INTO erasure_stores(erasure_id, store_id, confirmed_at, rows) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(erasure_id, store_id) DO UPDATE SET
+           confirmed_at = excluded.confirmed_at, rows = excluded.rows
+         WHERE erasure_stores.confirmed_at IS NULL",
+    )?;
+    for (_, f) in facts {
+        stmt.execute(params![f.erasure_id, store, f.at, f.rows])?;
+    }
+    Ok(())
+}
+
+fn view(c: &Connection, erasure_id: &str) -> Result<ErasureView, HubError> {
+    let row = c
+        .prepare_cached(
+            "SELECT customer_id, tombstone, requested_by, requested_at, hub_rows
+             FROM erasures WHERE erasure_id = ?1",
+        )?
+        .query_row([erasure_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    let Some((customer_id, tombstone, requested_by, requested_at, hub_rows)) = row else {
+        return Err(HubError::ErasureNotFound(erasure_id.to_owned()));
+    };
+    let stores: Vec<ErasureStore> = c
+        .prepare_cached(
+            "SELECT store_id, confirmed_at, rows FROM erasure_stores
+             WHERE erasure_id = ?1 ORDER BY store_id",
+        )?
+        .query_map([erasure_id], |r| {
+            Ok(ErasureStore {
+                store_id: r.get(0)?,
+                confirmed_at: r.get(1)?,
+                rows: r.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let pending_stores: Vec<String> = stores
+        .iter()
+        .filter(|s| s.confirmed_at.is_none())
+        .map(|s| s.store_id.clone())
+        .collect();
+    Ok(ErasureView {
+        erasure_id: erasure_id.to_owned(),
+        customer_id,
+        tombstone,
+        requested_by,
+        requested_at,
+        hub_rows,
+        complete: pending_stores.is_empty(),
+        pending_stores,
+        stores,
+    })
+}

@@ -1,0 +1,178 @@
+//! Everything the hub holds about one person, for the person (PIPL Art. 45):
+//! identity records and merges, the profile, online orders, counter sales
+//! matched by member hash (with their refunds), community memberships,
+//! joins and votes, group-buy commitments, coupon claims and redemptions,
+//! payments and refunds. Rows are given as the tables hold them (column →
+//! value), so nothing held is left out by a view that forgot a field.
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ToSql};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::people::Person;
+use super::{IdentityRecord, MergeReason, Profile};
+use crate::hub::HubError;
+
+/// The export of `GET /api/v1/customers/{id}/export`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CustomerExport {
+    pub customer_id: String,
+    /// RFC 3339, UTC.
+    pub exported_at: String,
+    pub records: Vec<IdentityRecord>,
+    pub merges: Vec<MergeReason>,
+    pub profile: Profile,
+    /// The online customer accounts (`customers`: phone, openid).
+    #[schema(value_type = Vec<Object>)]
+    pub accounts: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub online_orders: Vec<Value>,
+    /// Counter sales tied by the member's phone hash.
+    #[schema(value_type = Vec<Object>)]
+    pub counter_sales: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub counter_refunds: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub community_memberships: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub community_joins: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub poll_votes: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub group_buy_commitments: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub coupon_claims: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub coupon_redemptions: Vec<Value>,
+    /// Payments of the person's orders and commitments.
+    #[schema(value_type = Vec<Object>)]
+    pub payments: Vec<Value>,
+    /// Refunds to the person (the refund queue).
+    #[schema(value_type = Vec<Object>)]
+    pub refunds: Vec<Value>,
+}
+
+/// The rows of `person` (records, merges and profile already read).
+pub(crate) fn export(
+    c: &Connection,
+    person: &Person,
+    records: Vec<IdentityRecord>,
+    merges: Vec<MergeReason>,
+    profile: Profile,
+    now: &str,
+) -> Result<CustomerExport, HubError> {
+    let online: Vec<&String> = person.online_ids.iter().collect();
+    let hashes: Vec<&String> = person.member_hashes.iter().collect();
+    let by = |sql: &str, keys: &[&String]| -> Result<Vec<Value>, HubError> {
+        let mut out = Vec::new();
+        for k in keys {
+            out.extend(rows(c, sql, &[*k])?);
+        }
+        Ok(out)
+    };
+    let online_orders = by(
+        "SELECT * FROM online_orders WHERE customer_id = ?1 ORDER BY placed_at",
+        &online,
+    )?;
+    let counter_sales = by(
+        "SELECT * FROM hub_sales WHERE member_hash = ?1 ORDER BY created_at",
+        &hashes,
+    )?;
+    let counter_refunds = by(
+        "SELECT r.* FROM hub_refunds r JOIN hub_sales s
+           ON s.store_id = r.store_id AND s.sale_id = r.sale_id
+         WHERE s.member_hash = ?1 ORDER BY r.at",
+        &hashes,
+    )?;
+    let commitments = by(
+        "SELECT * FROM group_buy_commitments WHERE customer_id = ?1 ORDER BY at",
+        &online,
+    )?;
+    // payments and refunds are keyed by what was paid for: orders and commitments
+    let mut subjects: Vec<String> = Vec::new();
+    for row in online_orders.iter().chain(&commitments) {
+        for key in ["order_id", "commitment_id"] {
+            if let Some(Value::String(id)) = row.get(key) {
+                subjects.push(id.clone());
+            }
+        }
+    }
+    let subjects: Vec<&String> = subjects.iter().collect();
+    let claims = by(
+        "SELECT * FROM coupon_claims WHERE customer_id = ?1 ORDER BY claimed_at",
+        &online,
+    )?;
+    let claim_ids: Vec<String> = claims
+        .iter()
+        .filter_map(|r| r.get("claim_id").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    Ok(CustomerExport {
+        customer_id: person.id.clone(),
+        exported_at: now.to_owned(),
+        records,
+        merges,
+        profile,
+        accounts: by(
+            "SELECT customer_id, phone, openid, created_at FROM customers WHERE customer_id = ?1",
+            &online,
+        )?,
+        online_orders,
+        counter_sales,
+        counter_refunds,
+        community_memberships: by(
+            "SELECT * FROM community_members WHERE customer_id = ?1",
+            &online,
+        )?,
+        community_joins: by(
+            "SELECT * FROM community_joins WHERE customer_id = ?1 ORDER BY at",
+            &online,
+        )?,
+        poll_votes: by(
+            "SELECT * FROM poll_votes WHERE customer_id = ?1 ORDER BY at",
+            &online,
+        )?,
+        group_buy_commitments: commitments,
+        coupon_redemptions: by(
+            "SELECT * FROM coupon_redemptions WHERE claim_id = ?1 ORDER BY redeemed_at",
+            &claim_ids.iter().collect::<Vec<_>>(),
+        )?,
+        coupon_claims: claims,
+        payments: by("SELECT * FROM payments WHERE order_id = ?1", &subjects)?,
+        refunds: by(
+            "SELECT * FROM refund_queue WHERE subject_id = ?1 ORDER BY created_at",
+            &subjects,
+        )?,
+    })
+}
+
+/// The rows of a query as JSON objects (column → value; a column holding
+/// JSON text, like an order's `fact`, is given as JSON).
+fn rows(c: &Connection, sql: &str, params: &[&dyn ToSql]) -> Result<Vec<Value>, HubError> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
+    let mut out = Vec::new();
+    let mut q = stmt.query(params)?;
+    while let Some(r) = q.next()? {
+        let mut obj = Map::new();
+        for (i, name) in names.iter().enumerate() {
+            let v = match r.get_ref(i)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(n) => Value::from(n),
+                ValueRef::Real(x) => Value::from(x),
+                ValueRef::Text(t) => {
+                    let t = String::from_utf8_lossy(t).into_owned();
+                    if t.starts_with('{') || t.starts_with('[') {
+                        serde_json::from_str(&t).unwrap_or(Value::String(t))
+                    } else {
+                        Value::String(t)
+                    }
+                }
+                ValueRef::Blob(b) => Value::String(hex::encode(b)),
+            };
+            obj.insert(name.clone(), v);
+        }
+        out.push(Value::Object(obj));
+    }
+    Ok(out)
+}

@@ -1,0 +1,173 @@
+//! A customer's erasure at the store (PIPL Art. 47; DESIGN.md §8).
+//!
+//! The hub's notice ([`ErasureNotice`], section `erasures` of the store's
+//! orders document) names the person by keyed phone hashes and order and
+//! commitment ids, never by phone. On receipt, in the same transaction as
+//! the document change, the store erases what matches:
+//! - `sales.member_hash` (the member behind a counter sale) is cleared;
+//! - `group_buy_commitments.member_hash` becomes `erased` (the commitment's
+//!   quantity stays: the campaign's counts and the books need it);
+//! - `orders.customer_phone` (a counter pickup order's phone, or an online
+//!   order's masked one) is cleared: the order is still handed over by its
+//!   code, no longer found by the phone's last four digits;
+//! - `group_buy_participants.phone` is cleared;
+//! - request replays (`idempotency`) whose answer holds one of the phones
+//!   are deleted (a retry of that request afterwards is a new request).
+//!
+//! The notice is recorded in `erasures`, so a notice arriving again (a
+//! reconnect, a later part) erases nothing twice. The confirmation is a
+//! ledger fact written afterwards by [`App::confirm_erasures`] in its own
+//! transaction (a use case's publish cannot run inside the receipt's), and
+//! again at start-up for any erasure not yet confirmed; it is keyed by the
+//! erasure id, so confirming twice writes the same record.
+//!
+//! What stays: the day documents' history (automerge keeps every change)
+//! still holds the phones that ledger facts and participant lists carried
+//! before the erasure, until those documents are retired; see
+//! docs/DECISIONS.md.
+
+use std::collections::BTreeSet;
+
+use linli_shared::erasure::{ErasureConfirmation, ErasureNotice};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::replication::LedgerFact;
+use super::{App, AppError, ts};
+
+/// Erases what the notices match (each notice once). Runs inside the
+/// receipt of the hub's document.
+pub(crate) fn apply_notices(
+    c: &Connection,
+    notices: &[(String, ErasureNotice)],
+    key: &[u8; 32],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), AppError> {
+    for (_, n) in notices {
+        let seen: Option<String> = c
+            .query_row(
+                "SELECT erasure_id FROM erasures WHERE erasure_id = ?1",
+                [&n.erasure_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if seen.is_some() {
+            continue;
+        }
+        let hashes: BTreeSet<&str> = n.member_hashes.iter().map(String::as_str).collect();
+        let orders: BTreeSet<&str> = n.order_ids.iter().map(String::as_str).collect();
+        let commitments: BTreeSet<&str> = n.commitment_ids.iter().map(String::as_str).collect();
+        let mut rows = 0usize;
+        for h in &hashes {
+            rows += c.execute(
+                "UPDATE sales SET member_hash = NULL WHERE member_hash = ?1",
+                [h],
+            )?;
+            rows += c.execute(
+                "UPDATE group_buy_commitments SET member_hash = 'erased' WHERE member_hash = ?1",
+                [h],
+            )?;
+        }
+        // phones are kept in the clear here: hash each to compare
+        let matches = |id: &str, phone: &str, ids: &BTreeSet<&str>| {
+            ids.contains(id)
+                || (!phone.is_empty()
+                    && hashes.contains(linli_shared::member::member_hash(key, phone).as_str()))
+        };
+        let held: Vec<(String, String)> = c
+            .prepare("SELECT order_id, customer_phone FROM orders WHERE customer_phone <> ''")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, phone) in held {
+            if matches(&id, &phone, &orders) {
+                rows += c.execute(
+                    "UPDATE orders SET customer_phone = '' WHERE order_id = ?1",
+                    [&id],
+                )?;
+            }
+        }
+        let held: Vec<(String, String)> = c
+            .prepare("SELECT commitment_id, phone FROM group_buy_participants WHERE phone <> ''")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, phone) in held {
+            if matches(&id, &phone, &commitments) {
+                rows += c.execute(
+                    "UPDATE group_buy_participants SET phone = '' WHERE commitment_id = ?1",
+                    [&id],
+                )?;
+            }
+        }
+        // a request's replay (an order's answer) may hold the phone: the
+        // replay goes (a retry of that request after the erasure is new)
+        let replays: Vec<(String, String)> = c
+            .prepare("SELECT key, response FROM idempotency")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (k, response) in replays {
+            if mobiles_in(&response)
+                .any(|p| hashes.contains(linli_shared::member::member_hash(key, p).as_str()))
+            {
+                rows += c.execute("DELETE FROM idempotency WHERE key = ?1", [&k])?;
+            }
+        }
+        c.execute(
+            "INSERT INTO erasures(erasure_id, rows, erased_at) VALUES (?1, ?2, ?3)",
+            params![n.erasure_id, rows as i64, ts(now)],
+        )?;
+        tracing::info!(erasure_id = %n.erasure_id, rows, "customer erased at the store");
+    }
+    Ok(())
+}
+
+/// The 11-digit runs starting with 1 in `text` (mobile numbers).
+fn mobiles_in(text: &str) -> impl Iterator<Item = &str> {
+    let b = text.as_bytes();
+    (0..b.len().saturating_sub(10)).filter_map(move |i| {
+        let run = &b[i..i + 11];
+        let bounded = (i == 0 || !b[i - 1].is_ascii_digit())
+            && b.get(i + 11).is_none_or(|n| !n.is_ascii_digit());
+        (bounded && run[0] == b'1' && run.iter().all(u8::is_ascii_digit)).then(|| &text[i..i + 11])
+    })
+}
+
+impl App {
+    /// Confirms every erasure done here but not yet confirmed, with a fact
+    /// in today's ledger. Returns how many it confirmed.
+    pub async fn confirm_erasures(&self) -> Result<usize, AppError> {
+        let now = self.now();
+        self.write_published(now, move |c, p| {
+            let pending: Vec<(String, i64)> = c
+                .prepare("SELECT erasure_id, rows FROM erasures WHERE confirmed_at IS NULL ORDER BY erasure_id")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (erasure_id, rows) in &pending {
+                p.fact(LedgerFact::Erasure(ErasureConfirmation {
+                    erasure_id: erasure_id.clone(),
+                    rows: *rows,
+                    at: ts(now),
+                }));
+                c.execute(
+                    "UPDATE erasures SET confirmed_at = ?2 WHERE erasure_id = ?1",
+                    params![erasure_id, ts(now)],
+                )?;
+            }
+            Ok(pending.len())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mobiles_in;
+
+    #[test]
+    fn mobiles_are_found_whole() {
+        let t = r#"{"customer_phone":"13812345678","n":123456789012,"x":"a13900000000"}"#;
+        assert_eq!(
+            mobiles_in(t).collect::<Vec<_>>(),
+            ["13812345678", "13900000000"]
+        );
+        assert_eq!(mobiles_in("1381234567").count(), 0);
+    }
+}
