@@ -719,3 +719,236 @@ fn a_customer_uses_coupons_online_and_at_the_counter_and_the_manager_runs_the_co
         .unwrap();
     assert_eq!(p["question"], "明天店播，大家最想看哪款？", "{p}");
 }
+
+/// November 2026 at the hub as stores' ledgers would send it: S001 sells a
+/// bun (¥19.50) twice a day on the 1st-20th (member `hA` on the 1st and
+/// 2nd, `hB` on the 3rd; 30 by `cashier`, 10 by `li`), refunds one on the
+/// 5th and throws two away; S006 (also 杭州西区) sells cheese (¥10.70) on
+/// the 1st-10th; S002 (杭州北区) sells water (¥82.40) five times. Seeded
+/// through the hub's own library (the path a store's sync takes), before
+/// the hub process starts on the same data.
+fn seed_november(hub_dir: &Path) -> anyhow::Result<()> {
+    use automerge::sync::SyncDoc;
+    use chrono::{FixedOffset, NaiveDate, TimeZone};
+    use linli_shared::docs::ledger::{
+        MovementFact, RefundFact, SaleFact, SaleLineFact, record_movement, record_refund,
+        record_sale,
+    };
+    use linli_shared::docs::{DocId, Owner, new_doc};
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let hub = linli_hub::hub::Hub::open(&linli_hub::hub::HubPaths {
+            data_dir: hub_dir.to_owned(),
+        })?;
+        let cst = FixedOffset::east_opt(8 * 3600).unwrap();
+        let at = |day: u32, hour: u32| {
+            cst.with_ymd_and_hms(2026, 11, day, hour, 0, 0)
+                .unwrap()
+                .to_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let sale =
+            |id: String, at: String, cashier: &str, sku: &str, fen: i64, member: &str| SaleFact {
+                ticket_no: id.clone(),
+                sale_id: id,
+                created_at: at,
+                cashier: cashier.into(),
+                total_fen: fen,
+                lines: vec![SaleLineFact {
+                    sku: sku.into(),
+                    qty: 1,
+                    total_fen: fen,
+                    unit_price_fen: fen,
+                }],
+                member_hash: member.into(),
+                ..SaleFact::default()
+            };
+        let mut actor = 0u8;
+        for day in 1..=20u32 {
+            let mut facts = Vec::new();
+            for (n, hour) in [(0, 9), (1, 17)] {
+                let i = (day - 1) * 2 + n;
+                let member = match (day, n) {
+                    (1 | 2, 0) => "hA",
+                    (3, 0) => "hB",
+                    _ => "",
+                };
+                let cashier = if i < 30 { "cashier" } else { "li" };
+                facts.push((
+                    "S001",
+                    sale(
+                        format!("S001-{i}"),
+                        at(day, hour),
+                        cashier,
+                        "P00001",
+                        1950,
+                        member,
+                    ),
+                ));
+            }
+            if day <= 10 {
+                facts.push((
+                    "S006",
+                    sale(
+                        format!("S006-{day}"),
+                        at(day, 10),
+                        "wang",
+                        "P00007",
+                        1070,
+                        "",
+                    ),
+                ));
+            }
+            if day <= 5 {
+                facts.push((
+                    "S002",
+                    sale(
+                        format!("S002-{day}"),
+                        at(day, 11),
+                        "zhao",
+                        "P00010",
+                        8240,
+                        "",
+                    ),
+                ));
+            }
+            for store in ["S001", "S006", "S002"] {
+                let mine: Vec<&SaleFact> = facts
+                    .iter()
+                    .filter(|(s, _)| *s == store)
+                    .map(|(_, f)| f)
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let id =
+                    DocId::store_ledger(store, NaiveDate::from_ymd_opt(2026, 11, day).unwrap());
+                actor += 1;
+                let mut doc = new_doc(&id, Owner::Store(store.into()).actor([actor; 8]))?;
+                for f in mine {
+                    record_sale(&mut doc, f)?;
+                }
+                if store == "S001" && day == 5 {
+                    record_refund(
+                        &mut doc,
+                        &RefundFact {
+                            refund_id: "R-S001-5".into(),
+                            sale_id: "S001-8".into(),
+                            amount_fen: 1950,
+                            staff: "cashier".into(),
+                            at: at(5, 12),
+                            ..RefundFact::default()
+                        },
+                    )?;
+                    record_movement(
+                        &mut doc,
+                        &MovementFact {
+                            movement_id: "W-S001-5".into(),
+                            sku: "P00001".into(),
+                            kind: "waste".into(),
+                            delta: -2,
+                            reason: "expired".into(),
+                            ref_id: String::new(),
+                            staff: "li".into(),
+                            at: at(5, 21),
+                        },
+                    )?;
+                }
+                doc.commit();
+                // the store's side of a sync session, until nothing is left
+                let mut state = automerge::sync::State::new();
+                loop {
+                    let Some(msg) = doc.sync().generate_sync_message(&mut state) else {
+                        break;
+                    };
+                    hub.receive_from(store, id.clone(), msg.encode()).await?;
+                    let (s, i) = (store.to_owned(), id.clone());
+                    let reply = hub
+                        .with_docs(move |c, docs| Ok(docs.generate(c, &i, &s)?))
+                        .await?;
+                    match reply {
+                        Some(r) => doc.sync().receive_sync_message(
+                            &mut state,
+                            automerge::sync::Message::decode(&r)?,
+                        )?,
+                        None => break,
+                    }
+                }
+            }
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// `dashboard` (1280x900): see [`dashboardScenario`] in `browser_e2e.mjs`.
+/// The expected figures are worked out here by hand from the seed: 杭州西区
+/// is S001 and S006 with sales (and its other stores with none).
+#[test]
+fn a_regional_manager_sees_the_months_numbers_of_their_region_only_and_exports_them() {
+    require_browser();
+    let mut c = Cluster::new(90).unwrap();
+    import_csv(&c, "/api/v1/stores/import", "stores.csv");
+    import_csv(&c, "/api/v1/catalog/import", "products.csv");
+    c.with_hub_stopped(|dir| {
+        seed_november(dir)?;
+        let status = Command::new(linli_tests::workspace_bin("linli-hub"))
+            .args(["user", "add", "--data-dir"])
+            .arg(dir)
+            .args([
+                "--name",
+                "west",
+                "--role",
+                "regional",
+                "--region",
+                "杭州西区",
+                "--password",
+                "west-password",
+            ])
+            .status()?;
+        anyhow::ensure!(status.success(), "user add failed");
+        Ok(())
+    })
+    .unwrap();
+    c.add_store(STORE).unwrap();
+    let csv = std::fs::read_to_string(data_file("stores.csv")).unwrap();
+    let west: Vec<String> = csv
+        .lines()
+        .filter(|l| l.ends_with(",杭州西区"))
+        .map(|l| l.split(',').next().unwrap().to_owned())
+        .collect();
+    assert!(west.contains(&"S006".to_owned()) && !west.contains(&"S002".to_owned()));
+    // 40 buns less one refunded, 10 cheeses
+    let counter = 40 * 1950 - 1950 + 10 * 1070;
+    let expected = json!({
+        "from": "2026-11-01", "to": "2026-11-30", "region": "杭州西区", "stores": west,
+        "totals": {
+            "gmv_fen": counter, "counter_gmv_fen": counter, "online_gmv_fen": 0, "orders": 50,
+            "live_gmv_fen": 0, "online_order_share": 0.0,
+            // hA bought on two days, hB on one
+            "repurchase_rate": 0.5,
+            // two buns thrown away against 40 buns and 10 cheeses sold, at catalog prices
+            "waste_rate": 3900.0 / (40.0 * 1950.0 + 10.0 * 1070.0 + 3900.0),
+            "pickup_rate": null,
+        }
+    });
+    let path = c.dir.path().join("dashboard-expected.json");
+    std::fs::write(&path, expected.to_string()).unwrap();
+    let out = run_scenario(
+        &mut c,
+        "dashboard",
+        &[
+            "--user",
+            "west",
+            "--password",
+            "west-password",
+            "--other",
+            "S002",
+            "--expected",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.contains("the overview equals the expected month"),
+        "{out}"
+    );
+}
