@@ -20,6 +20,7 @@ pub mod docs;
 pub mod geo;
 pub mod groupbuy;
 pub mod identity;
+pub mod kpi;
 pub mod live;
 pub mod login_guard;
 pub mod money;
