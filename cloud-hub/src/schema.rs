@@ -435,6 +435,27 @@ ALTER TABLE group_buy_commitments_new RENAME TO group_buy_commitments;
 CREATE INDEX group_buy_commitments_by_campaign ON group_buy_commitments(group_buy_id, status);
 CREATE INDEX group_buy_commitments_by_customer ON group_buy_commitments(customer_id, group_buy_id, status, store_id);
 "#,
+    // the numbers (issue 12): a counter sale keeps its member's keyed hash
+    // (repurchase), goods written off reach the hub (waste rate: the
+    // store's waste movements, a refunded line thrown away among them),
+    // and the KPI queries read refunds and online orders by store and time
+    r#"
+ALTER TABLE hub_sales ADD COLUMN member_hash TEXT;
+CREATE TABLE hub_write_offs (
+    store_id    TEXT NOT NULL,
+    movement_id TEXT NOT NULL,
+    day         TEXT NOT NULL,
+    sku         TEXT NOT NULL,
+    qty         INTEGER NOT NULL,
+    staff       TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    PRIMARY KEY (store_id, movement_id)
+);
+CREATE INDEX hub_write_offs_by_day ON hub_write_offs(store_id, day);
+CREATE INDEX hub_refunds_by_at ON hub_refunds(store_id, at);
+CREATE INDEX online_orders_by_placed ON online_orders(store_id, placed_at);
+CREATE INDEX exceptions_by_store ON exceptions(store_id, created_at);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
