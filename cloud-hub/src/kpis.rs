@@ -71,10 +71,14 @@ pub struct KpiReport {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KpiRefusal {
     /// A store or region outside the caller's.
-    #[error("您只能查看本区域门店的数据（{0} 不在您的区域内） (you may see only your region's stores; {0} is not in it)")]
+    #[error(
+        "您只能查看本区域门店的数据（{0} 不在您的区域内） (you may see only your region's stores; {0} is not in it)"
+    )]
     NotYourRegion(String),
     /// No store of the directory is in this region.
-    #[error("没有区域 {0}：门店目录中没有该区域的门店 (no store of the directory is in region {0})")]
+    #[error(
+        "没有区域 {0}：门店目录中没有该区域的门店 (no store of the directory is in region {0})"
+    )]
     UnknownRegion(String),
 }
 

@@ -56,11 +56,7 @@ async fn start() -> Running {
     .unwrap();
     let base = format!("http://{}", server.http_addr);
     let http = reqwest::Client::new();
-    let admin = server
-        .hub
-        .login("admin", "admin-password")
-        .await
-        .unwrap();
+    let admin = server.hub.login("admin", "admin-password").await.unwrap();
     let r = Running {
         _dir: dir,
         server,
@@ -205,7 +201,12 @@ async fn figures_per_store_region_and_day_equal_the_hand_computed_ones() {
         "customer": {"phone": "13800000001"}, "fulfilment": "pickup", "store_id": "S001",
         "lines": [{"sku": "P00001", "qty": 1}]}))
     .unwrap();
-    let (order, _) = r.server.hub.place_order(&admin, "k1".into(), req).await.unwrap();
+    let (order, _) = r
+        .server
+        .hub
+        .place_order(&admin, "k1".into(), req)
+        .await
+        .unwrap();
     let order = serde_json::to_value(order).unwrap();
     let order_id = order["order_id"].as_str().unwrap().to_owned();
     let online_fen = order["total_fen"].as_i64().unwrap();
@@ -242,7 +243,11 @@ async fn figures_per_store_region_and_day_equal_the_hand_computed_ones() {
     assert_eq!(t["online_gmv_fen"], json!(online_fen));
     assert_eq!(t["gmv_fen"], json!(counter - 500 + online_fen));
     assert_eq!(t["orders"], json!(5));
-    assert_eq!(v["stores"].as_array().unwrap().len(), 20, "an admin sees every store");
+    assert_eq!(
+        v["stores"].as_array().unwrap().len(),
+        20,
+        "an admin sees every store"
+    );
     let s1 = v["stores"]
         .as_array()
         .unwrap()
@@ -257,7 +262,10 @@ async fn figures_per_store_region_and_day_equal_the_hand_computed_ones() {
     assert_eq!(s1["pickup_completion_rate"], json!(1.0));
     assert_eq!(s1["overdue_pickups"], json!(0));
     assert_eq!(s1["avg_handover_secs"], json!(600.0));
-    assert!(s1["on_time_delivery_rate"].is_null(), "no delivery: nothing to divide by");
+    assert!(
+        s1["on_time_delivery_rate"].is_null(),
+        "no delivery: nothing to divide by"
+    );
     // h1 on two days, h2 once, the online customer once
     assert_eq!(s1["repurchase_rate"], json!(1.0 / 3.0));
     // 2 buns wasted; 6 sold at the counter and 1 online, all at the catalog price
@@ -291,23 +299,32 @@ async fn figures_per_store_region_and_day_equal_the_hand_computed_ones() {
     assert_eq!(series[0]["period"], json!(yesterday.to_string()));
     assert_eq!(series[0]["gmv_fen"], json!(BUN_FEN));
     if placed_day == today {
-        assert_eq!(series[1]["gmv_fen"], json!(counter - BUN_FEN - 500 + online_fen));
+        assert_eq!(
+            series[1]["gmv_fen"],
+            json!(counter - BUN_FEN - 500 + online_fen)
+        );
     }
-    assert!(v["formulas"]["community_mau_rate"]
-        .as_str()
-        .unwrap()
-        .starts_with("本月有至少一次有效行为的社群成员数 ÷ 月末社群成员数"));
+    assert!(
+        v["formulas"]["community_mau_rate"]
+            .as_str()
+            .unwrap()
+            .starts_with("本月有至少一次有效行为的社群成员数 ÷ 月末社群成员数")
+    );
 
     // one store, one region
     let (s, v) = r
-        .get(&format!("/api/v1/kpis?store_id=S002&from={today}&to={today}"))
+        .get(&format!(
+            "/api/v1/kpis?store_id=S002&from={today}&to={today}"
+        ))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["stores"].as_array().unwrap().len(), 1);
     assert_eq!(v["totals"]["gmv_fen"], json!(BUN_FEN));
     assert_eq!(v["series"], json!([]));
     let (s, v) = r
-        .get(&format!("/api/v1/kpis?region=杭州北区&from={today}&to={today}"))
+        .get(&format!(
+            "/api/v1/kpis?region=杭州北区&from={today}&to={today}"
+        ))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let ids: Vec<&str> = v["stores"]
@@ -322,18 +339,53 @@ async fn figures_per_store_region_and_day_equal_the_hand_computed_ones() {
 
     // refusals
     for (q, status, code) in [
-        ("from=2026-13-01&to=2026-12-01", StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
-        ("to=2026-12-01", StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
-        ("from=2026-12-02&to=2026-12-01", StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
-        ("from=2025-01-01&to=2026-12-01", StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
-        ("from=2026-12-01&to=2026-12-01&by=year", StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
-        ("store_id=S999&from=2026-12-01&to=2026-12-01", StatusCode::NOT_FOUND, "store_not_found"),
-        ("region=火星&from=2026-12-01&to=2026-12-01", StatusCode::NOT_FOUND, "region_not_found"),
+        (
+            "from=2026-13-01&to=2026-12-01",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "to=2026-12-01",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "from=2026-12-02&to=2026-12-01",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "from=2025-01-01&to=2026-12-01",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "from=2026-12-01&to=2026-12-01&by=year",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "store_id=S999&from=2026-12-01&to=2026-12-01",
+            StatusCode::NOT_FOUND,
+            "store_not_found",
+        ),
+        (
+            "region=火星&from=2026-12-01&to=2026-12-01",
+            StatusCode::NOT_FOUND,
+            "region_not_found",
+        ),
     ] {
         let (s, v) = r.get(&format!("/api/v1/kpis?{q}")).await;
-        assert_eq!((s, v["error"]["code"].as_str()), (status, Some(code)), "{q}: {v}");
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{q}: {v}"
+        );
         let msg = v["error"]["message"].as_str().unwrap();
-        assert!(msg.chars().next().is_some_and(|c| !c.is_ascii()), "Chinese first: {msg}");
+        assert!(
+            msg.chars().next().is_some_and(|c| !c.is_ascii()),
+            "Chinese first: {msg}"
+        );
     }
     let anon = r
         .http
@@ -347,7 +399,10 @@ async fn figures_per_store_region_and_day_equal_the_hand_computed_ones() {
     // the CSV: a BOM, a Chinese header, one row per store and the total
     let resp = r
         .http
-        .get(format!("{}/api/v1/kpis.csv?region=杭州西区&from={yesterday}&to={today}", r.base))
+        .get(format!(
+            "{}/api/v1/kpis.csv?region=杭州西区&from={yesterday}&to={today}",
+            r.base
+        ))
         .bearer_auth(&r.admin)
         .send()
         .await
@@ -361,8 +416,16 @@ async fn figures_per_store_region_and_day_equal_the_hand_computed_ones() {
     assert!(body.starts_with(&[0xEF, 0xBB, 0xBF]), "a UTF-8 BOM");
     let text = String::from_utf8(body[3..].to_vec()).unwrap();
     let rows: Vec<&str> = text.lines().collect();
-    assert!(rows[0].starts_with("门店编号,门店名称,区域,总成交额(元)"), "{}", rows[0]);
-    assert_eq!(rows.len(), 1 + 7 + 1, "header, the region's 7 stores, the total");
+    assert!(
+        rows[0].starts_with("门店编号,门店名称,区域,总成交额(元)"),
+        "{}",
+        rows[0]
+    );
+    assert_eq!(
+        rows.len(),
+        1 + 7 + 1,
+        "header, the region's 7 stores, the total"
+    );
     let s1 = rows.iter().find(|r| r.starts_with("S001,")).unwrap();
     let yuan = (6 * BUN_FEN - 500 + online_fen) as f64 / 100.0;
     assert!(s1.contains(&format!(",杭州西区,{yuan:.2},")), "{s1}");
@@ -390,6 +453,9 @@ async fn a_store_or_region_outside_the_callers_is_refused() {
         hub.kpi_stores(&mine, &ask(Some("S001"), None)).unwrap(),
         Ok(vec!["S001".to_owned()])
     );
-    assert_eq!(hub.kpi_stores(&mine, &ask(None, None)).unwrap(), Ok(mine.clone()));
+    assert_eq!(
+        hub.kpi_stores(&mine, &ask(None, None)).unwrap(),
+        Ok(mine.clone())
+    );
     r.server.shutdown().await;
 }

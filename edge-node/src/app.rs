@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod community;
 pub mod groupbuy;
 pub mod idempotency;
+pub mod kpis;
 pub mod online;
 pub mod orders;
 pub mod promotions;

@@ -325,9 +325,15 @@ pub struct Figures {
 pub const FORMULAS: &[(&str, &str)] = &[
     ("gmv_fen", "门店净销售额 + 线上已交付订单金额"),
     ("counter_gmv_fen", "期内收银销售额 − 期内退款额"),
-    ("online_gmv_fen", "期内下单且已交付（自提交货或送达）的线上订单金额之和"),
+    (
+        "online_gmv_fen",
+        "期内下单且已交付（自提交货或送达）的线上订单金额之和",
+    ),
     ("orders", "收银笔数 + 期内下单且已交付的线上订单数"),
-    ("live_gmv_fen", "期内直播下单且未取消的订单金额之和（每场、每店）"),
+    (
+        "live_gmv_fen",
+        "期内直播下单且未取消的订单金额之和（每场、每店）",
+    ),
     (
         "community_mau_rate",
         "本月有至少一次有效行为的社群成员数 ÷ 月末社群成员数（有效行为：入群、投票、线上或直播下单）",
@@ -342,7 +348,10 @@ pub const FORMULAS: &[(&str, &str)] = &[
         "pickup_completion_rate",
         "已交货的自提订单数 ÷ 期内下单的自提订单数（含取消、过期）",
     ),
-    ("overdue_pickups", "取货截止时间已过、未交货也未取消的自提订单数"),
+    (
+        "overdue_pickups",
+        "取货截止时间已过、未交货也未取消的自提订单数",
+    ),
     (
         "repurchase_rate",
         "期内在两个及以上不同营业日购买的顾客数 ÷ 期内有购买的顾客数",
@@ -368,7 +377,10 @@ pub const FORMULAS: &[(&str, &str)] = &[
         "groupbuy_success_rate",
         "期内成团的团购数 ÷ 期内结束（成团或失败）的团购数",
     ),
-    ("staff", "每位店员：收银销售额与笔数、交货单数、主持直播的成交额"),
+    (
+        "staff",
+        "每位店员：收银销售额与笔数、交货单数、主持直播的成交额",
+    ),
 ];
 
 /// `n / d`, or `None` when `d` is 0.
@@ -509,7 +521,8 @@ pub fn compute(
             });
         }
     }
-    f.live_sessions.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+    f.live_sessions
+        .sort_by(|a, b| a.session_id.cmp(&b.session_id));
 
     // community: members by the period's end, active ones in the period
     let end = p.end();
@@ -544,7 +557,11 @@ pub fn compute(
         let until = first
             .checked_add_days(Days::new(COHORT_DAYS))
             .unwrap_or(first);
-        if days.range(first.succ_opt().unwrap_or(first)..=until).next().is_some() {
+        if days
+            .range(first.succ_opt().unwrap_or(first)..=until)
+            .next()
+            .is_some()
+        {
             repeat_30d += 1;
         }
     }
@@ -555,7 +572,12 @@ pub fn compute(
         .write_offs
         .iter()
         .filter(|w| p.contains(w.at))
-        .map(|w| value(&Sold { sku: w.sku.clone(), qty: w.qty }))
+        .map(|w| {
+            value(&Sold {
+                sku: w.sku.clone(),
+                qty: w.qty,
+            })
+        })
         .sum();
     f.waste_rate = rate(f.waste_value_fen, f.sold_value_fen + f.waste_value_fen);
 

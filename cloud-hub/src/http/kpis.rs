@@ -3,10 +3,10 @@
 //! [`crate::kpis`]; this adapter reads the query, checks the caller's scope
 //! and writes JSON or a CSV Excel opens (UTF-8 with a BOM, Chinese header).
 
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use chrono::{NaiveDate, Utc};
 use linli_shared::kpi::{By, Figures, MAX_PERIOD_DAYS, Period};
 use serde::Deserialize;
@@ -34,7 +34,11 @@ fn invalid(msg: String) -> ApiError {
 }
 
 fn date(name: &str, v: Option<&str>) -> Result<NaiveDate, ApiError> {
-    let label = if name == "from" { "开始日期" } else { "结束日期" };
+    let label = if name == "from" {
+        "开始日期"
+    } else {
+        "结束日期"
+    };
     let v = v.ok_or_else(|| {
         invalid(format!(
             "请填写{label} {name}，格式为 YYYY-MM-DD（例如 2026-11-01） ({name} is required, YYYY-MM-DD)"
@@ -81,7 +85,11 @@ async fn report(hub: &Hub, user: &crate::hub::User, q: KpiQuery) -> Result<KpiRe
             return Err(err(StatusCode::FORBIDDEN, "not_your_region", r.to_string()));
         }
         Err(r @ KpiRefusal::UnknownRegion(_)) => {
-            return Err(err(StatusCode::NOT_FOUND, "region_not_found", r.to_string()));
+            return Err(err(
+                StatusCode::NOT_FOUND,
+                "region_not_found",
+                r.to_string(),
+            ));
         }
     };
     Ok(hub.kpis(stores, scope, period, by, Utc::now()).await?)
@@ -122,17 +130,18 @@ pub(crate) async fn kpis_csv(
     Query(q): Query<KpiQuery>,
 ) -> Result<Response, ApiError> {
     let r = report(&hub, &user, q).await?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-        csv(&r),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv(&r)).into_response())
 }
 
 const HEADER: &str = "门店编号,门店名称,区域,总成交额(元),门店净销售额(元),线上成交额(元),订单数,直播成交额(元),社群月活率(%),社群成员数,线上订单占比(%),线上金额占比(%),自提率(%),自提完成率(%),逾期未取,复购率(%),30日复购率(%),损耗率(%),准时送达率(%),平均交货时长(秒),超卖率(%),团购成团率(%),数据更新至";
 
 fn yuan(fen: i64) -> String {
-    format!("{}{}.{:02}", if fen < 0 { "-" } else { "" }, fen.abs() / 100, fen.abs() % 100)
+    format!(
+        "{}{}.{:02}",
+        if fen < 0 { "-" } else { "" },
+        fen.abs() / 100,
+        fen.abs() % 100
+    )
 }
 
 fn pct(r: Option<f64>) -> String {
@@ -169,7 +178,9 @@ fn row(id: &str, name: &str, region: &str, f: &Figures, fresh: &str) -> String {
         pct(f.repurchase_30d_rate),
         pct(f.waste_rate),
         pct(f.on_time_delivery_rate),
-        f.avg_handover_secs.map(|s| format!("{s:.0}")).unwrap_or_default(),
+        f.avg_handover_secs
+            .map(|s| format!("{s:.0}"))
+            .unwrap_or_default(),
         pct(f.oversell_rate),
         pct(f.groupbuy_success_rate),
         field(fresh),
@@ -183,7 +194,13 @@ fn csv(r: &KpiReport) -> Vec<u8> {
     out.push_str("\r\n");
     for s in &r.stores {
         let fresh = s.freshness.newest_fact_at.as_deref().unwrap_or("");
-        out.push_str(&row(&s.store_id, &s.name, s.region.as_deref().unwrap_or(""), &s.figures, fresh));
+        out.push_str(&row(
+            &s.store_id,
+            &s.name,
+            s.region.as_deref().unwrap_or(""),
+            &s.figures,
+            fresh,
+        ));
         out.push_str("\r\n");
     }
     out.push_str(&row("合计", "", "", &r.totals, ""));

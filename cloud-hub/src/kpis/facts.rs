@@ -49,7 +49,9 @@ fn time(s: &str) -> Option<DateTime<Utc>> {
 /// reach [`COHORT_DAYS`] past the period (the 30-day repurchase rate).
 pub(crate) fn load(c: &Connection, stores: &[String], p: &Period) -> Result<Facts, HubError> {
     let mut f = Facts::default();
-    let ahead = p.to.checked_add_days(Days::new(COHORT_DAYS)).unwrap_or(p.to);
+    let ahead =
+        p.to.checked_add_days(Days::new(COHORT_DAYS))
+            .unwrap_or(p.to);
     let (start, end) = (ts(p.start()), ts(p.end()));
     let end_ahead = ts(p.end() + chrono::Duration::days(COHORT_DAYS as i64));
     for store in stores {
@@ -57,19 +59,16 @@ pub(crate) fn load(c: &Connection, stores: &[String], p: &Period) -> Result<Fact
             "SELECT sale_id, created_at, cashier, total_fen, member_hash, lines FROM hub_sales
              WHERE store_id = ?1 AND day >= ?2 AND day <= ?3",
         )?;
-        let rows = stmt.query_map(
-            params![store, p.from.to_string(), ahead.to_string()],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, String>(5)?,
-                ))
-            },
-        )?;
+        let rows = stmt.query_map(params![store, p.from.to_string(), ahead.to_string()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
         for row in rows {
             let (sale_id, at, cashier, total_fen, member_hash, lines) = row?;
             let Some(at) = time(&at) else { continue };
@@ -110,10 +109,9 @@ pub(crate) fn load(c: &Connection, stores: &[String], p: &Period) -> Result<Fact
         let mut stmt = c.prepare_cached(
             "SELECT sku, qty, at FROM hub_write_offs WHERE store_id = ?1 AND day >= ?2 AND day <= ?3",
         )?;
-        for row in stmt.query_map(
-            params![store, p.from.to_string(), p.to.to_string()],
-            |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, String>(2)?)),
-        )? {
+        for row in stmt.query_map(params![store, p.from.to_string(), p.to.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, String>(2)?))
+        })? {
             let (sku, qty, at) = row?;
             if let Some(at) = time(&at) {
                 f.write_offs.push(WriteOff {
@@ -146,8 +144,9 @@ pub(crate) fn load(c: &Connection, stores: &[String], p: &Period) -> Result<Fact
                 f.orders.push(o);
             }
         }
-        let mut stmt =
-            c.prepare_cached("SELECT customer_id, since FROM community_members WHERE store_id = ?1")?;
+        let mut stmt = c.prepare_cached(
+            "SELECT customer_id, since FROM community_members WHERE store_id = ?1",
+        )?;
         for row in stmt.query_map([store], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })? {

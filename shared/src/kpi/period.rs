@@ -113,7 +113,11 @@ mod tests {
 
     #[test]
     fn a_shanghai_business_day_starts_at_16_00_utc_the_day_before() {
-        let p = Period::new(d("2026-11-01"), d("2026-11-30"), FixedOffset::east_opt(8 * 3600).unwrap());
+        let p = Period::new(
+            d("2026-11-01"),
+            d("2026-11-30"),
+            FixedOffset::east_opt(8 * 3600).unwrap(),
+        );
         assert_eq!(p.start().to_rfc3339(), "2026-10-31T16:00:00+00:00");
         assert_eq!(p.end().to_rfc3339(), "2026-11-30T16:00:00+00:00");
         let late: DateTime<Utc> = "2026-11-30T15:59:59Z".parse().unwrap();
@@ -124,7 +128,11 @@ mod tests {
 
     #[test]
     fn weeks_are_labelled_by_their_monday_and_clipped() {
-        let p = Period::new(d("2026-11-01"), d("2026-11-10"), FixedOffset::east_opt(0).unwrap());
+        let p = Period::new(
+            d("2026-11-01"),
+            d("2026-11-10"),
+            FixedOffset::east_opt(0).unwrap(),
+        );
         let b = buckets(&p, By::Week);
         // 2026-11-01 is a Sunday
         assert_eq!(b.len(), 3);
@@ -132,7 +140,10 @@ mod tests {
         assert_eq!((b[0].1.from, b[0].1.to), (d("2026-11-01"), d("2026-11-01")));
         assert_eq!((b[1].1.from, b[1].1.to), (d("2026-11-02"), d("2026-11-08")));
         assert_eq!((b[2].1.from, b[2].1.to), (d("2026-11-09"), d("2026-11-10")));
-        let m = buckets(&Period::new(d("2026-11-15"), d("2027-01-02"), p.offset), By::Month);
+        let m = buckets(
+            &Period::new(d("2026-11-15"), d("2027-01-02"), p.offset),
+            By::Month,
+        );
         let labels: Vec<_> = m.iter().map(|b| b.0.to_string()).collect();
         assert_eq!(labels, ["2026-11-01", "2026-12-01", "2027-01-01"]);
         assert_eq!(buckets(&p, By::Day).len(), 10);

@@ -23,12 +23,31 @@ fn nov() -> Period {
 
 fn prices() -> BTreeMap<String, Price> {
     BTreeMap::from([
-        ("A".to_owned(), Price { fen: 100, unit: Unit::Each }),
-        ("K".to_owned(), Price { fen: 2000, unit: Unit::Kg }),
+        (
+            "A".to_owned(),
+            Price {
+                fen: 100,
+                unit: Unit::Each,
+            },
+        ),
+        (
+            "K".to_owned(),
+            Price {
+                fen: 2000,
+                unit: Unit::Kg,
+            },
+        ),
     ])
 }
 
-fn sale(store: &str, id: &str, at: &str, cashier: &str, fen: i64, member: Option<&str>) -> CounterSale {
+fn sale(
+    store: &str,
+    id: &str,
+    at: &str,
+    cashier: &str,
+    fen: i64,
+    member: Option<&str>,
+) -> CounterSale {
     CounterSale {
         store_id: store.into(),
         sale_id: id.into(),
@@ -36,7 +55,10 @@ fn sale(store: &str, id: &str, at: &str, cashier: &str, fen: i64, member: Option
         cashier: cashier.into(),
         total_fen: fen,
         member_hash: member.map(str::to_owned),
-        lines: vec![Sold { sku: "A".into(), qty: fen / 100 }],
+        lines: vec![Sold {
+            sku: "A".into(),
+            qty: fen / 100,
+        }],
     }
 }
 
@@ -49,7 +71,10 @@ fn order(store: &str, id: &str, placed: &str, pickup: bool) -> OnlineOrder {
         total_fen: 1000,
         placed_at: t(placed),
         promised_by: Some(t(placed) + chrono::Duration::hours(4)),
-        lines: vec![Sold { sku: "K".into(), qty: 500 }],
+        lines: vec![Sold {
+            sku: "K".into(),
+            qty: 500,
+        }],
         ..OnlineOrder::default()
     }
 }
@@ -59,11 +84,39 @@ fn november() -> Facts {
     let mut f = Facts::default();
     // 3 counter sales; the first is on Oct 31 UTC but Nov 1 in Shanghai;
     // member "h1" buys on two days, "h2" once
-    f.sales.push(sale("S1", "s1", "2026-10-31T17:00:00Z", "alice", 1000, Some("h1")));
-    f.sales.push(sale("S1", "s2", "2026-11-05T02:00:00Z", "bob", 500, Some("h1")));
-    f.sales.push(sale("S1", "s3", "2026-11-06T02:00:00Z", "alice", 300, Some("h2")));
+    f.sales.push(sale(
+        "S1",
+        "s1",
+        "2026-10-31T17:00:00Z",
+        "alice",
+        1000,
+        Some("h1"),
+    ));
+    f.sales.push(sale(
+        "S1",
+        "s2",
+        "2026-11-05T02:00:00Z",
+        "bob",
+        500,
+        Some("h1"),
+    ));
+    f.sales.push(sale(
+        "S1",
+        "s3",
+        "2026-11-06T02:00:00Z",
+        "alice",
+        300,
+        Some("h2"),
+    ));
     // outside the period: Dec 1 in Shanghai, but h2 comes back within 30 days
-    f.sales.push(sale("S1", "s4", "2026-11-30T16:30:00Z", "bob", 700, Some("h2")));
+    f.sales.push(sale(
+        "S1",
+        "s4",
+        "2026-11-30T16:30:00Z",
+        "bob",
+        700,
+        Some("h2"),
+    ));
     f.refunds.push(CounterRefund {
         store_id: "S1".into(),
         refund_id: "r1".into(),
@@ -96,8 +149,18 @@ fn november() -> Facts {
         host: "m1".into(),
     });
     // 1.5 kg of K written off (30 yuan) and 2 units of A (2 yuan)
-    f.write_offs.push(WriteOff { store_id: "S1".into(), at: t("2026-11-09T12:00:00Z"), sku: "K".into(), qty: 1500 });
-    f.write_offs.push(WriteOff { store_id: "S1".into(), at: t("2026-11-09T12:00:00Z"), sku: "A".into(), qty: 2 });
+    f.write_offs.push(WriteOff {
+        store_id: "S1".into(),
+        at: t("2026-11-09T12:00:00Z"),
+        sku: "K".into(),
+        qty: 1500,
+    });
+    f.write_offs.push(WriteOff {
+        store_id: "S1".into(),
+        at: t("2026-11-09T12:00:00Z"),
+        sku: "A".into(),
+        qty: 2,
+    });
     // 4 members by the end of November (a 5th joins in December), 2 active
     for (c, since) in [
         ("c1", "2026-10-01T00:00:00Z"),
@@ -106,7 +169,11 @@ fn november() -> Facts {
         ("c4", "2026-11-20T00:00:00Z"),
         ("c5", "2026-12-02T00:00:00Z"),
     ] {
-        f.members.push(Member { store_id: "S1".into(), customer_id: c.into(), since: t(since) });
+        f.members.push(Member {
+            store_id: "S1".into(),
+            customer_id: c.into(),
+            since: t(since),
+        });
     }
     for (c, at) in [
         ("c1", "2026-11-03T00:00:00Z"),
@@ -116,9 +183,17 @@ fn november() -> Facts {
         ("c5", "2026-12-02T00:00:00Z"),
         ("stranger", "2026-11-03T00:00:00Z"),
     ] {
-        f.activity.push(Activity { store_id: "S1".into(), customer_id: c.into(), at: t(at) });
+        f.activity.push(Activity {
+            store_id: "S1".into(),
+            customer_id: c.into(),
+            at: t(at),
+        });
     }
-    f.oversells.push(Oversell { store_id: "S1".into(), order_id: "o3".into(), at: t("2026-11-03T03:10:00Z") });
+    f.oversells.push(Oversell {
+        store_id: "S1".into(),
+        order_id: "o3".into(),
+        at: t("2026-11-03T03:10:00Z"),
+    });
     f.group_buys.push(GroupBuyOutcome {
         group_buy_id: "G1".into(),
         store_ids: vec!["S1".into(), "S2".into()],
@@ -174,17 +249,35 @@ fn a_month_of_one_store_by_hand() {
     let staff: Vec<_> = f
         .staff
         .iter()
-        .map(|s| (s.staff.as_str(), s.sales, s.sales_fen, s.handovers, s.live_gmv_fen))
+        .map(|s| {
+            (
+                s.staff.as_str(),
+                s.sales,
+                s.sales_fen,
+                s.handovers,
+                s.live_gmv_fen,
+            )
+        })
         .collect();
     assert_eq!(
         staff,
-        [("alice", 2, 1300, 0, 0), ("bob", 1, 500, 0, 0), ("carol", 0, 0, 2, 0), ("m1", 0, 0, 0, 1000)]
+        [
+            ("alice", 2, 1300, 0, 0),
+            ("bob", 1, 500, 0, 0),
+            ("carol", 0, 0, 2, 0),
+            ("m1", 0, 0, 0, 1000)
+        ]
     );
 }
 
 #[test]
 fn nothing_to_divide_by_is_null_not_zero() {
-    let f = compute(&Facts::default(), &nov(), t("2026-12-01T00:00:00Z"), &prices());
+    let f = compute(
+        &Facts::default(),
+        &nov(),
+        t("2026-12-01T00:00:00Z"),
+        &prices(),
+    );
     assert_eq!(f, Figures::default());
     let json = serde_json::to_value(&f).unwrap();
     assert!(json["pickup_rate"].is_null());
@@ -199,25 +292,40 @@ fn every_formula_has_its_text() {
         assert!(!text.is_empty());
     }
     assert_eq!(
-        FORMULAS.iter().find(|(k, _)| *k == "community_mau_rate").unwrap().1.split('（').next(),
+        FORMULAS
+            .iter()
+            .find(|(k, _)| *k == "community_mau_rate")
+            .unwrap()
+            .1
+            .split('（')
+            .next(),
         Some("本月有至少一次有效行为的社群成员数 ÷ 月末社群成员数")
     );
 }
 
 fn arb_facts() -> impl Strategy<Value = Facts> {
     let store = prop_oneof![Just("S1"), Just("S2"), Just("S3")];
-    let at = (0i64..40 * 86_400).prop_map(|s| t("2026-10-25T00:00:00Z") + chrono::Duration::seconds(s));
-    let sale = (store.clone(), at.clone(), 1i64..5000, prop::option::of(0u8..6), 0u8..3).prop_map(
-        |(s, at, fen, m, c)| CounterSale {
+    let at =
+        (0i64..40 * 86_400).prop_map(|s| t("2026-10-25T00:00:00Z") + chrono::Duration::seconds(s));
+    let sale = (
+        store.clone(),
+        at.clone(),
+        1i64..5000,
+        prop::option::of(0u8..6),
+        0u8..3,
+    )
+        .prop_map(|(s, at, fen, m, c)| CounterSale {
             store_id: s.into(),
             sale_id: String::new(),
             at,
             cashier: format!("c{c}"),
             total_fen: fen,
             member_hash: m.map(|m| format!("h{m}")),
-            lines: vec![Sold { sku: "A".into(), qty: fen / 100 + 1 }],
-        },
-    );
+            lines: vec![Sold {
+                sku: "A".into(),
+                qty: fen / 100 + 1,
+            }],
+        });
     let order = (
         store.clone(),
         at.clone(),
@@ -236,7 +344,10 @@ fn arb_facts() -> impl Strategy<Value = Facts> {
                 placed_at: at,
                 promised_by: Some(at + chrono::Duration::seconds(10_000)),
                 live_session_id: live.map(|l| format!("L{s}{l}")),
-                lines: vec![Sold { sku: "K".into(), qty: 300 }],
+                lines: vec![Sold {
+                    sku: "K".into(),
+                    qty: 300,
+                }],
                 ..OnlineOrder::default()
             };
             let then = Some(at + chrono::Duration::seconds(later));
@@ -279,7 +390,14 @@ fn arb_facts() -> impl Strategy<Value = Facts> {
             // one membership per customer, as the hub keeps it
             members.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
             members.dedup_by(|a, b| a.customer_id == b.customer_id);
-            Facts { sales, orders, write_offs, members, activity, ..Facts::default() }
+            Facts {
+                sales,
+                orders,
+                write_offs,
+                members,
+                activity,
+                ..Facts::default()
+            }
         })
 }
 
