@@ -20,6 +20,7 @@ use crate::hub::{Hub, HubError, User};
 mod communities;
 mod customers;
 mod groupbuys;
+mod kpis;
 mod live;
 mod orders;
 mod payments;
@@ -326,6 +327,8 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/v1/refunds/summary", get(payments::summary))
         .route("/api/v1/orders/{id}/qr.svg", get(orders::qr_svg))
         .route("/api/v1/exceptions", get(orders::exceptions))
+        .route("/api/v1/kpis", get(kpis::kpis))
+        .route("/api/v1/kpis.csv", get(kpis::kpis_csv))
         .route(
             "/api/v1/customers/identities/import",
             post(customers::import).layer(DefaultBodyLimit::max(16 * 1024 * 1024)),

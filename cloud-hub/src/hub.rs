@@ -1093,6 +1093,52 @@ impl Hub {
     }
 }
 
+/// Records a store's sales of business day `day` in `hub_sales` (a sale
+/// seen before is kept as it was).
+pub fn project_sales(
+    c: &Connection,
+    store: &str,
+    day: &str,
+    sales: &[linli_shared::docs::ledger::SaleFact],
+) -> Result<(), HubError> {
+    let mut stmt = c.prepare_cached(
+        "INSERT OR IGNORE INTO hub_sales(store_id, sale_id, day, ticket_no, total_fen, cashier, created_at, lines, member_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for s in sales {
+        let lines = serde_json::to_string(&s.lines).unwrap_or_default();
+        let member = (!s.member_hash.is_empty()).then_some(s.member_hash.as_str());
+        stmt.execute(params![
+            store,
+            s.sale_id,
+            day,
+            s.ticket_no,
+            s.total_fen,
+            s.cashier,
+            s.created_at,
+            lines,
+            member
+        ])?;
+    }
+    Ok(())
+}
+
+/// Records a store's refunds in `hub_refunds` (once each).
+pub fn project_refunds(
+    c: &Connection,
+    store: &str,
+    refunds: &[linli_shared::docs::ledger::RefundFact],
+) -> Result<(), HubError> {
+    let mut stmt = c.prepare_cached(
+        "INSERT OR IGNORE INTO hub_refunds(store_id, refund_id, sale_id, amount_fen, at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for r in refunds {
+        stmt.execute(params![store, r.refund_id, r.sale_id, r.amount_fen, r.at])?;
+    }
+    Ok(())
+}
+
 /// Writes what a store document brought into the query tables: only the
 /// entries the new changes touched (`Received::touched`), so a sale pushed
 /// into a day's stock document of 1,500 SKUs projects one SKU, not all.
@@ -1118,13 +1164,21 @@ fn project(
                 let refunds = docs
                     .read(c, doc, |d| read_refunds_of(d, &refunds))?
                     .unwrap_or_default();
-                let mut stmt = c.prepare_cached(
-                    "INSERT OR IGNORE INTO hub_refunds(store_id, refund_id, sale_id, amount_fen, at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                for r in refunds {
-                    stmt.execute(params![store, r.refund_id, r.sale_id, r.amount_fen, r.at])?;
-                }
+                project_refunds(c, store, &refunds)?;
+            }
+            // goods written off, for the waste rate
+            let movements = touched("movements");
+            if !movements.is_empty() {
+                let wanted: std::collections::BTreeSet<&String> = movements.iter().collect();
+                let waste = docs
+                    .read(c, doc, |d| {
+                        linli_shared::docs::ledger::read_movements(d)
+                            .into_iter()
+                            .filter(|m| wanted.contains(&m.movement_id))
+                            .collect::<Vec<_>>()
+                    })?
+                    .unwrap_or_default();
+                crate::kpis::project_write_offs(c, store, &day, &waste)?;
             }
             let joins = touched("members");
             if !joins.is_empty() {
@@ -1204,24 +1258,7 @@ fn project(
             let sales = docs
                 .read(c, doc, |d| read_sales_of(d, &new))?
                 .unwrap_or_default();
-            let mut stmt = c.prepare_cached(
-                "INSERT OR IGNORE INTO hub_sales(store_id, sale_id, day, ticket_no, total_fen, cashier, created_at, lines, member_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, nullif(?9, ''))",
-            )?;
-            for s in sales {
-                let lines = serde_json::to_string(&s.lines).unwrap_or_default();
-                stmt.execute(params![
-                    store,
-                    s.sale_id,
-                    day,
-                    s.ticket_no,
-                    s.total_fen,
-                    s.cashier,
-                    s.created_at,
-                    lines,
-                    s.member_hash
-                ])?;
-            }
+            project_sales(c, store, &day, &sales)?;
         }
         DocKind::Stock => {
             let skus = touched("levels");

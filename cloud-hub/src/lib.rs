@@ -20,6 +20,7 @@ pub mod groupbuys;
 pub mod http;
 pub mod hub;
 pub mod ingest;
+pub mod kpis;
 pub mod live;
 pub mod markdowns;
 pub mod online;

@@ -469,6 +469,26 @@ CREATE TABLE erasure_stores (
     PRIMARY KEY (erasure_id, store_id)
 );
 "#,
+    // the numbers (issue 12): (the counter sale's member hash came with
+    // the migration above) goods written off reach the hub (waste rate: the
+    // store's waste movements, a refunded line thrown away among them),
+    // and the KPI queries read refunds and online orders by store and time
+    r#"
+CREATE TABLE hub_write_offs (
+    store_id    TEXT NOT NULL,
+    movement_id TEXT NOT NULL,
+    day         TEXT NOT NULL,
+    sku         TEXT NOT NULL,
+    qty         INTEGER NOT NULL,
+    staff       TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    PRIMARY KEY (store_id, movement_id)
+);
+CREATE INDEX hub_write_offs_by_day ON hub_write_offs(store_id, day);
+CREATE INDEX hub_refunds_by_at ON hub_refunds(store_id, at);
+CREATE INDEX online_orders_by_placed ON online_orders(store_id, placed_at);
+CREATE INDEX exceptions_by_store ON exceptions(store_id, created_at);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -11,6 +11,7 @@ pub mod community;
 pub mod erasure;
 pub mod groupbuy;
 pub mod idempotency;
+pub mod kpis;
 pub mod online;
 pub mod orders;
 pub mod promotions;

@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/pickups/lookup", post(online::lookup))
         .route("/pickups/by-phone", post(online::by_phone))
         .route("/reports/day", get(reports::day))
+        .route("/reports/kpis", get(reports::kpis))
         .route("/community/members", post(community::add_member))
         .route("/promotions", get(promotions::get))
         .route("/group-buys", get(groupbuy::list))

@@ -21,6 +21,7 @@ pub mod erasure;
 pub mod geo;
 pub mod groupbuy;
 pub mod identity;
+pub mod kpi;
 pub mod live;
 pub mod login_guard;
 pub mod member;

@@ -420,6 +420,8 @@ pub(crate) async fn exceptions(
         super::live::end,
         super::live::pin,
         super::live::running,
+        super::kpis::kpis,
+        super::kpis::kpis_csv,
     ),
     modifiers(&StandardResponses)
 )]

@@ -14,7 +14,7 @@ use super::{catalog, community, groupbuy, online, orders, promotions, reports, s
         catalog::import, catalog::search, catalog::product_by_sku, catalog::product_by_barcode,
         catalog::stock_levels, catalog::stock_level, catalog::movements,
         catalog::receive, catalog::waste, catalog::count,
-        sales::create, sales::quote, sales::list, sales::get, sales::refund, reports::day,
+        sales::create, sales::quote, sales::list, sales::get, sales::refund, reports::day, reports::kpis,
         orders::create, orders::list, orders::get, orders::cancel, orders::redeem, online::by_phone,
         online::lookup, online::list, online::get, online::accept, online::pick, online::ready,
         online::dispatch, online::delivered, online::riders, online::add_rider,

@@ -1,4 +1,5 @@
-//! The manager's end-of-day report.
+//! The manager's end-of-day report, and the store's figures from its own
+//! books (the chain's numbers, issue 12).
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -39,4 +40,38 @@ pub(super) async fn day(
         None => s.app.business_day(s.app.now()),
     };
     Ok(Json(s.app.day_report(&actor, day).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(super) struct KpiQuery {
+    /// First business day `YYYY-MM-DD`.
+    from: String,
+    /// Last business day `YYYY-MM-DD` (inclusive).
+    to: String,
+}
+
+/// The store's figures over `from..=to`, from its own books, with the
+/// chain's formulas (manager): what the store's data decides (counter
+/// sales, refunds, write-offs, online orders it fulfilled, hand-overs,
+/// staff); the hub's own facts (community, oversells, group-buys) are
+/// `null` or 0 here.
+#[utoipa::path(get, path = "/api/v1/reports/kpis", tag = "sales", params(KpiQuery),
+    responses((status = 200, body = linli_shared::kpi::Figures), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn kpis(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Query(q): Query<KpiQuery>,
+) -> Result<Json<linli_shared::kpi::Figures>, ApiError> {
+    let date = |v: &str| {
+        NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "日期格式应为 YYYY-MM-DD，例如 2026-11-01 (from and to must be YYYY-MM-DD)",
+            )
+        })
+    };
+    let (from, to) = (date(&q.from)?, date(&q.to)?);
+    Ok(Json(s.app.kpis(&actor, from, to).await?))
 }

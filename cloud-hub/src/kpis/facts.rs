@@ -1,0 +1,257 @@
+//! The KPI fact rows as the hub holds them: every SQL string the figures
+//! read, and the write-offs table the ledger projection fills.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Days, Utc};
+use linli_shared::docs::ledger::{MovementFact, SaleLineFact};
+use linli_shared::kpi::{
+    Activity, COHORT_DAYS, CounterRefund, CounterSale, Facts, GroupBuyOutcome, LiveSessionInfo,
+    Member, OnlineOrder, Oversell, Period, Sold, WriteOff,
+};
+use linli_shared::online::{FulfilmentFact, HubOrderFact};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::hub::HubError;
+use crate::orders::ts;
+
+/// Records the waste among a ledger part's movements (a write-off, or a
+/// refunded line thrown away), once each, with the ledger's business day.
+pub fn project_write_offs(
+    c: &Connection,
+    store: &str,
+    day: &str,
+    movements: &[MovementFact],
+) -> Result<(), HubError> {
+    let mut stmt = c.prepare_cached(
+        "INSERT OR IGNORE INTO hub_write_offs(store_id, movement_id, day, sku, qty, staff, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for m in movements.iter().filter(|m| m.kind == "waste") {
+        stmt.execute(params![
+            store,
+            m.movement_id,
+            day,
+            m.sku,
+            -m.delta,
+            m.staff,
+            m.at
+        ])?;
+    }
+    Ok(())
+}
+
+fn time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc())
+}
+
+/// Everything the figures of `stores` over `p` read. Sales and online orders
+/// reach [`COHORT_DAYS`] past the period (the 30-day repurchase rate).
+pub(crate) fn load(c: &Connection, stores: &[String], p: &Period) -> Result<Facts, HubError> {
+    let mut f = Facts::default();
+    let ahead =
+        p.to.checked_add_days(Days::new(COHORT_DAYS))
+            .unwrap_or(p.to);
+    let (start, end) = (ts(p.start()), ts(p.end()));
+    let end_ahead = ts(p.end() + chrono::Duration::days(COHORT_DAYS as i64));
+    for store in stores {
+        let mut stmt = c.prepare_cached(
+            "SELECT sale_id, created_at, cashier, total_fen, member_hash, lines FROM hub_sales
+             WHERE store_id = ?1 AND day >= ?2 AND day <= ?3",
+        )?;
+        let rows = stmt.query_map(params![store, p.from.to_string(), ahead.to_string()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        for row in rows {
+            let (sale_id, at, cashier, total_fen, member_hash, lines) = row?;
+            let Some(at) = time(&at) else { continue };
+            let lines: Vec<SaleLineFact> = serde_json::from_str(&lines).unwrap_or_default();
+            f.sales.push(CounterSale {
+                store_id: store.clone(),
+                sale_id,
+                at,
+                cashier,
+                total_fen,
+                member_hash,
+                lines: lines
+                    .into_iter()
+                    .map(|l| Sold {
+                        sku: l.sku,
+                        qty: l.qty,
+                    })
+                    .collect(),
+            });
+        }
+        let mut stmt = c.prepare_cached(
+            "SELECT refund_id, at, amount_fen FROM hub_refunds
+             WHERE store_id = ?1 AND at >= ?2 AND at < ?3",
+        )?;
+        for row in stmt.query_map(params![store, start, end], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+        })? {
+            let (refund_id, at, amount_fen) = row?;
+            if let Some(at) = time(&at) {
+                f.refunds.push(CounterRefund {
+                    store_id: store.clone(),
+                    refund_id,
+                    at,
+                    amount_fen,
+                });
+            }
+        }
+        let mut stmt = c.prepare_cached(
+            "SELECT sku, qty, at FROM hub_write_offs WHERE store_id = ?1 AND day >= ?2 AND day <= ?3",
+        )?;
+        for row in stmt.query_map(params![store, p.from.to_string(), p.to.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, String>(2)?))
+        })? {
+            let (sku, qty, at) = row?;
+            if let Some(at) = time(&at) {
+                f.write_offs.push(WriteOff {
+                    store_id: store.clone(),
+                    at,
+                    sku,
+                    qty,
+                });
+            }
+        }
+        let mut stmt = c.prepare_cached(
+            "SELECT fact, fulfilment, status FROM online_orders
+             WHERE store_id = ?1 AND placed_at >= ?2 AND placed_at < ?3",
+        )?;
+        for row in stmt.query_map(params![store, start, end_ahead], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })? {
+            let (fact, fulfilment, status) = row?;
+            let Ok(fact) = serde_json::from_str::<HubOrderFact>(&fact) else {
+                continue;
+            };
+            let ful: FulfilmentFact = fulfilment
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default();
+            if let Some(o) = OnlineOrder::from_records(&fact, &ful, status == "cancelled") {
+                f.orders.push(o);
+            }
+        }
+        let mut stmt = c.prepare_cached(
+            "SELECT customer_id, since FROM community_members WHERE store_id = ?1",
+        )?;
+        for row in stmt.query_map([store], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })? {
+            let (customer_id, since) = row?;
+            if let Some(since) = time(&since) {
+                f.members.push(Member {
+                    store_id: store.clone(),
+                    customer_id,
+                    since,
+                });
+            }
+        }
+        let mut stmt = c.prepare_cached(
+            "SELECT customer_id, at FROM member_activity WHERE store_id = ?1 AND at >= ?2 AND at < ?3",
+        )?;
+        for row in stmt.query_map(params![store, start, end], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })? {
+            let (customer_id, at) = row?;
+            if let Some(at) = time(&at) {
+                f.activity.push(Activity {
+                    store_id: store.clone(),
+                    customer_id,
+                    at,
+                });
+            }
+        }
+        // an online order the store could not serve because it sold the
+        // goods at the counter: moved to another store, or refunded
+        let mut stmt = c.prepare_cached(
+            "SELECT order_id, created_at FROM exceptions WHERE store_id = ?1
+             AND kind IN ('rerouted', 'refunded_oversold') AND created_at >= ?2 AND created_at < ?3",
+        )?;
+        for row in stmt.query_map(params![store, start, end], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })? {
+            let (order_id, at) = row?;
+            if let Some(at) = time(&at) {
+                f.oversells.push(Oversell {
+                    store_id: store.clone(),
+                    order_id,
+                    at,
+                });
+            }
+        }
+        let mut stmt = c.prepare_cached(
+            "SELECT session_id, json_extract(session, '$.title'), created_by FROM live_sessions WHERE store_id = ?1",
+        )?;
+        for row in stmt.query_map([store], |r| {
+            Ok(LiveSessionInfo {
+                session_id: r.get(0)?,
+                store_id: store.clone(),
+                title: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                host: r.get(2)?,
+            })
+        })? {
+            f.live_sessions.push(row?);
+        }
+    }
+    // group-buys decided in the period that any of the stores took part in
+    // (a campaign is decided when it reaches its threshold or fails)
+    let wanted: BTreeSet<&str> = stores.iter().map(String::as_str).collect();
+    let mut stmt = c.prepare_cached(
+        "SELECT group_buy_id, store_ids, state,
+                CASE state WHEN 'failed' THEN decided_at ELSE coalesce(reached_at, decided_at) END AS at
+         FROM group_buys WHERE state IN ('reached', 'fulfilled', 'failed') AND at >= ?1 AND at < ?2",
+    )?;
+    for row in stmt.query_map(params![start, end], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })? {
+        let (group_buy_id, store_ids, state, at) = row?;
+        let store_ids: Vec<String> = serde_json::from_str(&store_ids).unwrap_or_default();
+        if !store_ids.iter().any(|s| wanted.contains(s.as_str())) {
+            continue;
+        }
+        if let Some(decided_at) = time(&at) {
+            f.group_buys.push(GroupBuyOutcome {
+                group_buy_id,
+                store_ids,
+                decided_at,
+                succeeded: state != "failed",
+            });
+        }
+    }
+    Ok(f)
+}
+
+/// The time of the newest fact the hub holds from `store`: a sale, a
+/// refund or a write-off it recorded.
+pub(crate) fn newest_fact_at(c: &Connection, store: &str) -> Result<Option<String>, HubError> {
+    let newest: Option<String> = c
+        .prepare_cached(
+            "SELECT max(t) FROM (
+                SELECT max(created_at) AS t FROM hub_sales WHERE store_id = ?1
+                    AND day = (SELECT max(day) FROM hub_sales WHERE store_id = ?1)
+                UNION ALL SELECT max(at) FROM hub_refunds WHERE store_id = ?1
+                UNION ALL SELECT max(at) FROM hub_write_offs WHERE store_id = ?1)",
+        )?
+        .query_row([store], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(newest)
+}
