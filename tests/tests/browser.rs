@@ -74,6 +74,11 @@
 //!   refuses it the second time, in Chinese; a marked-down product shows
 //!   its struck-through and marked price on the Sell screen (the node's
 //!   quote), and an exact WeChat payment of that total goes through.
+//! - `dashboard` (1280x900): the hub's /dashboard; a regional manager (a
+//!   wrong password refused in Chinese) sees a seeded November equal to
+//!   figures worked out by hand, only their region's stores (another
+//!   region's store neither offered nor answered), exports the store
+//!   table and the hub's CSV, opens a store, the live and exception views.
 //!
 //! Needs Node, `npm ci --prefix tests/js` and Chromium at `/usr/bin/chromium`
 //! (or `$CHROMIUM`): without them the test fails and says how to install
