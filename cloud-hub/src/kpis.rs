@@ -165,6 +165,8 @@ impl Hub {
         let as_of = now.min(period.end());
         let figures = |f: &Facts, p: &Period| kpi::compute(f, p, as_of, &prices);
         let totals = figures(&facts, &period);
+        let split = facts.by_store();
+        let none = Facts::default();
         let per_store = stores
             .iter()
             .map(|id| {
@@ -173,7 +175,7 @@ impl Hub {
                     store_id: id.clone(),
                     name: site.map(|s| s.name.clone()).unwrap_or_default(),
                     region: site.and_then(|s| s.region.clone()),
-                    figures: figures(&facts.of_store(id), &period),
+                    figures: figures(split.get(id).unwrap_or(&none), &period),
                     freshness: Freshness {
                         newest_fact_at: fresh.get(id).cloned().flatten(),
                     },

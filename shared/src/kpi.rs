@@ -237,6 +237,59 @@ impl Facts {
     }
 }
 
+impl Facts {
+    /// The facts of each store, in one pass over the facts (a group-buy
+    /// goes to each of its stores): what [`Self::of_store`] gives for every
+    /// store at once, without reading all the facts once per store.
+    pub fn by_store(&self) -> BTreeMap<String, Facts> {
+        let mut out: BTreeMap<String, Facts> = BTreeMap::new();
+        fn push<T: Clone>(
+            out: &mut BTreeMap<String, Facts>,
+            v: &[T],
+            store: impl Fn(&T) -> &String,
+            field: impl Fn(&mut Facts) -> &mut Vec<T>,
+        ) {
+            for x in v {
+                field(out.entry(store(x).clone()).or_default()).push(x.clone());
+            }
+        }
+        push(&mut out, &self.sales, |x| &x.store_id, |f| &mut f.sales);
+        push(&mut out, &self.refunds, |x| &x.store_id, |f| &mut f.refunds);
+        push(&mut out, &self.orders, |x| &x.store_id, |f| &mut f.orders);
+        push(
+            &mut out,
+            &self.write_offs,
+            |x| &x.store_id,
+            |f| &mut f.write_offs,
+        );
+        push(&mut out, &self.members, |x| &x.store_id, |f| &mut f.members);
+        push(
+            &mut out,
+            &self.activity,
+            |x| &x.store_id,
+            |f| &mut f.activity,
+        );
+        push(
+            &mut out,
+            &self.oversells,
+            |x| &x.store_id,
+            |f| &mut f.oversells,
+        );
+        push(
+            &mut out,
+            &self.live_sessions,
+            |x| &x.store_id,
+            |f| &mut f.live_sessions,
+        );
+        for g in &self.group_buys {
+            for s in g.store_ids.iter().collect::<BTreeSet<_>>() {
+                out.entry(s.clone()).or_default().group_buys.push(g.clone());
+            }
+        }
+        out
+    }
+}
+
 fn keep<T: Clone>(v: &[T], f: impl Fn(&T) -> bool) -> Vec<T> {
     v.iter().filter(|x| f(x)).cloned().collect()
 }

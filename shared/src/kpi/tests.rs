@@ -427,6 +427,19 @@ proptest! {
     }
 
     #[test]
+    fn splitting_by_store_in_one_pass_gives_each_stores_figures(facts in arb_facts()) {
+        let (p, as_of) = (nov(), t("2026-11-20T00:00:00Z"));
+        let split = facts.by_store();
+        let none = Facts::default();
+        for s in ["S1", "S2", "S3"] {
+            prop_assert_eq!(
+                compute(split.get(s).unwrap_or(&none), &p, as_of, &prices()),
+                compute(&facts.of_store(s), &p, as_of, &prices())
+            );
+        }
+    }
+
+    #[test]
     fn stores_add_up_to_the_region(facts in arb_facts()) {
         let p = nov();
         let as_of = t("2026-11-20T00:00:00Z");
