@@ -162,16 +162,10 @@ impl Hub {
         let today = Utc::now().with_timezone(&offset).date_naive();
         self.store
             .read(move |c| {
-                let people = people::people(c, &key)?;
-                let Some(person) = people.get(&id) else {
-                    return Err(not_found(c, id)?);
-                };
-                let records = records_of(c, &person.id)?;
-                let merges = merges_of(c, &person.id)?;
-                let profile = profile::profile(c, &people, person, offset, today)?;
-                in_scope(&scope, &profile)?;
+                let (person, records, merges, profile) =
+                    person_in_scope(c, &key, &scope, &id, offset, today)?;
                 Ok(CustomerView {
-                    customer_id: person.id.clone(),
+                    customer_id: person.id,
                     records,
                     merges,
                     profile,
@@ -190,15 +184,16 @@ impl Hub {
         let today = now.with_timezone(&offset).date_naive();
         self.store
             .read(move |c| {
-                let people = people::people(c, &key)?;
-                let Some(person) = people.get(&id) else {
-                    return Err(not_found(c, id)?);
-                };
-                let records = records_of(c, &person.id)?;
-                let merges = merges_of(c, &person.id)?;
-                let profile = profile::profile(c, &people, person, offset, today)?;
-                in_scope(&scope, &profile)?;
-                export::export(c, person, records, merges, profile, &crate::orders::ts(now))
+                let (person, records, merges, profile) =
+                    person_in_scope(c, &key, &scope, &id, offset, today)?;
+                export::export(
+                    c,
+                    &person,
+                    records,
+                    merges,
+                    profile,
+                    &crate::orders::ts(now),
+                )
             })
             .await
     }
@@ -288,6 +283,35 @@ fn staff_scope(hub: &Hub, user: &User) -> Result<crate::scope::Scope, HubError> 
         Role::Admin | Role::Regional => Ok(hub.scope(user)),
         Role::Manager => Err(HubError::Forbidden),
     }
+}
+
+/// The person `id` names, with their records, merges and profile, if
+/// `scope` may see them.
+fn person_in_scope(
+    c: &Connection,
+    key: &[u8; 32],
+    scope: &crate::scope::Scope,
+    id: &str,
+    offset: chrono::FixedOffset,
+    today: chrono::NaiveDate,
+) -> Result<
+    (
+        people::Person,
+        Vec<IdentityRecord>,
+        Vec<MergeReason>,
+        profile::Profile,
+    ),
+    HubError,
+> {
+    let people = people::people(c, key)?;
+    let Some(person) = people.get(id) else {
+        return Err(not_found(c, id.to_owned())?);
+    };
+    let records = records_of(c, &person.id)?;
+    let merges = merges_of(c, &person.id)?;
+    let profile = profile::profile(c, &people, person, offset, today)?;
+    in_scope(scope, &profile)?;
+    Ok((person.clone(), records, merges, profile))
 }
 
 fn in_scope(scope: &crate::scope::Scope, p: &profile::Profile) -> Result<(), HubError> {
