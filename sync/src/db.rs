@@ -280,6 +280,11 @@ impl Store {
         reply_rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Writes sent and not yet taken by the writer thread.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Runs a read on a pooled read-only connection, off the async runtime.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where

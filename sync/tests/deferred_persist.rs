@@ -163,6 +163,22 @@ impl Hub {
         (release_tx, held)
     }
 
+    /// Spawns a write and returns once it waits in the writer's queue, so
+    /// that writes queued one after another run in that order.
+    async fn queue<T: Send + 'static>(
+        &self,
+        write: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        let before = self.store.queued();
+        let handle = tokio::spawn(write);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.store.queued() <= before {
+            assert!(std::time::Instant::now() < deadline, "write never queued");
+            tokio::task::yield_now().await;
+        }
+        handle
+    }
+
     async fn level(&self, id: &DocId, sku: &str) -> Option<i64> {
         let (id, sku) = (id.clone(), sku.to_owned());
         self.job(move |c, docs| {
@@ -255,17 +271,17 @@ async fn a_failed_write_leaves_nothing_and_its_batch_neighbours_share_one_chunk(
     let mut writes = Vec::new();
     for (i, fail) in [false, false, true, false, false].into_iter().enumerate() {
         let sku = format!("P0000{}", i + 1);
-        writes.push(tokio::spawn(hub.job(set(&id, &sku, i as i64 + 1, fail))));
+        writes.push(hub.queue(hub.job(set(&id, &sku, i as i64 + 1, fail))).await);
     }
     let sku = "P00009".to_owned();
     let i = id.clone();
-    let panics = tokio::spawn(hub.job(move |c, docs| -> Result<(), E> {
-        set(&i, &sku, 9, false)(c, docs)?;
-        panic!("a bug after the change");
-    }));
-    let last = tokio::spawn(hub.job(set(&id, "P00008", 8, false)));
-    // (the writes are queued before the writer is released)
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let panics = hub
+        .queue(hub.job(move |c, docs| -> Result<(), E> {
+            set(&i, &sku, 9, false)(c, docs)?;
+            panic!("a bug after the change");
+        }))
+        .await;
+    let last = hub.queue(hub.job(set(&id, "P00008", 8, false))).await;
     release.send(()).unwrap();
     held.await.unwrap();
     let results: Vec<bool> = futures_ok(writes).await;
@@ -316,9 +332,8 @@ async fn a_batch_that_does_not_commit_leaves_neither_chunk_nor_change() {
 
     // the batch's chunk is written, then its commit fails
     let (release, held) = hub.hold_writer().await;
-    let a = tokio::spawn(hub.job(set(&id, "P00001", 2, false)));
-    let b = tokio::spawn(hub.job(set(&id, "P00002", 2, false)));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let a = hub.queue(hub.job(set(&id, "P00001", 2, false))).await;
+    let b = hub.queue(hub.job(set(&id, "P00002", 2, false))).await;
     // (the batch holding the writer commits; the next one does not)
     hub.fail_commit.store(1, Ordering::SeqCst);
     release.send(()).unwrap();
@@ -353,21 +368,24 @@ async fn a_change_is_offered_only_after_its_batch_committed() {
     // a change and, in the same batch, a request for what to send the store
     let (release, held) = hub.hold_writer().await;
     let i = id.clone();
-    let change = tokio::spawn(hub.job(move |c, docs| {
-        set(&i, "P00001", 1, false)(c, docs)?;
-        // not even by the job that made it
-        assert!(docs.generate(c, &i, "S001")?.is_none());
-        Ok(())
-    }));
+    let change = hub
+        .queue(hub.job(move |c, docs| {
+            set(&i, "P00001", 1, false)(c, docs)?;
+            // not even by the job that made it
+            assert!(docs.generate(c, &i, "S001")?.is_none());
+            Ok(())
+        }))
+        .await;
     let (i, i2) = (id.clone(), id.clone());
-    let offer = tokio::spawn(hub.job(move |c, docs| {
-        let msg = docs.generate(c, &i, "S001")?;
-        // the index, read in the batch, reaches the store after the commit:
-        // it names the document with its heads in memory
-        let index = docs.index(c, |d| d == &i2)?;
-        Ok((msg, index, docs.acknowledged(c, &i2, "S001")?))
-    }));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let offer = hub
+        .queue(hub.job(move |c, docs| {
+            let msg = docs.generate(c, &i, "S001")?;
+            // the index, read in the batch, reaches the store after the commit:
+            // it names the document with its heads in memory
+            let index = docs.index(c, |d| d == &i2)?;
+            Ok((msg, index, docs.acknowledged(c, &i2, "S001")?))
+        }))
+        .await;
     release.send(()).unwrap();
     held.await.unwrap();
     change.await.unwrap().unwrap();
