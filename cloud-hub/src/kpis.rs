@@ -164,7 +164,10 @@ impl Hub {
             .await?;
         let as_of = now.min(period.end());
         let figures = |f: &Facts, p: &Period| kpi::compute(f, p, as_of, &prices);
-        let totals = figures(&facts, &period);
+        // the whole answer's facts in time order once: the totals and each
+        // bucket of the series read only their own days
+        let timeline = kpi::Timeline::new(&facts, period.offset);
+        let totals = timeline.figures(&period, as_of, &prices);
         let split = facts.by_store();
         let none = Facts::default();
         let per_store = stores
@@ -188,7 +191,7 @@ impl Hub {
                     .into_iter()
                     .map(|(label, p)| SeriesPoint {
                         period: label.to_string(),
-                        figures: figures(&facts, &p),
+                        figures: timeline.figures(&p, as_of, &prices),
                     })
                     .collect()
             })

@@ -18,14 +18,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Unit;
 
 mod period;
+mod timeline;
 
 pub use period::{By, MAX_PERIOD_DAYS, Period, buckets};
+pub use timeline::Timeline;
 
 /// The days a customer may come back in for the 30-day repurchase rate.
 pub const COHORT_DAYS: u64 = 30;
@@ -444,220 +446,15 @@ pub fn rate(n: i64, d: i64) -> Option<f64> {
 /// The figures of every store in `facts` over `p`. `as_of` is the instant
 /// overdue pickups are judged at (the period's end, or now if earlier);
 /// `prices` values goods for the waste rate (a SKU without a price is worth 0).
+/// For several periods over the same facts (a series), build one
+/// [`Timeline`] and ask it for each.
 pub fn compute(
     facts: &Facts,
     p: &Period,
     as_of: DateTime<Utc>,
     prices: &BTreeMap<String, Price>,
 ) -> Figures {
-    let mut f = Figures::default();
-    let value = |l: &Sold| prices.get(&l.sku).map_or(0, |pr| pr.value(l.qty));
-    let mut staff: BTreeMap<String, StaffFigures> = BTreeMap::new();
-    // purchases per customer and day, for the repurchase rates; counter
-    // members and online customers are different keys (the store knows a
-    // member by a keyed hash of the phone only)
-    let mut bought: BTreeMap<String, BTreeSet<NaiveDate>> = BTreeMap::new();
-    for s in &facts.sales {
-        let day = p.day_of(s.at);
-        if let Some(h) = &s.member_hash {
-            bought.entry(format!("m:{h}")).or_default().insert(day);
-        }
-        if !p.contains(s.at) {
-            continue;
-        }
-        f.counter_sales_fen += s.total_fen;
-        f.counter_orders += 1;
-        f.sold_value_fen += s.lines.iter().map(value).sum::<i64>();
-        let st = staff_of(&mut staff, &s.cashier);
-        st.sales += 1;
-        st.sales_fen += s.total_fen;
-    }
-    f.counter_refunds_fen = facts
-        .refunds
-        .iter()
-        .filter(|r| p.contains(r.at))
-        .map(|r| r.amount_fen)
-        .sum();
-    f.counter_gmv_fen = f.counter_sales_fen - f.counter_refunds_fen;
-
-    let mut live: BTreeMap<String, i64> = BTreeMap::new();
-    let (mut placed, mut pickups, mut pickups_done, mut pickups_all) = (0, 0, 0, 0);
-    let (mut delivered, mut on_time) = (0, 0);
-    let (mut handover_secs, mut handovers) = (0i64, 0i64);
-    for o in &facts.orders {
-        if o.fulfilled() {
-            let day = p.day_of(o.placed_at);
-            bought
-                .entry(format!("c:{}", o.customer_id))
-                .or_default()
-                .insert(day);
-        }
-        if !p.contains(o.placed_at) {
-            continue;
-        }
-        placed += 1;
-        if let Some(sid) = &o.live_session_id
-            && !o.cancelled
-        {
-            f.live_gmv_fen += o.total_fen;
-            *live.entry(sid.clone()).or_default() += o.total_fen;
-        }
-        if o.fulfilled() {
-            f.online_orders += 1;
-            f.online_gmv_fen += o.total_fen;
-            f.sold_value_fen += o.lines.iter().map(value).sum::<i64>();
-        }
-        if let Some(by) = &o.handed_over_by
-            && o.handed_over_at.is_some()
-        {
-            staff_of(&mut staff, by).handovers += 1;
-        }
-        if o.pickup {
-            pickups_all += 1;
-            if !o.cancelled || o.fulfilled() {
-                pickups += 1;
-            }
-            if let Some(h) = o.handed_over_at {
-                pickups_done += 1;
-                handovers += 1;
-                handover_secs += (h - o.placed_at).num_seconds();
-            } else if !o.cancelled && o.promised_by.is_some_and(|by| by < as_of) {
-                f.overdue_pickups += 1;
-            }
-        } else if let Some(at) = o.delivered_at {
-            delivered += 1;
-            if o.promised_by.is_some_and(|by| at <= by) {
-                on_time += 1;
-            }
-        }
-    }
-    let not_cancelled = facts
-        .orders
-        .iter()
-        .filter(|o| p.contains(o.placed_at) && (!o.cancelled || o.fulfilled()))
-        .count() as i64;
-    f.orders = f.counter_orders + f.online_orders;
-    f.gmv_fen = f.counter_gmv_fen + f.online_gmv_fen;
-    f.online_order_share = rate(f.online_orders, f.orders);
-    f.online_gmv_share = rate(f.online_gmv_fen, f.counter_sales_fen + f.online_gmv_fen);
-    f.pickup_rate = rate(pickups, not_cancelled);
-    f.pickup_completion_rate = rate(pickups_done, pickups_all);
-    f.on_time_delivery_rate = rate(on_time, delivered);
-    f.avg_handover_secs = (handovers > 0).then(|| handover_secs as f64 / handovers as f64);
-
-    // live sessions: every session of the stores with an order in the period
-    for s in &facts.live_sessions {
-        if let Some(gmv) = live.get(&s.session_id) {
-            f.live_sessions.push(LiveSessionGmv {
-                session_id: s.session_id.clone(),
-                title: s.title.clone(),
-                store_id: s.store_id.clone(),
-                gmv_fen: *gmv,
-            });
-            staff_of(&mut staff, &s.host).live_gmv_fen += gmv;
-        }
-    }
-    // sessions the facts carry no name for still count, under their id
-    for (id, gmv) in &live {
-        if !facts.live_sessions.iter().any(|s| &s.session_id == id) {
-            let store_id = facts
-                .orders
-                .iter()
-                .find(|o| o.live_session_id.as_ref() == Some(id))
-                .map(|o| o.store_id.clone())
-                .unwrap_or_default();
-            f.live_sessions.push(LiveSessionGmv {
-                session_id: id.clone(),
-                title: String::new(),
-                store_id,
-                gmv_fen: *gmv,
-            });
-        }
-    }
-    f.live_sessions
-        .sort_by(|a, b| a.session_id.cmp(&b.session_id));
-
-    // community: members by the period's end, active ones in the period
-    let end = p.end();
-    let members: BTreeSet<(&str, &str)> = facts
-        .members
-        .iter()
-        .filter(|m| m.since < end)
-        .map(|m| (m.store_id.as_str(), m.customer_id.as_str()))
-        .collect();
-    let active: BTreeSet<(&str, &str)> = facts
-        .activity
-        .iter()
-        .filter(|a| p.contains(a.at))
-        .map(|a| (a.store_id.as_str(), a.customer_id.as_str()))
-        .filter(|k| members.contains(k))
-        .collect();
-    f.community_members = members.len() as i64;
-    f.community_active_members = active.len() as i64;
-    f.community_mau_rate = rate(f.community_active_members, f.community_members);
-
-    // repurchase: customers with a purchase in the period
-    let (mut buyers, mut repeat, mut repeat_30d) = (0, 0, 0);
-    for days in bought.values() {
-        let mut inside = days.range(p.from..=p.to);
-        let Some(first) = inside.next().copied() else {
-            continue;
-        };
-        buyers += 1;
-        if inside.next().is_some() {
-            repeat += 1;
-        }
-        let until = first
-            .checked_add_days(Days::new(COHORT_DAYS))
-            .unwrap_or(first);
-        if days
-            .range(first.succ_opt().unwrap_or(first)..=until)
-            .next()
-            .is_some()
-        {
-            repeat_30d += 1;
-        }
-    }
-    f.repurchase_rate = rate(repeat, buyers);
-    f.repurchase_30d_rate = rate(repeat_30d, buyers);
-
-    f.waste_value_fen = facts
-        .write_offs
-        .iter()
-        .filter(|w| p.contains(w.at))
-        .map(|w| {
-            value(&Sold {
-                sku: w.sku.clone(),
-                qty: w.qty,
-            })
-        })
-        .sum();
-    f.waste_rate = rate(f.waste_value_fen, f.sold_value_fen + f.waste_value_fen);
-
-    let oversold = facts.oversells.iter().filter(|o| p.contains(o.at)).count() as i64;
-    f.oversell_rate = rate(oversold, placed);
-
-    let decided: BTreeMap<&str, bool> = facts
-        .group_buys
-        .iter()
-        .filter(|g| p.contains(g.decided_at))
-        .map(|g| (g.group_buy_id.as_str(), g.succeeded))
-        .collect();
-    let won = decided.values().filter(|s| **s).count() as i64;
-    f.groupbuy_success_rate = rate(won, decided.len() as i64);
-
-    f.staff = staff.into_values().collect();
-    f
-}
-
-fn staff_of<'a>(m: &'a mut BTreeMap<String, StaffFigures>, name: &str) -> &'a mut StaffFigures {
-    m.entry(name.to_owned()).or_insert_with(|| StaffFigures {
-        staff: name.to_owned(),
-        sales_fen: 0,
-        sales: 0,
-        handovers: 0,
-        live_gmv_fen: 0,
-    })
+    Timeline::new(facts, p.offset).figures(p, as_of, prices)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Hand-computed figures of a small store, and the laws of the formulas.
 
-use chrono::FixedOffset;
+use chrono::{FixedOffset, NaiveDate};
 use proptest::prelude::*;
 
 use super::*;
@@ -374,31 +374,85 @@ fn arb_facts() -> impl Strategy<Value = Facts> {
         customer_id: format!("C{c}{s}"),
         since,
     });
-    let act = (store, 0u8..10, at).prop_map(|(s, c, at)| Activity {
+    let act = (store.clone(), 0u8..10, at.clone()).prop_map(|(s, c, at)| Activity {
         store_id: s.into(),
         customer_id: format!("C{c}{s}"),
         at,
     });
+    let refund = (store.clone(), at.clone(), 1i64..900).prop_map(|(s, at, fen)| CounterRefund {
+        store_id: s.into(),
+        refund_id: String::new(),
+        at,
+        amount_fen: fen,
+    });
+    let group_buy =
+        (0u8..4, store.clone(), at, any::<bool>()).prop_map(|(g, s, at, won)| GroupBuyOutcome {
+            group_buy_id: format!("G{g}"),
+            store_ids: vec![s.into(), "S1".into()],
+            decided_at: at,
+            succeeded: won,
+        });
     (
         prop::collection::vec(sale, 0..30),
         prop::collection::vec(order, 0..30),
         prop::collection::vec(waste, 0..5),
         prop::collection::vec(member, 0..10),
         prop::collection::vec(act, 0..20),
+        prop::collection::vec(refund, 0..5),
+        prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+        prop::collection::vec(group_buy, 0..4),
     )
-        .prop_map(|(sales, orders, write_offs, mut members, activity)| {
-            // one membership per customer, as the hub keeps it
-            members.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
-            members.dedup_by(|a, b| a.customer_id == b.customer_id);
-            Facts {
+        .prop_map(
+            |(
                 sales,
                 orders,
                 write_offs,
-                members,
+                mut members,
                 activity,
-                ..Facts::default()
-            }
-        })
+                refunds,
+                oversells,
+                mut group_buys,
+            )| {
+                // one outcome per group-buy, as the hub decides it once
+                group_buys.sort_by(|a, b| a.group_buy_id.cmp(&b.group_buy_id));
+                group_buys.dedup_by(|a, b| a.group_buy_id == b.group_buy_id);
+                // an oversell is an order of the store, found when it was placed
+                let mut oversells: Vec<Oversell> = oversells
+                    .iter()
+                    .filter(|_| !orders.is_empty())
+                    .map(|i| {
+                        let o: &OnlineOrder = &orders[i.index(orders.len())];
+                        Oversell {
+                            store_id: o.store_id.clone(),
+                            order_id: o.order_id.clone(),
+                            at: o.placed_at,
+                        }
+                    })
+                    .collect();
+                oversells.sort_by_key(|o| o.at);
+                oversells.dedup();
+                let live_sessions = vec![LiveSessionInfo {
+                    session_id: "LS10".into(),
+                    store_id: "S1".into(),
+                    title: "早市直播".into(),
+                    host: "c1".into(),
+                }];
+                // one membership per customer, as the hub keeps it
+                members.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+                members.dedup_by(|a, b| a.customer_id == b.customer_id);
+                Facts {
+                    sales,
+                    orders,
+                    write_offs,
+                    members,
+                    activity,
+                    refunds,
+                    oversells,
+                    group_buys,
+                    live_sessions,
+                }
+            },
+        )
 }
 
 fn rates(f: &Figures) -> Vec<Option<f64>> {

@@ -1,0 +1,328 @@
+//! The figures of many periods over one set of facts. [`Timeline::new`]
+//! puts the facts in time order once, and each period then reads only its
+//! own facts (two binary searches a kind): a month's daily series costs one
+//! pass over the month, not one pass per day. The days each customer bought
+//! on, which the repurchase rates read past the period, are indexed once too.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Days, FixedOffset, NaiveDate, Utc};
+
+use super::{
+    Activity, COHORT_DAYS, CounterRefund, CounterSale, Facts, Figures, GroupBuyOutcome,
+    LiveSessionGmv, OnlineOrder, Period, Price, Sold, StaffFigures, WriteOff, rate,
+};
+
+/// Who bought, for the repurchase rates: counter members and online
+/// customers are different keys (the store knows a member by a keyed hash
+/// of the phone only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Buyer<'a> {
+    Member(&'a str),
+    Online(&'a str),
+}
+
+impl<'a> Buyer<'a> {
+    fn of_sale(s: &'a CounterSale) -> Option<Buyer<'a>> {
+        s.member_hash.as_deref().map(Buyer::Member)
+    }
+
+    fn of_order(o: &'a OnlineOrder) -> Option<Buyer<'a>> {
+        o.fulfilled()
+            .then_some(Buyer::Online(o.customer_id.as_str()))
+    }
+}
+
+/// One set of facts in time order, for the figures of any period of
+/// business days in `offset`'s local time.
+#[derive(Debug)]
+pub struct Timeline<'a> {
+    facts: &'a Facts,
+    offset: FixedOffset,
+    sales: Vec<&'a CounterSale>,
+    refunds: Vec<&'a CounterRefund>,
+    /// By placing time.
+    orders: Vec<&'a OnlineOrder>,
+    write_offs: Vec<&'a WriteOff>,
+    activity: Vec<&'a Activity>,
+    oversells: Vec<DateTime<Utc>>,
+    /// By deciding time.
+    group_buys: Vec<&'a GroupBuyOutcome>,
+    /// Each (store, customer) membership's earliest start, in time order.
+    members: Vec<DateTime<Utc>>,
+    member_since: HashMap<(&'a str, &'a str), DateTime<Utc>>,
+    /// The business days each buyer bought on, within the facts.
+    bought: HashMap<Buyer<'a>, BTreeSet<NaiveDate>>,
+}
+
+impl<'a> Timeline<'a> {
+    pub fn new(facts: &'a Facts, offset: FixedOffset) -> Timeline<'a> {
+        fn by_time<'a, T>(v: &'a [T], at: impl Fn(&T) -> DateTime<Utc>) -> Vec<&'a T> {
+            let mut out: Vec<&T> = v.iter().collect();
+            out.sort_by_key(|x| at(x));
+            out
+        }
+        let day = |at: DateTime<Utc>| at.with_timezone(&offset).date_naive();
+        let mut bought: HashMap<Buyer, BTreeSet<NaiveDate>> = HashMap::new();
+        for s in &facts.sales {
+            if let Some(b) = Buyer::of_sale(s) {
+                bought.entry(b).or_default().insert(day(s.at));
+            }
+        }
+        for o in &facts.orders {
+            if let Some(b) = Buyer::of_order(o) {
+                bought.entry(b).or_default().insert(day(o.placed_at));
+            }
+        }
+        let mut member_since: HashMap<(&str, &str), DateTime<Utc>> = HashMap::new();
+        for m in &facts.members {
+            let since = member_since
+                .entry((m.store_id.as_str(), m.customer_id.as_str()))
+                .or_insert(m.since);
+            *since = (*since).min(m.since);
+        }
+        let mut members: Vec<DateTime<Utc>> = member_since.values().copied().collect();
+        members.sort();
+        let mut oversells: Vec<DateTime<Utc>> = facts.oversells.iter().map(|o| o.at).collect();
+        oversells.sort();
+        Timeline {
+            facts,
+            offset,
+            sales: by_time(&facts.sales, |s| s.at),
+            refunds: by_time(&facts.refunds, |r| r.at),
+            orders: by_time(&facts.orders, |o| o.placed_at),
+            write_offs: by_time(&facts.write_offs, |w| w.at),
+            activity: by_time(&facts.activity, |a| a.at),
+            oversells,
+            group_buys: by_time(&facts.group_buys, |g| g.decided_at),
+            members,
+            member_since,
+            bought,
+        }
+    }
+
+    /// The figures over `p` (whose offset must be the timeline's). `as_of`
+    /// is the instant overdue pickups are judged at (the period's end, or
+    /// now if earlier); `prices` values goods for the waste rate (a SKU
+    /// without a price is worth 0).
+    pub fn figures(
+        &self,
+        p: &Period,
+        as_of: DateTime<Utc>,
+        prices: &BTreeMap<String, Price>,
+    ) -> Figures {
+        debug_assert_eq!(p.offset, self.offset, "a period in another time zone");
+        let mut f = Figures::default();
+        let value = |l: &Sold| prices.get(&l.sku).map_or(0, |pr| pr.value(l.qty));
+        let mut staff: BTreeMap<String, StaffFigures> = BTreeMap::new();
+
+        let sales = within(&self.sales, p, |s| s.at);
+        for s in sales {
+            f.counter_sales_fen += s.total_fen;
+            f.counter_orders += 1;
+            f.sold_value_fen += s.lines.iter().map(value).sum::<i64>();
+            let st = staff_of(&mut staff, &s.cashier);
+            st.sales += 1;
+            st.sales_fen += s.total_fen;
+        }
+        f.counter_refunds_fen = within(&self.refunds, p, |r| r.at)
+            .iter()
+            .map(|r| r.amount_fen)
+            .sum();
+        f.counter_gmv_fen = f.counter_sales_fen - f.counter_refunds_fen;
+
+        let orders = within(&self.orders, p, |o| o.placed_at);
+        let mut live: BTreeMap<String, i64> = BTreeMap::new();
+        let (mut pickups, mut pickups_done, mut pickups_all) = (0, 0, 0);
+        let (mut delivered, mut on_time) = (0, 0);
+        let (mut handover_secs, mut handovers) = (0i64, 0i64);
+        let mut not_cancelled = 0;
+        for o in orders {
+            if !o.cancelled || o.fulfilled() {
+                not_cancelled += 1;
+            }
+            if let Some(sid) = &o.live_session_id
+                && !o.cancelled
+            {
+                f.live_gmv_fen += o.total_fen;
+                *live.entry(sid.clone()).or_default() += o.total_fen;
+            }
+            if o.fulfilled() {
+                f.online_orders += 1;
+                f.online_gmv_fen += o.total_fen;
+                f.sold_value_fen += o.lines.iter().map(value).sum::<i64>();
+            }
+            if let Some(by) = &o.handed_over_by
+                && o.handed_over_at.is_some()
+            {
+                staff_of(&mut staff, by).handovers += 1;
+            }
+            if o.pickup {
+                pickups_all += 1;
+                if !o.cancelled || o.fulfilled() {
+                    pickups += 1;
+                }
+                if let Some(h) = o.handed_over_at {
+                    pickups_done += 1;
+                    handovers += 1;
+                    handover_secs += (h - o.placed_at).num_seconds();
+                } else if !o.cancelled && o.promised_by.is_some_and(|by| by < as_of) {
+                    f.overdue_pickups += 1;
+                }
+            } else if let Some(at) = o.delivered_at {
+                delivered += 1;
+                if o.promised_by.is_some_and(|by| at <= by) {
+                    on_time += 1;
+                }
+            }
+        }
+        f.orders = f.counter_orders + f.online_orders;
+        f.gmv_fen = f.counter_gmv_fen + f.online_gmv_fen;
+        f.online_order_share = rate(f.online_orders, f.orders);
+        f.online_gmv_share = rate(f.online_gmv_fen, f.counter_sales_fen + f.online_gmv_fen);
+        f.pickup_rate = rate(pickups, not_cancelled);
+        f.pickup_completion_rate = rate(pickups_done, pickups_all);
+        f.on_time_delivery_rate = rate(on_time, delivered);
+        f.avg_handover_secs = (handovers > 0).then(|| handover_secs as f64 / handovers as f64);
+
+        self.live_sessions(&mut f, &mut staff, live);
+        self.community(&mut f, p);
+        self.repurchase(&mut f, p, sales, orders);
+
+        f.waste_value_fen = within(&self.write_offs, p, |w| w.at)
+            .iter()
+            .map(|w| {
+                value(&Sold {
+                    sku: w.sku.clone(),
+                    qty: w.qty,
+                })
+            })
+            .sum();
+        f.waste_rate = rate(f.waste_value_fen, f.sold_value_fen + f.waste_value_fen);
+
+        let oversold = within(&self.oversells, p, |at| *at).len() as i64;
+        f.oversell_rate = rate(oversold, orders.len() as i64);
+
+        let decided: BTreeMap<&str, bool> = within(&self.group_buys, p, |g| g.decided_at)
+            .iter()
+            .map(|g| (g.group_buy_id.as_str(), g.succeeded))
+            .collect();
+        let won = decided.values().filter(|s| **s).count() as i64;
+        f.groupbuy_success_rate = rate(won, decided.len() as i64);
+
+        f.staff = staff.into_values().collect();
+        f
+    }
+
+    /// Every session of the stores with an order in the period.
+    fn live_sessions(
+        &self,
+        f: &mut Figures,
+        staff: &mut BTreeMap<String, StaffFigures>,
+        live: BTreeMap<String, i64>,
+    ) {
+        for s in &self.facts.live_sessions {
+            if let Some(gmv) = live.get(&s.session_id) {
+                f.live_sessions.push(LiveSessionGmv {
+                    session_id: s.session_id.clone(),
+                    title: s.title.clone(),
+                    store_id: s.store_id.clone(),
+                    gmv_fen: *gmv,
+                });
+                staff_of(staff, &s.host).live_gmv_fen += gmv;
+            }
+        }
+        // sessions the facts carry no name for still count, under their id
+        for (id, gmv) in live {
+            if !self.facts.live_sessions.iter().any(|s| s.session_id == id) {
+                let store_id = self
+                    .facts
+                    .orders
+                    .iter()
+                    .find(|o| o.live_session_id.as_ref() == Some(&id))
+                    .map(|o| o.store_id.clone())
+                    .unwrap_or_default();
+                f.live_sessions.push(LiveSessionGmv {
+                    session_id: id,
+                    title: String::new(),
+                    store_id,
+                    gmv_fen: gmv,
+                });
+            }
+        }
+        f.live_sessions
+            .sort_by(|a, b| a.session_id.cmp(&b.session_id));
+    }
+
+    /// Members by the period's end, the active ones in the period.
+    fn community(&self, f: &mut Figures, p: &Period) {
+        let end = p.end();
+        let active: HashSet<(&str, &str)> = within(&self.activity, p, |a| a.at)
+            .iter()
+            .map(|a| (a.store_id.as_str(), a.customer_id.as_str()))
+            .filter(|k| self.member_since.get(k).is_some_and(|since| *since < end))
+            .collect();
+        f.community_members = self.members.partition_point(|since| *since < end) as i64;
+        f.community_active_members = active.len() as i64;
+        f.community_mau_rate = rate(f.community_active_members, f.community_members);
+    }
+
+    /// Customers with a purchase in the period (`sales` and `orders` are
+    /// the period's), and which of them came back.
+    fn repurchase(
+        &self,
+        f: &mut Figures,
+        p: &Period,
+        sales: &[&'a CounterSale],
+        orders: &[&'a OnlineOrder],
+    ) {
+        let buyers: HashSet<Buyer> = sales
+            .iter()
+            .filter_map(|s| Buyer::of_sale(s))
+            .chain(orders.iter().filter_map(|o| Buyer::of_order(o)))
+            .collect();
+        let (mut repeat, mut repeat_30d) = (0, 0);
+        for b in &buyers {
+            let Some(days) = self.bought.get(b) else {
+                continue;
+            };
+            let mut inside = days.range(p.from..=p.to);
+            let Some(first) = inside.next().copied() else {
+                continue;
+            };
+            if inside.next().is_some() {
+                repeat += 1;
+            }
+            let until = first
+                .checked_add_days(Days::new(COHORT_DAYS))
+                .unwrap_or(first);
+            if days
+                .range(first.succ_opt().unwrap_or(first)..=until)
+                .next()
+                .is_some()
+            {
+                repeat_30d += 1;
+            }
+        }
+        f.repurchase_rate = rate(repeat, buyers.len() as i64);
+        f.repurchase_30d_rate = rate(repeat_30d, buyers.len() as i64);
+    }
+}
+
+/// The part of `v` (in time order) that falls in `p`.
+fn within<'v, T>(v: &'v [T], p: &Period, at: impl Fn(&T) -> DateTime<Utc>) -> &'v [T] {
+    let (start, end) = (p.start(), p.end());
+    let lo = v.partition_point(|x| at(x) < start);
+    let hi = v.partition_point(|x| at(x) < end).max(lo);
+    &v[lo..hi]
+}
+
+fn staff_of<'m>(m: &'m mut BTreeMap<String, StaffFigures>, name: &str) -> &'m mut StaffFigures {
+    m.entry(name.to_owned()).or_insert_with(|| StaffFigures {
+        staff: name.to_owned(),
+        sales_fen: 0,
+        sales: 0,
+        handovers: 0,
+        live_gmv_fen: 0,
+    })
+}
