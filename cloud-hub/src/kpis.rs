@@ -163,12 +163,11 @@ impl Hub {
             })
             .await?;
         let as_of = now.min(period.end());
-        let figures = |f: &Facts, p: &Period| kpi::compute(f, p, as_of, &prices);
         // the whole answer's facts in time order once: the totals and each
         // bucket of the series read only their own days
         let timeline = kpi::Timeline::new(&facts, period.offset);
         let totals = timeline.figures(&period, as_of, &prices);
-        let split = facts.by_store();
+        let split = kpi::Timeline::by_store(&facts, period.offset);
         let none = Facts::default();
         let per_store = stores
             .iter()
@@ -178,7 +177,10 @@ impl Hub {
                     store_id: id.clone(),
                     name: site.map(|s| s.name.clone()).unwrap_or_default(),
                     region: site.and_then(|s| s.region.clone()),
-                    figures: figures(split.get(id).unwrap_or(&none), &period),
+                    figures: split.get(id.as_str()).map_or_else(
+                        || kpi::compute(&none, &period, as_of, &prices),
+                        |t| t.figures(&period, as_of, &prices),
+                    ),
                     freshness: Freshness {
                         newest_fact_at: fresh.get(id).cloned().flatten(),
                     },

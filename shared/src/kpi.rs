@@ -16,7 +16,7 @@
 //! delivered, cancelled — counts for that day); a write-off its time; a
 //! group-buy the day it was decided.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -207,7 +207,8 @@ impl Price {
 
 /// Everything the formulas read. Facts may reach past the period: sales and
 /// online orders up to [`COHORT_DAYS`] after it are read only by the 30-day
-/// repurchase rate.
+/// repurchase rate (so a reader may give those sales their time and member
+/// hash alone).
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
     pub sales: Vec<CounterSale>,
@@ -236,59 +237,6 @@ impl Facts {
             oversells: keep(&self.oversells, |x| mine(&x.store_id)),
             live_sessions: keep(&self.live_sessions, |x| mine(&x.store_id)),
         }
-    }
-}
-
-impl Facts {
-    /// The facts of each store, in one pass over the facts (a group-buy
-    /// goes to each of its stores): what [`Self::of_store`] gives for every
-    /// store at once, without reading all the facts once per store.
-    pub fn by_store(&self) -> BTreeMap<String, Facts> {
-        let mut out: BTreeMap<String, Facts> = BTreeMap::new();
-        fn push<T: Clone>(
-            out: &mut BTreeMap<String, Facts>,
-            v: &[T],
-            store: impl Fn(&T) -> &String,
-            field: impl Fn(&mut Facts) -> &mut Vec<T>,
-        ) {
-            for x in v {
-                field(out.entry(store(x).clone()).or_default()).push(x.clone());
-            }
-        }
-        push(&mut out, &self.sales, |x| &x.store_id, |f| &mut f.sales);
-        push(&mut out, &self.refunds, |x| &x.store_id, |f| &mut f.refunds);
-        push(&mut out, &self.orders, |x| &x.store_id, |f| &mut f.orders);
-        push(
-            &mut out,
-            &self.write_offs,
-            |x| &x.store_id,
-            |f| &mut f.write_offs,
-        );
-        push(&mut out, &self.members, |x| &x.store_id, |f| &mut f.members);
-        push(
-            &mut out,
-            &self.activity,
-            |x| &x.store_id,
-            |f| &mut f.activity,
-        );
-        push(
-            &mut out,
-            &self.oversells,
-            |x| &x.store_id,
-            |f| &mut f.oversells,
-        );
-        push(
-            &mut out,
-            &self.live_sessions,
-            |x| &x.store_id,
-            |f| &mut f.live_sessions,
-        );
-        for g in &self.group_buys {
-            for s in g.store_ids.iter().collect::<BTreeSet<_>>() {
-                out.entry(s.clone()).or_default().group_buys.push(g.clone());
-            }
-        }
-        out
     }
 }
 

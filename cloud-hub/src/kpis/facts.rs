@@ -59,7 +59,7 @@ pub(crate) fn load(c: &Connection, stores: &[String], p: &Period) -> Result<Fact
             "SELECT sale_id, created_at, cashier, total_fen, member_hash, lines FROM hub_sales
              WHERE store_id = ?1 AND day >= ?2 AND day <= ?3",
         )?;
-        let rows = stmt.query_map(params![store, p.from.to_string(), ahead.to_string()], |r| {
+        let rows = stmt.query_map(params![store, p.from.to_string(), p.to.to_string()], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -87,6 +87,28 @@ pub(crate) fn load(c: &Connection, stores: &[String], p: &Period) -> Result<Fact
                         qty: l.qty,
                     })
                     .collect(),
+            });
+        }
+        // after the period only the 30-day repurchase rate reads sales: a
+        // member's purchase, its time and member hash alone
+        let mut stmt = c.prepare_cached(
+            "SELECT created_at, member_hash FROM hub_sales
+             WHERE store_id = ?1 AND day > ?2 AND day <= ?3 AND member_hash IS NOT NULL",
+        )?;
+        let rows = stmt.query_map(params![store, p.to.to_string(), ahead.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (at, member_hash) = row?;
+            let Some(at) = time(&at) else { continue };
+            f.sales.push(CounterSale {
+                store_id: store.clone(),
+                sale_id: String::new(),
+                at,
+                cashier: String::new(),
+                total_fen: 0,
+                member_hash: Some(member_hash),
+                lines: Vec::new(),
             });
         }
         let mut stmt = c.prepare_cached(

@@ -10,13 +10,14 @@ use chrono::{DateTime, Days, FixedOffset, NaiveDate, Utc};
 
 use super::{
     Activity, COHORT_DAYS, CounterRefund, CounterSale, Facts, Figures, GroupBuyOutcome,
-    LiveSessionGmv, OnlineOrder, Period, Price, Sold, StaffFigures, WriteOff, rate,
+    LiveSessionGmv, LiveSessionInfo, Member, OnlineOrder, Oversell, Period, Price, Sold,
+    StaffFigures, WriteOff, rate,
 };
 
 /// Who bought, for the repurchase rates: counter members and online
 /// customers are different keys (the store knows a member by a keyed hash
 /// of the phone only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Buyer<'a> {
     Member(&'a str),
     Online(&'a str),
@@ -37,8 +38,8 @@ impl<'a> Buyer<'a> {
 /// business days in `offset`'s local time.
 #[derive(Debug)]
 pub struct Timeline<'a> {
-    facts: &'a Facts,
     offset: FixedOffset,
+    live_sessions: Vec<&'a LiveSessionInfo>,
     sales: Vec<&'a CounterSale>,
     refunds: Vec<&'a CounterRefund>,
     /// By placing time.
@@ -51,50 +52,132 @@ pub struct Timeline<'a> {
     /// Each (store, customer) membership's earliest start, in time order.
     members: Vec<DateTime<Utc>>,
     member_since: HashMap<(&'a str, &'a str), DateTime<Utc>>,
-    /// The business days each buyer bought on, within the facts.
-    bought: HashMap<Buyer<'a>, BTreeSet<NaiveDate>>,
+    /// Each buyer's business days with a purchase, sorted (by buyer, then
+    /// day) and without repeats.
+    bought: Vec<(Buyer<'a>, NaiveDate)>,
+}
+
+/// The facts of one timeline, as references, before they are put in order.
+#[derive(Default)]
+struct Refs<'a> {
+    sales: Vec<&'a CounterSale>,
+    refunds: Vec<&'a CounterRefund>,
+    orders: Vec<&'a OnlineOrder>,
+    write_offs: Vec<&'a WriteOff>,
+    members: Vec<&'a Member>,
+    activity: Vec<&'a Activity>,
+    oversells: Vec<&'a Oversell>,
+    group_buys: Vec<&'a GroupBuyOutcome>,
+    live_sessions: Vec<&'a LiveSessionInfo>,
+}
+
+impl<'a> Refs<'a> {
+    fn all(f: &'a Facts) -> Refs<'a> {
+        Refs {
+            sales: f.sales.iter().collect(),
+            refunds: f.refunds.iter().collect(),
+            orders: f.orders.iter().collect(),
+            write_offs: f.write_offs.iter().collect(),
+            members: f.members.iter().collect(),
+            activity: f.activity.iter().collect(),
+            oversells: f.oversells.iter().collect(),
+            group_buys: f.group_buys.iter().collect(),
+            live_sessions: f.live_sessions.iter().collect(),
+        }
+    }
+
+    /// Each store's, in one pass (a group-buy goes to each of its stores).
+    fn by_store(f: &'a Facts) -> BTreeMap<&'a str, Refs<'a>> {
+        let mut out: BTreeMap<&str, Refs> = BTreeMap::new();
+        for x in &f.sales {
+            out.entry(&x.store_id).or_default().sales.push(x);
+        }
+        for x in &f.refunds {
+            out.entry(&x.store_id).or_default().refunds.push(x);
+        }
+        for x in &f.orders {
+            out.entry(&x.store_id).or_default().orders.push(x);
+        }
+        for x in &f.write_offs {
+            out.entry(&x.store_id).or_default().write_offs.push(x);
+        }
+        for x in &f.members {
+            out.entry(&x.store_id).or_default().members.push(x);
+        }
+        for x in &f.activity {
+            out.entry(&x.store_id).or_default().activity.push(x);
+        }
+        for x in &f.oversells {
+            out.entry(&x.store_id).or_default().oversells.push(x);
+        }
+        for x in &f.live_sessions {
+            out.entry(&x.store_id).or_default().live_sessions.push(x);
+        }
+        for g in &f.group_buys {
+            for s in g.store_ids.iter().collect::<BTreeSet<_>>() {
+                out.entry(s).or_default().group_buys.push(g);
+            }
+        }
+        out
+    }
 }
 
 impl<'a> Timeline<'a> {
     pub fn new(facts: &'a Facts, offset: FixedOffset) -> Timeline<'a> {
-        fn by_time<'a, T>(v: &'a [T], at: impl Fn(&T) -> DateTime<Utc>) -> Vec<&'a T> {
-            let mut out: Vec<&T> = v.iter().collect();
-            out.sort_by_key(|x| at(x));
-            out
-        }
+        Timeline::of(Refs::all(facts), offset)
+    }
+
+    /// The timeline of each store in `facts`, split in one pass: what
+    /// [`Facts::of_store`] and [`Timeline::new`] give for every store,
+    /// without copying a fact or reading them all once per store.
+    pub fn by_store(facts: &'a Facts, offset: FixedOffset) -> BTreeMap<&'a str, Timeline<'a>> {
+        Refs::by_store(facts)
+            .into_iter()
+            .map(|(store, refs)| (store, Timeline::of(refs, offset)))
+            .collect()
+    }
+
+    fn of(mut r: Refs<'a>, offset: FixedOffset) -> Timeline<'a> {
         let day = |at: DateTime<Utc>| at.with_timezone(&offset).date_naive();
-        let mut bought: HashMap<Buyer, BTreeSet<NaiveDate>> = HashMap::new();
-        for s in &facts.sales {
-            if let Some(b) = Buyer::of_sale(s) {
-                bought.entry(b).or_default().insert(day(s.at));
-            }
-        }
-        for o in &facts.orders {
-            if let Some(b) = Buyer::of_order(o) {
-                bought.entry(b).or_default().insert(day(o.placed_at));
-            }
-        }
+        let mut bought: Vec<(Buyer, NaiveDate)> = r
+            .sales
+            .iter()
+            .filter_map(|s| Buyer::of_sale(s).map(|b| (b, day(s.at))))
+            .chain(
+                r.orders
+                    .iter()
+                    .filter_map(|o| Buyer::of_order(o).map(|b| (b, day(o.placed_at)))),
+            )
+            .collect();
+        bought.sort_unstable();
+        bought.dedup();
         let mut member_since: HashMap<(&str, &str), DateTime<Utc>> = HashMap::new();
-        for m in &facts.members {
+        for m in &r.members {
             let since = member_since
                 .entry((m.store_id.as_str(), m.customer_id.as_str()))
                 .or_insert(m.since);
             *since = (*since).min(m.since);
         }
         let mut members: Vec<DateTime<Utc>> = member_since.values().copied().collect();
-        members.sort();
-        let mut oversells: Vec<DateTime<Utc>> = facts.oversells.iter().map(|o| o.at).collect();
-        oversells.sort();
+        members.sort_unstable();
+        let mut oversells: Vec<DateTime<Utc>> = r.oversells.iter().map(|o| o.at).collect();
+        oversells.sort_unstable();
+        r.sales.sort_by_key(|s| s.at);
+        r.refunds.sort_by_key(|x| x.at);
+        r.orders.sort_by_key(|o| o.placed_at);
+        r.write_offs.sort_by_key(|w| w.at);
+        r.activity.sort_by_key(|a| a.at);
+        r.group_buys.sort_by_key(|g| g.decided_at);
         Timeline {
-            facts,
             offset,
-            sales: by_time(&facts.sales, |s| s.at),
-            refunds: by_time(&facts.refunds, |r| r.at),
-            orders: by_time(&facts.orders, |o| o.placed_at),
-            write_offs: by_time(&facts.write_offs, |w| w.at),
-            activity: by_time(&facts.activity, |a| a.at),
+            live_sessions: r.live_sessions,
+            sales: r.sales,
+            refunds: r.refunds,
+            orders: r.orders,
+            write_offs: r.write_offs,
+            activity: r.activity,
             oversells,
-            group_buys: by_time(&facts.group_buys, |g| g.decided_at),
+            group_buys: r.group_buys,
             members,
             member_since,
             bought,
@@ -221,7 +304,7 @@ impl<'a> Timeline<'a> {
         staff: &mut BTreeMap<String, StaffFigures>,
         live: BTreeMap<String, i64>,
     ) {
-        for s in &self.facts.live_sessions {
+        for s in &self.live_sessions {
             if let Some(gmv) = live.get(&s.session_id) {
                 f.live_sessions.push(LiveSessionGmv {
                     session_id: s.session_id.clone(),
@@ -234,9 +317,8 @@ impl<'a> Timeline<'a> {
         }
         // sessions the facts carry no name for still count, under their id
         for (id, gmv) in live {
-            if !self.facts.live_sessions.iter().any(|s| s.session_id == id) {
+            if !self.live_sessions.iter().any(|s| s.session_id == id) {
                 let store_id = self
-                    .facts
                     .orders
                     .iter()
                     .find(|o| o.live_session_id.as_ref() == Some(&id))
@@ -276,18 +358,22 @@ impl<'a> Timeline<'a> {
         sales: &[&'a CounterSale],
         orders: &[&'a OnlineOrder],
     ) {
-        let buyers: HashSet<Buyer> = sales
+        let mut buyers: Vec<Buyer> = sales
             .iter()
             .filter_map(|s| Buyer::of_sale(s))
             .chain(orders.iter().filter_map(|o| Buyer::of_order(o)))
             .collect();
+        buyers.sort_unstable();
+        buyers.dedup();
         let (mut repeat, mut repeat_30d) = (0, 0);
         for b in &buyers {
-            let Some(days) = self.bought.get(b) else {
-                continue;
-            };
-            let mut inside = days.range(p.from..=p.to);
-            let Some(first) = inside.next().copied() else {
+            // this buyer's days, in order
+            let lo = self.bought.partition_point(|(x, _)| x < b);
+            let hi = self.bought.partition_point(|(x, _)| x <= b);
+            let days = &self.bought[lo..hi];
+            let inside = days.iter().filter(|(_, d)| (p.from..=p.to).contains(d));
+            let mut inside = inside.map(|(_, d)| *d);
+            let Some(first) = inside.next() else {
                 continue;
             };
             if inside.next().is_some() {
@@ -296,11 +382,7 @@ impl<'a> Timeline<'a> {
             let until = first
                 .checked_add_days(Days::new(COHORT_DAYS))
                 .unwrap_or(first);
-            if days
-                .range(first.succ_opt().unwrap_or(first)..=until)
-                .next()
-                .is_some()
-            {
+            if days.iter().any(|(_, d)| *d > first && *d <= until) {
                 repeat_30d += 1;
             }
         }
