@@ -5,6 +5,7 @@
 //! on, which the repurchase rates read past the period, are indexed once too.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Range;
 
 use chrono::{DateTime, Days, FixedOffset, NaiveDate, Utc};
 
@@ -52,10 +53,15 @@ pub struct Timeline<'a> {
     /// Each (store, customer) membership's earliest start, in time order.
     members: Vec<DateTime<Utc>>,
     member_since: HashMap<(&'a str, &'a str), DateTime<Utc>>,
-    /// Each buyer's business days with a purchase, sorted (by buyer, then
-    /// day) and without repeats.
-    bought: Vec<(Buyer<'a>, NaiveDate)>,
+    /// The buyer (an index into `days`) of each sale and each order, in
+    /// their time order; `NO_BUYER` for none.
+    sale_buyer: Vec<u32>,
+    order_buyer: Vec<u32>,
+    /// Each buyer's business days with a purchase, in order, once each.
+    days: Vec<Vec<NaiveDate>>,
 }
+
+const NO_BUYER: u32 = u32::MAX;
 
 /// The facts of one timeline, as references, before they are put in order.
 #[derive(Default)]
@@ -89,30 +95,43 @@ impl<'a> Refs<'a> {
     /// Each store's, in one pass (a group-buy goes to each of its stores).
     fn by_store(f: &'a Facts) -> BTreeMap<&'a str, Refs<'a>> {
         let mut out: BTreeMap<&str, Refs> = BTreeMap::new();
-        for x in &f.sales {
-            out.entry(&x.store_id).or_default().sales.push(x);
+        // facts come in runs of one store (each store's rows are read
+        // together): one look-up a run, not a fact
+        fn split<'a, T>(
+            out: &mut BTreeMap<&'a str, Refs<'a>>,
+            v: &'a [T],
+            store: impl Fn(&T) -> &str,
+            field: impl for<'r> Fn(&'r mut Refs<'a>) -> &'r mut Vec<&'a T>,
+        ) where
+            T: 'a,
+        {
+            for run in v.chunk_by(|a, b| store(a) == store(b)) {
+                field(out.entry(store(&run[0])).or_default()).extend(run);
+            }
         }
-        for x in &f.refunds {
-            out.entry(&x.store_id).or_default().refunds.push(x);
-        }
-        for x in &f.orders {
-            out.entry(&x.store_id).or_default().orders.push(x);
-        }
-        for x in &f.write_offs {
-            out.entry(&x.store_id).or_default().write_offs.push(x);
-        }
-        for x in &f.members {
-            out.entry(&x.store_id).or_default().members.push(x);
-        }
-        for x in &f.activity {
-            out.entry(&x.store_id).or_default().activity.push(x);
-        }
-        for x in &f.oversells {
-            out.entry(&x.store_id).or_default().oversells.push(x);
-        }
-        for x in &f.live_sessions {
-            out.entry(&x.store_id).or_default().live_sessions.push(x);
-        }
+        split(&mut out, &f.sales, |x| &x.store_id, |r| &mut r.sales);
+        split(&mut out, &f.refunds, |x| &x.store_id, |r| &mut r.refunds);
+        split(&mut out, &f.orders, |x| &x.store_id, |r| &mut r.orders);
+        split(
+            &mut out,
+            &f.write_offs,
+            |x| &x.store_id,
+            |r| &mut r.write_offs,
+        );
+        split(&mut out, &f.members, |x| &x.store_id, |r| &mut r.members);
+        split(&mut out, &f.activity, |x| &x.store_id, |r| &mut r.activity);
+        split(
+            &mut out,
+            &f.oversells,
+            |x| &x.store_id,
+            |r| &mut r.oversells,
+        );
+        split(
+            &mut out,
+            &f.live_sessions,
+            |x| &x.store_id,
+            |r| &mut r.live_sessions,
+        );
         for g in &f.group_buys {
             for s in g.store_ids.iter().collect::<BTreeSet<_>>() {
                 out.entry(s).or_default().group_buys.push(g);
@@ -138,19 +157,6 @@ impl<'a> Timeline<'a> {
     }
 
     fn of(mut r: Refs<'a>, offset: FixedOffset) -> Timeline<'a> {
-        let day = |at: DateTime<Utc>| at.with_timezone(&offset).date_naive();
-        let mut bought: Vec<(Buyer, NaiveDate)> = r
-            .sales
-            .iter()
-            .filter_map(|s| Buyer::of_sale(s).map(|b| (b, day(s.at))))
-            .chain(
-                r.orders
-                    .iter()
-                    .filter_map(|o| Buyer::of_order(o).map(|b| (b, day(o.placed_at)))),
-            )
-            .collect();
-        bought.sort_unstable();
-        bought.dedup();
         let mut member_since: HashMap<(&str, &str), DateTime<Utc>> = HashMap::new();
         for m in &r.members {
             let since = member_since
@@ -168,6 +174,35 @@ impl<'a> Timeline<'a> {
         r.write_offs.sort_by_key(|w| w.at);
         r.activity.sort_by_key(|a| a.at);
         r.group_buys.sort_by_key(|g| g.decided_at);
+        // buyers by number, each with their days
+        let day = |at: DateTime<Utc>| at.with_timezone(&offset).date_naive();
+        let mut ids: HashMap<Buyer, u32> = HashMap::new();
+        let mut days: Vec<Vec<NaiveDate>> = Vec::new();
+        let mut number = |b: Option<Buyer<'a>>, on: NaiveDate| match b {
+            None => NO_BUYER,
+            Some(b) => {
+                let id = *ids.entry(b).or_insert_with(|| {
+                    days.push(Vec::new());
+                    (days.len() - 1) as u32
+                });
+                days[id as usize].push(on);
+                id
+            }
+        };
+        let sale_buyer: Vec<u32> = r
+            .sales
+            .iter()
+            .map(|s| number(Buyer::of_sale(s), day(s.at)))
+            .collect();
+        let order_buyer: Vec<u32> = r
+            .orders
+            .iter()
+            .map(|o| number(Buyer::of_order(o), day(o.placed_at)))
+            .collect();
+        for d in &mut days {
+            d.sort_unstable();
+            d.dedup();
+        }
         Timeline {
             offset,
             live_sessions: r.live_sessions,
@@ -180,7 +215,9 @@ impl<'a> Timeline<'a> {
             group_buys: r.group_buys,
             members,
             member_since,
-            bought,
+            sale_buyer,
+            order_buyer,
+            days,
         }
     }
 
@@ -199,7 +236,8 @@ impl<'a> Timeline<'a> {
         let value = |l: &Sold| prices.get(&l.sku).map_or(0, |pr| pr.value(l.qty));
         let mut staff: BTreeMap<String, StaffFigures> = BTreeMap::new();
 
-        let sales = within(&self.sales, p, |s| s.at);
+        let sale_span = span(&self.sales, p, |s| s.at);
+        let sales = &self.sales[sale_span.clone()];
         for s in sales {
             f.counter_sales_fen += s.total_fen;
             f.counter_orders += 1;
@@ -214,7 +252,8 @@ impl<'a> Timeline<'a> {
             .sum();
         f.counter_gmv_fen = f.counter_sales_fen - f.counter_refunds_fen;
 
-        let orders = within(&self.orders, p, |o| o.placed_at);
+        let order_span = span(&self.orders, p, |o| o.placed_at);
+        let orders = &self.orders[order_span.clone()];
         let mut live: BTreeMap<String, i64> = BTreeMap::new();
         let (mut pickups, mut pickups_done, mut pickups_all) = (0, 0, 0);
         let (mut delivered, mut on_time) = (0, 0);
@@ -270,7 +309,7 @@ impl<'a> Timeline<'a> {
 
         self.live_sessions(&mut f, &mut staff, live);
         self.community(&mut f, p);
-        self.repurchase(&mut f, p, sales, orders);
+        self.repurchase(&mut f, p, sale_span, order_span);
 
         f.waste_value_fen = within(&self.write_offs, p, |w| w.at)
             .iter()
@@ -349,31 +388,22 @@ impl<'a> Timeline<'a> {
         f.community_mau_rate = rate(f.community_active_members, f.community_members);
     }
 
-    /// Customers with a purchase in the period (`sales` and `orders` are
-    /// the period's), and which of them came back.
-    fn repurchase(
-        &self,
-        f: &mut Figures,
-        p: &Period,
-        sales: &[&'a CounterSale],
-        orders: &[&'a OnlineOrder],
-    ) {
-        let mut buyers: Vec<Buyer> = sales
+    /// Customers with a purchase in the period (the spans of `sales` and
+    /// `orders` in it), and which of them came back.
+    fn repurchase(&self, f: &mut Figures, p: &Period, sales: Range<usize>, orders: Range<usize>) {
+        let mut buyers: Vec<u32> = self.sale_buyer[sales]
             .iter()
-            .filter_map(|s| Buyer::of_sale(s))
-            .chain(orders.iter().filter_map(|o| Buyer::of_order(o)))
+            .chain(&self.order_buyer[orders])
+            .copied()
+            .filter(|b| *b != NO_BUYER)
             .collect();
         buyers.sort_unstable();
         buyers.dedup();
         let (mut repeat, mut repeat_30d) = (0, 0);
         for b in &buyers {
-            // this buyer's days, in order
-            let lo = self.bought.partition_point(|(x, _)| x < b);
-            let hi = self.bought.partition_point(|(x, _)| x <= b);
-            let days = &self.bought[lo..hi];
-            let inside = days.iter().filter(|(_, d)| (p.from..=p.to).contains(d));
-            let mut inside = inside.map(|(_, d)| *d);
-            let Some(first) = inside.next() else {
+            let days = &self.days[*b as usize];
+            let mut inside = days.iter().filter(|d| (p.from..=p.to).contains(*d));
+            let Some(first) = inside.next().copied() else {
                 continue;
             };
             if inside.next().is_some() {
@@ -382,7 +412,7 @@ impl<'a> Timeline<'a> {
             let until = first
                 .checked_add_days(Days::new(COHORT_DAYS))
                 .unwrap_or(first);
-            if days.iter().any(|(_, d)| *d > first && *d <= until) {
+            if days.iter().any(|d| *d > first && *d <= until) {
                 repeat_30d += 1;
             }
         }
@@ -391,12 +421,17 @@ impl<'a> Timeline<'a> {
     }
 }
 
-/// The part of `v` (in time order) that falls in `p`.
-fn within<'v, T>(v: &'v [T], p: &Period, at: impl Fn(&T) -> DateTime<Utc>) -> &'v [T] {
+/// Where the part of `v` (in time order) that falls in `p` lies.
+fn span<T>(v: &[T], p: &Period, at: impl Fn(&T) -> DateTime<Utc>) -> Range<usize> {
     let (start, end) = (p.start(), p.end());
     let lo = v.partition_point(|x| at(x) < start);
     let hi = v.partition_point(|x| at(x) < end).max(lo);
-    &v[lo..hi]
+    lo..hi
+}
+
+/// The part of `v` (in time order) that falls in `p`.
+fn within<'v, T>(v: &'v [T], p: &Period, at: impl Fn(&T) -> DateTime<Utc>) -> &'v [T] {
+    &v[span(v, p, at)]
 }
 
 fn staff_of<'m>(m: &'m mut BTreeMap<String, StaffFigures>, name: &str) -> &'m mut StaffFigures {
