@@ -47,6 +47,10 @@ pub struct CounterSale {
     pub total_fen: i64,
     /// The store's keyed hash of the member's phone, when a member bought.
     pub member_hash: Option<String>,
+    /// The person the hub ties the member to across channels
+    /// (`cloud-hub/src/customers/people.rs`); always `None` at a store,
+    /// which cannot tie a member to an online customer.
+    pub person_id: Option<String>,
     pub lines: Vec<Sold>,
 }
 
@@ -69,6 +73,9 @@ pub struct OnlineOrder {
     /// Pickup at the store (else delivery).
     pub pickup: bool,
     pub customer_id: String,
+    /// The person the hub ties the online customer to across channels;
+    /// always `None` at a store.
+    pub person_id: Option<String>,
     pub total_fen: i64,
     pub placed_at: DateTime<Utc>,
     /// Pickup by (pickup) or the delivery window's end (delivery).
@@ -104,6 +111,7 @@ impl OnlineOrder {
             live_session_id: fact.live_session_id.clone(),
             pickup,
             customer_id: fact.customer_id.clone(),
+            person_id: None,
             total_fen: fact.total_fen,
             placed_at: time(&fact.placed_at)?,
             promised_by: promised.and_then(time),
@@ -354,6 +362,9 @@ pub struct Figures {
     /// 逾期未取 = 截止时间已过、未交货也未取消的自提订单数（以统计时刻计）.
     pub overdue_pickups: i64,
     /// 复购率 = 期内在两个及以上不同营业日购买的顾客数 ÷ 期内有购买的顾客数.
+    /// A customer is a person where the hub can tie a counter member and an
+    /// online customer to one (then one customer across channels); a store
+    /// cannot, and counts a counter member and an online customer apart.
     pub repurchase_rate: Option<f64>,
     /// 30日复购率 = 期内首购后 30 天内另一营业日再次购买的顾客数 ÷ 期内有购买的顾客数.
     pub repurchase_30d_rate: Option<f64>,
@@ -407,11 +418,11 @@ pub const FORMULAS: &[(&str, &str)] = &[
     ),
     (
         "repurchase_rate",
-        "期内在两个及以上不同营业日购买的顾客数 ÷ 期内有购买的顾客数",
+        "期内在两个及以上不同营业日购买的顾客数 ÷ 期内有购买的顾客数（总部把同一人的收银会员消费与线上订单合并为一位顾客；门店自算时不知道线上顾客的手机号，收银会员与线上顾客分别计）",
     ),
     (
         "repurchase_30d_rate",
-        "期内首次购买后 30 天内在另一营业日再次购买的顾客数 ÷ 期内有购买的顾客数",
+        "期内首次购买后 30 天内在另一营业日再次购买的顾客数 ÷ 期内有购买的顾客数（顾客口径同复购率）",
     ),
     (
         "waste_rate",
@@ -453,14 +464,20 @@ pub fn compute(
     let mut f = Figures::default();
     let value = |l: &Sold| prices.get(&l.sku).map_or(0, |pr| pr.value(l.qty));
     let mut staff: BTreeMap<String, StaffFigures> = BTreeMap::new();
-    // purchases per customer and day, for the repurchase rates; counter
-    // members and online customers are different keys (the store knows a
-    // member by a keyed hash of the phone only)
+    // purchases per customer and day, for the repurchase rates: a person
+    // where the hub tied the purchase to one, else counter members and
+    // online customers are different keys (the store knows a member by a
+    // keyed hash of the phone only)
     let mut bought: BTreeMap<String, BTreeSet<NaiveDate>> = BTreeMap::new();
     for s in &facts.sales {
         let day = p.day_of(s.at);
-        if let Some(h) = &s.member_hash {
-            bought.entry(format!("m:{h}")).or_default().insert(day);
+        let who = match (&s.person_id, &s.member_hash) {
+            (Some(person), _) => Some(format!("p:{person}")),
+            (None, Some(h)) => Some(format!("m:{h}")),
+            (None, None) => None,
+        };
+        if let Some(who) = who {
+            bought.entry(who).or_default().insert(day);
         }
         if !p.contains(s.at) {
             continue;
@@ -487,10 +504,11 @@ pub fn compute(
     for o in &facts.orders {
         if o.fulfilled() {
             let day = p.day_of(o.placed_at);
-            bought
-                .entry(format!("c:{}", o.customer_id))
-                .or_default()
-                .insert(day);
+            let who = match &o.person_id {
+                Some(person) => format!("p:{person}"),
+                None => format!("c:{}", o.customer_id),
+            };
+            bought.entry(who).or_default().insert(day);
         }
         if !p.contains(o.placed_at) {
             continue;
