@@ -364,7 +364,7 @@ async fn hub_figures_equal_the_stores_after_an_outage_and_refunds() {
         .await
         .unwrap();
     let mut sum = 0;
-    for node in &nodes {
+    for node in nodes {
         sum += store_figures(node).await["gmv_fen"].as_i64().unwrap();
     }
     assert_eq!(v["totals"]["gmv_fen"].as_i64().unwrap(), sum);
@@ -680,7 +680,7 @@ async fn hub_only_figures_of_a_day_equal_the_hand_computed_ones() {
             &m,
             &t,
             &format!("/api/v1/group-buys/{gid}/commitments"),
-            Some(&format!("gb-{p}-{gid}")),
+            Some(format!("gb-{p}-{gid}").as_str()),
             json!({"store_id": "S001", "qty": 1}),
         )
         .await;
