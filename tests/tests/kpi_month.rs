@@ -435,15 +435,11 @@ async fn hub_post(
 }
 
 async fn hub_get(m: &Month, token: &str, path: &str) -> Value {
-    m.http
-        .get(format!("{}{path}", m.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let mut req = m.http.get(format!("{}{path}", m.base));
+    if !token.is_empty() {
+        req = req.bearer_auth(token);
+    }
+    req.send().await.unwrap().json().await.unwrap()
 }
 
 /// A customer's session at the hub, by phone.
@@ -489,8 +485,13 @@ async fn reached(node: &Node, order_id: &str) {
 
 /// A counter sale of `buns` buns to the member of `phone`.
 async fn sell(node: &Node, key: &str, phone: &str, buns: i64) {
-    let req = serde_json::from_value(json!({"lines": [{"sku": "P00001", "qty": buns}],
-        "member_phone": phone, "payments": [{"method": "cash", "amount_fen": 50_000}]}))
+    sell_to(node, key, Some(phone), "P00001", buns).await;
+}
+
+/// A counter sale of `qty` of `sku`, to a member or not.
+async fn sell_to(node: &Node, key: &str, phone: Option<&str>, sku: &str, qty: i64) {
+    let req = serde_json::from_value(json!({"lines": [{"sku": sku, "qty": qty}],
+        "member_phone": phone, "payments": [{"method": "cash", "amount_fen": 100_000}]}))
     .unwrap();
     node.app
         .record_sale(
@@ -701,6 +702,54 @@ async fn hub_only_figures_of_a_day_equal_the_hand_computed_ones() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+
+    // an oversell at S002: cut off, it sells at the counter all ten packs
+    // it had lent the hub rights for two of, which the hub sold online
+    // meanwhile; back online, the hub cannot serve that order elsewhere
+    // (no other store has the goods) and refunds it
+    const E: &str = "13900000006";
+    let s2 = &m.nodes[1];
+    let req = serde_json::from_value(json!({"lines": [{"sku": "P00010", "qty": 10}]})).unwrap();
+    s2.app.receive_stock(&manager, None, req).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = hub_get(&m, "", "/api/v1/stock?sku=P00010").await;
+        let lent = v.as_array().and_then(|a| {
+            a.iter()
+                .find(|s| s["store_id"] == "S002")
+                .and_then(|s| s["sellable"].as_i64())
+        });
+        if lent.is_some_and(|n| n >= 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "S002 lent no rights: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    m.links[1].set_mode(LinkMode::Cut);
+    let e = place(
+        &m,
+        E,
+        "o-e",
+        json!({"channel": "miniapp", "customer": {"phone": E},
+        "fulfilment": "pickup", "store_id": "S002", "lines": [{"sku": "P00010", "qty": 2}]}),
+    )
+    .await;
+    assert_eq!(e["store_id"], "S002", "{e}");
+    sell_to(s2, "t-s2-all", None, "P00010", 10).await;
+    m.links[1].set_mode(LinkMode::Up);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let s2_hub = loop {
+        let f = hub_store(&m.http, &m.base, &m.admin, "S002", yesterday, today).await;
+        if f["oversell_rate"] == json!(1.0) {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "no oversell at S002: {f}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // S002's one online order: oversold, never handed over
+    assert_eq!(s2_hub["online_orders"], json!(0), "{s2_hub}");
+    assert_eq!(s2_hub["pickup_completion_rate"], json!(0.0), "{s2_hub}");
+    assert_eq!(s2_hub["counter_orders"], json!(1), "{s2_hub}");
 
     // every fact reached the hub: the per-channel figures the store's data
     // decides are the same at both
