@@ -11,8 +11,9 @@
 //! only the hub decides — online orders routed to a store and handed over
 //! or delivered, a live session, community joins, group-buys decided — is
 //! simulated on the hub's own day in the second test, on the same setup
-//! ([`Month`]): its figures equal values worked out by hand from what the
-//! test did. One person buys at S001's counter the day before and online
+//! ([`Month`]), with an oversell at S002 (cut off, it sells at the counter
+//! the goods the hub sold online): its figures equal values worked out by
+//! hand from what the test did. One person buys at S001's counter the day before and online
 //! that day: the hub counts one repurchasing customer, the store (which
 //! cannot tie a member's hash to an online customer) two customers; every
 //! other figure the store's data decides is the same at both.
