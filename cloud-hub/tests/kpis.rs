@@ -4,7 +4,8 @@
 //! hub and handed over in the store's fulfilment record, a community
 //! member; the figures equal hand-computed values per store, in total and
 //! per day; a store or region outside the caller's is refused; bad dates
-//! are refused in Chinese; the CSV opens in Excel.
+//! are refused in Chinese; the CSV opens in Excel; a person buying at the
+//! counter one day and online the next is one repurchasing customer.
 
 #![allow(clippy::unwrap_used)] // test code
 
