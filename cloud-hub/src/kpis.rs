@@ -151,10 +151,11 @@ impl Hub {
             })
             .collect();
         let ids = stores.clone();
+        let key = self.member_key.clone();
         let (facts, fresh): (Facts, BTreeMap<String, Option<String>>) = self
             .store
             .read(move |c| {
-                let facts = facts::load(c, &ids, &period)?;
+                let facts = facts::load(c, &ids, &period, &key)?;
                 let mut fresh = BTreeMap::new();
                 for s in &ids {
                     fresh.insert(s.clone(), facts::newest_fact_at(c, s)?);

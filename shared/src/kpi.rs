@@ -49,6 +49,10 @@ pub struct CounterSale {
     pub total_fen: i64,
     /// The store's keyed hash of the member's phone, when a member bought.
     pub member_hash: Option<String>,
+    /// The person the hub ties the member to across channels
+    /// (`cloud-hub/src/customers/people.rs`); always `None` at a store,
+    /// which cannot tie a member to an online customer.
+    pub person_id: Option<String>,
     pub lines: Vec<Sold>,
 }
 
@@ -71,6 +75,9 @@ pub struct OnlineOrder {
     /// Pickup at the store (else delivery).
     pub pickup: bool,
     pub customer_id: String,
+    /// The person the hub ties the online customer to across channels;
+    /// always `None` at a store.
+    pub person_id: Option<String>,
     pub total_fen: i64,
     pub placed_at: DateTime<Utc>,
     /// Pickup by (pickup) or the delivery window's end (delivery).
@@ -106,6 +113,7 @@ impl OnlineOrder {
             live_session_id: fact.live_session_id.clone(),
             pickup,
             customer_id: fact.customer_id.clone(),
+            person_id: None,
             total_fen: fact.total_fen,
             placed_at: time(&fact.placed_at)?,
             promised_by: promised.and_then(time),
@@ -304,6 +312,9 @@ pub struct Figures {
     /// 逾期未取 = 截止时间已过、未交货也未取消的自提订单数（以统计时刻计）.
     pub overdue_pickups: i64,
     /// 复购率 = 期内在两个及以上不同营业日购买的顾客数 ÷ 期内有购买的顾客数.
+    /// A customer is a person where the hub can tie a counter member and an
+    /// online customer to one (then one customer across channels); a store
+    /// cannot, and counts a counter member and an online customer apart.
     pub repurchase_rate: Option<f64>,
     /// 30日复购率 = 期内首购后 30 天内另一营业日再次购买的顾客数 ÷ 期内有购买的顾客数.
     pub repurchase_30d_rate: Option<f64>,
@@ -357,11 +368,11 @@ pub const FORMULAS: &[(&str, &str)] = &[
     ),
     (
         "repurchase_rate",
-        "期内在两个及以上不同营业日购买的顾客数 ÷ 期内有购买的顾客数",
+        "期内在两个及以上不同营业日购买的顾客数 ÷ 期内有购买的顾客数（总部把同一人的收银会员消费与线上订单合并为一位顾客；门店自算时不知道线上顾客的手机号，收银会员与线上顾客分别计）",
     ),
     (
         "repurchase_30d_rate",
-        "期内首次购买后 30 天内在另一营业日再次购买的顾客数 ÷ 期内有购买的顾客数",
+        "期内首次购买后 30 天内在另一营业日再次购买的顾客数 ÷ 期内有购买的顾客数（顾客口径同复购率）",
     ),
     (
         "waste_rate",

@@ -55,6 +55,7 @@ fn sale(
         cashier: cashier.into(),
         total_fen: fen,
         member_hash: member.map(str::to_owned),
+        person_id: None,
         lines: vec![Sold {
             sku: "A".into(),
             qty: fen / 100,
@@ -271,6 +272,42 @@ fn a_month_of_one_store_by_hand() {
 }
 
 #[test]
+fn a_person_at_the_counter_and_online_is_one_repurchasing_customer() {
+    // one person: a counter sale as member h9 on the 3rd, an online pickup
+    // handed over on the 5th
+    let mut f = Facts::default();
+    f.sales.push(sale(
+        "S1",
+        "s1",
+        "2026-11-03T02:00:00Z",
+        "alice",
+        1000,
+        Some("h9"),
+    ));
+    let mut o = order("S1", "o1", "2026-11-05T02:00:00Z", true);
+    o.handed_over_at = Some(t("2026-11-05T03:00:00Z"));
+    f.orders.push(o);
+    let as_of = t("2026-12-01T00:00:00Z");
+    // a store cannot tie them: two customers, each on one day
+    let own = compute(&f, &nov(), as_of, &prices());
+    assert_eq!(own.repurchase_rate, Some(0.0));
+    assert_eq!(own.repurchase_30d_rate, Some(0.0));
+    // the hub ties both to the person: one customer on two days
+    f.sales[0].person_id = Some("P1".into());
+    f.orders[0].person_id = Some("P1".into());
+    let hub = compute(&f, &nov(), as_of, &prices());
+    assert_eq!(hub.repurchase_rate, Some(1.0));
+    assert_eq!(hub.repurchase_30d_rate, Some(1.0));
+    // every other figure is the same
+    let strip = |mut x: Figures| {
+        x.repurchase_rate = None;
+        x.repurchase_30d_rate = None;
+        x
+    };
+    assert_eq!(strip(own), strip(hub));
+}
+
+#[test]
 fn nothing_to_divide_by_is_null_not_zero() {
     let f = compute(
         &Facts::default(),
@@ -321,6 +358,7 @@ fn arb_facts() -> impl Strategy<Value = Facts> {
             cashier: format!("c{c}"),
             total_fen: fen,
             member_hash: m.map(|m| format!("h{m}")),
+            person_id: None,
             lines: vec![Sold {
                 sku: "A".into(),
                 qty: fen / 100 + 1,

@@ -15,23 +15,31 @@ use super::{
     StaffFigures, WriteOff, rate,
 };
 
-/// Who bought, for the repurchase rates: counter members and online
-/// customers are different keys (the store knows a member by a keyed hash
-/// of the phone only).
+/// Who bought, for the repurchase rates: the person, where the hub tied
+/// the purchase to one; else counter members and online customers are
+/// different keys (the store knows a member by a keyed hash of the phone
+/// only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Buyer<'a> {
+    Person(&'a str),
     Member(&'a str),
     Online(&'a str),
 }
 
 impl<'a> Buyer<'a> {
     fn of_sale(s: &'a CounterSale) -> Option<Buyer<'a>> {
-        s.member_hash.as_deref().map(Buyer::Member)
+        match (&s.person_id, &s.member_hash) {
+            (Some(person), _) => Some(Buyer::Person(person)),
+            (None, Some(hash)) => Some(Buyer::Member(hash)),
+            (None, None) => None,
+        }
     }
 
     fn of_order(o: &'a OnlineOrder) -> Option<Buyer<'a>> {
-        o.fulfilled()
-            .then_some(Buyer::Online(o.customer_id.as_str()))
+        o.fulfilled().then_some(match &o.person_id {
+            Some(person) => Buyer::Person(person),
+            None => Buyer::Online(o.customer_id.as_str()),
+        })
     }
 }
 
