@@ -342,49 +342,34 @@ pub(crate) fn project_counter(
     voids: &[(String, CounterVoid)],
     day: chrono::NaiveDate,
 ) -> Result<Vec<DocId>, HubError> {
-    let mut campaigns = std::collections::BTreeSet::new();
-    for (_, r) in redemptions {
-        campaigns.insert(r.coupon_id.clone());
-        let known: bool = c
-            .prepare_cached(
-                "SELECT EXISTS(SELECT 1 FROM coupon_redemptions WHERE redemption_id = ?1)",
-            )?
-            .query_row([&r.redemption_id], |x| x.get(0))?;
-        if known {
-            continue;
-        }
-        let busy: bool = c
-            .prepare_cached(
-                "SELECT EXISTS(SELECT 1 FROM coupon_redemptions WHERE claim_id = ?1 AND voided_at IS NULL)",
-            )?
-            .query_row([&r.claim_id], |x| x.get(0))?;
-        if busy {
-            // the store verified the code offline, but the claim is in use:
-            // kept (voided) for a manager, never counted twice
-            tracing::warn!(store, claim = %r.claim_id, "a counter redeemed a coupon already in use");
-        }
-        c.prepare_cached(
-            "INSERT INTO coupon_redemptions(redemption_id, claim_id, coupon_id, channel, store_id,
-                subject_id, discount_fen, version, redeemed_at, voided_at)
-             VALUES (?1, ?2, ?3, 'counter', ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(params![
-            r.redemption_id,
-            r.claim_id,
-            r.coupon_id,
-            store,
-            r.sale_id,
-            r.discount_fen,
-            r.version,
-            r.at,
-            busy.then_some(&r.at)
-        ])?;
+    // in the store's order: a sale's coupon given back by a refund and then
+    // used again arrives as a redemption, its void and a new redemption,
+    // maybe in one message; taken in any other order the claim would look
+    // free or in use twice
+    enum Event<'a> {
+        Taken(&'a CounterRedemption),
+        Back(&'a CounterVoid),
     }
-    for (_, v) in voids {
-        c.prepare_cached(
-            "UPDATE coupon_redemptions SET voided_at = ?2 WHERE redemption_id = ?1 AND voided_at IS NULL",
-        )?
-        .execute(params![v.redemption_id, v.at])?;
+    let mut events: Vec<(&str, Event)> = redemptions
+        .iter()
+        .map(|(_, r)| (r.at.as_str(), Event::Taken(r)))
+        .chain(voids.iter().map(|(_, v)| (v.at.as_str(), Event::Back(v))))
+        .collect();
+    events.sort_by_key(|(at, _)| *at);
+    let mut campaigns = std::collections::BTreeSet::new();
+    for (_, event) in events {
+        match event {
+            Event::Taken(r) => {
+                campaigns.insert(r.coupon_id.clone());
+                take_counter_redemption(c, store, r)?;
+            }
+            Event::Back(v) => {
+                c.prepare_cached(
+                    "UPDATE coupon_redemptions SET voided_at = ?2 WHERE redemption_id = ?1 AND voided_at IS NULL",
+                )?
+                .execute(params![v.redemption_id, v.at])?;
+            }
+        }
     }
     let mut touched = Vec::new();
     for id in campaigns {
@@ -407,6 +392,48 @@ pub(crate) fn project_counter(
         }
     }
     Ok(touched)
+}
+
+/// One counter redemption into the table, once; a claim already in use is
+/// kept voided for a manager, never counted twice.
+fn take_counter_redemption(
+    c: &Connection,
+    store: &str,
+    r: &CounterRedemption,
+) -> Result<(), HubError> {
+    let known: bool = c
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM coupon_redemptions WHERE redemption_id = ?1)")?
+        .query_row([&r.redemption_id], |x| x.get(0))?;
+    if known {
+        return Ok(());
+    }
+    let busy: bool = c
+        .prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM coupon_redemptions WHERE claim_id = ?1 AND voided_at IS NULL)",
+        )?
+        .query_row([&r.claim_id], |x| x.get(0))?;
+    if busy {
+        // the store verified the code offline, but the claim is in use:
+        // kept (voided) for a manager, never counted twice
+        tracing::warn!(store, claim = %r.claim_id, "a counter redeemed a coupon already in use");
+    }
+    c.prepare_cached(
+        "INSERT INTO coupon_redemptions(redemption_id, claim_id, coupon_id, channel, store_id,
+            subject_id, discount_fen, version, redeemed_at, voided_at)
+         VALUES (?1, ?2, ?3, 'counter', ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        r.redemption_id,
+        r.claim_id,
+        r.coupon_id,
+        store,
+        r.sale_id,
+        r.discount_fen,
+        r.version,
+        r.at,
+        busy.then_some(&r.at)
+    ])?;
+    Ok(())
 }
 
 fn claim_view(c: &Connection, claim_id: &str) -> Result<Option<ClaimView>, HubError> {

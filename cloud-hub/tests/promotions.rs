@@ -384,6 +384,35 @@ async fn a_counters_redemptions_reach_the_hub_and_a_store_running_low_gets_more(
     );
     let (_, mine) = h.get("/api/v1/customer/coupons", Some(&a)).await;
     assert_eq!(mine[0]["state"], json!("available"), "{mine}");
+
+    // used again, refunded, used a third time, all while cut off: the hub
+    // gets a redemption, its void and a new one in one message and takes
+    // them in the store's order (by key, the new one would find the claim
+    // in use and the void would then leave it free)
+    let at = |s: i64| (Utc::now() + chrono::Duration::seconds(s)).to_rfc3339();
+    let again = |id: &str, t: i64| {
+        json!({"redemption_id": id, "claim_id": claim_id, "coupon_id": cid, "sale_id": format!("SALE-{id}"),
+            "discount_fen": 300, "version": 1, "at": at(t)})
+    };
+    put_record(&mut doc, "coupon_redemptions", "R-3", &again("R-3", 1)).unwrap();
+    put_record(
+        &mut doc,
+        "coupon_voids",
+        "R-3",
+        &json!({"redemption_id": "R-3", "at": at(2)}),
+    )
+    .unwrap();
+    put_record(&mut doc, "coupon_redemptions", "R-4", &again("R-4", 3)).unwrap();
+    doc.commit();
+    sync_in(&h.hub, "S001", &id, &mut doc).await;
+    let (_, v) = h.get(&format!("/api/v1/coupons/{cid}"), None).await;
+    assert_eq!(
+        (v["counter_used_fen"].clone(), v["redemptions"].clone()),
+        (json!(300), json!(1)),
+        "{v}"
+    );
+    let (_, mine) = h.get("/api/v1/customer/coupons", Some(&a)).await;
+    assert_eq!(mine[0]["state"], json!("used"), "{mine}");
 }
 
 #[tokio::test]
