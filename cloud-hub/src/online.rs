@@ -724,3 +724,42 @@ pub fn backfill_member_hashes(c: &rusqlite::Connection, key: &[u8; 32]) -> Resul
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod member_tests {
+    use super::*;
+
+    /// A counter names a customer by hash before the hub knows the phone;
+    /// the phone's first session finds that customer and links the phone.
+    /// Customers made before the hub kept hashes get theirs at open.
+    #[test]
+    fn a_customer_known_by_hash_gets_the_phone_when_it_logs_in() {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut c).unwrap();
+        let key = [5u8; 32];
+        let hash = linli_shared::member::member_hash(&key, "13912345678");
+        let counter = resolve_member(&c, &hash, "139****5678").unwrap();
+        assert_eq!(resolve_member(&c, &hash, "139****5678").unwrap(), counter);
+        let online = resolve_customer(&c, &key, Some("13912345678"), None).unwrap();
+        assert_eq!(online, counter);
+        let phone: Option<String> = c
+            .query_row(
+                "SELECT phone FROM customers WHERE customer_id = ?1",
+                [&online],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(phone.as_deref(), Some("13912345678"));
+
+        // an account from before: no hash until the backfill, once
+        c.execute(
+            "INSERT INTO customers(customer_id, phone, created_at) VALUES ('Cold', '13700001111', 't')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(backfill_member_hashes(&c, &key).unwrap(), 1);
+        assert_eq!(backfill_member_hashes(&c, &key).unwrap(), 0);
+        let old = linli_shared::member::member_hash(&key, "13700001111");
+        assert_eq!(resolve_member(&c, &old, "").unwrap(), "Cold");
+    }
+}
