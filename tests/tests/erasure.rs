@@ -3,10 +3,11 @@
 //! counter (the hub ties the sales to the customer by the chain's member
 //! hash) and one took a counter pickup order with the phone; S002 is cut
 //! off; the hub erases. The connected store erases and confirms at once;
-//! the cut-off one once its link is back. Afterwards the phone is in no
-//! table of either store's SQLite file (opened and read whole). The day
-//! documents' history is reported, not asserted: automerge keeps what the
-//! ledger's order facts carried (docs/DECISIONS.md, issue 12).
+//! the cut-off one once its link is back. The stores never held the phone,
+//! only its member hash and masked form; afterwards neither is in any table
+//! of either store's SQLite file (opened and read whole). The second test
+//! shows the phone is in no file of a store and in no document's history
+//! at the store or the hub (docs/DECISIONS.md, issue 12, 2026-12-02).
 
 #![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
 
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 
 const CONVERGE: Duration = Duration::from_secs(30);
 const PHONE: &str = "13812345678";
+const MASKED: &str = "138****5678";
 
 fn member_sale(c: &Cluster, store: &str, key: &str) {
     let (s, v) = c
@@ -97,7 +99,15 @@ fn an_erasure_reaches_every_store_and_a_cut_off_one_confirms_when_back() {
         .unwrap();
     assert_eq!(s, 201, "{v}");
     let db = |id: &str| c.store(id).unwrap().data_dir.join("store.db");
-    assert!(!tables_holding(&db("S001"), PHONE).0.is_empty(), "seeded");
+    // the store keeps the member hash (and the masked phone), never the phone
+    let key = std::fs::read_to_string(c.hub_dir().join("member.key")).unwrap();
+    let hash = linli_shared::member::member_hash(
+        &linli_shared::member::parse_key(&key).unwrap(),
+        PHONE,
+    );
+    assert!(!tables_holding(&db("S001"), &hash).0.is_empty(), "seeded");
+    assert!(!tables_holding(&db("S001"), MASKED).0.is_empty(), "seeded");
+    assert_eq!(tables_holding(&db("S001"), PHONE).0, Vec::<String>::new());
 
     // both counter sales reach the hub and are tied to the customer
     wait_for(CONVERGE, "both counter sales in the profile", || {
@@ -128,9 +138,10 @@ fn an_erasure_reaches_every_store_and_a_cut_off_one_confirms_when_back() {
         (v["pending_stores"] == json!(["S002"])).then_some(())
     })
     .unwrap();
-    let (tables, docs) = tables_holding(&db("S001"), PHONE);
-    assert_eq!(tables, Vec::<String>::new(), "S001 still holds the phone");
-    eprintln!("S001: the phone is in {docs} document chunk(s) of the day's history");
+    for needle in [PHONE, hash.as_str(), MASKED] {
+        let (tables, _) = tables_holding(&db("S001"), needle);
+        assert_eq!(tables, Vec::<String>::new(), "S001 still holds {needle}");
+    }
 
     c.link("S002", LinkMode::Up).unwrap();
     wait_for(CONVERGE, "S002's confirmation once back", || {
@@ -138,9 +149,10 @@ fn an_erasure_reaches_every_store_and_a_cut_off_one_confirms_when_back() {
         (v["complete"] == true).then_some(())
     })
     .unwrap();
-    let (tables, docs) = tables_holding(&db("S002"), PHONE);
-    assert_eq!(tables, Vec::<String>::new(), "S002 still holds the phone");
-    eprintln!("S002: the phone is in {docs} document chunk(s) of the day's history");
+    for needle in [PHONE, hash.as_str()] {
+        let (tables, _) = tables_holding(&db("S002"), needle);
+        assert_eq!(tables, Vec::<String>::new(), "S002 still holds {needle}");
+    }
     // the counter sales are still there, without their member
     let hashed: i64 = rusqlite::Connection::open(db("S002"))
         .unwrap()
@@ -269,7 +281,7 @@ fn a_counter_keeps_no_phone_in_its_files_or_in_any_document() {
             json!({ "phone": PHONE }),
         )
         .unwrap();
-    assert_eq!((s, j["phone"].as_str()), (201, Some("138****5678")), "{j}");
+    assert_eq!((s, j["phone"].as_str()), (201, Some(MASKED)), "{j}");
     let (s, k) = c
         .store_post(
             "S001",
@@ -278,7 +290,7 @@ fn a_counter_keeps_no_phone_in_its_files_or_in_any_document() {
             json!({"customer": {"phone": PHONE}, "qty": 1}),
         )
         .unwrap();
-    assert_eq!((s, k["phone"].as_str()), (201, Some("138****5678")), "{k}");
+    assert_eq!((s, k["phone"].as_str()), (201, Some(MASKED)), "{k}");
     let (s, o) = c
         .store_post(
             "S001",
@@ -289,7 +301,7 @@ fn a_counter_keeps_no_phone_in_its_files_or_in_any_document() {
         )
         .unwrap();
     assert_eq!(s, 201, "{o}");
-    assert_eq!(o["customer_phone"], "138****5678", "{o}");
+    assert_eq!(o["customer_phone"], MASKED, "{o}");
     member_sale(&c, "S001", "m-1");
 
     // the hub counts the commitment by its hash: the campaign is reached
@@ -345,7 +357,7 @@ fn a_counter_keeps_no_phone_in_its_files_or_in_any_document() {
         )
         .unwrap();
     assert_eq!(s, 201, "{r}");
-    assert_eq!(r["orders"][0]["customer_phone"], "138****5678", "{r}");
+    assert_eq!(r["orders"][0]["customer_phone"], MASKED, "{r}");
 
     // the counter finds both orders by the whole phone (its hash) and by
     // its last four digits, and nothing for another phone
@@ -359,7 +371,7 @@ fn a_counter_keeps_no_phone_in_its_files_or_in_any_document() {
             .unwrap()
             .iter()
             .map(|o| {
-                assert_eq!(o["customer_phone"], "138****5678", "{o}");
+                assert_eq!(o["customer_phone"], MASKED, "{o}");
                 o["pickup_code"].as_str().unwrap().to_owned()
             })
             .collect();
@@ -401,7 +413,7 @@ fn a_counter_keeps_no_phone_in_its_files_or_in_any_document() {
     assert!(changes > 0, "the hub's documents were read");
     assert_eq!(hits, Vec::<String>::new(), "hub documents holding the phone");
     // the scan sees what a document holds: the order's masked phone is there
-    let (masked, _) = docs_holding(&store_dir.join("store.db"), "138****5678");
+    let (masked, _) = docs_holding(&store_dir.join("store.db"), MASKED);
     assert!(!masked.is_empty(), "the scan reads the documents' values");
     eprintln!("order {order_id} handed over; no phone in S001's files or any document");
 }
