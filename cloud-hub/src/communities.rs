@@ -119,7 +119,6 @@ pub(crate) fn may_manage(user: &User, store_id: &str) -> Result<(), HubError> {
     }
 }
 
-
 /// The store's join code, made on first use.
 fn join_code_of(c: &Connection, store_id: &str) -> Result<String, HubError> {
     if let Some(code) = c
@@ -261,11 +260,7 @@ pub(crate) fn project_counter_joins(
     for (join_id, m) in joins {
         // the member hash (a join written before issue 12: its phone's)
         let Some(hash) = m.hash(key) else {
-            tracing::warn!(
-                store_id,
-                join_id,
-                "counter join naming no member ignored"
-            );
+            tracing::warn!(store_id, join_id, "counter join naming no member ignored");
             continue;
         };
         let customer = crate::online::resolve_member(c, &hash, &m.masked())?;

@@ -288,9 +288,8 @@ pub(crate) fn invalid(msg: impl Into<String>) -> HubError {
 /// (`linli_shared::member::normal_phone`, as the stores normalise before
 /// hashing), so a phone hashes here to what a store's counter wrote.
 pub(crate) fn valid_phone(p: &str) -> Result<String, HubError> {
-    linli_shared::member::normal_phone(p).ok_or_else(|| {
-        invalid("customer.phone must be an 11-digit mobile number starting with 1")
-    })
+    linli_shared::member::normal_phone(p)
+        .ok_or_else(|| invalid("customer.phone must be an 11-digit mobile number starting with 1"))
 }
 
 use linli_shared::member::mask_phone as mask;

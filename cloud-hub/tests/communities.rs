@@ -46,7 +46,14 @@ async fn counter_joins(h: &TestHub, store: &str, actor: u8, joins: &[(&str, &str
 
 /// A counter join as stores wrote them before issue 12 (the phone in the
 /// clear), synced in: such entries still project.
-async fn old_counter_join(h: &TestHub, store: &str, actor: u8, join_id: &str, phone: &str, at: &str) {
+async fn old_counter_join(
+    h: &TestHub,
+    store: &str,
+    actor: u8,
+    join_id: &str,
+    phone: &str,
+    at: &str,
+) {
     let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
     let id = DocId::store_ledger(store, day);
     let mut doc = new_doc(&id, Owner::Store(store.into()).actor([actor; 8])).unwrap();

@@ -107,7 +107,10 @@ mod tests {
 
     #[test]
     fn phones_normalise_and_mask() {
-        assert_eq!(normal_phone(" 13912345678 ").as_deref(), Some("13912345678"));
+        assert_eq!(
+            normal_phone(" 13912345678 ").as_deref(),
+            Some("13912345678")
+        );
         assert_eq!(normal_phone("1391234567"), None);
         assert_eq!(normal_phone("23912345678"), None);
         assert_eq!(normal_phone("139-1234-567"), None);

@@ -101,10 +101,8 @@ fn an_erasure_reaches_every_store_and_a_cut_off_one_confirms_when_back() {
     let db = |id: &str| c.store(id).unwrap().data_dir.join("store.db");
     // the store keeps the member hash (and the masked phone), never the phone
     let key = std::fs::read_to_string(c.hub_dir().join("member.key")).unwrap();
-    let hash = linli_shared::member::member_hash(
-        &linli_shared::member::parse_key(&key).unwrap(),
-        PHONE,
-    );
+    let hash =
+        linli_shared::member::member_hash(&linli_shared::member::parse_key(&key).unwrap(), PHONE);
     assert!(!tables_holding(&db("S001"), &hash).0.is_empty(), "seeded");
     assert!(!tables_holding(&db("S001"), MASKED).0.is_empty(), "seeded");
     assert_eq!(tables_holding(&db("S001"), PHONE).0, Vec::<String>::new());
@@ -305,10 +303,14 @@ fn a_counter_keeps_no_phone_in_its_files_or_in_any_document() {
     member_sale(&c, "S001", "m-1");
 
     // the hub counts the commitment by its hash: the campaign is reached
-    wait_for(CONVERGE, "the counter's commitment to reach the group-buy", || {
-        let g = c.hub_get(&format!("/api/v1/group-buys/{gid}")).ok()?;
-        (g["state"] == "reached").then_some(g)
-    })
+    wait_for(
+        CONVERGE,
+        "the counter's commitment to reach the group-buy",
+        || {
+            let g = c.hub_get(&format!("/api/v1/group-buys/{gid}")).ok()?;
+            (g["state"] == "reached").then_some(g)
+        },
+    )
     .unwrap();
     // the customer logs in online afterwards: the counter's membership and
     // commitment are theirs (same hash)
@@ -408,10 +410,18 @@ fn a_counter_keeps_no_phone_in_its_files_or_in_any_document() {
     assert_eq!(files_holding(&store_dir, PHONE), Vec::<String>::new());
     let (hits, changes) = docs_holding(&store_dir.join("store.db"), PHONE);
     assert!(changes > 0, "the store's documents were read");
-    assert_eq!(hits, Vec::<String>::new(), "store documents holding the phone");
+    assert_eq!(
+        hits,
+        Vec::<String>::new(),
+        "store documents holding the phone"
+    );
     let (hits, changes) = docs_holding(&c.hub_dir().join("hub.db"), PHONE);
     assert!(changes > 0, "the hub's documents were read");
-    assert_eq!(hits, Vec::<String>::new(), "hub documents holding the phone");
+    assert_eq!(
+        hits,
+        Vec::<String>::new(),
+        "hub documents holding the phone"
+    );
     // the scan sees what a document holds: the order's masked phone is there
     let (masked, _) = docs_holding(&store_dir.join("store.db"), MASKED);
     assert!(!masked.is_empty(), "the scan reads the documents' values");

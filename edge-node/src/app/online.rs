@@ -331,7 +331,8 @@ impl App {
     /// hand-over by phone is exactly-once, as one by code. Reads only.
     pub async fn pickups_by_phone(&self, typed: &str) -> Result<Vec<PickupPreview>, AppError> {
         let typed = typed.trim();
-        let (last4, hash, masked) = if typed.len() == 4 && typed.bytes().all(|b| b.is_ascii_digit()) {
+        let (last4, hash, masked) = if typed.len() == 4 && typed.bytes().all(|b| b.is_ascii_digit())
+        {
             (typed.to_owned(), None, None)
         } else if let Some(phone) = linli_shared::member::normal_phone(typed) {
             (
