@@ -451,6 +451,41 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap() + Duration::minutes(m)
     }
 
+    /// Entries written before 2026-12-02 carried the phone: they still
+    /// read, to the same hash a new entry carries; what is written now
+    /// holds no phone.
+    #[test]
+    fn old_entries_with_a_phone_read_to_the_hash_and_new_ones_hold_none() {
+        let key = [3u8; 32];
+        let hash = crate::member::member_hash(&key, "13912345678");
+        let old: CounterCommitment = serde_json::from_str(
+            r#"{"commitment_id":"k1","group_buy_id":"g1","phone":"13912345678","qty":1,"at":"t","staff":"s"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.hash(&key).as_deref(), Some(hash.as_str()));
+        assert_eq!(old.masked(), "139****5678");
+        let again = serde_json::to_string(&old).unwrap();
+        assert!(!again.contains("13912345678"), "{again}");
+        let p: Participant =
+            serde_json::from_str(r#"{"commitment_id":"k1","phone":"13912345678","qty":1}"#)
+                .unwrap();
+        assert_eq!(
+            (p.hash(&key), p.masked()),
+            (hash.clone(), "139****5678".to_owned())
+        );
+        assert!(!serde_json::to_string(&p).unwrap().contains("13912345678"));
+        let m: crate::community::MemberFact =
+            serde_json::from_str(r#"{"join_id":"j1","phone":"13912345678","at":"t","staff":"s"}"#)
+                .unwrap();
+        assert_eq!(m.hash(&key).as_deref(), Some(hash.as_str()));
+        assert!(!serde_json::to_string(&m).unwrap().contains("13912345678"));
+        let none: Participant = serde_json::from_str(r#"{"commitment_id":"k2","qty":1}"#).unwrap();
+        assert_eq!(
+            (none.hash(&key), none.masked()),
+            (String::new(), String::new())
+        );
+    }
+
     fn c(id: &str, store: &str, who: &str, qty: i64, at: i64) -> Commitment {
         Commitment {
             commitment_id: id.into(),
