@@ -117,8 +117,9 @@ impl App {
         }
         let phone = valid_phone("customer.phone", &req.customer.phone)?;
         // the store keeps (and the ledger carries) the hash and the masked
-        // phone only; the replay's fingerprint hashes the request with the
-        // member hash in the phone's place
+        // phone only; the replay's fingerprint (a plain SHA-256 anyone can
+        // recompute over every mobile number) takes the member hash in the
+        // phone's place
         let (hash, masked) = (self.member_hash(&phone), mask_phone(&phone));
         if req.lines.is_empty() || req.lines.len() > MAX_ORDER_LINES {
             return Err(invalid(
