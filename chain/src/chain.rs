@@ -200,6 +200,10 @@ impl Chain {
                 linli_sync::tls::Ca::load_or_create(&paths.ca_dir())?.issue_store(id, &identity)?;
                 let key = linli_hub::signing::load_or_create(&paths.signing_key())?;
                 linli_hub::signing::write_public(&key, &identity)?;
+                // the chain's member key, as `linli-hub issue-cert` writes
+                // it: the hub can then tie a counter member to a customer
+                let member = linli_hub::signing::load_or_create_secret(&paths.member_key())?;
+                linli_hub::signing::write_member_key(&member, &identity)?;
             }
             linli_sync::db::create_private_dir(&store_dir)?;
             linli_edge::demo::ensure_demo_staff(&database_path(&store_dir))?;

@@ -1,7 +1,8 @@
 //! The simulated day: what a newcomer sees happen while they look around.
 //! Every tick a counter sale at one of the stores; every few ticks a
 //! customer orders online for pickup, and the store hands it over by its
-//! code; once a delivery goes out with the courier; S001's manager runs a
+//! code; once a delivery goes out with the courier, whose rider picks it
+//! up and delivers it; S001 writes off goods past their date; S001's manager runs a
 //! live session for a while, viewers order at the live price and the
 //! figures grow; S002 marks vegetables down and coupons are used at S001's
 //! till and online; once a store loses its
@@ -86,6 +87,9 @@ pub async fn run(chain: &Chain, plan: DayPlan, cancel: CancellationToken) -> any
     let run: u32 = rand::thread_rng().r#gen();
     let mut pickups: VecDeque<(usize, String)> = VecDeque::new();
     let mut delivery: Option<String> = None;
+    // the courier's reference of the delivery out with it, until delivered
+    let mut riding: Option<String> = None;
+    let mut wasted = false;
     let cut = &tills[tills.len() - 1].id;
     let mut tick: u64 = 0;
     let mut live: Option<crate::live_day::LiveRun> = None;
@@ -453,10 +457,81 @@ pub async fn run(chain: &Chain, plan: DayPlan, cancel: CancellationToken) -> any
                     t.id,
                     v["fulfilment_record"]["courier"].as_str().unwrap_or("骑手")
                 ));
+                riding = v["fulfilment_record"]["courier_ref"]
+                    .as_str()
+                    .map(str::to_owned);
                 delivery = None;
             }
+        } else if let Some(r) = riding.clone()
+            && tick.is_multiple_of(2)
+        {
+            // the courier's rider reports a step (picked up, then delivered)
+            // from their app, as the courier simulator's control endpoint
+            // stands for; the store sees it at its next courier poll
+            match courier_step(&http, &chain.courier_url, chain.courier_key(), &r).await {
+                Ok(state) if state == "delivered" => {
+                    say("骑手已送达 (delivered)");
+                    riding = None;
+                }
+                Ok(state) if state == "picked_up" => say("骑手已取货 (picked up)"),
+                Ok(_) => {}
+                Err(e) => {
+                    say(&format!("配送未能更新 (courier step failed): {e}"));
+                    riding = None;
+                }
+            }
+        }
+        // goods past their date written off at S001 (the Stock screen's 报损)
+        if tick >= 10 && !wasted {
+            let t = &tills[0];
+            match post(
+                &http,
+                &t.url,
+                &t.token,
+                "/api/v1/stock/waste",
+                Some(format!("day-{run:08x}-waste")),
+                json!({"lines": [{"sku": goods[goods.len() - 1], "qty": 2}], "reason": "expired"}),
+            )
+            .await
+            {
+                Ok((200 | 201, _)) => say(&format!("{} 报损：过期商品 2 件 (write-off)", t.id)),
+                Ok((s, v)) => say(&format!("{} 报损未成 {s}: {v}", t.id)),
+                Err(e) => say(&format!("{} 报损未成: {e}", t.id)),
+            }
+            wasted = true;
         }
     }
+}
+
+/// One step of a delivery at the courier (the rider's report); its state
+/// after it.
+async fn courier_step(
+    http: &reqwest::Client,
+    courier: &str,
+    key: &str,
+    courier_ref: &str,
+) -> anyhow::Result<String> {
+    let (s, v) = post(
+        http,
+        courier,
+        key,
+        &format!("/v1/deliveries/{courier_ref}/advance"),
+        None,
+        json!({}),
+    )
+    .await?;
+    if s == 200 {
+        return Ok(v["state"].as_str().unwrap_or_default().to_owned());
+    }
+    // the simulator's own clock may have moved it on already
+    let r = http
+        .get(format!("{courier}/v1/deliveries/{courier_ref}"))
+        .bearer_auth(key)
+        .send()
+        .await?;
+    anyhow::ensure!(r.status().is_success(), "{s}: {v}");
+    let now: Value = r.json().await?;
+    Ok(now["state"].as_str().unwrap_or_default().to_owned())
 }
 
 fn say(line: &str) {

@@ -1,7 +1,8 @@
 //! The whole chain on one machine, for a newcomer's first ten minutes: a
 //! hub, three store nodes with the reference data, the courier simulator,
 //! and a simulated day running in the background (counter sales, online
-//! orders, a pickup, a delivery, S001's live session with its orders, a
+//! orders, a pickup, a delivery the courier's rider delivers, goods written
+//! off, S001's live session with its orders, a
 //! poll and a group-buy, a markdown and coupons, one store cut off for a
 //! while and back).
 //!

@@ -151,10 +151,11 @@ impl Hub {
             })
             .collect();
         let ids = stores.clone();
+        let key = self.member_key.clone();
         let (facts, fresh): (Facts, BTreeMap<String, Option<String>>) = self
             .store
             .read(move |c| {
-                let facts = facts::load(c, &ids, &period)?;
+                let facts = facts::load(c, &ids, &period, &key)?;
                 let mut fresh = BTreeMap::new();
                 for s in &ids {
                     fresh.insert(s.clone(), facts::newest_fact_at(c, s)?);
@@ -163,9 +164,11 @@ impl Hub {
             })
             .await?;
         let as_of = now.min(period.end());
-        let figures = |f: &Facts, p: &Period| kpi::compute(f, p, as_of, &prices);
-        let totals = figures(&facts, &period);
-        let split = facts.by_store();
+        // the whole answer's facts in time order once: the totals and each
+        // bucket of the series read only their own days
+        let timeline = kpi::Timeline::new(&facts, period.offset);
+        let totals = timeline.figures(&period, as_of, &prices);
+        let split = kpi::Timeline::by_store(&facts, period.offset);
         let none = Facts::default();
         let per_store = stores
             .iter()
@@ -175,7 +178,10 @@ impl Hub {
                     store_id: id.clone(),
                     name: site.map(|s| s.name.clone()).unwrap_or_default(),
                     region: site.and_then(|s| s.region.clone()),
-                    figures: figures(split.get(id).unwrap_or(&none), &period),
+                    figures: split.get(id.as_str()).map_or_else(
+                        || kpi::compute(&none, &period, as_of, &prices),
+                        |t| t.figures(&period, as_of, &prices),
+                    ),
                     freshness: Freshness {
                         newest_fact_at: fresh.get(id).cloned().flatten(),
                     },
@@ -188,7 +194,7 @@ impl Hub {
                     .into_iter()
                     .map(|(label, p)| SeriesPoint {
                         period: label.to_string(),
-                        figures: figures(&facts, &p),
+                        figures: timeline.figures(&p, as_of, &prices),
                     })
                     .collect()
             })

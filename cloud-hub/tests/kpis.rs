@@ -4,7 +4,8 @@
 //! hub and handed over in the store's fulfilment record, a community
 //! member; the figures equal hand-computed values per store, in total and
 //! per day; a store or region outside the caller's is refused; bad dates
-//! are refused in Chinese; the CSV opens in Excel.
+//! are refused in Chinese; the CSV opens in Excel; a person buying at the
+//! counter one day and online the next is one repurchasing customer.
 
 #![allow(clippy::unwrap_used)] // test code
 
@@ -30,7 +31,7 @@ use serde_json::{Value, json};
 const BUN_FEN: i64 = 1950; // P00001 in data/products.csv
 
 struct Running {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     server: HubServer,
     base: String,
     admin: String,
@@ -58,7 +59,7 @@ async fn start() -> Running {
     let http = reqwest::Client::new();
     let admin = server.hub.login("admin", "admin-password").await.unwrap();
     let r = Running {
-        _dir: dir,
+        dir,
         server,
         base,
         admin,
@@ -430,6 +431,94 @@ async fn figures_per_store_region_and_day_equal_the_hand_computed_ones() {
     let s1 = rows.iter().find(|r| r.starts_with("S001,")).unwrap();
     let yuan = (6 * BUN_FEN - 500 + online_fen) as f64 / 100.0;
     assert!(s1.contains(&format!(",杭州西区,{yuan:.2},")), "{s1}");
+    r.server.shutdown().await;
+}
+
+/// One person buys at S004's counter yesterday as a member (the store
+/// sends the phone's hash under the chain's member key) and online today
+/// for pickup (the hub knows the phone from the order): the hub counts one
+/// customer who bought on two days, 1/1; a store, which cannot tie the
+/// two, would count two customers of one day each.
+#[tokio::test]
+async fn a_person_at_the_counter_one_day_and_online_the_next_repurchases() {
+    let r = start().await;
+    let phone = "13800000077";
+    let key = linli_hub::signing::load_or_create_secret(&r.dir.path().join("member.key")).unwrap();
+    let member = linli_shared::member::member_hash(&key, phone);
+    let now = Utc::now();
+    let today = now.with_timezone(&cst()).date_naive();
+    let yesterday = today.checked_sub_days(Days::new(1)).unwrap();
+    let noon = yesterday
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_local_timezone(cst())
+        .unwrap()
+        .to_utc();
+    ledger(&r, "S004", yesterday, 5, |d| {
+        record_sale(d, &sale("c1", noon, "dora", 2, &member)).unwrap();
+    })
+    .await;
+    common::lend(&r.server.hub, "S004", &[("P00001", 10)]).await;
+    let admin = Caller::Staff(User {
+        name: "admin".into(),
+        role: Role::Admin,
+        store_id: None,
+        region: None,
+    });
+    let req: PlaceOrder = serde_json::from_value(json!({"channel": "miniapp",
+        "customer": {"phone": phone}, "fulfilment": "pickup", "store_id": "S004",
+        "lines": [{"sku": "P00001", "qty": 1}]}))
+    .unwrap();
+    let (order, _) = r
+        .server
+        .hub
+        .place_order(&admin, "k-person".into(), req)
+        .await
+        .unwrap();
+    let order = serde_json::to_value(order).unwrap();
+    let order_id = order["order_id"].as_str().unwrap().to_owned();
+    let placed: DateTime<Utc> = order["placed_at"].as_str().unwrap().parse().unwrap();
+    let placed_day = placed.with_timezone(&cst()).date_naive();
+    let id = DocId::store_fulfilment("S004", placed_day);
+    let mut doc = new_doc(&id, Owner::Store("S004".into()).actor([6; 8])).unwrap();
+    put_record(
+        &mut doc,
+        "orders",
+        &order_id,
+        &FulfilmentFact {
+            order_id: order_id.clone(),
+            ready_at: Some(ts(placed)),
+            handed_over_at: Some(ts(placed + chrono::Duration::minutes(5))),
+            handed_over_by: Some("dora".into()),
+            ..FulfilmentFact::default()
+        },
+    )
+    .unwrap();
+    doc.commit();
+    sync_in(&r.server.hub, "S004", &id, &mut doc).await;
+
+    let (s, v) = r
+        .get(&format!(
+            "/api/v1/kpis?store_id=S004&from={yesterday}&to={placed_day}"
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let f = &v["stores"][0];
+    assert_eq!(f["counter_orders"], json!(1), "{f}");
+    assert_eq!(f["online_orders"], json!(1), "{f}");
+    assert_eq!(
+        f["repurchase_rate"],
+        json!(1.0),
+        "one person, two days: {f}"
+    );
+    assert_eq!(f["repurchase_30d_rate"], json!(1.0), "{f}");
+    assert!(
+        v["formulas"]["repurchase_rate"]
+            .as_str()
+            .unwrap()
+            .contains("门店自算时不知道线上顾客的手机号"),
+        "the page says the store cannot join channels"
+    );
     r.server.shutdown().await;
 }
 

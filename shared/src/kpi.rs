@@ -16,16 +16,18 @@
 //! delivered, cancelled — counts for that day); a write-off its time; a
 //! group-buy the day it was decided.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Unit;
 
 mod period;
+mod timeline;
 
 pub use period::{By, MAX_PERIOD_DAYS, Period, buckets};
+pub use timeline::Timeline;
 
 /// The days a customer may come back in for the 30-day repurchase rate.
 pub const COHORT_DAYS: u64 = 30;
@@ -47,6 +49,10 @@ pub struct CounterSale {
     pub total_fen: i64,
     /// The store's keyed hash of the member's phone, when a member bought.
     pub member_hash: Option<String>,
+    /// The person the hub ties the member to across channels
+    /// (`cloud-hub/src/customers/people.rs`); always `None` at a store,
+    /// which cannot tie a member to an online customer.
+    pub person_id: Option<String>,
     pub lines: Vec<Sold>,
 }
 
@@ -69,6 +75,9 @@ pub struct OnlineOrder {
     /// Pickup at the store (else delivery).
     pub pickup: bool,
     pub customer_id: String,
+    /// The person the hub ties the online customer to across channels;
+    /// always `None` at a store.
+    pub person_id: Option<String>,
     pub total_fen: i64,
     pub placed_at: DateTime<Utc>,
     /// Pickup by (pickup) or the delivery window's end (delivery).
@@ -104,6 +113,7 @@ impl OnlineOrder {
             live_session_id: fact.live_session_id.clone(),
             pickup,
             customer_id: fact.customer_id.clone(),
+            person_id: None,
             total_fen: fact.total_fen,
             placed_at: time(&fact.placed_at)?,
             promised_by: promised.and_then(time),
@@ -205,7 +215,8 @@ impl Price {
 
 /// Everything the formulas read. Facts may reach past the period: sales and
 /// online orders up to [`COHORT_DAYS`] after it are read only by the 30-day
-/// repurchase rate.
+/// repurchase rate (so a reader may give those sales their time and member
+/// hash alone).
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
     pub sales: Vec<CounterSale>,
@@ -234,59 +245,6 @@ impl Facts {
             oversells: keep(&self.oversells, |x| mine(&x.store_id)),
             live_sessions: keep(&self.live_sessions, |x| mine(&x.store_id)),
         }
-    }
-}
-
-impl Facts {
-    /// The facts of each store, in one pass over the facts (a group-buy
-    /// goes to each of its stores): what [`Self::of_store`] gives for every
-    /// store at once, without reading all the facts once per store.
-    pub fn by_store(&self) -> BTreeMap<String, Facts> {
-        let mut out: BTreeMap<String, Facts> = BTreeMap::new();
-        fn push<T: Clone>(
-            out: &mut BTreeMap<String, Facts>,
-            v: &[T],
-            store: impl Fn(&T) -> &String,
-            field: impl Fn(&mut Facts) -> &mut Vec<T>,
-        ) {
-            for x in v {
-                field(out.entry(store(x).clone()).or_default()).push(x.clone());
-            }
-        }
-        push(&mut out, &self.sales, |x| &x.store_id, |f| &mut f.sales);
-        push(&mut out, &self.refunds, |x| &x.store_id, |f| &mut f.refunds);
-        push(&mut out, &self.orders, |x| &x.store_id, |f| &mut f.orders);
-        push(
-            &mut out,
-            &self.write_offs,
-            |x| &x.store_id,
-            |f| &mut f.write_offs,
-        );
-        push(&mut out, &self.members, |x| &x.store_id, |f| &mut f.members);
-        push(
-            &mut out,
-            &self.activity,
-            |x| &x.store_id,
-            |f| &mut f.activity,
-        );
-        push(
-            &mut out,
-            &self.oversells,
-            |x| &x.store_id,
-            |f| &mut f.oversells,
-        );
-        push(
-            &mut out,
-            &self.live_sessions,
-            |x| &x.store_id,
-            |f| &mut f.live_sessions,
-        );
-        for g in &self.group_buys {
-            for s in g.store_ids.iter().collect::<BTreeSet<_>>() {
-                out.entry(s.clone()).or_default().group_buys.push(g.clone());
-            }
-        }
-        out
     }
 }
 
@@ -354,6 +312,9 @@ pub struct Figures {
     /// 逾期未取 = 截止时间已过、未交货也未取消的自提订单数（以统计时刻计）.
     pub overdue_pickups: i64,
     /// 复购率 = 期内在两个及以上不同营业日购买的顾客数 ÷ 期内有购买的顾客数.
+    /// A customer is a person where the hub can tie a counter member and an
+    /// online customer to one (then one customer across channels); a store
+    /// cannot, and counts a counter member and an online customer apart.
     pub repurchase_rate: Option<f64>,
     /// 30日复购率 = 期内首购后 30 天内另一营业日再次购买的顾客数 ÷ 期内有购买的顾客数.
     pub repurchase_30d_rate: Option<f64>,
@@ -407,11 +368,11 @@ pub const FORMULAS: &[(&str, &str)] = &[
     ),
     (
         "repurchase_rate",
-        "期内在两个及以上不同营业日购买的顾客数 ÷ 期内有购买的顾客数",
+        "期内在两个及以上不同营业日购买的顾客数 ÷ 期内有购买的顾客数（总部把同一人的收银会员消费与线上订单合并为一位顾客；门店自算时不知道线上顾客的手机号，收银会员与线上顾客分别计）",
     ),
     (
         "repurchase_30d_rate",
-        "期内首次购买后 30 天内在另一营业日再次购买的顾客数 ÷ 期内有购买的顾客数",
+        "期内首次购买后 30 天内在另一营业日再次购买的顾客数 ÷ 期内有购买的顾客数（顾客口径同复购率）",
     ),
     (
         "waste_rate",
@@ -444,220 +405,15 @@ pub fn rate(n: i64, d: i64) -> Option<f64> {
 /// The figures of every store in `facts` over `p`. `as_of` is the instant
 /// overdue pickups are judged at (the period's end, or now if earlier);
 /// `prices` values goods for the waste rate (a SKU without a price is worth 0).
+/// For several periods over the same facts (a series), build one
+/// [`Timeline`] and ask it for each.
 pub fn compute(
     facts: &Facts,
     p: &Period,
     as_of: DateTime<Utc>,
     prices: &BTreeMap<String, Price>,
 ) -> Figures {
-    let mut f = Figures::default();
-    let value = |l: &Sold| prices.get(&l.sku).map_or(0, |pr| pr.value(l.qty));
-    let mut staff: BTreeMap<String, StaffFigures> = BTreeMap::new();
-    // purchases per customer and day, for the repurchase rates; counter
-    // members and online customers are different keys (the store knows a
-    // member by a keyed hash of the phone only)
-    let mut bought: BTreeMap<String, BTreeSet<NaiveDate>> = BTreeMap::new();
-    for s in &facts.sales {
-        let day = p.day_of(s.at);
-        if let Some(h) = &s.member_hash {
-            bought.entry(format!("m:{h}")).or_default().insert(day);
-        }
-        if !p.contains(s.at) {
-            continue;
-        }
-        f.counter_sales_fen += s.total_fen;
-        f.counter_orders += 1;
-        f.sold_value_fen += s.lines.iter().map(value).sum::<i64>();
-        let st = staff_of(&mut staff, &s.cashier);
-        st.sales += 1;
-        st.sales_fen += s.total_fen;
-    }
-    f.counter_refunds_fen = facts
-        .refunds
-        .iter()
-        .filter(|r| p.contains(r.at))
-        .map(|r| r.amount_fen)
-        .sum();
-    f.counter_gmv_fen = f.counter_sales_fen - f.counter_refunds_fen;
-
-    let mut live: BTreeMap<String, i64> = BTreeMap::new();
-    let (mut placed, mut pickups, mut pickups_done, mut pickups_all) = (0, 0, 0, 0);
-    let (mut delivered, mut on_time) = (0, 0);
-    let (mut handover_secs, mut handovers) = (0i64, 0i64);
-    for o in &facts.orders {
-        if o.fulfilled() {
-            let day = p.day_of(o.placed_at);
-            bought
-                .entry(format!("c:{}", o.customer_id))
-                .or_default()
-                .insert(day);
-        }
-        if !p.contains(o.placed_at) {
-            continue;
-        }
-        placed += 1;
-        if let Some(sid) = &o.live_session_id
-            && !o.cancelled
-        {
-            f.live_gmv_fen += o.total_fen;
-            *live.entry(sid.clone()).or_default() += o.total_fen;
-        }
-        if o.fulfilled() {
-            f.online_orders += 1;
-            f.online_gmv_fen += o.total_fen;
-            f.sold_value_fen += o.lines.iter().map(value).sum::<i64>();
-        }
-        if let Some(by) = &o.handed_over_by
-            && o.handed_over_at.is_some()
-        {
-            staff_of(&mut staff, by).handovers += 1;
-        }
-        if o.pickup {
-            pickups_all += 1;
-            if !o.cancelled || o.fulfilled() {
-                pickups += 1;
-            }
-            if let Some(h) = o.handed_over_at {
-                pickups_done += 1;
-                handovers += 1;
-                handover_secs += (h - o.placed_at).num_seconds();
-            } else if !o.cancelled && o.promised_by.is_some_and(|by| by < as_of) {
-                f.overdue_pickups += 1;
-            }
-        } else if let Some(at) = o.delivered_at {
-            delivered += 1;
-            if o.promised_by.is_some_and(|by| at <= by) {
-                on_time += 1;
-            }
-        }
-    }
-    let not_cancelled = facts
-        .orders
-        .iter()
-        .filter(|o| p.contains(o.placed_at) && (!o.cancelled || o.fulfilled()))
-        .count() as i64;
-    f.orders = f.counter_orders + f.online_orders;
-    f.gmv_fen = f.counter_gmv_fen + f.online_gmv_fen;
-    f.online_order_share = rate(f.online_orders, f.orders);
-    f.online_gmv_share = rate(f.online_gmv_fen, f.counter_sales_fen + f.online_gmv_fen);
-    f.pickup_rate = rate(pickups, not_cancelled);
-    f.pickup_completion_rate = rate(pickups_done, pickups_all);
-    f.on_time_delivery_rate = rate(on_time, delivered);
-    f.avg_handover_secs = (handovers > 0).then(|| handover_secs as f64 / handovers as f64);
-
-    // live sessions: every session of the stores with an order in the period
-    for s in &facts.live_sessions {
-        if let Some(gmv) = live.get(&s.session_id) {
-            f.live_sessions.push(LiveSessionGmv {
-                session_id: s.session_id.clone(),
-                title: s.title.clone(),
-                store_id: s.store_id.clone(),
-                gmv_fen: *gmv,
-            });
-            staff_of(&mut staff, &s.host).live_gmv_fen += gmv;
-        }
-    }
-    // sessions the facts carry no name for still count, under their id
-    for (id, gmv) in &live {
-        if !facts.live_sessions.iter().any(|s| &s.session_id == id) {
-            let store_id = facts
-                .orders
-                .iter()
-                .find(|o| o.live_session_id.as_ref() == Some(id))
-                .map(|o| o.store_id.clone())
-                .unwrap_or_default();
-            f.live_sessions.push(LiveSessionGmv {
-                session_id: id.clone(),
-                title: String::new(),
-                store_id,
-                gmv_fen: *gmv,
-            });
-        }
-    }
-    f.live_sessions
-        .sort_by(|a, b| a.session_id.cmp(&b.session_id));
-
-    // community: members by the period's end, active ones in the period
-    let end = p.end();
-    let members: BTreeSet<(&str, &str)> = facts
-        .members
-        .iter()
-        .filter(|m| m.since < end)
-        .map(|m| (m.store_id.as_str(), m.customer_id.as_str()))
-        .collect();
-    let active: BTreeSet<(&str, &str)> = facts
-        .activity
-        .iter()
-        .filter(|a| p.contains(a.at))
-        .map(|a| (a.store_id.as_str(), a.customer_id.as_str()))
-        .filter(|k| members.contains(k))
-        .collect();
-    f.community_members = members.len() as i64;
-    f.community_active_members = active.len() as i64;
-    f.community_mau_rate = rate(f.community_active_members, f.community_members);
-
-    // repurchase: customers with a purchase in the period
-    let (mut buyers, mut repeat, mut repeat_30d) = (0, 0, 0);
-    for days in bought.values() {
-        let mut inside = days.range(p.from..=p.to);
-        let Some(first) = inside.next().copied() else {
-            continue;
-        };
-        buyers += 1;
-        if inside.next().is_some() {
-            repeat += 1;
-        }
-        let until = first
-            .checked_add_days(Days::new(COHORT_DAYS))
-            .unwrap_or(first);
-        if days
-            .range(first.succ_opt().unwrap_or(first)..=until)
-            .next()
-            .is_some()
-        {
-            repeat_30d += 1;
-        }
-    }
-    f.repurchase_rate = rate(repeat, buyers);
-    f.repurchase_30d_rate = rate(repeat_30d, buyers);
-
-    f.waste_value_fen = facts
-        .write_offs
-        .iter()
-        .filter(|w| p.contains(w.at))
-        .map(|w| {
-            value(&Sold {
-                sku: w.sku.clone(),
-                qty: w.qty,
-            })
-        })
-        .sum();
-    f.waste_rate = rate(f.waste_value_fen, f.sold_value_fen + f.waste_value_fen);
-
-    let oversold = facts.oversells.iter().filter(|o| p.contains(o.at)).count() as i64;
-    f.oversell_rate = rate(oversold, placed);
-
-    let decided: BTreeMap<&str, bool> = facts
-        .group_buys
-        .iter()
-        .filter(|g| p.contains(g.decided_at))
-        .map(|g| (g.group_buy_id.as_str(), g.succeeded))
-        .collect();
-    let won = decided.values().filter(|s| **s).count() as i64;
-    f.groupbuy_success_rate = rate(won, decided.len() as i64);
-
-    f.staff = staff.into_values().collect();
-    f
-}
-
-fn staff_of<'a>(m: &'a mut BTreeMap<String, StaffFigures>, name: &str) -> &'a mut StaffFigures {
-    m.entry(name.to_owned()).or_insert_with(|| StaffFigures {
-        staff: name.to_owned(),
-        sales_fen: 0,
-        sales: 0,
-        handovers: 0,
-        live_gmv_fen: 0,
-    })
+    Timeline::new(facts, p.offset).figures(p, as_of, prices)
 }
 
 #[cfg(test)]

@@ -1347,6 +1347,14 @@ async function promotionsScenario(shop, con) {
   console.log(`LINLI-POLL ${pollId}`);
   log(`step: the manager created poll ${pollId}`);
   await accessible(con, "console community tab");
+  // the poll's ranking (ties in the manager's order) fills the next live
+  // session's featured list, at 9折 (90%) until the manager sets prices
+  await con.click(`[data-testid=mgr-poll][data-poll-id="${pollId}"] [data-testid=poll-to-live]`);
+  await until("the ranking in the live session form", UI, async () =>
+    (await con.inputValue("#live-featured")) === "P00001 9折\nP00007 9折" && visible(con, "#live-from-poll"));
+  const liveTitle = await con.inputValue("#live-title");
+  if (liveTitle !== "明天店播，大家最想看哪款？") throw new Error(`the live title from the poll reads "${liveTitle}"`);
+  log(`step: the poll's ranking filled the live form: "${await text(con, "#live-from-poll")}"`);
   await managerTab(con, "promos");
   const row = `[data-testid=promo-coupon][data-coupon-id="${args.coupon}"]`;
   await until("the campaign on the promotions tab", UI, () => visible(con, row));

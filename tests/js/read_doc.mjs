@@ -2,6 +2,7 @@
 // with automerge's JavaScript implementation and prints what it reads as
 // JSON on stdout:
 //   ledger: {kind, doc_id, schema, sales: {sale_id: {ticket_no, created_at,
+//            (each sale one JSON string in the document)
 //            cashier, total_fen, member, lines: [{sku, qty, total_fen}],
 //            payments: [{method, amount_fen}]}}}
 //   stock:  {kind, doc_id, schema, levels: {sku: {on_hand, reserved}}}
@@ -59,10 +60,25 @@ function describe(v) {
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 
+// An entry is one JSON string (how the ledger writes entries now) or a map
+// of fields (entries written before).
+function entry(raw, path) {
+  if (Automerge.isImmutableString(raw) || typeof raw === "string") {
+    try {
+      return JSON.parse(raw.toString());
+    } catch (e) {
+      fail(`${path}: not JSON: ${e.message}`);
+    }
+  }
+  if (raw !== null && typeof raw === "object" && !Array.isArray(raw)) return raw;
+  fail(`${path}: want a JSON string or a map, got ${describe(raw)}`);
+}
+
 function readLedger(doc) {
   const sales = {};
-  for (const [id, s] of Object.entries(map(doc, "sales", ""))) {
+  for (const [id, raw] of Object.entries(map(doc, "sales", ""))) {
     const p = `sales.${id}`;
+    const s = entry(raw, p);
     sales[id] = {
       ticket_no: str(s, "ticket_no", p),
       created_at: str(s, "created_at", p),

@@ -3,7 +3,12 @@
 //! simulated day), prints its URLs, takes a sale at a store console's API
 //! and an online order at the hub's, paid at the payment simulator's
 //! cashier, and stops cleanly on SIGINT; a second run on
-//! the same folder comes back with what the first one recorded.
+//! the same folder comes back with what the first one recorded. The
+//! simulated day fills the regional dashboard: the demo's regional manager
+//! sees a value on every card of the overview for the day (and the
+//! figures the day's events decide are really there: counter, online and
+//! live GMV, pickups, a delivery on time, the community, the group-buy, a
+//! write-off, S001's freshness).
 
 #![allow(clippy::unwrap_used)] // test code: a failed setup step should panic
 
@@ -63,6 +68,148 @@ fn interrupt(mut run: Run) {
     assert!(status.success(), "the chain exited with {status}");
 }
 
+/// The business day in Asia/Shanghai now.
+fn shanghai_today() -> chrono::NaiveDate {
+    let cst = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    chrono::Utc::now().with_timezone(&cst).date_naive()
+}
+
+/// The figures of the dashboard's overview cards, read from the page itself
+/// (`const FIGURES` in cloud-hub/assets/dashboard.html), so that a card
+/// added there is a card this test wants filled.
+fn dashboard_cards() -> Vec<String> {
+    let page = std::fs::read_to_string(format!(
+        "{}/../cloud-hub/assets/dashboard.html",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let start = page.find("const FIGURES = [").unwrap();
+    let end = start + page[start..].find("];").unwrap();
+    let cards: Vec<String> = page[start..end]
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("[\""))
+        .filter_map(|l| l.split('"').next())
+        .map(str::to_owned)
+        .collect();
+    assert!(cards.len() > 10, "the overview's cards: {cards:?}");
+    cards
+}
+
+/// What the regional dashboard still lacks for the day: empty cards, and
+/// figures the day's events decide that are not there (yet).
+fn unfilled(v: &Value, cards: &[String]) -> Vec<String> {
+    let t = &v["totals"];
+    let mut out: Vec<String> = cards
+        .iter()
+        .filter(|k| t[k.as_str()].is_null())
+        .map(|k| format!("card {k} is empty"))
+        .collect();
+    let positive = |k: &str| t[k].as_f64().is_some_and(|x| x > 0.0);
+    for k in [
+        "counter_gmv_fen",
+        "online_gmv_fen",
+        "live_gmv_fen",
+        "online_order_share",
+        "online_gmv_share",
+        "pickup_rate",
+        "pickup_completion_rate",
+        "community_mau_rate",
+        "waste_rate",
+    ] {
+        if !positive(k) {
+            out.push(format!("{k} = {}", t[k]));
+        }
+    }
+    // the courier delivers well inside the two-hour window; the day's
+    // group-buy is reached
+    for k in ["on_time_delivery_rate", "groupbuy_success_rate"] {
+        if t[k] != json!(1.0) {
+            out.push(format!("{k} = {}", t[k]));
+        }
+    }
+    if !t["live_sessions"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|s| s["store_id"] == "S001"))
+    {
+        out.push(format!("no live session of S001: {}", t["live_sessions"]));
+    }
+    // S001 is the demo's store in 杭州西区; its figures are fresh
+    if !v["freshness"]["S001"].is_string() {
+        out.push(format!("S001 has no freshness: {}", v["freshness"]));
+    }
+    out
+}
+
+/// The regional manager's dashboard for the day (`/api/v1/kpis` for the
+/// region, as the page asks it), once every card has a value.
+fn dashboard_is_filled(http: &reqwest::blocking::Client, hub: &str, first_day: chrono::NaiveDate) {
+    let (name, password, region) = linli_chain::chain::REGIONAL;
+    let v: Value = http
+        .post(format!("{hub}/api/v1/login"))
+        .json(&json!({"name": name, "password": password}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = v["token"].as_str().unwrap().to_owned();
+    let cards = dashboard_cards();
+    let mut last = (Value::Null, Vec::new());
+    let filled = wait_for(
+        Duration::from_secs(120),
+        "every card of the regional dashboard to have a value",
+        || {
+            std::thread::sleep(Duration::from_millis(250));
+            let v: Value = http
+                .get(format!("{hub}/api/v1/kpis"))
+                .query(&[
+                    ("region", region.to_owned()),
+                    ("from", first_day.to_string()),
+                    ("to", shanghai_today().to_string()),
+                    ("by", "day".to_owned()),
+                ])
+                .bearer_auth(&token)
+                .send()
+                .ok()?
+                .json()
+                .ok()?;
+            let missing = unfilled(&v, &cards);
+            let done = missing.is_empty();
+            last = (v.clone(), missing);
+            done.then_some(v)
+        },
+    );
+    let v = match filled {
+        Ok(v) => v,
+        Err(e) => panic!("{e}: still missing {:?} in {}", last.1, last.0),
+    };
+    // only the region's stores: S001 of the demo's three, and the
+    // directory's other 杭州西区 stores (not run by the demo: no figures)
+    let stores = v["stores"].as_array().unwrap();
+    assert!(
+        stores.iter().all(|s| s["region"] == region),
+        "{}",
+        v["stores"]
+    );
+    let ids: Vec<&str> = stores
+        .iter()
+        .map(|s| s["store_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"S001") && !ids.contains(&"S002") && !ids.contains(&"S003"),
+        "{ids:?}"
+    );
+    let s1 = stores.iter().find(|s| s["store_id"] == "S001").unwrap();
+    assert!(s1["freshness"]["newest_fact_at"].is_string(), "{s1}");
+    assert_eq!(
+        s1["gmv_fen"], v["totals"]["gmv_fen"],
+        "S001 is the region's only open store"
+    );
+    assert!(
+        v["series"].as_array().is_some_and(|a| !a.is_empty()),
+        "the trend charts have points"
+    );
+}
+
 fn login(http: &reqwest::blocking::Client, store: &str) -> String {
     let v: Value = http
         .post(format!("{store}/api/v1/login"))
@@ -78,6 +225,7 @@ fn login(http: &reqwest::blocking::Client, store: &str) -> String {
 fn the_whole_chain_runs_from_one_command_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("chain");
+    let first_day = shanghai_today();
     let run = start(&data);
     assert_eq!(run.stores.len(), 3, "three stores: {:?}", run.stores);
     let http = reqwest::blocking::Client::builder()
@@ -180,6 +328,8 @@ fn the_whole_chain_runs_from_one_command_and_stops_on_ctrl_c() {
         },
     )
     .unwrap();
+    // the day fills the regional manager's dashboard
+    dashboard_is_filled(&http, &run.hub, first_day);
     interrupt(run);
 
     // a second run reuses the folder: the sale is still there

@@ -46,8 +46,45 @@ fn time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Everything the figures of `stores` over `p` read. Sales and online orders
-/// reach [`COHORT_DAYS`] past the period (the 30-day repurchase rate).
-pub(crate) fn load(c: &Connection, stores: &[String], p: &Period) -> Result<Facts, HubError> {
+/// reach [`COHORT_DAYS`] past the period (the 30-day repurchase rate). Each
+/// purchase carries the person it belongs to where the hub knows one
+/// ([`with_persons`]); `key` is the chain's member key.
+pub(crate) fn load(
+    c: &Connection,
+    stores: &[String],
+    p: &Period,
+    key: &[u8; 32],
+) -> Result<Facts, HubError> {
+    let mut f = load_rows(c, stores, p)?;
+    with_persons(c, key, &mut f)?;
+    Ok(f)
+}
+
+/// Ties each member's counter sale and each online order to the person it
+/// belongs to (`customers::people`), so that one person buying at the
+/// counter one day and online another is one repurchasing customer. A
+/// member hash no single known person holds stays a member of its own.
+/// Costs one read of the identity records and online customers and one
+/// HMAC per phone they hold, skipped when no purchase names a customer.
+fn with_persons(c: &Connection, key: &[u8; 32], f: &mut Facts) -> Result<(), HubError> {
+    if f.orders.is_empty() && f.sales.iter().all(|s| s.member_hash.is_none()) {
+        return Ok(());
+    }
+    let people = crate::customers::people::people(c, key)?;
+    for s in &mut f.sales {
+        s.person_id = s
+            .member_hash
+            .as_deref()
+            .and_then(|h| people.of_hash(h))
+            .map(str::to_owned);
+    }
+    for o in &mut f.orders {
+        o.person_id = people.of_online(&o.customer_id).map(str::to_owned);
+    }
+    Ok(())
+}
+
+fn load_rows(c: &Connection, stores: &[String], p: &Period) -> Result<Facts, HubError> {
     let mut f = Facts::default();
     let ahead =
         p.to.checked_add_days(Days::new(COHORT_DAYS))
@@ -59,7 +96,7 @@ pub(crate) fn load(c: &Connection, stores: &[String], p: &Period) -> Result<Fact
             "SELECT sale_id, created_at, cashier, total_fen, member_hash, lines FROM hub_sales
              WHERE store_id = ?1 AND day >= ?2 AND day <= ?3",
         )?;
-        let rows = stmt.query_map(params![store, p.from.to_string(), ahead.to_string()], |r| {
+        let rows = stmt.query_map(params![store, p.from.to_string(), p.to.to_string()], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -80,6 +117,7 @@ pub(crate) fn load(c: &Connection, stores: &[String], p: &Period) -> Result<Fact
                 cashier,
                 total_fen,
                 member_hash,
+                person_id: None,
                 lines: lines
                     .into_iter()
                     .map(|l| Sold {
@@ -87,6 +125,29 @@ pub(crate) fn load(c: &Connection, stores: &[String], p: &Period) -> Result<Fact
                         qty: l.qty,
                     })
                     .collect(),
+            });
+        }
+        // after the period only the 30-day repurchase rate reads sales: a
+        // member's purchase, its time and member hash alone
+        let mut stmt = c.prepare_cached(
+            "SELECT created_at, member_hash FROM hub_sales
+             WHERE store_id = ?1 AND day > ?2 AND day <= ?3 AND member_hash IS NOT NULL",
+        )?;
+        let rows = stmt.query_map(params![store, p.to.to_string(), ahead.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (at, member_hash) = row?;
+            let Some(at) = time(&at) else { continue };
+            f.sales.push(CounterSale {
+                store_id: store.clone(),
+                sale_id: String::new(),
+                at,
+                cashier: String::new(),
+                total_fen: 0,
+                member_hash: Some(member_hash),
+                person_id: None,
+                lines: Vec::new(),
             });
         }
         let mut stmt = c.prepare_cached(

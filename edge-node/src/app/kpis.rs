@@ -104,6 +104,8 @@ fn load(
             cashier,
             total_fen,
             member_hash: member_hash.filter(|h| !h.is_empty()),
+            // a store cannot tie its members to online customers
+            person_id: None,
         });
     }
     let mut stmt = c.prepare(

@@ -1,12 +1,17 @@
-//! Plain JSON values as automerge maps and lists, for facts that are records
-//! (orders, fulfilment events, rights totals).
+//! Records (orders, fulfilment events, rights totals, notices) in a
+//! document: each record is one JSON string under its key, so writing an
+//! order costs one automerge operation, not one per field and line (the hub
+//! writes thousands of orders into a document in a live burst, and
+//! automerge's cost is per operation: docs/DECISIONS.md, "Records as one
+//! value").
 //!
-//! Writing compares before it puts: a scalar already equal is not written
-//! again and an unchanged record costs no operation, so re-publishing a
-//! record's current state does not grow the document's history. Records are
-//! written by their one owner (DESIGN.md §3), so "latest put wins" is the
-//! state; `null` fields are not written (a field only ever goes from absent
-//! to set). Everything stays plain automerge: any implementation reads it.
+//! Writing compares before it puts: an unchanged record is not written
+//! again, so re-publishing a record's current state does not grow the
+//! document's history. Records are written by their one owner (DESIGN.md
+//! §3), so the latest put is the record, whole. Records written before this
+//! layout (nested automerge maps and lists) are still read, and are
+//! rewritten in the new layout only when they change. Everything stays
+//! plain automerge: any implementation reads a string and parses JSON.
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, Value};
@@ -16,27 +21,44 @@ use serde_json::Value as Json;
 
 use super::{existing_map, root_map};
 
-/// Writes `value` (a serializable record) under `section`/`key`. Returns
-/// whether anything changed.
+/// Writes `value` (a serializable record) under `section`/`key`, whole.
+/// Returns whether anything changed.
 pub fn put_record<T: Serialize>(
     doc: &mut AutoCommit,
     section: &str,
     key: &str,
     value: &T,
 ) -> Result<bool, AutomergeError> {
-    let json = serde_json::to_value(value).map_err(|e| AutomergeError::InvalidValueType {
+    let unserializable = |e: serde_json::Error| AutomergeError::InvalidValueType {
         expected: "a serializable record".into(),
         unexpected: e.to_string(),
-    })?;
+    };
+    let text = serde_json::to_string(value).map_err(unserializable)?;
     let map = root_map(doc, section)?;
-    put_json(doc, &map, key, &json)
+    match doc.get(&map, key)? {
+        Some((Value::Scalar(old), _)) if matches!(old.as_ref(), ScalarValue::Str(s) if s.as_str() == text) =>
+        {
+            return Ok(false);
+        }
+        Some((old @ Value::Object(_), id)) => {
+            // the nested layout wrote no `null` field
+            let mut json = serde_json::to_value(value).map_err(unserializable)?;
+            drop_nulls(&mut json);
+            if read_json(doc, old, id) == json {
+                return Ok(false);
+            }
+        }
+        _ => {}
+    }
+    doc.put(&map, key, text.as_str())?;
+    Ok(true)
 }
 
 /// Reads the record under `section`/`key`, if present and well-formed.
 pub fn get_record<T: DeserializeOwned>(doc: &AutoCommit, section: &str, key: &str) -> Option<T> {
     let map = existing_map(doc, section)?;
     let (v, id) = doc.get(&map, key).ok()??;
-    serde_json::from_value(read_json(doc, v, id)).ok()
+    decode(doc, v, id)
 }
 
 /// Every well-formed record of a section, by key (sorted).
@@ -46,9 +68,7 @@ pub fn records<T: DeserializeOwned>(doc: &AutoCommit, section: &str) -> Vec<(Str
     };
     doc.map_range(&map, ..)
         .filter_map(|item| {
-            let v = read_json(doc, item.value.clone().into_value(), item.id());
-            serde_json::from_value(v)
-                .ok()
+            decode(doc, item.value.clone().into_value(), item.id())
                 .map(|r| (item.key.to_string(), r))
         })
         .collect()
@@ -66,97 +86,29 @@ pub fn records_of<'a, T: DeserializeOwned>(
         .collect()
 }
 
-fn scalar(v: &Json) -> Option<ScalarValue> {
-    Some(match v {
-        Json::Bool(b) => ScalarValue::Boolean(*b),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => ScalarValue::Int(i),
-            None => ScalarValue::F64(n.as_f64()?),
+/// A record from its value: a JSON string, or (written before) a map.
+fn decode<T: DeserializeOwned>(doc: &AutoCommit, v: Value<'_>, id: ObjId) -> Option<T> {
+    match &v {
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Str(text) => serde_json::from_str(text.as_str()).ok(),
+            _ => None,
         },
-        Json::String(s) => ScalarValue::Str(s.as_str().into()),
-        _ => return None,
-    })
-}
-
-fn same_scalar(a: &ScalarValue, b: &ScalarValue) -> bool {
-    match (a, b) {
-        (ScalarValue::Int(x), ScalarValue::Uint(y))
-        | (ScalarValue::Uint(y), ScalarValue::Int(x)) => u64::try_from(*x).ok() == Some(*y),
-        _ => a == b,
+        Value::Object(_) => serde_json::from_value(read_json(doc, v, id)).ok(),
     }
 }
 
-fn put_json(
-    doc: &mut AutoCommit,
-    obj: &ObjId,
-    key: &str,
-    v: &Json,
-) -> Result<bool, AutomergeError> {
-    match v {
-        Json::Null => Ok(false),
-        Json::Object(fields) => {
-            let (child, mut changed) = match doc.get(obj, key)? {
-                Some((Value::Object(ObjType::Map), id)) => (id, false),
-                _ => (doc.put_object(obj, key, ObjType::Map)?, true),
-            };
-            for (k, fv) in fields {
-                changed |= put_json(doc, &child, k, fv)?;
-            }
-            Ok(changed)
-        }
-        Json::Array(items) => {
-            // lists in records are written whole, once: compare and replace
-            if let Some((Value::Object(ObjType::List), id)) = doc.get(obj, key)?
-                && read_json(doc, Value::Object(ObjType::List), id) == *v
-            {
-                return Ok(false);
-            }
-            let list = doc.put_object(obj, key, ObjType::List)?;
-            for (i, item) in items.iter().enumerate() {
-                insert_json(doc, &list, i, item)?;
-            }
-            Ok(true)
-        }
-        _ => {
-            let Some(s) = scalar(v) else { return Ok(false) };
-            if let Some((Value::Scalar(old), _)) = doc.get(obj, key)?
-                && same_scalar(old.as_ref(), &s)
-            {
-                return Ok(false);
-            }
-            doc.put(obj, key, s)?;
-            Ok(true)
-        }
-    }
-}
-
-fn insert_json(
-    doc: &mut AutoCommit,
-    list: &ObjId,
-    i: usize,
-    v: &Json,
-) -> Result<(), AutomergeError> {
+fn drop_nulls(v: &mut Json) {
     match v {
         Json::Object(fields) => {
-            let m = doc.insert_object(list, i, ObjType::Map)?;
-            for (k, fv) in fields {
-                put_json(doc, &m, k, fv)?;
-            }
+            fields.retain(|_, f| !f.is_null());
+            fields.values_mut().for_each(drop_nulls);
         }
-        Json::Array(items) => {
-            let l = doc.insert_object(list, i, ObjType::List)?;
-            for (j, item) in items.iter().enumerate() {
-                insert_json(doc, &l, j, item)?;
-            }
-        }
-        other => match scalar(other) {
-            Some(s) => doc.insert(list, i, s)?,
-            None => doc.insert(list, i, ScalarValue::Null)?,
-        },
+        Json::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
-    Ok(())
 }
 
+/// A value of the nested layout, as JSON.
 fn read_json(doc: &AutoCommit, v: Value<'_>, id: ObjId) -> Json {
     match v {
         Value::Object(ObjType::Map) => Json::Object(
@@ -238,5 +190,71 @@ mod tests {
         assert_eq!(get_record::<Rec>(&back, "orders", "o1"), Some(r2.clone()));
         assert_eq!(records::<Rec>(&back, "orders"), vec![("o1".into(), r2)]);
         assert_eq!(get_record::<Rec>(&back, "orders", "nope"), None);
+    }
+
+    #[test]
+    fn a_record_is_one_operation() {
+        let mut doc = AutoCommit::new();
+        let r = Rec {
+            a: 1,
+            b: "订单".into(),
+            c: Some("x".into()),
+            d: (0..5)
+                .map(|i| Line {
+                    sku: format!("P{i}"),
+                    qty: i,
+                })
+                .collect(),
+            e: 1.5,
+        };
+        put_record(&mut doc, "orders", "o1", &r).unwrap();
+        doc.commit();
+        let before = doc.get_changes(&[]).iter().map(|c| c.len()).sum::<usize>();
+        put_record(&mut doc, "orders", "o2", &r).unwrap();
+        doc.commit();
+        let after = doc.get_changes(&[]).iter().map(|c| c.len()).sum::<usize>();
+        assert_eq!(after - before, 1, "one op for a record of 5 lines");
+    }
+
+    #[test]
+    fn records_of_the_nested_layout_are_read_and_rewritten_only_when_changed() {
+        let mut doc = AutoCommit::new();
+        let orders = doc
+            .put_object(automerge::ROOT, "orders", ObjType::Map)
+            .unwrap();
+        let o = doc.put_object(&orders, "o1", ObjType::Map).unwrap();
+        doc.put(&o, "a", 7).unwrap();
+        doc.put(&o, "b", "old").unwrap();
+        doc.put(&o, "e", 2.5).unwrap();
+        let d = doc.put_object(&o, "d", ObjType::List).unwrap();
+        let l = doc.insert_object(&d, 0, ObjType::Map).unwrap();
+        doc.put(&l, "sku", "P1").unwrap();
+        doc.put(&l, "qty", 3).unwrap();
+        doc.commit();
+        let old = Rec {
+            a: 7,
+            b: "old".into(),
+            c: None,
+            d: vec![Line {
+                sku: "P1".into(),
+                qty: 3,
+            }],
+            e: 2.5,
+        };
+        assert_eq!(get_record::<Rec>(&doc, "orders", "o1"), Some(old.clone()));
+        let heads = doc.get_heads();
+        assert!(!put_record(&mut doc, "orders", "o1", &old).unwrap());
+        doc.commit();
+        assert_eq!(
+            doc.get_heads(),
+            heads,
+            "an unchanged old record writes nothing"
+        );
+        let new = Rec {
+            c: Some("set".into()),
+            ..old
+        };
+        assert!(put_record(&mut doc, "orders", "o1", &new).unwrap());
+        assert_eq!(records::<Rec>(&doc, "orders"), vec![("o1".into(), new)]);
     }
 }

@@ -3,10 +3,11 @@
 //! was born with. Keys are never reused, so merging any replicas of a ledger
 //! is the union of their entries (tested as a law in this module).
 
-use automerge::transaction::Transactable;
-use automerge::{AutoCommit, AutomergeError, ObjType, ReadDoc, Value};
+use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, Value};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::json::put_record;
 use super::{Entries, existing_map, get_i64, get_str, list_maps, root_map};
 
 /// A sale as the rest of the chain sees it.
@@ -140,78 +141,94 @@ pub struct OrderLineFact {
 }
 
 /// Records a sale (idempotent: the same sale id writes the same entry).
+/// Each entry is one JSON string, one automerge operation
+/// ([`super::json`]): entries are written once and read back whole.
 pub fn record_sale(doc: &mut AutoCommit, s: &SaleFact) -> Result<(), AutomergeError> {
-    let sales = root_map(doc, "sales")?;
-    if doc.get(&sales, s.sale_id.as_str())?.is_some() {
-        return Ok(());
-    }
-    let obj = doc.put_object(&sales, s.sale_id.as_str(), ObjType::Map)?;
-    doc.put(&obj, "ticket_no", s.ticket_no.as_str())?;
-    doc.put(&obj, "created_at", s.created_at.as_str())?;
-    doc.put(&obj, "cashier", s.cashier.as_str())?;
-    doc.put(&obj, "total_fen", s.total_fen)?;
-    doc.put(&obj, "member", s.member)?;
-    doc.put(&obj, "tendered_fen", s.tendered_fen)?;
-    doc.put(&obj, "change_fen", s.change_fen)?;
-    if !s.member_hash.is_empty() {
-        doc.put(&obj, "member_hash", s.member_hash.as_str())?;
-    }
-    let lines = doc.put_object(&obj, "lines", ObjType::List)?;
-    for (i, l) in s.lines.iter().enumerate() {
-        let line = doc.insert_object(&lines, i, ObjType::Map)?;
-        doc.put(&line, "sku", l.sku.as_str())?;
-        doc.put(&line, "qty", l.qty)?;
-        doc.put(&line, "total_fen", l.total_fen)?;
-        doc.put(&line, "unit_price_fen", l.unit_price_fen)?;
-    }
-    let pays = doc.put_object(&obj, "payments", ObjType::List)?;
-    for (i, p) in s.payments.iter().enumerate() {
-        let pay = doc.insert_object(&pays, i, ObjType::Map)?;
-        doc.put(&pay, "method", p.method.as_str())?;
-        doc.put(&pay, "amount_fen", p.amount_fen)?;
-    }
-    Ok(())
+    append(doc, "sales", &s.sale_id, s)
 }
 
 pub fn record_movement(doc: &mut AutoCommit, m: &MovementFact) -> Result<(), AutomergeError> {
-    let movements = root_map(doc, "movements")?;
-    if doc.get(&movements, m.movement_id.as_str())?.is_some() {
-        return Ok(());
-    }
-    let obj = doc.put_object(&movements, m.movement_id.as_str(), ObjType::Map)?;
-    doc.put(&obj, "sku", m.sku.as_str())?;
-    doc.put(&obj, "kind", m.kind.as_str())?;
-    doc.put(&obj, "delta", m.delta)?;
-    doc.put(&obj, "reason", m.reason.as_str())?;
-    doc.put(&obj, "ref_id", m.ref_id.as_str())?;
-    doc.put(&obj, "staff", m.staff.as_str())?;
-    doc.put(&obj, "at", m.at.as_str())?;
-    Ok(())
+    append(doc, "movements", &m.movement_id, m)
 }
 
 pub fn record_refund(doc: &mut AutoCommit, r: &RefundFact) -> Result<(), AutomergeError> {
-    let refunds = root_map(doc, "refunds")?;
-    if doc.get(&refunds, r.refund_id.as_str())?.is_some() {
-        return Ok(());
-    }
-    let obj = doc.put_object(&refunds, r.refund_id.as_str(), ObjType::Map)?;
-    doc.put(&obj, "sale_id", r.sale_id.as_str())?;
-    doc.put(&obj, "amount_fen", r.amount_fen)?;
-    doc.put(&obj, "staff", r.staff.as_str())?;
-    doc.put(&obj, "at", r.at.as_str())?;
-    if !r.lines.is_empty() {
-        doc.put(&obj, "lines", json_of(&r.lines).as_str())?;
-    }
-    if !r.reason.is_empty() {
-        doc.put(&obj, "reason", r.reason.as_str())?;
-    }
-    Ok(())
+    append(doc, "refunds", &r.refund_id, r)
 }
 
-/// Nested detail is kept as one JSON string: it is written once (or
-/// replaced whole) and only read back whole.
-fn json_of<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
+/// Writes an entry under a key it is born with, once.
+fn append<T: Serialize>(
+    doc: &mut AutoCommit,
+    section: &str,
+    key: &str,
+    entry: &T,
+) -> Result<(), AutomergeError> {
+    let map = root_map(doc, section)?;
+    if doc.get(&map, key)?.is_some() {
+        return Ok(());
+    }
+    put_record(doc, section, key, entry).map(|_| ())
+}
+
+/// An entry as written now (one JSON string), or as written before entries
+/// were packed (a map of fields, read by `nested`).
+fn entry<T: DeserializeOwned>(
+    doc: &AutoCommit,
+    key: &str,
+    value: Value<'_>,
+    id: ObjId,
+    nested: impl FnOnce(&AutoCommit, String, ObjId) -> T,
+) -> Option<T> {
+    match value {
+        Value::Scalar(v) => match v.as_ref() {
+            ScalarValue::Str(text) => serde_json::from_str(text.as_str()).ok(),
+            _ => None,
+        },
+        Value::Object(ObjType::Map) => Some(nested(doc, key.to_owned(), id)),
+        Value::Object(_) => None,
+    }
+}
+
+/// The entries of a section whose key passes `wanted`, ordered by key.
+fn entries_where<T: DeserializeOwned>(
+    doc: &AutoCommit,
+    section: &str,
+    wanted: impl Fn(&str) -> bool,
+    nested: impl Fn(&AutoCommit, String, ObjId) -> T,
+) -> Vec<T> {
+    let Some(map) = existing_map(doc, section) else {
+        return Vec::new();
+    };
+    doc.map_range(&map, ..)
+        .filter(|item| wanted(&item.key))
+        .filter_map(|item| {
+            entry(
+                doc,
+                &item.key,
+                item.value.clone().into_value(),
+                item.id(),
+                &nested,
+            )
+        })
+        .collect()
+}
+
+/// The entries of a section under these keys (those present), each looked
+/// up by its key.
+fn entries_of<'a, T: DeserializeOwned>(
+    doc: &AutoCommit,
+    section: &str,
+    keys: impl IntoIterator<Item = &'a String>,
+    nested: impl Fn(&AutoCommit, String, ObjId) -> T,
+) -> Vec<T> {
+    let Some(map) = existing_map(doc, section) else {
+        return Vec::new();
+    };
+    keys.into_iter()
+        .filter_map(|key| {
+            let (value, id) = doc.get(&map, key.as_str()).ok()??;
+            entry(doc, key, value, id, &nested)
+        })
+        .collect()
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(
@@ -227,25 +244,9 @@ fn from_json<T: serde::de::DeserializeOwned>(
 }
 
 /// Writes an order's current state (the store is its only writer, so the
-/// latest put is the state).
+/// latest put is the state), whole.
 pub fn put_order(doc: &mut AutoCommit, o: &OrderFact) -> Result<(), AutomergeError> {
-    let orders = root_map(doc, "orders")?;
-    let obj = match doc.get(&orders, o.order_id.as_str())? {
-        Some((Value::Object(ObjType::Map), id)) => id,
-        _ => doc.put_object(&orders, o.order_id.as_str(), ObjType::Map)?,
-    };
-    doc.put(&obj, "status", o.status.as_str())?;
-    doc.put(&obj, "total_fen", o.total_fen)?;
-    doc.put(&obj, "created_at", o.created_at.as_str())?;
-    doc.put(&obj, "handed_over_at", o.handed_over_at.as_str())?;
-    doc.put(&obj, "handed_over_by", o.handed_over_by.as_str())?;
-    if let Some(d) = &o.detail {
-        let json = json_of(d);
-        if get_str(doc, &obj, "detail") != json {
-            doc.put(&obj, "detail", json.as_str())?;
-        }
-    }
-    Ok(())
+    put_record(doc, "orders", &o.order_id, o).map(|_| ())
 }
 
 /// All sales in the ledger, ordered by sale id (ids are time-ordered ULIDs).
@@ -255,13 +256,7 @@ pub fn read_sales(doc: &AutoCommit) -> Vec<SaleFact> {
 
 /// The sales whose id passes `wanted`.
 pub fn read_sales_where(doc: &AutoCommit, wanted: impl Fn(&str) -> bool) -> Vec<SaleFact> {
-    let Some(sales) = existing_map(doc, "sales") else {
-        return Vec::new();
-    };
-    doc.map_range(&sales, ..)
-        .filter(|item| wanted(&item.key))
-        .map(|item| read_sale(doc, item.key.to_string(), item.id()))
-        .collect()
+    entries_where(doc, "sales", wanted, read_sale)
 }
 
 /// The sales with these ids (those present), each looked up by its key: a
@@ -271,20 +266,10 @@ pub fn read_sales_of<'a>(
     doc: &AutoCommit,
     ids: impl IntoIterator<Item = &'a String>,
 ) -> Vec<SaleFact> {
-    let Some(sales) = existing_map(doc, "sales") else {
-        return Vec::new();
-    };
-    ids.into_iter()
-        .filter_map(|sale_id| match doc.get(&sales, sale_id.as_str()) {
-            Ok(Some((Value::Object(ObjType::Map), id))) => {
-                Some(read_sale(doc, sale_id.clone(), id))
-            }
-            _ => None,
-        })
-        .collect()
+    entries_of(doc, "sales", ids, read_sale)
 }
 
-fn read_sale(doc: &AutoCommit, sale_id: String, id: automerge::ObjId) -> SaleFact {
+fn read_sale(doc: &AutoCommit, sale_id: String, id: ObjId) -> SaleFact {
     let sale = Entries::of(doc, &id);
     let maps = |key: &str| {
         sale.obj(key, ObjType::List)
@@ -330,13 +315,7 @@ fn read_sale(doc: &AutoCommit, sale_id: String, id: automerge::ObjId) -> SaleFac
 
 /// The refunds whose id passes `wanted`, ordered by refund id.
 pub fn read_refunds_where(doc: &AutoCommit, wanted: impl Fn(&str) -> bool) -> Vec<RefundFact> {
-    let Some(refunds) = existing_map(doc, "refunds") else {
-        return Vec::new();
-    };
-    doc.map_range(&refunds, ..)
-        .filter(|item| wanted(&item.key))
-        .map(|item| read_refund(doc, item.key.to_string(), item.id()))
-        .collect()
+    entries_where(doc, "refunds", wanted, read_refund)
 }
 
 /// The refunds with these ids (those present), each looked up by its key.
@@ -344,20 +323,10 @@ pub fn read_refunds_of<'a>(
     doc: &AutoCommit,
     ids: impl IntoIterator<Item = &'a String>,
 ) -> Vec<RefundFact> {
-    let Some(refunds) = existing_map(doc, "refunds") else {
-        return Vec::new();
-    };
-    ids.into_iter()
-        .filter_map(|refund_id| match doc.get(&refunds, refund_id.as_str()) {
-            Ok(Some((Value::Object(ObjType::Map), id))) => {
-                Some(read_refund(doc, refund_id.clone(), id))
-            }
-            _ => None,
-        })
-        .collect()
+    entries_of(doc, "refunds", ids, read_refund)
 }
 
-fn read_refund(doc: &AutoCommit, refund_id: String, id: automerge::ObjId) -> RefundFact {
+fn read_refund(doc: &AutoCommit, refund_id: String, id: ObjId) -> RefundFact {
     RefundFact {
         refund_id,
         sale_id: get_str(doc, &id, "sale_id"),
@@ -371,45 +340,39 @@ fn read_refund(doc: &AutoCommit, refund_id: String, id: automerge::ObjId) -> Ref
 
 /// Every movement in the ledger, ordered by movement id.
 pub fn read_movements(doc: &AutoCommit) -> Vec<MovementFact> {
-    let Some(movements) = existing_map(doc, "movements") else {
-        return Vec::new();
-    };
-    doc.map_range(&movements, ..)
-        .map(|item| {
-            let id = item.id();
-            MovementFact {
-                movement_id: item.key.to_string(),
-                sku: get_str(doc, &id, "sku"),
-                kind: get_str(doc, &id, "kind"),
-                delta: get_i64(doc, &id, "delta"),
-                reason: get_str(doc, &id, "reason"),
-                ref_id: get_str(doc, &id, "ref_id"),
-                staff: get_str(doc, &id, "staff"),
-                at: get_str(doc, &id, "at"),
-            }
-        })
-        .collect()
+    entries_where(
+        doc,
+        "movements",
+        |_| true,
+        |doc, movement_id, id| MovementFact {
+            movement_id,
+            sku: get_str(doc, &id, "sku"),
+            kind: get_str(doc, &id, "kind"),
+            delta: get_i64(doc, &id, "delta"),
+            reason: get_str(doc, &id, "reason"),
+            ref_id: get_str(doc, &id, "ref_id"),
+            staff: get_str(doc, &id, "staff"),
+            at: get_str(doc, &id, "at"),
+        },
+    )
 }
 
 /// Every pickup order's latest state in the ledger, ordered by order id.
 pub fn read_orders(doc: &AutoCommit) -> Vec<OrderFact> {
-    let Some(orders) = existing_map(doc, "orders") else {
-        return Vec::new();
-    };
-    doc.map_range(&orders, ..)
-        .map(|item| {
-            let id = item.id();
-            OrderFact {
-                order_id: item.key.to_string(),
-                status: get_str(doc, &id, "status"),
-                total_fen: get_i64(doc, &id, "total_fen"),
-                created_at: get_str(doc, &id, "created_at"),
-                handed_over_at: get_str(doc, &id, "handed_over_at"),
-                handed_over_by: get_str(doc, &id, "handed_over_by"),
-                detail: from_json(doc, &id, "detail"),
-            }
-        })
-        .collect()
+    entries_where(
+        doc,
+        "orders",
+        |_| true,
+        |doc, order_id, id| OrderFact {
+            order_id,
+            status: get_str(doc, &id, "status"),
+            total_fen: get_i64(doc, &id, "total_fen"),
+            created_at: get_str(doc, &id, "created_at"),
+            handed_over_at: get_str(doc, &id, "handed_over_at"),
+            handed_over_by: get_str(doc, &id, "handed_over_by"),
+            detail: from_json(doc, &id, "detail"),
+        },
+    )
 }
 
 /// Ids of all entries under a root map (`sales`, `movements`, `refunds`, `orders`).
@@ -466,6 +429,36 @@ mod tests {
         d.commit();
         let back = AutoCommit::load(&d.save()).unwrap();
         assert_eq!(read_sales(&back), vec![sale(1)]);
+    }
+
+    #[test]
+    fn entries_written_as_maps_before_are_read_beside_packed_ones() {
+        use automerge::transaction::Transactable;
+        let mut d = base();
+        let sales = root_map(&mut d, "sales").unwrap();
+        let old = d.put_object(&sales, "01SALE000000", ObjType::Map).unwrap();
+        d.put(&old, "ticket_no", "0001").unwrap();
+        d.put(&old, "created_at", "2026-11-25T09:00:00+08:00")
+            .unwrap();
+        d.put(&old, "cashier", "cashier1").unwrap();
+        d.put(&old, "total_fen", 990).unwrap();
+        d.put(&old, "member", false).unwrap();
+        let lines = d.put_object(&old, "lines", ObjType::List).unwrap();
+        let line = d.insert_object(&lines, 0, ObjType::Map).unwrap();
+        d.put(&line, "sku", "P00001").unwrap();
+        d.put(&line, "qty", 1).unwrap();
+        d.put(&line, "total_fen", 990).unwrap();
+        d.put_object(&old, "payments", ObjType::List).unwrap();
+        record_sale(&mut d, &sale(1)).unwrap();
+        d.commit();
+        let back = AutoCommit::load(&d.save()).unwrap();
+        let read = read_sales(&back);
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].sale_id, "01SALE000000");
+        assert_eq!(read[0].lines[0].sku, "P00001");
+        assert_eq!(read[1], sale(1));
+        let ids = ["01SALE000000".to_owned(), sale(1).sale_id];
+        assert_eq!(read_sales_of(&back, &ids), read);
     }
 
     #[test]

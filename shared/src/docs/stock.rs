@@ -26,19 +26,23 @@ pub struct Level {
 /// Sets a SKU's level; writes nothing if it is unchanged.
 pub fn set_level(doc: &mut AutoCommit, sku: &str, level: Level) -> Result<(), AutomergeError> {
     let levels = root_map(doc, "levels")?;
-    let obj = match doc.get(&levels, sku)? {
+    // only the field that changed is written (a sale moves `on_hand` alone)
+    let (obj, old) = match doc.get(&levels, sku)? {
         Some((Value::Object(ObjType::Map), id)) => {
-            if get_i64(doc, &id, "on_hand") == level.on_hand
-                && get_i64(doc, &id, "reserved") == level.reserved
-            {
-                return Ok(());
-            }
-            id
+            let old = Level {
+                on_hand: get_i64(doc, &id, "on_hand"),
+                reserved: get_i64(doc, &id, "reserved"),
+            };
+            (id, Some(old))
         }
-        _ => doc.put_object(&levels, sku, ObjType::Map)?,
+        _ => (doc.put_object(&levels, sku, ObjType::Map)?, None),
     };
-    doc.put(&obj, "on_hand", level.on_hand)?;
-    doc.put(&obj, "reserved", level.reserved)?;
+    if old.is_none_or(|o| o.on_hand != level.on_hand) {
+        doc.put(&obj, "on_hand", level.on_hand)?;
+    }
+    if old.is_none_or(|o| o.reserved != level.reserved) {
+        doc.put(&obj, "reserved", level.reserved)?;
+    }
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Hand-computed figures of a small store, and the laws of the formulas.
 
-use chrono::FixedOffset;
+use chrono::{FixedOffset, NaiveDate};
 use proptest::prelude::*;
 
 use super::*;
@@ -55,6 +55,7 @@ fn sale(
         cashier: cashier.into(),
         total_fen: fen,
         member_hash: member.map(str::to_owned),
+        person_id: None,
         lines: vec![Sold {
             sku: "A".into(),
             qty: fen / 100,
@@ -271,6 +272,42 @@ fn a_month_of_one_store_by_hand() {
 }
 
 #[test]
+fn a_person_at_the_counter_and_online_is_one_repurchasing_customer() {
+    // one person: a counter sale as member h9 on the 3rd, an online pickup
+    // handed over on the 5th
+    let mut f = Facts::default();
+    f.sales.push(sale(
+        "S1",
+        "s1",
+        "2026-11-03T02:00:00Z",
+        "alice",
+        1000,
+        Some("h9"),
+    ));
+    let mut o = order("S1", "o1", "2026-11-05T02:00:00Z", true);
+    o.handed_over_at = Some(t("2026-11-05T03:00:00Z"));
+    f.orders.push(o);
+    let as_of = t("2026-12-01T00:00:00Z");
+    // a store cannot tie them: two customers, each on one day
+    let own = compute(&f, &nov(), as_of, &prices());
+    assert_eq!(own.repurchase_rate, Some(0.0));
+    assert_eq!(own.repurchase_30d_rate, Some(0.0));
+    // the hub ties both to the person: one customer on two days
+    f.sales[0].person_id = Some("P1".into());
+    f.orders[0].person_id = Some("P1".into());
+    let hub = compute(&f, &nov(), as_of, &prices());
+    assert_eq!(hub.repurchase_rate, Some(1.0));
+    assert_eq!(hub.repurchase_30d_rate, Some(1.0));
+    // every other figure is the same
+    let strip = |mut x: Figures| {
+        x.repurchase_rate = None;
+        x.repurchase_30d_rate = None;
+        x
+    };
+    assert_eq!(strip(own), strip(hub));
+}
+
+#[test]
 fn nothing_to_divide_by_is_null_not_zero() {
     let f = compute(
         &Facts::default(),
@@ -321,6 +358,7 @@ fn arb_facts() -> impl Strategy<Value = Facts> {
             cashier: format!("c{c}"),
             total_fen: fen,
             member_hash: m.map(|m| format!("h{m}")),
+            person_id: None,
             lines: vec![Sold {
                 sku: "A".into(),
                 qty: fen / 100 + 1,
@@ -374,31 +412,85 @@ fn arb_facts() -> impl Strategy<Value = Facts> {
         customer_id: format!("C{c}{s}"),
         since,
     });
-    let act = (store, 0u8..10, at).prop_map(|(s, c, at)| Activity {
+    let act = (store.clone(), 0u8..10, at.clone()).prop_map(|(s, c, at)| Activity {
         store_id: s.into(),
         customer_id: format!("C{c}{s}"),
         at,
     });
+    let refund = (store.clone(), at.clone(), 1i64..900).prop_map(|(s, at, fen)| CounterRefund {
+        store_id: s.into(),
+        refund_id: String::new(),
+        at,
+        amount_fen: fen,
+    });
+    let group_buy =
+        (0u8..4, store.clone(), at, any::<bool>()).prop_map(|(g, s, at, won)| GroupBuyOutcome {
+            group_buy_id: format!("G{g}"),
+            store_ids: vec![s.into(), "S1".into()],
+            decided_at: at,
+            succeeded: won,
+        });
     (
         prop::collection::vec(sale, 0..30),
         prop::collection::vec(order, 0..30),
         prop::collection::vec(waste, 0..5),
         prop::collection::vec(member, 0..10),
         prop::collection::vec(act, 0..20),
+        prop::collection::vec(refund, 0..5),
+        prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+        prop::collection::vec(group_buy, 0..4),
     )
-        .prop_map(|(sales, orders, write_offs, mut members, activity)| {
-            // one membership per customer, as the hub keeps it
-            members.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
-            members.dedup_by(|a, b| a.customer_id == b.customer_id);
-            Facts {
+        .prop_map(
+            |(
                 sales,
                 orders,
                 write_offs,
-                members,
+                mut members,
                 activity,
-                ..Facts::default()
-            }
-        })
+                refunds,
+                oversells,
+                mut group_buys,
+            )| {
+                // one outcome per group-buy, as the hub decides it once
+                group_buys.sort_by(|a, b| a.group_buy_id.cmp(&b.group_buy_id));
+                group_buys.dedup_by(|a, b| a.group_buy_id == b.group_buy_id);
+                // an oversell is an order of the store, found when it was placed
+                let mut oversells: Vec<Oversell> = oversells
+                    .iter()
+                    .filter(|_| !orders.is_empty())
+                    .map(|i| {
+                        let o: &OnlineOrder = &orders[i.index(orders.len())];
+                        Oversell {
+                            store_id: o.store_id.clone(),
+                            order_id: o.order_id.clone(),
+                            at: o.placed_at,
+                        }
+                    })
+                    .collect();
+                oversells.sort_by_key(|o| o.at);
+                oversells.dedup();
+                let live_sessions = vec![LiveSessionInfo {
+                    session_id: "LS10".into(),
+                    store_id: "S1".into(),
+                    title: "早市直播".into(),
+                    host: "c1".into(),
+                }];
+                // one membership per customer, as the hub keeps it
+                members.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+                members.dedup_by(|a, b| a.customer_id == b.customer_id);
+                Facts {
+                    sales,
+                    orders,
+                    write_offs,
+                    members,
+                    activity,
+                    refunds,
+                    oversells,
+                    group_buys,
+                    live_sessions,
+                }
+            },
+        )
 }
 
 fn rates(f: &Figures) -> Vec<Option<f64>> {
@@ -429,13 +521,13 @@ proptest! {
     #[test]
     fn splitting_by_store_in_one_pass_gives_each_stores_figures(facts in arb_facts()) {
         let (p, as_of) = (nov(), t("2026-11-20T00:00:00Z"));
-        let split = facts.by_store();
+        let split = Timeline::by_store(&facts, cst());
         let none = Facts::default();
         for s in ["S1", "S2", "S3"] {
-            prop_assert_eq!(
-                compute(split.get(s).unwrap_or(&none), &p, as_of, &prices()),
-                compute(&facts.of_store(s), &p, as_of, &prices())
-            );
+            let one_pass = split
+                .get(s)
+                .map_or_else(|| compute(&none, &p, as_of, &prices()), |t| t.figures(&p, as_of, &prices()));
+            prop_assert_eq!(one_pass, compute(&facts.of_store(s), &p, as_of, &prices()));
         }
     }
 
