@@ -302,6 +302,8 @@ fn main() {
                         detail: Some(OrderDetail {
                             channel: "community".into(),
                             fulfilment: "pickup".into(),
+                            customer_hash: String::new(),
+                            customer_masked: String::new(),
                             customer_phone: String::new(),
                             pickup_code: format!("{:06}", i),
                             created_by: "manager".into(),

@@ -119,14 +119,6 @@ pub(crate) fn may_manage(user: &User, store_id: &str) -> Result<(), HubError> {
     }
 }
 
-fn mask(p: &str) -> String {
-    if p.len() == 11 {
-        format!("{}****{}", &p[..3], &p[7..])
-    } else {
-        "****".into()
-    }
-}
-
 /// The store's join code, made on first use.
 fn join_code_of(c: &Connection, store_id: &str) -> Result<String, HubError> {
     if let Some(code) = c
@@ -256,22 +248,22 @@ pub(crate) fn record_join(
     })
 }
 
-/// Projects counter joins from a store's ledger (section `members`).
+/// Projects counter joins from a store's ledger (section `members`): the
+/// customer is the one whose phone hashes to the join's member hash, or one
+/// known by the hash alone until the phone logs in.
 pub(crate) fn project_counter_joins(
     c: &Connection,
+    key: &[u8; 32],
     store_id: &str,
     joins: &[(String, MemberFact)],
 ) -> Result<(), HubError> {
     for (join_id, m) in joins {
-        let Ok(phone) = crate::orders::valid_phone(&m.phone) else {
-            tracing::warn!(
-                store_id,
-                join_id,
-                "counter join with an invalid phone ignored"
-            );
+        // the member hash (a join written before issue 12: its phone's)
+        let Some(hash) = m.hash(key) else {
+            tracing::warn!(store_id, join_id, "counter join naming no member ignored");
             continue;
         };
-        let customer = crate::online::resolve_customer(c, Some(&phone), None)?;
+        let customer = crate::online::resolve_member(c, &hash, &m.masked())?;
         let at = DateTime::parse_from_rfc3339(&m.at)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_else(|_| Utc::now());
@@ -480,7 +472,7 @@ impl Hub {
         self.store
             .read(move |c| {
                 let mut stmt = c.prepare_cached(
-                    "SELECT m.customer_id, coalesce(cu.phone, ''), m.since, m.via
+                    "SELECT m.customer_id, coalesce(cu.masked_phone, ''), m.since, m.via
                      FROM community_members m LEFT JOIN customers cu ON cu.customer_id = m.customer_id
                      WHERE m.store_id = ?1 ORDER BY m.since DESC LIMIT 1000",
                 )?;
@@ -488,7 +480,7 @@ impl Hub {
                     .query_map([sid], |r| {
                         Ok(MemberView {
                             customer_id: r.get(0)?,
-                            phone: mask(&r.get::<_, String>(1)?),
+                            phone: r.get(1)?,
                             since: r.get(2)?,
                             via: r.get(3)?,
                         })

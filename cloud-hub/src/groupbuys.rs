@@ -882,7 +882,7 @@ fn publish_participants(
     only: Option<&str>,
 ) -> Result<Vec<DocId>, HubError> {
     let mut stmt = c.prepare_cached(
-        "SELECT k.store_id, k.commitment_id, coalesce(cu.phone, ''), k.qty
+        "SELECT k.store_id, k.commitment_id, coalesce(cu.member_hash, ''), coalesce(cu.masked_phone, ''), k.qty
          FROM group_buy_commitments k LEFT JOIN customers cu ON cu.customer_id = k.customer_id
          WHERE k.group_buy_id = ?1 AND k.status = 'active' AND (?2 IS NULL OR k.store_id = ?2)
          ORDER BY k.store_id, k.at, k.commitment_id",
@@ -893,8 +893,10 @@ fn publish_participants(
                 r.get(0)?,
                 Participant {
                     commitment_id: r.get(1)?,
-                    phone: r.get(2)?,
-                    qty: r.get(3)?,
+                    member_hash: r.get(2)?,
+                    masked_phone: r.get(3)?,
+                    phone: String::new(),
+                    qty: r.get(4)?,
                 },
             ))
         })?
@@ -966,12 +968,14 @@ pub(crate) fn project_group_buy_orders(
 
 /// Projects commitments taken at a store's counter (from its ledger,
 /// section `commitments`): each is recorded once under `<store>/<id>`, for
-/// the customer its phone resolves to, at the time the store took it. One
+/// the customer its member hash resolves to (one known by the hash alone
+/// until the phone logs in), at the time the store took it. One
 /// made at or after the deadline, or arriving once the campaign has failed
 /// (after the grace), is kept but cancelled with the reason, so nothing a
 /// store acknowledged is lost and nothing counts that should not.
 pub(crate) fn project_counter_commitments(
     c: &Connection,
+    key: &[u8; 32],
     store: &str,
     facts: &[(String, CounterCommitment)],
 ) -> Result<Vec<String>, HubError> {
@@ -982,11 +986,12 @@ pub(crate) fn project_counter_commitments(
             tracing::warn!(store, commitment = %id, group_buy = %f.group_buy_id, "counter commitment for an unknown group-buy ignored");
             continue;
         };
-        let Ok(phone) = crate::orders::valid_phone(&f.phone) else {
-            tracing::warn!(store, commitment = %id, "counter commitment with an invalid phone ignored");
+        // the member hash (a commitment written before issue 12: its phone's)
+        let Some(hash) = f.hash(key) else {
+            tracing::warn!(store, commitment = %id, "counter commitment naming no customer ignored");
             continue;
         };
-        let customer = crate::online::resolve_customer(c, Some(&phone), None)?;
+        let customer = crate::online::resolve_member(c, &hash, &f.masked())?;
         let at = DateTime::parse_from_rfc3339(&f.at)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or(now);

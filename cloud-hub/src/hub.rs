@@ -590,6 +590,12 @@ impl Hub {
         )?;
         let signing = crate::signing::load_or_create(&paths.signing_key())?;
         let member_key = crate::signing::load_or_create_secret(&paths.member_key())?;
+        // customers known before the hub kept their member hash (issue 12):
+        // hashed once, on a connection of its own before any request runs
+        {
+            let conn = linli_sync::db::open_writer_conn(&paths.db(), crate::schema::migrate)?;
+            crate::online::backfill_member_hashes(&conn, &member_key)?;
+        }
         let hub = Hub {
             member_key: Arc::new(member_key),
             store,
@@ -607,6 +613,12 @@ impl Hub {
             pay_wake: Arc::new(tokio::sync::Notify::new()),
         };
         Ok(hub)
+    }
+
+    /// The chain's member key (what stores hash members' phones under): for
+    /// the hub's own tools and tests; it never leaves the chain.
+    pub fn chain_member_key(&self) -> [u8; 32] {
+        *self.member_key
     }
 
     /// Runs `f` with the hub's documents on the writer thread.
@@ -699,7 +711,8 @@ impl Hub {
                     let today = Utc::now()
                         .with_timezone(&this.order_settings.utc_offset)
                         .date_naive();
-                    let (campaigns, written) = project(c, docs, &store, &doc, &r, today)?;
+                    let (campaigns, written) =
+                        project(c, docs, &this.member_key, &store, &doc, &r, today)?;
                     touched.extend(written);
                     // a counter commitment may reach a group-buy: decided now
                     let mut gb =
@@ -1145,6 +1158,7 @@ pub fn project_refunds(
 fn project(
     c: &Connection,
     docs: &mut Docs,
+    member_key: &[u8; 32],
     store: &str,
     doc: &DocId,
     received: &Received,
@@ -1187,7 +1201,7 @@ fn project(
                         records_of::<linli_shared::community::MemberFact>(d, "members", &joins)
                     })?
                     .unwrap_or_default();
-                crate::communities::project_counter_joins(c, store, &joins)?;
+                crate::communities::project_counter_joins(c, member_key, store, &joins)?;
             }
             let orders: Vec<String> = touched("orders")
                 .into_iter()
@@ -1215,7 +1229,8 @@ fn project(
                         )
                     })?
                     .unwrap_or_default();
-                campaigns = crate::groupbuys::project_counter_commitments(c, store, &facts)?;
+                campaigns =
+                    crate::groupbuys::project_counter_commitments(c, member_key, store, &facts)?;
             }
             // coupons the counter took or gave back; a store running low
             // on its allotment is lent more

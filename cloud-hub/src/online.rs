@@ -277,10 +277,11 @@ impl Hub {
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let token = hex::encode(raw);
         let h = hash(&token);
+        let key = self.member_key.clone();
         let id = self
             .store
             .write(move |c| {
-                let id = resolve_customer(c, phone.as_deref(), openid.as_deref())?;
+                let id = resolve_customer(c, &key, phone.as_deref(), openid.as_deref())?;
                 let expires = ts(Utc::now() + chrono::Duration::days(30));
                 c.execute(
                     "INSERT INTO customer_sessions(token_hash, customer_id, expires_at) VALUES (?1, ?2, ?3)",
@@ -365,6 +366,7 @@ impl Hub {
         // their order and pickup code, nor blocks it by using it first
         let key = idempotency_record_key(caller, &key);
         let cap = self.order_settings.max_open_units_per_sku;
+        let member_key = self.member_key.clone();
         let (result, touched) = self
             .with_docs(move |c, docs| {
                 if let Some((h, resp)) = c
@@ -381,7 +383,7 @@ impl Hub {
                 }
                 let customer_id = match caller_customer {
                     Some(id) => id,
-                    None => resolve_customer(c, phone.as_deref(), openid.as_deref())?,
+                    None => resolve_customer(c, &member_key, phone.as_deref(), openid.as_deref())?,
                 };
                 let mut batch = HubRightsBatch::default();
                 let day = now.with_timezone(&settings.utc_offset).date_naive();
@@ -610,9 +612,14 @@ impl Hub {
     }
 }
 
-/// One customer per phone or openid; both given link them.
+/// The online customer with this phone or openid, created if none: found
+/// by phone, else by the member hash of the phone (a customer a store's
+/// counter named before the hub knew the phone: the phone is now linked),
+/// else by openid. The customer's member hash and masked phone are kept
+/// with the phone, so a counter fact carrying the hash finds them.
 pub(crate) fn resolve_customer(
     c: &rusqlite::Connection,
+    key: &[u8; 32],
     phone: Option<&str>,
     openid: Option<&str>,
 ) -> Result<String, HubError> {
@@ -625,22 +632,134 @@ pub(crate) fn resolve_customer(
         )
         .optional()?)
     };
-    let found = by("phone", phone)?.or(by("openid", openid)?);
+    let hash = phone.map(|p| linli_shared::member::member_hash(key, p));
+    let masked = phone.map(linli_shared::member::mask_phone);
+    let found = match by("phone", phone)? {
+        Some(id) => Some(id),
+        None => match by("member_hash", hash.as_deref())? {
+            Some(id) => Some(id),
+            None => by("openid", openid)?,
+        },
+    };
     match found {
         Some(id) => {
+            // the hash follows the phone the customer keeps (an account
+            // found by openid keeps its own phone)
             c.execute(
-                "UPDATE customers SET phone = coalesce(phone, ?2), openid = coalesce(openid, ?3) WHERE customer_id = ?1",
-                params![id, phone, openid],
+                "UPDATE customers SET phone = coalesce(phone, ?2), openid = coalesce(openid, ?3),
+                        member_hash = CASE WHEN coalesce(phone, ?2) = ?2 THEN coalesce(?4, member_hash) ELSE member_hash END,
+                        masked_phone = CASE WHEN coalesce(phone, ?2) = ?2 THEN coalesce(?5, masked_phone) ELSE masked_phone END
+                 WHERE customer_id = ?1",
+                params![id, phone, openid, hash, masked],
             )?;
             Ok(id)
         }
         None => {
             let id = format!("C{}", ulid::Ulid::new());
             c.execute(
-                "INSERT INTO customers(customer_id, phone, openid, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![id, phone, openid, ts(Utc::now())],
+                "INSERT INTO customers(customer_id, phone, openid, member_hash, masked_phone, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, phone, openid, hash, masked, ts(Utc::now())],
             )?;
             Ok(id)
         }
+    }
+}
+
+/// The customer a store's counter names by member hash (a counter join or
+/// group-buy commitment): the one whose phone hashes to it, else one made
+/// now with the hash and masked phone alone (the phone unknown), so the
+/// membership and the commitment count; [`resolve_customer`] links the
+/// phone when that customer logs in or orders online.
+pub(crate) fn resolve_member(
+    c: &rusqlite::Connection,
+    hash: &str,
+    masked: &str,
+) -> Result<String, HubError> {
+    let masked = (!masked.is_empty()).then_some(masked);
+    let found: Option<String> = c
+        .query_row(
+            "SELECT customer_id FROM customers WHERE member_hash = ?1",
+            [hash],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = found {
+        c.execute(
+            "UPDATE customers SET masked_phone = coalesce(masked_phone, ?2) WHERE customer_id = ?1",
+            params![id, masked],
+        )?;
+        return Ok(id);
+    }
+    let id = format!("C{}", ulid::Ulid::new());
+    c.execute(
+        "INSERT INTO customers(customer_id, phone, openid, member_hash, masked_phone, created_at)
+         VALUES (?1, NULL, NULL, ?2, ?3, ?4)",
+        params![id, hash, masked, ts(Utc::now())],
+    )?;
+    Ok(id)
+}
+
+/// Gives every customer with a phone and no member hash its hash and
+/// masked phone (customers created before the hub kept them). Idempotent;
+/// returns the rows changed.
+pub fn backfill_member_hashes(c: &rusqlite::Connection, key: &[u8; 32]) -> Result<usize, HubError> {
+    let rows: Vec<(String, String)> = c
+        .prepare("SELECT customer_id, phone FROM customers WHERE phone IS NOT NULL AND member_hash IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut n = 0;
+    for (id, phone) in rows {
+        n += c.execute(
+            "UPDATE customers SET member_hash = ?2, masked_phone = ?3 WHERE customer_id = ?1",
+            params![
+                id,
+                linli_shared::member::member_hash(key, &phone),
+                linli_shared::member::mask_phone(&phone)
+            ],
+        )?;
+    }
+    if n > 0 {
+        tracing::info!(customers = n, "member hashes backfilled");
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod member_tests {
+    use super::*;
+
+    /// A counter names a customer by hash before the hub knows the phone;
+    /// the phone's first session finds that customer and links the phone.
+    /// Customers made before the hub kept hashes get theirs at open.
+    #[test]
+    fn a_customer_known_by_hash_gets_the_phone_when_it_logs_in() {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut c).unwrap();
+        let key = [5u8; 32];
+        let hash = linli_shared::member::member_hash(&key, "13912345678");
+        let counter = resolve_member(&c, &hash, "139****5678").unwrap();
+        assert_eq!(resolve_member(&c, &hash, "139****5678").unwrap(), counter);
+        let online = resolve_customer(&c, &key, Some("13912345678"), None).unwrap();
+        assert_eq!(online, counter);
+        let phone: Option<String> = c
+            .query_row(
+                "SELECT phone FROM customers WHERE customer_id = ?1",
+                [&online],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(phone.as_deref(), Some("13912345678"));
+
+        // an account from before: no hash until the backfill, once
+        c.execute(
+            "INSERT INTO customers(customer_id, phone, created_at) VALUES ('Cold', '13700001111', 't')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(backfill_member_hashes(&c, &key).unwrap(), 1);
+        assert_eq!(backfill_member_hashes(&c, &key).unwrap(), 0);
+        let old = linli_shared::member::member_hash(&key, "13700001111");
+        assert_eq!(resolve_member(&c, &old, "").unwrap(), "Cold");
     }
 }

@@ -284,24 +284,15 @@ pub(crate) fn invalid(msg: impl Into<String>) -> HubError {
     HubError::Invalid(msg.into())
 }
 
+/// A mobile number in the chain's one normal form
+/// (`linli_shared::member::normal_phone`, as the stores normalise before
+/// hashing), so a phone hashes here to what a store's counter wrote.
 pub(crate) fn valid_phone(p: &str) -> Result<String, HubError> {
-    let p = p.trim();
-    if p.len() == 11 && p.starts_with('1') && p.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(p.to_owned())
-    } else {
-        Err(invalid(
-            "customer.phone must be an 11-digit mobile number starting with 1",
-        ))
-    }
+    linli_shared::member::normal_phone(p)
+        .ok_or_else(|| invalid("customer.phone must be an 11-digit mobile number starting with 1"))
 }
 
-fn mask(p: &str) -> String {
-    if p.len() == 11 {
-        format!("{}****{}", &p[..3], &p[7..])
-    } else {
-        "****".into()
-    }
-}
+use linli_shared::member::mask_phone as mask;
 
 /// A validated order, priced, before routing.
 #[derive(Debug, Clone)]

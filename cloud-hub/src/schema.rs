@@ -489,6 +489,17 @@ CREATE INDEX hub_refunds_by_at ON hub_refunds(store_id, at);
 CREATE INDEX online_orders_by_placed ON online_orders(store_id, placed_at);
 CREATE INDEX exceptions_by_store ON exceptions(store_id, created_at);
 "#,
+    // stores keep no phones (issue 12): a customer is found by the chain's
+    // member hash of the phone (the one a counter join or commitment
+    // carries) and shown by the masked phone; a customer a counter named
+    // before the hub knew the phone has only these two, and gets the phone
+    // when it logs in or orders online. Customers created before are
+    // hashed in Rust at open (`online::backfill_member_hashes`).
+    r#"
+ALTER TABLE customers ADD COLUMN member_hash TEXT;
+ALTER TABLE customers ADD COLUMN masked_phone TEXT;
+CREATE UNIQUE INDEX customers_by_member ON customers(member_hash) WHERE member_hash IS NOT NULL;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod kpis;
 pub mod online;
 pub mod orders;
+pub(crate) mod phones;
 pub mod promotions;
 pub mod recovery;
 pub mod replication;
@@ -104,6 +105,10 @@ impl App {
         let index = catalog::load_index(&store).await?;
         let member_key =
             staff::load_or_create_member_key(&store, settings.chain_member_key).await?;
+        // rows written before the store kept only hashes (issue 12)
+        store
+            .write(move |c| phones::hide_plain_phones(c, &member_key))
+            .await?;
         let sessions = Arc::new(staff::Sessions::new(settings.login_limits));
         let rules = store.read(promotions::load_rules).await?;
         Ok(App {
@@ -394,15 +399,10 @@ pub(crate) fn parse_ts(s: &str) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-/// Validates a Chinese mobile number: 11 digits starting with 1.
+/// Validates a Chinese mobile number: 11 digits starting with 1, in the
+/// chain's one normal form (`linli_shared::member::normal_phone`), so the
+/// hub hashes the same string for the same customer.
 pub(crate) fn valid_phone(field: &str, phone: &str) -> Result<String, AppError> {
-    let p = phone.trim();
-    if p.len() == 11 && p.starts_with('1') && p.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(p.to_owned())
-    } else {
-        Err(invalid(
-            field,
-            "must be an 11-digit mobile number starting with 1",
-        ))
-    }
+    linli_shared::member::normal_phone(phone)
+        .ok_or_else(|| invalid(field, "must be an 11-digit mobile number starting with 1"))
 }

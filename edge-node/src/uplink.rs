@@ -322,7 +322,11 @@ impl SyncHost for EdgeHost {
                                             )
                                         })?
                                         .unwrap_or_default();
-                                    crate::app::groupbuy::save_participants(c, &lists)?;
+                                    crate::app::groupbuy::save_participants(
+                                        c,
+                                        &lists,
+                                        &member_key,
+                                    )?;
                                 }
                             }
                             DocKind::Stock => {

@@ -1796,6 +1796,30 @@ async fn a_lost_code_is_found_by_the_phones_last_four_digits_and_handed_over_onc
         )
         .await;
     assert_eq!((s, none), (StatusCode::OK, json!([])));
+    // the whole phone finds the order by its member hash (the store keeps
+    // no phone); another phone with the same last four digits does not
+    let (s, whole) = n
+        .json(
+            "POST",
+            "/api/v1/pickups/by-phone",
+            Some(&c),
+            None,
+            json!({"phone": "13900001111"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{whole}");
+    assert_eq!(whole.as_array().map(Vec::len), Some(1), "{whole}");
+    assert_eq!(whole[0]["order_id"], o["order_id"]);
+    let (s, other) = n
+        .json(
+            "POST",
+            "/api/v1/pickups/by-phone",
+            Some(&c),
+            None,
+            json!({"phone": "13800001111"}),
+        )
+        .await;
+    assert_eq!((s, other), (StatusCode::OK, json!([])));
     for bad in ["111", "11a1", "11111"] {
         let (s, e) = n
             .json(

@@ -50,15 +50,42 @@ impl JoinVia {
 }
 
 /// A join taken at a store's counter, as the store's ledger records it
-/// (section `members`, keyed by `join_id`). The phone is what lets the hub
-/// find the customer; the store's own tables keep only its keyed hash.
+/// (section `members`, keyed by `join_id`). The chain's member hash of the
+/// phone is what lets the hub find the customer (it hashes the phones it
+/// knows under the same key); the phone itself is never written
+/// ([`crate::member`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberFact {
     pub join_id: String,
+    /// HMAC-SHA256 of the normalised phone under the chain's member key.
+    #[serde(default)]
+    pub member_hash: String,
+    /// `138****1234`: what staff see of the member.
+    #[serde(default)]
+    pub masked_phone: String,
+    /// The phone in the clear, as joins written before 2026-12-02 carried
+    /// it: read so they still project, never written.
+    #[serde(default, skip_serializing)]
     pub phone: String,
     /// When the cashier took it (RFC 3339, UTC).
     pub at: String,
     pub staff: String,
+}
+
+impl MemberFact {
+    /// The member's hash: the one written, else that of an old entry's phone.
+    pub fn hash(&self, key: &[u8; 32]) -> Option<String> {
+        crate::member::hash_or_legacy(key, &self.member_hash, &self.phone)
+    }
+
+    /// What staff see of the member's phone (old entries: masked on read).
+    pub fn masked(&self) -> String {
+        if self.masked_phone.is_empty() {
+            crate::member::mask_phone(self.phone.trim())
+        } else {
+            self.masked_phone.clone()
+        }
+    }
 }
 
 /// Where a customer belongs now.

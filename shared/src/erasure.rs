@@ -20,7 +20,7 @@ pub struct ErasureNotice {
     pub member_hashes: Vec<String>,
     /// The person's online orders (their masked phone at the counter).
     pub order_ids: Vec<String>,
-    /// The person's group-buy commitments (their phone in the participant lists).
+    /// The person's group-buy commitments (their masked phone and hash in the participant lists).
     pub commitment_ids: Vec<String>,
     /// RFC 3339, UTC.
     pub requested_at: String,

@@ -46,11 +46,22 @@ pub struct CounterTerms {
 /// A commitment taken at a store's counter, as its ledger records it
 /// (section `commitments`, keyed by `commitment_id`): time-stamped by the
 /// store and written by the store's own replica (one writer, checked by its
-/// certificate at the hub). The phone lets the hub find the customer.
+/// certificate at the hub). The chain's member hash of the phone lets the
+/// hub find the customer; the phone itself is never written
+/// ([`crate::member`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CounterCommitment {
     pub commitment_id: String,
     pub group_buy_id: String,
+    /// HMAC-SHA256 of the normalised phone under the chain's member key.
+    #[serde(default)]
+    pub member_hash: String,
+    /// `138****1234`: what staff see of the customer.
+    #[serde(default)]
+    pub masked_phone: String,
+    /// The phone in the clear, as commitments written before 2026-12-02
+    /// carried it: read so they still project, never written.
+    #[serde(default, skip_serializing)]
     pub phone: String,
     pub qty: i64,
     /// RFC 3339, UTC: when the cashier took it.
@@ -70,11 +81,57 @@ pub struct ParticipantList {
     pub participants: Vec<Participant>,
 }
 
+/// One participant: the store makes their pickup order, found at the
+/// counter by the masked phone's last four digits or by the typed phone's
+/// hash. The customer's phone stays at the hub.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Participant {
     pub commitment_id: String,
+    /// HMAC-SHA256 of the normalised phone under the chain's member key
+    /// (empty when the hub knows no phone or hash for the customer).
+    #[serde(default)]
+    pub member_hash: String,
+    /// `138****1234` (empty when unknown).
+    #[serde(default)]
+    pub masked_phone: String,
+    /// The phone in the clear, as lists written before 2026-12-02 carried
+    /// it: read so they still apply, never written.
+    #[serde(default, skip_serializing)]
     pub phone: String,
     pub qty: i64,
+}
+
+impl CounterCommitment {
+    /// The customer's hash: the one written, else that of an old entry's phone.
+    pub fn hash(&self, key: &[u8; 32]) -> Option<String> {
+        crate::member::hash_or_legacy(key, &self.member_hash, &self.phone)
+    }
+
+    /// What staff see of the customer's phone (old entries: masked on read).
+    pub fn masked(&self) -> String {
+        if self.masked_phone.is_empty() {
+            crate::member::mask_phone(self.phone.trim())
+        } else {
+            self.masked_phone.clone()
+        }
+    }
+}
+
+impl Participant {
+    /// The participant's hash ("" when unknown): the one written, else that
+    /// of an old entry's phone.
+    pub fn hash(&self, key: &[u8; 32]) -> String {
+        crate::member::hash_or_legacy(key, &self.member_hash, &self.phone).unwrap_or_default()
+    }
+
+    /// What staff see of the participant's phone ("" when unknown).
+    pub fn masked(&self) -> String {
+        if !self.masked_phone.is_empty() || self.phone.is_empty() {
+            self.masked_phone.clone()
+        } else {
+            crate::member::mask_phone(self.phone.trim())
+        }
+    }
 }
 
 /// The id of the pickup order a store makes for a commitment: one order
@@ -392,6 +449,41 @@ mod tests {
 
     fn t(m: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap() + Duration::minutes(m)
+    }
+
+    /// Entries written before 2026-12-02 carried the phone: they still
+    /// read, to the same hash a new entry carries; what is written now
+    /// holds no phone.
+    #[test]
+    fn old_entries_with_a_phone_read_to_the_hash_and_new_ones_hold_none() {
+        let key = [3u8; 32];
+        let hash = crate::member::member_hash(&key, "13912345678");
+        let old: CounterCommitment = serde_json::from_str(
+            r#"{"commitment_id":"k1","group_buy_id":"g1","phone":"13912345678","qty":1,"at":"t","staff":"s"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.hash(&key).as_deref(), Some(hash.as_str()));
+        assert_eq!(old.masked(), "139****5678");
+        let again = serde_json::to_string(&old).unwrap();
+        assert!(!again.contains("13912345678"), "{again}");
+        let p: Participant =
+            serde_json::from_str(r#"{"commitment_id":"k1","phone":"13912345678","qty":1}"#)
+                .unwrap();
+        assert_eq!(
+            (p.hash(&key), p.masked()),
+            (hash.clone(), "139****5678".to_owned())
+        );
+        assert!(!serde_json::to_string(&p).unwrap().contains("13912345678"));
+        let m: crate::community::MemberFact =
+            serde_json::from_str(r#"{"join_id":"j1","phone":"13912345678","at":"t","staff":"s"}"#)
+                .unwrap();
+        assert_eq!(m.hash(&key).as_deref(), Some(hash.as_str()));
+        assert!(!serde_json::to_string(&m).unwrap().contains("13912345678"));
+        let none: Participant = serde_json::from_str(r#"{"commitment_id":"k2","qty":1}"#).unwrap();
+        assert_eq!(
+            (none.hash(&key), none.masked()),
+            (String::new(), String::new())
+        );
     }
 
     fn c(id: &str, store: &str, who: &str, qty: i64, at: i64) -> Commitment {

@@ -10,6 +10,13 @@
 //! travel to the hub anyway. A stolen store database holds the key and the
 //! hashes together either way (11-digit phones are few enough to try all),
 //! so a per-store key bought no secrecy. Why, in full: docs/DECISIONS.md.
+//!
+//! Documents and store tables name a customer by this hash and, where a
+//! person at the counter has to recognise them, by the masked phone
+//! ([`mask_phone`]); never by the phone itself (automerge keeps every
+//! change, so a phone written once could not be erased). The hash is
+//! pseudonymous, not anonymous: whoever holds the key can try every mobile
+//! number and re-identify it, which is why the key never leaves the chain.
 
 use hmac::digest::KeyInit;
 use hmac::{Mac, SimpleHmac};
@@ -24,6 +31,37 @@ pub fn member_hash(key: &[u8; 32], phone: &str) -> String {
     let mut mac = <SimpleHmac<Sha256> as KeyInit>::new(&block.into());
     mac.update(phone.as_bytes());
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// The phone as the chain hashes it: surrounding space dropped, then an
+/// 11-digit mobile starting with 1 (what the store's counter and the hub's
+/// order checks accept), else `None`. Store and hub normalise with this one
+/// function, so they hash the same string for the same customer.
+pub fn normal_phone(raw: &str) -> Option<String> {
+    let p = raw.trim();
+    (p.len() == 11 && p.starts_with('1') && p.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| p.to_owned())
+}
+
+/// The phone as a person at the counter sees it: `138****1234` (the last
+/// four digits are what a customer who lost the code is found by).
+/// Anything that is not an 11-digit phone shows as `****`.
+pub fn mask_phone(phone: &str) -> String {
+    if phone.len() == 11 && phone.is_ascii() {
+        format!("{}****{}", &phone[..3], &phone[7..])
+    } else {
+        "****".into()
+    }
+}
+
+/// The member behind a fact: its hash when the fact carries one, else the
+/// hash of the plain phone that facts written before 2026-12-02 carried
+/// (normalised first); `None` when neither names a member.
+pub fn hash_or_legacy(key: &[u8; 32], hash: &str, legacy_phone: &str) -> Option<String> {
+    if !hash.is_empty() {
+        return Some(hash.to_owned());
+    }
+    normal_phone(legacy_phone).map(|p| member_hash(key, &p))
 }
 
 /// Reads a member key written as 64 hex digits (surrounding space ignored).
@@ -65,6 +103,27 @@ mod tests {
             member_hash(&key, "13912345678"),
             hex::encode(mac.finalize().into_bytes())
         );
+    }
+
+    #[test]
+    fn phones_normalise_and_mask() {
+        assert_eq!(
+            normal_phone(" 13912345678 ").as_deref(),
+            Some("13912345678")
+        );
+        assert_eq!(normal_phone("1391234567"), None);
+        assert_eq!(normal_phone("23912345678"), None);
+        assert_eq!(normal_phone("139-1234-567"), None);
+        assert_eq!(mask_phone("13912345678"), "139****5678");
+        assert_eq!(mask_phone("139"), "****");
+        let key = [1u8; 32];
+        let h = member_hash(&key, "13912345678");
+        assert_eq!(hash_or_legacy(&key, &h, "").as_deref(), Some(h.as_str()));
+        assert_eq!(
+            hash_or_legacy(&key, "", " 13912345678").as_deref(),
+            Some(h.as_str())
+        );
+        assert_eq!(hash_or_legacy(&key, "", "junk"), None);
     }
 
     #[test]

@@ -26,8 +26,9 @@
 //! receives the notice and confirms when its link is back.
 //!
 //! What is not erased: the history of the chain's automerge documents
-//! (hub and stores) keeps what earlier changes wrote (a counter join's or
-//! group-buy commitment's phone, a delivery address) until those day
+//! (hub and stores) keeps what earlier changes wrote (member hashes and
+//! masked phones; in documents written before 2026-12-02 a counter join's
+//! or group-buy commitment's phone; a delivery address) until those day
 //! documents are retired; see docs/DECISIONS.md.
 
 use std::collections::BTreeSet;

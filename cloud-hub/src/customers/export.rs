@@ -114,7 +114,7 @@ pub(crate) fn export(
         merges,
         profile,
         accounts: by(
-            "SELECT customer_id, phone, openid, created_at FROM customers WHERE customer_id = ?1",
+            "SELECT customer_id, phone, openid, member_hash, masked_phone, created_at FROM customers WHERE customer_id = ?1",
             &online,
         )?,
         online_orders,

@@ -18,7 +18,9 @@
 //!   coupon claims carry the online customer id;
 //! - counter sales carry the member's phone hash under the chain's member
 //!   key ([`linli_shared::member`]); a hash is tied to the person holding
-//!   that phone when exactly one person does.
+//!   that phone when exactly one person does, or to the online customer a
+//!   counter join or commitment made under that hash before the hub knew
+//!   the phone (`customers.member_hash` without a phone).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -113,14 +115,23 @@ pub(crate) fn people(c: &Connection, key: &[u8; 32]) -> Result<People, HubError>
             .flatten()
     };
     let mut by_online = BTreeMap::new();
+    let mut hash_only: Vec<(String, String)> = Vec::new();
     {
         let mut stmt = c.prepare_cached(
-            "SELECT customer_id, phone, openid FROM customers ORDER BY customer_id",
+            "SELECT customer_id, phone, openid, member_hash FROM customers ORDER BY customer_id",
         )?;
-        let rows: Vec<(String, Option<String>, Option<String>)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
-        for (online, phone, openid) in rows {
+        for (online, phone, openid, member_hash) in rows {
+            // a customer a counter named by hash before the hub knew the
+            // phone: the hash is all there is to tie its counter facts
+            if phone.is_none()
+                && let Some(h) = member_hash
+            {
+                hash_only.push((h, online.clone()));
+            }
             let owner = only(&by_openid, &openid).or_else(|| only(&by_phone, &phone));
             let pid = owner.unwrap_or_else(|| online.clone());
             let p = persons.entry(pid.clone()).or_insert_with(|| Person {
@@ -140,10 +151,21 @@ pub(crate) fn people(c: &Connection, key: &[u8; 32]) -> Result<People, HubError>
             holders.entry(ph.clone()).or_default().insert(p.id.clone());
         }
     }
-    let mut by_hash = BTreeMap::new();
+    let mut by_hash_holders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (phone, who) in holders {
+        by_hash_holders
+            .entry(linli_shared::member::member_hash(key, &phone))
+            .or_default()
+            .extend(who);
+    }
+    for (h, online) in hash_only {
+        if let Some(pid) = by_online.get(&online) {
+            by_hash_holders.entry(h).or_default().insert(pid.clone());
+        }
+    }
+    let mut by_hash = BTreeMap::new();
+    for (h, who) in by_hash_holders {
         if let [only] = who.into_iter().collect::<Vec<_>>().as_slice() {
-            let h = linli_shared::member::member_hash(key, &phone);
             if let Some(p) = persons.get_mut(only) {
                 p.member_hashes.insert(h.clone());
             }

@@ -14,6 +14,7 @@
 //! it; the store keeps no member table of its own.
 
 use linli_shared::community::MemberFact;
+use linli_shared::member::mask_phone;
 use serde::{Deserialize, Serialize};
 
 use super::idempotency::{self, IdempotencyKey};
@@ -46,7 +47,9 @@ impl App {
         req: JoinRequest,
     ) -> Result<CounterJoin, AppError> {
         let phone = valid_phone("phone", &req.phone)?;
-        let fp = idempotency::fingerprint("community_join", &phone);
+        // the phone itself goes nowhere: not the ledger, not the replay
+        let (member, masked) = (self.member_hash(&phone), mask_phone(&phone));
+        let fp = idempotency::fingerprint("community_join", &member);
         let now = self.now();
         let staff = actor.name.clone();
         self.write_published(now, move |c, p| {
@@ -57,13 +60,15 @@ impl App {
             }
             let fact = MemberFact {
                 join_id: ulid::Ulid::new().to_string(),
-                phone: phone.clone(),
+                member_hash: member.clone(),
+                masked_phone: masked.clone(),
+                phone: String::new(),
                 at: ts(now),
                 staff: staff.clone(),
             };
             let out = CounterJoin {
                 join_id: fact.join_id.clone(),
-                phone: format!("{}****{}", &phone[..3], &phone[7..]),
+                phone: masked.clone(),
                 at: fact.at.clone(),
                 staff: staff.clone(),
             };

@@ -7,12 +7,17 @@
 //! - `sales.member_hash` (the member behind a counter sale) is cleared;
 //! - `group_buy_commitments.member_hash` becomes `erased` (the commitment's
 //!   quantity stays: the campaign's counts and the books need it);
-//! - `orders.customer_phone` (a counter pickup order's phone, or an online
-//!   order's masked one) is cleared: the order is still handed over by its
-//!   code, no longer found by the phone's last four digits;
-//! - `group_buy_participants.phone` is cleared;
-//! - request replays (`idempotency`) whose answer holds one of the phones
-//!   are deleted (a retry of that request afterwards is a new request).
+//! - `orders.customer_hash` and `customer_masked` (a counter pickup order's
+//!   customer, named by id or hash) are cleared: the order is still handed
+//!   over by its code, no longer found by the phone;
+//! - `group_buy_participants.member_hash` and `masked_phone` are cleared;
+//! - request replays (`idempotency`) whose answer names one of those
+//!   orders or commitments, or holds one of the phones (replays written
+//!   before issue 12), are deleted (a retry afterwards is a new request).
+//!
+//! The store keeps no phone in the clear (`super::phones`), and its writer
+//! runs with `secure_delete` on, so what is cleared is overwritten in the
+//! file.
 //!
 //! The notice is recorded in `erasures`, so a notice arriving again (a
 //! reconnect, a later part) erases nothing twice. The confirmation is a
@@ -22,8 +27,9 @@
 //! erasure id, so confirming twice writes the same record.
 //!
 //! What stays: the day documents' history (automerge keeps every change)
-//! still holds the phones that ledger facts and participant lists carried
-//! before the erasure, until those documents are retired; see
+//! still holds the hashes and masked phones that ledger facts and
+//! participant lists carried before the erasure (and, in documents written
+//! before issue 12, phones), until those documents are retired; see
 //! docs/DECISIONS.md.
 
 use std::collections::BTreeSet;
@@ -67,45 +73,48 @@ pub(crate) fn apply_notices(
                 [h],
             )?;
         }
-        // phones are kept in the clear here: hash each to compare
-        let matches = |id: &str, phone: &str, ids: &BTreeSet<&str>| {
-            ids.contains(id)
-                || (!phone.is_empty()
-                    && hashes.contains(linli_shared::member::member_hash(key, phone).as_str()))
+        // counter pickup orders and participants name the customer by
+        // hash and masked phone (plain phones were hashed at start): the
+        // rows named by id or by one of the hashes lose both
+        let named = |sql: &str| -> Result<Vec<(String, String)>, AppError> {
+            Ok(c.prepare(sql)?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?)
         };
-        let held: Vec<(String, String)> = c
-            .prepare("SELECT order_id, customer_phone FROM orders WHERE customer_phone <> ''")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        for (id, phone) in held {
-            if matches(&id, &phone, &orders) {
+        let mut erased_ids: BTreeSet<String> = BTreeSet::new();
+        for (id, hash) in named(
+            "SELECT order_id, customer_hash FROM orders WHERE customer_hash <> '' OR customer_masked <> ''",
+        )? {
+            if orders.contains(id.as_str()) || hashes.contains(hash.as_str()) {
                 rows += c.execute(
-                    "UPDATE orders SET customer_phone = '' WHERE order_id = ?1",
+                    "UPDATE orders SET customer_hash = '', customer_masked = '', customer_phone = ''
+                     WHERE order_id = ?1",
                     [&id],
                 )?;
+                erased_ids.insert(id);
             }
         }
-        let held: Vec<(String, String)> = c
-            .prepare("SELECT commitment_id, phone FROM group_buy_participants WHERE phone <> ''")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        for (id, phone) in held {
-            if matches(&id, &phone, &commitments) {
+        for (id, hash) in named(
+            "SELECT commitment_id, member_hash FROM group_buy_participants
+             WHERE member_hash <> '' OR masked_phone <> ''",
+        )? {
+            if commitments.contains(id.as_str()) || hashes.contains(hash.as_str()) {
                 rows += c.execute(
-                    "UPDATE group_buy_participants SET phone = '' WHERE commitment_id = ?1",
+                    "UPDATE group_buy_participants SET member_hash = '', masked_phone = '', phone = ''
+                     WHERE commitment_id = ?1",
                     [&id],
                 )?;
+                erased_ids.insert(linli_shared::groupbuy::order_id_of(&id));
+                erased_ids.insert(id);
             }
         }
-        // a request's replay (an order's answer) may hold the phone: the
+        // a request's replay may hold the masked phone (an order's or a
+        // commitment's answer; one written before issue 12 the phone): the
         // replay goes (a retry of that request after the erasure is new)
-        let replays: Vec<(String, String)> = c
-            .prepare("SELECT key, response FROM idempotency")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        for (k, response) in replays {
-            if mobiles_in(&response)
-                .any(|p| hashes.contains(linli_shared::member::member_hash(key, p).as_str()))
+        for (k, response) in named("SELECT key, response FROM idempotency")? {
+            if erased_ids.iter().any(|id| response.contains(id.as_str()))
+                || mobiles_in(&response)
+                    .any(|p| hashes.contains(linli_shared::member::member_hash(key, p).as_str()))
             {
                 rows += c.execute("DELETE FROM idempotency WHERE key = ?1", [&k])?;
             }

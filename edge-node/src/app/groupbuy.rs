@@ -6,13 +6,14 @@
 //! rights). The counter checks the deadline by its own clock, the
 //! per-customer limit over what this counter took for the phone, and the
 //! allotment over everything it took, then records the commitment in its
-//! ledger (section `commitments`, with the phone the hub needs to find the
-//! customer) in the same transaction as its own row (member hash only) and
-//! the idempotency record. A commitment made before the deadline counts at
+//! ledger (section `commitments`, with the chain's member hash the hub
+//! finds the customer by and the masked phone, never the phone) in the same
+//! transaction as its own row (member hash only) and the idempotency record. A commitment made before the deadline counts at
 //! the hub however late it syncs; the hub decides reached and failed.
 
 use chrono::{DateTime, Utc};
 use linli_shared::groupbuy::{self, CounterCommitment, CounterTerms, ParticipantList};
+use linli_shared::member::mask_phone;
 use linli_shared::stock::MovementKind;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,7 @@ pub(crate) fn save_terms(
 pub(crate) fn save_participants(
     c: &Connection,
     lists: &[(String, ParticipantList)],
+    key: &[u8; 32],
 ) -> Result<(), AppError> {
     for (id, l) in lists {
         c.execute(
@@ -50,9 +52,10 @@ pub(crate) fn save_participants(
         )?;
         for p in &l.participants {
             c.execute(
-                "INSERT OR REPLACE INTO group_buy_participants(commitment_id, group_buy_id, sku, price_fen, phone, qty)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![p.commitment_id, id, l.sku, l.price_fen, p.phone, p.qty],
+                "INSERT OR REPLACE INTO group_buy_participants(commitment_id, group_buy_id, sku, price_fen, phone,
+                                                               member_hash, masked_phone, qty)
+                 VALUES (?1, ?2, ?3, ?4, '', ?5, ?6, ?7)",
+                params![p.commitment_id, id, l.sku, l.price_fen, p.hash(key), p.masked(), p.qty],
             )?;
         }
     }
@@ -220,12 +223,13 @@ impl App {
                 return Ok(prev);
             }
             let mut stmt = c.prepare_cached(
-                "SELECT commitment_id, sku, price_fen, phone, qty FROM group_buy_participants
+                "SELECT commitment_id, sku, price_fen, member_hash, masked_phone, qty FROM group_buy_participants
                  WHERE group_buy_id = ?1 ORDER BY rowid",
             )?;
-            let participants: Vec<(String, String, i64, String, i64)> = stmt
+            #[allow(clippy::type_complexity)]
+            let participants: Vec<(String, String, i64, String, String, i64)> = stmt
                 .query_map([&gid], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
                 })?
                 .collect::<Result<_, _>>()?;
             let Some(sku) = participants.first().map(|x| x.1.clone()) else {
@@ -265,14 +269,14 @@ impl App {
                 .optional()?
                 .unwrap_or(qty);
             let mut assigned = 0;
-            for (cid, _, _, _, want) in &participants {
+            for (cid, _, _, _, _, want) in &participants {
                 if super::orders::load_order(c, &groupbuy::order_id_of(cid))?.is_some() {
                     assigned += want;
                 }
             }
             let mut orders = Vec::new();
             let mut waiting = 0;
-            for (cid, sku, price, phone, want) in &participants {
+            for (cid, sku, price, hash, masked, want) in &participants {
                 let order_id = groupbuy::order_id_of(cid);
                 if super::orders::load_order(c, &order_id)?.is_some() {
                     continue;
@@ -287,7 +291,8 @@ impl App {
                     p,
                     &super::orders::OwnOrder {
                         order_id: &order_id,
-                        phone,
+                        customer_hash: hash,
+                        customer_masked: masked,
                         sku,
                         name: &product.name,
                         unit: product.unit,
@@ -322,8 +327,8 @@ impl App {
         req: CommitRequest,
     ) -> Result<CounterCommitted, AppError> {
         let phone = valid_phone("customer.phone", &req.customer.phone)?;
-        let member = self.member_hash(&phone);
-        let fp = idempotency::fingerprint("group_buy_commit", &(group_buy_id, &phone, req.qty));
+        let (member, masked) = (self.member_hash(&phone), mask_phone(&phone));
+        let fp = idempotency::fingerprint("group_buy_commit", &(group_buy_id, &member, req.qty));
         let now = self.now();
         let (staff, gid, qty) = (actor.name.clone(), group_buy_id.to_owned(), req.qty);
         self.write_published(now, move |c, p| {
@@ -339,7 +344,9 @@ impl App {
             let fact = CounterCommitment {
                 commitment_id: ulid::Ulid::new().to_string(),
                 group_buy_id: gid.clone(),
-                phone: phone.clone(),
+                member_hash: member.clone(),
+                masked_phone: masked.clone(),
+                phone: String::new(),
                 qty,
                 at: ts(now),
                 staff: staff.clone(),
@@ -352,7 +359,7 @@ impl App {
             let out = CounterCommitted {
                 commitment_id: fact.commitment_id.clone(),
                 group_buy_id: gid.clone(),
-                phone: format!("{}****{}", &phone[..3], &phone[7..]),
+                phone: masked.clone(),
                 qty,
                 amount_fen: qty * terms.price_fen,
                 at: fact.at.clone(),

@@ -320,20 +320,32 @@ impl App {
             .await
     }
 
-    /// Pickup orders of this store waiting at the counter whose customer's
-    /// phone ends in `last4`, for a customer who lost the code: online
-    /// pickups that are `ready`, and community orders still `placed` (they
-    /// are packed when taken) and not expired. The cashier picks one and
-    /// hands it over by its code ([`App::redeem_any`]), so a hand-over by
-    /// phone is exactly-once, as one by code. Reads only.
-    pub async fn pickups_by_phone(&self, last4: &str) -> Result<Vec<PickupPreview>, AppError> {
-        let last4 = last4.trim().to_owned();
-        if last4.len() != 4 || !last4.bytes().all(|b| b.is_ascii_digit()) {
+    /// Pickup orders of this store waiting at the counter for a customer
+    /// who lost the code, found by `typed`: the last four digits of the
+    /// phone, or the whole phone. Online pickups that are `ready`, and
+    /// community orders still `placed` (they are packed when taken) and not
+    /// expired. The store keeps no phone: four digits match the masked
+    /// phone's last four; a whole phone matches a community order by its
+    /// member hash, and an online order by its masked phone. The cashier
+    /// picks one and hands it over by its code ([`App::redeem_any`]), so a
+    /// hand-over by phone is exactly-once, as one by code. Reads only.
+    pub async fn pickups_by_phone(&self, typed: &str) -> Result<Vec<PickupPreview>, AppError> {
+        let typed = typed.trim();
+        let (last4, hash, masked) = if typed.len() == 4 && typed.bytes().all(|b| b.is_ascii_digit())
+        {
+            (typed.to_owned(), None, None)
+        } else if let Some(phone) = linli_shared::member::normal_phone(typed) {
+            (
+                phone[7..].to_owned(),
+                Some(self.member_hash(&phone)),
+                Some(linli_shared::member::mask_phone(&phone)),
+            )
+        } else {
             return Err(invalid(
                 "last4",
-                "请输入顾客手机号的后 4 位数字 (type the last four digits of the customer's phone)",
+                "请输入顾客手机号的后 4 位数字或完整手机号 (type the last four digits of the customer's phone, or the whole number)",
             ));
-        }
+        };
         let app = self.clone();
         let now = ts(self.now());
         self.store
@@ -342,9 +354,10 @@ impl App {
                 let ids: Vec<String> = c
                     .prepare_cached(
                         "SELECT order_id FROM orders WHERE status = 'placed' AND fulfilment = 'pickup'
-                         AND substr(customer_phone, -4) = ?1 AND expires_at > ?2 ORDER BY created_at DESC LIMIT 50",
+                         AND (CASE WHEN ?3 IS NULL THEN substr(customer_masked, -4) = ?1 ELSE customer_hash = ?3 END)
+                         AND expires_at > ?2 ORDER BY created_at DESC LIMIT 50",
                     )?
-                    .query_map(params![last4, now], |r| r.get(0))?
+                    .query_map(params![last4, now, hash], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
                 for id in ids {
                     if let Some(o) = super::orders::load_order(c, &id)? {
@@ -361,7 +374,11 @@ impl App {
                     let Ok(hub) = serde_json::from_str::<HubOrderFact>(&fact) else {
                         continue;
                     };
-                    if hub.fulfilment != Fulfilment::Pickup || !hub.customer_masked.ends_with(&last4) {
+                    let matches = match &masked {
+                        Some(m) => hub.customer_masked == *m,
+                        None => hub.customer_masked.ends_with(&last4),
+                    };
+                    if hub.fulfilment != Fulfilment::Pickup || !matches {
                         continue;
                     }
                     let v = app.view(Some(hub), load_fulfilment(c, &id)?, None, &id);

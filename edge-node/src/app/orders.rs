@@ -22,6 +22,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use linli_shared::docs::ledger::{OrderDetail, OrderFact, OrderLineFact};
+use linli_shared::member::mask_phone;
 
 use super::idempotency::{self, IdempotencyKey};
 use super::replication::{LedgerFact, Publish};
@@ -95,14 +96,6 @@ pub struct RedeemRequest {
     pub code: String,
 }
 
-fn mask_phone(p: &str) -> String {
-    if p.len() == 11 {
-        format!("{}****{}", &p[..3], &p[7..])
-    } else {
-        "****".into()
-    }
-}
-
 impl App {
     /// Takes a community pickup order: reserves its stock and issues a code.
     pub async fn create_order(
@@ -123,6 +116,11 @@ impl App {
             ));
         }
         let phone = valid_phone("customer.phone", &req.customer.phone)?;
+        // the store keeps (and the ledger carries) the hash and the masked
+        // phone only; the replay's fingerprint (a plain SHA-256 anyone can
+        // recompute over every mobile number) takes the member hash in the
+        // phone's place
+        let (hash, masked) = (self.member_hash(&phone), mask_phone(&phone));
         if req.lines.is_empty() || req.lines.len() > MAX_ORDER_LINES {
             return Err(invalid(
                 "lines",
@@ -154,7 +152,9 @@ impl App {
                 total_fen: total.0,
             });
         }
-        let fp = idempotency::fingerprint("order", &req);
+        let mut fingerprinted = req.clone();
+        fingerprinted.customer.phone = hash.clone();
+        let fp = idempotency::fingerprint("order", &fingerprinted);
         let now = self.now();
         let expires = now + self.settings.pickup_hold;
         let by = actor.name.clone();
@@ -185,9 +185,10 @@ impl App {
                 let code = fresh_code(c)?;
                 let total: i64 = lines.iter().map(|l| l.total_fen).sum();
                 c.execute(
-                    "INSERT INTO orders(order_id, channel, fulfilment, customer_phone, pickup_code, status, total_fen, created_at, created_by, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'placed', ?6, ?7, ?8, ?9)",
-                    params![order_id, channel.as_str(), fulfilment.as_str(), phone, code, total, ts(now), by, ts(expires)],
+                    "INSERT INTO orders(order_id, channel, fulfilment, customer_phone, customer_hash, customer_masked,
+                                        pickup_code, status, total_fen, created_at, created_by, expires_at)
+                     VALUES (?1, ?2, ?3, '', ?4, ?5, ?6, 'placed', ?7, ?8, ?9, ?10)",
+                    params![order_id, channel.as_str(), fulfilment.as_str(), hash, masked, code, total, ts(now), by, ts(expires)],
                 )?;
                 for l in &lines {
                     c.execute(
@@ -345,7 +346,9 @@ impl App {
 /// participant's goods).
 pub(crate) struct OwnOrder<'a> {
     pub order_id: &'a str,
-    pub phone: &'a str,
+    /// The participant's member hash and masked phone (never the phone).
+    pub customer_hash: &'a str,
+    pub customer_masked: &'a str,
     pub sku: &'a str,
     pub name: &'a str,
     pub unit: Unit,
@@ -367,9 +370,10 @@ pub(crate) fn make_own_order(
     let code = fresh_code(c)?;
     let total = o.qty * o.unit_price_fen;
     c.execute(
-        "INSERT INTO orders(order_id, channel, fulfilment, customer_phone, pickup_code, status, total_fen, created_at, created_by, expires_at)
-         VALUES (?1, 'community', 'pickup', ?2, ?3, 'placed', ?4, ?5, ?6, ?7)",
-        params![o.order_id, o.phone, code, total, ts(o.now), o.by, ts(o.expires)],
+        "INSERT INTO orders(order_id, channel, fulfilment, customer_phone, customer_hash, customer_masked,
+                            pickup_code, status, total_fen, created_at, created_by, expires_at)
+         VALUES (?1, 'community', 'pickup', '', ?2, ?3, ?4, 'placed', ?5, ?6, ?7, ?8)",
+        params![o.order_id, o.customer_hash, o.customer_masked, code, total, ts(o.now), o.by, ts(o.expires)],
     )?;
     c.execute(
         "INSERT INTO order_lines(order_id, line_no, sku, name, unit, qty, unit_price_fen, total_fen)
@@ -383,9 +387,9 @@ pub(crate) fn make_own_order(
 }
 
 fn publish_order(c: &Connection, p: &mut Publish<'_>, o: &OrderView) -> Result<(), AppError> {
-    let (phone, closed_at, closed_by): (String, Option<String>, Option<String>) = c
+    let (hash, closed_at, closed_by): (String, Option<String>, Option<String>) = c
         .prepare_cached(
-            "SELECT customer_phone, closed_at, closed_by FROM orders WHERE order_id = ?1",
+            "SELECT customer_hash, closed_at, closed_by FROM orders WHERE order_id = ?1",
         )?
         .query_row([&o.order_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     let fact = OrderFact {
@@ -398,7 +402,9 @@ fn publish_order(c: &Connection, p: &mut Publish<'_>, o: &OrderView) -> Result<(
         detail: Some(OrderDetail {
             channel: o.channel.as_str().to_owned(),
             fulfilment: o.fulfilment.as_str().to_owned(),
-            customer_phone: phone,
+            customer_hash: hash,
+            customer_masked: o.customer_phone.clone(),
+            customer_phone: String::new(),
             pickup_code: o.pickup_code.clone(),
             created_by: o.created_by.clone(),
             expires_at: ts(o.expires_at),
@@ -452,7 +458,7 @@ fn fresh_code(c: &Connection) -> Result<String, AppError> {
 pub(crate) fn load_order(c: &Connection, order_id: &str) -> Result<Option<OrderView>, AppError> {
     let head = c
         .prepare_cached(
-            "SELECT order_id, channel, fulfilment, status, pickup_code, customer_phone, total_fen, created_at, created_by,
+            "SELECT order_id, channel, fulfilment, status, pickup_code, customer_masked, total_fen, created_at, created_by,
                     expires_at, handed_over_at, handed_over_by, closed_at, closed_by
              FROM orders WHERE order_id = ?1",
         )?
@@ -481,7 +487,7 @@ pub(crate) fn load_order(c: &Connection, order_id: &str) -> Result<Option<OrderV
         fulfilment,
         status,
         code,
-        phone,
+        masked,
         total,
         created,
         created_by,
@@ -529,7 +535,7 @@ pub(crate) fn load_order(c: &Connection, order_id: &str) -> Result<Option<OrderV
         },
         status,
         pickup_code: code,
-        customer_phone: mask_phone(&phone),
+        customer_phone: masked,
         lines,
         total_fen: total,
         created_at: parse_ts(&created),

@@ -437,7 +437,11 @@ impl App {
             Some(phone) => Some(self.member_hash(&valid_phone("member_phone", phone)?)),
             None => None,
         };
-        let fp = idempotency::fingerprint("sale", &req);
+        // the replay's fingerprint (a plain SHA-256 anyone can recompute
+        // over every mobile number) takes the member hash, not the phone
+        let mut fingerprinted = req.clone();
+        fingerprinted.member_phone = member_hash.clone();
+        let fp = idempotency::fingerprint("sale", &fingerprinted);
         let now = self.now();
         let day = self.business_day(now);
         let store_id = self.settings.store_id.clone();

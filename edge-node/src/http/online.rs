@@ -135,13 +135,19 @@ pub(super) async fn lookup(
 #[serde(deny_unknown_fields)]
 pub(super) struct PhoneQuery {
     /// The last four digits of the customer's mobile number.
+    #[serde(default)]
     last4: String,
+    /// Or the whole number: matched by its member hash (the store keeps no
+    /// phones), so only that customer's orders are found.
+    #[serde(default)]
+    phone: String,
 }
 
 /// Pickup orders waiting at this store's counter for a customer whose phone
-/// ends in these four digits (for a lost code): online pickups that are
-/// ready and community orders not yet collected. Hand one over with
-/// `/pickups/redeem` and its `pickup_code`, exactly once as by code.
+/// ends in these four digits, or is this phone (for a lost code): online
+/// pickups that are ready and community orders not yet collected; phones
+/// shown masked. Hand one over with `/pickups/redeem` and its
+/// `pickup_code`, exactly once as by code.
 #[utoipa::path(post, path = "/api/v1/pickups/by-phone", tag = "orders", request_body = PhoneQuery,
     responses((status = 200, body = [PickupPreview]), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -150,7 +156,12 @@ pub(super) async fn by_phone(
     Auth(_staff): Auth,
     ApiJson(req): ApiJson<PhoneQuery>,
 ) -> Result<Json<Vec<PickupPreview>>, ApiError> {
-    Ok(Json(s.app.pickups_by_phone(&req.last4).await?))
+    let typed = if req.phone.trim().is_empty() {
+        &req.last4
+    } else {
+        &req.phone
+    };
+    Ok(Json(s.app.pickups_by_phone(typed).await?))
 }
 
 /// The store's riders and who is out with which order.

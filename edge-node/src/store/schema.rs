@@ -280,6 +280,24 @@ CREATE TABLE erasures (
     confirmed_at TEXT
 );
 "#,
+    // 8: customers' phones only as the chain's member hash and the masked
+    // phone (issue 12): counter pickup orders and group-buy participants.
+    // The masked phone is made here; the hash needs the member key, so
+    // `app::phones::hide_plain_phones` hashes what is left in
+    // `orders.customer_phone` and `group_buy_participants.phone` at start
+    // and empties them (those two columns stay, always '', for old rows'
+    // sake: SQLite cannot drop a column some index or view might name)
+    r#"
+ALTER TABLE orders ADD COLUMN customer_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE orders ADD COLUMN customer_masked TEXT NOT NULL DEFAULT '';
+UPDATE orders SET customer_masked = CASE WHEN length(customer_phone) = 11
+    THEN substr(customer_phone, 1, 3) || '****' || substr(customer_phone, 8) ELSE '' END;
+CREATE INDEX orders_by_customer ON orders(customer_hash) WHERE customer_hash <> '';
+ALTER TABLE group_buy_participants ADD COLUMN member_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE group_buy_participants ADD COLUMN masked_phone TEXT NOT NULL DEFAULT '';
+UPDATE group_buy_participants SET masked_phone = CASE WHEN length(phone) = 11
+    THEN substr(phone, 1, 3) || '****' || substr(phone, 8) ELSE '' END;
+"#,
 ];
 
 /// Brings the schema up to date.

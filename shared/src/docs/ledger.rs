@@ -110,6 +110,16 @@ pub struct OrderFact {
 pub struct OrderDetail {
     pub channel: String,
     pub fulfilment: String,
+    /// HMAC-SHA256 of the customer's normalised phone under the chain's
+    /// member key: another PC finds the order by the typed phone's hash.
+    #[serde(default)]
+    pub customer_hash: String,
+    /// `138****1234`: found by its last four digits, shown to staff.
+    #[serde(default)]
+    pub customer_masked: String,
+    /// The phone in the clear, as orders written before 2026-12-02 carried
+    /// it: read so they can still be restored, never written.
+    #[serde(default, skip_serializing)]
     pub customer_phone: String,
     pub pickup_code: String,
     pub created_by: String,
@@ -499,7 +509,9 @@ mod tests {
             detail: Some(OrderDetail {
                 channel: "community".into(),
                 fulfilment: "pickup".into(),
-                customer_phone: "13800138000".into(),
+                customer_hash: "ab".repeat(32),
+                customer_masked: "139****5678".into(),
+                customer_phone: String::new(),
                 pickup_code: "123456".into(),
                 created_by: "mia".into(),
                 expires_at: "2026-11-27T03:00:00.000Z".into(),
@@ -524,6 +536,24 @@ mod tests {
         let back = AutoCommit::load(&d.save()).unwrap();
         assert_eq!(read_movements(&back), vec![m]);
         assert_eq!(read_orders(&back), vec![o]);
+    }
+
+    /// An order written before 2026-12-02 carried the phone in the clear:
+    /// it still reads (the phone kept for the store to hash), and a detail
+    /// written now never carries one.
+    #[test]
+    fn old_order_details_still_read_and_new_ones_hold_no_phone() {
+        let old = r#"{"channel":"community","fulfilment":"pickup","customer_phone":"13912345678",
+            "pickup_code":"123456","created_by":"mia","expires_at":"2026-11-27T03:00:00.000Z","lines":[]}"#;
+        let Ok(d) = serde_json::from_str::<OrderDetail>(old) else {
+            panic!("an old detail reads")
+        };
+        assert_eq!(d.customer_phone, "13912345678");
+        assert_eq!(d.customer_hash, "");
+        let Ok(again) = serde_json::to_string(&d) else {
+            panic!("serializes")
+        };
+        assert!(!again.contains("13912345678"), "{again}");
     }
 
     /// Replicas of one ledger, each holding some of the sales (as a store

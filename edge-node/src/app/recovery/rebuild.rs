@@ -117,6 +117,11 @@ pub(crate) fn tables(
     for f in fulfilment.values() {
         out.fulfilment += fulfilment_row(c, f)?;
     }
+    // orders restored from ledgers written before issue 12 carry the phone:
+    // the store keeps only its hash
+    if let Some(key) = crate::app::phones::stored_key(c)? {
+        crate::app::phones::hide_plain_phones(c, &key)?;
+    }
     Ok(out)
 }
 
@@ -373,13 +378,15 @@ fn order(c: &Connection, o: &OrderFact) -> Result<bool, AppError> {
     }
     c.prepare_cached(
         "INSERT INTO orders(order_id, channel, fulfilment, customer_phone, pickup_code, status, total_fen,
-                            created_at, created_by, expires_at, handed_over_at, handed_over_by, closed_at, closed_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                            created_at, created_by, expires_at, handed_over_at, handed_over_by, closed_at, closed_by,
+                            customer_hash, customer_masked)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         o.order_id,
         d.channel,
         d.fulfilment,
+        // only an old entry has one; hashed and emptied before the end
         d.customer_phone,
         d.pickup_code,
         o.status,
@@ -390,7 +397,9 @@ fn order(c: &Connection, o: &OrderFact) -> Result<bool, AppError> {
         or_null(&o.handed_over_at),
         or_null(&o.handed_over_by),
         or_null(&d.closed_at),
-        or_null(&d.closed_by)
+        or_null(&d.closed_by),
+        d.customer_hash,
+        d.customer_masked
     ])?;
     for (i, l) in d.lines.iter().enumerate() {
         let (_, name, unit) = product(c, &l.sku)?;
