@@ -623,35 +623,55 @@ pub(crate) fn resolve_customer(
     phone: Option<&str>,
     openid: Option<&str>,
 ) -> Result<String, HubError> {
-    let by = |col: &str, v: Option<&str>| -> Result<Option<String>, HubError> {
+    // the customer a column names, with what the row holds
+    type Row = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let by = |col: &str, v: Option<&str>| -> Result<Option<Row>, HubError> {
         let Some(v) = v else { return Ok(None) };
-        Ok(c.query_row(
-            &format!("SELECT customer_id FROM customers WHERE {col} = ?1"),
-            [v],
-            |r| r.get(0),
-        )
+        Ok(c.prepare_cached(&format!(
+            "SELECT customer_id, phone, openid, member_hash, masked_phone FROM customers WHERE {col} = ?1"
+        ))?
+        .query_row([v], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .optional()?)
     };
     let hash = phone.map(|p| linli_shared::member::member_hash(key, p));
     let masked = phone.map(linli_shared::member::mask_phone);
     let found = match by("phone", phone)? {
-        Some(id) => Some(id),
+        Some(row) => Some(row),
         None => match by("member_hash", hash.as_deref())? {
-            Some(id) => Some(id),
+            Some(row) => Some(row),
             None => by("openid", openid)?,
         },
     };
     match found {
-        Some(id) => {
-            // the hash follows the phone the customer keeps (an account
-            // found by openid keeps its own phone)
-            c.execute(
-                "UPDATE customers SET phone = coalesce(phone, ?2), openid = coalesce(openid, ?3),
-                        member_hash = CASE WHEN coalesce(phone, ?2) = ?2 THEN coalesce(?4, member_hash) ELSE member_hash END,
-                        masked_phone = CASE WHEN coalesce(phone, ?2) = ?2 THEN coalesce(?5, masked_phone) ELSE masked_phone END
-                 WHERE customer_id = ?1",
-                params![id, phone, openid, hash, masked],
-            )?;
+        Some((id, old_phone, old_openid, old_hash, old_masked)) => {
+            // what is missing is filled in; the hash follows the phone the
+            // customer keeps (an account found by openid keeps its own
+            // phone); a customer already complete is not written again
+            let new_phone = old_phone.clone().or(phone.map(str::to_owned));
+            let new_openid = old_openid.clone().or(openid.map(str::to_owned));
+            let keeps_phone = phone.is_some() && new_phone.as_deref() == phone;
+            let (new_hash, new_masked) = if keeps_phone {
+                (hash.or(old_hash.clone()), masked.or(old_masked.clone()))
+            } else {
+                (old_hash.clone(), old_masked.clone())
+            };
+            if (&new_phone, &new_openid, &new_hash, &new_masked)
+                != (&old_phone, &old_openid, &old_hash, &old_masked)
+            {
+                c.prepare_cached(
+                    "UPDATE customers SET phone = ?2, openid = ?3, member_hash = ?4, masked_phone = ?5
+                     WHERE customer_id = ?1",
+                )?
+                .execute(params![id, new_phone, new_openid, new_hash, new_masked])?;
+            }
             Ok(id)
         }
         None => {

@@ -215,6 +215,11 @@ pub fn open_writer_conn(path: &Path, migrate: Migrate) -> Result<Connection, Sto
     // FULL: the WAL is fsynced at every commit; see the module docs.
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(err)?;
+    // each write's savepoint keeps the pages it changes in a sub-journal
+    // (only for rolling back to the savepoint, never for recovery): in
+    // memory, not spilled to a temporary file with a write(2) per page
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(err)?;
     migrate(&mut conn).map_err(err)?;
     Ok(conn)
 }
