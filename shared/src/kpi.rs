@@ -100,7 +100,7 @@ impl OnlineOrder {
         ful: &crate::online::FulfilmentFact,
         cancelled: bool,
     ) -> Option<OnlineOrder> {
-        let time = |s: &str| DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc());
+        let time = instant;
         let pickup = fact.fulfilment == crate::order::Fulfilment::Pickup;
         let promised = if pickup {
             Some(fact.expires_at.as_str())
@@ -396,6 +396,11 @@ pub const FORMULAS: &[(&str, &str)] = &[
         "每位店员：收银销售额与笔数、交货单数、主持直播的成交额",
     ),
 ];
+
+/// An RFC 3339 time as the fact rows hold it, or `None` if unreadable.
+pub fn instant(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc())
+}
 
 /// `n / d`, or `None` when `d` is 0.
 pub fn rate(n: i64, d: i64) -> Option<f64> {

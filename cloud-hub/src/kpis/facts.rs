@@ -3,8 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Days, Utc};
+use chrono::Days;
 use linli_shared::docs::ledger::{MovementFact, SaleLineFact};
+use linli_shared::kpi::instant as time;
 use linli_shared::kpi::{
     Activity, COHORT_DAYS, CounterRefund, CounterSale, Facts, GroupBuyOutcome, LiveSessionInfo,
     Member, OnlineOrder, Oversell, Period, Sold, WriteOff,
@@ -39,10 +40,6 @@ pub fn project_write_offs(
         ])?;
     }
     Ok(())
-}
-
-fn time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc())
 }
 
 /// Everything the figures of `stores` over `p` read. Sales and online orders

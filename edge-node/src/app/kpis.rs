@@ -7,8 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{Days, NaiveDate};
 use linli_shared::Unit;
+use linli_shared::kpi::instant as time;
 use linli_shared::kpi::{
     self, COHORT_DAYS, CounterRefund, CounterSale, Facts, Figures, OnlineOrder, Period, Price,
     Sold, WriteOff,
@@ -18,10 +19,6 @@ use linli_shared::order::OrderStatus;
 use rusqlite::{Connection, params};
 
 use super::{Actor, App, AppError, invalid, ts};
-
-fn time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc())
-}
 
 impl App {
     /// The store's figures over `from..=to` (a manager's).

@@ -89,11 +89,19 @@ pub fn records_of<'a, T: DeserializeOwned>(
 /// A record from its value: a JSON string, or (written before) a map.
 fn decode<T: DeserializeOwned>(doc: &AutoCommit, v: Value<'_>, id: ObjId) -> Option<T> {
     match &v {
+        Value::Scalar(_) => packed(&v),
+        Value::Object(_) => serde_json::from_value(read_json(doc, v, id)).ok(),
+    }
+}
+
+/// A record written as one value (a JSON string), if `v` is one and reads.
+pub(super) fn packed<T: DeserializeOwned>(v: &Value<'_>) -> Option<T> {
+    match v {
         Value::Scalar(s) => match s.as_ref() {
             ScalarValue::Str(text) => serde_json::from_str(text.as_str()).ok(),
             _ => None,
         },
-        Value::Object(_) => serde_json::from_value(read_json(doc, v, id)).ok(),
+        Value::Object(_) => None,
     }
 }
 

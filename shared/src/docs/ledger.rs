@@ -3,11 +3,11 @@
 //! was born with. Keys are never reused, so merging any replicas of a ledger
 //! is the union of their entries (tested as a law in this module).
 
-use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, Value};
+use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, ReadDoc, Value};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::json::put_record;
+use super::json::{packed, put_record};
 use super::{Entries, existing_map, get_i64, get_str, list_maps, root_map};
 
 /// A sale as the rest of the chain sees it.
@@ -179,12 +179,8 @@ fn entry<T: DeserializeOwned>(
     nested: impl FnOnce(&AutoCommit, String, ObjId) -> T,
 ) -> Option<T> {
     match value {
-        Value::Scalar(v) => match v.as_ref() {
-            ScalarValue::Str(text) => serde_json::from_str(text.as_str()).ok(),
-            _ => None,
-        },
         Value::Object(ObjType::Map) => Some(nested(doc, key.to_owned(), id)),
-        Value::Object(_) => None,
+        other => packed(&other),
     }
 }
 
