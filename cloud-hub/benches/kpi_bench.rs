@@ -13,6 +13,9 @@
 //!   (`SELECT total_fen, lines … WHERE store_id = ? AND day BETWEEN`),
 //!   no parsing, no formulas.
 //!
+//! The reference identities (`data/identities.csv`) are imported, so each
+//! query ties purchases to people as a hub with customers does.
+//!
 //! Online orders are not filled (their rows are written with the hub's
 //! documents, not a bulk function); their load per query is of the same
 //! kind as the sales'. Run with `cargo bench -p linli-hub --bench kpi_bench`.
@@ -25,7 +28,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{Days, FixedOffset, NaiveDate, Utc};
-use linli_hub::hub::{Hub, HubPaths, open_conn, project_refunds, project_sales};
+use linli_hub::hub::{Hub, HubPaths, Role, User, open_conn, project_refunds, project_sales};
 use linli_hub::kpis::{KpiScope, project_write_offs};
 use linli_shared::docs::ledger::{MovementFact, RefundFact, SaleFact, SaleLineFact};
 use linli_shared::kpi::{By, Period};
@@ -142,6 +145,16 @@ fn run(
         rows as f64 / filled.as_secs_f64()
     );
     let hub = rt.block_on(async { Hub::open(&paths).unwrap() });
+    // the reference identities, as a hub holds its customers: every query
+    // ties purchases to people through them
+    let admin = User {
+        name: "admin".into(),
+        role: Role::Admin,
+        store_id: None,
+        region: None,
+    };
+    rt.block_on(hub.import_identities(&admin, common::data("identities.csv")))
+        .unwrap();
     let offset = FixedOffset::east_opt(8 * 3600).unwrap();
     let nov = Period::new(
         NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),

@@ -349,6 +349,9 @@ pub struct Hub {
     /// The chain's member key (`member.key`, 0600): ties a counter sale's
     /// member hash to a customer.
     pub(crate) member_key: Arc<[u8; 32]>,
+    /// The persons last read for the figures, with the `people_version`
+    /// they were read at.
+    pub(crate) people: Arc<crate::customers::people::PeopleCache>,
 }
 
 /// How many argon2 checks may run at once (each holds ~19 MiB of memory).
@@ -598,6 +601,7 @@ impl Hub {
         }
         let hub = Hub {
             member_key: Arc::new(member_key),
+            people: Arc::default(),
             store,
             docs,
             changes: broadcast::channel(4096).0,

@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use linli_shared::kpi::{self, By, Facts, Figures, Period, Price};
 use serde::Serialize;
 
+use linli_sync::db::StoreError;
+
 use crate::hub::{Hub, HubError, User};
 
 mod facts;
@@ -150,55 +152,51 @@ impl Hub {
                 )
             })
             .collect();
-        let ids = stores.clone();
-        let key = self.member_key.clone();
-        let (facts, fresh): (Facts, BTreeMap<String, Option<String>>) = self
-            .store
-            .read(move |c| {
-                let facts = facts::load(c, &ids, &period, &key)?;
+        // half of the stores' rows on each of two connections (the hub's
+        // two cores), the chain's facts and the freshness on a third
+        let (first, second) = stores.split_at(stores.len().div_ceil(2));
+        let (first, second, all) = (first.to_vec(), second.to_vec(), stores.clone());
+        let (key, people) = (self.member_key.clone(), self.people.clone());
+        let (mut facts, rest, (chain, fresh)) = tokio::try_join!(
+            self.store
+                .read(move |c| facts::load_stores(c, &first, &period)),
+            self.store
+                .read(move |c| facts::load_stores(c, &second, &period)),
+            self.store.read(move |c| {
+                let chain = facts::load_chain(c, &all, &period, &people, &key)?;
                 let mut fresh = BTreeMap::new();
-                for s in &ids {
+                for s in &all {
                     fresh.insert(s.clone(), facts::newest_fact_at(c, s)?);
                 }
-                Ok::<_, HubError>((facts, fresh))
-            })
-            .await?;
+                Ok::<_, HubError>((chain, fresh))
+            }),
+        )?;
+        facts.append(rest);
+        facts.group_buys = chain.group_buys;
+        facts::with_persons(&chain.people, &mut facts);
         let as_of = now.min(period.end());
-        // the whole answer's facts in time order once: the totals and each
-        // bucket of the series read only their own days
-        let timeline = kpi::Timeline::new(&facts, period.offset);
-        let totals = timeline.figures(&period, as_of, &prices);
-        let split = kpi::Timeline::by_store(&facts, period.offset);
-        let none = Facts::default();
-        let per_store = stores
-            .iter()
-            .map(|id| {
-                let site = dir.stores.get(id);
+        // the formulas run off the async threads, the answer's totals and
+        // series on one thread while each store's figures run on another
+        let (totals, series, per_store) = tokio::task::spawn_blocking(move || {
+            figures(&facts, &stores, &period, by, as_of, &prices)
+        })
+        .await
+        .map_err(|_| HubError::Store(StoreError::Panicked))?;
+        let per_store = per_store
+            .into_iter()
+            .map(|(id, figures)| {
+                let site = dir.stores.get(&id);
                 StoreFigures {
-                    store_id: id.clone(),
                     name: site.map(|s| s.name.clone()).unwrap_or_default(),
                     region: site.and_then(|s| s.region.clone()),
-                    figures: split.get(id.as_str()).map_or_else(
-                        || kpi::compute(&none, &period, as_of, &prices),
-                        |t| t.figures(&period, as_of, &prices),
-                    ),
+                    figures,
                     freshness: Freshness {
-                        newest_fact_at: fresh.get(id).cloned().flatten(),
+                        newest_fact_at: fresh.get(&id).cloned().flatten(),
                     },
+                    store_id: id,
                 }
             })
             .collect();
-        let series = by
-            .map(|by| {
-                kpi::buckets(&period, by)
-                    .into_iter()
-                    .map(|(label, p)| SeriesPoint {
-                        period: label.to_string(),
-                        figures: timeline.figures(&p, as_of, &prices),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         Ok(KpiReport {
             from: period.from.to_string(),
             to: period.to.to_string(),
@@ -213,4 +211,52 @@ impl Hub {
                 .collect(),
         })
     }
+}
+
+/// The totals and series of `facts` over `period` on this thread, each
+/// store's figures on another.
+#[allow(clippy::type_complexity)]
+fn figures(
+    facts: &Facts,
+    stores: &[String],
+    period: &Period,
+    by: Option<By>,
+    as_of: DateTime<Utc>,
+    prices: &BTreeMap<String, Price>,
+) -> (Figures, Vec<SeriesPoint>, Vec<(String, Figures)>) {
+    std::thread::scope(|scope| {
+        let per_store = scope.spawn(|| {
+            let split = kpi::Timeline::by_store(facts, period.offset);
+            let none = Facts::default();
+            stores
+                .iter()
+                .map(|id| {
+                    let figures = split.get(id.as_str()).map_or_else(
+                        || kpi::compute(&none, period, as_of, prices),
+                        |t| t.figures(period, as_of, prices),
+                    );
+                    (id.clone(), figures)
+                })
+                .collect::<Vec<_>>()
+        });
+        // the whole answer's facts in time order once: the totals and each
+        // bucket of the series read only their own days
+        let timeline = kpi::Timeline::new(facts, period.offset);
+        let totals = timeline.figures(period, as_of, prices);
+        let series = by
+            .map(|by| {
+                kpi::buckets(period, by)
+                    .into_iter()
+                    .map(|(label, p)| SeriesPoint {
+                        period: label.to_string(),
+                        figures: timeline.figures(&p, as_of, prices),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let per_store = per_store
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (totals, series, per_store)
+    })
 }

@@ -438,7 +438,9 @@ async fn figures_per_store_region_and_day_equal_the_hand_computed_ones() {
 /// sends the phone's hash under the chain's member key) and online today
 /// for pickup (the hub knows the phone from the order): the hub counts one
 /// customer who bought on two days, 1/1; a store, which cannot tie the
-/// two, would count two customers of one day each.
+/// two, would count two customers of one day each. An answer asked before
+/// the order shows that the persons a query keeps are read again when a
+/// customer changes.
 #[tokio::test]
 async fn a_person_at_the_counter_one_day_and_online_the_next_repurchases() {
     let r = start().await;
@@ -458,6 +460,16 @@ async fn a_person_at_the_counter_one_day_and_online_the_next_repurchases() {
         record_sale(d, &sale("c1", noon, "dora", 2, &member)).unwrap();
     })
     .await;
+    // an answer before the hub knows the phone: the persons it read are
+    // kept for the next answers, and must be read again once the order
+    // below makes the phone known (else two customers of one day each)
+    let (s, v) = r
+        .get(&format!(
+            "/api/v1/kpis?store_id=S004&from={yesterday}&to={yesterday}"
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["stores"][0]["counter_orders"], json!(1), "{v}");
     common::lend(&r.server.hub, "S004", &[("P00001", 10)]).await;
     let admin = Caller::Staff(User {
         name: "admin".into(),

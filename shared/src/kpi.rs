@@ -231,6 +231,20 @@ pub struct Facts {
 }
 
 impl Facts {
+    /// Adds `other`'s facts to these (facts read in parts, e.g. a part of
+    /// the stores on each of two connections).
+    pub fn append(&mut self, mut other: Facts) {
+        self.sales.append(&mut other.sales);
+        self.refunds.append(&mut other.refunds);
+        self.orders.append(&mut other.orders);
+        self.write_offs.append(&mut other.write_offs);
+        self.members.append(&mut other.members);
+        self.activity.append(&mut other.activity);
+        self.group_buys.append(&mut other.group_buys);
+        self.oversells.append(&mut other.oversells);
+        self.live_sessions.append(&mut other.live_sessions);
+    }
+
     /// The facts of one store.
     pub fn of_store(&self, store_id: &str) -> Facts {
         let mine = |s: &String| s == store_id;

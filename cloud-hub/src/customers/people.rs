@@ -23,6 +23,7 @@
 //!   the phone (`customers.member_hash` without a phone).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use linli_shared::identity::{PhoneReading, read_phone, read_token};
 use linli_shared::online::HubOrderFact;
@@ -69,6 +70,35 @@ impl People {
 
     pub(crate) fn of_hash(&self, member_hash: &str) -> Option<&str> {
         self.by_hash.get(member_hash).map(String::as_str)
+    }
+}
+
+/// The persons last read, shared by queries while no identity record and
+/// no customer's identifiers changed (counted by the `people_version`
+/// triggers, `schema.rs`).
+#[derive(Debug, Default)]
+pub(crate) struct PeopleCache {
+    last: Mutex<Option<(i64, Arc<People>)>>,
+}
+
+impl PeopleCache {
+    /// The persons as of now: those read last if nothing changed since,
+    /// else read again. The version is read before the persons, so what
+    /// is kept is never older than the version it is kept under.
+    pub(crate) fn get(&self, c: &Connection, key: &[u8; 32]) -> Result<Arc<People>, HubError> {
+        let version: i64 = c
+            .prepare_cached("SELECT v FROM people_version WHERE id = 1")?
+            .query_row([], |r| r.get(0))?;
+        if let Some((v, people)) = self.last.lock().ok().and_then(|l| l.clone())
+            && v == version
+        {
+            return Ok(people);
+        }
+        let people = Arc::new(people(c, key)?);
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((version, people.clone()));
+        }
+        Ok(people)
     }
 }
 

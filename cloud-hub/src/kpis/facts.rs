@@ -2,9 +2,10 @@
 //! read, and the write-offs table the ledger projection fills.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use chrono::Days;
-use linli_shared::docs::ledger::{MovementFact, SaleLineFact};
+use linli_shared::docs::ledger::MovementFact;
 use linli_shared::kpi::instant as time;
 use linli_shared::kpi::{
     Activity, COHORT_DAYS, CounterRefund, CounterSale, Facts, GroupBuyOutcome, LiveSessionInfo,
@@ -13,6 +14,7 @@ use linli_shared::kpi::{
 use linli_shared::online::{FulfilmentFact, HubOrderFact};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::customers::people::{People, PeopleCache};
 use crate::hub::HubError;
 use crate::orders::ts;
 
@@ -42,32 +44,33 @@ pub fn project_write_offs(
     Ok(())
 }
 
-/// Everything the figures of `stores` over `p` read. Sales and online orders
-/// reach [`COHORT_DAYS`] past the period (the 30-day repurchase rate). Each
-/// purchase carries the person it belongs to where the hub knows one
-/// ([`with_persons`]); `key` is the chain's member key.
-pub(crate) fn load(
+/// What the figures of `stores` over `p` read beyond each store's own
+/// rows: the group-buys they took part in and the people the hub knows
+/// (read again only when they changed, `key` is the chain's member key).
+pub(crate) struct ChainFacts {
+    pub group_buys: Vec<GroupBuyOutcome>,
+    pub people: Arc<People>,
+}
+
+/// Reads the [`ChainFacts`] of `stores` over `p`.
+pub(crate) fn load_chain(
     c: &Connection,
     stores: &[String],
     p: &Period,
+    people: &PeopleCache,
     key: &[u8; 32],
-) -> Result<Facts, HubError> {
-    let mut f = load_rows(c, stores, p)?;
-    with_persons(c, key, &mut f)?;
-    Ok(f)
+) -> Result<ChainFacts, HubError> {
+    Ok(ChainFacts {
+        group_buys: group_buys(c, stores, p)?,
+        people: people.get(c, key)?,
+    })
 }
 
 /// Ties each member's counter sale and each online order to the person it
 /// belongs to (`customers::people`), so that one person buying at the
 /// counter one day and online another is one repurchasing customer. A
 /// member hash no single known person holds stays a member of its own.
-/// Costs one read of the identity records and online customers and one
-/// HMAC per phone they hold, skipped when no purchase names a customer.
-fn with_persons(c: &Connection, key: &[u8; 32], f: &mut Facts) -> Result<(), HubError> {
-    if f.orders.is_empty() && f.sales.iter().all(|s| s.member_hash.is_none()) {
-        return Ok(());
-    }
-    let people = crate::customers::people::people(c, key)?;
+pub(crate) fn with_persons(people: &People, f: &mut Facts) {
     for s in &mut f.sales {
         s.person_id = s
             .member_hash
@@ -78,10 +81,16 @@ fn with_persons(c: &Connection, key: &[u8; 32], f: &mut Facts) -> Result<(), Hub
     for o in &mut f.orders {
         o.person_id = people.of_online(&o.customer_id).map(str::to_owned);
     }
-    Ok(())
 }
 
-fn load_rows(c: &Connection, stores: &[String], p: &Period) -> Result<Facts, HubError> {
+/// Every row of `stores` the figures over `p` read (all but the group-buys).
+/// Sales and online orders reach [`COHORT_DAYS`] past the period (the
+/// 30-day repurchase rate).
+pub(crate) fn load_stores(
+    c: &Connection,
+    stores: &[String],
+    p: &Period,
+) -> Result<Facts, HubError> {
     let mut f = Facts::default();
     let ahead =
         p.to.checked_add_days(Days::new(COHORT_DAYS))
@@ -106,7 +115,8 @@ fn load_rows(c: &Connection, stores: &[String], p: &Period) -> Result<Facts, Hub
         for row in rows {
             let (sale_id, at, cashier, total_fen, member_hash, lines) = row?;
             let Some(at) = time(&at) else { continue };
-            let lines: Vec<SaleLineFact> = serde_json::from_str(&lines).unwrap_or_default();
+            // straight to what the formulas read (a line's SKU and quantity)
+            let lines: Vec<Sold> = serde_json::from_str(&lines).unwrap_or_default();
             f.sales.push(CounterSale {
                 store_id: store.clone(),
                 sale_id,
@@ -115,13 +125,7 @@ fn load_rows(c: &Connection, stores: &[String], p: &Period) -> Result<Facts, Hub
                 total_fen,
                 member_hash,
                 person_id: None,
-                lines: lines
-                    .into_iter()
-                    .map(|l| Sold {
-                        sku: l.sku,
-                        qty: l.qty,
-                    })
-                    .collect(),
+                lines,
             });
         }
         // after the period only the 30-day repurchase rate reads sales: a
@@ -264,6 +268,17 @@ fn load_rows(c: &Connection, stores: &[String], p: &Period) -> Result<Facts, Hub
             f.live_sessions.push(row?);
         }
     }
+    Ok(f)
+}
+
+/// The group-buys decided in `p` that any of `stores` took part in.
+fn group_buys(
+    c: &Connection,
+    stores: &[String],
+    p: &Period,
+) -> Result<Vec<GroupBuyOutcome>, HubError> {
+    let (start, end) = (ts(p.start()), ts(p.end()));
+    let mut out = Vec::new();
     // group-buys decided in the period that any of the stores took part in
     // (a campaign is decided when it reaches its threshold or fails)
     let wanted: BTreeSet<&str> = stores.iter().map(String::as_str).collect();
@@ -286,7 +301,7 @@ fn load_rows(c: &Connection, stores: &[String], p: &Period) -> Result<Facts, Hub
             continue;
         }
         if let Some(decided_at) = time(&at) {
-            f.group_buys.push(GroupBuyOutcome {
+            out.push(GroupBuyOutcome {
                 group_buy_id,
                 store_ids,
                 decided_at,
@@ -294,7 +309,7 @@ fn load_rows(c: &Connection, stores: &[String], p: &Period) -> Result<Facts, Hub
             });
         }
     }
-    Ok(f)
+    Ok(out)
 }
 
 /// The time of the newest fact the hub holds from `store`: a sale, a

@@ -4,10 +4,13 @@
 //! pass over the month, not one pass per day. The days each customer bought
 //! on, which the repurchase rates read past the period, are indexed once too.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use chrono::{DateTime, Days, FixedOffset, NaiveDate, Utc};
+// the keys are ids this process reads from its own tables, not input an
+// attacker shapes for collisions; SipHash was 9 % of a region's month
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::{
     Activity, COHORT_DAYS, CounterRefund, CounterSale, Facts, Figures, GroupBuyOutcome,
@@ -165,7 +168,7 @@ impl<'a> Timeline<'a> {
     }
 
     fn of(mut r: Refs<'a>, offset: FixedOffset) -> Timeline<'a> {
-        let mut member_since: HashMap<(&str, &str), DateTime<Utc>> = HashMap::new();
+        let mut member_since: HashMap<(&str, &str), DateTime<Utc>> = HashMap::default();
         for m in &r.members {
             let since = member_since
                 .entry((m.store_id.as_str(), m.customer_id.as_str()))
@@ -184,7 +187,7 @@ impl<'a> Timeline<'a> {
         r.group_buys.sort_by_key(|g| g.decided_at);
         // buyers by number, each with their days
         let day = |at: DateTime<Utc>| at.with_timezone(&offset).date_naive();
-        let mut ids: HashMap<Buyer, u32> = HashMap::new();
+        let mut ids: HashMap<Buyer, u32> = HashMap::default();
         let mut days: Vec<Vec<NaiveDate>> = Vec::new();
         let mut number = |b: Option<Buyer<'a>>, on: NaiveDate| match b {
             None => NO_BUYER,
@@ -242,7 +245,7 @@ impl<'a> Timeline<'a> {
         debug_assert_eq!(p.offset, self.offset, "a period in another time zone");
         let mut f = Figures::default();
         let value = |l: &Sold| prices.get(&l.sku).map_or(0, |pr| pr.value(l.qty));
-        let mut staff: BTreeMap<String, StaffFigures> = BTreeMap::new();
+        let mut staff: Staff = HashMap::default();
 
         let sale_span = span(&self.sales, p, |s| s.at);
         let sales = &self.sales[sale_span.clone()];
@@ -341,16 +344,12 @@ impl<'a> Timeline<'a> {
         f.groupbuy_success_rate = rate(won, decided.len() as i64);
 
         f.staff = staff.into_values().collect();
+        f.staff.sort_by(|a, b| a.staff.cmp(&b.staff));
         f
     }
 
     /// Every session of the stores with an order in the period.
-    fn live_sessions(
-        &self,
-        f: &mut Figures,
-        staff: &mut BTreeMap<String, StaffFigures>,
-        live: BTreeMap<String, i64>,
-    ) {
+    fn live_sessions(&self, f: &mut Figures, staff: &mut Staff<'a>, live: BTreeMap<String, i64>) {
         for s in &self.live_sessions {
             if let Some(gmv) = live.get(&s.session_id) {
                 f.live_sessions.push(LiveSessionGmv {
@@ -442,8 +441,11 @@ fn within<'v, T>(v: &'v [T], p: &Period, at: impl Fn(&T) -> DateTime<Utc>) -> &'
     &v[span(v, p, at)]
 }
 
-fn staff_of<'m>(m: &'m mut BTreeMap<String, StaffFigures>, name: &str) -> &'m mut StaffFigures {
-    m.entry(name.to_owned()).or_insert_with(|| StaffFigures {
+/// Each staff member's figures, by name (borrowed from the facts).
+type Staff<'a> = HashMap<&'a str, StaffFigures>;
+
+fn staff_of<'m, 'a>(m: &'m mut Staff<'a>, name: &'a str) -> &'m mut StaffFigures {
+    m.entry(name).or_insert_with(|| StaffFigures {
         staff: name.to_owned(),
         sales_fen: 0,
         sales: 0,
