@@ -1395,6 +1395,20 @@ async function promotionsScenario(shop, con) {
   if (JSON.stringify(votes) !== JSON.stringify(["0 票", "0 票"])) throw new Error(`the new poll's tallies: ${JSON.stringify(votes)}`);
   console.log(`LINLI-POLL ${pollId}`);
   log(`step: the manager created poll ${pollId}`);
+  // a group-buy for the store, opened by its manager (deadline and pickup
+  // prefilled)
+  await con.fill("#gbnew-sku", "P00009");
+  await con.fill("#gbnew-price", "39.90");
+  await con.fill("#gbnew-count", "3");
+  await con.click("#gbnew-submit");
+  const opened = await until("the group-buy opened", UI, async () => {
+    if (await visible(con, "#comm-error")) throw new Error("group-buy: " + (await text(con, "#comm-error")));
+    return (await visible(con, "#gbnew-done")) && text(con, "#gbnew-done");
+  });
+  const gbId = (opened.match(/（(G[0-9A-Z]+)）/) || [])[1];
+  if (!gbId) throw new Error(`the confirmation should name the group-buy: "${opened}"`);
+  console.log(`LINLI-GROUP-BUY ${gbId}`);
+  log(`step: the manager opened a group-buy: "${opened}"`);
   await accessible(con, "console community tab");
   // the poll's ranking (ties in the manager's order) fills the next live
   // session's featured list, at 9折 (90%) until the manager sets prices

@@ -72,7 +72,8 @@
 //! - `promotions` (1024x768 and a phone): the store manager signs in to the
 //!   hub from the console's 社群 tab, sees the join code, link and QR,
 //!   creates a poll, and sees the coupon campaign's allotment on the 促销
-//!   tab; a customer joins by the link and sees the poll, claims an online
+//!   tab, and opens a group-buy for the store; a customer joins by the
+//!   link and sees the poll, claims an online
 //!   coupon and uses it at checkout (¥8.00 off), claims a counter coupon;
 //!   the console sells with its code (the receipt shows the coupon) and
 //!   refuses it the second time, in Chinese; a marked-down product shows
@@ -723,7 +724,8 @@ fn a_store_manager_runs_a_live_session_and_a_customer_orders_at_the_live_price()
 /// poll, claims an online coupon and uses it at checkout (the order shows
 /// ¥8.00 off), claims a counter coupon and shows its code; the console
 /// sells with that code (the receipt shows the coupon) and refuses it the
-/// second time, in Chinese.
+/// second time, in Chinese. The manager also opens a group-buy for S001
+/// from the 社群 tab (the hub has it, for S001 alone).
 #[test]
 fn a_customer_uses_coupons_online_and_at_the_counter_and_the_manager_runs_the_community() {
     require_browser();
@@ -831,6 +833,24 @@ fn a_customer_uses_coupons_online_and_at_the_counter_and_the_manager_runs_the_co
         .hub_get(&format!("/api/v1/communities/S001/polls/{poll}"))
         .unwrap();
     assert_eq!(p["question"], "明天店播，大家最想看哪款？", "{p}");
+    // the manager's group-buy, for S001 alone
+    let gb = out
+        .lines()
+        .find_map(|l| l.strip_prefix("LINLI-GROUP-BUY "))
+        .expect("the script reports the group-buy")
+        .trim()
+        .to_owned();
+    let g = c.hub_get(&format!("/api/v1/group-buys/{gb}")).unwrap();
+    assert_eq!(
+        (&g["store_ids"], &g["price_fen"], &g["state"], &g["sku"]),
+        (
+            &json!(["S001"]),
+            &json!(3990),
+            &json!("open"),
+            &json!("P00009")
+        ),
+        "{g}"
+    );
 }
 
 /// November 2026 at the hub as stores' ledgers would send it: S001 sells a
