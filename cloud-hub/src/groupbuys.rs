@@ -345,8 +345,8 @@ fn commitment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommitmentView> {
     })
 }
 
-/// Adds a commitment's payment and its newest refund (a commitment has at
-/// most one that pays it back: GBF, GBC or GBL).
+/// Adds a commitment's payment and its newest refund (normally its only
+/// one: GBF, GBC or GBL; a second payment's GBD comes on top).
 fn with_payment(c: &Connection, k: &mut CommitmentView) -> Result<(), HubError> {
     let (payment, refunds) = crate::payment::ledger::views(c, &k.commitment_id)?;
     k.payment = payment;
