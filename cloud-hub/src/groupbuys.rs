@@ -42,9 +42,11 @@ use crate::online::Caller;
 use crate::orders::ts;
 use crate::payment::ledger::{PaymentView, RefundView};
 
+mod cancel;
 mod paid;
 
 pub use paid::CommitmentPrepayView;
+use paid::reason_text;
 pub(crate) use paid::store_of_commitment;
 
 /// A campaign as the admin asks for it.
@@ -116,10 +118,17 @@ pub struct CommitmentView {
     /// `cancelled`.
     pub status: String,
     /// `group_buy_failed`, `unpaid`, `after_deadline`,
-    /// `store_not_in_group_buy` or `group_buy_closed` (paid after the
-    /// campaign closed).
+    /// `store_not_in_group_buy`, `group_buy_closed` (paid after the
+    /// campaign closed) or `customer_cancelled`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
+    /// When it was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<String>,
+    /// `online` (the shop; the customer may cancel it while the campaign
+    /// is open) or `counter` (a store's counter).
+    #[serde(default)]
+    pub source: String,
     /// Once the goods are at the store: the pickup order's 6-digit code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup_code: Option<String>,
@@ -242,6 +251,25 @@ fn commitments(c: &Connection, id: &str) -> Result<Vec<Commitment>, HubError> {
     Ok(rows)
 }
 
+/// Whether the customer has a counting (`active`) commitment in the
+/// campaign, at `store` or anywhere: one indexed look.
+fn counting(
+    c: &Connection,
+    gid: &str,
+    customer: &str,
+    store: Option<&str>,
+) -> Result<bool, HubError> {
+    Ok(c
+        .prepare_cached(
+            "SELECT 1 FROM group_buy_commitments
+             WHERE customer_id = ?1 AND group_buy_id = ?2 AND status = 'active' AND (?3 IS NULL OR store_id = ?3)
+             LIMIT 1",
+        )?
+        .query_row(params![customer, gid, store], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// Counts a new active commitment made before the deadline into the
 /// campaign's running totals, before its row is inserted: one indexed look
 /// per question (is the customer new to the campaign, new to the store?),
@@ -254,19 +282,8 @@ fn count_in(
     customer: &str,
     qty: i64,
 ) -> Result<(), HubError> {
-    let has = |by_store: bool| -> Result<bool, HubError> {
-        Ok(c
-            .prepare_cached(
-                "SELECT 1 FROM group_buy_commitments
-                 WHERE customer_id = ?1 AND group_buy_id = ?2 AND status = 'active' AND (?3 IS NULL OR store_id = ?3)
-                 LIMIT 1",
-            )?
-            .query_row(params![customer, gid, by_store.then_some(store)], |_| Ok(()))
-            .optional()?
-            .is_some())
-    };
-    let new_here = i64::from(!has(true)?);
-    let new_anywhere = i64::from(!has(false)?);
+    let new_here = i64::from(!counting(c, gid, customer, Some(store))?);
+    let new_anywhere = i64::from(!counting(c, gid, customer, None)?);
     c.prepare_cached(
         "INSERT INTO group_buy_progress(group_buy_id, store_id, participants, qty) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(group_buy_id, store_id) DO UPDATE SET participants = participants + ?3, qty = qty + ?4",
@@ -276,6 +293,64 @@ fn count_in(
         "UPDATE group_buys SET participants = participants + ?2, qty = qty + ?3 WHERE group_buy_id = ?1",
     )?
     .execute(params![gid, new_anywhere, qty])?;
+    Ok(())
+}
+
+/// Takes a counting commitment out of the campaign's running totals, once
+/// its row no longer says `active` (the inverse of [`count_in`]): the
+/// customer stops being a participant of the campaign, or of the store,
+/// when no other counting commitment of theirs is left there.
+fn count_out(
+    c: &Connection,
+    gid: &str,
+    store: &str,
+    customer: &str,
+    qty: i64,
+) -> Result<(), HubError> {
+    let gone_here = i64::from(!counting(c, gid, customer, Some(store))?);
+    let gone_anywhere = i64::from(!counting(c, gid, customer, None)?);
+    c.prepare_cached(
+        "UPDATE group_buy_progress SET participants = participants - ?3, qty = qty - ?4
+         WHERE group_buy_id = ?1 AND store_id = ?2",
+    )?
+    .execute(params![gid, store, gone_here, qty])?;
+    c.prepare_cached(
+        "UPDATE group_buys SET participants = participants - ?2, qty = qty - ?3 WHERE group_buy_id = ?1",
+    )?
+    .execute(params![gid, gone_anywhere, qty])?;
+    Ok(())
+}
+
+/// The columns [`commitment_row`] reads.
+const COMMITMENT_COLUMNS: &str = "commitment_id, group_buy_id, store_id, qty, amount_fen, at, status, cancel_reason, pickup_code, source, cancelled_at";
+
+/// A commitment as its customer sees it, without its payment
+/// ([`with_payment`]) or the words for its cancel.
+fn commitment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommitmentView> {
+    Ok(CommitmentView {
+        commitment_id: r.get(0)?,
+        group_buy_id: r.get(1)?,
+        store_id: r.get(2)?,
+        qty: r.get(3)?,
+        amount_fen: r.get(4)?,
+        at: r.get(5)?,
+        status: r.get(6)?,
+        cancel_reason: r.get(7)?,
+        pickup_code: r.get(8)?,
+        source: r.get(9)?,
+        cancelled_at: r.get(10)?,
+        payment: None,
+        refund: None,
+        failure_reason: None,
+    })
+}
+
+/// Adds a commitment's payment and its newest refund (normally its only
+/// one: GBF, GBC or GBL; a second payment's GBD comes on top).
+fn with_payment(c: &Connection, k: &mut CommitmentView) -> Result<(), HubError> {
+    let (payment, refunds) = crate::payment::ledger::views(c, &k.commitment_id)?;
+    k.payment = payment;
+    k.refund = refunds.into_iter().last();
     Ok(())
 }
 
@@ -439,14 +514,24 @@ impl Hub {
         Ok((row, p, touched))
     }
 
-    /// Opens a campaign (admin).
+    /// Opens a campaign: an admin for any stores, a store manager for their
+    /// own store alone (`store_ids` naming only it).
     pub async fn create_group_buy(
         &self,
         user: &User,
         req: NewGroupBuy,
     ) -> Result<GroupBuyView, HubError> {
-        if user.role != Role::Admin {
-            return Err(HubError::Forbidden);
+        match user.role {
+            Role::Admin => {}
+            Role::Manager => {
+                let own = user.store_id.as_deref().unwrap_or_default();
+                // an empty or repeated list of their own store is refused
+                // below like an admin's (invalid_field)
+                if let Some(other) = req.store_ids.iter().find(|s| s.as_str() != own) {
+                    return Err(HubError::NotYourStore(other.clone()));
+                }
+            }
+            Role::Regional => return Err(HubError::Forbidden),
         }
         let now = Utc::now();
         let dir = self.directory();
@@ -700,6 +785,8 @@ impl Hub {
                         at: ts(now),
                         status: status.into(),
                         cancel_reason: None,
+                        cancelled_at: None,
+                        source: "online".into(),
                         pickup_code: None,
                         payment,
                         refund: None,
@@ -783,12 +870,22 @@ impl Hub {
     }
 
     /// The units to order from the supplier, per store (reached campaigns
-    /// only).
+    /// only): every store's for an admin, a store manager's own store's
+    /// line for a campaign their store takes part in.
     pub async fn supplier_order(&self, user: &User, id: &str) -> Result<SupplierOrder, HubError> {
-        if user.role != Role::Admin {
-            return Err(HubError::Forbidden);
+        let only = match user.role {
+            Role::Admin => None,
+            Role::Manager => Some(user.store_id.clone().unwrap_or_default()),
+            Role::Regional => return Err(HubError::Forbidden),
+        };
+        let mut view = self.group_buy(id).await?;
+        if let Some(own) = &only {
+            if !view.store_ids.contains(own) {
+                return Err(HubError::NotYourStore(view.store_ids.join("、")));
+            }
+            view.progress.per_store.retain(|s, _| s == own);
+            view.qty = view.progress.per_store.values().map(|p| p.qty).sum();
         }
-        let view = self.group_buy(id).await?;
         if !matches!(view.state, State::Reached | State::Fulfilled) {
             return Err(HubError::GroupBuyNotReached(view.state.as_str()));
         }
@@ -824,33 +921,14 @@ impl Hub {
         let rows: Vec<CommitmentView> = self
             .store
             .read(move |c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT commitment_id, group_buy_id, store_id, qty, amount_fen, at, status, cancel_reason, pickup_code
-                     FROM group_buy_commitments WHERE customer_id = ?1 ORDER BY at DESC LIMIT 100",
-                )?;
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {COMMITMENT_COLUMNS} FROM group_buy_commitments WHERE customer_id = ?1 ORDER BY at DESC LIMIT 100"
+                ))?;
                 let mut rows = stmt
-                    .query_map([cu], |r| {
-                        Ok(CommitmentView {
-                            commitment_id: r.get(0)?,
-                            group_buy_id: r.get(1)?,
-                            store_id: r.get(2)?,
-                            qty: r.get(3)?,
-                            amount_fen: r.get(4)?,
-                            at: r.get(5)?,
-                            status: r.get(6)?,
-                            cancel_reason: r.get(7)?,
-                            pickup_code: r.get(8)?,
-                            payment: None,
-                            refund: None,
-                            failure_reason: None,
-                        })
-                    })?
+                    .query_map([cu], commitment_row)?
                     .collect::<Result<Vec<_>, _>>()?;
                 for k in &mut rows {
-                    let (payment, refunds) = crate::payment::ledger::views(c, &k.commitment_id)?;
-                    k.payment = payment;
-                    // the newest refund (a commitment has one, GBF/GBL)
-                    k.refund = refunds.into_iter().last();
+                    with_payment(c, k)?;
                 }
                 Ok::<_, HubError>(rows)
             })
@@ -858,7 +936,7 @@ impl Hub {
         let mut out = Vec::with_capacity(rows.len());
         for mut commitment in rows {
             let group_buy = self.group_buy(&commitment.group_buy_id).await?;
-            commitment.failure_reason = paid::reason_text(
+            commitment.failure_reason = reason_text(
                 commitment.cancel_reason.as_deref(),
                 group_buy.failure_reason.as_deref(),
             );

@@ -167,6 +167,15 @@ impl From<HubError> for ApiError {
                 };
                 err(status, code, msg)
             }
+            HubError::CancelCommitment(ref e) => {
+                use linli_shared::groupbuy::CancelError;
+                let code = match e {
+                    CancelError::Reached => "group_buy_reached",
+                    CancelError::Over | CancelError::Closed(_) => "group_buy_closed",
+                    CancelError::AtCounter => "cancel_at_counter",
+                };
+                err(StatusCode::CONFLICT, code, msg)
+            }
             HubError::BadSignature => err(StatusCode::UNAUTHORIZED, "invalid_signature", msg),
             HubError::InvalidNotification(_) => {
                 err(StatusCode::BAD_REQUEST, "invalid_notification", msg)
@@ -371,6 +380,10 @@ pub fn router(hub: Hub) -> Router {
         .route(
             "/api/v1/group-buys/{id}/commitments/{cid}/pay",
             post(groupbuys::pay),
+        )
+        .route(
+            "/api/v1/group-buys/{id}/commitments/{cid}/cancel",
+            post(groupbuys::cancel),
         )
         .route(
             "/api/v1/group-buys/{id}/supplier-order",

@@ -155,6 +155,10 @@ pub enum HubError {
     /// A commitment the campaign's rules refuse.
     #[error(transparent)]
     Commit(linli_shared::groupbuy::CommitError),
+    /// A cancel the campaign's rules refuse (reached, past the deadline,
+    /// taken at a counter).
+    #[error(transparent)]
+    CancelCommitment(linli_shared::groupbuy::CancelError),
     /// A payment notification whose signature does not verify.
     #[error(
         "支付通知签名无效，已拒绝 (the payment notification's signature does not verify; nothing changed)"
@@ -199,7 +203,7 @@ pub enum HubError {
     CouponLimit(u32),
     /// A store manager acting for another store.
     #[error(
-        "店长只能管理本店（{0}）的直播 (a store manager runs only the live sessions of their own store, {0})"
+        "店长只能管理本店，不能管理 {0} (a store manager acts only for their own store, not for {0})"
     )]
     NotYourStore(String),
     /// A regional manager asking about a store or region outside theirs.

@@ -130,9 +130,7 @@ fn may_run(user: &User, store: &str) -> Result<(), HubError> {
     match user.role {
         Role::Admin => Ok(()),
         Role::Manager if user.store_id.as_deref() == Some(store) => Ok(()),
-        Role::Manager => Err(HubError::NotYourStore(
-            user.store_id.clone().unwrap_or_default(),
-        )),
+        Role::Manager => Err(HubError::NotYourStore(store.to_owned())),
         Role::Regional => Err(HubError::Forbidden),
     }
 }

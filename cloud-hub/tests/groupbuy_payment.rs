@@ -6,7 +6,10 @@
 //! cancelled; a failed campaign refunds every paid commitment exactly once
 //! with the customer told why, across a hub stopped in the middle of the
 //! mass refund (with requests in flight) and reopened on the same SQLite
-//! file. No sleeps as synchronisation: every wait is for a condition, with
+//! file; a customer who cancels a paid commitment is refunded in full
+//! exactly once however often the cancel is retried (and not again when
+//! the campaign later fails), and one who cancels an unpaid commitment
+//! gets the limit back with nothing to refund. No sleeps as synchronisation: every wait is for a condition, with
 //! a deadline.
 
 #![allow(clippy::unwrap_used)] // test code
@@ -565,6 +568,115 @@ async fn a_failed_group_buy_refunds_every_paid_commitment_once_across_a_hub_rest
     assert_eq!(
         (g["state"].as_str(), g["participants"].as_u64()),
         (Some("failed"), Some(0))
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_paid_commitment_is_refunded_once_however_often_it_is_cancelled() {
+    let env = Env::start(usize::MAX).await;
+    let gid = env.campaign(3).await;
+    let (a, b) = (
+        env.customer("13800139101").await,
+        env.customer("13800139102").await,
+    );
+    let (s, v) = env.commit(&a, &gid, "S001", 2).await;
+    assert_eq!(s, 201, "{v}");
+    let acid = v["commitment"]["commitment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.pay(&a, &gid, &acid).await;
+    until("A's commitment to count", || async {
+        let g = env.group_buy(&gid).await;
+        (g["participants"] == 1).then_some(())
+    })
+    .await;
+
+    // the customer presses cancel several times at once (a flaky network)
+    let path = format!("/api/v1/group-buys/{gid}/commitments/{acid}/cancel");
+    let (r1, r2, r3, r4) = tokio::join!(
+        env.call("POST", &path, &a, None),
+        env.call("POST", &path, &a, None),
+        env.call("POST", &path, &a, None),
+        env.call("POST", &path, &a, None),
+    );
+    let answers = [r1, r2, r3, r4];
+    let refund_id = format!("GBC-{acid}");
+    for (s, v) in &answers {
+        assert_eq!(*s, 200, "{v}");
+        let k = &v["commitment"];
+        assert_eq!(k["status"], "cancelled");
+        assert_eq!(k["cancel_reason"], "customer_cancelled");
+        assert_eq!(k["refund"]["refund_id"], refund_id.as_str(), "{k}");
+        assert_eq!(k["refund"]["amount_fen"], PRICE * 2);
+        assert_eq!(
+            (
+                v["group_buy"]["participants"].as_u64(),
+                v["group_buy"]["qty"].as_i64()
+            ),
+            (Some(0), Some(0)),
+            "it no longer counts"
+        );
+    }
+    assert!(env.hub().group_buy_totals_agree(&gid).await.unwrap());
+    let k = until("the refund accepted", || async {
+        let mine = env.mine(&a).await;
+        let k = mine[0]["commitment"].clone();
+        (k["refund"]["state"] == "succeeded").then_some(k)
+    })
+    .await;
+    assert!(
+        k["failure_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("顾客取消"),
+        "{k}"
+    );
+    assert_eq!(k["payment"]["state"], "paid", "paid, then refunded");
+    // and once more after the refund went through: the same, nothing new
+    let (s, again) = env.call("POST", &path, &a, None).await;
+    assert_eq!((s, &again["commitment"]["refund"]), (200, &k["refund"]));
+
+    // B's unpaid one: cancelled, its payment closed, nothing to refund,
+    // and the limit free for a new one
+    let (s, v) = env.commit(&b, &gid, "S002", 2).await;
+    assert_eq!(s, 201, "{v}");
+    let bcid = v["commitment"]["commitment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, v) = env
+        .call(
+            "POST",
+            &format!("/api/v1/group-buys/{gid}/commitments/{bcid}/cancel"),
+            &b,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["commitment"]["status"], "cancelled");
+    assert_eq!(v["commitment"]["payment"]["state"], "closed");
+    assert!(v["commitment"].get("refund").is_none(), "{v}");
+    let (s, v) = env.commit(&b, &gid, "S002", 2).await;
+    assert_eq!(s, 201, "the limit is free again: {v}");
+
+    // the campaign later fails: the cancelled commitment is not refunded
+    // a second time
+    let later = Utc::now() + chrono::Duration::hours(3);
+    assert_eq!(env.hub().settle_group_buys(later).await.unwrap(), 1);
+    let refunds = env.sim.refunds();
+    let of_a: Vec<_> = refunds.iter().filter(|r| r.out_trade_no == acid).collect();
+    assert_eq!(of_a.len(), 1, "{refunds:?}");
+    assert_eq!(
+        (of_a[0].out_refund_no.as_str(), of_a[0].amount),
+        (refund_id.as_str(), PRICE * 2)
+    );
+    assert_eq!(refunds.len(), 1, "nobody else had paid: {refunds:?}");
+    let summary = env.hub().refund_summary().await.unwrap();
+    assert_eq!(
+        (summary.pending, summary.succeeded, summary.failed),
+        (0, 1, 0)
     );
     env.stop().await;
 }

@@ -341,3 +341,359 @@ async fn a_communities_threshold_needs_enough_participants_in_each() {
         (Some("reached"), Some(2))
     );
 }
+
+async fn cancel(h: &TestHub, token: &str, id: &str, cid: &str) -> (StatusCode, Value) {
+    h.post(
+        &format!("/api/v1/group-buys/{id}/commitments/{cid}/cancel"),
+        token,
+        json!({}),
+    )
+    .await
+}
+
+fn cid(v: &Value) -> String {
+    v["commitment"]["commitment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The campaign's counts: participants, units, per store.
+async fn counts(h: &TestHub, id: &str) -> (u64, i64, Value) {
+    let (_, g) = h.get(&format!("/api/v1/group-buys/{id}"), None).await;
+    (
+        g["participants"].as_u64().unwrap(),
+        g["qty"].as_i64().unwrap(),
+        g["progress"]["per_store"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn a_customer_cancels_their_commitment_which_frees_the_limit_and_the_count() {
+    let h = hub().await;
+    let id = open(
+        &h,
+        campaign(
+            json!({"kind": "communities", "count": 2, "min_per_community": 1}),
+            Duration::hours(1),
+            &["S001", "S002"],
+        ),
+    )
+    .await;
+    let (a, b) = (
+        h.customer("13800138301").await,
+        h.customer("13800138302").await,
+    );
+    let (_, k1) = commit(&h, &a, &id, "a-1", "S001", 1).await;
+    let (_, k2) = commit(&h, &a, &id, "a-2", "S001", 1).await;
+    let (s, e) = commit(&h, &a, &id, "a-3", "S001", 1).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("per_customer_limit"))
+    );
+    let (s, _) = commit(&h, &b, &id, "b-1", "S001", 1).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(counts(&h, &id).await.0, 2);
+
+    // another customer's commitment is not theirs to see: 404, nothing done
+    for (token, gid, k) in [
+        (&b, id.as_str(), cid(&k1)),
+        (&a, "GNOSUCH", cid(&k1)),
+        (&a, id.as_str(), "KNOSUCH".to_owned()),
+    ] {
+        let (s, e) = cancel(&h, token, gid, &k).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("commitment_not_found")),
+            "{e}"
+        );
+    }
+    // customers only
+    let (s, _) = cancel(&h, &h.admin, &id, &cid(&k1)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(counts(&h, &id).await.1, 3);
+
+    // one of A's two at S001: A still takes part there, one unit less
+    let (s, v) = cancel(&h, &a, &id, &cid(&k1)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let k = &v["commitment"];
+    assert_eq!(
+        (
+            k["status"].as_str(),
+            k["cancel_reason"].as_str(),
+            k["source"].as_str()
+        ),
+        (
+            Some("cancelled"),
+            Some("customer_cancelled"),
+            Some("online")
+        )
+    );
+    assert!(
+        k["failure_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("顾客取消"),
+        "{k}"
+    );
+    assert!(k["cancelled_at"].is_string());
+    assert!(k.get("refund").is_none(), "nothing was paid: {k}");
+    assert_eq!(
+        (
+            v["group_buy"]["participants"].as_u64(),
+            v["group_buy"]["qty"].as_i64()
+        ),
+        (Some(2), Some(2))
+    );
+    assert!(h.hub.group_buy_totals_agree(&id).await.unwrap());
+    // the same cancel again is the same cancelled commitment
+    let (s, again) = cancel(&h, &a, &id, &cid(&k1)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(again["commitment"], v["commitment"]);
+    assert_eq!(counts(&h, &id).await.1, 2, "counted out once");
+
+    // A's other one: A is no longer a participant at S001
+    let (s, _) = cancel(&h, &a, &id, &cid(&k2)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (participants, qty, per_store) = counts(&h, &id).await;
+    assert_eq!((participants, qty), (1, 1));
+    assert_eq!(per_store, json!({"S001": {"participants": 1, "qty": 1}}));
+    assert!(h.hub.group_buy_totals_agree(&id).await.unwrap());
+
+    // the limit is free again: A commits 2 at S002, which reaches the
+    // two communities
+    let (s, v) = commit(&h, &a, &id, "a-4", "S002", 2).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["group_buy"]["state"], json!("reached"));
+    assert_eq!(
+        (
+            v["group_buy"]["participants"].as_u64(),
+            v["group_buy"]["qty"].as_i64()
+        ),
+        (Some(2), Some(3))
+    );
+    assert!(h.hub.group_buy_totals_agree(&id).await.unwrap());
+    // a cancelled one stays cancelled (and answers so) after the reach
+    let (s, again) = cancel(&h, &a, &id, &cid(&k1)).await;
+    assert_eq!(
+        (s, &again["commitment"]),
+        (StatusCode::OK, &v_of(&h, &a, &cid(&k1)).await)
+    );
+
+    let (_, mine) = h.get("/api/v1/customer/group-buys", Some(&a)).await;
+    let cancelled: Vec<_> = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["commitment"]["status"] == "cancelled")
+        .collect();
+    assert_eq!(cancelled.len(), 2, "{mine}");
+    for m in cancelled {
+        assert!(
+            m["commitment"]["failure_reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("顾客取消"),
+            "{m}"
+        );
+    }
+}
+
+/// The customer's commitment `cid` as `GET /api/v1/customer/group-buys`
+/// shows it.
+async fn v_of(h: &TestHub, token: &str, cid: &str) -> Value {
+    let (_, mine) = h.get("/api/v1/customer/group-buys", Some(token)).await;
+    mine.as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["commitment"]["commitment_id"] == cid)
+        .unwrap()["commitment"]
+        .clone()
+}
+
+#[tokio::test]
+async fn a_reached_group_buy_keeps_its_commitments_and_a_cancel_writes_nothing() {
+    let h = hub().await;
+    let id = open(
+        &h,
+        campaign(
+            json!({"kind": "participants", "count": 2}),
+            Duration::hours(1),
+            &["S001"],
+        ),
+    )
+    .await;
+    let (a, b) = (
+        h.customer("13800138311").await,
+        h.customer("13800138312").await,
+    );
+    let (_, k) = commit(&h, &a, &id, "a-1", "S001", 2).await;
+    let (_, v) = commit(&h, &b, &id, "b-1", "S001", 1).await;
+    assert_eq!(v["group_buy"]["state"], json!("reached"));
+    let before = (counts(&h, &id).await, v_of(&h, &a, &cid(&k)).await);
+
+    let (s, e) = cancel(&h, &a, &id, &cid(&k)).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("group_buy_reached")),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("团购已成团，不能取消"),
+        "{e}"
+    );
+    let after = (counts(&h, &id).await, v_of(&h, &a, &cid(&k)).await);
+    assert_eq!(before, after, "nothing was written");
+    assert_eq!(after.1["status"], json!("active"));
+    assert!(h.hub.group_buy_totals_agree(&id).await.unwrap());
+    let (_, g) = h.get(&format!("/api/v1/group-buys/{id}"), None).await;
+    assert_eq!(g["state"], json!("reached"), "reached stays reached");
+}
+
+#[tokio::test]
+async fn a_cancel_after_the_deadline_is_refused() {
+    let h = hub().await;
+    let id = open(
+        &h,
+        campaign(
+            json!({"kind": "participants", "count": 5}),
+            Duration::minutes(10),
+            &["S001"],
+        ),
+    )
+    .await;
+    let a = h.customer("13800138321").await;
+    let (_, k) = commit(&h, &a, &id, "a-1", "S001", 1).await;
+    let caller = h.hub.authenticate_customer(&a).await.unwrap();
+    // eleven minutes on: past the deadline, still open (the grace runs)
+    let later = Utc::now() + Duration::minutes(11);
+    assert_eq!(h.hub.settle_group_buys(later).await.unwrap(), 0);
+    let e = h
+        .hub
+        .cancel_commitment_at(&caller, &id, &cid(&k), later)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            linli_hub::hub::HubError::CancelCommitment(
+                linli_shared::groupbuy::CancelError::Closed(_)
+            )
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().starts_with("团购已于"), "{e}");
+    assert_eq!(v_of(&h, &a, &cid(&k)).await["status"], json!("active"));
+    assert_eq!(counts(&h, &id).await.0, 1, "nothing was written");
+    // before the deadline the same cancel goes through
+    let v = h
+        .hub
+        .cancel_commitment_at(&caller, &id, &cid(&k), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(v.commitment.status, "cancelled");
+}
+
+#[tokio::test]
+async fn a_store_manager_opens_a_group_buy_for_their_own_store_only() {
+    let h = hub().await;
+    let (m1, m2) = (h.manager("m1").await, h.manager("m2").await);
+    let ours = campaign(
+        json!({"kind": "participants", "count": 1}),
+        Duration::hours(1),
+        &["S001"],
+    );
+    let with_stores = |stores: Value| {
+        let mut b = ours.clone();
+        b["store_ids"] = stores;
+        b
+    };
+    for stores in [json!(["S002"]), json!(["S001", "S002"]), json!(["S999"])] {
+        let (s, e) = h
+            .post("/api/v1/group-buys", &m1, with_stores(stores.clone()))
+            .await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("not_your_store")),
+            "{stores}: {e}"
+        );
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("店长只能管理本店"),
+            "{e}"
+        );
+    }
+    let (s, e) = h
+        .post("/api/v1/group-buys", &m1, with_stores(json!([])))
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field"))
+    );
+    let (s, _) = h
+        .post(
+            "/api/v1/group-buys",
+            &h.regional("west").await,
+            ours.clone(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, all) = h.get("/api/v1/group-buys?state=all", None).await;
+    assert_eq!(all, json!([]), "nothing was written");
+
+    let (s, v) = h.post("/api/v1/group-buys", &m1, ours.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["store_ids"], json!(["S001"]));
+    let id = v["group_buy_id"].as_str().unwrap().to_owned();
+    let a = h.customer("13800138331").await;
+    let (_, v) = commit(&h, &a, &id, "a-1", "S001", 2).await;
+    assert_eq!(v["group_buy"]["state"], json!("reached"));
+
+    // the supplier order: the admin and S001's manager, not S002's
+    let order = format!("/api/v1/group-buys/{id}/supplier-order");
+    for token in [&h.admin, &m1] {
+        let (s, so) = h.get(&order, Some(token)).await;
+        assert_eq!(s, StatusCode::OK, "{so}");
+        assert_eq!(so["total_qty"], json!(2));
+        assert_eq!(so["stores"][0]["store_id"], json!("S001"));
+    }
+    let (s, e) = h.get(&order, Some(&m2)).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_your_store"))
+    );
+
+    // an admin's campaign at two stores: each manager sees their own line
+    let id = open(
+        &h,
+        campaign(
+            json!({"kind": "participants", "count": 2}),
+            Duration::hours(1),
+            &["S001", "S002"],
+        ),
+    )
+    .await;
+    commit(&h, &a, &id, "a-2", "S001", 1).await;
+    let (_, v) = commit(&h, &h.customer("13800138332").await, &id, "b-1", "S002", 2).await;
+    assert_eq!(v["group_buy"]["state"], json!("reached"));
+    let (_, so) = h
+        .get(
+            &format!("/api/v1/group-buys/{id}/supplier-order"),
+            Some(&m2),
+        )
+        .await;
+    assert_eq!(
+        (
+            so["total_qty"].as_i64(),
+            so["stores"].as_array().unwrap().len()
+        ),
+        (Some(2), 1),
+        "{so}"
+    );
+    assert_eq!(so["stores"][0]["store_id"], json!("S002"));
+}

@@ -19,11 +19,18 @@
 //!   period after it has passed: a store cut off at the deadline may still
 //!   hold commitments that would reach the threshold.
 //! - No fake members: nothing here ever adds a participant.
+//! - **Cancel** ([`check_cancel`]): a customer takes back an online
+//!   commitment only while the campaign is open and before the deadline,
+//!   so "reached" stays monotone.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+
+mod cancel;
+
+pub use cancel::{CancelError, CancelOutcome, Held, check_cancel};
 
 /// What a store's counter needs to take commitments while offline: the
 /// hub writes it into the store's orders document (section `group_buys`)

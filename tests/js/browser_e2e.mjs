@@ -2,7 +2,7 @@
 // headless Debian Chromium with playwright-core; run by tests/tests/browser.rs.
 //
 //   node browser_e2e.mjs --hub URL --store URL --scenario pickup|offline|delivery|cashier|languages|manager|phone|shop|pay|community|live|promotions
-//                        [--shots DIR] [--community CODE]
+//                        [--shots DIR] [--community CODE] [--group-buy ID]
 //
 // The pages are Chinese by default: the scenarios check what a Chinese
 // cashier or customer reads, and switch to English only to check the switch.
@@ -198,13 +198,62 @@ async function payOrder(shop) {
 }
 
 /// A customer pays for a pickup order through the payment simulator; only
-/// then does the order reach the store's console.
+/// then does the order reach the store's console. With --group-buy the
+/// customer then commits to that group-buy twice, paying each at the
+/// cashier, and cancels one: the page shows it cancelled by the customer
+/// and its refund going through; the other stays paid.
 async function payScenario(shop, con) {
   await shopLogin(shop, "13800138001");
   const order = await placePickupOrder(shop, "S001", PRODUCTS, { pay: true });
   await consoleLogin(con, "cashier", "1234");
   await waitOrderCard(con, order.orderId, "placed");
   log("step: the paid order reached the console");
+  if (args["group-buy"]) await payAndCancelGroupBuy(shop, args["group-buy"]);
+}
+
+/// Commits to the group-buy twice (1 unit each, paid at the simulator's
+/// cashier), then cancels the first: prints `gb-cancelled: <commitment>`
+/// for the Rust side to check the hub and the provider.
+async function payAndCancelGroupBuy(shop, gbId) {
+  const hub = new URL(shop.url()).origin;
+  if (await visible(shop, "#new-order")) await shop.click("#new-order");
+  const gb = `[data-testid=group-buy][data-group-buy-id="${gbId}"]`;
+  const paid = `${gb} [data-testid=group-buy-commitment][data-paid=true]`;
+  const gbError = async () => {
+    if (await visible(shop, "#groupbuy-error")) throw new Error("group-buy: " + (await text(shop, "#groupbuy-error")));
+  };
+  for (const n of [1, 2]) {
+    await until("the group-buy's join button", SYNC, async () => { await gbError(); return visible(shop, `${gb} button[data-gb-join]`); });
+    await shop.fill(`${gb} input[type=number]`, "1");
+    await shop.click(`${gb} button[data-gb-join]`);
+    // awaiting payment: the page goes to the cashier at once
+    await until("the payment simulator's cashier for the commitment", UI, async () => {
+      await gbError();
+      return new URL(shop.url()).origin !== hub && visible(shop, "#confirm");
+    });
+    const amount = await text(shop, "#amount");
+    if (!amount.includes("39.90")) throw new Error(`the cashier should ask for ¥39.90: "${amount}"`);
+    await shop.click("#confirm");
+    await until(`commitment ${n} shown paid`, SYNC, async () =>
+      new URL(shop.url()).origin === hub && (await shop.locator(paid).count()) === n);
+    log(`step: group-buy commitment ${n} paid: "${await text(shop, `${gb} [data-testid=group-buy-progress]`)}"`);
+  }
+  if (await visible(shop, `${gb} button[data-gb-join]`)) throw new Error("the limit (2) is reached, yet the join button shows");
+  const cancel = shop.locator(`${paid} button[data-gb-cancel]`).first();
+  const cid = await cancel.getAttribute("data-commitment-id", { timeout: UI });
+  await cancel.click(); // the confirmation is accepted
+  const done = `${gb} [data-testid=group-buy-cancelled][data-commitment-id="${cid}"]`;
+  const refund = `${gb} [data-testid=group-buy-refund][data-commitment-id="${cid}"]`;
+  await until("the cancel shown", UI, async () => { await gbError(); return visible(shop, done); });
+  const why = await text(shop, done);
+  if (!why.includes("顾客取消")) throw new Error(`the cancel should say the customer cancelled: "${why}"`);
+  log(`step: cancelled: "${why}"; refund ${await attr(shop, refund, "data-state")}`);
+  await until("the refund through", SYNC, async () => (await attr(shop, refund, "data-state")) === "succeeded");
+  log(`step: refund: "${await text(shop, refund)}"`);
+  if ((await shop.locator(paid).count()) !== 1) throw new Error("the other commitment should stay paid");
+  await until("the join button back (the limit freed)", UI, () => visible(shop, `${gb} button[data-gb-join]`));
+  await accessible(shop, "shop with a cancelled group-buy commitment");
+  log(`gb-cancelled: ${cid}`);
 }
 
 /// Opens the basket dock (its lines and checkout) if it is closed.
@@ -1346,6 +1395,20 @@ async function promotionsScenario(shop, con) {
   if (JSON.stringify(votes) !== JSON.stringify(["0 票", "0 票"])) throw new Error(`the new poll's tallies: ${JSON.stringify(votes)}`);
   console.log(`LINLI-POLL ${pollId}`);
   log(`step: the manager created poll ${pollId}`);
+  // a group-buy for the store, opened by its manager (deadline and pickup
+  // prefilled)
+  await con.fill("#gbnew-sku", "P00009");
+  await con.fill("#gbnew-price", "39.90");
+  await con.fill("#gbnew-count", "3");
+  await con.click("#gbnew-submit");
+  const opened = await until("the group-buy opened", UI, async () => {
+    if (await visible(con, "#comm-error")) throw new Error("group-buy: " + (await text(con, "#comm-error")));
+    return (await visible(con, "#gbnew-done")) && text(con, "#gbnew-done");
+  });
+  const gbId = (opened.match(/（(G[0-9A-Z]+)）/) || [])[1];
+  if (!gbId) throw new Error(`the confirmation should name the group-buy: "${opened}"`);
+  console.log(`LINLI-GROUP-BUY ${gbId}`);
+  log(`step: the manager opened a group-buy: "${opened}"`);
   await accessible(con, "console community tab");
   // the poll's ranking (ties in the manager's order) fills the next live
   // session's featured list, at 9折 (90%) until the manager sets prices

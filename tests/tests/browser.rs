@@ -58,7 +58,11 @@
 //! - `pay`: the hub takes online payment through `linli-pay-sim`: the
 //!   shop's order waits for payment with no pickup code, the customer pays
 //!   at the simulator's cashier page and comes back to the paid order and
-//!   its code; only then does the order reach the console.
+//!   its code; only then does the order reach the console. Then the
+//!   customer commits to a group-buy twice, paying each at the cashier,
+//!   sees both paid, cancels one and sees it cancelled by the customer
+//!   with its refund through (the hub and the simulator are checked
+//!   after).
 //! - `live` (1024x768 and a phone): the store manager signs in to the hub
 //!   from the console's 直播 tab (the node knows the hub's HTTP address,
 //!   the hub allows the console's origin), schedules a session with a live
@@ -68,7 +72,8 @@
 //! - `promotions` (1024x768 and a phone): the store manager signs in to the
 //!   hub from the console's 社群 tab, sees the join code, link and QR,
 //!   creates a poll, and sees the coupon campaign's allotment on the 促销
-//!   tab; a customer joins by the link and sees the poll, claims an online
+//!   tab, and opens a group-buy for the store; a customer joins by the
+//!   link and sees the poll, claims an online
 //!   coupon and uses it at checkout (¥8.00 off), claims a counter coupon;
 //!   the console sells with its code (the receipt shows the coupon) and
 //!   refuses it the second time, in Chinese; a marked-down product shows
@@ -325,11 +330,115 @@ fn a_pickup_order_goes_from_the_customer_page_through_the_console() {
 /// pickup code), the customer pays at the simulator's cashier page and comes
 /// back to the paid order with its code, and only then does the order reach
 /// the store's console.
+///
+/// Then the same customer commits to a group-buy at S001 twice, paying
+/// each at the cashier, and cancels one on the page: the page shows it
+/// cancelled by the customer with its refund through, and the hub and the
+/// provider agree: one participant with one unit left, one full refund
+/// `GBC-<commitment>`, and no other.
 #[test]
 fn a_customer_pays_for_an_order_at_the_payment_simulators_cashier() {
     require_browser();
-    let (_sim, mut c) = paying_cluster(79);
-    run_scenario(&mut c, "pay", &[]);
+    let (sim, mut c) = paying_cluster(79);
+    let h = c.hub().unwrap();
+    let deadline = chrono::Utc::now() + chrono::Duration::hours(3);
+    let gb: Value = c
+        .http
+        .post(format!("{}/api/v1/group-buys", h.http))
+        .bearer_auth(&h.token)
+        .json(&json!({
+            "sku": "P00009", "price_fen": 3990,
+            "threshold": {"kind": "participants", "count": 5},
+            "deadline": deadline.to_rfc3339(),
+            "pickup_date": (deadline + chrono::Duration::days(1)).date_naive().to_string(),
+            "per_customer_limit": 2, "store_ids": ["S001"],
+        }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let gb_id = gb["group_buy_id"].as_str().unwrap().to_owned();
+    let out = run_scenario(&mut c, "pay", &["--group-buy", &gb_id]);
+    let cancelled = out
+        .lines()
+        .find_map(|l| l.strip_prefix("gb-cancelled: "))
+        .expect("the scenario names the cancelled commitment")
+        .to_owned();
+
+    let g = c.hub_get(&format!("/api/v1/group-buys/{gb_id}")).unwrap();
+    assert_eq!(
+        (
+            g["state"].as_str(),
+            g["participants"].as_u64(),
+            g["qty"].as_i64()
+        ),
+        (Some("open"), Some(1), Some(1)),
+        "{g}"
+    );
+    // the customer's own view, from a new session of the same phone
+    let h = c.hub().unwrap();
+    let session: Value = c
+        .http
+        .post(format!("{}/api/v1/customer/session", h.http))
+        .json(&json!({"phone": "13800138001"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mine: Value = c
+        .http
+        .get(format!("{}/api/v1/customer/group-buys", h.http))
+        .bearer_auth(session["token"].as_str().unwrap())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mine = mine.as_array().unwrap();
+    assert_eq!(mine.len(), 2, "{mine:?}");
+    for m in mine {
+        let k = &m["commitment"];
+        assert_eq!(k["payment"]["state"], "paid", "{k}");
+        if k["commitment_id"] == cancelled.as_str() {
+            assert_eq!(
+                (k["status"].as_str(), k["cancel_reason"].as_str()),
+                (Some("cancelled"), Some("customer_cancelled"))
+            );
+            assert_eq!(k["refund"]["refund_id"], format!("GBC-{cancelled}"));
+            assert_eq!(
+                (
+                    k["refund"]["state"].as_str(),
+                    k["refund"]["amount_fen"].as_i64()
+                ),
+                (Some("succeeded"), Some(3990))
+            );
+        } else {
+            assert_eq!(k["status"], "active", "{k}");
+            assert!(k.get("refund").is_none(), "{k}");
+        }
+    }
+    // the provider refunded exactly that, once
+    let refunds: Value = c
+        .http
+        .get(format!("{}/v3/sim/refunds", sim.base_url))
+        .bearer_auth("browser-pay-key")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let refunds = refunds.as_array().unwrap();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(
+        (
+            refunds[0]["out_trade_no"].as_str(),
+            refunds[0]["out_refund_no"].as_str(),
+            refunds[0]["amount"].as_i64()
+        ),
+        (
+            Some(cancelled.as_str()),
+            Some(format!("GBC-{cancelled}").as_str()),
+            Some(3990)
+        )
+    );
 }
 
 #[test]
@@ -615,7 +724,8 @@ fn a_store_manager_runs_a_live_session_and_a_customer_orders_at_the_live_price()
 /// poll, claims an online coupon and uses it at checkout (the order shows
 /// ¥8.00 off), claims a counter coupon and shows its code; the console
 /// sells with that code (the receipt shows the coupon) and refuses it the
-/// second time, in Chinese.
+/// second time, in Chinese. The manager also opens a group-buy for S001
+/// from the 社群 tab (the hub has it, for S001 alone).
 #[test]
 fn a_customer_uses_coupons_online_and_at_the_counter_and_the_manager_runs_the_community() {
     require_browser();
@@ -723,6 +833,24 @@ fn a_customer_uses_coupons_online_and_at_the_counter_and_the_manager_runs_the_co
         .hub_get(&format!("/api/v1/communities/S001/polls/{poll}"))
         .unwrap();
     assert_eq!(p["question"], "明天店播，大家最想看哪款？", "{p}");
+    // the manager's group-buy, for S001 alone
+    let gb = out
+        .lines()
+        .find_map(|l| l.strip_prefix("LINLI-GROUP-BUY "))
+        .expect("the script reports the group-buy")
+        .trim()
+        .to_owned();
+    let g = c.hub_get(&format!("/api/v1/group-buys/{gb}")).unwrap();
+    assert_eq!(
+        (&g["store_ids"], &g["price_fen"], &g["state"], &g["sku"]),
+        (
+            &json!(["S001"]),
+            &json!(3990),
+            &json!("open"),
+            &json!("P00009")
+        ),
+        "{g}"
+    );
 }
 
 /// November 2026 at the hub as stores' ledgers would send it: S001 sells a

@@ -18,7 +18,9 @@
 //! - money arriving for a commitment that no longer counts (cancelled
 //!   unpaid, or the campaign failed or was fulfilled meanwhile) is recorded
 //!   and refunded in full, `GBL-<commitment>`; a second payment of one
-//!   commitment is refunded, `GBD-<commitment>`.
+//!   commitment is refunded, `GBD-<commitment>`;
+//! - a paid commitment its customer cancels (`cancel.rs`) is refunded in
+//!   full, `GBC-<commitment>`, in the cancel's transaction.
 //!
 //! Counter commitments are paid at the counter and have no payment here.
 
@@ -124,37 +126,10 @@ pub(super) fn on_failure(
             Ok((r.get(0)?, r.get(1)?))
         })?
         .collect::<Result<_, _>>()?;
-    // due at once: the refunds are sent by the wall clock, whatever time
-    // the decision was taken for (tests decide with a later `now`)
-    let due = Utc::now().min(now);
     let mut queued = 0;
     for (id, amount) in &paid {
-        match ledger::enqueue(
-            c,
-            limits,
-            id,
-            &format!("GBF-{id}"),
-            *amount,
-            *amount,
-            "group_buy_failed",
-            due,
-        ) {
-            Ok(true) => queued += 1,
-            Ok(false) => {}
-            // beyond the payer's limits (money already partly given back):
-            // a person settles it; the campaign still fails
-            Err(HubError::RefundRefused(why)) => {
-                let store = store_of_commitment(c, id)?.unwrap_or_default();
-                raise(
-                    c,
-                    &store,
-                    id,
-                    "refund_failed",
-                    &format!("group-buy failure refund GBF-{id} refused: {why}"),
-                    now,
-                )?;
-            }
-            Err(e) => return Err(e),
+        if refund_in_full(c, limits, id, *amount, "GBF", "group_buy_failed", now)? {
+            queued += 1;
         }
     }
     c.prepare_cached(
@@ -169,6 +144,45 @@ pub(super) fn on_failure(
         PaymentState::AwaitingPayment.as_str()
     ])?;
     Ok(queued)
+}
+
+/// Queues the full refund of a paid commitment, refund id
+/// `<prefix>-<commitment>` (in the caller's transaction, so the refund
+/// commits with what causes it; queuing it again changes nothing).
+/// Whether it was queued now. A refund beyond the payer's limits (money
+/// already partly given back) is raised for a person to settle; what
+/// caused it still happens.
+pub(super) fn refund_in_full(
+    c: &Connection,
+    limits: &RefundLimits,
+    id: &str,
+    amount_fen: i64,
+    prefix: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, HubError> {
+    // due at once: refunds are sent by the wall clock, whatever time the
+    // decision was taken for (tests decide with a later `now`)
+    let due = Utc::now().min(now);
+    let refund_id = format!("{prefix}-{id}");
+    match ledger::enqueue(
+        c, limits, id, &refund_id, amount_fen, amount_fen, reason, due,
+    ) {
+        Ok(queued) => Ok(queued),
+        Err(HubError::RefundRefused(why)) => {
+            let store = store_of_commitment(c, id)?.unwrap_or_default();
+            raise(
+                c,
+                &store,
+                id,
+                "refund_failed",
+                &format!("group-buy refund {refund_id} refused: {why}"),
+                now,
+            )?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Why a commitment was cancelled, in the customer's words; a failed
@@ -196,6 +210,7 @@ pub(super) fn reason_text(code: Option<&str>, campaign_failure: Option<&str>) ->
         "store_not_in_group_buy" => {
             "该门店未参加这个团购 (this store does not take part in the group-buy)"
         }
+        "customer_cancelled" => "顾客取消参团 (cancelled by the customer)",
         other => other,
     };
     Some(text.to_owned())

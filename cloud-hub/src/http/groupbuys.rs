@@ -19,20 +19,22 @@ type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 /// Opens a group-buy presale: a product (sold by the unit) at a price, a
 /// threshold of participants or of communities (stores with at least
 /// `min_per_community` participants each), a deadline, a pickup date, a
-/// per-customer limit and the stores taking part. Admin.
+/// per-customer limit and the stores taking part. Admin for any stores; a
+/// store manager for their own store alone (`store_ids` naming another
+/// store: `403 not_your_store`).
 #[utoipa::path(post, path = "/api/v1/group-buys", tag = "group-buys", request_body = NewGroupBuy,
     responses((status = 201, body = GroupBuyView),
+              (status = 403, body = linli_shared::api_doc::ErrorBody, description = "forbidden (not an admin or store manager), not_your_store"),
               (status = 422, body = linli_shared::api_doc::ErrorBody, description = "invalid_field, unknown_sku, unknown_store")),
     security(("bearer" = [])))]
 pub(crate) async fn create(
     State(hub): State<Hub>,
-    Who(who): Who,
+    headers: HeaderMap,
     body: JsonBody<NewGroupBuy>,
 ) -> Result<(StatusCode, Json<GroupBuyView>), ApiError> {
+    // any hub user, store managers included (a customer: forbidden)
+    let user = super::communities::hub_user(&hub, &headers).await?;
     let Json(req) = body.map_err(bad_json)?;
-    let Caller::Staff(user) = who else {
-        return Err(HubError::Forbidden.into());
-    };
     Ok((
         StatusCode::CREATED,
         Json(hub.create_group_buy(&user, req).await?),
@@ -143,22 +145,46 @@ pub(crate) async fn pay(
     Ok(Json(hub.pay_commitment(&who, &id, &cid).await?))
 }
 
+/// The customer takes back their own online commitment. Only while the
+/// campaign is `open` (a reached one stays reached: `409
+/// group_buy_reached`) and before the deadline (`409 group_buy_closed`);
+/// a commitment made at a store's counter is cancelled there (`409
+/// cancel_at_counter`). It stops counting and frees the customer's limit
+/// at once; an unpaid one's payment closes, a paid one is refunded in full
+/// through the refund queue (`refund`, refund id `GBC-<commitment_id>`).
+/// Idempotent: cancelling again answers 200 with the same cancelled
+/// commitment and refunds nothing more. Another customer's commitment is
+/// `404 commitment_not_found`. Customers only.
+#[utoipa::path(post, path = "/api/v1/group-buys/{group_buy_id}/commitments/{commitment_id}/cancel", tag = "group-buys",
+    params(("group_buy_id" = String, Path), ("commitment_id" = String, Path)),
+    responses((status = 200, body = Committed, description = "the cancelled commitment and the campaign after it"),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "commitment_not_found (unknown, or another customer's), group_buy_not_found"),
+              (status = 409, body = linli_shared::api_doc::ErrorBody, description = "group_buy_reached, group_buy_closed (past the deadline, or failed), cancel_at_counter")),
+    security(("bearer" = [])))]
+pub(crate) async fn cancel(
+    State(hub): State<Hub>,
+    Who(who): Who,
+    Path((id, cid)): Path<(String, String)>,
+) -> Result<Json<Committed>, ApiError> {
+    Ok(Json(hub.cancel_commitment(&who, &id, &cid).await?))
+}
+
 /// What to order from the supplier: units per store (以销定采). Reached
-/// group-buys only. Admin.
+/// group-buys only. Admin; a store manager sees their own store's line of
+/// a campaign their store takes part in (`403 not_your_store` otherwise).
 #[utoipa::path(get, path = "/api/v1/group-buys/{group_buy_id}/supplier-order", tag = "group-buys",
     params(("group_buy_id" = String, Path)),
     responses((status = 200, body = SupplierOrder),
+              (status = 403, body = linli_shared::api_doc::ErrorBody, description = "forbidden, not_your_store"),
               (status = 404, body = linli_shared::api_doc::ErrorBody, description = "group_buy_not_found"),
               (status = 409, body = linli_shared::api_doc::ErrorBody, description = "group_buy_not_reached")),
     security(("bearer" = [])))]
 pub(crate) async fn supplier_order(
     State(hub): State<Hub>,
-    Who(who): Who,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<SupplierOrder>, ApiError> {
-    let Caller::Staff(user) = who else {
-        return Err(HubError::Forbidden.into());
-    };
+    let user = super::communities::hub_user(&hub, &headers).await?;
     Ok(Json(hub.supplier_order(&user, &id).await?))
 }
 

@@ -398,6 +398,7 @@ pub(crate) async fn exceptions(
         super::groupbuys::get_one,
         super::groupbuys::commit,
         super::groupbuys::pay,
+        super::groupbuys::cancel,
         super::groupbuys::supplier_order,
         super::groupbuys::mine,
         super::promotions::create,

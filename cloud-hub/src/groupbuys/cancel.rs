@@ -1,0 +1,143 @@
+//! A customer cancels their own online commitment (DESIGN.md §7, "cancel";
+//! the rule is [`linli_shared::groupbuy::check_cancel`]: only while the
+//! campaign is open and before its deadline, so "reached" stays monotone).
+//!
+//! Everything a cancel does happens in one transaction: the rule is checked
+//! against the campaign as it stands there, the commitment is marked
+//! cancelled (`customer_cancelled`), a counting one is taken out of the
+//! running totals (so it frees the customer's limit and the count at
+//! once), an unpaid payment is closed (money arriving later is refunded as
+//! paid after close) and a paid one gets its full refund queued,
+//! `GBC-<commitment>`. A crash leaves all of it or none of it; a second
+//! cancel finds the commitment cancelled, writes nothing and answers with
+//! it as it stands, so the refund is queued once however often the
+//! customer presses.
+//!
+//! Another customer's commitment is answered like an unknown one (404
+//! `commitment_not_found`), as paying it is: a customer learns nothing
+//! about commitments that are not theirs.
+
+use chrono::{DateTime, Utc};
+use linli_shared::groupbuy::{CancelOutcome, Held, check_cancel};
+use linli_shared::payment::PaymentState;
+use rusqlite::{OptionalExtension, params};
+
+use super::paid::refund_in_full;
+use super::{
+    COMMITMENT_COLUMNS, CommitmentView, Committed, commitment_row, count_out, load, reason_text,
+    with_payment,
+};
+use crate::hub::{Hub, HubError};
+use crate::online::Caller;
+use crate::orders::ts;
+use crate::payment::ledger;
+
+impl Hub {
+    /// Cancels the caller's own online commitment (customers only);
+    /// cancelling it again answers with the same cancelled commitment.
+    pub async fn cancel_commitment(
+        &self,
+        caller: &Caller,
+        group_buy_id: &str,
+        commitment_id: &str,
+    ) -> Result<Committed, HubError> {
+        self.cancel_commitment_at(caller, group_buy_id, commitment_id, Utc::now())
+            .await
+    }
+
+    /// [`Hub::cancel_commitment`] as of `now` (tests ask at any time).
+    pub async fn cancel_commitment_at(
+        &self,
+        caller: &Caller,
+        group_buy_id: &str,
+        commitment_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Committed, HubError> {
+        let Caller::Customer { customer_id, .. } = caller else {
+            return Err(HubError::Forbidden);
+        };
+        let limits = self.refund_limits();
+        let (gid, cid, cu) = (
+            group_buy_id.to_owned(),
+            commitment_id.to_owned(),
+            customer_id.clone(),
+        );
+        let (mut commitment, refund_queued) = self
+            .store
+            .write(move |c| {
+                let not_found = || HubError::CommitmentNotFound(cid.clone());
+                let found = c
+                    .prepare_cached(&format!(
+                        "SELECT {COMMITMENT_COLUMNS}, customer_id FROM group_buy_commitments WHERE commitment_id = ?1"
+                    ))?
+                    .query_row([&cid], |r| Ok((commitment_row(r)?, r.get::<_, String>(11)?)))
+                    .optional()?;
+                let k = match found {
+                    Some((k, owner)) if k.group_buy_id == gid && owner == cu => k,
+                    _ => return Err(not_found()),
+                };
+                let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
+                let held = match (k.status.as_str(), k.source.as_str()) {
+                    ("cancelled", _) => Held::Cancelled,
+                    (_, "counter") => Held::Counter,
+                    _ => Held::Online,
+                };
+                let mut queued = false;
+                match check_cancel(held, row.state, row.deadline, now)
+                    .map_err(HubError::CancelCommitment)?
+                {
+                    CancelOutcome::AlreadyCancelled => {}
+                    CancelOutcome::Cancel => {
+                        c.execute(
+                            "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'customer_cancelled', cancelled_at = ?2
+                             WHERE commitment_id = ?1 AND status IN ('active', 'awaiting_payment')",
+                            params![cid, ts(now)],
+                        )?;
+                        // it counted: out of the totals, now that its row
+                        // no longer says active
+                        if k.status == "active" {
+                            count_out(c, &gid, &k.store_id, &cu, k.qty)?;
+                        }
+                        match ledger::get(c, &cid)? {
+                            Some(p) if p.state == PaymentState::AwaitingPayment => {
+                                ledger::close(c, &cid, now)?;
+                            }
+                            Some(p) if p.state == PaymentState::Paid => {
+                                queued = refund_in_full(
+                                    c,
+                                    &limits,
+                                    &cid,
+                                    p.amount_fen,
+                                    "GBC",
+                                    "customer_cancelled",
+                                    now,
+                                )?;
+                            }
+                            Some(_) | None => {}
+                        }
+                    }
+                }
+                let mut k: CommitmentView = c
+                    .prepare_cached(&format!(
+                        "SELECT {COMMITMENT_COLUMNS} FROM group_buy_commitments WHERE commitment_id = ?1"
+                    ))?
+                    .query_row([&cid], commitment_row)?;
+                with_payment(c, &mut k)?;
+                Ok::<_, HubError>((k, queued))
+            })
+            .await?;
+        if refund_queued {
+            tracing::info!(commitment = %commitment_id, "group-buy commitment cancelled by its customer; refund GBC queued");
+            self.wake_refunds();
+        }
+        let group_buy = self.group_buy(group_buy_id).await?;
+        commitment.failure_reason = reason_text(
+            commitment.cancel_reason.as_deref(),
+            group_buy.failure_reason.as_deref(),
+        );
+        Ok(Committed {
+            commitment,
+            group_buy,
+        })
+    }
+}
