@@ -504,6 +504,10 @@ impl EdgeHost {
             rebuilt = ?report.rebuilt,
             "recovered the store's data from the hub; writing under a new actor from now on"
         );
+        // the markdowns the recovery restored price the counter from now on
+        if let Err(e) = self.app.reload_rules().await {
+            tracing::warn!(error = %e, "markdowns recovered, but not reloaded");
+        }
         if let Err(e) = self.app.rebalance_rights().await {
             tracing::warn!(error = %e, "could not rebalance stock rights after recovery");
         }

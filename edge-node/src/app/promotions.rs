@@ -67,6 +67,62 @@ pub(crate) fn save_coupons(
     Ok(())
 }
 
+/// Puts back the counter's redemptions and voids a recovering store finds
+/// in its recovered ledgers (`recovery::rebuild`): rows already here are
+/// left, a redemption is added once (keyed by its id), a void applied once.
+/// Taken in the order the counter made them, as the hub does: a coupon
+/// given back by a refund and used again is a redemption, its void and a
+/// second redemption of the same claim, and only that order keeps one
+/// unvoided redemption per claim. Returns the redemptions added and the
+/// voids applied.
+pub(crate) fn restore_redemptions(
+    c: &Connection,
+    redemptions: &[CounterRedemption],
+    voids: &[CounterVoid],
+) -> Result<(usize, usize), AppError> {
+    enum Event<'a> {
+        Taken(&'a CounterRedemption),
+        Back(&'a CounterVoid),
+    }
+    let mut events: Vec<(&str, u8, Event)> = redemptions
+        .iter()
+        .map(|r| (r.at.as_str(), 0, Event::Taken(r)))
+        .chain(voids.iter().map(|v| (v.at.as_str(), 1, Event::Back(v))))
+        .collect();
+    // a void never comes before its redemption, even at the same instant
+    events.sort_by_key(|(at, rank, _)| (*at, *rank));
+    let (mut taken, mut back) = (0, 0);
+    for (_, _, event) in events {
+        match event {
+            Event::Taken(r) => {
+                // OR IGNORE: a claim this database holds in use under
+                // another redemption (a restored backup's) stays as it is
+                taken += c
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO coupon_redemptions(redemption_id, claim_id, coupon_id, sale_id, discount_fen, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        r.redemption_id,
+                        r.claim_id,
+                        r.coupon_id,
+                        r.sale_id,
+                        r.discount_fen,
+                        r.at
+                    ])?;
+            }
+            Event::Back(v) => {
+                back += c
+                    .prepare_cached(
+                        "UPDATE coupon_redemptions SET voided_at = ?2 WHERE redemption_id = ?1 AND voided_at IS NULL",
+                    )?
+                    .execute(params![v.redemption_id, v.at])?;
+            }
+        }
+    }
+    Ok((taken, back))
+}
+
 /// The counter's pricing rules: the chain's defaults and the store's
 /// markdowns at their version.
 pub(crate) fn load_rules(c: &Connection) -> Result<pricing::Rules, AppError> {
@@ -292,5 +348,54 @@ impl App {
             markdowns: rules.markdowns.clone(),
             coupons,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::schema::migrate(&mut c).unwrap();
+        c
+    }
+
+    fn taken(id: &str, claim: &str, d: i64, at: &str) -> CounterRedemption {
+        CounterRedemption {
+            redemption_id: id.into(),
+            claim_id: claim.into(),
+            coupon_id: "C1".into(),
+            sale_id: format!("SALE-{id}"),
+            discount_fen: d,
+            version: 1,
+            at: at.into(),
+        }
+    }
+
+    fn back(id: &str, at: &str) -> CounterVoid {
+        CounterVoid {
+            redemption_id: id.into(),
+            at: at.into(),
+        }
+    }
+
+    #[test]
+    fn recovered_redemptions_are_taken_in_the_counters_order_once() {
+        let c = db();
+        // one claim used, given back, used again; another used
+        let r = [
+            taken("R3", "Q1", 500, "2026-12-01T10:02:00Z"),
+            taken("R1", "Q1", 500, "2026-12-01T10:00:00Z"),
+            taken("R2", "Q2", 300, "2026-12-01T10:00:30Z"),
+        ];
+        let v = [back("R1", "2026-12-01T10:01:00Z")];
+        assert_eq!(restore_redemptions(&c, &r, &v).unwrap(), (3, 1));
+        assert_eq!(used_here(&c, "C1").unwrap(), 800);
+        // a second recovery over the same rows adds nothing
+        assert_eq!(restore_redemptions(&c, &r, &v).unwrap(), (0, 0));
+        assert_eq!(used_here(&c, "C1").unwrap(), 800);
     }
 }
