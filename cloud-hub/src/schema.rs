@@ -500,6 +500,12 @@ ALTER TABLE customers ADD COLUMN member_hash TEXT;
 ALTER TABLE customers ADD COLUMN masked_phone TEXT;
 CREATE UNIQUE INDEX customers_by_member ON customers(member_hash) WHERE member_hash IS NOT NULL;
 "#,
+    // a recalled coupon allotment: asked for at `recalled_at`, and what
+    // the store's counter has given back so far (counted when seen)
+    r#"
+ALTER TABLE coupon_allotments ADD COLUMN recalled_at TEXT;
+ALTER TABLE coupon_allotments ADD COLUMN returned_fen INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -417,3 +417,142 @@ fn a_replaced_store_pc_keeps_its_coupons_allotment_and_markdowns() {
     )
     .unwrap();
 }
+
+fn hub_coupon(c: &Cluster, id: &str) -> Option<Value> {
+    let (s, v) = c
+        .hub_call(
+            "GET",
+            &format!("/api/v1/coupons/{id}"),
+            None,
+            None,
+            Value::Null,
+        )
+        .ok()?;
+    (s == 200).then_some(v)
+}
+
+/// An admin recalls a counter's coupon allotment while the store is cut
+/// off: the counter keeps redeeming within its allotment until the recall
+/// reaches it; then it takes no more of the campaign and gives back only
+/// what is left, which the hub counts when it arrives (online orders may
+/// spend it then); a refund after the recall gives its coupon's money back
+/// the same way.
+#[test]
+fn a_recalled_counter_gives_back_only_what_it_has_left() {
+    let mut c = Cluster::new(31).unwrap();
+    c.hub_import("/api/v1/catalog/import", "products.csv")
+        .unwrap();
+    c.hub_import("/api/v1/stores/import", "stores.csv").unwrap();
+    c.add_store("S001").unwrap();
+    let (s, cp) = c
+        .hub_call(
+            "POST",
+            "/api/v1/coupons",
+            None,
+            None,
+            json!({"name": "满30减5", "off": {"amount_fen": 500}, "min_spend_fen": 3000,
+                "budget_fen": 10_000, "per_customer_limit": 3,
+                "valid_until": (Utc::now() + chrono::Duration::days(3)).to_rfc3339(),
+                "store_ids": ["S001"], "counter_allotment_fen": 1200}),
+        )
+        .unwrap();
+    assert_eq!(s, 201, "{cp}");
+    let cid = cp["coupon_id"].as_str().unwrap().to_owned();
+    wait_for(CONVERGE, "S001 to know the coupon", || {
+        (counter_coupon(&c, &cid)["allotment_fen"] == 1200).then_some(())
+    })
+    .unwrap();
+    let a = c.customer("13800138503").unwrap();
+    let codes: Vec<String> = (1..=2)
+        .map(|i| {
+            let (s, v) = c
+                .hub_call(
+                    "POST",
+                    &format!("/api/v1/coupons/{cid}/claims"),
+                    Some(&a),
+                    Some(&format!("claim-{i}")),
+                    json!({"use": "counter", "store_id": "S001"}),
+                )
+                .unwrap();
+            assert_eq!(s, 201, "{v}");
+            v["code"].as_str().unwrap().to_owned()
+        })
+        .collect();
+
+    // recalled while the store is cut off: asked, nothing counted back yet
+    c.link("S001", LinkMode::Cut).unwrap();
+    let (s, v) = c
+        .hub_call(
+            "POST",
+            &format!("/api/v1/coupons/{cid}/recall"),
+            None,
+            None,
+            json!({}),
+        )
+        .unwrap();
+    assert_eq!(
+        (s, &v["returned_fen"], &v["online_left_fen"]),
+        (200, &json!(0), &json!(8800)),
+        "{v}"
+    );
+    // the counter does not know yet: it redeems within its allotment
+    let (s, first) = sale(&c, "s-1", 2, Some(&codes[0]));
+    assert_eq!(s, 201, "{first}");
+
+    c.link("S001", LinkMode::Up).unwrap();
+    wait_for(
+        CONVERGE,
+        "the counter to close and give back the rest",
+        || {
+            let v = counter_coupon(&c, &cid);
+            (v["recalled"] == true && v["returned_fen"] == 700).then_some(())
+        },
+    )
+    .unwrap();
+    let v = wait_for(CONVERGE, "the hub to count the return", || {
+        let v = hub_coupon(&c, &cid)?;
+        (v["returned_fen"] == 700 && v["counter_used_fen"] == 500).then_some(v)
+    })
+    .unwrap();
+    assert_eq!(
+        (&v["allotted_fen"], &v["online_left_fen"]),
+        (&json!(1200), &json!(9500)),
+        "{v}"
+    );
+    let (s, e) = sale(&c, "s-2", 2, Some(&codes[1]));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("coupon_recalled")),
+        "{e}"
+    );
+    assert_eq!(counter_coupon(&c, &cid)["left_fen"], json!(0));
+
+    // the sale is refunded: its coupon's money goes back to the hub too
+    let sid = first["sale_id"].as_str().unwrap();
+    let (s, r) = c
+        .store_post(
+            "S001",
+            &format!("/api/v1/sales/{sid}/refunds"),
+            Some("r-1"),
+            json!({}),
+        )
+        .unwrap();
+    assert_eq!(
+        (s, r["coupon_restored"].as_bool()),
+        (201, Some(true)),
+        "{r}"
+    );
+    assert_eq!(counter_coupon(&c, &cid)["returned_fen"], json!(1200));
+    wait_for(
+        CONVERGE,
+        "the hub to count the whole allotment back",
+        || {
+            let v = hub_coupon(&c, &cid)?;
+            (v["returned_fen"] == 1200
+                && v["counter_used_fen"] == 0
+                && v["online_left_fen"] == 10_000)
+                .then_some(())
+        },
+    )
+    .unwrap();
+}

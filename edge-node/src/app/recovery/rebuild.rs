@@ -6,7 +6,9 @@
 //! `coupon_voids`), so a coupon used before the crash is refused as used
 //! and the allotment's rest is what it was; and what the hub sent it (the
 //! hub's orders documents, sections `coupons` and `markdowns`): the
-//! campaigns with their allotments, and the markdowns it prices with.
+//! campaigns with their allotments and recalls, and the markdowns it
+//! prices with; and what it gave back of recalled allotments (ledger
+//! section `coupon_returns`), so it gives nothing back twice.
 //!
 //! Rows already in the tables (a database restored from a backup holds
 //! part of the day) are left as they are; what the documents hold beyond
@@ -16,7 +18,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use linli_shared::coupon::{CounterCoupon, CounterRedemption, CounterVoid};
+use linli_shared::coupon::{CounterCoupon, CounterRedemption, CounterReturn, CounterVoid};
 use linli_shared::docs::json::{get_record, records};
 use linli_shared::docs::ledger::{
     OrderFact, RefundFact, SaleFact, read_movements, read_orders, read_refunds_where, read_sales,
@@ -63,6 +65,7 @@ pub(crate) fn tables(
     let mut fulfilment: BTreeMap<String, FulfilmentFact> = BTreeMap::new();
     let mut redemptions: BTreeMap<String, CounterRedemption> = BTreeMap::new();
     let mut voids: BTreeMap<String, CounterVoid> = BTreeMap::new();
+    let mut returns: BTreeMap<String, CounterReturn> = BTreeMap::new();
     let mut coupons: BTreeMap<String, CounterCoupon> = BTreeMap::new();
     let mut markdowns: Option<StoreMarkdowns> = None;
     for day in days {
@@ -76,11 +79,21 @@ pub(crate) fn tables(
                     read_orders(d),
                     records::<CounterRedemption>(d, "coupon_redemptions"),
                     records::<CounterVoid>(d, "coupon_voids"),
+                    records::<CounterReturn>(d, "coupon_returns"),
                 )
             })?;
-            if let Some((sales, refunds, movements, day_orders, taken, back)) = read {
+            if let Some((sales, refunds, movements, day_orders, taken, back, given)) = read {
                 redemptions.extend(taken);
                 voids.extend(back);
+                for (id, r) in given {
+                    // each a total: the largest is the last
+                    if returns
+                        .get(&id)
+                        .is_none_or(|prev: &CounterReturn| r.returned_fen > prev.returned_fen)
+                    {
+                        returns.insert(id, r);
+                    }
+                }
                 for s in &sales {
                     match sale(c, *day, s)? {
                         Added::No => {}
@@ -165,6 +178,9 @@ pub(crate) fn tables(
     let coupons: Vec<_> = coupons.into_iter().collect();
     promotions::save_coupons(c, &coupons)?;
     out.coupons = coupons.len();
+    // a recalled campaign's return stays given: the counter stays closed
+    let returns: Vec<_> = returns.into_values().collect();
+    promotions::restore_returns(c, &returns)?;
     if let Some(m) = &markdowns {
         promotions::save_markdowns(c, m)?;
         out.markdowns = true;
