@@ -358,21 +358,28 @@ impl App {
         let claim = coupon::verify(code, &key, &self.settings.store_id, self.now())
             .map_err(AppError::Coupon)?;
         let id = claim.coupon_id.clone();
-        let terms: Option<String> = self
+        let row: Option<(String, bool)> = self
             .store
             .read(move |c| {
                 Ok::<_, AppError>(
                     c.query_row(
-                        "SELECT terms FROM coupons WHERE coupon_id = ?1",
+                        "SELECT terms, recalled FROM coupons WHERE coupon_id = ?1",
                         [&id],
-                        |r| r.get(0),
+                        |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?,
                 )
             })
             .await?;
-        let terms: CouponTerms = terms
-            .and_then(|t| serde_json::from_str(&t).ok())
+        // refused before pricing too, so a quote shows no discount the
+        // sale would refuse
+        if let Some((_, true)) = row {
+            return Err(AppError::Coupon(CouponError::Recalled(
+                claim.coupon_id.clone(),
+            )));
+        }
+        let terms: CouponTerms = row
+            .and_then(|(t, _)| serde_json::from_str(&t).ok())
             .ok_or_else(|| AppError::Coupon(CouponError::NotHere(claim.coupon_id.clone())))?;
         if !terms.valid_at(self.now()) {
             return Err(AppError::Coupon(CouponError::Expired {
