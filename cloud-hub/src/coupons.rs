@@ -11,10 +11,20 @@
 //! redemptions fit in `budget − Σ allotments`, a store's counter in its
 //! allotment, so the whole never exceeds the budget. A store running low
 //! gets another step of allotment when its redemptions reach the hub.
+//!
+//! Recalls: an admin recalls the counters' allotments of a campaign (all
+//! its stores or some). The hub only *asks* (the record in the store's
+//! orders document gets `recalled`, and the store is lent no more); the
+//! counter stops taking the campaign and gives back what it has not spent
+//! in its own ledger (`coupon_returns`, a growing total), and only when
+//! that arrives does the hub count it: a store's allotment in the money
+//! above is `allotted − returned`, so online orders get the money back
+//! then, never while the counter might still give it away.
 
 use chrono::{DateTime, Duration, Utc};
 use linli_shared::coupon::{
-    self, CounterCoupon, CounterRedemption, CounterVoid, CouponClaim, CouponError, CouponTerms,
+    self, CounterCoupon, CounterRedemption, CounterReturn, CounterVoid, CouponClaim, CouponError,
+    CouponTerms,
 };
 use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
@@ -77,14 +87,45 @@ pub struct CouponView {
     pub budget_fen: i64,
     /// Lent to counters in all.
     pub allotted_fen: i64,
+    /// Given back by counters after a recall (counted when it reached the
+    /// hub); `allotted − returned` is what counters hold.
+    pub returned_fen: i64,
     /// Given away online (redemptions not voided).
     pub online_used_fen: i64,
     /// Given away at counters, as far as the hub knows.
     pub counter_used_fen: i64,
-    /// What online orders may still take: budget − allotted − online used.
+    /// What online orders may still take: budget − (allotted − returned)
+    /// − online used.
     pub online_left_fen: i64,
     pub claims: i64,
     pub redemptions: i64,
+    /// Each taking-part store's allotment.
+    pub allotments: Vec<AllotmentView>,
+}
+
+/// A store's allotment of a campaign.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AllotmentView {
+    pub store_id: String,
+    /// Lent in all.
+    pub allotted_fen: i64,
+    /// Given back after a recall, as far as the hub knows.
+    pub returned_fen: i64,
+    /// Given away at the store's counter, as far as the hub knows.
+    pub used_fen: i64,
+    /// When the hub asked for the unspent part back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recalled_at: Option<String>,
+}
+
+/// What an admin sends to recall counters' allotments.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecallRequest {
+    /// The stores whose allotments come back (default: every store of the
+    /// campaign).
+    #[serde(default)]
+    pub store_ids: Option<Vec<String>>,
 }
 
 /// A customer's claim.
@@ -152,12 +193,33 @@ fn sum(c: &Connection, sql: &str, id: &str) -> Result<i64, HubError> {
     Ok(c.prepare_cached(sql)?.query_row([id], |r| r.get(0))?)
 }
 
+/// What counters hold of the budget: lent, less what they gave back.
 fn allotted(c: &Connection, id: &str) -> Result<i64, HubError> {
     sum(
         c,
-        "SELECT coalesce(sum(allotted_fen), 0) FROM coupon_allotments WHERE coupon_id = ?1",
+        "SELECT coalesce(sum(allotted_fen - returned_fen), 0) FROM coupon_allotments WHERE coupon_id = ?1",
         id,
     )
+}
+
+fn allotments(c: &Connection, id: &str) -> Result<Vec<AllotmentView>, HubError> {
+    Ok(c.prepare_cached(
+        "SELECT a.store_id, a.allotted_fen, a.returned_fen, a.recalled_at,
+                (SELECT coalesce(sum(discount_fen), 0) FROM coupon_redemptions r
+                 WHERE r.coupon_id = a.coupon_id AND r.store_id = a.store_id
+                   AND r.channel = 'counter' AND r.voided_at IS NULL)
+         FROM coupon_allotments a WHERE a.coupon_id = ?1 ORDER BY a.store_id",
+    )?
+    .query_map([id], |r| {
+        Ok(AllotmentView {
+            store_id: r.get(0)?,
+            allotted_fen: r.get(1)?,
+            returned_fen: r.get(2)?,
+            recalled_at: r.get(3)?,
+            used_fen: r.get(4)?,
+        })
+    })?
+    .collect::<Result<_, _>>()?)
 }
 
 fn used(c: &Connection, id: &str, channel: &str) -> Result<i64, HubError> {
@@ -170,7 +232,9 @@ fn used(c: &Connection, id: &str, channel: &str) -> Result<i64, HubError> {
 
 fn view(c: &Connection, row: &Row) -> Result<CouponView, HubError> {
     let id = &row.terms.coupon_id;
-    let allotted = allotted(c, id)?;
+    let allotments = allotments(c, id)?;
+    let lent: i64 = allotments.iter().map(|a| a.allotted_fen).sum();
+    let returned: i64 = allotments.iter().map(|a| a.returned_fen).sum();
     let online = used(c, id, "online")?;
     Ok(CouponView {
         coupon_id: id.clone(),
@@ -183,10 +247,11 @@ fn view(c: &Connection, row: &Row) -> Result<CouponView, HubError> {
         store_ids: row.store_ids.clone(),
         version: row.terms.version,
         budget_fen: row.budget,
-        allotted_fen: allotted,
+        allotted_fen: lent,
+        returned_fen: returned,
         online_used_fen: online,
         counter_used_fen: used(c, id, "counter")?,
-        online_left_fen: row.budget - allotted - online,
+        online_left_fen: row.budget - (lent - returned) - online,
         claims: sum(
             c,
             "SELECT count(*) FROM coupon_claims WHERE coupon_id = ?1",
@@ -197,6 +262,7 @@ fn view(c: &Connection, row: &Row) -> Result<CouponView, HubError> {
             "SELECT count(*) FROM coupon_redemptions WHERE coupon_id = ?1 AND voided_at IS NULL",
             id,
         )?,
+        allotments,
     })
 }
 
@@ -210,17 +276,20 @@ fn lend(
     more: i64,
     day: chrono::NaiveDate,
 ) -> Result<DocId, HubError> {
-    let total: i64 = c
+    let (total, recalled): (i64, bool) = c
         .prepare_cached(
             "INSERT INTO coupon_allotments(coupon_id, store_id, allotted_fen) VALUES (?1, ?2, ?3)
              ON CONFLICT(coupon_id, store_id) DO UPDATE SET allotted_fen = allotted_fen + excluded.allotted_fen
-             RETURNING allotted_fen",
+             RETURNING allotted_fen, recalled_at IS NOT NULL",
         )?
-        .query_row(params![row.terms.coupon_id, store, more], |r| r.get(0))?;
+        .query_row(params![row.terms.coupon_id, store, more], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     let doc = DocId::hub_orders(store, day);
     let rec = CounterCoupon {
         terms: row.terms.clone(),
         allotment: Fen(total),
+        recalled,
     };
     docs.change(c, &doc, |d| {
         put_record(d, "coupons", &row.terms.coupon_id, &rec)?;
@@ -332,16 +401,25 @@ pub(crate) fn void(
     .execute(params![subject_id, ts(now)])?)
 }
 
-/// Takes a store's counter redemptions and voids into the table, and lends
-/// the store another step where it runs low. Returns the documents written.
+/// What a store's counter reported in its ledger about coupons.
+#[derive(Debug, Default)]
+pub(crate) struct CounterReport {
+    pub redemptions: Vec<(String, CounterRedemption)>,
+    pub voids: Vec<(String, CounterVoid)>,
+    pub returns: Vec<(String, CounterReturn)>,
+}
+
+/// Takes a store's counter redemptions, voids and returns into the
+/// tables, and lends the store another step where it runs low (never
+/// after a recall). Returns the documents written.
 pub(crate) fn project_counter(
     c: &Connection,
     docs: &mut Docs,
     store: &str,
-    redemptions: &[(String, CounterRedemption)],
-    voids: &[(String, CounterVoid)],
+    report: &CounterReport,
     day: chrono::NaiveDate,
 ) -> Result<Vec<DocId>, HubError> {
+    let (redemptions, voids) = (&report.redemptions, &report.voids);
     // in the store's order: a sale's coupon given back by a refund and then
     // used again arrives as a redemption, its void and a new redemption,
     // maybe in one message; taken in any other order the claim would look
@@ -371,14 +449,43 @@ pub(crate) fn project_counter(
             }
         }
     }
+    // returns, each a total: the largest counts, never past what was lent
+    for (_, r) in &report.returns {
+        let here: Option<(i64, i64, bool)> = c
+            .prepare_cached(
+                "SELECT allotted_fen, returned_fen, recalled_at IS NOT NULL FROM coupon_allotments
+                 WHERE coupon_id = ?1 AND store_id = ?2",
+            )?
+            .query_row(params![r.coupon_id, store], |x| {
+                Ok((x.get(0)?, x.get(1)?, x.get(2)?))
+            })
+            .optional()?;
+        let Some((lent, seen, recalled)) = here else {
+            continue;
+        };
+        if !recalled {
+            // a counter gives back only what the hub asked for
+            tracing::warn!(store, coupon = %r.coupon_id, "a counter returned an allotment not recalled; ignored");
+            continue;
+        }
+        let counted = coupon::counted_return(Fen(lent), Fen(seen), Fen(r.returned_fen));
+        c.prepare_cached(
+            "UPDATE coupon_allotments SET returned_fen = ?3 WHERE coupon_id = ?1 AND store_id = ?2",
+        )?
+        .execute(params![r.coupon_id, store, counted.0])?;
+    }
     let mut touched = Vec::new();
     for id in campaigns {
         let Some(row) = load(c, &id)? else { continue };
-        let lent: i64 = c
+        let (lent, recalled): (i64, bool) = c
             .prepare_cached(
-                "SELECT coalesce((SELECT allotted_fen FROM coupon_allotments WHERE coupon_id = ?1 AND store_id = ?2), 0)",
+                "SELECT coalesce((SELECT allotted_fen - returned_fen FROM coupon_allotments WHERE coupon_id = ?1 AND store_id = ?2), 0),
+                        coalesce((SELECT recalled_at IS NOT NULL FROM coupon_allotments WHERE coupon_id = ?1 AND store_id = ?2), 0)",
             )?
-            .query_row(params![id, store], |r| r.get(0))?;
+            .query_row(params![id, store], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if recalled {
+            continue;
+        }
         let spent: i64 = c
             .prepare_cached(
                 "SELECT coalesce(sum(discount_fen), 0) FROM coupon_redemptions
@@ -584,6 +691,58 @@ impl Hub {
                 let mut touched = Vec::new();
                 for s in &stores {
                     touched.push(lend(c, docs, &row, s, step, day)?);
+                }
+                Ok::<_, HubError>((view(c, &row)?, touched))
+            })
+            .await?;
+        self.announce(touched);
+        Ok(v)
+    }
+
+    /// Recalls counters' allotments of a campaign (admin): every store of
+    /// it, or `store_ids`. The hub asks, in each store's orders document;
+    /// each counter stops taking the campaign and gives back what it has
+    /// not spent, which the hub counts (and online orders may spend) when
+    /// the store's return reaches it. Recalling again changes nothing.
+    pub async fn recall_coupon(
+        &self,
+        user: &User,
+        id: &str,
+        req: RecallRequest,
+    ) -> Result<CouponView, HubError> {
+        if user.role != Role::Admin {
+            return Err(HubError::Forbidden);
+        }
+        let now = Utc::now();
+        let day = now
+            .with_timezone(&self.order_settings.utc_offset)
+            .date_naive();
+        let id = id.to_owned();
+        let (v, touched) = self
+            .with_docs(move |c, docs| {
+                let row = load(c, &id)?.ok_or_else(|| HubError::CouponNotFound(id.clone()))?;
+                let stores = match req.store_ids {
+                    Some(list) => {
+                        if let Some(s) = list.iter().find(|s| !row.store_ids.contains(s)) {
+                            return Err(HubError::Coupon(CouponError::NotHere(format!(
+                                "{id} @ {s}"
+                            ))));
+                        }
+                        list
+                    }
+                    None => row.store_ids.clone(),
+                };
+                let mut touched = Vec::new();
+                for s in &stores {
+                    let asked = c
+                        .prepare_cached(
+                            "UPDATE coupon_allotments SET recalled_at = ?3
+                             WHERE coupon_id = ?1 AND store_id = ?2 AND recalled_at IS NULL",
+                        )?
+                        .execute(params![id, s, ts(now)])?;
+                    if asked == 1 {
+                        touched.push(lend(c, docs, &row, s, 0, day)?);
+                    }
                 }
                 Ok::<_, HubError>((view(c, &row)?, touched))
             })

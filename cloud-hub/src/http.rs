@@ -204,7 +204,9 @@ impl From<HubError> for ApiError {
             HubError::Coupon(ref e) => {
                 use linli_shared::coupon::CouponError;
                 let status = match e {
-                    CouponError::AlreadyUsed | CouponError::BudgetExhausted => StatusCode::CONFLICT,
+                    CouponError::AlreadyUsed
+                    | CouponError::BudgetExhausted
+                    | CouponError::Recalled(_) => StatusCode::CONFLICT,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 err(status, e.code(), msg)
@@ -396,6 +398,7 @@ pub fn router(hub: Hub) -> Router {
         )
         .route("/api/v1/coupons/{id}", get(promotions::get_one))
         .route("/api/v1/coupons/{id}/claims", post(promotions::claim))
+        .route("/api/v1/coupons/{id}/recall", post(promotions::recall))
         .route("/api/v1/customer/coupons", get(promotions::mine))
         .route(
             "/api/v1/customer/coupons/{claim_id}/qr.svg",

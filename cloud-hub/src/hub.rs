@@ -1240,27 +1240,34 @@ fn project(
                 campaigns =
                     crate::groupbuys::project_counter_commitments(c, member_key, store, &facts)?;
             }
-            // coupons the counter took or gave back; a store running low
-            // on its allotment is lent more
-            let (taken, back) = (touched("coupon_redemptions"), touched("coupon_voids"));
-            if !taken.is_empty() || !back.is_empty() {
-                let (taken, back) = docs
-                    .read(c, doc, |d| {
-                        (
-                            records_of::<linli_shared::coupon::CounterRedemption>(
-                                d,
-                                "coupon_redemptions",
-                                &taken,
-                            ),
-                            records_of::<linli_shared::coupon::CounterVoid>(
-                                d,
-                                "coupon_voids",
-                                &back,
-                            ),
-                        )
+            // coupons the counter took or gave back, and recalled
+            // allotments it returned; a store running low is lent more
+            let (taken, back, given) = (
+                touched("coupon_redemptions"),
+                touched("coupon_voids"),
+                touched("coupon_returns"),
+            );
+            if !taken.is_empty() || !back.is_empty() || !given.is_empty() {
+                let report = docs
+                    .read(c, doc, |d| crate::coupons::CounterReport {
+                        redemptions: records_of::<linli_shared::coupon::CounterRedemption>(
+                            d,
+                            "coupon_redemptions",
+                            &taken,
+                        ),
+                        voids: records_of::<linli_shared::coupon::CounterVoid>(
+                            d,
+                            "coupon_voids",
+                            &back,
+                        ),
+                        returns: records_of::<linli_shared::coupon::CounterReturn>(
+                            d,
+                            "coupon_returns",
+                            &given,
+                        ),
                     })?
                     .unwrap_or_default();
-                written = crate::coupons::project_counter(c, docs, store, &taken, &back, today)?;
+                written = crate::coupons::project_counter(c, docs, store, &report, today)?;
             }
             // stores' confirmations of customers' erasures
             let erased = touched("erasures");

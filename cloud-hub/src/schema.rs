@@ -526,6 +526,12 @@ CREATE TRIGGER people_customers_changed
 CREATE TRIGGER people_customers_removed AFTER DELETE ON customers
     BEGIN UPDATE people_version SET v = v + 1; END;
 "#,
+    // a recalled coupon allotment: asked for at `recalled_at`, and what
+    // the store's counter has given back so far (counted when seen)
+    r#"
+ALTER TABLE coupon_allotments ADD COLUMN recalled_at TEXT;
+ALTER TABLE coupon_allotments ADD COLUMN returned_fen INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

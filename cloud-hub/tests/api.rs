@@ -155,7 +155,7 @@ async fn openapi_documents_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 67);
+    assert_eq!(documented, 68);
 }
 
 #[tokio::test]

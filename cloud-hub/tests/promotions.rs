@@ -415,6 +415,192 @@ async fn a_counters_redemptions_reach_the_hub_and_a_store_running_low_gets_more(
     assert_eq!(mine[0]["state"], json!("used"), "{mine}");
 }
 
+/// A recall asks for the counters' unspent allotments: no more is lent
+/// to a recalled store, the hub counts nothing back until the store's
+/// return arrives (a counter offline meanwhile may still give its
+/// allotment away), then counts the largest return, never more than it
+/// lent, and online orders may spend it.
+#[tokio::test]
+async fn a_recall_counts_a_counters_return_only_when_it_arrives() {
+    let h = hub().await;
+    let c = open_coupon(
+        &h,
+        json!({"name": "满减券", "off": {"amount_fen": 500}, "budget_fen": 5000,
+        "per_customer_limit": 3, "valid_until": until(), "store_ids": ["S001", "S002"],
+        "counter_allotment_fen": 1000}),
+    )
+    .await;
+    let cid = c["coupon_id"].as_str().unwrap().to_owned();
+    assert_eq!(c["online_left_fen"], json!(3000), "{c}");
+
+    // not an admin; a store not in the campaign; no such campaign
+    let a = h.customer("13800000021").await;
+    let (s, _) = h
+        .post(&format!("/api/v1/coupons/{cid}/recall"), &a, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = h
+        .post(
+            &format!("/api/v1/coupons/{cid}/recall"),
+            &h.admin,
+            json!({"store_ids": ["S003"]}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("coupon_not_here")),
+        "{v}"
+    );
+    let (s, _) = h
+        .post("/api/v1/coupons/CNOPE/recall", &h.admin, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let (s, v) = h
+        .post(
+            &format!("/api/v1/coupons/{cid}/recall"),
+            &h.admin,
+            json!({"store_ids": ["S001"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // asked, not yet given back: nothing moves
+    assert_eq!(
+        (
+            v["allotted_fen"].clone(),
+            v["returned_fen"].clone(),
+            v["online_left_fen"].clone()
+        ),
+        (json!(2000), json!(0), json!(3000)),
+        "{v}"
+    );
+    let s1 = v["allotments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["store_id"] == "S001")
+        .unwrap()
+        .clone();
+    assert!(s1["recalled_at"].is_string(), "{v}");
+    let day = Utc::now().date_naive();
+    let hub_doc = DocId::hub_orders("S001", day);
+    let c2 = cid.clone();
+    let asked: Value = h
+        .hub
+        .with_docs(move |c, docs| {
+            Ok(docs
+                .read(c, &hub_doc, |d| get_record::<Value>(d, "coupons", &c2))?
+                .flatten())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (asked["recalled"].clone(), asked["allotment"].clone()),
+        (json!(true), json!(1000)),
+        "{asked}"
+    );
+
+    // the counter, cut off, had given 900 away; it closes and returns 100,
+    // and a later refund makes it 300 (reported twice, out of order too)
+    let claim_id = |n: &str| format!("Q-{n}");
+    let id = DocId::store_ledger("S001", day);
+    let mut doc: AutoCommit = new_doc(&id, Owner::Store("S001".into()).actor([9; 8])).unwrap();
+    let at = |s: i64| (Utc::now() + chrono::Duration::seconds(s)).to_rfc3339();
+    for (k, d) in [("R-1", 700), ("R-2", 200)] {
+        put_record(&mut doc, "coupon_redemptions", k, &json!({"redemption_id": k, "claim_id": claim_id(k),
+            "coupon_id": cid, "sale_id": format!("SALE-{k}"), "discount_fen": d, "version": 1, "at": at(0)}))
+        .unwrap();
+    }
+    put_record(
+        &mut doc,
+        "coupon_returns",
+        &cid,
+        &json!({"coupon_id": cid, "returned_fen": 100, "at": at(1)}),
+    )
+    .unwrap();
+    doc.commit();
+    sync_in(&h.hub, "S001", &id, &mut doc).await;
+    let (_, v) = h.get(&format!("/api/v1/coupons/{cid}"), None).await;
+    // 100 left is under a quarter of the step, but a recalled store is
+    // lent no more
+    assert_eq!(
+        (
+            v["counter_used_fen"].clone(),
+            v["allotted_fen"].clone(),
+            v["returned_fen"].clone(),
+            v["online_left_fen"].clone()
+        ),
+        (json!(900), json!(2000), json!(100), json!(3100)),
+        "{v}"
+    );
+    put_record(
+        &mut doc,
+        "coupon_voids",
+        "R-2",
+        &json!({"redemption_id": "R-2", "at": at(2)}),
+    )
+    .unwrap();
+    put_record(
+        &mut doc,
+        "coupon_returns",
+        &cid,
+        &json!({"coupon_id": cid, "returned_fen": 300, "at": at(2)}),
+    )
+    .unwrap();
+    doc.commit();
+    sync_in(&h.hub, "S001", &id, &mut doc).await;
+    // an older report in another part
+    let id2 = DocId::store_ledger("S001", day).part(1);
+    let mut doc2: AutoCommit = new_doc(&id2, Owner::Store("S001".into()).actor([9; 8])).unwrap();
+    put_record(
+        &mut doc2,
+        "coupon_returns",
+        &cid,
+        &json!({"coupon_id": cid, "returned_fen": 100, "at": at(3)}),
+    )
+    .unwrap();
+    doc2.commit();
+    sync_in(&h.hub, "S001", &id2, &mut doc2).await;
+    let (_, v) = h.get(&format!("/api/v1/coupons/{cid}"), None).await;
+    assert_eq!(
+        (
+            v["counter_used_fen"].clone(),
+            v["returned_fen"].clone(),
+            v["online_left_fen"].clone()
+        ),
+        (json!(700), json!(300), json!(3300)),
+        "{v}"
+    );
+    // S002 was not recalled: a return from it is not counted
+    let id3 = DocId::store_ledger("S002", day);
+    let mut doc3: AutoCommit = new_doc(&id3, Owner::Store("S002".into()).actor([9; 8])).unwrap();
+    put_record(
+        &mut doc3,
+        "coupon_returns",
+        &cid,
+        &json!({"coupon_id": cid, "returned_fen": 1000, "at": at(5)}),
+    )
+    .unwrap();
+    doc3.commit();
+    sync_in(&h.hub, "S002", &id3, &mut doc3).await;
+    let (_, v) = h.get(&format!("/api/v1/coupons/{cid}"), None).await;
+    assert_eq!(v["returned_fen"], json!(300), "{v}");
+    // recalling again changes nothing
+    let (s, again) = h
+        .post(
+            &format!("/api/v1/coupons/{cid}/recall"),
+            &h.admin,
+            json!({"store_ids": ["S001"]}),
+        )
+        .await;
+    assert_eq!(
+        (s, &again["returned_fen"]),
+        (StatusCode::OK, &json!(300)),
+        "{again}"
+    );
+}
+
 #[tokio::test]
 async fn a_stores_markdowns_price_its_online_orders_in_their_hours() {
     let h = hub().await;

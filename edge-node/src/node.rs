@@ -172,6 +172,12 @@ impl Node {
             if let Err(e) = app.confirm_erasures().await {
                 tracing::warn!(error = %e, "erasures not yet confirmed; they will be with the next notice or start");
             }
+            // a coupon recall received but not answered before a stop
+            if !app.sync_ctx().recovering()
+                && let Err(e) = app.return_recalled_coupons().await
+            {
+                tracing::warn!(error = %e, "recalled coupon allotments not yet given back; they will be with the next recall or start");
+            }
             let (a, c) = (app.clone(), cancel.clone());
             tasks.spawn(async move { crate::uplink::run(a, u, sync_status, c).await });
         }

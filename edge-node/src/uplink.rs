@@ -287,6 +287,8 @@ impl SyncHost for EdgeHost {
                                             )
                                         })?
                                         .unwrap_or_default();
+                                    // a recall is answered after this
+                                    // transaction (`return_recalled_coupons`)
                                     crate::app::promotions::save_coupons(c, &list)?;
                                 }
                                 // a customer's erasure (PIPL): erase here, confirm after
@@ -412,6 +414,17 @@ impl SyncHost for EdgeHost {
                 tracing::info!(%doc, "markdowns updated from the hub");
             }
         }
+        // a recalled coupon allotment: the counter gives back what it has
+        // not spent, in its own ledger (nothing while recovering: its
+        // spending is not back yet; recovery's end answers it)
+        if doc.kind() == DocKind::Orders
+            && doc.owner() == Owner::Hub
+            && received.touched.contains_key("coupons")
+            && !self.app.sync_ctx().recovering()
+            && let Err(e) = self.app.return_recalled_coupons().await
+        {
+            tracing::warn!(error = %e, "a coupon recall kept, its return not yet written");
+        }
         if doc.kind() == DocKind::Orders
             && doc.owner() == Owner::Hub
             && received.touched.contains_key("erasures")
@@ -504,6 +517,14 @@ impl EdgeHost {
             rebuilt = ?report.rebuilt,
             "recovered the store's data from the hub; writing under a new actor from now on"
         );
+        // a recall that arrived before the crash, or during the recovery
+        if let Err(e) = self.app.return_recalled_coupons().await {
+            tracing::warn!(error = %e, "could not give back recalled coupon allotments after recovery");
+        }
+        // the markdowns the recovery restored price the counter from now on
+        if let Err(e) = self.app.reload_rules().await {
+            tracing::warn!(error = %e, "markdowns recovered, but not reloaded");
+        }
         if let Err(e) = self.app.rebalance_rights().await {
             tracing::warn!(error = %e, "could not rebalance stock rights after recovery");
         }

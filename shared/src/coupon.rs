@@ -20,6 +20,13 @@
 //! - **A refund restores the coupon and its budget exactly once**: a
 //!   redemption is voided once (keyed by its id); the coupon is redeemable
 //!   again while no unvoided redemption holds it.
+//! - **An allotment comes back the way stock rights do**: only its holder
+//!   moves it. The hub *asks* for it (a recall on the store's campaign);
+//!   the counter, the one writer of its spending, stops taking the
+//!   campaign's coupons and gives back what it has not spent in its own
+//!   ledger ([`CounterReturn`], a total that only grows); the hub counts a
+//!   return only when it sees it, so a store offline during the recall
+//!   keeps redeeming within its allotment and the budget is never passed.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -78,6 +85,37 @@ impl CouponTerms {
 pub struct CounterCoupon {
     pub terms: CouponTerms,
     pub allotment: Fen,
+    /// The hub asks the counter to stop taking this campaign's coupons and
+    /// give back what it has not spent (never taken back once asked).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recalled: bool,
+}
+
+/// A counter's return of the allotment it did not spend, once the hub
+/// recalled it (ledger section `coupon_returns`, keyed by the campaign):
+/// the total given back so far. It only grows: a refund after the recall
+/// voids a redemption and gives its money back too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterReturn {
+    pub coupon_id: String,
+    pub returned_fen: i64,
+    pub at: String,
+}
+
+/// What a recalled counter has given back in all, with `allotment` lent
+/// and `used` spent (redemptions not voided): everything it has not spent.
+/// A recalled counter takes no more coupons, so `used` only falls and the
+/// allotment only rises: the total only grows (`returned` is the last).
+pub fn returned_total(allotment: Fen, used: Fen, returned: Fen) -> Fen {
+    Fen(returned.0.max(allotment.0 - used.0).max(0))
+}
+
+/// What the hub counts of a store's reported return: the largest seen
+/// (reports arrive in any order, each a total), never more than the hub
+/// lent it (a report past that would let online orders spend money the
+/// counter may still give away).
+pub fn counted_return(lent: Fen, seen: Fen, reported: Fen) -> Fen {
+    Fen(seen.0.max(reported.0).min(lent.0).max(0))
 }
 
 /// A store's report of a coupon its counter took (ledger section
@@ -144,6 +182,10 @@ pub enum CouponError {
     BelowMinSpend { min: String },
     #[error("优惠活动预算已用完 (the campaign's budget is used up)")]
     BudgetExhausted,
+    #[error(
+        "本店的这个优惠活动已结束，额度已交回总部 (the hub recalled this counter's allotment of coupon {0}: it takes no more)"
+    )]
+    Recalled(String),
 }
 
 impl CouponError {
@@ -157,6 +199,7 @@ impl CouponError {
             CouponError::AlreadyUsed => "coupon_used",
             CouponError::BelowMinSpend { .. } => "coupon_min_spend",
             CouponError::BudgetExhausted => "coupon_budget_exhausted",
+            CouponError::Recalled(_) => "coupon_recalled",
         }
     }
 }
@@ -348,6 +391,154 @@ mod tests {
                 left += more.0;
                 prop_assert!(allotted <= budget);
                 left /= 2; // the counter spends half
+            }
+        }
+    }
+
+    /// One store's counter in the money-law model below.
+    #[derive(Debug, Clone, Default)]
+    struct Counter {
+        // the hub's side
+        lent: i64,
+        recalled: bool,
+        seen_used: i64,
+        seen_returned: i64,
+        // the store's side
+        allotment: i64,
+        closed: bool,
+        redemptions: Vec<i64>,
+        returned: i64,
+        // what is on the wire, each way (a snapshot taken earlier)
+        down: Option<(i64, bool)>,
+        up: Option<(i64, i64)>,
+    }
+
+    impl Counter {
+        fn used(&self) -> i64 {
+            self.redemptions.iter().sum()
+        }
+        fn give_back(&mut self) {
+            if self.closed {
+                self.returned =
+                    returned_total(Fen(self.allotment), Fen(self.used()), Fen(self.returned)).0;
+            }
+        }
+    }
+
+    proptest! {
+        /// The money law with recalls: under any interleaving of counter
+        /// and online redemptions, voids, top-ups, recalls, returns, and
+        /// syncs each way that arrive late (a store offline during a
+        /// recall), what online orders and counters gave away never passes
+        /// the budget, and no counter gives away plus gives back more than
+        /// it was lent.
+        #[test]
+        fn recalls_and_returns_never_overspend_a_budget(
+            budget in 1i64..50_000,
+            step in 0i64..10_000,
+            ops in proptest::collection::vec((0u8..11, 0usize..2, 0i64..3_000), 0..200),
+        ) {
+            let mut stores = vec![Counter::default(), Counter::default()];
+            let mut online: Vec<i64> = Vec::new();
+            let lent_now = |st: &[Counter]| -> i64 {
+                st.iter().map(|s| s.lent - s.seen_returned).sum()
+            };
+            for (op, i, amount) in ops {
+                match op {
+                    // a counter redeems, within what it knows of its allotment
+                    0 => {
+                        let s = &mut stores[i];
+                        if !s.closed && fits(Fen(s.allotment), Fen(s.used()), Fen(amount)).is_ok() {
+                            s.redemptions.push(amount);
+                        }
+                    }
+                    // a refund voids a counter redemption
+                    1 => {
+                        let s = &mut stores[i];
+                        if !s.redemptions.is_empty() {
+                            let k = amount as usize % s.redemptions.len();
+                            s.redemptions.remove(k);
+                            s.give_back();
+                        }
+                    }
+                    // an online order redeems, within the unlent budget
+                    2 => {
+                        let used: i64 = online.iter().sum();
+                        if fits(Fen(budget - lent_now(&stores)), Fen(used), Fen(amount)).is_ok() {
+                            online.push(amount);
+                        }
+                    }
+                    3 => {
+                        if !online.is_empty() {
+                            let k = amount as usize % online.len();
+                            online.remove(k);
+                        }
+                    }
+                    // the hub lends a store running low another step
+                    4 => {
+                        let unlent = budget - lent_now(&stores) - online.iter().sum::<i64>();
+                        let s = &stores[i];
+                        if !s.recalled {
+                            let left = s.lent - s.seen_returned - s.seen_used;
+                            let more = top_up(Fen(step), Fen(left), Fen(unlent)).0;
+                            stores[i].lent += more;
+                        }
+                    }
+                    // an admin recalls a store's allotment
+                    5 => stores[i].recalled = true,
+                    // the hub's document leaves for the store ...
+                    6 => stores[i].down = Some((stores[i].lent, stores[i].recalled)),
+                    // ... and arrives
+                    7 => {
+                        let s = &mut stores[i];
+                        if let Some((lent, recalled)) = s.down.take() {
+                            s.allotment = s.allotment.max(lent);
+                            s.closed |= recalled;
+                            s.give_back();
+                        }
+                    }
+                    // the store's ledger leaves for the hub ...
+                    8 => stores[i].up = Some((stores[i].used(), stores[i].returned)),
+                    // ... and arrives
+                    9 => {
+                        let s = &mut stores[i];
+                        if let Some((used, returned)) = s.up.take() {
+                            s.seen_used = used;
+                            s.seen_returned =
+                                counted_return(Fen(s.lent), Fen(s.seen_returned), Fen(returned)).0;
+                        }
+                    }
+                    // both directions at once, in full
+                    _ => {
+                        let s = &mut stores[i];
+                        s.allotment = s.allotment.max(s.lent);
+                        s.closed |= s.recalled;
+                        s.give_back();
+                        s.seen_used = s.used();
+                        s.seen_returned =
+                            counted_return(Fen(s.lent), Fen(s.seen_returned), Fen(s.returned)).0;
+                    }
+                }
+                let given: i64 =
+                    online.iter().sum::<i64>() + stores.iter().map(Counter::used).sum::<i64>();
+                prop_assert!(given <= budget, "given {} of {}", given, budget);
+                prop_assert!(lent_now(&stores) + online.iter().sum::<i64>() <= budget);
+                for s in &stores {
+                    prop_assert!(s.allotment <= s.lent);
+                    prop_assert!(s.used() + s.returned <= s.allotment);
+                    prop_assert!(s.seen_returned <= s.returned.max(0));
+                }
+            }
+            // once every recall has reached its store and every return the
+            // hub, what the stores did not spend is back in the budget
+            for s in &mut stores {
+                s.recalled = true;
+                s.allotment = s.allotment.max(s.lent);
+                s.closed = true;
+                s.give_back();
+                s.seen_used = s.used();
+                s.seen_returned = counted_return(Fen(s.lent), Fen(s.seen_returned), Fen(s.returned)).0;
+                prop_assert_eq!(s.lent - s.seen_returned, s.used());
             }
         }
     }

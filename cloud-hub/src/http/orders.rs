@@ -405,6 +405,7 @@ pub(crate) async fn exceptions(
         super::promotions::list,
         super::promotions::get_one,
         super::promotions::claim,
+        super::promotions::recall,
         super::promotions::mine,
         super::promotions::coupon_qr,
         super::promotions::markdowns,

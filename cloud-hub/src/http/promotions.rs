@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::ApiError;
 use super::orders::{Who, WhoForImage, bad_json, idempotency_key};
-use crate::coupons::{ClaimRequest, ClaimView, CouponView, NewCoupon};
+use crate::coupons::{ClaimRequest, ClaimView, CouponView, NewCoupon, RecallRequest};
 use crate::hub::{Hub, HubError};
 use crate::markdowns::SetMarkdowns;
 use crate::online::Caller;
@@ -59,6 +59,33 @@ pub(crate) async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<CouponView>, ApiError> {
     Ok(Json(hub.coupon(&id).await?))
+}
+
+/// Recalls counters' coupon allotments (admin): every store of the
+/// campaign, or `store_ids`. Each counter stops taking the campaign when
+/// the recall reaches it and gives back what it has not spent; the hub
+/// counts a return (`returned_fen`, and online orders may spend it) when
+/// it arrives, so a store offline meanwhile keeps redeeming within its
+/// allotment and the budget is never passed. Recalling again changes
+/// nothing.
+#[utoipa::path(post, path = "/api/v1/coupons/{coupon_id}/recall", tag = "promotions",
+    params(("coupon_id" = String, Path)), request_body = RecallRequest,
+    responses((status = 200, body = CouponView),
+              (status = 403, body = linli_shared::api_doc::ErrorBody, description = "forbidden"),
+              (status = 404, body = linli_shared::api_doc::ErrorBody, description = "coupon_not_found"),
+              (status = 422, body = linli_shared::api_doc::ErrorBody, description = "invalid_field, coupon_not_here")),
+    security(("bearer" = [])))]
+pub(crate) async fn recall(
+    State(hub): State<Hub>,
+    Who(who): Who,
+    Path(id): Path<String>,
+    body: JsonBody<RecallRequest>,
+) -> Result<Json<CouponView>, ApiError> {
+    let Json(req) = body.map_err(bad_json)?;
+    let Caller::Staff(user) = who else {
+        return Err(HubError::Forbidden.into());
+    };
+    Ok(Json(hub.recall_coupon(&user, &id, req).await?))
 }
 
 /// A customer claims a coupon (`Idempotency-Key` required; a retry returns

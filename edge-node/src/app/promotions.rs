@@ -17,18 +17,26 @@
 //!   once (section `coupon_voids`): the coupon and its money come back.
 //!   A partial refund gives back the refunded lines' share of what was
 //!   paid (the discount is spread over the lines) and keeps the coupon used.
+//! - **Recalls** (a campaign's record arrives with `recalled`): the counter
+//!   stops taking the campaign's coupons and gives back, in its ledger
+//!   (section `coupon_returns`, keyed by the campaign), everything lent it
+//!   has not spent ([`returns_due`]); a refund after that gives the voided
+//!   coupon's money back the same way. The hub counts a return when it
+//!   sees it, so the money is never in two places.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use linli_shared::coupon::{
-    self, CounterCoupon, CounterRedemption, CounterVoid, CouponClaim, CouponError, CouponTerms,
+    self, CounterCoupon, CounterRedemption, CounterReturn, CounterVoid, CouponClaim, CouponError,
+    CouponTerms,
 };
 use linli_shared::money::Fen;
 use linli_shared::pricing::{self, StoreMarkdowns};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use super::replication::LedgerFact;
 use super::{App, AppError, ts};
 
 /// Keeps the hub's markdowns for this store if they are newer than what
@@ -47,24 +55,133 @@ pub(crate) fn save_markdowns(c: &Connection, m: &StoreMarkdowns) -> Result<(), A
 }
 
 /// Keeps the coupon campaigns this counter takes, with their allotments
-/// (never lowered: the hub only raises them).
+/// (never lowered: the hub only raises them) and whether the hub recalled
+/// them (never undone; the return is written after the receipt's
+/// transaction, by [`App::return_recalled_coupons`]).
 pub(crate) fn save_coupons(
     c: &Connection,
     list: &[(String, CounterCoupon)],
 ) -> Result<(), AppError> {
     for (id, cc) in list {
-        c.execute(
-            "INSERT INTO coupons(coupon_id, terms, allotment_fen) VALUES (?1, ?2, ?3)
+        c.prepare_cached(
+            "INSERT INTO coupons(coupon_id, terms, allotment_fen, recalled) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(coupon_id) DO UPDATE SET terms = excluded.terms,
-                 allotment_fen = max(allotment_fen, excluded.allotment_fen)",
-            params![
-                id,
-                serde_json::to_string(&cc.terms).unwrap_or_default(),
-                cc.allotment.0
-            ],
-        )?;
+                 allotment_fen = max(allotment_fen, excluded.allotment_fen),
+                 recalled = max(recalled, excluded.recalled)",
+        )?
+        .execute(params![
+            id,
+            serde_json::to_string(&cc.terms).unwrap_or_default(),
+            cc.allotment.0,
+            cc.recalled
+        ])?;
     }
     Ok(())
+}
+
+/// What recalled campaigns owe the hub now (in the caller's transaction):
+/// for each whose unspent allotment is more than it has given back, the
+/// new total, recorded here and to be written to the ledger by the caller.
+pub(crate) fn returns_due(
+    c: &Connection,
+    now: DateTime<Utc>,
+) -> Result<Vec<CounterReturn>, AppError> {
+    let rows: Vec<(String, i64, i64)> = c
+        .prepare_cached(
+            "SELECT coupon_id, allotment_fen, returned_fen FROM coupons WHERE recalled = 1 ORDER BY coupon_id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for (id, allotment, returned) in rows {
+        let total =
+            coupon::returned_total(Fen(allotment), Fen(used_here(c, &id)?), Fen(returned)).0;
+        if total > returned {
+            c.prepare_cached("UPDATE coupons SET returned_fen = ?2 WHERE coupon_id = ?1")?
+                .execute(params![id, total])?;
+            out.push(CounterReturn {
+                coupon_id: id,
+                returned_fen: total,
+                at: ts(now),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Puts back what a recovering store's ledgers say it gave back of
+/// recalled campaigns (the largest total of each): the campaign stays
+/// closed here. Returns the campaigns touched.
+pub(crate) fn restore_returns(
+    c: &Connection,
+    returns: &[CounterReturn],
+) -> Result<usize, AppError> {
+    let mut n = 0;
+    for r in returns {
+        n += c
+            .prepare_cached(
+                "UPDATE coupons SET recalled = 1, returned_fen = max(returned_fen, ?2)
+                 WHERE coupon_id = ?1 AND (recalled = 0 OR returned_fen < ?2)",
+            )?
+            .execute(params![r.coupon_id, r.returned_fen])?;
+    }
+    Ok(n)
+}
+
+/// Puts back the counter's redemptions and voids a recovering store finds
+/// in its recovered ledgers (`recovery::rebuild`): rows already here are
+/// left, a redemption is added once (keyed by its id), a void applied once.
+/// Taken in the order the counter made them, as the hub does: a coupon
+/// given back by a refund and used again is a redemption, its void and a
+/// second redemption of the same claim, and only that order keeps one
+/// unvoided redemption per claim. Returns the redemptions added and the
+/// voids applied.
+pub(crate) fn restore_redemptions(
+    c: &Connection,
+    redemptions: &[CounterRedemption],
+    voids: &[CounterVoid],
+) -> Result<(usize, usize), AppError> {
+    enum Event<'a> {
+        Taken(&'a CounterRedemption),
+        Back(&'a CounterVoid),
+    }
+    let mut events: Vec<(&str, u8, Event)> = redemptions
+        .iter()
+        .map(|r| (r.at.as_str(), 0, Event::Taken(r)))
+        .chain(voids.iter().map(|v| (v.at.as_str(), 1, Event::Back(v))))
+        .collect();
+    // a void never comes before its redemption, even at the same instant
+    events.sort_by_key(|(at, rank, _)| (*at, *rank));
+    let (mut taken, mut back) = (0, 0);
+    for (_, _, event) in events {
+        match event {
+            Event::Taken(r) => {
+                // OR IGNORE: a claim this database holds in use under
+                // another redemption (a restored backup's) stays as it is
+                taken += c
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO coupon_redemptions(redemption_id, claim_id, coupon_id, sale_id, discount_fen, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        r.redemption_id,
+                        r.claim_id,
+                        r.coupon_id,
+                        r.sale_id,
+                        r.discount_fen,
+                        r.at
+                    ])?;
+            }
+            Event::Back(v) => {
+                back += c
+                    .prepare_cached(
+                        "UPDATE coupon_redemptions SET voided_at = ?2 WHERE redemption_id = ?1 AND voided_at IS NULL",
+                    )?
+                    .execute(params![v.redemption_id, v.at])?;
+            }
+        }
+    }
+    Ok((taken, back))
 }
 
 /// The counter's pricing rules: the chain's defaults and the store's
@@ -101,7 +218,12 @@ pub struct CounterCouponView {
     pub allotment_fen: i64,
     /// Given away here (redemptions not voided).
     pub used_fen: i64,
+    /// What the counter may still give away (0 once recalled).
     pub left_fen: i64,
+    /// The hub recalled the allotment: the counter takes no more of these.
+    pub recalled: bool,
+    /// Given back to the hub after the recall.
+    pub returned_fen: i64,
 }
 
 /// What the counter's pricing knows: the markdowns and the coupons.
@@ -146,11 +268,16 @@ pub(crate) fn redeem(
     if busy {
         return Err(AppError::Coupon(CouponError::AlreadyUsed));
     }
-    let allotment: i64 = c
-        .prepare_cached("SELECT allotment_fen FROM coupons WHERE coupon_id = ?1")?
-        .query_row([&sc.terms.coupon_id], |r| r.get(0))
+    let (allotment, recalled): (i64, bool) = c
+        .prepare_cached("SELECT allotment_fen, recalled FROM coupons WHERE coupon_id = ?1")?
+        .query_row([&sc.terms.coupon_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or_else(|| AppError::Coupon(CouponError::NotHere(sc.terms.coupon_id.clone())))?;
+    if recalled {
+        return Err(AppError::Coupon(CouponError::Recalled(
+            sc.terms.coupon_id.clone(),
+        )));
+    }
     coupon::fits(
         Fen(allotment),
         Fen(used_here(c, &sc.terms.coupon_id)?),
@@ -231,21 +358,28 @@ impl App {
         let claim = coupon::verify(code, &key, &self.settings.store_id, self.now())
             .map_err(AppError::Coupon)?;
         let id = claim.coupon_id.clone();
-        let terms: Option<String> = self
+        let row: Option<(String, bool)> = self
             .store
             .read(move |c| {
                 Ok::<_, AppError>(
                     c.query_row(
-                        "SELECT terms FROM coupons WHERE coupon_id = ?1",
+                        "SELECT terms, recalled FROM coupons WHERE coupon_id = ?1",
                         [&id],
-                        |r| r.get(0),
+                        |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?,
                 )
             })
             .await?;
-        let terms: CouponTerms = terms
-            .and_then(|t| serde_json::from_str(&t).ok())
+        // refused before pricing too, so a quote shows no discount the
+        // sale would refuse
+        if let Some((_, true)) = row {
+            return Err(AppError::Coupon(CouponError::Recalled(
+                claim.coupon_id.clone(),
+            )));
+        }
+        let terms: CouponTerms = row
+            .and_then(|(t, _)| serde_json::from_str(&t).ok())
             .ok_or_else(|| AppError::Coupon(CouponError::NotHere(claim.coupon_id.clone())))?;
         if !terms.valid_at(self.now()) {
             return Err(AppError::Coupon(CouponError::Expired {
@@ -255,20 +389,39 @@ impl App {
         Ok(SaleCoupon { claim, terms })
     }
 
+    /// Gives back what recalled campaigns' allotments hold unspent, in the
+    /// ledger (after the hub's recall arrived, and at start for one that
+    /// arrived before a crash). Returns how many returns it wrote.
+    pub async fn return_recalled_coupons(&self) -> Result<usize, AppError> {
+        let now = self.now();
+        self.write_published(now, move |c, p| {
+            let due = returns_due(c, now)?;
+            let n = due.len();
+            for r in due {
+                tracing::info!(coupon = %r.coupon_id, returned_fen = r.returned_fen, "coupon allotment given back to the hub");
+                p.fact(LedgerFact::CouponReturn(r));
+            }
+            Ok(n)
+        })
+        .await
+    }
+
     /// The markdowns and coupons the counter prices with.
     pub async fn promotions(&self) -> Result<PromotionsView, AppError> {
         let rules = self.rules();
         let coupons = self
             .store
             .read(|c| {
-                let rows: Vec<(String, String, i64)> = c
+                let rows: Vec<(String, String, i64, bool, i64)> = c
                     .prepare(
-                        "SELECT coupon_id, terms, allotment_fen FROM coupons ORDER BY coupon_id",
+                        "SELECT coupon_id, terms, allotment_fen, recalled, returned_fen FROM coupons ORDER BY coupon_id",
                     )?
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .query_map([], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })?
                     .collect::<Result<_, _>>()?;
                 let mut out = Vec::new();
-                for (id, terms, allotment) in rows {
+                for (id, terms, allotment, recalled, returned) in rows {
                     let Ok(t) = serde_json::from_str::<CouponTerms>(&terms) else {
                         continue;
                     };
@@ -281,7 +434,9 @@ impl App {
                         valid_until: t.valid_until,
                         allotment_fen: allotment,
                         used_fen: used,
-                        left_fen: allotment - used,
+                        left_fen: if recalled { 0 } else { allotment - used },
+                        recalled,
+                        returned_fen: returned,
                     });
                 }
                 Ok::<_, AppError>(out)
@@ -292,5 +447,120 @@ impl App {
             markdowns: rules.markdowns.clone(),
             coupons,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use linli_shared::pricing::CouponOff;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::schema::migrate(&mut c).unwrap();
+        c
+    }
+
+    fn campaign(allotment: i64, recalled: bool) -> (String, CounterCoupon) {
+        let terms = CouponTerms {
+            coupon_id: "C1".into(),
+            name: "满30减5".into(),
+            off: CouponOff::Amount(Fen(500)),
+            min_spend: Fen(3000),
+            valid_from: "2026-01-01T00:00:00Z".into(),
+            valid_until: "2027-01-01T00:00:00Z".into(),
+            per_customer_limit: 3,
+            version: 1,
+        };
+        (
+            "C1".into(),
+            CounterCoupon {
+                terms,
+                allotment: Fen(allotment),
+                recalled,
+            },
+        )
+    }
+
+    fn taken(id: &str, claim: &str, d: i64, at: &str) -> CounterRedemption {
+        CounterRedemption {
+            redemption_id: id.into(),
+            claim_id: claim.into(),
+            coupon_id: "C1".into(),
+            sale_id: format!("SALE-{id}"),
+            discount_fen: d,
+            version: 1,
+            at: at.into(),
+        }
+    }
+
+    fn back(id: &str, at: &str) -> CounterVoid {
+        CounterVoid {
+            redemption_id: id.into(),
+            at: at.into(),
+        }
+    }
+
+    #[test]
+    fn recovered_redemptions_are_taken_in_the_counters_order_once() {
+        let c = db();
+        // one claim used, given back, used again; another used
+        let r = [
+            taken("R3", "Q1", 500, "2026-12-01T10:02:00Z"),
+            taken("R1", "Q1", 500, "2026-12-01T10:00:00Z"),
+            taken("R2", "Q2", 300, "2026-12-01T10:00:30Z"),
+        ];
+        let v = [back("R1", "2026-12-01T10:01:00Z")];
+        assert_eq!(restore_redemptions(&c, &r, &v).unwrap(), (3, 1));
+        assert_eq!(used_here(&c, "C1").unwrap(), 800);
+        // a second recovery over the same rows adds nothing
+        assert_eq!(restore_redemptions(&c, &r, &v).unwrap(), (0, 0));
+        assert_eq!(used_here(&c, "C1").unwrap(), 800);
+    }
+
+    #[test]
+    fn a_recalled_campaign_gives_back_what_is_left_and_only_more_later() {
+        let c = db();
+        save_coupons(&c, &[campaign(1200, false)]).unwrap();
+        restore_redemptions(
+            &c,
+            &[
+                taken("R1", "Q1", 500, "2026-12-01T10:00:00Z"),
+                taken("R2", "Q2", 300, "2026-12-01T10:01:00Z"),
+            ],
+            &[],
+        )
+        .unwrap();
+        let now = Utc::now();
+        assert!(returns_due(&c, now).unwrap().is_empty(), "not recalled");
+        // the recall, with a raised allotment, arrives: never lowered back
+        save_coupons(&c, &[campaign(1500, true)]).unwrap();
+        save_coupons(&c, &[campaign(1200, false)]).unwrap();
+        let due = returns_due(&c, now).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].returned_fen, 700);
+        assert!(returns_due(&c, now).unwrap().is_empty(), "given once");
+        // a refund gives a coupon back: its money follows
+        void_for_sale(&c, "SALE-R2", now).unwrap();
+        assert_eq!(returns_due(&c, now).unwrap()[0].returned_fen, 1000);
+        // a recovery finds the returns in the ledger: nothing given twice
+        let fresh = db();
+        save_coupons(&fresh, &[campaign(1500, false)]).unwrap();
+        restore_redemptions(
+            &fresh,
+            &[taken("R1", "Q1", 500, "2026-12-01T10:00:00Z")],
+            &[],
+        )
+        .unwrap();
+        let given = [CounterReturn {
+            coupon_id: "C1".into(),
+            returned_fen: 1000,
+            at: "2026-12-01T11:00:00Z".into(),
+        }];
+        assert_eq!(restore_returns(&fresh, &given).unwrap(), 1);
+        assert_eq!(restore_returns(&fresh, &given).unwrap(), 0);
+        assert!(returns_due(&fresh, now).unwrap().is_empty());
     }
 }

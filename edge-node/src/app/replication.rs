@@ -188,6 +188,8 @@ pub(crate) enum LedgerFact {
     CouponRedemption(linli_shared::coupon::CounterRedemption),
     /// A coupon given back by the sale's full refund.
     CouponVoid(linli_shared::coupon::CounterVoid),
+    /// What a recalled coupon allotment gave back to the hub in all.
+    CouponReturn(linli_shared::coupon::CounterReturn),
     /// A customer's erasure done at this store.
     Erasure(linli_shared::erasure::ErasureConfirmation),
 }
@@ -296,6 +298,9 @@ impl<'a> Publish<'a> {
                             }
                             LedgerFact::CouponVoid(v) => {
                                 put_record(doc, "coupon_voids", &v.redemption_id, v)?;
+                            }
+                            LedgerFact::CouponReturn(r) => {
+                                put_record(doc, "coupon_returns", &r.coupon_id, r)?;
                             }
                             LedgerFact::Erasure(e) => {
                                 put_record(doc, "erasures", &e.erasure_id, e)?;

@@ -713,6 +713,11 @@ impl App {
                 let coupon_restored = restored.is_some();
                 if let Some(v) = restored {
                     p.fact(LedgerFact::CouponVoid(v));
+                    // a recalled campaign's coupon given back: its money
+                    // goes back to the hub with it
+                    for r in super::promotions::returns_due(c, now)? {
+                        p.fact(LedgerFact::CouponReturn(r));
+                    }
                 }
                 let receipt = RefundReceipt { refund_id, sale_id: sale_id.clone(), ticket_no: sale.ticket_no, lines: out, amount_fen: amount, by, at: now, coupon_restored };
                 idempotency::record(c, &receipt.by, &key, "refund", &fp, &receipt, now)?;

@@ -191,7 +191,7 @@ impl From<AppError> for ApiError {
             AppError::Coupon(e) => {
                 use linli_shared::coupon::CouponError as C;
                 let status = match e {
-                    C::AlreadyUsed | C::BudgetExhausted => S::CONFLICT,
+                    C::AlreadyUsed | C::BudgetExhausted | C::Recalled(_) => S::CONFLICT,
                     _ => S::UNPROCESSABLE_ENTITY,
                 };
                 ApiError::new(status, e.code(), msg)

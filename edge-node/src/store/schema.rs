@@ -298,6 +298,12 @@ ALTER TABLE group_buy_participants ADD COLUMN masked_phone TEXT NOT NULL DEFAULT
 UPDATE group_buy_participants SET masked_phone = CASE WHEN length(phone) = 11
     THEN substr(phone, 1, 3) || '****' || substr(phone, 8) ELSE '' END;
 "#,
+    // 9: a coupon allotment the hub recalled: the counter takes no more of
+    // the campaign's coupons and has given back `returned_fen` in all
+    r#"
+ALTER TABLE coupons ADD COLUMN recalled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE coupons ADD COLUMN returned_fen INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the schema up to date.

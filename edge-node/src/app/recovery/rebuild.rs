@@ -1,7 +1,14 @@
 //! Rebuilds the store's own query tables from recovered ledgers and
 //! fulfilment documents, so a PC that takes over can refund a sale, hand
 //! over an order or answer a second scan of a code exactly as the PC that
-//! recorded them would have.
+//! recorded them would have. That includes promotions: the coupons its
+//! counter took and gave back (ledger sections `coupon_redemptions`,
+//! `coupon_voids`), so a coupon used before the crash is refused as used
+//! and the allotment's rest is what it was; and what the hub sent it (the
+//! hub's orders documents, sections `coupons` and `markdowns`): the
+//! campaigns with their allotments and recalls, and the markdowns it
+//! prices with; and what it gave back of recalled allotments (ledger
+//! section `coupon_returns`), so it gives nothing back twice.
 //!
 //! Rows already in the tables (a database restored from a backup holds
 //! part of the day) are left as they are; what the documents hold beyond
@@ -11,16 +18,18 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use linli_shared::docs::json::records;
+use linli_shared::coupon::{CounterCoupon, CounterRedemption, CounterReturn, CounterVoid};
+use linli_shared::docs::json::{get_record, records};
 use linli_shared::docs::ledger::{
     OrderFact, RefundFact, SaleFact, read_movements, read_orders, read_refunds_where, read_sales,
 };
 use linli_shared::docs::{DocId, DocKind};
 use linli_shared::online::FulfilmentFact;
+use linli_shared::pricing::StoreMarkdowns;
 use linli_sync::doc_store::Docs;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::app::AppError;
+use crate::app::{AppError, promotions};
 
 /// What a rebuild added to the tables.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +39,13 @@ pub struct Rebuilt {
     pub movements: usize,
     pub orders: usize,
     pub fulfilment: usize,
+    /// Counter coupon redemptions added, and voids applied to them.
+    pub coupon_redemptions: usize,
+    pub coupon_voids: usize,
+    /// Coupon campaigns this counter takes (with their allotments), and
+    /// whether markdowns were restored.
+    pub coupons: usize,
+    pub markdowns: bool,
     /// Sales whose ticket number another sale of this database already
     /// carries (sold on a restored backup before it reached the hub): kept
     /// under the number with a `*` suffix.
@@ -47,6 +63,11 @@ pub(crate) fn tables(
     let mut out = Rebuilt::default();
     let mut orders: BTreeMap<String, OrderFact> = BTreeMap::new();
     let mut fulfilment: BTreeMap<String, FulfilmentFact> = BTreeMap::new();
+    let mut redemptions: BTreeMap<String, CounterRedemption> = BTreeMap::new();
+    let mut voids: BTreeMap<String, CounterVoid> = BTreeMap::new();
+    let mut returns: BTreeMap<String, CounterReturn> = BTreeMap::new();
+    let mut coupons: BTreeMap<String, CounterCoupon> = BTreeMap::new();
+    let mut markdowns: Option<StoreMarkdowns> = None;
     for day in days {
         for (ledger, _) in docs.parts(c, &DocId::store_ledger(store, *day))? {
             debug_assert_eq!(ledger.kind(), DocKind::Ledger);
@@ -56,9 +77,23 @@ pub(crate) fn tables(
                     read_refunds_where(d, |_| true),
                     read_movements(d),
                     read_orders(d),
+                    records::<CounterRedemption>(d, "coupon_redemptions"),
+                    records::<CounterVoid>(d, "coupon_voids"),
+                    records::<CounterReturn>(d, "coupon_returns"),
                 )
             })?;
-            if let Some((sales, refunds, movements, day_orders)) = read {
+            if let Some((sales, refunds, movements, day_orders, taken, back, given)) = read {
+                redemptions.extend(taken);
+                voids.extend(back);
+                for (id, r) in given {
+                    // each a total: the largest is the last
+                    if returns
+                        .get(&id)
+                        .is_none_or(|prev: &CounterReturn| r.returned_fen > prev.returned_fen)
+                    {
+                        returns.insert(id, r);
+                    }
+                }
                 for s in &sales {
                     match sale(c, *day, s)? {
                         Added::No => {}
@@ -108,6 +143,47 @@ pub(crate) fn tables(
                 fulfilment.insert(id, merged);
             }
         }
+        // what the hub sent this counter: a later day's allotment is the
+        // larger (the hub only raises it), a higher version the newer list
+        let hid = DocId::hub_orders(store, *day);
+        let sent = docs.read(c, &hid, |d| {
+            (
+                records::<CounterCoupon>(d, "coupons"),
+                get_record::<StoreMarkdowns>(d, "markdowns", "current"),
+            )
+        })?;
+        if let Some((list, m)) = sent {
+            for (id, cc) in list {
+                let newer = coupons
+                    .get(&id)
+                    .is_none_or(|prev| cc.allotment.0 >= prev.allotment.0);
+                if newer {
+                    coupons.insert(id, cc);
+                }
+            }
+            if let Some(m) = m
+                && markdowns
+                    .as_ref()
+                    .is_none_or(|prev| m.version > prev.version)
+            {
+                markdowns = Some(m);
+            }
+        }
+    }
+    // sales first: a redemption belongs to a sale of these days
+    let redemptions: Vec<_> = redemptions.into_values().collect();
+    let voids: Vec<_> = voids.into_values().collect();
+    (out.coupon_redemptions, out.coupon_voids) =
+        promotions::restore_redemptions(c, &redemptions, &voids)?;
+    let coupons: Vec<_> = coupons.into_iter().collect();
+    promotions::save_coupons(c, &coupons)?;
+    out.coupons = coupons.len();
+    // a recalled campaign's return stays given: the counter stays closed
+    let returns: Vec<_> = returns.into_values().collect();
+    promotions::restore_returns(c, &returns)?;
+    if let Some(m) = &markdowns {
+        promotions::save_markdowns(c, m)?;
+        out.markdowns = true;
     }
     for o in orders.values() {
         if order(c, o)? {
