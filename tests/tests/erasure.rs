@@ -98,6 +98,16 @@ fn an_erasure_reaches_every_store_and_a_cut_off_one_confirms_when_back() {
         )
         .unwrap();
     assert_eq!(s, 201, "{v}");
+    // a counter join, whose answer (kept for a retry) shows the masked phone
+    let (s, v) = c
+        .store_post(
+            "S001",
+            "/api/v1/community/members",
+            Some("j-1"),
+            json!({ "phone": PHONE }),
+        )
+        .unwrap();
+    assert_eq!((s, v["phone"].as_str()), (201, Some(MASKED)), "{v}");
     let db = |id: &str| c.store(id).unwrap().data_dir.join("store.db");
     // the store keeps the member hash (and the masked phone), never the phone
     let key = std::fs::read_to_string(c.hub_dir().join("member.key")).unwrap();

@@ -13,7 +13,9 @@
 //! - `group_buy_participants.member_hash` and `masked_phone` are cleared;
 //! - request replays (`idempotency`) whose answer names one of those
 //!   orders or commitments, or holds one of the phones (replays written
-//!   before issue 12), are deleted (a retry afterwards is a new request).
+//!   before issue 12), and the replays of the member's counter joins
+//!   (found by the hash's fingerprint; their answer holds the masked
+//!   phone) are deleted (a retry afterwards is a new request).
 //!
 //! The store keeps no phone in the clear (`super::phones`), and its writer
 //! runs with `secure_delete` on, so what is cleared is overwritten in the
@@ -37,6 +39,7 @@ use std::collections::BTreeSet;
 use linli_shared::erasure::{ErasureConfirmation, ErasureNotice};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::idempotency;
 use super::replication::LedgerFact;
 use super::{App, AppError, ts};
 
@@ -110,7 +113,15 @@ pub(crate) fn apply_notices(
         }
         // a request's replay may hold the masked phone (an order's or a
         // commitment's answer; one written before issue 12 the phone): the
-        // replay goes (a retry of that request after the erasure is new)
+        // replay goes (a retry of that request after the erasure is new).
+        // A counter join's answer names no id, only the masked phone: its
+        // replay is found by the join's fingerprint, which is the hash's
+        for h in &hashes {
+            rows += c.execute(
+                "DELETE FROM idempotency WHERE scope = 'community_join' AND request_hash = ?1",
+                [idempotency::fingerprint("community_join", h)],
+            )?;
+        }
         for (k, response) in named("SELECT key, response FROM idempotency")? {
             if erased_ids.iter().any(|id| response.contains(id.as_str()))
                 || mobiles_in(&response)
