@@ -36,21 +36,34 @@ fn counter_coupon(c: &Cluster, id: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-#[test]
-fn a_counter_cut_off_takes_coupons_within_its_allotment_and_a_refund_gives_one_back() {
+/// The hub with the catalog and the store directory, and S001 linked.
+fn chain_with_s001() -> Cluster {
     let mut c = Cluster::new(31).unwrap();
     c.hub_import("/api/v1/catalog/import", "products.csv")
         .unwrap();
     c.hub_import("/api/v1/stores/import", "stores.csv").unwrap();
     c.add_store("S001").unwrap();
+    c
+}
 
-    // the manager's evening markdown, here all day: bread at 15.00
+/// S001's manager's bread markdown (15.00), all day, once S001 has it
+/// (the store's first markdowns: version 1).
+fn bread_markdown(c: &Cluster) {
     let (s, v) = c
         .hub_call("PUT", "/api/v1/stores/S001/markdowns", None, None,
             json!({"markdowns": [{"name": "面包特价", "skus": ["P00001"], "price_fen": 1500, "from": "00:00", "to": "24:00"}]}))
         .unwrap();
     assert_eq!(s, 200, "{v}");
-    // 满30减5, the counter may give away 12 yuan before asking
+    wait_for(CONVERGE, "S001 to know the markdown", || {
+        let v = c.store_get("S001", "/api/v1/promotions").ok()?;
+        (v["rules_version"] == 1).then_some(())
+    })
+    .unwrap();
+}
+
+/// A 满30减5 campaign of `budget_fen` at S001's counter, which may give
+/// away 12 yuan before asking; returns its id once S001 knows it.
+fn counter_campaign(c: &Cluster, budget_fen: i64) -> String {
     let (s, cp) = c
         .hub_call(
             "POST",
@@ -58,23 +71,25 @@ fn a_counter_cut_off_takes_coupons_within_its_allotment_and_a_refund_gives_one_b
             None,
             None,
             json!({"name": "满30减5", "off": {"amount_fen": 500}, "min_spend_fen": 3000,
-                "budget_fen": 100_000, "per_customer_limit": 3,
+                "budget_fen": budget_fen, "per_customer_limit": 3,
                 "valid_until": (Utc::now() + chrono::Duration::days(3)).to_rfc3339(),
                 "store_ids": ["S001"], "counter_allotment_fen": 1200}),
         )
         .unwrap();
     assert_eq!(s, 201, "{cp}");
     let cid = cp["coupon_id"].as_str().unwrap().to_owned();
-    wait_for(CONVERGE, "S001 to know the markdown and the coupon", || {
-        let v = c.store_get("S001", "/api/v1/promotions").ok()?;
-        (v["rules_version"] == 1 && counter_coupon(&c, &cid)["allotment_fen"] == 1200).then_some(())
+    wait_for(CONVERGE, "S001 to know the coupon", || {
+        (counter_coupon(c, &cid)["allotment_fen"] == 1200).then_some(())
     })
     .unwrap();
+    cid
+}
 
-    c.link("S001", LinkMode::Cut).unwrap();
-    // coupons claimed at the hub while the store cannot hear of them
-    let a = c.customer("13800138501").unwrap();
-    let codes: Vec<String> = (1..=3)
+/// `n` counter coupons of campaign `cid` claimed at the hub by the
+/// customer with `phone`: the customer's token and the codes.
+fn counter_codes(c: &Cluster, cid: &str, phone: &str, n: usize) -> (String, Vec<String>) {
+    let a = c.customer(phone).unwrap();
+    let codes = (1..=n)
         .map(|i| {
             let (s, v) = c
                 .hub_call(
@@ -89,6 +104,21 @@ fn a_counter_cut_off_takes_coupons_within_its_allotment_and_a_refund_gives_one_b
             v["code"].as_str().unwrap().to_owned()
         })
         .collect();
+    (a, codes)
+}
+
+#[test]
+fn a_counter_cut_off_takes_coupons_within_its_allotment_and_a_refund_gives_one_back() {
+    let mut c = chain_with_s001();
+
+    // the manager's evening markdown, here all day: bread at 15.00
+    bread_markdown(&c);
+    // 满30减5, the counter may give away 12 yuan before asking
+    let cid = counter_campaign(&c, 100_000);
+
+    c.link("S001", LinkMode::Cut).unwrap();
+    // coupons claimed at the hub while the store cannot hear of them
+    let (a, codes) = counter_codes(&c, &cid, "13800138501", 3);
 
     // the same basket costs the same at the counter and online
     let (s, q) = c
@@ -259,51 +289,10 @@ fn a_counter_cut_off_takes_coupons_within_its_allotment_and_a_refund_gives_one_b
 /// allotment, and the markdowns it prices with.
 #[test]
 fn a_replaced_store_pc_keeps_its_coupons_allotment_and_markdowns() {
-    let mut c = Cluster::new(31).unwrap();
-    c.hub_import("/api/v1/catalog/import", "products.csv")
-        .unwrap();
-    c.hub_import("/api/v1/stores/import", "stores.csv").unwrap();
-    c.add_store("S001").unwrap();
-    let (s, v) = c
-        .hub_call("PUT", "/api/v1/stores/S001/markdowns", None, None,
-            json!({"markdowns": [{"name": "面包特价", "skus": ["P00001"], "price_fen": 1500, "from": "00:00", "to": "24:00"}]}))
-        .unwrap();
-    assert_eq!(s, 200, "{v}");
-    let (s, cp) = c
-        .hub_call(
-            "POST",
-            "/api/v1/coupons",
-            None,
-            None,
-            json!({"name": "满30减5", "off": {"amount_fen": 500}, "min_spend_fen": 3000,
-                "budget_fen": 100_000, "per_customer_limit": 3,
-                "valid_until": (Utc::now() + chrono::Duration::days(3)).to_rfc3339(),
-                "store_ids": ["S001"], "counter_allotment_fen": 1200}),
-        )
-        .unwrap();
-    assert_eq!(s, 201, "{cp}");
-    let cid = cp["coupon_id"].as_str().unwrap().to_owned();
-    wait_for(CONVERGE, "S001 to know the markdown and the coupon", || {
-        let v = c.store_get("S001", "/api/v1/promotions").ok()?;
-        (v["rules_version"] == 1 && counter_coupon(&c, &cid)["allotment_fen"] == 1200).then_some(())
-    })
-    .unwrap();
-    let a = c.customer("13800138502").unwrap();
-    let codes: Vec<String> = (1..=2)
-        .map(|i| {
-            let (s, v) = c
-                .hub_call(
-                    "POST",
-                    &format!("/api/v1/coupons/{cid}/claims"),
-                    Some(&a),
-                    Some(&format!("claim-{i}")),
-                    json!({"use": "counter", "store_id": "S001"}),
-                )
-                .unwrap();
-            assert_eq!(s, 201, "{v}");
-            v["code"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let mut c = chain_with_s001();
+    bread_markdown(&c);
+    let cid = counter_campaign(&c, 100_000);
+    let (a, codes) = counter_codes(&c, &cid, "13800138502", 2);
 
     // one coupon used, one used and given back by a full refund
     let (s, used) = sale(&c, "s-1", 2, Some(&codes[0]));
@@ -438,45 +427,9 @@ fn hub_coupon(c: &Cluster, id: &str) -> Option<Value> {
 /// the same way.
 #[test]
 fn a_recalled_counter_gives_back_only_what_it_has_left() {
-    let mut c = Cluster::new(31).unwrap();
-    c.hub_import("/api/v1/catalog/import", "products.csv")
-        .unwrap();
-    c.hub_import("/api/v1/stores/import", "stores.csv").unwrap();
-    c.add_store("S001").unwrap();
-    let (s, cp) = c
-        .hub_call(
-            "POST",
-            "/api/v1/coupons",
-            None,
-            None,
-            json!({"name": "满30减5", "off": {"amount_fen": 500}, "min_spend_fen": 3000,
-                "budget_fen": 10_000, "per_customer_limit": 3,
-                "valid_until": (Utc::now() + chrono::Duration::days(3)).to_rfc3339(),
-                "store_ids": ["S001"], "counter_allotment_fen": 1200}),
-        )
-        .unwrap();
-    assert_eq!(s, 201, "{cp}");
-    let cid = cp["coupon_id"].as_str().unwrap().to_owned();
-    wait_for(CONVERGE, "S001 to know the coupon", || {
-        (counter_coupon(&c, &cid)["allotment_fen"] == 1200).then_some(())
-    })
-    .unwrap();
-    let a = c.customer("13800138503").unwrap();
-    let codes: Vec<String> = (1..=2)
-        .map(|i| {
-            let (s, v) = c
-                .hub_call(
-                    "POST",
-                    &format!("/api/v1/coupons/{cid}/claims"),
-                    Some(&a),
-                    Some(&format!("claim-{i}")),
-                    json!({"use": "counter", "store_id": "S001"}),
-                )
-                .unwrap();
-            assert_eq!(s, 201, "{v}");
-            v["code"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let mut c = chain_with_s001();
+    let cid = counter_campaign(&c, 10_000);
+    let (a, codes) = counter_codes(&c, &cid, "13800138503", 2);
 
     // recalled while the store is cut off: asked, nothing counted back yet
     c.link("S001", LinkMode::Cut).unwrap();
