@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use linli_shared::kpi::{self, By, Facts, Figures, Period, Price};
-use serde::Serialize;
-
 use linli_sync::db::StoreError;
+use serde::Serialize;
 
 use crate::hub::{Hub, HubError, User};
 
@@ -177,13 +176,14 @@ impl Hub {
         let as_of = now.min(period.end());
         // the formulas run off the async threads, the answer's totals and
         // series on one thread while each store's figures run on another
-        let (totals, series, per_store) = tokio::task::spawn_blocking(move || {
-            figures(&facts, &stores, &period, by, as_of, &prices)
-        })
-        .await
-        .map_err(|_| HubError::Store(StoreError::Panicked))?;
-        let per_store = per_store
+        let ids = stores.clone();
+        let (totals, series, per_store) =
+            tokio::task::spawn_blocking(move || figures(&facts, &ids, &period, by, as_of, &prices))
+                .await
+                .map_err(|_| HubError::Store(StoreError::Panicked))?;
+        let per_store = stores
             .into_iter()
+            .zip(per_store)
             .map(|(id, figures)| {
                 let site = dir.stores.get(&id);
                 StoreFigures {
@@ -213,9 +213,8 @@ impl Hub {
     }
 }
 
-/// The totals and series of `facts` over `period` on this thread, each
-/// store's figures on another.
-#[allow(clippy::type_complexity)]
+/// The totals and series of `facts` over `period` on this thread, and on
+/// another the figures of each of `stores`, in their order.
 fn figures(
     facts: &Facts,
     stores: &[String],
@@ -223,7 +222,7 @@ fn figures(
     by: Option<By>,
     as_of: DateTime<Utc>,
     prices: &BTreeMap<String, Price>,
-) -> (Figures, Vec<SeriesPoint>, Vec<(String, Figures)>) {
+) -> (Figures, Vec<SeriesPoint>, Vec<Figures>) {
     std::thread::scope(|scope| {
         let per_store = scope.spawn(|| {
             let split = kpi::Timeline::by_store(facts, period.offset);
@@ -231,11 +230,10 @@ fn figures(
             stores
                 .iter()
                 .map(|id| {
-                    let figures = split.get(id.as_str()).map_or_else(
+                    split.get(id.as_str()).map_or_else(
                         || kpi::compute(&none, period, as_of, prices),
                         |t| t.figures(period, as_of, prices),
-                    );
-                    (id.clone(), figures)
+                    )
                 })
                 .collect::<Vec<_>>()
         });
