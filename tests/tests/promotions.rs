@@ -109,7 +109,7 @@ fn counter_codes(c: &Cluster, cid: &str, phone: &str, n: usize) -> (String, Vec<
 
 #[test]
 fn a_counter_cut_off_takes_coupons_within_its_allotment_and_a_refund_gives_one_back() {
-    let mut c = chain_with_s001();
+    let c = chain_with_s001();
 
     // the manager's evening markdown, here all day: bread at 15.00
     bread_markdown(&c);
@@ -292,7 +292,7 @@ fn a_replaced_store_pc_keeps_its_coupons_allotment_and_markdowns() {
     let mut c = chain_with_s001();
     bread_markdown(&c);
     let cid = counter_campaign(&c, 100_000);
-    let (a, codes) = counter_codes(&c, &cid, "13800138502", 2);
+    let (_, codes) = counter_codes(&c, &cid, "13800138502", 2);
 
     // one coupon used, one used and given back by a full refund
     let (s, used) = sale(&c, "s-1", 2, Some(&codes[0]));
@@ -427,9 +427,9 @@ fn hub_coupon(c: &Cluster, id: &str) -> Option<Value> {
 /// the same way.
 #[test]
 fn a_recalled_counter_gives_back_only_what_it_has_left() {
-    let mut c = chain_with_s001();
+    let c = chain_with_s001();
     let cid = counter_campaign(&c, 10_000);
-    let (a, codes) = counter_codes(&c, &cid, "13800138503", 2);
+    let (_, codes) = counter_codes(&c, &cid, "13800138503", 2);
 
     // recalled while the store is cut off: asked, nothing counted back yet
     c.link("S001", LinkMode::Cut).unwrap();
