@@ -22,6 +22,13 @@ async fn open_coupon(h: &TestHub, body: Value) -> Value {
     v
 }
 
+/// The store's business day now: the hub writes a store's documents under
+/// its day in the chain's time (UTC+8), not the UTC date.
+fn business_day() -> chrono::NaiveDate {
+    let cst = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
+    linli_shared::rfm::business_day(Utc::now(), cst)
+}
+
 fn until() -> String {
     (Utc::now() + Duration::days(7)).to_rfc3339()
 }
@@ -331,7 +338,7 @@ async fn a_counters_redemptions_reach_the_hub_and_a_store_running_low_gets_more(
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
 
     // the store's counter took 800 fen off a sale, offline; its ledger syncs
-    let day = Utc::now().date_naive();
+    let day = business_day();
     let id = DocId::store_ledger("S001", day);
     let mut doc: AutoCommit = new_doc(&id, Owner::Store("S001".into()).actor([9; 8])).unwrap();
     let r = json!({"redemption_id": "R-1", "claim_id": claim_id, "coupon_id": cid, "sale_id": "SALE-1",
@@ -482,7 +489,7 @@ async fn a_recall_counts_a_counters_return_only_when_it_arrives() {
         .unwrap()
         .clone();
     assert!(s1["recalled_at"].is_string(), "{v}");
-    let day = Utc::now().date_naive();
+    let day = business_day();
     let hub_doc = DocId::hub_orders("S001", day);
     let c2 = cid.clone();
     let asked: Value = h
