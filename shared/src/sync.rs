@@ -173,9 +173,21 @@ impl Frame {
     }
 }
 
-/// Which documents need a sync round, given both indexes: every document
-/// either side lists whose heads differ or that the other side lacks,
-/// filtered by `wanted` (scope and ownership rules of the caller).
+/// Which documents this side opens a sync round for, given both indexes:
+/// every document either side lists whose heads differ or that the other
+/// side lacks, filtered by `wanted` (scope and ownership rules of the
+/// caller) — except one this side holds nothing of while the other holds
+/// some. That side opens it, and this one answers its first message.
+///
+/// Why: automerge treats a message with no heads as "the peer lost
+/// everything" and answers it with the whole document. When both sides
+/// opened a document only one of them held (every part a store wrote while
+/// cut off), the empty side's opening message and its answer to the
+/// holder's opening message both carried no heads, so the holder sent the
+/// whole document twice: `sync_bench` 1e, 194 B per offline sale, half of
+/// it the second copy. Where neither side holds anything (a recovering
+/// store asking for a document the hub never listed) the lister still
+/// opens, so every differing document gets a round.
 pub fn docs_to_sync(
     local: &[IndexEntry],
     remote: &[IndexEntry],
@@ -194,9 +206,10 @@ pub fn docs_to_sync(
         h.sort();
         heads.entry(&e.doc).or_default().1 = Some(h);
     }
+    let holds = |h: &Heads| h.as_ref().is_some_and(|h| !h.is_empty());
     heads
         .into_iter()
-        .filter(|(doc, (l, r))| l != r && wanted(doc))
+        .filter(|(doc, (l, r))| l != r && (holds(l) || !holds(r)) && wanted(doc))
         .map(|(doc, _)| doc.clone())
         .collect()
 }
@@ -254,16 +267,50 @@ mod tests {
             vec![]
         );
         assert_eq!(
-            docs_to_sync(&[a.clone(), b.clone()], &[a.clone(), b2], |_| true),
+            docs_to_sync(&[a.clone(), b.clone()], &[a.clone(), b2.clone()], |_| true),
             vec![b.doc.clone()]
         );
         assert_eq!(
-            docs_to_sync(&[a.clone()], &[b.clone()], |_| true),
+            docs_to_sync(&[a.clone(), b2.clone()], &[b.clone()], |_| true),
             vec![a.doc.clone(), b.doc.clone()]
         );
         assert_eq!(
-            docs_to_sync(&[a.clone()], &[b.clone()], |d| d.as_str() != "catalog/1"),
-            vec![b.doc]
+            docs_to_sync(&[a.clone(), b2], &[b.clone()], |d| d.as_str()
+                != "catalog/1"),
+            vec![b.doc.clone()]
+        );
+    }
+
+    #[test]
+    fn the_side_holding_nothing_of_a_document_waits_for_the_holder() {
+        let held = IndexEntry {
+            doc: doc("store/S001/ledger/2026-11-25/p3"),
+            heads: vec![[2; 32]],
+        };
+        let empty = IndexEntry {
+            doc: held.doc.clone(),
+            heads: vec![],
+        };
+        // the holder opens, whether the other side lists it empty or not at all
+        assert_eq!(
+            docs_to_sync(&[held.clone()], &[], |_| true),
+            vec![held.doc.clone()]
+        );
+        assert_eq!(
+            docs_to_sync(&[held.clone()], &[empty.clone()], |_| true),
+            vec![held.doc.clone()]
+        );
+        // the other side waits for its message
+        assert_eq!(docs_to_sync(&[], &[held.clone()], |_| true), vec![]);
+        assert_eq!(
+            docs_to_sync(&[empty.clone()], &[held.clone()], |_| true),
+            vec![]
+        );
+        // nobody holds anything: whoever lists it still asks (a recovering
+        // store's request for a document the hub does not list)
+        assert_eq!(
+            docs_to_sync(&[empty.clone()], &[], |_| true),
+            vec![empty.doc]
         );
     }
 
