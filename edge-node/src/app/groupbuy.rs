@@ -9,7 +9,9 @@
 //! ledger (section `commitments`, with the chain's member hash the hub
 //! finds the customer by and the masked phone, never the phone) in the same
 //! transaction as its own row (member hash only) and the idempotency record. A commitment made before the deadline counts at
-//! the hub however late it syncs; the hub decides reached and failed.
+//! the hub however late it syncs; the hub decides reached and failed. A
+//! customer leaving is cancelled at this counter by the hub's rule, the
+//! money given back here ([`cancel`]).
 
 use chrono::{DateTime, Utc};
 use linli_shared::groupbuy::{self, CounterCommitment, CounterTerms, ParticipantList};
