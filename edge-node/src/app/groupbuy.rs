@@ -11,7 +11,7 @@
 //! transaction as its own row (member hash only) and the idempotency record. A commitment made before the deadline counts at
 //! the hub however late it syncs; the hub decides reached and failed. A
 //! customer leaving is cancelled at this counter by the hub's rule, the
-//! money given back here ([`cancel`]).
+//! money given back here (`groupbuy/cancel.rs`).
 
 use chrono::{DateTime, Utc};
 use linli_shared::groupbuy::{self, CounterCommitment, CounterTerms, ParticipantList};
