@@ -45,6 +45,8 @@ use crate::payment::ledger::{PaymentView, RefundView};
 mod cancel;
 mod paid;
 
+pub(crate) use cancel::project_counter_cancels;
+
 pub use paid::CommitmentPrepayView;
 use paid::reason_text;
 pub(crate) use paid::store_of_commitment;
@@ -119,7 +121,8 @@ pub struct CommitmentView {
     pub status: String,
     /// `group_buy_failed`, `unpaid`, `after_deadline`,
     /// `store_not_in_group_buy`, `group_buy_closed` (paid after the
-    /// campaign closed) or `customer_cancelled`.
+    /// campaign closed), `customer_cancelled` or `counter_cancelled`
+    /// (cancelled and refunded at the store's counter).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
     /// When it was cancelled.
@@ -1073,16 +1076,21 @@ pub(crate) fn project_counter_commitments(
         let at = DateTime::parse_from_rfc3339(&f.at)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or(now);
+        let key = format!("{store}/{id}");
+        // its counter's cancel may have come first (a later day's ledger
+        // synced before this one): it arrives cancelled, never counted
+        let cancelled_here = cancel::counting_cancel_of(c, &key)?;
         let cancel = if at >= row.deadline {
             Some("after_deadline")
         } else if matches!(row.state, State::Failed) {
             Some("group_buy_failed")
         } else if !row.store_ids.iter().any(|s| s == store) {
             Some("store_not_in_group_buy")
+        } else if cancelled_here.is_some() {
+            Some("counter_cancelled")
         } else {
             None
         };
-        let key = format!("{store}/{id}");
         let known = c
             .query_row(
                 "SELECT 1 FROM group_buy_commitments WHERE commitment_id = ?1",
@@ -1111,7 +1119,11 @@ pub(crate) fn project_counter_commitments(
                 ts(at),
                 if cancel.is_some() { "cancelled" } else { "active" },
                 cancel,
-                cancel.map(|_| ts(now)),
+                match (cancel, cancelled_here) {
+                    (Some("counter_cancelled"), Some(when)) => Some(when),
+                    (Some(_), _) => Some(ts(now)),
+                    (None, _) => None,
+                },
                 ts(now)
             ],
         )?;

@@ -167,15 +167,7 @@ impl From<HubError> for ApiError {
                 };
                 err(status, code, msg)
             }
-            HubError::CancelCommitment(ref e) => {
-                use linli_shared::groupbuy::CancelError;
-                let code = match e {
-                    CancelError::Reached => "group_buy_reached",
-                    CancelError::Over | CancelError::Closed(_) => "group_buy_closed",
-                    CancelError::AtCounter => "cancel_at_counter",
-                };
-                err(StatusCode::CONFLICT, code, msg)
-            }
+            HubError::CancelCommitment(ref e) => err(StatusCode::CONFLICT, e.code(), msg),
             HubError::BadSignature => err(StatusCode::UNAUTHORIZED, "invalid_signature", msg),
             HubError::InvalidNotification(_) => {
                 err(StatusCode::BAD_REQUEST, "invalid_notification", msg)

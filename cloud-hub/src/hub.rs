@@ -1240,6 +1240,25 @@ fn project(
                 campaigns =
                     crate::groupbuys::project_counter_commitments(c, member_key, store, &facts)?;
             }
+            // after the commitments: a cancel in the same ledger as its
+            // commitment finds it (one in an earlier-synced ledger waits)
+            let cancels = touched("commitment_cancels");
+            if !cancels.is_empty() {
+                let facts = docs
+                    .read(c, doc, |d| {
+                        records_of::<linli_shared::groupbuy::CounterCancel>(
+                            d,
+                            "commitment_cancels",
+                            &cancels,
+                        )
+                    })?
+                    .unwrap_or_default();
+                for g in crate::groupbuys::project_counter_cancels(c, store, &facts)? {
+                    if !campaigns.contains(&g) {
+                        campaigns.push(g);
+                    }
+                }
+            }
             // coupons the counter took or gave back, and recalled
             // allotments it returned; a store running low is lent more
             let (taken, back, given) = (

@@ -532,6 +532,24 @@ CREATE TRIGGER people_customers_removed AFTER DELETE ON customers
 ALTER TABLE coupon_allotments ADD COLUMN recalled_at TEXT;
 ALTER TABLE coupon_allotments ADD COLUMN returned_fen INTEGER NOT NULL DEFAULT 0;
 "#,
+    // counter commitments cancelled at their store's counter (issue 11),
+    // from its ledger (section `commitment_cancels`): each once by
+    // commitment id ('<store>/<id>', as in group_buy_commitments), kept
+    // even when it arrives before its commitment, which then arrives
+    // cancelled; `counts`: made before the deadline
+    r#"
+CREATE TABLE group_buy_counter_cancels (
+    commitment_id TEXT PRIMARY KEY,
+    store_id      TEXT NOT NULL,
+    group_buy_id  TEXT NOT NULL,
+    refund_id     TEXT NOT NULL,
+    refund_fen    INTEGER NOT NULL,
+    at            TEXT NOT NULL,
+    staff         TEXT NOT NULL,
+    counts        INTEGER NOT NULL,
+    recorded_at   TEXT NOT NULL
+);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -697,3 +697,126 @@ async fn a_store_manager_opens_a_group_buy_for_their_own_store_only() {
     );
     assert_eq!(so["stores"][0]["store_id"], json!("S002"));
 }
+
+/// A store's counter cancels counter commitments (its ledger, section
+/// `commitment_cancels`): each stops counting exactly once, however often
+/// its ledger syncs and whichever arrives first (a later day's ledger with
+/// the cancel before the one with the commitment); a cancel made at or
+/// after the deadline does not count; a reached campaign stays reached.
+#[tokio::test]
+async fn a_counter_cancel_takes_its_commitment_out_once_in_any_order() {
+    use linli_shared::docs::json::put_record;
+    use linli_shared::docs::{DocId, Owner, new_doc};
+
+    let h = hub().await;
+    let id = open(
+        &h,
+        campaign(
+            json!({"kind": "participants", "count": 10}),
+            Duration::hours(1),
+            &["S001"],
+        ),
+    )
+    .await;
+    let key = h.member_key();
+    let now = Utc::now();
+    let at = |m: i64| (now + Duration::minutes(m)).to_rfc3339();
+    let commitment = |k: &str, phone: &str, gid: &str| {
+        json!({"commitment_id": k, "group_buy_id": gid,
+               "member_hash": linli_shared::member::member_hash(&key, phone),
+               "masked_phone": linli_shared::member::mask_phone(phone),
+               "qty": 1, "at": at(-5), "staff": "ana"})
+    };
+    let cancel = |k: &str, gid: &str, m: i64| {
+        json!({"commitment_id": k, "group_buy_id": gid, "refund_id": format!("GBC-{k}"),
+               "refund_fen": 3990, "at": at(m), "staff": "ana"})
+    };
+    let day = now.date_naive();
+    let (id1, id2) = (
+        DocId::store_ledger("S001", day),
+        DocId::store_ledger("S001", day + Duration::days(1)),
+    );
+    let mut d1: automerge::AutoCommit =
+        new_doc(&id1, Owner::Store("S001".into()).actor([9; 8])).unwrap();
+    let mut d2: automerge::AutoCommit =
+        new_doc(&id2, Owner::Store("S001".into()).actor([9; 8])).unwrap();
+    let participants = |(p, q, _): (u64, i64, Value)| (p, q);
+
+    // the cancel of K2 comes first, on the next day's ledger
+    put_record(&mut d2, "commitment_cancels", "K2", &cancel("K2", &id, -1)).unwrap();
+    d2.commit();
+    common::sync_in(&h.hub, "S001", &id2, &mut d2).await;
+    assert_eq!(participants(counts(&h, &id).await), (0, 0));
+    // then the commitments: K2 arrives cancelled and never counts
+    for (k, phone) in [
+        ("K1", "13800138301"),
+        ("K2", "13800138302"),
+        ("K3", "13800138303"),
+    ] {
+        put_record(&mut d1, "commitments", k, &commitment(k, phone, &id)).unwrap();
+    }
+    d1.commit();
+    common::sync_in(&h.hub, "S001", &id1, &mut d1).await;
+    assert_eq!(participants(counts(&h, &id).await), (2, 2));
+    // K1 cancelled at the counter, in the same ledger; synced twice
+    put_record(&mut d1, "commitment_cancels", "K1", &cancel("K1", &id, -1)).unwrap();
+    d1.commit();
+    common::sync_in(&h.hub, "S001", &id1, &mut d1).await;
+    common::sync_in(&h.hub, "S001", &id1, &mut d1).await;
+    assert_eq!(participants(counts(&h, &id).await), (1, 1));
+    // a cancel dated after the deadline does not count: K3 still counts
+    put_record(&mut d2, "commitment_cancels", "K3", &cancel("K3", &id, 61)).unwrap();
+    d2.commit();
+    common::sync_in(&h.hub, "S001", &id2, &mut d2).await;
+    assert_eq!(participants(counts(&h, &id).await), (1, 1));
+    assert!(h.hub.group_buy_totals_agree(&id).await.unwrap());
+    // the customer sees why
+    let b = h.customer("13800138302").await;
+    let (_, mine) = h.get("/api/v1/customer/group-buys", Some(&b)).await;
+    assert_eq!(
+        (
+            mine[0]["commitment"]["status"].as_str(),
+            mine[0]["commitment"]["cancel_reason"].as_str()
+        ),
+        (Some("cancelled"), Some("counter_cancelled")),
+        "{mine}"
+    );
+
+    // reached stays reached when a counter's cancel arrives afterwards
+    let id_r = open(
+        &h,
+        campaign(
+            json!({"kind": "participants", "count": 1}),
+            Duration::hours(1),
+            &["S001"],
+        ),
+    )
+    .await;
+    put_record(
+        &mut d1,
+        "commitments",
+        "K9",
+        &commitment("K9", "13800138309", &id_r),
+    )
+    .unwrap();
+    d1.commit();
+    common::sync_in(&h.hub, "S001", &id1, &mut d1).await;
+    let (_, g) = h.get(&format!("/api/v1/group-buys/{id_r}"), None).await;
+    assert_eq!(g["state"], json!("reached"), "{g}");
+    put_record(
+        &mut d1,
+        "commitment_cancels",
+        "K9",
+        &cancel("K9", &id_r, -1),
+    )
+    .unwrap();
+    d1.commit();
+    common::sync_in(&h.hub, "S001", &id1, &mut d1).await;
+    let (_, g) = h.get(&format!("/api/v1/group-buys/{id_r}"), None).await;
+    assert_eq!(
+        (g["state"].as_str(), g["participants"].as_u64()),
+        (Some("reached"), Some(0)),
+        "{g}"
+    );
+    assert!(h.hub.group_buy_totals_agree(&id_r).await.unwrap());
+}

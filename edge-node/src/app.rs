@@ -339,6 +339,15 @@ pub enum AppError {
     /// A counter commitment the campaign's terms refuse.
     #[error(transparent)]
     GroupBuy(linli_shared::groupbuy::CommitError),
+    /// This counter took no commitment with this id in this group-buy
+    /// (another store's, an online one, or none).
+    #[error(
+        "本店柜台没有这笔参团记录 {0} (no commitment {0} taken at this counter in this group-buy; see GET /api/v1/group-buys/{{id}}/commitments)"
+    )]
+    CommitmentNotFound(String),
+    /// A counter commitment the rule does not let go (reached, closed).
+    #[error(transparent)]
+    Cancel(linli_shared::groupbuy::CancelError),
     /// A coupon the counter refuses (signature, store, expiry, used,
     /// minimum spend, allotment).
     #[error(transparent)]

@@ -87,7 +87,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/group-buys/{group_buy_id}/commitments",
-            post(groupbuy::commit),
+            post(groupbuy::commit).get(groupbuy::commitments),
+        )
+        .route(
+            "/group-buys/{group_buy_id}/commitments/{commitment_id}/cancel",
+            post(groupbuy::cancel),
         )
         .route("/online-orders", get(online::list))
         .route("/online-orders/{order_id}", get(online::get))

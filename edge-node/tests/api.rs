@@ -229,6 +229,8 @@ impl TestNode {
                     "idempotency",
                     "ticket_counters",
                     "refunds",
+                    "group_buy_commitments",
+                    "group_buy_refunds",
                 ]
                 .iter()
                 .map(|t| c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)))
@@ -1110,7 +1112,7 @@ async fn openapi_documents_exactly_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 43, "every route of http::router is documented");
+    assert_eq!(documented, 45, "every route of http::router is documented");
     // the documented request schema is the one the server enforces
     let sale = &doc["components"]["schemas"]["SaleRequest"];
     assert!(
@@ -1906,4 +1908,192 @@ async fn stock_levels_flag_negative_and_low_stock() {
     assert_eq!(flag("P00001"), (20, false, false));
     assert_eq!(flag("P00007"), (-2, true, false));
     assert_eq!(flag("P00003"), (1500, false, true));
+}
+
+/// A counter commitment cancelled at the counter, offline (no hub): the
+/// customer is given the money back once (the day report's group-buy
+/// refund line), its units go back to the allotment and the customer's
+/// limit, a second cancel answers the same and writes nothing, and the
+/// hub's rule refuses it once the campaign is reached or past its deadline.
+#[tokio::test]
+async fn a_counter_commitment_is_cancelled_and_refunded_at_the_counter_once() {
+    let mut n = TestNode::new().await;
+    let db = linli_edge::store::open_writer_conn(&database_path(n._dir.path())).unwrap();
+    let terms = json!({
+        "group_buy_id": "G1", "sku": "P00009", "name": "阳光玫瑰", "price_fen": 3990,
+        "deadline": "2026-11-25T10:00:00.000Z", "pickup_date": "2026-11-27",
+        "per_customer_limit": 2, "allotment": 3,
+    });
+    db.execute(
+        "INSERT INTO group_buys(group_buy_id, terms, deadline, received_at) VALUES ('G1', ?1, '2026-11-25T10:00:00.000Z', '2026-11-25T01:00:00.000Z')",
+        [terms.to_string()],
+    )
+    .unwrap();
+    let cashier = n.cashier.clone();
+    let commit = |key: &'static str, phone: &'static str, qty: i64| {
+        let t = cashier.clone();
+        let n = &n;
+        async move {
+            n.json(
+                "POST",
+                "/api/v1/group-buys/G1/commitments",
+                Some(&t),
+                Some(key),
+                json!({"customer": {"phone": phone}, "qty": qty}),
+            )
+            .await
+        }
+    };
+    let (s, a) = commit("k-a", "13800138001", 2).await;
+    assert_eq!(
+        (s, a["allotment_left"].as_i64()),
+        (StatusCode::CREATED, Some(1)),
+        "{a}"
+    );
+    let (s, e) = commit("k-b", "13800138002", 2).await;
+    assert_eq!((s, code(&e)), (StatusCode::CONFLICT, "allotment_exhausted"));
+    let cid = a["commitment_id"].as_str().unwrap().to_owned();
+
+    let cancel = format!("/api/v1/group-buys/G1/commitments/{cid}/cancel");
+    let (s, v) = n
+        .json("POST", &cancel, Some(&cashier), None, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["phone"].as_str(),
+            v["refund"]["refund_id"].as_str(),
+            v["refund"]["amount_fen"].as_i64(),
+            v["allotment_left"].as_i64()
+        ),
+        (
+            Some("cancelled"),
+            Some("138****8001"),
+            Some(format!("GBC-{cid}").as_str()),
+            Some(7980),
+            Some(3)
+        ),
+        "{v}"
+    );
+    let before = n.counts().await;
+    let (s, again) = n
+        .json("POST", &cancel, Some(&cashier), None, json!({}))
+        .await;
+    assert_eq!((s, &again), (StatusCode::OK, &v), "the same cancel");
+    assert_eq!(n.counts().await, before, "a second cancel writes nothing");
+    let cancelled = |db: &rusqlite::Connection| -> (i64, i64) {
+        db.query_row(
+            "SELECT (SELECT count(*) FROM group_buy_refunds),
+                    (SELECT count(*) FROM group_buy_commitments WHERE cancelled_at IS NOT NULL)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(cancelled(&db), (1, 1));
+
+    // the allotment and the customer's limit are free again
+    let (s, b) = commit("k-b2", "13800138002", 2).await;
+    assert_eq!(
+        (s, b["allotment_left"].as_i64()),
+        (StatusCode::CREATED, Some(1)),
+        "{b}"
+    );
+    let (s, a2) = commit("k-a2", "13800138001", 1).await;
+    assert_eq!(s, StatusCode::CREATED, "{a2}");
+    let (s, list) = n
+        .json_get("/api/v1/group-buys/G1/commitments", &cashier)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let statuses: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["active", "active", "cancelled"], "{list}");
+
+    // refusals, each writing nothing
+    let before = n.counts().await;
+    let (s, e) = n
+        .json(
+            "POST",
+            "/api/v1/group-buys/G1/commitments/NOSUCH/cancel",
+            Some(&cashier),
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::NOT_FOUND, "commitment_not_found")
+    );
+    let (s, e) = n
+        .json(
+            "POST",
+            &format!("/api/v1/group-buys/G2/commitments/{cid}/cancel"),
+            Some(&cashier),
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::NOT_FOUND, "group_buy_not_found")
+    );
+    // the hub says reached (its participants list came): it stays reached
+    db.execute(
+        "INSERT INTO group_buy_participants(commitment_id, group_buy_id, sku, price_fen, phone, qty) VALUES ('S001/x', 'G1', 'P00009', 3990, '', 1)",
+        [],
+    )
+    .unwrap();
+    let b_cancel = format!(
+        "/api/v1/group-buys/G1/commitments/{}/cancel",
+        b["commitment_id"].as_str().unwrap()
+    );
+    let (s, e) = n
+        .json("POST", &b_cancel, Some(&cashier), None, json!({}))
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::CONFLICT, "group_buy_reached"),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("已成团"),
+        "{e}"
+    );
+    db.execute("DELETE FROM group_buy_participants", [])
+        .unwrap();
+    n.advance_hours(9).await;
+    let cashier = n.cashier.clone();
+    let (s, e) = n
+        .json("POST", &b_cancel, Some(&cashier), None, json!({}))
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::CONFLICT, "group_buy_closed"),
+        "{e}"
+    );
+    assert_eq!(n.counts().await, before, "refusals wrote nothing");
+    assert_eq!(cancelled(&db), (1, 1));
+
+    // the till: three commitments taken, one given back, apart from sales
+    let manager = n.manager.clone();
+    let (s, r) = n
+        .json_get("/api/v1/reports/day?day=2026-11-25", &manager)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (
+            r["group_buy_commitments_count"].as_i64(),
+            r["group_buy_commitments_fen"].as_i64(),
+            r["group_buy_refunds_count"].as_i64(),
+            r["group_buy_refunds_fen"].as_i64(),
+            r["cash_expected_fen"].as_i64()
+        ),
+        (Some(3), Some(5 * 3990), Some(1), Some(7980), Some(0)),
+        "{r}"
+    );
 }

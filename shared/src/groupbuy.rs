@@ -19,9 +19,12 @@
 //!   period after it has passed: a store cut off at the deadline may still
 //!   hold commitments that would reach the threshold.
 //! - No fake members: nothing here ever adds a participant.
-//! - **Cancel** ([`check_cancel`]): a customer takes back an online
-//!   commitment only while the campaign is open and before the deadline,
-//!   so "reached" stays monotone.
+//! - **Cancel** ([`check_cancel_at`]): a customer takes back a commitment
+//!   where it was paid (online, or at the store's counter) only while the
+//!   campaign is open and before the deadline, so "reached" stays
+//!   monotone. A counter's cancel reaches the hub as a fact of its ledger
+//!   ([`CounterCancel`]) and counts there if made before the deadline
+//!   ([`counter_cancel_counts`]), once, in any arrival order.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 mod cancel;
 
-pub use cancel::{CancelError, CancelOutcome, Held, check_cancel};
+pub use cancel::{CancelError, CancelOutcome, Desk, Held, check_cancel, check_cancel_at};
 
 /// What a store's counter needs to take commitments while offline: the
 /// hub writes it into the store's orders document (section `group_buys`)
@@ -74,6 +77,40 @@ pub struct CounterCommitment {
     /// RFC 3339, UTC: when the cashier took it.
     pub at: String,
     pub staff: String,
+}
+
+/// A counter commitment cancelled at the counter that took it, as its
+/// ledger records it (section `commitment_cancels`, keyed by
+/// `commitment_id`, the id in section `commitments`): time-stamped by the
+/// store, with the refund the customer was given back at the counter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterCancel {
+    pub commitment_id: String,
+    pub group_buy_id: String,
+    /// `GBC-<commitment_id>`, as the hub names an online cancel's refund.
+    pub refund_id: String,
+    /// Paid back at the counter, fen (the commitment's amount).
+    pub refund_fen: i64,
+    /// RFC 3339, UTC: when the cashier cancelled it.
+    pub at: String,
+    pub staff: String,
+}
+
+/// The refund id of a cancelled commitment (`GBC-<commitment>`), at the
+/// hub and at the counter alike.
+pub fn cancel_refund_id(commitment_id: &str) -> String {
+    format!("GBC-{commitment_id}")
+}
+
+/// Whether a counter's cancel takes its commitment out of a campaign
+/// closing at `deadline`: made before the deadline, by the store's signed
+/// time as its commitments are. The store decided it by the rule
+/// ([`check_cancel_at`]) with what it knew; the hub does not undo a refund
+/// the customer already has, and a campaign it already saw reached stays
+/// reached (the totals drop, the state does not). One made at or after the
+/// deadline does not count: the count at the deadline decides.
+pub fn counter_cancel_counts(cancelled_at: DateTime<Utc>, deadline: DateTime<Utc>) -> bool {
+    cancelled_at < deadline
 }
 
 /// A reached campaign's participants at one store, as the hub sends them
@@ -502,6 +539,14 @@ mod tests {
             at: t(at),
             cancelled: false,
         }
+    }
+
+    #[test]
+    fn a_counter_cancel_counts_only_before_the_deadline() {
+        assert!(counter_cancel_counts(t(-1), t(0)));
+        assert!(!counter_cancel_counts(t(0), t(0)));
+        assert!(!counter_cancel_counts(t(5), t(0)));
+        assert_eq!(cancel_refund_id("01J"), "GBC-01J");
     }
 
     #[test]

@@ -1619,7 +1619,50 @@ async function dashboardScenario(_shop, page) {
   await accessible(page, "dashboard overview");
 }
 
-const SCENARIOS = { dashboard: dashboardScenario, promotions: promotionsScenario, community: communityScenario, pay: payScenario, live: liveScenario, shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
+/// A cashier commits two neighbours to a group-buy at the counter; with
+/// the link cut, one leaves: 取消 arms the row, a second press cancels it,
+/// the console says what to give back and the row shows it cancelled.
+/// Prints `gb-counter-cancelled: <commitment>`.
+async function groupBuyCancelScenario(_shop, con) {
+  const gb = args["group-buy"];
+  await consoleLogin(con, "cashier", "1234");
+  for (const phone of ["13900139051", "13900139052"]) {
+    await until("the group-buy at the counter", SYNC, async () => {
+      await con.click("#nav-pickup");
+      return visible(con, "#gb-form");
+    });
+    await con.selectOption("#gb-select", gb);
+    await con.fill("#gb-phone", phone);
+    await con.click("#gb-submit");
+    await until("the counter commitment", UI, async () => {
+      if (await visible(con, "#gb-error")) throw new Error("refused: " + (await text(con, "#gb-error")));
+      return (await visible(con, "#gb-done")) && (await text(con, "#gb-done")).includes(phone.slice(7));
+    });
+  }
+  await need("cut");
+  const row = () => con.locator("[data-testid=gb-commitment]", { hasText: "139****9051" }).first();
+  await until("the commitment in the counter's list", UI, () => row().isVisible());
+  const cid = await row().getAttribute("data-commitment-id");
+  await row().locator("button[data-gb-cancel]").click();
+  const armed = await until("the cancel to ask for confirmation", UI, async () => {
+    const t = (await row().locator("button[data-gb-cancel]").textContent()) || "";
+    return t.includes("确认") && t;
+  });
+  if (await visible(con, "#gb-cancel-done")) throw new Error("one press must not cancel");
+  log(`step: armed: "${armed}"`);
+  await row().locator("button[data-gb-cancel]").click();
+  const done = await until("the cancel", UI, async () => {
+    if (await visible(con, "#gb-cancel-error")) throw new Error("refused: " + (await text(con, "#gb-cancel-error")));
+    return (await visible(con, "#gb-cancel-done")) && text(con, "#gb-cancel-done");
+  });
+  if (!done.includes("39.90")) throw new Error(`the console should say what to give back: ${done}`);
+  await until("the row cancelled", UI, async () => (await row().getAttribute("data-status")) === "cancelled");
+  log(`step: counter cancel: "${done}"`);
+  await need("heal");
+  log(`gb-counter-cancelled: ${cid}`);
+}
+
+const SCENARIOS = { gbcancel: groupBuyCancelScenario, dashboard: dashboardScenario, promotions: promotionsScenario, community: communityScenario, pay: payScenario, live: liveScenario, shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
 
 async function main() {
   const scenario = SCENARIOS[args.scenario];

@@ -252,3 +252,133 @@ fn a_store_cut_off_across_the_deadline_still_makes_the_group_buy() {
         .unwrap();
     assert_eq!((s, v["status"].as_str()), (200, Some("handed_over")), "{v}");
 }
+
+/// A counter commitment cancelled at the counter while the store is cut
+/// off: the store gives the money back (its day report), the units go back
+/// to its allotment, and once the link heals the hub's participants drop by
+/// exactly one, and stay so across a restart of the store and its resync;
+/// the freed allotment takes another neighbour's commitment.
+#[test]
+fn a_counter_commitment_cancelled_offline_stops_counting_once_at_the_hub() {
+    let mut c = Cluster::new(22).unwrap();
+    c.hub_import("/api/v1/catalog/import", "products.csv")
+        .unwrap();
+    c.hub_import("/api/v1/stores/import", "stores.csv").unwrap();
+    c.add_store("S001").unwrap();
+    let h = c.hub().unwrap();
+    let deadline = Utc::now() + chrono::Duration::minutes(30);
+    let g: Value = c
+        .http
+        .post(format!("{}/api/v1/group-buys", h.http))
+        .bearer_auth(&h.token)
+        .json(&json!({
+            "sku": "P00009", "price_fen": 3990,
+            "threshold": {"kind": "participants", "count": 5},
+            "deadline": deadline.to_rfc3339(),
+            "pickup_date": (deadline + chrono::Duration::days(2)).date_naive().to_string(),
+            "per_customer_limit": 2, "store_ids": ["S001"],
+            "counter_allotment": 2,
+        }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = g["group_buy_id"].as_str().unwrap().to_owned();
+    wait_for(CONVERGE, "S001's counter to know the group-buy", || {
+        let v = c.store_get("S001", "/api/v1/group-buys").ok()?;
+        (v[0]["group_buy_id"] == id.as_str()).then_some(())
+    })
+    .unwrap();
+    let (s, a) = counter_commit(&c, "S001", &id, "a-1", "13800138501", 1);
+    assert_eq!(s, 201, "{a}");
+    let (s, b) = counter_commit(&c, "S001", &id, "b-1", "13800138502", 1);
+    assert_eq!((s, b["allotment_left"].as_i64()), (201, Some(0)), "{b}");
+    let hub_count = |c: &Cluster| -> Option<(u64, i64)> {
+        let g = c.hub_get(&format!("/api/v1/group-buys/{id}")).ok()?;
+        Some((g["participants"].as_u64()?, g["qty"].as_i64()?))
+    };
+    wait_for(CONVERGE, "the hub to count both", || {
+        (hub_count(&c)? == (2, 2)).then_some(())
+    })
+    .unwrap();
+
+    c.link("S001", LinkMode::Cut).unwrap();
+    let (s, e) = counter_commit(&c, "S001", &id, "c-1", "13800138503", 1);
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("allotment_exhausted")),
+        "{e}"
+    );
+    let cancel = format!(
+        "/api/v1/group-buys/{id}/commitments/{}/cancel",
+        a["commitment_id"].as_str().unwrap()
+    );
+    let (s, v) = c.store_post("S001", &cancel, None, json!({})).unwrap();
+    assert_eq!(
+        (s, v["status"].as_str(), v["refund"]["amount_fen"].as_i64()),
+        (200, Some("cancelled"), Some(3990)),
+        "{v}"
+    );
+    let (s, again) = c.store_post("S001", &cancel, None, json!({})).unwrap();
+    assert_eq!((s, &again), (200, &v), "the same cancel");
+    let (s, e) = c
+        .store_post(
+            "S001",
+            &format!("/api/v1/group-buys/{id}/commitments/NOSUCH/cancel"),
+            None,
+            json!({}),
+        )
+        .unwrap();
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("commitment_not_found")),
+        "{e}"
+    );
+    assert_eq!(hub_count(&c), Some((2, 2)), "the hub has not heard yet");
+
+    c.link("S001", LinkMode::Up).unwrap();
+    wait_for(CONVERGE, "the hub to take the cancelled one out", || {
+        (hub_count(&c)? == (1, 1)).then_some(())
+    })
+    .unwrap();
+    wait_for(CONVERGE, "S001 to report nothing pending", || {
+        let h = c.store_get("S001", "/health").ok()?;
+        (h["sync"]["state"] == "connected" && h["sync"]["pending_docs"] == 0).then_some(())
+    })
+    .unwrap();
+    assert_eq!(hub_count(&c), Some((1, 1)));
+
+    // a restart resyncs the store's ledger: nothing counts out twice
+    c.restart_store("S001").unwrap();
+    wait_for(CONVERGE, "S001 to resync after its restart", || {
+        let h = c.store_get("S001", "/health").ok()?;
+        (h["sync"]["state"] == "connected" && h["sync"]["pending_docs"] == 0).then_some(())
+    })
+    .unwrap();
+    let (s, still) = c.store_post("S001", &cancel, None, json!({})).unwrap();
+    assert_eq!((s, still["refund"].clone()), (200, v["refund"].clone()));
+    // the freed unit takes another neighbour, offline-checked as ever
+    let (s, n) = counter_commit(&c, "S001", &id, "c-2", "13800138503", 1);
+    assert_eq!((s, n["allotment_left"].as_i64()), (201, Some(0)), "{n}");
+    wait_for(CONVERGE, "the hub to count the new one", || {
+        (hub_count(&c)? == (2, 2)).then_some(())
+    })
+    .unwrap();
+    let g = c.hub_get(&format!("/api/v1/group-buys/{id}")).unwrap();
+    assert_eq!(g["state"], "open", "{g}");
+    let listed = c
+        .store_get("S001", &format!("/api/v1/group-buys/{id}/commitments"))
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+
+    // the till: one refund given back at the counter, apart from sales
+    let report = c.store_get("S001", "/api/v1/reports/day").unwrap();
+    assert_eq!(
+        (
+            report["group_buy_refunds_count"].as_i64(),
+            report["group_buy_refunds_fen"].as_i64()
+        ),
+        (Some(1), Some(3990)),
+        "{report}"
+    );
+}

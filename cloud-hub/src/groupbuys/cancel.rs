@@ -16,9 +16,24 @@
 //! Another customer's commitment is answered like an unknown one (404
 //! `commitment_not_found`), as paying it is: a customer learns nothing
 //! about commitments that are not theirs.
+//!
+//! A counter commitment is cancelled at its store's counter, by the same
+//! rule, and the cancel arrives in the store's ledger (section
+//! `commitment_cancels`, [`project_counter_cancels`]). It is kept once by
+//! commitment id (`group_buy_counter_cancels`); if it was made before the
+//! deadline (the store's signed time, as for its commitments) the
+//! commitment stops counting: marked cancelled (`counter_cancelled`) by a
+//! guarded update and taken out of the totals only if that update changed
+//! it, so a cancel arriving twice, or a ledger synced again, takes it out
+//! once. A cancel arriving before its commitment waits in the table; the
+//! commitment then arrives cancelled and is never counted in. "Reached"
+//! stays reached: the totals drop, the state does not (as for an online
+//! cancel, whose rule the store applied with what it knew).
 
 use chrono::{DateTime, Utc};
-use linli_shared::groupbuy::{CancelOutcome, Held, check_cancel};
+use linli_shared::groupbuy::{
+    CancelOutcome, CounterCancel, Held, check_cancel, counter_cancel_counts,
+};
 use linli_shared::payment::PaymentState;
 use rusqlite::{OptionalExtension, params};
 
@@ -140,4 +155,85 @@ impl Hub {
             group_buy,
         })
     }
+}
+
+/// When the counter cancelled this commitment (`<store>/<id>`), if its
+/// cancel has arrived and counts.
+pub(super) fn counting_cancel_of(
+    c: &rusqlite::Connection,
+    commitment_id: &str,
+) -> Result<Option<String>, HubError> {
+    Ok(c.prepare_cached(
+        "SELECT at FROM group_buy_counter_cancels WHERE commitment_id = ?1 AND counts = 1",
+    )?
+    .query_row([commitment_id], |r| r.get(0))
+    .optional()?)
+}
+
+/// Projects the cancels a store's counter made (its ledger, section
+/// `commitment_cancels`): each kept once; one made before the deadline
+/// takes its commitment, if it has arrived and still counts, out of the
+/// campaign. Returns the campaigns whose totals changed (to settle and,
+/// once reached, to send the store its participants again).
+pub(crate) fn project_counter_cancels(
+    c: &rusqlite::Connection,
+    store: &str,
+    facts: &[(String, CounterCancel)],
+) -> Result<Vec<String>, HubError> {
+    let now = Utc::now();
+    let mut campaigns = Vec::new();
+    for (id, f) in facts {
+        let key = format!("{store}/{id}");
+        let row = load(c, &f.group_buy_id)?;
+        // an unreadable time is taken as now, as for a commitment
+        let at = DateTime::parse_from_rfc3339(&f.at)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(now);
+        let counts = row
+            .as_ref()
+            .is_some_and(|r| counter_cancel_counts(at, r.deadline));
+        let new = c.execute(
+            "INSERT OR IGNORE INTO group_buy_counter_cancels(commitment_id, store_id, group_buy_id, refund_id,
+                refund_fen, at, staff, counts, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![key, store, f.group_buy_id, f.refund_id, f.refund_fen, f.at, f.staff, counts, ts(now)],
+        )?;
+        if new == 0 {
+            continue;
+        }
+        if !counts {
+            tracing::warn!(store, commitment = %key, group_buy = %f.group_buy_id, at = %f.at,
+                "counter cancel made at or after the deadline (or for an unknown group-buy) does not count");
+            continue;
+        }
+        let found = c
+            .prepare_cached(
+                "SELECT group_buy_id, customer_id, qty FROM group_buy_commitments
+                 WHERE commitment_id = ?1 AND store_id = ?2 AND source = 'counter'",
+            )?
+            .query_row(params![key, store], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()?;
+        // not here yet: it arrives cancelled (project_counter_commitments)
+        let Some((gid, customer, qty)) = found else {
+            continue;
+        };
+        let changed = c.execute(
+            "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'counter_cancelled', cancelled_at = ?2
+             WHERE commitment_id = ?1 AND status = 'active'",
+            params![key, f.at],
+        )?;
+        if changed == 1 {
+            count_out(c, &gid, store, &customer, qty)?;
+            if !campaigns.contains(&gid) {
+                campaigns.push(gid);
+            }
+        }
+    }
+    Ok(campaigns)
 }

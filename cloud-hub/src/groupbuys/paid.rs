@@ -211,6 +211,9 @@ pub(super) fn reason_text(code: Option<&str>, campaign_failure: Option<&str>) ->
             "该门店未参加这个团购 (this store does not take part in the group-buy)"
         }
         "customer_cancelled" => "顾客取消参团 (cancelled by the customer)",
+        "counter_cancelled" => {
+            "已在门店柜台取消参团，款项已在门店退还 (cancelled at the store's counter; the money was given back there)"
+        }
         other => other,
     };
     Some(text.to_owned())

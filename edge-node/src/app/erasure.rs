@@ -72,7 +72,7 @@ pub(crate) fn apply_notices(
                 [h],
             )?;
             rows += c.execute(
-                "UPDATE group_buy_commitments SET member_hash = 'erased' WHERE member_hash = ?1",
+                "UPDATE group_buy_commitments SET member_hash = 'erased', masked_phone = '' WHERE member_hash = ?1",
                 [h],
             )?;
         }

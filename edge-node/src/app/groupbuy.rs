@@ -9,7 +9,9 @@
 //! ledger (section `commitments`, with the chain's member hash the hub
 //! finds the customer by and the masked phone, never the phone) in the same
 //! transaction as its own row (member hash only) and the idempotency record. A commitment made before the deadline counts at
-//! the hub however late it syncs; the hub decides reached and failed.
+//! the hub however late it syncs; the hub decides reached and failed. A
+//! customer leaving is cancelled at this counter by the hub's rule, the
+//! money given back here (`groupbuy/cancel.rs`).
 
 use chrono::{DateTime, Utc};
 use linli_shared::groupbuy::{self, CounterCommitment, CounterTerms, ParticipantList};
@@ -21,6 +23,10 @@ use serde::{Deserialize, Serialize};
 use super::idempotency::{self, IdempotencyKey};
 use super::replication::LedgerFact;
 use super::{Actor, App, AppError, ts, valid_phone};
+
+mod cancel;
+
+pub use cancel::{CounterCommitmentView, CounterRefundView};
 
 /// Keeps the terms the hub sent (a later version replaces an earlier one).
 pub(crate) fn save_terms(
@@ -141,10 +147,13 @@ fn terms_of(c: &Connection, id: &str) -> Result<Option<CounterTerms>, AppError> 
     Ok(t.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
+/// Units this counter holds of the campaign (of one customer's hash):
+/// a cancelled commitment gives its units back to the allotment and to the
+/// customer's limit.
 fn taken(c: &Connection, id: &str, member: Option<&str>) -> Result<i64, AppError> {
     Ok(c.query_row(
         "SELECT coalesce(sum(qty), 0) FROM group_buy_commitments
-         WHERE group_buy_id = ?1 AND (?2 IS NULL OR member_hash = ?2)",
+         WHERE group_buy_id = ?1 AND (?2 IS NULL OR member_hash = ?2) AND cancelled_at IS NULL",
         params![id, member],
         |r| r.get(0),
     )?)
@@ -215,6 +224,7 @@ impl App {
         let now = self.now();
         let expires = now + self.settings.pickup_hold * 3;
         let cat = self.catalog();
+        let store_id = self.settings.store_id.clone();
         let (staff, gid, qty) = (actor.name.clone(), group_buy_id.to_owned(), req.qty);
         self.write_published(now, move |c, p| {
             if let Some(k) = &key
@@ -222,13 +232,18 @@ impl App {
             {
                 return Ok(prev);
             }
+            // a commitment cancelled at this counter is no participant, even
+            // while the hub's list still names it (its cancel on the way)
             let mut stmt = c.prepare_cached(
                 "SELECT commitment_id, sku, price_fen, member_hash, masked_phone, qty FROM group_buy_participants
-                 WHERE group_buy_id = ?1 ORDER BY rowid",
+                 WHERE group_buy_id = ?1 AND commitment_id NOT IN
+                   (SELECT ?2 || '/' || commitment_id FROM group_buy_commitments
+                    WHERE group_buy_id = ?1 AND cancelled_at IS NOT NULL)
+                 ORDER BY rowid",
             )?;
             #[allow(clippy::type_complexity)]
             let participants: Vec<(String, String, i64, String, String, i64)> = stmt
-                .query_map([&gid], |r| {
+                .query_map(params![gid, store_id], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
                 })?
                 .collect::<Result<_, _>>()?;
@@ -352,9 +367,10 @@ impl App {
                 staff: staff.clone(),
             };
             c.execute(
-                "INSERT INTO group_buy_commitments(commitment_id, group_buy_id, member_hash, qty, at, staff)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![fact.commitment_id, gid, member, qty, fact.at, staff],
+                "INSERT INTO group_buy_commitments(commitment_id, group_buy_id, member_hash, qty, at, staff,
+                                                   masked_phone, amount_fen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![fact.commitment_id, gid, member, qty, fact.at, staff, masked, qty * terms.price_fen],
             )?;
             let out = CounterCommitted {
                 commitment_id: fact.commitment_id.clone(),

@@ -184,6 +184,8 @@ pub(crate) enum LedgerFact {
     Member(linli_shared::community::MemberFact),
     /// A group-buy commitment taken at the counter.
     Commitment(linli_shared::groupbuy::CounterCommitment),
+    /// A counter commitment cancelled (and refunded) at the counter.
+    Cancel(linli_shared::groupbuy::CounterCancel),
     /// A coupon the counter took with a sale.
     CouponRedemption(linli_shared::coupon::CounterRedemption),
     /// A coupon given back by the sale's full refund.
@@ -292,6 +294,9 @@ impl<'a> Publish<'a> {
                             }
                             LedgerFact::Commitment(k) => {
                                 put_record(doc, "commitments", &k.commitment_id, k)?;
+                            }
+                            LedgerFact::Cancel(k) => {
+                                put_record(doc, "commitment_cancels", &k.commitment_id, k)?;
                             }
                             LedgerFact::CouponRedemption(r) => {
                                 put_record(doc, "coupon_redemptions", &r.redemption_id, r)?;

@@ -8,6 +8,14 @@
 //! sale already paid back in cash), and the rest by the sale's first
 //! non-cash method. Cash expected = cash taken by the day's sales − cash paid
 //! back by the day's refunds (no opening float is recorded).
+//!
+//! Group-buy commitments taken at the counter are collected there too but
+//! are no sales (the counter records no payment method for them), so the
+//! report shows them on their own lines: what the day's counter
+//! commitments came to and what cancelled ones were given back at the
+//! counter (`group_buy_refunds`, one per cancelled commitment). Neither is
+//! in `sales_fen`, `refunds_fen` or `cash_expected_fen`: adding the
+//! refunds alone would take from the drawer money the report never put in.
 
 use std::collections::BTreeMap;
 
@@ -48,6 +56,14 @@ pub struct DayReport {
     pub payments: Vec<MethodTotal>,
     /// Cash that should be in the drawer from this day's business.
     pub cash_expected_fen: i64,
+    /// Group-buy commitments taken at this counter that day (any since
+    /// cancelled included), and what they came to, fen.
+    pub group_buy_commitments_count: i64,
+    pub group_buy_commitments_fen: i64,
+    /// Cancelled counter commitments given back at the counter that day
+    /// (of any day's commitments), and how much, fen.
+    pub group_buy_refunds_count: i64,
+    pub group_buy_refunds_fen: i64,
 }
 
 const METHODS: [PaymentMethod; 4] = [
@@ -188,6 +204,21 @@ impl App {
                     })
                     .collect();
                 let cash_expected_fen = payments[0].net_fen;
+                let (group_buy_commitments_count, group_buy_commitments_fen): (i64, i64) = c
+                    .query_row(
+                        "SELECT count(*), coalesce(sum(coalesce(k.amount_fen,
+                                    k.qty * coalesce(json_extract(g.terms, '$.price_fen'), 0))), 0)
+                         FROM group_buy_commitments k LEFT JOIN group_buys g ON g.group_buy_id = k.group_buy_id
+                         WHERE k.at >= ?1 AND k.at < ?2",
+                        params![from, to],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )?;
+                let (group_buy_refunds_count, group_buy_refunds_fen): (i64, i64) = c.query_row(
+                    "SELECT count(*), coalesce(sum(amount_fen), 0) FROM group_buy_refunds
+                     WHERE created_at >= ?1 AND created_at < ?2",
+                    params![from, to],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
                 Ok::<_, AppError>(DayReport {
                     store_id,
                     business_day: day,
@@ -198,6 +229,10 @@ impl App {
                     net_fen: sales_fen - refunds_fen,
                     payments,
                     cash_expected_fen,
+                    group_buy_commitments_count,
+                    group_buy_commitments_fen,
+                    group_buy_refunds_count,
+                    group_buy_refunds_fen,
                 })
             })
             .await

@@ -188,6 +188,8 @@ impl From<AppError> for ApiError {
                         .with_details(json!({ "left": left })),
                 }
             }
+            AppError::CommitmentNotFound(_) => ApiError::not_found("commitment_not_found", msg),
+            AppError::Cancel(e) => ApiError::new(S::CONFLICT, e.code(), msg),
             AppError::Coupon(e) => {
                 use linli_shared::coupon::CouponError as C;
                 let status = match e {

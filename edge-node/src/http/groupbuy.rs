@@ -9,7 +9,8 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, Auth, IdemKey};
 use crate::app::groupbuy::{
-    CommitRequest, CounterCommitted, CounterGroupBuy, GroupBuyReceipt, ReceiveRequest,
+    CommitRequest, CounterCommitmentView, CounterCommitted, CounterGroupBuy, GroupBuyReceipt,
+    ReceiveRequest,
 };
 
 /// The group-buys this store takes part in, with what its counter has
@@ -63,4 +64,45 @@ pub(super) async fn receive(
 ) -> Result<(StatusCode, Json<GroupBuyReceipt>), ApiError> {
     let out = s.app.receive_group_buy(&actor, key.0, &id, req).await?;
     Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// The commitments this counter took for a group-buy, newest first (at
+/// most 200), active or cancelled, each with its refund once cancelled.
+#[utoipa::path(get, path = "/api/v1/group-buys/{group_buy_id}/commitments", tag = "group-buys",
+    params(("group_buy_id" = String, Path)),
+    responses((status = 200, body = [CounterCommitmentView]),
+              (status = 404, body = ErrorBody, description = "group_buy_not_found")),
+    security(("bearer" = [])))]
+pub(super) async fn commitments(
+    State(s): State<AppState>,
+    Auth(_staff): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<CounterCommitmentView>>, ApiError> {
+    Ok(Json(s.app.counter_commitments(&id).await?))
+}
+
+/// Cancels a commitment this counter took and records the refund the
+/// customer is given back at the counter (refund id `GBC-<commitment_id>`,
+/// the commitment's amount), offline too. The rule is the hub's for an
+/// online cancel: only while the group-buy is open as this store knows it
+/// (`409 group_buy_reached` once the hub's participants list has come)
+/// and before its deadline by this store's clock (`409
+/// group_buy_closed`). Its units go back to the store's allotment and the
+/// customer's limit at once; the cancel reaches the hub with the day's
+/// ledger and the commitment stops counting there. Idempotent: cancelling
+/// again answers 200 with the same cancelled commitment and refunds
+/// nothing more. A commitment this counter did not take (another
+/// store's, an online one) is `404 commitment_not_found`.
+#[utoipa::path(post, path = "/api/v1/group-buys/{group_buy_id}/commitments/{commitment_id}/cancel", tag = "group-buys",
+    params(("group_buy_id" = String, Path), ("commitment_id" = String, Path)),
+    responses((status = 200, body = CounterCommitmentView, description = "the cancelled commitment with its refund"),
+              (status = 404, body = ErrorBody, description = "commitment_not_found (not taken at this counter), group_buy_not_found"),
+              (status = 409, body = ErrorBody, description = "group_buy_reached, group_buy_closed (past the deadline)")),
+    security(("bearer" = [])))]
+pub(super) async fn cancel(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path((id, cid)): Path<(String, String)>,
+) -> Result<Json<CounterCommitmentView>, ApiError> {
+    Ok(Json(s.app.cancel_at_counter(&actor, &id, &cid).await?))
 }

@@ -304,6 +304,25 @@ UPDATE group_buy_participants SET masked_phone = CASE WHEN length(phone) = 11
 ALTER TABLE coupons ADD COLUMN recalled INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE coupons ADD COLUMN returned_fen INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 10: counter commitments cancelled at the counter (issue 11): when and
+    // by whom, what staff see of the customer (the masked phone; '' for
+    // commitments taken before), what it took, and the refund the customer
+    // was given back there, once per commitment
+    r#"
+ALTER TABLE group_buy_commitments ADD COLUMN masked_phone TEXT NOT NULL DEFAULT '';
+ALTER TABLE group_buy_commitments ADD COLUMN amount_fen INTEGER;
+ALTER TABLE group_buy_commitments ADD COLUMN cancelled_at TEXT;
+ALTER TABLE group_buy_commitments ADD COLUMN cancelled_by TEXT;
+CREATE TABLE group_buy_refunds (
+    refund_id     TEXT PRIMARY KEY,
+    commitment_id TEXT NOT NULL UNIQUE REFERENCES group_buy_commitments(commitment_id),
+    group_buy_id  TEXT NOT NULL,
+    amount_fen    INTEGER NOT NULL,
+    staff         TEXT NOT NULL,
+    created_at    TEXT NOT NULL
+);
+CREATE INDEX group_buy_refunds_by_time ON group_buy_refunds(created_at);
+"#,
 ];
 
 /// Brings the schema up to date.

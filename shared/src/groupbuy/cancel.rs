@@ -8,7 +8,12 @@
 //! commitment no longer counts and no longer holds the customer's limit.
 //! Cancelling what is already cancelled is the same cancel (idempotent),
 //! whatever the campaign did since. A counter commitment was paid at the
-//! counter, so it is taken back there, not online.
+//! counter, so it is taken back there, not online; an online one is taken
+//! back online. The rule is the same at both desks ([`check_cancel_at`]):
+//! the hub asks it of the campaign as it stands in its transaction, a
+//! store's counter of the campaign as that store knows it (offline too:
+//! reached once the hub's participants list has come, its own clock for
+//! the deadline).
 
 use chrono::{DateTime, Utc};
 
@@ -22,6 +27,15 @@ pub enum Held {
     /// Made online: `awaiting_payment` or `active`.
     Online,
     /// Taken at a store's counter.
+    Counter,
+}
+
+/// Where the cancel is asked: a commitment is taken back where it was paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Desk {
+    /// The hub's route, for the customer's own online commitment.
+    Online,
+    /// A store's counter, for a commitment that counter took.
     Counter,
 }
 
@@ -54,20 +68,52 @@ pub enum CancelError {
         "在门店柜台参的团请到门店办理取消 (a commitment made at a store's counter is cancelled at that counter)"
     )]
     AtCounter,
+    /// Made online and paid online: the store's counter does not hold it.
+    #[error(
+        "线上参的团请顾客在手机上取消 (an online commitment is cancelled by its customer online)"
+    )]
+    Online,
 }
 
-/// Whether a customer may cancel a commitment they hold in a campaign in
-/// `state` closing at `deadline`, at `now`.
+impl CancelError {
+    /// The stable machine-readable code both the hub and the store answer
+    /// with (HTTP 409).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CancelError::Reached => "group_buy_reached",
+            CancelError::Over | CancelError::Closed(_) => "group_buy_closed",
+            CancelError::AtCounter => "cancel_at_counter",
+            CancelError::Online => "cancel_online",
+        }
+    }
+}
+
+/// Whether a customer may cancel online a commitment they hold in a
+/// campaign in `state` closing at `deadline`, at `now`.
 pub fn check_cancel(
     held: Held,
     state: State,
     deadline: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<CancelOutcome, CancelError> {
-    match held {
-        Held::Cancelled => return Ok(CancelOutcome::AlreadyCancelled),
-        Held::Counter => return Err(CancelError::AtCounter),
-        Held::Online => {}
+    check_cancel_at(Desk::Online, held, state, deadline, now)
+}
+
+/// Whether a commitment may be cancelled at `desk`: the same rule for both
+/// channels (open and before the deadline), each desk taking back only
+/// what was paid there.
+pub fn check_cancel_at(
+    desk: Desk,
+    held: Held,
+    state: State,
+    deadline: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<CancelOutcome, CancelError> {
+    match (desk, held) {
+        (_, Held::Cancelled) => return Ok(CancelOutcome::AlreadyCancelled),
+        (Desk::Online, Held::Counter) => return Err(CancelError::AtCounter),
+        (Desk::Counter, Held::Online) => return Err(CancelError::Online),
+        (Desk::Online, Held::Online) | (Desk::Counter, Held::Counter) => {}
     }
     match state {
         State::Reached | State::Fulfilled => return Err(CancelError::Reached),
@@ -114,13 +160,47 @@ mod tests {
 
     #[test]
     fn cancelling_again_is_the_same_cancel_whatever_happened_since() {
+        for desk in [Desk::Online, Desk::Counter] {
+            for state in [State::Open, State::Reached, State::Failed, State::Fulfilled] {
+                for at in [-1, 0, 60] {
+                    assert_eq!(
+                        check_cancel_at(desk, Held::Cancelled, state, t(0), t(at)),
+                        Ok(CancelOutcome::AlreadyCancelled)
+                    );
+                }
+            }
+        }
+    }
+
+    /// The counter's rule is the hub's: whatever the campaign's state and
+    /// the time, a counter commitment at its counter gets the answer an
+    /// online one gets online, and each desk refuses the other's.
+    #[test]
+    fn the_counter_and_the_hub_apply_one_rule() {
         for state in [State::Open, State::Reached, State::Failed, State::Fulfilled] {
-            for at in [-1, 0, 60] {
+            for at in [-60, -1, 0, 1, 60] {
+                let online = check_cancel(Held::Online, state, t(0), t(at));
+                let counter = check_cancel_at(Desk::Counter, Held::Counter, state, t(0), t(at));
+                assert_eq!(online, counter, "{state:?} at {at}");
                 assert_eq!(
-                    check_cancel(Held::Cancelled, state, t(0), t(at)),
-                    Ok(CancelOutcome::AlreadyCancelled)
+                    check_cancel_at(Desk::Counter, Held::Online, state, t(0), t(at)),
+                    Err(CancelError::Online)
                 );
             }
         }
+        assert_eq!(
+            check_cancel_at(Desk::Counter, Held::Counter, State::Open, t(0), t(-1)),
+            Ok(CancelOutcome::Cancel)
+        );
+        assert_eq!(
+            check_cancel_at(Desk::Counter, Held::Counter, State::Reached, t(0), t(-1))
+                .map_err(|e| e.code()),
+            Err("group_buy_reached")
+        );
+        assert_eq!(
+            check_cancel_at(Desk::Counter, Held::Counter, State::Open, t(0), t(0))
+                .map_err(|e| e.code()),
+            Err("group_buy_closed")
+        );
     }
 }
