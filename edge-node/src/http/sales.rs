@@ -31,8 +31,9 @@ pub(super) fn created<T: serde::Serialize>(body: T, replayed: bool) -> Response 
 /// must cover the total (only cash may exceed it). Never refused for stock.
 #[utoipa::path(post, path = "/api/v1/sales", tag = "sales", request_body = SaleRequest,
     params(("Idempotency-Key" = String, Header, description = "required; a retry with the same key returns the same sale")),
-    responses((status = 201, body = SaleReceipt), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
-              (status = 422, body = ErrorBody)),
+    responses((status = 201, body = SaleReceipt), (status = 400, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the coupon is used, its budget spent or recalled by the hub (coupon_used, coupon_budget_exhausted, coupon_recalled)"),
+              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn create(
     State(s): State<AppState>,
@@ -52,8 +53,9 @@ pub(super) async fn create(
 /// Prices a basket as a sale would now (markdowns, coupon) and writes
 /// nothing: the till shows this total before payment.
 #[utoipa::path(post, path = "/api/v1/sales/quote", tag = "sales", request_body = SaleQuoteRequest,
-    responses((status = 200, body = SaleQuote), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
-              (status = 422, body = ErrorBody)),
+    responses((status = 200, body = SaleQuote), (status = 400, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the coupon is used, its budget spent or recalled by the hub (coupon_used, coupon_budget_exhausted, coupon_recalled)"),
+              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn quote(
     State(s): State<AppState>,
