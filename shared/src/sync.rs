@@ -283,35 +283,24 @@ mod tests {
 
     #[test]
     fn the_side_holding_nothing_of_a_document_waits_for_the_holder() {
-        let held = IndexEntry {
-            doc: doc("store/S001/ledger/2026-11-25/p3"),
+        let id = doc("store/S001/ledger/2026-11-25/p3");
+        let held = [IndexEntry {
+            doc: id.clone(),
             heads: vec![[2; 32]],
-        };
-        let empty = IndexEntry {
-            doc: held.doc.clone(),
+        }];
+        let empty = [IndexEntry {
+            doc: id.clone(),
             heads: vec![],
-        };
+        }];
         // the holder opens, whether the other side lists it empty or not at all
-        assert_eq!(
-            docs_to_sync(&[held.clone()], &[], |_| true),
-            vec![held.doc.clone()]
-        );
-        assert_eq!(
-            docs_to_sync(&[held.clone()], &[empty.clone()], |_| true),
-            vec![held.doc.clone()]
-        );
+        assert_eq!(docs_to_sync(&held, &[], |_| true), vec![id.clone()]);
+        assert_eq!(docs_to_sync(&held, &empty, |_| true), vec![id.clone()]);
         // the other side waits for its message
-        assert_eq!(docs_to_sync(&[], &[held.clone()], |_| true), vec![]);
-        assert_eq!(
-            docs_to_sync(&[empty.clone()], &[held.clone()], |_| true),
-            vec![]
-        );
+        assert_eq!(docs_to_sync(&[], &held, |_| true), vec![]);
+        assert_eq!(docs_to_sync(&empty, &held, |_| true), vec![]);
         // nobody holds anything: whoever lists it still asks (a recovering
         // store's request for a document the hub does not list)
-        assert_eq!(
-            docs_to_sync(&[empty.clone()], &[], |_| true),
-            vec![empty.doc]
-        );
+        assert_eq!(docs_to_sync(&empty, &[], |_| true), vec![id]);
     }
 
     proptest! {
