@@ -6,6 +6,9 @@
 //! Binaries are those `cargo test --workspace` builds next to the test
 //! executables (`target/<profile>/`).
 
+pub mod probe;
+pub mod sim;
+
 pub use linli_chain::link::{LinkMode, UdpProxy};
 
 use std::collections::HashMap;
