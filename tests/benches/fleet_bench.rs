@@ -391,10 +391,23 @@ async fn run(p: &Params, bin: &Path, dir: &Path, out: &mut Report) -> Result<()>
 
     progress("opening the stores' databases");
     let day = NaiveDate::from_ymd_opt(2026, 11, 25).ok_or_else(|| anyhow!("bad date"))?;
+    // four at a time: each store's writer thread writes its opening stock
     let mut sims = Vec::with_capacity(p.stores);
-    for id in &ids {
-        sims.push(SimStore::open(id, &sims_dir.join(format!("{id}.db")), day, p.skus).await?);
+    let mut opening = JoinSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        if opening.len() >= 4
+            && let Some(r) = opening.join_next().await
+        {
+            sims.push(r??);
+        }
+        let (id, db, skus) = (id.clone(), sims_dir.join(format!("{id}.db")), p.skus);
+        opening.spawn(async move { SimStore::open(&id, &db, day, skus).await.map(|s| (i, s)) });
     }
+    while let Some(r) = opening.join_next().await {
+        sims.push(r??);
+    }
+    sims.sort_by_key(|(i, _)| *i);
+    let sims: Vec<Arc<SimStore>> = sims.into_iter().map(|(_, s)| s).collect();
     let dbs = setup.elapsed() - certs;
 
     progress("starting the hub");
