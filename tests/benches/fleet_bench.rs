@@ -523,6 +523,29 @@ async fn run(p: &Params, bin: &Path, dir: &Path, out: &mut Report) -> Result<()>
         ),
     );
     out.row(
+        "steady: propagation p90 / p99.9 / max, over 1 s",
+        format!(
+            "{:.0} / {:.0} / {:.0} ms, {}",
+            ms(quantile(&held, 0.9)),
+            ms(quantile(&held, 0.999)),
+            ms(quantile(&held, 1.0)),
+            held.iter().filter(|d| **d > GOAL_P99).count()
+        ),
+        "",
+    );
+    let mut commits: Vec<Duration> = sims.iter().flat_map(|s| s.commit_times()).collect();
+    commits.sort();
+    out.row(
+        "steady: store commit (not counted) p50 / p99 / max",
+        format!(
+            "{:.1} / {:.1} / {:.0} ms",
+            ms(quantile(&commits, 0.5)),
+            ms(quantile(&commits, 0.99)),
+            ms(quantile(&commits, 1.0))
+        ),
+        "the generator's own SQLite, fsync per sale",
+    );
+    out.row(
         "steady: hub CPU (cores)",
         format!("{hub_cores:.3}"),
         &format!(

@@ -6,8 +6,8 @@
 //! [`Docs::part_to_write`] picks ([`PART_CHANGES`] changes a part, part 0
 //! of the stock holding the opening levels only).
 //!
-//! A simulated store also measures propagation: every sale's write is
-//! timed in the store's writer, and once the hub's sync messages show that
+//! A simulated store also measures propagation: every sale is timed from
+//! its commit at the store, and once the hub's sync messages show that
 //! it holds every document the sale touched ([`Docs::acknowledged`]: the
 //! shared heads the store persisted equal the document's heads), the sale
 //! counts as held by the hub. The hub sends those heads only after it has
@@ -106,9 +106,11 @@ struct Acks {
     /// Each waiting sale: when its write ended, and the documents it
     /// touched that the hub has not acknowledged yet.
     waiting: Vec<(Instant, Vec<DocId>)>,
-    /// Each held sale: when its write ended, and how long until the hub
-    /// was known to hold it.
+    /// Each held sale: when its write was committed, and how long until
+    /// the hub was known to hold it.
     held: Vec<(Instant, Duration)>,
+    /// How long each write took from its documents' change to its commit.
+    commits: Vec<Duration>,
 }
 
 /// A store built from the sync library alone: its database, its documents
@@ -301,16 +303,30 @@ impl SimStore {
                     }
                     written.push(docs_of_sale);
                 }
-                // timed here, in the writer, so that no acknowledgment can
-                // be looked at before the sale is waiting for it
+                // registered here, in the writer, so that no acknowledgment
+                // can be looked at before the sale is waiting for it
                 let now = Instant::now();
-                acks.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .waiting
+                let mut acks = acks.lock().unwrap_or_else(PoisonError::into_inner);
+                let first = acks.waiting.len();
+                acks.waiting
                     .extend(written.into_iter().map(|docs| (now, docs)));
-                Ok(touched)
+                Ok((touched, now, first))
             })
             .await?;
+        let (touched, written, first) = touched;
+        // timed from the commit: the store's own fsync is not the hub's
+        // latency (it is under a second fsync-bound writer per store here)
+        let committed = Instant::now();
+        {
+            let mut acks = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
+            acks.commits
+                .push(committed.saturating_duration_since(written));
+            for (t, _) in acks.waiting.iter_mut().skip(first) {
+                if *t == written {
+                    *t = committed;
+                }
+            }
+        }
         for d in touched {
             let _ = self.changes.send(d);
         }
@@ -324,6 +340,16 @@ impl SimStore {
             .unwrap_or_else(PoisonError::into_inner)
             .waiting
             .len()
+    }
+
+    /// How long the store's writes took from the documents' change to the
+    /// commit (the store's own SQLite, not part of the propagation).
+    pub fn commit_times(&self) -> Vec<Duration> {
+        self.acks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .commits
+            .clone()
     }
 
     /// Propagation of the sales whose write ended in `[from, to)`, and how
@@ -400,7 +426,7 @@ impl SyncHost for SimStore {
             if doc.owner() == own && docs.acknowledged(c, &doc, HUB_PEER)? {
                 let now = Instant::now();
                 let mut acks = acks.lock().unwrap_or_else(PoisonError::into_inner);
-                let Acks { waiting, held } = &mut *acks;
+                let Acks { waiting, held, .. } = &mut *acks;
                 waiting.retain_mut(|(t, docs)| {
                     docs.retain(|d| *d != doc);
                     if docs.is_empty() {
