@@ -47,7 +47,7 @@ use linli_hub::hub::HubPaths;
 use linli_sync::tls::{self, Ca, StoreIdentity, TransportSettings};
 use linli_tests::probe::{cpu_of, rss_of, udp_rcvbuf_errors, udp_socket_drops};
 use linli_tests::sim::{SimStore, failures, sim_link, summary};
-use linli_tests::{Spawned, check_fresh, spawn_listening};
+use linli_tests::{Spawned, check_fresh, hub_quic_addr, spawn_listening};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
@@ -222,13 +222,7 @@ impl HubProcess {
             ],
             Duration::from_secs(60),
         )?;
-        let quic: SocketAddr = proc
-            .ready_line
-            .split("quic ")
-            .nth(1)
-            .ok_or_else(|| anyhow!("no quic address in {:?}", proc.ready_line))?
-            .trim()
-            .parse()?;
+        let quic = hub_quic_addr(&proc.ready_line)?;
         Ok(HubProcess { proc, quic })
     }
 
