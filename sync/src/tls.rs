@@ -18,9 +18,8 @@
 //! the store has a connection at all.
 //!
 //! Reconnect storms are throttled by a [`HandshakeLimiter`] in the hub's accept
-//! loop. A larger UDP receive buffer on the hub socket (~4 MB, see
-//! NOTES-crates.md) would help too, but needs `socket2`, which this crate does
-//! not depend on yet.
+//! loop and absorbed by a 4 MB UDP receive buffer on the hub's socket
+//! ([`HUB_RECV_BUFFER`], see NOTES-crates.md).
 
 mod ca;
 mod config;
@@ -34,7 +33,9 @@ use std::path::PathBuf;
 
 pub use ca::Ca;
 pub use config::{TransportSettings, client_config, server_config};
-pub use endpoint::{HandshakeLimiter, client_endpoint, connect, server_endpoint};
+pub use endpoint::{
+    HUB_RECV_BUFFER, HandshakeLimiter, bind_udp, client_endpoint, connect, server_endpoint,
+};
 pub use identity::{StoreIdentity, peer_store_id};
 
 /// The ALPN protocol both sides must offer; a peer speaking anything else is

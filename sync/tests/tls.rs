@@ -548,3 +548,21 @@ async fn handshake_limiter_lets_a_burst_of_stores_in() {
     assert_eq!(ids, expected);
     assert_eq!(limiter.available(), 1, "a permit leaked");
 }
+
+/// The hub's socket asks for a 4 MB receive buffer (what the kernel allows
+/// of it: Linux caps it at `net.core.rmem_max` and reports twice what it
+/// reserves); the other tests connect through `server_endpoint`, which
+/// binds with it.
+#[test]
+fn hub_socket_has_a_large_receive_buffer() {
+    let socket = tls::bind_udp(loopback(), tls::HUB_RECV_BUFFER).unwrap();
+    let got = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+    let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok());
+    if let Some(cap) = cap {
+        let want = tls::HUB_RECV_BUFFER.min(cap);
+        assert!(got >= want, "receive buffer {got} < {want}");
+        assert!(got > 212_992, "receive buffer {got} is the OS default");
+    }
+}

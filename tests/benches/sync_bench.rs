@@ -46,18 +46,13 @@ use linli_edge::node::Node;
 use linli_hub::hub::{Hub, HubPaths};
 use linli_hub::server::HubServer;
 use linli_shared::Unit;
-use linli_shared::docs::ledger::{PaymentFact, SaleFact, SaleLineFact, record_sale};
-use linli_shared::docs::{DocId, Owner};
 use linli_shared::sale::PaymentMethod;
-use linli_shared::sync::IndexEntry;
-use linli_sync::db::{Store, StoreError};
-use linli_sync::doc_store::{DocError, Docs, MIGRATION, Received};
-use linli_sync::session::{self, SyncHost};
+use linli_sync::db::StoreError;
 use linli_sync::tls::{self, Ca, StoreIdentity, TransportSettings};
+use linli_tests::probe::{parse_stat, process_cpu, udp_rcvbuf_errors, udp_socket_drops};
+use linli_tests::sim::{SimError, SimStore, failures, sim_link, summary};
 use linli_tests::{LinkMode, UdpProxy};
-use rand::Rng;
 use rusqlite::Connection;
-use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -84,8 +79,6 @@ const SIM_SALES: usize = 50;
 const SIM_SALES_DOWN: usize = 10;
 /// Deadline of any single wait; the bench fails rather than hang.
 const DEADLINE: Duration = Duration::from_secs(90);
-/// The peer name under which a store keeps the hub's sync states.
-const HUB_PEER: &str = "hub";
 
 fn main() -> Result<()> {
     let started = Instant::now();
@@ -344,59 +337,6 @@ impl Cpu {
             })
             .sum()
     }
-}
-
-/// (name, utime + stime) from a `/proc/.../stat` line.
-fn parse_stat(stat: &str) -> Option<(String, Duration)> {
-    let (head, rest) = stat.rsplit_once(')')?;
-    let name = head.split_once('(')?.1.to_owned();
-    // `rest` starts at field 3 (state); utime and stime are fields 14 and 15
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |field: usize| f.get(field - 3).and_then(|v| v.parse::<u64>().ok());
-    Some((name, Duration::from_millis((ticks(14)? + ticks(15)?) * 10)))
-}
-
-/// CPU time of the whole process so far (all threads, live or ended).
-fn process_cpu() -> Duration {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| parse_stat(&s))
-        .map_or(Duration::ZERO, |x| x.1)
-}
-
-/// The kernel's count of UDP datagrams dropped because a socket's receive
-/// buffer was full (system-wide, `/proc/net/snmp`; 0 where unavailable).
-fn udp_rcvbuf_errors() -> u64 {
-    let Ok(snmp) = std::fs::read_to_string("/proc/net/snmp") else {
-        return 0;
-    };
-    let mut lines = snmp.lines().filter(|l| l.starts_with("Udp:"));
-    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
-        return 0;
-    };
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(n, _)| *n == "RcvbufErrors")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Datagrams dropped so far by the IPv4 UDP socket bound to `port`
-/// (`/proc/net/udp`, last column; 0 where unavailable).
-fn udp_socket_drops(port: u16) -> u64 {
-    let Ok(table) = std::fs::read_to_string("/proc/net/udp") else {
-        return 0;
-    };
-    let want = format!(":{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(1)?.ends_with(&want)).then(|| f.last()?.parse::<u64>().ok())?
-        })
-        .sum()
 }
 
 fn cpu_ms(d: Duration) -> f64 {
@@ -1004,251 +944,6 @@ async fn one_store(dir: &Path, report: &mut Report) -> Result<()> {
 
 // ------------------------------------------ part 3: simulated stores
 
-#[derive(Debug)]
-enum SimError {
-    Doc(DocError),
-    Store(StoreError),
-}
-
-impl std::fmt::Display for SimError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SimError::Doc(e) => write!(f, "{e}"),
-            SimError::Store(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for SimError {}
-
-impl From<DocError> for SimError {
-    fn from(e: DocError) -> Self {
-        SimError::Doc(e)
-    }
-}
-
-impl From<StoreError> for SimError {
-    fn from(e: StoreError) -> Self {
-        SimError::Store(e)
-    }
-}
-
-impl From<rusqlite::Error> for SimError {
-    fn from(e: rusqlite::Error) -> Self {
-        SimError::Doc(DocError::Sql(e))
-    }
-}
-
-fn to_doc_error(e: SimError) -> DocError {
-    match e {
-        SimError::Doc(d) => d,
-        SimError::Store(s) => DocError::Message(s.to_string()),
-    }
-}
-
-fn sim_migrate(c: &mut Connection) -> rusqlite::Result<()> {
-    linli_sync::db::migrate(c, &[MIGRATION])
-}
-
-/// A store built from the sync library alone: its database, its documents
-/// and the notifications of its commits.
-struct SimStore {
-    id: String,
-    store: Store,
-    docs: Arc<Mutex<Option<Docs>>>,
-    changes: broadcast::Sender<DocId>,
-    ledger: DocId,
-    sessions: AtomicUsize,
-    /// Why sessions or connection attempts ended (kept for the report).
-    failures: Mutex<Vec<(Instant, String)>>,
-}
-
-impl SimStore {
-    async fn open(id: &str, db: &Path, day: NaiveDate) -> Result<Arc<SimStore>> {
-        let docs: Arc<Mutex<Option<Docs>>> = Arc::new(Mutex::new(None));
-        let d = docs.clone();
-        let store = Store::open(
-            db,
-            sim_migrate,
-            Some(Arc::new(move |_, _, committed| {
-                // a commit lets the batch's changes be offered to the hub;
-                // a failed one leaves memory holding what the disk does not
-                if let Some(docs) = d.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
-                    docs.batch_ended(committed);
-                }
-            })),
-        )?;
-        let owner = Owner::Store(id.to_owned());
-        let opened = store
-            .write(move |c: &Connection| Ok::<_, SimError>(Docs::open(c, owner)?))
-            .await?;
-        *docs.lock().unwrap_or_else(PoisonError::into_inner) = Some(opened);
-        Ok(Arc::new(SimStore {
-            id: id.to_owned(),
-            store,
-            docs,
-            changes: broadcast::channel(1024).0,
-            ledger: DocId::store_ledger(id, day),
-            sessions: AtomicUsize::new(0),
-            failures: Mutex::new(Vec::new()),
-        }))
-    }
-
-    async fn with_docs<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection, &mut Docs) -> Result<T, SimError> + Send + 'static,
-    ) -> Result<T, SimError> {
-        let docs = self.docs.clone();
-        self.store
-            .write(move |c: &Connection| {
-                let mut g = docs.lock().unwrap_or_else(PoisonError::into_inner);
-                match g.as_mut() {
-                    Some(d) => f(c, d),
-                    None => Err(SimError::Store(StoreError::Closed)),
-                }
-            })
-            .await
-    }
-
-    /// Records sales `from..from + n`, one automerge change each, in one
-    /// transaction, then wakes the session.
-    fn failed(&self, why: String) {
-        self.failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((Instant::now(), why));
-    }
-
-    async fn sell(&self, from: usize, n: usize) -> Result<(), SimError> {
-        let (id, ledger) = (self.id.clone(), self.ledger.clone());
-        self.with_docs(move |c, docs| {
-            for i in from..from + n {
-                let fact = sim_sale(&id, i);
-                docs.change(c, &ledger, |d| record_sale(d, &fact))?;
-            }
-            Ok(())
-        })
-        .await?;
-        let _ = self.changes.send(self.ledger.clone());
-        Ok(())
-    }
-}
-
-fn sim_sale(store: &str, i: usize) -> SaleFact {
-    SaleFact {
-        sale_id: format!("{store}-{i:06}"),
-        ticket_no: format!("{store}-20261125-{:04}", i + 1),
-        created_at: "2026-11-25T02:00:00.000Z".into(),
-        cashier: "ana".into(),
-        total_fen: 1_000 + i as i64,
-        lines: (0..3)
-            .map(|l| SaleLineFact {
-                sku: format!("P{:05}", (i * 3 + l) % 1500 + 1),
-                qty: 1,
-                total_fen: 300 + l as i64,
-                unit_price_fen: 300 + l as i64,
-            })
-            .collect(),
-        payments: vec![PaymentFact {
-            method: "cash".into(),
-            amount_fen: 1_000 + i as i64,
-        }],
-        member: false,
-        ..Default::default()
-    }
-}
-
-impl SyncHost for SimStore {
-    async fn index(&self) -> Result<Vec<IndexEntry>, DocError> {
-        let id = self.id.clone();
-        self.with_docs(move |c, docs| Ok(docs.index(c, |d| d.in_scope_of(&id))?))
-            .await
-            .map_err(to_doc_error)
-    }
-
-    async fn generate(&self, doc: DocId) -> Result<Option<Vec<u8>>, DocError> {
-        self.with_docs(move |c, docs| Ok(docs.generate(c, &doc, HUB_PEER)?))
-            .await
-            .map_err(to_doc_error)
-    }
-
-    async fn receive(&self, doc: DocId, msg: Vec<u8>) -> Result<Received, DocError> {
-        self.with_docs(move |c, docs| Ok(docs.receive(c, &doc, HUB_PEER, &Owner::Hub, &msg)?))
-            .await
-            .map_err(to_doc_error)
-    }
-
-    fn in_scope(&self, doc: &DocId) -> bool {
-        doc.in_scope_of(&self.id)
-    }
-}
-
-/// The simulated store's link: reconnects with jittered exponential
-/// backoff (100 ms doubling to 5 s, ±50 %), as the store node's uplink does.
-async fn sim_link(
-    sim: Arc<SimStore>,
-    endpoint: quinn::Endpoint,
-    hub: SocketAddr,
-    cancel: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let attempt = tokio::select! {
-            _ = cancel.cancelled() => break,
-            c = tls::connect(&endpoint, hub, "localhost") => c,
-        };
-        match attempt {
-            Err(e) => sim.failed(format!("connect: {e}")),
-            Ok(conn) => {
-                let ended = async {
-                    let (send, recv) = conn.open_bi().await?;
-                    backoff = Duration::from_millis(100);
-                    sim.sessions.fetch_add(1, Ordering::Relaxed);
-                    session::run(
-                        sim.clone(),
-                        send,
-                        recv,
-                        sim.changes.subscribe(),
-                        cancel.child_token(),
-                    )
-                    .await?;
-                    Ok::<_, anyhow::Error>(())
-                }
-                .await;
-                // why the connection ended, before closing it ourselves
-                let reason = conn.close_reason();
-                conn.close(0u32.into(), b"bye");
-                let _ = sim
-                    .with_docs(|_, docs| {
-                        docs.end_session(HUB_PEER);
-                        Ok(())
-                    })
-                    .await;
-                if !cancel.is_cancelled() {
-                    let why = match ended {
-                        Ok(()) => "session ended".into(),
-                        Err(e) => format!("session: {e}"),
-                    };
-                    sim.failed(match reason {
-                        Some(reason) => format!("{why} ({reason})"),
-                        None => why,
-                    });
-                }
-            }
-        }
-        if cancel.is_cancelled() {
-            break;
-        }
-        let jitter = rand::thread_rng().gen_range(0.5..1.5);
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-    endpoint.close(0u32.into(), b"shutdown");
-}
-
 fn connected_count(hub: &Hub) -> usize {
     hub.links().values().filter(|l| l.connected).count()
 }
@@ -1298,7 +993,7 @@ async fn many_stores(dir: &Path, report: &mut Report) -> Result<()> {
     let mut sims = Vec::with_capacity(SIM_STORES);
     let mut endpoints = Vec::with_capacity(SIM_STORES);
     for id in &ids {
-        sims.push(SimStore::open(id, &sims_dir.join(format!("{id}.db")), day).await?);
+        sims.push(SimStore::open(id, &sims_dir.join(format!("{id}.db")), day, 0).await?);
         let identity = StoreIdentity::load(&sims_dir.join(format!("{id}-identity")))?;
         let cfg = tls::client_config(&identity, TransportSettings::default())?;
         endpoints.push(tls::client_endpoint(cfg, quic)?);
@@ -1615,38 +1310,4 @@ async fn many_stores(dir: &Path, report: &mut Report) -> Result<()> {
     }
     server.shutdown().await;
     Ok(())
-}
-
-/// The failures the simulated stores saw between `from` and `to`.
-fn failures(sims: &[Arc<SimStore>], from: Instant, to: Instant) -> Vec<String> {
-    sims.iter()
-        .flat_map(|s| {
-            s.failures
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .filter(|(t, _)| *t >= from && *t < to)
-                .map(|(_, why)| why.clone())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// "3× reason, 1× other" for a list of failures.
-fn summary(failures: &[String]) -> String {
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for f in failures {
-        match counts.iter_mut().find(|(r, _)| r == f) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((f.clone(), 1)),
-        }
-    }
-    if counts.is_empty() {
-        return "none".into();
-    }
-    counts
-        .iter()
-        .map(|(r, n)| format!("{n}x {r:?}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

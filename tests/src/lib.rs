@@ -6,6 +6,9 @@
 //! Binaries are those `cargo test --workspace` builds next to the test
 //! executables (`target/<profile>/`).
 
+pub mod probe;
+pub mod sim;
+
 pub use linli_chain::link::{LinkMode, UdpProxy};
 
 use std::collections::HashMap;
@@ -187,6 +190,17 @@ fn spawn_logged(
     })
 }
 
+/// The QUIC address a hub printed on its ready line
+/// (`linli-hub listening on http://... quic <addr>`).
+pub fn hub_quic_addr(ready_line: &str) -> anyhow::Result<SocketAddr> {
+    Ok(ready_line
+        .split("quic ")
+        .nth(1)
+        .ok_or_else(|| anyhow!("no quic address in {ready_line:?}"))?
+        .trim()
+        .parse()?)
+}
+
 /// Polls `cond` until it returns `Some`, or fails after `deadline`.
 pub fn wait_for<T>(
     deadline: Duration,
@@ -309,13 +323,7 @@ impl Cluster {
             START,
             Some(&self.dir.path().join("hub.log")),
         )?;
-        let quic: SocketAddr = proc
-            .ready_line
-            .split("quic ")
-            .nth(1)
-            .ok_or_else(|| anyhow!("no quic address in {:?}", proc.ready_line))?
-            .trim()
-            .parse()?;
+        let quic = hub_quic_addr(&proc.ready_line)?;
         let http = proc.base_url.clone();
         let login: Value = self
             .http

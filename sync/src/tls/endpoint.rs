@@ -1,21 +1,52 @@
 //! QUIC endpoints for the hub and the stores, and the handshake limiter that
 //! keeps a reconnect storm from swamping the hub.
 
+use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::Semaphore;
 
 use super::{Result, TlsError};
 
+/// Receive buffer the hub asks for on its UDP socket. Every store's
+/// packets share it; the Linux default (~208 KB) overflowed when 500-2,000
+/// stores reconnected at once and handshakes backed off for seconds, where
+/// 4 MB plus the [`HandshakeLimiter`] brought them to ~50 ms (NOTES-crates.md).
+/// The kernel caps it at `net.core.rmem_max`.
+pub const HUB_RECV_BUFFER: usize = 4 << 20;
+
 /// Binds the hub's endpoint on `addr` (port 0 picks a free port; read it back
-/// with `local_addr`). Must be called inside a tokio runtime.
-///
-/// The socket keeps the OS default receive buffer (~208 KB on Linux), which
-/// 500+ simultaneous reconnects overflow; raising it to ~4 MB needs `socket2`
-/// (not a dependency yet). Until then, [`HandshakeLimiter`] is the defence.
+/// with `local_addr`), with a [`HUB_RECV_BUFFER`] receive buffer. Must be
+/// called inside a tokio runtime.
 pub fn server_endpoint(addr: SocketAddr, cfg: quinn::ServerConfig) -> Result<quinn::Endpoint> {
-    quinn::Endpoint::server(cfg, addr).map_err(|source| TlsError::Bind { addr, source })
+    let bind = |source| TlsError::Bind { addr, source };
+    let socket = bind_udp(addr, HUB_RECV_BUFFER).map_err(bind)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| bind(io::Error::other("no async runtime for the endpoint")))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(cfg), socket, runtime).map_err(bind)
+}
+
+/// A UDP socket bound on `addr` that asked for a `recv_buffer` bytes receive
+/// buffer before binding. A refused size is logged, not fatal: the hub still
+/// serves with what the kernel gives.
+pub fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    match socket.set_recv_buffer_size(recv_buffer) {
+        // Linux reports twice what it reserves for the payload
+        Ok(()) => tracing::info!(
+            asked = recv_buffer,
+            got = socket.recv_buffer_size().unwrap_or(0),
+            "hub UDP receive buffer"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, asked = recv_buffer, "cannot raise the UDP receive buffer")
+        }
+    }
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 /// Binds a store's endpoint for connecting to the hub at `hub_addr`, with
