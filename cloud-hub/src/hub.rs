@@ -838,6 +838,26 @@ impl Hub {
         true
     }
 
+    /// A store's session ended: its in-session sync states go, and so do
+    /// the documents only its sessions write (its ledger, stock and
+    /// fulfilment parts) and its documents of past days, so the hub's
+    /// memory follows the stores connected, not every part of every day
+    /// since the hub started (`fleet_bench`: 337 MB with 1,000 stores
+    /// connected grew to 470 MB after a reconnect storm). The hub's own
+    /// documents of today stay: online orders write them while the store is
+    /// away. Everything evicted reloads from its chunks when next used.
+    /// Returns how many documents left memory.
+    pub fn store_left(&self, docs: &mut Docs, store_id: &str) -> usize {
+        docs.end_session(store_id);
+        let today = Utc::now()
+            .with_timezone(&self.order_settings.utc_offset)
+            .date_naive();
+        docs.evict_idle(|d| {
+            d.store() == Some(store_id)
+                && (matches!(d.owner(), Owner::Store(_)) || d.day().is_some_and(|day| day < today))
+        })
+    }
+
     /// Closes the live connection of every store in `revoked`; returns the
     /// stores cut.
     pub fn cut_revoked(&self, revoked: &std::collections::BTreeSet<String>) -> Vec<String> {

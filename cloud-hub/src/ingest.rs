@@ -203,13 +203,15 @@ async fn serve_store(
     });
     let result = session::run(host, send, recv, hub.subscribe(), cancel).await;
     conn.close(0u32.into(), b"session ended");
-    // in-session sync states are dropped (the persisted shared heads
-    // remain), unless a newer session of the store owns the link now
+    // in-session sync states and the store's idle documents are dropped
+    // (the persisted shared heads and chunks remain), unless a newer
+    // session of the store owns the link now
     if hub.link_down(&store_id, session_no) {
-        let peer = store_id.clone();
+        let (peer, h) = (store_id.clone(), hub.clone());
         let _ = hub
             .with_docs(move |_, docs| {
-                docs.end_session(&peer);
+                let evicted = h.store_left(docs, &peer);
+                tracing::debug!(store = %peer, evicted, "store's documents left memory");
                 Ok(())
             })
             .await;

@@ -371,3 +371,99 @@ async fn stores_write_only_their_own_documents() {
     );
     server.shutdown().await;
 }
+
+/// Waits, with a deadline, until `cond` holds of the hub's documents.
+async fn until_docs(
+    server: &HubServer,
+    what: &str,
+    cond: impl Fn(&linli_sync::doc_store::Docs) -> bool + Send + Sync + Clone + 'static,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = cond.clone();
+        if server
+            .hub
+            .with_docs(move |_, docs| Ok(c(docs)))
+            .await
+            .unwrap()
+        {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what} within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The hub's memory follows the stores connected: when a store's session
+/// ends, the documents only its sessions write leave the cache (they reload
+/// from their chunks), and its next session builds on what the hub stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stores_documents_leave_the_hubs_memory_when_its_session_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = HubPaths {
+        data_dir: dir.path().join("hub"),
+    };
+    let server = HubServer::start(
+        &paths,
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+        &[],
+    )
+    .await
+    .unwrap();
+    let ca = Ca::load(&paths.ca_dir()).unwrap();
+    ca.issue_store("S002", &dir.path().join("s2")).unwrap();
+    let ledger = DocId::store_ledger("S002", day());
+    let mut doc = ledger_with_sale(&ledger, Owner::Store("S002".into()).actor([1; 8]), "KEEP1");
+
+    let mut s2 = connect(&server, &dir.path().join("s2")).await;
+    assert_eq!(
+        push_doc(&mut s2, &ledger, &mut doc).await,
+        Pushed::Converged
+    );
+    let id = ledger.clone();
+    assert!(
+        server
+            .hub
+            .with_docs(move |_, docs| Ok(docs.is_cached(&id)))
+            .await
+            .unwrap(),
+        "held while the store is connected"
+    );
+    s2.conn.close(0u32.into(), b"bye");
+    drop(s2);
+    let id = ledger.clone();
+    until_docs(
+        &server,
+        "the store's ledger leaves the cache",
+        move |docs| !docs.is_cached(&id),
+    )
+    .await;
+
+    // a new session adds a sale on top of what the hub stored
+    record_sale(
+        &mut doc,
+        &SaleFact {
+            sale_id: "KEEP2".into(),
+            ticket_no: "X-20261125-0002".into(),
+            total_fen: 200,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    doc.commit();
+    let mut s2 = connect(&server, &dir.path().join("s2")).await;
+    assert_eq!(
+        push_doc(&mut s2, &ledger, &mut doc).await,
+        Pushed::Converged
+    );
+    let ids: Vec<String> = server
+        .hub
+        .sales("S002", day())
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.sale_id.clone())
+        .collect();
+    assert_eq!(ids, ["KEEP1", "KEEP2"]);
+}

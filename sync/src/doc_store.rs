@@ -365,6 +365,23 @@ impl Docs {
         self.docs.remove(id);
     }
 
+    /// Drops the cached documents `filter` selects that hold nothing
+    /// unpersisted or uncommitted (each reloads from its chunks when next
+    /// used); returns how many. What a replica calls to bound its memory,
+    /// e.g. the hub when a store's session ends.
+    pub fn evict_idle(&mut self, filter: impl Fn(&DocId) -> bool) -> usize {
+        let before = self.docs.len();
+        let (pending, uncommitted) = (&self.pending, &self.uncommitted);
+        self.docs
+            .retain(|id, _| !filter(id) || pending.contains_key(id) || uncommitted.contains(id));
+        before - self.docs.len()
+    }
+
+    /// Whether `id` is held in memory.
+    pub fn is_cached(&self, id: &DocId) -> bool {
+        self.docs.contains_key(id)
+    }
+
     /// Drops a document and its in-session sync states: memory held what
     /// the transaction does not (a rolled-back write). Both reload from the
     /// database, and the sync with every peer restarts from the persisted
