@@ -20,10 +20,55 @@ use crate::hub::{Hub, HubError};
 /// live connections.
 pub const REVOCATION_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// The hub's side of one store's session.
-struct HubHost {
+/// The hub's side of one store's session: what the sync session asks of
+/// the hub's replica for that store. The QUIC server builds one per
+/// session; a deterministic simulation builds them the same way over its
+/// virtual network.
+pub struct HubHost {
     hub: Hub,
     store_id: String,
+}
+
+impl std::fmt::Debug for HubHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubHost")
+            .field("store_id", &self.store_id)
+            .finish()
+    }
+}
+
+impl HubHost {
+    /// The host of a new session of `store_id` (read from its certificate).
+    pub fn new(hub: Hub, store_id: String) -> HubHost {
+        HubHost { hub, store_id }
+    }
+
+    /// The session begins: it starts from the persisted shared heads, not
+    /// from the in-memory state of a session it replaced.
+    pub async fn session_began(&self) {
+        let peer = self.store_id.clone();
+        let _ = self
+            .hub
+            .with_docs(move |_, docs| {
+                docs.end_session(&peer);
+                Ok(())
+            })
+            .await;
+    }
+
+    /// The store's last session ended: its sync states and its idle
+    /// documents leave memory ([`Hub::store_left`]).
+    pub async fn store_left(&self) {
+        let (peer, h) = (self.store_id.clone(), self.hub.clone());
+        let _ = self
+            .hub
+            .with_docs(move |_, docs| {
+                let evicted = h.store_left(docs, &peer);
+                tracing::debug!(store = %peer, evicted, "store's documents left memory");
+                Ok(())
+            })
+            .await;
+    }
 }
 
 fn doc_error(e: HubError) -> DocError {
@@ -70,8 +115,8 @@ impl SyncHost for HubHost {
             .map_err(doc_error)
     }
 
-    fn in_scope(&self, doc: &DocId) -> bool {
-        doc.in_scope_of(&self.store_id)
+    fn scope(&self) -> &str {
+        &self.store_id
     }
 
     fn on_activity(&self) {
@@ -188,33 +233,15 @@ async fn serve_store(
     // the newest connection owns the link: an older one is closed
     let session_no = hub.link_up(&store_id, &conn);
     tracing::info!(store = %store_id, remote = %conn.remote_address(), "store connected");
-    // a new session starts from the persisted shared heads, not from the
-    // in-memory state of a session it replaced
-    let peer = store_id.clone();
-    let _ = hub
-        .with_docs(move |_, docs| {
-            docs.end_session(&peer);
-            Ok(())
-        })
-        .await;
-    let host = Arc::new(HubHost {
-        hub: hub.clone(),
-        store_id: store_id.clone(),
-    });
-    let result = session::run(host, send, recv, hub.subscribe(), cancel).await;
+    let host = Arc::new(HubHost::new(hub.clone(), store_id.clone()));
+    host.session_began().await;
+    let result = session::run(host.clone(), send, recv, hub.subscribe(), cancel).await;
     conn.close(0u32.into(), b"session ended");
     // in-session sync states and the store's idle documents are dropped
     // (the persisted shared heads and chunks remain), unless a newer
     // session of the store owns the link now
     if hub.link_down(&store_id, session_no) {
-        let (peer, h) = (store_id.clone(), hub.clone());
-        let _ = hub
-            .with_docs(move |_, docs| {
-                let evicted = h.store_left(docs, &peer);
-                tracing::debug!(store = %peer, evicted, "store's documents left memory");
-                Ok(())
-            })
-            .await;
+        host.store_left().await;
     }
     match result {
         Ok(()) => tracing::info!(store = %store_id, "session ended"),

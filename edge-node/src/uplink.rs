@@ -115,8 +115,10 @@ impl SyncStatus {
     }
 }
 
-/// The store's side of a session.
-struct EdgeHost {
+/// The store's side of a session: what the sync session asks of the
+/// store's replica. The uplink builds one per connection; a deterministic
+/// simulation builds them the same way over its virtual network.
+pub struct EdgeHost {
     app: App,
     status: Arc<SyncStatus>,
     /// Whether the hub has sent a frame in this session: only then is the
@@ -132,9 +134,48 @@ struct EdgeHost {
 const REVOKED_MESSAGE: &str =
     "本店证书已被总部吊销，无法同步；请联系总部 (the hub revoked this store's certificate)";
 
+impl std::fmt::Debug for EdgeHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeHost")
+            .field("store_id", &self.store_id())
+            .finish()
+    }
+}
+
 impl EdgeHost {
+    /// The host of one new session of `app`'s link, reporting to `status`.
+    pub fn new(app: App, status: Arc<SyncStatus>) -> EdgeHost {
+        EdgeHost {
+            app,
+            status,
+            linked: std::sync::atomic::AtomicBool::new(false),
+            unsettled: Mutex::new(None),
+        }
+    }
+
     fn store_id(&self) -> &str {
         &self.app.settings().store_id
+    }
+
+    /// Whether the hub has answered in this session.
+    pub fn linked(&self) -> bool {
+        self.linked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The session is over: its in-memory sync states go (the persisted
+    /// shared heads remain), so the next session starts from what is on disk.
+    pub async fn session_ended(&self) {
+        let sync = self.app.sync_ctx().clone();
+        let _ = self
+            .app
+            .store()
+            .write(move |c| {
+                sync.with_docs(c, |d| {
+                    d.end_session(HUB_PEER);
+                    Ok(())
+                })
+            })
+            .await;
     }
 }
 
@@ -454,8 +495,8 @@ impl SyncHost for EdgeHost {
         Ok(received)
     }
 
-    fn in_scope(&self, doc: &DocId) -> bool {
-        doc.in_scope_of(self.store_id())
+    fn scope(&self) -> &str {
+        self.store_id()
     }
 
     fn on_activity(&self) {
@@ -580,12 +621,7 @@ pub async fn run(app: App, cfg: UplinkConfig, status: Arc<SyncStatus>, cancel: C
         };
         let error = match attempt {
             Ok(conn) => {
-                let host = Arc::new(EdgeHost {
-                    app: app.clone(),
-                    status: status.clone(),
-                    linked: std::sync::atomic::AtomicBool::new(false),
-                    unsettled: Mutex::new(None),
-                });
+                let host = Arc::new(EdgeHost::new(app.clone(), status.clone()));
                 let result = async {
                     let (send, recv) = conn.open_bi().await?;
                     tracing::info!(hub = %cfg.hub, "connected to the hub");
@@ -607,20 +643,11 @@ pub async fn run(app: App, cfg: UplinkConfig, status: Arc<SyncStatus>, cancel: C
                 revoked = closed_as_revoked(&conn);
                 // only a session the hub answered resets the backoff: a hub
                 // that refuses right after the handshake is retried slower
-                if host.linked.load(std::sync::atomic::Ordering::Relaxed) {
+                if host.linked() {
                     backoff = Duration::from_millis(100);
                 }
                 conn.close(0u32.into(), b"bye");
-                let sync = app.sync_ctx().clone();
-                let _ = app
-                    .store()
-                    .write(move |c| {
-                        sync.with_docs(c, |d| {
-                            d.end_session(HUB_PEER);
-                            Ok(())
-                        })
-                    })
-                    .await;
+                host.session_ended().await;
                 result.err().map(|e| e.to_string())
             }
             Err(e) => Some(e.to_string()),

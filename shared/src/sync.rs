@@ -19,6 +19,8 @@
 //! Encoding: `u8 kind | u32 length | body`, big-endian, body at most
 //! [`MAX_FRAME`] bytes. Decoding never panics on hostile input.
 
+pub mod session;
+
 use crate::docs::{DocId, DocIdError};
 
 /// Largest frame accepted (a whole compressed day document fits easily).

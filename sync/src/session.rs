@@ -1,26 +1,24 @@
-//! One sync session over one QUIC stream: the same loop runs on the store
-//! and on the hub (the protocol is symmetric).
+//! One sync session over one QUIC stream: the driver of the sans-IO
+//! [`Session`] (`linli_shared::sync::session`, which owns every rule of the
+//! protocol) on the store and on the hub alike.
 //!
-//! The loop only moves frames; what to sync is decided by
-//! `linli_shared::sync::docs_to_sync`, and what may be applied by the
-//! replica's [`SyncHost`] (its writer thread and [`crate::doc_store::Docs`]).
-//! Local commits arrive on a broadcast channel and are pushed after a short
-//! batching window, so a burst of sales becomes one message per document.
+//! The driver only moves things: frames between the stream and the state
+//! machine, the machine's questions to the replica's [`SyncHost`] (its
+//! writer thread and [`crate::doc_store::Docs`]) and the answers back, local
+//! commits from a broadcast channel, and the batching window's timer.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use linli_shared::docs::DocId;
-use linli_shared::sync::{Frame, FrameError, IndexEntry, docs_to_sync};
+use linli_shared::sync::session::{Applied, Effect, Session};
+use linli_shared::sync::{Frame, FrameError, IndexEntry};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::doc_store::{DocError, Received};
 
-/// How long local changes are gathered before they are pushed.
-pub const PUSH_BATCH: Duration = Duration::from_millis(5);
+pub use linli_shared::sync::session::PUSH_BATCH;
 
 /// What a session needs from its replica. Every method runs the work in the
 /// replica's database writer.
@@ -39,8 +37,8 @@ pub trait SyncHost: Send + Sync + 'static {
         doc: DocId,
         msg: Vec<u8>,
     ) -> impl Future<Output = Result<Received, DocError>> + Send;
-    /// Whether `doc` belongs to this session's scope at all.
-    fn in_scope(&self, doc: &DocId) -> bool;
+    /// The store whose documents the session carries (its scope).
+    fn scope(&self) -> &str;
     /// Called when a frame arrived (for liveness and health).
     fn on_activity(&self) {}
     /// Called with the number of new changes applied from the peer.
@@ -107,34 +105,37 @@ pub async fn run<H: SyncHost>(
             }
         }
     });
-    let result = session_loop(&host, &mut send, &mut frames, &mut local, &cancel).await;
+    let mut core = Session::new(host.scope());
+    let result = drive(
+        &host,
+        &mut core,
+        &mut send,
+        &mut frames,
+        &mut local,
+        &cancel,
+    )
+    .await;
     reader_cancel.cancel();
     let _ = reader.await;
     let _ = send.finish();
     result
 }
 
-async fn push(
-    host: &Arc<impl SyncHost>,
-    send: &mut quinn::SendStream,
-    doc: DocId,
-) -> Result<(), SessionError> {
-    if let Some(msg) = host.generate(doc.clone()).await? {
-        write_frame(send, &Frame::Sync { doc, msg }).await?;
-    }
-    Ok(())
-}
-
-async fn session_loop<H: SyncHost>(
+async fn drive<H: SyncHost>(
     host: &Arc<H>,
+    core: &mut Session,
     send: &mut quinn::SendStream,
     frames: &mut mpsc::Receiver<Result<Option<Frame>, SessionError>>,
     local: &mut broadcast::Receiver<DocId>,
     cancel: &CancellationToken,
 ) -> Result<(), SessionError> {
-    let mut our_index = host.index().await?;
-    write_frame(send, &Frame::Index(our_index.clone())).await?;
     loop {
+        while let Some(effect) = core.poll_effect() {
+            if let Some(frame) = carry_out(&**host, core, effect).await? {
+                write_frame(send, &frame).await?;
+            }
+        }
+        let flush_at = core.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             f = frames.recv() => {
@@ -144,65 +145,73 @@ async fn session_loop<H: SyncHost>(
                     Some(Ok(Some(frame))) => frame,
                 };
                 host.on_activity();
-                match frame {
-                    Frame::Index(remote) => {
-                        let h = host.clone();
-                        for doc in docs_to_sync(&our_index, &remote, |d| h.in_scope(d)) {
-                            push(host, send, doc).await?;
-                        }
-                    }
-                    Frame::Sync { doc, msg } => {
-                        if !host.in_scope(&doc) {
-                            tracing::warn!(%doc, "peer sent a document outside its scope; refused");
-                            write_frame(send, &Frame::Refused { doc, reason: "outside your scope".into() }).await?;
-                            continue;
-                        }
-                        match host.receive(doc.clone(), msg).await {
-                            Ok(r) => {
-                                if r.new_changes > 0 {
-                                    host.on_applied(&doc, r.new_changes);
-                                }
-                                push(host, send, doc).await?;
-                            }
-                            Err(DocError::Refused(reason) | DocError::Behind(reason)) => {
-                                tracing::warn!(%doc, %reason, "refused changes from peer");
-                                write_frame(send, &Frame::Refused { doc, reason }).await?;
-                            }
-                            Err(DocError::Message(reason)) => {
-                                tracing::warn!(%doc, %reason, "undecodable sync message");
-                                write_frame(send, &Frame::Refused { doc, reason }).await?;
-                            }
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                    Frame::Refused { doc, reason } => {
-                        tracing::warn!(%doc, %reason, "peer refused our message");
-                    }
-                }
+                core.handle_frame(frame);
             }
-            changed = local.recv() => {
-                let mut docs = BTreeSet::new();
-                match changed {
-                    Ok(doc) => { docs.insert(doc); }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // missed notifications: compare indexes again
-                        our_index = host.index().await?;
-                        write_frame(send, &Frame::Index(our_index.clone())).await?;
-                        continue;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
-                }
-                // gather what else commits in the next few milliseconds
-                let deadline = tokio::time::Instant::now() + PUSH_BATCH;
-                while let Ok(Ok(doc)) = tokio::time::timeout_at(deadline, local.recv()).await {
-                    docs.insert(doc);
-                }
-                for doc in docs {
-                    if host.in_scope(&doc) {
-                        push(host, send, doc).await?;
-                    }
-                }
-            }
+            changed = local.recv() => match changed {
+                Ok(doc) => core.local_commit(doc, now()),
+                // missed notifications: compare indexes again
+                Err(broadcast::error::RecvError::Lagged(_)) => core.local_lagged(),
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            _ = sleep_until(flush_at), if flush_at.is_some() => core.handle_timeout(now()),
         }
     }
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Carries out one effect against the replica, feeding its answer back to
+/// `core`; a frame to send is returned for the caller's transport (the QUIC
+/// stream here, a virtual network in a simulation).
+pub async fn carry_out<H: SyncHost>(
+    host: &H,
+    core: &mut Session,
+    effect: Effect,
+) -> Result<Option<Frame>, SessionError> {
+    match effect {
+        Effect::Send(frame) => return Ok(Some(frame)),
+        Effect::ReadIndex => core.index_read(host.index().await?),
+        Effect::Generate(doc) => {
+            let msg = host.generate(doc.clone()).await?;
+            core.generated(doc, msg);
+        }
+        Effect::Apply { doc, msg } => match host.receive(doc.clone(), msg).await {
+            Ok(r) => {
+                if r.new_changes > 0 {
+                    host.on_applied(&doc, r.new_changes);
+                }
+                core.applied(
+                    doc,
+                    Applied::Done {
+                        new_changes: r.new_changes,
+                    },
+                );
+            }
+            Err(DocError::Refused(reason) | DocError::Behind(reason)) => {
+                tracing::warn!(%doc, %reason, "refused changes from peer");
+                core.applied(doc, Applied::Refused(reason));
+            }
+            Err(DocError::Message(reason)) => {
+                tracing::warn!(%doc, %reason, "undecodable sync message");
+                core.applied(doc, Applied::Refused(reason));
+            }
+            Err(e) => return Err(e.into()),
+        },
+        Effect::PeerRefused { doc, reason } => {
+            tracing::warn!(%doc, %reason, "peer refused our message");
+        }
+        Effect::OutOfScope(doc) => {
+            tracing::warn!(%doc, "peer sent a document outside its scope; refused");
+        }
+    }
+    Ok(None)
 }

@@ -441,8 +441,8 @@ impl SyncHost for SimStore {
         .map_err(to_doc_error)
     }
 
-    fn in_scope(&self, doc: &DocId) -> bool {
-        doc.in_scope_of(&self.id)
+    fn scope(&self) -> &str {
+        &self.id
     }
 }
 

@@ -1,0 +1,385 @@
+//! One sync session as a state machine with no IO (DESIGN.md §4), in the
+//! shape of quinn-proto's `Connection` and samod-core's hub: the driver
+//! feeds it what happened (a frame arrived, the replica answered, a local
+//! commit, time passed) with `now`, and takes back what to do
+//! ([`Effect`]s: send a frame, ask the replica for its index, a message or
+//! an apply). The same machine runs at the store and at the hub (the
+//! protocol is symmetric); `linli_sync::session` drives it over a QUIC
+//! stream and a deterministic simulation drives it over a virtual network.
+//!
+//! The rules it owns:
+//! - each side sends its `Index` first; which documents to sync once both
+//!   indexes are known is [`docs_to_sync`];
+//! - a `Sync` frame outside the session's scope is refused unread, one in
+//!   scope is applied by the replica, and whatever the replica says next
+//!   about that document is sent back;
+//! - local commits are gathered for [`PUSH_BATCH`] and then pushed once per
+//!   document, so a burst of sales becomes one message per document;
+//! - missed commit notifications are repaired by exchanging indexes again.
+//!
+//! Effects come out in the order they must be carried out, and the replica
+//! calls they name are answered in that order: the driver finishes one
+//! effect before taking the next.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::docs::DocId;
+
+use super::{Frame, IndexEntry, docs_to_sync};
+
+/// How long local changes are gathered before they are pushed.
+pub const PUSH_BATCH: Duration = Duration::from_millis(5);
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Send this frame to the peer.
+    Send(Frame),
+    /// Ask the replica for its open documents of the scope, then call
+    /// [`Session::index_read`].
+    ReadIndex,
+    /// Ask the replica for its next sync message about `doc`, then call
+    /// [`Session::generated`].
+    Generate(DocId),
+    /// Give the peer's message to the replica, then call
+    /// [`Session::applied`].
+    Apply { doc: DocId, msg: Vec<u8> },
+    /// The peer refused what we sent about `doc` (for the log).
+    PeerRefused { doc: DocId, reason: String },
+    /// The peer sent a document outside the session's scope; a `Refused`
+    /// frame follows (for the log).
+    OutOfScope(DocId),
+}
+
+/// What the replica made of a peer's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Applied; `new_changes` of it were new here.
+    Done { new_changes: usize },
+    /// Refused whole (not the owner, a foreign actor, behind, undecodable):
+    /// nothing of it was applied, and the peer is told why.
+    Refused(String),
+}
+
+/// One session's state.
+#[derive(Debug)]
+pub struct Session {
+    /// The store whose documents this session carries.
+    scope: String,
+    /// Our index as last read: `None` until the replica answered.
+    ours: Option<Vec<IndexEntry>>,
+    /// A peer index that arrived before ours was read.
+    theirs: Option<Vec<IndexEntry>>,
+    /// Whether a `ReadIndex` is in flight.
+    reading: bool,
+    /// Local commits waiting for the batching window to close.
+    pending: BTreeSet<DocId>,
+    /// When the batching window closes.
+    flush_at: Option<Instant>,
+    effects: VecDeque<Effect>,
+}
+
+impl Session {
+    /// A session over `scope`'s documents; it starts by reading our index.
+    pub fn new(scope: impl Into<String>) -> Session {
+        let mut s = Session {
+            scope: scope.into(),
+            ours: None,
+            theirs: None,
+            reading: false,
+            pending: BTreeSet::new(),
+            flush_at: None,
+            effects: VecDeque::new(),
+        };
+        s.read_index();
+        s
+    }
+
+    /// The store whose documents this session carries.
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    /// Whether `doc` belongs to this session's scope.
+    pub fn in_scope(&self, doc: &DocId) -> bool {
+        doc.in_scope_of(&self.scope)
+    }
+
+    /// The next thing to do, in order.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] is due, if anything waits for time.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.flush_at
+    }
+
+    fn read_index(&mut self) {
+        if !self.reading {
+            self.reading = true;
+            self.effects.push_back(Effect::ReadIndex);
+        }
+    }
+
+    /// The replica's answer to [`Effect::ReadIndex`]: it is sent, and
+    /// compared with the peer's if that is already here.
+    pub fn index_read(&mut self, index: Vec<IndexEntry>) {
+        self.reading = false;
+        self.effects
+            .push_back(Effect::Send(Frame::Index(index.clone())));
+        self.ours = Some(index);
+        if let Some(theirs) = self.theirs.take() {
+            self.compare(&theirs);
+        }
+    }
+
+    fn compare(&mut self, theirs: &[IndexEntry]) {
+        let Some(ours) = &self.ours else { return };
+        let scope = &self.scope;
+        for doc in docs_to_sync(ours, theirs, |d| d.in_scope_of(scope)) {
+            self.effects.push_back(Effect::Generate(doc));
+        }
+    }
+
+    /// A frame from the peer.
+    pub fn handle_frame(&mut self, frame: Frame) {
+        match frame {
+            Frame::Index(theirs) => {
+                if self.ours.is_some() {
+                    self.compare(&theirs);
+                } else {
+                    self.theirs = Some(theirs);
+                }
+            }
+            Frame::Sync { doc, msg } => {
+                if self.in_scope(&doc) {
+                    self.effects.push_back(Effect::Apply { doc, msg });
+                } else {
+                    self.effects.push_back(Effect::OutOfScope(doc.clone()));
+                    self.effects.push_back(Effect::Send(Frame::Refused {
+                        doc,
+                        reason: "outside your scope".into(),
+                    }));
+                }
+            }
+            Frame::Refused { doc, reason } => {
+                self.effects.push_back(Effect::PeerRefused { doc, reason });
+            }
+        }
+    }
+
+    /// The replica's answer to [`Effect::Apply`] for `doc`.
+    pub fn applied(&mut self, doc: DocId, result: Applied) {
+        match result {
+            // whatever follows from it (our changes the peer lacks, or an
+            // acknowledgement) goes back at once
+            Applied::Done { .. } => self.effects.push_back(Effect::Generate(doc)),
+            Applied::Refused(reason) => self
+                .effects
+                .push_back(Effect::Send(Frame::Refused { doc, reason })),
+        }
+    }
+
+    /// The replica's answer to [`Effect::Generate`] for `doc`.
+    pub fn generated(&mut self, doc: DocId, msg: Option<Vec<u8>>) {
+        if let Some(msg) = msg {
+            self.effects
+                .push_back(Effect::Send(Frame::Sync { doc, msg }));
+        }
+    }
+
+    /// A document changed here; it is pushed when the batching window that
+    /// this commit opens (or joins) closes.
+    pub fn local_commit(&mut self, doc: DocId, now: Instant) {
+        if !self.in_scope(&doc) {
+            return;
+        }
+        self.pending.insert(doc);
+        if self.flush_at.is_none() {
+            self.flush_at = Some(now + PUSH_BATCH);
+        }
+    }
+
+    /// Commit notifications were missed: indexes are exchanged again, and
+    /// the comparison finds what changed.
+    pub fn local_lagged(&mut self) {
+        self.read_index();
+    }
+
+    /// Time passed: a closed batching window pushes its documents.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.flush_at.is_some_and(|t| t <= now) {
+            self.flush_at = None;
+            for doc in std::mem::take(&mut self.pending) {
+                self.effects.push_back(Effect::Generate(doc));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::docs::DocId;
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, 3).unwrap()
+    }
+
+    fn ledger(store: &str) -> DocId {
+        DocId::store_ledger(store, day())
+    }
+
+    fn entry(doc: DocId, head: u8) -> IndexEntry {
+        IndexEntry {
+            doc,
+            heads: if head == 0 { vec![] } else { vec![[head; 32]] },
+        }
+    }
+
+    fn drain(s: &mut Session) -> Vec<Effect> {
+        std::iter::from_fn(|| s.poll_effect()).collect()
+    }
+
+    #[test]
+    fn it_starts_by_reading_and_sending_its_index_then_syncs_what_differs() {
+        let t = Instant::now();
+        let mut s = Session::new("S001");
+        assert_eq!(drain(&mut s), vec![Effect::ReadIndex]);
+        // the peer's index may arrive before ours is read: it waits
+        s.handle_frame(Frame::Index(vec![entry(ledger("S001"), 2)]));
+        assert_eq!(drain(&mut s), vec![]);
+        s.index_read(vec![entry(ledger("S001"), 1)]);
+        assert_eq!(
+            drain(&mut s),
+            vec![
+                Effect::Send(Frame::Index(vec![entry(ledger("S001"), 1)])),
+                Effect::Generate(ledger("S001")),
+            ]
+        );
+        s.generated(ledger("S001"), Some(vec![7]));
+        s.generated(ledger("S001"), None);
+        assert_eq!(
+            drain(&mut s),
+            vec![Effect::Send(Frame::Sync {
+                doc: ledger("S001"),
+                msg: vec![7]
+            })]
+        );
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_timeout(t);
+        assert_eq!(drain(&mut s), vec![]);
+    }
+
+    #[test]
+    fn a_message_outside_the_scope_is_refused_unread() {
+        let mut s = Session::new("S001");
+        s.index_read(vec![]);
+        drain(&mut s);
+        s.handle_frame(Frame::Sync {
+            doc: ledger("S002"),
+            msg: vec![1, 2],
+        });
+        assert_eq!(
+            drain(&mut s),
+            vec![
+                Effect::OutOfScope(ledger("S002")),
+                Effect::Send(Frame::Refused {
+                    doc: ledger("S002"),
+                    reason: "outside your scope".into()
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_applied_message_is_answered_and_a_refused_one_is_named() {
+        let mut s = Session::new("S001");
+        s.index_read(vec![]);
+        drain(&mut s);
+        s.handle_frame(Frame::Sync {
+            doc: ledger("S001"),
+            msg: vec![9],
+        });
+        assert_eq!(
+            drain(&mut s),
+            vec![Effect::Apply {
+                doc: ledger("S001"),
+                msg: vec![9]
+            }]
+        );
+        s.applied(ledger("S001"), Applied::Done { new_changes: 3 });
+        assert_eq!(drain(&mut s), vec![Effect::Generate(ledger("S001"))]);
+        s.applied(ledger("S001"), Applied::Refused("not the owner".into()));
+        assert_eq!(
+            drain(&mut s),
+            vec![Effect::Send(Frame::Refused {
+                doc: ledger("S001"),
+                reason: "not the owner".into()
+            })]
+        );
+        s.handle_frame(Frame::Refused {
+            doc: ledger("S001"),
+            reason: "behind".into(),
+        });
+        assert_eq!(
+            drain(&mut s),
+            vec![Effect::PeerRefused {
+                doc: ledger("S001"),
+                reason: "behind".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_burst_of_local_commits_is_pushed_once_per_document_when_its_window_closes() {
+        let t0 = Instant::now();
+        let mut s = Session::new("S001");
+        s.index_read(vec![]);
+        drain(&mut s);
+        let stock = DocId::store_stock("S001", day());
+        s.local_commit(ledger("S001"), t0);
+        s.local_commit(stock.clone(), t0 + Duration::from_millis(1));
+        s.local_commit(ledger("S001"), t0 + Duration::from_millis(4));
+        // another store's document is not this session's business
+        s.local_commit(ledger("S002"), t0 + Duration::from_millis(4));
+        assert_eq!(s.poll_timeout(), Some(t0 + PUSH_BATCH));
+        s.handle_timeout(t0 + Duration::from_millis(4));
+        assert_eq!(drain(&mut s), vec![]);
+        s.handle_timeout(t0 + PUSH_BATCH);
+        let mut pushed = drain(&mut s);
+        pushed.sort_by_key(|e| format!("{e:?}"));
+        let mut want = vec![Effect::Generate(ledger("S001")), Effect::Generate(stock)];
+        want.sort_by_key(|e| format!("{e:?}"));
+        assert_eq!(pushed, want);
+        assert_eq!(s.poll_timeout(), None);
+        // the next commit opens a new window
+        s.local_commit(ledger("S001"), t0 + Duration::from_millis(20));
+        assert_eq!(
+            s.poll_timeout(),
+            Some(t0 + Duration::from_millis(20) + PUSH_BATCH)
+        );
+    }
+
+    #[test]
+    fn missed_notifications_send_the_index_again_once() {
+        let mut s = Session::new("S001");
+        s.index_read(vec![]);
+        drain(&mut s);
+        s.local_lagged();
+        s.local_lagged();
+        assert_eq!(drain(&mut s), vec![Effect::ReadIndex]);
+        s.index_read(vec![entry(ledger("S001"), 4)]);
+        assert_eq!(
+            drain(&mut s),
+            vec![Effect::Send(Frame::Index(vec![entry(ledger("S001"), 4)]))]
+        );
+        // the peer answers with its index; ours is known, so they compare
+        s.handle_frame(Frame::Index(vec![entry(ledger("S001"), 5)]));
+        assert_eq!(drain(&mut s), vec![Effect::Generate(ledger("S001"))]);
+    }
+}

@@ -1,0 +1,146 @@
+//! The invariants, read from the replicas' SQLite files as a person
+//! auditing them would (read-only connections beside the writers).
+//!
+//! - **No acknowledged sale lost, none doubled, nothing half-written**: a
+//!   store's `sales` are exactly the sales its counter was answered with
+//!   (an answer the client never saw included), with their totals.
+//! - **No phantom at the hub**: every sale the hub projected is one its
+//!   store committed, with the same total.
+//! - **Nothing the hub held is lost**: a sale the hub once held it holds
+//!   after any cut, crash or restart.
+//! - **Convergence**: once the network is idle, the hub holds every sale of
+//!   every store and the stores' stock levels as the stores hold them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::{Context, ensure};
+use rusqlite::{Connection, OpenFlags};
+
+/// Sale id → total, as a replica holds them.
+pub type Sales = BTreeMap<String, i64>;
+/// SKU → units on hand.
+pub type Levels = BTreeMap<String, i64>;
+
+fn open(db: &Path) -> anyhow::Result<Connection> {
+    Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("open {}", db.display()))
+}
+
+/// A store's sales.
+pub fn store_sales(db: &Path) -> anyhow::Result<Sales> {
+    let c = open(db)?;
+    let mut st = c.prepare("SELECT sale_id, total_fen FROM sales")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A store's stock levels.
+pub fn store_levels(db: &Path) -> anyhow::Result<Levels> {
+    let c = open(db)?;
+    let mut st = c.prepare("SELECT sku, on_hand FROM stock")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The sales the hub projected, per store.
+pub fn hub_sales(db: &Path) -> anyhow::Result<BTreeMap<String, Sales>> {
+    let c = open(db)?;
+    let mut st = c.prepare("SELECT store_id, sale_id, total_fen FROM hub_sales")?;
+    let mut out: BTreeMap<String, Sales> = BTreeMap::new();
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        out.entry(r.get(0)?)
+            .or_default()
+            .insert(r.get(1)?, r.get(2)?);
+    }
+    Ok(out)
+}
+
+/// The stock levels the hub projected for `store`.
+pub fn hub_levels(db: &Path, store: &str) -> anyhow::Result<Levels> {
+    let c = open(db)?;
+    let mut st = c.prepare("SELECT sku, on_hand FROM hub_stock WHERE store_id = ?1")?;
+    let rows = st.query_map([store], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A store's sales are exactly what its counter answered.
+pub fn store_holds_what_it_answered(
+    store: &str,
+    held: &Sales,
+    answered: &Sales,
+) -> anyhow::Result<()> {
+    let lost: Vec<_> = answered.keys().filter(|k| !held.contains_key(*k)).collect();
+    ensure!(lost.is_empty(), "{store}: answered sales lost: {lost:?}");
+    let extra: Vec<_> = held.keys().filter(|k| !answered.contains_key(*k)).collect();
+    ensure!(
+        extra.is_empty(),
+        "{store}: sales no answer gave (doubled or half-written): {extra:?}"
+    );
+    for (id, total) in answered {
+        ensure!(
+            held[id] == *total,
+            "{store}: sale {id} holds total {} but was answered {total}",
+            held[id]
+        );
+    }
+    Ok(())
+}
+
+/// The hub holds only sales the store committed, with their totals, and
+/// never less than it once held.
+pub fn hub_holds_only_real_sales(
+    store: &str,
+    at_hub: &Sales,
+    committed: &Sales,
+    once_held: &BTreeSet<String>,
+) -> anyhow::Result<()> {
+    for (id, total) in at_hub {
+        match committed.get(id) {
+            None => anyhow::bail!("{store}: the hub holds sale {id} the store never committed"),
+            Some(t) => ensure!(
+                t == total,
+                "{store}: the hub holds sale {id} at {total}, the store at {t}"
+            ),
+        }
+    }
+    let lost: Vec<_> = once_held
+        .iter()
+        .filter(|k| !at_hub.contains_key(*k))
+        .collect();
+    ensure!(
+        lost.is_empty(),
+        "{store}: the hub lost sales it held: {lost:?}"
+    );
+    Ok(())
+}
+
+/// Once idle, the hub holds what the store holds.
+pub fn converged(
+    store: &str,
+    at_hub: &Sales,
+    committed: &Sales,
+    hub_levels: &Levels,
+    levels: &Levels,
+) -> anyhow::Result<()> {
+    let missing: Vec<_> = committed
+        .keys()
+        .filter(|k| !at_hub.contains_key(*k))
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "{store}: idle, and the hub lacks {} sales: {missing:?}",
+        missing.len()
+    );
+    let differ: Vec<_> = levels
+        .iter()
+        .filter(|(sku, n)| hub_levels.get(*sku) != Some(n))
+        .map(|(sku, n)| format!("{sku}: store {n}, hub {:?}", hub_levels.get(sku)))
+        .collect();
+    ensure!(
+        differ.is_empty(),
+        "{store}: idle, and stock differs: {differ:?}"
+    );
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Runs seeds of the deterministic simulation.
+//!
+//! `linli-sim --seed 7` runs one seed (a failing seed's reproduction);
+//! `linli-sim --seeds 0..500` runs a range and stops at the first failure.
+//! `--steps N` and `--stores N` change the run's size.
+
+use std::time::Instant;
+
+fn main() -> std::process::ExitCode {
+    let mut settings = linli_sim::Settings::default();
+    let mut seeds = 0..20u64;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let v = args.next().unwrap_or_default();
+        let parsed = match a.as_str() {
+            "--seed" => v.parse().map(|s: u64| seeds = s..s + 1).ok(),
+            "--seeds" => v.split_once("..").and_then(|(a, b)| {
+                let (a, b) = (a.parse().ok()?, b.parse().ok()?);
+                seeds = a..b;
+                Some(())
+            }),
+            "--steps" => v.parse().map(|n| settings.steps = n).ok(),
+            "--stores" => v.parse().map(|n| settings.stores = n).ok(),
+            _ => None,
+        };
+        if parsed.is_none() {
+            eprintln!("usage: linli-sim [--seed N | --seeds A..B] [--steps N] [--stores N]");
+            return std::process::ExitCode::from(2);
+        }
+    }
+    let started = Instant::now();
+    let n = seeds.end - seeds.start;
+    for seed in seeds {
+        match linli_sim::run(seed, &settings) {
+            Ok(report) => println!("{report}"),
+            Err(e) => {
+                eprintln!("{e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{n} seeds passed in {secs:.1} s ({:.0} ms a seed)",
+        secs * 1000.0 / n.max(1) as f64
+    );
+    std::process::ExitCode::SUCCESS
+}

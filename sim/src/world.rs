@@ -1,0 +1,730 @@
+//! One run: the hub, the stores, their links, and the seeded steps.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use linli_edge::app::sales::{PaymentRequest, SaleLineRequest, SaleRequest};
+use linli_edge::app::stock::{ReceiptRequest, StockLineRequest};
+use linli_edge::app::{Actor, App, Role};
+use linli_edge::uplink::{EdgeHost, SyncStatus};
+use linli_hub::hub::{Hub, HubPaths, User};
+use linli_hub::ingest::HubHost;
+use linli_shared::docs::DocId;
+use linli_shared::sale::PaymentMethod;
+use linli_shared::sync::session::Session;
+use linli_sync::session::{SyncHost, carry_out};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::broadcast;
+
+use crate::check;
+use crate::clock::ManualClock;
+use crate::net::{Direction, Faults};
+
+/// What a run is made of.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub stores: usize,
+    pub steps: usize,
+    /// Changes per document part (small, so parts roll within a run).
+    pub part_changes: u64,
+    /// Products in the catalog.
+    pub products: usize,
+    pub faults: Faults,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            stores: 3,
+            steps: 250,
+            part_changes: 24,
+            products: 8,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub seed: u64,
+    pub steps: usize,
+    pub sales: usize,
+    /// Sales whose answer the client never saw.
+    pub answers_lost: usize,
+    /// Requests sent again with the same idempotency key.
+    pub retries: usize,
+    /// Sales the counter refused (while recovering, say).
+    pub refused: usize,
+    pub cuts: usize,
+    pub store_crashes: usize,
+    pub hub_restarts: usize,
+    /// Frames in flight when their connection was lost.
+    pub frames_lost: usize,
+    pub frames: u64,
+    pub bytes: u64,
+    pub virtual_time: Duration,
+    /// Virtual time from the last heal to an idle, converged chain.
+    pub converged_after: Duration,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "seed {}: {} steps, {} sales ({} answers lost, {} retries, {} refused), \
+             {} cuts, {} store crashes, {} hub restarts, {} frames ({} lost in cuts, {} kB), \
+             {:.1} s virtual, converged {:.2} s after the last heal",
+            self.seed,
+            self.steps,
+            self.sales,
+            self.answers_lost,
+            self.retries,
+            self.refused,
+            self.cuts,
+            self.store_crashes,
+            self.hub_restarts,
+            self.frames,
+            self.frames_lost,
+            self.bytes / 1000,
+            self.virtual_time.as_secs_f64(),
+            self.converged_after.as_secs_f64(),
+        )
+    }
+}
+
+/// Runs seed `seed`; the error names the seed, the step and what broke.
+pub fn run(seed: u64, settings: &Settings) -> anyhow::Result<Report> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut world = World::new(seed, settings.clone()).await?;
+        let r = world.run().await;
+        let trace = world.trace.join("\n  ");
+        world.close().await;
+        r.with_context(|| {
+            format!(
+                "seed {seed} failed (reproduce: cargo run -p linli-sim -- --seed {seed}); last steps:\n  {trace}"
+            )
+        })
+    })
+}
+
+/// One end of a live session.
+struct Side<H> {
+    host: Arc<H>,
+    core: Session,
+    changes: broadcast::Receiver<DocId>,
+}
+
+impl<H: SyncHost> Side<H> {
+    /// Feeds local commits and the timer to the session.
+    fn feed(&mut self, now: std::time::Instant) -> bool {
+        let mut fed = false;
+        loop {
+            match self.changes.try_recv() {
+                Ok(doc) => self.core.local_commit(doc, now),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => self.core.local_lagged(),
+                Err(_) => break,
+            }
+            fed = true;
+        }
+        if self.core.poll_timeout().is_some_and(|t| t <= now) {
+            self.core.handle_timeout(now);
+            fed = true;
+        }
+        fed
+    }
+
+    /// Carries out every effect, sending frames on `out`.
+    async fn effects(
+        &mut self,
+        out: &mut Direction,
+        at: Duration,
+        faults: &Faults,
+        rng: &mut StdRng,
+    ) -> anyhow::Result<bool> {
+        let mut any = false;
+        while let Some(effect) = self.core.poll_effect() {
+            any = true;
+            if let Some(frame) = carry_out(&*self.host, &mut self.core, effect).await? {
+                out.send(&frame, at, faults, rng);
+            }
+        }
+        Ok(any)
+    }
+}
+
+struct Link {
+    to_hub: Direction,
+    to_store: Direction,
+    /// Both ends while the link is up.
+    up: Option<(Side<EdgeHost>, Side<HubHost>)>,
+}
+
+struct Store {
+    id: String,
+    dir: PathBuf,
+    app: App,
+    status: Arc<SyncStatus>,
+    /// Every sale the counter answered, by sale id, with its total (also
+    /// those whose answer the client never saw).
+    committed: check::Sales,
+    /// Idempotency key → the sale id answered.
+    by_key: BTreeMap<String, String>,
+    /// Requests whose answer was lost: the client sends them again.
+    unanswered: Vec<(String, SaleRequest)>,
+    next_key: u64,
+    /// Sales the hub once held.
+    hub_held: BTreeSet<String>,
+    link: Link,
+}
+
+struct World {
+    settings: Settings,
+    rng: StdRng,
+    clock: ManualClock,
+    _dir: tempfile::TempDir,
+    hub_dir: PathBuf,
+    hub: Hub,
+    stores: Vec<Store>,
+    skus: Vec<(String, bool)>,
+    report: Report,
+    trace: Vec<String>,
+}
+
+/// 10:00 in Hangzhou.
+fn start_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-12-03T02:00:00Z")
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+const PRODUCTS_CSV: &str = include_str!("../../data/products.csv");
+
+fn cashier() -> Actor {
+    Actor {
+        name: "sim-cashier".into(),
+        role: Role::Cashier,
+    }
+}
+
+async fn open_store(
+    id: &str,
+    dir: &std::path::Path,
+    clock: &ManualClock,
+    part_changes: u64,
+) -> anyhow::Result<App> {
+    let config = linli_edge::config::Config {
+        store_id: id.into(),
+        part_changes,
+        max_change_fen: 10_000_000,
+        ..Default::default()
+    };
+    let metrics = linli_edge::metrics::Metrics::new();
+    let app = linli_edge::node::open_app(&config, dir.to_owned(), clock.clock(), &metrics).await?;
+    // as a node with a hub does at start
+    app.init_recovery().await?;
+    Ok(app)
+}
+
+fn open_hub(dir: &std::path::Path) -> anyhow::Result<Hub> {
+    Hub::open(&HubPaths {
+        data_dir: dir.to_owned(),
+    })
+}
+
+impl World {
+    async fn new(seed: u64, settings: Settings) -> anyhow::Result<World> {
+        // memory-backed where there is one: a run's fsyncs are not what it
+        // tests, and a thousand seeds should take seconds, not minutes
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = match shm.is_dir() {
+            true => tempfile::tempdir_in(shm)?,
+            false => tempfile::tempdir()?,
+        };
+        let clock = ManualClock::new(start_time());
+        let hub_dir = dir.path().join("hub");
+        let hub = open_hub(&hub_dir)?;
+        let csv: String = PRODUCTS_CSV
+            .lines()
+            .take(settings.products + 1)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let skus = csv
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let mut f = l.split(',');
+                let sku = f.next()?.to_owned();
+                let kg = f.nth(3)? == "kg";
+                Some((sku, kg))
+            })
+            .collect();
+        let admin = User {
+            name: "sim-admin".into(),
+            role: linli_hub::hub::Role::Admin,
+            store_id: None,
+            region: None,
+        };
+        hub.import_catalog(&admin, csv.into_bytes()).await?;
+        let mut stores = Vec::new();
+        for n in 1..=settings.stores {
+            let id = format!("S{n:03}");
+            let dir = dir.path().join(&id);
+            let app = open_store(&id, &dir, &clock, settings.part_changes).await?;
+            stores.push(Store {
+                id,
+                dir,
+                app,
+                status: Arc::new(SyncStatus::new(None)),
+                committed: BTreeMap::new(),
+                by_key: BTreeMap::new(),
+                unanswered: Vec::new(),
+                next_key: 0,
+                hub_held: BTreeSet::new(),
+                link: Link {
+                    to_hub: Direction::default(),
+                    to_store: Direction::default(),
+                    up: None,
+                },
+            });
+        }
+        let mut w = World {
+            rng: StdRng::seed_from_u64(seed),
+            settings,
+            clock,
+            _dir: dir,
+            hub_dir,
+            hub,
+            stores,
+            skus,
+            report: Report {
+                seed,
+                ..Report::default()
+            },
+            trace: Vec::new(),
+        };
+        // first contact: each store recovers (nothing) and gets the catalog
+        for i in 0..w.stores.len() {
+            w.heal(i).await?;
+        }
+        w.quiesce().await?;
+        let manager = Actor {
+            name: "sim-manager".into(),
+            role: Role::Manager,
+        };
+        for s in &w.stores {
+            anyhow::ensure!(
+                !s.app.sync_ctx().recovering(),
+                "{} still recovering after first contact",
+                s.id
+            );
+            anyhow::ensure!(
+                s.app.catalog().len() == w.skus.len(),
+                "{} has {} products of {}",
+                s.id,
+                s.app.catalog().len(),
+                w.skus.len()
+            );
+            let lines = w
+                .skus
+                .iter()
+                .map(|(sku, kg)| StockLineRequest {
+                    sku: sku.clone(),
+                    qty: if *kg { 50_000 } else { 200 },
+                })
+                .collect();
+            s.app
+                .receive_stock(&manager, None, ReceiptRequest { lines, note: None })
+                .await?;
+            s.app.rebalance_rights().await?;
+        }
+        w.quiesce().await?;
+        w.trace.clear();
+        Ok(w)
+    }
+
+    async fn run(&mut self) -> anyhow::Result<Report> {
+        for step in 0..self.settings.steps {
+            self.step().await.with_context(|| format!("step {step}"))?;
+            self.check()
+                .await
+                .with_context(|| format!("after step {step}"))?;
+            self.report.steps += 1;
+        }
+        for i in 0..self.stores.len() {
+            if self.stores[i].link.up.is_none() {
+                self.heal(i).await?;
+            }
+        }
+        let healed = self.clock.elapsed();
+        self.quiesce().await?;
+        self.report.converged_after = self.clock.elapsed() - healed;
+        self.check().await?;
+        for s in &self.stores {
+            let at_hub = check::hub_sales(&self.hub_db())?
+                .remove(&s.id)
+                .unwrap_or_default();
+            let db = linli_edge::config::database_path(&s.dir);
+            check::converged(
+                &s.id,
+                &at_hub,
+                &s.committed,
+                &check::hub_levels(&self.hub_db(), &s.id)?,
+                &check::store_levels(&db)?,
+            )?;
+        }
+        self.report.virtual_time = self.clock.elapsed();
+        for s in &self.stores {
+            self.report.frames += s.link.to_hub.frames + s.link.to_store.frames;
+            self.report.bytes += s.link.to_hub.bytes + s.link.to_store.bytes;
+        }
+        Ok(self.report.clone())
+    }
+
+    fn hub_db(&self) -> PathBuf {
+        HubPaths {
+            data_dir: self.hub_dir.clone(),
+        }
+        .db()
+    }
+
+    fn note(&mut self, what: String) {
+        let t = self.clock.elapsed().as_millis();
+        self.trace.push(format!("t={t}ms {what}"));
+        if self.trace.len() > 30 {
+            self.trace.remove(0);
+        }
+    }
+
+    async fn step(&mut self) -> anyhow::Result<()> {
+        let i = self.rng.gen_range(0..self.stores.len());
+        match self.rng.gen_range(0..100) {
+            0..40 => self.sale(i).await,
+            40..45 => self.retry(i).await,
+            45..80 => {
+                let ms = self.rng.gen_range(1..=100);
+                self.advance(Duration::from_millis(ms)).await
+            }
+            80..84 => match self.stores[i].link.up.is_some() {
+                true => self.cut(i, "network cut").await,
+                false => self.heal(i).await,
+            },
+            84..92 => match self.stores[i].link.up.is_none() {
+                true => self.heal(i).await,
+                false => self.advance(Duration::from_millis(20)).await,
+            },
+            92..95 => self.crash_store(i).await,
+            95..96 => self.restart_hub().await,
+            _ => {
+                let ms = self.rng.gen_range(200..=3_000);
+                self.advance(Duration::from_millis(ms)).await
+            }
+        }
+    }
+
+    fn basket(&mut self) -> SaleRequest {
+        let n = self.rng.gen_range(1..=3);
+        let lines = (0..n)
+            .map(|_| {
+                let (sku, kg) = self.skus[self.rng.gen_range(0..self.skus.len())].clone();
+                SaleLineRequest {
+                    barcode: None,
+                    sku: Some(sku),
+                    qty: Some(if kg {
+                        self.rng.gen_range(100..=1_500)
+                    } else {
+                        self.rng.gen_range(1..=3)
+                    }),
+                }
+            })
+            .collect();
+        SaleRequest {
+            lines,
+            payments: vec![PaymentRequest {
+                method: PaymentMethod::Cash,
+                amount_fen: 5_000_000,
+            }],
+            member_phone: None,
+            coupon: None,
+        }
+    }
+
+    async fn sale(&mut self, i: usize) -> anyhow::Result<()> {
+        let req = self.basket();
+        let s = &mut self.stores[i];
+        s.next_key += 1;
+        let key = format!("{}-sale-{}", s.id, s.next_key);
+        self.send_sale(i, key, req, false).await
+    }
+
+    async fn retry(&mut self, i: usize) -> anyhow::Result<()> {
+        let s = &mut self.stores[i];
+        if s.unanswered.is_empty() {
+            return self.sale(i).await;
+        }
+        let n = self.rng.gen_range(0..s.unanswered.len());
+        let (key, req) = s.unanswered.swap_remove(n);
+        self.report.retries += 1;
+        self.send_sale(i, key, req, true).await
+    }
+
+    async fn send_sale(
+        &mut self,
+        i: usize,
+        key: String,
+        req: SaleRequest,
+        retry: bool,
+    ) -> anyhow::Result<()> {
+        let lose_answer = self.rng.gen_bool(0.1);
+        let s = &mut self.stores[i];
+        let idem = linli_edge::app::idempotency::IdempotencyKey::parse(&key)?;
+        let answer = s.app.record_sale(&cashier(), idem, req.clone()).await;
+        let what = match answer {
+            Ok((receipt, replayed)) => {
+                match s.by_key.get(&key) {
+                    Some(earlier) if *earlier != receipt.sale_id => bail!(
+                        "{}: key {key} answered {} after {earlier}",
+                        s.id,
+                        receipt.sale_id
+                    ),
+                    Some(_) if !replayed => {
+                        bail!("{}: key {key} sold again, not replayed", s.id)
+                    }
+                    None if replayed => bail!("{}: a first request for {key} was a replay", s.id),
+                    _ => {}
+                }
+                s.by_key.insert(key.clone(), receipt.sale_id.clone());
+                s.committed
+                    .insert(receipt.sale_id.clone(), receipt.total_fen);
+                if !replayed {
+                    self.report.sales += 1;
+                }
+                if lose_answer {
+                    self.report.answers_lost += 1;
+                    s.unanswered.push((key.clone(), req));
+                }
+                format!(
+                    "{} sold {} ({} fen){}{}",
+                    s.id,
+                    receipt.sale_id,
+                    receipt.total_fen,
+                    if retry { ", a retry" } else { "" },
+                    if lose_answer { ", answer lost" } else { "" }
+                )
+            }
+            Err(e) => {
+                self.report.refused += 1;
+                if retry {
+                    s.unanswered.push((key.clone(), req));
+                }
+                format!("{} refused {key}: {e}", s.id)
+            }
+        };
+        self.note(what);
+        self.pump().await
+    }
+
+    /// Ends a link: what was in flight is lost and both ends end their
+    /// session as the QUIC drivers do.
+    async fn cut(&mut self, i: usize, why: &str) -> anyhow::Result<()> {
+        let s = &mut self.stores[i];
+        let lost = s.link.to_hub.drop_in_flight() + s.link.to_store.drop_in_flight();
+        if let Some((store, hub)) = s.link.up.take() {
+            store.host.session_ended().await;
+            hub.host.store_left().await;
+            self.report.cuts += 1;
+        }
+        self.report.frames_lost += lost;
+        let id = self.stores[i].id.clone();
+        self.note(format!("{id} link cut ({why}), {lost} frames lost"));
+        Ok(())
+    }
+
+    /// A new connection and session at both ends.
+    async fn heal(&mut self, i: usize) -> anyhow::Result<()> {
+        let s = &mut self.stores[i];
+        if s.link.up.is_some() {
+            return Ok(());
+        }
+        let hub_host = Arc::new(HubHost::new(self.hub.clone(), s.id.clone()));
+        let hub_changes = self.hub.subscribe();
+        hub_host.session_began().await;
+        let store_side = Side {
+            host: Arc::new(EdgeHost::new(s.app.clone(), s.status.clone())),
+            core: Session::new(s.id.clone()),
+            changes: s.app.sync_ctx().subscribe(),
+        };
+        let hub_side = Side {
+            host: hub_host,
+            core: Session::new(s.id.clone()),
+            changes: hub_changes,
+        };
+        s.link.up = Some((store_side, hub_side));
+        let id = s.id.clone();
+        self.note(format!("{id} link up"));
+        self.pump().await
+    }
+
+    /// The store's process dies at a commit boundary and starts again
+    /// from its database.
+    async fn crash_store(&mut self, i: usize) -> anyhow::Result<()> {
+        self.cut(i, "store crash").await?;
+        let s = &mut self.stores[i];
+        s.app.store().shutdown().await;
+        s.app = open_store(&s.id, &s.dir, &self.clock, self.settings.part_changes).await?;
+        s.app.rebalance_rights().await?;
+        self.report.store_crashes += 1;
+        let id = s.id.clone();
+        self.note(format!("{id} crashed and restarted"));
+        Ok(())
+    }
+
+    async fn restart_hub(&mut self) -> anyhow::Result<()> {
+        for i in 0..self.stores.len() {
+            let s = &mut self.stores[i];
+            self.report.frames_lost +=
+                s.link.to_hub.drop_in_flight() + s.link.to_store.drop_in_flight();
+            if let Some((store, _)) = s.link.up.take() {
+                store.host.session_ended().await;
+                self.report.cuts += 1;
+            }
+        }
+        self.hub.store.shutdown().await;
+        self.hub = open_hub(&self.hub_dir)?;
+        self.report.hub_restarts += 1;
+        self.note("hub restarted; every link cut".into());
+        Ok(())
+    }
+
+    /// Carries out everything that can happen at the current virtual time.
+    async fn pump(&mut self) -> anyhow::Result<()> {
+        let at = self.clock.elapsed();
+        let now = self.clock.instant(at);
+        let faults = self.settings.faults;
+        loop {
+            let mut progressed = false;
+            for i in 0..self.stores.len() {
+                let s = &mut self.stores[i];
+                let Some((store, hub)) = s.link.up.as_mut() else {
+                    continue;
+                };
+                progressed |= store.feed(now) | hub.feed(now);
+                while let Some(frame) = s.link.to_store.take_due(at) {
+                    store.host.on_activity();
+                    store.core.handle_frame(frame?);
+                    progressed = true;
+                }
+                while let Some(frame) = s.link.to_hub.take_due(at) {
+                    hub.host.on_activity();
+                    hub.core.handle_frame(frame?);
+                    progressed = true;
+                }
+                let r = match store
+                    .effects(&mut s.link.to_hub, at, &faults, &mut self.rng)
+                    .await
+                {
+                    Ok(a) => hub
+                        .effects(&mut s.link.to_store, at, &faults, &mut self.rng)
+                        .await
+                        .map(|b| a | b),
+                    Err(e) => Err(e),
+                };
+                match r {
+                    Ok(any) => progressed |= any,
+                    Err(e) => {
+                        // a session error ends the connection, as in the
+                        // QUIC driver; the store reconnects later
+                        let why = format!("session error: {e:#}");
+                        self.cut(i, &why).await?;
+                        bail!("{} {why}", self.stores[i].id);
+                    }
+                }
+            }
+            if !progressed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// When the next frame arrives or a session timer fires.
+    fn next_event(&self) -> Option<Duration> {
+        let mut next: Option<Duration> = None;
+        let mut consider = |t: Option<Duration>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        for s in &self.stores {
+            if let Some((store, hub)) = &s.link.up {
+                consider(s.link.to_hub.next_due());
+                consider(s.link.to_store.next_due());
+                for timer in [store.core.poll_timeout(), hub.core.poll_timeout()] {
+                    consider(
+                        timer.map(|t| {
+                            t.saturating_duration_since(self.clock.instant(Duration::ZERO))
+                        }),
+                    );
+                }
+            }
+        }
+        next
+    }
+
+    /// Lets `d` of virtual time pass, event by event.
+    async fn advance(&mut self, d: Duration) -> anyhow::Result<()> {
+        let target = self.clock.elapsed() + d;
+        while let Some(t) = self.next_event().filter(|t| *t <= target) {
+            self.clock.set(t.max(self.clock.elapsed()));
+            self.pump().await?;
+        }
+        self.clock.set(target);
+        self.note(format!("{} ms passed", d.as_millis()));
+        self.pump().await
+    }
+
+    /// Runs until nothing is in flight and no timer waits (at most a
+    /// virtual minute).
+    async fn quiesce(&mut self) -> anyhow::Result<()> {
+        let deadline = self.clock.elapsed() + Duration::from_secs(60);
+        self.pump().await?;
+        while let Some(t) = self.next_event() {
+            if t > deadline {
+                bail!("still busy after a virtual minute");
+            }
+            self.clock.set(t.max(self.clock.elapsed()));
+            self.pump().await?;
+        }
+        Ok(())
+    }
+
+    async fn check(&mut self) -> anyhow::Result<()> {
+        let mut at_hub = check::hub_sales(&self.hub_db())?;
+        for s in &mut self.stores {
+            let db = linli_edge::config::database_path(&s.dir);
+            check::store_holds_what_it_answered(&s.id, &check::store_sales(&db)?, &s.committed)?;
+            let held = at_hub.remove(&s.id).unwrap_or_default();
+            check::hub_holds_only_real_sales(&s.id, &held, &s.committed, &s.hub_held)?;
+            s.hub_held.extend(held.into_keys());
+        }
+        if let Some(other) = at_hub.keys().next() {
+            bail!("the hub holds sales of {other}, which is not in this chain");
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) {
+        for i in 0..self.stores.len() {
+            let _ = self.cut(i, "end of run").await;
+            self.stores[i].app.store().shutdown().await;
+        }
+        self.hub.store.shutdown().await;
+    }
+}

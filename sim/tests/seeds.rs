@@ -1,0 +1,68 @@
+//! The simulation in CI: seeded runs of a hub and three stores through
+//! cuts, lost answers and retries, store crashes and hub restarts, each
+//! checked after every step and for convergence at the end. `SIM_SEEDS`
+//! runs more (`SIM_SEEDS=500 cargo test -p linli-sim --release`); a failing
+//! seed prints its one-line reproduction.
+
+use linli_sim::{Settings, check, run};
+
+fn seeds() -> u64 {
+    std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12)
+}
+
+#[test]
+fn seeded_runs_keep_every_invariant_and_converge() {
+    let settings = Settings::default();
+    let mut totals = (0, 0, 0, 0);
+    for seed in 0..seeds() {
+        let r = run(seed, &settings).unwrap_or_else(|e| panic!("{e:#}"));
+        println!("{r}");
+        totals.0 += r.sales;
+        totals.1 += r.cuts;
+        totals.2 += r.store_crashes;
+        totals.3 += r.answers_lost;
+    }
+    // the runs did what they are for: sales through faults
+    let (sales, cuts, crashes, lost) = totals;
+    assert!(
+        sales > 0 && cuts > 0 && crashes > 0 && lost > 0,
+        "{totals:?}"
+    );
+}
+
+#[test]
+fn the_same_seed_is_the_same_run() {
+    let settings = Settings {
+        steps: 120,
+        ..Settings::default()
+    };
+    let a = run(3, &settings).unwrap_or_else(|e| panic!("{e:#}"));
+    let b = run(3, &settings).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(a.to_string(), b.to_string());
+}
+
+#[test]
+fn the_checks_catch_a_lost_a_doubled_and_a_phantom_sale() {
+    let answered: check::Sales = [("a".to_owned(), 100), ("b".to_owned(), 200)].into();
+    let mut held = answered.clone();
+    assert!(check::store_holds_what_it_answered("S001", &held, &answered).is_ok());
+    held.remove("b");
+    assert!(check::store_holds_what_it_answered("S001", &held, &answered).is_err());
+    held.insert("b".into(), 200);
+    held.insert("c".into(), 200);
+    assert!(check::store_holds_what_it_answered("S001", &held, &answered).is_err());
+    let once: std::collections::BTreeSet<String> = ["a".to_owned()].into();
+    let at_hub: check::Sales = [("a".to_owned(), 100)].into();
+    assert!(check::hub_holds_only_real_sales("S001", &at_hub, &answered, &once).is_ok());
+    let phantom: check::Sales = [("a".to_owned(), 100), ("z".to_owned(), 1)].into();
+    assert!(check::hub_holds_only_real_sales("S001", &phantom, &answered, &once).is_err());
+    assert!(
+        check::hub_holds_only_real_sales("S001", &check::Sales::new(), &answered, &once).is_err()
+    );
+    let levels: check::Levels = [("P00001".to_owned(), 5)].into();
+    assert!(check::converged("S001", &answered, &answered, &levels, &levels).is_ok());
+    assert!(check::converged("S001", &at_hub, &answered, &levels, &levels).is_err());
+}
