@@ -92,6 +92,33 @@ pub async fn open_app(
     Ok(App::new(store, settings, clock, sync).await?)
 }
 
+/// What a node with a hub does before its link starts (and what a
+/// simulation of one does): it lends the hub its share of the stock from
+/// now on, trusts the hub's key for pickup QR codes, starts a new database
+/// in recovery, and finishes an erasure or a coupon return a stop cut short.
+pub async fn prepare_for_hub(
+    app: &App,
+    pickup_key: Option<ed25519_dalek::VerifyingKey>,
+) -> anyhow::Result<()> {
+    app.sync_ctx().set_lending(true);
+    if let Some(k) = pickup_key {
+        app.set_pickup_key(k);
+    }
+    // a new database under this store's identity recovers first
+    app.init_recovery().await?;
+    // an erasure done but not confirmed before a stop is confirmed now
+    if let Err(e) = app.confirm_erasures().await {
+        tracing::warn!(error = %e, "erasures not yet confirmed; they will be with the next notice or start");
+    }
+    // a coupon recall received but not answered before a stop
+    if !app.sync_ctx().recovering()
+        && let Err(e) = app.return_recalled_coupons().await
+    {
+        tracing::warn!(error = %e, "recalled coupon allotments not yet given back; they will be with the next recall or start");
+    }
+    Ok(())
+}
+
 impl Node {
     /// Opens everything and starts serving. `cancel` stops the node.
     pub async fn start(
@@ -153,31 +180,21 @@ impl Node {
             tasks.spawn(async move { courier_poller(a, c).await });
         }
         if let Some(u) = uplink {
-            app.sync_ctx().set_lending(true);
             let key_file = u.identity.join("pickup.pub");
-            match std::fs::read_to_string(&key_file) {
+            let pickup_key = match std::fs::read_to_string(&key_file) {
                 Ok(hex) => match linli_shared::pickup::verifying_key_from_hex(&hex) {
-                    Some(k) => app.set_pickup_key(k),
+                    Some(k) => Some(k),
                     None => {
-                        tracing::error!(file = %key_file.display(), "the hub's pickup key is not a valid Ed25519 key; QR hand-overs are refused")
+                        tracing::error!(file = %key_file.display(), "the hub's pickup key is not a valid Ed25519 key; QR hand-overs are refused");
+                        None
                     }
                 },
                 Err(e) => {
-                    tracing::warn!(file = %key_file.display(), error = %e, "no hub pickup key; QR hand-overs are refused (re-issue the identity)")
+                    tracing::warn!(file = %key_file.display(), error = %e, "no hub pickup key; QR hand-overs are refused (re-issue the identity)");
+                    None
                 }
-            }
-            // a new database under this store's identity recovers first
-            app.init_recovery().await?;
-            // an erasure done but not confirmed before a stop is confirmed now
-            if let Err(e) = app.confirm_erasures().await {
-                tracing::warn!(error = %e, "erasures not yet confirmed; they will be with the next notice or start");
-            }
-            // a coupon recall received but not answered before a stop
-            if !app.sync_ctx().recovering()
-                && let Err(e) = app.return_recalled_coupons().await
-            {
-                tracing::warn!(error = %e, "recalled coupon allotments not yet given back; they will be with the next recall or start");
-            }
+            };
+            prepare_for_hub(&app, pickup_key).await?;
             let (a, c) = (app.clone(), cancel.clone());
             tasks.spawn(async move { crate::uplink::run(a, u, sync_status, c).await });
         }

@@ -25,6 +25,10 @@ use crate::check;
 use crate::clock::ManualClock;
 use crate::net::{Direction, Faults};
 
+mod online;
+
+pub use online::OnlineReport;
+
 /// What a run is made of.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -71,6 +75,7 @@ pub struct Report {
     pub virtual_time: Duration,
     /// Virtual time from the last heal to an idle, converged chain.
     pub converged_after: Duration,
+    pub online: OnlineReport,
 }
 
 impl std::fmt::Display for Report {
@@ -79,7 +84,8 @@ impl std::fmt::Display for Report {
             f,
             "seed {}: {} steps, {} sales ({} answers lost, {} retries, {} refused), \
              {} cuts, {} store crashes, {} hub restarts, {} frames ({} lost in cuts, {} kB), \
-             {:.1} s virtual, converged {:.2} s after the last heal",
+             {:.1} s virtual, converged {:.2} s after the last heal; online: {} placed, \
+             {} refused, {} handed over, {} cancelled, {} released by settlement, {} conflicts",
             self.seed,
             self.steps,
             self.sales,
@@ -94,6 +100,12 @@ impl std::fmt::Display for Report {
             self.bytes / 1000,
             self.virtual_time.as_secs_f64(),
             self.converged_after.as_secs_f64(),
+            self.online.placed,
+            self.online.refused,
+            self.online.handed_over,
+            self.online.cancelled,
+            self.online.released,
+            self.online.conflicts,
         )
     }
 }
@@ -106,11 +118,15 @@ pub fn run(seed: u64, settings: &Settings) -> anyhow::Result<Report> {
     rt.block_on(async {
         let mut world = World::new(seed, settings.clone()).await?;
         let r = world.run().await;
+        if std::env::var_os("SIM_TRACE").is_some() {
+            eprintln!("{}", world.trace.join("\n"));
+        }
         let trace = world.trace.join("\n  ");
         world.close().await;
-        r.with_context(|| {
-            format!(
-                "seed {seed} failed (reproduce: cargo run -p linli-sim -- --seed {seed}); last steps:\n  {trace}"
+        r.map_err(|e| {
+            anyhow::anyhow!(
+                "seed {seed} failed: {e:#}\n  reproduce: cargo run -p linli-sim -- --seed {seed} (--steps {})\n  last steps:\n  {trace}",
+                settings.steps
             )
         })
     })
@@ -195,18 +211,31 @@ struct World {
     hub: Hub,
     stores: Vec<Store>,
     skus: Vec<(String, bool)>,
+    placed: Vec<online::Placed>,
     report: Report,
     trace: Vec<String>,
 }
 
-/// 10:00 in Hangzhou.
-fn start_time() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-12-03T02:00:00Z")
+/// Odd seeds start at 10:00 in Hangzhou, even seeds twenty seconds
+/// before midnight, so their business day rolls over mid-run (new day
+/// documents while sales and syncs are in flight).
+fn start_time(seed: u64) -> DateTime<Utc> {
+    let at = match seed % 2 {
+        1 => "2026-12-03T02:00:00Z",
+        _ => "2026-12-03T15:59:40Z",
+    };
+    DateTime::parse_from_rfc3339(at)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_default()
 }
 
 const PRODUCTS_CSV: &str = include_str!("../../data/products.csv");
+const STORES_CSV: &str = include_str!("../../data/stores.csv");
+
+/// The first `n` rows of a CSV, with its header.
+fn head(csv: &str, n: usize) -> String {
+    csv.lines().take(n + 1).map(|l| format!("{l}\n")).collect()
+}
 
 fn cashier() -> Actor {
     Actor {
@@ -216,6 +245,7 @@ fn cashier() -> Actor {
 }
 
 async fn open_store(
+    hub_dir: &std::path::Path,
     id: &str,
     dir: &std::path::Path,
     clock: &ManualClock,
@@ -229,9 +259,17 @@ async fn open_store(
     };
     let metrics = linli_edge::metrics::Metrics::new();
     let app = linli_edge::node::open_app(&config, dir.to_owned(), clock.clock(), &metrics).await?;
-    // as a node with a hub does at start
-    app.init_recovery().await?;
+    // as a node with a hub does at start, with the hub's pickup key its
+    // identity carries
+    let key = linli_hub::signing::load_or_create(&hub_paths(hub_dir).signing_key())?;
+    linli_edge::node::prepare_for_hub(&app, Some(key.verifying_key())).await?;
     Ok(app)
+}
+
+fn hub_paths(dir: &std::path::Path) -> HubPaths {
+    HubPaths {
+        data_dir: dir.to_owned(),
+    }
 }
 
 fn open_hub(dir: &std::path::Path) -> anyhow::Result<Hub> {
@@ -249,14 +287,10 @@ impl World {
             true => tempfile::tempdir_in(shm)?,
             false => tempfile::tempdir()?,
         };
-        let clock = ManualClock::new(start_time());
+        let clock = ManualClock::new(start_time(seed));
         let hub_dir = dir.path().join("hub");
         let hub = open_hub(&hub_dir)?;
-        let csv: String = PRODUCTS_CSV
-            .lines()
-            .take(settings.products + 1)
-            .map(|l| format!("{l}\n"))
-            .collect();
+        let csv = head(PRODUCTS_CSV, settings.products);
         let skus = csv
             .lines()
             .skip(1)
@@ -274,11 +308,13 @@ impl World {
             region: None,
         };
         hub.import_catalog(&admin, csv.into_bytes()).await?;
+        hub.import_stores(&admin, head(STORES_CSV, settings.stores).into_bytes())
+            .await?;
         let mut stores = Vec::new();
         for n in 1..=settings.stores {
             let id = format!("S{n:03}");
             let dir = dir.path().join(&id);
-            let app = open_store(&id, &dir, &clock, settings.part_changes).await?;
+            let app = open_store(&hub_dir, &id, &dir, &clock, settings.part_changes).await?;
             stores.push(Store {
                 id,
                 dir,
@@ -305,6 +341,7 @@ impl World {
             hub,
             stores,
             skus,
+            placed: Vec::new(),
             report: Report {
                 seed,
                 ..Report::default()
@@ -338,7 +375,7 @@ impl World {
                 .iter()
                 .map(|(sku, kg)| StockLineRequest {
                     sku: sku.clone(),
-                    qty: if *kg { 50_000 } else { 200 },
+                    qty: if *kg { 20_000 } else { 40 },
                 })
                 .collect();
             s.app
@@ -347,6 +384,17 @@ impl World {
             s.app.rebalance_rights().await?;
         }
         w.quiesce().await?;
+        if std::env::var_os("SIM_TRACE").is_some() {
+            let c = rusqlite::Connection::open(w.hub_db())?;
+            let mut st =
+                c.prepare("SELECT store_id, sku, lent, overdraft, delivered FROM store_rights")?;
+            let rows: Vec<(String, String, i64, i64, i64)> = st
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            eprintln!("store_rights at the hub: {rows:?}");
+        }
         w.trace.clear();
         Ok(w)
     }
@@ -381,6 +429,7 @@ impl World {
                 &check::store_levels(&db)?,
             )?;
         }
+        self.check_online_settled().await?;
         self.report.virtual_time = self.clock.elapsed();
         for s in &self.stores {
             self.report.frames += s.link.to_hub.frames + s.link.to_store.frames;
@@ -407,9 +456,13 @@ impl World {
     async fn step(&mut self) -> anyhow::Result<()> {
         let i = self.rng.gen_range(0..self.stores.len());
         match self.rng.gen_range(0..100) {
-            0..40 => self.sale(i).await,
-            40..45 => self.retry(i).await,
-            45..80 => {
+            0..30 => self.sale(i).await,
+            30..34 => self.retry(i).await,
+            34..44 => self.online_order(i).await,
+            44..50 => self.hand_over(i).await,
+            50..52 => self.cancel_online().await,
+            52..54 => self.goods_in(i).await,
+            54..80 => {
                 let ms = self.rng.gen_range(1..=100);
                 self.advance(Duration::from_millis(ms)).await
             }
@@ -430,23 +483,35 @@ impl World {
         }
     }
 
-    fn basket(&mut self) -> SaleRequest {
+    /// A walk-in's basket at store `i`: the counter sells only what is on
+    /// its shelf (rights or not; the hub's share is settled later).
+    fn basket(&mut self, i: usize) -> anyhow::Result<Option<SaleRequest>> {
+        let mut shelf =
+            check::store_levels(&linli_edge::config::database_path(&self.stores[i].dir))?;
         let n = self.rng.gen_range(1..=3);
-        let lines = (0..n)
-            .map(|_| {
-                let (sku, kg) = self.skus[self.rng.gen_range(0..self.skus.len())].clone();
-                SaleLineRequest {
-                    barcode: None,
-                    sku: Some(sku),
-                    qty: Some(if kg {
-                        self.rng.gen_range(100..=1_500)
-                    } else {
-                        self.rng.gen_range(1..=3)
-                    }),
-                }
-            })
-            .collect();
-        SaleRequest {
+        let mut lines = Vec::new();
+        for _ in 0..n {
+            let (sku, kg) = self.skus[self.rng.gen_range(0..self.skus.len())].clone();
+            let want = match kg {
+                true => self.rng.gen_range(100..=1_500),
+                false => self.rng.gen_range(1..=3),
+            };
+            let on = shelf.entry(sku.clone()).or_default();
+            let qty = want.min(*on);
+            if qty <= 0 {
+                continue;
+            }
+            *on -= qty;
+            lines.push(SaleLineRequest {
+                barcode: None,
+                sku: Some(sku),
+                qty: Some(qty),
+            });
+        }
+        if lines.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(SaleRequest {
             lines,
             payments: vec![PaymentRequest {
                 method: PaymentMethod::Cash,
@@ -454,11 +519,15 @@ impl World {
             }],
             member_phone: None,
             coupon: None,
-        }
+        }))
     }
 
     async fn sale(&mut self, i: usize) -> anyhow::Result<()> {
-        let req = self.basket();
+        let Some(req) = self.basket(i)? else {
+            let id = self.stores[i].id.clone();
+            self.note(format!("{id}: a walk-in finds the shelf empty"));
+            return Ok(());
+        };
         let s = &mut self.stores[i];
         s.next_key += 1;
         let key = format!("{}-sale-{}", s.id, s.next_key);
@@ -579,7 +648,14 @@ impl World {
         self.cut(i, "store crash").await?;
         let s = &mut self.stores[i];
         s.app.store().shutdown().await;
-        s.app = open_store(&s.id, &s.dir, &self.clock, self.settings.part_changes).await?;
+        s.app = open_store(
+            &self.hub_dir,
+            &s.id,
+            &s.dir,
+            &self.clock,
+            self.settings.part_changes,
+        )
+        .await?;
         s.app.rebalance_rights().await?;
         self.report.store_crashes += 1;
         let id = s.id.clone();
@@ -710,6 +786,9 @@ impl World {
         for s in &mut self.stores {
             let db = linli_edge::config::database_path(&s.dir);
             check::store_holds_what_it_answered(&s.id, &check::store_sales(&db)?, &s.committed)?;
+            if let Some((sku, n)) = check::store_levels(&db)?.into_iter().find(|(_, n)| *n < 0) {
+                bail!("{}: {n} of {sku} on the shelf", s.id);
+            }
             let held = at_hub.remove(&s.id).unwrap_or_default();
             check::hub_holds_only_real_sales(&s.id, &held, &s.committed, &s.hub_held)?;
             s.hub_held.extend(held.into_keys());
