@@ -375,7 +375,7 @@ impl World {
                 .iter()
                 .map(|(sku, kg)| StockLineRequest {
                     sku: sku.clone(),
-                    qty: if *kg { 20_000 } else { 40 },
+                    qty: if *kg { 6_000 } else { 12 },
                 })
                 .collect();
             s.app

@@ -22,6 +22,7 @@ use super::*;
 pub(super) struct Placed {
     order_id: String,
     store: usize,
+    lines: Vec<(String, i64)>,
     code: Option<String>,
     qr: Option<String>,
     cancelled: bool,
@@ -89,6 +90,7 @@ impl World {
                 self.report.online.placed += 1;
                 let what = format!("hub accepted {} at {store_id}", v.order_id);
                 self.placed.push(Placed {
+                    lines: v.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect(),
                     order_id: v.order_id,
                     store: i,
                     code: v.pickup_code,
@@ -127,6 +129,16 @@ impl World {
             return Ok(());
         };
         let s = &self.stores[i];
+        let shelf = check::store_levels(&linli_edge::config::database_path(&s.dir))?;
+        if let Some((sku, qty)) = p
+            .lines
+            .iter()
+            .find(|(sku, qty)| shelf.get(sku).copied().unwrap_or(0) < *qty)
+        {
+            let what = format!("{}: {qty} of {sku} for {} not on the shelf", s.id, p.order_id);
+            self.note(what);
+            return Ok(());
+        }
         let answer = s.app.redeem_any(&cashier(), &code).await;
         let what = match answer {
             Ok(_) => {
