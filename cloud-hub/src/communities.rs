@@ -119,8 +119,8 @@ pub(crate) fn may_manage(user: &User, store_id: &str) -> Result<(), HubError> {
     }
 }
 
-/// The store's join code, made on first use.
-fn join_code_of(c: &Connection, store_id: &str) -> Result<String, HubError> {
+/// The store's join code, made on first use (at `now`).
+fn join_code_of(c: &Connection, store_id: &str, now: DateTime<Utc>) -> Result<String, HubError> {
     if let Some(code) = c
         .query_row(
             "SELECT join_code FROM communities WHERE store_id = ?1",
@@ -137,7 +137,7 @@ fn join_code_of(c: &Connection, store_id: &str) -> Result<String, HubError> {
         let code = community::join_code(raw);
         let n = c.execute(
             "INSERT OR IGNORE INTO communities(store_id, join_code, created_at) VALUES (?1, ?2, ?3)",
-            params![store_id, code, ts(Utc::now())],
+            params![store_id, code, ts(now)],
         )?;
         if n == 1 {
             return Ok(code);
@@ -167,7 +167,8 @@ fn parse_ts(s: &str) -> DateTime<Utc> {
 }
 
 /// Records one join (idempotent by `join_id`) and moves the membership if
-/// it is the newest.
+/// it is the newest. `at`: when the customer joined; `now`: when the hub
+/// records it.
 pub(crate) fn record_join(
     c: &Connection,
     join_id: &str,
@@ -175,6 +176,7 @@ pub(crate) fn record_join(
     store_id: &str,
     via: JoinVia,
     at: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<JoinView, HubError> {
     if let Some(v) = c
         .query_row(
@@ -232,7 +234,7 @@ pub(crate) fn record_join(
             ts(at),
             name,
             moved_from,
-            ts(Utc::now())
+            ts(now)
         ],
     )?;
     let now_in = match &outcome {
@@ -256,6 +258,7 @@ pub(crate) fn project_counter_joins(
     key: &[u8; 32],
     store_id: &str,
     joins: &[(String, MemberFact)],
+    now: DateTime<Utc>,
 ) -> Result<(), HubError> {
     for (join_id, m) in joins {
         // the member hash (a join written before issue 12: its phone's)
@@ -263,10 +266,10 @@ pub(crate) fn project_counter_joins(
             tracing::warn!(store_id, join_id, "counter join naming no member ignored");
             continue;
         };
-        let customer = crate::online::resolve_member(c, &hash, &m.masked())?;
+        let customer = crate::online::resolve_member(c, &hash, &m.masked(), now)?;
         let at = DateTime::parse_from_rfc3339(&m.at)
             .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|_| Utc::now());
+            .unwrap_or(now);
         record_join(
             c,
             &format!("{store_id}/{join_id}"),
@@ -274,6 +277,7 @@ pub(crate) fn project_counter_joins(
             store_id,
             JoinVia::Counter,
             at,
+            now,
         )?;
     }
     Ok(())
@@ -386,7 +390,8 @@ impl Hub {
     pub async fn community(&self, store_id: &str, staff: bool) -> Result<CommunityView, HubError> {
         let store_name = self.known_store(store_id)?;
         let sid = store_id.to_owned();
-        let month = month_start(Utc::now());
+        let now = self.now();
+        let month = month_start(now);
         let (members, active, code) = self
             .store
             .write(move |c| {
@@ -401,7 +406,11 @@ impl Hub {
                     params![sid, month],
                     |r| r.get(0),
                 )?;
-                let code = if staff { Some(join_code_of(c, &sid)?) } else { None };
+                let code = if staff {
+                    Some(join_code_of(c, &sid, now)?)
+                } else {
+                    None
+                };
                 Ok::<_, HubError>((members, active, code))
             })
             .await?;
@@ -451,15 +460,16 @@ impl Hub {
             OnlineJoin::Location(_) => None,
         };
         let (customer, store) = (customer_id.to_owned(), store_id.to_owned());
+        let now = self.now();
         self.store
             .write(move |c| {
                 if let Some(code) = code
-                    && join_code_of(c, &store)? != code
+                    && join_code_of(c, &store, now)? != code
                 {
                     return Err(HubError::WrongJoinCode);
                 }
                 let join_id = format!("J{}", ulid::Ulid::new());
-                record_join(c, &join_id, &customer, &store, via, Utc::now())
+                record_join(c, &join_id, &customer, &store, via, now, now)
             })
             .await
     }
@@ -495,7 +505,7 @@ impl Hub {
     pub async fn my_community(&self, customer_id: &str) -> Result<Option<MyCommunity>, HubError> {
         let cu = customer_id.to_owned();
         let hub = self.clone();
-        let now = Utc::now();
+        let now = self.now();
         self.store
             .read(move |c| {
                 let row: Option<(String, String, String)> = c
@@ -535,7 +545,7 @@ impl Hub {
     ) -> Result<PollView, HubError> {
         may_manage(user, store_id)?;
         self.known_store(store_id)?;
-        let now = Utc::now();
+        let now = self.now();
         let products = self.directory().products;
         let draft = community::check_poll(draft, now, |s| products.contains_key(s))?;
         let poll_id = format!("P{}", ulid::Ulid::new());
@@ -575,7 +585,7 @@ impl Hub {
             customer.map(str::to_owned),
             self.clone(),
         );
-        let now = Utc::now();
+        let now = self.now();
         self.store
             .read(move |c| polls_of(c, &hub, &sid, cu.as_deref(), now))
             .await
@@ -593,7 +603,7 @@ impl Hub {
             customer.map(str::to_owned),
             self.clone(),
         );
-        let now = Utc::now();
+        let now = self.now();
         let p = self
             .store
             .read(move |c| poll_view(c, &hub, &pid, cu.as_deref(), now))
@@ -614,7 +624,7 @@ impl Hub {
             store_id.to_owned(),
             poll_id.to_owned(),
         );
-        let now = Utc::now();
+        let now = self.now();
         self.store
             .write(move |c| {
                 let poll: Option<(String, String, String)> = c

@@ -543,7 +543,12 @@ fn take_counter_redemption(
     Ok(())
 }
 
-fn claim_view(c: &Connection, claim_id: &str) -> Result<Option<ClaimView>, HubError> {
+/// A claim as its customer sees it at `now` (expired or not).
+fn claim_view(
+    c: &Connection,
+    claim_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<ClaimView>, HubError> {
     let row: Option<(String, String, Option<String>, String)> = c
         .prepare_cached(
             "SELECT coupon_id, redeem_at, code, expires_at FROM coupon_claims WHERE claim_id = ?1",
@@ -564,7 +569,7 @@ fn claim_view(c: &Connection, claim_id: &str) -> Result<Option<ClaimView>, HubEr
         )?
         .query_row([claim_id], |r| r.get(0))
         .optional()?;
-    let expired = DateTime::parse_from_rfc3339(&expires_at).map_or(true, |e| e <= Utc::now());
+    let expired = DateTime::parse_from_rfc3339(&expires_at).map_or(true, |e| e <= now);
     let state = match (&used_by, expired) {
         (Some(_), _) => "used",
         (None, true) => "expired",
@@ -589,7 +594,7 @@ impl Hub {
         if user.role != Role::Admin {
             return Err(HubError::Forbidden);
         }
-        let now = Utc::now();
+        let now = self.now();
         let name = req.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 40 {
             return Err(invalid("券名须 1–40 个字 (name must be 1-40 characters)"));
@@ -713,7 +718,7 @@ impl Hub {
         if user.role != Role::Admin {
             return Err(HubError::Forbidden);
         }
-        let now = Utc::now();
+        let now = self.now();
         let day = now
             .with_timezone(&self.order_settings.utc_offset)
             .date_naive();
@@ -764,6 +769,7 @@ impl Hub {
 
     /// Campaigns valid now (newest first, 100 at most).
     pub async fn coupons(&self) -> Result<Vec<CouponView>, HubError> {
+        let now = self.now();
         self.store
             .read(move |c| {
                 let ids: Vec<String> = c
@@ -772,7 +778,6 @@ impl Hub {
                     )?
                     .query_map([], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
-                let now = Utc::now();
                 let mut out = Vec::new();
                 for id in ids {
                     if let Some(row) = load(c, &id)?
@@ -810,7 +815,7 @@ impl Hub {
                 ));
             }
         };
-        let now = Utc::now();
+        let now = self.now();
         let (record_key, sent_key) = crate::online::idempotency_record_key(caller, &key);
         let fingerprint = format!("coupon_claim\u{1f}{id}\u{1f}{redeem_at}");
         let (cid, cu, signing) = (id.to_owned(), customer_id.clone(), self.signing.clone());
@@ -866,7 +871,7 @@ impl Hub {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![claim_id, cid, cu, redeem_at, code, ts(expires), ts(now)],
             )?;
-            let v = claim_view(c, &claim_id)?.ok_or_else(|| HubError::CouponNotFound(claim_id.clone()))?;
+            let v = claim_view(c, &claim_id, now)?.ok_or_else(|| HubError::CouponNotFound(claim_id.clone()))?;
             c.execute(
                 "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
                 params![record_key, fingerprint, serde_json::to_string(&v).unwrap_or_default(), ts(now)],
@@ -879,6 +884,7 @@ impl Hub {
     /// A customer's claimed coupons, newest first.
     pub async fn my_coupons(&self, customer_id: &str) -> Result<Vec<ClaimView>, HubError> {
         let cu = customer_id.to_owned();
+        let now = self.now();
         self.store
             .read(move |c| {
                 let ids: Vec<String> = c
@@ -889,7 +895,7 @@ impl Hub {
                     .collect::<Result<_, _>>()?;
                 let mut out = Vec::new();
                 for id in ids {
-                    out.extend(claim_view(c, &id)?);
+                    out.extend(claim_view(c, &id, now)?);
                 }
                 Ok(out)
             })

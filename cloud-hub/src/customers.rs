@@ -25,7 +25,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::Utc;
 use linli_shared::identity::{
     Cluster, NeverMerge, SourceRecord, assign_ids, parse_identities_csv, resolve, split_off,
 };
@@ -125,9 +124,9 @@ impl Hub {
             return Err(HubError::IdentityRows(parsed.rejected));
         }
         let records: Vec<SourceRecord> = parsed.rows.into_iter().map(|r| r.record).collect();
+        let now = self.now().to_rfc3339();
         self.store
             .write(move |c| {
-                let now = Utc::now().to_rfc3339();
                 upsert_records(c, &records, &now)?;
                 let of = reresolve(c, &now)?;
                 let out: Vec<RecordCustomer> = records
@@ -159,7 +158,7 @@ impl Hub {
         let id = id.to_owned();
         let key = self.member_key.clone();
         let offset = self.order_settings.utc_offset;
-        let today = Utc::now().with_timezone(&offset).date_naive();
+        let today = self.now().with_timezone(&offset).date_naive();
         self.store
             .read(move |c| {
                 let (person, records, merges, profile) =
@@ -180,7 +179,7 @@ impl Hub {
         let id = id.to_owned();
         let key = self.member_key.clone();
         let offset = self.order_settings.utc_offset;
-        let now = Utc::now();
+        let now = self.now();
         let today = now.with_timezone(&offset).date_naive();
         self.store
             .read(move |c| {
@@ -209,6 +208,7 @@ impl Hub {
         admin(user)?;
         let by = user.name.clone();
         let id = id.to_owned();
+        let now = self.now().to_rfc3339();
         self.store
             .write(move |c| {
                 let members: Vec<String> =
@@ -233,7 +233,6 @@ impl Hub {
                             .into(),
                     ));
                 }
-                let now = Utc::now().to_rfc3339();
                 let split: Vec<String> = split.into_iter().cloned().collect();
                 let mut stmt = c.prepare(
                     "INSERT OR IGNORE INTO identity_never_merge (record_a, record_b, created_by, created_at)

@@ -473,7 +473,7 @@ impl Hub {
                 )?;
                 // the paid ones are refunded, in this transaction: the
                 // state moves once, so the refunds are queued once
-                paid::on_failure(c, &row.id, &self.refund_limits(), now)?;
+                paid::on_failure(c, &row.id, &self.refund_limits(), now, self.now())?;
                 c.execute(
                     "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'group_buy_failed', cancelled_at = ?2
                      WHERE group_buy_id = ?1 AND status IN ('active', 'awaiting_payment')",
@@ -536,7 +536,7 @@ impl Hub {
             }
             Role::Regional => return Err(HubError::Forbidden),
         }
-        let now = Utc::now();
+        let now = self.now();
         let dir = self.directory();
         let product = dir
             .products
@@ -712,7 +712,7 @@ impl Hub {
                 "参团需要顾客登录；门店收银台请在门店系统为顾客参团 (a customer session commits; a counter commits through its store node)".into(),
             ));
         };
-        let now = Utc::now();
+        let now = self.now();
         let (record_key, sent_key) = crate::online::idempotency_record_key(caller, &key);
         let fingerprint = format!("group_buy_commit\u{1f}{id}\u{1f}{store_id}\u{1f}{qty}");
         let (gid, sid, cu, this) = (
@@ -1009,11 +1009,12 @@ fn publish_participants(
 
 /// Records the pickup orders stores made for group-buy participants (ledger
 /// orders with ids `GB-<commitment>`), and marks a campaign fulfilled once
-/// every active commitment has one.
+/// every active commitment has one (decided at `now`).
 pub(crate) fn project_group_buy_orders(
     c: &Connection,
     store: &str,
     orders: &[linli_shared::docs::ledger::OrderFact],
+    now: DateTime<Utc>,
 ) -> Result<(), HubError> {
     for o in orders {
         let Some(commitment) = groupbuy::commitment_of_order(&o.order_id) else {
@@ -1041,7 +1042,7 @@ pub(crate) fn project_group_buy_orders(
             "UPDATE group_buys SET state = 'fulfilled', decided_at = ?2 WHERE group_buy_id = ?1 AND state = 'reached'
                AND NOT EXISTS (SELECT 1 FROM group_buy_commitments
                                WHERE group_buy_id = ?1 AND status = 'active' AND pickup_order_id IS NULL)",
-            params![gid, ts(Utc::now())],
+            params![gid, ts(now)],
         )?;
     }
     Ok(())
@@ -1059,8 +1060,8 @@ pub(crate) fn project_counter_commitments(
     key: &[u8; 32],
     store: &str,
     facts: &[(String, CounterCommitment)],
+    now: DateTime<Utc>,
 ) -> Result<Vec<String>, HubError> {
-    let now = Utc::now();
     let mut campaigns = Vec::new();
     for (id, f) in facts {
         let Some(row) = load(c, &f.group_buy_id)? else {
@@ -1072,7 +1073,7 @@ pub(crate) fn project_counter_commitments(
             tracing::warn!(store, commitment = %id, "counter commitment naming no customer ignored");
             continue;
         };
-        let customer = crate::online::resolve_member(c, &hash, &f.masked())?;
+        let customer = crate::online::resolve_member(c, &hash, &f.masked(), now)?;
         let at = DateTime::parse_from_rfc3339(&f.at)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or(now);

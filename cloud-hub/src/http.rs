@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -496,7 +496,7 @@ async fn shop() -> axum::response::Html<&'static str> {
 /// the store has not acknowledged and no frame from it for longer than the
 /// threshold; an idle link with nothing waiting is `connected`.
 pub(crate) async fn store_views(hub: &Hub) -> Vec<serde_json::Value> {
-    let now = Utc::now();
+    let now = hub.now();
     let stuck_after = hub.stuck_after_secs();
     let mut links: Vec<_> = hub.links().into_iter().collect();
     links.sort_by(|a, b| a.0.cmp(&b.0));

@@ -21,6 +21,7 @@ use linli_shared::docs::{DocId, DocKind, Owner};
 use linli_shared::login_guard::{CheckWorkers, LoginGuard, LoginLimits, Refusal};
 use linli_shared::online::FulfilmentFact;
 use linli_shared::rights::StoreRights;
+use linli_sync::clock::{Clock, system_clock};
 use linli_sync::db::{Store, StoreError};
 use linli_sync::doc_store::{DocError, Docs, Received};
 use rand::RngCore;
@@ -356,6 +357,18 @@ pub struct Hub {
     /// The persons last read for the figures, with the `people_version`
     /// they were read at.
     pub(crate) people: Arc<crate::customers::people::PeopleCache>,
+    /// Where the hub's "now" comes from ([`Hub::now`]).
+    clock: HubClock,
+}
+
+/// The hub's [`Clock`], in a field `Debug` can print.
+#[derive(Clone)]
+struct HubClock(Clock);
+
+impl std::fmt::Debug for HubClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HubClock")
+    }
 }
 
 /// How many argon2 checks may run at once (each holds ~19 MiB of memory).
@@ -393,12 +406,12 @@ impl Gate {
     }
 
     /// Takes one customer-session creation from `addr`'s bucket.
-    pub(crate) fn session_from(&self, addr: &str) -> Result<(), HubError> {
+    pub(crate) fn session_from(&self, addr: &str, now: DateTime<Utc>) -> Result<(), HubError> {
         let mut g = match self.sessions.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        g.take_addr(addr, Utc::now()).map_err(refused)
+        g.take_addr(addr, now).map_err(refused)
     }
 }
 
@@ -410,9 +423,11 @@ fn refused(r: Refusal) -> HubError {
 }
 
 /// A reserved login attempt; one dropped unsettled (the client went away
-/// during the check) counts as a failure.
+/// during the check) counts as a failure. Settled at the hub's time when
+/// the check ends.
 struct Attempt<'a> {
     gate: &'a Gate,
+    clock: &'a Clock,
     name: &'a str,
     settled: bool,
 }
@@ -420,14 +435,14 @@ struct Attempt<'a> {
 impl Attempt<'_> {
     fn settle(mut self, ok: bool) {
         self.settled = true;
-        self.gate.logins().settle(self.name, ok, Utc::now());
+        self.gate.logins().settle(self.name, ok, (self.clock)());
     }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
         if !self.settled {
-            self.gate.logins().settle(self.name, false, Utc::now());
+            self.gate.logins().settle(self.name, false, (self.clock)());
         }
     }
 }
@@ -451,7 +466,9 @@ fn token_hash(t: &str) -> String {
 
 /// Adds a hub user (the `user add` command). A [`Role::Manager`] needs its
 /// store: use [`add_store_manager`]; a [`Role::Regional`] its region: use
-/// [`add_regional_manager`].
+/// [`add_regional_manager`]. These one-off commands run on a bare
+/// connection, not in a [`Hub`]: the user's `created_at` is the system
+/// time.
 pub fn add_user(c: &Connection, name: &str, role: Role, password: &str) -> Result<(), HubError> {
     match role {
         Role::Manager => Err(HubError::Invalid(
@@ -512,9 +529,10 @@ fn insert_user(
         .hash_password(password.as_bytes(), &salt)
         .map_err(|e| HubError::Invalid(e.to_string()))?
         .to_string();
+    let created_at = system_clock()().to_rfc3339();
     let n = c.execute(
         "INSERT OR IGNORE INTO users(name, role, pw_hash, created_at, store_id, region) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![name, role.as_str(), hash, Utc::now().to_rfc3339(), store_id, region],
+        params![name, role.as_str(), hash, created_at, store_id, region],
     )?;
     if n == 0 {
         return Err(HubError::UserExists(name.to_owned()));
@@ -565,6 +583,18 @@ impl Hub {
     pub fn open_with(
         paths: &HubPaths,
         order_settings: crate::orders::OrderSettings,
+    ) -> anyhow::Result<Hub> {
+        Self::open_with_clock(paths, order_settings, system_clock())
+    }
+
+    /// Opens the hub with the chain's order settings on `clock`: every
+    /// business time the hub reads (expiries, deadlines, business days,
+    /// the times it stamps) comes from it, so tests and simulations drive
+    /// the hub's time by hand ([`linli_sync::clock::ManualClock`]).
+    pub fn open_with_clock(
+        paths: &HubPaths,
+        order_settings: crate::orders::OrderSettings,
+        clock: Clock,
     ) -> anyhow::Result<Hub> {
         linli_sync::db::create_private_dir(&paths.data_dir)?;
         let docs: Arc<Mutex<Option<Docs>>> = Arc::new(Mutex::new(None));
@@ -619,8 +649,14 @@ impl Hub {
             order_settings: Arc::new(order_settings),
             signing: Arc::new(signing),
             pay_wake: Arc::new(tokio::sync::Notify::new()),
+            clock: HubClock(clock),
         };
         Ok(hub)
+    }
+
+    /// The hub's time now, by its clock: the only "now" its use cases read.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock.0)()
     }
 
     /// The chain's member key (what stores hash members' phones under): for
@@ -711,20 +747,20 @@ impl Hub {
     ) -> Result<Received, HubError> {
         let store = store_id.to_owned();
         let this = self.clone();
+        let now = self.now();
         let r = self
             .with_docs(move |c, docs| {
                 let r = docs.receive(c, &doc, &store, &Owner::Store(store.clone()), &msg)?;
                 let mut touched = Vec::new();
                 if r.new_changes > 0 {
-                    let today = Utc::now()
+                    let today = now
                         .with_timezone(&this.order_settings.utc_offset)
                         .date_naive();
                     let (campaigns, written) =
-                        project(c, docs, &this.member_key, &store, &doc, &r, today)?;
+                        project(c, docs, &this.member_key, &store, &doc, &r, today, now)?;
                     touched.extend(written);
                     // a counter commitment may reach a group-buy: decided now
-                    let mut gb =
-                        this.settle_group_buys_of(c, docs, &store, &campaigns, Utc::now())?;
+                    let mut gb = this.settle_group_buys_of(c, docs, &store, &campaigns, now)?;
                     touched.append(&mut gb);
                     // settle what can have changed: the SKUs whose rights the
                     // store moved (most sales move none), or everything after
@@ -744,7 +780,7 @@ impl Hub {
                             &this.signing,
                             &store,
                             skus,
-                            Utc::now(),
+                            now,
                         )?);
                     }
                 }
@@ -760,7 +796,7 @@ impl Hub {
         if let Ok(mut links) = self.links.lock()
             && let Some(l) = links.status.get_mut(store_id)
         {
-            l.last_activity = Utc::now();
+            l.last_activity = self.now();
             match &r {
                 Ok(rec) => l.changes_applied += rec.new_changes as u64,
                 Err(HubError::Doc(DocError::Refused(_))) => l.refused += 1,
@@ -799,7 +835,7 @@ impl Hub {
                 "a second connection presented this store's certificate: the older one is closed"
             );
         }
-        let now = Utc::now();
+        let now = self.now();
         let e = links
             .status
             .entry(store_id.to_owned())
@@ -833,7 +869,7 @@ impl Hub {
         links.live.remove(store_id);
         if let Some(l) = links.status.get_mut(store_id) {
             l.connected = false;
-            l.since = Utc::now();
+            l.since = self.now();
         }
         true
     }
@@ -849,7 +885,8 @@ impl Hub {
     /// Returns how many documents left memory.
     pub fn store_left(&self, docs: &mut Docs, store_id: &str) -> usize {
         docs.end_session(store_id);
-        let today = Utc::now()
+        let today = self
+            .now()
             .with_timezone(&self.order_settings.utc_offset)
             .date_naive();
         docs.evict_idle(|d| {
@@ -885,7 +922,7 @@ impl Hub {
         if let Ok(mut links) = self.links.lock()
             && let Some(l) = links.status.get_mut(store_id)
         {
-            l.last_activity = Utc::now();
+            l.last_activity = self.now();
         }
     }
 
@@ -941,10 +978,11 @@ impl Hub {
         let name = name.trim();
         self.gate
             .logins()
-            .begin(name, addr, Utc::now())
+            .begin(name, addr, self.now())
             .map_err(refused)?;
         let attempt = Attempt {
             gate: &self.gate,
+            clock: &self.clock.0,
             name,
             settled: false,
         };
@@ -957,7 +995,7 @@ impl Hub {
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let token = hex::encode(raw);
         let (h, n) = (token_hash(&token), name.to_owned());
-        let expires = (Utc::now() + chrono::Duration::hours(12)).to_rfc3339();
+        let expires = (self.now() + chrono::Duration::hours(12)).to_rfc3339();
         self.store
             .write(move |c| {
                 c.execute(
@@ -1043,7 +1081,7 @@ impl Hub {
             })
             .await?;
         let (name, role, expires, store_id, region) = row.ok_or(HubError::Unauthenticated)?;
-        let expired = DateTime::parse_from_rfc3339(&expires).map_or(true, |e| e < Utc::now());
+        let expired = DateTime::parse_from_rfc3339(&expires).map_or(true, |e| e < self.now());
         if expired {
             return Err(HubError::Unauthenticated);
         }
@@ -1183,6 +1221,7 @@ pub fn project_refunds(
 /// Writes what a store document brought into the query tables: only the
 /// entries the new changes touched (`Received::touched`), so a sale pushed
 /// into a day's stock document of 1,500 SKUs projects one SKU, not all.
+#[allow(clippy::too_many_arguments)]
 fn project(
     c: &Connection,
     docs: &mut Docs,
@@ -1191,6 +1230,7 @@ fn project(
     doc: &DocId,
     received: &Received,
     today: chrono::NaiveDate,
+    now: DateTime<Utc>,
 ) -> Result<(Vec<String>, Vec<DocId>), HubError> {
     let day = doc.day().map(|d| d.to_string()).unwrap_or_default();
     let mut campaigns = Vec::new();
@@ -1229,7 +1269,7 @@ fn project(
                         records_of::<linli_shared::community::MemberFact>(d, "members", &joins)
                     })?
                     .unwrap_or_default();
-                crate::communities::project_counter_joins(c, member_key, store, &joins)?;
+                crate::communities::project_counter_joins(c, member_key, store, &joins, now)?;
             }
             let orders: Vec<String> = touched("orders")
                 .into_iter()
@@ -1244,7 +1284,7 @@ fn project(
                             .collect::<Vec<_>>()
                     })?
                     .unwrap_or_default();
-                crate::groupbuys::project_group_buy_orders(c, store, &facts)?;
+                crate::groupbuys::project_group_buy_orders(c, store, &facts, now)?;
             }
             let commitments = touched("commitments");
             if !commitments.is_empty() {
@@ -1257,8 +1297,9 @@ fn project(
                         )
                     })?
                     .unwrap_or_default();
-                campaigns =
-                    crate::groupbuys::project_counter_commitments(c, member_key, store, &facts)?;
+                campaigns = crate::groupbuys::project_counter_commitments(
+                    c, member_key, store, &facts, now,
+                )?;
             }
             // after the commitments: a cancel in the same ledger as its
             // commitment finds it (one in an earlier-synced ledger waits)
@@ -1273,7 +1314,7 @@ fn project(
                         )
                     })?
                     .unwrap_or_default();
-                for g in crate::groupbuys::project_counter_cancels(c, store, &facts)? {
+                for g in crate::groupbuys::project_counter_cancels(c, store, &facts, now)? {
                     if !campaigns.contains(&g) {
                         campaigns.push(g);
                     }
@@ -1362,7 +1403,7 @@ fn project(
             let records = docs
                 .read(c, doc, |d| records_of::<FulfilmentFact>(d, "orders", &ids))?
                 .unwrap_or_default();
-            crate::orders::project_fulfilment(c, &records)?;
+            crate::orders::project_fulfilment(c, &records, now)?;
         }
         DocKind::Catalog | DocKind::Orders => {}
     }

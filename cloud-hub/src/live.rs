@@ -308,7 +308,7 @@ impl Hub {
         if dir.stores.get(&req.store_id).is_none() {
             return Err(HubError::UnknownStore(req.store_id));
         }
-        let now = Utc::now();
+        let now = self.now();
         let request = ScheduleRequest {
             store_id: req.store_id,
             title: req.title,
@@ -370,7 +370,7 @@ impl Hub {
         f: impl FnOnce(&mut LiveSession, DateTime<Utc>) -> Result<(), HubError> + Send + 'static,
     ) -> Result<LiveView, HubError> {
         let (oid, u) = (id.to_owned(), user.clone());
-        let now = Utc::now();
+        let now = self.now();
         let (s, orders) = self
             .store
             .write(move |c| {
@@ -412,7 +412,7 @@ impl Hub {
             })
             .await?;
         may_read(self, user, &s.store_id)?;
-        Ok(self.live_view(&s, live::figures(&orders), Utc::now()))
+        Ok(self.live_view(&s, live::figures(&orders), self.now()))
     }
 
     /// A store's sessions, newest first (at most 50), for its manager and
@@ -436,7 +436,7 @@ impl Hub {
                 Ok::<_, HubError>(out)
             })
             .await?;
-        let now = Utc::now();
+        let now = self.now();
         Ok(sessions
             .iter()
             .map(|s| self.live_view(s, live::figures(&[]), now))
@@ -450,7 +450,7 @@ impl Hub {
     /// figures: the dashboard's live page polls it.
     pub async fn recent_live(&self, user: &User) -> Result<Vec<LiveView>, HubError> {
         let scope = self.scope(user);
-        let now = Utc::now();
+        let now = self.now();
         let since = ts(now - chrono::Duration::days(1));
         let rows = self
             .store
@@ -488,7 +488,7 @@ impl Hub {
 
     pub async fn running_live(&self, store: &str) -> Result<Option<LiveView>, HubError> {
         let st = store.to_owned();
-        let now = Utc::now();
+        let now = self.now();
         let s = self.store.read(move |c| running_at(c, &st, now)).await?;
         Ok(s.map(|s| self.live_view(&s, live::figures(&[]), now)))
     }

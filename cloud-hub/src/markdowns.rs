@@ -7,7 +7,6 @@
 //! the counter and online. The version is the rules version written on
 //! every order and receipt.
 
-use chrono::Utc;
 use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::pricing::{self, Markdown, OfferPrice, StoreMarkdowns};
@@ -165,7 +164,7 @@ impl Hub {
                 to_minute: to,
             });
         }
-        let now = Utc::now();
+        let now = self.now();
         let day = now
             .with_timezone(&self.order_settings.utc_offset)
             .date_naive();

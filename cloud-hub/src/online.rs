@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use linli_shared::docs::DocId;
 use linli_shared::docs::catalog::read_products;
 use linli_shared::geo::{StoreIndex, StoreSite, parse_stores_csv};
@@ -195,9 +195,9 @@ impl Hub {
         let parsed = parse_stores_csv(&csv)?;
         let sites: Vec<StoreSite> = parsed.stores.into_iter().map(|(_, s)| s).collect();
         let n = sites.len();
+        let now = ts(self.now());
         self.store
             .write(move |c| {
-                let now = ts(Utc::now());
                 for s in &sites {
                     c.execute(
                         "INSERT INTO stores(store_id, site, updated_at) VALUES (?1, ?2, ?3)
@@ -270,8 +270,9 @@ impl Hub {
         if phone.is_none() && openid.is_none() {
             return Err(HubError::Invalid("give phone or openid".into()));
         }
+        let now = self.now();
         if let Some(a) = addr {
-            self.gate.session_from(a)?;
+            self.gate.session_from(a, now)?;
         }
         let mut raw = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut raw);
@@ -281,8 +282,8 @@ impl Hub {
         let id = self
             .store
             .write(move |c| {
-                let id = resolve_customer(c, &key, phone.as_deref(), openid.as_deref())?;
-                let expires = ts(Utc::now() + chrono::Duration::days(30));
+                let id = resolve_customer(c, &key, phone.as_deref(), openid.as_deref(), now)?;
+                let expires = ts(now + chrono::Duration::days(30));
                 c.execute(
                     "INSERT INTO customer_sessions(token_hash, customer_id, expires_at) VALUES (?1, ?2, ?3)",
                     params![h, id, expires],
@@ -310,7 +311,7 @@ impl Hub {
             })
             .await?;
         let (customer_id, phone, expires) = row.ok_or(HubError::Unauthenticated)?;
-        if chrono::DateTime::parse_from_rfc3339(&expires).map_or(true, |e| e < Utc::now()) {
+        if chrono::DateTime::parse_from_rfc3339(&expires).map_or(true, |e| e < self.now()) {
             return Err(HubError::Unauthenticated);
         }
         Ok(Caller::Customer {
@@ -349,7 +350,7 @@ impl Hub {
         if phone.is_none() && openid.is_none() {
             return Err(HubError::Invalid("customer needs phone or openid".into()));
         }
-        let now = Utc::now();
+        let now = self.now();
         let dir = self.directory();
         let priced = validate(&req, &dir, now)?;
         let fingerprint = hash(&serde_json::to_string(&req).unwrap_or_default());
@@ -383,7 +384,13 @@ impl Hub {
                 }
                 let customer_id = match caller_customer {
                     Some(id) => id,
-                    None => resolve_customer(c, &member_key, phone.as_deref(), openid.as_deref())?,
+                    None => resolve_customer(
+                        c,
+                        &member_key,
+                        phone.as_deref(),
+                        openid.as_deref(),
+                        now,
+                    )?,
                 };
                 let mut batch = HubRightsBatch::default();
                 let day = now.with_timezone(&settings.utc_offset).date_naive();
@@ -486,6 +493,7 @@ impl Hub {
         self.order_of(caller, id).await?;
         let (settings, oid) = (self.order_settings.clone(), id.to_owned());
         let dir = self.directory();
+        let now = self.now();
         let (v, touched) = self
             .with_docs(move |c, docs| {
                 let (mut fact, f) =
@@ -506,7 +514,6 @@ impl Hub {
                         });
                     }
                 }
-                let now = Utc::now();
                 let day = now.with_timezone(&settings.utc_offset).date_naive();
                 let mut batch = HubRightsBatch::default();
                 let doc = cancel(
@@ -616,12 +623,14 @@ impl Hub {
 /// by phone, else by the member hash of the phone (a customer a store's
 /// counter named before the hub knew the phone: the phone is now linked),
 /// else by openid. The customer's member hash and masked phone are kept
-/// with the phone, so a counter fact carrying the hash finds them.
+/// with the phone, so a counter fact carrying the hash finds them. A new
+/// customer is created at `now`.
 pub(crate) fn resolve_customer(
     c: &rusqlite::Connection,
     key: &[u8; 32],
     phone: Option<&str>,
     openid: Option<&str>,
+    now: DateTime<Utc>,
 ) -> Result<String, HubError> {
     // the customer a column names, with what the row holds
     type Row = (
@@ -679,7 +688,7 @@ pub(crate) fn resolve_customer(
             c.execute(
                 "INSERT INTO customers(customer_id, phone, openid, member_hash, masked_phone, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![id, phone, openid, hash, masked, ts(Utc::now())],
+                params![id, phone, openid, hash, masked, ts(now)],
             )?;
             Ok(id)
         }
@@ -690,11 +699,13 @@ pub(crate) fn resolve_customer(
 /// group-buy commitment): the one whose phone hashes to it, else one made
 /// now with the hash and masked phone alone (the phone unknown), so the
 /// membership and the commitment count; [`resolve_customer`] links the
-/// phone when that customer logs in or orders online.
+/// phone when that customer logs in or orders online. A new customer is
+/// created at `now`.
 pub(crate) fn resolve_member(
     c: &rusqlite::Connection,
     hash: &str,
     masked: &str,
+    now: DateTime<Utc>,
 ) -> Result<String, HubError> {
     let masked = (!masked.is_empty()).then_some(masked);
     let found: Option<String> = c
@@ -715,7 +726,7 @@ pub(crate) fn resolve_member(
     c.execute(
         "INSERT INTO customers(customer_id, phone, openid, member_hash, masked_phone, created_at)
          VALUES (?1, NULL, NULL, ?2, ?3, ?4)",
-        params![id, hash, masked, ts(Utc::now())],
+        params![id, hash, masked, ts(now)],
     )?;
     Ok(id)
 }
@@ -757,10 +768,16 @@ mod member_tests {
         let mut c = rusqlite::Connection::open_in_memory().unwrap();
         crate::schema::migrate(&mut c).unwrap();
         let key = [5u8; 32];
+        let now = DateTime::parse_from_rfc3339("2026-12-03T10:00:00+08:00")
+            .unwrap()
+            .with_timezone(&Utc);
         let hash = linli_shared::member::member_hash(&key, "13912345678");
-        let counter = resolve_member(&c, &hash, "139****5678").unwrap();
-        assert_eq!(resolve_member(&c, &hash, "139****5678").unwrap(), counter);
-        let online = resolve_customer(&c, &key, Some("13912345678"), None).unwrap();
+        let counter = resolve_member(&c, &hash, "139****5678", now).unwrap();
+        assert_eq!(
+            resolve_member(&c, &hash, "139****5678", now).unwrap(),
+            counter
+        );
+        let online = resolve_customer(&c, &key, Some("13912345678"), None, now).unwrap();
         assert_eq!(online, counter);
         let phone: Option<String> = c
             .query_row(
@@ -780,6 +797,6 @@ mod member_tests {
         assert_eq!(backfill_member_hashes(&c, &key).unwrap(), 1);
         assert_eq!(backfill_member_hashes(&c, &key).unwrap(), 0);
         let old = linli_shared::member::member_hash(&key, "13700001111");
-        assert_eq!(resolve_member(&c, &old, "").unwrap(), "Cold");
+        assert_eq!(resolve_member(&c, &old, "", now).unwrap(), "Cold");
     }
 }

@@ -1144,10 +1144,11 @@ pub(crate) fn reconcile(
     Ok(touched)
 }
 
-/// Takes a store's fulfilment records into the orders table.
+/// Takes a store's fulfilment records into the orders table (at `now`).
 pub(crate) fn project_fulfilment(
     c: &Connection,
     records: &[(String, FulfilmentFact)],
+    now: DateTime<Utc>,
 ) -> Result<(), HubError> {
     for (id, f) in records {
         let Some((fact, old)) = load(c, id)? else {
@@ -1164,7 +1165,7 @@ pub(crate) fn project_fulfilment(
         let d = derive_status(&fact, Some(&merged));
         if d.status == OrderStatus::Cancelled {
             // cancelled at the store: the coupon and its budget come back, once
-            crate::coupons::void(c, id, Utc::now())?;
+            crate::coupons::void(c, id, now)?;
         }
         c.prepare_cached(
             "UPDATE online_orders SET fulfilment = ?2, status = ?3, conflict = ?4 WHERE order_id = ?1",

@@ -267,7 +267,7 @@ impl Hub {
         let paid_at = t
             .success_time
             .clone()
-            .unwrap_or_else(|| crate::orders::ts(Utc::now()));
+            .unwrap_or_else(|| crate::orders::ts(self.now()));
         self.apply_success(t.out_trade_no, txn, t.amount.payer_total, paid_at)
             .await
     }
@@ -282,6 +282,7 @@ impl Hub {
     ) -> Result<Notified, HubError> {
         let settings = self.order_settings.clone();
         let this = self.clone();
+        let now = self.now();
         let (outcome, touched) = self
             .with_docs(move |c, docs| {
                 let payment = ledger::get(c, &order_id)?
@@ -295,7 +296,7 @@ impl Hub {
                         &txn,
                         paid_fen,
                         &paid_at,
-                        Utc::now(),
+                        now,
                     );
                 }
                 let (fact, f) =
@@ -305,7 +306,6 @@ impl Hub {
                     .as_ref()
                     .map(|p| p.refund_limits)
                     .unwrap_or_default();
-                let now = Utc::now();
                 match on_success(
                     payment.state,
                     payment.amount_fen,
@@ -478,11 +478,10 @@ impl Hub {
             refund_id.to_owned(),
             reason.to_owned(),
         );
+        let now = self.now();
         let queued = self
             .store
-            .write(move |c| {
-                ledger::enqueue(c, &limits, &s, &r, amount_fen, total_fen, &why, Utc::now())
-            })
+            .write(move |c| ledger::enqueue(c, &limits, &s, &r, amount_fen, total_fen, &why, now))
             .await?;
         self.wake_refunds();
         Ok(queued)
@@ -515,7 +514,7 @@ impl Hub {
         item: ledger::QueuedRefund,
         now: DateTime<Utc>,
     ) -> Result<bool, HubError> {
-        let now = Utc::now().max(now);
+        let now = self.now().max(now);
         let (limits, subject) = (pay.refund_limits, item.subject_id.clone());
         let rid = item.refund_id.clone();
         // the payer's spacing holds across refunds of one payment, and
@@ -564,10 +563,11 @@ impl Hub {
             }
         };
         let failures = item.failures + u32::from(attempt == Attempt::Retryable);
+        let answered = self.now();
         let next = after_attempt(
             attempt,
             failures,
-            Utc::now(),
+            answered,
             &pay.refund_limits,
             &pay.backoff,
         );
@@ -583,7 +583,7 @@ impl Hub {
                             state,
                             provider_id.as_deref(),
                             error.as_deref(),
-                            Utc::now(),
+                            answered,
                         )?;
                         if state == RefundState::Failed {
                             let store: String = match load(c, &s)? {
@@ -600,7 +600,7 @@ impl Hub {
                                     "refund {r} refused by the provider: {}",
                                     error.as_deref().unwrap_or("")
                                 ),
-                                Utc::now(),
+                                answered,
                             )?;
                         }
                     }
@@ -670,7 +670,7 @@ pub(crate) async fn unpaid_sweeper(hub: Hub, cancel: tokio_util::sync::Cancellat
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tick.tick() => match hub.expire_unpaid(Utc::now()).await {
+            _ = tick.tick() => match hub.expire_unpaid(hub.now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(cancelled = n, "unpaid orders cancelled; their rights are released"),
                 Err(e) => tracing::warn!(error = %e, "unpaid sweep failed"),
@@ -693,10 +693,10 @@ pub(crate) async fn refund_worker(hub: Hub, cancel: tokio_util::sync::Cancellati
         // is built for: the item is sent again, same refund id, after restart
         let pass = tokio::select! {
             _ = cancel.cancelled() => return,
-            pass = hub.drain_refunds(Utc::now()) => pass,
+            pass = hub.drain_refunds(hub.now()) => pass,
         };
         let wait = match pass {
-            Ok((_, Some(next))) => (next - Utc::now()).to_std().unwrap_or_default().min(tick),
+            Ok((_, Some(next))) => (next - hub.now()).to_std().unwrap_or_default().min(tick),
             Ok((_, None)) => tick,
             Err(e) => {
                 tracing::warn!(error = %e, "refund queue pass failed");

@@ -100,7 +100,7 @@ async fn expiry_sweeper(hub: Hub, cancel: CancellationToken) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tick.tick() => match hub.expire_orders(chrono::Utc::now()).await {
+            _ = tick.tick() => match hub.expire_orders(hub.now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "uncollected pickup orders expired; their rights are released"),
                 Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
@@ -116,7 +116,7 @@ async fn group_buy_settler(hub: Hub, cancel: CancellationToken) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tick.tick() => if let Err(e) = hub.settle_group_buys(chrono::Utc::now()).await {
+            _ = tick.tick() => if let Err(e) = hub.settle_group_buys(hub.now()).await {
                 tracing::warn!(error = %e, "group-buy settling failed");
             },
         }

@@ -164,7 +164,7 @@ impl Hub {
             return Err(HubError::Unauthenticated);
         }
         let dir = self.directory();
-        let now = chrono::Utc::now();
+        let now = self.now();
         let order = PlaceOrder {
             channel: Channel::Miniapp,
             customer: CustomerRef {

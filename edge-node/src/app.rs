@@ -37,13 +37,9 @@ use crate::store::{Store, StoreError};
 pub use catalog::CatalogIndex;
 pub use staff::{Actor, Role};
 
-/// Where "now" comes from; tests substitute a manual clock.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(Utc::now)
-}
+/// Where "now" comes from (shared with the hub); tests substitute a manual
+/// clock.
+pub use linli_sync::clock::{Clock, system_clock};
 
 /// Settings the use cases need.
 #[derive(Debug, Clone)]

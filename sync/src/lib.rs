@@ -1,5 +1,7 @@
 //! Linli sync: the IO half of DESIGN.md §3–4.
 //!
+//! - [`clock`]: where "now" comes from (the system, or a manual clock in
+//!   tests and simulation).
 //! - [`tls`]: the hub's CA, store and hub certificates, and the quinn
 //!   endpoints with mutual TLS (the store id comes from the peer certificate).
 //! - [`db`]: SQLite on one writer thread with grouped durable commits, shared
@@ -9,6 +11,7 @@
 //! - [`session`]: drives the sans-IO sync protocol of `linli_shared::sync`
 //!   over one QUIC connection.
 
+pub mod clock;
 pub mod db;
 pub mod doc_store;
 pub mod session;

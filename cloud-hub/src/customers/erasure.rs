@@ -33,7 +33,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::erasure::{ErasureConfirmation, ErasureNotice};
@@ -88,7 +88,8 @@ impl Hub {
         admin(user)?;
         let (id, by) = (id.to_owned(), user.name.clone());
         let member_key = self.member_key.clone();
-        let day = Utc::now()
+        let now = self.now();
+        let day = now
             .with_timezone(&self.order_settings.utc_offset)
             .date_naive();
         let (view, fresh, touched) = self
@@ -115,11 +116,10 @@ impl Hub {
                     .get(&id)
                     .cloned()
                     .ok_or_else(|| HubError::CustomerNotFound(id.clone()))?;
-                let now = Utc::now();
                 let erasure_id = format!("E{}", ulid::Ulid::new());
                 let notice = notice_of(c, &person, &erasure_id, &ts(now))?;
                 let tomb = format!("erased-{erasure_id}");
-                let rows = scrub(c, &person, &tomb)?;
+                let rows = scrub(c, &person, &tomb, now)?;
                 let aliases: Vec<&String> = person.online_ids.iter().collect();
                 c.execute(
                     "INSERT INTO erasures(erasure_id, customer_id, aliases, tombstone, requested_by, requested_at, hub_rows)
@@ -215,9 +215,9 @@ fn notice_of(
     })
 }
 
-/// Removes the person's personal data from the hub's tables; returns the
-/// rows changed.
-fn scrub(c: &Connection, p: &Person, tomb: &str) -> Result<usize, HubError> {
+/// Removes the person's personal data from the hub's tables (at `now`);
+/// returns the rows changed.
+fn scrub(c: &Connection, p: &Person, tomb: &str, now: DateTime<Utc>) -> Result<usize, HubError> {
     let mut n = 0;
     let records: Vec<String> = c
         .prepare_cached("SELECT record_id FROM identity_records WHERE customer_id = ?1")?
@@ -239,7 +239,7 @@ fn scrub(c: &Connection, p: &Person, tomb: &str) -> Result<usize, HubError> {
     )?;
     c.execute(
         "UPDATE identity_customers SET retired_at = coalesce(retired_at, ?2) WHERE customer_id = ?1",
-        params![p.id, ts(Utc::now())],
+        params![p.id, ts(now)],
     )?;
     for o in &p.online_ids {
         n += c.execute(

@@ -56,7 +56,7 @@ impl Hub {
         group_buy_id: &str,
         commitment_id: &str,
     ) -> Result<Committed, HubError> {
-        self.cancel_commitment_at(caller, group_buy_id, commitment_id, Utc::now())
+        self.cancel_commitment_at(caller, group_buy_id, commitment_id, self.now())
             .await
     }
 
@@ -72,6 +72,7 @@ impl Hub {
             return Err(HubError::Forbidden);
         };
         let limits = self.refund_limits();
+        let clock_now = self.now();
         let (gid, cid, cu) = (
             group_buy_id.to_owned(),
             commitment_id.to_owned(),
@@ -126,6 +127,7 @@ impl Hub {
                                     "GBC",
                                     "customer_cancelled",
                                     now,
+                                    clock_now,
                                 )?;
                             }
                             Some(_) | None => {}
@@ -179,8 +181,8 @@ pub(crate) fn project_counter_cancels(
     c: &rusqlite::Connection,
     store: &str,
     facts: &[(String, CounterCancel)],
+    now: DateTime<Utc>,
 ) -> Result<Vec<String>, HubError> {
-    let now = Utc::now();
     let mut campaigns = Vec::new();
     for (id, f) in facts {
         let key = format!("{store}/{id}");

@@ -109,12 +109,14 @@ pub(super) fn open_payment(
 /// A failing campaign's payments, in the transaction that fails it: every
 /// paid commitment that counted gets its full refund queued (`GBF-<id>`);
 /// unpaid ones close (money arriving later is refunded as paid after
-/// close). Returns how many refunds were queued.
+/// close). Returns how many refunds were queued. `now`: the time decided
+/// for; `clock_now`: the hub's clock as it decides.
 pub(super) fn on_failure(
     c: &Connection,
     group_buy_id: &str,
     limits: &RefundLimits,
     now: DateTime<Utc>,
+    clock_now: DateTime<Utc>,
 ) -> Result<usize, HubError> {
     let paid: Vec<(String, i64)> = c
         .prepare_cached(
@@ -128,7 +130,16 @@ pub(super) fn on_failure(
         .collect::<Result<_, _>>()?;
     let mut queued = 0;
     for (id, amount) in &paid {
-        if refund_in_full(c, limits, id, *amount, "GBF", "group_buy_failed", now)? {
+        if refund_in_full(
+            c,
+            limits,
+            id,
+            *amount,
+            "GBF",
+            "group_buy_failed",
+            now,
+            clock_now,
+        )? {
             queued += 1;
         }
     }
@@ -151,7 +162,9 @@ pub(super) fn on_failure(
 /// commits with what causes it; queuing it again changes nothing).
 /// Whether it was queued now. A refund beyond the payer's limits (money
 /// already partly given back) is raised for a person to settle; what
-/// caused it still happens.
+/// caused it still happens. `now`: the time decided for; `clock_now`: the
+/// hub's clock as it decides.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn refund_in_full(
     c: &Connection,
     limits: &RefundLimits,
@@ -160,10 +173,11 @@ pub(super) fn refund_in_full(
     prefix: &str,
     reason: &str,
     now: DateTime<Utc>,
+    clock_now: DateTime<Utc>,
 ) -> Result<bool, HubError> {
-    // due at once: refunds are sent by the wall clock, whatever time the
+    // due at once: refunds are sent by the hub's clock, whatever time the
     // decision was taken for (tests decide with a later `now`)
-    let due = Utc::now().min(now);
+    let due = clock_now.min(now);
     let refund_id = format!("{prefix}-{id}");
     match ledger::enqueue(
         c, limits, id, &refund_id, amount_fen, amount_fen, reason, due,

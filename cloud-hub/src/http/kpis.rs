@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use linli_shared::kpi::{By, Figures, MAX_PERIOD_DAYS, Period};
 use serde::Deserialize;
 
@@ -92,7 +92,7 @@ async fn report(hub: &Hub, user: &crate::hub::User, q: KpiQuery) -> Result<KpiRe
             ));
         }
     };
-    Ok(hub.kpis(stores, scope, period, by, Utc::now()).await?)
+    Ok(hub.kpis(stores, scope, period, by, hub.now()).await?)
 }
 
 /// The chain's numbers per store and in total over `from..=to` (business

@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use linli_hub::hub::{Hub, HubPaths, Role, add_user, open_conn};
+use linli_hub::orders::OrderSettings;
 use linli_shared::docs::DocId;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -20,6 +21,12 @@ pub(crate) struct TestHub {
 }
 
 pub(crate) async fn hub() -> TestHub {
+    hub_on(linli_sync::clock::system_clock()).await
+}
+
+/// [`hub`] on `clock`: a [`linli_sync::clock::ManualClock`]'s lets the
+/// test set the hub's time. Its admin token lasts 12 h of that clock.
+pub(crate) async fn hub_on(clock: linli_sync::clock::Clock) -> TestHub {
     let dir = tempfile::tempdir().unwrap();
     let paths = HubPaths {
         data_dir: dir.path().to_owned(),
@@ -34,7 +41,7 @@ pub(crate) async fn hub() -> TestHub {
         linli_hub::hub::add_regional_manager(&c, "west", "杭州西区", "region-password").unwrap();
         linli_hub::hub::add_regional_manager(&c, "north", "杭州北区", "region-password").unwrap();
     }
-    let hub = Hub::open(&paths).unwrap();
+    let hub = Hub::open_with_clock(&paths, OrderSettings::default(), clock).unwrap();
     let admin = hub.login("admin", "admin-password").await.unwrap();
     let h = TestHub {
         _dir: dir,

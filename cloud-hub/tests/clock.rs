@@ -1,0 +1,167 @@
+//! The hub on a manual clock (issue 9): every business time it reads comes
+//! from the clock it was opened with, so a test moves the hub's time by
+//! hand and nothing sleeps. The clock starts in the past (June 2025): a hub
+//! that read the system time instead would stamp the wrong times, refuse
+//! the campaign's deadline as past and find every session expired.
+
+#![allow(clippy::unwrap_used)] // test code
+
+mod common;
+
+use chrono::{DateTime, Duration, Utc};
+use common::{TestHub, hub_on, lend};
+use linli_hub::groupbuys::NewGroupBuy;
+use linli_hub::hub::{HubError, Role, User};
+use linli_hub::online::Caller;
+use linli_hub::orders::PlaceOrder;
+use linli_shared::groupbuy::{State, Threshold};
+use linli_shared::order::OrderStatus;
+use linli_sync::clock::ManualClock;
+use serde_json::json;
+
+/// 2025-06-02 10:00 in the chain's UTC+8: long before any system time the
+/// test runs at.
+fn start() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2025-06-02T10:00:00+08:00")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn at(t: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc)
+}
+
+async fn hub_at_start() -> (TestHub, ManualClock) {
+    let clock = ManualClock::new(start());
+    let h = hub_on(clock.clock()).await;
+    (h, clock)
+}
+
+fn admin() -> User {
+    User {
+        name: "admin".into(),
+        role: Role::Admin,
+        store_id: None,
+        region: None,
+    }
+}
+
+#[tokio::test]
+async fn an_uncollected_pickup_order_expires_by_the_hubs_clock() {
+    let (h, clock) = hub_at_start().await;
+    assert_eq!(h.hub.now(), start());
+    lend(&h.hub, "S001", &[("P00001", 10)]).await;
+    let staff = Caller::Staff(admin());
+    let req: PlaceOrder = serde_json::from_value(json!({
+        "channel": "community", "customer": {"phone": "13800000001"},
+        "fulfilment": "pickup", "store_id": "S001", "lines": [{"sku": "P00001", "qty": 3}]
+    }))
+    .unwrap();
+    let (order, _) = h
+        .hub
+        .place_order(&staff, "clock-1".into(), req)
+        .await
+        .unwrap();
+    // stamped with the manual time: placed now, held 48 h from it
+    assert_eq!(order.timeline[0].status, OrderStatus::Placed);
+    assert_eq!(at(&order.timeline[0].at), start());
+    assert_eq!(at(&order.expires_at), start() + Duration::hours(48));
+
+    assert_eq!(h.hub.expire_orders(h.hub.now()).await.unwrap(), 0);
+    clock.advance(Duration::hours(47));
+    assert_eq!(h.hub.expire_orders(h.hub.now()).await.unwrap(), 0);
+    clock.advance(Duration::hours(2));
+    assert_eq!(h.hub.expire_orders(h.hub.now()).await.unwrap(), 1);
+    let v = h.hub.order(&staff, &order.order_id).await.unwrap();
+    assert_eq!(v.status, OrderStatus::Cancelled);
+    assert_eq!(v.cancel_reason.as_deref(), Some("expired"));
+    let cancelled = v.timeline.last().unwrap();
+    assert_eq!(
+        (cancelled.status, at(&cancelled.at)),
+        (OrderStatus::Cancelled, start() + Duration::hours(49))
+    );
+}
+
+#[tokio::test]
+async fn a_group_buy_fails_only_after_its_deadline_and_grace_on_the_hubs_clock() {
+    let (h, clock) = hub_at_start().await;
+    let deadline = start() + Duration::minutes(10);
+    let gb = h
+        .hub
+        .create_group_buy(
+            &admin(),
+            NewGroupBuy {
+                sku: "P00009".into(),
+                price_fen: 3990,
+                threshold: Threshold::Participants { count: 5 },
+                deadline,
+                pickup_date: (deadline + Duration::days(2)).date_naive(),
+                per_customer_limit: 2,
+                store_ids: vec!["S001".into()],
+                grace_minutes: None,
+                counter_allotment: None,
+            },
+        )
+        .await
+        .unwrap();
+    let token = h.customer("13800138111").await;
+    let customer = h.hub.authenticate_customer(&token).await.unwrap();
+    h.hub
+        .commit(&customer, "a-1".into(), &gb.group_buy_id, "S001", 1)
+        .await
+        .unwrap();
+
+    assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 0);
+    // past the deadline, S001 has not reported (no link): the hub waits
+    // for the grace (60 min)
+    clock.set(deadline + Duration::minutes(1));
+    assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 0);
+    clock.set(deadline + Duration::minutes(61));
+    assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 1);
+    let g = h.hub.group_buy(&gb.group_buy_id).await.unwrap();
+    assert_eq!(g.state, State::Failed);
+    assert_eq!(
+        g.decided_at.as_deref().map(at),
+        Some(deadline + Duration::minutes(61))
+    );
+}
+
+#[tokio::test]
+async fn sessions_and_lockouts_run_on_the_hubs_clock() {
+    let (h, clock) = hub_at_start().await;
+    // a customer's session lasts 30 days, a staff member's 12 h
+    let token = h.customer("13800138121").await;
+    assert!(h.hub.authenticate_customer(&token).await.is_ok());
+    assert!(h.hub.authenticate(&h.admin).await.is_ok());
+    clock.advance(Duration::hours(13));
+    assert!(matches!(
+        h.hub.authenticate(&h.admin).await,
+        Err(HubError::Unauthenticated)
+    ));
+    assert!(h.hub.authenticate_customer(&token).await.is_ok());
+    clock.advance(Duration::days(30));
+    assert!(matches!(
+        h.hub.authenticate_customer(&token).await,
+        Err(HubError::Unauthenticated)
+    ));
+
+    // five wrong passwords lock the name for 15 minutes of the hub's time
+    for _ in 0..5 {
+        assert!(matches!(
+            h.hub.login("admin", "wrong-password").await,
+            Err(HubError::BadCredentials)
+        ));
+    }
+    assert!(matches!(
+        h.hub.login("admin", "admin-password").await,
+        Err(HubError::LockedOut { .. })
+    ));
+    clock.advance(Duration::minutes(14));
+    assert!(matches!(
+        h.hub.login("admin", "admin-password").await,
+        Err(HubError::LockedOut { .. })
+    ));
+    clock.advance(Duration::minutes(2));
+    let fresh = h.hub.login("admin", "admin-password").await.unwrap();
+    assert!(h.hub.authenticate(&fresh).await.is_ok());
+}
