@@ -43,7 +43,7 @@ impl ManualClock {
     }
 
     /// A clock function for an application.
-    pub(crate) fn clock(&self) -> linli_edge::app::Clock {
+    pub(crate) fn clock(&self) -> linli_sync::clock::Clock {
         let c = self.clone();
         Arc::new(move || c.now())
     }

@@ -272,10 +272,16 @@ fn hub_paths(dir: &std::path::Path) -> HubPaths {
     }
 }
 
-fn open_hub(dir: &std::path::Path) -> anyhow::Result<Hub> {
-    Hub::open(&HubPaths {
-        data_dir: dir.to_owned(),
-    })
+/// Opens the hub as its server does at start (with the stores and
+/// products it routes and prices by).
+async fn open_hub(dir: &std::path::Path, clock: &ManualClock) -> anyhow::Result<Hub> {
+    let hub = Hub::open_with_clock(
+        &hub_paths(dir),
+        linli_hub::orders::OrderSettings::default(),
+        clock.clock(),
+    )?;
+    hub.reload_directory().await?;
+    Ok(hub)
 }
 
 impl World {
@@ -289,7 +295,7 @@ impl World {
         };
         let clock = ManualClock::new(start_time(seed));
         let hub_dir = dir.path().join("hub");
-        let hub = open_hub(&hub_dir)?;
+        let hub = open_hub(&hub_dir, &clock).await?;
         let csv = head(PRODUCTS_CSV, settings.products);
         let skus = csv
             .lines()
@@ -439,16 +445,13 @@ impl World {
     }
 
     fn hub_db(&self) -> PathBuf {
-        HubPaths {
-            data_dir: self.hub_dir.clone(),
-        }
-        .db()
+        hub_paths(&self.hub_dir).db()
     }
 
     fn note(&mut self, what: String) {
         let t = self.clock.elapsed().as_millis();
         self.trace.push(format!("t={t}ms {what}"));
-        if self.trace.len() > 30 {
+        if self.trace.len() > 30 && std::env::var_os("SIM_TRACE").is_none() {
             self.trace.remove(0);
         }
     }
@@ -674,7 +677,7 @@ impl World {
             }
         }
         self.hub.store.shutdown().await;
-        self.hub = open_hub(&self.hub_dir)?;
+        self.hub = open_hub(&self.hub_dir, &self.clock).await?;
         self.report.hub_restarts += 1;
         self.note("hub restarted; every link cut".into());
         Ok(())

@@ -135,7 +135,10 @@ impl World {
             .iter()
             .find(|(sku, qty)| shelf.get(sku).copied().unwrap_or(0) < *qty)
         {
-            let what = format!("{}: {qty} of {sku} for {} not on the shelf", s.id, p.order_id);
+            let what = format!(
+                "{}: {qty} of {sku} for {} not on the shelf",
+                s.id, p.order_id
+            );
             self.note(what);
             return Ok(());
         }
