@@ -284,8 +284,9 @@ pub struct LinkStatus {
 #[derive(Debug, Default)]
 struct Links {
     status: HashMap<String, LinkStatus>,
-    /// The connection that owns each store's link, by session number.
-    live: HashMap<String, (u64, quinn::Connection)>,
+    /// The connection that owns each store's link, by session number
+    /// (`None`: a session over a simulation's virtual network).
+    live: HashMap<String, (u64, Option<quinn::Connection>)>,
     next_session: u64,
 }
 
@@ -810,8 +811,9 @@ impl Hub {
     /// now on. An older live connection of the same store (a second node
     /// with the same certificate, or a reconnect the hub has not yet seen
     /// die) is closed, logged as a warning and counted. Returns the
-    /// session's number, for [`Hub::link_down`].
-    pub fn link_up(&self, store_id: &str, conn: &quinn::Connection) -> u64 {
+    /// session's number, for [`Hub::link_down`]. A deterministic
+    /// simulation's sessions have no connection (`None`).
+    pub fn link_up(&self, store_id: &str, conn: Option<&quinn::Connection>) -> u64 {
         let Ok(mut links) = self.links.lock() else {
             return 0;
         };
@@ -819,21 +821,23 @@ impl Hub {
         let session = links.next_session;
         if let Some((_, old)) = links
             .live
-            .insert(store_id.to_owned(), (session, conn.clone()))
+            .insert(store_id.to_owned(), (session, conn.cloned()))
         {
-            old.close(
-                CLOSE_REPLACED.into(),
-                b"replaced by a newer connection with this store's certificate",
-            );
             self.counters
                 .sessions_replaced
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(
-                store = %store_id,
-                old = %old.remote_address(),
-                new = %conn.remote_address(),
-                "a second connection presented this store's certificate: the older one is closed"
-            );
+            if let Some(old) = old {
+                old.close(
+                    CLOSE_REPLACED.into(),
+                    b"replaced by a newer connection with this store's certificate",
+                );
+                tracing::warn!(
+                    store = %store_id,
+                    old = %old.remote_address(),
+                    new = ?conn.map(quinn::Connection::remote_address),
+                    "a second connection presented this store's certificate: the older one is closed"
+                );
+            }
         }
         let now = self.now();
         let e = links
@@ -903,6 +907,7 @@ impl Hub {
         };
         let mut cut = Vec::new();
         for (store, (_, conn)) in links.live.iter() {
+            let Some(conn) = conn else { continue };
             if revoked.contains(store) && conn.close_reason().is_none() {
                 conn.close(
                     linli_sync::tls::CLOSE_REVOKED.into(),

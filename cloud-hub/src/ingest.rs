@@ -231,7 +231,7 @@ async fn serve_store(
         }
     };
     // the newest connection owns the link: an older one is closed
-    let session_no = hub.link_up(&store_id, &conn);
+    let session_no = hub.link_up(&store_id, Some(&conn));
     tracing::info!(store = %store_id, remote = %conn.remote_address(), "store connected");
     let host = Arc::new(HubHost::new(hub.clone(), store_id.clone()));
     host.session_began().await;

@@ -144,3 +144,18 @@ pub fn converged(
     );
     Ok(())
 }
+
+/// A campaign's counter commitments at the hub: `<store>/<commitment>` →
+/// whether it counts (`active`) or was cancelled, and why.
+pub fn hub_counter_commitments(
+    db: &Path,
+    group_buy: &str,
+) -> anyhow::Result<BTreeMap<String, (String, Option<String>)>> {
+    let c = open(db)?;
+    let mut st = c.prepare(
+        "SELECT commitment_id, status, cancel_reason FROM group_buy_commitments
+         WHERE group_buy_id = ?1 AND source = 'counter'",
+    )?;
+    let rows = st.query_map([group_buy], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

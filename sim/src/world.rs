@@ -25,6 +25,7 @@ use crate::check;
 use crate::clock::ManualClock;
 use crate::net::{Direction, Faults};
 
+mod groupbuy;
 mod online;
 
 pub use online::OnlineReport;
@@ -76,6 +77,8 @@ pub struct Report {
     /// Virtual time from the last heal to an idle, converged chain.
     pub converged_after: Duration,
     pub online: OnlineReport,
+    /// How the run's group-buy ended.
+    pub group_buy: Option<String>,
 }
 
 impl std::fmt::Display for Report {
@@ -85,7 +88,8 @@ impl std::fmt::Display for Report {
             "seed {}: {} steps, {} sales ({} answers lost, {} retries, {} refused), \
              {} cuts, {} store crashes, {} hub restarts, {} frames ({} lost in cuts, {} kB), \
              {:.1} s virtual, converged {:.2} s after the last heal; online: {} placed, \
-             {} refused, {} handed over, {} cancelled, {} released by settlement, {} conflicts",
+             {} refused, {} handed over, {} cancelled, {} released by settlement, {} conflicts; \
+             group-buy {}",
             self.seed,
             self.steps,
             self.sales,
@@ -106,6 +110,7 @@ impl std::fmt::Display for Report {
             self.online.cancelled,
             self.online.released,
             self.online.conflicts,
+            self.group_buy.as_deref().unwrap_or("none"),
         )
     }
 }
@@ -120,6 +125,10 @@ pub fn run(seed: u64, settings: &Settings) -> anyhow::Result<Report> {
         let r = world.run().await;
         if std::env::var_os("SIM_TRACE").is_some() {
             eprintln!("{}", world.trace.join("\n"));
+        }
+        if std::env::var_os("SIM_KEEP").is_some() {
+            eprintln!("files kept in {}", world._dir.path().display());
+            let _ = std::mem::replace(&mut world._dir, tempfile::tempdir()?).keep();
         }
         let trace = world.trace.join("\n  ");
         world.close().await;
@@ -181,7 +190,7 @@ struct Link {
     to_hub: Direction,
     to_store: Direction,
     /// Both ends while the link is up.
-    up: Option<(Side<EdgeHost>, Side<HubHost>)>,
+    up: Option<(Side<EdgeHost>, Side<HubHost>, u64)>,
 }
 
 struct Store {
@@ -211,7 +220,10 @@ struct World {
     hub: Hub,
     stores: Vec<Store>,
     skus: Vec<(String, bool)>,
+    /// The chain price of each of `skus`, fen.
+    prices: Vec<i64>,
     placed: Vec<online::Placed>,
+    campaign: Option<groupbuy::Campaign>,
     report: Report,
     trace: Vec<String>,
 }
@@ -257,6 +269,13 @@ async fn open_store(
         max_change_fen: 10_000_000,
         ..Default::default()
     };
+    // enrolment gave the store the chain's member key with its identity
+    let identity = dir.join("identity");
+    if !identity.join("member.key").exists() {
+        std::fs::create_dir_all(&identity)?;
+        let key = linli_hub::signing::load_or_create_secret(&hub_paths(hub_dir).member_key())?;
+        linli_hub::signing::write_member_key(&key, &identity)?;
+    }
     let metrics = linli_edge::metrics::Metrics::new();
     let app = linli_edge::node::open_app(&config, dir.to_owned(), clock.clock(), &metrics).await?;
     // as a node with a hub does at start, with the hub's pickup key its
@@ -297,16 +316,15 @@ impl World {
         let hub_dir = dir.path().join("hub");
         let hub = open_hub(&hub_dir, &clock).await?;
         let csv = head(PRODUCTS_CSV, settings.products);
-        let skus = csv
+        let (skus, prices): (Vec<_>, Vec<_>) = csv
             .lines()
             .skip(1)
             .filter_map(|l| {
-                let mut f = l.split(',');
-                let sku = f.next()?.to_owned();
-                let kg = f.nth(3)? == "kg";
-                Some((sku, kg))
+                let f: Vec<&str> = l.split(',').collect();
+                let price: i64 = f.get(5)?.parse().ok()?;
+                Some(((f[0].to_owned(), *f.get(4)? == "kg"), price))
             })
-            .collect();
+            .unzip();
         let admin = User {
             name: "sim-admin".into(),
             role: linli_hub::hub::Role::Admin,
@@ -347,7 +365,9 @@ impl World {
             hub,
             stores,
             skus,
+            prices,
             placed: Vec::new(),
+            campaign: None,
             report: Report {
                 seed,
                 ..Report::default()
@@ -389,6 +409,7 @@ impl World {
                 .await?;
             s.app.rebalance_rights().await?;
         }
+        w.open_campaign().await?;
         w.quiesce().await?;
         if std::env::var_os("SIM_TRACE").is_some() {
             let c = rusqlite::Connection::open(w.hub_db())?;
@@ -436,6 +457,11 @@ impl World {
             )?;
         }
         self.check_online_settled().await?;
+        // the hub's sweep decides what the deadline left open
+        self.hub_sweeps().await?;
+        self.quiesce().await?;
+        self.check_campaign().await?;
+        self.check_campaign_settled().await?;
         self.report.virtual_time = self.clock.elapsed();
         for s in &self.stores {
             self.report.frames += s.link.to_hub.frames + s.link.to_store.frames;
@@ -465,7 +491,9 @@ impl World {
             44..50 => self.hand_over(i).await,
             50..52 => self.cancel_online().await,
             52..54 => self.goods_in(i).await,
-            54..80 => {
+            54..60 => self.commit_at_counter(i).await,
+            60..62 => self.hub_sweeps().await,
+            62..80 => {
                 let ms = self.rng.gen_range(1..=100);
                 self.advance(Duration::from_millis(ms)).await
             }
@@ -609,9 +637,11 @@ impl World {
     async fn cut(&mut self, i: usize, why: &str) -> anyhow::Result<()> {
         let s = &mut self.stores[i];
         let lost = s.link.to_hub.drop_in_flight() + s.link.to_store.drop_in_flight();
-        if let Some((store, hub)) = s.link.up.take() {
+        if let Some((store, hub, session)) = s.link.up.take() {
             store.host.session_ended().await;
-            hub.host.store_left().await;
+            if self.hub.link_down(&s.id, session) {
+                hub.host.store_left().await;
+            }
             self.report.cuts += 1;
         }
         self.report.frames_lost += lost;
@@ -639,7 +669,8 @@ impl World {
             core: Session::new(s.id.clone()),
             changes: hub_changes,
         };
-        s.link.up = Some((store_side, hub_side));
+        let session = self.hub.link_up(&s.id, None);
+        s.link.up = Some((store_side, hub_side, session));
         let id = s.id.clone();
         self.note(format!("{id} link up"));
         self.pump().await
@@ -671,7 +702,7 @@ impl World {
             let s = &mut self.stores[i];
             self.report.frames_lost +=
                 s.link.to_hub.drop_in_flight() + s.link.to_store.drop_in_flight();
-            if let Some((store, _)) = s.link.up.take() {
+            if let Some((store, _, _)) = s.link.up.take() {
                 store.host.session_ended().await;
                 self.report.cuts += 1;
             }
@@ -692,7 +723,7 @@ impl World {
             let mut progressed = false;
             for i in 0..self.stores.len() {
                 let s = &mut self.stores[i];
-                let Some((store, hub)) = s.link.up.as_mut() else {
+                let Some((store, hub, _)) = s.link.up.as_mut() else {
                     continue;
                 };
                 progressed |= store.feed(now) | hub.feed(now);
@@ -742,7 +773,7 @@ impl World {
             }
         };
         for s in &self.stores {
-            if let Some((store, hub)) = &s.link.up {
+            if let Some((store, hub, _)) = &s.link.up {
                 consider(s.link.to_hub.next_due());
                 consider(s.link.to_store.next_due());
                 for timer in [store.core.poll_timeout(), hub.core.poll_timeout()] {
@@ -799,6 +830,7 @@ impl World {
         if let Some(other) = at_hub.keys().next() {
             bail!("the hub holds sales of {other}, which is not in this chain");
         }
+        self.check_campaign().await?;
         Ok(())
     }
 
