@@ -159,3 +159,67 @@ pub fn hub_counter_commitments(
     let rows = st.query_map([group_buy], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// A store's refunds: refund id → (sale id, amount).
+pub type Refunds = BTreeMap<String, (String, i64)>;
+
+/// A store's refunds, as it holds them.
+pub fn store_refunds(db: &Path) -> anyhow::Result<Refunds> {
+    let c = open(db)?;
+    let mut st = c.prepare("SELECT refund_id, sale_id, amount_fen FROM refunds")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The refunds the hub projected for `store`.
+pub fn hub_refunds(db: &Path, store: &str) -> anyhow::Result<Refunds> {
+    let c = open(db)?;
+    let mut st =
+        c.prepare("SELECT refund_id, sale_id, amount_fen FROM hub_refunds WHERE store_id = ?1")?;
+    let rows = st.query_map([store], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// **Exactly-once refunds**: a store holds exactly the refunds it answered,
+/// none gives back more than its sale took, and the hub holds only those
+/// (all of them once `idle`).
+pub fn refunds_once(
+    store: &str,
+    held: &Refunds,
+    answered: &Refunds,
+    at_hub: &Refunds,
+    sales: &Sales,
+    idle: bool,
+) -> anyhow::Result<()> {
+    ensure!(
+        held == answered,
+        "{store}: refunds held {held:?}, answered {answered:?}"
+    );
+    let mut per_sale: BTreeMap<&str, i64> = BTreeMap::new();
+    for (sale, amount) in held.values() {
+        *per_sale.entry(sale).or_default() += amount;
+    }
+    for (sale, back) in per_sale {
+        let took = sales.get(sale).copied().unwrap_or(0);
+        ensure!(
+            back <= took,
+            "{store}: sale {sale} took {took} and gave back {back}"
+        );
+    }
+    for (id, r) in at_hub {
+        ensure!(
+            held.get(id) == Some(r),
+            "{store}: the hub holds refund {id} {r:?}, the store {:?}",
+            held.get(id)
+        );
+    }
+    if idle {
+        ensure!(
+            at_hub.len() == held.len(),
+            "{store}: idle, and the hub holds {} of {} refunds",
+            at_hub.len(),
+            held.len()
+        );
+    }
+    Ok(())
+}

@@ -66,6 +66,8 @@ pub struct Report {
     pub retries: usize,
     /// Sales the counter refused (while recovering, say).
     pub refused: usize,
+    /// Refunds answered (a repeat of the same request not counted).
+    pub refunds: usize,
     pub cuts: usize,
     pub store_crashes: usize,
     pub hub_restarts: usize,
@@ -85,7 +87,7 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {}: {} steps, {} sales ({} answers lost, {} retries, {} refused), \
+            "seed {}: {} steps, {} sales ({} answers lost, {} retries, {} refused), {} refunds, \
              {} cuts, {} store crashes, {} hub restarts, {} frames ({} lost in cuts, {} kB), \
              {:.1} s virtual, converged {:.2} s after the last heal; online: {} placed, \
              {} refused, {} handed over, {} cancelled, {} released by settlement, {} conflicts; \
@@ -96,6 +98,7 @@ impl std::fmt::Display for Report {
             self.answers_lost,
             self.retries,
             self.refused,
+            self.refunds,
             self.cuts,
             self.store_crashes,
             self.hub_restarts,
@@ -205,6 +208,10 @@ struct Store {
     by_key: BTreeMap<String, String>,
     /// Requests whose answer was lost: the client sends them again.
     unanswered: Vec<(String, SaleRequest)>,
+    /// Every refund the store answered: refund id → (sale, amount).
+    refunds: check::Refunds,
+    /// Refund idempotency key → the refund id answered.
+    refund_keys: BTreeMap<String, String>,
     next_key: u64,
     /// Sales the hub once held.
     hub_held: BTreeSet<String>,
@@ -347,6 +354,8 @@ impl World {
                 committed: BTreeMap::new(),
                 by_key: BTreeMap::new(),
                 unanswered: Vec::new(),
+                refunds: BTreeMap::new(),
+                refund_keys: BTreeMap::new(),
                 next_key: 0,
                 hub_held: BTreeSet::new(),
                 link: Link {
@@ -429,7 +438,7 @@ impl World {
     async fn run(&mut self) -> anyhow::Result<Report> {
         for step in 0..self.settings.steps {
             self.step().await.with_context(|| format!("step {step}"))?;
-            self.check()
+            self.check(false)
                 .await
                 .with_context(|| format!("after step {step}"))?;
             self.report.steps += 1;
@@ -442,7 +451,7 @@ impl World {
         let healed = self.clock.elapsed();
         self.quiesce().await?;
         self.report.converged_after = self.clock.elapsed() - healed;
-        self.check().await?;
+        self.check(true).await?;
         for s in &self.stores {
             let at_hub = check::hub_sales(&self.hub_db())?
                 .remove(&s.id)
@@ -485,8 +494,9 @@ impl World {
     async fn step(&mut self) -> anyhow::Result<()> {
         let i = self.rng.gen_range(0..self.stores.len());
         match self.rng.gen_range(0..100) {
-            0..30 => self.sale(i).await,
-            30..34 => self.retry(i).await,
+            0..28 => self.sale(i).await,
+            28..31 => self.retry(i).await,
+            31..34 => self.refund(i).await,
             34..44 => self.online_order(i).await,
             44..50 => self.hand_over(i).await,
             50..52 => self.cancel_online().await,
@@ -629,6 +639,69 @@ impl World {
             }
         };
         self.note(what);
+        self.pump().await
+    }
+
+    /// A manager refunds a whole sale at store `i`; sometimes the answer is
+    /// lost and the same request goes again, sometimes another request
+    /// tries the same sale (refused: nothing is left to give back).
+    async fn refund(&mut self, i: usize) -> anyhow::Result<()> {
+        let s = &mut self.stores[i];
+        if s.committed.is_empty() {
+            return self.sale(i).await;
+        }
+        let sale = s
+            .committed
+            .keys()
+            .nth(self.rng.gen_range(0..s.committed.len()))
+            .cloned()
+            .unwrap_or_default();
+        s.next_key += 1;
+        let key = format!("{}-refund-{}", s.id, s.next_key);
+        let sends = if self.rng.gen_bool(0.2) { 2 } else { 1 };
+        let manager = Actor {
+            name: "sim-manager".into(),
+            role: Role::Manager,
+        };
+        for _ in 0..sends {
+            let s = &mut self.stores[i];
+            let idem = linli_edge::app::idempotency::IdempotencyKey::parse(&key)?;
+            let req = linli_edge::app::sales::RefundRequest {
+                lines: None,
+                disposition: None,
+                reason: Some("顾客退货".into()),
+            };
+            let what = match s.app.refund_sale(&manager, idem, &sale, req).await {
+                Ok((r, replayed)) => {
+                    match s.refund_keys.get(&key) {
+                        Some(earlier) if *earlier != r.refund_id => {
+                            bail!(
+                                "{}: refund key {key} answered {} after {earlier}",
+                                s.id,
+                                r.refund_id
+                            )
+                        }
+                        None if replayed => {
+                            bail!("{}: a first refund request {key} was a replay", s.id)
+                        }
+                        Some(_) if !replayed => bail!("{}: refund {key} made twice", s.id),
+                        _ => {}
+                    }
+                    if !replayed {
+                        self.report.refunds += 1;
+                    }
+                    s.refund_keys.insert(key.clone(), r.refund_id.clone());
+                    s.refunds
+                        .insert(r.refund_id.clone(), (r.sale_id.clone(), r.amount_fen));
+                    format!(
+                        "{} refunded {} of {sale} ({})",
+                        s.id, r.amount_fen, r.refund_id
+                    )
+                }
+                Err(e) => format!("{} refused a refund of {sale}: {e}", s.id),
+            };
+            self.note(what);
+        }
         self.pump().await
     }
 
@@ -815,8 +888,10 @@ impl World {
         Ok(())
     }
 
-    async fn check(&mut self) -> anyhow::Result<()> {
+    /// The invariants of every step; `idle` adds those of a quiet chain.
+    async fn check(&mut self, idle: bool) -> anyhow::Result<()> {
         let mut at_hub = check::hub_sales(&self.hub_db())?;
+        let hub_db = self.hub_db();
         for s in &mut self.stores {
             let db = linli_edge::config::database_path(&s.dir);
             check::store_holds_what_it_answered(&s.id, &check::store_sales(&db)?, &s.committed)?;
@@ -825,6 +900,14 @@ impl World {
             }
             let held = at_hub.remove(&s.id).unwrap_or_default();
             check::hub_holds_only_real_sales(&s.id, &held, &s.committed, &s.hub_held)?;
+            check::refunds_once(
+                &s.id,
+                &check::store_refunds(&db)?,
+                &s.refunds,
+                &check::hub_refunds(&hub_db, &s.id)?,
+                &s.committed,
+                idle,
+            )?;
             s.hub_held.extend(held.into_keys());
         }
         if let Some(other) = at_hub.keys().next() {

@@ -16,12 +16,13 @@ fn seeds() -> u64 {
 #[test]
 fn seeded_runs_keep_every_invariant_and_converge() {
     let settings = Settings::default();
-    let mut totals = [0usize; 8];
+    let mut totals = [0usize; 9];
     for seed in 0..seeds() {
         let r = run(seed, &settings).unwrap_or_else(|e| panic!("{e:#}"));
         println!("{r}");
         for (t, n) in totals.iter_mut().zip([
             r.sales,
+            r.refunds,
             r.cuts,
             r.store_crashes,
             r.hub_restarts,
