@@ -11,8 +11,9 @@
 //! - **Convergence**: once the network is idle, the hub holds every sale of
 //!   every store and the stores' stock levels as the stores hold them.
 
+use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, ensure};
 use rusqlite::{Connection, OpenFlags};
@@ -22,47 +23,96 @@ pub type Sales = BTreeMap<String, i64>;
 /// SKU → units on hand.
 pub type Levels = BTreeMap<String, i64>;
 
-fn open(db: &Path) -> anyhow::Result<Connection> {
-    Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .with_context(|| format!("open {}", db.display()))
+/// Read-only connections to the replicas' files, kept for the run: a new
+/// connection parses the whole schema again (that was half a run's time).
+#[derive(Debug, Default)]
+pub struct Auditor {
+    conns: HashMap<PathBuf, Connection>,
 }
 
-/// A store's sales.
-pub fn store_sales(db: &Path) -> anyhow::Result<Sales> {
-    let c = open(db)?;
-    let mut st = c.prepare("SELECT sale_id, total_fen FROM sales")?;
-    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// A store's stock levels.
-pub fn store_levels(db: &Path) -> anyhow::Result<Levels> {
-    let c = open(db)?;
-    let mut st = c.prepare("SELECT sku, on_hand FROM stock")?;
-    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// The sales the hub projected, per store.
-pub fn hub_sales(db: &Path) -> anyhow::Result<BTreeMap<String, Sales>> {
-    let c = open(db)?;
-    let mut st = c.prepare("SELECT store_id, sale_id, total_fen FROM hub_sales")?;
-    let mut out: BTreeMap<String, Sales> = BTreeMap::new();
-    let mut rows = st.query([])?;
-    while let Some(r) = rows.next()? {
-        out.entry(r.get(0)?)
-            .or_default()
-            .insert(r.get(1)?, r.get(2)?);
+impl Auditor {
+    fn open(&mut self, db: &Path) -> anyhow::Result<&Connection> {
+        if !self.conns.contains_key(db) {
+            let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .with_context(|| format!("open {}", db.display()))?;
+            self.conns.insert(db.to_owned(), c);
+        }
+        self.conns
+            .get(db)
+            .ok_or_else(|| anyhow::anyhow!("{} not open", db.display()))
     }
-    Ok(out)
-}
 
-/// The stock levels the hub projected for `store`.
-pub fn hub_levels(db: &Path, store: &str) -> anyhow::Result<Levels> {
-    let c = open(db)?;
-    let mut st = c.prepare("SELECT sku, on_hand FROM hub_stock WHERE store_id = ?1")?;
-    let rows = st.query_map([store], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    /// A store's sales.
+    pub fn store_sales(&mut self, db: &Path) -> anyhow::Result<Sales> {
+        let c = self.open(db)?;
+        let mut st = c.prepare_cached("SELECT sale_id, total_fen FROM sales")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A store's stock levels.
+    pub fn store_levels(&mut self, db: &Path) -> anyhow::Result<Levels> {
+        let c = self.open(db)?;
+        let mut st = c.prepare_cached("SELECT sku, on_hand FROM stock")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The sales the hub projected, per store.
+    pub fn hub_sales(&mut self, db: &Path) -> anyhow::Result<BTreeMap<String, Sales>> {
+        let c = self.open(db)?;
+        let mut st = c.prepare_cached("SELECT store_id, sale_id, total_fen FROM hub_sales")?;
+        let mut out: BTreeMap<String, Sales> = BTreeMap::new();
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            out.entry(r.get(0)?)
+                .or_default()
+                .insert(r.get(1)?, r.get(2)?);
+        }
+        Ok(out)
+    }
+
+    /// The stock levels the hub projected for `store`.
+    pub fn hub_levels(&mut self, db: &Path, store: &str) -> anyhow::Result<Levels> {
+        let c = self.open(db)?;
+        let mut st = c.prepare_cached("SELECT sku, on_hand FROM hub_stock WHERE store_id = ?1")?;
+        let rows = st.query_map([store], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A campaign's counter commitments at the hub: `<store>/<commitment>` →
+    /// whether it counts (`active`) or was cancelled, and why.
+    pub fn hub_counter_commitments(
+        &mut self,
+        db: &Path,
+        group_buy: &str,
+    ) -> anyhow::Result<BTreeMap<String, (String, Option<String>)>> {
+        let c = self.open(db)?;
+        let mut st = c.prepare_cached(
+            "SELECT commitment_id, status, cancel_reason FROM group_buy_commitments
+             WHERE group_buy_id = ?1 AND source = 'counter'",
+        )?;
+        let rows = st.query_map([group_buy], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A store's refunds, as it holds them.
+    pub fn store_refunds(&mut self, db: &Path) -> anyhow::Result<Refunds> {
+        let c = self.open(db)?;
+        let mut st = c.prepare_cached("SELECT refund_id, sale_id, amount_fen FROM refunds")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The refunds the hub projected for `store`.
+    pub fn hub_refunds(&mut self, db: &Path, store: &str) -> anyhow::Result<Refunds> {
+        let c = self.open(db)?;
+        let mut st = c.prepare_cached(
+            "SELECT refund_id, sale_id, amount_fen FROM hub_refunds WHERE store_id = ?1",
+        )?;
+        let rows = st.query_map([store], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 /// A store's sales are exactly what its counter answered.
@@ -145,40 +195,8 @@ pub fn converged(
     Ok(())
 }
 
-/// A campaign's counter commitments at the hub: `<store>/<commitment>` →
-/// whether it counts (`active`) or was cancelled, and why.
-pub fn hub_counter_commitments(
-    db: &Path,
-    group_buy: &str,
-) -> anyhow::Result<BTreeMap<String, (String, Option<String>)>> {
-    let c = open(db)?;
-    let mut st = c.prepare(
-        "SELECT commitment_id, status, cancel_reason FROM group_buy_commitments
-         WHERE group_buy_id = ?1 AND source = 'counter'",
-    )?;
-    let rows = st.query_map([group_buy], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
 /// A store's refunds: refund id → (sale id, amount).
 pub type Refunds = BTreeMap<String, (String, i64)>;
-
-/// A store's refunds, as it holds them.
-pub fn store_refunds(db: &Path) -> anyhow::Result<Refunds> {
-    let c = open(db)?;
-    let mut st = c.prepare("SELECT refund_id, sale_id, amount_fen FROM refunds")?;
-    let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// The refunds the hub projected for `store`.
-pub fn hub_refunds(db: &Path, store: &str) -> anyhow::Result<Refunds> {
-    let c = open(db)?;
-    let mut st =
-        c.prepare("SELECT refund_id, sale_id, amount_fen FROM hub_refunds WHERE store_id = ?1")?;
-    let rows = st.query_map([store], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
 
 /// **Exactly-once refunds**: a store holds exactly the refunds it answered,
 /// none gives back more than its sale took, and the hub holds only those

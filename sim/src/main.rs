@@ -2,13 +2,16 @@
 //!
 //! `linli-sim --seed 7` runs one seed (a failing seed's reproduction);
 //! `linli-sim --seeds 0..500` runs a range and stops at the first failure.
-//! `--steps N` and `--stores N` change the run's size.
+//! `--steps N` and `--stores N` change the run's size; `--jobs N` runs N
+//! seeds at once (each run is deterministic on its own).
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 fn main() -> std::process::ExitCode {
     let mut settings = linli_sim::Settings::default();
     let mut seeds = 0..20u64;
+    let mut jobs = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().unwrap_or_default();
@@ -21,27 +24,45 @@ fn main() -> std::process::ExitCode {
             }),
             "--steps" => v.parse().map(|n| settings.steps = n).ok(),
             "--stores" => v.parse().map(|n| settings.stores = n).ok(),
+            "--jobs" => v.parse().map(|n: usize| jobs = n.max(1)).ok(),
             _ => None,
         };
         if parsed.is_none() {
-            eprintln!("usage: linli-sim [--seed N | --seeds A..B] [--steps N] [--stores N]");
+            eprintln!(
+                "usage: linli-sim [--seed N | --seeds A..B] [--steps N] [--stores N] [--jobs N]"
+            );
             return std::process::ExitCode::from(2);
         }
     }
     let started = Instant::now();
-    let n = seeds.end - seeds.start;
-    for seed in seeds {
-        match linli_sim::run(seed, &settings) {
-            Ok(report) => println!("{report}"),
-            Err(e) => {
-                eprintln!("{e:#}");
-                return std::process::ExitCode::FAILURE;
-            }
+    let n = seeds.end.saturating_sub(seeds.start);
+    let next = AtomicU64::new(seeds.start);
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= seeds.end {
+                        break;
+                    }
+                    match linli_sim::run(seed, &settings) {
+                        Ok(report) => println!("{report}"),
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            eprintln!("{e:#}");
+                        }
+                    }
+                }
+            });
         }
+    });
+    if failed.load(Ordering::Relaxed) {
+        return std::process::ExitCode::FAILURE;
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{n} seeds passed in {secs:.1} s ({:.0} ms a seed)",
+        "{n} seeds passed in {secs:.1} s ({:.0} ms a seed, {jobs} at once)",
         secs * 1000.0 / n.max(1) as f64
     );
     std::process::ExitCode::SUCCESS

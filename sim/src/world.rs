@@ -231,6 +231,7 @@ struct World {
     prices: Vec<i64>,
     placed: Vec<online::Placed>,
     campaign: Option<groupbuy::Campaign>,
+    audit: check::Auditor,
     report: Report,
     trace: Vec<String>,
 }
@@ -377,6 +378,7 @@ impl World {
             prices,
             placed: Vec::new(),
             campaign: None,
+            audit: check::Auditor::default(),
             report: Report {
                 seed,
                 ..Report::default()
@@ -453,7 +455,9 @@ impl World {
         self.report.converged_after = self.clock.elapsed() - healed;
         self.check(true).await?;
         for s in &self.stores {
-            let at_hub = check::hub_sales(&self.hub_db())?
+            let at_hub = self
+                .audit
+                .hub_sales(&self.hub_db())?
                 .remove(&s.id)
                 .unwrap_or_default();
             let db = linli_edge::config::database_path(&s.dir);
@@ -461,8 +465,8 @@ impl World {
                 &s.id,
                 &at_hub,
                 &s.committed,
-                &check::hub_levels(&self.hub_db(), &s.id)?,
-                &check::store_levels(&db)?,
+                &self.audit.hub_levels(&self.hub_db(), &s.id)?,
+                &self.audit.store_levels(&db)?,
             )?;
         }
         self.check_online_settled().await?;
@@ -527,8 +531,9 @@ impl World {
     /// A walk-in's basket at store `i`: the counter sells only what is on
     /// its shelf (rights or not; the hub's share is settled later).
     fn basket(&mut self, i: usize) -> anyhow::Result<Option<SaleRequest>> {
-        let mut shelf =
-            check::store_levels(&linli_edge::config::database_path(&self.stores[i].dir))?;
+        let mut shelf = self
+            .audit
+            .store_levels(&linli_edge::config::database_path(&self.stores[i].dir))?;
         let n = self.rng.gen_range(1..=3);
         let mut lines = Vec::new();
         for _ in 0..n {
@@ -890,21 +895,30 @@ impl World {
 
     /// The invariants of every step; `idle` adds those of a quiet chain.
     async fn check(&mut self, idle: bool) -> anyhow::Result<()> {
-        let mut at_hub = check::hub_sales(&self.hub_db())?;
+        let mut at_hub = self.audit.hub_sales(&self.hub_db())?;
         let hub_db = self.hub_db();
         for s in &mut self.stores {
             let db = linli_edge::config::database_path(&s.dir);
-            check::store_holds_what_it_answered(&s.id, &check::store_sales(&db)?, &s.committed)?;
-            if let Some((sku, n)) = check::store_levels(&db)?.into_iter().find(|(_, n)| *n < 0) {
+            check::store_holds_what_it_answered(
+                &s.id,
+                &self.audit.store_sales(&db)?,
+                &s.committed,
+            )?;
+            if let Some((sku, n)) = self
+                .audit
+                .store_levels(&db)?
+                .into_iter()
+                .find(|(_, n)| *n < 0)
+            {
                 bail!("{}: {n} of {sku} on the shelf", s.id);
             }
             let held = at_hub.remove(&s.id).unwrap_or_default();
             check::hub_holds_only_real_sales(&s.id, &held, &s.committed, &s.hub_held)?;
             check::refunds_once(
                 &s.id,
-                &check::store_refunds(&db)?,
+                &self.audit.store_refunds(&db)?,
                 &s.refunds,
-                &check::hub_refunds(&hub_db, &s.id)?,
+                &self.audit.hub_refunds(&hub_db, &s.id)?,
                 &s.committed,
                 idle,
             )?;

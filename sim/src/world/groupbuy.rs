@@ -180,7 +180,7 @@ impl World {
             return Ok(());
         };
         let v = self.hub.group_buy(&c.id).await?;
-        let at_hub = check::hub_counter_commitments(&self.hub_db(), &c.id)?;
+        let at_hub = self.audit.hub_counter_commitments(&self.hub_db(), &c.id)?;
         let ids: BTreeSet<&str> = at_hub
             .keys()
             .filter_map(|k| k.split_once('/').map(|(_, id)| id))

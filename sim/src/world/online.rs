@@ -129,7 +129,9 @@ impl World {
             return Ok(());
         };
         let s = &self.stores[i];
-        let shelf = check::store_levels(&linli_edge::config::database_path(&s.dir))?;
+        let shelf = self
+            .audit
+            .store_levels(&linli_edge::config::database_path(&s.dir))?;
         if let Some((sku, qty)) = p
             .lines
             .iter()
@@ -255,7 +257,9 @@ impl World {
             );
         }
         for (i, s) in self.stores.iter().enumerate() {
-            let levels = check::store_levels(&linli_edge::config::database_path(&s.dir))?;
+            let levels = self
+                .audit
+                .store_levels(&linli_edge::config::database_path(&s.dir))?;
             for ((store, sku), units) in open_units.range((i, String::new())..) {
                 if *store != i {
                     break;
