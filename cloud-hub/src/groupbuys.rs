@@ -10,10 +10,13 @@
 //!   "reached" is seen at once) and in [`Hub::settle_group_buys`], which the
 //!   server calls every few seconds with the wall clock and tests call with
 //!   any time they like.
-//! - A store "has reported since the deadline" when its sync link has been
-//!   active after it: counter commitments (taken offline within an
-//!   allotment) travel on that link; until they exist, the link is what a
-//!   cut-off store lacks.
+//! - A store "has reported since the deadline" when it sent an index after
+//!   the deadline and the hub has since received every change of the
+//!   store's own documents that index listed ([`Hub::store_index`]): the
+//!   counter commitments it took before the deadline (offline, within an
+//!   allotment) are then all at the hub. A link that is merely up proves
+//!   nothing (`linli-sim` seed 78: a campaign failed with enough customers
+//!   whose commitments were still on their way).
 //! - Failure cancels every commitment with its reason, once (the state
 //!   moves from open to failed in the same transaction), and queues the
 //!   refund of every paid one in that transaction ([`paid`]).
@@ -432,9 +435,12 @@ impl Hub {
     /// Whether each of these stores has been heard from since `t`.
     fn all_reported_since(&self, stores: &[String], t: DateTime<Utc>) -> bool {
         let links = self.links();
-        stores
-            .iter()
-            .all(|s| links.get(s).is_some_and(|l| l.last_activity >= t))
+        stores.iter().all(|s| {
+            links
+                .get(s)
+                .and_then(|l| l.reported_at)
+                .is_some_and(|r| r >= t)
+        })
     }
 
     /// Moves the campaign on if the rules say so (in the caller's

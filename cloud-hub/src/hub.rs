@@ -21,6 +21,7 @@ use linli_shared::docs::{DocId, DocKind, Owner};
 use linli_shared::login_guard::{CheckWorkers, LoginGuard, LoginLimits, Refusal};
 use linli_shared::online::FulfilmentFact;
 use linli_shared::rights::StoreRights;
+use linli_shared::sync::IndexEntry;
 use linli_sync::clock::{Clock, system_clock};
 use linli_sync::db::{Store, StoreError};
 use linli_sync::doc_store::{DocError, Docs, Received};
@@ -274,6 +275,13 @@ pub struct LinkStatus {
     pub last_activity: DateTime<Utc>,
     pub changes_applied: u64,
     pub refused: u64,
+    /// When the store last "reported": the hub's time at which the store
+    /// sent an index the hub has since caught up with (every change of
+    /// the store's own documents it listed is here). Whatever the store
+    /// wrote before then (a counter commitment taken offline) is at the
+    /// hub. `None` until that happens after the hub started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_at: Option<DateTime<Utc>>,
     /// The session that owns the link (the newest connection with the
     /// store's certificate); an older session ending leaves it alone.
     #[serde(skip)]
@@ -288,6 +296,9 @@ struct Links {
     /// (`None`: a session over a simulation's virtual network).
     live: HashMap<String, (u64, Option<quinn::Connection>)>,
     next_session: u64,
+    /// Each store's newest index the hub has not yet caught up with: when
+    /// it arrived, and the heads it listed of the store's own documents.
+    pending_reports: HashMap<String, (DateTime<Utc>, Vec<IndexEntry>)>,
 }
 
 /// Counters of link events, exposed in `/metrics`.
@@ -849,6 +860,7 @@ impl Hub {
                 last_activity: now,
                 changes_applied: 0,
                 refused: 0,
+                reported_at: None,
                 session,
             });
         e.connected = true;
@@ -856,6 +868,69 @@ impl Hub {
         e.last_activity = now;
         e.session = session;
         session
+    }
+
+    /// A store's index arrived (it lists what the store held as its session
+    /// began): the store has reported once the hub holds all of it, which
+    /// may be at once.
+    pub async fn store_index(
+        &self,
+        store_id: &str,
+        index: Vec<IndexEntry>,
+    ) -> Result<(), HubError> {
+        let own = Owner::Store(store_id.to_owned());
+        let listed: Vec<IndexEntry> = index.into_iter().filter(|e| e.doc.owner() == own).collect();
+        let now = self.now();
+        if let Ok(mut links) = self.links.lock() {
+            links
+                .pending_reports
+                .insert(store_id.to_owned(), (now, listed));
+        }
+        self.check_report(store_id).await
+    }
+
+    /// Marks the store reported if the hub now holds everything its newest
+    /// index listed (called after each of its messages is applied).
+    pub async fn check_report(&self, store_id: &str) -> Result<(), HubError> {
+        let pending = match self.links.lock() {
+            Ok(links) => links.pending_reports.get(store_id).cloned(),
+            Err(_) => None,
+        };
+        let Some((at, listed)) = pending else {
+            return Ok(());
+        };
+        let held = self
+            .with_docs(move |c, docs| {
+                for e in &listed {
+                    if !docs.holds_all(c, &e.doc, &e.heads)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })
+            .await?;
+        if held && let Ok(mut links) = self.links.lock() {
+            // only the index checked: a newer one may have come meanwhile
+            if links
+                .pending_reports
+                .get(store_id)
+                .is_some_and(|(t, _)| *t == at)
+            {
+                links.pending_reports.remove(store_id);
+            }
+            if let Some(l) = links.status.get_mut(store_id) {
+                l.reported_at = Some(l.reported_at.map_or(at, |r| r.max(at)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a store has an index the hub has not yet caught up with.
+    pub fn report_pending(&self, store_id: &str) -> bool {
+        self.links
+            .lock()
+            .map(|l| l.pending_reports.contains_key(store_id))
+            .unwrap_or(false)
     }
 
     /// Session `session` of a store ended. Marks the link down only if that

@@ -109,8 +109,23 @@ impl SyncHost for HubHost {
     }
 
     async fn receive(&self, doc: DocId, msg: Vec<u8>) -> Result<Received, DocError> {
-        self.hub
+        let r = self
+            .hub
             .receive_from(&self.store_id, doc, msg)
+            .await
+            .map_err(doc_error)?;
+        if r.new_changes > 0 && self.hub.report_pending(&self.store_id) {
+            self.hub
+                .check_report(&self.store_id)
+                .await
+                .map_err(doc_error)?;
+        }
+        Ok(r)
+    }
+
+    async fn peer_index(&self, index: Vec<IndexEntry>) -> Result<(), DocError> {
+        self.hub
+            .store_index(&self.store_id, index)
             .await
             .map_err(doc_error)
     }

@@ -126,6 +126,86 @@ async fn a_group_buy_fails_only_after_its_deadline_and_grace_on_the_hubs_clock()
     );
 }
 
+/// A campaign for S001 alone, `count` customers needed, deadline in 10 minutes.
+async fn campaign_for_s001(h: &TestHub, count: u32) -> (String, DateTime<Utc>) {
+    let deadline = h.hub.now() + Duration::minutes(10);
+    let gb = h
+        .hub
+        .create_group_buy(
+            &admin(),
+            NewGroupBuy {
+                sku: "P00009".into(),
+                price_fen: 3990,
+                threshold: Threshold::Participants { count },
+                deadline,
+                pickup_date: (deadline + Duration::days(2)).date_naive(),
+                per_customer_limit: 2,
+                store_ids: vec!["S001".into()],
+                grace_minutes: None,
+                counter_allotment: None,
+            },
+        )
+        .await
+        .unwrap();
+    (gb.group_buy_id, deadline)
+}
+
+/// Found by `linli-sim` (seed 78): a store whose link came up after the
+/// deadline counted as "reported" before the counter commitments it took
+/// offline had arrived, so a campaign with enough customers failed and
+/// their commitments arrived cancelled. A store has reported only once the
+/// hub holds everything the index it sent after the deadline listed.
+#[tokio::test]
+async fn a_store_reports_only_once_the_hub_holds_what_its_index_listed() {
+    use linli_shared::docs::json::put_record;
+    use linli_shared::docs::{DocId, Owner, new_doc};
+    use linli_shared::sync::IndexEntry;
+
+    let (h, clock) = hub_at_start().await;
+    let (gid, deadline) = campaign_for_s001(&h, 1).await;
+    // S001's counter takes a commitment offline, five minutes before the deadline
+    let id = DocId::store_ledger("S001", start().date_naive());
+    let mut ledger: automerge::AutoCommit =
+        new_doc(&id, Owner::Store("S001".into()).actor([7; 8])).unwrap();
+    let commitment = json!({"commitment_id": "K1", "group_buy_id": gid,
+        "member_hash": linli_shared::member::member_hash(&h.member_key(), "13800138131"),
+        "masked_phone": "138****8131", "qty": 1,
+        "at": (deadline - Duration::minutes(5)).to_rfc3339(), "staff": "ana"});
+    put_record(&mut ledger, "commitments", "K1", &commitment).unwrap();
+    ledger.commit();
+    let heads = |d: &mut automerge::AutoCommit| d.get_heads().iter().map(|h| h.0).collect();
+
+    // after the deadline S001 connects and sends its index: the link is up,
+    // but what it listed is not here yet, so nothing is decided
+    clock.set(deadline + Duration::minutes(2));
+    h.hub.link_up("S001", None);
+    let index = vec![IndexEntry {
+        doc: id.clone(),
+        heads: heads(&mut ledger),
+    }];
+    h.hub.store_index("S001", index).await.unwrap();
+    assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 0);
+    assert_eq!(h.hub.group_buy(&gid).await.unwrap().state, State::Open);
+    // the ledger arrives: the commitment counts and the campaign is reached
+    common::sync_in(&h.hub, "S001", &id, &mut ledger).await;
+    h.hub.check_report("S001").await.unwrap();
+    let g = h.hub.group_buy(&gid).await.unwrap();
+    assert_eq!((g.state, g.participants), (State::Reached, 1));
+
+    // a campaign nobody joined: S001's next index lists only what the hub
+    // holds, so S001 has reported at once and the hub fails it before the grace
+    let (empty, deadline) = campaign_for_s001(&h, 1).await;
+    clock.set(deadline + Duration::minutes(1));
+    assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 0);
+    let index = vec![IndexEntry {
+        doc: id.clone(),
+        heads: heads(&mut ledger),
+    }];
+    h.hub.store_index("S001", index).await.unwrap();
+    assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 1);
+    assert_eq!(h.hub.group_buy(&empty).await.unwrap().state, State::Failed);
+}
+
 #[tokio::test]
 async fn sessions_and_lockouts_run_on_the_hubs_clock() {
     let (h, clock) = hub_at_start().await;

@@ -901,6 +901,25 @@ impl Docs {
         }
     }
 
+    /// Whether this replica holds every change named by `heads` of `id`
+    /// (and so everything before them): a peer's index entry is caught up.
+    pub fn holds_all(
+        &mut self,
+        c: &Connection,
+        id: &DocId,
+        heads: &[[u8; 32]],
+    ) -> Result<bool, DocError> {
+        if heads.is_empty() {
+            return Ok(true);
+        }
+        let Some(doc) = self.load(c, id)? else {
+            return Ok(false);
+        };
+        Ok(heads
+            .iter()
+            .all(|h| doc.get_change_by_hash(&automerge::ChangeHash(*h)).is_some()))
+    }
+
     /// The documents this replica holds for which `filter` holds, with their
     /// heads: the index sent at the start of a session.
     pub fn index(

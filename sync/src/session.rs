@@ -39,6 +39,13 @@ pub trait SyncHost: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Received, DocError>> + Send;
     /// The store whose documents the session carries (its scope).
     fn scope(&self) -> &str;
+    /// The peer's index arrived (what it held as the session began).
+    fn peer_index(
+        &self,
+        _index: Vec<IndexEntry>,
+    ) -> impl Future<Output = Result<(), DocError>> + Send {
+        async { Ok(()) }
+    }
     /// Called when a frame arrived (for liveness and health).
     fn on_activity(&self) {}
     /// Called with the number of new changes applied from the peer.
@@ -206,6 +213,7 @@ pub async fn carry_out<H: SyncHost>(
             }
             Err(e) => return Err(e.into()),
         },
+        Effect::PeerIndex(index) => host.peer_index(index).await?,
         Effect::PeerRefused { doc, reason } => {
             tracing::warn!(%doc, %reason, "peer refused our message");
         }

@@ -45,6 +45,9 @@ pub enum Effect {
     /// Give the peer's message to the replica, then call
     /// [`Session::applied`].
     Apply { doc: DocId, msg: Vec<u8> },
+    /// The peer's index arrived: what it holds of each document as the
+    /// session began (the hub learns from it when a store has reported).
+    PeerIndex(Vec<IndexEntry>),
     /// The peer refused what we sent about `doc` (for the log).
     PeerRefused { doc: DocId, reason: String },
     /// The peer sent a document outside the session's scope; a `Refused`
@@ -147,6 +150,7 @@ impl Session {
     pub fn handle_frame(&mut self, frame: Frame) {
         match frame {
             Frame::Index(theirs) => {
+                self.effects.push_back(Effect::PeerIndex(theirs.clone()));
                 if self.ours.is_some() {
                     self.compare(&theirs);
                 } else {
@@ -252,7 +256,10 @@ mod tests {
         assert_eq!(drain(&mut s), vec![Effect::ReadIndex]);
         // the peer's index may arrive before ours is read: it waits
         s.handle_frame(Frame::Index(vec![entry(ledger("S001"), 2)]));
-        assert_eq!(drain(&mut s), vec![]);
+        assert_eq!(
+            drain(&mut s),
+            vec![Effect::PeerIndex(vec![entry(ledger("S001"), 2)])]
+        );
         s.index_read(vec![entry(ledger("S001"), 1)]);
         assert_eq!(
             drain(&mut s),
@@ -380,6 +387,12 @@ mod tests {
         );
         // the peer answers with its index; ours is known, so they compare
         s.handle_frame(Frame::Index(vec![entry(ledger("S001"), 5)]));
-        assert_eq!(drain(&mut s), vec![Effect::Generate(ledger("S001"))]);
+        assert_eq!(
+            drain(&mut s),
+            vec![
+                Effect::PeerIndex(vec![entry(ledger("S001"), 5)]),
+                Effect::Generate(ledger("S001"))
+            ]
+        );
     }
 }
