@@ -43,9 +43,11 @@ use crate::orders::ts;
 use crate::payment::ledger::{PaymentView, RefundView};
 
 mod cancel;
+mod failed;
 mod paid;
 
 pub(crate) use cancel::project_counter_cancels;
+pub use failed::{CounterRefunds, StoreCounterRefunds};
 
 pub use paid::CommitmentPrepayView;
 use paid::reason_text;
@@ -104,6 +106,11 @@ pub struct GroupBuyView {
     /// Why it failed, in the customers' words (failed only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    /// A failed campaign's counter commitments (paid in cash at a store's
+    /// counter, refunded there): done and still owed, per store (failed
+    /// only; `GET /api/v1/group-buys/{id}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter_refunds: Option<CounterRefunds>,
 }
 
 /// One commitment.
@@ -423,6 +430,7 @@ impl Hub {
             communities: p.communities,
             qty: p.qty,
             failure_reason: (row.state == State::Failed).then(|| failure_reason(row, &p)),
+            counter_refunds: None,
             progress: p,
             reached_at: row.reached_at.clone(),
             decided_at: row.decided_at.clone(),
@@ -498,13 +506,20 @@ impl Hub {
             p
         };
         row.state = next;
+        let day = now
+            .with_timezone(&self.order_settings.utc_offset)
+            .date_naive();
+        // on failing, every store learns it (its counter refunds its own)
+        if (was, next) == (State::Open, State::Failed) {
+            let decided = row.decided_at.clone().unwrap_or_else(|| ts(now));
+            let touched =
+                failed::tell_stores(c, docs, &row, &decided, &failure_reason(&row, &p), day)?;
+            return Ok((row, p, touched));
+        }
         // on reaching, every store learns its participants; afterwards only
         // the store whose commitments changed
         let touched = match (was, next, changed_store) {
             (State::Open, State::Reached, _) | (State::Reached, State::Reached, Some(_)) => {
-                let day = now
-                    .with_timezone(&self.order_settings.utc_offset)
-                    .date_naive();
                 let only = if was == State::Reached {
                     changed_store
                 } else {
@@ -668,7 +683,9 @@ impl Hub {
             .read(move |c| {
                 let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
                 let p = progress_of(c, &row)?;
-                Ok::<_, HubError>(this.view_of(&row, p))
+                let mut v = this.view_of(&row, p);
+                v.counter_refunds = failed::counter_refunds(c, &row)?;
+                Ok::<_, HubError>(v)
             })
             .await
     }
