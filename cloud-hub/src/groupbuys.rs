@@ -949,6 +949,8 @@ impl Hub {
                     .collect::<Result<Vec<_>, _>>()?;
                 for k in &mut rows {
                     with_payment(c, k)?;
+                    // paid in cash at a counter: given back there
+                    k.failure_reason = failed::counter_refund_text(c, k)?;
                 }
                 Ok::<_, HubError>(rows)
             })
@@ -956,10 +958,12 @@ impl Hub {
         let mut out = Vec::with_capacity(rows.len());
         for mut commitment in rows {
             let group_buy = self.group_buy(&commitment.group_buy_id).await?;
-            commitment.failure_reason = reason_text(
-                commitment.cancel_reason.as_deref(),
-                group_buy.failure_reason.as_deref(),
-            );
+            if commitment.failure_reason.is_none() {
+                commitment.failure_reason = reason_text(
+                    commitment.cancel_reason.as_deref(),
+                    group_buy.failure_reason.as_deref(),
+                );
+            }
             out.push(Committed {
                 commitment,
                 group_buy,

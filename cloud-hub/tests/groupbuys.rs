@@ -986,6 +986,16 @@ async fn a_failed_campaigns_counter_refunds_count_once_and_the_rest_show_owed() 
         "{g}"
     );
     assert_eq!(g["counter_refunds"]["done_fen"].as_i64(), Some(2 * 3990));
+    // the customers see why, and where their money is
+    for (phone, said) in [
+        ("13800138401", "拼团未成团，已在门店柜台退款"),
+        ("13800138405", "拼团未成团，请到参团的门店柜台退款"),
+    ] {
+        let token = h.customer(phone).await;
+        let (_, mine) = h.get("/api/v1/customer/group-buys", Some(&token)).await;
+        let why = mine[0]["commitment"]["failure_reason"].as_str().unwrap();
+        assert!(why.starts_with(said), "{mine}");
+    }
     assert_eq!(
         (g["state"].as_str(), g["participants"].as_u64()),
         (Some("failed"), Some(0))

@@ -14,10 +14,10 @@ use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::groupbuy::CounterFailure;
 use linli_sync::doc_store::Docs;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::Row;
+use super::{CommitmentView, Row};
 use crate::hub::HubError;
 
 /// A failed campaign's counter refunds, done and still owed.
@@ -116,4 +116,29 @@ pub(super) fn counter_refunds(
         owed_fen: stores.iter().map(|s| s.owed_fen).sum(),
         stores,
     }))
+}
+
+/// What the customer is told of a failed campaign's counter commitment:
+/// refunded at the counter once its store's refund has arrived, else to
+/// collect the money there (`None` for any other commitment).
+pub(super) fn counter_refund_text(
+    c: &Connection,
+    k: &CommitmentView,
+) -> Result<Option<String>, HubError> {
+    if k.source != "counter" || k.cancel_reason.as_deref() != Some("group_buy_failed") {
+        return Ok(None);
+    }
+    let refunded = c
+        .prepare_cached("SELECT 1 FROM group_buy_counter_cancels WHERE commitment_id = ?1")?
+        .query_row([&k.commitment_id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    Ok(Some(
+        if refunded {
+            "拼团未成团，已在门店柜台退款 (the group-buy did not go ahead; the money was given back at the store's counter)"
+        } else {
+            "拼团未成团，请到参团的门店柜台退款 (the group-buy did not go ahead; collect the money at the store's counter where you committed)"
+        }
+        .to_owned(),
+    ))
 }
