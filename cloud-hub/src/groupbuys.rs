@@ -46,9 +46,11 @@ use crate::orders::ts;
 use crate::payment::ledger::{PaymentView, RefundView};
 
 mod cancel;
+mod failed;
 mod paid;
 
 pub(crate) use cancel::project_counter_cancels;
+pub use failed::{CounterRefunds, StoreCounterRefunds};
 
 pub use paid::CommitmentPrepayView;
 use paid::reason_text;
@@ -107,6 +109,11 @@ pub struct GroupBuyView {
     /// Why it failed, in the customers' words (failed only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    /// A failed campaign's counter commitments (paid in cash at a store's
+    /// counter, refunded there): done and still owed, per store (failed
+    /// only; `GET /api/v1/group-buys/{id}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter_refunds: Option<CounterRefunds>,
 }
 
 /// One commitment.
@@ -426,6 +433,7 @@ impl Hub {
             communities: p.communities,
             qty: p.qty,
             failure_reason: (row.state == State::Failed).then(|| failure_reason(row, &p)),
+            counter_refunds: None,
             progress: p,
             reached_at: row.reached_at.clone(),
             decided_at: row.decided_at.clone(),
@@ -504,13 +512,20 @@ impl Hub {
             p
         };
         row.state = next;
+        let day = now
+            .with_timezone(&self.order_settings.utc_offset)
+            .date_naive();
+        // on failing, every store learns it (its counter refunds its own)
+        if (was, next) == (State::Open, State::Failed) {
+            let decided = row.decided_at.clone().unwrap_or_else(|| ts(now));
+            let touched =
+                failed::tell_stores(c, docs, &row, &decided, &failure_reason(&row, &p), day)?;
+            return Ok((row, p, touched));
+        }
         // on reaching, every store learns its participants; afterwards only
         // the store whose commitments changed
         let touched = match (was, next, changed_store) {
             (State::Open, State::Reached, _) | (State::Reached, State::Reached, Some(_)) => {
-                let day = now
-                    .with_timezone(&self.order_settings.utc_offset)
-                    .date_naive();
                 let only = if was == State::Reached {
                     changed_store
                 } else {
@@ -674,7 +689,9 @@ impl Hub {
             .read(move |c| {
                 let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
                 let p = progress_of(c, &row)?;
-                Ok::<_, HubError>(this.view_of(&row, p))
+                let mut v = this.view_of(&row, p);
+                v.counter_refunds = failed::counter_refunds(c, &row)?;
+                Ok::<_, HubError>(v)
             })
             .await
     }
@@ -938,6 +955,8 @@ impl Hub {
                     .collect::<Result<Vec<_>, _>>()?;
                 for k in &mut rows {
                     with_payment(c, k)?;
+                    // paid in cash at a counter: given back there
+                    k.failure_reason = failed::counter_refund_text(c, k)?;
                 }
                 Ok::<_, HubError>(rows)
             })
@@ -945,10 +964,12 @@ impl Hub {
         let mut out = Vec::with_capacity(rows.len());
         for mut commitment in rows {
             let group_buy = self.group_buy(&commitment.group_buy_id).await?;
-            commitment.failure_reason = reason_text(
-                commitment.cancel_reason.as_deref(),
-                group_buy.failure_reason.as_deref(),
-            );
+            if commitment.failure_reason.is_none() {
+                commitment.failure_reason = reason_text(
+                    commitment.cancel_reason.as_deref(),
+                    group_buy.failure_reason.as_deref(),
+                );
+            }
             out.push(Committed {
                 commitment,
                 group_buy,

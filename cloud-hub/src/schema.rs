@@ -550,6 +550,13 @@ CREATE TABLE group_buy_counter_cancels (
     recorded_at   TEXT NOT NULL
 );
 "#,
+    // a failed campaign's counter commitments refunded at their counter
+    // (issue 11): the same fact with a reason, `counter_cancelled` (a
+    // cancel while open, as before) or `group_buy_failed` (never counts)
+    r#"
+ALTER TABLE group_buy_counter_cancels ADD COLUMN reason TEXT NOT NULL DEFAULT 'counter_cancelled';
+CREATE INDEX group_buy_counter_cancels_by_campaign ON group_buy_counter_cancels(group_buy_id, reason);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -820,3 +820,185 @@ async fn a_counter_cancel_takes_its_commitment_out_once_in_any_order() {
     );
     assert!(h.hub.group_buy_totals_agree(&id_r).await.unwrap());
 }
+
+/// A failed campaign's counter commitments are refunded at their store's
+/// counter (issue 11): the hub tells each store the campaign failed (its
+/// orders document, section `group_buy_failed`), shows per store the
+/// counter refunds done and still owed, and counts each refund (the
+/// store's cancel fact with reason `group_buy_failed`) once, however often
+/// it arrives: synced twice, again in another day's ledger, and after the
+/// hub restarted. A refund never counts a commitment out or in.
+#[tokio::test]
+async fn a_failed_campaigns_counter_refunds_count_once_and_the_rest_show_owed() {
+    use linli_shared::docs::json::{get_record, put_record};
+    use linli_shared::docs::{DocId, Owner, new_doc};
+
+    let h = hub().await;
+    let id = open(
+        &h,
+        campaign(
+            json!({"kind": "participants", "count": 5}),
+            Duration::minutes(10),
+            &["S001", "S002"],
+        ),
+    )
+    .await;
+    let key = h.member_key();
+    let now = Utc::now();
+    let at = |m: i64| (now + Duration::minutes(m)).to_rfc3339();
+    let commitment = |k: &str, phone: &str| {
+        json!({"commitment_id": k, "group_buy_id": id,
+               "member_hash": linli_shared::member::member_hash(&key, phone),
+               "masked_phone": linli_shared::member::mask_phone(phone),
+               "qty": 1, "at": at(-5), "staff": "ana"})
+    };
+    let refund = |k: &str| {
+        json!({"commitment_id": k, "group_buy_id": id, "refund_id": format!("GBF-{k}"),
+               "refund_fen": 3990, "at": at(80), "staff": "ana", "reason": "group_buy_failed"})
+    };
+    let day = now.date_naive();
+    let ledger = |store: &str, day| {
+        let id = DocId::store_ledger(store, day);
+        let d: automerge::AutoCommit =
+            new_doc(&id, Owner::Store(store.into()).actor([9; 8])).unwrap();
+        (id, d)
+    };
+    let (id1, mut d1) = ledger("S001", day);
+    let (id2, mut d2) = ledger("S001", day + Duration::days(1));
+    let (ide, mut e1) = ledger("S002", day);
+    for (k, phone) in [("K1", "13800138401"), ("K2", "13800138402")] {
+        put_record(&mut d1, "commitments", k, &commitment(k, phone)).unwrap();
+    }
+    d1.commit();
+    common::sync_in(&h.hub, "S001", &id1, &mut d1).await;
+    put_record(
+        &mut e1,
+        "commitments",
+        "K5",
+        &commitment("K5", "13800138405"),
+    )
+    .unwrap();
+    e1.commit();
+    common::sync_in(&h.hub, "S002", &ide, &mut e1).await;
+    assert_eq!(counts(&h, &id).await.0, 3);
+
+    // failed after the grace: every store is told, and all three are owed
+    let decided = Utc::now() + Duration::minutes(71);
+    assert_eq!(h.hub.settle_group_buys(decided).await.unwrap(), 1);
+    for store in ["S001", "S002"] {
+        let (s, gid) = (store.to_owned(), id.clone());
+        let told = h
+            .hub
+            .with_docs(move |c, docs| {
+                let mut found = None;
+                for d in -1..=1 {
+                    let doc = DocId::hub_orders(&s, decided.date_naive() + Duration::days(d));
+                    let got = docs.read(c, &doc, |doc| {
+                        get_record::<linli_shared::groupbuy::CounterFailure>(
+                            doc,
+                            "group_buy_failed",
+                            &gid,
+                        )
+                    })?;
+                    found = found.or(got.flatten());
+                }
+                Ok(found)
+            })
+            .await
+            .unwrap()
+            .expect("the store is told the campaign failed");
+        assert!(
+            told.reason.starts_with("截止时参团人数未达到 5 人"),
+            "{told:?}"
+        );
+    }
+    let refunds = |g: &Value| {
+        let r = &g["counter_refunds"];
+        let per: Vec<(String, i64, i64)> = r["stores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["store_id"].as_str().unwrap().to_owned(),
+                    s["done"].as_i64().unwrap(),
+                    s["owed"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        (
+            r["done"].as_i64().unwrap(),
+            r["owed"].as_i64().unwrap(),
+            r["owed_fen"].as_i64().unwrap(),
+            per,
+        )
+    };
+    async fn view(h: &TestHub, id: &str) -> Value {
+        h.get(&format!("/api/v1/group-buys/{id}"), None).await.1
+    }
+    let g = view(&h, &id).await;
+    assert_eq!(
+        refunds(&g),
+        (
+            0,
+            3,
+            3 * 3990,
+            vec![("S001".into(), 0, 2), ("S002".into(), 0, 1)]
+        ),
+        "{g}"
+    );
+
+    // S001's counter refunds K1; its ledger syncs twice
+    put_record(&mut d1, "commitment_cancels", "K1", &refund("K1")).unwrap();
+    d1.commit();
+    common::sync_in(&h.hub, "S001", &id1, &mut d1).await;
+    common::sync_in(&h.hub, "S001", &id1, &mut d1).await;
+    let after_k1 = (
+        1,
+        2,
+        2 * 3990,
+        vec![("S001".into(), 1, 1), ("S002".into(), 0, 1)],
+    );
+    assert_eq!(refunds(&view(&h, &id).await), after_k1);
+    // the same fact again, on the next day's ledger
+    put_record(&mut d2, "commitment_cancels", "K1", &refund("K1")).unwrap();
+    d2.commit();
+    common::sync_in(&h.hub, "S001", &id2, &mut d2).await;
+    assert_eq!(refunds(&view(&h, &id).await), after_k1);
+
+    // the hub restarts; both ledgers sync again from the start, and K2's
+    // refund comes
+    let h = h.reopen().await;
+    assert_eq!(refunds(&view(&h, &id).await), after_k1);
+    put_record(&mut d2, "commitment_cancels", "K2", &refund("K2")).unwrap();
+    d2.commit();
+    common::sync_in(&h.hub, "S001", &id1, &mut d1).await;
+    common::sync_in(&h.hub, "S001", &id2, &mut d2).await;
+    let g = view(&h, &id).await;
+    assert_eq!(
+        refunds(&g),
+        (
+            2,
+            1,
+            3990,
+            vec![("S001".into(), 2, 0), ("S002".into(), 0, 1)]
+        ),
+        "{g}"
+    );
+    assert_eq!(g["counter_refunds"]["done_fen"].as_i64(), Some(2 * 3990));
+    // the customers see why, and where their money is
+    for (phone, said) in [
+        ("13800138401", "拼团未成团，已在门店柜台退款"),
+        ("13800138405", "拼团未成团，请到参团的门店柜台退款"),
+    ] {
+        let token = h.customer(phone).await;
+        let (_, mine) = h.get("/api/v1/customer/group-buys", Some(&token)).await;
+        let why = mine[0]["commitment"]["failure_reason"].as_str().unwrap();
+        assert!(why.starts_with(said), "{mine}");
+    }
+    assert_eq!(
+        (g["state"].as_str(), g["participants"].as_u64()),
+        (Some("failed"), Some(0))
+    );
+    assert!(h.hub.group_buy_totals_agree(&id).await.unwrap());
+}

@@ -344,6 +344,10 @@ pub enum AppError {
     /// A counter commitment the rule does not let go (reached, closed).
     #[error(transparent)]
     Cancel(linli_shared::groupbuy::CancelError),
+    /// A counter commitment not refunded as failed (the campaign has not
+    /// failed as this store knows it, or it was cancelled and refunded).
+    #[error(transparent)]
+    FailedRefund(linli_shared::groupbuy::RefundError),
     /// A coupon the counter refuses (signature, store, expiry, used,
     /// minimum spend, allotment).
     #[error(transparent)]

@@ -93,6 +93,10 @@ pub fn router(state: AppState) -> Router {
             "/group-buys/{group_buy_id}/commitments/{commitment_id}/cancel",
             post(groupbuy::cancel),
         )
+        .route(
+            "/group-buys/{group_buy_id}/commitments/{commitment_id}/refund",
+            post(groupbuy::refund),
+        )
         .route("/online-orders", get(online::list))
         .route("/online-orders/{order_id}", get(online::get))
         .route("/online-orders/{order_id}/accept", post(online::accept))

@@ -349,6 +349,25 @@ impl SyncHost for EdgeHost {
                                         now,
                                     )?;
                                 }
+                                // the hub's word that a group-buy failed: the
+                                // counter refunds its commitments
+                                let ids = r
+                                    .touched
+                                    .get("group_buy_failed")
+                                    .cloned()
+                                    .unwrap_or_default();
+                                if !ids.is_empty() {
+                                    let failures = docs
+                                        .read(c, &d, |doc| {
+                                            records_of::<linli_shared::groupbuy::CounterFailure>(
+                                                doc,
+                                                "group_buy_failed",
+                                                &ids,
+                                            )
+                                        })?
+                                        .unwrap_or_default();
+                                    crate::app::groupbuy::save_failures(c, &failures, now)?;
+                                }
                                 // a reached group-buy's participants here
                                 let ids = r
                                     .touched

@@ -1112,7 +1112,7 @@ async fn openapi_documents_exactly_what_is_served() {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    assert_eq!(documented, 45, "every route of http::router is documented");
+    assert_eq!(documented, 46, "every route of http::router is documented");
     // the documented request schema is the one the server enforces
     let sale = &doc["components"]["schemas"]["SaleRequest"];
     assert!(
@@ -2094,6 +2094,226 @@ async fn a_counter_commitment_is_cancelled_and_refunded_at_the_counter_once() {
             r["cash_expected_fen"].as_i64()
         ),
         (Some(3), Some(5 * 3990), Some(1), Some(7980), Some(0)),
+        "{r}"
+    );
+}
+
+/// A failed campaign's counter commitments are refunded at the counter
+/// (issue 11): refused while the campaign is open, reached or merely past
+/// its deadline (`group_buy_not_failed`); once the hub's word that it
+/// failed has come, each commitment is refunded once in full (`GBF-`), a
+/// second press answers the same refund and writes nothing, one cancelled
+/// while open is not refunded again, and the list and the day report show
+/// it.
+#[tokio::test]
+async fn a_failed_group_buys_counter_commitments_are_refunded_at_the_counter_once() {
+    let mut n = TestNode::new().await;
+    let db = linli_edge::store::open_writer_conn(&database_path(n._dir.path())).unwrap();
+    let terms = json!({
+        "group_buy_id": "G1", "sku": "P00009", "name": "阳光玫瑰", "price_fen": 3990,
+        "deadline": "2026-11-25T10:00:00.000Z", "pickup_date": "2026-11-27",
+        "per_customer_limit": 2, "allotment": 5,
+    });
+    db.execute(
+        "INSERT INTO group_buys(group_buy_id, terms, deadline, received_at) VALUES ('G1', ?1, '2026-11-25T10:00:00.000Z', '2026-11-25T01:00:00.000Z')",
+        [terms.to_string()],
+    )
+    .unwrap();
+    let cashier = n.cashier.clone();
+    let mut ids = Vec::new();
+    for (key, phone, qty) in [("k-a", "13800138001", 2), ("k-b", "13800138002", 1)] {
+        let (s, v) = n
+            .json(
+                "POST",
+                "/api/v1/group-buys/G1/commitments",
+                Some(&cashier),
+                Some(key),
+                json!({"customer": {"phone": phone}, "qty": qty}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["commitment_id"].as_str().unwrap().to_owned());
+    }
+    let (a, b) = (ids[0].clone(), ids[1].clone());
+    let refund_a = format!("/api/v1/group-buys/G1/commitments/{a}/refund");
+    // b leaves while the campaign is open: cancelled and refunded then
+    let (s, v) = n
+        .json(
+            "POST",
+            &format!("/api/v1/group-buys/G1/commitments/{b}/cancel"),
+            Some(&cashier),
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // open, reached, past the deadline: not failed as this store knows it
+    let before = n.counts().await;
+    let (s, e) = n
+        .json("POST", &refund_a, Some(&cashier), None, json!({}))
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::CONFLICT, "group_buy_not_failed"),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("不能按未成团退款"),
+        "{e}"
+    );
+    db.execute(
+        "INSERT INTO group_buy_participants(commitment_id, group_buy_id, sku, price_fen, phone, qty) VALUES ('S001/x', 'G1', 'P00009', 3990, '', 1)",
+        [],
+    )
+    .unwrap();
+    let (s, e) = n
+        .json("POST", &refund_a, Some(&cashier), None, json!({}))
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::CONFLICT, "group_buy_not_failed")
+    );
+    db.execute("DELETE FROM group_buy_participants", [])
+        .unwrap();
+    n.advance_hours(9).await;
+    let cashier = n.cashier.clone();
+    let (s, e) = n
+        .json("POST", &refund_a, Some(&cashier), None, json!({}))
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::CONFLICT, "group_buy_not_failed")
+    );
+    assert_eq!(n.counts().await, before, "refusals wrote nothing");
+
+    // the hub's word that it failed arrives (its orders document)
+    db.execute(
+        "INSERT INTO group_buy_failures(group_buy_id, decided_at, reason, received_at)
+         VALUES ('G1', '2026-11-25T10:30:00.000Z', '截止时参团人数未达到 5 人（实际 1 人），团购未成', '2026-11-25T10:31:00.000Z')",
+        [],
+    )
+    .unwrap();
+    let (_, list) = n.json_get("/api/v1/group-buys", &cashier).await;
+    assert_eq!(
+        (
+            list[0]["failed"].as_bool(),
+            list[0]["refunds_owed"].as_i64()
+        ),
+        (Some(true), Some(1)),
+        "{list}"
+    );
+    // b was refunded when it was cancelled: not again
+    let (s, e) = n
+        .json(
+            "POST",
+            &format!("/api/v1/group-buys/G1/commitments/{b}/refund"),
+            Some(&cashier),
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::CONFLICT, "commitment_cancelled"),
+        "{e}"
+    );
+    let (s, v) = n
+        .json("POST", &refund_a, Some(&cashier), None, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["refund"]["refund_id"].as_str(),
+            v["refund"]["amount_fen"].as_i64(),
+            v["refund"]["reason"].as_str(),
+        ),
+        (
+            Some("refunded"),
+            Some(format!("GBF-{a}").as_str()),
+            Some(7980),
+            Some("group_buy_failed")
+        ),
+        "{v}"
+    );
+    assert!(
+        v["refund"]["reason_text"]
+            .as_str()
+            .unwrap()
+            .starts_with("拼团未成团，已在柜台退款"),
+        "{v}"
+    );
+    let before = n.counts().await;
+    let (s, again) = n
+        .json("POST", &refund_a, Some(&cashier), None, json!({}))
+        .await;
+    assert_eq!((s, &again), (StatusCode::OK, &v), "the same refund");
+    // nor can it be cancelled now: the campaign is over
+    let (s, e) = n
+        .json(
+            "POST",
+            &format!("/api/v1/group-buys/G1/commitments/{a}/cancel"),
+            Some(&cashier),
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::CONFLICT, "group_buy_closed"));
+    assert_eq!(n.counts().await, before, "a second refund writes nothing");
+
+    let (s, list) = n
+        .json_get("/api/v1/group-buys/G1/commitments", &cashier)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let rows: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["status"].as_str().unwrap(),
+                k["refund"]["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("cancelled", "counter_cancelled"),
+            ("refunded", "group_buy_failed")
+        ],
+        "{list}"
+    );
+    let (_, gbs) = n.json_get("/api/v1/group-buys", &cashier).await;
+    assert_eq!(gbs[0]["refunds_owed"].as_i64(), Some(0), "{gbs}");
+    let failed_rows: i64 = db
+        .query_row(
+            "SELECT count(*) FROM group_buy_refunds WHERE reason = 'group_buy_failed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(failed_rows, 1);
+
+    // the day report: both refunds, the failed one on its own line too
+    let manager = n.manager.clone();
+    let (s, r) = n
+        .json_get("/api/v1/reports/day?day=2026-11-25", &manager)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (
+            r["group_buy_refunds_count"].as_i64(),
+            r["group_buy_refunds_fen"].as_i64(),
+            r["group_buy_failed_refunds_count"].as_i64(),
+            r["group_buy_failed_refunds_fen"].as_i64(),
+            r["cash_expected_fen"].as_i64()
+        ),
+        (Some(2), Some(3 * 3990), Some(1), Some(7980), Some(0)),
         "{r}"
     );
 }

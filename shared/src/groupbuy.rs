@@ -32,8 +32,12 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 mod cancel;
+mod refund;
 
 pub use cancel::{CancelError, CancelOutcome, Desk, Held, check_cancel, check_cancel_at};
+pub use refund::{
+    RefundError, RefundOutcome, RefundReason, Refunded, check_failed_refund, failed_refund_id,
+};
 
 /// What a store's counter needs to take commitments while offline: the
 /// hub writes it into the store's orders document (section `group_buys`)
@@ -79,8 +83,8 @@ pub struct CounterCommitment {
     pub staff: String,
 }
 
-/// A counter commitment cancelled at the counter that took it, as its
-/// ledger records it (section `commitment_cancels`, keyed by
+/// A counter commitment cancelled at the counter that took it (or refunded
+/// there as its campaign failed), as its ledger records it (section `commitment_cancels`, keyed by
 /// `commitment_id`, the id in section `commitments`): time-stamped by the
 /// store, with the refund the customer was given back at the counter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +98,23 @@ pub struct CounterCancel {
     /// RFC 3339, UTC: when the cashier cancelled it.
     pub at: String,
     pub staff: String,
+    /// Why: cancelled while open (`GBC-`), or refunded as the campaign
+    /// failed (`GBF-`). One fact per commitment either way.
+    #[serde(default)]
+    pub reason: RefundReason,
+}
+
+/// The hub's word to a participating store that a campaign failed (the
+/// store's orders document, section `group_buy_failed`, keyed by
+/// campaign): its counter then refunds the commitments it took, in cash
+/// ([`check_failed_refund`]). Written once, when the hub decides it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterFailure {
+    pub group_buy_id: String,
+    /// RFC 3339, UTC: when the hub decided it.
+    pub decided_at: String,
+    /// Why, in the customers' words (Chinese first).
+    pub reason: String,
 }
 
 /// The refund id of a cancelled commitment (`GBC-<commitment>`), at the

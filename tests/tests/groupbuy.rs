@@ -382,3 +382,101 @@ fn a_counter_commitment_cancelled_offline_stops_counting_once_at_the_hub() {
         "{report}"
     );
 }
+
+/// A failed campaign's counter commitments are refunded at the counter
+/// (issue 11): the hub decides the failure after the deadline and tells
+/// the store with its orders document; the store's counter refunds each
+/// commitment once (a second press answers the same refund), and the
+/// hub's campaign view shows the refunds done and still owed as the
+/// store's ledger arrives.
+#[test]
+fn a_failed_group_buys_counter_commitments_are_refunded_at_the_counter() {
+    let mut c = Cluster::new(23).unwrap();
+    c.hub_import("/api/v1/catalog/import", "products.csv")
+        .unwrap();
+    c.hub_import("/api/v1/stores/import", "stores.csv").unwrap();
+    c.add_store("S001").unwrap();
+    let h = c.hub().unwrap();
+    let deadline = Utc::now() + chrono::Duration::seconds(20);
+    let g: Value = c
+        .http
+        .post(format!("{}/api/v1/group-buys", h.http))
+        .bearer_auth(&h.token)
+        .json(&json!({
+            "sku": "P00009", "price_fen": 3990,
+            "threshold": {"kind": "participants", "count": 5},
+            "deadline": deadline.to_rfc3339(),
+            "pickup_date": (deadline + chrono::Duration::days(2)).date_naive().to_string(),
+            "per_customer_limit": 2, "store_ids": ["S001"], "grace_minutes": 0,
+        }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = g["group_buy_id"].as_str().unwrap().to_owned();
+    wait_for(CONVERGE, "S001's counter to know the group-buy", || {
+        let v = c.store_get("S001", "/api/v1/group-buys").ok()?;
+        (v[0]["group_buy_id"] == id.as_str()).then_some(())
+    })
+    .unwrap();
+    let (s, a) = counter_commit(&c, "S001", &id, "a-1", "13800138601", 2);
+    assert_eq!(s, 201, "{a}");
+    let (s, b) = counter_commit(&c, "S001", &id, "b-1", "13800138602", 1);
+    assert_eq!(s, 201, "{b}");
+    let refund = |k: &Value| {
+        format!(
+            "/api/v1/group-buys/{id}/commitments/{}/refund",
+            k["commitment_id"].as_str().unwrap()
+        )
+    };
+    let (s, e) = c.store_post("S001", &refund(&a), None, json!({})).unwrap();
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("group_buy_not_failed")),
+        "{e}"
+    );
+
+    // past the deadline (grace 0): the hub fails it and tells the store
+    wait_for(Duration::from_secs(60), "S001 to hear it failed", || {
+        let v = c.store_get("S001", "/api/v1/group-buys").ok()?;
+        (v[0]["failed"] == true && v[0]["refunds_owed"] == 2).then_some(())
+    })
+    .unwrap();
+    let (s, v) = c.store_post("S001", &refund(&a), None, json!({})).unwrap();
+    assert_eq!(
+        (
+            s,
+            v["status"].as_str(),
+            v["refund"]["amount_fen"].as_i64(),
+            v["refund"]["reason"].as_str()
+        ),
+        (200, Some("refunded"), Some(7980), Some("group_buy_failed")),
+        "{v}"
+    );
+    let (s, again) = c.store_post("S001", &refund(&a), None, json!({})).unwrap();
+    assert_eq!((s, &again), (200, &v), "the same refund");
+    let hub_refunds = |c: &Cluster| -> Option<(i64, i64)> {
+        let g = c.hub_get(&format!("/api/v1/group-buys/{id}")).ok()?;
+        let r = &g["counter_refunds"];
+        Some((r["done"].as_i64()?, r["owed"].as_i64()?))
+    };
+    wait_for(CONVERGE, "the hub to see one refund done, one owed", || {
+        (hub_refunds(&c)? == (1, 1)).then_some(())
+    })
+    .unwrap();
+    let (s, _) = c.store_post("S001", &refund(&b), None, json!({})).unwrap();
+    assert_eq!(s, 200);
+    wait_for(CONVERGE, "the hub to see both refunds done", || {
+        (hub_refunds(&c)? == (2, 0)).then_some(())
+    })
+    .unwrap();
+    let report = c.store_get("S001", "/api/v1/reports/day").unwrap();
+    assert_eq!(
+        (
+            report["group_buy_failed_refunds_count"].as_i64(),
+            report["group_buy_failed_refunds_fen"].as_i64()
+        ),
+        (Some(2), Some(3 * 3990)),
+        "{report}"
+    );
+}

@@ -29,10 +29,14 @@
 //! commitment then arrives cancelled and is never counted in. "Reached"
 //! stays reached: the totals drop, the state does not (as for an online
 //! cancel, whose rule the store applied with what it knew).
+//!
+//! The same fact, with reason `group_buy_failed`, is a failed campaign's
+//! counter commitment refunded at its counter (`failed.rs`): kept once the
+//! same way, it never counts (nothing counts in a failed campaign).
 
 use chrono::{DateTime, Utc};
 use linli_shared::groupbuy::{
-    CancelOutcome, CounterCancel, Held, check_cancel, counter_cancel_counts,
+    CancelOutcome, CounterCancel, Held, RefundReason, State, check_cancel, counter_cancel_counts,
 };
 use linli_shared::payment::PaymentState;
 use rusqlite::{OptionalExtension, params};
@@ -191,16 +195,28 @@ pub(crate) fn project_counter_cancels(
         let at = DateTime::parse_from_rfc3339(&f.at)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or(now);
-        let counts = row
-            .as_ref()
-            .is_some_and(|r| counter_cancel_counts(at, r.deadline));
+        // a failed campaign's refund changes no count (nothing counts any
+        // more): it is kept, once, as done
+        let failed_refund = f.reason == RefundReason::GroupBuyFailed;
+        let counts = !failed_refund
+            && row
+                .as_ref()
+                .is_some_and(|r| counter_cancel_counts(at, r.deadline));
         let new = c.execute(
             "INSERT OR IGNORE INTO group_buy_counter_cancels(commitment_id, store_id, group_buy_id, refund_id,
-                refund_fen, at, staff, counts, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![key, store, f.group_buy_id, f.refund_id, f.refund_fen, f.at, f.staff, counts, ts(now)],
+                refund_fen, at, staff, counts, recorded_at, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![key, store, f.group_buy_id, f.refund_id, f.refund_fen, f.at, f.staff, counts, ts(now),
+                    f.reason.as_str()],
         )?;
         if new == 0 {
+            continue;
+        }
+        if failed_refund {
+            if row.as_ref().is_none_or(|r| r.state != State::Failed) {
+                tracing::warn!(store, commitment = %key, group_buy = %f.group_buy_id,
+                    "counter refunded a commitment as failed, but the hub has not decided the campaign failed");
+            }
             continue;
         }
         if !counts {

@@ -156,6 +156,19 @@ impl TestHub {
         linli_shared::member::parse_key(&hex).unwrap()
     }
 
+    /// The hub stopped and opened again on the same directory, as a
+    /// restarted server opens it; the admin logs in again.
+    pub(crate) async fn reopen(self) -> TestHub {
+        let TestHub { _dir, hub, .. } = self;
+        drop(hub);
+        let paths = HubPaths {
+            data_dir: _dir.path().to_owned(),
+        };
+        let hub = Hub::open(&paths).unwrap();
+        let admin = hub.login("admin", "admin-password").await.unwrap();
+        TestHub { _dir, hub, admin }
+    }
+
     /// The hub's database file.
     pub(crate) fn db_path(&self) -> std::path::PathBuf {
         self._dir.path().join("hub.db")

@@ -11,10 +11,14 @@
 //! transaction as its own row (member hash only) and the idempotency record. A commitment made before the deadline counts at
 //! the hub however late it syncs; the hub decides reached and failed. A
 //! customer leaving is cancelled at this counter by the hub's rule, the
-//! money given back here (`groupbuy/cancel.rs`).
+//! money given back here (`groupbuy/cancel.rs`); when the hub says the
+//! campaign failed, every commitment taken here is refunded here, once
+//! (`groupbuy/refund.rs`).
 
 use chrono::{DateTime, Utc};
-use linli_shared::groupbuy::{self, CounterCommitment, CounterTerms, ParticipantList};
+use linli_shared::groupbuy::{
+    self, CounterCommitment, CounterFailure, CounterTerms, ParticipantList, State,
+};
 use linli_shared::member::mask_phone;
 use linli_shared::stock::MovementKind;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -25,6 +29,7 @@ use super::replication::LedgerFact;
 use super::{Actor, App, AppError, ts, valid_phone};
 
 mod cancel;
+mod refund;
 
 pub use cancel::{CounterCommitmentView, CounterRefundView};
 
@@ -42,6 +47,45 @@ pub(crate) fn save_terms(
         )?;
     }
     Ok(())
+}
+
+/// Keeps the hub's word that campaigns failed: once each, whenever it
+/// arrives (before the terms too), never undone.
+pub(crate) fn save_failures(
+    c: &Connection,
+    failures: &[(String, CounterFailure)],
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    for (id, f) in failures {
+        c.execute(
+            "INSERT OR IGNORE INTO group_buy_failures(group_buy_id, decided_at, reason, received_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![id, f.decided_at, f.reason, ts(now)],
+        )?;
+    }
+    Ok(())
+}
+
+/// Where the campaign stands as this store knows it: failed once the hub's
+/// word has come, reached once the hub's participants list has come (the
+/// hub sends it on reaching), else open (the deadline is the rules' to
+/// check by this store's clock).
+fn state_here(c: &Connection, group_buy_id: &str) -> Result<State, AppError> {
+    let known = |sql: &str| -> Result<bool, AppError> {
+        Ok(c.prepare_cached(sql)?
+            .query_row([group_buy_id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    };
+    Ok(
+        if known("SELECT 1 FROM group_buy_failures WHERE group_buy_id = ?1")? {
+            State::Failed
+        } else if known("SELECT 1 FROM group_buy_participants WHERE group_buy_id = ?1 LIMIT 1")? {
+            State::Reached
+        } else {
+            State::Open
+        },
+    )
 }
 
 /// Keeps a reached campaign's participants at this store (the hub's list
@@ -134,6 +178,16 @@ pub struct CounterGroupBuy {
     pub participants: i64,
     /// Of them, those who already have a pickup order.
     pub orders_made: i64,
+    /// The hub says the campaign failed: the counter refunds its
+    /// commitments (`POST …/commitments/{cid}/refund`).
+    #[serde(default)]
+    pub failed: bool,
+    /// Why it failed, in the customers' words (failed only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// Counter commitments of a failed campaign not yet refunded here.
+    #[serde(default)]
+    pub refunds_owed: i64,
 }
 
 fn terms_of(c: &Connection, id: &str) -> Result<Option<CounterTerms>, AppError> {
@@ -185,7 +239,27 @@ impl App {
                         [&id],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )?;
+                    let failure_reason: Option<String> = c
+                        .prepare_cached(
+                            "SELECT reason FROM group_buy_failures WHERE group_buy_id = ?1",
+                        )?
+                        .query_row([&id], |r| r.get(0))
+                        .optional()?;
+                    let refunds_owed = if failure_reason.is_some() {
+                        c.query_row(
+                            "SELECT count(*) FROM group_buy_commitments k
+                             WHERE k.group_buy_id = ?1 AND NOT EXISTS
+                               (SELECT 1 FROM group_buy_refunds r WHERE r.commitment_id = k.commitment_id)",
+                            [&id],
+                            |r| r.get(0),
+                        )?
+                    } else {
+                        0
+                    };
                     out.push(CounterGroupBuy {
+                        failed: failure_reason.is_some(),
+                        failure_reason,
+                        refunds_owed,
                         participants,
                         orders_made,
                         taken: taken(c, &id, None)?,

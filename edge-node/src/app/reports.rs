@@ -12,8 +12,9 @@
 //! Group-buy commitments taken at the counter are collected there too but
 //! are no sales (the counter records no payment method for them), so the
 //! report shows them on their own lines: what the day's counter
-//! commitments came to and what cancelled ones were given back at the
-//! counter (`group_buy_refunds`, one per cancelled commitment). Neither is
+//! commitments came to and what was given back at the counter
+//! (`group_buy_refunds`, one per commitment: cancelled while open, or its
+//! campaign failed; the failed ones also on a line of their own). Neither is
 //! in `sales_fen`, `refunds_fen` or `cash_expected_fen`: adding the
 //! refunds alone would take from the drawer money the report never put in.
 
@@ -60,10 +61,16 @@ pub struct DayReport {
     /// cancelled included), and what they came to, fen.
     pub group_buy_commitments_count: i64,
     pub group_buy_commitments_fen: i64,
-    /// Cancelled counter commitments given back at the counter that day
-    /// (of any day's commitments), and how much, fen.
+    /// Counter commitments given back at the counter that day (of any
+    /// day's commitments; cancelled or their campaign failed), and how
+    /// much, fen.
     pub group_buy_refunds_count: i64,
     pub group_buy_refunds_fen: i64,
+    /// Of them, those refunded because their campaign failed.
+    #[serde(default)]
+    pub group_buy_failed_refunds_count: i64,
+    #[serde(default)]
+    pub group_buy_failed_refunds_fen: i64,
 }
 
 const METHODS: [PaymentMethod; 4] = [
@@ -213,11 +220,19 @@ impl App {
                         params![from, to],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )?;
-                let (group_buy_refunds_count, group_buy_refunds_fen): (i64, i64) = c.query_row(
-                    "SELECT count(*), coalesce(sum(amount_fen), 0) FROM group_buy_refunds
+                let (
+                    group_buy_refunds_count,
+                    group_buy_refunds_fen,
+                    group_buy_failed_refunds_count,
+                    group_buy_failed_refunds_fen,
+                ): (i64, i64, i64, i64) = c.query_row(
+                    "SELECT count(*), coalesce(sum(amount_fen), 0),
+                            count(*) FILTER (WHERE reason = 'group_buy_failed'),
+                            coalesce(sum(amount_fen) FILTER (WHERE reason = 'group_buy_failed'), 0)
+                     FROM group_buy_refunds
                      WHERE created_at >= ?1 AND created_at < ?2",
                     params![from, to],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )?;
                 Ok::<_, AppError>(DayReport {
                     store_id,
@@ -233,6 +248,8 @@ impl App {
                     group_buy_commitments_fen,
                     group_buy_refunds_count,
                     group_buy_refunds_fen,
+                    group_buy_failed_refunds_count,
+                    group_buy_failed_refunds_fen,
                 })
             })
             .await

@@ -190,6 +190,7 @@ impl From<AppError> for ApiError {
             }
             AppError::CommitmentNotFound(_) => ApiError::not_found("commitment_not_found", msg),
             AppError::Cancel(e) => ApiError::new(S::CONFLICT, e.code(), msg),
+            AppError::FailedRefund(e) => ApiError::new(S::CONFLICT, e.code(), msg),
             AppError::Coupon(e) => {
                 use linli_shared::coupon::CouponError as C;
                 let status = match e {

@@ -67,7 +67,8 @@ pub(super) async fn receive(
 }
 
 /// The commitments this counter took for a group-buy, newest first (at
-/// most 200), active or cancelled, each with its refund once cancelled.
+/// most 200), active, cancelled or refunded (a failed campaign's), each
+/// with its refund (when, by whom, why: `reason`, `reason_text`).
 #[utoipa::path(get, path = "/api/v1/group-buys/{group_buy_id}/commitments", tag = "group-buys",
     params(("group_buy_id" = String, Path)),
     responses((status = 200, body = [CounterCommitmentView]),
@@ -105,4 +106,31 @@ pub(super) async fn cancel(
     Path((id, cid)): Path<(String, String)>,
 ) -> Result<Json<CounterCommitmentView>, ApiError> {
     Ok(Json(s.app.cancel_at_counter(&actor, &id, &cid).await?))
+}
+
+/// Refunds at this counter a commitment it took in a group-buy the hub
+/// says failed (its word reaches the store with its orders document): the
+/// commitment's full amount, in cash, refund id `GBF-<commitment_id>`,
+/// reason `group_buy_failed` (拼团未成团，已在柜台退款). The refund reaches
+/// the hub with the day's ledger, where the campaign shows which stores
+/// still owe refunds. Until the store knows the campaign failed (open,
+/// reached) `409 group_buy_not_failed`; a commitment cancelled while the
+/// campaign was open was refunded then: `409 commitment_cancelled`.
+/// Idempotent: refunding again answers 200 with the same refund and gives
+/// nothing more. A commitment this counter did not take is `404
+/// commitment_not_found`.
+#[utoipa::path(post, path = "/api/v1/group-buys/{group_buy_id}/commitments/{commitment_id}/refund", tag = "group-buys",
+    params(("group_buy_id" = String, Path), ("commitment_id" = String, Path)),
+    responses((status = 200, body = CounterCommitmentView, description = "the refunded commitment with its refund"),
+              (status = 404, body = ErrorBody, description = "commitment_not_found (not taken at this counter), group_buy_not_found"),
+              (status = 409, body = ErrorBody, description = "group_buy_not_failed (not failed as this store knows it), commitment_cancelled (cancelled and refunded before)")),
+    security(("bearer" = [])))]
+pub(super) async fn refund(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path((id, cid)): Path<(String, String)>,
+) -> Result<Json<CounterCommitmentView>, ApiError> {
+    Ok(Json(
+        s.app.refund_failed_at_counter(&actor, &id, &cid).await?,
+    ))
 }

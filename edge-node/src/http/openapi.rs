@@ -19,7 +19,7 @@ use super::{catalog, community, groupbuy, online, orders, promotions, reports, s
         online::lookup, online::list, online::get, online::accept, online::pick, online::ready,
         online::dispatch, online::delivered, online::riders, online::add_rider,
         community::add_member, promotions::get, groupbuy::list, groupbuy::commit, groupbuy::receive,
-        groupbuy::commitments, groupbuy::cancel,
+        groupbuy::commitments, groupbuy::cancel, groupbuy::refund,
     ),
     modifiers(&StandardResponses)
 )]

@@ -323,6 +323,19 @@ CREATE TABLE group_buy_refunds (
 );
 CREATE INDEX group_buy_refunds_by_time ON group_buy_refunds(created_at);
 "#,
+    // 11: failed group-buys (issue 11): the hub's word that a campaign
+    // failed (kept once, whenever it arrives, even before the terms), and
+    // why each counter refund was given: cancelled while open (`GBC-`) or
+    // the campaign failed (`GBF-`); still one refund per commitment
+    r#"
+CREATE TABLE group_buy_failures (
+    group_buy_id TEXT PRIMARY KEY,
+    decided_at   TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    received_at  TEXT NOT NULL
+);
+ALTER TABLE group_buy_refunds ADD COLUMN reason TEXT NOT NULL DEFAULT 'counter_cancelled';
+"#,
 ];
 
 /// Brings the schema up to date.

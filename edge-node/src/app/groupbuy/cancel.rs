@@ -16,24 +16,30 @@
 //! not take (another store's, or an online one) is not in its books: 404.
 
 use linli_shared::groupbuy::{
-    self, CancelOutcome, CounterCancel, CounterTerms, Desk, Held, State, check_cancel_at,
+    self, CancelOutcome, CounterCancel, CounterTerms, Desk, Held, RefundReason, check_cancel_at,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::super::replication::LedgerFact;
-use super::{taken, terms_of};
+use super::{state_here, taken, terms_of};
 use crate::app::{Actor, App, AppError, ts};
 
-/// The refund a cancelled counter commitment was given back at the counter.
+/// The refund a counter commitment was given back at the counter:
+/// cancelled while open, or its campaign failed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CounterRefundView {
-    /// `GBC-<commitment_id>`.
+    /// `GBC-<commitment_id>` (cancelled) or `GBF-<commitment_id>` (failed).
     pub refund_id: String,
     /// Paid back to the customer at the counter, fen.
     pub amount_fen: i64,
     pub at: String,
     pub staff: String,
+    /// `counter_cancelled` or `group_buy_failed`.
+    pub reason: RefundReason,
+    /// Why, as the cashier tells the customer (Chinese first), e.g.
+    /// 拼团未成团，已在柜台退款.
+    pub reason_text: String,
 }
 
 /// A commitment this counter took, as staff see it.
@@ -47,11 +53,12 @@ pub struct CounterCommitmentView {
     pub amount_fen: i64,
     pub at: String,
     pub staff: String,
-    /// `active` or `cancelled`.
+    /// `active`, `cancelled` (cancelled while open, refunded then) or
+    /// `refunded` (its campaign failed; refunded at the counter).
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled_at: Option<String>,
-    /// The refund given back at the counter (cancelled only).
+    /// The refund given back at the counter (cancelled or refunded only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund: Option<CounterRefundView>,
     /// Units this counter may still commit of the campaign.
@@ -60,7 +67,7 @@ pub struct CounterCommitmentView {
 
 /// One commitment row with its refund; `None` if this counter has no such
 /// commitment in this campaign.
-fn view(
+pub(super) fn view(
     c: &Connection,
     terms: &CounterTerms,
     commitment_id: &str,
@@ -68,19 +75,24 @@ fn view(
     let row = c
         .prepare_cached(
             "SELECT k.commitment_id, k.masked_phone, k.qty, k.amount_fen, k.at, k.staff, k.cancelled_at,
-                    r.refund_id, r.amount_fen, r.created_at, r.staff
+                    r.refund_id, r.amount_fen, r.created_at, r.staff, r.reason
              FROM group_buy_commitments k LEFT JOIN group_buy_refunds r ON r.commitment_id = k.commitment_id
              WHERE k.commitment_id = ?1 AND k.group_buy_id = ?2",
         )?
         .query_row(params![commitment_id, terms.group_buy_id], |r| {
             let qty: i64 = r.get(2)?;
             let refund = match r.get::<_, Option<String>>(7)? {
-                Some(refund_id) => Some(CounterRefundView {
-                    refund_id,
-                    amount_fen: r.get(8)?,
-                    at: r.get(9)?,
-                    staff: r.get(10)?,
-                }),
+                Some(refund_id) => {
+                    let reason = RefundReason::parse(&r.get::<_, String>(11)?);
+                    Some(CounterRefundView {
+                        refund_id,
+                        amount_fen: r.get(8)?,
+                        at: r.get(9)?,
+                        staff: r.get(10)?,
+                        reason,
+                        reason_text: reason.text().into(),
+                    })
+                }
                 None => None,
             };
             let cancelled_at: Option<String> = r.get(6)?;
@@ -94,10 +106,10 @@ fn view(
                     .unwrap_or(qty * terms.price_fen),
                 at: r.get(4)?,
                 staff: r.get(5)?,
-                status: if cancelled_at.is_some() {
-                    "cancelled"
-                } else {
-                    "active"
+                status: match (&cancelled_at, &refund) {
+                    (Some(_), _) => "cancelled",
+                    (None, Some(_)) => "refunded",
+                    (None, None) => "active",
                 }
                 .into(),
                 cancelled_at,
@@ -113,18 +125,6 @@ fn view(
         }
         None => Ok(None),
     }
-}
-
-/// Where the campaign stands as this store knows it: reached once the
-/// hub's participants list has come (the hub sends it on reaching), else
-/// open (failure comes after the deadline, which the rule checks itself).
-fn state_here(c: &Connection, group_buy_id: &str) -> Result<State, AppError> {
-    let listed = c
-        .prepare_cached("SELECT 1 FROM group_buy_participants WHERE group_buy_id = ?1 LIMIT 1")?
-        .query_row([group_buy_id], |_| Ok(()))
-        .optional()?
-        .is_some();
-    Ok(if listed { State::Reached } else { State::Open })
 }
 
 impl App {
@@ -173,6 +173,7 @@ impl App {
         self.write_published(now, move |c, p| {
             let terms = terms_of(c, &gid)?.ok_or_else(|| AppError::GroupBuyNotFound(gid.clone()))?;
             let k = view(c, &terms, &cid)?.ok_or_else(|| AppError::CommitmentNotFound(cid.clone()))?;
+            // refunded as the campaign failed: the rule says over
             let held = if k.cancelled_at.is_some() {
                 Held::Cancelled
             } else {
@@ -206,6 +207,7 @@ impl App {
                 refund_fen: k.amount_fen,
                 at,
                 staff: staff.clone(),
+                reason: RefundReason::CounterCancelled,
             }));
             tracing::info!(commitment = %cid, group_buy = %gid, refund_fen = k.amount_fen, "counter commitment cancelled and refunded at the counter");
             view(c, &terms, &cid)?.ok_or_else(|| AppError::CommitmentNotFound(cid.clone()))
