@@ -505,9 +505,10 @@ impl World {
             44..50 => self.hand_over(i).await,
             50..52 => self.cancel_online().await,
             52..54 => self.goods_in(i).await,
-            54..60 => self.commit_at_counter(i).await,
-            60..62 => self.hub_sweeps().await,
-            62..80 => {
+            54..59 => self.commit_at_counter(i).await,
+            59..61 => self.refund_failed(i).await,
+            61..63 => self.hub_sweeps().await,
+            63..80 => {
                 let ms = self.rng.gen_range(1..=100);
                 self.advance(Duration::from_millis(ms)).await
             }

@@ -26,6 +26,10 @@ pub(super) struct Campaign {
     answered: BTreeMap<String, i64>,
     /// Customers the counters answered.
     people: BTreeSet<String>,
+    /// The store that took each commitment.
+    taken_at: BTreeMap<String, usize>,
+    /// Commitments given back at their counter after the campaign failed.
+    refunded: BTreeSet<String>,
     /// Whether the hub has said "reached".
     reached: bool,
     next_key: u64,
@@ -75,6 +79,8 @@ impl World {
             threshold,
             answered: BTreeMap::new(),
             people: BTreeSet::new(),
+            taken_at: BTreeMap::new(),
+            refunded: BTreeSet::new(),
             reached: false,
             next_key: 0,
         });
@@ -124,6 +130,7 @@ impl World {
                         .as_mut()
                         .ok_or_else(|| anyhow::anyhow!("campaign"))?;
                     c.answered.insert(k.commitment_id.clone(), k.qty);
+                    c.taken_at.insert(k.commitment_id.clone(), i);
                     c.people.insert(phone.clone());
                     format!(
                         "{} took commitment {} of {phone}",
@@ -134,6 +141,46 @@ impl World {
             };
             self.note(what);
         }
+        self.pump().await
+    }
+
+    /// A customer whose campaign failed comes back to store `i`'s counter
+    /// for their money (refused until the store has heard of the failure);
+    /// sometimes a refunded one comes again.
+    pub(super) async fn refund_failed(&mut self, i: usize) -> anyhow::Result<()> {
+        let Some(c) = self.campaign.as_ref() else {
+            return Ok(());
+        };
+        let here: Vec<String> = c
+            .taken_at
+            .iter()
+            .filter(|(_, s)| **s == i)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if here.is_empty() {
+            return self.commit_at_counter(i).await;
+        }
+        let cid = here[self.rng.gen_range(0..here.len())].clone();
+        let gid = c.id.clone();
+        let again = c.refunded.contains(&cid);
+        let r = self.stores[i]
+            .app
+            .refund_failed_at_counter(&cashier(), &gid, &cid)
+            .await;
+        let what = match r {
+            Ok(_) => {
+                if let Some(c) = self.campaign.as_mut() {
+                    c.refunded.insert(cid.clone());
+                }
+                format!(
+                    "{} refunded failed commitment {cid}{}",
+                    self.stores[i].id,
+                    if again { " (again: same refund)" } else { "" }
+                )
+            }
+            Err(e) => format!("{} did not refund {cid}: {e}", self.stores[i].id),
+        };
+        self.note(what);
         self.pump().await
     }
 
@@ -208,7 +255,29 @@ impl World {
                 "campaign {} failed with commitments still counting: {counting:?}",
                 c.id
             );
+            // every counter refund once, the rest owed
+            let r = v.counter_refunds.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("campaign {} failed with no refund figures", c.id)
+            })?;
+            let done = c.refunded.len() as i64;
+            anyhow::ensure!(
+                r.done == done && r.owed == c.answered.len() as i64 - done,
+                "campaign {}: the hub counts {} refunded and {} owed at the counters, they refunded {done} of {}",
+                c.id,
+                r.done,
+                r.owed,
+                c.answered.len()
+            );
         } else {
+            anyhow::ensure!(
+                c.refunded.is_empty(),
+                "campaign {} is {:?} and counters refunded {:?} as failed",
+                c.id,
+                v.state,
+                c.refunded
+            );
+        }
+        if v.state != State::Failed {
             let units: i64 = c.answered.values().sum();
             anyhow::ensure!(
                 v.qty == units && v.participants as usize == c.people.len(),
@@ -220,10 +289,11 @@ impl World {
             );
         }
         self.report.group_buy = Some(format!(
-            "{:?} with {} of {} customers",
+            "{:?} with {} of {} customers, {} refunded at counters",
             v.state,
             c.people.len(),
-            c.threshold
+            c.threshold,
+            c.refunded.len()
         ));
         Ok(())
     }
