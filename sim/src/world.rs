@@ -174,14 +174,14 @@ impl<H: SyncHost> Side<H> {
     async fn effects(
         &mut self,
         out: &mut Direction,
-        at: Duration,
+        (at, now): (Duration, std::time::Instant),
         faults: &Faults,
         rng: &mut StdRng,
     ) -> anyhow::Result<bool> {
         let mut any = false;
         while let Some(effect) = self.core.poll_effect() {
             any = true;
-            if let Some(frame) = carry_out(&*self.host, &mut self.core, effect).await? {
+            if let Some(frame) = carry_out(&*self.host, &mut self.core, effect, now).await? {
                 out.send(&frame, at, faults, rng);
             }
         }
@@ -470,7 +470,12 @@ impl World {
             )?;
         }
         self.check_online_settled().await?;
-        // the hub's sweep decides what the deadline left open
+        // every store sends its index again within a period: the hub then
+        // knows what each had written, and its sweep decides what the
+        // deadline left open
+        self.advance(linli_shared::sync::session::REINDEX_EVERY + Duration::from_secs(1))
+            .await?;
+        self.quiesce().await?;
         self.hub_sweeps().await?;
         self.quiesce().await?;
         self.check_campaign().await?;
@@ -817,11 +822,11 @@ impl World {
                     progressed = true;
                 }
                 let r = match store
-                    .effects(&mut s.link.to_hub, at, &faults, &mut self.rng)
+                    .effects(&mut s.link.to_hub, (at, now), &faults, &mut self.rng)
                     .await
                 {
                     Ok(a) => hub
-                        .effects(&mut s.link.to_store, at, &faults, &mut self.rng)
+                        .effects(&mut s.link.to_store, (at, now), &faults, &mut self.rng)
                         .await
                         .map(|b| a | b),
                     Err(e) => Err(e),
@@ -879,12 +884,26 @@ impl World {
         self.pump().await
     }
 
-    /// Runs until nothing is in flight and no timer waits (at most a
+    /// Whether a frame is in flight or a session has a push waiting (the
+    /// periodic index aside).
+    fn busy(&self) -> bool {
+        self.stores.iter().any(|s| {
+            !s.link.to_hub.is_empty()
+                || !s.link.to_store.is_empty()
+                || s.link
+                    .up
+                    .as_ref()
+                    .is_some_and(|(a, b, _)| a.core.push_pending() || b.core.push_pending())
+        })
+    }
+
+    /// Runs until nothing is in flight and no push waits (at most a
     /// virtual minute).
     async fn quiesce(&mut self) -> anyhow::Result<()> {
         let deadline = self.clock.elapsed() + Duration::from_secs(60);
         self.pump().await?;
-        while let Some(t) = self.next_event() {
+        while self.busy() {
+            let Some(t) = self.next_event() else { break };
             if t > deadline {
                 bail!("still busy after a virtual minute");
             }

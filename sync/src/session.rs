@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::doc_store::{DocError, Received};
 
-pub use linli_shared::sync::session::PUSH_BATCH;
+pub use linli_shared::sync::session::{PUSH_BATCH, REINDEX_EVERY};
 
 /// What a session needs from its replica. Every method runs the work in the
 /// replica's database writer.
@@ -138,7 +138,7 @@ async fn drive<H: SyncHost>(
 ) -> Result<(), SessionError> {
     loop {
         while let Some(effect) = core.poll_effect() {
-            if let Some(frame) = carry_out(&**host, core, effect).await? {
+            if let Some(frame) = carry_out(&**host, core, effect, now()).await? {
                 write_frame(send, &frame).await?;
             }
         }
@@ -183,10 +183,11 @@ pub async fn carry_out<H: SyncHost>(
     host: &H,
     core: &mut Session,
     effect: Effect,
+    now: std::time::Instant,
 ) -> Result<Option<Frame>, SessionError> {
     match effect {
         Effect::Send(frame) => return Ok(Some(frame)),
-        Effect::ReadIndex => core.index_read(host.index().await?),
+        Effect::ReadIndex => core.index_read(host.index().await?, now),
         Effect::Generate(doc) => {
             let msg = host.generate(doc.clone()).await?;
             core.generated(doc, msg);

@@ -15,7 +15,8 @@
 //!   about that document is sent back;
 //! - local commits are gathered for [`PUSH_BATCH`] and then pushed once per
 //!   document, so a burst of sales becomes one message per document;
-//! - missed commit notifications are repaired by exchanging indexes again.
+//! - missed commit notifications are repaired by exchanging indexes again,
+//!   and the index is sent again every [`REINDEX_EVERY`] anyway.
 //!
 //! Effects come out in the order they must be carried out, and the replica
 //! calls they name are answered in that order: the driver finishes one
@@ -30,6 +31,13 @@ use super::{Frame, IndexEntry, docs_to_sync};
 
 /// How long local changes are gathered before they are pushed.
 pub const PUSH_BATCH: Duration = Duration::from_millis(5);
+
+/// How often a live session sends its index again. Besides repairing
+/// anything a lost notification left unsynced, it is how a store that
+/// stayed connected "reports" to the hub: the hub knows it holds
+/// everything the store wrote before a moment once it has caught up with
+/// an index the store sent after it (a group-buy's deadline).
+pub const REINDEX_EVERY: Duration = Duration::from_secs(30);
 
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +88,8 @@ pub struct Session {
     pending: BTreeSet<DocId>,
     /// When the batching window closes.
     flush_at: Option<Instant>,
+    /// When the index is next sent again.
+    reindex_at: Option<Instant>,
     effects: VecDeque<Effect>,
 }
 
@@ -93,6 +103,7 @@ impl Session {
             reading: false,
             pending: BTreeSet::new(),
             flush_at: None,
+            reindex_at: None,
             effects: VecDeque::new(),
         };
         s.read_index();
@@ -116,7 +127,16 @@ impl Session {
 
     /// When [`Session::handle_timeout`] is due, if anything waits for time.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.flush_at
+        match (self.flush_at, self.reindex_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether pushes wait for the batching window (the periodic index
+    /// aside): a simulation runs until no session has any.
+    pub fn push_pending(&self) -> bool {
+        self.flush_at.is_some() || self.reading || !self.effects.is_empty()
     }
 
     fn read_index(&mut self) {
@@ -128,8 +148,9 @@ impl Session {
 
     /// The replica's answer to [`Effect::ReadIndex`]: it is sent, and
     /// compared with the peer's if that is already here.
-    pub fn index_read(&mut self, index: Vec<IndexEntry>) {
+    pub fn index_read(&mut self, index: Vec<IndexEntry>, now: Instant) {
         self.reading = false;
+        self.reindex_at = Some(now + REINDEX_EVERY);
         self.effects
             .push_back(Effect::Send(Frame::Index(index.clone())));
         self.ours = Some(index);
@@ -214,6 +235,10 @@ impl Session {
 
     /// Time passed: a closed batching window pushes its documents.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.reindex_at.is_some_and(|t| t <= now) {
+            self.reindex_at = None;
+            self.read_index();
+        }
         if self.flush_at.is_some_and(|t| t <= now) {
             self.flush_at = None;
             for doc in std::mem::take(&mut self.pending) {
@@ -260,7 +285,7 @@ mod tests {
             drain(&mut s),
             vec![Effect::PeerIndex(vec![entry(ledger("S001"), 2)])]
         );
-        s.index_read(vec![entry(ledger("S001"), 1)]);
+        s.index_read(vec![entry(ledger("S001"), 1)], t);
         assert_eq!(
             drain(&mut s),
             vec![
@@ -277,7 +302,9 @@ mod tests {
                 msg: vec![7]
             })]
         );
-        assert_eq!(s.poll_timeout(), None);
+        // nothing waits but the periodic index
+        assert_eq!(s.poll_timeout(), Some(t + REINDEX_EVERY));
+        assert!(!s.push_pending());
         s.handle_timeout(t);
         assert_eq!(drain(&mut s), vec![]);
     }
@@ -285,7 +312,7 @@ mod tests {
     #[test]
     fn a_message_outside_the_scope_is_refused_unread() {
         let mut s = Session::new("S001");
-        s.index_read(vec![]);
+        s.index_read(vec![], Instant::now());
         drain(&mut s);
         s.handle_frame(Frame::Sync {
             doc: ledger("S002"),
@@ -306,7 +333,7 @@ mod tests {
     #[test]
     fn an_applied_message_is_answered_and_a_refused_one_is_named() {
         let mut s = Session::new("S001");
-        s.index_read(vec![]);
+        s.index_read(vec![], Instant::now());
         drain(&mut s);
         s.handle_frame(Frame::Sync {
             doc: ledger("S001"),
@@ -346,7 +373,7 @@ mod tests {
     fn a_burst_of_local_commits_is_pushed_once_per_document_when_its_window_closes() {
         let t0 = Instant::now();
         let mut s = Session::new("S001");
-        s.index_read(vec![]);
+        s.index_read(vec![], t0);
         drain(&mut s);
         let stock = DocId::store_stock("S001", day());
         s.local_commit(ledger("S001"), t0);
@@ -363,7 +390,7 @@ mod tests {
         let mut want = vec![Effect::Generate(ledger("S001")), Effect::Generate(stock)];
         want.sort_by_key(|e| format!("{e:?}"));
         assert_eq!(pushed, want);
-        assert_eq!(s.poll_timeout(), None);
+        assert_eq!(s.poll_timeout(), Some(t0 + REINDEX_EVERY));
         // the next commit opens a new window
         s.local_commit(ledger("S001"), t0 + Duration::from_millis(20));
         assert_eq!(
@@ -373,14 +400,36 @@ mod tests {
     }
 
     #[test]
+    fn a_live_session_sends_its_index_again_every_period() {
+        let t0 = Instant::now();
+        let mut s = Session::new("S001");
+        s.index_read(vec![], t0);
+        drain(&mut s);
+        assert_eq!(s.poll_timeout(), Some(t0 + REINDEX_EVERY));
+        s.handle_timeout(t0 + REINDEX_EVERY - Duration::from_millis(1));
+        assert_eq!(drain(&mut s), vec![]);
+        s.handle_timeout(t0 + REINDEX_EVERY);
+        assert_eq!(drain(&mut s), vec![Effect::ReadIndex]);
+        assert!(s.push_pending());
+        let t1 = t0 + REINDEX_EVERY;
+        s.index_read(vec![entry(ledger("S001"), 3)], t1);
+        assert_eq!(
+            drain(&mut s),
+            vec![Effect::Send(Frame::Index(vec![entry(ledger("S001"), 3)]))]
+        );
+        assert!(!s.push_pending());
+        assert_eq!(s.poll_timeout(), Some(t1 + REINDEX_EVERY));
+    }
+
+    #[test]
     fn missed_notifications_send_the_index_again_once() {
         let mut s = Session::new("S001");
-        s.index_read(vec![]);
+        s.index_read(vec![], Instant::now());
         drain(&mut s);
         s.local_lagged();
         s.local_lagged();
         assert_eq!(drain(&mut s), vec![Effect::ReadIndex]);
-        s.index_read(vec![entry(ledger("S001"), 4)]);
+        s.index_read(vec![entry(ledger("S001"), 4)], Instant::now());
         assert_eq!(
             drain(&mut s),
             vec![Effect::Send(Frame::Index(vec![entry(ledger("S001"), 4)]))]

@@ -37,7 +37,7 @@ pub(super) struct Campaign {
 
 impl World {
     /// The hub opens a campaign for every store: a piece product at a
-    /// group-buy price, 3-8 customers needed, a deadline 5-25 s away.
+    /// group-buy price, 3-8 customers needed, a deadline 2-10 s away.
     pub(super) async fn open_campaign(&mut self) -> anyhow::Result<()> {
         let (sku, price) = self
             .skus
@@ -47,7 +47,7 @@ impl World {
             .map(|((sku, _), p)| (sku.clone(), *p))
             .ok_or_else(|| anyhow::anyhow!("no product sold by the piece"))?;
         let threshold = self.rng.gen_range(3..=8);
-        let deadline = self.clock.now() + chrono::Duration::seconds(self.rng.gen_range(5..=25));
+        let deadline = self.clock.now() + chrono::Duration::seconds(self.rng.gen_range(2..=10));
         let local = chrono::FixedOffset::east_opt(8 * 3600)
             .ok_or_else(|| anyhow::anyhow!("UTC+8 is an offset"))?;
         let admin = User {
