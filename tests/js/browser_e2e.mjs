@@ -1662,7 +1662,54 @@ async function groupBuyCancelScenario(_shop, con) {
   log(`gb-counter-cancelled: ${cid}`);
 }
 
-const SCENARIOS = { gbcancel: groupBuyCancelScenario, dashboard: dashboardScenario, promotions: promotionsScenario, community: communityScenario, pay: payScenario, live: liveScenario, shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
+// A failed group-buy at the counter: the cashier commits two neighbours,
+// the deadline passes without enough of them, the hub's word that it failed
+// reaches the store, and the console's 退款 (armed, then confirmed) gives
+// one of them their money back once.
+async function groupBuyFailedScenario(_shop, con) {
+  const gb = args["group-buy"];
+  await consoleLogin(con, "cashier", "1234");
+  for (const phone of ["13900139061", "13900139062"]) {
+    await until("the group-buy at the counter", SYNC, async () => {
+      await con.click("#nav-pickup");
+      return visible(con, "#gb-form");
+    });
+    await con.selectOption("#gb-select", gb);
+    await con.fill("#gb-phone", phone);
+    await con.click("#gb-submit");
+    await until("the counter commitment", UI, async () => {
+      if (await visible(con, "#gb-error")) throw new Error("refused: " + (await text(con, "#gb-error")));
+      return (await visible(con, "#gb-done")) && (await text(con, "#gb-done")).includes(phone.slice(7));
+    });
+  }
+  log("step: two commitments taken; waiting for the deadline and the hub's decision");
+  const failed = await until("the hub's word that the campaign failed", 100_000, async () => {
+    await con.click("#nav-pickup");
+    return (await visible(con, "[data-testid=gb-failed]")) && text(con, "[data-testid=gb-failed]");
+  });
+  log(`step: failed: "${failed}"`);
+  const row = () => con.locator("[data-testid=gb-commitment]", { hasText: "139****9061" }).first();
+  await until("the commitment in the failed campaign's list", UI, () => row().isVisible());
+  const cid = await row().getAttribute("data-commitment-id");
+  await row().locator("button[data-gb-refund]").click();
+  const armed = await until("the refund to ask for confirmation", UI, async () => {
+    const t = (await row().locator("button[data-gb-refund]").textContent()) || "";
+    return t.includes("确认") && t;
+  });
+  if (await visible(con, "#gb-cancel-done")) throw new Error("one press must not refund");
+  log(`step: armed: "${armed}"`);
+  await row().locator("button[data-gb-refund]").click();
+  const done = await until("the refund", UI, async () => {
+    if (await visible(con, "#gb-cancel-error")) throw new Error("refused: " + (await text(con, "#gb-cancel-error")));
+    return (await visible(con, "#gb-cancel-done")) && text(con, "#gb-cancel-done");
+  });
+  if (!done.includes("39.90")) throw new Error(`the console should say what to give back: ${done}`);
+  await until("the row refunded", UI, async () => (await row().getAttribute("data-status")) === "refunded");
+  log(`step: counter refund: "${done}"`);
+  log(`gb-counter-refunded: ${cid}`);
+}
+
+const SCENARIOS = { gbfail: groupBuyFailedScenario, gbcancel: groupBuyCancelScenario, dashboard: dashboardScenario, promotions: promotionsScenario, community: communityScenario, pay: payScenario, live: liveScenario, shop: shopScenario, manager: managerScenario, phone: phoneScenario, pickup: pickupScenario, offline: offlineScenario, delivery: deliveryScenario, cashier: cashierScenario, languages: languagesScenario };
 
 async function main() {
   const scenario = SCENARIOS[args.scenario];

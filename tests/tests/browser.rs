@@ -682,6 +682,43 @@ fn a_cashier_cancels_a_counter_commitment_offline_with_the_consoles_cancel_butto
 }
 
 #[test]
+fn a_cashier_refunds_a_failed_group_buys_counter_commitment_with_the_consoles_refund_button() {
+    require_browser();
+    let mut c = cluster(81);
+    let (hub_http, token) = {
+        let h = c.hub().unwrap();
+        (h.http.clone(), h.token.clone())
+    };
+    // five neighbours needed, two will come; no grace after the deadline
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(30);
+    let gb: Value = c
+        .http
+        .post(format!("{hub_http}/api/v1/group-buys"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "sku": "P00009", "price_fen": 3990,
+            "threshold": {"kind": "participants", "count": 5},
+            "deadline": deadline.to_rfc3339(),
+            "pickup_date": (deadline + chrono::Duration::days(1)).date_naive().to_string(),
+            "per_customer_limit": 2, "store_ids": ["S001"], "grace_minutes": 0,
+        }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let gb_id = gb["group_buy_id"].as_str().unwrap().to_owned();
+    let out = run_scenario(&mut c, "gbfail", &["--group-buy", &gb_id]);
+    assert!(out.contains("gb-counter-refunded: "), "{out}");
+    // the refund reaches the hub with the ledger: one done, one owed
+    wait_for(CONNECT, "the hub to count the counter refund", || {
+        let g = c.hub_get(&format!("/api/v1/group-buys/{gb_id}")).ok()?;
+        let r = &g["counter_refunds"];
+        (g["state"] == "failed" && r["done"] == 1 && r["owed"] == 1).then_some(())
+    })
+    .unwrap();
+}
+
+#[test]
 fn a_store_manager_runs_a_live_session_and_a_customer_orders_at_the_live_price() {
     require_browser();
     let mut c = Cluster::new(79).unwrap();
