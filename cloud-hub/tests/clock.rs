@@ -85,29 +85,12 @@ async fn an_uncollected_pickup_order_expires_by_the_hubs_clock() {
 #[tokio::test]
 async fn a_group_buy_fails_only_after_its_deadline_and_grace_on_the_hubs_clock() {
     let (h, clock) = hub_at_start().await;
-    let deadline = start() + Duration::minutes(10);
-    let gb = h
-        .hub
-        .create_group_buy(
-            &admin(),
-            NewGroupBuy {
-                sku: "P00009".into(),
-                price_fen: 3990,
-                threshold: Threshold::Participants { count: 5 },
-                deadline,
-                pickup_date: (deadline + Duration::days(2)).date_naive(),
-                per_customer_limit: 2,
-                store_ids: vec!["S001".into()],
-                grace_minutes: None,
-                counter_allotment: None,
-            },
-        )
-        .await
-        .unwrap();
+    let (gid, deadline) = campaign_for_s001(&h, 5).await;
+    assert_eq!(deadline, start() + Duration::minutes(10));
     let token = h.customer("13800138111").await;
     let customer = h.hub.authenticate_customer(&token).await.unwrap();
     h.hub
-        .commit(&customer, "a-1".into(), &gb.group_buy_id, "S001", 1)
+        .commit(&customer, "a-1".into(), &gid, "S001", 1)
         .await
         .unwrap();
 
@@ -118,7 +101,7 @@ async fn a_group_buy_fails_only_after_its_deadline_and_grace_on_the_hubs_clock()
     assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 0);
     clock.set(deadline + Duration::minutes(61));
     assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 1);
-    let g = h.hub.group_buy(&gb.group_buy_id).await.unwrap();
+    let g = h.hub.group_buy(&gid).await.unwrap();
     assert_eq!(g.state, State::Failed);
     assert_eq!(
         g.decided_at.as_deref().map(at),
