@@ -210,9 +210,12 @@ struct Row {
     state: State,
     reached_at: Option<String>,
     decided_at: Option<String>,
+    /// Why it failed, as written when it was decided (campaigns decided
+    /// before this was kept have none: their reason is rebuilt).
+    failure_reason: Option<String>,
 }
 
-const ROW_COLUMNS: &str = "group_buy_id, sku, price_fen, threshold, deadline, pickup_date, per_customer_limit, store_ids, grace_minutes, state, reached_at, decided_at, counter_allotment";
+const ROW_COLUMNS: &str = "group_buy_id, sku, price_fen, threshold, deadline, pickup_date, per_customer_limit, store_ids, grace_minutes, state, reached_at, decided_at, counter_allotment, failure_reason";
 
 fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     let threshold: String = r.get(3)?;
@@ -233,6 +236,7 @@ fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         reached_at: r.get(10)?,
         decided_at: r.get(11)?,
         counter_allotment: r.get(12)?,
+        failure_reason: r.get(13)?,
     })
 }
 
@@ -395,6 +399,14 @@ fn progress_of(c: &Connection, row: &Row) -> Result<Progress, HubError> {
     ))
 }
 
+/// Why a failed campaign failed: as written when decided, or rebuilt (a
+/// campaign decided before the reason was kept names the counts now).
+fn reason_of(row: &Row, p: &Progress) -> String {
+    row.failure_reason
+        .clone()
+        .unwrap_or_else(|| failure_reason(row, p))
+}
+
 fn failure_reason(row: &Row, p: &Progress) -> String {
     match row.threshold {
         Threshold::Participants { count } => format!(
@@ -432,7 +444,7 @@ impl Hub {
             participants: p.participants,
             communities: p.communities,
             qty: p.qty,
-            failure_reason: (row.state == State::Failed).then(|| failure_reason(row, &p)),
+            failure_reason: (row.state == State::Failed).then(|| reason_of(row, &p)),
             counter_refunds: None,
             progress: p,
             reached_at: row.reached_at.clone(),
@@ -481,10 +493,14 @@ impl Hub {
                 row.reached_at = Some(at);
             }
             (State::Open, State::Failed) => {
+                // the reason names the counts at the deadline, before
+                // failing zeroes them
+                let reason = failure_reason(&row, &p);
                 c.execute(
-                    "UPDATE group_buys SET state = 'failed', decided_at = ?2 WHERE group_buy_id = ?1 AND state = 'open'",
-                    params![row.id, at],
+                    "UPDATE group_buys SET state = 'failed', decided_at = ?2, failure_reason = ?3 WHERE group_buy_id = ?1 AND state = 'open'",
+                    params![row.id, at, reason],
                 )?;
+                row.failure_reason = Some(reason);
                 // the paid ones are refunded, in this transaction: the
                 // state moves once, so the refunds are queued once
                 paid::on_failure(c, &row.id, &self.refund_limits(), now, self.now())?;
@@ -518,8 +534,7 @@ impl Hub {
         // on failing, every store learns it (its counter refunds its own)
         if (was, next) == (State::Open, State::Failed) {
             let decided = row.decided_at.clone().unwrap_or_else(|| ts(now));
-            let touched =
-                failed::tell_stores(c, docs, &row, &decided, &failure_reason(&row, &p), day)?;
+            let touched = failed::tell_stores(c, docs, &row, &decided, &reason_of(&row, &p), day)?;
             return Ok((row, p, touched));
         }
         // on reaching, every store learns its participants; afterwards only

@@ -557,6 +557,11 @@ CREATE TABLE group_buy_counter_cancels (
 ALTER TABLE group_buy_counter_cancels ADD COLUMN reason TEXT NOT NULL DEFAULT 'counter_cancelled';
 CREATE INDEX group_buy_counter_cancels_by_campaign ON group_buy_counter_cancels(group_buy_id, reason);
 "#,
+    // why a campaign failed, written when it is decided: the counts it
+    // names are the ones at the deadline (failing zeroes them)
+    r#"
+ALTER TABLE group_buys ADD COLUMN failure_reason TEXT;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -103,6 +103,11 @@ async fn a_group_buy_fails_only_after_its_deadline_and_grace_on_the_hubs_clock()
     assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 1);
     let g = h.hub.group_buy(&gid).await.unwrap();
     assert_eq!(g.state, State::Failed);
+    // the reason names the one customer who had committed at the
+    // deadline, not the zero left after failing cancelled them
+    let reason = g.failure_reason.unwrap_or_default();
+    assert!(reason.contains("实际 1 人"), "{reason}");
+    assert_eq!((g.participants, g.qty), (0, 0));
     assert_eq!(
         g.decided_at.as_deref().map(at),
         Some(deadline + Duration::minutes(61))
