@@ -394,7 +394,7 @@ impl Hub {
                 };
                 let mut batch = HubRightsBatch::default();
                 let day = now.with_timezone(&settings.utc_offset).date_naive();
-                let store = match choose_store(c, &dir, &priced, None)? {
+                let store = match choose_store(c, &dir, settings.scheme, &priced, None)? {
                     Ok(s) => s,
                     Err(unserved) => {
                         // the demand pulls rights from the nearest stores that lack them
@@ -413,7 +413,7 @@ impl Hub {
                             priced.location.and_then(|at| dir.stores.serving(at).next().map(|(s, _)| s.store_id.clone()))
                         });
                         if let Some(s) = short_at {
-                            unserved.shortages = crate::orders::shortages(c, &dir, &s, &priced.lines)?;
+                            unserved.shortages = crate::orders::shortages(c, &dir, settings.scheme, &s, &priced.lines)?;
                         }
                         return Ok((Err(unserved), touched));
                     }
@@ -577,6 +577,7 @@ impl Hub {
     /// Units of a SKU the hub may sell online, per store (rights it holds).
     pub async fn sellable(&self, sku: &str) -> Result<Vec<SellableView>, HubError> {
         let dir = self.directory();
+        let scheme = self.order_settings.scheme;
         if !dir.products.contains_key(sku) {
             return Err(HubError::UnknownSku(sku.to_owned()));
         }
@@ -588,7 +589,7 @@ impl Hub {
                     out.push(SellableView {
                         store_id: s.store_id.clone(),
                         name: s.name.clone(),
-                        sellable: crate::rights::held(c, &s.store_id, &sku)?.max(0),
+                        sellable: crate::rights::sellable(c, scheme, &s.store_id, &sku)?.max(0),
                     });
                 }
                 Ok(out)

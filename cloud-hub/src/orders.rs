@@ -29,7 +29,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::hub::HubError;
-use crate::rights::{HubRightsBatch, held, return_recalled};
+use crate::rights::{HubRightsBatch, StockScheme, held, return_recalled, sellable};
 
 /// The chain's order settings.
 #[derive(Debug, Clone)]
@@ -58,6 +58,9 @@ pub struct OrderSettings {
     /// Origins of the store consoles (e.g. `http://192.168.1.20:7070`) that
     /// may call the hub from the browser (CORS): the console's live tab.
     pub console_origins: Vec<String>,
+    /// How online sales are bounded by store stock: by rights, always,
+    /// except in the simulation's comparison with a naive counter.
+    pub scheme: crate::rights::StockScheme,
 }
 
 impl OrderSettings {
@@ -85,6 +88,7 @@ impl Default for OrderSettings {
             sessions_per_addr_per_minute: 20,
             payment: None,
             console_origins: Vec::new(),
+            scheme: crate::rights::StockScheme::Rights,
         }
     }
 }
@@ -241,12 +245,13 @@ pub struct Shortage {
 pub(crate) fn shortages(
     c: &Connection,
     dir: &Directory,
+    scheme: StockScheme,
     store: &str,
     lines: &[OnlineLine],
 ) -> Result<Vec<Shortage>, HubError> {
     let mut out = Vec::new();
     for l in lines {
-        let available = held(c, store, &l.sku)?.max(0);
+        let available = sellable(c, scheme, store, &l.sku)?.max(0);
         if available < l.qty {
             out.push(Shortage {
                 store_id: store.to_owned(),
@@ -445,11 +450,16 @@ pub(crate) fn categories(dir: &Directory, lines: &[OnlineLine]) -> Vec<String> {
         .collect()
 }
 
-/// How far the hub's rights at `store` cover `lines`.
-fn coverage(c: &Connection, store: &str, lines: &[OnlineLine]) -> Result<Coverage, HubError> {
+/// How far what the hub may sell at `store` covers `lines`.
+fn coverage(
+    c: &Connection,
+    scheme: StockScheme,
+    store: &str,
+    lines: &[OnlineLine],
+) -> Result<Coverage, HubError> {
     let mut covered = Vec::new();
     for l in lines {
-        if held(c, store, &l.sku)? >= l.qty {
+        if sellable(c, scheme, store, &l.sku)? >= l.qty {
             covered.push(l.sku.clone());
         }
     }
@@ -467,6 +477,7 @@ fn coverage(c: &Connection, store: &str, lines: &[OnlineLine]) -> Result<Coverag
 pub(crate) fn choose_store(
     c: &Connection,
     dir: &Directory,
+    scheme: StockScheme,
     o: &Priced,
     exclude: Option<&str>,
 ) -> Result<Result<String, Unserved>, HubError> {
@@ -475,14 +486,14 @@ pub(crate) fn choose_store(
             .stores
             .get(id)
             .ok_or_else(|| HubError::UnknownStore(id.clone()))?;
-        return Ok(match coverage(c, id, &o.lines)? {
+        return Ok(match coverage(c, scheme, id, &o.lines)? {
             Coverage::Full => Ok(id.clone()),
             other => {
                 // the store itself, then the nearest others that could serve part or all
                 let mut alternatives = Vec::new();
                 let mut consider =
                     |s: &linli_shared::geo::StoreSite, d: f64| -> Result<(), HubError> {
-                        let covered = match coverage(c, &s.store_id, &o.lines)? {
+                        let covered = match coverage(c, scheme, &s.store_id, &o.lines)? {
                             Coverage::Full => o.lines.iter().map(|l| l.sku.clone()).collect(),
                             Coverage::Partial { covered } => covered,
                             Coverage::Nothing => return Ok(()),
@@ -521,7 +532,7 @@ pub(crate) fn choose_store(
         if Some(s.store_id.as_str()) == exclude {
             return Coverage::Nothing;
         }
-        match coverage(c, &s.store_id, &o.lines) {
+        match coverage(c, scheme, &s.store_id, &o.lines) {
             Ok(cov) => cov,
             Err(e) => {
                 failure = Some(e);
@@ -679,7 +690,7 @@ pub(crate) fn write_order(
     for l in &o.lines {
         let h = batch.update(c, store, &l.sku, |h| h.consumed += l.qty)?;
         let s = crate::rights::store_rights(c, store, &l.sku)?;
-        if linli_shared::rights::hub_held(&s, &h) < 0 {
+        if settings.scheme == StockScheme::Rights && linli_shared::rights::hub_held(&s, &h) < 0 {
             // routing checked this in the same transaction; never oversell
             return Err(invalid(format!("rights for {} at {store} ran out", l.sku)));
         }
@@ -1040,7 +1051,11 @@ pub(crate) fn reconcile(
     // 2. recalls are answered first: a recall never releases an order
     return_recalled(c, &mut batch, store, skus)?;
     // 3. an overdraft: the hub gives up the newest open orders
-    let deficits = crate::rights::deficits(c, store, skus)?;
+    // (a naive counter has no rights to settle: what it oversold stays open)
+    let deficits = match settings.scheme {
+        StockScheme::Rights => crate::rights::deficits(c, store, skus)?,
+        StockScheme::Naive => Default::default(),
+    };
     if !deficits.is_empty() {
         let open: Vec<String> = c
             .prepare_cached(
@@ -1088,7 +1103,9 @@ pub(crate) fn reconcile(
             // payment closed (the customer paid nothing)
             let unpaid = crate::payment::ledger::held(c, &id)?;
             let target = match priced.location {
-                Some(_) if !unpaid => choose_store(c, dir, &priced, Some(store))?.ok(),
+                Some(_) if !unpaid => {
+                    choose_store(c, dir, settings.scheme, &priced, Some(store))?.ok()
+                }
                 _ => None,
             };
             let (reason, kind, detail) = match target.and_then(|t| dir.stores.get(&t).cloned()) {

@@ -53,6 +53,57 @@ pub(crate) fn hub_rights(c: &Connection, store: &str, sku: &str) -> Result<HubRi
         .unwrap_or_default())
 }
 
+/// How the hub decides whether it may sell a store's units online.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StockScheme {
+    /// Within the rights the store lent it (DESIGN.md §5): never oversells.
+    #[default]
+    Rights,
+    /// A shared counter, for comparison only (the simulation's
+    /// `--scheme naive`, `sim_rights_bench`): the store's on-hand as the
+    /// hub last heard it, minus the units of the store's open online orders;
+    /// no settlement. What most systems do; it oversells through outages.
+    Naive,
+}
+
+/// Units of a store's SKU the hub may sell online now, under `scheme`.
+pub(crate) fn sellable(
+    c: &Connection,
+    scheme: StockScheme,
+    store: &str,
+    sku: &str,
+) -> Result<i64, HubError> {
+    match scheme {
+        StockScheme::Rights => held(c, store, sku),
+        StockScheme::Naive => {
+            let on_hand: i64 = c
+                .prepare_cached("SELECT on_hand FROM hub_stock WHERE store_id = ?1 AND sku = ?2")?
+                .query_row(params![store, sku], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            let mut open = 0;
+            let ids: Vec<String> = c
+                .prepare_cached(
+                    "SELECT order_id FROM online_orders WHERE store_id = ?1
+                     AND status IN ('placed', 'accepted', 'picked', 'ready')",
+                )?
+                .query_map([store], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for id in ids {
+                if let Some((fact, _)) = crate::orders::load(c, &id)? {
+                    open += fact
+                        .lines
+                        .iter()
+                        .filter(|l| l.sku == sku)
+                        .map(|l| l.qty)
+                        .sum::<i64>();
+                }
+            }
+            Ok(on_hand - open)
+        }
+    }
+}
+
 /// Rights the hub holds for a store's SKU.
 pub(crate) fn held(c: &Connection, store: &str, sku: &str) -> Result<i64, HubError> {
     Ok(hub_held(

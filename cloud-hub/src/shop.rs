@@ -133,6 +133,7 @@ impl Hub {
     /// the catalog (zero included).
     pub async fn availability(&self, store_id: &str) -> Result<Vec<AvailabilityView>, HubError> {
         let dir = self.directory();
+        let scheme = self.order_settings.scheme;
         if dir.stores.get(store_id).is_none() {
             return Err(HubError::StoreNotFound(store_id.to_owned()));
         }
@@ -143,7 +144,7 @@ impl Hub {
                 for sku in dir.products.keys() {
                     out.push(AvailabilityView {
                         sku: sku.clone(),
-                        available: crate::rights::held(c, &store, sku)?.max(0),
+                        available: crate::rights::sellable(c, scheme, &store, sku)?.max(0),
                     });
                 }
                 Ok::<_, HubError>(out)

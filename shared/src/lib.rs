@@ -34,7 +34,6 @@ pub mod pricing;
 pub mod qty;
 pub mod rfm;
 pub mod rights;
-pub mod rights_sim;
 pub mod sale;
 pub mod search;
 pub mod stock;

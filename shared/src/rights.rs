@@ -47,7 +47,8 @@
 //! counted once the store *saw* the hub's return, a counter sale in between
 //! (the link down) would be recorded as an overdraft of units the hub had
 //! already given back, and the hub would take them off twice (found by the
-//! outage simulation, `shared/tests/rights_sim.rs`). Counting it at once on
+//! outage simulation of these rules, since replaced by the deterministic
+//! simulation of the real hub and stores, `linli-sim`). Counting it at once on
 //! both sides means a return changes nothing the store computes; a recall
 //! the hub can only partly answer (it sold some of those units first) raises
 //! what the store keeps for it again, and the store's next step records any

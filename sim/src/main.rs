@@ -3,7 +3,12 @@
 //! `linli-sim --seed 7` runs one seed (a failing seed's reproduction);
 //! `linli-sim --seeds 0..500` runs a range and stops at the first failure.
 //! `--steps N` and `--stores N` change the run's size; `--jobs N` runs N
-//! seeds at once (each run is deterministic on its own).
+//! seeds at once (each run is deterministic on its own). `--scheme naive`
+//! lets the hub sell against a naive shared counter instead of stock rights
+//! (its oversells are counted, not failures); `--outages off` keeps every
+//! link up and nothing crashing.
+
+use linli_hub::rights::StockScheme;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -25,11 +30,24 @@ fn main() -> std::process::ExitCode {
             "--steps" => v.parse().map(|n| settings.steps = n).ok(),
             "--stores" => v.parse().map(|n| settings.stores = n).ok(),
             "--jobs" => v.parse().map(|n: usize| jobs = n.max(1)).ok(),
+            "--scheme" => match v.as_str() {
+                "rights" => Some(StockScheme::Rights),
+                "naive" => Some(StockScheme::Naive),
+                _ => None,
+            }
+            .map(|s| settings.scheme = s),
+            "--outages" => match v.as_str() {
+                "on" => Some(true),
+                "off" => Some(false),
+                _ => None,
+            }
+            .map(|o| settings.outages = o),
             _ => None,
         };
         if parsed.is_none() {
             eprintln!(
-                "usage: linli-sim [--seed N | --seeds A..B] [--steps N] [--stores N] [--jobs N]"
+                "usage: linli-sim [--seed N | --seeds A..B] [--steps N] [--stores N] [--jobs N] \
+                 [--scheme rights|naive] [--outages on|off]"
             );
             return std::process::ExitCode::from(2);
         }

@@ -24,11 +24,12 @@ use tokio::sync::broadcast;
 use crate::check;
 use crate::clock::ManualClock;
 use crate::net::{Direction, Faults};
+use linli_hub::rights::StockScheme;
 
 mod groupbuy;
-mod online;
+pub mod online;
 
-pub use online::OnlineReport;
+pub use online::{OnlineReport, Units};
 
 /// What a run is made of.
 #[derive(Debug, Clone)]
@@ -40,6 +41,13 @@ pub struct Settings {
     /// Products in the catalog.
     pub products: usize,
     pub faults: Faults,
+    /// Links cut, stores crash, the hub restarts; `false`: only delays and
+    /// losses on links that stay up.
+    pub outages: bool,
+    /// How the hub bounds online sales: by rights, or (for the comparison
+    /// in `sim_rights_bench`) by a naive shared counter, whose oversells
+    /// are counted rather than failing the run.
+    pub scheme: StockScheme,
 }
 
 impl Default for Settings {
@@ -50,6 +58,8 @@ impl Default for Settings {
             part_changes: 24,
             products: 8,
             faults: Faults::default(),
+            outages: true,
+            scheme: StockScheme::Rights,
         }
     }
 }
@@ -90,8 +100,8 @@ impl std::fmt::Display for Report {
             "seed {}: {} steps, {} sales ({} answers lost, {} retries, {} refused), {} refunds, \
              {} cuts, {} store crashes, {} hub restarts, {} frames ({} lost in cuts, {} kB), \
              {:.1} s virtual, converged {:.2} s after the last heal; online: {} placed, \
-             {} refused, {} handed over, {} cancelled, {} released by settlement, {} conflicts; \
-             group-buy {}",
+             {} refused, {} handed over, {} cancelled, {} released by settlement, {} conflicts, \
+             oversold {}; group-buy {}",
             self.seed,
             self.steps,
             self.sales,
@@ -113,6 +123,7 @@ impl std::fmt::Display for Report {
             self.online.cancelled,
             self.online.released,
             self.online.conflicts,
+            self.online.oversold,
             self.group_buy.as_deref().unwrap_or("none"),
         )
     }
@@ -301,10 +312,17 @@ fn hub_paths(dir: &std::path::Path) -> HubPaths {
 
 /// Opens the hub as its server does at start (with the stores and
 /// products it routes and prices by).
-async fn open_hub(dir: &std::path::Path, clock: &ManualClock) -> anyhow::Result<Hub> {
+async fn open_hub(
+    dir: &std::path::Path,
+    clock: &ManualClock,
+    scheme: StockScheme,
+) -> anyhow::Result<Hub> {
     let hub = Hub::open_with_clock(
         &hub_paths(dir),
-        linli_hub::orders::OrderSettings::default(),
+        linli_hub::orders::OrderSettings {
+            scheme,
+            ..Default::default()
+        },
         clock.clock(),
     )?;
     hub.reload_directory().await?;
@@ -322,7 +340,7 @@ impl World {
         };
         let clock = ManualClock::new(start_time(seed));
         let hub_dir = dir.path().join("hub");
-        let hub = open_hub(&hub_dir, &clock).await?;
+        let hub = open_hub(&hub_dir, &clock, settings.scheme).await?;
         let csv = head(PRODUCTS_CSV, settings.products);
         let (skus, prices): (Vec<_>, Vec<_>) = csv
             .lines()
@@ -517,6 +535,7 @@ impl World {
                 let ms = self.rng.gen_range(1..=100);
                 self.advance(Duration::from_millis(ms)).await
             }
+            80..96 if !self.settings.outages => self.advance(Duration::from_millis(20)).await,
             80..84 => match self.stores[i].link.up.is_some() {
                 true => self.cut(i, "network cut").await,
                 false => self.heal(i).await,
@@ -792,7 +811,7 @@ impl World {
             }
         }
         self.hub.store.shutdown().await;
-        self.hub = open_hub(&self.hub_dir, &self.clock).await?;
+        self.hub = open_hub(&self.hub_dir, &self.clock, self.settings.scheme).await?;
         self.report.hub_restarts += 1;
         self.note("hub restarted; every link cut".into());
         Ok(())

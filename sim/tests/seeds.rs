@@ -72,3 +72,24 @@ fn the_checks_catch_a_lost_a_doubled_and_a_phantom_sale() {
     assert!(check::converged("S001", &answered, &answered, &levels, &levels).is_ok());
     assert!(check::converged("S001", &at_hub, &answered, &levels, &levels).is_err());
 }
+
+/// The oversell check sees oversells: the same seeds with the hub selling
+/// against a naive shared counter (what it last heard of a shelf, minus its
+/// open orders) leave online units no shelf covers, where the rights scheme
+/// leaves none (a run under rights fails if it oversells).
+#[test]
+fn a_naive_counter_oversells_on_seeds_where_rights_never_do() {
+    let mut naive = linli_sim::world::Units::default();
+    for seed in 0..3 {
+        let rights = run(seed, &Settings::default()).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(rights.online.oversold, Default::default(), "{rights}");
+        let settings = Settings {
+            scheme: linli_hub::rights::StockScheme::Naive,
+            ..Settings::default()
+        };
+        let r = run(seed, &settings).unwrap_or_else(|e| panic!("{e:#}"));
+        println!("{r}");
+        naive.sum(&r.online.oversold);
+    }
+    assert!(naive.each + naive.grams > 0, "{naive}");
+}

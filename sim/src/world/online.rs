@@ -14,6 +14,7 @@ use linli_edge::app::stock::{ReceiptRequest, StockLineRequest};
 use linli_hub::hub::HubError;
 use linli_hub::online::Caller;
 use linli_hub::orders::{CustomerRef, LineRequest, PlaceOrder};
+use linli_hub::rights::StockScheme;
 use linli_shared::order::{Channel, Fulfilment, OrderStatus};
 
 use super::*;
@@ -88,6 +89,12 @@ impl World {
         let what = match self.hub.place_order(&staff(), key, req).await {
             Ok((v, _)) => {
                 self.report.online.placed += 1;
+                for l in &v.lines {
+                    self.report
+                        .online
+                        .units_placed
+                        .add(&self.skus, &l.sku, l.qty);
+                }
                 let what = format!("hub accepted {} at {store_id}", v.order_id);
                 self.placed.push(Placed {
                     lines: v.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect(),
@@ -102,6 +109,13 @@ impl World {
             }
             Err(HubError::Unserved(u)) => {
                 self.report.online.refused += 1;
+                for s in &u.shortages {
+                    let short = s.requested - s.available.max(0);
+                    self.report
+                        .online
+                        .units_refused
+                        .add(&self.skus, &s.sku, short);
+                }
                 format!("hub refused an order at {store_id}: {u:?}")
             }
             Err(e) => {
@@ -230,6 +244,12 @@ impl World {
             }
             if at_hub.status == OrderStatus::Cancelled && !p.cancelled {
                 self.report.online.released += 1;
+                for l in &at_hub.lines {
+                    self.report
+                        .online
+                        .units_released
+                        .add(&self.skus, &l.sku, l.qty);
+                }
             }
             if p.handed_over && at_hub.status != OrderStatus::HandedOver {
                 anyhow::ensure!(
@@ -256,6 +276,7 @@ impl World {
                 at_store.status
             );
         }
+        let mut oversold = Units::default();
         for (i, s) in self.stores.iter().enumerate() {
             let levels = self
                 .audit
@@ -266,12 +287,14 @@ impl World {
                 }
                 let shelf = levels.get(sku).copied().unwrap_or(0);
                 anyhow::ensure!(
-                    *units <= shelf,
+                    *units <= shelf || self.settings.scheme == StockScheme::Naive,
                     "{}: {units} units of {sku} open online, {shelf} on the shelf (oversold)",
                     s.id
                 );
+                oversold.add(&self.skus, sku, (*units - shelf).max(0));
             }
         }
+        self.report.online.oversold = oversold;
         Ok(())
     }
 }
@@ -291,4 +314,47 @@ pub struct OnlineReport {
     /// Orders flagged as conflicts (cancelled at the hub, handed over at
     /// the store).
     pub conflicts: usize,
+    /// What the accepted orders asked for.
+    pub units_placed: Units,
+    /// What refused orders asked for beyond what the hub could sell.
+    pub units_refused: Units,
+    /// What the orders settlement released had asked for.
+    pub units_released: Units,
+    /// Open online units no shelf covers once the chain is idle: always
+    /// none under rights; what a naive counter oversold.
+    pub oversold: Units,
+}
+
+/// Quantities of `each` products (units) and of `kg` products (grams),
+/// kept apart.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Units {
+    pub each: i64,
+    pub grams: i64,
+}
+
+impl Units {
+    /// Adds `qty` of `sku`, one of the run's `(sku, sold by kg)`.
+    fn add(&mut self, skus: &[(String, bool)], sku: &str, qty: i64) {
+        match skus.iter().any(|(s, kg)| s == sku && *kg) {
+            true => self.grams += qty,
+            false => self.each += qty,
+        }
+    }
+
+    pub fn sum(&mut self, other: &Units) {
+        self.each += other.each;
+        self.grams += other.grams;
+    }
+}
+
+impl std::fmt::Display for Units {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} units + {:.1} kg",
+            self.each,
+            self.grams as f64 / 1000.0
+        )
+    }
 }
