@@ -99,10 +99,20 @@ function readLedger(doc) {
   return { sales };
 }
 
+// A level is one JSON string `[on_hand, reserved]` (how stores write levels
+// now) or a map {on_hand, reserved} (levels written before).
 function readStock(doc) {
   const levels = {};
-  for (const [sku, l] of Object.entries(map(doc, "levels", ""))) {
+  for (const [sku, raw] of Object.entries(map(doc, "levels", ""))) {
     const p = `levels.${sku}`;
+    const l = Automerge.isImmutableString(raw) || typeof raw === "string" ? entry(raw, p) : raw;
+    if (Array.isArray(l)) {
+      if (l.length !== 2 || !l.every(Number.isInteger)) {
+        fail(`${p}: want [on_hand, reserved], got ${describe(l)}`);
+      }
+      levels[sku] = { on_hand: l[0], reserved: l[1] };
+      continue;
+    }
     levels[sku] = {
       on_hand: int(l, "on_hand", p),
       reserved: int(l, "reserved", p),
