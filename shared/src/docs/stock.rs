@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 
 use automerge::{AutoCommit, AutomergeError};
 
-
 /// One SKU's level: written as one value, the JSON array
 /// `[on_hand, reserved]` (documents written before hold a map
 /// `{on_hand, reserved}` per SKU; both read).
@@ -86,7 +85,10 @@ mod tests {
         set_level(&mut d, "P1", level(12, 3)).unwrap();
         let levels = d.get(automerge::ROOT, "levels").unwrap().unwrap().1;
         let (v, _) = d.get(&levels, "P1").unwrap().unwrap();
-        assert_eq!(v, Value::Scalar(std::borrow::Cow::Owned(ScalarValue::Str("[12,3]".into()))));
+        assert_eq!(
+            v,
+            Value::Scalar(std::borrow::Cow::Owned(ScalarValue::Str("[12,3]".into())))
+        );
         assert_eq!(read_levels(&d)["P1"], level(12, 3));
         assert_eq!(read_levels_of(&d, ["P1", "P2"]).len(), 1);
     }
@@ -105,7 +107,9 @@ mod tests {
     #[test]
     fn levels_written_as_maps_before_still_read_and_are_rewritten_as_one_value() {
         let mut d = AutoCommit::new();
-        let levels = d.put_object(automerge::ROOT, "levels", ObjType::Map).unwrap();
+        let levels = d
+            .put_object(automerge::ROOT, "levels", ObjType::Map)
+            .unwrap();
         let p1 = d.put_object(&levels, "P1", ObjType::Map).unwrap();
         d.put(&p1, "on_hand", 7_i64).unwrap();
         d.put(&p1, "reserved", 2_i64).unwrap();
@@ -115,6 +119,9 @@ mod tests {
         assert_eq!(read_levels_of(&d, ["P2"])["P2"], level(4, 0));
         set_level(&mut d, "P1", level(6, 2)).unwrap();
         assert_eq!(read_levels(&d)["P1"], level(6, 2));
-        assert!(matches!(d.get(&levels, "P1").unwrap().unwrap().0, Value::Scalar(_)));
+        assert!(matches!(
+            d.get(&levels, "P1").unwrap().unwrap().0,
+            Value::Scalar(_)
+        ));
     }
 }
