@@ -686,11 +686,11 @@ pub(crate) fn resolve_customer(
         }
         None => {
             let id = format!("C{}", ulid::Ulid::new());
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO customers(customer_id, phone, openid, member_hash, masked_phone, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![id, phone, openid, hash, masked, ts(now)],
-            )?;
+            )?
+            .execute(params![id, phone, openid, hash, masked, ts(now)])?;
             Ok(id)
         }
     }
