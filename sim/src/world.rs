@@ -27,7 +27,7 @@ use crate::net::{Direction, Faults};
 use linli_hub::rights::StockScheme;
 
 mod groupbuy;
-pub mod online;
+mod online;
 
 pub use online::{OnlineReport, Units};
 

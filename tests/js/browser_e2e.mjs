@@ -1619,14 +1619,9 @@ async function dashboardScenario(_shop, page) {
   await accessible(page, "dashboard overview");
 }
 
-/// A cashier commits two neighbours to a group-buy at the counter; with
-/// the link cut, one leaves: 取消 arms the row, a second press cancels it,
-/// the console says what to give back and the row shows it cancelled.
-/// Prints `gb-counter-cancelled: <commitment>`.
-async function groupBuyCancelScenario(_shop, con) {
-  const gb = args["group-buy"];
-  await consoleLogin(con, "cashier", "1234");
-  for (const phone of ["13900139051", "13900139052"]) {
+// Commits each phone to group-buy `gb` at the counter's form.
+async function commitAtCounter(con, gb, phones) {
+  for (const phone of phones) {
     await until("the group-buy at the counter", SYNC, async () => {
       await con.click("#nav-pickup");
       return visible(con, "#gb-form");
@@ -1639,25 +1634,43 @@ async function groupBuyCancelScenario(_shop, con) {
       return (await visible(con, "#gb-done")) && (await text(con, "#gb-done")).includes(phone.slice(7));
     });
   }
-  await need("cut");
-  const row = () => con.locator("[data-testid=gb-commitment]", { hasText: "139****9051" }).first();
-  await until("the commitment in the counter's list", UI, () => row().isVisible());
-  const cid = await row().getAttribute("data-commitment-id");
-  await row().locator("button[data-gb-cancel]").click();
-  const armed = await until("the cancel to ask for confirmation", UI, async () => {
-    const t = (await row().locator("button[data-gb-cancel]").textContent()) || "";
+}
+
+// A commitment row's two-step button (`data-gb-<action>`: cancel, refund):
+// the first press only arms it (确认…), the second does it; the console
+// then says what to give back and the row shows `status`.
+async function pressTwice(con, row, action, status) {
+  const button = () => row().locator(`button[data-gb-${action}]`);
+  await button().click();
+  const armed = await until(`the ${action} to ask for confirmation`, UI, async () => {
+    const t = (await button().textContent()) || "";
     return t.includes("确认") && t;
   });
-  if (await visible(con, "#gb-cancel-done")) throw new Error("one press must not cancel");
+  if (await visible(con, "#gb-cancel-done")) throw new Error(`one press must not ${action}`);
   log(`step: armed: "${armed}"`);
-  await row().locator("button[data-gb-cancel]").click();
-  const done = await until("the cancel", UI, async () => {
+  await button().click();
+  const done = await until(`the ${action}`, UI, async () => {
     if (await visible(con, "#gb-cancel-error")) throw new Error("refused: " + (await text(con, "#gb-cancel-error")));
     return (await visible(con, "#gb-cancel-done")) && text(con, "#gb-cancel-done");
   });
   if (!done.includes("39.90")) throw new Error(`the console should say what to give back: ${done}`);
-  await until("the row cancelled", UI, async () => (await row().getAttribute("data-status")) === "cancelled");
-  log(`step: counter cancel: "${done}"`);
+  await until(`the row ${status}`, UI, async () => (await row().getAttribute("data-status")) === status);
+  log(`step: counter ${action}: "${done}"`);
+}
+
+/// A cashier commits two neighbours to a group-buy at the counter; with
+/// the link cut, one leaves: 取消 arms the row, a second press cancels it,
+/// the console says what to give back and the row shows it cancelled.
+/// Prints `gb-counter-cancelled: <commitment>`.
+async function groupBuyCancelScenario(_shop, con) {
+  const gb = args["group-buy"];
+  await consoleLogin(con, "cashier", "1234");
+  await commitAtCounter(con, gb, ["13900139051", "13900139052"]);
+  await need("cut");
+  const row = () => con.locator("[data-testid=gb-commitment]", { hasText: "139****9051" }).first();
+  await until("the commitment in the counter's list", UI, () => row().isVisible());
+  const cid = await row().getAttribute("data-commitment-id");
+  await pressTwice(con, row, "cancel", "cancelled");
   await need("heal");
   log(`gb-counter-cancelled: ${cid}`);
 }
@@ -1669,19 +1682,7 @@ async function groupBuyCancelScenario(_shop, con) {
 async function groupBuyFailedScenario(_shop, con) {
   const gb = args["group-buy"];
   await consoleLogin(con, "cashier", "1234");
-  for (const phone of ["13900139061", "13900139062"]) {
-    await until("the group-buy at the counter", SYNC, async () => {
-      await con.click("#nav-pickup");
-      return visible(con, "#gb-form");
-    });
-    await con.selectOption("#gb-select", gb);
-    await con.fill("#gb-phone", phone);
-    await con.click("#gb-submit");
-    await until("the counter commitment", UI, async () => {
-      if (await visible(con, "#gb-error")) throw new Error("refused: " + (await text(con, "#gb-error")));
-      return (await visible(con, "#gb-done")) && (await text(con, "#gb-done")).includes(phone.slice(7));
-    });
-  }
+  await commitAtCounter(con, gb, ["13900139061", "13900139062"]);
   log("step: two commitments taken; waiting for the deadline and the hub's decision");
   const failed = await until("the hub's word that the campaign failed", 100_000, async () => {
     await con.click("#nav-pickup");
@@ -1691,21 +1692,7 @@ async function groupBuyFailedScenario(_shop, con) {
   const row = () => con.locator("[data-testid=gb-commitment]", { hasText: "139****9061" }).first();
   await until("the commitment in the failed campaign's list", UI, () => row().isVisible());
   const cid = await row().getAttribute("data-commitment-id");
-  await row().locator("button[data-gb-refund]").click();
-  const armed = await until("the refund to ask for confirmation", UI, async () => {
-    const t = (await row().locator("button[data-gb-refund]").textContent()) || "";
-    return t.includes("确认") && t;
-  });
-  if (await visible(con, "#gb-cancel-done")) throw new Error("one press must not refund");
-  log(`step: armed: "${armed}"`);
-  await row().locator("button[data-gb-refund]").click();
-  const done = await until("the refund", UI, async () => {
-    if (await visible(con, "#gb-cancel-error")) throw new Error("refused: " + (await text(con, "#gb-cancel-error")));
-    return (await visible(con, "#gb-cancel-done")) && text(con, "#gb-cancel-done");
-  });
-  if (!done.includes("39.90")) throw new Error(`the console should say what to give back: ${done}`);
-  await until("the row refunded", UI, async () => (await row().getAttribute("data-status")) === "refunded");
-  log(`step: counter refund: "${done}"`);
+  await pressTwice(con, row, "refund", "refunded");
   log(`gb-counter-refunded: ${cid}`);
 }
 

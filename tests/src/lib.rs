@@ -617,6 +617,35 @@ impl Cluster {
         Ok((resp.status().as_u16(), resp.json()?))
     }
 
+    /// Opens a group-buy as admin (P00009 at 39.90 yuan, at most 2 a
+    /// customer, picked up two days after the deadline): `count`
+    /// participants at `stores` by `deadline`; `extra` adds fields such as
+    /// `grace_minutes` or `counter_allotment`. Returns its id.
+    pub fn open_group_buy(
+        &self,
+        stores: &[&str],
+        count: i64,
+        deadline: chrono::DateTime<chrono::Utc>,
+        extra: Value,
+    ) -> anyhow::Result<String> {
+        let mut body = json!({
+            "sku": "P00009", "price_fen": 3990,
+            "threshold": {"kind": "participants", "count": count},
+            "deadline": deadline.to_rfc3339(),
+            "pickup_date": (deadline + chrono::Duration::days(2)).date_naive().to_string(),
+            "per_customer_limit": 2, "store_ids": stores,
+        });
+        if let (Some(b), Value::Object(more)) = (body.as_object_mut(), extra) {
+            b.extend(more);
+        }
+        let (status, v) = self.hub_call("POST", "/api/v1/group-buys", None, None, body)?;
+        anyhow::ensure!(status == 201, "opening a group-buy: {status} {v}");
+        v["group_buy_id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("no group_buy_id in {v}"))
+    }
+
     /// GET on the hub's API as admin.
     pub fn hub_get(&self, path: &str) -> anyhow::Result<Value> {
         let h = self.hub()?;

@@ -340,24 +340,8 @@ fn a_pickup_order_goes_from_the_customer_page_through_the_console() {
 fn a_customer_pays_for_an_order_at_the_payment_simulators_cashier() {
     require_browser();
     let (sim, mut c) = paying_cluster(79);
-    let h = c.hub().unwrap();
     let deadline = chrono::Utc::now() + chrono::Duration::hours(3);
-    let gb: Value = c
-        .http
-        .post(format!("{}/api/v1/group-buys", h.http))
-        .bearer_auth(&h.token)
-        .json(&json!({
-            "sku": "P00009", "price_fen": 3990,
-            "threshold": {"kind": "participants", "count": 5},
-            "deadline": deadline.to_rfc3339(),
-            "pickup_date": (deadline + chrono::Duration::days(1)).date_naive().to_string(),
-            "per_customer_limit": 2, "store_ids": ["S001"],
-        }))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let gb_id = gb["group_buy_id"].as_str().unwrap().to_owned();
+    let gb_id = c.open_group_buy(&["S001"], 5, deadline, json!({})).unwrap();
     let out = run_scenario(&mut c, "pay", &["--group-buy", &gb_id]);
     let cancelled = out
         .lines()
@@ -598,22 +582,7 @@ fn customers_join_a_stores_community_vote_and_make_its_group_buy_and_the_counter
         .unwrap()
         .to_owned();
     let deadline = chrono::Utc::now() + chrono::Duration::hours(3);
-    let gb: Value = c
-        .http
-        .post(format!("{}/api/v1/group-buys", h.http))
-        .bearer_auth(&h.token)
-        .json(&json!({
-            "sku": "P00009", "price_fen": 3990,
-            "threshold": {"kind": "participants", "count": 2},
-            "deadline": deadline.to_rfc3339(),
-            "pickup_date": (deadline + chrono::Duration::days(1)).date_naive().to_string(),
-            "per_customer_limit": 2, "store_ids": ["S001"],
-        }))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let gb_id = gb["group_buy_id"].as_str().unwrap().to_owned();
+    let gb_id = c.open_group_buy(&["S001"], 2, deadline, json!({})).unwrap();
     run_scenario(
         &mut c,
         "community",
@@ -650,27 +619,8 @@ fn customers_join_a_stores_community_vote_and_make_its_group_buy_and_the_counter
 fn a_cashier_cancels_a_counter_commitment_offline_with_the_consoles_cancel_button() {
     require_browser();
     let mut c = cluster(80);
-    let (hub_http, token) = {
-        let h = c.hub().unwrap();
-        (h.http.clone(), h.token.clone())
-    };
     let deadline = chrono::Utc::now() + chrono::Duration::hours(3);
-    let gb: Value = c
-        .http
-        .post(format!("{hub_http}/api/v1/group-buys"))
-        .bearer_auth(&token)
-        .json(&json!({
-            "sku": "P00009", "price_fen": 3990,
-            "threshold": {"kind": "participants", "count": 5},
-            "deadline": deadline.to_rfc3339(),
-            "pickup_date": (deadline + chrono::Duration::days(1)).date_naive().to_string(),
-            "per_customer_limit": 2, "store_ids": ["S001"],
-        }))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let gb_id = gb["group_buy_id"].as_str().unwrap().to_owned();
+    let gb_id = c.open_group_buy(&["S001"], 5, deadline, json!({})).unwrap();
     let out = run_scenario(&mut c, "gbcancel", &["--group-buy", &gb_id]);
     assert!(out.contains("gb-counter-cancelled: "), "{out}");
     // the cancel reaches the hub with the ledger: one neighbour left
@@ -685,28 +635,11 @@ fn a_cashier_cancels_a_counter_commitment_offline_with_the_consoles_cancel_butto
 fn a_cashier_refunds_a_failed_group_buys_counter_commitment_with_the_consoles_refund_button() {
     require_browser();
     let mut c = cluster(81);
-    let (hub_http, token) = {
-        let h = c.hub().unwrap();
-        (h.http.clone(), h.token.clone())
-    };
     // five neighbours needed, two will come; no grace after the deadline
     let deadline = chrono::Utc::now() + chrono::Duration::seconds(30);
-    let gb: Value = c
-        .http
-        .post(format!("{hub_http}/api/v1/group-buys"))
-        .bearer_auth(&token)
-        .json(&json!({
-            "sku": "P00009", "price_fen": 3990,
-            "threshold": {"kind": "participants", "count": 5},
-            "deadline": deadline.to_rfc3339(),
-            "pickup_date": (deadline + chrono::Duration::days(1)).date_naive().to_string(),
-            "per_customer_limit": 2, "store_ids": ["S001"], "grace_minutes": 0,
-        }))
-        .send()
-        .unwrap()
-        .json()
+    let gb_id = c
+        .open_group_buy(&["S001"], 5, deadline, json!({"grace_minutes": 0}))
         .unwrap();
-    let gb_id = gb["group_buy_id"].as_str().unwrap().to_owned();
     let out = run_scenario(&mut c, "gbfail", &["--group-buy", &gb_id]);
     assert!(out.contains("gb-counter-refunded: "), "{out}");
     // the refund reaches the hub with the ledger: one done, one owed

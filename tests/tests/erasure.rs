@@ -257,23 +257,14 @@ fn a_counter_keeps_no_phone_in_its_files_or_in_any_document() {
     c.add_store("S001").unwrap();
     let h = c.hub().unwrap();
     let deadline = chrono::Utc::now() + chrono::Duration::minutes(10);
-    let g: Value = c
-        .http
-        .post(format!("{}/api/v1/group-buys", h.http))
-        .bearer_auth(&h.token)
-        .json(&json!({
-            "sku": "P00009", "price_fen": 3990,
-            "threshold": {"kind": "participants", "count": 1},
-            "deadline": deadline.to_rfc3339(),
-            "pickup_date": (deadline + chrono::Duration::days(2)).date_naive().to_string(),
-            "per_customer_limit": 2, "store_ids": ["S001"],
-            "grace_minutes": 30, "counter_allotment": 4,
-        }))
-        .send()
-        .unwrap()
-        .json()
+    let gid = c
+        .open_group_buy(
+            &["S001"],
+            1,
+            deadline,
+            json!({"grace_minutes": 30, "counter_allotment": 4}),
+        )
         .unwrap();
-    let gid = g["group_buy_id"].as_str().unwrap().to_owned();
     wait_for(CONVERGE, "S001's counter to know the group-buy", || {
         let v = c.store_get("S001", "/api/v1/group-buys").ok()?;
         (v[0]["group_buy_id"] == gid.as_str()).then_some(())

@@ -60,23 +60,14 @@ fn a_store_cut_off_across_the_deadline_still_makes_the_group_buy() {
     c.add_store("S002").unwrap();
     let h = c.hub().unwrap();
     let deadline = Utc::now() + chrono::Duration::seconds(20);
-    let g: Value = c
-        .http
-        .post(format!("{}/api/v1/group-buys", h.http))
-        .bearer_auth(&h.token)
-        .json(&json!({
-            "sku": "P00009", "price_fen": 3990,
-            "threshold": {"kind": "participants", "count": 3},
-            "deadline": deadline.to_rfc3339(),
-            "pickup_date": (deadline + chrono::Duration::days(2)).date_naive().to_string(),
-            "per_customer_limit": 2, "store_ids": ["S001", "S002"],
-            "grace_minutes": 30, "counter_allotment": 4,
-        }))
-        .send()
-        .unwrap()
-        .json()
+    let id = c
+        .open_group_buy(
+            &["S001", "S002"],
+            3,
+            deadline,
+            json!({"grace_minutes": 30, "counter_allotment": 4}),
+        )
         .unwrap();
-    let id = g["group_buy_id"].as_str().unwrap().to_owned();
     wait_for(CONVERGE, "S002's counter to know the group-buy", || {
         let v = c.store_get("S002", "/api/v1/group-buys").ok()?;
         (v[0]["group_buy_id"] == id.as_str() && v[0]["allotment"] == 4).then_some(())
@@ -265,25 +256,10 @@ fn a_counter_commitment_cancelled_offline_stops_counting_once_at_the_hub() {
         .unwrap();
     c.hub_import("/api/v1/stores/import", "stores.csv").unwrap();
     c.add_store("S001").unwrap();
-    let h = c.hub().unwrap();
     let deadline = Utc::now() + chrono::Duration::minutes(30);
-    let g: Value = c
-        .http
-        .post(format!("{}/api/v1/group-buys", h.http))
-        .bearer_auth(&h.token)
-        .json(&json!({
-            "sku": "P00009", "price_fen": 3990,
-            "threshold": {"kind": "participants", "count": 5},
-            "deadline": deadline.to_rfc3339(),
-            "pickup_date": (deadline + chrono::Duration::days(2)).date_naive().to_string(),
-            "per_customer_limit": 2, "store_ids": ["S001"],
-            "counter_allotment": 2,
-        }))
-        .send()
-        .unwrap()
-        .json()
+    let id = c
+        .open_group_buy(&["S001"], 5, deadline, json!({"counter_allotment": 2}))
         .unwrap();
-    let id = g["group_buy_id"].as_str().unwrap().to_owned();
     wait_for(CONVERGE, "S001's counter to know the group-buy", || {
         let v = c.store_get("S001", "/api/v1/group-buys").ok()?;
         (v[0]["group_buy_id"] == id.as_str()).then_some(())
@@ -396,24 +372,10 @@ fn a_failed_group_buys_counter_commitments_are_refunded_at_the_counter() {
         .unwrap();
     c.hub_import("/api/v1/stores/import", "stores.csv").unwrap();
     c.add_store("S001").unwrap();
-    let h = c.hub().unwrap();
     let deadline = Utc::now() + chrono::Duration::seconds(20);
-    let g: Value = c
-        .http
-        .post(format!("{}/api/v1/group-buys", h.http))
-        .bearer_auth(&h.token)
-        .json(&json!({
-            "sku": "P00009", "price_fen": 3990,
-            "threshold": {"kind": "participants", "count": 5},
-            "deadline": deadline.to_rfc3339(),
-            "pickup_date": (deadline + chrono::Duration::days(2)).date_naive().to_string(),
-            "per_customer_limit": 2, "store_ids": ["S001"], "grace_minutes": 0,
-        }))
-        .send()
-        .unwrap()
-        .json()
+    let id = c
+        .open_group_buy(&["S001"], 5, deadline, json!({"grace_minutes": 0}))
         .unwrap();
-    let id = g["group_buy_id"].as_str().unwrap().to_owned();
     wait_for(CONVERGE, "S001's counter to know the group-buy", || {
         let v = c.store_get("S001", "/api/v1/group-buys").ok()?;
         (v[0]["group_buy_id"] == id.as_str()).then_some(())
