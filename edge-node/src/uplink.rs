@@ -403,23 +403,12 @@ impl SyncHost for EdgeHost {
                     if docs.acknowledged(c, &d, HUB_PEER)? {
                         sync.acknowledged(&d);
                     }
-                    // recovering: this document is settled once every head
-                    // the hub announced is here
-                    let settled = settle
-                        && docs
-                            .read(c, &d, |doc| {
-                                hub_heads.iter().all(|h| {
-                                    automerge::ReadDoc::get_change_by_hash(doc, h).is_some()
-                                })
-                            })?
-                            .unwrap_or(hub_heads.is_empty());
-                    // a part that came with something in it: ask for the next
-                    let next = if settled && docs.exists(c, &d)? {
-                        crate::app::recovery::next_part(&d)
+                    let settled = if settle {
+                        settles(c, docs, &d, &hub_heads)?
                     } else {
-                        None
+                        (false, None)
                     };
-                    Ok(Ok((r, products, orders, rights, (settled, next))))
+                    Ok(Ok((r, products, orders, rights, settled)))
                 })?;
                 let (r, products, orders, rights, settled) = match applied {
                     Ok(a) => a,
@@ -498,20 +487,56 @@ impl SyncHost for EdgeHost {
             self.app.swap_catalog(products);
         }
         let (settled, next) = settled;
-        if let Some(next) = next {
-            // wanted before this part settles, so recovery cannot end
-            // between the two; the notification makes the session ask
-            if let Ok(mut u) = self.unsettled.lock()
-                && let Some(set) = u.as_mut()
-            {
-                set.insert(next.clone());
-            }
-            self.app.sync_ctx().ask(next);
-        }
         if settled {
-            self.settle(&doc).await?;
+            self.settle(&doc, next).await?;
         }
         Ok(received)
+    }
+
+    /// Recovering: a document the hub lists with heads this replica already
+    /// holds is settled at once. No round would ever settle it, since
+    /// neither side opens one for a document whose heads are the same on
+    /// both (it happens when the session that found this database behind
+    /// had already brought the document here, and the hub did not hear the
+    /// acknowledgement before that session ended).
+    async fn peer_index(&self, index: Vec<IndexEntry>) -> Result<(), DocError> {
+        if !self.app.sync_ctx().recovering() {
+            return Ok(());
+        }
+        let listed: Vec<IndexEntry> = match self.unsettled.lock() {
+            Ok(u) => match u.as_ref() {
+                Some(set) => index.into_iter().filter(|e| set.contains(&e.doc)).collect(),
+                None => return Ok(()),
+            },
+            Err(_) => return Ok(()),
+        };
+        if listed.is_empty() {
+            return Ok(());
+        }
+        let sync = self.app.sync_ctx().clone();
+        let found = self
+            .app
+            .store()
+            .write(move |c| {
+                sync.with_docs(c, |docs| {
+                    let mut out = Vec::new();
+                    for e in &listed {
+                        let heads: Vec<automerge::ChangeHash> =
+                            e.heads.iter().map(|h| automerge::ChangeHash(*h)).collect();
+                        if let (true, next) = settles(c, docs, &e.doc, &heads)? {
+                            out.push((e.doc.clone(), next));
+                        }
+                    }
+                    Ok(out)
+                })
+            })
+            .await
+            .map_err(to_doc_error)?;
+        for (doc, next) in found {
+            tracing::debug!(%doc, "recovering: the hub listed what is already here");
+            self.settle(&doc, next).await?;
+        }
+        Ok(())
     }
 
     fn scope(&self) -> &str {
@@ -535,9 +560,20 @@ fn closed_as_revoked(conn: &quinn::Connection) -> bool {
 }
 
 impl EdgeHost {
-    /// A document asked of the hub during recovery is here whole; once all
-    /// are, recovery completes in one transaction.
-    async fn settle(&self, doc: &DocId) -> Result<(), DocError> {
+    /// A document asked of the hub during recovery is here whole (and
+    /// `next`, the part after it, is wanted now); once all are, recovery
+    /// completes in one transaction.
+    async fn settle(&self, doc: &DocId, next: Option<DocId>) -> Result<(), DocError> {
+        if let Some(next) = next {
+            // wanted before this part settles, so recovery cannot end
+            // between the two; the notification makes the session ask
+            if let Ok(mut u) = self.unsettled.lock()
+                && let Some(set) = u.as_mut()
+            {
+                set.insert(next.clone());
+            }
+            self.app.sync_ctx().ask(next);
+        }
         let all_settled = match self.unsettled.lock() {
             Ok(mut u) => match u.as_mut() {
                 Some(set) => {
@@ -590,6 +626,30 @@ impl EdgeHost {
         }
         Ok(())
     }
+}
+
+/// Recovering: whether `doc` is settled, every head the hub announced for
+/// it being here, and if so the part to ask for next (a part of the
+/// store's own ledger or stock that came with something in it).
+fn settles(
+    c: &rusqlite::Connection,
+    docs: &mut linli_sync::doc_store::Docs,
+    doc: &DocId,
+    hub_heads: &[automerge::ChangeHash],
+) -> Result<(bool, Option<DocId>), AppError> {
+    let settled = docs
+        .read(c, doc, |d| {
+            hub_heads
+                .iter()
+                .all(|h| automerge::ReadDoc::get_change_by_hash(d, h).is_some())
+        })?
+        .unwrap_or(hub_heads.is_empty());
+    let next = if settled && docs.exists(c, doc)? {
+        crate::app::recovery::next_part(doc)
+    } else {
+        None
+    };
+    Ok((settled, next))
 }
 
 fn to_doc_error(e: AppError) -> DocError {

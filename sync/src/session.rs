@@ -185,6 +185,9 @@ pub async fn carry_out<H: SyncHost>(
     effect: Effect,
     now: std::time::Instant,
 ) -> Result<Option<Frame>, SessionError> {
+    if tracing::enabled!(tracing::Level::TRACE) {
+        tracing::trace!(scope = host.scope(), effect = %summary(&effect), "sync effect");
+    }
     match effect {
         Effect::Send(frame) => return Ok(Some(frame)),
         Effect::ReadIndex => core.index_read(host.index().await?, now),
@@ -223,4 +226,19 @@ pub async fn carry_out<H: SyncHost>(
         }
     }
     Ok(None)
+}
+
+/// One line about an effect for the trace log (message bodies by size).
+fn summary(effect: &Effect) -> String {
+    match effect {
+        Effect::Send(Frame::Index(i)) => format!("send index of {} documents", i.len()),
+        Effect::Send(Frame::Sync { doc, msg }) => format!("send {doc}: {} B", msg.len()),
+        Effect::Send(Frame::Refused { doc, reason }) => format!("send refusal of {doc}: {reason}"),
+        Effect::ReadIndex => "read the index".into(),
+        Effect::Generate(doc) => format!("generate {doc}"),
+        Effect::Apply { doc, msg } => format!("apply {doc}: {} B", msg.len()),
+        Effect::PeerIndex(i) => format!("peer index of {} documents", i.len()),
+        Effect::PeerRefused { doc, reason } => format!("peer refused {doc}: {reason}"),
+        Effect::OutOfScope(doc) => format!("out of scope: {doc}"),
+    }
 }

@@ -254,6 +254,42 @@ pub struct Cluster {
     pub hub_args: Vec<String>,
 }
 
+/// A failing test shows the end of every process's log (the hub's and
+/// each store's), so a failure in CI can be read without rerunning it;
+/// `LINLI_TEST_KEEP_LOGS=<dir>` copies the whole logs there as well.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(self.dir.path()) else {
+            return;
+        };
+        let mut logs: Vec<PathBuf> = entries
+            .filter_map(|e| Some(e.ok()?.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        logs.sort();
+        for log in logs {
+            if let Some(keep) = std::env::var_os("LINLI_TEST_KEEP_LOGS")
+                && let Some(name) = log.file_name()
+            {
+                let _ = std::fs::copy(&log, Path::new(&keep).join(name));
+            }
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
+            eprintln!("--- the last {} lines of {} ---", tail.len(), log.display());
+            for l in tail {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+/// How many lines of each log a failing test prints.
+const LOG_TAIL: usize = 80;
+
 const START: Duration = Duration::from_secs(60);
 pub const ADMIN_PASSWORD: &str = "admin-password";
 
