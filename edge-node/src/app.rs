@@ -201,21 +201,38 @@ impl App {
             + Send
             + 'static,
     {
-        let (sync, store_id, day) = (
-            self.sync.clone(),
-            self.settings.store_id.clone(),
-            self.business_day(now),
-        );
-        let (out, touched) = self
+        let (sync, day) = (self.sync.clone(), self.business_day(now));
+        let (out, written) = self
             .store
             .write(move |c| {
-                let mut p = replication::Publish::new(c, &sync, &store_id, day);
+                let mut p = replication::Publish::new(c, &sync, day);
                 let out = f(c, &mut p)?;
                 Ok::<_, AppError>((out, p.finish()?))
             })
             .await?;
-        self.sync.notify(touched);
+        if written {
+            self.sync.outbox_written();
+        }
         Ok(out)
+    }
+
+    /// Writes what gathered in the outbox to the documents (all of it,
+    /// in transactions of at most [`replication::DRAIN_MAX`] rows) and
+    /// offers the changed documents to the hub. Returns the rows drained.
+    pub async fn drain_outbox(&self) -> Result<usize, AppError> {
+        let mut rows = 0;
+        loop {
+            let (sync, store_id) = (self.sync.clone(), self.settings.store_id.clone());
+            let d = self
+                .store
+                .write(move |c| replication::drain(c, &sync, &store_id))
+                .await?;
+            rows += d.rows;
+            self.sync.notify(d.touched);
+            if !d.more {
+                return Ok(rows);
+            }
+        }
     }
 
     /// Whether the database answers a trivial query.

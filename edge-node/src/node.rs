@@ -165,6 +165,10 @@ impl Node {
         });
         let (a, c) = (app.clone(), cancel.clone());
         tasks.spawn(async move { expiry_sweeper(a, c).await });
+        // what a stop left in the outbox, then whatever the counter commits
+        app.sync_ctx().outbox_written();
+        let (a, c) = (app.clone(), cancel.clone());
+        tasks.spawn(async move { outbox_drainer(a, c).await });
         if let Some(url) = &config.courier_url {
             let courier = linli_courier::http::HttpCourier::new(
                 config
@@ -223,6 +227,11 @@ impl Node {
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
+        // the last facts reach the documents before the database closes
+        // (they would at the next start otherwise)
+        if let Err(e) = self.app.drain_outbox().await {
+            tracing::warn!(error = %e, "outbox not drained at stop; it will be at the next start");
+        }
         self.app.store().shutdown().await;
         tracing::info!("store node stopped");
     }
@@ -261,6 +270,27 @@ async fn courier_poller(app: App, cancel: CancellationToken) {
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.
+/// Writes the outbox to the documents a moment after facts were committed
+/// to it ([`crate::app::replication::DRAIN_DELAY`]), so one document change
+/// carries all the facts of that moment. Runs until `cancel`; a node runs
+/// one, as does anything else that writes through an [`App`] for long.
+pub async fn outbox_drainer(app: App, cancel: CancellationToken) {
+    use crate::app::replication::DRAIN_DELAY;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = app.sync_ctx().outbox_wait() => {}
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(DRAIN_DELAY) => {}
+        }
+        if let Err(e) = app.drain_outbox().await {
+            tracing::warn!(error = %e, "outbox not drained; retried with the next facts");
+        }
+    }
+}
+
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -242,7 +242,6 @@ impl SyncHost for EdgeHost {
         let member_key = *self.app.member_key;
         let now = self.app.now();
         let day = self.app.business_day(now);
-        let store_id = self.store_id().to_owned();
         let d = doc.clone();
         let settle = self
             .unsettled
@@ -420,7 +419,7 @@ impl SyncHost for EdgeHost {
                         tracing::info!(orders = n, "online orders from the hub");
                     }
                 }
-                let mut touched = Vec::new();
+                let mut written = false;
                 if let Some(rights) = rights {
                     // what the hub consumed, returned or wants changes what
                     // the store lends: the store's step runs in this commit
@@ -432,16 +431,16 @@ impl SyncHost for EdgeHost {
                     }
                     // (a recovering node takes its step once recovered)
                     if !moved.is_empty() && !sync.recovering() {
-                        let mut p = crate::app::replication::Publish::new(c, &sync, &store_id, day);
+                        let mut p = crate::app::replication::Publish::new(c, &sync, day);
                         p.levels(moved);
-                        touched = p.finish()?;
+                        written = p.finish()?;
                     }
                 }
-                Ok(Ok((r, products, touched, settled)))
+                Ok(Ok((r, products, written, settled)))
             })
             .await
             .map_err(to_doc_error)?;
-        let (received, products, touched, settled) = match applied {
+        let (received, products, written, settled) = match applied {
             Ok(a) => a,
             Err(why) => {
                 self.app.sync_ctx().set_recovering(true);
@@ -452,7 +451,9 @@ impl SyncHost for EdgeHost {
                 return Err(DocError::Restart(why));
             }
         };
-        self.app.sync_ctx().notify(touched);
+        if written {
+            self.app.sync_ctx().outbox_written();
+        }
         if doc.kind() == DocKind::Orders
             && doc.owner() == Owner::Hub
             && received.touched.contains_key("markdowns")
@@ -606,6 +607,8 @@ impl EdgeHost {
             *u = None;
         }
         self.app.sync_ctx().set_recovering(false);
+        // facts a restored database held in its outbox go out now
+        self.app.sync_ctx().outbox_written();
         tracing::info!(
             sales = report.sales,
             last_ticket_seq = report.last_ticket_seq,

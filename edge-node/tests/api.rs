@@ -231,6 +231,7 @@ impl TestNode {
                     "refunds",
                     "group_buy_commitments",
                     "group_buy_refunds",
+                    "doc_outbox",
                 ]
                 .iter()
                 .map(|t| c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)))

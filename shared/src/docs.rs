@@ -83,14 +83,18 @@ impl DocKind {
 }
 
 /// Changes a store writes into one part of a day's ledger or stock before it
-/// rolls on to the next part. automerge 0.12's cost to apply, read and sync
-/// grows with a document's history, so a part bounds what every change
-/// costs, however busy the day (docs/DECISIONS.md, "Bounded documents").
+/// rolls on to the next part; a change that writes many records at once (a
+/// drain of the store's outbox) counts one per record. automerge 0.12's cost
+/// to apply, read and sync grows with a document's history, so a part
+/// bounds what every change costs, however busy the day
+/// (docs/DECISIONS.md, "Bounded documents").
 pub const PART_CHANGES: u64 = 400;
 
 /// Parts of one day's ledger or stock, at most (the last one takes whatever
-/// comes after, so a day is never refused: it only gets slower).
-pub const MAX_PARTS: u32 = 64;
+/// comes after, so a day is never refused: it only gets slower). A sale
+/// moves ~3 levels, each a record of the stock: 256 parts hold the stock of
+/// ~34,000 sales.
+pub const MAX_PARTS: u32 = 256;
 
 /// The part of a day's document the store writes next, given the parts it
 /// has (part number → changes in it) and the changes a part takes

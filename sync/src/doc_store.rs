@@ -591,11 +591,26 @@ impl Docs {
         id: &DocId,
         f: impl FnOnce(&mut AutoCommit) -> Result<(), automerge::AutomergeError>,
     ) -> Result<bool, DocError> {
+        self.change_weighing(c, id, 1, f)
+    }
+
+    /// [`Docs::change`] for a change that writes `entries` records at once
+    /// (a batch of facts): it counts as that many towards the part's limit
+    /// ([`Docs::part_to_write`]), so a part holds as many records whether
+    /// they came one per change or many.
+    pub fn change_weighing(
+        &mut self,
+        c: &Connection,
+        id: &DocId,
+        entries: usize,
+        f: impl FnOnce(&mut AutoCommit) -> Result<(), automerge::AutomergeError>,
+    ) -> Result<bool, DocError> {
         if id.owner() != self.owner {
             return Err(DocError::Refused(format!("this replica does not own {id}")));
         }
+        let weight = i64::try_from(entries.max(1)).unwrap_or(i64::MAX);
         if self.deferred {
-            return self.change_deferred(c, id, f);
+            return self.change_deferred(c, id, weight, f);
         }
         let result = (|| {
             let doc = self.load_or_empty(c, id)?;
@@ -603,7 +618,7 @@ impl Docs {
             doc.commit();
             Ok::<_, DocError>(())
         })();
-        match result.and_then(|()| self.persist(c, id, 1)) {
+        match result.and_then(|()| self.persist(c, id, weight)) {
             Ok(changed) => Ok(changed),
             Err(e) => {
                 self.evict(id);
@@ -619,6 +634,7 @@ impl Docs {
         &mut self,
         c: &Connection,
         id: &DocId,
+        weight: i64,
         f: impl FnOnce(&mut AutoCommit) -> Result<(), automerge::AutomergeError>,
     ) -> Result<bool, DocError> {
         let before = self.pending.get(id).map(|p| p.now.clone());
@@ -640,7 +656,7 @@ impl Docs {
         match result {
             Ok(None) => Ok(false),
             Ok(Some(heads)) => {
-                let changes = before.map_or(0, |m| m.changes) + 1;
+                let changes = before.map_or(0, |m| m.changes) + weight;
                 self.pending.insert(
                     id.clone(),
                     Pending {

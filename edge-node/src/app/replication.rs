@@ -1,6 +1,5 @@
 //! The store's side of DESIGN.md §3: every committed fact also becomes a
-//! change in the store's documents, in the same SQLite transaction as the
-//! query tables, so the two can never disagree after a crash.
+//! change in the store's documents.
 //!
 //! - `store/<S>/ledger/<day>`: sales, refunds, movements and pickup orders of
 //!   the business day (append-only, keyed by id);
@@ -8,18 +7,25 @@
 //!   document starting from the closing levels of the books.
 //!
 //! Both come in parts of at most [`linli_shared::docs::PART_CHANGES`]
-//! changes (`…/<day>/p<n>`), so no change is ever applied to a document
-//! with the whole day's history; part 0 of the stock holds the opening
-//! levels and nothing else.
+//! records (`…/<day>/p<n>`; a drain's change of many records counts each),
+//! so no change is ever applied to a document with the whole day's
+//! history; part 0 of the stock holds the opening levels and nothing else.
 //!
-//! Use cases call [`Publish`] inside their write closure and hand the
-//! touched document ids to [`SyncCtx::notify`] after the commit, which wakes
-//! the uplink to push them.
+//! A transactional outbox keeps the documents off the sale's critical
+//! path. Use cases call [`Publish`] inside their write closure: the facts
+//! go into `doc_outbox` in the same SQLite transaction as the query tables
+//! (and the stock-rights step runs there too), so an acknowledged sale is
+//! durable with everything the documents will say about it. [`drain`] later
+//! writes what gathered in the outbox to the documents, one change per
+//! document for many facts, and deletes those rows in the same transaction:
+//! a crash either leaves the rows (drained again after the restart) or the
+//! change (and no rows), never both or neither. The documents are offered
+//! to the hub only after the drain's commit ([`SyncCtx::notify`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use linli_shared::docs::json::put_record;
@@ -28,8 +34,9 @@ use linli_shared::docs::stock::{Level, set_level, set_rights};
 use linli_shared::docs::{DocId, Owner};
 use linli_shared::online::FulfilmentFact;
 use linli_sync::doc_store::{DocError, Docs};
-use rusqlite::Connection;
-use tokio::sync::broadcast;
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, broadcast};
 
 use super::AppError;
 use crate::store::StoreError;
@@ -61,7 +68,16 @@ pub struct SyncCtx {
     recovering: AtomicBool,
     /// Changes per part of a day's ledger and stock.
     part_changes: u64,
+    /// Woken when facts were committed to the outbox.
+    outbox: Notify,
 }
+
+/// How long facts gather in the outbox before a drain writes them to the
+/// documents (the node's drainer; a simulation drains when it chooses).
+pub const DRAIN_DELAY: Duration = Duration::from_millis(10);
+
+/// Most outbox rows one drain writes (a longer outbox takes several).
+pub const DRAIN_MAX: usize = 1000;
 
 impl SyncCtx {
     /// The documents of `store_id`, a day's ledger and stock rolling on to
@@ -76,7 +92,19 @@ impl SyncCtx {
             lending: AtomicBool::new(false),
             recovering: AtomicBool::new(false),
             part_changes: part_changes.max(1),
+            outbox: Notify::new(),
         }
+    }
+
+    /// Facts were committed to the outbox (or recovery ended and may
+    /// release those it held back): the drainer wakes.
+    pub fn outbox_written(&self) {
+        self.outbox.notify_one();
+    }
+
+    /// Waits until facts were committed to the outbox since the last wait.
+    pub async fn outbox_wait(&self) {
+        self.outbox.notified().await;
     }
 
     /// Whether the node is still recovering its documents from the hub.
@@ -175,6 +203,8 @@ impl SyncCtx {
 }
 
 /// One fact for today's ledger.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "fact", content = "body", rename_all = "snake_case")]
 pub(crate) enum LedgerFact {
     Sale(ledger::SaleFact),
     Movement(ledger::MovementFact),
@@ -201,7 +231,6 @@ pub(crate) enum LedgerFact {
 pub(crate) struct Publish<'a> {
     c: &'a Connection,
     sync: &'a SyncCtx,
-    store_id: &'a str,
     day: NaiveDate,
     facts: Vec<LedgerFact>,
     skus: BTreeSet<String>,
@@ -209,16 +238,10 @@ pub(crate) struct Publish<'a> {
 }
 
 impl<'a> Publish<'a> {
-    pub(crate) fn new(
-        c: &'a Connection,
-        sync: &'a SyncCtx,
-        store_id: &'a str,
-        day: NaiveDate,
-    ) -> Publish<'a> {
+    pub(crate) fn new(c: &'a Connection, sync: &'a SyncCtx, day: NaiveDate) -> Publish<'a> {
         Publish {
             c,
             sync,
-            store_id,
             day,
             facts: Vec::new(),
             skus: BTreeSet::new(),
@@ -244,136 +267,262 @@ impl<'a> Publish<'a> {
         self.skus.extend(skus.into_iter().map(str::to_owned));
     }
 
-    /// Writes the ledger facts and the levels; a new day's stock document
-    /// first takes every level of the books (the closing balances). Returns
-    /// the documents that changed, for [`SyncCtx::notify`] after the commit.
-    pub(crate) fn finish(self) -> Result<Vec<DocId>, AppError> {
+    /// Commits the facts to the outbox, in the use case's transaction, and
+    /// runs the stock-rights step for the SKUs whose levels moved (an
+    /// overdraft commits with the sale that caused it). Returns whether
+    /// anything went into the outbox, for [`SyncCtx::outbox_written`]
+    /// after the commit.
+    pub(crate) fn finish(self) -> Result<bool, AppError> {
         let Publish {
             c,
             sync,
-            store_id,
             day,
             facts,
             skus,
             fulfilment,
         } = self;
         let writes = !fulfilment.is_empty() || !facts.is_empty() || !skus.is_empty();
-        if writes && sync.recovering() {
+        if !writes {
+            return Ok(false);
+        }
+        if sync.recovering() {
             // a new database must not start the store's documents afresh
             // beside what the hub holds (ticket numbers, sales, levels)
             return Err(AppError::Recovering);
         }
-        let mut touched = Vec::new();
-        if !fulfilment.is_empty() {
-            let id = DocId::store_fulfilment(store_id, day);
-            let changed = sync.with_docs(c, |d| {
-                Ok(d.change(c, &id, |doc| {
-                    for f in &fulfilment {
-                        put_record(doc, "orders", &f.order_id, f)?;
-                    }
-                    Ok(())
-                })?)
-            })?;
-            if changed {
-                touched.push(id);
+        let day = day.to_string();
+        let mut put =
+            c.prepare_cached("INSERT INTO doc_outbox(day, kind, body) VALUES (?1, ?2, ?3)")?;
+        for f in &fulfilment {
+            put.execute(params![day, Outbox::FULFILMENT, to_json(f)?])?;
+        }
+        for f in &facts {
+            put.execute(params![day, Outbox::LEDGER, to_json(f)?])?;
+        }
+        let lend = sync.lending();
+        for sku in &skus {
+            put.execute(params![day, Outbox::LEVEL, sku])?;
+            // the rights step first: an overdraft commits with the sale that caused it
+            if super::rights::step(c, sku, lend)?.is_some() {
+                put.execute(params![day, Outbox::RIGHTS, sku])?;
             }
         }
-        if !facts.is_empty() {
-            let base = DocId::store_ledger(store_id, day);
-            let id = sync.with_docs(c, |d| Ok(d.part_to_write(c, &base, sync.part_changes)?))?;
-            let changed = sync.with_docs(c, |d| {
-                Ok(d.change(c, &id, |doc| {
-                    for f in &facts {
-                        match f {
-                            LedgerFact::Sale(s) => ledger::record_sale(doc, s)?,
-                            LedgerFact::Movement(m) => ledger::record_movement(doc, m)?,
-                            LedgerFact::Refund(r) => ledger::record_refund(doc, r)?,
-                            LedgerFact::Order(o) => ledger::put_order(doc, o)?,
-                            LedgerFact::Member(m) => {
-                                put_record(doc, "members", &m.join_id, m)?;
-                            }
-                            LedgerFact::Commitment(k) => {
-                                put_record(doc, "commitments", &k.commitment_id, k)?;
-                            }
-                            LedgerFact::Cancel(k) => {
-                                put_record(doc, "commitment_cancels", &k.commitment_id, k)?;
-                            }
-                            LedgerFact::CouponRedemption(r) => {
-                                put_record(doc, "coupon_redemptions", &r.redemption_id, r)?;
-                            }
-                            LedgerFact::CouponVoid(v) => {
-                                put_record(doc, "coupon_voids", &v.redemption_id, v)?;
-                            }
-                            LedgerFact::CouponReturn(r) => {
-                                put_record(doc, "coupon_returns", &r.coupon_id, r)?;
-                            }
-                            LedgerFact::Erasure(e) => {
-                                put_record(doc, "erasures", &e.erasure_id, e)?;
-                            }
+        Ok(true)
+    }
+}
+
+/// The kinds of outbox rows.
+struct Outbox;
+
+impl Outbox {
+    const LEDGER: &'static str = "ledger";
+    const FULFILMENT: &'static str = "fulfilment";
+    /// The SKU's level (read from the books when drained).
+    const LEVEL: &'static str = "level";
+    /// The SKU's stock-rights totals changed (read when drained).
+    const RIGHTS: &'static str = "rights";
+}
+
+/// A fact as its outbox row holds it.
+fn to_json<T: Serialize>(v: &T) -> Result<String, AppError> {
+    serde_json::to_string(v).map_err(|e| AppError::Store(StoreError::Sql(e.to_string())))
+}
+
+/// What gathered in the outbox for one business day.
+#[derive(Default)]
+struct DayFacts {
+    facts: Vec<LedgerFact>,
+    fulfilment: Vec<FulfilmentFact>,
+    levels: BTreeSet<String>,
+    rights: BTreeSet<String>,
+}
+
+/// What one drain did.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// The documents that changed, for [`SyncCtx::notify`] after the commit.
+    pub touched: Vec<DocId>,
+    /// Outbox rows written to documents.
+    pub rows: usize,
+    /// Whether rows are left (more than one drain takes).
+    pub more: bool,
+}
+
+/// Writes the oldest facts of the outbox to the documents, one change per
+/// document, and deletes their rows, in the writer's transaction. Nothing
+/// is drained while the node recovers (its documents are not its own yet).
+pub(crate) fn drain(c: &Connection, sync: &SyncCtx, store_id: &str) -> Result<Drained, AppError> {
+    if sync.recovering() {
+        return Ok(Drained::default());
+    }
+    let rows: Vec<(i64, String, String, String)> = c
+        .prepare_cached("SELECT seq, day, kind, body FROM doc_outbox ORDER BY seq LIMIT ?1")?
+        .query_map([DRAIN_MAX as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let Some(last) = rows.last().map(|r| r.0) else {
+        return Ok(Drained::default());
+    };
+    let corrupt = |what: String| AppError::Store(StoreError::Sql(what));
+    let mut days: std::collections::BTreeMap<NaiveDate, DayFacts> = Default::default();
+    for (seq, day, kind, body) in &rows {
+        let day: NaiveDate = day
+            .parse()
+            .map_err(|_| corrupt(format!("outbox row {seq}: bad day {day}")))?;
+        let d = days.entry(day).or_default();
+        let bad = |e: serde_json::Error| corrupt(format!("outbox row {seq}: {e}"));
+        match kind.as_str() {
+            Outbox::LEDGER => d.facts.push(serde_json::from_str(body).map_err(bad)?),
+            Outbox::FULFILMENT => d.fulfilment.push(serde_json::from_str(body).map_err(bad)?),
+            Outbox::LEVEL => {
+                d.levels.insert(body.clone());
+            }
+            Outbox::RIGHTS => {
+                d.rights.insert(body.clone());
+            }
+            other => return Err(corrupt(format!("outbox row {seq}: unknown kind {other}"))),
+        }
+    }
+    let mut touched = Vec::new();
+    for (day, facts) in days {
+        touched.extend(write_day(c, sync, store_id, day, facts)?);
+    }
+    c.prepare_cached("DELETE FROM doc_outbox WHERE seq <= ?1")?
+        .execute([last])?;
+    touched.sort();
+    touched.dedup();
+    Ok(Drained {
+        touched,
+        rows: rows.len(),
+        more: rows.len() == DRAIN_MAX,
+    })
+}
+
+/// Writes one day's facts and levels to its documents; a new day's stock
+/// document first takes every level and right of the books (the closing
+/// balances). Returns the documents that changed.
+fn write_day(
+    c: &Connection,
+    sync: &SyncCtx,
+    store_id: &str,
+    day: NaiveDate,
+    day_facts: DayFacts,
+) -> Result<Vec<DocId>, AppError> {
+    let DayFacts {
+        facts,
+        fulfilment,
+        levels: skus,
+        rights: moved,
+    } = day_facts;
+    let mut touched = Vec::new();
+    if !fulfilment.is_empty() {
+        let id = DocId::store_fulfilment(store_id, day);
+        let changed = sync.with_docs(c, |d| {
+            Ok(d.change(c, &id, |doc| {
+                for f in &fulfilment {
+                    put_record(doc, "orders", &f.order_id, f)?;
+                }
+                Ok(())
+            })?)
+        })?;
+        if changed {
+            touched.push(id);
+        }
+    }
+    if !facts.is_empty() {
+        let base = DocId::store_ledger(store_id, day);
+        let id = sync.with_docs(c, |d| Ok(d.part_to_write(c, &base, sync.part_changes)?))?;
+        let changed = sync.with_docs(c, |d| {
+            Ok(d.change_weighing(c, &id, facts.len(), |doc| {
+                for f in &facts {
+                    match f {
+                        LedgerFact::Sale(s) => ledger::record_sale(doc, s)?,
+                        LedgerFact::Movement(m) => ledger::record_movement(doc, m)?,
+                        LedgerFact::Refund(r) => ledger::record_refund(doc, r)?,
+                        LedgerFact::Order(o) => ledger::put_order(doc, o)?,
+                        LedgerFact::Member(m) => {
+                            put_record(doc, "members", &m.join_id, m)?;
+                        }
+                        LedgerFact::Commitment(k) => {
+                            put_record(doc, "commitments", &k.commitment_id, k)?;
+                        }
+                        LedgerFact::Cancel(k) => {
+                            put_record(doc, "commitment_cancels", &k.commitment_id, k)?;
+                        }
+                        LedgerFact::CouponRedemption(r) => {
+                            put_record(doc, "coupon_redemptions", &r.redemption_id, r)?;
+                        }
+                        LedgerFact::CouponVoid(v) => {
+                            put_record(doc, "coupon_voids", &v.redemption_id, v)?;
+                        }
+                        LedgerFact::CouponReturn(r) => {
+                            put_record(doc, "coupon_returns", &r.coupon_id, r)?;
+                        }
+                        LedgerFact::Erasure(e) => {
+                            put_record(doc, "erasures", &e.erasure_id, e)?;
                         }
                     }
-                    Ok(())
-                })?)
-            })?;
-            if changed {
-                touched.push(id);
-            }
-        }
-        if !skus.is_empty() {
-            // part 0 opens the day with every level and right of the books;
-            // what moves afterwards goes to the later, small parts
-            let base = DocId::store_stock(store_id, day);
-            let id = sync.with_docs(c, |d| Ok(d.part_to_write(c, &base, sync.part_changes)?))?;
-            let fresh = id.part_no() == 0;
-            // the rights step first: an overdraft commits with the sale that caused it
-            let lend = sync.lending();
-            let mut rights = Vec::new();
-            for sku in &skus {
-                if let Some(r) = super::rights::step(c, sku, lend)? {
-                    rights.push((sku.clone(), r));
                 }
-            }
-            if fresh {
-                rights = super::rights::all_store_rights(c)?;
-            }
-            let rows: Vec<(String, i64, i64)> = if fresh {
-                let mut stmt =
-                    c.prepare_cached("SELECT sku, on_hand, reserved FROM stock ORDER BY sku")?;
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect::<Result<_, _>>()?
-            } else {
-                let mut stmt =
-                    c.prepare_cached("SELECT on_hand, reserved FROM stock WHERE sku = ?1")?;
-                let mut out = Vec::with_capacity(skus.len());
-                for sku in skus {
-                    let (on_hand, reserved) =
-                        stmt.query_row([&sku], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                    out.push((sku, on_hand, reserved));
-                }
-                out
-            };
-            let changed = sync.with_docs(c, |d| {
-                Ok(d.change(c, &id, |doc| {
-                    for (sku, on_hand, reserved) in &rows {
-                        set_level(
-                            doc,
-                            sku,
-                            Level {
-                                on_hand: *on_hand,
-                                reserved: *reserved,
-                            },
-                        )?;
-                    }
-                    for (sku, r) in &rights {
-                        set_rights(doc, sku, r)?;
-                    }
-                    Ok(())
-                })?)
-            })?;
-            if changed {
-                touched.push(id);
-            }
+                Ok(())
+            })?)
+        })?;
+        if changed {
+            touched.push(id);
         }
-        Ok(touched)
     }
+    if !skus.is_empty() {
+        // part 0 opens the day with every level and right of the books;
+        // what moves afterwards goes to the later, small parts
+        let base = DocId::store_stock(store_id, day);
+        let id = sync.with_docs(c, |d| Ok(d.part_to_write(c, &base, sync.part_changes)?))?;
+        let fresh = id.part_no() == 0;
+        let rights = if fresh {
+            super::rights::all_store_rights(c)?
+        } else {
+            let mut out = Vec::with_capacity(moved.len());
+            for sku in moved {
+                let r = super::rights::store_rights(c, &sku)?;
+                out.push((sku, r));
+            }
+            out
+        };
+        let rows: Vec<(String, i64, i64)> = if fresh {
+            let mut stmt =
+                c.prepare_cached("SELECT sku, on_hand, reserved FROM stock ORDER BY sku")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?
+        } else {
+            let mut stmt =
+                c.prepare_cached("SELECT on_hand, reserved FROM stock WHERE sku = ?1")?;
+            let mut out = Vec::with_capacity(skus.len());
+            for sku in skus {
+                let (on_hand, reserved) = stmt.query_row([&sku], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                out.push((sku, on_hand, reserved));
+            }
+            out
+        };
+        let changed = sync.with_docs(c, |d| {
+            Ok(d.change_weighing(c, &id, rows.len() + rights.len(), |doc| {
+                for (sku, on_hand, reserved) in &rows {
+                    set_level(
+                        doc,
+                        sku,
+                        Level {
+                            on_hand: *on_hand,
+                            reserved: *reserved,
+                        },
+                    )?;
+                }
+                for (sku, r) in &rights {
+                    set_rights(doc, sku, r)?;
+                }
+                Ok(())
+            })?)
+        })?;
+        if changed {
+            touched.push(id);
+        }
+    }
+    Ok(touched)
 }

@@ -336,6 +336,18 @@ CREATE TABLE group_buy_failures (
 );
 ALTER TABLE group_buy_refunds ADD COLUMN reason TEXT NOT NULL DEFAULT 'counter_cancelled';
 "#,
+    // 12: the transactional outbox (issue 9): facts committed with the use
+    // case that made them, written to the documents later in batches
+    // (`app::replication::drain`); `body` is the fact as JSON, or the SKU
+    // whose level or rights go into the stock document
+    r#"
+CREATE TABLE doc_outbox (
+    seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+    day  TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+"#,
 ];
 
 /// Brings the schema up to date.
