@@ -6,6 +6,7 @@
 //! use case either commits whole or leaves nothing behind, and its
 //! idempotency record commits in the same transaction as its effects.
 
+pub(crate) mod books;
 pub mod catalog;
 pub mod community;
 pub mod erasure;

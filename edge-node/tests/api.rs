@@ -2001,8 +2001,19 @@ async fn a_counter_commitment_is_cancelled_and_refunded_at_the_counter_once() {
         (StatusCode::CREATED, Some(1)),
         "{b}"
     );
-    let (s, a2) = commit("k-a2", "13800138001", 1).await;
+    // paid by WeChat at the counter
+    let (s, a2) = n
+        .json(
+            "POST",
+            "/api/v1/group-buys/G1/commitments",
+            Some(&cashier),
+            Some("k-a2"),
+            json!({"customer": {"phone": "13800138001"}, "qty": 1, "payment_method": "wechat_pay"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{a2}");
+    assert_eq!(a2["payment_method"], "wechat_pay");
+    assert_eq!(b["payment_method"], "cash", "cash unless said");
     let (s, list) = n
         .json_get("/api/v1/group-buys/G1/commitments", &cashier)
         .await;
@@ -2080,7 +2091,8 @@ async fn a_counter_commitment_is_cancelled_and_refunded_at_the_counter_once() {
     assert_eq!(n.counts().await, before, "refusals wrote nothing");
     assert_eq!(cancelled(&db), (1, 1));
 
-    // the till: three commitments taken, one given back, apart from sales
+    // the till: three commitments taken (two in cash, one by WeChat), the
+    // first given back in cash; the drawer holds the second's cash
     let manager = n.manager.clone();
     let (s, r) = n
         .json_get("/api/v1/reports/day?day=2026-11-25", &manager)
@@ -2094,8 +2106,30 @@ async fn a_counter_commitment_is_cancelled_and_refunded_at_the_counter_once() {
             r["group_buy_refunds_fen"].as_i64(),
             r["cash_expected_fen"].as_i64()
         ),
-        (Some(3), Some(5 * 3990), Some(1), Some(7980), Some(0)),
+        (Some(3), Some(5 * 3990), Some(1), Some(7980), Some(7980)),
         "{r}"
+    );
+    let by_method: Vec<(&str, i64, i64)> = r["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["method"].as_str().unwrap(),
+                p["group_buys_fen"].as_i64().unwrap(),
+                p["net_fen"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_method,
+        vec![
+            ("cash", 2 * 7980 - 7980, 0),
+            ("wechat_pay", 3990, 0),
+            ("alipay", 0, 0),
+            ("card", 0, 0),
+        ],
+        "commitments by method, apart from the sales' net"
     );
 }
 

@@ -1620,19 +1620,26 @@ async function dashboardScenario(_shop, page) {
 }
 
 // Commits each phone to group-buy `gb` at the counter's form.
-async function commitAtCounter(con, gb, phones) {
+// `paidBy` names a phone's payment method other than cash (the console's
+// 付款方式); the confirmation must say how it was paid.
+async function commitAtCounter(con, gb, phones, paidBy = {}) {
+  const said = { cash: "现金", wechat_pay: "微信支付", alipay: "支付宝", card: "银行卡" };
   for (const phone of phones) {
+    const method = paidBy[phone] || "cash";
     await until("the group-buy at the counter", SYNC, async () => {
       await con.click("#nav-pickup");
       return visible(con, "#gb-form");
     });
     await con.selectOption("#gb-select", gb);
     await con.fill("#gb-phone", phone);
+    await con.selectOption("#gb-method", method);
     await con.click("#gb-submit");
-    await until("the counter commitment", UI, async () => {
+    const done = await until("the counter commitment", UI, async () => {
       if (await visible(con, "#gb-error")) throw new Error("refused: " + (await text(con, "#gb-error")));
-      return (await visible(con, "#gb-done")) && (await text(con, "#gb-done")).includes(phone.slice(7));
+      const t = await text(con, "#gb-done");
+      return (await visible(con, "#gb-done")) && t.includes(phone.slice(7)) && t;
     });
+    if (!done.includes(said[method] + "收")) throw new Error(`the confirmation should say it was paid by ${method}: ${done}`);
   }
 }
 
@@ -1665,7 +1672,7 @@ async function pressTwice(con, row, action, status) {
 async function groupBuyCancelScenario(_shop, con) {
   const gb = args["group-buy"];
   await consoleLogin(con, "cashier", "1234");
-  await commitAtCounter(con, gb, ["13900139051", "13900139052"]);
+  await commitAtCounter(con, gb, ["13900139051", "13900139052"], { "13900139052": "wechat_pay" });
   await need("cut");
   const row = () => con.locator("[data-testid=gb-commitment]", { hasText: "139****9051" }).first();
   await until("the commitment in the counter's list", UI, () => row().isVisible());

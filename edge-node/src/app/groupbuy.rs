@@ -20,6 +20,7 @@ use linli_shared::groupbuy::{
     self, CounterCommitment, CounterFailure, CounterTerms, ParticipantList, State,
 };
 use linli_shared::member::mask_phone;
+use linli_shared::sale::PaymentMethod;
 use linli_shared::stock::MovementKind;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -143,6 +144,10 @@ pub struct CommitRequest {
     pub customer: CounterCustomer,
     /// Units.
     pub qty: i64,
+    /// How the customer paid at the counter (cash unless said); it goes
+    /// into the drawer's count, and a refund of it is paid back the same way.
+    #[serde(default)]
+    pub payment_method: Option<PaymentMethod>,
 }
 
 /// A commitment as taken at this counter.
@@ -154,6 +159,8 @@ pub struct CounterCommitted {
     pub phone: String,
     pub qty: i64,
     pub amount_fen: i64,
+    /// How it was paid.
+    pub payment_method: PaymentMethod,
     pub at: String,
     /// Units this counter may still commit.
     pub allotment_left: i64,
@@ -417,7 +424,11 @@ impl App {
     ) -> Result<CounterCommitted, AppError> {
         let phone = valid_phone("customer.phone", &req.customer.phone)?;
         let (member, masked) = (self.member_hash(&phone), mask_phone(&phone));
-        let fp = idempotency::fingerprint("group_buy_commit", &(group_buy_id, &member, req.qty));
+        let method = req.payment_method.unwrap_or(PaymentMethod::Cash);
+        let fp = idempotency::fingerprint(
+            "group_buy_commit",
+            &(group_buy_id, &member, req.qty, method.as_str()),
+        );
         let now = self.now();
         let (staff, gid, qty) = (actor.name.clone(), group_buy_id.to_owned(), req.qty);
         self.write_published(now, move |c, p| {
@@ -442,9 +453,9 @@ impl App {
             };
             c.execute(
                 "INSERT INTO group_buy_commitments(commitment_id, group_buy_id, member_hash, qty, at, staff,
-                                                   masked_phone, amount_fen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![fact.commitment_id, gid, member, qty, fact.at, staff, masked, qty * terms.price_fen],
+                                                   masked_phone, amount_fen, method)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![fact.commitment_id, gid, member, qty, fact.at, staff, masked, qty * terms.price_fen, method.as_str()],
             )?;
             let out = CounterCommitted {
                 commitment_id: fact.commitment_id.clone(),
@@ -452,6 +463,7 @@ impl App {
                 phone: masked.clone(),
                 qty,
                 amount_fen: qty * terms.price_fen,
+                payment_method: method,
                 at: fact.at.clone(),
                 allotment_left: terms.allotment - all - qty,
             };

@@ -24,9 +24,10 @@ use serde::{Deserialize, Serialize};
 use linli_shared::docs::ledger::{OrderDetail, OrderFact, OrderLineFact};
 use linli_shared::member::mask_phone;
 
+use super::books::level;
 use super::idempotency::{self, IdempotencyKey};
 use super::replication::{LedgerFact, Publish};
-use super::stock::{NewMovement, adjust_reserved, apply_and_publish, level};
+use super::stock::{NewMovement, adjust_reserved, apply_and_publish};
 use super::{Actor, App, AppError, invalid, parse_ts, ts, valid_phone};
 use crate::store::StoreError;
 

@@ -9,14 +9,16 @@
 //! non-cash method. Cash expected = cash taken by the day's sales − cash paid
 //! back by the day's refunds (no opening float is recorded).
 //!
-//! Group-buy commitments taken at the counter are collected there too but
-//! are no sales (the counter records no payment method for them), so the
-//! report shows them on their own lines: what the day's counter
-//! commitments came to and what was given back at the counter
-//! (`group_buy_refunds`, one per commitment: cancelled while open, or its
-//! campaign failed; the failed ones also on a line of their own). Neither is
-//! in `sales_fen`, `refunds_fen` or `cash_expected_fen`: adding the
-//! refunds alone would take from the drawer money the report never put in.
+//! Group-buy commitments taken at the counter are paid there too, by the
+//! method the cashier chose (cash unless said), but are no sales: the
+//! report shows them on their own lines (what the day's counter
+//! commitments came to, and what was given back at the counter:
+//! `group_buy_refunds`, one per commitment, cancelled while open or its
+//! campaign failed; the failed ones also on a line of their own), and by
+//! method in each payment line's `group_buys_fen` (taken that day less
+//! given back that day, paid back the way it was paid). The drawer counts
+//! them: cash expected = the cash line's `net_fen + group_buys_fen`.
+//! `sales_fen`, `refunds_fen` and `net_fen` stay the sales' own figures.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +39,10 @@ pub struct MethodTotal {
     pub refunds_fen: i64,
     /// `sales_fen - refunds_fen`.
     pub net_fen: i64,
+    /// Group-buy commitments taken at the counter by this method that day,
+    /// less those given back that day (paid back as they were paid), fen.
+    #[serde(default)]
+    pub group_buys_fen: i64,
 }
 
 /// A business day at the store, as the manager closes it.
@@ -55,7 +61,9 @@ pub struct DayReport {
     pub net_fen: i64,
     /// Every payment method, in a fixed order (cash, WeChat Pay, Alipay, card).
     pub payments: Vec<MethodTotal>,
-    /// Cash that should be in the drawer from this day's business.
+    /// Cash that should be in the drawer from this day's business: the
+    /// sales' cash net of refunds, and the counter commitments' cash net
+    /// of what was given back.
     pub cash_expected_fen: i64,
     /// Group-buy commitments taken at this counter that day (any since
     /// cancelled included), and what they came to, fen.
@@ -198,6 +206,32 @@ impl App {
                         by.entry(m.as_str()).or_default().1 += a;
                     }
                 }
+                // counter commitments by method: taken that day, less
+                // given back that day (each paid back as it was paid)
+                let mut group_buys: BTreeMap<String, i64> = BTreeMap::new();
+                let taken: Vec<(String, i64)> = c
+                    .prepare(
+                        "SELECT k.method, coalesce(sum(coalesce(k.amount_fen,
+                                    k.qty * coalesce(json_extract(g.terms, '$.price_fen'), 0))), 0)
+                         FROM group_buy_commitments k LEFT JOIN group_buys g ON g.group_buy_id = k.group_buy_id
+                         WHERE k.at >= ?1 AND k.at < ?2 GROUP BY k.method",
+                    )?
+                    .query_map(params![from, to], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let given: Vec<(String, i64)> = c
+                    .prepare(
+                        "SELECT k.method, coalesce(sum(r.amount_fen), 0)
+                         FROM group_buy_refunds r JOIN group_buy_commitments k ON k.commitment_id = r.commitment_id
+                         WHERE r.created_at >= ?1 AND r.created_at < ?2 GROUP BY k.method",
+                    )?
+                    .query_map(params![from, to], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                for (m, a) in taken {
+                    *group_buys.entry(m).or_default() += a;
+                }
+                for (m, a) in given {
+                    *group_buys.entry(m).or_default() -= a;
+                }
                 let payments: Vec<MethodTotal> = METHODS
                     .iter()
                     .map(|m| {
@@ -207,10 +241,11 @@ impl App {
                             sales_fen: s,
                             refunds_fen: r,
                             net_fen: s - r,
+                            group_buys_fen: group_buys.get(m.as_str()).copied().unwrap_or(0),
                         }
                     })
                     .collect();
-                let cash_expected_fen = payments[0].net_fen;
+                let cash_expected_fen = payments[0].net_fen + payments[0].group_buys_fen;
                 let (group_buy_commitments_count, group_buy_commitments_fen): (i64, i64) = c
                     .query_row(
                         "SELECT count(*), coalesce(sum(coalesce(k.amount_fen,

@@ -111,7 +111,7 @@ fn policy(c: &Connection, sku: &str) -> Result<Policy, AppError> {
 pub(crate) fn step(c: &Connection, sku: &str, lend: bool) -> Result<Option<StoreRights>, AppError> {
     let s = store_rights(c, sku)?;
     let h = hub_rights(c, sku)?;
-    let (on_hand, reserved) = super::stock::level(c, sku)?;
+    let (on_hand, reserved) = super::books::level(c, sku)?;
     let mut st = store_step(on_hand, reserved, &s, &h, &policy(c, sku)?);
     if !lend {
         st.lend = 0;

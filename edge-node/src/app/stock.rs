@@ -9,11 +9,12 @@
 use chrono::{DateTime, Utc};
 use linli_shared::stock::{MovementKind, WasteReason};
 use linli_shared::{Qty, Unit};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
 use linli_shared::docs::ledger::MovementFact;
 
+use super::books::level;
 use super::idempotency::{self, IdempotencyKey};
 use super::replication::{LedgerFact, Publish};
 use super::{Actor, App, AppError, invalid, parse_ts, ts};
@@ -109,15 +110,6 @@ impl App {
         })
         .await
     }
-}
-
-pub(crate) fn level(c: &Connection, sku: &str) -> Result<(i64, i64), AppError> {
-    Ok(
-        c.prepare_cached("SELECT on_hand, reserved FROM stock WHERE sku = ?1")?
-            .query_row([sku], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-            .unwrap_or((0, 0)),
-    )
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -348,6 +348,12 @@ CREATE TABLE doc_outbox (
     body TEXT NOT NULL
 );
 "#,
+    // 13: how a counter commitment was paid (issue 11), for the drawer; a
+    // refund of it is paid back the same way. Commitments taken before
+    // were cash (the console offered nothing else)
+    r#"
+ALTER TABLE group_buy_commitments ADD COLUMN method TEXT NOT NULL DEFAULT 'cash';
+"#,
 ];
 
 /// Brings the schema up to date.
