@@ -112,6 +112,7 @@ impl World {
                             phone: phone.clone(),
                         },
                         qty: 1,
+                        payment_method: None,
                     },
                 )
                 .await;
