@@ -450,7 +450,7 @@ mod tests {
         for bad in [
             "store/S001/ledger/2026-11-25/p0",
             "store/S001/ledger/2026-11-25/p01",
-            "store/S001/ledger/2026-11-25/p64",
+            "store/S001/ledger/2026-11-25/p256",
             "store/S001/ledger/2026-11-25/x3",
             "store/S001/fulfilment/2026-11-25/p1",
             "hub/S001/stock/2026-11-25/p1",

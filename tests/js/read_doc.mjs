@@ -76,7 +76,9 @@ function entry(raw, path) {
 
 function readLedger(doc) {
   const sales = {};
-  for (const [id, raw] of Object.entries(map(doc, "sales", ""))) {
+  // a part may hold no sale (the day's goods-in alone fills a part)
+  const all = doc?.sales === undefined ? {} : map(doc, "sales", "");
+  for (const [id, raw] of Object.entries(all)) {
     const p = `sales.${id}`;
     const s = entry(raw, p);
     sales[id] = {
