@@ -7,6 +7,7 @@
 use automerge::ReadDoc;
 use linli_edge::app::idempotency::IdempotencyKey;
 use linli_edge::app::sales::{PaymentRequest, SaleLineRequest, SaleRequest};
+use linli_edge::app::stock::{ReceiptRequest, StockLineRequest};
 use linli_edge::app::{Actor, App, Role};
 use linli_edge::config::Config;
 use linli_edge::metrics::Metrics;
@@ -16,8 +17,13 @@ use linli_shared::docs::ledger::read_sales;
 use linli_shared::sale::PaymentMethod;
 
 async fn open(dir: &std::path::Path) -> App {
+    open_with_parts(dir, linli_shared::docs::PART_CHANGES).await
+}
+
+async fn open_with_parts(dir: &std::path::Path, part_changes: u64) -> App {
     let config = Config {
         max_change_fen: 10_000_000,
+        part_changes,
         ..Config::default()
     };
     linli_edge::node::open_app(
@@ -153,4 +159,80 @@ async fn facts_wait_in_the_outbox_and_reach_the_documents_once_after_a_restart()
     assert_eq!(app.drain_outbox().await.unwrap(), 0);
     assert_eq!(ledger(&app).await, (after, counted_after, newest_ops));
     app.store().shutdown().await;
+}
+
+/// A drain of more facts than the open part takes fills it to its limit
+/// and goes on in the next part, so no part outgrows the limit (a part
+/// written while the link was down then goes to the hub whole).
+#[tokio::test]
+async fn a_drain_fills_the_open_part_and_goes_on_in_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open_with_parts(dir.path(), 4).await;
+    // one product, its stock in: one movement in the ledger
+    let manager = Actor {
+        name: "mei".into(),
+        role: Role::Manager,
+    };
+    let csv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/products.csv"))
+        .unwrap();
+    let two_lines: String = csv.lines().take(2).map(|l| format!("{l}\n")).collect();
+    app.import_catalog(&manager, two_lines.into_bytes())
+        .await
+        .unwrap();
+    app.receive_stock(
+        &manager,
+        None,
+        ReceiptRequest {
+            lines: vec![StockLineRequest {
+                sku: "P00001".into(),
+                qty: 40,
+            }],
+            note: None,
+        },
+    )
+    .await
+    .unwrap();
+    app.drain_outbox().await.unwrap();
+    let parts_before = ledger_parts(&app).await;
+    let mut sold = Vec::new();
+    for i in 0..9 {
+        sold.push(sell(&app, &format!("parts-{i}"), "P00001").await);
+    }
+    app.drain_outbox().await.unwrap();
+    let parts = ledger_parts(&app).await;
+    // one movement, then nine sales in one drain: parts of 4, 4 and 2
+    // records, none more
+    assert_eq!(
+        parts_before.iter().map(|p| p.1).collect::<Vec<_>>(),
+        [1],
+        "{parts_before:?}"
+    );
+    assert_eq!(
+        parts.iter().map(|p| p.1).collect::<Vec<_>>(),
+        [4, 4, 2],
+        "{parts:?}"
+    );
+    let (all, _, _) = ledger(&app).await;
+    for id in &sold {
+        assert_eq!(all.iter().filter(|s| *s == id).count(), 1, "sale {id} once");
+    }
+    app.store().shutdown().await;
+}
+
+/// The day's ledger parts and the records each took.
+async fn ledger_parts(app: &App) -> Vec<(String, u64)> {
+    let sync = app.sync_ctx().clone();
+    let base = DocId::store_ledger(&app.settings().store_id, app.business_day(app.now()));
+    app.store()
+        .write(move |c| {
+            sync.with_docs(c, |docs| {
+                Ok(docs
+                    .parts(c, &base)?
+                    .into_iter()
+                    .map(|(id, n)| (id.as_str().to_owned(), n))
+                    .collect())
+            })
+        })
+        .await
+        .unwrap()
 }

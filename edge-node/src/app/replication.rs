@@ -399,6 +399,60 @@ pub(crate) fn drain(c: &Connection, sync: &SyncCtx, store_id: &str) -> Result<Dr
     })
 }
 
+/// The part of the day's document `base` to write next and how many
+/// records it still takes (all that come, once the day has its last part).
+fn part_room(
+    c: &Connection,
+    docs: &mut Docs,
+    base: &DocId,
+    limit: u64,
+) -> Result<(DocId, usize), AppError> {
+    let id = docs.part_to_write(c, base, limit)?;
+    let parts = docs.parts(c, base)?;
+    let held = parts.iter().find(|(p, _)| *p == id).map_or(0, |(_, n)| *n);
+    let room = if id.part_no() + 1 >= linli_shared::docs::MAX_PARTS {
+        usize::MAX
+    } else {
+        usize::try_from(limit.saturating_sub(held)).unwrap_or(usize::MAX)
+    };
+    Ok((id, room))
+}
+
+/// Writes one ledger fact.
+fn record(
+    doc: &mut automerge::AutoCommit,
+    f: &LedgerFact,
+) -> Result<(), automerge::AutomergeError> {
+    match f {
+        LedgerFact::Sale(s) => ledger::record_sale(doc, s)?,
+        LedgerFact::Movement(m) => ledger::record_movement(doc, m)?,
+        LedgerFact::Refund(r) => ledger::record_refund(doc, r)?,
+        LedgerFact::Order(o) => ledger::put_order(doc, o)?,
+        LedgerFact::Member(m) => {
+            put_record(doc, "members", &m.join_id, m)?;
+        }
+        LedgerFact::Commitment(k) => {
+            put_record(doc, "commitments", &k.commitment_id, k)?;
+        }
+        LedgerFact::Cancel(k) => {
+            put_record(doc, "commitment_cancels", &k.commitment_id, k)?;
+        }
+        LedgerFact::CouponRedemption(r) => {
+            put_record(doc, "coupon_redemptions", &r.redemption_id, r)?;
+        }
+        LedgerFact::CouponVoid(v) => {
+            put_record(doc, "coupon_voids", &v.redemption_id, v)?;
+        }
+        LedgerFact::CouponReturn(r) => {
+            put_record(doc, "coupon_returns", &r.coupon_id, r)?;
+        }
+        LedgerFact::Erasure(e) => {
+            put_record(doc, "erasures", &e.erasure_id, e)?;
+        }
+    }
+    Ok(())
+}
+
 /// Levels and rights a sale moves, about: a stock part takes as many
 /// records as before the outbox batched them (400 sales of ~3 levels each).
 /// Counted one per record, a catch-up of 5,000 offline sales took three
@@ -443,44 +497,24 @@ fn write_day(
         }
     }
     if !facts.is_empty() {
+        // a part is filled up to its limit and the rest goes on to the
+        // next: a batch never makes a part bigger than the limit, so a
+        // part written while the link was down goes out whole (and
+        // compressed) once it is back
         let base = DocId::store_ledger(store_id, day);
-        let id = sync.with_docs(c, |d| Ok(d.part_to_write(c, &base, sync.part_changes)?))?;
-        let changed = sync.with_docs(c, |d| {
-            Ok(d.change_weighing(c, &id, facts.len(), |doc| {
-                for f in &facts {
-                    match f {
-                        LedgerFact::Sale(s) => ledger::record_sale(doc, s)?,
-                        LedgerFact::Movement(m) => ledger::record_movement(doc, m)?,
-                        LedgerFact::Refund(r) => ledger::record_refund(doc, r)?,
-                        LedgerFact::Order(o) => ledger::put_order(doc, o)?,
-                        LedgerFact::Member(m) => {
-                            put_record(doc, "members", &m.join_id, m)?;
-                        }
-                        LedgerFact::Commitment(k) => {
-                            put_record(doc, "commitments", &k.commitment_id, k)?;
-                        }
-                        LedgerFact::Cancel(k) => {
-                            put_record(doc, "commitment_cancels", &k.commitment_id, k)?;
-                        }
-                        LedgerFact::CouponRedemption(r) => {
-                            put_record(doc, "coupon_redemptions", &r.redemption_id, r)?;
-                        }
-                        LedgerFact::CouponVoid(v) => {
-                            put_record(doc, "coupon_voids", &v.redemption_id, v)?;
-                        }
-                        LedgerFact::CouponReturn(r) => {
-                            put_record(doc, "coupon_returns", &r.coupon_id, r)?;
-                        }
-                        LedgerFact::Erasure(e) => {
-                            put_record(doc, "erasures", &e.erasure_id, e)?;
-                        }
-                    }
-                }
-                Ok(())
-            })?)
-        })?;
-        if changed {
-            touched.push(id);
+        let mut rest: &[LedgerFact] = &facts;
+        while !rest.is_empty() {
+            let (id, room) = sync.with_docs(c, |d| part_room(c, d, &base, sync.part_changes))?;
+            let (now, later) = rest.split_at(room.clamp(1, rest.len()));
+            let changed = sync.with_docs(c, |d| {
+                Ok(d.change_weighing(c, &id, now.len(), |doc| {
+                    now.iter().try_for_each(|f| record(doc, f))
+                })?)
+            })?;
+            if changed && !touched.contains(&id) {
+                touched.push(id);
+            }
+            rest = later;
         }
     }
     if !skus.is_empty() {
