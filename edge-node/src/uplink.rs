@@ -165,6 +165,9 @@ impl EdgeHost {
     /// The session is over: its in-memory sync states go (the persisted
     /// shared heads remain), so the next session starts from what is on disk.
     pub async fn session_ended(&self) {
+        // what is written while the link is down starts new parts, which
+        // go to the hub whole (compressed) when it is back
+        self.app.sync_ctx().roll_parts();
         let sync = self.app.sync_ctx().clone();
         let _ = self
             .app
