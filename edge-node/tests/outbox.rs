@@ -236,3 +236,33 @@ async fn ledger_parts(app: &App) -> Vec<(String, u64)> {
         .await
         .unwrap()
 }
+
+/// Once the link went down, the next drain starts new parts: the hub holds
+/// some of the open part, and the outage's facts go to it as whole parts.
+#[tokio::test]
+async fn after_the_link_went_down_the_next_drain_starts_new_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(dir.path()).await;
+    linli_edge::demo::seed(&app).await.unwrap();
+    sell(&app, "before-cut", "P00001").await;
+    app.drain_outbox().await.unwrap();
+    let before = ledger_parts(&app).await;
+    app.sync_ctx().roll_parts();
+    sell(&app, "after-cut-1", "P00001").await;
+    app.drain_outbox().await.unwrap();
+    sell(&app, "after-cut-2", "P00001").await;
+    app.drain_outbox().await.unwrap();
+    let after = ledger_parts(&app).await;
+    assert_eq!(after.len(), before.len() + 1, "{before:?} -> {after:?}");
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "the open part is not written again"
+    );
+    assert_eq!(
+        after.last().map(|p| p.1),
+        Some(2),
+        "both sales in the new part"
+    );
+    app.store().shutdown().await;
+}
