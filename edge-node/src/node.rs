@@ -165,8 +165,14 @@ impl Node {
         });
         let (a, c) = (app.clone(), cancel.clone());
         tasks.spawn(async move { expiry_sweeper(a, c).await });
-        // what a stop left in the outbox, then whatever the counter commits
-        app.sync_ctx().outbox_written();
+        // what a stop left in the outbox goes at once on a node without a
+        // hub. With a hub it waits for the next facts or the end of a
+        // recovery: a database restored from a backup would otherwise write
+        // its stale levels to the documents before the first session shows
+        // it is behind the hub (its levels then won over the recovered ones)
+        if uplink.is_none() {
+            app.sync_ctx().outbox_written();
+        }
         let (a, c) = (app.clone(), cancel.clone());
         tasks.spawn(async move { outbox_drainer(a, c).await });
         if let Some(url) = &config.courier_url {

@@ -47,7 +47,17 @@ fn the_same_seed_is_the_same_run() {
     };
     let a = run(3, &settings).unwrap_or_else(|e| panic!("{e:#}"));
     let b = run(3, &settings).unwrap_or_else(|e| panic!("{e:#}"));
-    assert_eq!(a.to_string(), b.to_string());
+    assert_eq!(without_bytes(&a.to_string()), without_bytes(&b.to_string()));
+}
+
+/// A report without its byte count: sale ids are ULIDs with real
+/// randomness, and a part of many sales goes compressed, so its size
+/// varies by a few bytes from run to run.
+fn without_bytes(report: &str) -> String {
+    match (report.find(" lost in cuts, "), report.find(" kB)")) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &report[..a], &report[b..]),
+        _ => report.to_owned(),
+    }
 }
 
 #[test]
