@@ -101,6 +101,9 @@ pub async fn prepare_for_hub(
     pickup_key: Option<ed25519_dalek::VerifyingKey>,
 ) -> anyhow::Result<()> {
     app.sync_ctx().set_lending(true);
+    // nothing reaches the documents before the first session shows this
+    // database is not behind the hub
+    app.sync_ctx().await_confirmation();
     if let Some(k) = pickup_key {
         app.set_pickup_key(k);
     }
@@ -165,14 +168,9 @@ impl Node {
         });
         let (a, c) = (app.clone(), cancel.clone());
         tasks.spawn(async move { expiry_sweeper(a, c).await });
-        // what a stop left in the outbox goes at once on a node without a
-        // hub. With a hub it waits for the next facts or the end of a
-        // recovery: a database restored from a backup would otherwise write
-        // its stale levels to the documents before the first session shows
-        // it is behind the hub (its levels then won over the recovered ones)
-        if uplink.is_none() {
-            app.sync_ctx().outbox_written();
-        }
+        // what a stop left in the outbox goes at once (with a hub, once the
+        // first session confirmed the database: `SyncCtx::confirm`)
+        app.sync_ctx().outbox_written();
         let (a, c) = (app.clone(), cancel.clone());
         tasks.spawn(async move { outbox_drainer(a, c).await });
         if let Some(url) = &config.courier_url {

@@ -128,6 +128,12 @@ pub struct EdgeHost {
     /// While recovering: the documents asked of the hub that have not yet
     /// reached the hub's heads here.
     unsettled: Mutex<Option<std::collections::BTreeSet<DocId>>>,
+    /// This session's index as sent (what the store held).
+    ours: Mutex<Vec<IndexEntry>>,
+    /// Until the database is confirmed: the store's own documents whose
+    /// heads differ between the two indexes, each waiting for a message of
+    /// the hub applied without finding the database behind.
+    unconfirmed: Mutex<Option<std::collections::BTreeSet<DocId>>>,
 }
 
 /// What `/health` says when the hub revoked this store.
@@ -150,6 +156,8 @@ impl EdgeHost {
             status,
             linked: std::sync::atomic::AtomicBool::new(false),
             unsettled: Mutex::new(None),
+            ours: Mutex::new(Vec::new()),
+            unconfirmed: Mutex::new(None),
         }
     }
 
@@ -227,6 +235,9 @@ impl SyncHost for EdgeHost {
             {
                 *u = Some(wanted.into_iter().collect());
             }
+        }
+        if let Ok(mut o) = self.ours.lock() {
+            o.clone_from(&open);
         }
         Ok(open)
     }
@@ -457,6 +468,7 @@ impl SyncHost for EdgeHost {
         if written {
             self.app.sync_ctx().outbox_written();
         }
+        self.confirmed_by(&doc);
         if doc.kind() == DocKind::Orders
             && doc.owner() == Owner::Hub
             && received.touched.contains_key("markdowns")
@@ -504,6 +516,7 @@ impl SyncHost for EdgeHost {
     /// had already brought the document here, and the hub did not hear the
     /// acknowledgement before that session ended).
     async fn peer_index(&self, index: Vec<IndexEntry>) -> Result<(), DocError> {
+        self.confirm_from_index(&index);
         if !self.app.sync_ctx().recovering() {
             return Ok(());
         }
@@ -564,6 +577,59 @@ fn closed_as_revoked(conn: &quinn::Connection) -> bool {
 }
 
 impl EdgeHost {
+    /// The first index of the hub this session: the store's own documents
+    /// whose heads differ are the ones a message of the hub must be applied
+    /// for (one that finds the database behind starts a recovery instead);
+    /// none differing confirms the database at once.
+    fn confirm_from_index(&self, theirs: &[IndexEntry]) {
+        let sync = self.app.sync_ctx();
+        if sync.confirmed() || sync.recovering() {
+            return;
+        }
+        let Ok(mut pending) = self.unconfirmed.lock() else {
+            return;
+        };
+        if pending.is_some() {
+            return;
+        }
+        let ours = self.ours.lock().map(|o| o.clone()).unwrap_or_default();
+        let own = Owner::Store(self.store_id().to_owned());
+        let set: std::collections::BTreeSet<DocId> =
+            linli_shared::sync::docs_to_sync(&ours, theirs, |d| d.owner() == own)
+                .into_iter()
+                .chain(linli_shared::sync::docs_to_sync(theirs, &ours, |d| {
+                    d.owner() == own
+                }))
+                .collect();
+        if set.is_empty() {
+            tracing::debug!("the hub holds nothing of this store's that it lacks: confirmed");
+            sync.confirm();
+        } else {
+            *pending = Some(set);
+        }
+    }
+
+    /// A message of the hub about `doc` was applied without finding the
+    /// database behind.
+    fn confirmed_by(&self, doc: &DocId) {
+        let sync = self.app.sync_ctx();
+        if sync.confirmed() || sync.recovering() {
+            return;
+        }
+        let Ok(mut pending) = self.unconfirmed.lock() else {
+            return;
+        };
+        if let Some(set) = pending.as_mut() {
+            set.remove(doc);
+            if set.is_empty() {
+                tracing::debug!(
+                    "every differing document of this store's is level with the hub: confirmed"
+                );
+                sync.confirm();
+            }
+        }
+    }
+
     /// A document asked of the hub during recovery is here whole (and
     /// `next`, the part after it, is wanted now); once all are, recovery
     /// completes in one transaction.
@@ -611,6 +677,7 @@ impl EdgeHost {
         }
         self.app.sync_ctx().set_recovering(false);
         // facts a restored database held in its outbox go out now
+        self.app.sync_ctx().confirm();
         self.app.sync_ctx().outbox_written();
         tracing::info!(
             sales = report.sales,

@@ -73,6 +73,11 @@ pub struct SyncCtx {
     /// The next drain starts new parts of the day's ledger and stock (the
     /// link went down: the hub holds some of the open parts).
     roll: AtomicBool,
+    /// Whether this database is known not to be behind the hub: a node
+    /// with a hub drains nothing until its first session has shown it
+    /// (a database restored from a backup would write its stale levels
+    /// into parts the hub holds newer values of, and they could win).
+    confirmed: AtomicBool,
 }
 
 /// How long facts gather in the outbox before a drain writes them to the
@@ -97,7 +102,26 @@ impl SyncCtx {
             part_changes: part_changes.max(1),
             outbox: Notify::new(),
             roll: AtomicBool::new(false),
+            confirmed: AtomicBool::new(true),
         }
+    }
+
+    /// A node with a hub: nothing is drained until [`SyncCtx::confirm`].
+    pub fn await_confirmation(&self) {
+        self.confirmed.store(false, Ordering::Release);
+    }
+
+    /// The first session showed this database is not behind the hub (or a
+    /// recovery brought it level): the outbox drains from now on.
+    pub fn confirm(&self) {
+        if !self.confirmed.swap(true, Ordering::AcqRel) {
+            self.outbox_written();
+        }
+    }
+
+    /// Whether the outbox may drain.
+    pub fn confirmed(&self) -> bool {
+        self.confirmed.load(Ordering::Acquire)
     }
 
     /// The link to the hub went down: the next drain writes new parts. A
@@ -362,9 +386,10 @@ pub struct Drained {
 
 /// Writes the oldest facts of the outbox to the documents, one change per
 /// document, and deletes their rows, in the writer's transaction. Nothing
-/// is drained while the node recovers (its documents are not its own yet).
+/// is drained while the node recovers (its documents are not its own yet)
+/// or before its first session showed it is not behind.
 pub(crate) fn drain(c: &Connection, sync: &SyncCtx, store_id: &str) -> Result<Drained, AppError> {
-    if sync.recovering() {
+    if sync.recovering() || !sync.confirmed() {
         return Ok(Drained::default());
     }
     let rows: Vec<(i64, String, String, String)> = c
