@@ -935,14 +935,14 @@ impl World {
     async fn quiesce(&mut self) -> anyhow::Result<()> {
         let deadline = self.clock.elapsed() + Duration::from_secs(60);
         loop {
-            // what the hub's messages made the stores write goes out too
-            let drained = self.drain_outboxes().await?;
             self.pump().await?;
-            if !self.busy() {
-                if drained == 0 {
-                    return Ok(());
-                }
+            // what the hub's messages made the stores write goes out too,
+            // and what a store held until its session confirmed it
+            if self.drain_outboxes().await? > 0 {
                 continue;
+            }
+            if !self.busy() {
+                return Ok(());
             }
             let Some(t) = self.next_event() else {
                 return Ok(());
