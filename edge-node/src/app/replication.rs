@@ -448,8 +448,14 @@ fn part_room(
     limit: u64,
     roll: bool,
 ) -> Result<(DocId, usize), AppError> {
-    let mut id = docs.part_to_write(c, base, limit)?;
+    // the parts are read once: which to write and what it holds
     let parts = docs.parts(c, base)?;
+    let numbers: Vec<(u32, u64)> = parts.iter().map(|(p, n)| (p.part_no(), *n)).collect();
+    let mut id = base.part(linli_shared::docs::part_to_write(
+        base.kind(),
+        &numbers,
+        limit,
+    ));
     let mut held = parts.iter().find(|(p, _)| *p == id).map_or(0, |(_, n)| *n);
     if roll && held > 0 && id.part_no() + 1 < linli_shared::docs::MAX_PARTS {
         id = base.part(id.part_no() + 1);
