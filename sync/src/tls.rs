@@ -40,7 +40,7 @@ pub use identity::{StoreIdentity, peer_store_id};
 
 /// The ALPN protocol both sides must offer; a peer speaking anything else is
 /// refused during the handshake.
-pub const ALPN: &[u8] = b"linli-sync/1";
+pub const ALPN: &[u8] = b"linli-sync/2";
 
 /// QUIC application close code the hub uses when it refuses a store whose
 /// certificate is valid but whose id has been revoked.
