@@ -535,6 +535,7 @@ impl Hub {
         if (was, next) == (State::Open, State::Failed) {
             let decided = row.decided_at.clone().unwrap_or_else(|| ts(now));
             let touched = failed::tell_stores(c, docs, &row, &decided, &reason_of(&row, &p), day)?;
+            failed::mark_told(c, &row.id, now)?;
             return Ok((row, p, touched));
         }
         // on reaching, every store learns its participants; afterwards only
@@ -880,6 +881,8 @@ impl Hub {
     }
 
     /// Decides every undecided campaign at `now`; returns how many moved.
+    /// Tells the stores of any failed campaign they were never told of (one
+    /// failed before the hub told stores).
     pub async fn settle_group_buys(&self, now: DateTime<Utc>) -> Result<usize, HubError> {
         let this = self.clone();
         let (moved, touched) = self
@@ -891,6 +894,23 @@ impl Hub {
                     .query_map([], row_of)?
                     .collect::<Result<Vec<_>, _>>()?;
                 let (mut moved, mut touched) = (0, Vec::new());
+                // campaigns failed before the stores were told of failures
+                let day = now
+                    .with_timezone(&this.order_settings.utc_offset)
+                    .date_naive();
+                for row in failed::untold(c)? {
+                    let p = progress_of(c, &row)?;
+                    let decided = row.decided_at.clone().unwrap_or_else(|| ts(now));
+                    touched.extend(failed::tell_the_untold(
+                        c,
+                        docs,
+                        &row,
+                        &decided,
+                        &reason_of(&row, &p),
+                        day,
+                        now,
+                    )?);
+                }
                 for row in rows {
                     let before = row.state;
                     let (row, _, t) = this.settle(c, docs, row, now, None)?;

@@ -562,6 +562,13 @@ CREATE INDEX group_buy_counter_cancels_by_campaign ON group_buy_counter_cancels(
     r#"
 ALTER TABLE group_buys ADD COLUMN failure_reason TEXT;
 "#,
+    // when the stores were told a failed campaign failed: NULL for every
+    // campaign failed before this column, which the next sweep tells
+    // (`groupbuys::failed::tell_the_untold`; telling again changes nothing
+    // at a store)
+    r#"
+ALTER TABLE group_buys ADD COLUMN stores_told_at TEXT;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1002,3 +1002,125 @@ async fn a_failed_campaigns_counter_refunds_count_once_and_the_rest_show_owed() 
     );
     assert!(h.hub.group_buy_totals_agree(&id).await.unwrap());
 }
+
+/// A campaign that failed before the hub told stores of failures (a
+/// database written by the version before: failed, its counter
+/// commitments cancelled, no word in any store's orders document) is told
+/// by the next sweep, once: without it its counter commitments stay owed
+/// for ever, since a counter refunds only on the hub's word.
+#[tokio::test]
+async fn a_campaign_failed_before_stores_were_told_is_told_by_the_next_sweep() {
+    use linli_shared::docs::json::{get_record, put_record};
+    use linli_shared::docs::{DocId, Owner, new_doc};
+
+    let h = hub().await;
+    let id = open(
+        &h,
+        campaign(
+            json!({"kind": "participants", "count": 5}),
+            Duration::minutes(10),
+            &["S001", "S002"],
+        ),
+    )
+    .await;
+    let key = h.member_key();
+    let now = Utc::now();
+    let ledger_id = DocId::store_ledger("S001", now.date_naive());
+    let mut ledger: automerge::AutoCommit =
+        new_doc(&ledger_id, Owner::Store("S001".into()).actor([9; 8])).unwrap();
+    put_record(
+        &mut ledger,
+        "commitments",
+        "K1",
+        &json!({"commitment_id": "K1", "group_buy_id": id,
+                "member_hash": linli_shared::member::member_hash(&key, "13800138501"),
+                "masked_phone": linli_shared::member::mask_phone("13800138501"),
+                "qty": 1, "at": (now - Duration::minutes(5)).to_rfc3339(), "staff": "ana"}),
+    )
+    .unwrap();
+    ledger.commit();
+    common::sync_in(&h.hub, "S001", &ledger_id, &mut ledger).await;
+    assert_eq!(counts(&h, &id).await.0, 1);
+
+    // what the version before left: failed, cancelled, nobody told
+    let decided = now + Duration::minutes(71);
+    let gid = id.clone();
+    h.hub
+        .with_docs(move |c, _| {
+            c.execute(
+                "UPDATE group_buys SET state = 'failed', decided_at = ?2, participants = 0, qty = 0
+                 WHERE group_buy_id = ?1",
+                rusqlite::params![gid, decided.to_rfc3339()],
+            )?;
+            c.execute(
+                "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'group_buy_failed'
+                 WHERE group_buy_id = ?1",
+                [&gid],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // each store's notice, from its orders documents around that day (the
+    // hub's day is in the chain's time zone), and their heads
+    type Told = (
+        Option<linli_shared::groupbuy::CounterFailure>,
+        Vec<Vec<automerge::ChangeHash>>,
+    );
+    let told = |at: chrono::DateTime<Utc>| {
+        let (hub, gid) = (h.hub.clone(), id.clone());
+        async move {
+            hub.with_docs(move |c, docs| {
+                let mut out: Vec<Told> = Vec::new();
+                for s in ["S001", "S002"] {
+                    let mut t: Told = (None, Vec::new());
+                    for k in -1..=1 {
+                        let doc = DocId::hub_orders(s, at.date_naive() + Duration::days(k));
+                        let got = docs.read(c, &doc, |d| {
+                            (
+                                get_record::<linli_shared::groupbuy::CounterFailure>(
+                                    d,
+                                    "group_buy_failed",
+                                    &gid,
+                                ),
+                                d.clone().get_heads(),
+                            )
+                        })?;
+                        if let Some((notice, heads)) = got {
+                            t.0 = t.0.or(notice);
+                            t.1.push(heads);
+                        }
+                    }
+                    out.push(t);
+                }
+                Ok(out)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    assert!(
+        told(decided).await.iter().all(|(n, _)| n.is_none()),
+        "nobody was told"
+    );
+
+    // the next sweep tells both stores, in its day's orders documents
+    assert_eq!(h.hub.settle_group_buys(decided).await.unwrap(), 0);
+    let first = told(decided).await;
+    for (notice, _) in &first {
+        let notice = notice.as_ref().expect("the store is told");
+        assert!(
+            notice.reason.starts_with("截止时参团人数未达到 5 人"),
+            "{notice:?}"
+        );
+    }
+    // and only once
+    assert_eq!(h.hub.settle_group_buys(decided).await.unwrap(), 0);
+    let again = told(decided).await;
+    let heads = |v: &Vec<Told>| v.iter().map(|t| t.1.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        heads(&first),
+        heads(&again),
+        "the second sweep wrote nothing"
+    );
+}

@@ -9,7 +9,13 @@
 //! counter refunds are done and how many still owed ([`counter_refunds`]):
 //! owed is every counter commitment of the campaign its store has given
 //! back nothing for yet, whatever order the facts arrived in.
+//!
+//! A campaign that failed before the hub told stores (`stores_told_at` is
+//! NULL) is told by the next sweep, in that day's orders documents
+//! ([`tell_the_untold`]): its counter commitments would otherwise be owed
+//! for ever, since no counter refunds one without the word.
 
+use chrono::{DateTime, Utc};
 use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::groupbuy::CounterFailure;
@@ -69,6 +75,58 @@ pub(super) fn tell_stores(
         if changed {
             touched.push(id);
         }
+    }
+    Ok(touched)
+}
+
+/// Marks a failed campaign's stores as told (in the deciding transaction).
+pub(super) fn mark_told(c: &Connection, id: &str, now: DateTime<Utc>) -> Result<(), HubError> {
+    c.execute(
+        "UPDATE group_buys SET stores_told_at = ?2 WHERE group_buy_id = ?1",
+        params![id, crate::orders::ts(now)],
+    )?;
+    Ok(())
+}
+
+/// Failed campaigns whose stores were never told.
+pub(super) fn untold(c: &Connection) -> Result<Vec<Row>, HubError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {} FROM group_buys WHERE state = 'failed' AND stores_told_at IS NULL",
+        super::ROW_COLUMNS
+    ))?;
+    let rows = stmt
+        .query_map([], super::row_of)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Tells the stores of a campaign failed before stores were told, if it
+/// has counter commitments (nothing else needs a store's counter), and
+/// marks it told either way; returns the documents written.
+pub(super) fn tell_the_untold(
+    c: &Connection,
+    docs: &mut Docs,
+    row: &Row,
+    decided_at: &str,
+    reason: &str,
+    day: chrono::NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<Vec<DocId>, HubError> {
+    let counter = c
+        .prepare_cached(
+            "SELECT 1 FROM group_buy_commitments WHERE group_buy_id = ?1 AND source = 'counter' LIMIT 1",
+        )?
+        .query_row([&row.id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    let touched = if counter {
+        tell_stores(c, docs, row, decided_at, reason, day)?
+    } else {
+        Vec::new()
+    };
+    mark_told(c, &row.id, now)?;
+    if counter {
+        tracing::info!(group_buy = %row.id, stores = row.store_ids.len(), "stores told of a campaign that failed before failures were sent");
     }
     Ok(touched)
 }
