@@ -569,6 +569,12 @@ ALTER TABLE group_buys ADD COLUMN failure_reason TEXT;
     r#"
 ALTER TABLE group_buys ADD COLUMN stores_told_at TEXT;
 "#,
+    // the KPIs' group-buy money at each store's counter, by time
+    r#"
+CREATE INDEX group_buy_commitments_counter_by_store ON group_buy_commitments(store_id, at)
+    WHERE source = 'counter';
+CREATE INDEX group_buy_counter_cancels_by_store ON group_buy_counter_cancels(store_id, at);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

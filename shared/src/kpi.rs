@@ -168,6 +168,16 @@ pub struct Activity {
     pub at: DateTime<Utc>,
 }
 
+/// Group-buy money at a store's counter: a commitment paid there when it
+/// was taken (`fen` > 0), or given back there when it was cancelled or its
+/// campaign failed (`fen` < 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupBuyCounterMoney {
+    pub store_id: String,
+    pub at: DateTime<Utc>,
+    pub fen: i64,
+}
+
 /// A group-buy that was decided (reached its threshold or failed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupBuyOutcome {
@@ -226,6 +236,7 @@ pub struct Facts {
     pub members: Vec<Member>,
     pub activity: Vec<Activity>,
     pub group_buys: Vec<GroupBuyOutcome>,
+    pub group_buy_counter_money: Vec<GroupBuyCounterMoney>,
     pub oversells: Vec<Oversell>,
     pub live_sessions: Vec<LiveSessionInfo>,
 }
@@ -241,6 +252,8 @@ impl Facts {
         self.members.append(&mut other.members);
         self.activity.append(&mut other.activity);
         self.group_buys.append(&mut other.group_buys);
+        self.group_buy_counter_money
+            .append(&mut other.group_buy_counter_money);
         self.oversells.append(&mut other.oversells);
         self.live_sessions.append(&mut other.live_sessions);
     }
@@ -256,6 +269,7 @@ impl Facts {
             members: keep(&self.members, |x| mine(&x.store_id)),
             activity: keep(&self.activity, |x| mine(&x.store_id)),
             group_buys: keep(&self.group_buys, |x| x.store_ids.iter().any(mine)),
+            group_buy_counter_money: keep(&self.group_buy_counter_money, |x| mine(&x.store_id)),
             oversells: keep(&self.oversells, |x| mine(&x.store_id)),
             live_sessions: keep(&self.live_sessions, |x| mine(&x.store_id)),
         }
@@ -346,6 +360,10 @@ pub struct Figures {
     pub oversell_rate: Option<f64>,
     /// 团购成团率 = 期内成团的团购数 ÷ 期内结束（成团或失败）的团购数.
     pub groupbuy_success_rate: Option<f64>,
+    /// 团购柜台收款 = 期内门店柜台收取的团购款 − 期内柜台退还的团购款
+    /// (presale money, not in 总成交额: the goods are handed over later and
+    /// a failed campaign gives it back).
+    pub groupbuy_counter_fen: i64,
     pub staff: Vec<StaffFigures>,
 }
 
@@ -404,6 +422,10 @@ pub const FORMULAS: &[(&str, &str)] = &[
     (
         "groupbuy_success_rate",
         "期内成团的团购数 ÷ 期内结束（成团或失败）的团购数",
+    ),
+    (
+        "groupbuy_counter_fen",
+        "期内门店柜台收取的团购款 − 期内柜台退还的团购款（预售款，不计入总成交额）",
     ),
     (
         "staff",

@@ -357,6 +357,38 @@ fn a_counter_commitment_cancelled_offline_stops_counting_once_at_the_hub() {
         (Some(1), Some(3990)),
         "{report}"
     );
+    // the counter's group-buy money (three taken, one given back) is the
+    // same in the day report, the store's KPIs and the hub's
+    let till: i64 = report["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["group_buys_fen"].as_i64().unwrap())
+        .sum();
+    assert_eq!(till, 2 * 3990, "{report}");
+    let today = report["business_day"].as_str().unwrap().to_owned();
+    let own = c
+        .store_get(
+            "S001",
+            &format!("/api/v1/reports/kpis?from={today}&to={today}"),
+        )
+        .unwrap();
+    assert_eq!(own["groupbuy_counter_fen"].as_i64(), Some(till), "{own}");
+    wait_for(
+        CONVERGE,
+        "the hub's KPIs to count the counter's group-buy money",
+        || {
+            let v = c
+                .hub_get(&format!(
+                    "/api/v1/kpis?store_id=S001&from={today}&to={today}"
+                ))
+                .ok()?;
+            (v["stores"][0]["groupbuy_counter_fen"].as_i64()? == till
+                && v["totals"]["groupbuy_counter_fen"].as_i64()? == till)
+                .then_some(())
+        },
+    )
+    .unwrap();
 }
 
 /// A failed campaign's counter commitments are refunded at the counter

@@ -133,7 +133,7 @@ pub(crate) async fn kpis_csv(
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv(&r)).into_response())
 }
 
-const HEADER: &str = "门店编号,门店名称,区域,总成交额(元),门店净销售额(元),线上成交额(元),订单数,直播成交额(元),社群月活率(%),社群成员数,线上订单占比(%),线上金额占比(%),自提率(%),自提完成率(%),逾期未取,复购率(%),30日复购率(%),损耗率(%),准时送达率(%),平均交货时长(秒),超卖率(%),团购成团率(%),数据更新至";
+const HEADER: &str = "门店编号,门店名称,区域,总成交额(元),门店净销售额(元),线上成交额(元),订单数,直播成交额(元),社群月活率(%),社群成员数,线上订单占比(%),线上金额占比(%),自提率(%),自提完成率(%),逾期未取,复购率(%),30日复购率(%),损耗率(%),准时送达率(%),平均交货时长(秒),超卖率(%),团购成团率(%),团购柜台收款(元),数据更新至";
 
 fn yuan(fen: i64) -> String {
     format!(
@@ -183,6 +183,7 @@ fn row(id: &str, name: &str, region: &str, f: &Figures, fresh: &str) -> String {
             .unwrap_or_default(),
         pct(f.oversell_rate),
         pct(f.groupbuy_success_rate),
+        yuan(f.groupbuy_counter_fen),
         field(fresh),
     ]
     .join(",")

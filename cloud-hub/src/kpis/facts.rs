@@ -8,8 +8,8 @@ use chrono::Days;
 use linli_shared::docs::ledger::MovementFact;
 use linli_shared::kpi::instant as time;
 use linli_shared::kpi::{
-    Activity, COHORT_DAYS, CounterRefund, CounterSale, Facts, GroupBuyOutcome, LiveSessionInfo,
-    Member, OnlineOrder, Oversell, Period, Sold, WriteOff,
+    Activity, COHORT_DAYS, CounterRefund, CounterSale, Facts, GroupBuyCounterMoney,
+    GroupBuyOutcome, LiveSessionInfo, Member, OnlineOrder, Oversell, Period, Sold, WriteOff,
 };
 use linli_shared::online::{FulfilmentFact, HubOrderFact};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -165,6 +165,26 @@ pub(crate) fn load_stores(
                     refund_id,
                     at,
                     amount_fen,
+                });
+            }
+        }
+        // group-buy money at the counter: taken, and given back
+        let mut stmt = c.prepare_cached(
+            "SELECT at, amount_fen FROM group_buy_commitments
+             WHERE store_id = ?1 AND source = 'counter' AND at >= ?2 AND at < ?3
+             UNION ALL
+             SELECT at, -refund_fen FROM group_buy_counter_cancels
+             WHERE store_id = ?1 AND at >= ?2 AND at < ?3",
+        )?;
+        for row in stmt.query_map(params![store, start, end], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })? {
+            let (at, fen) = row?;
+            if let Some(at) = time(&at) {
+                f.group_buy_counter_money.push(GroupBuyCounterMoney {
+                    store_id: store.clone(),
+                    at,
+                    fen,
                 });
             }
         }

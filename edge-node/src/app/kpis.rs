@@ -11,8 +11,8 @@ use chrono::{Days, NaiveDate};
 use linli_shared::Unit;
 use linli_shared::kpi::instant as time;
 use linli_shared::kpi::{
-    self, COHORT_DAYS, CounterRefund, CounterSale, Facts, Figures, OnlineOrder, Period, Price,
-    Sold, WriteOff,
+    self, COHORT_DAYS, CounterRefund, CounterSale, Facts, Figures, GroupBuyCounterMoney,
+    OnlineOrder, Period, Price, Sold, WriteOff,
 };
 use linli_shared::online::{FulfilmentFact, HubOrderFact, derive_status};
 use linli_shared::order::OrderStatus;
@@ -152,6 +152,27 @@ fn load(
         let cancelled = derive_status(&fact, ful.as_ref()).status == OrderStatus::Cancelled;
         if let Some(o) = OnlineOrder::from_records(&fact, &ful.unwrap_or_default(), cancelled) {
             f.orders.push(o);
+        }
+    }
+    // group-buy money at this counter: taken, and given back (as the day
+    // report counts it)
+    let mut stmt = c.prepare(
+        "SELECT k.at, coalesce(k.amount_fen, k.qty * coalesce(json_extract(g.terms, '$.price_fen'), 0))
+         FROM group_buy_commitments k LEFT JOIN group_buys g ON g.group_buy_id = k.group_buy_id
+         WHERE k.at >= ?1 AND k.at < ?2
+         UNION ALL
+         SELECT created_at, -amount_fen FROM group_buy_refunds WHERE created_at >= ?1 AND created_at < ?2",
+    )?;
+    for row in stmt.query_map(params![start, end], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })? {
+        let (at, fen) = row?;
+        if let Some(at) = time(&at) {
+            f.group_buy_counter_money.push(GroupBuyCounterMoney {
+                store_id: store_id.to_owned(),
+                at,
+                fen,
+            });
         }
     }
     let mut prices = BTreeMap::new();

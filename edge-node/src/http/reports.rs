@@ -53,8 +53,8 @@ pub(super) struct KpiQuery {
 /// The store's figures over `from..=to`, from its own books, with the
 /// chain's formulas (manager): what the store's data decides (counter
 /// sales, refunds, write-offs, online orders it fulfilled, hand-overs,
-/// staff); the hub's own facts (community, oversells, group-buys) are
-/// `null` or 0 here.
+/// staff, group-buy money at its counter); the hub's own facts
+/// (community, oversells, group-buy outcomes) are `null` or 0 here.
 #[utoipa::path(get, path = "/api/v1/reports/kpis", tag = "sales", params(KpiQuery),
     responses((status = 200, body = linli_shared::kpi::Figures), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]

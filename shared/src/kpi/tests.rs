@@ -207,6 +207,20 @@ fn november() -> Facts {
         decided_at: t("2026-11-11T00:00:00Z"),
         succeeded: false,
     });
+    // counter group-buy money: two taken, one given back in November; one
+    // taken at 23:00 on Oct 31 in Shanghai (outside)
+    for (at, fen) in [
+        ("2026-11-02T03:00:00Z", 3990),
+        ("2026-11-03T03:00:00Z", 7980),
+        ("2026-11-12T03:00:00Z", -3990),
+        ("2026-10-31T15:00:00Z", 1000),
+    ] {
+        f.group_buy_counter_money.push(GroupBuyCounterMoney {
+            store_id: "S1".into(),
+            at: t(at),
+            fen,
+        });
+    }
     f
 }
 
@@ -247,6 +261,9 @@ fn a_month_of_one_store_by_hand() {
     assert_eq!(f.community_mau_rate, Some(0.5));
     assert_eq!(f.oversell_rate, Some(1.0 / 6.0));
     assert_eq!(f.groupbuy_success_rate, Some(0.5));
+    assert_eq!(f.groupbuy_counter_fen, 7980);
+    // presale money stays out of 总成交额
+    assert_eq!(f.gmv_fen, f.counter_gmv_fen + f.online_gmv_fen);
     let staff: Vec<_> = f
         .staff
         .iter()
@@ -424,12 +441,19 @@ fn arb_facts() -> impl Strategy<Value = Facts> {
         amount_fen: fen,
     });
     let group_buy =
-        (0u8..4, store.clone(), at, any::<bool>()).prop_map(|(g, s, at, won)| GroupBuyOutcome {
-            group_buy_id: format!("G{g}"),
-            store_ids: vec![s.into(), "S1".into()],
-            decided_at: at,
-            succeeded: won,
+        (0u8..4, store.clone(), at.clone(), any::<bool>()).prop_map(|(g, s, at, won)| {
+            GroupBuyOutcome {
+                group_buy_id: format!("G{g}"),
+                store_ids: vec![s.into(), "S1".into()],
+                decided_at: at,
+                succeeded: won,
+            }
         });
+    let money = (store.clone(), at, -4000i64..8000).prop_map(|(s, at, fen)| GroupBuyCounterMoney {
+        store_id: s.into(),
+        at,
+        fen,
+    });
     (
         prop::collection::vec(sale, 0..30),
         prop::collection::vec(order, 0..30),
@@ -439,6 +463,7 @@ fn arb_facts() -> impl Strategy<Value = Facts> {
         prop::collection::vec(refund, 0..5),
         prop::collection::vec(any::<prop::sample::Index>(), 0..4),
         prop::collection::vec(group_buy, 0..4),
+        prop::collection::vec(money, 0..6),
     )
         .prop_map(
             |(
@@ -450,6 +475,7 @@ fn arb_facts() -> impl Strategy<Value = Facts> {
                 refunds,
                 oversells,
                 mut group_buys,
+                group_buy_counter_money,
             )| {
                 // one outcome per group-buy, as the hub decides it once
                 group_buys.sort_by(|a, b| a.group_buy_id.cmp(&b.group_buy_id));
@@ -487,6 +513,7 @@ fn arb_facts() -> impl Strategy<Value = Facts> {
                     refunds,
                     oversells,
                     group_buys,
+                    group_buy_counter_money,
                     live_sessions,
                 }
             },
@@ -545,6 +572,7 @@ proptest! {
         prop_assert_eq!(all.counter_gmv_fen, sum(|f| f.counter_gmv_fen));
         prop_assert_eq!(all.online_gmv_fen, sum(|f| f.online_gmv_fen));
         prop_assert_eq!(all.live_gmv_fen, sum(|f| f.live_gmv_fen));
+        prop_assert_eq!(all.groupbuy_counter_fen, sum(|f| f.groupbuy_counter_fen));
         prop_assert_eq!(all.orders, sum(|f| f.orders));
         prop_assert_eq!(all.overdue_pickups, sum(|f| f.overdue_pickups));
         prop_assert_eq!(all.community_members, sum(|f| f.community_members));
@@ -567,6 +595,10 @@ proptest! {
         prop_assert_eq!(days.len(), 30);
         prop_assert_eq!(month.gmv_fen, days.iter().map(|f| f.gmv_fen).sum::<i64>());
         prop_assert_eq!(month.orders, days.iter().map(|f| f.orders).sum::<i64>());
+        prop_assert_eq!(
+            month.groupbuy_counter_fen,
+            days.iter().map(|f| f.groupbuy_counter_fen).sum::<i64>()
+        );
         // each day's buyers are among the month's; a month's repeat buyer
         // may be a one-time buyer every single day
         prop_assert!(days.iter().all(|f| f.repurchase_rate.unwrap_or(0.0) == 0.0));

@@ -13,9 +13,9 @@ use chrono::{DateTime, Days, FixedOffset, NaiveDate, Utc};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::{
-    Activity, COHORT_DAYS, CounterRefund, CounterSale, Facts, Figures, GroupBuyOutcome,
-    LiveSessionGmv, LiveSessionInfo, Member, OnlineOrder, Oversell, Period, Price, Sold,
-    StaffFigures, WriteOff, rate,
+    Activity, COHORT_DAYS, CounterRefund, CounterSale, Facts, Figures, GroupBuyCounterMoney,
+    GroupBuyOutcome, LiveSessionGmv, LiveSessionInfo, Member, OnlineOrder, Oversell, Period, Price,
+    Sold, StaffFigures, WriteOff, rate,
 };
 
 /// Who bought, for the repurchase rates: the person, where the hub tied
@@ -61,6 +61,7 @@ pub struct Timeline<'a> {
     oversells: Vec<DateTime<Utc>>,
     /// By deciding time.
     group_buys: Vec<&'a GroupBuyOutcome>,
+    group_buy_counter_money: Vec<&'a GroupBuyCounterMoney>,
     /// Each (store, customer) membership's earliest start, in time order.
     members: Vec<DateTime<Utc>>,
     member_since: HashMap<(&'a str, &'a str), DateTime<Utc>>,
@@ -85,6 +86,7 @@ struct Refs<'a> {
     activity: Vec<&'a Activity>,
     oversells: Vec<&'a Oversell>,
     group_buys: Vec<&'a GroupBuyOutcome>,
+    group_buy_counter_money: Vec<&'a GroupBuyCounterMoney>,
     live_sessions: Vec<&'a LiveSessionInfo>,
 }
 
@@ -99,6 +101,7 @@ impl<'a> Refs<'a> {
             activity: f.activity.iter().collect(),
             oversells: f.oversells.iter().collect(),
             group_buys: f.group_buys.iter().collect(),
+            group_buy_counter_money: f.group_buy_counter_money.iter().collect(),
             live_sessions: f.live_sessions.iter().collect(),
         }
     }
@@ -136,6 +139,12 @@ impl<'a> Refs<'a> {
             &f.oversells,
             |x| &x.store_id,
             |r| &mut r.oversells,
+        );
+        split(
+            &mut out,
+            &f.group_buy_counter_money,
+            |x| &x.store_id,
+            |r| &mut r.group_buy_counter_money,
         );
         split(
             &mut out,
@@ -185,6 +194,7 @@ impl<'a> Timeline<'a> {
         r.write_offs.sort_by_key(|w| w.at);
         r.activity.sort_by_key(|a| a.at);
         r.group_buys.sort_by_key(|g| g.decided_at);
+        r.group_buy_counter_money.sort_by_key(|m| m.at);
         // buyers by number, each with their days
         let day = |at: DateTime<Utc>| at.with_timezone(&offset).date_naive();
         let mut ids: HashMap<Buyer, u32> = HashMap::default();
@@ -224,6 +234,7 @@ impl<'a> Timeline<'a> {
             activity: r.activity,
             oversells,
             group_buys: r.group_buys,
+            group_buy_counter_money: r.group_buy_counter_money,
             members,
             member_since,
             sale_buyer,
@@ -342,6 +353,10 @@ impl<'a> Timeline<'a> {
             .collect();
         let won = decided.values().filter(|s| **s).count() as i64;
         f.groupbuy_success_rate = rate(won, decided.len() as i64);
+        f.groupbuy_counter_fen = within(&self.group_buy_counter_money, p, |m| m.at)
+            .iter()
+            .map(|m| m.fen)
+            .sum();
 
         f.staff = staff.into_values().collect();
         f.staff.sort_by(|a, b| a.staff.cmp(&b.staff));
