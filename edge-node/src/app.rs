@@ -236,6 +236,18 @@ impl App {
         }
     }
 
+    /// Facts committed to the outbox and not yet written to the documents
+    /// (`None` if the database does not answer).
+    pub async fn outbox_len(&self) -> Option<i64> {
+        self.store
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM doc_outbox", [], |r| r.get(0))
+                    .map_err(StoreError::from)
+            })
+            .await
+            .ok()
+    }
+
     /// Whether the database answers a trivial query.
     pub async fn database_ok(&self) -> bool {
         self.store

@@ -63,6 +63,16 @@ pub struct SyncHealth {
     /// this store (it records nothing until then); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery: Option<String>,
+    /// Facts (sales, refunds, stock moves, ...) saved in the store's
+    /// database and not yet written to its documents: they are safe, and
+    /// not yet counted in `pending_docs`.
+    #[serde(default)]
+    pub outbox_facts: i64,
+    /// Whether the outbox is held: after a start, a store with a hub writes
+    /// nothing to its documents until its first session with the hub showed
+    /// its database is not behind (DESIGN §3). True while it waits.
+    #[serde(default)]
+    pub outbox_held: bool,
 }
 
 /// A link state, since when, and the last error.
@@ -93,7 +103,7 @@ impl SyncStatus {
         }
     }
 
-    pub fn health(&self, app: &App) -> SyncHealth {
+    pub async fn health(&self, app: &App) -> SyncHealth {
         let (pending_docs, oldest) = app.sync_ctx().pending();
         let (state, since, last_error) = match self.inner.lock().ok().and_then(|g| g.clone()) {
             Some((s, t, e)) => (s, Some(t), e),
@@ -111,6 +121,8 @@ impl SyncStatus {
                 .sync_ctx()
                 .recovering()
                 .then(|| "in_progress".to_owned()),
+            outbox_facts: app.outbox_len().await.unwrap_or(0),
+            outbox_held: self.hub.is_some() && !app.sync_ctx().confirmed(),
         }
     }
 }

@@ -266,3 +266,39 @@ async fn after_the_link_went_down_the_next_drain_starts_new_parts() {
     );
     app.store().shutdown().await;
 }
+
+/// `/health` tells what waits in the outbox: a store with a hub that has
+/// not yet confirmed its database after a start holds its facts (saved,
+/// not in any document, so not in `pending_docs`) and says so; once
+/// confirmed they drain and the count is 0. A store without a hub never
+/// holds.
+#[tokio::test]
+async fn health_shows_facts_held_in_the_outbox_until_the_hub_confirms() {
+    use linli_edge::uplink::SyncStatus;
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(dir.path()).await;
+    linli_edge::demo::seed(&app).await.unwrap();
+    app.drain_outbox().await.unwrap();
+    let status = SyncStatus::new(Some("127.0.0.1:1".parse().unwrap()));
+    let docs_before = status.health(&app).await.pending_docs;
+    app.sync_ctx().await_confirmation();
+    sell(&app, "k-1", "P00001").await;
+    sell(&app, "k-2", "P00001").await;
+    assert_eq!(app.drain_outbox().await.unwrap(), 0, "held: nothing drains");
+    let h = status.health(&app).await;
+    assert_eq!(
+        (h.outbox_facts, h.outbox_held, h.pending_docs),
+        (outbox_rows(&app).await, true, docs_before),
+        "{h:?}"
+    );
+    assert!(h.outbox_facts >= 2, "{h:?}");
+
+    app.sync_ctx().confirm();
+    assert!(app.drain_outbox().await.unwrap() >= 2);
+    let h = status.health(&app).await;
+    assert_eq!((h.outbox_facts, h.outbox_held), (0, false), "{h:?}");
+
+    let standalone = SyncStatus::new(None);
+    assert!(!standalone.health(&app).await.outbox_held);
+}

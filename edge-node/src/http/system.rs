@@ -40,7 +40,7 @@ pub(super) async fn health(State(s): State<AppState>) -> impl IntoResponse {
         store_id: s.app.settings().store_id.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
         database: DatabaseHealth { ok },
-        sync: s.sync_status.health(&s.app),
+        sync: s.sync_status.health(&s.app).await,
         hub_http: s.hub_http.clone(),
     };
     let status = if ok {
