@@ -81,6 +81,11 @@ pub struct CounterCommitment {
     /// RFC 3339, UTC: when the cashier took it.
     pub at: String,
     pub staff: String,
+    /// How the customer paid at the counter (absent in commitments written
+    /// before 2026-12-03: cash), so a store rebuilding its tables from its
+    /// ledger counts its drawer as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<crate::sale::PaymentMethod>,
 }
 
 /// A counter commitment cancelled at the counter that took it (or refunded

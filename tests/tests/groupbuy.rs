@@ -474,3 +474,111 @@ fn a_failed_group_buys_counter_commitments_are_refunded_at_the_counter() {
         "{report}"
     );
 }
+
+/// A store PC replaced (empty data directory, same identity) rebuilds its
+/// counter's group-buys from what the hub holds: the campaign, the
+/// commitments it took (with how each was paid) and the one it cancelled.
+/// So the allotment stays what it was (the new PC takes exactly the units
+/// left, then refuses), the cancelled one still cannot be refunded twice,
+/// and the drawer counts each method as the old PC did.
+#[test]
+fn a_replaced_store_pc_rebuilds_its_counters_group_buys() {
+    let mut c = Cluster::new(24).unwrap();
+    c.hub_import("/api/v1/catalog/import", "products.csv")
+        .unwrap();
+    c.hub_import("/api/v1/stores/import", "stores.csv").unwrap();
+    c.add_store("S001").unwrap();
+    let deadline = Utc::now() + chrono::Duration::minutes(30);
+    let id = c
+        .open_group_buy(&["S001"], 9, deadline, json!({"counter_allotment": 3}))
+        .unwrap();
+    wait_for(CONVERGE, "S001's counter to know the group-buy", || {
+        let v = c.store_get("S001", "/api/v1/group-buys").ok()?;
+        (v[0]["group_buy_id"] == id.as_str()).then_some(())
+    })
+    .unwrap();
+    let commit = |c: &Cluster, key: &str, phone: &str, method: &str| {
+        c.store_post(
+            "S001",
+            &format!("/api/v1/group-buys/{id}/commitments"),
+            Some(key),
+            json!({"customer": {"phone": phone}, "qty": 1, "payment_method": method}),
+        )
+        .unwrap()
+    };
+    let (s, a) = commit(&c, "a-1", "13800138701", "cash");
+    assert_eq!(s, 201, "{a}");
+    let (s, b) = commit(&c, "b-1", "13800138702", "wechat_pay");
+    assert_eq!(s, 201, "{b}");
+    let cancel = format!(
+        "/api/v1/group-buys/{id}/commitments/{}/cancel",
+        a["commitment_id"].as_str().unwrap()
+    );
+    let (s, cancelled) = c.store_post("S001", &cancel, None, json!({})).unwrap();
+    assert_eq!(s, 200, "{cancelled}");
+    let report_of = |c: &Cluster| {
+        let r = c.store_get("S001", "/api/v1/reports/day").unwrap();
+        let by: std::collections::BTreeMap<String, i64> = r["payments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["method"].as_str().unwrap().to_owned(),
+                    m["group_buys_fen"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        (by, r["group_buy_refunds_count"].as_i64().unwrap())
+    };
+    let before = report_of(&c);
+    wait_for(CONVERGE, "the hub to hold both and the cancel", || {
+        let g = c.hub_get(&format!("/api/v1/group-buys/{id}")).ok()?;
+        (g["participants"].as_u64()? == 1).then_some(())
+    })
+    .unwrap();
+    wait_for(CONVERGE, "S001 to report nothing pending", || {
+        let h = c.store_get("S001", "/health").ok()?;
+        (h["sync"]["state"] == "connected" && h["sync"]["pending_docs"] == 0).then_some(())
+    })
+    .unwrap();
+
+    // the PC is replaced: same identity, empty data directory
+    c.kill_store("S001").unwrap();
+    let dir = c.store("S001").unwrap().data_dir.clone();
+    std::fs::remove_dir_all(&dir).unwrap();
+    c.restart_store("S001").unwrap();
+    wait_for(CONVERGE, "the recovery to finish", || {
+        let h = c.store_get("S001", "/health").ok()?;
+        (h["sync"]["state"] == "connected" && h["sync"].get("recovery").is_none()).then_some(())
+    })
+    .unwrap();
+
+    let listed = c
+        .store_get("S001", &format!("/api/v1/group-buys/{id}/commitments"))
+        .unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    assert_eq!(report_of(&c), before, "the drawer counts as before");
+    let (s, again) = c.store_post("S001", &cancel, None, json!({})).unwrap();
+    assert_eq!(
+        (s, &again["refund"]),
+        (200, &cancelled["refund"]),
+        "the same cancel, not a second refund: {again}"
+    );
+    // one unit of three is taken: the new PC takes two more, then refuses
+    let (s, v) = commit(&c, "c-1", "13800138703", "cash");
+    assert_eq!((s, v["allotment_left"].as_i64()), (201, Some(1)), "{v}");
+    let (s, v) = commit(&c, "d-1", "13800138704", "cash");
+    assert_eq!((s, v["allotment_left"].as_i64()), (201, Some(0)), "{v}");
+    let (s, e) = commit(&c, "e-1", "13800138705", "cash");
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("allotment_exhausted")),
+        "{e}"
+    );
+    wait_for(CONVERGE, "the hub to count three", || {
+        let g = c.hub_get(&format!("/api/v1/group-buys/{id}")).ok()?;
+        (g["participants"].as_u64()? == 3).then_some(())
+    })
+    .unwrap();
+}

@@ -450,6 +450,7 @@ impl App {
                 qty,
                 at: ts(now),
                 staff: staff.clone(),
+                method: Some(method),
             };
             c.execute(
                 "INSERT INTO group_buy_commitments(commitment_id, group_buy_id, member_hash, qty, at, staff,

@@ -265,7 +265,10 @@ pub(crate) fn complete(
         }
         break;
     }
-    report.rebuilt = rebuild::tables(c, docs, store, &days)?;
+    let now = chrono::DateTime::parse_from_rfc3339(at)
+        .map(|t| t.to_utc())
+        .unwrap_or_default();
+    report.rebuilt = rebuild::tables(c, docs, store, &days, now)?;
     rebuild::opening_balances(c, at)?;
     c.execute(
         "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, 'done')",

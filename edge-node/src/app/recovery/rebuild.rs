@@ -31,6 +31,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::app::{AppError, promotions};
 
+mod groupbuy;
+
+pub use groupbuy::GroupBuysRebuilt;
+
 /// What a rebuild added to the tables.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Rebuilt {
@@ -50,6 +54,8 @@ pub struct Rebuilt {
     /// carries (sold on a restored backup before it reached the hub): kept
     /// under the number with a `*` suffix.
     pub duplicate_tickets: usize,
+    /// Group-buy campaigns, counter commitments and their refunds added.
+    pub group_buys: GroupBuysRebuilt,
 }
 
 /// Adds to the tables what the store's documents of `days` (oldest first)
@@ -59,6 +65,7 @@ pub(crate) fn tables(
     docs: &mut Docs,
     store: &str,
     days: &[NaiveDate],
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Rebuilt, AppError> {
     let mut out = Rebuilt::default();
     let mut orders: BTreeMap<String, OrderFact> = BTreeMap::new();
@@ -193,6 +200,8 @@ pub(crate) fn tables(
     for f in fulfilment.values() {
         out.fulfilment += fulfilment_row(c, f)?;
     }
+    // after the movements: a campaign's goods in are among them
+    out.group_buys = groupbuy::restore(c, docs, store, days, now)?;
     // orders restored from ledgers written before issue 12 carry the phone:
     // the store keeps only its hash
     if let Some(key) = crate::app::phones::stored_key(c)? {
