@@ -88,8 +88,15 @@ pub(crate) fn restore(
         groupbuy::save_participants(c, &lists.into_iter().collect::<Vec<_>>(), key)?;
     }
     for k in taken.values() {
-        let Some(member) = key.as_ref().and_then(|key| k.hash(key)) else {
-            continue;
+        // the fact's hash; only a commitment written before issue 12
+        // carries the phone instead, hashed under the stored key
+        let member = match (&key, k.member_hash.is_empty()) {
+            (_, false) => k.member_hash.clone(),
+            (Some(key), true) => match k.hash(key) {
+                Some(h) => h,
+                None => continue,
+            },
+            (None, true) => continue,
         };
         let amount = c
             .prepare_cached(
