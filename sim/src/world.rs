@@ -488,10 +488,11 @@ impl World {
             )?;
         }
         self.check_online_settled().await?;
-        // every store sends its index again within a period: the hub then
-        // knows what each had written, and its sweep decides what the
-        // deadline left open
-        self.advance(linli_shared::sync::session::REINDEX_EVERY + Duration::from_secs(1))
+        // every store sends its index again within a period (spread): the
+        // hub then knows what each had written, and its sweep decides what
+        // the deadline left open
+        use linli_shared::sync::session::{REINDEX_EVERY, REINDEX_SPREAD};
+        self.advance(REINDEX_EVERY.mul_f64(1.0 + REINDEX_SPREAD) + Duration::from_secs(1))
             .await?;
         self.quiesce().await?;
         self.hub_sweeps().await?;

@@ -394,6 +394,10 @@ where
     out
 }
 
+/// A write batch that takes this long is logged: every write queued
+/// behind it waited as long.
+const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>, hooks: Hooks) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
@@ -447,6 +451,11 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>, hooks: Hooks) {
         };
         if let Err(e) = &commit {
             tracing::error!(error = %e, batch = n, "commit failed");
+        }
+        let took = started.elapsed();
+        if took >= SLOW_BATCH {
+            // every write waiting behind it waited this long too
+            tracing::warn!(batch = n, ms = took.as_millis() as u64, "slow write batch");
         }
         // observers (metrics, cache invalidation after a failed commit) run
         // before anyone is answered

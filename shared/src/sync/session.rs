@@ -39,6 +39,16 @@ pub const PUSH_BATCH: Duration = Duration::from_millis(5);
 /// an index the store sent after it (a group-buy's deadline).
 pub const REINDEX_EVERY: Duration = Duration::from_secs(30);
 
+/// Each wait for the next index is [`REINDEX_EVERY`] times a factor drawn
+/// evenly from `[1 - REINDEX_SPREAD, 1 + REINDEX_SPREAD)`, from a sequence
+/// seeded by the session's scope (so a run is reproducible). Without it,
+/// stores that connected together (a hub's start, a reconnect storm) sent
+/// their indexes together every 30 s for good: `fleet_bench` at 1,000
+/// stores showed the hub's writer take ~1,000 index reads in 5 full
+/// batches of 250–540 ms every 30 s, ~2 s during which every sale waited
+/// (propagation p99 2.1–2.6 s; DECISIONS "Indexes spread over the period").
+pub const REINDEX_SPREAD: f64 = 0.5;
+
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
@@ -90,20 +100,28 @@ pub struct Session {
     flush_at: Option<Instant>,
     /// When the index is next sent again.
     reindex_at: Option<Instant>,
+    /// The state of the sequence that spreads the waits for the index.
+    spread: u64,
     effects: VecDeque<Effect>,
 }
 
 impl Session {
     /// A session over `scope`'s documents; it starts by reading our index.
     pub fn new(scope: impl Into<String>) -> Session {
+        let scope = scope.into();
+        // FNV-1a of the scope: a different, fixed sequence per store
+        let spread = scope.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        }) | 1;
         let mut s = Session {
-            scope: scope.into(),
+            scope,
             ours: None,
             theirs: None,
             reading: false,
             pending: BTreeSet::new(),
             flush_at: None,
             reindex_at: None,
+            spread,
             effects: VecDeque::new(),
         };
         s.read_index();
@@ -146,11 +164,28 @@ impl Session {
         }
     }
 
+    /// How long until the index is sent again: [`REINDEX_EVERY`] spread by
+    /// [`REINDEX_SPREAD`] (xorshift64 over the scope's seed).
+    fn next_reindex_wait(&mut self) -> Duration {
+        let mut x = self.spread;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.spread = x;
+        let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
+        REINDEX_EVERY.mul_f64(1.0 - REINDEX_SPREAD + 2.0 * REINDEX_SPREAD * unit)
+    }
+
+    /// When the session next sends its index again, if it has sent one.
+    pub fn reindex_at(&self) -> Option<Instant> {
+        self.reindex_at
+    }
+
     /// The replica's answer to [`Effect::ReadIndex`]: it is sent, and
     /// compared with the peer's if that is already here.
     pub fn index_read(&mut self, index: Vec<IndexEntry>, now: Instant) {
         self.reading = false;
-        self.reindex_at = Some(now + REINDEX_EVERY);
+        self.reindex_at = Some(now + self.next_reindex_wait());
         self.effects
             .push_back(Effect::Send(Frame::Index(index.clone())));
         self.ours = Some(index);
@@ -303,7 +338,8 @@ mod tests {
             })]
         );
         // nothing waits but the periodic index
-        assert_eq!(s.poll_timeout(), Some(t + REINDEX_EVERY));
+        assert_eq!(s.poll_timeout(), s.reindex_at());
+        assert!(within_spread(t, s.reindex_at().unwrap()));
         assert!(!s.push_pending());
         s.handle_timeout(t);
         assert_eq!(drain(&mut s), vec![]);
@@ -390,7 +426,8 @@ mod tests {
         let mut want = vec![Effect::Generate(ledger("S001")), Effect::Generate(stock)];
         want.sort_by_key(|e| format!("{e:?}"));
         assert_eq!(pushed, want);
-        assert_eq!(s.poll_timeout(), Some(t0 + REINDEX_EVERY));
+        // only the periodic index waits now
+        assert_eq!(s.poll_timeout(), s.reindex_at());
         // the next commit opens a new window
         s.local_commit(ledger("S001"), t0 + Duration::from_millis(20));
         assert_eq!(
@@ -399,26 +436,71 @@ mod tests {
         );
     }
 
+    /// Within the period spread by `REINDEX_SPREAD`.
+    fn within_spread(from: Instant, at: Instant) -> bool {
+        let lo = REINDEX_EVERY.mul_f64(1.0 - REINDEX_SPREAD);
+        let hi = REINDEX_EVERY.mul_f64(1.0 + REINDEX_SPREAD);
+        at >= from + lo && at < from + hi
+    }
+
     #[test]
     fn a_live_session_sends_its_index_again_every_period() {
         let t0 = Instant::now();
         let mut s = Session::new("S001");
         s.index_read(vec![], t0);
         drain(&mut s);
-        assert_eq!(s.poll_timeout(), Some(t0 + REINDEX_EVERY));
-        s.handle_timeout(t0 + REINDEX_EVERY - Duration::from_millis(1));
+        let at = s.reindex_at().unwrap();
+        assert!(within_spread(t0, at));
+        assert_eq!(s.poll_timeout(), Some(at));
+        s.handle_timeout(at - Duration::from_millis(1));
         assert_eq!(drain(&mut s), vec![]);
-        s.handle_timeout(t0 + REINDEX_EVERY);
+        s.handle_timeout(at);
         assert_eq!(drain(&mut s), vec![Effect::ReadIndex]);
         assert!(s.push_pending());
-        let t1 = t0 + REINDEX_EVERY;
+        let t1 = at;
         s.index_read(vec![entry(ledger("S001"), 3)], t1);
         assert_eq!(
             drain(&mut s),
             vec![Effect::Send(Frame::Index(vec![entry(ledger("S001"), 3)]))]
         );
         assert!(!s.push_pending());
-        assert_eq!(s.poll_timeout(), Some(t1 + REINDEX_EVERY));
+        let next = s.reindex_at().unwrap();
+        assert!(within_spread(t1, next));
+        assert_eq!(s.poll_timeout(), Some(next));
+    }
+
+    /// A thousand stores that connected at the same instant send their
+    /// indexes spread over the period, not together (`fleet_bench`: ~2 s
+    /// stalls of the hub's writer every 30 s); one store's waits are the
+    /// same in every run.
+    #[test]
+    fn sessions_that_start_together_send_their_indexes_spread_out() {
+        let t0 = Instant::now();
+        let lo = REINDEX_EVERY.mul_f64(1.0 - REINDEX_SPREAD);
+        let mut per_second = [0u32; 30];
+        for i in 0..1000 {
+            let mut s = Session::new(format!("S{i:04}"));
+            s.index_read(vec![], t0);
+            let at = s.reindex_at().unwrap();
+            assert!(within_spread(t0, at));
+            per_second[(at - t0 - lo).as_secs() as usize] += 1;
+        }
+        // ~33 a second; never a crowd
+        assert!(
+            per_second.iter().all(|n| (10..=60).contains(n)),
+            "{per_second:?}"
+        );
+        let waits = |scope: &str| {
+            let mut s = Session::new(scope);
+            (0..3)
+                .map(|_| {
+                    s.index_read(vec![], t0);
+                    s.reindex_at().unwrap() - t0
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(waits("S0001"), waits("S0001"));
+        assert_ne!(waits("S0001"), waits("S0002"));
     }
 
     #[test]
