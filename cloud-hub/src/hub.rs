@@ -623,9 +623,13 @@ impl Hub {
                 before_commit: Some(Arc::new(move |c: &Connection| {
                     let mut g = d1.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     match g.as_mut() {
-                        Some(docs) => docs
-                            .persist_pending(c)
-                            .map_err(|e| StoreError::Sql(e.to_string())),
+                        Some(docs) => {
+                            // the batch's rights totals, once per SKU
+                            crate::rights::write_deferred(c, docs)
+                                .map_err(|e| StoreError::Sql(e.to_string()))?;
+                            docs.persist_pending(c)
+                                .map_err(|e| StoreError::Sql(e.to_string()))
+                        }
                         None => Ok(()),
                     }
                 })),

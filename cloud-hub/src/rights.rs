@@ -160,46 +160,77 @@ impl HubRightsBatch {
         Ok(h)
     }
 
-    /// Writes the changed totals into each store's document of the day (a
-    /// new day's document first takes all of the store's totals). Returns
-    /// the documents that changed.
+    /// Marks the changed totals to be written into each store's document
+    /// of `day` when the writer's batch commits ([`write_deferred`]): a
+    /// SKU that a burst of orders touches is written once a batch, not
+    /// once an order. Returns the documents that will be written.
     pub(crate) fn flush(
         self,
-        c: &Connection,
-        docs: &mut Docs,
+        _c: &Connection,
+        _docs: &mut Docs,
         day: NaiveDate,
     ) -> Result<Vec<DocId>, HubError> {
-        let mut by_store: BTreeMap<String, Vec<(String, HubRights)>> = BTreeMap::new();
-        for ((store, sku), h) in self.changed {
-            by_store.entry(store).or_default().push((sku, h));
-        }
-        let mut touched = Vec::new();
-        for (store, mut rows) in by_store {
-            let id = DocId::hub_stock(&store, day);
-            if !docs.exists(c, &id)? {
-                let sql = format!(
-                    "SELECT sku, {} FROM hub_rights WHERE store_id = ?1 ORDER BY sku",
-                    HubRights::COLUMNS
-                );
-                rows = c
-                    .prepare_cached(&sql)?
-                    .query_map([&store], |r| {
-                        Ok((r.get(0)?, HubRights::from_totals(row_i64s(r, 1)?)))
-                    })?
-                    .collect::<Result<_, _>>()?;
+        let mut touched = BTreeSet::new();
+        DEFERRED.with(|d| {
+            let mut d = d.borrow_mut();
+            for (store, sku) in self.changed.into_keys() {
+                touched.insert(DocId::hub_stock(&store, day));
+                d.entry((store, day)).or_default().insert(sku);
             }
-            let changed = docs.change(c, &id, |d| {
-                for (sku, h) in &rows {
-                    set_rights(d, sku, h)?;
-                }
-                Ok(())
-            })?;
-            if changed {
-                touched.push(id);
-            }
-        }
-        Ok(touched)
+        });
+        Ok(touched.into_iter().collect())
     }
+}
+
+thread_local! {
+    /// The SKUs whose totals changed in the writer's current batch, per
+    /// store and day: the writer thread marks them in its jobs and writes
+    /// them before the batch commits. A job that failed leaves its marks;
+    /// writing a SKU's totals as the table holds them is right either way.
+    static DEFERRED: std::cell::RefCell<BTreeMap<(String, NaiveDate), BTreeSet<String>>> =
+        std::cell::RefCell::default();
+}
+
+/// Writes the totals marked in this batch into each store's
+/// `hub/<S>/stock/<day>` (a new day's document first takes all of the
+/// store's totals), from `hub_rights` as the batch leaves it; called by
+/// the writer before it commits, in the batch's transaction.
+pub(crate) fn write_deferred(c: &Connection, docs: &mut Docs) -> Result<(), HubError> {
+    let marked = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    for ((store, day), skus) in marked {
+        let id = DocId::hub_stock(&store, day);
+        let sql = format!(
+            "SELECT sku, {} FROM hub_rights WHERE store_id = ?1 AND (?2 IS NULL OR sku = ?2) ORDER BY sku",
+            HubRights::COLUMNS
+        );
+        let mut stmt = c.prepare_cached(&sql)?;
+        let mut read = |sku: Option<&str>| -> Result<Vec<(String, HubRights)>, HubError> {
+            Ok(stmt
+                .query_map(params![store, sku], |r| {
+                    Ok((r.get(0)?, HubRights::from_totals(row_i64s(r, 1)?)))
+                })?
+                .collect::<Result<_, _>>()?)
+        };
+        let rows = if docs.exists(c, &id)? {
+            let mut rows = Vec::with_capacity(skus.len());
+            for sku in &skus {
+                rows.extend(read(Some(sku))?);
+            }
+            rows
+        } else {
+            read(None)?
+        };
+        docs.begin_job(c);
+        let changed = docs.change(c, &id, |d| {
+            for (sku, h) in &rows {
+                set_rights(d, sku, h)?;
+            }
+            Ok(())
+        });
+        docs.end_job(c, changed.is_ok());
+        changed?;
+    }
+    Ok(())
 }
 
 /// The hub's rights per SKU of a store, in one pass over both tables:
