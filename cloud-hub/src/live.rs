@@ -348,13 +348,13 @@ impl Hub {
             })
             .collect();
         let touched = self
-            .with_docs(move |c, docs| {
+            .with_docs(move |c, _docs| {
                 save(c, &s, &by, now)?;
                 let mut batch = HubRightsBatch::default();
                 for (sku, n) in &units {
                     batch.update(c, &s.store_id, sku, |h| h.wanted += n)?;
                 }
-                batch.flush(c, docs, now.with_timezone(&offset).date_naive())
+                Ok(batch.flush(now.with_timezone(&offset).date_naive()))
             })
             .await?;
         self.announce(touched);

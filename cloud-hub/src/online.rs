@@ -406,7 +406,7 @@ impl Hub {
                         for t in &targets {
                             record_wanted(c, &mut batch, t, &priced.lines)?;
                         }
-                        let touched = batch.flush(c, docs, day)?;
+                        let touched = batch.flush(day);
                         // name what is short, at the store asked for or the nearest serving one
                         let mut unserved = unserved;
                         let short_at = priced.store_id.clone().or_else(|| {
@@ -441,7 +441,7 @@ impl Hub {
                     },
                     now,
                 )?;
-                let mut touched = batch.flush(c, docs, day)?;
+                let mut touched = batch.flush(day);
                 touched.extend(doc);
                 let v = view_paid(c, &dir, &fact, None)?;
                 c.execute(
@@ -526,7 +526,7 @@ impl Hub {
                     now,
                     day,
                 )?;
-                let mut touched = batch.flush(c, docs, day)?;
+                let mut touched = batch.flush(day);
                 touched.extend(doc);
                 Ok((view_paid(c, &dir, &fact, f.as_ref())?, touched))
             })
@@ -566,7 +566,7 @@ impl Hub {
                     touched.extend(cancel(c, docs, &mut batch, &mut fact, f.as_ref(), "expired", now, day)?);
                     n += 1;
                 }
-                touched.extend(batch.flush(c, docs, day)?);
+                touched.extend(batch.flush(day));
                 Ok((n, touched))
             })
             .await?;

@@ -1155,7 +1155,7 @@ pub(crate) fn reconcile(
             raise(c, store, &id, kind, &detail, now)?;
         }
     }
-    touched.extend(batch.flush(c, docs, day)?);
+    touched.extend(batch.flush(day));
     touched.sort();
     touched.dedup();
     Ok(touched)

@@ -449,7 +449,7 @@ impl Hub {
                 )?
                 .into_iter()
                 .collect();
-                touched.extend(batch.flush(c, docs, day)?);
+                touched.extend(batch.flush(day));
                 Ok((true, touched))
             })
             .await?;

@@ -164,12 +164,7 @@ impl HubRightsBatch {
     /// of `day` when the writer's batch commits ([`write_deferred`]): a
     /// SKU that a burst of orders touches is written once a batch, not
     /// once an order. Returns the documents that will be written.
-    pub(crate) fn flush(
-        self,
-        _c: &Connection,
-        _docs: &mut Docs,
-        day: NaiveDate,
-    ) -> Result<Vec<DocId>, HubError> {
+    pub(crate) fn flush(self, day: NaiveDate) -> Vec<DocId> {
         let mut touched = BTreeSet::new();
         DEFERRED.with(|d| {
             let mut d = d.borrow_mut();
@@ -178,7 +173,7 @@ impl HubRightsBatch {
                 d.entry((store, day)).or_default().insert(sku);
             }
         });
-        Ok(touched.into_iter().collect())
+        touched.into_iter().collect()
     }
 }
 
@@ -199,26 +194,21 @@ pub(crate) fn write_deferred(c: &Connection, docs: &mut Docs) -> Result<(), HubE
     let marked = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
     for ((store, day), skus) in marked {
         let id = DocId::hub_stock(&store, day);
-        let sql = format!(
-            "SELECT sku, {} FROM hub_rights WHERE store_id = ?1 AND (?2 IS NULL OR sku = ?2) ORDER BY sku",
-            HubRights::COLUMNS
-        );
-        let mut stmt = c.prepare_cached(&sql)?;
-        let mut read = |sku: Option<&str>| -> Result<Vec<(String, HubRights)>, HubError> {
-            Ok(stmt
-                .query_map(params![store, sku], |r| {
+        let rows: Vec<(String, HubRights)> = if docs.exists(c, &id)? {
+            skus.into_iter()
+                .map(|sku| Ok((sku.clone(), hub_rights(c, &store, &sku)?)))
+                .collect::<Result<_, HubError>>()?
+        } else {
+            // a new day's document first takes all of the store's totals
+            let sql = format!(
+                "SELECT sku, {} FROM hub_rights WHERE store_id = ?1 ORDER BY sku",
+                HubRights::COLUMNS
+            );
+            c.prepare_cached(&sql)?
+                .query_map([&store], |r| {
                     Ok((r.get(0)?, HubRights::from_totals(row_i64s(r, 1)?)))
                 })?
-                .collect::<Result<_, _>>()?)
-        };
-        let rows = if docs.exists(c, &id)? {
-            let mut rows = Vec::with_capacity(skus.len());
-            for sku in &skus {
-                rows.extend(read(Some(sku))?);
-            }
-            rows
-        } else {
-            read(None)?
+                .collect::<Result<_, _>>()?
         };
         docs.begin_job(c);
         let changed = docs.change(c, &id, |d| {

@@ -673,13 +673,12 @@ impl EdgeHost {
         let store_id = self.store_id().to_owned();
         let now = self.app.now();
         let today = self.app.business_day(now);
-        let at = crate::app::ts(now);
         let report = self
             .app
             .store()
             .write(move |c| {
                 sync.with_docs(c, |docs| {
-                    crate::app::recovery::complete(c, docs, &store_id, today, &at)
+                    crate::app::recovery::complete(c, docs, &store_id, today, now)
                 })
             })
             .await

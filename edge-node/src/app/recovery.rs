@@ -185,8 +185,9 @@ pub(crate) fn complete(
     docs: &mut Docs,
     store: &str,
     today: NaiveDate,
-    at: &str,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Recovered, AppError> {
+    let at = &crate::app::ts(now);
     let mut report = Recovered::default();
     let days = open_days(today);
     for day in days.iter().copied() {
@@ -265,9 +266,6 @@ pub(crate) fn complete(
         }
         break;
     }
-    let now = chrono::DateTime::parse_from_rfc3339(at)
-        .map(|t| t.to_utc())
-        .unwrap_or_default();
     report.rebuilt = rebuild::tables(c, docs, store, &days, now)?;
     rebuild::opening_balances(c, at)?;
     c.execute(
