@@ -361,7 +361,7 @@ fn polls_of(
     now: DateTime<Utc>,
 ) -> Result<Vec<PollView>, HubError> {
     let mut stmt = c.prepare_cached(
-        "SELECT poll_id FROM polls WHERE store_id = ?1 ORDER BY created_at DESC, poll_id DESC LIMIT 50",
+        "SELECT poll_id FROM polls WHERE store_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 50",
     )?;
     let ids: Vec<String> = stmt
         .query_map([store_id], |r| r.get(0))?

@@ -721,7 +721,7 @@ impl Hub {
                 let mut stmt = c.prepare_cached(&format!(
                     "SELECT {ROW_COLUMNS} FROM group_buys
                      WHERE (?1 = 0 OR state IN ('open', 'reached'))
-                     ORDER BY created_at DESC, group_buy_id DESC LIMIT 100"
+                     ORDER BY created_at DESC, rowid DESC LIMIT 100"
                 ))?;
                 let rows = stmt
                     .query_map([i64::from(open_only)], row_of)?

@@ -1060,7 +1060,7 @@ pub(crate) fn reconcile(
         let open: Vec<String> = c
             .prepare_cached(
                 "SELECT order_id FROM online_orders WHERE store_id = ?1
-                 AND status IN ('placed', 'accepted', 'picked', 'ready') ORDER BY placed_at DESC, order_id DESC",
+                 AND status IN ('placed', 'accepted', 'picked', 'ready') ORDER BY placed_at DESC, rowid DESC",
             )?
             .query_map([store], |r| r.get(0))?
             .collect::<Result<_, _>>()?;

@@ -114,7 +114,7 @@ impl Hub {
                 let ids: Vec<String> = c
                     .prepare_cached(
                         "SELECT order_id FROM online_orders WHERE customer_id = ?1
-                         ORDER BY placed_at DESC, order_id DESC LIMIT ?2",
+                         ORDER BY placed_at DESC, rowid DESC LIMIT ?2",
                     )?
                     .query_map(rusqlite::params![id, MY_ORDERS_LIMIT as i64], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;

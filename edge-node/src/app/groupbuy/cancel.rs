@@ -142,7 +142,7 @@ impl App {
                 let ids: Vec<String> = c
                     .prepare_cached(
                         "SELECT commitment_id FROM group_buy_commitments WHERE group_buy_id = ?1
-                         ORDER BY at DESC, commitment_id DESC LIMIT 200",
+                         ORDER BY at DESC, rowid DESC LIMIT 200",
                     )?
                     .query_map([&gid], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
