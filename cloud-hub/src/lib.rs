@@ -13,22 +13,33 @@
 //! - [`http`]: the hub's JSON API (login, catalog import, what the hub has
 //!   received from each store).
 
+pub mod auth;
 pub mod communities;
 pub mod coupons;
 pub mod customers;
+pub mod directory;
+pub mod error;
+pub mod exceptions;
 pub mod groupbuys;
 pub mod http;
 pub mod hub;
+pub mod idempotency;
 pub mod ingest;
 pub mod kpis;
 pub mod live;
 pub mod markdowns;
+pub mod members;
 pub mod online;
 pub mod orders;
 pub mod payment;
+pub mod people;
+pub mod projection;
 pub mod rights;
 pub mod schema;
 pub mod scope;
 pub mod server;
+pub mod settings;
 pub mod shop;
 pub mod signing;
+pub mod store;
+pub mod time;
