@@ -201,6 +201,7 @@ impl From<rusqlite::Error> for HubError {
     }
 }
 
+/// Refuses invalid input: [`HubError::Invalid`] with `msg`.
 pub(crate) fn invalid(msg: impl Into<String>) -> HubError {
     HubError::Invalid(msg.into())
 }

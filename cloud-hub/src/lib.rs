@@ -3,6 +3,12 @@
 //! - [`hub`]: the hub's state: its SQLite database (documents, query tables,
 //!   users) on one writer thread, the hub's own documents (the catalog), and
 //!   the status of every store's link;
+//! - [`projection`]: what a store's sync message brought, written into the
+//!   query tables in the message's transaction (above the features it
+//!   projects into);
+//! - [`error`], [`auth`], [`settings`], [`directory`], [`store`] and the
+//!   other small modules below the features: the error type, who is
+//!   calling, the chain's settings, the store directory, shared tables;
 //! - [`ingest`]: the QUIC server; each store connects with its certificate,
 //!   its id is read from that certificate, and a sync session applies only
 //!   what that store owns;
