@@ -12,11 +12,10 @@ use anyhow::Context;
 use linli_courier::sim::SimCourier;
 use linli_edge::config::{Config, database_path};
 use linli_edge::node::Node;
-use linli_hub::hub::{
-    HubPaths, Role, add_regional_manager, add_store_manager, add_user, open_conn,
-};
-use linli_hub::orders::OrderSettings;
+use linli_hub::auth::Role;
+use linli_hub::hub::{HubPaths, add_regional_manager, add_store_manager, add_user, open_conn};
 use linli_hub::server::HubServer;
+use linli_hub::settings::OrderSettings;
 
 use tokio_util::sync::CancellationToken;
 
@@ -160,7 +159,7 @@ impl Chain {
             &[],
             OrderSettings {
                 console_origins,
-                payment: Some(linli_hub::payment::PaySettings::new(
+                payment: Some(linli_hub::settings::PaySettings::new(
                     linli_pay::HttpPay::new(&pay_url, PAY_KEY)?,
                     PAY_KEY,
                 )),

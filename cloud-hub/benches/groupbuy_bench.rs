@@ -33,12 +33,13 @@ use std::time::{Duration, Instant};
 
 use automerge::sync::{self, SyncDoc};
 use chrono::{NaiveDate, Utc};
+use linli_hub::auth::Caller;
+use linli_hub::auth::Role;
 use linli_hub::groupbuys::NewGroupBuy;
-use linli_hub::hub::{Hub, HubPaths, Role, add_user, open_conn};
-use linli_hub::online::Caller;
-use linli_hub::orders::OrderSettings;
-use linli_hub::payment::PaySettings;
+use linli_hub::hub::{Hub, HubPaths, add_user, open_conn};
 use linli_hub::server::HubServer;
+use linli_hub::settings::OrderSettings;
+use linli_hub::settings::PaySettings;
 use linli_pay::sim::SimPay;
 use linli_pay::wire::{Amount, Notification, PrepayRequest, Resource};
 use linli_shared::docs::ledger::{OrderDetail, OrderFact, OrderLineFact, put_order};
@@ -159,7 +160,7 @@ async fn refunds_on_failure(
     .await
     .unwrap();
     let hub = server.hub.clone();
-    let admin = linli_hub::hub::User {
+    let admin = linli_hub::auth::User {
         name: "admin".into(),
         role: Role::Admin,
         store_id: None,

@@ -2,7 +2,7 @@
 //! in the same run:
 //!
 //! - the tables are filled through the ledger projection's own functions
-//!   (`hub::project_sales`, `hub::project_refunds`,
+//!   (`projection::project_sales`, `projection::project_refunds`,
 //!   `kpis::project_write_offs`), in bulk, one transaction per store;
 //! - 20 stores (regions of 5) with `KPI_BENCH_SALES` sales a store a day
 //!   (default 120), and 1,000 stores (regions of 50) with a tenth of that;
@@ -28,8 +28,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{Days, FixedOffset, NaiveDate, Utc};
-use linli_hub::hub::{Hub, HubPaths, Role, User, open_conn, project_refunds, project_sales};
+use linli_hub::auth::{Role, User};
+use linli_hub::hub::{Hub, HubPaths, open_conn};
 use linli_hub::kpis::{KpiScope, project_write_offs};
+use linli_hub::projection::{project_refunds, project_sales};
 use linli_shared::docs::ledger::{MovementFact, RefundFact, SaleFact, SaleLineFact};
 use linli_shared::kpi::{By, Period};
 use rand::rngs::StdRng;

@@ -22,8 +22,10 @@ use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::hub::{Hub, HubError, Role, User};
-use crate::orders::ts;
+use crate::auth::{Role, User};
+use crate::error::HubError;
+use crate::hub::Hub;
+use crate::time::ts;
 
 /// A store's community as anyone may see it; the join code only for staff.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -266,7 +268,7 @@ pub(crate) fn project_counter_joins(
             tracing::warn!(store_id, join_id, "counter join naming no member ignored");
             continue;
         };
-        let customer = crate::online::resolve_member(c, &hash, &m.masked(), now)?;
+        let customer = crate::members::resolve_member(c, &hash, &m.masked(), now)?;
         let at = DateTime::parse_from_rfc3339(&m.at)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or(now);

@@ -34,9 +34,12 @@ use linli_sync::doc_store::Docs;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::hub::{Hub, HubError, Role, User};
-use crate::online::Caller;
-use crate::orders::{invalid, ts};
+use crate::auth::Caller;
+use crate::auth::{Role, User};
+use crate::error::HubError;
+use crate::error::invalid;
+use crate::hub::Hub;
+use crate::time::ts;
 
 /// What an admin sends to open a campaign.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -816,7 +819,7 @@ impl Hub {
             }
         };
         let now = self.now();
-        let (record_key, sent_key) = crate::online::idempotency_record_key(caller, &key);
+        let (record_key, sent_key) = crate::idempotency::idempotency_record_key(caller, &key);
         let fingerprint = format!("coupon_claim\u{1f}{id}\u{1f}{redeem_at}");
         let (cid, cu, signing) = (id.to_owned(), customer_id.clone(), self.signing.clone());
         self.store.write(move |c| {

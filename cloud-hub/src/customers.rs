@@ -21,7 +21,7 @@
 //!
 //! A customer is its records, why they are one, and its profile
 //! ([`profile`]): which channel rows are the customer's is decided in one
-//! place, [`people`].
+//! place, [`crate::people`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,13 +31,15 @@ use linli_shared::identity::{
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
-use crate::hub::{Hub, HubError, Role, User};
+use crate::auth::{Role, User};
+use crate::error::HubError;
+use crate::hub::Hub;
 
 pub mod erasure;
 pub mod export;
-pub mod people;
 pub mod profile;
 
+use crate::people;
 pub use export::CustomerExport;
 pub use profile::Profile;
 
@@ -185,14 +187,7 @@ impl Hub {
             .read(move |c| {
                 let (person, records, merges, profile) =
                     person_in_scope(c, &key, &scope, &id, offset, today)?;
-                export::export(
-                    c,
-                    &person,
-                    records,
-                    merges,
-                    profile,
-                    &crate::orders::ts(now),
-                )
+                export::export(c, &person, records, merges, profile, &crate::time::ts(now))
             })
             .await
     }

@@ -40,10 +40,12 @@ use linli_sync::doc_store::Docs;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::hub::{Hub, HubError, Role, User};
-use crate::online::Caller;
-use crate::orders::ts;
-use crate::payment::ledger::{PaymentView, RefundView};
+use crate::auth::Caller;
+use crate::auth::{Role, User};
+use crate::error::HubError;
+use crate::hub::Hub;
+use crate::store::payments::{PaymentView, RefundView};
+use crate::time::ts;
 
 mod cancel;
 mod failed;
@@ -365,7 +367,7 @@ fn commitment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommitmentView> {
 /// Adds a commitment's payment and its newest refund (normally its only
 /// one: GBF, GBC or GBL; a second payment's GBD comes on top).
 fn with_payment(c: &Connection, k: &mut CommitmentView) -> Result<(), HubError> {
-    let (payment, refunds) = crate::payment::ledger::views(c, &k.commitment_id)?;
+    let (payment, refunds) = crate::store::payments::views(c, &k.commitment_id)?;
     k.payment = payment;
     k.refund = refunds.into_iter().last();
     Ok(())
@@ -752,7 +754,7 @@ impl Hub {
             ));
         };
         let now = self.now();
-        let (record_key, sent_key) = crate::online::idempotency_record_key(caller, &key);
+        let (record_key, sent_key) = crate::idempotency::idempotency_record_key(caller, &key);
         let fingerprint = format!("group_buy_commit\u{1f}{id}\u{1f}{store_id}\u{1f}{qty}");
         let (gid, sid, cu, this) = (
             id.to_owned(),
@@ -1135,7 +1137,7 @@ pub(crate) fn project_counter_commitments(
             tracing::warn!(store, commitment = %id, "counter commitment naming no customer ignored");
             continue;
         };
-        let customer = crate::online::resolve_member(c, &hash, &f.masked(), now)?;
+        let customer = crate::members::resolve_member(c, &hash, &f.masked(), now)?;
         let at = DateTime::parse_from_rfc3339(&f.at)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or(now);

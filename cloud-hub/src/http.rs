@@ -15,7 +15,9 @@ use serde_json::json;
 
 use linli_shared::live::LiveError;
 
-use crate::hub::{Hub, HubError, User};
+use crate::auth::User;
+use crate::error::HubError;
+use crate::hub::Hub;
 
 mod communities;
 mod customers;
@@ -26,10 +28,6 @@ mod orders;
 mod payments;
 mod promotions;
 mod shop;
-
-/// How long a connected store may leave changes unacknowledged, with no
-/// frame from it, before it counts as stuck.
-pub const STUCK_AFTER_SECS: i64 = 60;
 
 #[derive(Debug)]
 pub struct ApiError(StatusCode, &'static str, String, Option<serde_json::Value>);
@@ -726,7 +724,7 @@ async fn export_doc(
     Auth(user): Auth,
     Path(doc_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if user.role != crate::hub::Role::Admin {
+    if user.role != crate::auth::Role::Admin {
         return Err(HubError::Forbidden.into());
     }
     let doc = linli_shared::docs::DocId::parse(&doc_id).map_err(|e| {

@@ -1,5 +1,7 @@
-//! The hub's state and use cases: users, the catalog document, what the
-//! stores have sent, and the status of each store's link.
+//! The hub's state and use cases: users (logins and sessions), the catalog
+//! document, what the stores have sent (as the query tables hold it), and
+//! the status of each store's link. Writing what a store sends into those
+//! tables is the `projection` module's.
 //!
 //! Every write runs on the database's writer thread, the documents with it,
 //! so a received sale and its row in `hub_sales` commit together.
@@ -14,13 +16,8 @@ use argon2::password_hash::{PasswordHasher, SaltString};
 use chrono::{DateTime, NaiveDate, Utc};
 use linli_shared::catalog::{RejectedRow, parse_catalog_csv};
 use linli_shared::docs::catalog::put_products;
-use linli_shared::docs::json::records_of;
-use linli_shared::docs::ledger::{read_refunds_of, read_sales_of};
-use linli_shared::docs::stock::read_levels_of;
-use linli_shared::docs::{DocId, DocKind, Owner};
+use linli_shared::docs::{DocId, Owner};
 use linli_shared::login_guard::{CheckWorkers, LoginGuard, LoginLimits, Refusal};
-use linli_shared::online::FulfilmentFact;
-use linli_shared::rights::StoreRights;
 use linli_shared::sync::IndexEntry;
 use linli_sync::clock::{Clock, system_clock};
 use linli_sync::db::{Store, StoreError};
@@ -31,241 +28,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
+use crate::auth::{Role, User};
+use crate::error::HubError;
+
 /// The current catalog epoch. A new epoch (a fresh document seeded from the
 /// last one) is the way to bound the catalog's history; one import is one
 /// change, so an epoch lasts thousands of imports.
 pub const CATALOG_EPOCH: u32 = 1;
-
-#[derive(Debug, thiserror::Error)]
-pub enum HubError {
-    #[error("log in first: send Authorization: Bearer <token> from POST /api/v1/login")]
-    Unauthenticated,
-    #[error("unknown user or wrong password")]
-    BadCredentials,
-    /// Too many wrong passwords for this name in a row.
-    #[error("too many wrong passwords for this name; try again in {retry_after_secs} s")]
-    LockedOut { retry_after_secs: i64 },
-    /// This client address has made too many attempts for now.
-    #[error("too many requests from this address; try again in {retry_after_secs} s")]
-    RateLimited { retry_after_secs: i64 },
-    /// The customer already holds as many open units of a SKU as allowed.
-    #[error(
-        "每位顾客的未完成订单中同一商品最多 {cap}（件；称重商品按克计）：{sku} 已有 {open}，本单又要 {requested}。请先取货或取消旧订单。A customer may hold at most {cap} of {sku} (units; grams for kg products) in open orders: {open} open, {requested} more asked"
-    )]
-    OpenUnitsCap {
-        sku: String,
-        cap: i64,
-        open: i64,
-        requested: i64,
-    },
-    #[error("this needs an admin")]
-    Forbidden,
-    #[error("{0}")]
-    Invalid(String),
-    #[error("user {0} already exists")]
-    UserExists(String),
-    #[error(transparent)]
-    Csv(#[from] linli_shared::catalog::CatalogCsvError),
-    #[error(transparent)]
-    StoresCsv(#[from] linli_shared::geo::StoresCsvError),
-    /// No product has this SKU in the hub's catalog.
-    #[error("no product has SKU {0}; see GET /api/v1/products")]
-    UnknownSku(String),
-    /// No store has this id in the hub's store directory.
-    #[error("no store {0}; see GET /api/v1/stores")]
-    UnknownStore(String),
-    /// A per-store endpoint names a store the hub has never heard of: not
-    /// in its directory and never synced.
-    #[error("没有门店 {0}：它不在门店目录中，也从未同步过 (no store {0}; see GET /api/v1/stores)")]
-    StoreNotFound(String),
-    /// No store can serve the whole order now.
-    #[error("no store within reach has stock for the whole order; see details.alternatives")]
-    Unserved(crate::orders::Unserved),
-    /// No order with this id (or not the caller's).
-    #[error("no order {0}")]
-    OrderNotFound(String),
-    /// The order can no longer be cancelled.
-    #[error("order {order_id} is {status} and can no longer be cancelled")]
-    NotCancellable { order_id: String, status: String },
-    /// The same Idempotency-Key came with a different request.
-    #[error("Idempotency-Key {0:?} was already used for a different request; use a new key")]
-    IdempotencyKeyReused(String),
-    /// A write needs an Idempotency-Key.
-    #[error(
-        "this request needs an Idempotency-Key header (1-128 visible ASCII characters) so a retry cannot order twice"
-    )]
-    IdempotencyKeyRequired,
-    #[error(transparent)]
-    IdentityCsv(#[from] linli_shared::identity::IdentityCsvError),
-    /// Rows of an identities CSV that cannot be read; nothing was imported.
-    #[error(
-        "文件有 {} 行无法读取，未导入任何记录，见 details.rejected ({} rows could not be read; nothing was imported; see details.rejected)",
-        .0.len(), .0.len()
-    )]
-    IdentityRows(Vec<RejectedRow>),
-    /// No customer has this id (or it was merged into another and retired).
-    #[error(
-        "没有顾客 {0} (no customer {0}; ids come from POST /api/v1/customers/identities/import)"
-    )]
-    CustomerNotFound(String),
-    /// The customer was erased (PIPL): nothing about them is held any more.
-    #[error(
-        "顾客 {customer_id} 的个人信息已按要求删除（删除单 {erasure_id}），不再保存 (customer {customer_id} was erased by erasure {erasure_id}; see GET /api/v1/erasures/{erasure_id})"
-    )]
-    CustomerErased {
-        customer_id: String,
-        erasure_id: String,
-    },
-    #[error("没有删除单 {0} (no erasure {0})")]
-    ErasureNotFound(String),
-    /// A poll that cannot be made or voted in as asked.
-    #[error(transparent)]
-    Poll(linli_shared::community::PollError),
-    #[error("没有投票 {0} (no poll {0} in this store's community)")]
-    PollNotFound(String),
-    /// Only members of the store's community vote in its polls.
-    #[error(
-        "只有 {0} 社群的成员可以投票，请先加入社群 (only members of {0}'s community may vote; join it first)"
-    )]
-    NotAMember(String),
-    #[error("您已经投过票了，每人一票 (you have already voted in poll {0}; one vote each)")]
-    AlreadyVoted(String),
-    #[error(
-        "入群码不对，请核对门店展示的 6 位入群码 (wrong join code: use the 6-character code the store shows)"
-    )]
-    WrongJoinCode,
-    /// Joining by location needs the store to serve that location.
-    #[error(
-        "您的位置不在门店 {store_id} 的服务范围内，可加入：{} (your location is outside {store_id}'s service area; stores serving it: see details.serving)",
-        if serving.is_empty() { "无".to_owned() } else { serving.join("、") }
-    )]
-    OutsideServiceArea {
-        store_id: String,
-        serving: Vec<String>,
-    },
-    #[error("没有团购 {0} (no group-buy {0}; see GET /api/v1/group-buys)")]
-    GroupBuyNotFound(String),
-    /// No commitment of this group-buy has this id (or it is another
-    /// customer's).
-    #[error("没有参团记录 {0} (no commitment {0} of yours in this group-buy)")]
-    CommitmentNotFound(String),
-    /// The supplier order exists only for a reached campaign.
-    #[error(
-        "团购尚未成团（现在：{0}），还没有供应商订单 (the group-buy is {0}, not reached: no supplier order yet)"
-    )]
-    GroupBuyNotReached(&'static str),
-    /// A commitment the campaign's rules refuse.
-    #[error(transparent)]
-    Commit(linli_shared::groupbuy::CommitError),
-    /// A cancel the campaign's rules refuse (reached, past the deadline,
-    /// taken at a counter).
-    #[error(transparent)]
-    CancelCommitment(linli_shared::groupbuy::CancelError),
-    /// A payment notification whose signature does not verify.
-    #[error(
-        "支付通知签名无效，已拒绝 (the payment notification's signature does not verify; nothing changed)"
-    )]
-    BadSignature,
-    /// A signed notification that is not a payment this hub understands.
-    #[error("支付通知无法识别 (unreadable payment notification): {0}")]
-    InvalidNotification(String),
-    /// The amount paid is not the order's total.
-    #[error(
-        "支付金额 {got} 分与订单应付 {expected} 分不符，未记为已付 (paid {got} fen for an order of {expected} fen; not marked paid)"
-    )]
-    AmountMismatch { expected: i64, got: i64 },
-    /// The order is not paid online (placed without a payment provider).
-    #[error("{0}")]
-    PaymentNotRequired(String),
-    /// The order's payment is closed (cancelled or unpaid too long).
-    #[error("订单 {0} 已关闭，不能再支付 (order {0} is closed and can no longer be paid)")]
-    PaymentClosed(String),
-    /// The payment provider cannot be reached now.
-    #[error(
-        "支付服务暂时不可用，请稍后再试 (the payment provider is unavailable; try again shortly): {0}"
-    )]
-    PaymentUnavailable(String),
-    /// The payment provider refused the request.
-    #[error("支付服务拒绝了请求 (the payment provider refused): {0}")]
-    PaymentRefused(String),
-    /// A refund beyond the payer's limits.
-    #[error(transparent)]
-    RefundRefused(linli_shared::payment::RefundRefusal),
-    /// No live session has this id.
-    #[error("没有直播场次 {0} (no live session {0})")]
-    LiveSessionNotFound(String),
-    /// No claimed coupon has this id (or it is another customer's).
-    #[error("没有这张优惠券 {0} (no coupon {0} among yours; see GET /api/v1/customer/coupons)")]
-    CouponNotFound(String),
-    /// A coupon the rules refuse here and now.
-    #[error(transparent)]
-    Coupon(linli_shared::coupon::CouponError),
-    /// The customer holds as many coupons of the campaign as it allows.
-    #[error("这个券每人限领 {0} 张，您已领满 (at most {0} coupons of this campaign per customer)")]
-    CouponLimit(u32),
-    /// A store manager acting for another store.
-    #[error(
-        "店长只能管理本店，不能管理 {0} (a store manager acts only for their own store, not for {0})"
-    )]
-    NotYourStore(String),
-    /// A regional manager asking about a store or region outside theirs.
-    #[error(
-        "{0} 不在您负责的大区内，只能查看本大区的门店 ({0} is outside your region; you see only your region's stores)"
-    )]
-    NotYourRegion(String),
-    /// A live session refused a schedule or a move.
-    #[error(transparent)]
-    Live(#[from] linli_shared::live::LiveError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Doc(#[from] DocError),
-}
-
-impl From<rusqlite::Error> for HubError {
-    fn from(e: rusqlite::Error) -> Self {
-        HubError::Store(StoreError::from(e))
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Admin,
-    Regional,
-    /// A store manager: runs the live sessions of one store (`User::store_id`)
-    /// and nothing chain-wide.
-    Manager,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "regional" => Some(Role::Regional),
-            "manager" => Some(Role::Manager),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Regional => "regional",
-            Role::Manager => "manager",
-        }
-    }
-}
-
-/// A logged-in hub user.
-#[derive(Debug, Clone)]
-pub struct User {
-    pub name: String,
-    pub role: Role,
-    /// The store of a [`Role::Manager`]; `None` for chain staff.
-    pub store_id: Option<String>,
-    /// The region of a [`Role::Regional`] (see [`crate::scope::Scope`]).
-    pub region: Option<String>,
-}
 
 /// One store's link as the hub sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -319,6 +88,10 @@ pub struct LinkCounters {
 /// same store.
 pub const CLOSE_REPLACED: u32 = 0x4c02;
 
+/// How long a connected store may leave changes unacknowledged, with no
+/// frame from it, before it counts as stuck.
+pub const STUCK_AFTER_SECS: i64 = 60;
+
 /// Paths of the hub's files inside its data directory.
 #[derive(Debug, Clone)]
 pub struct HubPaths {
@@ -355,8 +128,8 @@ pub struct Hub {
     /// for longer than this many seconds is `stuck`.
     stuck_after_secs: Arc<std::sync::atomic::AtomicI64>,
     /// Stores and products for routing and pricing (rebuilt on import).
-    pub(crate) directory: Arc<std::sync::RwLock<crate::orders::Directory>>,
-    pub(crate) order_settings: Arc<crate::orders::OrderSettings>,
+    pub(crate) directory: Arc<std::sync::RwLock<crate::directory::Directory>>,
+    pub(crate) order_settings: Arc<crate::settings::OrderSettings>,
     /// The key that signs pickup codes (`pickup-signing.key`, 0600).
     pub(crate) signing: Arc<ed25519_dalek::SigningKey>,
     /// Who may try a password or open a session now.
@@ -368,7 +141,7 @@ pub struct Hub {
     pub(crate) member_key: Arc<[u8; 32]>,
     /// The persons last read for the figures, with the `people_version`
     /// they were read at.
-    pub(crate) people: Arc<crate::customers::people::PeopleCache>,
+    pub(crate) people: Arc<crate::people::PeopleCache>,
     /// Where the hub's "now" comes from ([`Hub::now`]).
     clock: HubClock,
 }
@@ -397,7 +170,7 @@ pub(crate) struct Gate {
 }
 
 impl Gate {
-    fn new(s: &crate::orders::OrderSettings) -> Gate {
+    fn new(s: &crate::settings::OrderSettings) -> Gate {
         Gate {
             logins: Mutex::new(LoginGuard::new(s.login)),
             sessions: Mutex::new(LoginGuard::new(LoginLimits {
@@ -588,13 +361,13 @@ pub struct CatalogReport {
 
 impl Hub {
     pub fn open(paths: &HubPaths) -> anyhow::Result<Hub> {
-        Self::open_with(paths, crate::orders::OrderSettings::default())
+        Self::open_with(paths, crate::settings::OrderSettings::default())
     }
 
     /// Opens the hub with the chain's order settings.
     pub fn open_with(
         paths: &HubPaths,
-        order_settings: crate::orders::OrderSettings,
+        order_settings: crate::settings::OrderSettings,
     ) -> anyhow::Result<Hub> {
         Self::open_with_clock(paths, order_settings, system_clock())
     }
@@ -605,7 +378,7 @@ impl Hub {
     /// the hub's time by hand ([`linli_sync::clock::ManualClock`]).
     pub fn open_with_clock(
         paths: &HubPaths,
-        order_settings: crate::orders::OrderSettings,
+        order_settings: crate::settings::OrderSettings,
         clock: Clock,
     ) -> anyhow::Result<Hub> {
         linli_sync::db::create_private_dir(&paths.data_dir)?;
@@ -647,7 +420,7 @@ impl Hub {
         // hashed once, on a connection of its own before any request runs
         {
             let conn = linli_sync::db::open_writer_conn(&paths.db(), crate::schema::migrate)?;
-            crate::online::backfill_member_hashes(&conn, &member_key)?;
+            crate::members::backfill_member_hashes(&conn, &member_key)?;
         }
         let hub = Hub {
             member_key: Arc::new(member_key),
@@ -657,9 +430,7 @@ impl Hub {
             changes: broadcast::channel(4096).0,
             links: Arc::new(Mutex::new(Links::default())),
             counters: Arc::new(LinkCounters::default()),
-            stuck_after_secs: Arc::new(std::sync::atomic::AtomicI64::new(
-                crate::http::STUCK_AFTER_SECS,
-            )),
+            stuck_after_secs: Arc::new(std::sync::atomic::AtomicI64::new(STUCK_AFTER_SECS)),
             directory: Arc::new(std::sync::RwLock::new(Default::default())),
             gate: Arc::new(Gate::new(&order_settings)),
             order_settings: Arc::new(order_settings),
@@ -753,73 +524,19 @@ impl Hub {
         })
     }
 
-    /// Applies a store's sync message and projects what it brought into the
-    /// query tables, in one transaction.
-    pub async fn receive_from(
-        &self,
-        store_id: &str,
-        doc: DocId,
-        msg: Vec<u8>,
-    ) -> Result<Received, HubError> {
-        let store = store_id.to_owned();
-        let this = self.clone();
-        let now = self.now();
-        let r = self
-            .with_docs(move |c, docs| {
-                let r = docs.receive(c, &doc, &store, &Owner::Store(store.clone()), &msg)?;
-                let mut touched = Vec::new();
-                if r.new_changes > 0 {
-                    let today = now
-                        .with_timezone(&this.order_settings.utc_offset)
-                        .date_naive();
-                    let (campaigns, written) =
-                        project(c, docs, &this.member_key, &store, &doc, &r, today, now)?;
-                    touched.extend(written);
-                    // a counter commitment may reach a group-buy: decided now
-                    let mut gb = this.settle_group_buys_of(c, docs, &store, &campaigns, now)?;
-                    touched.append(&mut gb);
-                    // settle what can have changed: the SKUs whose rights the
-                    // store moved (most sales move none), or everything after
-                    // a fulfilment record (a hand-over may re-consume rights)
-                    let scope = match doc.kind() {
-                        DocKind::Stock => r.touched.get("rights").map(Some),
-                        DocKind::Fulfilment => Some(None),
-                        _ => None,
-                    };
-                    if let Some(skus) = scope {
-                        let dir = this.directory();
-                        touched.extend(crate::orders::reconcile(
-                            c,
-                            docs,
-                            &dir,
-                            &this.order_settings,
-                            &this.signing,
-                            &store,
-                            skus,
-                            now,
-                        )?);
-                    }
-                }
-                Ok((r, touched))
-            })
-            .await
-            .map(|(r, touched)| {
-                for d in touched {
-                    let _ = self.changes.send(d);
-                }
-                r
-            });
+    /// Counts a store's message on its link: its activity, the changes
+    /// applied or the refusal.
+    pub(crate) fn count_received(&self, store_id: &str, r: &Result<Received, HubError>) {
         if let Ok(mut links) = self.links.lock()
             && let Some(l) = links.status.get_mut(store_id)
         {
             l.last_activity = self.now();
-            match &r {
+            match r {
                 Ok(rec) => l.changes_applied += rec.new_changes as u64,
                 Err(HubError::Doc(DocError::Refused(_))) => l.refused += 1,
                 Err(_) => {}
             }
         }
-        r
     }
 
     /// A store's session begins on `conn`: it owns the store's link from
@@ -1018,7 +735,7 @@ impl Hub {
     }
 
     /// Seconds without a frame, with changes waiting, before a connected
-    /// store counts as `stuck` (default [`crate::http::STUCK_AFTER_SECS`]).
+    /// store counts as `stuck` (default [`STUCK_AFTER_SECS`]).
     pub fn stuck_after_secs(&self) -> i64 {
         self.stuck_after_secs
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -1254,242 +971,4 @@ impl Hub {
             })
             .await?)
     }
-}
-
-/// Records a store's sales of business day `day` in `hub_sales` (a sale
-/// seen before is kept as it was).
-pub fn project_sales(
-    c: &Connection,
-    store: &str,
-    day: &str,
-    sales: &[linli_shared::docs::ledger::SaleFact],
-) -> Result<(), HubError> {
-    let mut stmt = c.prepare_cached(
-        "INSERT OR IGNORE INTO hub_sales(store_id, sale_id, day, ticket_no, total_fen, cashier, created_at, lines, member_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    for s in sales {
-        let lines = serde_json::to_string(&s.lines).unwrap_or_default();
-        let member = (!s.member_hash.is_empty()).then_some(s.member_hash.as_str());
-        stmt.execute(params![
-            store,
-            s.sale_id,
-            day,
-            s.ticket_no,
-            s.total_fen,
-            s.cashier,
-            s.created_at,
-            lines,
-            member
-        ])?;
-    }
-    Ok(())
-}
-
-/// Records a store's refunds in `hub_refunds` (once each).
-pub fn project_refunds(
-    c: &Connection,
-    store: &str,
-    refunds: &[linli_shared::docs::ledger::RefundFact],
-) -> Result<(), HubError> {
-    let mut stmt = c.prepare_cached(
-        "INSERT OR IGNORE INTO hub_refunds(store_id, refund_id, sale_id, amount_fen, at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for r in refunds {
-        stmt.execute(params![store, r.refund_id, r.sale_id, r.amount_fen, r.at])?;
-    }
-    Ok(())
-}
-
-/// Writes what a store document brought into the query tables: only the
-/// entries the new changes touched (`Received::touched`), so a sale pushed
-/// into a day's stock document of 1,500 SKUs projects one SKU, not all.
-#[allow(clippy::too_many_arguments)]
-fn project(
-    c: &Connection,
-    docs: &mut Docs,
-    member_key: &[u8; 32],
-    store: &str,
-    doc: &DocId,
-    received: &Received,
-    today: chrono::NaiveDate,
-    now: DateTime<Utc>,
-) -> Result<(Vec<String>, Vec<DocId>), HubError> {
-    let day = doc.day().map(|d| d.to_string()).unwrap_or_default();
-    let mut campaigns = Vec::new();
-    let mut written = Vec::new();
-    let touched = |section: &str| received.touched.get(section).cloned().unwrap_or_default();
-    match doc.kind() {
-        DocKind::Ledger => {
-            // a refund is projected on its own: its sale may be on an earlier
-            // day's ledger, arrive later (synced after an offline spell) or
-            // have arrived long ago; the query joins them by sale id
-            let refunds = touched("refunds");
-            if !refunds.is_empty() {
-                let refunds = docs
-                    .read(c, doc, |d| read_refunds_of(d, &refunds))?
-                    .unwrap_or_default();
-                project_refunds(c, store, &refunds)?;
-            }
-            // goods written off, for the waste rate
-            let movements = touched("movements");
-            if !movements.is_empty() {
-                let wanted: std::collections::BTreeSet<&String> = movements.iter().collect();
-                let waste = docs
-                    .read(c, doc, |d| {
-                        linli_shared::docs::ledger::read_movements(d)
-                            .into_iter()
-                            .filter(|m| wanted.contains(&m.movement_id))
-                            .collect::<Vec<_>>()
-                    })?
-                    .unwrap_or_default();
-                crate::kpis::project_write_offs(c, store, &day, &waste)?;
-            }
-            let joins = touched("members");
-            if !joins.is_empty() {
-                let joins = docs
-                    .read(c, doc, |d| {
-                        records_of::<linli_shared::community::MemberFact>(d, "members", &joins)
-                    })?
-                    .unwrap_or_default();
-                crate::communities::project_counter_joins(c, member_key, store, &joins, now)?;
-            }
-            let orders: Vec<String> = touched("orders")
-                .into_iter()
-                .filter(|id| id.starts_with("GB-"))
-                .collect();
-            if !orders.is_empty() {
-                let facts = docs
-                    .read(c, doc, |d| {
-                        linli_shared::docs::ledger::read_orders(d)
-                            .into_iter()
-                            .filter(|o| orders.contains(&o.order_id))
-                            .collect::<Vec<_>>()
-                    })?
-                    .unwrap_or_default();
-                crate::groupbuys::project_group_buy_orders(c, store, &facts, now)?;
-            }
-            let commitments = touched("commitments");
-            if !commitments.is_empty() {
-                let facts = docs
-                    .read(c, doc, |d| {
-                        records_of::<linli_shared::groupbuy::CounterCommitment>(
-                            d,
-                            "commitments",
-                            &commitments,
-                        )
-                    })?
-                    .unwrap_or_default();
-                campaigns = crate::groupbuys::project_counter_commitments(
-                    c, member_key, store, &facts, now,
-                )?;
-            }
-            // after the commitments: a cancel in the same ledger as its
-            // commitment finds it (one in an earlier-synced ledger waits)
-            let cancels = touched("commitment_cancels");
-            if !cancels.is_empty() {
-                let facts = docs
-                    .read(c, doc, |d| {
-                        records_of::<linli_shared::groupbuy::CounterCancel>(
-                            d,
-                            "commitment_cancels",
-                            &cancels,
-                        )
-                    })?
-                    .unwrap_or_default();
-                for g in crate::groupbuys::project_counter_cancels(c, store, &facts, now)? {
-                    if !campaigns.contains(&g) {
-                        campaigns.push(g);
-                    }
-                }
-            }
-            // coupons the counter took or gave back, and recalled
-            // allotments it returned; a store running low is lent more
-            let (taken, back, given) = (
-                touched("coupon_redemptions"),
-                touched("coupon_voids"),
-                touched("coupon_returns"),
-            );
-            if !taken.is_empty() || !back.is_empty() || !given.is_empty() {
-                let report = docs
-                    .read(c, doc, |d| crate::coupons::CounterReport {
-                        redemptions: records_of::<linli_shared::coupon::CounterRedemption>(
-                            d,
-                            "coupon_redemptions",
-                            &taken,
-                        ),
-                        voids: records_of::<linli_shared::coupon::CounterVoid>(
-                            d,
-                            "coupon_voids",
-                            &back,
-                        ),
-                        returns: records_of::<linli_shared::coupon::CounterReturn>(
-                            d,
-                            "coupon_returns",
-                            &given,
-                        ),
-                    })?
-                    .unwrap_or_default();
-                written = crate::coupons::project_counter(c, docs, store, &report, today)?;
-            }
-            // stores' confirmations of customers' erasures
-            let erased = touched("erasures");
-            if !erased.is_empty() {
-                let facts = docs
-                    .read(c, doc, |d| {
-                        records_of::<linli_shared::erasure::ErasureConfirmation>(
-                            d, "erasures", &erased,
-                        )
-                    })?
-                    .unwrap_or_default();
-                crate::customers::erasure::project_confirmations(c, store, &facts)?;
-            }
-            let new = touched("sales");
-            if new.is_empty() {
-                return Ok((campaigns, written));
-            }
-            let sales = docs
-                .read(c, doc, |d| read_sales_of(d, &new))?
-                .unwrap_or_default();
-            project_sales(c, store, &day, &sales)?;
-        }
-        DocKind::Stock => {
-            let skus = touched("levels");
-            let levels = docs
-                .read(c, doc, |d| {
-                    read_levels_of(d, skus.iter().map(String::as_str))
-                })?
-                .unwrap_or_default();
-            // a later day's document wins over an earlier one (ISO dates
-            // sort), and a later part of the same day over an earlier one:
-            // parts may arrive in any order (a catch-up, a recovery)
-            let part = doc.part_no();
-            let mut stmt = c.prepare_cached(
-                "INSERT INTO hub_stock(store_id, sku, on_hand, reserved, day, part) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(store_id, sku) DO UPDATE SET on_hand = excluded.on_hand,
-                     reserved = excluded.reserved, day = excluded.day, part = excluded.part
-                 WHERE (excluded.day, excluded.part) >= (hub_stock.day, hub_stock.part)",
-            )?;
-            for (sku, l) in levels {
-                stmt.execute(params![store, sku, l.on_hand, l.reserved, day, part])?;
-            }
-            let skus = touched("rights");
-            let rights = docs
-                .read(c, doc, |d| records_of::<StoreRights>(d, "rights", &skus))?
-                .unwrap_or_default();
-            for (sku, r) in rights {
-                crate::rights::merge_store_rights(c, store, &sku, &r)?;
-            }
-        }
-        DocKind::Fulfilment => {
-            let ids = touched("orders");
-            let records = docs
-                .read(c, doc, |d| records_of::<FulfilmentFact>(d, "orders", &ids))?
-                .unwrap_or_default();
-            crate::orders::project_fulfilment(c, &records, now)?;
-        }
-        DocKind::Catalog | DocKind::Orders => {}
-    }
-    Ok((campaigns, written))
 }

@@ -14,7 +14,8 @@ use linli_sync::tls::{self, Ca, HandshakeLimiter, TransportSettings};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Hub, HubError};
+use crate::error::HubError;
+use crate::hub::Hub;
 
 /// How often the hub rereads the revocation list to cut revoked stores'
 /// live connections.

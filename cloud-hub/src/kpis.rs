@@ -13,7 +13,9 @@ use linli_shared::kpi::{self, By, Facts, Figures, Period, Price};
 use linli_sync::db::StoreError;
 use serde::Serialize;
 
-use crate::hub::{Hub, HubError, User};
+use crate::auth::User;
+use crate::error::HubError;
+use crate::hub::Hub;
 
 mod facts;
 

@@ -32,9 +32,11 @@ use linli_shared::pricing::{LiveOffer, OfferPrice};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::hub::{Hub, HubError, Role, User};
-use crate::orders::ts;
+use crate::auth::{Role, User};
+use crate::error::HubError;
+use crate::hub::Hub;
 use crate::rights::HubRightsBatch;
+use crate::time::ts;
 
 /// Rights the hub asks of the store for each featured SKU when a session is
 /// scheduled: units, or kilograms of a weighed product.

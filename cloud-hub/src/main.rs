@@ -5,11 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use linli_hub::hub::{
-    HubPaths, Role, add_regional_manager, add_store_manager, add_user, open_conn,
-};
-use linli_hub::orders::OrderSettings;
+use linli_hub::auth::Role;
+use linli_hub::hub::{HubPaths, add_regional_manager, add_store_manager, add_user, open_conn};
 use linli_hub::server::HubServer;
+use linli_hub::settings::OrderSettings;
 
 #[derive(Parser, Debug)]
 #[command(name = "linli-hub", version, about = "Linli cloud hub")]
@@ -123,12 +122,12 @@ struct PayArgs {
 }
 
 impl PayArgs {
-    fn settings(self) -> anyhow::Result<Option<linli_hub::payment::PaySettings>> {
+    fn settings(self) -> anyhow::Result<Option<linli_hub::settings::PaySettings>> {
         let (Some(url), Some(key)) = (self.pay_url, self.pay_key) else {
             return Ok(None);
         };
         let provider = linli_pay::HttpPay::new(&url, &key)?;
-        let mut s = linli_hub::payment::PaySettings::new(provider, key);
+        let mut s = linli_hub::settings::PaySettings::new(provider, key);
         s.notify_url = self.pay_notify_url;
         s.unpaid_timeout = chrono::Duration::seconds(self.unpaid_timeout_secs);
         s.sweep_every = std::time::Duration::from_millis(self.unpaid_sweep_ms);

@@ -13,8 +13,12 @@ use linli_shared::pricing::{self, Markdown, OfferPrice, StoreMarkdowns};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::hub::{Hub, HubError, User};
-use crate::orders::{OrderSettings, invalid, ts};
+use crate::auth::User;
+use crate::error::HubError;
+use crate::error::invalid;
+use crate::hub::Hub;
+use crate::settings::OrderSettings;
+use crate::time::ts;
 
 /// Most markdowns one store runs.
 pub const MAX_MARKDOWNS: usize = 20;

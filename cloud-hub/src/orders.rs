@@ -11,10 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use linli_shared::docs::DocId;
-use linli_shared::docs::json::put_record;
-use linli_shared::geo::{Alternative, Coverage, GeoPoint, RouteOutcome, StoreIndex, route};
+use linli_shared::geo::{Alternative, Coverage, GeoPoint, RouteOutcome, route};
 use linli_shared::online::{
     DeliveryFact, DerivedStatus, FulfilmentFact, HubOrderFact, OnlineLine, derive_status,
     goods_left,
@@ -23,75 +22,23 @@ use linli_shared::order::{Channel, Fulfilment, OrderStatus};
 use linli_shared::pickup::{PickupClaim, sign};
 use linli_shared::pricing;
 use linli_shared::rights::{OpenOrder, orders_to_release};
-use linli_shared::{Fen, Product, Qty, Unit};
+use linli_shared::{Fen, Qty, Unit};
 use linli_sync::doc_store::Docs;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
-use crate::hub::HubError;
-use crate::rights::{HubRightsBatch, StockScheme, held, return_recalled, sellable};
-
-/// The chain's order settings.
-#[derive(Debug, Clone)]
-pub struct OrderSettings {
-    /// Discount for picking up, in percent of the goods (e.g. 5).
-    pub pickup_discount_pct: i64,
-    /// Delivery fee in fen.
-    pub delivery_fee_fen: i64,
-    /// How long a pickup order waits for its customer.
-    pub pickup_hold: Duration,
-    /// The chain's local time (business days of the hub's documents).
-    pub utc_offset: FixedOffset,
-    /// Most units (for `kg` products: kilograms) of one SKU a customer may
-    /// hold in open orders; until payment exists, this stops one anonymous
-    /// session from holding everything the hub may sell online.
-    pub max_open_units_per_sku: i64,
-    /// Lockout per user name and attempts per address at hub login.
-    pub login: linli_shared::login_guard::LoginLimits,
-    /// Customer sessions one address may open at once.
-    pub sessions_per_addr_burst: u32,
-    /// Customer sessions one address regains per minute.
-    pub sessions_per_addr_per_minute: u32,
-    /// Online payment; `None`: orders go to their store unpaid (as before
-    /// payment existed), so a hub without a provider still works.
-    pub payment: Option<crate::payment::PaySettings>,
-    /// Origins of the store consoles (e.g. `http://192.168.1.20:7070`) that
-    /// may call the hub from the browser (CORS): the console's live tab.
-    pub console_origins: Vec<String>,
-    /// How online sales are bounded by store stock: by rights, always,
-    /// except in the simulation's comparison with a naive counter.
-    pub scheme: crate::rights::StockScheme,
-}
-
-impl OrderSettings {
-    /// The pricing rules these settings give (no markdowns yet).
-    pub fn pricing_rules(&self) -> pricing::Rules {
-        pricing::Rules {
-            version: 1,
-            pickup_discount_pct: self.pickup_discount_pct,
-            delivery_fee: Fen(self.delivery_fee_fen),
-            markdowns: Vec::new(),
-        }
-    }
-}
-
-impl Default for OrderSettings {
-    fn default() -> Self {
-        OrderSettings {
-            pickup_discount_pct: 5,
-            delivery_fee_fen: 600,
-            pickup_hold: Duration::hours(48),
-            utc_offset: FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset"),
-            max_open_units_per_sku: 10,
-            login: linli_shared::login_guard::LoginLimits::default(),
-            sessions_per_addr_burst: 20,
-            sessions_per_addr_per_minute: 20,
-            payment: None,
-            console_origins: Vec::new(),
-            scheme: crate::rights::StockScheme::Rights,
-        }
-    }
-}
+use crate::directory::Directory;
+use crate::error::HubError;
+use crate::error::Shortage;
+use crate::error::Unserved;
+use crate::error::invalid;
+use crate::exceptions::raise;
+use crate::rights::{HubRightsBatch, held, return_recalled, sellable};
+use crate::settings::OrderSettings;
+use crate::settings::StockScheme;
+use crate::store::orders::load;
+use crate::store::orders::save_order;
+use crate::time::ts;
 
 pub const MAX_LINES: usize = 100;
 
@@ -195,10 +142,10 @@ pub struct OrderView {
     /// The order's online payment; absent when the order is not paid
     /// online (a hub without a payment provider).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payment: Option<crate::payment::ledger::PaymentView>,
+    pub payment: Option<crate::store::payments::PaymentView>,
     /// Refunds of the order's payment, oldest first.
     #[serde(default)]
-    pub refunds: Vec<crate::payment::ledger::RefundView>,
+    pub refunds: Vec<crate::store::payments::RefundView>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -217,28 +164,6 @@ pub struct Exception {
     pub kind: String,
     pub detail: String,
     pub created_at: String,
-}
-
-/// Why an order was not placed (beyond invalid input).
-#[derive(Debug, Clone)]
-pub struct Unserved {
-    pub alternatives: Vec<Alternative>,
-    pub serving_stores: usize,
-    /// What the store asked for (or the nearest serving store) lacks.
-    pub shortages: Vec<Shortage>,
-}
-
-/// A line a store cannot fill, in words a customer reads.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Shortage {
-    pub store_id: String,
-    pub sku: String,
-    /// The product's name (Simplified Chinese).
-    pub name: String,
-    /// Units, or grams for `kg` products.
-    pub requested: i64,
-    /// What the hub may still sell online at that store.
-    pub available: i64,
 }
 
 /// The lines `store` cannot fill.
@@ -268,25 +193,10 @@ pub(crate) fn shortages(
     Ok(out)
 }
 
-/// The hub's view of the chain's stores and products, for routing and pricing.
-#[derive(Debug, Clone, Default)]
-pub struct Directory {
-    pub stores: std::sync::Arc<StoreIndex>,
-    pub products: std::sync::Arc<BTreeMap<String, Product>>,
-}
-
-pub(crate) fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 fn parse_ts(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_default()
-}
-
-pub(crate) fn invalid(msg: impl Into<String>) -> HubError {
-    HubError::Invalid(msg.into())
 }
 
 /// A mobile number in the chain's one normal form
@@ -800,9 +710,9 @@ pub(crate) fn write_order(
     if n.hold_for_payment
         && let Some(pay) = &settings.payment
     {
-        crate::payment::ledger::open(
+        crate::store::payments::open(
             c,
-            crate::payment::ledger::Subject::Order,
+            crate::store::payments::Subject::Order,
             &order_id,
             quote.total_fen,
             now,
@@ -815,58 +725,6 @@ pub(crate) fn write_order(
         crate::live::attribute(c, &l.session_id, &fact.order_id)?;
     }
     Ok((fact, doc))
-}
-
-/// Writes an order's record to the table and, unless it is held at the hub
-/// until paid, to its store's document of `day` (returned).
-pub(crate) fn save_order(
-    c: &Connection,
-    docs: &mut Docs,
-    fact: &HubOrderFact,
-    fulfilment: Option<&FulfilmentFact>,
-    day: NaiveDate,
-) -> Result<Option<DocId>, HubError> {
-    let id = if crate::payment::ledger::held(c, &fact.order_id)? {
-        None
-    } else {
-        let id = DocId::hub_orders(&fact.store_id, day);
-        docs.change(c, &id, |d| {
-            put_record(d, "orders", &fact.order_id, fact)?;
-            Ok(())
-        })?;
-        Some(id)
-    };
-    let d = derive_status(fact, fulfilment);
-    c.prepare_cached(
-        "INSERT INTO online_orders(order_id, store_id, customer_id, status, placed_at, pickup_code, fact, conflict)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT(order_id) DO UPDATE SET status = excluded.status, fact = excluded.fact, conflict = excluded.conflict",
-    )?
-    .execute(params![
-        fact.order_id,
-        fact.store_id,
-        fact.customer_id,
-        d.status.as_str(),
-        fact.placed_at,
-        fact.pickup_code,
-        serde_json::to_string(fact).unwrap_or_default(),
-        d.conflict
-    ])?;
-    Ok(id)
-}
-
-pub fn load(
-    c: &Connection,
-    order_id: &str,
-) -> Result<Option<(HubOrderFact, Option<FulfilmentFact>)>, HubError> {
-    let row: Option<(String, Option<String>)> = c
-        .prepare_cached("SELECT fact, fulfilment FROM online_orders WHERE order_id = ?1")?
-        .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    Ok(row.and_then(|(f, ful)| {
-        let fact: HubOrderFact = serde_json::from_str(&f).ok()?;
-        Some((fact, ful.and_then(|x| serde_json::from_str(&x).ok())))
-    }))
 }
 
 pub(crate) fn view(dir: &Directory, fact: &HubOrderFact, f: Option<&FulfilmentFact>) -> OrderView {
@@ -921,7 +779,7 @@ pub(crate) fn view_paid(
     f: Option<&FulfilmentFact>,
 ) -> Result<OrderView, HubError> {
     let mut v = view(dir, fact, f);
-    let (payment, refunds) = crate::payment::ledger::views(c, &fact.order_id)?;
+    let (payment, refunds) = crate::store::payments::views(c, &fact.order_id)?;
     // the signed pickup code is good at the store even offline: nobody
     // holds it before the order is paid
     if payment.as_ref().is_some_and(|p| p.state != "paid") {
@@ -931,28 +789,6 @@ pub(crate) fn view_paid(
     v.payment = payment;
     v.refunds = refunds;
     Ok(v)
-}
-
-pub(crate) fn raise(
-    c: &Connection,
-    store: &str,
-    order_id: &str,
-    kind: &str,
-    detail: &str,
-    now: DateTime<Utc>,
-) -> Result<(), HubError> {
-    tracing::warn!(
-        store,
-        order_id,
-        kind,
-        detail,
-        "exception raised for the regional manager"
-    );
-    c.prepare_cached(
-        "INSERT INTO exceptions(store_id, order_id, kind, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![store, order_id, kind, detail, ts(now)])?;
-    Ok(())
 }
 
 /// Cancels an order at the hub and releases its rights (if the goods have
@@ -980,15 +816,15 @@ pub(crate) fn cancel(
     for l in &fact.lines {
         batch.update(c, &fact.store_id, &l.sku, |h| h.released += l.qty)?;
     }
-    if let Some(p) = crate::payment::ledger::get(c, &fact.order_id)? {
+    if let Some(p) = crate::store::payments::get(c, &fact.order_id)? {
         use linli_shared::payment::PaymentState;
         match p.state {
             PaymentState::AwaitingPayment => {
-                crate::payment::ledger::close(c, &fact.order_id, now)?;
+                crate::store::payments::close(c, &fact.order_id, now)?;
             }
             PaymentState::Paid if reason != "rerouted" => {
                 // a full refund is the payment's first: any limits admit it
-                crate::payment::ledger::enqueue(
+                crate::store::payments::enqueue(
                     c,
                     &linli_shared::payment::RefundLimits::default(),
                     &fact.order_id,
@@ -1101,7 +937,7 @@ pub(crate) fn reconcile(
             };
             // an unpaid order is not moved: it is cancelled and its
             // payment closed (the customer paid nothing)
-            let unpaid = crate::payment::ledger::held(c, &id)?;
+            let unpaid = crate::store::payments::held(c, &id)?;
             let target = match priced.location {
                 Some(_) if !unpaid => {
                     choose_store(c, dir, settings.scheme, &priced, Some(store))?.ok()

@@ -1,7 +1,7 @@
 //! Payment of online orders at the hub (DESIGN.md §6 "Payment"): the
 //! prepay, the provider's signed notification, the unpaid timeout and the
 //! refund queue. The decisions are pure ([`linli_shared::payment`]); the
-//! tables are behind [`ledger`]; the provider is reached with
+//! tables are behind [`payments`]; the provider is reached with
 //! [`linli_pay::HttpPay`] (WeChat Pay v3's shape; `linli-pay-sim` locally).
 //!
 //! Without a provider configured ([`OrderSettings::payment`] `None`) orders
@@ -15,63 +15,28 @@
 //! the provider accepts it, so it happens once even across restarts.
 //!
 //! Online group-buy commitments are paid the same way (a `payments` row
-//! keyed by the commitment id, [`ledger::Subject::Commitment`]); what a
+//! keyed by the commitment id, [`payments::Subject::Commitment`]); what a
 //! payment does to a commitment is in `crate::groupbuys::paid`.
-
-pub mod ledger;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
+use linli_pay::PayError;
 use linli_pay::wire::{Notification, PrepayRequest, RefundAmount, RefundRequest};
-use linli_pay::{HttpPay, PayError};
 use linli_shared::payment::{
-    Attempt, Backoff, Next, NotifyOutcome, PaymentState, RefundLimits, RefundState, after_attempt,
+    Attempt, Next, NotifyOutcome, PaymentState, RefundLimits, RefundState, after_attempt,
     earliest_send, on_success,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::hub::{Hub, HubError};
-use crate::online::Caller;
-use crate::orders::{OrderSettings, load, save_order};
-
-/// How the hub reaches its payment provider, and the chain's payment rules.
-#[derive(Debug, Clone)]
-pub struct PaySettings {
-    /// The provider's API.
-    pub provider: HttpPay,
-    /// The merchant key that signs notifications (HMAC-SHA256).
-    pub key: String,
-    /// Where the provider sends notifications; `None`: this hub's own
-    /// `/api/v1/pay/notify` on its listening address.
-    pub notify_url: Option<String>,
-    /// How long an order may wait for payment (chain setting, 15 min).
-    pub unpaid_timeout: Duration,
-    /// How often the hub looks for unpaid orders past the timeout.
-    pub sweep_every: std::time::Duration,
-    /// The provider's refund limits (WeChat Pay: 50 per order, 1 min apart).
-    pub refund_limits: RefundLimits,
-    /// Waits after failed refund attempts.
-    pub backoff: Backoff,
-    /// The refund worker looks at the queue at least this often.
-    pub refund_tick: std::time::Duration,
-}
-
-impl PaySettings {
-    /// Settings with the chain's defaults for `provider` and `key`.
-    pub fn new(provider: HttpPay, key: impl Into<String>) -> PaySettings {
-        PaySettings {
-            provider,
-            key: key.into(),
-            notify_url: None,
-            unpaid_timeout: Duration::minutes(15),
-            sweep_every: std::time::Duration::from_secs(10),
-            refund_limits: RefundLimits::default(),
-            backoff: Backoff::default(),
-            refund_tick: std::time::Duration::from_secs(1),
-        }
-    }
-}
+use crate::auth::Caller;
+use crate::error::HubError;
+use crate::hub::Hub;
+use crate::settings::OrderSettings;
+use crate::settings::PaySettings;
+use crate::store::orders::{load, save_order};
+use crate::store::payments;
+use crate::store::payments::Notified;
 
 /// `POST /api/v1/orders/{id}/pay`: what the customer's phone needs to pay.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -120,14 +85,6 @@ fn unavailable(e: PayError) -> HubError {
 /// How many refunds of different payments are sent at once.
 pub const SEND_AT_ONCE: usize = 8;
 
-/// What [`Hub::pay_notified`] did, for tests and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notified {
-    Paid,
-    Duplicate,
-    Refunding,
-}
-
 impl Hub {
     pub(crate) fn pay(&self) -> Result<&PaySettings, HubError> {
         pay_settings(&self.order_settings).ok_or_else(|| {
@@ -160,7 +117,7 @@ impl Hub {
         let oid = id.to_owned();
         let (payment, fact) = self
             .store
-            .read(move |c| Ok::<_, HubError>((ledger::get(c, &oid)?, load(c, &oid)?)))
+            .read(move |c| Ok::<_, HubError>((payments::get(c, &oid)?, load(c, &oid)?)))
             .await?;
         let payment = payment.ok_or_else(|| {
             HubError::PaymentNotRequired(format!(
@@ -191,7 +148,7 @@ impl Hub {
     pub(crate) async fn prepay_of(
         &self,
         id: &str,
-        payment: &ledger::Payment,
+        payment: &payments::Payment,
         description: String,
     ) -> Result<(String, PaymentState), HubError> {
         let pay = self.pay()?.clone();
@@ -228,8 +185,8 @@ impl Hub {
         let stored = self
             .store
             .write(move |c| {
-                ledger::set_prepay(c, &oid, &pid)?;
-                ledger::get(c, &oid)
+                payments::set_prepay(c, &oid, &pid)?;
+                payments::get(c, &oid)
             })
             .await?;
         let stored = stored.ok_or_else(|| HubError::OrderNotFound(id.to_owned()))?;
@@ -267,7 +224,7 @@ impl Hub {
         let paid_at = t
             .success_time
             .clone()
-            .unwrap_or_else(|| crate::orders::ts(self.now()));
+            .unwrap_or_else(|| crate::time::ts(self.now()));
         self.apply_success(t.out_trade_no, txn, t.amount.payer_total, paid_at)
             .await
     }
@@ -285,9 +242,9 @@ impl Hub {
         let now = self.now();
         let (outcome, touched) = self
             .with_docs(move |c, docs| {
-                let payment = ledger::get(c, &order_id)?
+                let payment = payments::get(c, &order_id)?
                     .ok_or_else(|| HubError::OrderNotFound(order_id.clone()))?;
-                if payment.subject == ledger::Subject::Commitment {
+                if payment.subject == payments::Subject::Commitment {
                     return this.commitment_paid(
                         c,
                         docs,
@@ -314,7 +271,7 @@ impl Hub {
                     payment.transaction_id.as_deref(),
                 ) {
                     NotifyOutcome::MarkPaid => {
-                        ledger::record_paid(c, &order_id, PaymentState::Paid, &txn, &paid_at)?;
+                        payments::record_paid(c, &order_id, PaymentState::Paid, &txn, &paid_at)?;
                         let day = now.with_timezone(&settings.utc_offset).date_naive();
                         let doc = save_order(c, docs, &fact, f.as_ref(), day)?;
                         tracing::info!(%order_id, transaction_id = %txn, "order paid; released to its store");
@@ -322,8 +279,8 @@ impl Hub {
                     }
                     NotifyOutcome::Duplicate => Ok((Ok(Notified::Duplicate), Vec::new())),
                     NotifyOutcome::RefundPaidAfterClose => {
-                        ledger::record_paid(c, &order_id, PaymentState::Closed, &txn, &paid_at)?;
-                        ledger::enqueue(
+                        payments::record_paid(c, &order_id, PaymentState::Closed, &txn, &paid_at)?;
+                        payments::enqueue(
                             c,
                             &limits,
                             &order_id,
@@ -333,7 +290,7 @@ impl Hub {
                             "paid_after_close",
                             now,
                         )?;
-                        crate::orders::raise(
+                        crate::exceptions::raise(
                             c,
                             &fact.store_id,
                             &order_id,
@@ -344,7 +301,7 @@ impl Hub {
                         Ok((Ok(Notified::Refunding), Vec::new()))
                     }
                     NotifyOutcome::RefundSecondPayment => {
-                        ledger::enqueue(
+                        payments::enqueue(
                             c,
                             &limits,
                             &order_id,
@@ -358,7 +315,7 @@ impl Hub {
                     }
                     NotifyOutcome::AmountMismatch { expected, got } => {
                         // the exception is kept; the answer is a refusal
-                        crate::orders::raise(
+                        crate::exceptions::raise(
                             c,
                             &fact.store_id,
                             &order_id,
@@ -382,13 +339,13 @@ impl Hub {
     /// customer's limit. Returns how many were cancelled.
     pub async fn expire_unpaid(&self, now: DateTime<Utc>) -> Result<usize, HubError> {
         let pay = self.pay()?.clone();
-        let overdue = self.store.read(move |c| ledger::overdue(c, now)).await?;
+        let overdue = self.store.read(move |c| payments::overdue(c, now)).await?;
         let mut n = 0;
         for (id, subject) in overdue {
             match pay.provider.query(&id).await {
                 Ok(t) if t.trade_state == "SUCCESS" || t.trade_state == "REFUND" => {
                     if let Some(txn) = t.transaction_id {
-                        let at = t.success_time.unwrap_or_else(|| crate::orders::ts(now));
+                        let at = t.success_time.unwrap_or_else(|| crate::time::ts(now));
                         self.apply_success(id, txn, t.amount.payer_total, at)
                             .await?;
                         continue;
@@ -412,8 +369,8 @@ impl Hub {
                 }
             }
             let cancelled = match subject {
-                ledger::Subject::Order => self.cancel_unpaid(&id, now).await?,
-                ledger::Subject::Commitment => self.cancel_unpaid_commitment(&id, now).await?,
+                payments::Subject::Order => self.cancel_unpaid(&id, now).await?,
+                payments::Subject::Commitment => self.cancel_unpaid_commitment(&id, now).await?,
             };
             if cancelled {
                 n += 1;
@@ -426,7 +383,7 @@ impl Hub {
         let (settings, oid) = (self.order_settings.clone(), id.to_owned());
         let (done, touched) = self
             .with_docs(move |c, docs| {
-                let Some(p) = ledger::get(c, &oid)? else {
+                let Some(p) = payments::get(c, &oid)? else {
                     return Ok((false, Vec::new()));
                 };
                 if p.state != PaymentState::AwaitingPayment {
@@ -481,7 +438,7 @@ impl Hub {
         let now = self.now();
         let queued = self
             .store
-            .write(move |c| ledger::enqueue(c, &limits, &s, &r, amount_fen, total_fen, &why, now))
+            .write(move |c| payments::enqueue(c, &limits, &s, &r, amount_fen, total_fen, &why, now))
             .await?;
         self.wake_refunds();
         Ok(queued)
@@ -489,7 +446,7 @@ impl Hub {
 
     /// Counts of the refund queue.
     pub async fn refund_summary(&self) -> Result<RefundSummary, HubError> {
-        let (pending, succeeded, failed) = self.store.read(ledger::counts).await?;
+        let (pending, succeeded, failed) = self.store.read(payments::counts).await?;
         Ok(RefundSummary {
             pending,
             succeeded,
@@ -498,9 +455,12 @@ impl Hub {
     }
 
     /// The refunds of a subject (order or commitment).
-    pub async fn refunds_of(&self, subject_id: &str) -> Result<Vec<ledger::RefundView>, HubError> {
+    pub async fn refunds_of(
+        &self,
+        subject_id: &str,
+    ) -> Result<Vec<payments::RefundView>, HubError> {
         let s = subject_id.to_owned();
-        self.store.read(move |c| ledger::refunds_of(c, &s)).await
+        self.store.read(move |c| payments::refunds_of(c, &s)).await
     }
 
     pub(crate) fn wake_refunds(&self) {
@@ -511,7 +471,7 @@ impl Hub {
     async fn send_refund(
         &self,
         pay: &PaySettings,
-        item: ledger::QueuedRefund,
+        item: payments::QueuedRefund,
         now: DateTime<Utc>,
     ) -> Result<bool, HubError> {
         let now = self.now().max(now);
@@ -523,12 +483,12 @@ impl Hub {
             .store
             .write(move |c| {
                 let earliest =
-                    earliest_send(ledger::last_sent_other(c, &subject, &rid)?, &limits, now);
+                    earliest_send(payments::last_sent_other(c, &subject, &rid)?, &limits, now);
                 if earliest > now {
-                    ledger::defer(c, &subject, &rid, earliest)?;
+                    payments::defer(c, &subject, &rid, earliest)?;
                     return Ok::<_, HubError>(false);
                 }
-                ledger::mark_sending(c, &subject, &rid, now)?;
+                payments::mark_sending(c, &subject, &rid, now)?;
                 Ok(true)
             })
             .await?;
@@ -576,7 +536,7 @@ impl Hub {
             .write(move |c| {
                 match next {
                     Next::Done(state) => {
-                        ledger::finish(
+                        payments::finish(
                             c,
                             &s,
                             &r,
@@ -591,7 +551,7 @@ impl Hub {
                                 None => crate::groupbuys::store_of_commitment(c, &s)?
                                     .unwrap_or_default(),
                             };
-                            crate::orders::raise(
+                            crate::exceptions::raise(
                                 c,
                                 &store,
                                 &s,
@@ -604,7 +564,7 @@ impl Hub {
                             )?;
                         }
                     }
-                    Next::RetryAt(at) => ledger::retry_later(
+                    Next::RetryAt(at) => payments::retry_later(
                         c,
                         &s,
                         &r,
@@ -628,7 +588,7 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> Result<(usize, Option<DateTime<Utc>>), HubError> {
         let pay = self.pay()?.clone();
-        let due = self.store.read(move |c| ledger::due(c, now, 100)).await?;
+        let due = self.store.read(move |c| payments::due(c, now, 100)).await?;
         let mut subjects = std::collections::HashSet::new();
         let due: Vec<_> = due
             .into_iter()
@@ -654,13 +614,13 @@ impl Hub {
                 }
             }
         }
-        let next = self.store.read(ledger::next_due).await?;
+        let next = self.store.read(payments::next_due).await?;
         Ok((settled, next))
     }
 }
 
 /// The unpaid-order sweeper: every `sweep_every`, orders past their time
-/// to pay are cancelled. Owned by [`crate::server::HubServer`].
+/// to pay are cancelled. Owned by the hub's server (`HubServer`).
 pub(crate) async fn unpaid_sweeper(hub: Hub, cancel: tokio_util::sync::CancellationToken) {
     let Some(every) = hub.order_settings.payment.as_ref().map(|p| p.sweep_every) else {
         return;
@@ -681,7 +641,7 @@ pub(crate) async fn unpaid_sweeper(hub: Hub, cancel: tokio_util::sync::Cancellat
 
 /// The refund worker: sends due refunds, then sleeps until the next is due,
 /// a refund is queued, or `refund_tick` passes. Owned by
-/// [`crate::server::HubServer`]; an attempt in flight at shutdown is sent
+/// the hub's server (`HubServer`); an attempt in flight at shutdown is sent
 /// again (same refund id) after the restart.
 pub(crate) async fn refund_worker(hub: Hub, cancel: tokio_util::sync::CancellationToken) {
     let Some(tick) = hub.order_settings.payment.as_ref().map(|p| p.refund_tick) else {

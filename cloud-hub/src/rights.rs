@@ -21,7 +21,8 @@ use linli_sync::db::row_i64s;
 use linli_sync::doc_store::Docs;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::hub::HubError;
+use crate::error::HubError;
+use crate::settings::StockScheme;
 
 pub(crate) fn store_rights(
     c: &Connection,
@@ -53,19 +54,6 @@ pub(crate) fn hub_rights(c: &Connection, store: &str, sku: &str) -> Result<HubRi
         .unwrap_or_default())
 }
 
-/// How the hub decides whether it may sell a store's units online.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum StockScheme {
-    /// Within the rights the store lent it (DESIGN.md §5): never oversells.
-    #[default]
-    Rights,
-    /// A shared counter, for comparison only (the simulation's
-    /// `--scheme naive`, `sim_rights_bench`): the store's on-hand as the
-    /// hub last heard it, minus the units of the store's open online orders;
-    /// no settlement. What most systems do; it oversells through outages.
-    Naive,
-}
-
 /// Units of a store's SKU the hub may sell online now, under `scheme`.
 pub(crate) fn sellable(
     c: &Connection,
@@ -90,7 +78,7 @@ pub(crate) fn sellable(
                 .query_map([store], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             for id in ids {
-                if let Some((fact, _)) = crate::orders::load(c, &id)? {
+                if let Some((fact, _)) = crate::store::orders::load(c, &id)? {
                     open += fact
                         .lines
                         .iter()

@@ -500,7 +500,7 @@ ALTER TABLE customers ADD COLUMN member_hash TEXT;
 ALTER TABLE customers ADD COLUMN masked_phone TEXT;
 CREATE UNIQUE INDEX customers_by_member ON customers(member_hash) WHERE member_hash IS NOT NULL;
 "#,
-    // which persons there are (`customers::people`) changes only when an
+    // which persons there are (`people`) changes only when an
     // identity record or a customer's identifiers do: these triggers count
     // those changes, so a KPI query reuses the persons it read last while
     // the count stands (reading them cost a region's month of figures

@@ -10,7 +10,8 @@
 
 use linli_shared::geo::StoreIndex;
 
-use crate::hub::{HubError, Role, User};
+use crate::auth::{Role, User};
+use crate::error::HubError;
 
 /// The stores a user may see.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, HubPaths};
 use crate::ingest::Ingest;
-use crate::orders::OrderSettings;
+use crate::settings::OrderSettings;
 
 /// A serving hub. Call [`HubServer::shutdown`] to stop it.
 #[must_use = "a hub runs until shut down; keep the handle and call shutdown"]

@@ -13,11 +13,13 @@ use linli_shared::geo::{GeoPoint, distance_m};
 use linli_shared::order::{Channel, Fulfilment};
 use serde::{Deserialize, Serialize};
 
-use crate::hub::{Hub, HubError};
-use crate::online::Caller;
+use crate::auth::Caller;
+use crate::error::HubError;
+use crate::hub::Hub;
 use crate::orders::{
-    CustomerRef, LineRequest, OrderView, PlaceOrder, Quote, load, price_lines, validate,
+    CustomerRef, LineRequest, OrderView, PlaceOrder, Quote, price_lines, validate,
 };
+use crate::store::orders::load;
 
 /// `POST /api/v1/quote`: what a basket comes to, before it is placed.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -13,8 +13,9 @@ use automerge::AutoCommit;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use linli_hub::hub::{Hub, HubPaths, Role, User, add_user, open_conn};
-use linli_hub::online::Caller;
+use linli_hub::auth::Caller;
+use linli_hub::auth::{Role, User};
+use linli_hub::hub::{Hub, HubPaths, add_user, open_conn};
 use linli_hub::orders::PlaceOrder;
 use linli_shared::docs::stock::set_rights;
 use linli_shared::docs::{DocId, Owner, new_doc};
@@ -873,7 +874,7 @@ async fn the_shop_sees_availability_named_shortages_my_orders_and_compounds() {
         .store
         .read({
             let id = delivery["order_id"].as_str().unwrap().to_owned();
-            move |c| linli_hub::orders::load(c, &id)
+            move |c| linli_hub::store::orders::load(c, &id)
         })
         .await
         .unwrap()

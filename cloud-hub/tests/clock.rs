@@ -10,9 +10,10 @@ mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{TestHub, hub_on, lend};
+use linli_hub::auth::Caller;
+use linli_hub::auth::{Role, User};
+use linli_hub::error::HubError;
 use linli_hub::groupbuys::NewGroupBuy;
-use linli_hub::hub::{HubError, Role, User};
-use linli_hub::online::Caller;
 use linli_hub::orders::PlaceOrder;
 use linli_shared::groupbuy::{State, Threshold};
 use linli_shared::order::OrderStatus;

@@ -5,7 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // test code
 
-use linli_hub::hub::{HubPaths, Role, add_regional_manager, add_user, open_conn};
+use linli_hub::auth::Role;
+use linli_hub::hub::{HubPaths, add_regional_manager, add_user, open_conn};
 use linli_hub::server::HubServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

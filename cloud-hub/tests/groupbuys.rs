@@ -579,7 +579,7 @@ async fn a_cancel_after_the_deadline_is_refused() {
     assert!(
         matches!(
             e,
-            linli_hub::hub::HubError::CancelCommitment(
+            linli_hub::error::HubError::CancelCommitment(
                 linli_shared::groupbuy::CancelError::Closed(_)
             )
         ),

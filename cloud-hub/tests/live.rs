@@ -13,9 +13,8 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use linli_hub::hub::{
-    Hub, HubPaths, Role, add_regional_manager, add_store_manager, add_user, open_conn,
-};
+use linli_hub::auth::Role;
+use linli_hub::hub::{Hub, HubPaths, add_regional_manager, add_store_manager, add_user, open_conn};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

@@ -5,7 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // test code
 
-use linli_hub::hub::{Hub, HubPaths, Role, add_user, open_conn};
+use linli_hub::auth::Role;
+use linli_hub::hub::{Hub, HubPaths, add_user, open_conn};
 
 /// Resident memory of this process, in KiB (Linux).
 fn rss_kib() -> Option<u64> {

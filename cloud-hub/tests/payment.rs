@@ -16,10 +16,11 @@ use common::sync_in;
 
 use std::time::Duration;
 
-use linli_hub::hub::{Hub, HubPaths, Role, User, add_user, open_conn};
-use linli_hub::orders::OrderSettings;
-use linli_hub::payment::PaySettings;
+use linli_hub::auth::{Role, User};
+use linli_hub::hub::{Hub, HubPaths, add_user, open_conn};
 use linli_hub::server::HubServer;
+use linli_hub::settings::OrderSettings;
+use linli_hub::settings::PaySettings;
 use linli_pay::sim::{Limits, SimPay};
 use linli_pay::wire::{Amount, Faults, Notification, PrepayRequest, Resource, Transaction};
 use linli_shared::docs::stock::set_rights;
@@ -704,7 +705,7 @@ async fn the_payers_refund_limits_hold() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, linli_hub::hub::HubError::RefundRefused(_)),
+        matches!(e, linli_hub::error::HubError::RefundRefused(_)),
         "{e}"
     );
     // above what was paid is refused too
@@ -715,7 +716,7 @@ async fn the_payers_refund_limits_hold() {
         .unwrap_err();
     assert!(matches!(
         env2_refused,
-        linli_hub::hub::HubError::RefundRefused(_)
+        linli_hub::error::HubError::RefundRefused(_)
     ));
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -145,7 +145,7 @@ async fn live_sessions_are_seen_within_the_region() {
 async fn a_regional_manager_needs_a_region() {
     let dir = tempfile::tempdir().unwrap();
     let c = linli_hub::hub::open_conn(&dir.path().join("hub.db")).unwrap();
-    let e = linli_hub::hub::add_user(&c, "r", linli_hub::hub::Role::Regional, "password-1")
+    let e = linli_hub::hub::add_user(&c, "r", linli_hub::auth::Role::Regional, "password-1")
         .unwrap_err();
     assert!(e.to_string().contains("--region"), "{e}");
     linli_hub::hub::add_regional_manager(&c, "r", "杭州西区", "password-1").unwrap();

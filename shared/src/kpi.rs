@@ -50,7 +50,7 @@ pub struct CounterSale {
     /// The store's keyed hash of the member's phone, when a member bought.
     pub member_hash: Option<String>,
     /// The person the hub ties the member to across channels
-    /// (`cloud-hub/src/customers/people.rs`); always `None` at a store,
+    /// (`cloud-hub/src/people.rs`); always `None` at a store,
     /// which cannot tie a member to an online customer.
     pub person_id: Option<String>,
     pub lines: Vec<Sold>,

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use linli_hub::rights::StockScheme;
+use linli_hub::settings::StockScheme;
 use linli_sim::world::{OnlineReport, Units};
 use linli_sim::{Settings, run};
 

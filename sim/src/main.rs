@@ -8,7 +8,7 @@
 //! (its oversells are counted, not failures); `--outages off` keeps every
 //! link up and nothing crashing.
 
-use linli_hub::rights::StockScheme;
+use linli_hub::settings::StockScheme;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;

@@ -11,7 +11,8 @@ use linli_edge::app::sales::{PaymentRequest, SaleLineRequest, SaleRequest};
 use linli_edge::app::stock::{ReceiptRequest, StockLineRequest};
 use linli_edge::app::{Actor, App, Role};
 use linli_edge::uplink::{EdgeHost, SyncStatus};
-use linli_hub::hub::{Hub, HubPaths, User};
+use linli_hub::auth::User;
+use linli_hub::hub::{Hub, HubPaths};
 use linli_hub::ingest::HubHost;
 use linli_shared::docs::DocId;
 use linli_shared::sale::PaymentMethod;
@@ -24,7 +25,7 @@ use tokio::sync::broadcast;
 use crate::check;
 use crate::clock::ManualClock;
 use crate::net::{Direction, Faults};
-use linli_hub::rights::StockScheme;
+use linli_hub::settings::StockScheme;
 
 mod groupbuy;
 mod online;
@@ -319,7 +320,7 @@ async fn open_hub(
 ) -> anyhow::Result<Hub> {
     let hub = Hub::open_with_clock(
         &hub_paths(dir),
-        linli_hub::orders::OrderSettings {
+        linli_hub::settings::OrderSettings {
             scheme,
             ..Default::default()
         },
@@ -353,7 +354,7 @@ impl World {
             .unzip();
         let admin = User {
             name: "sim-admin".into(),
-            role: linli_hub::hub::Role::Admin,
+            role: linli_hub::auth::Role::Admin,
             store_id: None,
             region: None,
         };

@@ -94,7 +94,7 @@ fn a_naive_counter_oversells_on_seeds_where_rights_never_do() {
         let rights = run(seed, &Settings::default()).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(rights.online.oversold, Default::default(), "{rights}");
         let settings = Settings {
-            scheme: linli_hub::rights::StockScheme::Naive,
+            scheme: linli_hub::settings::StockScheme::Naive,
             ..Settings::default()
         };
         let r = run(seed, &settings).unwrap_or_else(|e| panic!("{e:#}"));

@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use linli_hub::hub::{Hub, HubPaths, Role, User, add_user, open_conn};
+use linli_hub::auth::{Role, User};
+use linli_hub::hub::{Hub, HubPaths, add_user, open_conn};
 
 /// A file of the project's reference data (`data/<file>`).
 pub(crate) fn data(file: &str) -> Vec<u8> {

@@ -41,9 +41,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::admin;
-use super::people::{self, Person};
-use crate::hub::{Hub, HubError, User};
-use crate::orders::ts;
+use crate::auth::User;
+use crate::error::HubError;
+use crate::hub::Hub;
+use crate::people::{self, Person};
+use crate::time::ts;
 
 /// One store's part of an erasure.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -10,9 +10,9 @@ use rusqlite::{Connection, ToSql};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::people::Person;
 use super::{IdentityRecord, MergeReason, Profile};
-use crate::hub::HubError;
+use crate::error::HubError;
+use crate::people::Person;
 
 /// The export of `GET /api/v1/customers/{id}/export`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -2,7 +2,7 @@
 //! spend, visits, first and last purchase, R/F/M scores against every
 //! customer with a purchase, the segment, home store, community, and pickup
 //! vs delivery. The counting and scoring are [`linli_shared::rfm`]; this
-//! module only gathers the rows ([`super::people`]).
+//! module only gathers the rows ([`crate::people`]).
 //!
 //! Every call scores all customers again from the tables (a read over all
 //! sales with a member hash and all online orders): exact, and cheap at a
@@ -14,8 +14,8 @@ use linli_shared::rfm::{self, Figures, Scores, Segment, Summary};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
-use super::people::{self, People, Person};
-use crate::hub::HubError;
+use crate::error::HubError;
+use crate::people::{self, People, Person};
 
 /// The profile of `GET /api/v1/customers/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -46,10 +46,11 @@ use super::{
     COMMITMENT_COLUMNS, CommitmentView, Committed, commitment_row, count_out, load, reason_text,
     with_payment,
 };
-use crate::hub::{Hub, HubError};
-use crate::online::Caller;
-use crate::orders::ts;
-use crate::payment::ledger;
+use crate::auth::Caller;
+use crate::error::HubError;
+use crate::hub::Hub;
+use crate::store::payments;
+use crate::time::ts;
 
 impl Hub {
     /// Cancels the caller's own online commitment (customers only);
@@ -118,9 +119,9 @@ impl Hub {
                         if k.status == "active" {
                             count_out(c, &gid, &k.store_id, &cu, k.qty)?;
                         }
-                        match ledger::get(c, &cid)? {
+                        match payments::get(c, &cid)? {
                             Some(p) if p.state == PaymentState::AwaitingPayment => {
-                                ledger::close(c, &cid, now)?;
+                                payments::close(c, &cid, now)?;
                             }
                             Some(p) if p.state == PaymentState::Paid => {
                                 queued = refund_in_full(

@@ -24,7 +24,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::{CommitmentView, Row};
-use crate::hub::HubError;
+use crate::error::HubError;
 
 /// A failed campaign's counter refunds, done and still owed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -83,7 +83,7 @@ pub(super) fn tell_stores(
 pub(super) fn mark_told(c: &Connection, id: &str, now: DateTime<Utc>) -> Result<(), HubError> {
     c.execute(
         "UPDATE group_buys SET stores_told_at = ?2 WHERE group_buy_id = ?1",
-        params![id, crate::orders::ts(now)],
+        params![id, crate::time::ts(now)],
     )?;
     Ok(())
 }

@@ -33,11 +33,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::{count_in, load};
-use crate::hub::{Hub, HubError};
-use crate::online::Caller;
-use crate::orders::{raise, ts};
-use crate::payment::Notified;
-use crate::payment::ledger::{self, PaymentView, Subject};
+use crate::auth::Caller;
+use crate::error::HubError;
+use crate::exceptions::raise;
+use crate::hub::Hub;
+use crate::store::payments::Notified;
+use crate::store::payments::{self, PaymentView, Subject};
+use crate::time::ts;
 
 /// `POST /api/v1/group-buys/{id}/commitments/{cid}/pay`: what the
 /// customer's phone needs to pay a commitment.
@@ -95,7 +97,7 @@ pub(super) fn open_payment(
     now: DateTime<Utc>,
     pay_by: DateTime<Utc>,
 ) -> Result<PaymentView, HubError> {
-    ledger::open(c, Subject::Commitment, id, amount_fen, now, pay_by)?;
+    payments::open(c, Subject::Commitment, id, amount_fen, now, pay_by)?;
     Ok(PaymentView {
         state: PaymentState::AwaitingPayment.as_str().to_owned(),
         amount_fen,
@@ -179,7 +181,7 @@ pub(super) fn refund_in_full(
     // decision was taken for (tests decide with a later `now`)
     let due = clock_now.min(now);
     let refund_id = format!("{prefix}-{id}");
-    match ledger::enqueue(
+    match payments::enqueue(
         c, limits, id, &refund_id, amount_fen, amount_fen, reason, due,
     ) {
         Ok(queued) => Ok(queued),
@@ -248,7 +250,7 @@ impl Hub {
             .read(move |c| {
                 let k = commitment(c, &cid)?.filter(|k| k.group_buy_id == gid);
                 let sku = load(c, &gid)?.map(|g| g.sku);
-                Ok::<_, HubError>((k, ledger::get(c, &cid)?, sku))
+                Ok::<_, HubError>((k, payments::get(c, &cid)?, sku))
             })
             .await?;
         let not_found = || HubError::CommitmentNotFound(commitment_id.to_owned());
@@ -290,7 +292,7 @@ impl Hub {
         c: &Connection,
         docs: &mut Docs,
         id: &str,
-        payment: &ledger::Payment,
+        payment: &payments::Payment,
         txn: &str,
         paid_fen: i64,
         paid_at: &str,
@@ -299,7 +301,7 @@ impl Hub {
         let k = commitment(c, id)?.ok_or_else(|| HubError::CommitmentNotFound(id.to_owned()))?;
         let limits = self.refund_limits();
         let refund = |c: &Connection, suffix: &str, reason: &str| -> Result<(), HubError> {
-            ledger::enqueue(
+            payments::enqueue(
                 c,
                 &limits,
                 id,
@@ -324,7 +326,7 @@ impl Hub {
                 if k.status == "awaiting_payment"
                     && matches!(row.state, State::Open | State::Reached)
                 {
-                    ledger::record_paid(c, id, PaymentState::Paid, txn, paid_at)?;
+                    payments::record_paid(c, id, PaymentState::Paid, txn, paid_at)?;
                     // counted before its status says so (count_in looks at
                     // the customer's other counting commitments)
                     count_in(c, &k.group_buy_id, &k.store_id, &k.customer_id, k.qty)?;
@@ -338,7 +340,7 @@ impl Hub {
                     return Ok((Ok(Notified::Paid), touched));
                 }
                 // the campaign closed before the money came
-                ledger::record_paid(c, id, PaymentState::Closed, txn, paid_at)?;
+                payments::record_paid(c, id, PaymentState::Closed, txn, paid_at)?;
                 c.execute(
                     "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'group_buy_closed', cancelled_at = ?2
                      WHERE commitment_id = ?1 AND status = 'awaiting_payment'",
@@ -349,7 +351,7 @@ impl Hub {
             }
             NotifyOutcome::Duplicate => Ok((Ok(Notified::Duplicate), Vec::new())),
             NotifyOutcome::RefundPaidAfterClose => {
-                ledger::record_paid(c, id, PaymentState::Closed, txn, paid_at)?;
+                payments::record_paid(c, id, PaymentState::Closed, txn, paid_at)?;
                 refund(c, "GBL", "paid_after_close")?;
                 raise(
                     c,
@@ -392,7 +394,7 @@ impl Hub {
         let done = self
             .store
             .write(move |c| {
-                if !ledger::close(c, &cid, now)? {
+                if !payments::close(c, &cid, now)? {
                     return Ok::<_, HubError>(false);
                 }
                 c.execute(

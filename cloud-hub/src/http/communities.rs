@@ -10,9 +10,10 @@ use serde::Deserialize;
 
 use super::ApiError;
 use super::orders::{MaybeWho, Who, bad_json};
+use crate::auth::Caller;
 use crate::communities::{CommunityView, JoinView, MemberView, MyCommunity, OnlineJoin, PollView};
-use crate::hub::{Hub, HubError};
-use crate::online::Caller;
+use crate::error::HubError;
+use crate::hub::Hub;
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
@@ -21,7 +22,7 @@ type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 pub(crate) async fn hub_user(
     hub: &Hub,
     headers: &axum::http::HeaderMap,
-) -> Result<crate::hub::User, HubError> {
+) -> Result<crate::auth::User, HubError> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -10,9 +10,10 @@ use serde::Deserialize;
 
 use super::ApiError;
 use super::orders::{Who, bad_json, idempotency_key};
+use crate::auth::Caller;
+use crate::error::HubError;
 use crate::groupbuys::{CommitmentPrepayView, Committed, GroupBuyView, NewGroupBuy, SupplierOrder};
-use crate::hub::{Hub, HubError};
-use crate::online::Caller;
+use crate::hub::Hub;
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 

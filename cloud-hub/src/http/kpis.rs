@@ -51,7 +51,7 @@ fn date(name: &str, v: Option<&str>) -> Result<NaiveDate, ApiError> {
     })
 }
 
-async fn report(hub: &Hub, user: &crate::hub::User, q: KpiQuery) -> Result<KpiReport, ApiError> {
+async fn report(hub: &Hub, user: &crate::auth::User, q: KpiQuery) -> Result<KpiReport, ApiError> {
     let from = date("from", q.from.as_deref())?;
     let to = date("to", q.to.as_deref())?;
     if to < from {

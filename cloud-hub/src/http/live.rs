@@ -11,7 +11,9 @@ use axum::http::{StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
-use crate::hub::{Hub, HubError, User};
+use crate::auth::User;
+use crate::error::HubError;
+use crate::hub::Hub;
 use crate::live::{LiveView, PinLive, ScheduleLive};
 
 /// Any hub user, store managers included (only the live routes take them).

@@ -13,8 +13,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ClientAddr, err, store_views};
-use crate::hub::{Hub, HubError};
-use crate::online::{Caller, ProductView, SellableView, StoresReport};
+use crate::auth::Caller;
+use crate::error::HubError;
+use crate::hub::Hub;
+use crate::online::{ProductView, SellableView, StoresReport};
 use crate::orders::{Exception, OrderView, PlaceOrder};
 
 fn bearer(parts: &Parts) -> Option<String> {

@@ -9,8 +9,9 @@ use axum::http::HeaderMap;
 
 use super::ApiError;
 use super::orders::Who;
-use crate::hub::{Hub, HubError};
-use crate::online::Caller;
+use crate::auth::Caller;
+use crate::error::HubError;
+use crate::hub::Hub;
 use crate::payment::{NotifyAck, PrepayView, RefundSummary};
 
 /// Pays an order: the prepay the customer's phone hands to the payment

@@ -7,8 +7,8 @@ use axum::extract::{Path, State};
 
 use super::ApiError;
 use super::orders::{MaybeWho, Who};
+use crate::auth::Caller;
 use crate::hub::Hub;
-use crate::online::Caller;
 use crate::orders::OrderView;
 use crate::orders::Quote;
 use crate::shop::{AvailabilityView, CategoryView, CompoundView, QuoteRequest};

@@ -14,9 +14,9 @@ use linli_shared::kpi::{
 use linli_shared::online::{FulfilmentFact, HubOrderFact};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::customers::people::{People, PeopleCache};
-use crate::hub::HubError;
-use crate::orders::ts;
+use crate::error::HubError;
+use crate::people::{People, PeopleCache};
+use crate::time::ts;
 
 /// Records the waste among a ledger part's movements (a write-off, or a
 /// refunded line thrown away), once each, with the ledger's business day.
@@ -67,7 +67,7 @@ pub(crate) fn load_chain(
 }
 
 /// Ties each member's counter sale and each online order to the person it
-/// belongs to (`customers::people`), so that one person buying at the
+/// belongs to (`people`), so that one person buying at the
 /// counter one day and online another is one repurchasing customer. A
 /// member hash no single known person holds stays a member of its own.
 pub(crate) fn with_persons(people: &People, f: &mut Facts) {

@@ -52,7 +52,7 @@ impl World {
             .ok_or_else(|| anyhow::anyhow!("UTC+8 is an offset"))?;
         let admin = User {
             name: "sim-admin".into(),
-            role: linli_hub::hub::Role::Admin,
+            role: linli_hub::auth::Role::Admin,
             store_id: None,
             region: None,
         };

@@ -11,10 +11,10 @@
 //! order's status.
 
 use linli_edge::app::stock::{ReceiptRequest, StockLineRequest};
-use linli_hub::hub::HubError;
-use linli_hub::online::Caller;
+use linli_hub::auth::Caller;
+use linli_hub::error::HubError;
 use linli_hub::orders::{CustomerRef, LineRequest, PlaceOrder};
-use linli_hub::rights::StockScheme;
+use linli_hub::settings::StockScheme;
 use linli_shared::order::{Channel, Fulfilment, OrderStatus};
 
 use super::*;
@@ -40,7 +40,7 @@ fn open(status: OrderStatus) -> bool {
 fn staff() -> Caller {
     Caller::Staff(User {
         name: "sim-admin".into(),
-        role: linli_hub::hub::Role::Admin,
+        role: linli_hub::auth::Role::Admin,
         store_id: None,
         region: None,
     })

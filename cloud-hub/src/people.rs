@@ -31,7 +31,7 @@ use linli_shared::order::Fulfilment;
 use linli_shared::rfm::{Channel, Handover, Purchase};
 use rusqlite::Connection;
 
-use crate::hub::HubError;
+use crate::error::HubError;
 
 /// One customer and the keys its channel rows carry.
 #[derive(Debug, Clone, Default)]

@@ -1,6 +1,7 @@
 //! The hub's payment tables, behind typed operations: `payments` (one row
 //! per order or group-buy commitment that must be paid, [`Subject`]) and `refund_queue` (one row per refund,
-//! keyed by the order or commitment it pays back and its refund id).
+//! keyed by the order or commitment it pays back and its refund id), and
+//! what a notification did to a payment ([`Notified`]).
 //!
 //! Every function runs on the caller's connection, inside the caller's
 //! transaction: a cancellation and the refund it causes commit together,
@@ -11,8 +12,8 @@ use linli_shared::payment::{PaymentState, RefundLimits, RefundState, admit_refun
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::hub::HubError;
-use crate::orders::ts;
+use crate::error::HubError;
+use crate::time::ts;
 
 /// An order's payment, as `GET /api/v1/orders/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -416,4 +417,13 @@ pub(crate) fn views(
         pay_by: p.pay_by,
     });
     Ok((p, refunds_of(c, order_id)?))
+}
+
+/// What a payment notification did (`Hub::pay_notified`), for tests and
+/// logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notified {
+    Paid,
+    Duplicate,
+    Refunding,
 }

@@ -1,0 +1,322 @@
+//! Projection as an explicit step: what a store's sync message brought
+//! into the hub's documents is written into the query tables (sales,
+//! refunds, stock, rights, write-offs, counter joins, group-buy
+//! commitments and cancels, coupons, erasure confirmations, fulfilment),
+//! in the same writer transaction as the message, and the orders and
+//! group-buys it can have changed are settled ([`Hub::receive_from`]).
+//!
+//! It sits above the features it projects into; the hub's core
+//! ([`crate::hub`]) knows none of them.
+
+use chrono::{DateTime, Utc};
+use linli_shared::docs::json::records_of;
+use linli_shared::docs::ledger::{read_refunds_of, read_sales_of};
+use linli_shared::docs::stock::read_levels_of;
+use linli_shared::docs::{DocId, DocKind, Owner};
+use linli_shared::online::FulfilmentFact;
+use linli_shared::rights::StoreRights;
+use linli_sync::doc_store::{Docs, Received};
+use rusqlite::{Connection, params};
+
+use crate::error::HubError;
+use crate::hub::Hub;
+
+impl Hub {
+    /// Applies a store's sync message and projects what it brought into the
+    /// query tables, in one transaction.
+    pub async fn receive_from(
+        &self,
+        store_id: &str,
+        doc: DocId,
+        msg: Vec<u8>,
+    ) -> Result<Received, HubError> {
+        let store = store_id.to_owned();
+        let this = self.clone();
+        let now = self.now();
+        let r = self
+            .with_docs(move |c, docs| {
+                let r = docs.receive(c, &doc, &store, &Owner::Store(store.clone()), &msg)?;
+                let mut touched = Vec::new();
+                if r.new_changes > 0 {
+                    let today = now
+                        .with_timezone(&this.order_settings.utc_offset)
+                        .date_naive();
+                    let (campaigns, written) =
+                        project(c, docs, &this.member_key, &store, &doc, &r, today, now)?;
+                    touched.extend(written);
+                    // a counter commitment may reach a group-buy: decided now
+                    let mut gb = this.settle_group_buys_of(c, docs, &store, &campaigns, now)?;
+                    touched.append(&mut gb);
+                    // settle what can have changed: the SKUs whose rights the
+                    // store moved (most sales move none), or everything after
+                    // a fulfilment record (a hand-over may re-consume rights)
+                    let scope = match doc.kind() {
+                        DocKind::Stock => r.touched.get("rights").map(Some),
+                        DocKind::Fulfilment => Some(None),
+                        _ => None,
+                    };
+                    if let Some(skus) = scope {
+                        let dir = this.directory();
+                        touched.extend(crate::orders::reconcile(
+                            c,
+                            docs,
+                            &dir,
+                            &this.order_settings,
+                            &this.signing,
+                            &store,
+                            skus,
+                            now,
+                        )?);
+                    }
+                }
+                Ok((r, touched))
+            })
+            .await
+            .map(|(r, touched)| {
+                for d in touched {
+                    let _ = self.changes.send(d);
+                }
+                r
+            });
+        self.count_received(store_id, &r);
+        r
+    }
+}
+
+/// Records a store's sales of business day `day` in `hub_sales` (a sale
+/// seen before is kept as it was).
+pub fn project_sales(
+    c: &Connection,
+    store: &str,
+    day: &str,
+    sales: &[linli_shared::docs::ledger::SaleFact],
+) -> Result<(), HubError> {
+    let mut stmt = c.prepare_cached(
+        "INSERT OR IGNORE INTO hub_sales(store_id, sale_id, day, ticket_no, total_fen, cashier, created_at, lines, member_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for s in sales {
+        let lines = serde_json::to_string(&s.lines).unwrap_or_default();
+        let member = (!s.member_hash.is_empty()).then_some(s.member_hash.as_str());
+        stmt.execute(params![
+            store,
+            s.sale_id,
+            day,
+            s.ticket_no,
+            s.total_fen,
+            s.cashier,
+            s.created_at,
+            lines,
+            member
+        ])?;
+    }
+    Ok(())
+}
+
+/// Records a store's refunds in `hub_refunds` (once each).
+pub fn project_refunds(
+    c: &Connection,
+    store: &str,
+    refunds: &[linli_shared::docs::ledger::RefundFact],
+) -> Result<(), HubError> {
+    let mut stmt = c.prepare_cached(
+        "INSERT OR IGNORE INTO hub_refunds(store_id, refund_id, sale_id, amount_fen, at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for r in refunds {
+        stmt.execute(params![store, r.refund_id, r.sale_id, r.amount_fen, r.at])?;
+    }
+    Ok(())
+}
+
+/// Writes what a store document brought into the query tables: only the
+/// entries the new changes touched (`Received::touched`), so a sale pushed
+/// into a day's stock document of 1,500 SKUs projects one SKU, not all.
+#[allow(clippy::too_many_arguments)]
+fn project(
+    c: &Connection,
+    docs: &mut Docs,
+    member_key: &[u8; 32],
+    store: &str,
+    doc: &DocId,
+    received: &Received,
+    today: chrono::NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<(Vec<String>, Vec<DocId>), HubError> {
+    let day = doc.day().map(|d| d.to_string()).unwrap_or_default();
+    let mut campaigns = Vec::new();
+    let mut written = Vec::new();
+    let touched = |section: &str| received.touched.get(section).cloned().unwrap_or_default();
+    match doc.kind() {
+        DocKind::Ledger => {
+            // a refund is projected on its own: its sale may be on an earlier
+            // day's ledger, arrive later (synced after an offline spell) or
+            // have arrived long ago; the query joins them by sale id
+            let refunds = touched("refunds");
+            if !refunds.is_empty() {
+                let refunds = docs
+                    .read(c, doc, |d| read_refunds_of(d, &refunds))?
+                    .unwrap_or_default();
+                project_refunds(c, store, &refunds)?;
+            }
+            // goods written off, for the waste rate
+            let movements = touched("movements");
+            if !movements.is_empty() {
+                let wanted: std::collections::BTreeSet<&String> = movements.iter().collect();
+                let waste = docs
+                    .read(c, doc, |d| {
+                        linli_shared::docs::ledger::read_movements(d)
+                            .into_iter()
+                            .filter(|m| wanted.contains(&m.movement_id))
+                            .collect::<Vec<_>>()
+                    })?
+                    .unwrap_or_default();
+                crate::kpis::project_write_offs(c, store, &day, &waste)?;
+            }
+            let joins = touched("members");
+            if !joins.is_empty() {
+                let joins = docs
+                    .read(c, doc, |d| {
+                        records_of::<linli_shared::community::MemberFact>(d, "members", &joins)
+                    })?
+                    .unwrap_or_default();
+                crate::communities::project_counter_joins(c, member_key, store, &joins, now)?;
+            }
+            let orders: Vec<String> = touched("orders")
+                .into_iter()
+                .filter(|id| id.starts_with("GB-"))
+                .collect();
+            if !orders.is_empty() {
+                let facts = docs
+                    .read(c, doc, |d| {
+                        linli_shared::docs::ledger::read_orders(d)
+                            .into_iter()
+                            .filter(|o| orders.contains(&o.order_id))
+                            .collect::<Vec<_>>()
+                    })?
+                    .unwrap_or_default();
+                crate::groupbuys::project_group_buy_orders(c, store, &facts, now)?;
+            }
+            let commitments = touched("commitments");
+            if !commitments.is_empty() {
+                let facts = docs
+                    .read(c, doc, |d| {
+                        records_of::<linli_shared::groupbuy::CounterCommitment>(
+                            d,
+                            "commitments",
+                            &commitments,
+                        )
+                    })?
+                    .unwrap_or_default();
+                campaigns = crate::groupbuys::project_counter_commitments(
+                    c, member_key, store, &facts, now,
+                )?;
+            }
+            // after the commitments: a cancel in the same ledger as its
+            // commitment finds it (one in an earlier-synced ledger waits)
+            let cancels = touched("commitment_cancels");
+            if !cancels.is_empty() {
+                let facts = docs
+                    .read(c, doc, |d| {
+                        records_of::<linli_shared::groupbuy::CounterCancel>(
+                            d,
+                            "commitment_cancels",
+                            &cancels,
+                        )
+                    })?
+                    .unwrap_or_default();
+                for g in crate::groupbuys::project_counter_cancels(c, store, &facts, now)? {
+                    if !campaigns.contains(&g) {
+                        campaigns.push(g);
+                    }
+                }
+            }
+            // coupons the counter took or gave back, and recalled
+            // allotments it returned; a store running low is lent more
+            let (taken, back, given) = (
+                touched("coupon_redemptions"),
+                touched("coupon_voids"),
+                touched("coupon_returns"),
+            );
+            if !taken.is_empty() || !back.is_empty() || !given.is_empty() {
+                let report = docs
+                    .read(c, doc, |d| crate::coupons::CounterReport {
+                        redemptions: records_of::<linli_shared::coupon::CounterRedemption>(
+                            d,
+                            "coupon_redemptions",
+                            &taken,
+                        ),
+                        voids: records_of::<linli_shared::coupon::CounterVoid>(
+                            d,
+                            "coupon_voids",
+                            &back,
+                        ),
+                        returns: records_of::<linli_shared::coupon::CounterReturn>(
+                            d,
+                            "coupon_returns",
+                            &given,
+                        ),
+                    })?
+                    .unwrap_or_default();
+                written = crate::coupons::project_counter(c, docs, store, &report, today)?;
+            }
+            // stores' confirmations of customers' erasures
+            let erased = touched("erasures");
+            if !erased.is_empty() {
+                let facts = docs
+                    .read(c, doc, |d| {
+                        records_of::<linli_shared::erasure::ErasureConfirmation>(
+                            d, "erasures", &erased,
+                        )
+                    })?
+                    .unwrap_or_default();
+                crate::customers::erasure::project_confirmations(c, store, &facts)?;
+            }
+            let new = touched("sales");
+            if new.is_empty() {
+                return Ok((campaigns, written));
+            }
+            let sales = docs
+                .read(c, doc, |d| read_sales_of(d, &new))?
+                .unwrap_or_default();
+            project_sales(c, store, &day, &sales)?;
+        }
+        DocKind::Stock => {
+            let skus = touched("levels");
+            let levels = docs
+                .read(c, doc, |d| {
+                    read_levels_of(d, skus.iter().map(String::as_str))
+                })?
+                .unwrap_or_default();
+            // a later day's document wins over an earlier one (ISO dates
+            // sort), and a later part of the same day over an earlier one:
+            // parts may arrive in any order (a catch-up, a recovery)
+            let part = doc.part_no();
+            let mut stmt = c.prepare_cached(
+                "INSERT INTO hub_stock(store_id, sku, on_hand, reserved, day, part) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(store_id, sku) DO UPDATE SET on_hand = excluded.on_hand,
+                     reserved = excluded.reserved, day = excluded.day, part = excluded.part
+                 WHERE (excluded.day, excluded.part) >= (hub_stock.day, hub_stock.part)",
+            )?;
+            for (sku, l) in levels {
+                stmt.execute(params![store, sku, l.on_hand, l.reserved, day, part])?;
+            }
+            let skus = touched("rights");
+            let rights = docs
+                .read(c, doc, |d| records_of::<StoreRights>(d, "rights", &skus))?
+                .unwrap_or_default();
+            for (sku, r) in rights {
+                crate::rights::merge_store_rights(c, store, &sku, &r)?;
+            }
+        }
+        DocKind::Fulfilment => {
+            let ids = touched("orders");
+            let records = docs
+                .read(c, doc, |d| records_of::<FulfilmentFact>(d, "orders", &ids))?
+                .unwrap_or_default();
+            crate::orders::project_fulfilment(c, &records, now)?;
+        }
+        DocKind::Catalog | DocKind::Orders => {}
+    }
+    Ok((campaigns, written))
+}
