@@ -19,6 +19,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -370,6 +371,22 @@ where
     })
 }
 
+/// Rollbacks of a write (a job rolled back to its savepoint, a batch whose
+/// commit failed) in this process, by any writer.
+static ROLLBACKS: AtomicU64 = AtomicU64::new(0);
+
+/// How many writes were rolled back in this process so far: state held in
+/// memory that matched the database before may not after this changes
+/// (the document cache's check of its heads against the database is skipped
+/// while it does not: [`crate::doc_store::Docs`]).
+pub fn rollbacks() -> u64 {
+    ROLLBACKS.load(Ordering::Acquire)
+}
+
+fn rolled_back() {
+    ROLLBACKS.fetch_add(1, Ordering::AcqRel);
+}
+
 fn in_savepoint<T, E, F>(conn: &Connection, f: F) -> Result<T, E>
 where
     F: FnOnce(&Connection) -> Result<T, E>,
@@ -388,6 +405,7 @@ where
         Err(_) => Err(E::from(StoreError::Panicked)),
     };
     if out.is_err() {
+        rolled_back();
         run("ROLLBACK TO job")?;
     }
     run("RELEASE job")?;
@@ -438,6 +456,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>, hooks: Hooks) {
                         .map_err(|e| StoreError::Commit(e.to_string()))
                 });
                 if commit.is_err() {
+                    rolled_back();
                     let _ = conn.execute_batch("ROLLBACK");
                 }
                 (commit, finishers)
