@@ -26,7 +26,7 @@ use automerge::sync::{self, SyncDoc};
 use chrono::NaiveDate;
 use linli_hub::auth::Caller;
 use linli_hub::hub::Hub;
-use linli_hub::orders::{CustomerRef, LineRequest, PlaceOrder};
+use linli_hub::app::orders::{CustomerRef, LineRequest, PlaceOrder};
 use linli_shared::docs::stock::{Level, set_level, set_rights};
 use linli_shared::docs::{DocId, Owner, new_doc};
 use linli_shared::order::{Channel, Fulfilment};

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use super::{count_in, load};
 use crate::auth::Caller;
 use crate::error::HubError;
-use crate::exceptions::raise;
+use crate::store::exceptions::raise;
 use crate::hub::Hub;
 use crate::store::payments::Notified;
 use crate::store::payments::{self, PaymentView, Subject};
