@@ -419,7 +419,8 @@ impl Hub {
         // customers known before the hub kept their member hash (issue 12):
         // hashed once, on a connection of its own before any request runs
         {
-            let conn = linli_sync::db::open_writer_conn(&paths.db(), crate::store::schema::migrate)?;
+            let conn =
+                linli_sync::db::open_writer_conn(&paths.db(), crate::store::schema::migrate)?;
             crate::store::members::backfill_member_hashes(&conn, &member_key)?;
         }
         let hub = Hub {

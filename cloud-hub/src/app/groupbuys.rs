@@ -754,7 +754,8 @@ impl Hub {
             ));
         };
         let now = self.now();
-        let (record_key, sent_key) = crate::store::idempotency::idempotency_record_key(caller, &key);
+        let (record_key, sent_key) =
+            crate::store::idempotency::idempotency_record_key(caller, &key);
         let fingerprint = format!("group_buy_commit\u{1f}{id}\u{1f}{store_id}\u{1f}{qty}");
         let (gid, sid, cu, this) = (
             id.to_owned(),

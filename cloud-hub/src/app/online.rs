@@ -18,6 +18,10 @@ use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::app::orders::{
+    Exception, NewOrder, OrderView, PlaceOrder, cancel, choose_store, record_wanted, valid_phone,
+    validate, view, view_paid, write_order,
+};
 use crate::auth::Caller;
 use crate::auth::{Role, User};
 use crate::directory::Directory;
@@ -25,12 +29,8 @@ use crate::error::HubError;
 use crate::hub::{CATALOG_EPOCH, Hub};
 use crate::store::idempotency::idempotency_record_key;
 use crate::store::members::resolve_customer;
-use crate::app::orders::{
-    Exception, NewOrder, OrderView, PlaceOrder, cancel, choose_store, record_wanted, valid_phone,
-    validate, view, view_paid, write_order,
-};
-use crate::store::rights::HubRightsBatch;
 use crate::store::orders::load;
+use crate::store::rights::HubRightsBatch;
 use crate::time::ts;
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -580,7 +580,8 @@ impl Hub {
                     out.push(SellableView {
                         store_id: s.store_id.clone(),
                         name: s.name.clone(),
-                        sellable: crate::store::rights::sellable(c, scheme, &s.store_id, &sku)?.max(0),
+                        sellable: crate::store::rights::sellable(c, scheme, &s.store_id, &sku)?
+                            .max(0),
                     });
                 }
                 Ok(out)

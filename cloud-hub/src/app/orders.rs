@@ -32,12 +32,12 @@ use crate::error::HubError;
 use crate::error::Shortage;
 use crate::error::Unserved;
 use crate::error::invalid;
-use crate::store::exceptions::raise;
-use crate::store::rights::{HubRightsBatch, held, return_recalled, sellable};
 use crate::settings::OrderSettings;
 use crate::settings::StockScheme;
+use crate::store::exceptions::raise;
 use crate::store::orders::load;
 use crate::store::orders::save_order;
+use crate::store::rights::{HubRightsBatch, held, return_recalled, sellable};
 use crate::time::ts;
 
 pub const MAX_LINES: usize = 100;
@@ -705,7 +705,15 @@ pub(crate) fn write_order(
         coupon_claim_id: o.coupon.clone(),
     };
     if let (Some(t), Some(d), Some(claim)) = (&coupon, coupon_discount, &o.coupon) {
-        crate::app::coupons::redeem_online(c, claim, t, &fact.order_id, n.replaces.as_deref(), d, now)?;
+        crate::app::coupons::redeem_online(
+            c,
+            claim,
+            t,
+            &fact.order_id,
+            n.replaces.as_deref(),
+            d,
+            now,
+        )?;
     }
     if n.hold_for_payment
         && let Some(pay) = &settings.payment

@@ -13,12 +13,12 @@ use linli_shared::geo::{GeoPoint, distance_m};
 use linli_shared::order::{Channel, Fulfilment};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Caller;
-use crate::error::HubError;
-use crate::hub::Hub;
 use crate::app::orders::{
     CustomerRef, LineRequest, OrderView, PlaceOrder, Quote, price_lines, validate,
 };
+use crate::auth::Caller;
+use crate::error::HubError;
+use crate::hub::Hub;
 use crate::store::orders::load;
 
 /// `POST /api/v1/quote`: what a basket comes to, before it is placed.
@@ -208,9 +208,9 @@ impl Hub {
                 };
                 // the customer's coupon, checked as the order will check it
                 let coupon = match (&priced.coupon, &customer) {
-                    (Some(claim), Some(cust)) => {
-                        Some(crate::app::coupons::online_coupon(c, claim, cust, None, now)?)
-                    }
+                    (Some(claim), Some(cust)) => Some(crate::app::coupons::online_coupon(
+                        c, claim, cust, None, now,
+                    )?),
                     _ => None,
                 };
                 let terms = coupon.as_ref().map(|t| t.as_coupon());

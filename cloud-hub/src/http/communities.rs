@@ -10,8 +10,10 @@ use serde::Deserialize;
 
 use super::ApiError;
 use super::orders::{MaybeWho, Who, bad_json};
+use crate::app::communities::{
+    CommunityView, JoinView, MemberView, MyCommunity, OnlineJoin, PollView,
+};
 use crate::auth::Caller;
-use crate::app::communities::{CommunityView, JoinView, MemberView, MyCommunity, OnlineJoin, PollView};
 use crate::error::HubError;
 use crate::hub::Hub;
 

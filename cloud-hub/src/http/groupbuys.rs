@@ -10,9 +10,11 @@ use serde::Deserialize;
 
 use super::ApiError;
 use super::orders::{Who, bad_json, idempotency_key};
+use crate::app::groupbuys::{
+    CommitmentPrepayView, Committed, GroupBuyView, NewGroupBuy, SupplierOrder,
+};
 use crate::auth::Caller;
 use crate::error::HubError;
-use crate::app::groupbuys::{CommitmentPrepayView, Committed, GroupBuyView, NewGroupBuy, SupplierOrder};
 use crate::hub::Hub;
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;

@@ -12,8 +12,8 @@ use linli_shared::kpi::{By, Figures, MAX_PERIOD_DAYS, Period};
 use serde::Deserialize;
 
 use super::{ApiError, Auth, err};
-use crate::hub::Hub;
 use crate::app::kpis::{KpiRefusal, KpiReport, KpiScope};
+use crate::hub::Hub;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub(crate) struct KpiQuery {

@@ -11,10 +11,10 @@ use axum::http::{StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
+use crate::app::live::{LiveView, PinLive, ScheduleLive};
 use crate::auth::User;
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::app::live::{LiveView, PinLive, ScheduleLive};
 
 /// Any hub user, store managers included (only the live routes take them).
 pub(crate) struct AnyUser(pub User);

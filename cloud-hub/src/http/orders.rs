@@ -13,11 +13,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ClientAddr, err, store_views};
+use crate::app::online::{ProductView, SellableView, StoresReport};
+use crate::app::orders::{Exception, OrderView, PlaceOrder};
 use crate::auth::Caller;
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::app::online::{ProductView, SellableView, StoresReport};
-use crate::app::orders::{Exception, OrderView, PlaceOrder};
 
 fn bearer(parts: &Parts) -> Option<String> {
     parts

@@ -9,10 +9,10 @@ use axum::http::HeaderMap;
 
 use super::ApiError;
 use super::orders::Who;
+use crate::app::payment::{NotifyAck, PrepayView, RefundSummary};
 use crate::auth::Caller;
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::app::payment::{NotifyAck, PrepayView, RefundSummary};
 
 /// Pays an order: the prepay the customer's phone hands to the payment
 /// sheet (here the simulator's cashier, `cashier_url`). Idempotent: paying

@@ -9,11 +9,11 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::ApiError;
 use super::orders::{Who, WhoForImage, bad_json, idempotency_key};
-use crate::auth::Caller;
 use crate::app::coupons::{ClaimRequest, ClaimView, CouponView, NewCoupon, RecallRequest};
+use crate::app::markdowns::SetMarkdowns;
+use crate::auth::Caller;
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::app::markdowns::SetMarkdowns;
 use linli_shared::pricing::StoreMarkdowns;
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;

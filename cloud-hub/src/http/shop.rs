@@ -7,11 +7,11 @@ use axum::extract::{Path, State};
 
 use super::ApiError;
 use super::orders::{MaybeWho, Who};
-use crate::auth::Caller;
-use crate::hub::Hub;
 use crate::app::orders::OrderView;
 use crate::app::orders::Quote;
 use crate::app::shop::{AvailabilityView, CategoryView, CompoundView, QuoteRequest};
+use crate::auth::Caller;
+use crate::hub::Hub;
 
 /// Every order of the signed-in customer, newest first (at most 100), each
 /// with its status, pickup code and QR payload. Customers only.
