@@ -1,8 +1,8 @@
 //! The hub's online-order use cases: the store directory, customers and
 //! their sessions, placing, following and cancelling orders, sellable stock
 //! per store and the exceptions raised for regional managers. The rules are
-//! in [`crate::app::orders`] and [`crate::store::rights`]; this module runs them on the
-//! writer thread and announces the documents they changed.
+//! in [`crate::app::orders`] and [`crate::store::rights`]; this module runs
+//! them on the writer thread and announces the documents they changed.
 
 use std::collections::BTreeMap;
 
