@@ -1,7 +1,8 @@
-//! The hub's state and use cases: users (logins and sessions), the catalog
-//! document, what the stores have sent (as the query tables hold it), and
-//! the status of each store's link. Writing what a store sends into those
-//! tables is the `projection` module's.
+//! The hub's state and its own few use cases: users (logins and sessions),
+//! the catalog document, what the stores have sent (as the query tables
+//! hold it), and the status of each store's link. Writing what a store
+//! sends into those tables is `app::projection`'s; the features' use cases
+//! are the `app` layer's, above this module (it names none of them).
 //!
 //! Every write runs on the database's writer thread, the documents with it,
 //! so a received sale and its row in `hub_sales` commit together.
