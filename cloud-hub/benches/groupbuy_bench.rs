@@ -33,9 +33,9 @@ use std::time::{Duration, Instant};
 
 use automerge::sync::{self, SyncDoc};
 use chrono::{NaiveDate, Utc};
+use linli_hub::app::groupbuys::NewGroupBuy;
 use linli_hub::auth::Caller;
 use linli_hub::auth::Role;
-use linli_hub::groupbuys::NewGroupBuy;
 use linli_hub::hub::{Hub, HubPaths, add_user, open_conn};
 use linli_hub::server::HubServer;
 use linli_hub::settings::OrderSettings;

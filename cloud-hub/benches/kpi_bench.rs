@@ -28,10 +28,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{Days, FixedOffset, NaiveDate, Utc};
+use linli_hub::app::kpis::{KpiScope, project_write_offs};
+use linli_hub::app::projection::{project_refunds, project_sales};
 use linli_hub::auth::{Role, User};
 use linli_hub::hub::{Hub, HubPaths, open_conn};
-use linli_hub::kpis::{KpiScope, project_write_offs};
-use linli_hub::projection::{project_refunds, project_sales};
 use linli_shared::docs::ledger::{MovementFact, RefundFact, SaleFact, SaleLineFact};
 use linli_shared::kpi::{By, Period};
 use rand::rngs::StdRng;

@@ -27,11 +27,11 @@ mod common;
 use std::time::Instant;
 
 use automerge::sync::{self, SyncDoc};
+use linli_hub::app::live::{FeaturedLive, ScheduleLive};
+use linli_hub::app::orders::{CustomerRef, LineRequest, PlaceOrder};
 use linli_hub::auth::Caller;
 use linli_hub::auth::User;
 use linli_hub::hub::Hub;
-use linli_hub::live::{FeaturedLive, ScheduleLive};
-use linli_hub::orders::{CustomerRef, LineRequest, PlaceOrder};
 use linli_shared::docs::stock::set_rights;
 use linli_shared::docs::{DocId, Owner, new_doc};
 use linli_shared::order::{Channel, Fulfilment};

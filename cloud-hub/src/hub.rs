@@ -1,7 +1,8 @@
-//! The hub's state and use cases: users (logins and sessions), the catalog
-//! document, what the stores have sent (as the query tables hold it), and
-//! the status of each store's link. Writing what a store sends into those
-//! tables is the `projection` module's.
+//! The hub's state and its own few use cases: users (logins and sessions),
+//! the catalog document, what the stores have sent (as the query tables
+//! hold it), and the status of each store's link. Writing what a store
+//! sends into those tables is `app::projection`'s; the features' use cases
+//! are the `app` layer's, above this module (it names none of them).
 //!
 //! Every write runs on the database's writer thread, the documents with it,
 //! so a received sale and its row in `hub_sales` commit together.
@@ -327,7 +328,7 @@ fn insert_user(
 
 /// Opens the hub's database for a one-off command.
 pub fn open_conn(db: &Path) -> Result<Connection, StoreError> {
-    linli_sync::db::open_writer_conn(db, crate::schema::migrate)
+    linli_sync::db::open_writer_conn(db, crate::store::schema::migrate)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -391,14 +392,14 @@ impl Hub {
         // batch"); the chunks commit with the batch or not at all
         let store = Store::open_with_hooks(
             &paths.db(),
-            crate::schema::migrate,
+            crate::store::schema::migrate,
             linli_sync::db::Hooks {
                 before_commit: Some(Arc::new(move |c: &Connection| {
                     let mut g = d1.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     match g.as_mut() {
                         Some(docs) => {
                             // the batch's rights totals, once per SKU
-                            crate::rights::write_deferred(c, docs)
+                            crate::store::rights::write_deferred(c, docs)
                                 .map_err(|e| StoreError::Sql(e.to_string()))?;
                             docs.persist_pending(c)
                                 .map_err(|e| StoreError::Sql(e.to_string()))
@@ -419,8 +420,9 @@ impl Hub {
         // customers known before the hub kept their member hash (issue 12):
         // hashed once, on a connection of its own before any request runs
         {
-            let conn = linli_sync::db::open_writer_conn(&paths.db(), crate::schema::migrate)?;
-            crate::members::backfill_member_hashes(&conn, &member_key)?;
+            let conn =
+                linli_sync::db::open_writer_conn(&paths.db(), crate::store::schema::migrate)?;
+            crate::store::members::backfill_member_hashes(&conn, &member_key)?;
         }
         let hub = Hub {
             member_key: Arc::new(member_key),

@@ -75,7 +75,7 @@ impl People {
 
 /// The persons last read, shared by queries while no identity record and
 /// no customer's identifiers changed (counted by the `people_version`
-/// triggers, `schema.rs`).
+/// triggers, `store/schema.rs`).
 #[derive(Debug, Default)]
 pub(crate) struct PeopleCache {
     last: Mutex<Option<(i64, Arc<People>)>>,

@@ -59,9 +59,9 @@ impl HubServer {
         tasks.spawn(async move { expiry_sweeper(h, c).await });
         if hub.takes_payment() {
             let (h, c) = (hub.clone(), cancel.clone());
-            tasks.spawn(crate::payment::unpaid_sweeper(h, c));
+            tasks.spawn(crate::app::payment::unpaid_sweeper(h, c));
             let (h, c) = (hub.clone(), cancel.clone());
-            tasks.spawn(crate::payment::refund_worker(h, c));
+            tasks.spawn(crate::app::payment::refund_worker(h, c));
         }
         let (h, c) = (hub.clone(), cancel.clone());
         tasks.spawn(async move { group_buy_settler(h, c).await });

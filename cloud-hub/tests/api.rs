@@ -13,10 +13,10 @@ use automerge::AutoCommit;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use linli_hub::app::orders::PlaceOrder;
 use linli_hub::auth::Caller;
 use linli_hub::auth::{Role, User};
 use linli_hub::hub::{Hub, HubPaths, add_user, open_conn};
-use linli_hub::orders::PlaceOrder;
 use linli_shared::docs::stock::set_rights;
 use linli_shared::docs::{DocId, Owner, new_doc};
 use linli_shared::order::OrderStatus;
@@ -366,7 +366,7 @@ async fn uncollected_pickup_orders_expire_and_give_their_rights_back() {
     .unwrap();
     doc.commit();
     sync_in(&h.hub, "S001", &id, &mut doc).await;
-    let sellable = |v: Vec<linli_hub::online::SellableView>| {
+    let sellable = |v: Vec<linli_hub::app::online::SellableView>| {
         v.into_iter()
             .find(|s| s.store_id == "S001")
             .map(|s| s.sellable)

@@ -10,11 +10,11 @@ mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{TestHub, hub_on, lend};
+use linli_hub::app::groupbuys::NewGroupBuy;
+use linli_hub::app::orders::PlaceOrder;
 use linli_hub::auth::Caller;
 use linli_hub::auth::{Role, User};
 use linli_hub::error::HubError;
-use linli_hub::groupbuys::NewGroupBuy;
-use linli_hub::orders::PlaceOrder;
 use linli_shared::groupbuy::{State, Threshold};
 use linli_shared::order::OrderStatus;
 use linli_sync::clock::ManualClock;

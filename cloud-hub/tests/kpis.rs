@@ -14,11 +14,11 @@ mod common;
 use automerge::AutoCommit;
 use chrono::{DateTime, Days, FixedOffset, NaiveDate, Utc};
 use common::sync_in;
+use linli_hub::app::kpis::{KpiRefusal, KpiScope};
+use linli_hub::app::orders::PlaceOrder;
 use linli_hub::auth::Caller;
 use linli_hub::auth::{Role, User};
 use linli_hub::hub::{HubPaths, add_user, open_conn};
-use linli_hub::kpis::{KpiRefusal, KpiScope};
-use linli_hub::orders::PlaceOrder;
 use linli_hub::server::HubServer;
 use linli_shared::docs::json::put_record;
 use linli_shared::docs::ledger::{

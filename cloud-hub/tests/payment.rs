@@ -581,7 +581,7 @@ async fn a_paid_order_cancelled_by_its_customer_is_refunded_once() {
 }
 
 /// Waits until at least `min` refunds succeeded.
-async fn succeeded_at_least(hub: &Hub, min: i64) -> linli_hub::payment::RefundSummary {
+async fn succeeded_at_least(hub: &Hub, min: i64) -> linli_hub::app::payment::RefundSummary {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let s = hub.refund_summary().await.unwrap();

@@ -1,6 +1,6 @@
 //! 一店一群 over HTTP: a store's community, joining it from the shop, its
 //! members (staff), and its polls. The rules live in
-//! [`crate::communities`] and [`linli_shared::community`].
+//! [`crate::app::communities`] and [`linli_shared::community`].
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -10,8 +10,10 @@ use serde::Deserialize;
 
 use super::ApiError;
 use super::orders::{MaybeWho, Who, bad_json};
+use crate::app::communities::{
+    CommunityView, JoinView, MemberView, MyCommunity, OnlineJoin, PollView,
+};
 use crate::auth::Caller;
-use crate::communities::{CommunityView, JoinView, MemberView, MyCommunity, OnlineJoin, PollView};
 use crate::error::HubError;
 use crate::hub::Hub;
 
@@ -69,7 +71,7 @@ pub(crate) async fn get_community(
         .map(str::trim);
     let staff = match token {
         Some(t) => match hub.authenticate_user(t).await {
-            Ok(u) => crate::communities::may_manage(&u, &store_id).is_ok(),
+            Ok(u) => crate::app::communities::may_manage(&u, &store_id).is_ok(),
             Err(_) => false,
         },
         None => false,
@@ -141,7 +143,7 @@ pub(crate) async fn join_qr(
     Path(store_id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
     let user = hub_user(&hub, &headers).await?;
-    crate::communities::may_manage(&user, &store_id)?;
+    crate::app::communities::may_manage(&user, &store_id)?;
     let view = hub.community(&store_id, true).await?;
     let path = view.join_path.unwrap_or_default();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());

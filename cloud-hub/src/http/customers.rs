@@ -1,6 +1,6 @@
 //! Customers across channels: import of the channels' identity records,
 //! a customer's records and merges, and unmerge (issue 12). Admin only: these
-//! are personal data. The use cases are in [`crate::customers`].
+//! are personal data. The use cases are in [`crate::app::customers`].
 
 use axum::Json;
 use axum::body::Bytes;
@@ -9,8 +9,8 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 
 use super::{ApiError, Auth, orders::bad_json, require_csv};
-use crate::customers::erasure::ErasureView;
-use crate::customers::{CustomerExport, CustomerView, ImportReport, UnmergeReport};
+use crate::app::customers::erasure::ErasureView;
+use crate::app::customers::{CustomerExport, CustomerView, ImportReport, UnmergeReport};
 use crate::hub::Hub;
 
 /// Imports the channels' source records (CSV in the format of

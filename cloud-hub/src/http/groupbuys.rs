@@ -1,6 +1,6 @@
 //! Group-buy presales over HTTP: campaigns (admin), their progress
 //! (anyone), customers' commitments, the supplier order (admin) and a
-//! customer's own commitments. The rules live in [`crate::groupbuys`] and
+//! customer's own commitments. The rules live in [`crate::app::groupbuys`] and
 //! [`linli_shared::groupbuy`].
 
 use axum::Json;
@@ -10,9 +10,11 @@ use serde::Deserialize;
 
 use super::ApiError;
 use super::orders::{Who, bad_json, idempotency_key};
+use crate::app::groupbuys::{
+    CommitmentPrepayView, Committed, GroupBuyView, NewGroupBuy, SupplierOrder,
+};
 use crate::auth::Caller;
 use crate::error::HubError;
-use crate::groupbuys::{CommitmentPrepayView, Committed, GroupBuyView, NewGroupBuy, SupplierOrder};
 use crate::hub::Hub;
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;

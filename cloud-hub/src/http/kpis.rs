@@ -1,6 +1,6 @@
 //! `GET /api/v1/kpis` and `GET /api/v1/kpis.csv`: the chain's numbers for
 //! hub staff, per store and in total (DESIGN.md §8). The figures come from
-//! [`crate::kpis`]; this adapter reads the query, checks the caller's scope
+//! [`crate::app::kpis`]; this adapter reads the query, checks the caller's scope
 //! and writes JSON or a CSV Excel opens (UTF-8 with a BOM, Chinese header).
 
 use axum::Json;
@@ -12,8 +12,8 @@ use linli_shared::kpi::{By, Figures, MAX_PERIOD_DAYS, Period};
 use serde::Deserialize;
 
 use super::{ApiError, Auth, err};
+use crate::app::kpis::{KpiRefusal, KpiReport, KpiScope};
 use crate::hub::Hub;
-use crate::kpis::{KpiRefusal, KpiReport, KpiScope};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub(crate) struct KpiQuery {

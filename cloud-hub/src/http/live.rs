@@ -1,7 +1,7 @@
 //! The live-session API: a store manager (or an admin) schedules, starts,
 //! pins and ends a store's session; its manager and chain staff read the
 //! figures (poll once a second); the shop reads the running session of a
-//! store. Handlers only translate; the rules live in [`crate::live`] and
+//! store. Handlers only translate; the rules live in [`crate::app::live`] and
 //! [`linli_shared::live`].
 
 use axum::Json;
@@ -11,10 +11,10 @@ use axum::http::{StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
+use crate::app::live::{LiveView, PinLive, ScheduleLive};
 use crate::auth::User;
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::live::{LiveView, PinLive, ScheduleLive};
 
 /// Any hub user, store managers included (only the live routes take them).
 pub(crate) struct AnyUser(pub User);

@@ -1,7 +1,7 @@
 //! The hub's order API: customers' sessions, the store directory, products,
 //! sellable stock, placing and following orders, the pickup QR image, and
 //! exceptions for managers. Handlers only translate; the rules live in
-//! [`crate::orders`] and [`crate::online`].
+//! [`crate::app::orders`] and [`crate::app::online`].
 
 use axum::Json;
 use axum::body::Bytes;
@@ -13,11 +13,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ClientAddr, err, store_views};
+use crate::app::online::{ProductView, SellableView, StoresReport};
+use crate::app::orders::{Exception, OrderView, PlaceOrder};
 use crate::auth::Caller;
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::online::{ProductView, SellableView, StoresReport};
-use crate::orders::{Exception, OrderView, PlaceOrder};
 
 fn bearer(parts: &Parts) -> Option<String> {
     parts

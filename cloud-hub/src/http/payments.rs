@@ -1,6 +1,6 @@
 //! The hub's payment API: the prepay of an order, the provider's
 //! notification, and the refund queue's counts. Handlers only translate;
-//! the rules live in [`crate::payment`].
+//! the rules live in [`crate::app::payment`].
 
 use axum::Json;
 use axum::body::Bytes;
@@ -9,10 +9,10 @@ use axum::http::HeaderMap;
 
 use super::ApiError;
 use super::orders::Who;
+use crate::app::payment::{NotifyAck, PrepayView, RefundSummary};
 use crate::auth::Caller;
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::payment::{NotifyAck, PrepayView, RefundSummary};
 
 /// Pays an order: the prepay the customer's phone hands to the payment
 /// sheet (here the simulator's cashier, `cashier_url`). Idempotent: paying

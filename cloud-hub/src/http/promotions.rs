@@ -1,6 +1,6 @@
 //! Promotions over HTTP: coupon campaigns (admin), customers' claims, and
 //! each store's markdowns (admin or that store's manager). The rules live
-//! in [`crate::coupons`], [`crate::markdowns`] and
+//! in [`crate::app::coupons`], [`crate::app::markdowns`] and
 //! [`linli_shared::pricing`].
 
 use axum::Json;
@@ -9,11 +9,11 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::ApiError;
 use super::orders::{Who, WhoForImage, bad_json, idempotency_key};
+use crate::app::coupons::{ClaimRequest, ClaimView, CouponView, NewCoupon, RecallRequest};
+use crate::app::markdowns::SetMarkdowns;
 use crate::auth::Caller;
-use crate::coupons::{ClaimRequest, ClaimView, CouponView, NewCoupon, RecallRequest};
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::markdowns::SetMarkdowns;
 use linli_shared::pricing::StoreMarkdowns;
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;

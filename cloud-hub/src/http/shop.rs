@@ -1,17 +1,17 @@
 //! The phone-first shop's reads: "my orders", a store's availability and
 //! the compounds the chain delivers to. Handlers only translate; the rules
-//! live in [`crate::shop`].
+//! live in [`crate::app::shop`].
 
 use axum::Json;
 use axum::extract::{Path, State};
 
 use super::ApiError;
 use super::orders::{MaybeWho, Who};
+use crate::app::orders::OrderView;
+use crate::app::orders::Quote;
+use crate::app::shop::{AvailabilityView, CategoryView, CompoundView, QuoteRequest};
 use crate::auth::Caller;
 use crate::hub::Hub;
-use crate::orders::OrderView;
-use crate::orders::Quote;
-use crate::shop::{AvailabilityView, CategoryView, CompoundView, QuoteRequest};
 
 /// Every order of the signed-in customer, newest first (at most 100), each
 /// with its status, pickup code and QR payload. Customers only.

@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, Utc};
 use linli_edge::app::groupbuy::{CommitRequest, CounterCustomer};
-use linli_hub::groupbuys::NewGroupBuy;
+use linli_hub::app::groupbuys::NewGroupBuy;
 use linli_shared::groupbuy::{State, Threshold};
 
 use super::*;

@@ -11,9 +11,9 @@
 //! order's status.
 
 use linli_edge::app::stock::{ReceiptRequest, StockLineRequest};
+use linli_hub::app::orders::{CustomerRef, LineRequest, PlaceOrder};
 use linli_hub::auth::Caller;
 use linli_hub::error::HubError;
-use linli_hub::orders::{CustomerRef, LineRequest, PlaceOrder};
 use linli_hub::settings::StockScheme;
 use linli_shared::order::{Channel, Fulfilment, OrderStatus};
 

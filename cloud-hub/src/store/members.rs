@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn a_customer_known_by_hash_gets_the_phone_when_it_logs_in() {
         let mut c = rusqlite::Connection::open_in_memory().unwrap();
-        crate::schema::migrate(&mut c).unwrap();
+        crate::store::schema::migrate(&mut c).unwrap();
         let key = [5u8; 32];
         let now = DateTime::parse_from_rfc3339("2026-12-03T10:00:00+08:00")
             .unwrap()

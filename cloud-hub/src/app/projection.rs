@@ -57,7 +57,7 @@ impl Hub {
                     };
                     if let Some(skus) = scope {
                         let dir = this.directory();
-                        touched.extend(crate::orders::reconcile(
+                        touched.extend(crate::app::orders::reconcile(
                             c,
                             docs,
                             &dir,
@@ -171,7 +171,7 @@ fn project(
                             .collect::<Vec<_>>()
                     })?
                     .unwrap_or_default();
-                crate::kpis::project_write_offs(c, store, &day, &waste)?;
+                crate::app::kpis::project_write_offs(c, store, &day, &waste)?;
             }
             let joins = touched("members");
             if !joins.is_empty() {
@@ -180,7 +180,7 @@ fn project(
                         records_of::<linli_shared::community::MemberFact>(d, "members", &joins)
                     })?
                     .unwrap_or_default();
-                crate::communities::project_counter_joins(c, member_key, store, &joins, now)?;
+                crate::app::communities::project_counter_joins(c, member_key, store, &joins, now)?;
             }
             let orders: Vec<String> = touched("orders")
                 .into_iter()
@@ -195,7 +195,7 @@ fn project(
                             .collect::<Vec<_>>()
                     })?
                     .unwrap_or_default();
-                crate::groupbuys::project_group_buy_orders(c, store, &facts, now)?;
+                crate::app::groupbuys::project_group_buy_orders(c, store, &facts, now)?;
             }
             let commitments = touched("commitments");
             if !commitments.is_empty() {
@@ -208,7 +208,7 @@ fn project(
                         )
                     })?
                     .unwrap_or_default();
-                campaigns = crate::groupbuys::project_counter_commitments(
+                campaigns = crate::app::groupbuys::project_counter_commitments(
                     c, member_key, store, &facts, now,
                 )?;
             }
@@ -225,7 +225,7 @@ fn project(
                         )
                     })?
                     .unwrap_or_default();
-                for g in crate::groupbuys::project_counter_cancels(c, store, &facts, now)? {
+                for g in crate::app::groupbuys::project_counter_cancels(c, store, &facts, now)? {
                     if !campaigns.contains(&g) {
                         campaigns.push(g);
                     }
@@ -240,7 +240,7 @@ fn project(
             );
             if !taken.is_empty() || !back.is_empty() || !given.is_empty() {
                 let report = docs
-                    .read(c, doc, |d| crate::coupons::CounterReport {
+                    .read(c, doc, |d| crate::app::coupons::CounterReport {
                         redemptions: records_of::<linli_shared::coupon::CounterRedemption>(
                             d,
                             "coupon_redemptions",
@@ -258,7 +258,7 @@ fn project(
                         ),
                     })?
                     .unwrap_or_default();
-                written = crate::coupons::project_counter(c, docs, store, &report, today)?;
+                written = crate::app::coupons::project_counter(c, docs, store, &report, today)?;
             }
             // stores' confirmations of customers' erasures
             let erased = touched("erasures");
@@ -270,7 +270,7 @@ fn project(
                         )
                     })?
                     .unwrap_or_default();
-                crate::customers::erasure::project_confirmations(c, store, &facts)?;
+                crate::app::customers::erasure::project_confirmations(c, store, &facts)?;
             }
             let new = touched("sales");
             if new.is_empty() {
@@ -306,7 +306,7 @@ fn project(
                 .read(c, doc, |d| records_of::<StoreRights>(d, "rights", &skus))?
                 .unwrap_or_default();
             for (sku, r) in rights {
-                crate::rights::merge_store_rights(c, store, &sku, &r)?;
+                crate::store::rights::merge_store_rights(c, store, &sku, &r)?;
             }
         }
         DocKind::Fulfilment => {
@@ -314,7 +314,7 @@ fn project(
             let records = docs
                 .read(c, doc, |d| records_of::<FulfilmentFact>(d, "orders", &ids))?
                 .unwrap_or_default();
-            crate::orders::project_fulfilment(c, &records, now)?;
+            crate::app::orders::project_fulfilment(c, &records, now)?;
         }
         DocKind::Catalog | DocKind::Orders => {}
     }

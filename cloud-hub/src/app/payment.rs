@@ -16,7 +16,7 @@
 //!
 //! Online group-buy commitments are paid the same way (a `payments` row
 //! keyed by the commitment id, [`payments::Subject::Commitment`]); what a
-//! payment does to a commitment is in `crate::groupbuys::paid`.
+//! payment does to a commitment is in `crate::app::groupbuys::paid`.
 
 use std::sync::Arc;
 
@@ -290,7 +290,7 @@ impl Hub {
                             "paid_after_close",
                             now,
                         )?;
-                        crate::exceptions::raise(
+                        crate::store::exceptions::raise(
                             c,
                             &fact.store_id,
                             &order_id,
@@ -315,7 +315,7 @@ impl Hub {
                     }
                     NotifyOutcome::AmountMismatch { expected, got } => {
                         // the exception is kept; the answer is a refusal
-                        crate::exceptions::raise(
+                        crate::store::exceptions::raise(
                             c,
                             &fact.store_id,
                             &order_id,
@@ -393,8 +393,8 @@ impl Hub {
                     return Ok((false, Vec::new()));
                 };
                 let day = now.with_timezone(&settings.utc_offset).date_naive();
-                let mut batch = crate::rights::HubRightsBatch::default();
-                let mut touched: Vec<_> = crate::orders::cancel(
+                let mut batch = crate::store::rights::HubRightsBatch::default();
+                let mut touched: Vec<_> = crate::app::orders::cancel(
                     c,
                     docs,
                     &mut batch,
@@ -548,10 +548,10 @@ impl Hub {
                         if state == RefundState::Failed {
                             let store: String = match load(c, &s)? {
                                 Some((f, _)) => f.store_id,
-                                None => crate::groupbuys::store_of_commitment(c, &s)?
+                                None => crate::app::groupbuys::store_of_commitment(c, &s)?
                                     .unwrap_or_default(),
                             };
-                            crate::exceptions::raise(
+                            crate::store::exceptions::raise(
                                 c,
                                 &store,
                                 &s,

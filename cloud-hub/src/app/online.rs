@@ -1,8 +1,8 @@
 //! The hub's online-order use cases: the store directory, customers and
 //! their sessions, placing, following and cancelling orders, sellable stock
 //! per store and the exceptions raised for regional managers. The rules are
-//! in [`crate::orders`] and [`crate::rights`]; this module runs them on the
-//! writer thread and announces the documents they changed.
+//! in [`crate::app::orders`] and [`crate::store::rights`]; this module runs
+//! them on the writer thread and announces the documents they changed.
 
 use std::collections::BTreeMap;
 
@@ -18,19 +18,19 @@ use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::app::orders::{
+    Exception, NewOrder, OrderView, PlaceOrder, cancel, choose_store, record_wanted, valid_phone,
+    validate, view, view_paid, write_order,
+};
 use crate::auth::Caller;
 use crate::auth::{Role, User};
 use crate::directory::Directory;
 use crate::error::HubError;
 use crate::hub::{CATALOG_EPOCH, Hub};
-use crate::idempotency::idempotency_record_key;
-use crate::members::resolve_customer;
-use crate::orders::{
-    Exception, NewOrder, OrderView, PlaceOrder, cancel, choose_store, record_wanted, valid_phone,
-    validate, view, view_paid, write_order,
-};
-use crate::rights::HubRightsBatch;
+use crate::store::idempotency::idempotency_record_key;
+use crate::store::members::resolve_customer;
 use crate::store::orders::load;
+use crate::store::rights::HubRightsBatch;
 use crate::time::ts;
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -404,7 +404,7 @@ impl Hub {
                             priced.location.and_then(|at| dir.stores.serving(at).next().map(|(s, _)| s.store_id.clone()))
                         });
                         if let Some(s) = short_at {
-                            unserved.shortages = crate::orders::shortages(c, &dir, settings.scheme, &s, &priced.lines)?;
+                            unserved.shortages = crate::app::orders::shortages(c, &dir, settings.scheme, &s, &priced.lines)?;
                         }
                         return Ok((Err(unserved), touched));
                     }
@@ -580,7 +580,8 @@ impl Hub {
                     out.push(SellableView {
                         store_id: s.store_id.clone(),
                         name: s.name.clone(),
-                        sellable: crate::rights::sellable(c, scheme, &s.store_id, &sku)?.max(0),
+                        sellable: crate::store::rights::sellable(c, scheme, &s.store_id, &sku)?
+                            .max(0),
                     });
                 }
                 Ok(out)

@@ -108,7 +108,7 @@ impl Hub {
         store_id: &str,
         req: SetMarkdowns,
     ) -> Result<StoreMarkdowns, HubError> {
-        crate::communities::may_manage(user, store_id)?;
+        crate::app::communities::may_manage(user, store_id)?;
         let dir = self.directory();
         if dir.stores.get(store_id).is_none() {
             return Err(HubError::StoreNotFound(store_id.to_owned()));

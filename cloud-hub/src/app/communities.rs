@@ -268,7 +268,7 @@ pub(crate) fn project_counter_joins(
             tracing::warn!(store_id, join_id, "counter join naming no member ignored");
             continue;
         };
-        let customer = crate::members::resolve_member(c, &hash, &m.masked(), now)?;
+        let customer = crate::store::members::resolve_member(c, &hash, &m.masked(), now)?;
         let at = DateTime::parse_from_rfc3339(&m.at)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or(now);

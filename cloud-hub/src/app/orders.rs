@@ -32,12 +32,12 @@ use crate::error::HubError;
 use crate::error::Shortage;
 use crate::error::Unserved;
 use crate::error::invalid;
-use crate::exceptions::raise;
-use crate::rights::{HubRightsBatch, held, return_recalled, sellable};
 use crate::settings::OrderSettings;
 use crate::settings::StockScheme;
+use crate::store::exceptions::raise;
 use crate::store::orders::load;
 use crate::store::orders::save_order;
+use crate::store::rights::{HubRightsBatch, held, return_recalled, sellable};
 use crate::time::ts;
 
 pub const MAX_LINES: usize = 100;
@@ -515,7 +515,7 @@ pub(crate) struct NewOrder<'a> {
 /// channel ([`linli_shared::pricing`]) and the store's markdowns: the lines
 /// with their prices, the quote in fen and the priced order (its rules).
 /// `live`: the live session that runs for this order
-/// ([`crate::live::offer_for`]), if any; `coupon`: a checked coupon.
+/// ([`crate::app::live::offer_for`]), if any; `coupon`: a checked coupon.
 pub(crate) fn price_lines(
     c: &Connection,
     settings: &OrderSettings,
@@ -552,7 +552,7 @@ pub(crate) fn price_lines(
         group_buy: None,
         coupon,
     };
-    let rules = crate::markdowns::rules_for(c, settings, store)?;
+    let rules = crate::app::markdowns::rules_for(c, settings, store)?;
     let priced = pricing::price(&items, &moment, &rules).map_err(|e| invalid(e.to_string()))?;
     let mut lines = o.lines.clone();
     for (line, p) in lines.iter_mut().zip(&priced.lines) {
@@ -599,7 +599,7 @@ pub(crate) fn write_order(
     let store = &n.store.store_id;
     for l in &o.lines {
         let h = batch.update(c, store, &l.sku, |h| h.consumed += l.qty)?;
-        let s = crate::rights::store_rights(c, store, &l.sku)?;
+        let s = crate::store::rights::store_rights(c, store, &l.sku)?;
         if settings.scheme == StockScheme::Rights && linli_shared::rights::hub_held(&s, &h) < 0 {
             // routing checked this in the same transaction; never oversell
             return Err(invalid(format!("rights for {} at {store} ran out", l.sku)));
@@ -608,12 +608,12 @@ pub(crate) fn write_order(
     // an order with a session id gets the live prices only if that session
     // runs now at this store; the same decision counts it toward the session
     let live = match &o.live_session_id {
-        Some(id) => crate::live::offer_for(c, id, store, now)?,
+        Some(id) => crate::app::live::offer_for(c, id, store, now)?,
         None => None,
     };
     // a coupon is the customer's, for online use, and not in use elsewhere
     let coupon = match &o.coupon {
-        Some(claim) => Some(crate::coupons::online_coupon(
+        Some(claim) => Some(crate::app::coupons::online_coupon(
             c,
             claim,
             n.customer_id,
@@ -637,7 +637,7 @@ pub(crate) fn write_order(
             // a re-routed order priced below the coupon's minimum: the
             // coupon comes back rather than stop the move
             if let Some(old) = &n.replaces {
-                crate::coupons::void(c, old, now)?;
+                crate::app::coupons::void(c, old, now)?;
             }
             None
         }
@@ -705,7 +705,15 @@ pub(crate) fn write_order(
         coupon_claim_id: o.coupon.clone(),
     };
     if let (Some(t), Some(d), Some(claim)) = (&coupon, coupon_discount, &o.coupon) {
-        crate::coupons::redeem_online(c, claim, t, &fact.order_id, n.replaces.as_deref(), d, now)?;
+        crate::app::coupons::redeem_online(
+            c,
+            claim,
+            t,
+            &fact.order_id,
+            n.replaces.as_deref(),
+            d,
+            now,
+        )?;
     }
     if n.hold_for_payment
         && let Some(pay) = &settings.payment
@@ -722,7 +730,7 @@ pub(crate) fn write_order(
     let day = now.with_timezone(&settings.utc_offset).date_naive();
     let doc = save_order(c, docs, &fact, None, day)?;
     if let Some(l) = &live {
-        crate::live::attribute(c, &l.session_id, &fact.order_id)?;
+        crate::app::live::attribute(c, &l.session_id, &fact.order_id)?;
     }
     Ok((fact, doc))
 }
@@ -811,7 +819,7 @@ pub(crate) fn cancel(
     fact.cancel_reason = Some(reason.to_owned());
     if reason != "rerouted" {
         // the coupon and its budget come back, once
-        crate::coupons::void(c, &fact.order_id, now)?;
+        crate::app::coupons::void(c, &fact.order_id, now)?;
     }
     for l in &fact.lines {
         batch.update(c, &fact.store_id, &l.sku, |h| h.released += l.qty)?;
@@ -889,7 +897,7 @@ pub(crate) fn reconcile(
     // 3. an overdraft: the hub gives up the newest open orders
     // (a naive counter has no rights to settle: what it oversold stays open)
     let deficits = match settings.scheme {
-        StockScheme::Rights => crate::rights::deficits(c, store, skus)?,
+        StockScheme::Rights => crate::store::rights::deficits(c, store, skus)?,
         StockScheme::Naive => Default::default(),
     };
     if !deficits.is_empty() {
@@ -1018,7 +1026,7 @@ pub(crate) fn project_fulfilment(
         let d = derive_status(&fact, Some(&merged));
         if d.status == OrderStatus::Cancelled {
             // cancelled at the store: the coupon and its budget come back, once
-            crate::coupons::void(c, id, now)?;
+            crate::app::coupons::void(c, id, now)?;
         }
         c.prepare_cached(
             "UPDATE online_orders SET fulfilment = ?2, status = ?3, conflict = ?4 WHERE order_id = ?1",

@@ -5,11 +5,12 @@
 //! maximum: they only grow); `hub_rights` holds the hub's own totals, written
 //! in the same transaction as `hub/<S>/stock/<day>`, the document that
 //! carries them to the store. Whatever the hub learns from a store (new
-//! totals, a fulfilment record) is followed by [`reconcile`] in the same
-//! transaction: conflicts re-consume rights, recalls are answered with the
-//! rights the hub still holds, and an overdraft releases the newest open
-//! orders (re-routed to another store where one can serve them, refunded
-//! otherwise, each raised as an exception).
+//! totals, a fulfilment record) is followed by the orders' `reconcile` (a
+//! use case, `app::orders`) in the same transaction: conflicts re-consume
+//! rights, recalls are answered with the rights the hub still holds, and an
+//! overdraft releases the newest open orders (re-routed to another store
+//! where one can serve them, refunded otherwise, each raised as an
+//! exception).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -13,12 +13,12 @@ use linli_shared::geo::{GeoPoint, distance_m};
 use linli_shared::order::{Channel, Fulfilment};
 use serde::{Deserialize, Serialize};
 
+use crate::app::orders::{
+    CustomerRef, LineRequest, OrderView, PlaceOrder, Quote, price_lines, validate,
+};
 use crate::auth::Caller;
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::orders::{
-    CustomerRef, LineRequest, OrderView, PlaceOrder, Quote, price_lines, validate,
-};
 use crate::store::orders::load;
 
 /// `POST /api/v1/quote`: what a basket comes to, before it is placed.
@@ -44,7 +44,7 @@ pub struct QuoteRequest {
 }
 
 /// The compounds the shop offers as delivery addresses.
-const COMPOUNDS_CSV: &str = include_str!("../../data/compounds.csv");
+const COMPOUNDS_CSV: &str = include_str!("../../../data/compounds.csv");
 
 /// How many orders "my orders" shows, newest first.
 pub const MY_ORDERS_LIMIT: usize = 100;
@@ -123,7 +123,7 @@ impl Hub {
                 let mut out = Vec::with_capacity(ids.len());
                 for oid in ids {
                     if let Some((fact, f)) = load(c, &oid)? {
-                        out.push(crate::orders::view_paid(c, &dir, &fact, f.as_ref())?);
+                        out.push(crate::app::orders::view_paid(c, &dir, &fact, f.as_ref())?);
                     }
                 }
                 Ok::<_, HubError>(out)
@@ -146,7 +146,7 @@ impl Hub {
                 for sku in dir.products.keys() {
                     out.push(AvailabilityView {
                         sku: sku.clone(),
-                        available: crate::rights::sellable(c, scheme, &store, sku)?.max(0),
+                        available: crate::store::rights::sellable(c, scheme, &store, sku)?.max(0),
                     });
                 }
                 Ok::<_, HubError>(out)
@@ -203,14 +203,14 @@ impl Hub {
         self.store
             .read(move |c| {
                 let live = match &priced.live_session_id {
-                    Some(id) => crate::live::offer_for(c, id, &store, now)?,
+                    Some(id) => crate::app::live::offer_for(c, id, &store, now)?,
                     None => None,
                 };
                 // the customer's coupon, checked as the order will check it
                 let coupon = match (&priced.coupon, &customer) {
-                    (Some(claim), Some(cust)) => {
-                        Some(crate::coupons::online_coupon(c, claim, cust, None, now)?)
-                    }
+                    (Some(claim), Some(cust)) => Some(crate::app::coupons::online_coupon(
+                        c, claim, cust, None, now,
+                    )?),
                     _ => None,
                 };
                 let terms = coupon.as_ref().map(|t| t.as_coupon());

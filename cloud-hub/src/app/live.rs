@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Role, User};
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::rights::HubRightsBatch;
+use crate::store::rights::HubRightsBatch;
 use crate::time::ts;
 
 /// Rights the hub asks of the store for each featured SKU when a session is

@@ -819,7 +819,8 @@ impl Hub {
             }
         };
         let now = self.now();
-        let (record_key, sent_key) = crate::idempotency::idempotency_record_key(caller, &key);
+        let (record_key, sent_key) =
+            crate::store::idempotency::idempotency_record_key(caller, &key);
         let fingerprint = format!("coupon_claim\u{1f}{id}\u{1f}{redeem_at}");
         let (cid, cu, signing) = (id.to_owned(), customer_id.clone(), self.signing.clone());
         self.store.write(move |c| {

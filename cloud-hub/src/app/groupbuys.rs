@@ -754,7 +754,8 @@ impl Hub {
             ));
         };
         let now = self.now();
-        let (record_key, sent_key) = crate::idempotency::idempotency_record_key(caller, &key);
+        let (record_key, sent_key) =
+            crate::store::idempotency::idempotency_record_key(caller, &key);
         let fingerprint = format!("group_buy_commit\u{1f}{id}\u{1f}{store_id}\u{1f}{qty}");
         let (gid, sid, cu, this) = (
             id.to_owned(),
@@ -1137,7 +1138,7 @@ pub(crate) fn project_counter_commitments(
             tracing::warn!(store, commitment = %id, "counter commitment naming no customer ignored");
             continue;
         };
-        let customer = crate::members::resolve_member(c, &hash, &f.masked(), now)?;
+        let customer = crate::store::members::resolve_member(c, &hash, &f.masked(), now)?;
         let at = DateTime::parse_from_rfc3339(&f.at)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or(now);
