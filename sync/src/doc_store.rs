@@ -111,31 +111,84 @@ pub struct Received {
     /// document holds every SKU: re-reading it costs ~20 ms, the diff
     /// ~0.3 ms, measured in release on 1,500 SKUs).
     pub touched: BTreeMap<String, BTreeSet<String>>,
+    /// The new value of each touched entry written as one string (a
+    /// record's JSON, `linli_shared::docs::json`), by section and key, as the
+    /// message's patches carry it: a reader decodes these instead of
+    /// looking each entry up in the document again (~17 % of the hub's CPU
+    /// per store sale, `perf` on `hub_sale_bench`). A touched entry missing
+    /// here (deleted, or of the nested layout) is read from the document.
+    pub values: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Received {
+    /// The touched keys of `section`, each with its new value if the
+    /// message carried it as one string.
+    pub fn entries<'a>(
+        &'a self,
+        section: &str,
+    ) -> impl Iterator<Item = (&'a String, Option<&'a String>)> + 'a {
+        let values = self.values.get(section);
+        self.touched
+            .get(section)
+            .into_iter()
+            .flatten()
+            .map(move |k| (k, values.and_then(|v| v.get(k))))
+    }
 }
 
 /// Root section → keys touched by `patches` (what applying a message did,
 /// recorded by a [`PatchLog`] while it was applied: its cost follows the
 /// size of the message, where `AutoCommit::diff` between two heads scans
 /// every op of the document; that diff was ~85 % of the hub's CPU per sale
-/// late in a busy day, measured with `perf` on `sync_bench` part 2b).
-fn touched_keys(patches: Vec<automerge::Patch>) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+/// late in a busy day, measured with `perf` on `sync_bench` part 2b), and
+/// the entries' new values where an entry is one string.
+#[allow(clippy::type_complexity)]
+fn touched_entries(
+    patches: Vec<automerge::Patch>,
+) -> (
+    BTreeMap<String, BTreeSet<String>>,
+    BTreeMap<String, BTreeMap<String, String>>,
+) {
+    let mut touched: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut values: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for p in patches {
-        let key = match (p.path.first(), p.path.get(1), &p.action) {
+        let (section, key, value) = match (p.path.first(), p.path.get(1), p.action) {
+            // inside an entry (the nested layout): its value is an object
             (Some((_, Prop::Map(section))), Some((_, Prop::Map(key))), _) => {
-                Some((section.clone(), key.clone()))
+                (section.clone(), key.clone(), None)
             }
-            (Some((_, Prop::Map(section))), None, PatchAction::PutMap { key, .. })
-            | (Some((_, Prop::Map(section))), None, PatchAction::DeleteMap { key }) => {
-                Some((section.clone(), key.clone()))
+            (Some((_, Prop::Map(section))), None, PatchAction::PutMap { key, value, .. }) => {
+                let text = match value.0 {
+                    automerge::Value::Scalar(v) => match v.as_ref() {
+                        automerge::ScalarValue::Str(t) => Some(t.to_string()),
+                        _ => None,
+                    },
+                    automerge::Value::Object(_) => None,
+                };
+                (section.clone(), key, text)
             }
-            _ => None,
+            (Some((_, Prop::Map(section))), None, PatchAction::DeleteMap { key }) => {
+                (section.clone(), key, None)
+            }
+            _ => continue,
         };
-        if let Some((section, key)) = key {
-            out.entry(section).or_default().insert(key);
+        // a later patch of the same entry wins
+        match value {
+            Some(text) => {
+                values
+                    .entry(section.clone())
+                    .or_default()
+                    .insert(key.clone(), text);
+            }
+            None => {
+                if let Some(v) = values.get_mut(&section) {
+                    v.remove(&key);
+                }
+            }
         }
+        touched.entry(section).or_default().insert(key);
     }
-    out
+    (touched, values)
 }
 
 /// The document cache and sync states of one replica.
@@ -906,14 +959,15 @@ impl Docs {
                 )));
             }
             let n = new.len();
-            let touched = if n > 0 {
-                touched_keys(doc.make_patches(&mut log))
+            let (touched, values) = if n > 0 {
+                touched_entries(doc.make_patches(&mut log))
             } else {
-                BTreeMap::new()
+                Default::default()
             };
             Ok(Received {
                 new_changes: n,
                 touched,
+                values,
             })
         })();
         match outcome {
@@ -1039,5 +1093,66 @@ impl Docs {
         a.sort();
         b.sort();
         Ok(a == b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ROOT, ReadDoc};
+    use linli_shared::docs::json::put_record;
+
+    #[test]
+    fn touched_entries_carry_the_new_value_of_entries_written_as_one_string() {
+        let mut doc = AutoCommit::new();
+        put_record(&mut doc, "sales", "S1", &"one").unwrap();
+        put_record(&mut doc, "sales", "S2", &"two").unwrap();
+        let sales = doc.get(ROOT, "sales").unwrap().unwrap().1;
+        // an entry of the nested layout
+        let nested = doc.put_object(&sales, "S3", ObjType::Map).unwrap();
+        doc.put(&nested, "qty", 1).unwrap();
+        doc.commit();
+        let before = doc.get_heads();
+
+        put_record(&mut doc, "sales", "S1", &"one, changed").unwrap();
+        doc.delete(&sales, "S2").unwrap();
+        doc.put(&nested, "qty", 2).unwrap();
+        put_record(&mut doc, "sales", "S4", &"four").unwrap();
+        doc.commit();
+        put_record(&mut doc, "sales", "S4", &"four, later").unwrap();
+        put_record(&mut doc, "levels", "P1", &[3, 0]).unwrap();
+        doc.commit();
+        let after = doc.get_heads();
+
+        let (touched, values) = touched_entries(doc.diff(&before, &after));
+        let keys = |s: &[&str]| s.iter().map(|k| k.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(touched["sales"], keys(&["S1", "S2", "S3", "S4"]));
+        assert_eq!(touched["levels"], keys(&["P1"]));
+        let text = |v: &str| serde_json::to_string(v).unwrap();
+        assert_eq!(
+            values["sales"],
+            BTreeMap::from([
+                ("S1".to_owned(), text("one, changed")),
+                ("S4".to_owned(), text("four, later")),
+            ]),
+            "a deleted entry and a nested one are read from the document"
+        );
+        assert_eq!(values["levels"]["P1"], "[3,0]");
+
+        let received = Received {
+            new_changes: 2,
+            touched,
+            values,
+        };
+        let entries: Vec<_> = received
+            .entries("sales")
+            .map(|(k, v)| (k.as_str(), v.is_some()))
+            .collect();
+        assert_eq!(
+            entries,
+            [("S1", true), ("S2", false), ("S3", false), ("S4", true)]
+        );
+        assert_eq!(received.entries("refunds").count(), 0);
     }
 }

@@ -9,9 +9,9 @@
 //! ([`crate::hub`]) knows none of them.
 
 use chrono::{DateTime, Utc};
-use linli_shared::docs::json::records_of;
-use linli_shared::docs::ledger::{read_refunds_of, read_sales_of};
-use linli_shared::docs::stock::read_levels_of;
+use linli_shared::docs::json::{from_text, records_of};
+use linli_shared::docs::ledger::{read_refunds_of, read_sales_of, sale_from_text};
+use linli_shared::docs::stock::{Level, read_levels_of};
 use linli_shared::docs::{DocId, DocKind, Owner};
 use linli_shared::online::FulfilmentFact;
 use linli_shared::rights::StoreRights;
@@ -276,18 +276,31 @@ fn project(
             if new.is_empty() {
                 return Ok((campaigns, written));
             }
-            let sales = docs
-                .read(c, doc, |d| read_sales_of(d, &new))?
-                .unwrap_or_default();
+            let sales = touched_entries(
+                c,
+                docs,
+                doc,
+                received,
+                "sales",
+                sale_from_text,
+                |d, keys| read_sales_of(d, keys),
+            )?;
             project_sales(c, store, &day, &sales)?;
         }
         DocKind::Stock => {
-            let skus = touched("levels");
-            let levels = docs
-                .read(c, doc, |d| {
+            let levels = touched_entries(
+                c,
+                docs,
+                doc,
+                received,
+                "levels",
+                |sku, text| from_text::<Level>(text).map(|l| (sku.to_owned(), l)),
+                |d, skus| {
                     read_levels_of(d, skus.iter().map(String::as_str))
-                })?
-                .unwrap_or_default();
+                        .into_iter()
+                        .collect()
+                },
+            )?;
             // a later day's document wins over an earlier one (ISO dates
             // sort), and a later part of the same day over an earlier one:
             // parts may arrive in any order (a catch-up, a recovery)
@@ -301,22 +314,59 @@ fn project(
             for (sku, l) in levels {
                 stmt.execute(params![store, sku, l.on_hand, l.reserved, day, part])?;
             }
-            let skus = touched("rights");
-            let rights = docs
-                .read(c, doc, |d| records_of::<StoreRights>(d, "rights", &skus))?
-                .unwrap_or_default();
+            let rights = touched_entries(
+                c,
+                docs,
+                doc,
+                received,
+                "rights",
+                |sku, text| from_text::<StoreRights>(text).map(|r| (sku.to_owned(), r)),
+                |d, skus| records_of::<StoreRights>(d, "rights", skus),
+            )?;
             for (sku, r) in rights {
                 crate::store::rights::merge_store_rights(c, store, &sku, &r)?;
             }
         }
         DocKind::Fulfilment => {
-            let ids = touched("orders");
-            let records = docs
-                .read(c, doc, |d| records_of::<FulfilmentFact>(d, "orders", &ids))?
-                .unwrap_or_default();
+            let records = touched_entries(
+                c,
+                docs,
+                doc,
+                received,
+                "orders",
+                |id, text| from_text::<FulfilmentFact>(text).map(|r| (id.to_owned(), r)),
+                |d, ids| records_of::<FulfilmentFact>(d, "orders", ids),
+            )?;
             crate::app::orders::project_fulfilment(c, &records, now)?;
         }
         DocKind::Catalog | DocKind::Orders => {}
     }
     Ok((campaigns, written))
+}
+
+/// The entries of `section` a message touched: decoded from the new
+/// values its patches carried (`Received::values`), and those it did not
+/// carry as one string (deleted, or written in the nested layout) read
+/// from the document, as before.
+fn touched_entries<T>(
+    c: &Connection,
+    docs: &mut Docs,
+    doc: &DocId,
+    received: &Received,
+    section: &str,
+    decode: impl Fn(&str, &str) -> Option<T>,
+    read: impl FnOnce(&automerge::AutoCommit, &[String]) -> Vec<T>,
+) -> Result<Vec<T>, HubError> {
+    let mut out = Vec::new();
+    let mut rest = Vec::new();
+    for (key, value) in received.entries(section) {
+        match value.and_then(|text| decode(key, text)) {
+            Some(v) => out.push(v),
+            None => rest.push(key.clone()),
+        }
+    }
+    if !rest.is_empty() {
+        out.extend(docs.read(c, doc, |d| read(d, &rest))?.unwrap_or_default());
+    }
+    Ok(out)
 }

@@ -54,6 +54,13 @@ pub fn put_record<T: Serialize>(
     Ok(true)
 }
 
+/// A record from the one string it was written as (by [`put_record`]),
+/// e.g. the new value a sync message's patch carried; `None` if it does not
+/// read as a `T`.
+pub fn from_text<T: DeserializeOwned>(text: &str) -> Option<T> {
+    serde_json::from_str(text).ok()
+}
+
 /// Reads the record under `section`/`key`, if present and well-formed.
 pub fn get_record<T: DeserializeOwned>(doc: &AutoCommit, section: &str, key: &str) -> Option<T> {
     let map = existing_map(doc, section)?;

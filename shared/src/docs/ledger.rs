@@ -297,6 +297,12 @@ pub fn read_sales_of<'a>(
     entries_of(doc, "sales", ids, read_sale)
 }
 
+/// A sale from the one string it was written as under `sale_id` (the
+/// value a sync message's patch carried), as [`read_sales_of`] reads it.
+pub fn sale_from_text(sale_id: &str, text: &str) -> Option<SaleFact> {
+    super::json::from_text::<SaleFact>(text).map(|s| s.keyed(sale_id))
+}
+
 fn read_sale(doc: &AutoCommit, sale_id: String, id: ObjId) -> SaleFact {
     let sale = Entries::of(doc, &id);
     let maps = |key: &str| {
