@@ -1,7 +1,7 @@
 //! The hub's error: every way a request or a use case can fail, with the
 //! words a caller reads ([`HubError`]), the detail of an order no store can
 //! serve ([`Unserved`]), and the shorthand for refusing invalid input
-//! ([`invalid`]).
+//! (`invalid`).
 
 use linli_shared::catalog::RejectedRow;
 use linli_shared::geo::Alternative;

@@ -1,5 +1,5 @@
 //! Times as the hub writes them in its tables and documents: RFC 3339 in
-//! UTC with milliseconds ([`ts`]).
+//! UTC with milliseconds (`ts`).
 
 use chrono::{DateTime, Utc};
 

@@ -19,10 +19,10 @@
 //!   whose commitments were still on their way).
 //! - Failure cancels every commitment with its reason, once (the state
 //!   moves from open to failed in the same transaction), and queues the
-//!   refund of every paid one in that transaction ([`paid`]).
+//!   refund of every paid one in that transaction (`paid`).
 //! - At a hub that takes payment, an online commitment waits for it
 //!   (`awaiting_payment`): it holds the customer's limit but counts only
-//!   once paid ([`paid`]). Counter commitments are paid at the counter and
+//!   once paid (`paid`). Counter commitments are paid at the counter and
 //!   count as they arrive.
 //! - Group-buy products are sold by the unit (`each`): a presale is of
 //!   boxes and bags, not of weighed goods.

@@ -13,7 +13,7 @@
 //!   manager read the figures. Anyone reads the running session of a store
 //!   (the shop shows it with its prices).
 //! - **Pricing and attribution** happen in the order's own transaction
-//!   ([`offer_for`], [`attribute`]): the session row is read there, so an
+//!   (`offer_for`, `attribute`): the session row is read there, so an
 //!   order placed the instant `end` commits is priced by one or the other,
 //!   never half.
 //! - **Rights are pulled at scheduling:** for every featured SKU the hub

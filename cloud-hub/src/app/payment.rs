@@ -15,7 +15,7 @@
 //! the provider accepts it, so it happens once even across restarts.
 //!
 //! Online group-buy commitments are paid the same way (a `payments` row
-//! keyed by the commitment id, [`payments::Subject::Commitment`]); what a
+//! keyed by the commitment id, `Subject::Commitment` of `crate::store::payments`); what a
 //! payment does to a commitment is in `crate::app::groupbuys::paid`.
 
 use std::sync::Arc;

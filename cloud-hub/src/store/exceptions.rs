@@ -1,4 +1,4 @@
-//! Exceptions for the regional manager: [`raise`] records one (a row in
+//! Exceptions for the regional manager: `raise` records one (a row in
 //! `exceptions`, and a warning in the log) in the caller's transaction.
 
 use chrono::{DateTime, Utc};

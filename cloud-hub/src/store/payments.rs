@@ -1,5 +1,5 @@
 //! The hub's payment tables, behind typed operations: `payments` (one row
-//! per order or group-buy commitment that must be paid, [`Subject`]) and `refund_queue` (one row per refund,
+//! per order or group-buy commitment that must be paid, `Subject`) and `refund_queue` (one row per refund,
 //! keyed by the order or commitment it pays back and its refund id), and
 //! what a notification did to a payment ([`Notified`]).
 //!
