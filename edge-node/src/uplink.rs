@@ -313,12 +313,12 @@ impl SyncHost for EdgeHost {
                             }
                             // only the entries the new changes touched
                             DocKind::Orders => {
-                                let ids = r.touched.get("orders").cloned().unwrap_or_default();
+                                let ids = r.keys("orders");
                                 orders = docs.read(c, &d, |doc| {
                                     records_of::<HubOrderFact>(doc, "orders", &ids)
                                 })?;
                                 // group-buys this counter takes part in
-                                let ids = r.touched.get("group_buys").cloned().unwrap_or_default();
+                                let ids = r.keys("group_buys");
                                 if !ids.is_empty() {
                                     let terms = docs
                                         .read(c, &d, |doc| {
@@ -344,7 +344,7 @@ impl SyncHost for EdgeHost {
                                         crate::app::promotions::save_markdowns(c, &m)?;
                                     }
                                 }
-                                let ids = r.touched.get("coupons").cloned().unwrap_or_default();
+                                let ids = r.keys("coupons");
                                 if !ids.is_empty() {
                                     let list = docs
                                         .read(c, &d, |doc| {
@@ -358,7 +358,7 @@ impl SyncHost for EdgeHost {
                                     crate::app::promotions::save_coupons(c, &list)?;
                                 }
                                 // a customer's erasure (PIPL): erase here, confirm after
-                                let ids = r.touched.get("erasures").cloned().unwrap_or_default();
+                                let ids = r.keys("erasures");
                                 if !ids.is_empty() {
                                     let notices = docs
                                         .read(c, &d, |doc| {
@@ -376,11 +376,7 @@ impl SyncHost for EdgeHost {
                                 }
                                 // the hub's word that a group-buy failed: the
                                 // counter refunds its commitments
-                                let ids = r
-                                    .touched
-                                    .get("group_buy_failed")
-                                    .cloned()
-                                    .unwrap_or_default();
+                                let ids = r.keys("group_buy_failed");
                                 if !ids.is_empty() {
                                     let failures = docs
                                         .read(c, &d, |doc| {
@@ -394,11 +390,7 @@ impl SyncHost for EdgeHost {
                                     crate::app::groupbuy::save_failures(c, &failures, now)?;
                                 }
                                 // a reached group-buy's participants here
-                                let ids = r
-                                    .touched
-                                    .get("group_buy_participants")
-                                    .cloned()
-                                    .unwrap_or_default();
+                                let ids = r.keys("group_buy_participants");
                                 if !ids.is_empty() {
                                     let lists = docs
                                         .read(c, &d, |doc| {
@@ -417,7 +409,7 @@ impl SyncHost for EdgeHost {
                                 }
                             }
                             DocKind::Stock => {
-                                let skus = r.touched.get("rights").cloned().unwrap_or_default();
+                                let skus = r.keys("rights");
                                 rights = docs.read(c, &d, |doc| {
                                     records_of::<HubRights>(doc, "rights", &skus)
                                 })?;

@@ -109,30 +109,36 @@ pub struct Received {
     /// `rights`, `sales`, `orders`, ...) → keys in it. A reader projects
     /// only these instead of re-reading the whole document (a day's stock
     /// document holds every SKU: re-reading it costs ~20 ms, the diff
-    /// ~0.3 ms, measured in release on 1,500 SKUs).
-    pub touched: BTreeMap<String, BTreeSet<String>>,
-    /// The new value of each touched entry written as one string (a
-    /// record's JSON, `linli_shared::docs::json`), by section and key, as the
-    /// message's patches carry it: a reader decodes these instead of
-    /// looking each entry up in the document again (~17 % of the hub's CPU
-    /// per store sale, `perf` on `hub_sale_bench`). A touched entry missing
-    /// here (deleted, or of the nested layout) is read from the document.
-    pub values: BTreeMap<String, BTreeMap<String, String>>,
+    /// ~0.3 ms, measured in release on 1,500 SKUs). With each key, the
+    /// entry's new value if it was written as one string (a record's JSON,
+    /// `linli_shared::docs::json`), as the message's patches carry it: a
+    /// reader decodes it instead of looking the entry up in the document
+    /// again (~17 % of the hub's CPU per store sale, `perf` on
+    /// `hub_sale_bench`). `None`: deleted, or of the nested layout; read it
+    /// from the document.
+    pub touched: BTreeMap<String, BTreeMap<String, Option<String>>>,
 }
 
 impl Received {
-    /// The touched keys of `section`, each with its new value if the
+    /// The keys of `section` the new changes touched.
+    pub fn keys(&self, section: &str) -> BTreeSet<String> {
+        self.touched
+            .get(section)
+            .map(|entries| entries.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The touched entries of `section`, each with its new value if the
     /// message carried it as one string.
     pub fn entries<'a>(
         &'a self,
         section: &str,
     ) -> impl Iterator<Item = (&'a String, Option<&'a String>)> + 'a {
-        let values = self.values.get(section);
         self.touched
             .get(section)
             .into_iter()
             .flatten()
-            .map(move |k| (k, values.and_then(|v| v.get(k))))
+            .map(|(k, v)| (k, v.as_ref()))
     }
 }
 
@@ -140,17 +146,12 @@ impl Received {
 /// recorded by a [`PatchLog`] while it was applied: its cost follows the
 /// size of the message, where `AutoCommit::diff` between two heads scans
 /// every op of the document; that diff was ~85 % of the hub's CPU per sale
-/// late in a busy day, measured with `perf` on `sync_bench` part 2b), and
-/// the entries' new values where an entry is one string.
-#[allow(clippy::type_complexity)]
+/// late in a busy day, measured with `perf` on `sync_bench` part 2b), each
+/// with its new value where the entry is one string.
 fn touched_entries(
     patches: Vec<automerge::Patch>,
-) -> (
-    BTreeMap<String, BTreeSet<String>>,
-    BTreeMap<String, BTreeMap<String, String>>,
-) {
-    let mut touched: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut values: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+) -> BTreeMap<String, BTreeMap<String, Option<String>>> {
+    let mut touched: BTreeMap<String, BTreeMap<String, Option<String>>> = BTreeMap::new();
     for p in patches {
         let (section, key, value) = match (p.path.first(), p.path.get(1), p.action) {
             // inside an entry (the nested layout): its value is an object
@@ -173,22 +174,9 @@ fn touched_entries(
             _ => continue,
         };
         // a later patch of the same entry wins
-        match value {
-            Some(text) => {
-                values
-                    .entry(section.clone())
-                    .or_default()
-                    .insert(key.clone(), text);
-            }
-            None => {
-                if let Some(v) = values.get_mut(&section) {
-                    v.remove(&key);
-                }
-            }
-        }
-        touched.entry(section).or_default().insert(key);
+        touched.entry(section).or_default().insert(key, value);
     }
-    (touched, values)
+    touched
 }
 
 /// The document cache and sync states of one replica.
@@ -959,15 +947,14 @@ impl Docs {
                 )));
             }
             let n = new.len();
-            let (touched, values) = if n > 0 {
+            let touched = if n > 0 {
                 touched_entries(doc.make_patches(&mut log))
             } else {
-                Default::default()
+                BTreeMap::new()
             };
             Ok(Received {
                 new_changes: n,
                 touched,
-                values,
             })
         })();
         match outcome {
@@ -1125,26 +1112,26 @@ mod tests {
         doc.commit();
         let after = doc.get_heads();
 
-        let (touched, values) = touched_entries(doc.diff(&before, &after));
+        let received = Received {
+            new_changes: 2,
+            touched: touched_entries(doc.diff(&before, &after)),
+        };
         let keys = |s: &[&str]| s.iter().map(|k| k.to_string()).collect::<BTreeSet<_>>();
-        assert_eq!(touched["sales"], keys(&["S1", "S2", "S3", "S4"]));
-        assert_eq!(touched["levels"], keys(&["P1"]));
-        let text = |v: &str| serde_json::to_string(v).unwrap();
+        assert_eq!(received.keys("sales"), keys(&["S1", "S2", "S3", "S4"]));
+        assert_eq!(received.keys("levels"), keys(&["P1"]));
+        let text = |v: &str| Some(serde_json::to_string(v).unwrap());
         assert_eq!(
-            values["sales"],
+            received.touched["sales"],
             BTreeMap::from([
                 ("S1".to_owned(), text("one, changed")),
+                ("S2".to_owned(), None),
+                ("S3".to_owned(), None),
                 ("S4".to_owned(), text("four, later")),
             ]),
             "a deleted entry and a nested one are read from the document"
         );
-        assert_eq!(values["levels"]["P1"], "[3,0]");
+        assert_eq!(received.touched["levels"]["P1"].as_deref(), Some("[3,0]"));
 
-        let received = Received {
-            new_changes: 2,
-            touched,
-            values,
-        };
         let entries: Vec<_> = received
             .entries("sales")
             .map(|(k, v)| (k.as_str(), v.is_some()))

@@ -51,7 +51,10 @@ impl Hub {
                     // store moved (most sales move none), or everything after
                     // a fulfilment record (a hand-over may re-consume rights)
                     let scope = match doc.kind() {
-                        DocKind::Stock => r.touched.get("rights").map(Some),
+                        DocKind::Stock => r
+                            .touched
+                            .contains_key("rights")
+                            .then(|| Some(r.keys("rights"))),
                         DocKind::Fulfilment => Some(None),
                         _ => None,
                     };
@@ -64,7 +67,7 @@ impl Hub {
                             &this.order_settings,
                             &this.signing,
                             &store,
-                            skus,
+                            skus.as_ref(),
                             now,
                         )?);
                     }
@@ -146,7 +149,7 @@ fn project(
     let day = doc.day().map(|d| d.to_string()).unwrap_or_default();
     let mut campaigns = Vec::new();
     let mut written = Vec::new();
-    let touched = |section: &str| received.touched.get(section).cloned().unwrap_or_default();
+    let touched = |section: &str| received.keys(section);
     match doc.kind() {
         DocKind::Ledger => {
             // a refund is projected on its own: its sale may be on an earlier
