@@ -7,9 +7,8 @@
 //! layer's modules, `crate::<layer>::<other>`, e.g. `crate::app::orders`),
 //! in code or in doc links alike, outside its `#[cfg(test)] mod tests`
 //! block. Calling a method of `Hub` that another module's `impl Hub`
-//! defines is not an import. Plain string scanning, as `notes/modgraph.py`
-//! does it: a failure names each circle and one reference (file and line)
-//! on each of its edges.
+//! defines is not an import. Plain string scanning: a failure names each
+//! circle and one reference (file and line) on each of its edges.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
