@@ -48,6 +48,9 @@ use linli_shared::docs::{DocId, Owner, new_doc};
 use linli_shared::sync::IndexEntry;
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod stage;
+pub use stage::{Checkout, Sealed};
+
 /// The tables; include this in the schema migrations of whoever uses [`Docs`].
 pub const MIGRATION: &str = r#"
 CREATE TABLE docs (
@@ -98,6 +101,11 @@ pub enum DocError {
     /// and a new one start.
     #[error("the replica needs a new session: {0}")]
     Restart(String),
+    /// A copy's changes were refused: the document was written after the
+    /// copy was taken ([`Docs::persist_sealed`]). Nothing was written; the
+    /// change is to be made again on a new copy.
+    #[error("{0} was written after its copy was taken")]
+    Outdated(DocId),
 }
 
 /// What receiving a sync message did.
@@ -248,6 +256,46 @@ fn heads_from_blob(b: &[u8]) -> Vec<[u8; 32]> {
             h
         })
         .collect()
+}
+
+/// Writes one chunk of a document's changes (`changes` records) and its
+/// heads, in the caller's transaction; when the chunks outgrow the snapshot
+/// (and 64 KiB) they are replaced by a new snapshot, `save`d whole.
+fn write_chunk(
+    c: &Connection,
+    id: &DocId,
+    chunk: &[u8],
+    heads: &[ChangeHash],
+    changes: i64,
+    save: impl FnOnce() -> Vec<u8>,
+) -> Result<(), DocError> {
+    c.prepare_cached("INSERT INTO doc_chunks(doc_id, kind, bytes) VALUES (?1, 'incremental', ?2)")?
+        .execute(params![id.as_str(), chunk])?;
+    let (snapshot_bytes, chunk_bytes): (i64, i64) = c
+        .prepare_cached(
+            "INSERT INTO docs(doc_id, heads, changes, chunk_bytes, updated_seq)
+             VALUES (?1, ?2, ?4, ?3, last_insert_rowid())
+             ON CONFLICT(doc_id) DO UPDATE SET heads = excluded.heads, changes = changes + excluded.changes,
+                 chunk_bytes = chunk_bytes + excluded.chunk_bytes, updated_seq = excluded.updated_seq
+             RETURNING snapshot_bytes, chunk_bytes",
+        )?
+        .query_row(
+            params![id.as_str(), heads_blob(heads), chunk.len() as i64, changes.max(1)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+    if chunk_bytes > snapshot_bytes.max(64 * 1024) {
+        let snapshot = save();
+        c.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [id.as_str()])?;
+        c.execute(
+            "INSERT INTO doc_chunks(doc_id, kind, bytes) VALUES (?1, 'snapshot', ?2)",
+            params![id.as_str(), snapshot],
+        )?;
+        c.execute(
+            "UPDATE docs SET snapshot_bytes = ?2, chunk_bytes = 0 WHERE doc_id = ?1",
+            params![id.as_str(), snapshot.len() as i64],
+        )?;
+    }
+    Ok(())
 }
 
 impl Docs {
@@ -764,34 +812,9 @@ impl Docs {
             return Ok(false);
         }
         let now = doc.get_heads();
-        let heads = heads_blob(&now);
-        c.prepare_cached(
-            "INSERT INTO doc_chunks(doc_id, kind, bytes) VALUES (?1, 'incremental', ?2)",
-        )?
-        .execute(params![id.as_str(), chunk])?;
+        write_chunk(c, id, &chunk, &now, changes, || doc.save())?;
         if id.owner() == self.owner {
             self.uncommitted.insert(id.clone());
-        }
-        let (snapshot_bytes, chunk_bytes): (i64, i64) = c
-            .prepare_cached(
-                "INSERT INTO docs(doc_id, heads, changes, chunk_bytes, updated_seq)
-                 VALUES (?1, ?2, ?4, ?3, last_insert_rowid())
-                 ON CONFLICT(doc_id) DO UPDATE SET heads = excluded.heads, changes = changes + excluded.changes,
-                     chunk_bytes = chunk_bytes + excluded.chunk_bytes, updated_seq = excluded.updated_seq
-                 RETURNING snapshot_bytes, chunk_bytes",
-            )?
-            .query_row(params![id.as_str(), heads, chunk.len() as i64, changes.max(1)], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        if chunk_bytes > snapshot_bytes.max(64 * 1024) {
-            let snapshot = doc.save();
-            c.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [id.as_str()])?;
-            c.execute(
-                "INSERT INTO doc_chunks(doc_id, kind, bytes) VALUES (?1, 'snapshot', ?2)",
-                params![id.as_str(), snapshot],
-            )?;
-            c.execute(
-                "UPDATE docs SET snapshot_bytes = ?2, chunk_bytes = 0 WHERE doc_id = ?1",
-                params![id.as_str(), snapshot.len() as i64],
-            )?;
         }
         // the database now holds what memory does
         self.verified

@@ -24,7 +24,7 @@ use chrono::NaiveDate;
 use linli_shared::docs::stock::{Level, read_levels, set_level};
 use linli_shared::docs::{DocId, Owner};
 use linli_sync::db::{Store, StoreError, migrate};
-use linli_sync::doc_store::{DocError, Docs, MIGRATION};
+use linli_sync::doc_store::{DocError, Docs, MIGRATION, Sealed};
 use rusqlite::Connection;
 
 fn schema(c: &mut Connection) -> rusqlite::Result<()> {
@@ -128,6 +128,47 @@ impl Replica {
                     },
                 )
             })?;
+            if then_fail {
+                return Err(E::Refused);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Copies the document on a read connection and sets the level of
+    /// `sku` on the copy, off the writer (a store's drain, first half).
+    async fn set_on_copy(&self, id: &DocId, sku: &str, on_hand: i64) -> Sealed {
+        let (id, sku, docs) = (id.clone(), sku.to_owned(), self.docs.clone());
+        self.store
+            .read(move |r| {
+                let mut copy = docs
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_mut()
+                    .ok_or(E::Store(StoreError::Closed))?
+                    .checkout(r, &id)?;
+                copy.change(1, |d| {
+                    set_level(
+                        d,
+                        &sku,
+                        Level {
+                            on_hand,
+                            reserved: 0,
+                        },
+                    )
+                })?;
+                Ok::<_, E>(copy.seal().unwrap())
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Persists a sealed copy in one write job (a drain, second half);
+    /// `then_fail` makes the job fail after it persisted.
+    async fn persist(&self, sealed: Sealed, then_fail: bool) -> Result<(), E> {
+        self.with_docs(move |c, docs| {
+            docs.persist_sealed(c, vec![sealed])?;
             if then_fail {
                 return Err(E::Refused);
             }
@@ -349,4 +390,71 @@ async fn a_store_restored_from_a_backup_never_reuses_a_sequence_number() {
         hub.changes(&id).await,
         "recovered: both hold every change"
     );
+}
+
+/// A change made on a copy off the writer (a store's drain) follows the
+/// same rule: it is offered only once persisted and committed; a copy of
+/// a document written since it was taken is refused, with nothing written;
+/// a persisted copy whose write job then failed is rolled back with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_on_a_copy_leaves_only_once_persisted_and_never_over_a_newer_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Owner::Store("S001".into());
+    let store = Replica::open(&dir.path().join("store.db"), owner).await;
+    let hub = Replica::open(&dir.path().join("hub.db"), Owner::Hub).await;
+    let id = DocId::store_stock("S001", day());
+
+    // a document not stored yet is copied as a new one
+    let first = store.set_on_copy(&id, "P00001", 10).await;
+    assert_eq!(
+        store.level(&id, "P00001").await,
+        None,
+        "only the copy has it"
+    );
+    assert_eq!(
+        store.generate(&id, "hub").await.unwrap(),
+        None,
+        "nothing offered"
+    );
+    store.persist(first, false).await.unwrap();
+    sync(&store, &hub, &id).await.unwrap();
+    assert_eq!(hub.level(&id, "P00001").await, Some(10));
+
+    // made, not persisted: not offered
+    let copy = store.set_on_copy(&id, "P00001", 8).await;
+    sync(&store, &hub, &id).await.unwrap();
+    assert_eq!(hub.level(&id, "P00001").await, Some(10));
+    assert_eq!(store.level(&id, "P00001").await, Some(10));
+    store.persist(copy, false).await.unwrap();
+    assert_eq!(store.level(&id, "P00001").await, Some(8));
+    sync(&store, &hub, &id).await.unwrap();
+    assert_eq!(hub.level(&id, "P00001").await, Some(8));
+
+    // the document is written after the copy was taken: refused whole
+    let stale = store.set_on_copy(&id, "P00001", 7).await;
+    store.set(&id, "P00001", 6, false).await.unwrap();
+    let heads = store.heads(&id).await;
+    match store.persist(stale, false).await {
+        Err(E::Doc(DocError::Outdated(doc))) => assert_eq!(doc, id),
+        other => panic!("a copy older than the document must be refused: {other:?}"),
+    }
+    assert_eq!(store.heads(&id).await, heads, "nothing written");
+    assert_eq!(store.level(&id, "P00001").await, Some(6));
+
+    // persisted, then its write job fails: rolled back with it, never offered
+    let lost = store.set_on_copy(&id, "P00001", 5).await;
+    assert!(matches!(store.persist(lost, true).await, Err(E::Refused)));
+    assert_eq!(store.heads(&id).await, heads);
+    assert_eq!(store.level(&id, "P00001").await, Some(6));
+    sync(&store, &hub, &id).await.unwrap();
+    assert_eq!(hub.level(&id, "P00001").await, Some(6));
+
+    // and the next change (on a copy again) goes on from what is stored
+    let next = store.set_on_copy(&id, "P00001", 4).await;
+    store.persist(next, false).await.unwrap();
+    let store = store.restart().await;
+    disconnect(&store, &hub).await;
+    sync(&store, &hub, &id).await.unwrap();
+    assert_eq!(hub.level(&id, "P00001").await, Some(4));
+    assert_eq!(store.changes(&id).await, hub.changes(&id).await);
 }

@@ -15,12 +15,17 @@
 //! path. Use cases call [`Publish`] inside their write closure: the facts
 //! go into `doc_outbox` in the same SQLite transaction as the query tables
 //! (and the stock-rights step runs there too), so an acknowledged sale is
-//! durable with everything the documents will say about it. [`drain`] later
+//! durable with everything the documents will say about it. A drain later
 //! writes what gathered in the outbox to the documents, one change per
-//! document for many facts, and deletes those rows in the same transaction:
-//! a crash either leaves the rows (drained again after the restart) or the
-//! change (and no rows), never both or neither. The documents are offered
-//! to the hub only after the drain's commit ([`SyncCtx::notify`]).
+//! document for many facts, in two halves: [`prepare`] reads the rows and
+//! the books in one snapshot of a read connection and makes the changes on
+//! copies of the documents, off the writer thread (the automerge work was
+//! ~0.9 ms a drain and ~0.1 ms a sale on the writer, ahead of every sale
+//! queued behind it); [`persist`] then writes the changes' chunks and
+//! deletes those rows in one short write: a crash either leaves the rows
+//! (drained again after the restart) or the change (and no rows), never
+//! both or neither. The documents are offered to the hub only after that
+//! commit ([`SyncCtx::notify`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -33,7 +38,7 @@ use linli_shared::docs::ledger;
 use linli_shared::docs::stock::{Level, set_level, set_rights};
 use linli_shared::docs::{DocId, Owner};
 use linli_shared::online::FulfilmentFact;
-use linli_sync::doc_store::{DocError, Docs};
+use linli_sync::doc_store::{DocError, Docs, Sealed};
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast};
@@ -73,6 +78,9 @@ pub struct SyncCtx {
     /// The next drain starts new parts of the day's ledger and stock (the
     /// link went down: the hub holds some of the open parts).
     roll: AtomicBool,
+    /// Held by the drain in progress: drains do not overlap (each takes
+    /// copies of the documents the one before it writes).
+    drain: tokio::sync::Mutex<()>,
     /// Whether this database is known not to be behind the hub: a node
     /// with a hub drains nothing until its first session has shown it
     /// (a database restored from a backup would write its stale levels
@@ -102,6 +110,7 @@ impl SyncCtx {
             part_changes: part_changes.max(1),
             outbox: Notify::new(),
             roll: AtomicBool::new(false),
+            drain: tokio::sync::Mutex::new(()),
             confirmed: AtomicBool::new(true),
         }
     }
@@ -161,7 +170,24 @@ impl SyncCtx {
         self.lending.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` with the document set; only called on the writer thread.
+    /// Waits for the drain in progress to end; the next drain holds the
+    /// guard while it runs.
+    pub(crate) async fn drain_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.drain.lock().await
+    }
+
+    /// Whether the document set is open ([`SyncCtx::with_docs`] opens it
+    /// on the writer's connection: it records the replica's actor).
+    pub(crate) fn docs_open(&self) -> bool {
+        match self.docs.lock() {
+            Ok(g) => g.is_some(),
+            Err(p) => p.into_inner().is_some(),
+        }
+    }
+
+    /// Runs `f` with the document set, opening it first on the writer's
+    /// connection; a drain's first half also calls it on a read
+    /// connection, to copy documents ([`Docs::checkout`]).
     pub fn with_docs<T>(
         &self,
         c: &Connection,
@@ -382,24 +408,49 @@ pub struct Drained {
     pub rows: usize,
     /// Whether rows are left (more than one drain takes).
     pub more: bool,
+    /// Nothing was written: a document was written after the drain copied
+    /// it (a hub's request made a new document's header, say); the drain
+    /// is to be prepared again.
+    pub outdated: bool,
 }
 
-/// Writes the oldest facts of the outbox to the documents, one change per
-/// document, and deletes their rows, in the writer's transaction. Nothing
-/// is drained while the node recovers (its documents are not its own yet)
-/// or before its first session showed it is not behind.
-pub(crate) fn drain(c: &Connection, sync: &SyncCtx, store_id: &str) -> Result<Drained, AppError> {
+/// The first half of a drain, done off the writer: the oldest outbox rows
+/// (up to `last`) and the documents' changes they make, sealed on copies.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    last: i64,
+    rows: usize,
+    sealed: Vec<Sealed>,
+    /// Whether this drain started new parts (the link had gone down): if it
+    /// is not persisted, the next one must.
+    pub(crate) rolled: bool,
+}
+
+/// The first half of a drain, on a read connection and off the writer
+/// thread: reads the oldest facts of the outbox and what they name from
+/// the books in one snapshot, and makes the documents' changes on copies
+/// ([`Docs::checkout`]), one change per document. `None` if there is
+/// nothing to drain, or nothing may be drained: the node recovers (its
+/// documents are not its own yet) or its first session has not shown it
+/// is not behind. Drains must not overlap ([`SyncCtx::drain_turn`]).
+pub(crate) fn prepare(
+    r: &Connection,
+    sync: &SyncCtx,
+    store_id: &str,
+) -> Result<Option<Prepared>, AppError> {
     if sync.recovering() || !sync.confirmed() {
-        return Ok(Drained::default());
+        return Ok(None);
     }
-    let rows: Vec<(i64, String, String, String)> = c
+    // one snapshot: the levels read are at least as new as the facts
+    let snapshot = r.unchecked_transaction()?;
+    let rows: Vec<(i64, String, String, String)> = r
         .prepare_cached("SELECT seq, day, kind, body FROM doc_outbox ORDER BY seq LIMIT ?1")?
         .query_map([DRAIN_MAX as i64], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<Result<_, _>>()?;
     let Some(last) = rows.last().map(|r| r.0) else {
-        return Ok(Drained::default());
+        return Ok(None);
     };
     let corrupt = |what: String| AppError::Store(StoreError::Sql(what));
     let mut days: std::collections::BTreeMap<NaiveDate, DayFacts> = Default::default();
@@ -422,18 +473,52 @@ pub(crate) fn drain(c: &Connection, sync: &SyncCtx, store_id: &str) -> Result<Dr
         }
     }
     let roll = sync.roll.swap(false, Ordering::AcqRel);
-    let mut touched = Vec::new();
+    let mut sealed = Vec::new();
     for (day, facts) in days {
-        touched.extend(write_day(c, sync, store_id, day, facts, roll)?);
+        sealed.extend(write_day(r, sync, store_id, day, facts, roll)?);
     }
+    snapshot.finish()?;
+    Ok(Some(Prepared {
+        last,
+        rows: rows.len(),
+        sealed,
+        rolled: roll,
+    }))
+}
+
+/// The second half of a drain, in the writer's transaction: writes the
+/// prepared changes' chunks and deletes the outbox rows they carry, so a
+/// crash leaves either the rows (drained again after the restart) or the
+/// changes (and no rows), never both or neither. Refused, with nothing
+/// written, if a document was written since its copy was taken; nothing
+/// is written if the node began to recover meanwhile.
+pub(crate) fn persist(c: &Connection, sync: &SyncCtx, p: Prepared) -> Result<Drained, AppError> {
+    if sync.recovering() || !sync.confirmed() {
+        return Ok(Drained::default());
+    }
+    let Prepared {
+        last, rows, sealed, ..
+    } = p;
+    let mut touched = match sync.with_docs(c, |d| Ok(d.persist_sealed(c, sealed))) {
+        Err(e) => return Err(e),
+        Ok(Err(DocError::Outdated(id))) => {
+            tracing::info!(%id, "a document was written while the drain prepared; prepared again");
+            return Ok(Drained {
+                outdated: true,
+                ..Drained::default()
+            });
+        }
+        Ok(r) => r?,
+    };
     c.prepare_cached("DELETE FROM doc_outbox WHERE seq <= ?1")?
         .execute([last])?;
     touched.sort();
     touched.dedup();
     Ok(Drained {
         touched,
-        rows: rows.len(),
-        more: rows.len() == DRAIN_MAX,
+        rows,
+        more: rows == DRAIN_MAX,
+        outdated: false,
     })
 }
 
@@ -461,12 +546,17 @@ fn part_room(
         id = base.part(id.part_no() + 1);
         held = 0;
     }
-    let room = if id.part_no() + 1 >= linli_shared::docs::MAX_PARTS {
+    Ok((id.clone(), room(&id, limit, held)))
+}
+
+/// How many more records part `id` takes when it holds `held` of `limit`
+/// (all that come, if it is the day's last part).
+fn room(id: &DocId, limit: u64, held: u64) -> usize {
+    if id.part_no() + 1 >= linli_shared::docs::MAX_PARTS {
         usize::MAX
     } else {
         usize::try_from(limit.saturating_sub(held)).unwrap_or(usize::MAX)
-    };
-    Ok((id, room))
+    }
 }
 
 /// Writes one ledger fact.
@@ -516,37 +606,35 @@ fn stock_weight(records: usize) -> usize {
     records.div_ceil(STOCK_RECORDS_PER_CHANGE)
 }
 
-/// Writes one day's facts and levels to its documents; a new day's stock
+/// Makes one day's facts and levels into changes of its documents, on
+/// copies ([`Docs::checkout`]) sealed for the writer; a new day's stock
 /// document first takes every level and right of the books (the closing
-/// balances). Returns the documents that changed.
+/// balances). `r` is the drain's snapshot.
 fn write_day(
-    c: &Connection,
+    r: &Connection,
     sync: &SyncCtx,
     store_id: &str,
     day: NaiveDate,
     day_facts: DayFacts,
     roll: bool,
-) -> Result<Vec<DocId>, AppError> {
+) -> Result<Vec<Sealed>, AppError> {
     let DayFacts {
         facts,
         fulfilment,
         levels: skus,
         rights: moved,
     } = day_facts;
-    let mut touched = Vec::new();
+    let checkout = |id: &DocId| sync.with_docs(r, |d| Ok(d.checkout(r, id)?));
+    let mut sealed = Vec::new();
     if !fulfilment.is_empty() {
-        let id = DocId::store_fulfilment(store_id, day);
-        let changed = sync.with_docs(c, |d| {
-            Ok(d.change(c, &id, |doc| {
-                for f in &fulfilment {
-                    put_record(doc, "orders", &f.order_id, f)?;
-                }
-                Ok(())
-            })?)
+        let mut copy = checkout(&DocId::store_fulfilment(store_id, day))?;
+        copy.change(1, |doc| {
+            for f in &fulfilment {
+                put_record(doc, "orders", &f.order_id, f)?;
+            }
+            Ok(())
         })?;
-        if changed {
-            touched.push(id);
-        }
+        sealed.extend(copy.seal());
     }
     if !facts.is_empty() {
         // a part is filled up to its limit and the rest goes on to the
@@ -555,47 +643,43 @@ fn write_day(
         // compressed) once it is back
         let base = DocId::store_ledger(store_id, day);
         let mut rest: &[LedgerFact] = &facts;
-        let mut roll = roll;
+        let (mut id, mut room_left) =
+            sync.with_docs(r, |d| part_room(r, d, &base, sync.part_changes, roll))?;
         while !rest.is_empty() {
-            let (id, room) =
-                sync.with_docs(c, |d| part_room(c, d, &base, sync.part_changes, roll))?;
-            roll = false;
-            let (now, later) = rest.split_at(room.clamp(1, rest.len()));
-            let changed = sync.with_docs(c, |d| {
-                Ok(d.change_weighing(c, &id, now.len(), |doc| {
-                    now.iter().try_for_each(|f| record(doc, f))
-                })?)
-            })?;
-            if changed && !touched.contains(&id) {
-                touched.push(id);
-            }
+            let (now, later) = rest.split_at(room_left.clamp(1, rest.len()));
+            let mut copy = checkout(&id)?;
+            copy.change(now.len(), |doc| now.iter().try_for_each(|f| record(doc, f)))?;
+            sealed.extend(copy.seal());
             rest = later;
+            // the part is full: the next one is new
+            id = base.part(id.part_no() + 1);
+            room_left = room(&id, sync.part_changes, 0);
         }
     }
     if !skus.is_empty() {
         // part 0 opens the day with every level and right of the books;
         // what moves afterwards goes to the later, small parts
         let base = DocId::store_stock(store_id, day);
-        let (id, _) = sync.with_docs(c, |d| part_room(c, d, &base, sync.part_changes, roll))?;
+        let (id, _) = sync.with_docs(r, |d| part_room(r, d, &base, sync.part_changes, roll))?;
         let fresh = id.part_no() == 0;
         let rights = if fresh {
-            super::rights::all_store_rights(c)?
+            super::rights::all_store_rights(r)?
         } else {
             let mut out = Vec::with_capacity(moved.len());
             for sku in moved {
-                let r = super::rights::store_rights(c, &sku)?;
-                out.push((sku, r));
+                let rights = super::rights::store_rights(r, &sku)?;
+                out.push((sku, rights));
             }
             out
         };
         let rows: Vec<(String, i64, i64)> = if fresh {
             let mut stmt =
-                c.prepare_cached("SELECT sku, on_hand, reserved FROM stock ORDER BY sku")?;
+                r.prepare_cached("SELECT sku, on_hand, reserved FROM stock ORDER BY sku")?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<Result<_, _>>()?
         } else {
             let mut stmt =
-                c.prepare_cached("SELECT on_hand, reserved FROM stock WHERE sku = ?1")?;
+                r.prepare_cached("SELECT on_hand, reserved FROM stock WHERE sku = ?1")?;
             let mut out = Vec::with_capacity(skus.len());
             for sku in skus {
                 let (on_hand, reserved) = stmt.query_row([&sku], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -603,29 +687,24 @@ fn write_day(
             }
             out
         };
-        let changed = sync.with_docs(c, |d| {
-            Ok(
-                d.change_weighing(c, &id, stock_weight(rows.len() + rights.len()), |doc| {
-                    for (sku, on_hand, reserved) in &rows {
-                        set_level(
-                            doc,
-                            sku,
-                            Level {
-                                on_hand: *on_hand,
-                                reserved: *reserved,
-                            },
-                        )?;
-                    }
-                    for (sku, r) in &rights {
-                        set_rights(doc, sku, r)?;
-                    }
-                    Ok(())
-                })?,
-            )
+        let mut copy = checkout(&id)?;
+        copy.change(stock_weight(rows.len() + rights.len()), |doc| {
+            for (sku, on_hand, reserved) in &rows {
+                set_level(
+                    doc,
+                    sku,
+                    Level {
+                        on_hand: *on_hand,
+                        reserved: *reserved,
+                    },
+                )?;
+            }
+            for (sku, r) in &rights {
+                set_rights(doc, sku, r)?;
+            }
+            Ok(())
         })?;
-        if changed {
-            touched.push(id);
-        }
+        sealed.extend(copy.seal());
     }
-    Ok(touched)
+    Ok(sealed)
 }

@@ -338,7 +338,7 @@ ALTER TABLE group_buy_refunds ADD COLUMN reason TEXT NOT NULL DEFAULT 'counter_c
 "#,
     // 12: the transactional outbox (issue 9): facts committed with the use
     // case that made them, written to the documents later in batches
-    // (`app::replication::drain`); `body` is the fact as JSON, or the SKU
+    // (`app::replication::prepare` and `persist`); `body` is the fact as JSON, or the SKU
     // whose level or rights go into the stock document
     r#"
 CREATE TABLE doc_outbox (
