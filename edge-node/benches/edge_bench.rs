@@ -389,14 +389,10 @@ fn write_path(
     };
     // the documents are written from the outbox as a node does it
     let stop_drainer = CancellationToken::new();
-    let drainer = if std::env::var("NO_DRAIN").is_ok() {
-        rt.spawn(async {})
-    } else {
-        rt.spawn(linli_edge::node::outbox_drainer(
-            app.clone(),
-            stop_drainer.clone(),
-        ))
-    };
+    let drainer = rt.spawn(linli_edge::node::outbox_drainer(
+        app.clone(),
+        stop_drainer.clone(),
+    ));
     // how long the documents lag the last sale of a phase
     let tail = |app: &App| -> Result<Duration> {
         let t = Instant::now();
