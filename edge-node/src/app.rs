@@ -218,60 +218,11 @@ impl App {
     }
 
     /// Writes what gathered in the outbox to the documents (all of it, in
-    /// drains of at most [`replication::DRAIN_MAX`] rows, each prepared off
-    /// the writer and persisted by one short write) and offers the changed
-    /// documents to the hub. Returns the rows drained.
+    /// drains prepared off the writer and persisted by one short write
+    /// each: [`replication::drain`]) and offers the changed documents to
+    /// the hub. Returns the rows drained.
     pub async fn drain_outbox(&self) -> Result<usize, AppError> {
-        let _turn = self.sync.drain_turn().await;
-        if !self.sync.docs_open() {
-            let sync = self.sync.clone();
-            self.store
-                .write(move |c| sync.with_docs(c, |_| Ok(())))
-                .await?;
-        }
-        let (mut rows, mut outdated) = (0, 0);
-        loop {
-            let (sync, store_id) = (self.sync.clone(), self.settings.store_id.clone());
-            let prepared = self
-                .store
-                .read(move |r| replication::prepare(r, &sync, &store_id))
-                .await?;
-            let Some(prepared) = prepared else {
-                return Ok(rows);
-            };
-            let (sync, rolled) = (self.sync.clone(), prepared.rolled);
-            let d = match self
-                .store
-                .write(move |c| replication::persist(c, &sync, prepared))
-                .await
-            {
-                Ok(d) => d,
-                Err(e) => {
-                    if rolled {
-                        // the parts were not started: the next drain does it
-                        self.sync.roll_parts();
-                    }
-                    return Err(e);
-                }
-            };
-            if d.outdated {
-                outdated += 1;
-                if outdated >= OUTDATED_DRAINS {
-                    return Err(AppError::Store(StoreError::Sql(format!(
-                        "the outbox's drain was outdated {outdated} times in a row; retried with the next facts"
-                    ))));
-                }
-                if rolled {
-                    self.sync.roll_parts();
-                }
-                continue;
-            }
-            rows += d.rows;
-            self.sync.notify(d.touched);
-            if !d.more {
-                return Ok(rows);
-            }
-        }
+        replication::drain::drain_all(&self.store, &self.sync, &self.settings.store_id).await
     }
 
     /// Facts committed to the outbox and not yet written to the documents
@@ -297,10 +248,6 @@ impl App {
             .is_ok()
     }
 }
-
-/// How many times in a row a drain is prepared again after its documents
-/// were written while it was prepared ([`replication::Drained::outdated`]).
-const OUTDATED_DRAINS: u32 = 5;
 
 /// Everything a use case can refuse, each with a stable meaning. The HTTP
 /// layer maps each to a status and a machine-readable code.

@@ -318,6 +318,13 @@ impl Store {
         .map_err(|_| StoreError::Panicked)?
     }
 
+    /// A read-only connection of its own, for a reader that keeps one (the
+    /// store's outbox drain, on its own thread); like the pool's, it sees
+    /// what was committed when its read transaction began.
+    pub fn open_reader(&self) -> Result<Connection, StoreError> {
+        self.readers.open()
+    }
+
     /// Lets queued writes finish, checkpoints the WAL and closes the
     /// database; later writes fail with [`StoreError::Closed`]. Waits for the
     /// writer thread. Any clone may call it; the first call does the work.
@@ -520,6 +527,10 @@ impl ReadPool {
         if let Some(c) = self.idle.lock().ok().and_then(|mut v| v.pop()) {
             return Ok(c);
         }
+        self.open()
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
         let conn = open_conn(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

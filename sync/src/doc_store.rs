@@ -258,9 +258,18 @@ fn heads_from_blob(b: &[u8]) -> Vec<[u8; 32]> {
         .collect()
 }
 
+/// Chunks outgrowing the snapshot (and this) are compacted into a new one.
+const COMPACT_AFTER: i64 = 64 * 1024;
+
+/// Whether a document's chunks, at `chunk_bytes` beside a snapshot of
+/// `snapshot_bytes`, are to be replaced by a new snapshot.
+fn compaction_due(snapshot_bytes: i64, chunk_bytes: i64) -> bool {
+    chunk_bytes > snapshot_bytes.max(COMPACT_AFTER)
+}
+
 /// Writes one chunk of a document's changes (`changes` records) and its
 /// heads, in the caller's transaction; when the chunks outgrow the snapshot
-/// (and 64 KiB) they are replaced by a new snapshot, `save`d whole.
+/// ([`compaction_due`]) they are replaced by a new snapshot, `save`d whole.
 fn write_chunk(
     c: &Connection,
     id: &DocId,
@@ -283,18 +292,24 @@ fn write_chunk(
             params![id.as_str(), heads_blob(heads), chunk.len() as i64, changes.max(1)],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-    if chunk_bytes > snapshot_bytes.max(64 * 1024) {
-        let snapshot = save();
-        c.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [id.as_str()])?;
-        c.execute(
-            "INSERT INTO doc_chunks(doc_id, kind, bytes) VALUES (?1, 'snapshot', ?2)",
-            params![id.as_str(), snapshot],
-        )?;
-        c.execute(
-            "UPDATE docs SET snapshot_bytes = ?2, chunk_bytes = 0 WHERE doc_id = ?1",
-            params![id.as_str(), snapshot.len() as i64],
-        )?;
+    if compaction_due(snapshot_bytes, chunk_bytes) {
+        write_snapshot(c, id, &save())?;
     }
+    Ok(())
+}
+
+/// Replaces a document's chunks by one snapshot of it whole, in the
+/// caller's transaction.
+fn write_snapshot(c: &Connection, id: &DocId, snapshot: &[u8]) -> Result<(), DocError> {
+    c.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [id.as_str()])?;
+    c.execute(
+        "INSERT INTO doc_chunks(doc_id, kind, bytes) VALUES (?1, 'snapshot', ?2)",
+        params![id.as_str(), snapshot],
+    )?;
+    c.execute(
+        "UPDATE docs SET snapshot_bytes = ?2, chunk_bytes = 0 WHERE doc_id = ?1",
+        params![id.as_str(), snapshot.len() as i64],
+    )?;
     Ok(())
 }
 

@@ -33,18 +33,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use linli_shared::docs::json::put_record;
 use linli_shared::docs::ledger;
-use linli_shared::docs::stock::{Level, set_level, set_rights};
 use linli_shared::docs::{DocId, Owner};
 use linli_shared::online::FulfilmentFact;
-use linli_sync::doc_store::{DocError, Docs, Sealed};
+use linli_sync::doc_store::{DocError, Docs};
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast};
 
 use super::AppError;
 use crate::store::StoreError;
+
+pub(crate) mod drain;
+pub use drain::Drained;
 
 impl From<DocError> for AppError {
     fn from(e: DocError) -> Self {
@@ -79,8 +80,9 @@ pub struct SyncCtx {
     /// link went down: the hub holds some of the open parts).
     roll: AtomicBool,
     /// Held by the drain in progress: drains do not overlap (each takes
-    /// copies of the documents the one before it writes).
-    drain: tokio::sync::Mutex<()>,
+    /// copies of the documents the one before it writes). Holds the
+    /// drains' read connection between them.
+    drain: tokio::sync::Mutex<Option<Connection>>,
     /// Whether this database is known not to be behind the hub: a node
     /// with a hub drains nothing until its first session has shown it
     /// (a database restored from a backup would write its stale levels
@@ -110,7 +112,7 @@ impl SyncCtx {
             part_changes: part_changes.max(1),
             outbox: Notify::new(),
             roll: AtomicBool::new(false),
-            drain: tokio::sync::Mutex::new(()),
+            drain: tokio::sync::Mutex::new(None),
             confirmed: AtomicBool::new(true),
         }
     }
@@ -168,12 +170,6 @@ impl SyncCtx {
 
     pub fn lending(&self) -> bool {
         self.lending.load(Ordering::Relaxed)
-    }
-
-    /// Waits for the drain in progress to end; the next drain holds the
-    /// guard while it runs.
-    pub(crate) async fn drain_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.drain.lock().await
     }
 
     /// Whether the document set is open ([`SyncCtx::with_docs`] opens it
@@ -388,323 +384,4 @@ impl Outbox {
 /// A fact as its outbox row holds it.
 fn to_json<T: Serialize>(v: &T) -> Result<String, AppError> {
     serde_json::to_string(v).map_err(|e| AppError::Store(StoreError::Sql(e.to_string())))
-}
-
-/// What gathered in the outbox for one business day.
-#[derive(Default)]
-struct DayFacts {
-    facts: Vec<LedgerFact>,
-    fulfilment: Vec<FulfilmentFact>,
-    levels: BTreeSet<String>,
-    rights: BTreeSet<String>,
-}
-
-/// What one drain did.
-#[derive(Debug, Default)]
-pub struct Drained {
-    /// The documents that changed, for [`SyncCtx::notify`] after the commit.
-    pub touched: Vec<DocId>,
-    /// Outbox rows written to documents.
-    pub rows: usize,
-    /// Whether rows are left (more than one drain takes).
-    pub more: bool,
-    /// Nothing was written: a document was written after the drain copied
-    /// it (a hub's request made a new document's header, say); the drain
-    /// is to be prepared again.
-    pub outdated: bool,
-}
-
-/// The first half of a drain, done off the writer: the oldest outbox rows
-/// (up to `last`) and the documents' changes they make, sealed on copies.
-#[derive(Debug)]
-pub(crate) struct Prepared {
-    last: i64,
-    rows: usize,
-    sealed: Vec<Sealed>,
-    /// Whether this drain started new parts (the link had gone down): if it
-    /// is not persisted, the next one must.
-    pub(crate) rolled: bool,
-}
-
-/// The first half of a drain, on a read connection and off the writer
-/// thread: reads the oldest facts of the outbox and what they name from
-/// the books in one snapshot, and makes the documents' changes on copies
-/// ([`Docs::checkout`]), one change per document. `None` if there is
-/// nothing to drain, or nothing may be drained: the node recovers (its
-/// documents are not its own yet) or its first session has not shown it
-/// is not behind. Drains must not overlap ([`SyncCtx::drain_turn`]).
-pub(crate) fn prepare(
-    r: &Connection,
-    sync: &SyncCtx,
-    store_id: &str,
-) -> Result<Option<Prepared>, AppError> {
-    if sync.recovering() || !sync.confirmed() {
-        return Ok(None);
-    }
-    // one snapshot: the levels read are at least as new as the facts
-    let snapshot = r.unchecked_transaction()?;
-    let rows: Vec<(i64, String, String, String)> = r
-        .prepare_cached("SELECT seq, day, kind, body FROM doc_outbox ORDER BY seq LIMIT ?1")?
-        .query_map([DRAIN_MAX as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<Result<_, _>>()?;
-    let Some(last) = rows.last().map(|r| r.0) else {
-        return Ok(None);
-    };
-    let corrupt = |what: String| AppError::Store(StoreError::Sql(what));
-    let mut days: std::collections::BTreeMap<NaiveDate, DayFacts> = Default::default();
-    for (seq, day, kind, body) in &rows {
-        let day: NaiveDate = day
-            .parse()
-            .map_err(|_| corrupt(format!("outbox row {seq}: bad day {day}")))?;
-        let d = days.entry(day).or_default();
-        let bad = |e: serde_json::Error| corrupt(format!("outbox row {seq}: {e}"));
-        match kind.as_str() {
-            Outbox::LEDGER => d.facts.push(serde_json::from_str(body).map_err(bad)?),
-            Outbox::FULFILMENT => d.fulfilment.push(serde_json::from_str(body).map_err(bad)?),
-            Outbox::LEVEL => {
-                d.levels.insert(body.clone());
-            }
-            Outbox::RIGHTS => {
-                d.rights.insert(body.clone());
-            }
-            other => return Err(corrupt(format!("outbox row {seq}: unknown kind {other}"))),
-        }
-    }
-    let roll = sync.roll.swap(false, Ordering::AcqRel);
-    let mut sealed = Vec::new();
-    for (day, facts) in days {
-        sealed.extend(write_day(r, sync, store_id, day, facts, roll)?);
-    }
-    snapshot.finish()?;
-    Ok(Some(Prepared {
-        last,
-        rows: rows.len(),
-        sealed,
-        rolled: roll,
-    }))
-}
-
-/// The second half of a drain, in the writer's transaction: writes the
-/// prepared changes' chunks and deletes the outbox rows they carry, so a
-/// crash leaves either the rows (drained again after the restart) or the
-/// changes (and no rows), never both or neither. Refused, with nothing
-/// written, if a document was written since its copy was taken; nothing
-/// is written if the node began to recover meanwhile.
-pub(crate) fn persist(c: &Connection, sync: &SyncCtx, p: Prepared) -> Result<Drained, AppError> {
-    if sync.recovering() || !sync.confirmed() {
-        return Ok(Drained::default());
-    }
-    let Prepared {
-        last, rows, sealed, ..
-    } = p;
-    let mut touched = match sync.with_docs(c, |d| Ok(d.persist_sealed(c, sealed))) {
-        Err(e) => return Err(e),
-        Ok(Err(DocError::Outdated(id))) => {
-            tracing::info!(%id, "a document was written while the drain prepared; prepared again");
-            return Ok(Drained {
-                outdated: true,
-                ..Drained::default()
-            });
-        }
-        Ok(r) => r?,
-    };
-    c.prepare_cached("DELETE FROM doc_outbox WHERE seq <= ?1")?
-        .execute([last])?;
-    touched.sort();
-    touched.dedup();
-    Ok(Drained {
-        touched,
-        rows,
-        more: rows == DRAIN_MAX,
-        outdated: false,
-    })
-}
-
-/// The part of the day's document `base` to write next and how many
-/// records it still takes (all that come, once the day has its last part).
-/// `roll`: a part that holds something is not written again (the link went
-/// down since).
-fn part_room(
-    c: &Connection,
-    docs: &mut Docs,
-    base: &DocId,
-    limit: u64,
-    roll: bool,
-) -> Result<(DocId, usize), AppError> {
-    // the parts are read once: which to write and what it holds
-    let parts = docs.parts(c, base)?;
-    let numbers: Vec<(u32, u64)> = parts.iter().map(|(p, n)| (p.part_no(), *n)).collect();
-    let mut id = base.part(linli_shared::docs::part_to_write(
-        base.kind(),
-        &numbers,
-        limit,
-    ));
-    let mut held = parts.iter().find(|(p, _)| *p == id).map_or(0, |(_, n)| *n);
-    if roll && held > 0 && id.part_no() + 1 < linli_shared::docs::MAX_PARTS {
-        id = base.part(id.part_no() + 1);
-        held = 0;
-    }
-    Ok((id.clone(), room(&id, limit, held)))
-}
-
-/// How many more records part `id` takes when it holds `held` of `limit`
-/// (all that come, if it is the day's last part).
-fn room(id: &DocId, limit: u64, held: u64) -> usize {
-    if id.part_no() + 1 >= linli_shared::docs::MAX_PARTS {
-        usize::MAX
-    } else {
-        usize::try_from(limit.saturating_sub(held)).unwrap_or(usize::MAX)
-    }
-}
-
-/// Writes one ledger fact.
-fn record(
-    doc: &mut automerge::AutoCommit,
-    f: &LedgerFact,
-) -> Result<(), automerge::AutomergeError> {
-    match f {
-        LedgerFact::Sale(s) => ledger::record_sale(doc, s)?,
-        LedgerFact::Movement(m) => ledger::record_movement(doc, m)?,
-        LedgerFact::Refund(r) => ledger::record_refund(doc, r)?,
-        LedgerFact::Order(o) => ledger::put_order(doc, o)?,
-        LedgerFact::Member(m) => {
-            put_record(doc, "members", &m.join_id, m)?;
-        }
-        LedgerFact::Commitment(k) => {
-            put_record(doc, "commitments", &k.commitment_id, k)?;
-        }
-        LedgerFact::Cancel(k) => {
-            put_record(doc, "commitment_cancels", &k.commitment_id, k)?;
-        }
-        LedgerFact::CouponRedemption(r) => {
-            put_record(doc, "coupon_redemptions", &r.redemption_id, r)?;
-        }
-        LedgerFact::CouponVoid(v) => {
-            put_record(doc, "coupon_voids", &v.redemption_id, v)?;
-        }
-        LedgerFact::CouponReturn(r) => {
-            put_record(doc, "coupon_returns", &r.coupon_id, r)?;
-        }
-        LedgerFact::Erasure(e) => {
-            put_record(doc, "erasures", &e.erasure_id, e)?;
-        }
-    }
-    Ok(())
-}
-
-/// Levels and rights a sale moves, about: a stock part takes as many
-/// records as before the outbox batched them (400 sales of ~3 levels each).
-/// Counted one per record, a catch-up of 5,000 offline sales took three
-/// times the parts and 100 B a sale instead of ~80 (`sync_bench` 1e).
-const STOCK_RECORDS_PER_CHANGE: usize = 3;
-
-/// What a stock change of `records` levels and rights counts towards its
-/// part's limit.
-fn stock_weight(records: usize) -> usize {
-    records.div_ceil(STOCK_RECORDS_PER_CHANGE)
-}
-
-/// Makes one day's facts and levels into changes of its documents, on
-/// copies ([`Docs::checkout`]) sealed for the writer; a new day's stock
-/// document first takes every level and right of the books (the closing
-/// balances). `r` is the drain's snapshot.
-fn write_day(
-    r: &Connection,
-    sync: &SyncCtx,
-    store_id: &str,
-    day: NaiveDate,
-    day_facts: DayFacts,
-    roll: bool,
-) -> Result<Vec<Sealed>, AppError> {
-    let DayFacts {
-        facts,
-        fulfilment,
-        levels: skus,
-        rights: moved,
-    } = day_facts;
-    let checkout = |id: &DocId| sync.with_docs(r, |d| Ok(d.checkout(r, id)?));
-    let mut sealed = Vec::new();
-    if !fulfilment.is_empty() {
-        let mut copy = checkout(&DocId::store_fulfilment(store_id, day))?;
-        copy.change(1, |doc| {
-            for f in &fulfilment {
-                put_record(doc, "orders", &f.order_id, f)?;
-            }
-            Ok(())
-        })?;
-        sealed.extend(copy.seal());
-    }
-    if !facts.is_empty() {
-        // a part is filled up to its limit and the rest goes on to the
-        // next: a batch never makes a part bigger than the limit, so a
-        // part written while the link was down goes out whole (and
-        // compressed) once it is back
-        let base = DocId::store_ledger(store_id, day);
-        let mut rest: &[LedgerFact] = &facts;
-        let (mut id, mut room_left) =
-            sync.with_docs(r, |d| part_room(r, d, &base, sync.part_changes, roll))?;
-        while !rest.is_empty() {
-            let (now, later) = rest.split_at(room_left.clamp(1, rest.len()));
-            let mut copy = checkout(&id)?;
-            copy.change(now.len(), |doc| now.iter().try_for_each(|f| record(doc, f)))?;
-            sealed.extend(copy.seal());
-            rest = later;
-            // the part is full: the next one is new
-            id = base.part(id.part_no() + 1);
-            room_left = room(&id, sync.part_changes, 0);
-        }
-    }
-    if !skus.is_empty() {
-        // part 0 opens the day with every level and right of the books;
-        // what moves afterwards goes to the later, small parts
-        let base = DocId::store_stock(store_id, day);
-        let (id, _) = sync.with_docs(r, |d| part_room(r, d, &base, sync.part_changes, roll))?;
-        let fresh = id.part_no() == 0;
-        let rights = if fresh {
-            super::rights::all_store_rights(r)?
-        } else {
-            let mut out = Vec::with_capacity(moved.len());
-            for sku in moved {
-                let rights = super::rights::store_rights(r, &sku)?;
-                out.push((sku, rights));
-            }
-            out
-        };
-        let rows: Vec<(String, i64, i64)> = if fresh {
-            let mut stmt =
-                r.prepare_cached("SELECT sku, on_hand, reserved FROM stock ORDER BY sku")?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<_, _>>()?
-        } else {
-            let mut stmt =
-                r.prepare_cached("SELECT on_hand, reserved FROM stock WHERE sku = ?1")?;
-            let mut out = Vec::with_capacity(skus.len());
-            for sku in skus {
-                let (on_hand, reserved) = stmt.query_row([&sku], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                out.push((sku, on_hand, reserved));
-            }
-            out
-        };
-        let mut copy = checkout(&id)?;
-        copy.change(stock_weight(rows.len() + rights.len()), |doc| {
-            for (sku, on_hand, reserved) in &rows {
-                set_level(
-                    doc,
-                    sku,
-                    Level {
-                        on_hand: *on_hand,
-                        reserved: *reserved,
-                    },
-                )?;
-            }
-            for (sku, r) in &rights {
-                set_rights(doc, sku, r)?;
-            }
-            Ok(())
-        })?;
-        sealed.extend(copy.seal());
-    }
-    Ok(sealed)
 }

@@ -6,7 +6,9 @@
 //! 1. [`Docs::checkout`] copies an owned document as a transaction holds it
 //!    (a read connection's snapshot is enough), with the heads stored then;
 //! 2. [`Checkout::change`] changes the copy, as often as needed, and
-//!    [`Checkout::seal`] saves what changed as one chunk;
+//!    [`Checkout::seal`] saves what changed as one chunk (and the whole
+//!    document too, when the chunk makes the stored chunks due for
+//!    compaction into a new snapshot);
 //! 3. [`Docs::persist_sealed`], in the writer's transaction, writes the
 //!    chunks, provided every document's stored heads are still the ones it
 //!    was copied at (nobody else wrote it meanwhile), and puts the copies
@@ -19,9 +21,9 @@
 
 use automerge::{AutoCommit, ChangeHash};
 use linli_shared::docs::{DocId, new_doc};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
-use super::{DocError, Docs, write_chunk};
+use super::{DocError, Docs, compaction_due, write_chunk};
 
 /// A copy of an owned document, taken to be changed off the writer.
 #[derive(Debug)]
@@ -33,6 +35,8 @@ pub struct Checkout {
     doc: AutoCommit,
     /// Records the copy's changes count towards the part's limit.
     records: i64,
+    /// The stored snapshot's and chunks' sizes when the copy was taken.
+    stored_bytes: (i64, i64),
 }
 
 /// A copy's changes, saved as one chunk and waiting for the writer.
@@ -44,6 +48,9 @@ pub struct Sealed {
     chunk: Vec<u8>,
     records: i64,
     doc: AutoCommit,
+    /// The document saved whole, when the chunk makes the chunks outgrow
+    /// the snapshot: the compaction's save is done off the writer too.
+    snapshot: Option<Vec<u8>>,
 }
 
 impl Sealed {
@@ -74,6 +81,11 @@ impl Docs {
             )));
         }
         let base = self.stored_heads(c, id)?;
+        let stored_bytes = c
+            .prepare_cached("SELECT snapshot_bytes, chunk_bytes FROM docs WHERE doc_id = ?1")?
+            .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, 0));
         let doc = match self.load(c, id)? {
             Some(doc) => doc.clone(),
             None => new_doc(id, self.actor.clone())?,
@@ -83,6 +95,7 @@ impl Docs {
             base,
             doc,
             records: 0,
+            stored_bytes,
         })
     }
 
@@ -111,9 +124,12 @@ impl Docs {
                 chunk,
                 records,
                 mut doc,
+                snapshot,
                 ..
             } = s;
-            write_chunk(c, &id, &chunk, &heads, records, || doc.save())?;
+            write_chunk(c, &id, &chunk, &heads, records, || {
+                snapshot.unwrap_or_else(|| doc.save())
+            })?;
             self.verified
                 .insert(id.clone(), (crate::db::rollbacks(), heads));
             self.uncommitted.insert(id.clone());
@@ -153,6 +169,9 @@ impl Checkout {
             return None;
         }
         let chunk = self.doc.save_incremental();
+        let (snapshot_bytes, chunk_bytes) = self.stored_bytes;
+        let grown = chunk_bytes.saturating_add(i64::try_from(chunk.len()).unwrap_or(i64::MAX));
+        let snapshot = compaction_due(snapshot_bytes, grown).then(|| self.doc.save());
         Some(Sealed {
             heads: self.doc.get_heads(),
             id: self.id,
@@ -160,6 +179,7 @@ impl Checkout {
             chunk,
             records: self.records,
             doc: self.doc,
+            snapshot,
         })
     }
 }
