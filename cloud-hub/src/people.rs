@@ -26,12 +26,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use linli_shared::identity::{PhoneReading, read_phone, read_token};
-use linli_shared::online::HubOrderFact;
 use linli_shared::order::Fulfilment;
 use linli_shared::rfm::{Channel, Handover, Purchase};
 use rusqlite::Connection;
 
 use crate::error::HubError;
+use crate::store::orders::{OnlinePurchase, OrderRecords};
 
 /// One customer and the keys its channel rows carry.
 #[derive(Debug, Clone, Default)]
@@ -239,17 +239,12 @@ pub(crate) fn purchases(
             handover: None,
         });
     }
-    let mut stmt = c.prepare_cached(
-        "SELECT o.customer_id, o.fact FROM online_orders o
-         WHERE o.status <> 'cancelled'
-           AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.order_id AND p.state <> 'paid')",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let Some(pid) = people.of_online(&r.get::<_, String>(0)?) else {
-            continue;
-        };
-        let Ok(f) = serde_json::from_str::<HubOrderFact>(&r.get::<_, String>(1)?) else {
+    for OnlinePurchase {
+        customer_id,
+        fact: f,
+    } in c.online_purchases()?
+    {
+        let Some(pid) = people.of_online(&customer_id) else {
             continue;
         };
         let Some(at) = parse_at(&f.placed_at) else {

@@ -1,28 +1,41 @@
 //! The hub's storage below its use cases: its schema, and the tables that
-//! only their own module writes, behind typed functions on the caller's
+//! only their own module writes, behind typed operations on the caller's
 //! connection (and so inside the caller's transaction). Nothing here
 //! calls a use case (the `app` layer).
 //!
-//! This is the layer a PostgreSQL implementation will replace later. Today
-//! it is plain functions on a rusqlite `Connection`, not a trait, and most
-//! of the hub's SQL still lives in the use cases themselves; each table
-//! moved behind a function here is one fewer to port.
+//! This is the layer a PostgreSQL implementation will replace later. Its
+//! shape: one trait per family of tables, in domain types, implemented
+//! for `rusqlite::Connection` (the writer's transaction or a read
+//! connection); a PostgreSQL hub implements the same traits. The online
+//! orders are there ([`orders::OrderRecords`], failing with
+//! [`StoreError`]); the other modules are still plain functions on a
+//! rusqlite `Connection`, most of them returning the use cases'
+//! `HubError`, and much of the hub's SQL still lives in the use cases
+//! themselves (every table but `online_orders`); each table moved behind a
+//! trait here is one fewer to port.
 //!
-//! - [`schema`]: the hub's migrations;
-//! - [`orders`]: the online orders' records (`online_orders`, and the
-//!   store's orders document of an order that is not held for payment);
+//! - [`error`]: the storage layer's error, [`StoreError`];
+//! - [`orders`]: the online orders' records (`online_orders` behind
+//!   [`orders::OrderRecords`], and the store's orders document of an order
+//!   that is not held for payment);
 //! - [`payments`]: payments and the refund queue;
 //! - [`rights`]: the hub's half of the stock-rights scheme (`store_rights`,
 //!   `hub_rights` and the `hub/<S>/stock/<day>` documents that carry them);
 //! - [`members`]: customers as the hub knows them from its channels
 //!   (`customers` lookups by phone, openid and member hash);
 //! - [`exceptions`]: exceptions raised for the regional manager;
-//! - [`idempotency`]: the key an `Idempotency-Key` is recorded under.
+//! - [`idempotency`]: the key an `Idempotency-Key` is recorded under;
+//! - [`json_rows`]: rows as the tables hold them, as JSON (a person's
+//!   export).
 
+pub mod error;
 pub mod exceptions;
 pub mod idempotency;
+pub mod json_rows;
 pub mod members;
 pub mod orders;
 pub mod payments;
 pub mod rights;
 pub mod schema;
+
+pub use error::StoreError;

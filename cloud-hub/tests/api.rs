@@ -874,7 +874,11 @@ async fn the_shop_sees_availability_named_shortages_my_orders_and_compounds() {
         .store
         .read({
             let id = delivery["order_id"].as_str().unwrap().to_owned();
-            move |c| linli_hub::store::orders::load(c, &id)
+            move |c| {
+                Ok::<_, linli_hub::error::HubError>(linli_hub::store::orders::OrderRecords::order(
+                    c, &id,
+                )?)
+            }
         })
         .await
         .unwrap()

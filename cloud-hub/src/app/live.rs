@@ -26,8 +26,6 @@ use linli_shared::Unit;
 use linli_shared::live::{
     self, FeaturedRequest, Figures, LiveOrder, LiveSession, LiveStatus, ScheduleRequest, TopProduct,
 };
-use linli_shared::online::HubOrderFact;
-use linli_shared::order::OrderStatus;
 use linli_shared::pricing::{LiveOffer, OfferPrice};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -35,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Role, User};
 use crate::error::HubError;
 use crate::hub::Hub;
+use crate::store::orders::{OrderRecords, SessionOrder};
 use crate::store::rights::HubRightsBatch;
 use crate::time::ts;
 
@@ -194,22 +193,11 @@ pub(crate) fn attribute(c: &Connection, session_id: &str, order_id: &str) -> Res
 }
 
 fn orders_of(c: &Connection, session_id: &str) -> Result<Vec<LiveOrder>, HubError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT o.status, o.fact FROM live_orders l JOIN online_orders o ON o.order_id = l.order_id
-         WHERE l.session_id = ?1",
-    )?;
-    let rows = stmt.query_map([session_id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (status, fact) = row?;
-        let Ok(f) = serde_json::from_str::<HubOrderFact>(&fact) else {
-            continue;
-        };
-        out.push(LiveOrder {
+    Ok(c.live_session_orders(session_id)?
+        .into_iter()
+        .map(|SessionOrder { fact: f, cancelled }| LiveOrder {
             customer_id: f.customer_id,
-            cancelled: status == OrderStatus::Cancelled.as_str(),
+            cancelled,
             placed_at: DateTime::parse_from_rfc3339(&f.placed_at)
                 .map(|t| t.with_timezone(&Utc))
                 .unwrap_or_default(),
@@ -218,9 +206,8 @@ fn orders_of(c: &Connection, session_id: &str) -> Result<Vec<LiveOrder>, HubErro
                 .into_iter()
                 .map(|l| (l.sku, l.name, l.qty, l.total_fen))
                 .collect(),
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// The session a store's shop shows: the one started most recently whose

@@ -29,7 +29,7 @@ use crate::error::HubError;
 use crate::hub::{CATALOG_EPOCH, Hub};
 use crate::store::idempotency::idempotency_record_key;
 use crate::store::members::resolve_customer;
-use crate::store::orders::load;
+use crate::store::orders::OrderRecords;
 use crate::store::rights::HubRightsBatch;
 use crate::time::ts;
 
@@ -89,16 +89,10 @@ fn check_open_units(
     lines: &[linli_shared::online::OnlineLine],
     cap: i64,
 ) -> Result<(), HubError> {
-    let ids: Vec<String> = c
-        .prepare_cached(
-            "SELECT order_id FROM online_orders WHERE customer_id = ?1
-             AND status IN ('placed', 'accepted', 'picked', 'ready', 'out_for_delivery')",
-        )?
-        .query_map([customer_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let ids = c.open_order_ids_of_customer(customer_id)?;
     let mut open: BTreeMap<String, i64> = BTreeMap::new();
     for id in ids {
-        let Some((fact, f)) = load(c, &id)? else {
+        let Some((fact, f)) = c.order(&id)? else {
             continue;
         };
         if matches!(
@@ -458,7 +452,10 @@ impl Hub {
         id: &str,
     ) -> Result<(HubOrderFact, Option<FulfilmentFact>), HubError> {
         let oid = id.to_owned();
-        let found = self.store.read(move |c| load(c, &oid)).await?;
+        let found = self
+            .store
+            .read(move |c| Ok::<_, HubError>(c.order(&oid)?))
+            .await?;
         let (fact, f) = found.ok_or_else(|| HubError::OrderNotFound(id.to_owned()))?;
         if let Caller::Customer { customer_id, .. } = caller
             && *customer_id != fact.customer_id
@@ -487,8 +484,9 @@ impl Hub {
         let now = self.now();
         let (v, touched) = self
             .with_docs(move |c, docs| {
-                let (mut fact, f) =
-                    load(c, &oid)?.ok_or_else(|| HubError::OrderNotFound(oid.clone()))?;
+                let (mut fact, f) = c
+                    .order(&oid)?
+                    .ok_or_else(|| HubError::OrderNotFound(oid.clone()))?;
                 let status = view(&dir, &fact, f.as_ref()).status;
                 match status {
                     OrderStatus::Cancelled => {
@@ -536,25 +534,30 @@ impl Hub {
         let (settings, dir) = (self.order_settings.clone(), self.directory());
         let (n, touched) = self
             .with_docs(move |c, docs| {
-                let open: Vec<String> = c
-                    .prepare_cached(
-                        "SELECT order_id FROM online_orders
-                         WHERE status IN ('placed', 'accepted', 'picked', 'ready') AND pickup_code IS NOT NULL",
-                    )?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
+                let open = c.open_pickup_order_ids()?;
                 let day = now.with_timezone(&settings.utc_offset).date_naive();
                 let mut batch = HubRightsBatch::default();
                 let mut touched = Vec::new();
                 let mut n = 0;
                 for id in open {
-                    let Some((mut fact, f)) = load(c, &id)? else { continue };
+                    let Some((mut fact, f)) = c.order(&id)? else {
+                        continue;
+                    };
                     let expired = chrono::DateTime::parse_from_rfc3339(&fact.expires_at)
                         .is_ok_and(|e| e <= now);
                     if !expired || view(&dir, &fact, f.as_ref()).status == OrderStatus::Cancelled {
                         continue;
                     }
-                    touched.extend(cancel(c, docs, &mut batch, &mut fact, f.as_ref(), "expired", now, day)?);
+                    touched.extend(cancel(
+                        c,
+                        docs,
+                        &mut batch,
+                        &mut fact,
+                        f.as_ref(),
+                        "expired",
+                        now,
+                        day,
+                    )?);
                     n += 1;
                 }
                 touched.extend(batch.flush(day));

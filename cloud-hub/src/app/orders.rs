@@ -24,7 +24,7 @@ use linli_shared::pricing;
 use linli_shared::rights::{OpenOrder, orders_to_release};
 use linli_shared::{Fen, Qty, Unit};
 use linli_sync::doc_store::Docs;
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::directory::Directory;
@@ -35,7 +35,7 @@ use crate::error::invalid;
 use crate::settings::OrderSettings;
 use crate::settings::StockScheme;
 use crate::store::exceptions::raise;
-use crate::store::orders::load;
+use crate::store::orders::OrderRecords;
 use crate::store::orders::save_order;
 use crate::store::rights::{HubRightsBatch, held, return_recalled, sellable};
 use crate::time::ts;
@@ -486,13 +486,7 @@ pub(crate) fn record_wanted(
 fn short_code(c: &Connection, store: &str) -> Result<String, HubError> {
     for _ in 0..50 {
         let code = format!("{:08}", rand::random::<u32>() % 100_000_000);
-        let taken: bool = c
-            .prepare_cached(
-                "SELECT EXISTS(SELECT 1 FROM online_orders WHERE store_id = ?1 AND pickup_code = ?2
-                 AND status NOT IN ('handed_over', 'delivered', 'cancelled'))",
-            )?
-            .query_row(params![store, code], |r| r.get(0))?;
-        if !taken {
+        if !c.pickup_code_taken(store, &code)? {
             return Ok(code);
         }
     }
@@ -846,7 +840,7 @@ pub(crate) fn cancel(
             PaymentState::Paid | PaymentState::Closed => {}
         }
     }
-    save_order(c, docs, fact, f, day)
+    Ok(save_order(c, docs, fact, f, day)?)
 }
 
 /// What the hub does after learning something from a store: re-consume
@@ -869,14 +863,8 @@ pub(crate) fn reconcile(
     let mut batch = HubRightsBatch::default();
     let mut touched = Vec::new();
     // 1. cancelled at the hub, handed over at the store: the physical fact wins
-    let rows: Vec<String> = c
-        .prepare_cached(
-            "SELECT order_id FROM online_orders WHERE store_id = ?1 AND conflict IS NOT NULL",
-        )?
-        .query_map([store], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for id in rows {
-        let Some((mut fact, f)) = load(c, &id)? else {
+    for id in c.conflicted_order_ids(store)? {
+        let Some((mut fact, f)) = c.order(&id)? else {
             continue;
         };
         if fact.reconsumed_at.is_some() {
@@ -901,16 +889,10 @@ pub(crate) fn reconcile(
         StockScheme::Naive => Default::default(),
     };
     if !deficits.is_empty() {
-        let open: Vec<String> = c
-            .prepare_cached(
-                "SELECT order_id FROM online_orders WHERE store_id = ?1
-                 AND status IN ('placed', 'accepted', 'picked', 'ready') ORDER BY placed_at DESC, rowid DESC",
-            )?
-            .query_map([store], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+        let open = c.open_order_ids_of_store_newest_first(store)?;
         let mut candidates = Vec::new();
         for id in &open {
-            if let Some((fact, _)) = load(c, id)? {
+            if let Some((fact, _)) = c.order(id)? {
                 candidates.push(OpenOrder {
                     order_id: id.clone(),
                     lines: fact.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect(),
@@ -918,7 +900,7 @@ pub(crate) fn reconcile(
             }
         }
         for id in orders_to_release(&deficits, &candidates) {
-            let Some((mut fact, f)) = load(c, &id)? else {
+            let Some((mut fact, f)) = c.order(&id)? else {
                 continue;
             };
             if f.as_ref().is_some_and(goods_left) {
@@ -1012,7 +994,7 @@ pub(crate) fn project_fulfilment(
     now: DateTime<Utc>,
 ) -> Result<(), HubError> {
     for (id, f) in records {
-        let Some((fact, old)) = load(c, id)? else {
+        let Some((fact, old)) = c.order(id)? else {
             // handed over from a QR before the hub's record exists? The hub
             // writes the order before anyone has the code, so this is a
             // record of an order the hub lost: keep it for a manager.
@@ -1028,15 +1010,7 @@ pub(crate) fn project_fulfilment(
             // cancelled at the store: the coupon and its budget come back, once
             crate::app::coupons::void(c, id, now)?;
         }
-        c.prepare_cached(
-            "UPDATE online_orders SET fulfilment = ?2, status = ?3, conflict = ?4 WHERE order_id = ?1",
-        )?
-        .execute(params![
-            id,
-            serde_json::to_string(&merged).unwrap_or_default(),
-            d.status.as_str(),
-            d.conflict
-        ])?;
+        c.set_fulfilment(id, &merged, &d)?;
     }
     Ok(())
 }

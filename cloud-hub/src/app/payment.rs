@@ -34,7 +34,7 @@ use crate::error::HubError;
 use crate::hub::Hub;
 use crate::settings::OrderSettings;
 use crate::settings::PaySettings;
-use crate::store::orders::{load, save_order};
+use crate::store::orders::{OrderRecords, save_order};
 use crate::store::payments;
 use crate::store::payments::Notified;
 
@@ -117,7 +117,7 @@ impl Hub {
         let oid = id.to_owned();
         let (payment, fact) = self
             .store
-            .read(move |c| Ok::<_, HubError>((payments::get(c, &oid)?, load(c, &oid)?)))
+            .read(move |c| Ok::<_, HubError>((payments::get(c, &oid)?, c.order(&oid)?)))
             .await?;
         let payment = payment.ok_or_else(|| {
             HubError::PaymentNotRequired(format!(
@@ -186,7 +186,7 @@ impl Hub {
             .store
             .write(move |c| {
                 payments::set_prepay(c, &oid, &pid)?;
-                payments::get(c, &oid)
+                Ok::<_, HubError>(payments::get(c, &oid)?)
             })
             .await?;
         let stored = stored.ok_or_else(|| HubError::OrderNotFound(id.to_owned()))?;
@@ -257,7 +257,7 @@ impl Hub {
                     );
                 }
                 let (fact, f) =
-                    load(c, &order_id)?.ok_or_else(|| HubError::OrderNotFound(order_id.clone()))?;
+                    c.order(&order_id)?.ok_or_else(|| HubError::OrderNotFound(order_id.clone()))?;
                 let limits = settings
                     .payment
                     .as_ref()
@@ -389,7 +389,7 @@ impl Hub {
                 if p.state != PaymentState::AwaitingPayment {
                     return Ok((false, Vec::new()));
                 }
-                let Some((mut fact, f)) = load(c, &oid)? else {
+                let Some((mut fact, f)) = c.order(&oid)? else {
                     return Ok((false, Vec::new()));
                 };
                 let day = now.with_timezone(&settings.utc_offset).date_naive();
@@ -546,7 +546,7 @@ impl Hub {
                             answered,
                         )?;
                         if state == RefundState::Failed {
-                            let store: String = match load(c, &s)? {
+                            let store: String = match c.order(&s)? {
                                 Some((f, _)) => f.store_id,
                                 None => crate::app::groupbuys::store_of_commitment(c, &s)?
                                     .unwrap_or_default(),

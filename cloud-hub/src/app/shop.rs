@@ -19,7 +19,7 @@ use crate::app::orders::{
 use crate::auth::Caller;
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::store::orders::load;
+use crate::store::orders::OrderRecords;
 
 /// `POST /api/v1/quote`: what a basket comes to, before it is placed.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -113,16 +113,10 @@ impl Hub {
         let dir = self.directory();
         self.store
             .read(move |c| {
-                let ids: Vec<String> = c
-                    .prepare_cached(
-                        "SELECT order_id FROM online_orders WHERE customer_id = ?1
-                         ORDER BY placed_at DESC, rowid DESC LIMIT ?2",
-                    )?
-                    .query_map(rusqlite::params![id, MY_ORDERS_LIMIT as i64], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
+                let ids = c.recent_order_ids_of_customer(&id, MY_ORDERS_LIMIT)?;
                 let mut out = Vec::with_capacity(ids.len());
                 for oid in ids {
-                    if let Some((fact, f)) = load(c, &oid)? {
+                    if let Some((fact, f)) = c.order(&oid)? {
                         out.push(crate::app::orders::view_paid(c, &dir, &fact, f.as_ref())?);
                     }
                 }

@@ -12,6 +12,7 @@ use linli_shared::payment::{PaymentState, RefundLimits, RefundState, admit_refun
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use super::StoreError;
 use crate::error::HubError;
 use crate::time::ts;
 
@@ -111,7 +112,7 @@ pub(crate) fn open(
     Ok(())
 }
 
-pub(crate) fn get(c: &Connection, order_id: &str) -> Result<Option<Payment>, HubError> {
+pub(crate) fn get(c: &Connection, order_id: &str) -> Result<Option<Payment>, StoreError> {
     Ok(c
         .prepare_cached(
             "SELECT state, amount_fen, prepay_id, transaction_id, paid_at, pay_by, subject FROM payments WHERE order_id = ?1",
@@ -133,7 +134,7 @@ pub(crate) fn get(c: &Connection, order_id: &str) -> Result<Option<Payment>, Hub
 
 /// Whether the order stays at the hub (must be paid and is not): its store
 /// does not see it.
-pub(crate) fn held(c: &Connection, order_id: &str) -> Result<bool, HubError> {
+pub(crate) fn held(c: &Connection, order_id: &str) -> Result<bool, StoreError> {
     Ok(get(c, order_id)?.is_some_and(|p| !p.state.released_to_store()))
 }
 

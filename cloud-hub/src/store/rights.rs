@@ -22,6 +22,7 @@ use linli_sync::db::row_i64s;
 use linli_sync::doc_store::Docs;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::orders::OrderRecords;
 use crate::error::HubError;
 use crate::settings::StockScheme;
 
@@ -71,15 +72,8 @@ pub(crate) fn sellable(
                 .optional()?
                 .unwrap_or(0);
             let mut open = 0;
-            let ids: Vec<String> = c
-                .prepare_cached(
-                    "SELECT order_id FROM online_orders WHERE store_id = ?1
-                     AND status IN ('placed', 'accepted', 'picked', 'ready')",
-                )?
-                .query_map([store], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            for id in ids {
-                if let Some((fact, _)) = crate::store::orders::load(c, &id)? {
+            for id in c.open_order_ids_of_store(store)? {
+                if let Some((fact, _)) = c.order(&id)? {
                     open += fact
                         .lines
                         .iter()

@@ -45,6 +45,7 @@ use crate::auth::User;
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::people::{self, Person};
+use crate::store::orders::OrderRecords;
 use crate::time::ts;
 
 /// One store's part of an erasure.
@@ -136,13 +137,7 @@ impl Hub {
                         rows as i64
                     ],
                 )?;
-                let stores: Vec<String> = c
-                    .prepare(
-                        "SELECT store_id FROM stores UNION SELECT store_id FROM hub_sales
-                         UNION SELECT store_id FROM online_orders ORDER BY 1",
-                    )?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
+                let stores = c.known_store_ids()?;
                 let mut touched = Vec::new();
                 for s in &stores {
                     c.execute(
@@ -196,11 +191,7 @@ fn notice_of(
     let mut order_ids = BTreeSet::new();
     let mut commitment_ids = BTreeSet::new();
     for o in &p.online_ids {
-        let mut stmt =
-            c.prepare_cached("SELECT order_id FROM online_orders WHERE customer_id = ?1")?;
-        for id in stmt.query_map([o], |r| r.get::<_, String>(0))? {
-            order_ids.insert(id?);
-        }
+        order_ids.extend(c.order_ids_of_customer(o)?);
         let mut stmt = c.prepare_cached(
             "SELECT commitment_id FROM group_buy_commitments WHERE customer_id = ?1",
         )?;
@@ -244,17 +235,7 @@ fn scrub(c: &Connection, p: &Person, tomb: &str, now: DateTime<Utc>) -> Result<u
         params![p.id, ts(now)],
     )?;
     for o in &p.online_ids {
-        n += c.execute(
-            "UPDATE online_orders SET customer_id = ?2,
-               fact = CASE WHEN json_type(fact, '$.delivery') IS NULL
-                 THEN json_set(fact, '$.customer_id', ?2, '$.customer_masked', '')
-                 ELSE json_set(json_remove(fact, '$.delivery.address'),
-                        '$.customer_id', ?2, '$.customer_masked', '',
-                        '$.delivery.lat', json_extract(fact, '$.delivery.store_lat'),
-                        '$.delivery.lon', json_extract(fact, '$.delivery.store_lon')) END
-             WHERE customer_id = ?1",
-            params![o, tomb],
-        )?;
+        n += c.erase_customer_from_orders(o, tomb)?;
         for sql in [
             "UPDATE community_joins SET customer_id = ?2 WHERE customer_id = ?1",
             "UPDATE OR IGNORE poll_votes SET customer_id = ?2 WHERE customer_id = ?1",

@@ -5,14 +5,15 @@
 //! payments and refunds. Rows are given as the tables hold them (column →
 //! value), so nothing held is left out by a view that forgot a field.
 
-use rusqlite::types::ValueRef;
-use rusqlite::{Connection, ToSql};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{IdentityRecord, MergeReason, Profile};
 use crate::error::HubError;
 use crate::people::Person;
+use crate::store::json_rows::rows;
+use crate::store::orders::OrderRecords;
 
 /// The export of `GET /api/v1/customers/{id}/export`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -71,10 +72,10 @@ pub(crate) fn export(
         }
         Ok(out)
     };
-    let online_orders = by(
-        "SELECT * FROM online_orders WHERE customer_id = ?1 ORDER BY placed_at",
-        &online,
-    )?;
+    let mut online_orders = Vec::new();
+    for k in &online {
+        online_orders.extend(c.order_rows_of_customer(k)?);
+    }
     let counter_sales = by(
         "SELECT * FROM hub_sales WHERE member_hash = ?1 ORDER BY created_at",
         &hashes,
@@ -144,35 +145,4 @@ pub(crate) fn export(
             &subjects,
         )?,
     })
-}
-
-/// The rows of a query as JSON objects (column → value; a column holding
-/// JSON text, like an order's `fact`, is given as JSON).
-fn rows(c: &Connection, sql: &str, params: &[&dyn ToSql]) -> Result<Vec<Value>, HubError> {
-    let mut stmt = c.prepare_cached(sql)?;
-    let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-    let mut out = Vec::new();
-    let mut q = stmt.query(params)?;
-    while let Some(r) = q.next()? {
-        let mut obj = Map::new();
-        for (i, name) in names.iter().enumerate() {
-            let v = match r.get_ref(i)? {
-                ValueRef::Null => Value::Null,
-                ValueRef::Integer(n) => Value::from(n),
-                ValueRef::Real(x) => Value::from(x),
-                ValueRef::Text(t) => {
-                    let t = String::from_utf8_lossy(t).into_owned();
-                    if t.starts_with('{') || t.starts_with('[') {
-                        serde_json::from_str(&t).unwrap_or(Value::String(t))
-                    } else {
-                        Value::String(t)
-                    }
-                }
-                ValueRef::Blob(b) => Value::String(hex::encode(b)),
-            };
-            obj.insert(name.clone(), v);
-        }
-        out.push(Value::Object(obj));
-    }
-    Ok(out)
 }

@@ -11,11 +11,11 @@ use linli_shared::kpi::{
     Activity, COHORT_DAYS, CounterRefund, CounterSale, Facts, GroupBuyCounterMoney,
     GroupBuyOutcome, LiveSessionInfo, Member, OnlineOrder, Oversell, Period, Sold, WriteOff,
 };
-use linli_shared::online::{FulfilmentFact, HubOrderFact};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::HubError;
 use crate::people::{People, PeopleCache};
+use crate::store::orders::OrderRecords;
 use crate::time::ts;
 
 /// Records the waste among a ledger part's movements (a write-off, or a
@@ -96,7 +96,7 @@ pub(crate) fn load_stores(
         p.to.checked_add_days(Days::new(COHORT_DAYS))
             .unwrap_or(p.to);
     let (start, end) = (ts(p.start()), ts(p.end()));
-    let end_ahead = ts(p.end() + chrono::Duration::days(COHORT_DAYS as i64));
+    let end_ahead = p.end() + chrono::Duration::days(COHORT_DAYS as i64);
     for store in stores {
         let mut stmt = c.prepare_cached(
             "SELECT sale_id, created_at, cashier, total_fen, member_hash, lines FROM hub_sales
@@ -204,25 +204,8 @@ pub(crate) fn load_stores(
                 });
             }
         }
-        let mut stmt = c.prepare_cached(
-            "SELECT fact, fulfilment, status FROM online_orders
-             WHERE store_id = ?1 AND placed_at >= ?2 AND placed_at < ?3",
-        )?;
-        for row in stmt.query_map(params![store, start, end_ahead], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })? {
-            let (fact, fulfilment, status) = row?;
-            let Ok(fact) = serde_json::from_str::<HubOrderFact>(&fact) else {
-                continue;
-            };
-            let ful: FulfilmentFact = fulfilment
-                .and_then(|s| serde_json::from_str(&s).ok())
-                .unwrap_or_default();
-            if let Some(o) = OnlineOrder::from_records(&fact, &ful, status == "cancelled") {
+        for o in c.orders_placed_between(store, p.start(), end_ahead)? {
+            if let Some(o) = OnlineOrder::from_records(&o.fact, &o.fulfilment, o.cancelled) {
                 f.orders.push(o);
             }
         }
