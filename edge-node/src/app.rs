@@ -219,7 +219,7 @@ impl App {
 
     /// Writes what gathered in the outbox to the documents (all of it, in
     /// drains prepared off the writer and persisted by one short write
-    /// each: [`replication::drain`]) and offers the changed documents to
+    /// each: `replication::drain`) and offers the changed documents to
     /// the hub. Returns the rows drained.
     pub async fn drain_outbox(&self) -> Result<usize, AppError> {
         replication::drain::drain_all(&self.store, &self.sync, &self.settings.store_id).await

@@ -17,12 +17,9 @@
 //! (and the stock-rights step runs there too), so an acknowledged sale is
 //! durable with everything the documents will say about it. A drain later
 //! writes what gathered in the outbox to the documents, one change per
-//! document for many facts, in two halves: [`prepare`] reads the rows and
-//! the books in one snapshot of a read connection and makes the changes on
-//! copies of the documents, off the writer thread (the automerge work was
-//! ~0.9 ms a drain and ~0.1 ms a sale on the writer, ahead of every sale
-//! queued behind it); [`persist`] then writes the changes' chunks and
-//! deletes those rows in one short write: a crash either leaves the rows
+//! document for many facts, in two halves (`drain`): the changes are made
+//! on copies of the documents off the writer thread, then one short write
+//! persists them and deletes those rows: a crash either leaves the rows
 //! (drained again after the restart) or the change (and no rows), never
 //! both or neither. The documents are offered to the hub only after that
 //! commit ([`SyncCtx::notify`]).
