@@ -9,10 +9,12 @@
 //! connection); a PostgreSQL hub implements the same traits. The online
 //! orders are there ([`orders::OrderRecords`], failing with
 //! [`StoreError`]); the other modules are still plain functions on a
-//! rusqlite `Connection`, most of them returning the use cases'
-//! `HubError`, and much of the hub's SQL still lives in the use cases
-//! themselves (every table but `online_orders`); each table moved behind a
-//! trait here is one fewer to port.
+//! rusqlite `Connection`, failing with [`StoreError`] too but for
+//! `payments::enqueue`, which returns the use cases' `HubError` because
+//! the payer's refund limits can refuse a refund (`RefundRefused`, a
+//! refusal, not a storage failure). Much of the hub's SQL still lives in
+//! the use cases themselves (every table but `online_orders`); each table
+//! moved behind a trait here is one fewer to port.
 //!
 //! - [`error`]: the storage layer's error, [`StoreError`];
 //! - [`orders`]: the online orders' records (`online_orders` behind

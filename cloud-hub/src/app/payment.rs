@@ -339,7 +339,10 @@ impl Hub {
     /// customer's limit. Returns how many were cancelled.
     pub async fn expire_unpaid(&self, now: DateTime<Utc>) -> Result<usize, HubError> {
         let pay = self.pay()?.clone();
-        let overdue = self.store.read(move |c| payments::overdue(c, now)).await?;
+        let overdue = self
+            .store
+            .read(move |c| Ok::<_, HubError>(payments::overdue(c, now)?))
+            .await?;
         let mut n = 0;
         for (id, subject) in overdue {
             match pay.provider.query(&id).await {
@@ -446,7 +449,10 @@ impl Hub {
 
     /// Counts of the refund queue.
     pub async fn refund_summary(&self) -> Result<RefundSummary, HubError> {
-        let (pending, succeeded, failed) = self.store.read(payments::counts).await?;
+        let (pending, succeeded, failed) = self
+            .store
+            .read(|c| Ok::<_, HubError>(payments::counts(c)?))
+            .await?;
         Ok(RefundSummary {
             pending,
             succeeded,
@@ -460,7 +466,9 @@ impl Hub {
         subject_id: &str,
     ) -> Result<Vec<payments::RefundView>, HubError> {
         let s = subject_id.to_owned();
-        self.store.read(move |c| payments::refunds_of(c, &s)).await
+        self.store
+            .read(move |c| Ok::<_, HubError>(payments::refunds_of(c, &s)?))
+            .await
     }
 
     pub(crate) fn wake_refunds(&self) {
@@ -588,7 +596,10 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> Result<(usize, Option<DateTime<Utc>>), HubError> {
         let pay = self.pay()?.clone();
-        let due = self.store.read(move |c| payments::due(c, now, 100)).await?;
+        let due = self
+            .store
+            .read(move |c| Ok::<_, HubError>(payments::due(c, now, 100)?))
+            .await?;
         let mut subjects = std::collections::HashSet::new();
         let due: Vec<_> = due
             .into_iter()
@@ -614,7 +625,10 @@ impl Hub {
                 }
             }
         }
-        let next = self.store.read(payments::next_due).await?;
+        let next = self
+            .store
+            .read(|c| Ok::<_, HubError>(payments::next_due(c)?))
+            .await?;
         Ok((settled, next))
     }
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use crate::error::HubError;
+use super::StoreError;
 use crate::time::ts;
 
 /// Records an exception (`kind`, in words: `detail`) about `order_id` at
@@ -16,7 +16,7 @@ pub(crate) fn raise(
     kind: &str,
     detail: &str,
     now: DateTime<Utc>,
-) -> Result<(), HubError> {
+) -> Result<(), StoreError> {
     tracing::warn!(
         store,
         order_id,

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use crate::error::HubError;
+use super::StoreError;
 use crate::time::ts;
 
 /// The online customer with this phone or openid, created if none: found
@@ -22,7 +22,7 @@ pub(crate) fn resolve_customer(
     phone: Option<&str>,
     openid: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<String, HubError> {
+) -> Result<String, StoreError> {
     // the customer a column names, with what the row holds
     type Row = (
         String,
@@ -31,7 +31,7 @@ pub(crate) fn resolve_customer(
         Option<String>,
         Option<String>,
     );
-    let by = |col: &str, v: Option<&str>| -> Result<Option<Row>, HubError> {
+    let by = |col: &str, v: Option<&str>| -> Result<Option<Row>, StoreError> {
         let Some(v) = v else { return Ok(None) };
         Ok(c.prepare_cached(&format!(
             "SELECT customer_id, phone, openid, member_hash, masked_phone FROM customers WHERE {col} = ?1"
@@ -97,7 +97,7 @@ pub(crate) fn resolve_member(
     hash: &str,
     masked: &str,
     now: DateTime<Utc>,
-) -> Result<String, HubError> {
+) -> Result<String, StoreError> {
     let masked = (!masked.is_empty()).then_some(masked);
     let found: Option<String> = c
         .query_row(
@@ -125,7 +125,10 @@ pub(crate) fn resolve_member(
 /// Gives every customer with a phone and no member hash its hash and
 /// masked phone (customers created before the hub kept them). Idempotent;
 /// returns the rows changed.
-pub fn backfill_member_hashes(c: &rusqlite::Connection, key: &[u8; 32]) -> Result<usize, HubError> {
+pub fn backfill_member_hashes(
+    c: &rusqlite::Connection,
+    key: &[u8; 32],
+) -> Result<usize, StoreError> {
     let rows: Vec<(String, String)> = c
         .prepare("SELECT customer_id, phone FROM customers WHERE phone IS NOT NULL AND member_hash IS NULL")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?

@@ -97,7 +97,7 @@ pub(crate) fn open(
     amount_fen: i64,
     placed_at: DateTime<Utc>,
     pay_by: DateTime<Utc>,
-) -> Result<(), HubError> {
+) -> Result<(), StoreError> {
     c.prepare_cached(
         "INSERT INTO payments(order_id, subject, state, amount_fen, placed_at, pay_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
@@ -139,7 +139,11 @@ pub(crate) fn held(c: &Connection, order_id: &str) -> Result<bool, StoreError> {
 }
 
 /// Keeps the first prepay id given for an order.
-pub(crate) fn set_prepay(c: &Connection, order_id: &str, prepay_id: &str) -> Result<(), HubError> {
+pub(crate) fn set_prepay(
+    c: &Connection,
+    order_id: &str,
+    prepay_id: &str,
+) -> Result<(), StoreError> {
     c.prepare_cached(
         "UPDATE payments SET prepay_id = coalesce(prepay_id, ?2) WHERE order_id = ?1",
     )?
@@ -154,7 +158,7 @@ pub(crate) fn record_paid(
     state: PaymentState,
     transaction_id: &str,
     paid_at: &str,
-) -> Result<(), HubError> {
+) -> Result<(), StoreError> {
     c.prepare_cached(
         "UPDATE payments SET state = ?2, transaction_id = ?3, paid_at = ?4 WHERE order_id = ?1",
     )?
@@ -163,7 +167,11 @@ pub(crate) fn record_paid(
 }
 
 /// Closes an unpaid payment; a paid or closed one is left alone.
-pub(crate) fn close(c: &Connection, order_id: &str, now: DateTime<Utc>) -> Result<bool, HubError> {
+pub(crate) fn close(
+    c: &Connection,
+    order_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
     let n = c
         .prepare_cached(
             "UPDATE payments SET state = ?2, closed_at = ?3 WHERE order_id = ?1 AND state = ?4",
@@ -181,7 +189,7 @@ pub(crate) fn close(c: &Connection, order_id: &str, now: DateTime<Utc>) -> Resul
 pub(crate) fn overdue(
     c: &Connection,
     now: DateTime<Utc>,
-) -> Result<Vec<(String, Subject)>, HubError> {
+) -> Result<Vec<(String, Subject)>, StoreError> {
     Ok(c.prepare_cached(
         "SELECT order_id, subject FROM payments WHERE state = ?1 AND pay_by <= ?2 ORDER BY pay_by LIMIT 500",
     )?
@@ -196,6 +204,10 @@ pub(crate) fn overdue(
 /// or a group-buy commitment id) of `total_fen`, under `refund_id`. Queuing
 /// the same (subject, refund id) again changes nothing; the payer's limits
 /// are checked against the subject's other refunds that did not fail.
+///
+/// The one function here that returns the use cases' `HubError` rather
+/// than [`StoreError`]: a refund the limits refuse is a refusal
+/// (`HubError::RefundRefused`, HTTP 409 `refund_refused`), not a storage failure.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn enqueue(
     c: &Connection,
@@ -256,7 +268,7 @@ pub(crate) fn due(
     c: &Connection,
     now: DateTime<Utc>,
     limit: usize,
-) -> Result<Vec<QueuedRefund>, HubError> {
+) -> Result<Vec<QueuedRefund>, StoreError> {
     Ok(c.prepare_cached(
         "SELECT subject_id, refund_id, amount_fen, total_fen, reason, failures FROM refund_queue
              WHERE state = ?1 AND next_at <= ?2 ORDER BY next_at, subject_id, refund_id LIMIT ?3",
@@ -278,7 +290,7 @@ pub(crate) fn due(
 }
 
 /// When the next pending refund is due, if any.
-pub(crate) fn next_due(c: &Connection) -> Result<Option<DateTime<Utc>>, HubError> {
+pub(crate) fn next_due(c: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
     let s: Option<String> = c
         .prepare_cached("SELECT min(next_at) FROM refund_queue WHERE state = ?1")?
         .query_row([RefundState::Pending.as_str()], |r| r.get(0))?;
@@ -293,7 +305,7 @@ pub(crate) fn last_sent_other(
     c: &Connection,
     subject_id: &str,
     refund_id: &str,
-) -> Result<Option<DateTime<Utc>>, HubError> {
+) -> Result<Option<DateTime<Utc>>, StoreError> {
     let s: Option<String> = c
         .prepare_cached(
             "SELECT max(last_sent_at) FROM refund_queue WHERE subject_id = ?1 AND refund_id != ?2",
@@ -309,7 +321,7 @@ pub(crate) fn defer(
     subject_id: &str,
     refund_id: &str,
     until: DateTime<Utc>,
-) -> Result<(), HubError> {
+) -> Result<(), StoreError> {
     c.prepare_cached(
         "UPDATE refund_queue SET next_at = ?3 WHERE subject_id = ?1 AND refund_id = ?2",
     )?
@@ -325,7 +337,7 @@ pub(crate) fn mark_sending(
     subject_id: &str,
     refund_id: &str,
     now: DateTime<Utc>,
-) -> Result<(), HubError> {
+) -> Result<(), StoreError> {
     c.prepare_cached(
         "UPDATE refund_queue SET attempts = attempts + 1, last_sent_at = ?3 WHERE subject_id = ?1 AND refund_id = ?2",
     )?
@@ -342,7 +354,7 @@ pub(crate) fn finish(
     provider_id: Option<&str>,
     error: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(), HubError> {
+) -> Result<(), StoreError> {
     c.prepare_cached(
         "UPDATE refund_queue SET state = ?3, provider_refund_id = ?4, last_error = coalesce(?5, last_error), done_at = ?6
          WHERE subject_id = ?1 AND refund_id = ?2",
@@ -359,7 +371,7 @@ pub(crate) fn retry_later(
     next_at: DateTime<Utc>,
     failed: bool,
     error: &str,
-) -> Result<(), HubError> {
+) -> Result<(), StoreError> {
     c.prepare_cached(
         "UPDATE refund_queue SET next_at = ?3, failures = failures + ?4, last_error = ?5
          WHERE subject_id = ?1 AND refund_id = ?2",
@@ -375,7 +387,7 @@ pub(crate) fn retry_later(
 }
 
 /// The refunds of a subject, oldest first.
-pub(crate) fn refunds_of(c: &Connection, subject_id: &str) -> Result<Vec<RefundView>, HubError> {
+pub(crate) fn refunds_of(c: &Connection, subject_id: &str) -> Result<Vec<RefundView>, StoreError> {
     Ok(c
         .prepare_cached(
             "SELECT refund_id, amount_fen, state, attempts, reason, last_error, done_at FROM refund_queue
@@ -396,7 +408,7 @@ pub(crate) fn refunds_of(c: &Connection, subject_id: &str) -> Result<Vec<RefundV
 }
 
 /// How many refunds are in each state (`pending`, `succeeded`, `failed`).
-pub(crate) fn counts(c: &Connection) -> Result<(i64, i64, i64), HubError> {
+pub(crate) fn counts(c: &Connection) -> Result<(i64, i64, i64), StoreError> {
     Ok(c.prepare_cached(
         "SELECT coalesce(sum(state = 'pending'), 0), coalesce(sum(state = 'succeeded'), 0),
                     coalesce(sum(state = 'failed'), 0) FROM refund_queue",
@@ -408,7 +420,7 @@ pub(crate) fn counts(c: &Connection) -> Result<(i64, i64, i64), HubError> {
 pub(crate) fn views(
     c: &Connection,
     order_id: &str,
-) -> Result<(Option<PaymentView>, Vec<RefundView>), HubError> {
+) -> Result<(Option<PaymentView>, Vec<RefundView>), StoreError> {
     let p = get(c, order_id)?.map(|p| PaymentView {
         state: p.state.as_str().to_owned(),
         amount_fen: p.amount_fen,

@@ -22,15 +22,15 @@ use linli_sync::db::row_i64s;
 use linli_sync::doc_store::Docs;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::StoreError;
 use super::orders::OrderRecords;
-use crate::error::HubError;
 use crate::settings::StockScheme;
 
 pub(crate) fn store_rights(
     c: &Connection,
     store: &str,
     sku: &str,
-) -> Result<StoreRights, HubError> {
+) -> Result<StoreRights, StoreError> {
     let sql = format!(
         "SELECT {} FROM store_rights WHERE store_id = ?1 AND sku = ?2",
         StoreRights::COLUMNS
@@ -43,7 +43,7 @@ pub(crate) fn store_rights(
         .unwrap_or_default())
 }
 
-pub(crate) fn hub_rights(c: &Connection, store: &str, sku: &str) -> Result<HubRights, HubError> {
+pub(crate) fn hub_rights(c: &Connection, store: &str, sku: &str) -> Result<HubRights, StoreError> {
     let sql = format!(
         "SELECT {} FROM hub_rights WHERE store_id = ?1 AND sku = ?2",
         HubRights::COLUMNS
@@ -62,7 +62,7 @@ pub(crate) fn sellable(
     scheme: StockScheme,
     store: &str,
     sku: &str,
-) -> Result<i64, HubError> {
+) -> Result<i64, StoreError> {
     match scheme {
         StockScheme::Rights => held(c, store, sku),
         StockScheme::Naive => {
@@ -88,7 +88,7 @@ pub(crate) fn sellable(
 }
 
 /// Rights the hub holds for a store's SKU.
-pub(crate) fn held(c: &Connection, store: &str, sku: &str) -> Result<i64, HubError> {
+pub(crate) fn held(c: &Connection, store: &str, sku: &str) -> Result<i64, StoreError> {
     Ok(hub_held(
         &store_rights(c, store, sku)?,
         &hub_rights(c, store, sku)?,
@@ -101,7 +101,7 @@ pub(crate) fn merge_store_rights(
     store: &str,
     sku: &str,
     s: &StoreRights,
-) -> Result<(), HubError> {
+) -> Result<(), StoreError> {
     c.prepare_cached(
         "INSERT INTO store_rights(store_id, sku, lent, recalled, overdraft, delivered, wanted_met)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -128,7 +128,7 @@ impl HubRightsBatch {
         store: &str,
         sku: &str,
         f: impl FnOnce(&mut HubRights),
-    ) -> Result<HubRights, HubError> {
+    ) -> Result<HubRights, StoreError> {
         let mut h = hub_rights(c, store, sku)?;
         f(&mut h);
         let [a, b, d, e, g] = h.totals();
@@ -173,14 +173,14 @@ thread_local! {
 /// `hub/<S>/stock/<day>` (a new day's document first takes all of the
 /// store's totals), from `hub_rights` as the batch leaves it; called by
 /// the writer before it commits, in the batch's transaction.
-pub(crate) fn write_deferred(c: &Connection, docs: &mut Docs) -> Result<(), HubError> {
+pub(crate) fn write_deferred(c: &Connection, docs: &mut Docs) -> Result<(), StoreError> {
     let marked = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
     for ((store, day), skus) in marked {
         let id = DocId::hub_stock(&store, day);
         let rows: Vec<(String, HubRights)> = if docs.exists(c, &id)? {
             skus.into_iter()
                 .map(|sku| Ok((sku.clone(), hub_rights(c, &store, &sku)?)))
-                .collect::<Result<_, HubError>>()?
+                .collect::<Result<_, StoreError>>()?
         } else {
             // a new day's document first takes all of the store's totals
             let sql = format!(
@@ -215,7 +215,7 @@ fn held_where(
     store: &str,
     skus: Option<&BTreeSet<String>>,
     filter: &str,
-) -> Result<Vec<(String, i64, i64)>, HubError> {
+) -> Result<Vec<(String, i64, i64)>, StoreError> {
     let sql = format!(
         "SELECT sku, held, pending_recall FROM (
              SELECT s.sku AS sku,
@@ -242,7 +242,7 @@ pub(crate) fn return_recalled(
     batch: &mut HubRightsBatch,
     store: &str,
     skus: Option<&BTreeSet<String>>,
-) -> Result<(), HubError> {
+) -> Result<(), StoreError> {
     for (sku, _, _) in held_where(c, store, skus, "pending_recall > 0")? {
         let s = store_rights(c, store, &sku)?;
         batch.update(c, store, &sku, |h| *h = hub_answer(&s, h))?;
@@ -255,7 +255,7 @@ pub(crate) fn deficits(
     c: &Connection,
     store: &str,
     skus: Option<&BTreeSet<String>>,
-) -> Result<BTreeMap<String, i64>, HubError> {
+) -> Result<BTreeMap<String, i64>, StoreError> {
     Ok(held_where(c, store, skus, "held < 0")?
         .into_iter()
         .map(|(sku, held, _)| (sku, -held))
