@@ -52,6 +52,22 @@ impl From<StoreError> for E {
     }
 }
 
+/// Sets the level of `sku` (none reserved) in a stock document.
+fn put_level(
+    d: &mut automerge::AutoCommit,
+    sku: &str,
+    on_hand: i64,
+) -> Result<(), automerge::AutomergeError> {
+    set_level(
+        d,
+        sku,
+        Level {
+            on_hand,
+            reserved: 0,
+        },
+    )
+}
+
 /// One replica: a database with its writer and its documents.
 struct Replica {
     path: PathBuf,
@@ -118,16 +134,7 @@ impl Replica {
     async fn set(&self, id: &DocId, sku: &str, on_hand: i64, then_fail: bool) -> Result<(), E> {
         let (id, sku) = (id.clone(), sku.to_owned());
         self.with_docs(move |c, docs| {
-            docs.change(c, &id, |d| {
-                set_level(
-                    d,
-                    &sku,
-                    Level {
-                        on_hand,
-                        reserved: 0,
-                    },
-                )
-            })?;
+            docs.change(c, &id, |d| put_level(d, &sku, on_hand))?;
             if then_fail {
                 return Err(E::Refused);
             }
@@ -148,16 +155,7 @@ impl Replica {
                     .as_mut()
                     .ok_or(E::Store(StoreError::Closed))?
                     .checkout(r, &id)?;
-                copy.change(1, |d| {
-                    set_level(
-                        d,
-                        &sku,
-                        Level {
-                            on_hand,
-                            reserved: 0,
-                        },
-                    )
-                })?;
+                copy.change(1, |d| put_level(d, &sku, on_hand))?;
                 Ok::<_, E>(copy.seal().unwrap())
             })
             .await

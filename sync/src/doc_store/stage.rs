@@ -23,7 +23,7 @@ use automerge::{AutoCommit, ChangeHash};
 use linli_shared::docs::{DocId, new_doc};
 use rusqlite::{Connection, OptionalExtension};
 
-use super::{DocError, Docs, compaction_due, write_chunk};
+use super::{DocError, Docs, compaction_due, heads_from_blob, write_chunk};
 
 /// A copy of an owned document, taken to be changed off the writer.
 #[derive(Debug)]
@@ -80,12 +80,19 @@ impl Docs {
                 "{id}: a replica with deferred persistence changes its documents in its write jobs"
             )));
         }
-        let base = self.stored_heads(c, id)?;
-        let stored_bytes = c
-            .prepare_cached("SELECT snapshot_bytes, chunk_bytes FROM docs WHERE doc_id = ?1")?
-            .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        let (base, stored_bytes) = c
+            .prepare_cached(
+                "SELECT heads, snapshot_bytes, chunk_bytes FROM docs WHERE doc_id = ?1",
+            )?
+            .query_row([id.as_str()], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, (r.get(1)?, r.get(2)?)))
+            })
             .optional()?
-            .unwrap_or((0, 0));
+            .map(|(heads, bytes)| {
+                let heads = heads_from_blob(&heads).into_iter().map(ChangeHash);
+                (heads.collect(), bytes)
+            })
+            .unwrap_or_default();
         let doc = match self.load(c, id)? {
             Some(doc) => doc.clone(),
             None => new_doc(id, self.actor.clone())?,

@@ -59,26 +59,16 @@ pub(crate) async fn drain_all(
     }
     let (mut rows, mut outdated) = (0, 0);
     loop {
-        let r = match reader.take() {
-            Some(r) => r,
-            None => store.open_reader()?,
-        };
-        let (prepared, r) = prepare_on_own_thread(r, sync.clone(), store_id.to_owned()).await?;
-        *reader = Some(r);
-        let Some(prepared) = prepared? else {
+        // taken for this drain, and given back unless it wrote rows (an
+        // outdated one, or one the node's recovery stopped, writes none):
+        // the parts are then still to be started
+        let roll = sync.roll.swap(false, Ordering::AcqRel);
+        let d = drain_once(store, sync, store_id, &mut reader, roll).await;
+        if roll && !matches!(&d, Ok(Some(d)) if d.rows > 0) {
+            sync.roll_parts();
+        }
+        let Some(d) = d? else {
             return Ok(rows);
-        };
-        let rolled = prepared.rolled;
-        let s = sync.clone();
-        let d = match store.write(move |c| persist(c, &s, prepared)).await {
-            Ok(d) => d,
-            Err(e) => {
-                if rolled {
-                    // the parts were not started: the next drain does it
-                    sync.roll_parts();
-                }
-                return Err(e);
-            }
         };
         if d.outdated {
             outdated += 1;
@@ -86,9 +76,6 @@ pub(crate) async fn drain_all(
                 return Err(AppError::Store(StoreError::Sql(format!(
                     "the outbox's drain was outdated {outdated} times in a row; retried with the next facts"
                 ))));
-            }
-            if rolled {
-                sync.roll_parts();
             }
             continue;
         }
@@ -98,6 +85,28 @@ pub(crate) async fn drain_all(
             return Ok(rows);
         }
     }
+}
+
+/// One drain: prepared on its own thread with the drain's reader, then
+/// persisted. `None`: nothing was to be drained.
+async fn drain_once(
+    store: &Store,
+    sync: &Arc<SyncCtx>,
+    store_id: &str,
+    reader: &mut Option<Connection>,
+    roll: bool,
+) -> Result<Option<Drained>, AppError> {
+    let r = match reader.take() {
+        Some(r) => r,
+        None => store.open_reader()?,
+    };
+    let (prepared, r) = prepare_on_own_thread(r, sync.clone(), store_id.to_owned(), roll).await?;
+    *reader = Some(r);
+    let Some(prepared) = prepared? else {
+        return Ok(None);
+    };
+    let s = sync.clone();
+    Ok(Some(store.write(move |c| persist(c, &s, prepared)).await?))
 }
 
 /// The result of [`prepare`] and the read connection back.
@@ -110,13 +119,14 @@ async fn prepare_on_own_thread(
     r: Connection,
     sync: Arc<SyncCtx>,
     store_id: String,
+    roll: bool,
 ) -> Result<PreparedOn, AppError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("outbox-drain".into())
         .spawn(move || {
             lower_priority();
-            let out = prepare(&r, &sync, &store_id);
+            let out = prepare(&r, &sync, &store_id, roll);
             let _ = tx.send((out, r));
         })
         .map_err(|e| AppError::Store(StoreError::Sql(format!("cannot start the drain: {e}"))))?;
@@ -165,9 +175,6 @@ pub(crate) struct Prepared {
     last: i64,
     rows: usize,
     sealed: Vec<Sealed>,
-    /// Whether this drain started new parts (the link had gone down): if it
-    /// is not persisted, the next one must.
-    pub(crate) rolled: bool,
 }
 
 /// The first half of a drain, on a read connection and off the writer
@@ -176,11 +183,13 @@ pub(crate) struct Prepared {
 /// ([`Docs::checkout`]), one change per document. `None` if there is
 /// nothing to drain, or nothing may be drained: the node recovers (its
 /// documents are not its own yet) or its first session has not shown it
-/// is not behind. Drains must not overlap ([`drain_all`] takes turns).
+/// is not behind. `roll`: new parts are started (the link went down).
+/// Drains must not overlap ([`drain_all`] takes turns).
 pub(crate) fn prepare(
     r: &Connection,
     sync: &SyncCtx,
     store_id: &str,
+    roll: bool,
 ) -> Result<Option<Prepared>, AppError> {
     if sync.recovering() || !sync.confirmed() {
         return Ok(None);
@@ -216,7 +225,6 @@ pub(crate) fn prepare(
             other => return Err(corrupt(format!("outbox row {seq}: unknown kind {other}"))),
         }
     }
-    let roll = sync.roll.swap(false, Ordering::AcqRel);
     let mut sealed = Vec::new();
     for (day, facts) in days {
         sealed.extend(write_day(r, sync, store_id, day, facts, roll)?);
@@ -226,7 +234,6 @@ pub(crate) fn prepare(
         last,
         rows: rows.len(),
         sealed,
-        rolled: roll,
     }))
 }
 
