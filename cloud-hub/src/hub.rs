@@ -385,6 +385,7 @@ impl Hub {
         linli_sync::db::create_private_dir(&paths.data_dir)?;
         let docs: Arc<Mutex<Option<Docs>>> = Arc::new(Mutex::new(None));
         let (d1, d2) = (docs.clone(), docs.clone());
+        let (compactions, copies) = crate::store::compactor::channel();
         // the hub's documents are persisted once per batch: every order of
         // a live burst changes the same two documents of its store, and an
         // incremental save costs what the document's history costs
@@ -411,10 +412,17 @@ impl Hub {
                     let mut g = d2.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     if let Some(docs) = g.as_mut() {
                         docs.batch_ended(committed);
+                        // documents due for compaction, as committed: saved
+                        // whole off the writer
+                        let due = docs.take_compactions();
+                        if !due.is_empty() && compactions.send(due).is_err() {
+                            tracing::warn!("the compactor has stopped; documents stay uncompacted");
+                        }
                     }
                 })),
             },
         )?;
+        crate::store::compactor::start(store.clone(), docs.clone(), copies)?;
         let signing = crate::signing::load_or_create(&paths.signing_key())?;
         let member_key = crate::signing::load_or_create_secret(&paths.member_key())?;
         // customers known before the hub kept their member hash (issue 12):

@@ -17,6 +17,7 @@
 //! moved behind a trait here is one fewer to port.
 //!
 //! - [`error`]: the storage layer's error, [`StoreError`];
+//! - [`compactor`]: the documents' snapshots, saved off the writer;
 //! - [`orders`]: the online orders' records (`online_orders` behind
 //!   [`orders::OrderRecords`], and the store's orders document of an order
 //!   that is not held for payment);
@@ -30,6 +31,7 @@
 //! - [`json_rows`]: rows as the tables hold them, as JSON (a person's
 //!   export).
 
+pub(crate) mod compactor;
 pub mod error;
 pub mod exceptions;
 pub mod idempotency;

@@ -295,6 +295,22 @@ impl Store {
         reply_rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// [`Store::write`] for a thread outside the async runtime (it blocks
+    /// that thread until the commit; it panics inside the runtime).
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let job = make_job(f, reply_tx);
+        self.tx
+            .blocking_send(Msg::Write(job))
+            .map_err(|_| StoreError::Closed)?;
+        reply_rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
     /// Writes sent and not yet taken by the writer thread.
     pub fn queued(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()

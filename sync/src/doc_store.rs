@@ -48,7 +48,9 @@ use linli_shared::docs::{DocId, Owner, new_doc};
 use linli_shared::sync::IndexEntry;
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod compact;
 mod stage;
+pub use compact::{Compacted, Compaction};
 pub use stage::{Checkout, Sealed};
 
 /// The tables; include this in the schema migrations of whoever uses [`Docs`].
@@ -224,6 +226,8 @@ pub struct Docs {
     /// its stored heads: five such queries per store sale were ~9 % of the
     /// hub's CPU per sale (`perf`, `hub_sale_bench`).
     verified: HashMap<DocId, (u64, Vec<ChangeHash>)>,
+    /// Compactions off the writer (deferred persistence only).
+    compact: compact::Compactions,
 }
 
 /// A pending document's state at some point of the batch.
@@ -268,34 +272,33 @@ fn compaction_due(snapshot_bytes: i64, chunk_bytes: i64) -> bool {
 }
 
 /// Writes one chunk of a document's changes (`changes` records) and its
-/// heads, in the caller's transaction; when the chunks outgrow the snapshot
-/// ([`compaction_due`]) they are replaced by a new snapshot, `save`d whole.
+/// heads, in the caller's transaction. Returns the chunk's `seq` and
+/// whether the chunks now outgrow the snapshot ([`compaction_due`]): the
+/// caller then replaces them by a snapshot ([`write_snapshot`], or off the
+/// writer, [`Compaction`]).
 fn write_chunk(
     c: &Connection,
     id: &DocId,
     chunk: &[u8],
     heads: &[ChangeHash],
     changes: i64,
-    save: impl FnOnce() -> Vec<u8>,
-) -> Result<(), DocError> {
+) -> Result<(i64, bool), DocError> {
     c.prepare_cached("INSERT INTO doc_chunks(doc_id, kind, bytes) VALUES (?1, 'incremental', ?2)")?
         .execute(params![id.as_str(), chunk])?;
+    let seq = c.last_insert_rowid();
     let (snapshot_bytes, chunk_bytes): (i64, i64) = c
         .prepare_cached(
             "INSERT INTO docs(doc_id, heads, changes, chunk_bytes, updated_seq)
-             VALUES (?1, ?2, ?4, ?3, last_insert_rowid())
+             VALUES (?1, ?2, ?4, ?3, ?5)
              ON CONFLICT(doc_id) DO UPDATE SET heads = excluded.heads, changes = changes + excluded.changes,
                  chunk_bytes = chunk_bytes + excluded.chunk_bytes, updated_seq = excluded.updated_seq
              RETURNING snapshot_bytes, chunk_bytes",
         )?
         .query_row(
-            params![id.as_str(), heads_blob(heads), chunk.len() as i64, changes.max(1)],
+            params![id.as_str(), heads_blob(heads), chunk.len() as i64, changes.max(1), seq],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-    if compaction_due(snapshot_bytes, chunk_bytes) {
-        write_snapshot(c, id, &save())?;
-    }
-    Ok(())
+    Ok((seq, compaction_due(snapshot_bytes, chunk_bytes)))
 }
 
 /// Replaces a document's chunks by one snapshot of it whole, in the
@@ -338,6 +341,7 @@ impl Docs {
             job: None,
             poisoned: false,
             verified: HashMap::new(),
+            compact: Default::default(),
         })
     }
 
@@ -523,6 +527,7 @@ impl Docs {
         self.job = None;
         self.poisoned = false;
         self.uncommitted.clear();
+        self.copy_due();
     }
 
     /// What the writer's commit observer calls after every batch:
@@ -538,6 +543,7 @@ impl Docs {
     /// Drops every cached document and in-session sync state: called when a
     /// commit failed, since memory may then hold what the disk does not.
     pub fn clear(&mut self) {
+        self.compact.rolled_back();
         self.uncommitted.clear();
         self.pending.clear();
         self.job = None;
@@ -606,7 +612,12 @@ impl Docs {
         }
         if !self.docs.contains_key(id) {
             let mut stmt =
-                c.prepare_cached("SELECT bytes FROM doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
+                // the snapshot first: one written off the writer comes after
+                // chunks of changes made since its copy was taken
+                c.prepare_cached(
+                    "SELECT bytes FROM doc_chunks WHERE doc_id = ?1
+                     ORDER BY kind <> 'snapshot', seq",
+                )?;
             let chunks: Vec<Vec<u8>> = stmt
                 .query_map([id.as_str()], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
@@ -827,7 +838,13 @@ impl Docs {
             return Ok(false);
         }
         let now = doc.get_heads();
-        write_chunk(c, id, &chunk, &now, changes, || doc.save())?;
+        let (seq, due) = write_chunk(c, id, &chunk, &now, changes)?;
+        match self.deferred {
+            // saved whole off the writer once the batch commits
+            true => self.compact.wrote(id, seq, due),
+            false if due => write_snapshot(c, id, &doc.save())?,
+            false => {}
+        }
         if id.owner() == self.owner {
             self.uncommitted.insert(id.clone());
         }

@@ -403,3 +403,114 @@ async fn a_change_is_offered_only_after_its_batch_committed() {
         .unwrap();
     assert_eq!(stored, index);
 }
+
+/// Sets `n` SKUs of the document at once (one change, ~20 bytes a SKU).
+fn set_many(
+    id: &DocId,
+    n: usize,
+    on_hand: i64,
+) -> impl FnOnce(&Connection, &mut Docs) -> Result<(), E> + Send + 'static {
+    let id = id.clone();
+    move |c, docs| {
+        docs.change(c, &id, |d| {
+            for k in 0..n {
+                set_level(
+                    d,
+                    &format!("P{k:05}"),
+                    Level {
+                        on_hand: on_hand + k as i64,
+                        reserved: 0,
+                    },
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+}
+
+async fn take(hub: &Hub) -> Vec<linli_sync::doc_store::Compaction> {
+    hub.job(|_c, docs| Ok(docs.take_compactions()))
+        .await
+        .unwrap()
+}
+
+/// Compaction off the writer: a batch that makes it due hands over a copy
+/// as committed; its snapshot, saved on another thread, replaces the chunks
+/// up to the copy and leaves the ones written since; a rolled-back batch
+/// hands over nothing; a snapshot whose chunks are gone is not written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_saved_off_the_writer_replaces_only_the_chunks_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::open(&dir.path().join("hub.db")).await;
+    let id = doc();
+
+    // chunks grow until compaction is due; each batch that made it due
+    // hands over one copy, and no second while that one is out
+    let mut copies = Vec::new();
+    for round in 0..200 {
+        hub.job(set_many(&id, 400, round * 1_000)).await.unwrap();
+        copies.extend(take(&hub).await);
+        if !copies.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(copies.len(), 1, "one copy once the chunks outgrow 64 KiB");
+    let (chunks_before, ..) = hub.counts(&id).await;
+    assert!(chunks_before > 1);
+    hub.job(set_many(&id, 400, 7_000_000)).await.unwrap();
+    assert!(take(&hub).await.is_empty(), "one copy at a time");
+
+    // a change after the copy: its chunk stays beside the snapshot
+    hub.job(set(&id, "P99999", 42, false)).await.unwrap();
+    let saved = std::thread::spawn(move || copies.remove(0).save())
+        .join()
+        .unwrap();
+    assert!(
+        hub.job(move |c, docs| Ok(docs.write_compacted(c, saved)?))
+            .await
+            .unwrap()
+    );
+    let (chunks, ..) = hub.counts(&id).await;
+    assert_eq!(
+        chunks, 3,
+        "the snapshot and the two chunks written after the copy"
+    );
+    let hub = hub.restart().await;
+    assert_eq!(hub.level(&id, "P99999").await, Some(42));
+    assert_eq!(hub.level(&id, "P00399").await, Some(7_000_399));
+
+    // a batch that makes compaction due and does not commit hands over
+    // nothing
+    let mut next = Vec::new();
+    for round in 0..200 {
+        hub.fail_commit.store(0, Ordering::SeqCst);
+        let r = hub.job(set_many(&id, 400, round)).await;
+        assert!(matches!(r, Err(E::Store(StoreError::Commit(_)))));
+        assert!(take(&hub).await.is_empty());
+        hub.job(set_many(&id, 400, round)).await.unwrap();
+        next.extend(take(&hub).await);
+        if !next.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(next.len(), 1);
+
+    // the chunks are gone meanwhile (the document was removed): nothing is
+    // written
+    let i = id.clone();
+    hub.job(move |c, _docs| {
+        c.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", [i.as_str()])
+            .map_err(DocError::from)?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let saved = next.remove(0).save();
+    assert!(
+        !hub.job(move |c, docs| Ok(docs.write_compacted(c, saved)?))
+            .await
+            .unwrap()
+    );
+    assert_eq!(hub.counts(&id).await.0, 0);
+}

@@ -23,7 +23,7 @@ use automerge::{AutoCommit, ChangeHash};
 use linli_shared::docs::{DocId, new_doc};
 use rusqlite::{Connection, OptionalExtension};
 
-use super::{DocError, Docs, compaction_due, heads_from_blob, write_chunk};
+use super::{DocError, Docs, compaction_due, heads_from_blob, write_chunk, write_snapshot};
 
 /// A copy of an owned document, taken to be changed off the writer.
 #[derive(Debug)]
@@ -134,9 +134,9 @@ impl Docs {
                 snapshot,
                 ..
             } = s;
-            write_chunk(c, &id, &chunk, &heads, records, || {
-                snapshot.unwrap_or_else(|| doc.save())
-            })?;
+            if write_chunk(c, &id, &chunk, &heads, records)?.1 {
+                write_snapshot(c, &id, &snapshot.unwrap_or_else(|| doc.save()))?;
+            }
             self.verified
                 .insert(id.clone(), (crate::db::rollbacks(), heads));
             self.uncommitted.insert(id.clone());
