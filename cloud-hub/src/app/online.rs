@@ -344,6 +344,15 @@ impl Hub {
             self.signing.clone(),
             self.clone(),
         );
+        // the pickup code for the store the order is expected at, signed
+        // here rather than on the writer
+        let expected = priced.store_id.clone().or_else(|| {
+            let at = priced.location?;
+            dir.stores.serving(at).next().map(|(s, _)| s.store_id.clone())
+        });
+        let signed = expected.and_then(|s| {
+            crate::app::orders::sign_ahead(&priced, &s, &self.order_settings, &self.signing, now)
+        });
         let caller_customer = match caller {
             Caller::Customer { customer_id, .. } => Some(customer_id.clone()),
             Caller::Staff(_) => None,
@@ -423,16 +432,17 @@ impl Hub {
                         customer_phone: phone.as_deref().unwrap_or(""),
                         replaces: None,
                         hold_for_payment: settings.payment.is_some(),
+                        signed,
                     },
                     now,
                 )?;
                 let mut touched = batch.flush(day);
                 touched.extend(doc);
                 let v = view_paid(c, &dir, &fact, None)?;
-                c.execute(
+                c.prepare_cached(
                     "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![key.0, fingerprint, serde_json::to_string(&v).unwrap_or_default(), ts(now)],
-                )?;
+                )?
+                .execute(params![key.0, fingerprint, serde_json::to_string(&v).unwrap_or_default(), ts(now)])?;
                 Ok((Ok((v, false)), touched))
             })
             .await?;

@@ -503,6 +503,60 @@ pub(crate) struct NewOrder<'a> {
     /// Held at the hub until paid: the order gets a payment awaiting
     /// payment and its store does not see it yet.
     pub hold_for_payment: bool,
+    /// The pickup code signed ahead, off the writer ([`sign_ahead`]); used
+    /// if the order goes to the store it was signed for.
+    pub signed: Option<SignedAhead>,
+}
+
+/// An order id and its pickup code, signed before the write job for the
+/// store the order is expected to go to. Signing (Ed25519, ~50 µs) was ~7 %
+/// of the writer's time in a live burst; on the caller's task it runs on
+/// another core while the writer serves other orders.
+#[derive(Debug)]
+pub(crate) struct SignedAhead {
+    order_id: String,
+    store_id: String,
+    qr: String,
+}
+
+/// Signs the pickup code of a pickup order expected at `store_id`, placed
+/// `now`, under a new order id (what [`write_order`] would sign there).
+pub(crate) fn sign_ahead(
+    o: &Priced,
+    store_id: &str,
+    settings: &OrderSettings,
+    key: &ed25519_dalek::SigningKey,
+    now: DateTime<Utc>,
+) -> Option<SignedAhead> {
+    if o.fulfilment != Fulfilment::Pickup {
+        return None;
+    }
+    let order_id = ulid::Ulid::new().to_string();
+    let claim = pickup_claim(&order_id, store_id, o, expires_at(o, settings, now));
+    Some(SignedAhead {
+        qr: sign(&claim, key),
+        order_id,
+        store_id: store_id.to_owned(),
+    })
+}
+
+/// When an order's hold ends: its delivery window's end, or the pickup
+/// hold after `now`.
+fn expires_at(o: &Priced, settings: &OrderSettings, now: DateTime<Utc>) -> DateTime<Utc> {
+    match o.window {
+        Some((_, end)) => end,
+        None => now + settings.pickup_hold,
+    }
+}
+
+/// What an order's pickup code says.
+fn pickup_claim(order_id: &str, store_id: &str, o: &Priced, expires: DateTime<Utc>) -> PickupClaim {
+    PickupClaim {
+        order_id: order_id.to_owned(),
+        store_id: store_id.to_owned(),
+        lines: o.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect(),
+        expires: expires.timestamp(),
+    }
 }
 
 /// Prices an order's lines at `store` with the one pricing rule of every
@@ -645,19 +699,18 @@ pub(crate) fn write_order(
         (None, _) => None,
     };
     let (subtotal, discount, fee) = (quote.subtotal_fen, quote.discount_fen, quote.fee_fen);
-    let order_id = ulid::Ulid::new().to_string();
-    let expires = match o.window {
-        Some((_, end)) => end,
-        None => now + settings.pickup_hold,
+    let expires = expires_at(o, settings, now);
+    let ahead = n.signed.filter(|a| a.store_id == *store);
+    let order_id = match &ahead {
+        Some(a) => a.order_id.clone(),
+        None => ulid::Ulid::new().to_string(),
     };
     let (code, qr) = if o.fulfilment == Fulfilment::Pickup {
-        let claim = PickupClaim {
-            order_id: order_id.clone(),
-            store_id: store.clone(),
-            lines: o.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect(),
-            expires: expires.timestamp(),
+        let qr = match ahead {
+            Some(a) => a.qr,
+            None => sign(&pickup_claim(&order_id, store, o, expires), key),
         };
-        (Some(short_code(c, store)?), Some(sign(&claim, key)))
+        (Some(short_code(c, store)?), Some(qr))
     } else {
         (None, None)
     };
@@ -949,6 +1002,7 @@ pub(crate) fn reconcile(
                             customer_phone: &fact.customer_masked,
                             replaces: Some(id.clone()),
                             hold_for_payment: false,
+                            signed: None,
                         },
                         now,
                     )?;
