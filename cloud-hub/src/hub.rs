@@ -402,6 +402,9 @@ impl Hub {
                             // the batch's rights totals, once per SKU
                             crate::store::rights::write_deferred(c, docs)
                                 .map_err(|e| StoreError::Sql(e.to_string()))?;
+                            // the batch's orders, one change per document
+                            crate::store::orders::write_deferred(c, docs)
+                                .map_err(|e| StoreError::Sql(e.to_string()))?;
                             docs.persist_pending(c)
                                 .map_err(|e| StoreError::Sql(e.to_string()))
                         }

@@ -348,7 +348,10 @@ impl Hub {
         // here rather than on the writer
         let expected = priced.store_id.clone().or_else(|| {
             let at = priced.location?;
-            dir.stores.serving(at).next().map(|(s, _)| s.store_id.clone())
+            dir.stores
+                .serving(at)
+                .next()
+                .map(|(s, _)| s.store_id.clone())
         });
         let signed = expected.and_then(|s| {
             crate::app::orders::sign_ahead(&priced, &s, &self.order_settings, &self.signing, now)
@@ -363,7 +366,7 @@ impl Hub {
         let cap = self.order_settings.max_open_units_per_sku;
         let member_key = self.member_key.clone();
         let (result, touched) = self
-            .with_docs(move |c, docs| {
+            .with_docs(move |c, _docs| {
                 if let Some((h, resp)) = c
                     .prepare_cached("SELECT request_hash, response FROM idempotency WHERE key = ?1")?
                     .query_row([&key.0], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
@@ -421,7 +424,6 @@ impl Hub {
                     .ok_or_else(|| HubError::UnknownStore(store.clone()))?;
                 let (fact, doc) = write_order(
                     c,
-                    docs,
                     &mut batch,
                     &settings,
                     &signing,
@@ -493,7 +495,7 @@ impl Hub {
         let dir = self.directory();
         let now = self.now();
         let (v, touched) = self
-            .with_docs(move |c, docs| {
+            .with_docs(move |c, _docs| {
                 let (mut fact, f) = c
                     .order(&oid)?
                     .ok_or_else(|| HubError::OrderNotFound(oid.clone()))?;
@@ -515,16 +517,7 @@ impl Hub {
                 }
                 let day = now.with_timezone(&settings.utc_offset).date_naive();
                 let mut batch = HubRightsBatch::default();
-                let doc = cancel(
-                    c,
-                    docs,
-                    &mut batch,
-                    &mut fact,
-                    f.as_ref(),
-                    "customer",
-                    now,
-                    day,
-                )?;
+                let doc = cancel(c, &mut batch, &mut fact, f.as_ref(), "customer", now, day)?;
                 let mut touched = batch.flush(day);
                 touched.extend(doc);
                 Ok((view_paid(c, &dir, &fact, f.as_ref())?, touched))
@@ -543,7 +536,7 @@ impl Hub {
     pub async fn expire_orders(&self, now: chrono::DateTime<Utc>) -> Result<usize, HubError> {
         let (settings, dir) = (self.order_settings.clone(), self.directory());
         let (n, touched) = self
-            .with_docs(move |c, docs| {
+            .with_docs(move |c, _docs| {
                 let open = c.open_pickup_order_ids()?;
                 let day = now.with_timezone(&settings.utc_offset).date_naive();
                 let mut batch = HubRightsBatch::default();
@@ -560,7 +553,6 @@ impl Hub {
                     }
                     touched.extend(cancel(
                         c,
-                        docs,
                         &mut batch,
                         &mut fact,
                         f.as_ref(),

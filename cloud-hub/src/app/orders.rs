@@ -23,7 +23,6 @@ use linli_shared::pickup::{PickupClaim, sign};
 use linli_shared::pricing;
 use linli_shared::rights::{OpenOrder, orders_to_release};
 use linli_shared::{Fen, Qty, Unit};
-use linli_sync::doc_store::Docs;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
@@ -636,7 +635,6 @@ pub struct Quote {
 /// the hub until paid). Returns the fact and the document written.
 pub(crate) fn write_order(
     c: &Connection,
-    docs: &mut Docs,
     batch: &mut HubRightsBatch,
     settings: &OrderSettings,
     key: &ed25519_dalek::SigningKey,
@@ -775,7 +773,7 @@ pub(crate) fn write_order(
         )?;
     }
     let day = now.with_timezone(&settings.utc_offset).date_naive();
-    let doc = save_order(c, docs, &fact, None, day)?;
+    let doc = save_order(c, &fact, None, day)?;
     if let Some(l) = &live {
         crate::app::live::attribute(c, &l.session_id, &fact.order_id)?;
     }
@@ -854,7 +852,6 @@ pub(crate) fn view_paid(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn cancel(
     c: &Connection,
-    docs: &mut Docs,
     batch: &mut HubRightsBatch,
     fact: &mut HubOrderFact,
     f: Option<&FulfilmentFact>,
@@ -893,7 +890,7 @@ pub(crate) fn cancel(
             PaymentState::Paid | PaymentState::Closed => {}
         }
     }
-    Ok(save_order(c, docs, fact, f, day)?)
+    Ok(save_order(c, fact, f, day)?)
 }
 
 /// What the hub does after learning something from a store: re-consume
@@ -904,7 +901,6 @@ pub(crate) fn cancel(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn reconcile(
     c: &Connection,
-    docs: &mut Docs,
     dir: &Directory,
     settings: &OrderSettings,
     key: &ed25519_dalek::SigningKey,
@@ -927,7 +923,7 @@ pub(crate) fn reconcile(
             batch.update(c, store, &l.sku, |h| h.consumed += l.qty)?;
         }
         fact.reconsumed_at = Some(ts(now));
-        touched.extend(save_order(c, docs, &fact, f.as_ref(), day)?);
+        touched.extend(save_order(c, &fact, f.as_ref(), day)?);
         let detail = derive_status(&fact, f.as_ref())
             .conflict
             .unwrap_or_default();
@@ -991,7 +987,6 @@ pub(crate) fn reconcile(
                 Some(site) => {
                     let (new, doc) = write_order(
                         c,
-                        docs,
                         &mut batch,
                         settings,
                         key,
@@ -1024,7 +1019,6 @@ pub(crate) fn reconcile(
             };
             touched.extend(cancel(
                 c,
-                docs,
                 &mut batch,
                 &mut fact,
                 f.as_ref(),

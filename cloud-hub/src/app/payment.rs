@@ -273,7 +273,7 @@ impl Hub {
                     NotifyOutcome::MarkPaid => {
                         payments::record_paid(c, &order_id, PaymentState::Paid, &txn, &paid_at)?;
                         let day = now.with_timezone(&settings.utc_offset).date_naive();
-                        let doc = save_order(c, docs, &fact, f.as_ref(), day)?;
+                        let doc = save_order(c, &fact, f.as_ref(), day)?;
                         tracing::info!(%order_id, transaction_id = %txn, "order paid; released to its store");
                         Ok((Ok(Notified::Paid), doc.into_iter().collect::<Vec<_>>()))
                     }
@@ -385,7 +385,7 @@ impl Hub {
     async fn cancel_unpaid(&self, id: &str, now: DateTime<Utc>) -> Result<bool, HubError> {
         let (settings, oid) = (self.order_settings.clone(), id.to_owned());
         let (done, touched) = self
-            .with_docs(move |c, docs| {
+            .with_docs(move |c, _docs| {
                 let Some(p) = payments::get(c, &oid)? else {
                     return Ok((false, Vec::new()));
                 };
@@ -399,7 +399,6 @@ impl Hub {
                 let mut batch = crate::store::rights::HubRightsBatch::default();
                 let mut touched: Vec<_> = crate::app::orders::cancel(
                     c,
-                    docs,
                     &mut batch,
                     &mut fact,
                     f.as_ref(),

@@ -62,7 +62,6 @@ impl Hub {
                         let dir = this.directory();
                         touched.extend(crate::app::orders::reconcile(
                             c,
-                            docs,
                             &dir,
                             &this.order_settings,
                             &this.signing,

@@ -14,6 +14,8 @@
 //! hub did not have the order (a fulfilment record that does not decode
 //! reads as none).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::{DateTime, NaiveDate, Utc};
 use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
@@ -149,10 +151,10 @@ pub trait OrderRecords {
 }
 
 /// Writes an order's record to the table and, unless it is held at the hub
-/// until paid, to its store's document of `day` (returned).
+/// until paid, marks it for its store's orders document of `day`
+/// (returned), which [`write_deferred`] writes before the batch commits.
 pub(crate) fn save_order(
     c: &Connection,
-    docs: &mut Docs,
     fact: &HubOrderFact,
     fulfilment: Option<&FulfilmentFact>,
     day: NaiveDate,
@@ -161,12 +163,54 @@ pub(crate) fn save_order(
         None
     } else {
         let id = DocId::hub_orders(&fact.store_id, day);
-        docs.change(c, &id, |d| {
-            put_record(d, "orders", &fact.order_id, fact)?;
-            Ok(())
-        })?;
+        DEFERRED.with(|d| {
+            d.borrow_mut()
+                .entry(id.clone())
+                .or_default()
+                .insert(fact.order_id.clone())
+        });
         Some(id)
     };
     c.put_order(fact, &derive_status(fact, fulfilment))?;
     Ok(id)
+}
+
+thread_local! {
+    /// The orders saved in the writer's current batch, per store orders
+    /// document: the writer thread marks them in its jobs and puts them
+    /// into the documents before the batch commits. A job that failed
+    /// leaves its marks; its order is not in the table, so nothing is put.
+    static DEFERRED: std::cell::RefCell<BTreeMap<DocId, BTreeSet<String>>> =
+        std::cell::RefCell::default();
+}
+
+/// Puts the orders marked in this batch into their stores' orders
+/// documents, as the batch leaves their rows: one change per document per
+/// batch. Called by the writer before it commits, in the batch's
+/// transaction. A live burst's orders cost one automerge change a batch
+/// instead of one an order (`live_burst_bench`; docs/DECISIONS.md, "Live
+/// bursts: one change per document per batch").
+pub(crate) fn write_deferred(c: &Connection, docs: &mut Docs) -> Result<(), StoreError> {
+    let marked = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    for (id, orders) in marked {
+        let mut facts = Vec::with_capacity(orders.len());
+        for o in &orders {
+            if let Some((fact, _)) = c.order(o)? {
+                facts.push(fact);
+            }
+        }
+        if facts.is_empty() {
+            continue;
+        }
+        docs.begin_job(c);
+        let changed = docs.change_weighing(c, &id, facts.len(), |d| {
+            for fact in &facts {
+                put_record(d, "orders", &fact.order_id, fact)?;
+            }
+            Ok(())
+        });
+        docs.end_job(c, changed.is_ok());
+        changed?;
+    }
+    Ok(())
 }
