@@ -44,7 +44,14 @@ pub(crate) fn start(
 
 fn compact(store: &Store, docs: &Arc<Mutex<Option<Docs>>>, copy: Compaction) {
     let id = copy.id().clone();
-    let saved = copy.save();
+    let saved = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| copy.save())) {
+        Ok(saved) => saved,
+        Err(_) => {
+            tracing::error!(%id, "saving the document whole panicked; its chunks stay");
+            give_up(docs, &id);
+            return;
+        }
+    };
     let bytes = saved.len();
     let d = docs.clone();
     let written = store.write_blocking(move |c| {
@@ -61,9 +68,14 @@ fn compact(store: &Store, docs: &Arc<Mutex<Option<Docs>>>, copy: Compaction) {
         Ok(false) => tracing::debug!(%id, "compaction skipped: the document changed meanwhile"),
         Err(e) => {
             tracing::warn!(%id, error = %e, "compaction not written; the chunks stay");
-            if let Some(docs) = docs.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
-                docs.compaction_given_up(&id);
-            }
+            give_up(docs, &id);
         }
+    }
+}
+
+/// The document may be compacted again by a later copy.
+fn give_up(docs: &Arc<Mutex<Option<Docs>>>, id: &linli_shared::docs::DocId) {
+    if let Some(docs) = docs.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+        docs.compaction_given_up(id);
     }
 }
