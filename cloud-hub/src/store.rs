@@ -34,6 +34,7 @@
 pub(crate) mod compactor;
 pub mod error;
 pub mod exceptions;
+pub mod groupbuys;
 pub mod idempotency;
 pub mod json_rows;
 pub mod members;

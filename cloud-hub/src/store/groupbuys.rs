@@ -1,0 +1,268 @@
+//! The records of group-buy campaigns: `group_buys` (one row per campaign,
+//! its terms, its state and its running totals), `group_buy_progress`
+//! (the running totals per store), `group_buy_commitments` (one row per
+//! commitment, online or at a counter) and `group_buy_counter_cancels`
+//! (the cancels and refunds stores' counters made) behind the
+//! [`GroupBuyRecords`] trait.
+//!
+//! The trait is every question and every write the use cases put to these
+//! tables, in domain types: no SQL and no database type in its signatures,
+//! so a PostgreSQL hub implements the same trait. The SQLite
+//! implementation (`sqlite`) is for the caller's `rusqlite::Connection`:
+//! the writer's transaction or a read connection, so a commitment commits
+//! with its idempotency record, its payment and its documents.
+//!
+//! A statement that joins a group-buy table with another table belongs
+//! here when it returns group-buy rows: the participants of a reached
+//! campaign (commitments, with their customers' member hash and masked
+//! phone from `customers`) are asked here.
+//!
+//! The rules (who counts, when a campaign is decided) are
+//! [`linli_shared::groupbuy`] and the use cases': these methods only read
+//! and write what they are told.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use linli_shared::groupbuy::{Commitment, Participant, State, StoreProgress, Threshold};
+
+use super::StoreError;
+
+mod sqlite;
+
+/// A campaign as `group_buys` holds it.
+#[derive(Debug, Clone)]
+pub struct GroupBuy {
+    pub id: String,
+    pub sku: String,
+    pub price_fen: i64,
+    pub threshold: Threshold,
+    pub deadline: DateTime<Utc>,
+    pub pickup_date: String,
+    pub per_customer_limit: i64,
+    pub store_ids: Vec<String>,
+    pub grace_minutes: u32,
+    pub counter_allotment: i64,
+    pub state: State,
+    pub reached_at: Option<String>,
+    pub decided_at: Option<String>,
+    /// Why it failed, as written when it was decided (campaigns decided
+    /// before this was kept have none: their reason is rebuilt).
+    pub failure_reason: Option<String>,
+}
+
+/// A campaign to open (state `open`, nothing counted yet).
+#[derive(Debug, Clone)]
+pub struct NewGroupBuy<'a> {
+    pub id: &'a str,
+    pub sku: &'a str,
+    pub price_fen: i64,
+    pub threshold: Threshold,
+    pub deadline: DateTime<Utc>,
+    pub pickup_date: String,
+    pub per_customer_limit: i64,
+    /// Sorted, each once.
+    pub store_ids: &'a [String],
+    pub grace_minutes: u32,
+    pub counter_allotment: i64,
+    /// The name of the user who opened it.
+    pub created_by: &'a str,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A campaign's running totals: over every counting commitment, and per
+/// store (stores with at least one participant, by store id).
+#[derive(Debug, Clone, Default)]
+pub struct RunningTotals {
+    pub participants: i64,
+    pub qty: i64,
+    pub per_store: BTreeMap<String, StoreProgress>,
+}
+
+/// A change to a campaign's running totals: participants of the store,
+/// participants of the campaign, units (each added, or taken away).
+#[derive(Debug, Clone, Copy)]
+pub struct TotalsChange {
+    pub store_participants: i64,
+    pub participants: i64,
+    pub qty: i64,
+}
+
+/// A commitment made online, as its row is first written.
+#[derive(Debug, Clone)]
+pub struct NewOnlineCommitment<'a> {
+    pub commitment_id: &'a str,
+    pub group_buy_id: &'a str,
+    pub store_id: &'a str,
+    pub customer_id: &'a str,
+    pub qty: i64,
+    pub amount_fen: i64,
+    /// When it was made (and recorded).
+    pub at: DateTime<Utc>,
+    /// `active` or `awaiting_payment`.
+    pub status: &'a str,
+}
+
+/// A commitment a store's counter took, as the hub records it.
+#[derive(Debug, Clone)]
+pub struct NewCounterCommitment<'a> {
+    /// `<store>/<the store's id>`.
+    pub commitment_id: &'a str,
+    pub group_buy_id: &'a str,
+    pub store_id: &'a str,
+    pub customer_id: &'a str,
+    pub qty: i64,
+    pub amount_fen: i64,
+    /// When the store took it.
+    pub at: DateTime<Utc>,
+    /// Why it arrives cancelled (`None`: it is active).
+    pub cancel_reason: Option<&'a str>,
+    pub cancelled_at: Option<String>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A commitment as its customer sees it (without its payment).
+#[derive(Debug, Clone)]
+pub struct CommitmentRecord {
+    pub commitment_id: String,
+    pub group_buy_id: String,
+    pub store_id: String,
+    pub qty: i64,
+    pub amount_fen: i64,
+    pub at: String,
+    pub status: String,
+    pub cancel_reason: Option<String>,
+    pub pickup_code: Option<String>,
+    pub source: String,
+    pub cancelled_at: Option<String>,
+}
+
+/// A count of a store's counter commitments and their amount, fen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSum {
+    pub store_id: String,
+    pub count: i64,
+    pub fen: i64,
+}
+
+/// The group-buy tables' operations, each on the implementor's
+/// transaction. Times are written as RFC 3339 text (`crate::time::ts`);
+/// the ones passed as `&str` are written as given.
+pub trait GroupBuyRecords {
+    /// The campaign `id`; `None` for one the hub does not have.
+    fn group_buy(&self, id: &str) -> Result<Option<GroupBuy>, StoreError>;
+
+    /// The newest 100 campaigns, newest first (ties: the later written
+    /// first); `open_only`: only those open or reached.
+    fn recent_group_buys(&self, open_only: bool) -> Result<Vec<GroupBuy>, StoreError>;
+
+    /// Every campaign still open.
+    fn open_group_buys(&self) -> Result<Vec<GroupBuy>, StoreError>;
+
+    /// Failed campaigns whose stores were never told.
+    fn untold_failed_group_buys(&self) -> Result<Vec<GroupBuy>, StoreError>;
+
+    /// Writes a new campaign, open.
+    fn insert_group_buy(&self, new: &NewGroupBuy<'_>) -> Result<(), StoreError>;
+
+    /// Moves an open campaign to `reached` at `at`.
+    fn mark_reached(&self, id: &str, at: &str) -> Result<(), StoreError>;
+
+    /// Moves an open campaign to `failed` at `at`, with its reason.
+    fn mark_failed(&self, id: &str, at: &str, reason: &str) -> Result<(), StoreError>;
+
+    /// Moves a reached campaign to `fulfilled` at `now` if every active
+    /// commitment of it has a pickup order.
+    fn mark_fulfilled_if_collected(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Records that a failed campaign's stores were told, at `now`.
+    fn mark_stores_told(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// The campaign's running totals.
+    fn running_totals(&self, id: &str) -> Result<RunningTotals, StoreError>;
+
+    /// Adds to the campaign's running totals and to its store's.
+    fn add_to_totals(&self, id: &str, store: &str, by: TotalsChange) -> Result<(), StoreError>;
+
+    /// Takes from the campaign's running totals and from its store's.
+    fn take_from_totals(&self, id: &str, store: &str, by: TotalsChange) -> Result<(), StoreError>;
+
+    /// Sets the campaign's running totals, and every store's, to zero.
+    fn zero_totals(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Every commitment of the campaign, as the rules count them (a
+    /// commitment not `active` is cancelled).
+    fn commitments_of(&self, id: &str) -> Result<Vec<Commitment>, StoreError>;
+
+    /// Whether the customer has an `active` commitment in the campaign,
+    /// at `store` or (`None`) anywhere.
+    fn has_counting_commitment(
+        &self,
+        id: &str,
+        customer: &str,
+        store: Option<&str>,
+    ) -> Result<bool, StoreError>;
+
+    /// The units the customer holds in the campaign (active or awaiting
+    /// payment).
+    fn committed_qty(&self, id: &str, customer: &str) -> Result<i64, StoreError>;
+
+    /// Writes an online commitment.
+    fn insert_online_commitment(&self, new: &NewOnlineCommitment<'_>) -> Result<(), StoreError>;
+
+    /// Writes a counter commitment unless one has its id; returns the rows
+    /// written (0 or 1).
+    fn insert_counter_commitment(
+        &self,
+        new: &NewCounterCommitment<'_>,
+    ) -> Result<usize, StoreError>;
+
+    /// Whether a commitment with this id is recorded.
+    fn commitment_exists(&self, commitment_id: &str) -> Result<bool, StoreError>;
+
+    /// The customer's newest 100 commitments, newest first.
+    fn commitments_of_customer(&self, customer: &str) -> Result<Vec<CommitmentRecord>, StoreError>;
+
+    /// Cancels every active or unpaid commitment of a failed campaign
+    /// (`group_buy_failed`, at `at`).
+    fn cancel_commitments_of_failed(&self, id: &str, at: &str) -> Result<(), StoreError>;
+
+    /// Who collects what: the campaign's active commitments with their
+    /// store, at `only` or (`None`) every store, by store, time and id
+    /// (joined with `customers` for the member hash and masked phone; a
+    /// phone is never given).
+    fn active_participants(
+        &self,
+        id: &str,
+        only: Option<&str>,
+    ) -> Result<Vec<(String, Participant)>, StoreError>;
+
+    /// Records the pickup order a store made for its commitment; returns
+    /// the rows changed (0: not a commitment of that store).
+    fn set_pickup_order(
+        &self,
+        commitment_id: &str,
+        store: &str,
+        order_id: &str,
+        pickup_code: &str,
+        pickup_status: &str,
+    ) -> Result<usize, StoreError>;
+
+    /// The campaign of a recorded commitment (an error if there is none).
+    fn group_buy_of_commitment(&self, commitment_id: &str) -> Result<String, StoreError>;
+
+    /// Whether the campaign has a commitment taken at a counter.
+    fn has_counter_commitments(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// The campaign's counter commitments refunded at their counter as
+    /// failed, per store (by store id).
+    fn counter_refunds_done(&self, id: &str) -> Result<Vec<StoreSum>, StoreError>;
+
+    /// The campaign's counter commitments their store has given nothing
+    /// back for, per store (by store id).
+    fn counter_refunds_owed(&self, id: &str) -> Result<Vec<StoreSum>, StoreError>;
+
+    /// Whether a store's counter recorded a cancel or refund of this
+    /// commitment.
+    fn counter_cancel_recorded(&self, commitment_id: &str) -> Result<bool, StoreError>;
+}

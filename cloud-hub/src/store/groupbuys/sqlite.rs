@@ -1,0 +1,467 @@
+//! [`GroupBuyRecords`] on SQLite: the group-buy tables on the caller's
+//! connection. A campaign's threshold and store ids are JSON text; times
+//! are RFC 3339 text. Every statement runs per request or per synced
+//! batch, so each is a cached statement.
+
+use chrono::{DateTime, Utc};
+use linli_shared::groupbuy::{Commitment, Participant, State, StoreProgress, Threshold};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    CommitmentRecord, GroupBuy, GroupBuyRecords, NewCounterCommitment, NewGroupBuy,
+    NewOnlineCommitment, RunningTotals, StoreSum, TotalsChange,
+};
+use crate::store::StoreError;
+use crate::time::ts;
+
+/// The columns [`group_buy_of_row`] reads.
+const ROW_COLUMNS: &str = "group_buy_id, sku, price_fen, threshold, deadline, pickup_date, per_customer_limit, store_ids, grace_minutes, state, reached_at, decided_at, counter_allotment, failure_reason";
+
+/// The columns [`commitment_of_row`] reads.
+const COMMITMENT_COLUMNS: &str = "commitment_id, group_buy_id, store_id, qty, amount_fen, at, status, cancel_reason, pickup_code, source, cancelled_at";
+
+fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+fn group_buy_of_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GroupBuy> {
+    let threshold: String = r.get(3)?;
+    let stores: String = r.get(7)?;
+    let state: String = r.get(9)?;
+    Ok(GroupBuy {
+        id: r.get(0)?,
+        sku: r.get(1)?,
+        price_fen: r.get(2)?,
+        threshold: serde_json::from_str(&threshold)
+            .unwrap_or(Threshold::Participants { count: u32::MAX }),
+        deadline: parse_ts(&r.get::<_, String>(4)?),
+        pickup_date: r.get(5)?,
+        per_customer_limit: r.get(6)?,
+        store_ids: serde_json::from_str(&stores).unwrap_or_default(),
+        grace_minutes: r.get(8)?,
+        state: State::parse(&state).unwrap_or(State::Open),
+        reached_at: r.get(10)?,
+        decided_at: r.get(11)?,
+        counter_allotment: r.get(12)?,
+        failure_reason: r.get(13)?,
+    })
+}
+
+fn commitment_of_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommitmentRecord> {
+    Ok(CommitmentRecord {
+        commitment_id: r.get(0)?,
+        group_buy_id: r.get(1)?,
+        store_id: r.get(2)?,
+        qty: r.get(3)?,
+        amount_fen: r.get(4)?,
+        at: r.get(5)?,
+        status: r.get(6)?,
+        cancel_reason: r.get(7)?,
+        pickup_code: r.get(8)?,
+        source: r.get(9)?,
+        cancelled_at: r.get(10)?,
+    })
+}
+
+/// The campaigns a query of [`ROW_COLUMNS`] gives, in its order.
+fn group_buys(
+    c: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<GroupBuy>, StoreError> {
+    Ok(c.prepare_cached(sql)?
+        .query_map(params, group_buy_of_row)?
+        .collect::<Result<_, _>>()?)
+}
+
+/// Whether a query gives a row.
+fn any(c: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<bool, StoreError> {
+    Ok(c.prepare_cached(sql)?
+        .query_row(params, |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The per-store sums a query of `store_id, count, fen` gives.
+fn store_sums(c: &Connection, sql: &str, id: &str) -> Result<Vec<StoreSum>, StoreError> {
+    Ok(c.prepare_cached(sql)?
+        .query_map([id], |r| {
+            Ok(StoreSum {
+                store_id: r.get(0)?,
+                count: r.get(1)?,
+                fen: r.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?)
+}
+
+impl GroupBuyRecords for Connection {
+    fn group_buy(&self, id: &str) -> Result<Option<GroupBuy>, StoreError> {
+        Ok(self
+            .prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM group_buys WHERE group_buy_id = ?1"
+            ))?
+            .query_row([id], group_buy_of_row)
+            .optional()?)
+    }
+
+    fn recent_group_buys(&self, open_only: bool) -> Result<Vec<GroupBuy>, StoreError> {
+        group_buys(
+            self,
+            &format!(
+                "SELECT {ROW_COLUMNS} FROM group_buys
+                 WHERE (?1 = 0 OR state IN ('open', 'reached'))
+                 ORDER BY created_at DESC, rowid DESC LIMIT 100"
+            ),
+            params![i64::from(open_only)],
+        )
+    }
+
+    fn open_group_buys(&self) -> Result<Vec<GroupBuy>, StoreError> {
+        group_buys(
+            self,
+            &format!("SELECT {ROW_COLUMNS} FROM group_buys WHERE state = 'open'"),
+            params![],
+        )
+    }
+
+    fn untold_failed_group_buys(&self) -> Result<Vec<GroupBuy>, StoreError> {
+        group_buys(
+            self,
+            &format!(
+                "SELECT {ROW_COLUMNS} FROM group_buys WHERE state = 'failed' AND stores_told_at IS NULL"
+            ),
+            params![],
+        )
+    }
+
+    fn insert_group_buy(&self, new: &NewGroupBuy<'_>) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "INSERT INTO group_buys(group_buy_id, sku, price_fen, threshold, deadline, pickup_date, per_customer_limit,
+                store_ids, grace_minutes, counter_allotment, state, created_by, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'open', ?11, ?12)",
+        )?
+        .execute(params![
+            new.id,
+            new.sku,
+            new.price_fen,
+            serde_json::to_string(&new.threshold).unwrap_or_default(),
+            ts(new.deadline),
+            new.pickup_date,
+            new.per_customer_limit,
+            serde_json::to_string(new.store_ids).unwrap_or_default(),
+            new.grace_minutes,
+            new.counter_allotment,
+            new.created_by,
+            ts(new.created_at)
+        ])?;
+        Ok(())
+    }
+
+    fn mark_reached(&self, id: &str, at: &str) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE group_buys SET state = 'reached', reached_at = ?2 WHERE group_buy_id = ?1 AND state = 'open'",
+        )?
+        .execute(params![id, at])?;
+        Ok(())
+    }
+
+    fn mark_failed(&self, id: &str, at: &str, reason: &str) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE group_buys SET state = 'failed', decided_at = ?2, failure_reason = ?3 WHERE group_buy_id = ?1 AND state = 'open'",
+        )?
+        .execute(params![id, at, reason])?;
+        Ok(())
+    }
+
+    fn mark_fulfilled_if_collected(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE group_buys SET state = 'fulfilled', decided_at = ?2 WHERE group_buy_id = ?1 AND state = 'reached'
+               AND NOT EXISTS (SELECT 1 FROM group_buy_commitments
+                               WHERE group_buy_id = ?1 AND status = 'active' AND pickup_order_id IS NULL)",
+        )?
+        .execute(params![id, ts(now)])?;
+        Ok(())
+    }
+
+    fn mark_stores_told(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.prepare_cached("UPDATE group_buys SET stores_told_at = ?2 WHERE group_buy_id = ?1")?
+            .execute(params![id, ts(now)])?;
+        Ok(())
+    }
+
+    fn running_totals(&self, id: &str) -> Result<RunningTotals, StoreError> {
+        let (participants, qty): (i64, i64) = self
+            .prepare_cached("SELECT participants, qty FROM group_buys WHERE group_buy_id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let mut stmt = self.prepare_cached(
+            "SELECT store_id, participants, qty FROM group_buy_progress
+             WHERE group_buy_id = ?1 AND participants > 0 ORDER BY store_id",
+        )?;
+        let per_store = stmt
+            .query_map([id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    StoreProgress {
+                        participants: u32::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                        qty: r.get(2)?,
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(RunningTotals {
+            participants,
+            qty,
+            per_store,
+        })
+    }
+
+    fn add_to_totals(&self, id: &str, store: &str, by: TotalsChange) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "INSERT INTO group_buy_progress(group_buy_id, store_id, participants, qty) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(group_buy_id, store_id) DO UPDATE SET participants = participants + ?3, qty = qty + ?4",
+        )?
+        .execute(params![id, store, by.store_participants, by.qty])?;
+        self.prepare_cached(
+            "UPDATE group_buys SET participants = participants + ?2, qty = qty + ?3 WHERE group_buy_id = ?1",
+        )?
+        .execute(params![id, by.participants, by.qty])?;
+        Ok(())
+    }
+
+    fn take_from_totals(&self, id: &str, store: &str, by: TotalsChange) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE group_buy_progress SET participants = participants - ?3, qty = qty - ?4
+             WHERE group_buy_id = ?1 AND store_id = ?2",
+        )?
+        .execute(params![id, store, by.store_participants, by.qty])?;
+        self.prepare_cached(
+            "UPDATE group_buys SET participants = participants - ?2, qty = qty - ?3 WHERE group_buy_id = ?1",
+        )?
+        .execute(params![id, by.participants, by.qty])?;
+        Ok(())
+    }
+
+    fn zero_totals(&self, id: &str) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE group_buys SET participants = 0, qty = 0 WHERE group_buy_id = ?1",
+        )?
+        .execute([id])?;
+        self.prepare_cached(
+            "UPDATE group_buy_progress SET participants = 0, qty = 0 WHERE group_buy_id = ?1",
+        )?
+        .execute([id])?;
+        Ok(())
+    }
+
+    fn commitments_of(&self, id: &str) -> Result<Vec<Commitment>, StoreError> {
+        let mut stmt = self.prepare_cached(
+            "SELECT commitment_id, store_id, customer_id, qty, at, status FROM group_buy_commitments WHERE group_buy_id = ?1",
+        )?;
+        let rows = stmt
+            .query_map([id], |r| {
+                Ok(Commitment {
+                    commitment_id: r.get(0)?,
+                    store_id: r.get(1)?,
+                    customer: r.get(2)?,
+                    qty: r.get(3)?,
+                    at: parse_ts(&r.get::<_, String>(4)?),
+                    cancelled: r.get::<_, String>(5)? != "active",
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn has_counting_commitment(
+        &self,
+        id: &str,
+        customer: &str,
+        store: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        any(
+            self,
+            "SELECT 1 FROM group_buy_commitments
+             WHERE customer_id = ?1 AND group_buy_id = ?2 AND status = 'active' AND (?3 IS NULL OR store_id = ?3)
+             LIMIT 1",
+            params![customer, id, store],
+        )
+    }
+
+    fn committed_qty(&self, id: &str, customer: &str) -> Result<i64, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "SELECT coalesce(sum(qty), 0) FROM group_buy_commitments
+                 WHERE group_buy_id = ?1 AND customer_id = ?2 AND status IN ('active', 'awaiting_payment')",
+            )?
+            .query_row(params![id, customer], |r| r.get(0))?)
+    }
+
+    fn insert_online_commitment(&self, new: &NewOnlineCommitment<'_>) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "INSERT INTO group_buy_commitments(commitment_id, group_buy_id, store_id, customer_id, qty, amount_fen, at, source, status, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'online', ?8, ?7)",
+        )?
+        .execute(params![
+            new.commitment_id,
+            new.group_buy_id,
+            new.store_id,
+            new.customer_id,
+            new.qty,
+            new.amount_fen,
+            ts(new.at),
+            new.status
+        ])?;
+        Ok(())
+    }
+
+    fn insert_counter_commitment(
+        &self,
+        new: &NewCounterCommitment<'_>,
+    ) -> Result<usize, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "INSERT OR IGNORE INTO group_buy_commitments(commitment_id, group_buy_id, store_id, customer_id, qty, amount_fen, at,
+                    source, status, cancel_reason, cancelled_at, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'counter', ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                new.commitment_id,
+                new.group_buy_id,
+                new.store_id,
+                new.customer_id,
+                new.qty,
+                new.amount_fen,
+                ts(new.at),
+                if new.cancel_reason.is_some() {
+                    "cancelled"
+                } else {
+                    "active"
+                },
+                new.cancel_reason,
+                new.cancelled_at,
+                ts(new.recorded_at)
+            ])?)
+    }
+
+    fn commitment_exists(&self, commitment_id: &str) -> Result<bool, StoreError> {
+        any(
+            self,
+            "SELECT 1 FROM group_buy_commitments WHERE commitment_id = ?1",
+            params![commitment_id],
+        )
+    }
+
+    fn commitments_of_customer(&self, customer: &str) -> Result<Vec<CommitmentRecord>, StoreError> {
+        Ok(self
+            .prepare_cached(&format!(
+                "SELECT {COMMITMENT_COLUMNS} FROM group_buy_commitments WHERE customer_id = ?1 ORDER BY at DESC LIMIT 100"
+            ))?
+            .query_map([customer], commitment_of_row)?
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn cancel_commitments_of_failed(&self, id: &str, at: &str) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'group_buy_failed', cancelled_at = ?2
+             WHERE group_buy_id = ?1 AND status IN ('active', 'awaiting_payment')",
+        )?
+        .execute(params![id, at])?;
+        Ok(())
+    }
+
+    fn active_participants(
+        &self,
+        id: &str,
+        only: Option<&str>,
+    ) -> Result<Vec<(String, Participant)>, StoreError> {
+        let mut stmt = self.prepare_cached(
+            "SELECT k.store_id, k.commitment_id, coalesce(cu.member_hash, ''), coalesce(cu.masked_phone, ''), k.qty
+             FROM group_buy_commitments k LEFT JOIN customers cu ON cu.customer_id = k.customer_id
+             WHERE k.group_buy_id = ?1 AND k.status = 'active' AND (?2 IS NULL OR k.store_id = ?2)
+             ORDER BY k.store_id, k.at, k.commitment_id",
+        )?;
+        Ok(stmt
+            .query_map(params![id, only], |r| {
+                Ok((
+                    r.get(0)?,
+                    Participant {
+                        commitment_id: r.get(1)?,
+                        member_hash: r.get(2)?,
+                        masked_phone: r.get(3)?,
+                        phone: String::new(),
+                        qty: r.get(4)?,
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn set_pickup_order(
+        &self,
+        commitment_id: &str,
+        store: &str,
+        order_id: &str,
+        pickup_code: &str,
+        pickup_status: &str,
+    ) -> Result<usize, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "UPDATE group_buy_commitments SET pickup_order_id = ?2, pickup_code = ?3, pickup_status = ?4
+                 WHERE commitment_id = ?1 AND store_id = ?5",
+            )?
+            .execute(params![
+                commitment_id,
+                order_id,
+                pickup_code,
+                pickup_status,
+                store
+            ])?)
+    }
+
+    fn group_buy_of_commitment(&self, commitment_id: &str) -> Result<String, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "SELECT group_buy_id FROM group_buy_commitments WHERE commitment_id = ?1",
+            )?
+            .query_row([commitment_id], |r| r.get(0))?)
+    }
+
+    fn has_counter_commitments(&self, id: &str) -> Result<bool, StoreError> {
+        any(
+            self,
+            "SELECT 1 FROM group_buy_commitments WHERE group_buy_id = ?1 AND source = 'counter' LIMIT 1",
+            params![id],
+        )
+    }
+
+    fn counter_refunds_done(&self, id: &str) -> Result<Vec<StoreSum>, StoreError> {
+        store_sums(
+            self,
+            "SELECT store_id, count(*), coalesce(sum(refund_fen), 0) FROM group_buy_counter_cancels
+             WHERE group_buy_id = ?1 AND reason = 'group_buy_failed' GROUP BY store_id",
+            id,
+        )
+    }
+
+    fn counter_refunds_owed(&self, id: &str) -> Result<Vec<StoreSum>, StoreError> {
+        store_sums(
+            self,
+            "SELECT k.store_id, count(*), coalesce(sum(k.amount_fen), 0) FROM group_buy_commitments k
+             WHERE k.group_buy_id = ?1 AND k.source = 'counter'
+               AND NOT EXISTS (SELECT 1 FROM group_buy_counter_cancels x WHERE x.commitment_id = k.commitment_id)
+             GROUP BY k.store_id",
+            id,
+        )
+    }
+
+    fn counter_cancel_recorded(&self, commitment_id: &str) -> Result<bool, StoreError> {
+        any(
+            self,
+            "SELECT 1 FROM group_buy_counter_cancels WHERE commitment_id = ?1",
+            params![commitment_id],
+        )
+    }
+}
