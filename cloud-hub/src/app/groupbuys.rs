@@ -248,30 +248,6 @@ fn count_out(
     Ok(())
 }
 
-/// The columns [`commitment_row`] reads.
-const COMMITMENT_COLUMNS: &str = "commitment_id, group_buy_id, store_id, qty, amount_fen, at, status, cancel_reason, pickup_code, source, cancelled_at";
-
-/// A commitment as its customer sees it, without its payment
-/// ([`with_payment`]) or the words for its cancel.
-fn commitment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommitmentView> {
-    Ok(CommitmentView {
-        commitment_id: r.get(0)?,
-        group_buy_id: r.get(1)?,
-        store_id: r.get(2)?,
-        qty: r.get(3)?,
-        amount_fen: r.get(4)?,
-        at: r.get(5)?,
-        status: r.get(6)?,
-        cancel_reason: r.get(7)?,
-        pickup_code: r.get(8)?,
-        source: r.get(9)?,
-        cancelled_at: r.get(10)?,
-        payment: None,
-        refund: None,
-        failure_reason: None,
-    })
-}
-
 impl From<CommitmentRecord> for CommitmentView {
     /// A commitment as its customer sees it, without its payment
     /// ([`with_payment`]) or the words for its cancel.

@@ -24,7 +24,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use linli_shared::groupbuy::{Commitment, Participant, State, StoreProgress, Threshold};
+use linli_shared::groupbuy::{
+    Commitment, CounterCancel, Participant, State, StoreProgress, Threshold,
+};
 
 use super::StoreError;
 
@@ -135,6 +137,25 @@ pub struct CommitmentRecord {
     pub pickup_code: Option<String>,
     pub source: String,
     pub cancelled_at: Option<String>,
+}
+
+/// Whose a commitment is and what it holds, as payment and counting need
+/// it.
+#[derive(Debug, Clone)]
+pub struct CommitmentHolding {
+    pub group_buy_id: String,
+    pub store_id: String,
+    pub customer_id: String,
+    pub qty: i64,
+    /// `active`, `awaiting_payment` or `cancelled`.
+    pub status: String,
+}
+
+/// A commitment paid online, with the amount its payment took.
+#[derive(Debug, Clone)]
+pub struct PaidCommitment {
+    pub commitment_id: String,
+    pub amount_fen: i64,
 }
 
 /// A count of a store's counter commitments and their amount, fen.
@@ -265,4 +286,74 @@ pub trait GroupBuyRecords {
     /// Whether a store's counter recorded a cancel or refund of this
     /// commitment.
     fn counter_cancel_recorded(&self, commitment_id: &str) -> Result<bool, StoreError>;
+
+    /// A commitment with the account it is filed under; `None` for one
+    /// the hub does not have.
+    fn commitment_with_owner(
+        &self,
+        commitment_id: &str,
+    ) -> Result<Option<(CommitmentRecord, String)>, StoreError>;
+
+    /// A recorded commitment (an error if there is none).
+    fn commitment(&self, commitment_id: &str) -> Result<CommitmentRecord, StoreError>;
+
+    /// Whose a commitment is and what it holds; `None` for one the hub
+    /// does not have.
+    fn commitment_holding(
+        &self,
+        commitment_id: &str,
+    ) -> Result<Option<CommitmentHolding>, StoreError>;
+
+    /// The campaign's active commitments whose payment is paid, with the
+    /// amount paid (joined with `payments`; the rows are commitments).
+    fn paid_commitments_of(&self, id: &str) -> Result<Vec<PaidCommitment>, StoreError>;
+
+    /// Makes an (unpaid, now paid) commitment count: `active`.
+    fn activate_commitment(&self, commitment_id: &str) -> Result<(), StoreError>;
+
+    /// Cancels a commitment still active or unpaid, at its customer's
+    /// request (`customer_cancelled`, at `now`).
+    fn cancel_by_customer(&self, commitment_id: &str, now: DateTime<Utc>)
+    -> Result<(), StoreError>;
+
+    /// Cancels a commitment still unpaid whose money came after its
+    /// campaign closed (`group_buy_closed`, at `now`).
+    fn cancel_paid_after_close(
+        &self,
+        commitment_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Cancels a commitment still unpaid whose payment was closed
+    /// (`unpaid`, at `now`).
+    fn cancel_unpaid(&self, commitment_id: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// When the counter's cancel of this commitment was made, if it has
+    /// arrived and counts.
+    fn counting_counter_cancel_at(&self, commitment_id: &str)
+    -> Result<Option<String>, StoreError>;
+
+    /// Records a counter's cancel (or failed refund) of the commitment
+    /// `commitment_id` of `store` once; returns the rows written (0: it
+    /// was recorded before).
+    fn insert_counter_cancel(
+        &self,
+        commitment_id: &str,
+        store: &str,
+        cancel: &CounterCancel,
+        counts: bool,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError>;
+
+    /// The campaign, customer and units of `store`'s counter commitment
+    /// `commitment_id`; `None` if it has not arrived.
+    fn counter_commitment_holding(
+        &self,
+        commitment_id: &str,
+        store: &str,
+    ) -> Result<Option<(String, String, i64)>, StoreError>;
+
+    /// Cancels a counter commitment still active, as its counter did at
+    /// `at` (`counter_cancelled`); returns the rows changed.
+    fn cancel_at_counter(&self, commitment_id: &str, at: &str) -> Result<usize, StoreError>;
 }

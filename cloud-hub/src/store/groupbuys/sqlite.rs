@@ -4,12 +4,15 @@
 //! batch, so each is a cached statement.
 
 use chrono::{DateTime, Utc};
-use linli_shared::groupbuy::{Commitment, Participant, State, StoreProgress, Threshold};
+use linli_shared::groupbuy::{
+    Commitment, CounterCancel, Participant, State, StoreProgress, Threshold,
+};
+use linli_shared::payment::PaymentState;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    CommitmentRecord, GroupBuy, GroupBuyRecords, NewCounterCommitment, NewGroupBuy,
-    NewOnlineCommitment, RunningTotals, StoreSum, TotalsChange,
+    CommitmentHolding, CommitmentRecord, GroupBuy, GroupBuyRecords, NewCounterCommitment,
+    NewGroupBuy, NewOnlineCommitment, PaidCommitment, RunningTotals, StoreSum, TotalsChange,
 };
 use crate::store::StoreError;
 use crate::time::ts;
@@ -463,5 +466,175 @@ impl GroupBuyRecords for Connection {
             "SELECT 1 FROM group_buy_counter_cancels WHERE commitment_id = ?1",
             params![commitment_id],
         )
+    }
+
+    fn commitment_with_owner(
+        &self,
+        commitment_id: &str,
+    ) -> Result<Option<(CommitmentRecord, String)>, StoreError> {
+        Ok(self
+            .prepare_cached(&format!(
+                "SELECT {COMMITMENT_COLUMNS}, customer_id FROM group_buy_commitments WHERE commitment_id = ?1"
+            ))?
+            .query_row([commitment_id], |r| {
+                Ok((commitment_of_row(r)?, r.get::<_, String>(11)?))
+            })
+            .optional()?)
+    }
+
+    fn commitment(&self, commitment_id: &str) -> Result<CommitmentRecord, StoreError> {
+        Ok(self
+            .prepare_cached(&format!(
+                "SELECT {COMMITMENT_COLUMNS} FROM group_buy_commitments WHERE commitment_id = ?1"
+            ))?
+            .query_row([commitment_id], commitment_of_row)?)
+    }
+
+    fn commitment_holding(
+        &self,
+        commitment_id: &str,
+    ) -> Result<Option<CommitmentHolding>, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "SELECT group_buy_id, store_id, customer_id, qty, status FROM group_buy_commitments WHERE commitment_id = ?1",
+            )?
+            .query_row([commitment_id], |r| {
+                Ok(CommitmentHolding {
+                    group_buy_id: r.get(0)?,
+                    store_id: r.get(1)?,
+                    customer_id: r.get(2)?,
+                    qty: r.get(3)?,
+                    status: r.get(4)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn paid_commitments_of(&self, id: &str) -> Result<Vec<PaidCommitment>, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "SELECT k.commitment_id, p.amount_fen FROM group_buy_commitments k
+                   JOIN payments p ON p.order_id = k.commitment_id
+                 WHERE k.group_buy_id = ?1 AND k.status = 'active' AND p.state = ?2",
+            )?
+            .query_map(params![id, PaymentState::Paid.as_str()], |r| {
+                Ok(PaidCommitment {
+                    commitment_id: r.get(0)?,
+                    amount_fen: r.get(1)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn activate_commitment(&self, commitment_id: &str) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE group_buy_commitments SET status = 'active' WHERE commitment_id = ?1",
+        )?
+        .execute([commitment_id])?;
+        Ok(())
+    }
+
+    fn cancel_by_customer(
+        &self,
+        commitment_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'customer_cancelled', cancelled_at = ?2
+             WHERE commitment_id = ?1 AND status IN ('active', 'awaiting_payment')",
+        )?
+        .execute(params![commitment_id, ts(now)])?;
+        Ok(())
+    }
+
+    fn cancel_paid_after_close(
+        &self,
+        commitment_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'group_buy_closed', cancelled_at = ?2
+             WHERE commitment_id = ?1 AND status = 'awaiting_payment'",
+        )?
+        .execute(params![commitment_id, ts(now)])?;
+        Ok(())
+    }
+
+    fn cancel_unpaid(&self, commitment_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'unpaid', cancelled_at = ?2
+             WHERE commitment_id = ?1 AND status = 'awaiting_payment'",
+        )?
+        .execute(params![commitment_id, ts(now)])?;
+        Ok(())
+    }
+
+    fn counting_counter_cancel_at(
+        &self,
+        commitment_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "SELECT at FROM group_buy_counter_cancels WHERE commitment_id = ?1 AND counts = 1",
+            )?
+            .query_row([commitment_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn insert_counter_cancel(
+        &self,
+        commitment_id: &str,
+        store: &str,
+        cancel: &CounterCancel,
+        counts: bool,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "INSERT OR IGNORE INTO group_buy_counter_cancels(commitment_id, store_id, group_buy_id, refund_id,
+                    refund_fen, at, staff, counts, recorded_at, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                commitment_id,
+                store,
+                cancel.group_buy_id,
+                cancel.refund_id,
+                cancel.refund_fen,
+                cancel.at,
+                cancel.staff,
+                counts,
+                ts(now),
+                cancel.reason.as_str()
+            ])?)
+    }
+
+    fn counter_commitment_holding(
+        &self,
+        commitment_id: &str,
+        store: &str,
+    ) -> Result<Option<(String, String, i64)>, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "SELECT group_buy_id, customer_id, qty FROM group_buy_commitments
+                 WHERE commitment_id = ?1 AND store_id = ?2 AND source = 'counter'",
+            )?
+            .query_row(params![commitment_id, store], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()?)
+    }
+
+    fn cancel_at_counter(&self, commitment_id: &str, at: &str) -> Result<usize, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'counter_cancelled', cancelled_at = ?2
+                 WHERE commitment_id = ?1 AND status = 'active'",
+            )?
+            .execute(params![commitment_id, at])?)
     }
 }
