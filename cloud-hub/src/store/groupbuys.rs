@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use linli_shared::groupbuy::{
     Commitment, CounterCancel, Participant, State, StoreProgress, Threshold,
 };
+use serde_json::Value;
 
 use super::StoreError;
 
@@ -156,6 +157,18 @@ pub struct CommitmentHolding {
 pub struct PaidCommitment {
     pub commitment_id: String,
     pub amount_fen: i64,
+}
+
+/// A campaign decided (reached, fulfilled or failed), as the KPIs read
+/// it.
+#[derive(Debug, Clone)]
+pub struct DecidedGroupBuy {
+    pub group_buy_id: String,
+    pub store_ids: Vec<String>,
+    /// `reached`, `fulfilled` or `failed`.
+    pub state: String,
+    /// When it failed, or reached its threshold (RFC 3339 text).
+    pub at: String,
 }
 
 /// A count of a store's counter commitments and their amount, fen.
@@ -356,4 +369,32 @@ pub trait GroupBuyRecords {
     /// Cancels a counter commitment still active, as its counter did at
     /// `at` (`counter_cancelled`); returns the rows changed.
     fn cancel_at_counter(&self, commitment_id: &str, at: &str) -> Result<usize, StoreError>;
+
+    /// Group-buy money at `store`'s counter in `[start, end)` (RFC 3339
+    /// text): each counter commitment's amount, taken (positive), and each
+    /// counter cancel's refund, given back (negative), as `(at, fen)`.
+    fn counter_money_between(
+        &self,
+        store: &str,
+        start: &str,
+        end: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// Campaigns decided in `[start, end)` (RFC 3339 text).
+    fn decided_between(&self, start: &str, end: &str) -> Result<Vec<DecidedGroupBuy>, StoreError>;
+
+    /// The ids of every commitment of the account `customer_id`.
+    fn commitment_ids_of_customer(&self, customer_id: &str) -> Result<Vec<String>, StoreError>;
+
+    /// The account's commitments as the table holds them (column → value),
+    /// oldest first: a person's export.
+    fn commitment_rows_of_customer(&self, customer_id: &str) -> Result<Vec<Value>, StoreError>;
+
+    /// Files the account's commitments under `tombstone`; returns the rows
+    /// changed.
+    fn erase_customer_from_commitments(
+        &self,
+        customer_id: &str,
+        tombstone: &str,
+    ) -> Result<usize, StoreError>;
 }

@@ -1,7 +1,7 @@
 //! [`GroupBuyRecords`] on SQLite: the group-buy tables on the caller's
 //! connection. A campaign's threshold and store ids are JSON text; times
-//! are RFC 3339 text. Every statement runs per request or per synced
-//! batch, so each is a cached statement.
+//! are RFC 3339 text. Every statement but the erasure's runs per request
+//! or per synced batch, so each is a cached statement.
 
 use chrono::{DateTime, Utc};
 use linli_shared::groupbuy::{
@@ -9,12 +9,15 @@ use linli_shared::groupbuy::{
 };
 use linli_shared::payment::PaymentState;
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
 
 use super::{
-    CommitmentHolding, CommitmentRecord, GroupBuy, GroupBuyRecords, NewCounterCommitment,
-    NewGroupBuy, NewOnlineCommitment, PaidCommitment, RunningTotals, StoreSum, TotalsChange,
+    CommitmentHolding, CommitmentRecord, DecidedGroupBuy, GroupBuy, GroupBuyRecords,
+    NewCounterCommitment, NewGroupBuy, NewOnlineCommitment, PaidCommitment, RunningTotals,
+    StoreSum, TotalsChange,
 };
 use crate::store::StoreError;
+use crate::store::json_rows::rows;
 use crate::time::ts;
 
 /// The columns [`group_buy_of_row`] reads.
@@ -636,5 +639,80 @@ impl GroupBuyRecords for Connection {
                  WHERE commitment_id = ?1 AND status = 'active'",
             )?
             .execute(params![commitment_id, at])?)
+    }
+
+    fn counter_money_between(
+        &self,
+        store: &str,
+        start: &str,
+        end: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "SELECT at, amount_fen FROM group_buy_commitments
+                 WHERE store_id = ?1 AND source = 'counter' AND at >= ?2 AND at < ?3
+                 UNION ALL
+                 SELECT at, -refund_fen FROM group_buy_counter_cancels
+                 WHERE store_id = ?1 AND at >= ?2 AND at < ?3",
+            )?
+            .query_map(params![store, start, end], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn decided_between(&self, start: &str, end: &str) -> Result<Vec<DecidedGroupBuy>, StoreError> {
+        let mut stmt = self.prepare_cached(
+            "SELECT group_buy_id, store_ids, state,
+                    CASE state WHEN 'failed' THEN decided_at ELSE coalesce(reached_at, decided_at) END AS at
+             FROM group_buys WHERE state IN ('reached', 'fulfilled', 'failed') AND at >= ?1 AND at < ?2",
+        )?;
+        let rows = stmt.query_map(params![start, end], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (group_buy_id, store_ids, state, at) = row?;
+            out.push(DecidedGroupBuy {
+                group_buy_id,
+                store_ids: serde_json::from_str(&store_ids).unwrap_or_default(),
+                state,
+                at,
+            });
+        }
+        Ok(out)
+    }
+
+    fn commitment_ids_of_customer(&self, customer_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "SELECT commitment_id FROM group_buy_commitments WHERE customer_id = ?1",
+            )?
+            .query_map([customer_id], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn commitment_rows_of_customer(&self, customer_id: &str) -> Result<Vec<Value>, StoreError> {
+        rows(
+            self,
+            "SELECT * FROM group_buy_commitments WHERE customer_id = ?1 ORDER BY at",
+            &[&customer_id],
+        )
+    }
+
+    fn erase_customer_from_commitments(
+        &self,
+        customer_id: &str,
+        tombstone: &str,
+    ) -> Result<usize, StoreError> {
+        Ok(self.execute(
+            "UPDATE group_buy_commitments SET customer_id = ?2 WHERE customer_id = ?1",
+            params![customer_id, tombstone],
+        )?)
     }
 }
