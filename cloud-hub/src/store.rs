@@ -9,14 +9,14 @@
 //! connection); a PostgreSQL hub implements the same traits. The online
 //! orders are there ([`orders::OrderRecords`], failing with
 //! [`StoreError`]), and so are the group-buys
-//! ([`groupbuys::GroupBuyRecords`]); the other modules are still plain functions on a
-//! rusqlite `Connection`, failing with [`StoreError`] too but for
-//! `payments::enqueue`, which returns the use cases' `HubError` because
-//! the payer's refund limits can refuse a refund (`RefundRefused`, a
-//! refusal, not a storage failure). Much of the hub's SQL still lives in
-//! the use cases themselves (every table but `online_orders` and the four
-//! group-buy tables); each table
-//! moved behind a trait here is one fewer to port.
+//! ([`groupbuys::GroupBuyRecords`]); the other modules are still plain
+//! functions on a rusqlite `Connection`, failing with [`StoreError`] too
+//! but for `payments::enqueue`, which returns the use cases' `HubError`
+//! because the payer's refund limits can refuse a refund
+//! (`RefundRefused`, a refusal, not a storage failure). Much of the hub's
+//! SQL still lives in the use cases themselves (every table but
+//! `online_orders` and the four group-buy tables); each table moved
+//! behind a trait here is one fewer to port.
 //!
 //! - [`error`]: the storage layer's error, [`StoreError`];
 //! - [`compactor`]: the documents' snapshots, saved off the writer;
