@@ -8,19 +8,24 @@
 //! for `rusqlite::Connection` (the writer's transaction or a read
 //! connection); a PostgreSQL hub implements the same traits. The online
 //! orders are there ([`orders::OrderRecords`], failing with
-//! [`StoreError`]); the other modules are still plain functions on a
-//! rusqlite `Connection`, failing with [`StoreError`] too but for
-//! `payments::enqueue`, which returns the use cases' `HubError` because
-//! the payer's refund limits can refuse a refund (`RefundRefused`, a
-//! refusal, not a storage failure). Much of the hub's SQL still lives in
-//! the use cases themselves (every table but `online_orders`); each table
-//! moved behind a trait here is one fewer to port.
+//! [`StoreError`]), and so are the group-buys
+//! ([`groupbuys::GroupBuyRecords`]); the other modules are still plain
+//! functions on a rusqlite `Connection`, failing with [`StoreError`] too
+//! but for `payments::enqueue`, which returns the use cases' `HubError`
+//! because the payer's refund limits can refuse a refund
+//! (`RefundRefused`, a refusal, not a storage failure). Much of the hub's
+//! SQL still lives in the use cases themselves (every table but
+//! `online_orders` and the four group-buy tables); each table moved
+//! behind a trait here is one fewer to port.
 //!
 //! - [`error`]: the storage layer's error, [`StoreError`];
 //! - [`compactor`]: the documents' snapshots, saved off the writer;
 //! - [`orders`]: the online orders' records (`online_orders` behind
 //!   [`orders::OrderRecords`], and the store's orders document of an order
 //!   that is not held for payment);
+//! - [`groupbuys`]: the group-buy campaigns' records (`group_buys`,
+//!   `group_buy_progress`, `group_buy_commitments` and
+//!   `group_buy_counter_cancels` behind [`groupbuys::GroupBuyRecords`]);
 //! - [`payments`]: payments and the refund queue;
 //! - [`rights`]: the hub's half of the stock-rights scheme (`store_rights`,
 //!   `hub_rights` and the `hub/<S>/stock/<day>` documents that carry them);
@@ -34,6 +39,7 @@
 pub(crate) mod compactor;
 pub mod error;
 pub mod exceptions;
+pub mod groupbuys;
 pub mod idempotency;
 pub mod json_rows;
 pub mod members;

@@ -31,8 +31,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::groupbuy::{
-    self, Commitment, CounterCommitment, CounterTerms, Participant, ParticipantList, Progress,
-    State, StoreProgress, Terms, Threshold, Timing,
+    self, CounterCommitment, CounterTerms, Participant, ParticipantList, Progress, State, Terms,
+    Threshold, Timing,
 };
 use linli_shared::money::Fen;
 use linli_shared::qty::Unit;
@@ -44,6 +44,8 @@ use crate::auth::Caller;
 use crate::auth::{Role, User};
 use crate::error::HubError;
 use crate::hub::Hub;
+use crate::store;
+use crate::store::groupbuys::{CommitmentRecord, GroupBuy as Row, GroupBuyRecords, TotalsChange};
 use crate::store::payments::{PaymentView, RefundView};
 use crate::time::ts;
 
@@ -191,102 +193,8 @@ fn invalid(msg: &str) -> HubError {
     HubError::Invalid(msg.to_owned())
 }
 
-fn parse_ts(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
-}
-
-/// A campaign row.
-struct Row {
-    id: String,
-    sku: String,
-    price_fen: i64,
-    threshold: Threshold,
-    deadline: DateTime<Utc>,
-    pickup_date: String,
-    per_customer_limit: i64,
-    store_ids: Vec<String>,
-    grace_minutes: u32,
-    counter_allotment: i64,
-    state: State,
-    reached_at: Option<String>,
-    decided_at: Option<String>,
-    /// Why it failed, as written when it was decided (campaigns decided
-    /// before this was kept have none: their reason is rebuilt).
-    failure_reason: Option<String>,
-}
-
-const ROW_COLUMNS: &str = "group_buy_id, sku, price_fen, threshold, deadline, pickup_date, per_customer_limit, store_ids, grace_minutes, state, reached_at, decided_at, counter_allotment, failure_reason";
-
-fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    let threshold: String = r.get(3)?;
-    let stores: String = r.get(7)?;
-    let state: String = r.get(9)?;
-    Ok(Row {
-        id: r.get(0)?,
-        sku: r.get(1)?,
-        price_fen: r.get(2)?,
-        threshold: serde_json::from_str(&threshold)
-            .unwrap_or(Threshold::Participants { count: u32::MAX }),
-        deadline: parse_ts(&r.get::<_, String>(4)?),
-        pickup_date: r.get(5)?,
-        per_customer_limit: r.get(6)?,
-        store_ids: serde_json::from_str(&stores).unwrap_or_default(),
-        grace_minutes: r.get(8)?,
-        state: State::parse(&state).unwrap_or(State::Open),
-        reached_at: r.get(10)?,
-        decided_at: r.get(11)?,
-        counter_allotment: r.get(12)?,
-        failure_reason: r.get(13)?,
-    })
-}
-
 fn load(c: &Connection, id: &str) -> Result<Option<Row>, HubError> {
-    Ok(c.query_row(
-        &format!("SELECT {ROW_COLUMNS} FROM group_buys WHERE group_buy_id = ?1"),
-        [id],
-        row_of,
-    )
-    .optional()?)
-}
-
-fn commitments(c: &Connection, id: &str) -> Result<Vec<Commitment>, HubError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT commitment_id, store_id, customer_id, qty, at, status FROM group_buy_commitments WHERE group_buy_id = ?1",
-    )?;
-    let rows = stmt
-        .query_map([id], |r| {
-            Ok(Commitment {
-                commitment_id: r.get(0)?,
-                store_id: r.get(1)?,
-                customer: r.get(2)?,
-                qty: r.get(3)?,
-                at: parse_ts(&r.get::<_, String>(4)?),
-                cancelled: r.get::<_, String>(5)? != "active",
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
-/// Whether the customer has a counting (`active`) commitment in the
-/// campaign, at `store` or anywhere: one indexed look.
-fn counting(
-    c: &Connection,
-    gid: &str,
-    customer: &str,
-    store: Option<&str>,
-) -> Result<bool, HubError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT 1 FROM group_buy_commitments
-             WHERE customer_id = ?1 AND group_buy_id = ?2 AND status = 'active' AND (?3 IS NULL OR store_id = ?3)
-             LIMIT 1",
-        )?
-        .query_row(params![customer, gid, store], |_| Ok(()))
-        .optional()?
-        .is_some())
+    Ok(c.group_buy(id)?)
 }
 
 /// Counts a new active commitment made before the deadline into the
@@ -301,17 +209,17 @@ fn count_in(
     customer: &str,
     qty: i64,
 ) -> Result<(), HubError> {
-    let new_here = i64::from(!counting(c, gid, customer, Some(store))?);
-    let new_anywhere = i64::from(!counting(c, gid, customer, None)?);
-    c.prepare_cached(
-        "INSERT INTO group_buy_progress(group_buy_id, store_id, participants, qty) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(group_buy_id, store_id) DO UPDATE SET participants = participants + ?3, qty = qty + ?4",
-    )?
-    .execute(params![gid, store, new_here, qty])?;
-    c.prepare_cached(
-        "UPDATE group_buys SET participants = participants + ?2, qty = qty + ?3 WHERE group_buy_id = ?1",
-    )?
-    .execute(params![gid, new_anywhere, qty])?;
+    let new_here = i64::from(!c.has_counting_commitment(gid, customer, Some(store))?);
+    let new_anywhere = i64::from(!c.has_counting_commitment(gid, customer, None)?);
+    c.add_to_totals(
+        gid,
+        store,
+        TotalsChange {
+            store_participants: new_here,
+            participants: new_anywhere,
+            qty,
+        },
+    )?;
     Ok(())
 }
 
@@ -326,42 +234,41 @@ fn count_out(
     customer: &str,
     qty: i64,
 ) -> Result<(), HubError> {
-    let gone_here = i64::from(!counting(c, gid, customer, Some(store))?);
-    let gone_anywhere = i64::from(!counting(c, gid, customer, None)?);
-    c.prepare_cached(
-        "UPDATE group_buy_progress SET participants = participants - ?3, qty = qty - ?4
-         WHERE group_buy_id = ?1 AND store_id = ?2",
-    )?
-    .execute(params![gid, store, gone_here, qty])?;
-    c.prepare_cached(
-        "UPDATE group_buys SET participants = participants - ?2, qty = qty - ?3 WHERE group_buy_id = ?1",
-    )?
-    .execute(params![gid, gone_anywhere, qty])?;
+    let gone_here = i64::from(!c.has_counting_commitment(gid, customer, Some(store))?);
+    let gone_anywhere = i64::from(!c.has_counting_commitment(gid, customer, None)?);
+    c.take_from_totals(
+        gid,
+        store,
+        TotalsChange {
+            store_participants: gone_here,
+            participants: gone_anywhere,
+            qty,
+        },
+    )?;
     Ok(())
 }
 
-/// The columns [`commitment_row`] reads.
-const COMMITMENT_COLUMNS: &str = "commitment_id, group_buy_id, store_id, qty, amount_fen, at, status, cancel_reason, pickup_code, source, cancelled_at";
-
-/// A commitment as its customer sees it, without its payment
-/// ([`with_payment`]) or the words for its cancel.
-fn commitment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommitmentView> {
-    Ok(CommitmentView {
-        commitment_id: r.get(0)?,
-        group_buy_id: r.get(1)?,
-        store_id: r.get(2)?,
-        qty: r.get(3)?,
-        amount_fen: r.get(4)?,
-        at: r.get(5)?,
-        status: r.get(6)?,
-        cancel_reason: r.get(7)?,
-        pickup_code: r.get(8)?,
-        source: r.get(9)?,
-        cancelled_at: r.get(10)?,
-        payment: None,
-        refund: None,
-        failure_reason: None,
-    })
+impl From<CommitmentRecord> for CommitmentView {
+    /// A commitment as its customer sees it, without its payment
+    /// ([`with_payment`]) or the words for its cancel.
+    fn from(k: CommitmentRecord) -> Self {
+        CommitmentView {
+            commitment_id: k.commitment_id,
+            group_buy_id: k.group_buy_id,
+            store_id: k.store_id,
+            qty: k.qty,
+            amount_fen: k.amount_fen,
+            at: k.at,
+            status: k.status,
+            cancel_reason: k.cancel_reason,
+            pickup_code: k.pickup_code,
+            source: k.source,
+            cancelled_at: k.cancelled_at,
+            payment: None,
+            refund: None,
+            failure_reason: None,
+        }
+    }
 }
 
 /// Adds a commitment's payment and its newest refund (normally its only
@@ -375,29 +282,12 @@ fn with_payment(c: &Connection, k: &mut CommitmentView) -> Result<(), HubError> 
 
 /// The campaign's progress from its running totals.
 fn progress_of(c: &Connection, row: &Row) -> Result<Progress, HubError> {
-    let (participants, qty): (i64, i64) = c
-        .prepare_cached("SELECT participants, qty FROM group_buys WHERE group_buy_id = ?1")?
-        .query_row([&row.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let mut stmt = c.prepare_cached(
-        "SELECT store_id, participants, qty FROM group_buy_progress
-         WHERE group_buy_id = ?1 AND participants > 0 ORDER BY store_id",
-    )?;
-    let per_store: std::collections::BTreeMap<String, StoreProgress> = stmt
-        .query_map([&row.id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                StoreProgress {
-                    participants: u32::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    qty: r.get(2)?,
-                },
-            ))
-        })?
-        .collect::<Result<_, _>>()?;
+    let totals = c.running_totals(&row.id)?;
     Ok(groupbuy::progress_from_totals(
         row.threshold,
-        u32::try_from(participants).unwrap_or(0),
-        qty,
-        per_store,
+        u32::try_from(totals.participants).unwrap_or(0),
+        totals.qty,
+        totals.per_store,
     ))
 }
 
@@ -488,38 +378,21 @@ impl Hub {
         let at = ts(now);
         match (row.state, next) {
             (State::Open, State::Reached) => {
-                c.execute(
-                    "UPDATE group_buys SET state = 'reached', reached_at = ?2 WHERE group_buy_id = ?1 AND state = 'open'",
-                    params![row.id, at],
-                )?;
+                c.mark_reached(&row.id, &at)?;
                 row.reached_at = Some(at);
             }
             (State::Open, State::Failed) => {
                 // the reason names the counts at the deadline, before
                 // failing zeroes them
                 let reason = failure_reason(&row, &p);
-                c.execute(
-                    "UPDATE group_buys SET state = 'failed', decided_at = ?2, failure_reason = ?3 WHERE group_buy_id = ?1 AND state = 'open'",
-                    params![row.id, at, reason],
-                )?;
+                c.mark_failed(&row.id, &at, &reason)?;
                 row.failure_reason = Some(reason);
                 // the paid ones are refunded, in this transaction: the
                 // state moves once, so the refunds are queued once
                 paid::on_failure(c, &row.id, &self.refund_limits(), now, self.now())?;
-                c.execute(
-                    "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'group_buy_failed', cancelled_at = ?2
-                     WHERE group_buy_id = ?1 AND status IN ('active', 'awaiting_payment')",
-                    params![row.id, at],
-                )?;
+                c.cancel_commitments_of_failed(&row.id, &at)?;
                 // nothing counts any more
-                c.execute(
-                    "UPDATE group_buys SET participants = 0, qty = 0 WHERE group_buy_id = ?1",
-                    [&row.id],
-                )?;
-                c.execute(
-                    "UPDATE group_buy_progress SET participants = 0, qty = 0 WHERE group_buy_id = ?1",
-                    [&row.id],
-                )?;
+                c.zero_totals(&row.id)?;
                 row.decided_at = Some(at);
             }
             _ => {}
@@ -651,25 +524,20 @@ impl Hub {
         let this = self.clone();
         let (view, touched) = self
             .with_docs(move |c, docs| {
-                c.execute(
-                    "INSERT INTO group_buys(group_buy_id, sku, price_fen, threshold, deadline, pickup_date, per_customer_limit,
-                        store_ids, grace_minutes, counter_allotment, state, created_by, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'open', ?11, ?12)",
-                    params![
-                        gid,
-                        req.sku,
-                        req.price_fen,
-                        serde_json::to_string(&req.threshold).unwrap_or_default(),
-                        ts(req.deadline),
-                        req.pickup_date.to_string(),
-                        req.per_customer_limit,
-                        serde_json::to_string(&stores).unwrap_or_default(),
-                        grace,
-                        allotment,
-                        by,
-                        ts(now)
-                    ],
-                )?;
+                c.insert_group_buy(&store::groupbuys::NewGroupBuy {
+                    id: &gid,
+                    sku: &req.sku,
+                    price_fen: req.price_fen,
+                    threshold: req.threshold,
+                    deadline: req.deadline,
+                    pickup_date: req.pickup_date.to_string(),
+                    per_customer_limit: req.per_customer_limit,
+                    store_ids: &stores,
+                    grace_minutes: grace,
+                    counter_allotment: allotment,
+                    created_by: &by,
+                    created_at: now,
+                })?;
                 // every store's counter learns the terms and its allotment
                 // with its orders of the day (it keeps them in its tables)
                 let terms = CounterTerms {
@@ -720,14 +588,7 @@ impl Hub {
         let this = self.clone();
         self.store
             .read(move |c| {
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {ROW_COLUMNS} FROM group_buys
-                     WHERE (?1 = 0 OR state IN ('open', 'reached'))
-                     ORDER BY created_at DESC, rowid DESC LIMIT 100"
-                ))?;
-                let rows = stmt
-                    .query_map([i64::from(open_only)], row_of)?
-                    .collect::<Result<Vec<_>, _>>()?;
+                let rows = c.recent_group_buys(open_only)?;
                 let mut out = Vec::with_capacity(rows.len());
                 for row in rows {
                     let p = progress_of(c, &row)?;
@@ -778,12 +639,7 @@ impl Hub {
                     return Ok(((v, true), Vec::new()));
                 }
                 let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
-                let already: i64 = c.query_row(
-                    "SELECT coalesce(sum(qty), 0) FROM group_buy_commitments
-                     WHERE group_buy_id = ?1 AND customer_id = ?2 AND status IN ('active', 'awaiting_payment')",
-                    params![gid, cu],
-                    |r| r.get(0),
-                )?;
+                let already = c.committed_qty(&gid, &cu)?;
                 groupbuy::check_commitment(
                     &Terms {
                         state: row.state,
@@ -814,11 +670,16 @@ impl Hub {
                     }
                 };
                 let status = if payment.is_some() { "awaiting_payment" } else { "active" };
-                c.execute(
-                    "INSERT INTO group_buy_commitments(commitment_id, group_buy_id, store_id, customer_id, qty, amount_fen, at, source, status, recorded_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'online', ?8, ?7)",
-                    params![commitment_id, gid, sid, cu, qty, amount, ts(now), status],
-                )?;
+                c.insert_online_commitment(&store::groupbuys::NewOnlineCommitment {
+                    commitment_id: &commitment_id,
+                    group_buy_id: &gid,
+                    store_id: &sid,
+                    customer_id: &cu,
+                    qty,
+                    amount_fen: amount,
+                    at: now,
+                    status,
+                })?;
                 let (row, p, touched) = this.settle(c, docs, row, now, Some(&sid))?;
                 let out = Committed {
                     commitment: CommitmentView {
@@ -877,7 +738,7 @@ impl Hub {
                 let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
                 let kept = progress_of(c, &row)?;
                 let counted =
-                    groupbuy::progress(row.threshold, row.deadline, &commitments(c, &gid)?);
+                    groupbuy::progress(row.threshold, row.deadline, &c.commitments_of(&gid)?);
                 Ok::<_, HubError>(kept == counted)
             })
             .await
@@ -890,12 +751,7 @@ impl Hub {
         let this = self.clone();
         let (moved, touched) = self
             .with_docs(move |c, docs| {
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {ROW_COLUMNS} FROM group_buys WHERE state = 'open'"
-                ))?;
-                let rows = stmt
-                    .query_map([], row_of)?
-                    .collect::<Result<Vec<_>, _>>()?;
+                let rows = c.open_group_buys()?;
                 let (mut moved, mut touched) = (0, Vec::new());
                 // campaigns failed before the stores were told of failures
                 let day = now
@@ -985,12 +841,11 @@ impl Hub {
         let rows: Vec<CommitmentView> = self
             .store
             .read(move |c| {
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {COMMITMENT_COLUMNS} FROM group_buy_commitments WHERE customer_id = ?1 ORDER BY at DESC LIMIT 100"
-                ))?;
-                let mut rows = stmt
-                    .query_map([cu], commitment_row)?
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut rows: Vec<CommitmentView> = c
+                    .commitments_of_customer(&cu)?
+                    .into_iter()
+                    .map(CommitmentView::from)
+                    .collect();
                 for k in &mut rows {
                     with_payment(c, k)?;
                     // paid in cash at a counter: given back there
@@ -1027,26 +882,7 @@ fn publish_participants(
     day: chrono::NaiveDate,
     only: Option<&str>,
 ) -> Result<Vec<DocId>, HubError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT k.store_id, k.commitment_id, coalesce(cu.member_hash, ''), coalesce(cu.masked_phone, ''), k.qty
-         FROM group_buy_commitments k LEFT JOIN customers cu ON cu.customer_id = k.customer_id
-         WHERE k.group_buy_id = ?1 AND k.status = 'active' AND (?2 IS NULL OR k.store_id = ?2)
-         ORDER BY k.store_id, k.at, k.commitment_id",
-    )?;
-    let rows: Vec<(String, Participant)> = stmt
-        .query_map(params![row.id, only], |r| {
-            Ok((
-                r.get(0)?,
-                Participant {
-                    commitment_id: r.get(1)?,
-                    member_hash: r.get(2)?,
-                    masked_phone: r.get(3)?,
-                    phone: String::new(),
-                    qty: r.get(4)?,
-                },
-            ))
-        })?
-        .collect::<Result<_, _>>()?;
+    let rows = c.active_participants(&row.id, only)?;
     let mut by_store: std::collections::BTreeMap<String, Vec<Participant>> = Default::default();
     for (store, p) in rows {
         by_store.entry(store).or_default().push(p);
@@ -1090,25 +926,12 @@ pub(crate) fn project_group_buy_orders(
             .as_ref()
             .map(|d| d.pickup_code.clone())
             .unwrap_or_default();
-        let n = c.execute(
-            "UPDATE group_buy_commitments SET pickup_order_id = ?2, pickup_code = ?3, pickup_status = ?4
-             WHERE commitment_id = ?1 AND store_id = ?5",
-            params![commitment, o.order_id, code, o.status, store],
-        )?;
+        let n = c.set_pickup_order(&commitment, store, &o.order_id, &code, &o.status)?;
         if n == 0 {
             continue;
         }
-        let gid: String = c.query_row(
-            "SELECT group_buy_id FROM group_buy_commitments WHERE commitment_id = ?1",
-            [&commitment],
-            |r| r.get(0),
-        )?;
-        c.execute(
-            "UPDATE group_buys SET state = 'fulfilled', decided_at = ?2 WHERE group_buy_id = ?1 AND state = 'reached'
-               AND NOT EXISTS (SELECT 1 FROM group_buy_commitments
-                               WHERE group_buy_id = ?1 AND status = 'active' AND pickup_order_id IS NULL)",
-            params![gid, ts(now)],
-        )?;
+        let gid = c.group_buy_of_commitment(&commitment)?;
+        c.mark_fulfilled_if_collected(&gid, now)?;
     }
     Ok(())
 }
@@ -1157,42 +980,28 @@ pub(crate) fn project_counter_commitments(
         } else {
             None
         };
-        let known = c
-            .query_row(
-                "SELECT 1 FROM group_buy_commitments WHERE commitment_id = ?1",
-                [&key],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        if known {
+        if c.commitment_exists(&key)? {
             continue;
         }
         if cancel.is_none() {
             count_in(c, &f.group_buy_id, store, &customer, f.qty.max(1))?;
         }
-        let n = c.execute(
-            "INSERT OR IGNORE INTO group_buy_commitments(commitment_id, group_buy_id, store_id, customer_id, qty, amount_fen, at,
-                source, status, cancel_reason, cancelled_at, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'counter', ?8, ?9, ?10, ?11)",
-            params![
-                key,
-                f.group_buy_id,
-                store,
-                customer,
-                f.qty.max(1),
-                f.qty.max(1) * row.price_fen,
-                ts(at),
-                if cancel.is_some() { "cancelled" } else { "active" },
-                cancel,
-                match (cancel, cancelled_here) {
-                    (Some("counter_cancelled"), Some(when)) => Some(when),
-                    (Some(_), _) => Some(ts(now)),
-                    (None, _) => None,
-                },
-                ts(now)
-            ],
-        )?;
+        let n = c.insert_counter_commitment(&store::groupbuys::NewCounterCommitment {
+            commitment_id: &key,
+            group_buy_id: &f.group_buy_id,
+            store_id: store,
+            customer_id: &customer,
+            qty: f.qty.max(1),
+            amount_fen: f.qty.max(1) * row.price_fen,
+            at,
+            cancel_reason: cancel,
+            cancelled_at: match (cancel, cancelled_here) {
+                (Some("counter_cancelled"), Some(when)) => Some(when),
+                (Some(_), _) => Some(ts(now)),
+                (None, _) => None,
+            },
+            recorded_at: now,
+        })?;
         if n == 1 && !campaigns.contains(&f.group_buy_id) {
             campaigns.push(f.group_buy_id.clone());
         }

@@ -290,6 +290,29 @@ pub(crate) fn due(
 }
 
 /// When the next pending refund is due, if any.
+/// Closes the payments still awaited of a failing campaign's unpaid
+/// commitments (at `now`): money arriving later is refunded as paid after
+/// close. The statement reads `group_buy_commitments` but writes
+/// payments, so it is here.
+pub(crate) fn close_unpaid_of_group_buy(
+    c: &Connection,
+    group_buy_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "UPDATE payments SET state = ?2, closed_at = ?3
+         WHERE state = ?4 AND order_id IN (SELECT commitment_id FROM group_buy_commitments
+                                            WHERE group_buy_id = ?1 AND status = 'awaiting_payment')",
+    )?
+    .execute(params![
+        group_buy_id,
+        PaymentState::Closed.as_str(),
+        ts(now),
+        PaymentState::AwaitingPayment.as_str()
+    ])?;
+    Ok(())
+}
+
 pub(crate) fn next_due(c: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
     let s: Option<String> = c
         .prepare_cached("SELECT min(next_at) FROM refund_queue WHERE state = ?1")?

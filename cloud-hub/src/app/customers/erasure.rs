@@ -45,6 +45,7 @@ use crate::auth::User;
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::people::{self, Person};
+use crate::store::groupbuys::GroupBuyRecords;
 use crate::store::orders::OrderRecords;
 use crate::time::ts;
 
@@ -192,12 +193,7 @@ fn notice_of(
     let mut commitment_ids = BTreeSet::new();
     for o in &p.online_ids {
         order_ids.extend(c.order_ids_of_customer(o)?);
-        let mut stmt = c.prepare_cached(
-            "SELECT commitment_id FROM group_buy_commitments WHERE customer_id = ?1",
-        )?;
-        for id in stmt.query_map([o], |r| r.get::<_, String>(0))? {
-            commitment_ids.insert(id?);
-        }
+        commitment_ids.extend(c.commitment_ids_of_customer(o)?);
     }
     Ok(ErasureNotice {
         erasure_id: erasure_id.to_owned(),
@@ -239,11 +235,14 @@ fn scrub(c: &Connection, p: &Person, tomb: &str, now: DateTime<Utc>) -> Result<u
         for sql in [
             "UPDATE community_joins SET customer_id = ?2 WHERE customer_id = ?1",
             "UPDATE OR IGNORE poll_votes SET customer_id = ?2 WHERE customer_id = ?1",
-            "UPDATE group_buy_commitments SET customer_id = ?2 WHERE customer_id = ?1",
-            "UPDATE coupon_claims SET customer_id = ?2 WHERE customer_id = ?1",
         ] {
             n += c.execute(sql, params![o, tomb])?;
         }
+        n += c.erase_customer_from_commitments(o, tomb)?;
+        n += c.execute(
+            "UPDATE coupon_claims SET customer_id = ?2 WHERE customer_id = ?1",
+            params![o, tomb],
+        )?;
         for sql in [
             // a second vote in one poll by another of the person's accounts
             "DELETE FROM poll_votes WHERE customer_id = ?1",

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::{IdentityRecord, MergeReason, Profile};
 use crate::error::HubError;
 use crate::people::Person;
+use crate::store::groupbuys::GroupBuyRecords;
 use crate::store::json_rows::rows;
 use crate::store::orders::OrderRecords;
 
@@ -86,10 +87,10 @@ pub(crate) fn export(
          WHERE s.member_hash = ?1 ORDER BY r.at",
         &hashes,
     )?;
-    let commitments = by(
-        "SELECT * FROM group_buy_commitments WHERE customer_id = ?1 ORDER BY at",
-        &online,
-    )?;
+    let mut commitments = Vec::new();
+    for k in &online {
+        commitments.extend(c.commitment_rows_of_customer(k)?);
+    }
     // payments and refunds are keyed by what was paid for: orders and commitments
     let mut subjects: Vec<String> = Vec::new();
     for row in online_orders.iter().chain(&commitments) {

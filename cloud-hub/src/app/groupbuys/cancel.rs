@@ -39,18 +39,14 @@ use linli_shared::groupbuy::{
     CancelOutcome, CounterCancel, Held, RefundReason, State, check_cancel, counter_cancel_counts,
 };
 use linli_shared::payment::PaymentState;
-use rusqlite::{OptionalExtension, params};
 
 use super::paid::refund_in_full;
-use super::{
-    COMMITMENT_COLUMNS, CommitmentView, Committed, commitment_row, count_out, load, reason_text,
-    with_payment,
-};
+use super::{CommitmentView, Committed, count_out, load, reason_text, with_payment};
 use crate::auth::Caller;
 use crate::error::HubError;
 use crate::hub::Hub;
+use crate::store::groupbuys::GroupBuyRecords;
 use crate::store::payments;
-use crate::time::ts;
 
 impl Hub {
     /// Cancels the caller's own online commitment (customers only);
@@ -87,14 +83,11 @@ impl Hub {
             .store
             .write(move |c| {
                 let not_found = || HubError::CommitmentNotFound(cid.clone());
-                let found = c
-                    .prepare_cached(&format!(
-                        "SELECT {COMMITMENT_COLUMNS}, customer_id FROM group_buy_commitments WHERE commitment_id = ?1"
-                    ))?
-                    .query_row([&cid], |r| Ok((commitment_row(r)?, r.get::<_, String>(11)?)))
-                    .optional()?;
+                let found = c.commitment_with_owner(&cid)?;
                 let k = match found {
-                    Some((k, owner)) if k.group_buy_id == gid && owner == cu => k,
+                    Some((k, owner)) if k.group_buy_id == gid && owner == cu => {
+                        CommitmentView::from(k)
+                    }
                     _ => return Err(not_found()),
                 };
                 let row = load(c, &gid)?.ok_or_else(|| HubError::GroupBuyNotFound(gid.clone()))?;
@@ -109,11 +102,7 @@ impl Hub {
                 {
                     CancelOutcome::AlreadyCancelled => {}
                     CancelOutcome::Cancel => {
-                        c.execute(
-                            "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'customer_cancelled', cancelled_at = ?2
-                             WHERE commitment_id = ?1 AND status IN ('active', 'awaiting_payment')",
-                            params![cid, ts(now)],
-                        )?;
+                        c.cancel_by_customer(&cid, now)?;
                         // it counted: out of the totals, now that its row
                         // no longer says active
                         if k.status == "active" {
@@ -139,11 +128,7 @@ impl Hub {
                         }
                     }
                 }
-                let mut k: CommitmentView = c
-                    .prepare_cached(&format!(
-                        "SELECT {COMMITMENT_COLUMNS} FROM group_buy_commitments WHERE commitment_id = ?1"
-                    ))?
-                    .query_row([&cid], commitment_row)?;
+                let mut k = CommitmentView::from(c.commitment(&cid)?);
                 with_payment(c, &mut k)?;
                 Ok::<_, HubError>((k, queued))
             })
@@ -170,11 +155,7 @@ pub(super) fn counting_cancel_of(
     c: &rusqlite::Connection,
     commitment_id: &str,
 ) -> Result<Option<String>, HubError> {
-    Ok(c.prepare_cached(
-        "SELECT at FROM group_buy_counter_cancels WHERE commitment_id = ?1 AND counts = 1",
-    )?
-    .query_row([commitment_id], |r| r.get(0))
-    .optional()?)
+    Ok(c.counting_counter_cancel_at(commitment_id)?)
 }
 
 /// Projects the cancels a store's counter made (its ledger, section
@@ -203,13 +184,7 @@ pub(crate) fn project_counter_cancels(
             && row
                 .as_ref()
                 .is_some_and(|r| counter_cancel_counts(at, r.deadline));
-        let new = c.execute(
-            "INSERT OR IGNORE INTO group_buy_counter_cancels(commitment_id, store_id, group_buy_id, refund_id,
-                refund_fen, at, staff, counts, recorded_at, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![key, store, f.group_buy_id, f.refund_id, f.refund_fen, f.at, f.staff, counts, ts(now),
-                    f.reason.as_str()],
-        )?;
+        let new = c.insert_counter_cancel(&key, store, f, counts, now)?;
         if new == 0 {
             continue;
         }
@@ -225,28 +200,12 @@ pub(crate) fn project_counter_cancels(
                 "counter cancel made at or after the deadline (or for an unknown group-buy) does not count");
             continue;
         }
-        let found = c
-            .prepare_cached(
-                "SELECT group_buy_id, customer_id, qty FROM group_buy_commitments
-                 WHERE commitment_id = ?1 AND store_id = ?2 AND source = 'counter'",
-            )?
-            .query_row(params![key, store], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })
-            .optional()?;
+        let found = c.counter_commitment_holding(&key, store)?;
         // not here yet: it arrives cancelled (project_counter_commitments)
         let Some((gid, customer, qty)) = found else {
             continue;
         };
-        let changed = c.execute(
-            "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'counter_cancelled', cancelled_at = ?2
-             WHERE commitment_id = ?1 AND status = 'active'",
-            params![key, f.at],
-        )?;
+        let changed = c.cancel_at_counter(&key, &f.at)?;
         if changed == 1 {
             count_out(c, &gid, store, &customer, qty)?;
             if !campaigns.contains(&gid) {

@@ -20,11 +20,12 @@ use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::groupbuy::CounterFailure;
 use linli_sync::doc_store::Docs;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::{CommitmentView, Row};
 use crate::error::HubError;
+use crate::store::groupbuys::{GroupBuyRecords, StoreSum};
 
 /// A failed campaign's counter refunds, done and still owed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -81,23 +82,13 @@ pub(super) fn tell_stores(
 
 /// Marks a failed campaign's stores as told (in the deciding transaction).
 pub(super) fn mark_told(c: &Connection, id: &str, now: DateTime<Utc>) -> Result<(), HubError> {
-    c.execute(
-        "UPDATE group_buys SET stores_told_at = ?2 WHERE group_buy_id = ?1",
-        params![id, crate::time::ts(now)],
-    )?;
+    c.mark_stores_told(id, now)?;
     Ok(())
 }
 
 /// Failed campaigns whose stores were never told.
 pub(super) fn untold(c: &Connection) -> Result<Vec<Row>, HubError> {
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT {} FROM group_buys WHERE state = 'failed' AND stores_told_at IS NULL",
-        super::ROW_COLUMNS
-    ))?;
-    let rows = stmt
-        .query_map([], super::row_of)?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    Ok(c.untold_failed_group_buys()?)
 }
 
 /// Tells the stores of a campaign failed before stores were told, if it
@@ -112,13 +103,7 @@ pub(super) fn tell_the_untold(
     day: chrono::NaiveDate,
     now: DateTime<Utc>,
 ) -> Result<Vec<DocId>, HubError> {
-    let counter = c
-        .prepare_cached(
-            "SELECT 1 FROM group_buy_commitments WHERE group_buy_id = ?1 AND source = 'counter' LIMIT 1",
-        )?
-        .query_row([&row.id], |_| Ok(()))
-        .optional()?
-        .is_some();
+    let counter = c.has_counter_commitments(&row.id)?;
     let touched = if counter {
         tell_stores(c, docs, row, decided_at, reason, day)?
     } else {
@@ -140,29 +125,23 @@ pub(super) fn counter_refunds(
         return Ok(None);
     }
     let mut per: std::collections::BTreeMap<String, StoreCounterRefunds> = Default::default();
-    let mut stmt = c.prepare_cached(
-        "SELECT store_id, count(*), coalesce(sum(refund_fen), 0) FROM group_buy_counter_cancels
-         WHERE group_buy_id = ?1 AND reason = 'group_buy_failed' GROUP BY store_id",
-    )?;
-    let done: Vec<(String, i64, i64)> = stmt
-        .query_map([&row.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
-    for (s, n, fen) in done {
+    for StoreSum {
+        store_id: s,
+        count: n,
+        fen,
+    } in c.counter_refunds_done(&row.id)?
+    {
         let e = per.entry(s.clone()).or_default();
         (e.store_id, e.done, e.done_fen) = (s, n, fen);
     }
     // every counter commitment its store has given nothing back for (a
     // cancel's refund, or a failed one's, however late it came)
-    let mut stmt = c.prepare_cached(
-        "SELECT k.store_id, count(*), coalesce(sum(k.amount_fen), 0) FROM group_buy_commitments k
-         WHERE k.group_buy_id = ?1 AND k.source = 'counter'
-           AND NOT EXISTS (SELECT 1 FROM group_buy_counter_cancels x WHERE x.commitment_id = k.commitment_id)
-         GROUP BY k.store_id",
-    )?;
-    let owed: Vec<(String, i64, i64)> = stmt
-        .query_map(params![row.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
-    for (s, n, fen) in owed {
+    for StoreSum {
+        store_id: s,
+        count: n,
+        fen,
+    } in c.counter_refunds_owed(&row.id)?
+    {
         let e = per.entry(s.clone()).or_default();
         (e.store_id, e.owed, e.owed_fen) = (s, n, fen);
     }
@@ -186,11 +165,7 @@ pub(super) fn counter_refund_text(
     if k.source != "counter" || k.cancel_reason.as_deref() != Some("group_buy_failed") {
         return Ok(None);
     }
-    let refunded = c
-        .prepare_cached("SELECT 1 FROM group_buy_counter_cancels WHERE commitment_id = ?1")?
-        .query_row([&k.commitment_id], |_| Ok(()))
-        .optional()?
-        .is_some();
+    let refunded = c.counter_cancel_recorded(&k.commitment_id)?;
     Ok(Some(
         if refunded {
             "拼团未成团，已在门店柜台退款 (the group-buy did not go ahead; the money was given back at the store's counter)"

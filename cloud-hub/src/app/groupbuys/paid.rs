@@ -29,7 +29,7 @@ use linli_shared::docs::DocId;
 use linli_shared::groupbuy::State;
 use linli_shared::payment::{NotifyOutcome, PaymentState, RefundLimits, on_success};
 use linli_sync::doc_store::Docs;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::{count_in, load};
@@ -37,6 +37,7 @@ use crate::auth::Caller;
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::store::exceptions::raise;
+use crate::store::groupbuys::{CommitmentHolding, GroupBuyRecords, PaidCommitment};
 use crate::store::payments::Notified;
 use crate::store::payments::{self, PaymentView, Subject};
 use crate::time::ts;
@@ -59,29 +60,8 @@ pub struct CommitmentPrepayView {
 }
 
 /// A commitment row, as payment needs it.
-struct Row {
-    group_buy_id: String,
-    store_id: String,
-    customer_id: String,
-    qty: i64,
-    status: String,
-}
-
-fn commitment(c: &Connection, id: &str) -> Result<Option<Row>, HubError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT group_buy_id, store_id, customer_id, qty, status FROM group_buy_commitments WHERE commitment_id = ?1",
-        )?
-        .query_row([id], |r| {
-            Ok(Row {
-                group_buy_id: r.get(0)?,
-                store_id: r.get(1)?,
-                customer_id: r.get(2)?,
-                qty: r.get(3)?,
-                status: r.get(4)?,
-            })
-        })
-        .optional()?)
+fn commitment(c: &Connection, id: &str) -> Result<Option<CommitmentHolding>, HubError> {
+    Ok(c.commitment_holding(id)?)
 }
 
 /// The store a commitment is collected at (for exceptions about it).
@@ -120,18 +100,13 @@ pub(super) fn on_failure(
     now: DateTime<Utc>,
     clock_now: DateTime<Utc>,
 ) -> Result<usize, HubError> {
-    let paid: Vec<(String, i64)> = c
-        .prepare_cached(
-            "SELECT k.commitment_id, p.amount_fen FROM group_buy_commitments k
-               JOIN payments p ON p.order_id = k.commitment_id
-             WHERE k.group_buy_id = ?1 AND k.status = 'active' AND p.state = ?2",
-        )?
-        .query_map(params![group_buy_id, PaymentState::Paid.as_str()], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
-        .collect::<Result<_, _>>()?;
+    let paid = c.paid_commitments_of(group_buy_id)?;
     let mut queued = 0;
-    for (id, amount) in &paid {
+    for PaidCommitment {
+        commitment_id: id,
+        amount_fen: amount,
+    } in &paid
+    {
         if refund_in_full(
             c,
             limits,
@@ -145,17 +120,7 @@ pub(super) fn on_failure(
             queued += 1;
         }
     }
-    c.prepare_cached(
-        "UPDATE payments SET state = ?2, closed_at = ?3
-         WHERE state = ?4 AND order_id IN (SELECT commitment_id FROM group_buy_commitments
-                                            WHERE group_buy_id = ?1 AND status = 'awaiting_payment')",
-    )?
-    .execute(params![
-        group_buy_id,
-        PaymentState::Closed.as_str(),
-        ts(now),
-        PaymentState::AwaitingPayment.as_str()
-    ])?;
+    payments::close_unpaid_of_group_buy(c, group_buy_id, now)?;
     Ok(queued)
 }
 
@@ -330,10 +295,7 @@ impl Hub {
                     // counted before its status says so (count_in looks at
                     // the customer's other counting commitments)
                     count_in(c, &k.group_buy_id, &k.store_id, &k.customer_id, k.qty)?;
-                    c.execute(
-                        "UPDATE group_buy_commitments SET status = 'active' WHERE commitment_id = ?1",
-                        [id],
-                    )?;
+                    c.activate_commitment(id)?;
                     let (_, _, touched) =
                         self.settle(c, docs, row, now, Some(k.store_id.as_str()))?;
                     tracing::info!(commitment = %id, transaction_id = %txn, "group-buy commitment paid; it counts");
@@ -341,11 +303,7 @@ impl Hub {
                 }
                 // the campaign closed before the money came
                 payments::record_paid(c, id, PaymentState::Closed, txn, paid_at)?;
-                c.execute(
-                    "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'group_buy_closed', cancelled_at = ?2
-                     WHERE commitment_id = ?1 AND status = 'awaiting_payment'",
-                    params![id, ts(now)],
-                )?;
+                c.cancel_paid_after_close(id, now)?;
                 refund(c, "GBL", "paid_after_close")?;
                 Ok((Ok(Notified::Refunding), Vec::new()))
             }
@@ -397,11 +355,7 @@ impl Hub {
                 if !payments::close(c, &cid, now)? {
                     return Ok::<_, HubError>(false);
                 }
-                c.execute(
-                    "UPDATE group_buy_commitments SET status = 'cancelled', cancel_reason = 'unpaid', cancelled_at = ?2
-                     WHERE commitment_id = ?1 AND status = 'awaiting_payment'",
-                    params![cid, ts(now)],
-                )?;
+                c.cancel_unpaid(&cid, now)?;
                 Ok(true)
             })
             .await?;

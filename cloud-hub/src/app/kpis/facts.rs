@@ -15,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::HubError;
 use crate::people::{People, PeopleCache};
+use crate::store::groupbuys::{DecidedGroupBuy, GroupBuyRecords};
 use crate::store::orders::OrderRecords;
 use crate::time::ts;
 
@@ -169,17 +170,7 @@ pub(crate) fn load_stores(
             }
         }
         // group-buy money at the counter: taken, and given back
-        let mut stmt = c.prepare_cached(
-            "SELECT at, amount_fen FROM group_buy_commitments
-             WHERE store_id = ?1 AND source = 'counter' AND at >= ?2 AND at < ?3
-             UNION ALL
-             SELECT at, -refund_fen FROM group_buy_counter_cancels
-             WHERE store_id = ?1 AND at >= ?2 AND at < ?3",
-        )?;
-        for row in stmt.query_map(params![store, start, end], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })? {
-            let (at, fen) = row?;
+        for (at, fen) in c.counter_money_between(store, &start, &end)? {
             if let Some(at) = time(&at) {
                 f.group_buy_counter_money.push(GroupBuyCounterMoney {
                     store_id: store.clone(),
@@ -285,21 +276,13 @@ fn group_buys(
     // group-buys decided in the period that any of the stores took part in
     // (a campaign is decided when it reaches its threshold or fails)
     let wanted: BTreeSet<&str> = stores.iter().map(String::as_str).collect();
-    let mut stmt = c.prepare_cached(
-        "SELECT group_buy_id, store_ids, state,
-                CASE state WHEN 'failed' THEN decided_at ELSE coalesce(reached_at, decided_at) END AS at
-         FROM group_buys WHERE state IN ('reached', 'fulfilled', 'failed') AND at >= ?1 AND at < ?2",
-    )?;
-    for row in stmt.query_map(params![start, end], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-        ))
-    })? {
-        let (group_buy_id, store_ids, state, at) = row?;
-        let store_ids: Vec<String> = serde_json::from_str(&store_ids).unwrap_or_default();
+    for DecidedGroupBuy {
+        group_buy_id,
+        store_ids,
+        state,
+        at,
+    } in c.decided_between(&start, &end)?
+    {
         if !store_ids.iter().any(|s| wanted.contains(s.as_str())) {
             continue;
         }
