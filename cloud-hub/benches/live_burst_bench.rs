@@ -14,7 +14,9 @@
 //! incremental save and one chunk for `hub/S001/orders/<day>` and one for
 //! `hub/S001/stock/<day>`, written before the commit), not once per order.
 //! The figures before and after, and what still grows with the day, are in
-//! docs/DECISIONS.md ("Live bursts: one chunk per document per batch").
+//! docs/DECISIONS.md ("Live bursts: one chunk per document per batch", and
+//! "Live bursts: compaction off the writer, codes signed ahead, one orders
+//! change per batch").
 //!
 //! Run with `cargo bench -p linli-hub --bench live_burst_bench`
 //! (`BURST_ORDERS=<n>` per run, default 4,000; `BURST_CLIENTS`, default 16).

@@ -494,7 +494,7 @@ CREATE INDEX exceptions_by_store ON exceptions(store_id, created_at);
     // carries) and shown by the masked phone; a customer a counter named
     // before the hub knew the phone has only these two, and gets the phone
     // when it logs in or orders online. Customers created before are
-    // hashed in Rust at open (`online::backfill_member_hashes`).
+    // hashed in Rust at open (`store::members::backfill_member_hashes`).
     r#"
 ALTER TABLE customers ADD COLUMN member_hash TEXT;
 ALTER TABLE customers ADD COLUMN masked_phone TEXT;
