@@ -9,7 +9,10 @@
 //! connection); a PostgreSQL hub implements the same traits. The online
 //! orders are there ([`orders::OrderRecords`], failing with
 //! [`StoreError`]), and so are the group-buys
-//! ([`groupbuys::GroupBuyRecords`]); the other modules are still plain
+//! ([`groupbuys::GroupBuyRecords`]) and the communities
+//! ([`communities::CommunityRecords`]: every statement of the community
+//! use cases; a person's export and erasure and the KPIs still read and
+//! tombstone those tables themselves); the other modules are still plain
 //! functions on a rusqlite `Connection`, failing with [`StoreError`] too
 //! but for `payments::enqueue`, which returns the use cases' `HubError`
 //! because the payer's refund limits can refuse a refund
@@ -19,6 +22,8 @@
 //! behind a trait here is one fewer to port.
 //!
 //! - [`error`]: the storage layer's error, [`StoreError`];
+//! - [`communities`]: 一店一群's records (join codes, members, joins,
+//!   polls and votes) behind [`communities::CommunityRecords`];
 //! - [`compactor`]: the documents' snapshots, saved off the writer;
 //! - [`orders`]: the online orders' records (`online_orders` behind
 //!   [`orders::OrderRecords`], and the store's orders document of an order
@@ -36,6 +41,7 @@
 //! - [`json_rows`]: rows as the tables hold them, as JSON (a person's
 //!   export).
 
+pub mod communities;
 pub(crate) mod compactor;
 pub mod error;
 pub mod exceptions;

@@ -14,18 +14,16 @@
 //! a hub admin, or the store's manager with the hub account bound to it.
 
 use chrono::{DateTime, Utc};
-use linli_shared::community::{
-    self, JoinOutcome, JoinVia, MemberFact, Membership, PollDraft, PollError,
-};
+use linli_shared::community::{self, JoinOutcome, JoinVia, MemberFact, PollDraft, PollError};
 use linli_shared::geo::GeoPoint;
 use rand::RngCore;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Role, User};
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::time::ts;
+use crate::store::communities::{CommunityRecords, JoinRecord, NewPoll};
 
 /// A store's community as anyone may see it; the join code only for staff.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -123,43 +121,17 @@ pub(crate) fn may_manage(user: &User, store_id: &str) -> Result<(), HubError> {
 
 /// The store's join code, made on first use (at `now`).
 fn join_code_of(c: &Connection, store_id: &str, now: DateTime<Utc>) -> Result<String, HubError> {
-    if let Some(code) = c
-        .query_row(
-            "SELECT join_code FROM communities WHERE store_id = ?1",
-            [store_id],
-            |r| r.get::<_, String>(0),
-        )
-        .optional()?
-    {
+    if let Some(code) = c.join_code(store_id)? {
         return Ok(code);
     }
     loop {
         let mut raw = [0u8; community::JOIN_CODE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let code = community::join_code(raw);
-        let n = c.execute(
-            "INSERT OR IGNORE INTO communities(store_id, join_code, created_at) VALUES (?1, ?2, ?3)",
-            params![store_id, code, ts(now)],
-        )?;
-        if n == 1 {
+        if c.put_join_code(store_id, &code, now)? {
             return Ok(code);
         }
     }
-}
-
-fn membership(c: &Connection, customer_id: &str) -> Result<Option<Membership>, HubError> {
-    Ok(c.query_row(
-        "SELECT store_id, latest_at, latest_join_id FROM community_members WHERE customer_id = ?1",
-        [customer_id],
-        |r| {
-            Ok(Membership {
-                store_id: r.get(0)?,
-                latest_at: parse_ts(&r.get::<_, String>(1)?),
-                latest_join_id: r.get(2)?,
-            })
-        },
-    )
-    .optional()?)
 }
 
 fn parse_ts(s: &str) -> DateTime<Utc> {
@@ -180,25 +152,16 @@ pub(crate) fn record_join(
     at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<JoinView, HubError> {
-    if let Some(v) = c
-        .query_row(
-            "SELECT customer_id, store_id, outcome, moved_from FROM community_joins WHERE join_id = ?1",
-            [join_id],
-            |r| {
-                Ok(JoinView {
-                    join_id: join_id.to_owned(),
-                    customer_id: r.get(0)?,
-                    store_id: r.get(1)?,
-                    outcome: r.get(2)?,
-                    moved_from: r.get(3)?,
-                })
-            },
-        )
-        .optional()?
-    {
-        return Ok(v);
+    if let Some(j) = c.recorded_join(join_id)? {
+        return Ok(JoinView {
+            join_id: join_id.to_owned(),
+            customer_id: j.customer_id,
+            store_id: j.store_id,
+            outcome: j.outcome,
+            moved_from: j.moved_from,
+        });
     }
-    let current = membership(c, customer_id)?;
+    let current = c.membership(customer_id)?;
     let outcome = community::join(current.as_ref(), store_id, at, join_id);
     let (name, moved_from) = match &outcome {
         JoinOutcome::Joined => ("joined", None),
@@ -208,37 +171,21 @@ pub(crate) fn record_join(
     };
     match &outcome {
         JoinOutcome::Joined | JoinOutcome::Moved { .. } => {
-            c.execute(
-                "INSERT INTO community_members(customer_id, store_id, since, via, latest_at, latest_join_id)
-                 VALUES (?1, ?2, ?3, ?4, ?3, ?5)
-                 ON CONFLICT(customer_id) DO UPDATE SET store_id = excluded.store_id,
-                     since = excluded.since, via = excluded.via,
-                     latest_at = excluded.latest_at, latest_join_id = excluded.latest_join_id",
-                params![customer_id, store_id, ts(at), via.as_str(), join_id],
-            )?;
+            c.set_member(customer_id, store_id, via, at, join_id)?;
         }
-        JoinOutcome::Already { renews: true } => {
-            c.execute(
-                "UPDATE community_members SET latest_at = ?2, latest_join_id = ?3 WHERE customer_id = ?1",
-                params![customer_id, ts(at), join_id],
-            )?;
-        }
+        JoinOutcome::Already { renews: true } => c.renew_member(customer_id, at, join_id)?,
         JoinOutcome::Already { renews: false } | JoinOutcome::Superseded { .. } => {}
     }
-    c.execute(
-        "INSERT INTO community_joins(join_id, customer_id, store_id, via, at, outcome, moved_from, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            join_id,
-            customer_id,
-            store_id,
-            via.as_str(),
-            ts(at),
-            name,
-            moved_from,
-            ts(now)
-        ],
-    )?;
+    c.add_join(&JoinRecord {
+        join_id: join_id.to_owned(),
+        customer_id: customer_id.to_owned(),
+        store_id: store_id.to_owned(),
+        via,
+        at,
+        outcome: name.to_owned(),
+        moved_from: moved_from.clone(),
+        recorded_at: now,
+    })?;
     let now_in = match &outcome {
         JoinOutcome::Superseded { current } => current.clone(),
         _ => store_id.to_owned(),
@@ -296,33 +243,14 @@ fn poll_view(
     customer: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<PollView>, HubError> {
-    let row: Option<(String, String, String, String)> = c
-        .query_row(
-            "SELECT store_id, question, options, closes_at FROM polls WHERE poll_id = ?1",
-            [poll_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
-    let Some((store_id, question, options, closes_at)) = row else {
+    let Some(poll) = c.poll(poll_id)? else {
         return Ok(None);
     };
-    let options: Vec<String> = serde_json::from_str(&options).unwrap_or_default();
-    let mut stmt = c.prepare_cached("SELECT option_no FROM poll_votes WHERE poll_id = ?1")?;
-    let votes: Vec<usize> = stmt
-        .query_map([poll_id], |r| r.get::<_, i64>(0))?
-        .filter_map(Result::ok)
-        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-        .collect();
-    let counts = community::tally(options.len(), votes);
+    let (store_id, question, options, closes_at) =
+        (poll.store_id, poll.question, poll.options, poll.closes_at);
+    let counts = community::tally(options.len(), c.votes(poll_id)?);
     let my_vote = match customer {
-        Some(cu) => c
-            .query_row(
-                "SELECT option_no FROM poll_votes WHERE poll_id = ?1 AND customer_id = ?2",
-                params![poll_id, cu],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?
-            .and_then(|n| usize::try_from(n).ok()),
+        Some(cu) => c.vote_of(poll_id, cu)?,
         None => None,
     };
     let dir = hub.directory();
@@ -362,12 +290,7 @@ fn polls_of(
     customer: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Vec<PollView>, HubError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT poll_id FROM polls WHERE store_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 50",
-    )?;
-    let ids: Vec<String> = stmt
-        .query_map([store_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let ids = c.recent_polls(store_id, 50)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(p) = poll_view(c, hub, &id, customer, now)? {
@@ -397,17 +320,7 @@ impl Hub {
         let (members, active, code) = self
             .store
             .write(move |c| {
-                let members: i64 = c.query_row(
-                    "SELECT count(*) FROM community_members WHERE store_id = ?1",
-                    [&sid],
-                    |r| r.get(0),
-                )?;
-                let active: i64 = c.query_row(
-                    "SELECT count(*) FROM community_members m WHERE m.store_id = ?1 AND EXISTS
-                        (SELECT 1 FROM member_activity a WHERE a.customer_id = m.customer_id AND a.at >= ?2)",
-                    params![sid, month],
-                    |r| r.get(0),
-                )?;
+                let (members, active) = c.member_counts(&sid, &month)?;
                 let code = if staff {
                     Some(join_code_of(c, &sid, now)?)
                 } else {
@@ -483,21 +396,16 @@ impl Hub {
         let sid = store_id.to_owned();
         self.store
             .read(move |c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT m.customer_id, coalesce(cu.masked_phone, ''), m.since, m.via
-                     FROM community_members m LEFT JOIN customers cu ON cu.customer_id = m.customer_id
-                     WHERE m.store_id = ?1 ORDER BY m.since DESC LIMIT 1000",
-                )?;
-                let rows = stmt
-                    .query_map([sid], |r| {
-                        Ok(MemberView {
-                            customer_id: r.get(0)?,
-                            phone: r.get(1)?,
-                            since: r.get(2)?,
-                            via: r.get(3)?,
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
+                let rows = c
+                    .members_of(&sid, 1000)?
+                    .into_iter()
+                    .map(|m| MemberView {
+                        customer_id: m.customer_id,
+                        phone: m.masked_phone,
+                        since: m.since,
+                        via: m.via,
+                    })
+                    .collect();
                 Ok::<_, HubError>(rows)
             })
             .await
@@ -510,16 +418,10 @@ impl Hub {
         let now = self.now();
         self.store
             .read(move |c| {
-                let row: Option<(String, String, String)> = c
-                    .query_row(
-                        "SELECT store_id, since, via FROM community_members WHERE customer_id = ?1",
-                        [&cu],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .optional()?;
-                let Some((store_id, since, via)) = row else {
+                let Some(m) = c.member(&cu)? else {
                     return Ok(None);
                 };
+                let (store_id, since, via) = (m.store_id, m.since, m.via);
                 let polls = polls_of(c, &hub, &store_id, Some(&cu), now)?;
                 let store_name = hub
                     .directory()
@@ -554,19 +456,15 @@ impl Hub {
         let (pid, sid, by) = (poll_id.clone(), store_id.to_owned(), user.name.clone());
         self.store
             .write(move |c| {
-                c.execute(
-                    "INSERT INTO polls(poll_id, store_id, question, options, closes_at, created_by, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        pid,
-                        sid,
-                        draft.question,
-                        serde_json::to_string(&draft.options).unwrap_or_default(),
-                        ts(draft.closes_at),
-                        by,
-                        ts(now)
-                    ],
-                )?;
+                c.add_poll(&NewPoll {
+                    poll_id: &pid,
+                    store_id: &sid,
+                    question: &draft.question,
+                    options: &draft.options,
+                    closes_at: draft.closes_at,
+                    created_by: &by,
+                    created_at: now,
+                })?;
                 Ok::<_, HubError>(())
             })
             .await?;
@@ -629,33 +527,15 @@ impl Hub {
         let now = self.now();
         self.store
             .write(move |c| {
-                let poll: Option<(String, String, String)> = c
-                    .query_row(
-                        "SELECT store_id, options, closes_at FROM polls WHERE poll_id = ?1",
-                        [&pid],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .optional()?;
-                let Some((store, options, closes_at)) = poll.filter(|p| p.0 == sid) else {
+                let Some(poll) = c.poll(&pid)?.filter(|p| p.store_id == sid) else {
                     return Err(HubError::PollNotFound(pid));
                 };
-                let options: Vec<String> = serde_json::from_str(&options).unwrap_or_default();
-                community::check_vote(options.len(), parse_ts(&closes_at), option, now)?;
-                let member: Option<String> = c
-                    .query_row(
-                        "SELECT store_id FROM community_members WHERE customer_id = ?1",
-                        [&cu],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if member.as_deref() != Some(store.as_str()) {
-                    return Err(HubError::NotAMember(store));
+                community::check_vote(poll.options.len(), parse_ts(&poll.closes_at), option, now)?;
+                let member = c.membership(&cu)?.map(|m| m.store_id);
+                if member.as_deref() != Some(poll.store_id.as_str()) {
+                    return Err(HubError::NotAMember(poll.store_id));
                 }
-                let n = c.execute(
-                    "INSERT OR IGNORE INTO poll_votes(poll_id, customer_id, option_no, at) VALUES (?1, ?2, ?3, ?4)",
-                    params![pid, cu, option as i64, ts(now)],
-                )?;
-                if n == 0 {
+                if !c.add_vote(&pid, &cu, option, now)? {
                     return Err(HubError::AlreadyVoted(pid));
                 }
                 Ok(())
