@@ -24,6 +24,7 @@ use crate::auth::{Role, User};
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::store::communities::{CommunityRecords, JoinRecord, NewPoll};
+use crate::time::parse_ts;
 
 /// A store's community as anyone may see it; the join code only for staff.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -132,12 +133,6 @@ fn join_code_of(c: &Connection, store_id: &str, now: DateTime<Utc>) -> Result<St
             return Ok(code);
         }
     }
-}
-
-fn parse_ts(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
 }
 
 /// Records one join (idempotent by `join_id`) and moves the membership if

@@ -344,8 +344,9 @@ impl Hub {
             self.signing.clone(),
             self.clone(),
         );
-        // the pickup code for the store the order is expected at, signed
-        // here rather than on the writer
+        // the store the order is expected at (the one asked for, or the
+        // nearest serving its point): its pickup code is signed here rather
+        // than on the writer, and what is short is named there
         let expected = priced.store_id.clone().or_else(|| {
             let at = priced.location?;
             dir.stores
@@ -353,8 +354,8 @@ impl Hub {
                 .next()
                 .map(|(s, _)| s.store_id.clone())
         });
-        let signed = expected.and_then(|s| {
-            crate::app::orders::sign_ahead(&priced, &s, &self.order_settings, &self.signing, now)
+        let signed = expected.as_deref().and_then(|s| {
+            crate::app::orders::sign_ahead(&priced, s, &self.order_settings, &self.signing, now)
         });
         let caller_customer = match caller {
             Caller::Customer { customer_id, .. } => Some(customer_id.clone()),
@@ -406,10 +407,7 @@ impl Hub {
                         let touched = batch.flush(day);
                         // name what is short, at the store asked for or the nearest serving one
                         let mut unserved = unserved;
-                        let short_at = priced.store_id.clone().or_else(|| {
-                            priced.location.and_then(|at| dir.stores.serving(at).next().map(|(s, _)| s.store_id.clone()))
-                        });
-                        if let Some(s) = short_at {
+                        if let Some(s) = expected {
                             unserved.shortages = crate::app::orders::shortages(c, &dir, settings.scheme, &s, &priced.lines)?;
                         }
                         return Ok((Err(unserved), touched));

@@ -37,7 +37,7 @@ use crate::store::exceptions::raise;
 use crate::store::orders::OrderRecords;
 use crate::store::orders::save_order;
 use crate::store::rights::{HubRightsBatch, held, return_recalled, sellable};
-use crate::time::ts;
+use crate::time::{parse_ts, ts};
 
 pub const MAX_LINES: usize = 100;
 
@@ -190,12 +190,6 @@ pub(crate) fn shortages(
         }
     }
     Ok(out)
-}
-
-fn parse_ts(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
 }
 
 /// A mobile number in the chain's one normal form

@@ -8,13 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{CommunityRecords, JoinRecord, Member, NewPoll, Poll, RecordedJoin};
 use crate::store::StoreError;
-use crate::time::ts;
-
-fn parse_ts(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
-}
+use crate::time::{parse_ts, ts};
 
 fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Member> {
     Ok(Member {

@@ -18,19 +18,13 @@ use super::{
 };
 use crate::store::StoreError;
 use crate::store::json_rows::rows;
-use crate::time::ts;
+use crate::time::{parse_ts, ts};
 
 /// The columns [`group_buy_of_row`] reads.
 const ROW_COLUMNS: &str = "group_buy_id, sku, price_fen, threshold, deadline, pickup_date, per_customer_limit, store_ids, grace_minutes, state, reached_at, decided_at, counter_allotment, failure_reason";
 
 /// The columns [`commitment_of_row`] reads.
 const COMMITMENT_COLUMNS: &str = "commitment_id, group_buy_id, store_id, qty, amount_fen, at, status, cancel_reason, pickup_code, source, cancelled_at";
-
-fn parse_ts(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
-}
 
 fn group_buy_of_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GroupBuy> {
     let threshold: String = r.get(3)?;
