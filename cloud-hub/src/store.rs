@@ -9,22 +9,28 @@
 //! connection); a PostgreSQL hub implements the same traits. The online
 //! orders are there ([`orders::OrderRecords`], failing with
 //! [`StoreError`]), and so are the group-buys
-//! ([`groupbuys::GroupBuyRecords`]) and the communities
-//! ([`communities::CommunityRecords`]: every statement of the community
-//! use cases; a person's export and erasure and the KPIs still read and
-//! tombstone those tables themselves); the other modules are still plain
-//! functions on a rusqlite `Connection`, failing with [`StoreError`] too
-//! but for `payments::enqueue`, which returns the use cases' `HubError`
-//! because the payer's refund limits can refuse a refund
-//! (`RefundRefused`, a refusal, not a storage failure). Much of the hub's
-//! SQL still lives in the use cases themselves (every table but
-//! `online_orders` and the four group-buy tables); each table moved
-//! behind a trait here is one fewer to port.
+//! ([`groupbuys::GroupBuyRecords`]), the communities
+//! ([`communities::CommunityRecords`]: every statement of the community use
+//! cases; a person's export and erasure and the KPIs still read and
+//! tombstone those tables themselves) and the coupons
+//! ([`coupons::CouponRecords`]: every statement of the coupon use cases but
+//! the claim's idempotency record; a person's export and erasure still read
+//! and tombstone those tables themselves); the other modules are still
+//! plain functions on a rusqlite `Connection`, failing with [`StoreError`]
+//! too but for `payments::enqueue`, which returns the use cases' `HubError`
+//! because the payer's refund limits can refuse a refund (`RefundRefused`,
+//! a refusal, not a storage failure). Much of the hub's SQL still lives in
+//! the use cases themselves (every table but `online_orders` and the
+//! group-buy, community and coupon tables); each table moved behind a trait
+//! here is one fewer to port.
 //!
 //! - [`error`]: the storage layer's error, [`StoreError`];
 //! - [`communities`]: 一店一群's records (join codes, members, joins,
 //!   polls and votes) behind [`communities::CommunityRecords`];
 //! - [`compactor`]: the documents' snapshots, saved off the writer;
+//! - [`coupons`]: the coupon campaigns' records (`coupons`,
+//!   `coupon_allotments`, `coupon_claims` and `coupon_redemptions`)
+//!   behind [`coupons::CouponRecords`];
 //! - [`orders`]: the online orders' records (`online_orders` behind
 //!   [`orders::OrderRecords`], and the store's orders document of an order
 //!   that is not held for payment);
@@ -43,6 +49,7 @@
 
 pub mod communities;
 pub(crate) mod compactor;
+pub mod coupons;
 pub mod error;
 pub mod exceptions;
 pub mod groupbuys;

@@ -39,6 +39,9 @@ use crate::auth::{Role, User};
 use crate::error::HubError;
 use crate::error::invalid;
 use crate::hub::Hub;
+use crate::store::coupons::{
+    Campaign, Channel, CouponRecords, NewCampaign, NewClaim, OnlineRedemption,
+};
 use crate::time::ts;
 
 /// What an admin sends to open a campaign.
@@ -161,30 +164,6 @@ pub struct ClaimView {
     pub used_by: Option<String>,
 }
 
-struct Row {
-    terms: CouponTerms,
-    budget: i64,
-    store_ids: Vec<String>,
-    step: i64,
-}
-
-fn load(c: &Connection, id: &str) -> Result<Option<Row>, HubError> {
-    let row: Option<(String, i64, String, i64)> = c
-        .prepare_cached(
-            "SELECT terms, budget_fen, store_ids, counter_step_fen FROM coupons WHERE coupon_id = ?1",
-        )?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .optional()?;
-    Ok(row.and_then(|(t, budget, s, step)| {
-        Some(Row {
-            terms: serde_json::from_str(&t).ok()?,
-            budget,
-            store_ids: serde_json::from_str(&s).ok()?,
-            step,
-        })
-    }))
-}
-
 fn off_view(o: CouponOff) -> OffRequest {
     match o {
         CouponOff::Amount(f) => OffRequest::AmountFen(f.0),
@@ -192,53 +171,25 @@ fn off_view(o: CouponOff) -> OffRequest {
     }
 }
 
-fn sum(c: &Connection, sql: &str, id: &str) -> Result<i64, HubError> {
-    Ok(c.prepare_cached(sql)?.query_row([id], |r| r.get(0))?)
-}
-
-/// What counters hold of the budget: lent, less what they gave back.
-fn allotted(c: &Connection, id: &str) -> Result<i64, HubError> {
-    sum(
-        c,
-        "SELECT coalesce(sum(allotted_fen - returned_fen), 0) FROM coupon_allotments WHERE coupon_id = ?1",
-        id,
-    )
-}
-
 fn allotments(c: &Connection, id: &str) -> Result<Vec<AllotmentView>, HubError> {
-    Ok(c.prepare_cached(
-        "SELECT a.store_id, a.allotted_fen, a.returned_fen, a.recalled_at,
-                (SELECT coalesce(sum(discount_fen), 0) FROM coupon_redemptions r
-                 WHERE r.coupon_id = a.coupon_id AND r.store_id = a.store_id
-                   AND r.channel = 'counter' AND r.voided_at IS NULL)
-         FROM coupon_allotments a WHERE a.coupon_id = ?1 ORDER BY a.store_id",
-    )?
-    .query_map([id], |r| {
-        Ok(AllotmentView {
-            store_id: r.get(0)?,
-            allotted_fen: r.get(1)?,
-            returned_fen: r.get(2)?,
-            recalled_at: r.get(3)?,
-            used_fen: r.get(4)?,
+    Ok(c.allotments(id)?
+        .into_iter()
+        .map(|a| AllotmentView {
+            store_id: a.store_id,
+            allotted_fen: a.allotted.0,
+            returned_fen: a.returned.0,
+            used_fen: a.used.0,
+            recalled_at: a.recalled_at,
         })
-    })?
-    .collect::<Result<_, _>>()?)
+        .collect())
 }
 
-fn used(c: &Connection, id: &str, channel: &str) -> Result<i64, HubError> {
-    Ok(c.prepare_cached(
-        "SELECT coalesce(sum(discount_fen), 0) FROM coupon_redemptions
-         WHERE coupon_id = ?1 AND channel = ?2 AND voided_at IS NULL",
-    )?
-    .query_row(params![id, channel], |r| r.get(0))?)
-}
-
-fn view(c: &Connection, row: &Row) -> Result<CouponView, HubError> {
+fn view(c: &Connection, row: &Campaign) -> Result<CouponView, HubError> {
     let id = &row.terms.coupon_id;
     let allotments = allotments(c, id)?;
     let lent: i64 = allotments.iter().map(|a| a.allotted_fen).sum();
     let returned: i64 = allotments.iter().map(|a| a.returned_fen).sum();
-    let online = used(c, id, "online")?;
+    let online = c.used(id, Channel::Online)?.0;
     Ok(CouponView {
         coupon_id: id.clone(),
         name: row.terms.name.clone(),
@@ -249,22 +200,14 @@ fn view(c: &Connection, row: &Row) -> Result<CouponView, HubError> {
         valid_until: row.terms.valid_until.clone(),
         store_ids: row.store_ids.clone(),
         version: row.terms.version,
-        budget_fen: row.budget,
+        budget_fen: row.budget.0,
         allotted_fen: lent,
         returned_fen: returned,
         online_used_fen: online,
-        counter_used_fen: used(c, id, "counter")?,
-        online_left_fen: row.budget - (lent - returned) - online,
-        claims: sum(
-            c,
-            "SELECT count(*) FROM coupon_claims WHERE coupon_id = ?1",
-            id,
-        )?,
-        redemptions: sum(
-            c,
-            "SELECT count(*) FROM coupon_redemptions WHERE coupon_id = ?1 AND voided_at IS NULL",
-            id,
-        )?,
+        counter_used_fen: c.used(id, Channel::Counter)?.0,
+        online_left_fen: row.budget.0 - (lent - returned) - online,
+        claims: c.claim_count(id)?,
+        redemptions: c.redemption_count(id)?,
         allotments,
     })
 }
@@ -274,24 +217,16 @@ fn view(c: &Connection, row: &Row) -> Result<CouponView, HubError> {
 fn lend(
     c: &Connection,
     docs: &mut Docs,
-    row: &Row,
+    row: &Campaign,
     store: &str,
     more: i64,
     day: chrono::NaiveDate,
 ) -> Result<DocId, HubError> {
-    let (total, recalled): (i64, bool) = c
-        .prepare_cached(
-            "INSERT INTO coupon_allotments(coupon_id, store_id, allotted_fen) VALUES (?1, ?2, ?3)
-             ON CONFLICT(coupon_id, store_id) DO UPDATE SET allotted_fen = allotted_fen + excluded.allotted_fen
-             RETURNING allotted_fen, recalled_at IS NOT NULL",
-        )?
-        .query_row(params![row.terms.coupon_id, store, more], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+    let (total, recalled) = c.lend(&row.terms.coupon_id, store, Fen(more))?;
     let doc = DocId::hub_orders(store, day);
     let rec = CounterCoupon {
         terms: row.terms.clone(),
-        allotment: Fen(total),
+        allotment: total,
         recalled,
     };
     docs.change(c, &doc, |d| {
@@ -311,22 +246,20 @@ pub(crate) fn online_coupon(
     replaces: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<CouponTerms, HubError> {
-    let claim: Option<(String, String, String)> = c
-        .prepare_cached(
-            "SELECT coupon_id, customer_id, redeem_at FROM coupon_claims WHERE claim_id = ?1",
-        )?
-        .query_row([claim_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    let Some((coupon_id, owner, at)) = claim else {
+    let Some(claim) = c.claim_owner(claim_id)? else {
         return Err(HubError::CouponNotFound(claim_id.to_owned()));
     };
-    if owner != customer_id {
+    if claim.customer_id != customer_id {
         return Err(HubError::CouponNotFound(claim_id.to_owned()));
     }
-    if at != "online" {
-        return Err(HubError::Coupon(CouponError::WrongStore { store: at }));
+    if claim.redeem_at != "online" {
+        return Err(HubError::Coupon(CouponError::WrongStore {
+            store: claim.redeem_at,
+        }));
     }
-    let row = load(c, &coupon_id)?.ok_or_else(|| HubError::CouponNotFound(claim_id.to_owned()))?;
+    let row = c
+        .campaign(&claim.coupon_id)?
+        .ok_or_else(|| HubError::CouponNotFound(claim_id.to_owned()))?;
     // a re-routed order keeps its coupon whatever the time
     if replaces.is_none() && !row.terms.valid_at(now) {
         return Err(HubError::Coupon(CouponError::Expired {
@@ -335,13 +268,7 @@ pub(crate) fn online_coupon(
                 .unwrap_or_default(),
         }));
     }
-    let holder: Option<String> = c
-        .prepare_cached(
-            "SELECT subject_id FROM coupon_redemptions WHERE claim_id = ?1 AND voided_at IS NULL",
-        )?
-        .query_row([claim_id], |r| r.get(0))
-        .optional()?;
-    match holder {
+    match c.holder(claim_id)? {
         Some(h) if Some(h.as_str()) != replaces => Err(HubError::Coupon(CouponError::AlreadyUsed)),
         _ => Ok(row.terms),
     }
@@ -359,8 +286,9 @@ pub(crate) fn redeem_online(
     discount: Fen,
     now: DateTime<Utc>,
 ) -> Result<(), HubError> {
-    let row =
-        load(c, &terms.coupon_id)?.ok_or_else(|| HubError::CouponNotFound(claim_id.to_owned()))?;
+    let row = c
+        .campaign(&terms.coupon_id)?
+        .ok_or_else(|| HubError::CouponNotFound(claim_id.to_owned()))?;
     let id = &terms.coupon_id;
     match replaces {
         // a re-routed order takes its predecessor's redemption over
@@ -368,26 +296,21 @@ pub(crate) fn redeem_online(
             void(c, old, now)?;
         }
         None => coupon::fits(
-            Fen(row.budget - allotted(c, id)?),
-            Fen(used(c, id, "online")?),
+            Fen(row.budget.0 - c.held(id)?.0),
+            c.used(id, Channel::Online)?,
             discount,
         )
         .map_err(HubError::Coupon)?,
     }
-    c.prepare_cached(
-        "INSERT INTO coupon_redemptions(redemption_id, claim_id, coupon_id, channel, store_id, subject_id,
-            discount_fen, version, redeemed_at)
-         VALUES (?1, ?2, ?3, 'online', NULL, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        format!("R{}", ulid::Ulid::new()),
+    c.add_online_redemption(&OnlineRedemption {
+        redemption_id: &format!("R{}", ulid::Ulid::new()),
         claim_id,
-        id,
+        coupon_id: id,
         order_id,
-        discount.0,
-        terms.version,
-        ts(now)
-    ])?;
+        discount,
+        version: terms.version,
+        at: now,
+    })?;
     Ok(())
 }
 
@@ -398,10 +321,7 @@ pub(crate) fn void(
     subject_id: &str,
     now: DateTime<Utc>,
 ) -> Result<usize, HubError> {
-    Ok(c.prepare_cached(
-        "UPDATE coupon_redemptions SET voided_at = ?2 WHERE subject_id = ?1 AND voided_at IS NULL",
-    )?
-    .execute(params![subject_id, ts(now)])?)
+    Ok(c.void_subject(subject_id, now)?)
 }
 
 /// What a store's counter reported in its ledger about coupons.
@@ -444,59 +364,34 @@ pub(crate) fn project_counter(
                 campaigns.insert(r.coupon_id.clone());
                 take_counter_redemption(c, store, r)?;
             }
-            Event::Back(v) => {
-                c.prepare_cached(
-                    "UPDATE coupon_redemptions SET voided_at = ?2 WHERE redemption_id = ?1 AND voided_at IS NULL",
-                )?
-                .execute(params![v.redemption_id, v.at])?;
-            }
+            Event::Back(v) => c.void_redemption(&v.redemption_id, &v.at)?,
         }
     }
     // returns, each a total: the largest counts, never past what was lent
     for (_, r) in &report.returns {
-        let here: Option<(i64, i64, bool)> = c
-            .prepare_cached(
-                "SELECT allotted_fen, returned_fen, recalled_at IS NOT NULL FROM coupon_allotments
-                 WHERE coupon_id = ?1 AND store_id = ?2",
-            )?
-            .query_row(params![r.coupon_id, store], |x| {
-                Ok((x.get(0)?, x.get(1)?, x.get(2)?))
-            })
-            .optional()?;
-        let Some((lent, seen, recalled)) = here else {
+        let Some(here) = c.lending(&r.coupon_id, store)? else {
             continue;
         };
-        if !recalled {
+        if !here.recalled {
             // a counter gives back only what the hub asked for
             tracing::warn!(store, coupon = %r.coupon_id, "a counter returned an allotment not recalled; ignored");
             continue;
         }
-        let counted = coupon::counted_return(Fen(lent), Fen(seen), Fen(r.returned_fen));
-        c.prepare_cached(
-            "UPDATE coupon_allotments SET returned_fen = ?3 WHERE coupon_id = ?1 AND store_id = ?2",
-        )?
-        .execute(params![r.coupon_id, store, counted.0])?;
+        let counted = coupon::counted_return(here.allotted, here.returned, Fen(r.returned_fen));
+        c.set_returned(&r.coupon_id, store, counted)?;
     }
     let mut touched = Vec::new();
     for id in campaigns {
-        let Some(row) = load(c, &id)? else { continue };
-        let (lent, recalled): (i64, bool) = c
-            .prepare_cached(
-                "SELECT coalesce((SELECT allotted_fen - returned_fen FROM coupon_allotments WHERE coupon_id = ?1 AND store_id = ?2), 0),
-                        coalesce((SELECT recalled_at IS NOT NULL FROM coupon_allotments WHERE coupon_id = ?1 AND store_id = ?2), 0)",
-            )?
-            .query_row(params![id, store], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let Some(row) = c.campaign(&id)? else {
+            continue;
+        };
+        let (lent, recalled) = c.held_by(&id, store)?;
         if recalled {
             continue;
         }
-        let spent: i64 = c
-            .prepare_cached(
-                "SELECT coalesce(sum(discount_fen), 0) FROM coupon_redemptions
-                 WHERE coupon_id = ?1 AND store_id = ?2 AND channel = 'counter' AND voided_at IS NULL",
-            )?
-            .query_row(params![id, store], |r| r.get(0))?;
-        let unallotted = row.budget - allotted(c, &id)? - used(c, &id, "online")?;
-        let more = coupon::top_up(Fen(row.step), Fen(lent - spent), Fen(unallotted));
+        let spent = c.counter_used(&id, store)?;
+        let unallotted = row.budget.0 - c.held(&id)?.0 - c.used(&id, Channel::Online)?.0;
+        let more = coupon::top_up(row.step, Fen(lent.0 - spent.0), Fen(unallotted));
         if more.0 > 0 {
             touched.push(lend(c, docs, &row, store, more.0, day)?);
         }
@@ -511,38 +406,16 @@ fn take_counter_redemption(
     store: &str,
     r: &CounterRedemption,
 ) -> Result<(), HubError> {
-    let known: bool = c
-        .prepare_cached("SELECT EXISTS(SELECT 1 FROM coupon_redemptions WHERE redemption_id = ?1)")?
-        .query_row([&r.redemption_id], |x| x.get(0))?;
-    if known {
+    if c.redemption_known(&r.redemption_id)? {
         return Ok(());
     }
-    let busy: bool = c
-        .prepare_cached(
-            "SELECT EXISTS(SELECT 1 FROM coupon_redemptions WHERE claim_id = ?1 AND voided_at IS NULL)",
-        )?
-        .query_row([&r.claim_id], |x| x.get(0))?;
+    let busy = c.claim_in_use(&r.claim_id)?;
     if busy {
         // the store verified the code offline, but the claim is in use:
         // kept (voided) for a manager, never counted twice
         tracing::warn!(store, claim = %r.claim_id, "a counter redeemed a coupon already in use");
     }
-    c.prepare_cached(
-        "INSERT INTO coupon_redemptions(redemption_id, claim_id, coupon_id, channel, store_id,
-            subject_id, discount_fen, version, redeemed_at, voided_at)
-         VALUES (?1, ?2, ?3, 'counter', ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        r.redemption_id,
-        r.claim_id,
-        r.coupon_id,
-        store,
-        r.sale_id,
-        r.discount_fen,
-        r.version,
-        r.at,
-        busy.then_some(&r.at)
-    ])?;
+    c.add_counter_redemption(store, r, busy)?;
     Ok(())
 }
 
@@ -552,27 +425,15 @@ fn claim_view(
     claim_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<ClaimView>, HubError> {
-    let row: Option<(String, String, Option<String>, String)> = c
-        .prepare_cached(
-            "SELECT coupon_id, redeem_at, code, expires_at FROM coupon_claims WHERE claim_id = ?1",
-        )?
-        .query_row([claim_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .optional()?;
-    let Some((coupon_id, redeem_at, code, expires_at)) = row else {
+    let Some(claim) = c.claim(claim_id)? else {
         return Ok(None);
     };
-    let name = load(c, &coupon_id)?
+    let name = c
+        .campaign(&claim.coupon_id)?
         .map(|r| r.terms.name)
         .unwrap_or_default();
-    let used_by: Option<String> = c
-        .prepare_cached(
-            "SELECT subject_id FROM coupon_redemptions WHERE claim_id = ?1 AND voided_at IS NULL",
-        )?
-        .query_row([claim_id], |r| r.get(0))
-        .optional()?;
-    let expired = DateTime::parse_from_rfc3339(&expires_at).map_or(true, |e| e <= now);
+    let used_by = c.holder(claim_id)?;
+    let expired = DateTime::parse_from_rfc3339(&claim.expires_at).map_or(true, |e| e <= now);
     let state = match (&used_by, expired) {
         (Some(_), _) => "used",
         (None, true) => "expired",
@@ -580,11 +441,11 @@ fn claim_view(
     };
     Ok(Some(ClaimView {
         claim_id: claim_id.to_owned(),
-        coupon_id,
+        coupon_id: claim.coupon_id,
         name,
-        redeem_at,
-        code,
-        expires_at,
+        redeem_at: claim.redeem_at,
+        code: claim.code,
+        expires_at: claim.expires_at,
         state: state.into(),
         used_by,
     }))
@@ -682,20 +543,17 @@ impl Hub {
             .date_naive();
         let (v, touched) = self
             .with_docs(move |c, docs| {
-                c.execute(
-                    "INSERT INTO coupons(coupon_id, terms, budget_fen, store_ids, counter_step_fen, created_by, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        id,
-                        serde_json::to_string(&terms).unwrap_or_default(),
-                        req.budget_fen,
-                        serde_json::to_string(&stores).unwrap_or_default(),
-                        step,
-                        by,
-                        ts(now)
-                    ],
-                )?;
-                let row = load(c, &id)?.ok_or_else(|| HubError::CouponNotFound(id.clone()))?;
+                c.add_campaign(&NewCampaign {
+                    terms: &terms,
+                    budget: Fen(req.budget_fen),
+                    store_ids: &stores,
+                    step: Fen(step),
+                    created_by: &by,
+                    created_at: now,
+                })?;
+                let row = c
+                    .campaign(&id)?
+                    .ok_or_else(|| HubError::CouponNotFound(id.clone()))?;
                 let mut touched = Vec::new();
                 for s in &stores {
                     touched.push(lend(c, docs, &row, s, step, day)?);
@@ -728,7 +586,9 @@ impl Hub {
         let id = id.to_owned();
         let (v, touched) = self
             .with_docs(move |c, docs| {
-                let row = load(c, &id)?.ok_or_else(|| HubError::CouponNotFound(id.clone()))?;
+                let row = c
+                    .campaign(&id)?
+                    .ok_or_else(|| HubError::CouponNotFound(id.clone()))?;
                 let stores = match req.store_ids {
                     Some(list) => {
                         if let Some(s) = list.iter().find(|s| !row.store_ids.contains(s)) {
@@ -742,13 +602,7 @@ impl Hub {
                 };
                 let mut touched = Vec::new();
                 for s in &stores {
-                    let asked = c
-                        .prepare_cached(
-                            "UPDATE coupon_allotments SET recalled_at = ?3
-                             WHERE coupon_id = ?1 AND store_id = ?2 AND recalled_at IS NULL",
-                        )?
-                        .execute(params![id, s, ts(now)])?;
-                    if asked == 1 {
+                    if c.recall(&id, s, now)? {
                         touched.push(lend(c, docs, &row, s, 0, day)?);
                     }
                 }
@@ -764,7 +618,9 @@ impl Hub {
         let id = id.to_owned();
         self.store
             .read(move |c| {
-                let row = load(c, &id)?.ok_or_else(|| HubError::CouponNotFound(id.clone()))?;
+                let row = c
+                    .campaign(&id)?
+                    .ok_or_else(|| HubError::CouponNotFound(id.clone()))?;
                 view(c, &row)
             })
             .await
@@ -775,15 +631,9 @@ impl Hub {
         let now = self.now();
         self.store
             .read(move |c| {
-                let ids: Vec<String> = c
-                    .prepare_cached(
-                        "SELECT coupon_id FROM coupons ORDER BY created_at DESC LIMIT 100",
-                    )?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
                 let mut out = Vec::new();
-                for id in ids {
-                    if let Some(row) = load(c, &id)?
+                for id in c.newest_campaigns()? {
+                    if let Some(row) = c.campaign(&id)?
                         && row.terms.valid_at(now)
                     {
                         out.push(view(c, &row)?);
@@ -836,7 +686,7 @@ impl Hub {
                     serde_json::from_str(&resp).map_err(|e| HubError::Invalid(e.to_string()))?;
                 return Ok((v, true));
             }
-            let row = load(c, &cid)?.ok_or_else(|| HubError::CouponNotFound(cid.clone()))?;
+            let row = c.campaign(&cid)?.ok_or_else(|| HubError::CouponNotFound(cid.clone()))?;
             if !row.terms.valid_at(now) {
                 return Err(HubError::Coupon(CouponError::Expired {
                     at: DateTime::parse_from_rfc3339(&row.terms.valid_until)
@@ -847,11 +697,7 @@ impl Hub {
             if redeem_at != "online" && !row.store_ids.contains(&redeem_at) {
                 return Err(HubError::Coupon(CouponError::NotHere(cid.clone())));
             }
-            let had: i64 = c.query_row(
-                "SELECT count(*) FROM coupon_claims WHERE coupon_id = ?1 AND customer_id = ?2",
-                params![cid, cu],
-                |r| r.get(0),
-            )?;
+            let had = c.claims_by(&cid, &cu)?;
             if had >= i64::from(row.terms.per_customer_limit) {
                 return Err(HubError::CouponLimit(row.terms.per_customer_limit));
             }
@@ -870,11 +716,15 @@ impl Hub {
                     &signing,
                 )
             });
-            c.execute(
-                "INSERT INTO coupon_claims(claim_id, coupon_id, customer_id, redeem_at, code, expires_at, claimed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![claim_id, cid, cu, redeem_at, code, ts(expires), ts(now)],
-            )?;
+            c.add_claim(&NewClaim {
+                claim_id: &claim_id,
+                coupon_id: &cid,
+                customer_id: &cu,
+                redeem_at: &redeem_at,
+                code: code.as_deref(),
+                expires_at: expires,
+                claimed_at: now,
+            })?;
             let v = claim_view(c, &claim_id, now)?.ok_or_else(|| HubError::CouponNotFound(claim_id.clone()))?;
             c.execute(
                 "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -891,14 +741,8 @@ impl Hub {
         let now = self.now();
         self.store
             .read(move |c| {
-                let ids: Vec<String> = c
-                    .prepare_cached(
-                        "SELECT claim_id FROM coupon_claims WHERE customer_id = ?1 ORDER BY claimed_at DESC LIMIT 200",
-                    )?
-                    .query_map([&cu], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
                 let mut out = Vec::new();
-                for id in ids {
+                for id in c.claims_of(&cu)? {
                     out.extend(claim_view(c, &id, now)?);
                 }
                 Ok(out)
