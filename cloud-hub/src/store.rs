@@ -9,21 +9,26 @@
 //! connection); a PostgreSQL hub implements the same traits. The online
 //! orders are there ([`orders::OrderRecords`], failing with
 //! [`StoreError`]), and so are the group-buys
-//! ([`groupbuys::GroupBuyRecords`]) and the communities
+//! ([`groupbuys::GroupBuyRecords`]), the communities
 //! ([`communities::CommunityRecords`]: every statement of the community
-//! use cases; a person's export and erasure and the KPIs still read and
-//! tombstone those tables themselves); the other modules are still plain
+//! use cases and of a person's export and erasure; the KPIs still read
+//! those tables themselves) and the customers
+//! ([`customers::CustomerRecords`]); the other modules are still plain
 //! functions on a rusqlite `Connection`, failing with [`StoreError`] too
 //! but for `payments::enqueue`, which returns the use cases' `HubError`
 //! because the payer's refund limits can refuse a refund
 //! (`RefundRefused`, a refusal, not a storage failure). Much of the hub's
 //! SQL still lives in the use cases themselves (every table but
-//! `online_orders` and the four group-buy tables); each table moved
-//! behind a trait here is one fewer to port.
+//! `online_orders`, the four group-buy tables, the community tables and
+//! the customer tables); each table moved behind a trait here is one fewer
+//! to port.
 //!
 //! - [`error`]: the storage layer's error, [`StoreError`];
 //! - [`communities`]: 一店一群's records (join codes, members, joins,
 //!   polls and votes) behind [`communities::CommunityRecords`];
+//! - [`customers`]: the customers' records (identity records, merges,
+//!   never-merge pairs and ids, online accounts, erasures) behind
+//!   [`customers::CustomerRecords`];
 //! - [`compactor`]: the documents' snapshots, saved off the writer;
 //! - [`orders`]: the online orders' records (`online_orders` behind
 //!   [`orders::OrderRecords`], and the store's orders document of an order
@@ -37,12 +42,14 @@
 //! - [`members`]: customers as the hub knows them from its channels
 //!   (`customers` lookups by phone, openid and member hash);
 //! - [`exceptions`]: exceptions raised for the regional manager;
-//! - [`idempotency`]: the key an `Idempotency-Key` is recorded under;
+//! - [`idempotency`]: the key an `Idempotency-Key` is recorded under (and
+//!   the erasure's replays);
 //! - [`json_rows`]: rows as the tables hold them, as JSON (a person's
 //!   export).
 
 pub mod communities;
 pub(crate) mod compactor;
+pub mod customers;
 pub mod error;
 pub mod exceptions;
 pub mod groupbuys;
