@@ -10,9 +10,10 @@
 //! orders are there ([`orders::OrderRecords`], failing with
 //! [`StoreError`]), and so are the group-buys
 //! ([`groupbuys::GroupBuyRecords`]), the communities
-//! ([`communities::CommunityRecords`]: every statement of the community use
-//! cases; a person's export and erasure and the KPIs still read and
-//! tombstone those tables themselves) and the coupons
+//! ([`communities::CommunityRecords`]: every statement of the community
+//! use cases and of a person's export and erasure; the KPIs still read
+//! those tables themselves), the customers
+//! ([`customers::CustomerRecords`]) and the coupons
 //! ([`coupons::CouponRecords`]: every statement of the coupon use cases but
 //! the claim's idempotency record; a person's export and erasure still read
 //! and tombstone those tables themselves); the other modules are still
@@ -20,13 +21,16 @@
 //! too but for `payments::enqueue`, which returns the use cases' `HubError`
 //! because the payer's refund limits can refuse a refund (`RefundRefused`,
 //! a refusal, not a storage failure). Much of the hub's SQL still lives in
-//! the use cases themselves (every table but `online_orders` and the
-//! group-buy, community and coupon tables); each table moved behind a trait
-//! here is one fewer to port.
+//! the use cases themselves (every table but `online_orders`, the
+//! group-buy, community, customer and coupon tables); each table moved
+//! behind a trait here is one fewer to port.
 //!
 //! - [`error`]: the storage layer's error, [`StoreError`];
 //! - [`communities`]: 一店一群's records (join codes, members, joins,
 //!   polls and votes) behind [`communities::CommunityRecords`];
+//! - [`customers`]: the customers' records (identity records, merges,
+//!   never-merge pairs and ids, online accounts, erasures) behind
+//!   [`customers::CustomerRecords`];
 //! - [`compactor`]: the documents' snapshots, saved off the writer;
 //! - [`coupons`]: the coupon campaigns' records (`coupons`,
 //!   `coupon_allotments`, `coupon_claims` and `coupon_redemptions`)
@@ -43,13 +47,15 @@
 //! - [`members`]: customers as the hub knows them from its channels
 //!   (`customers` lookups by phone, openid and member hash);
 //! - [`exceptions`]: exceptions raised for the regional manager;
-//! - [`idempotency`]: the key an `Idempotency-Key` is recorded under;
+//! - [`idempotency`]: the key an `Idempotency-Key` is recorded under (and
+//!   the erasure's replays);
 //! - [`json_rows`]: rows as the tables hold them, as JSON (a person's
 //!   export).
 
 pub mod communities;
 pub(crate) mod compactor;
 pub mod coupons;
+pub mod customers;
 pub mod error;
 pub mod exceptions;
 pub mod groupbuys;

@@ -21,19 +21,19 @@
 //!
 //! A customer is its records, why they are one, and its profile
 //! ([`profile`]): which channel rows are the customer's is decided in one
-//! place, [`crate::people`].
+//! place, [`crate::people`]. The tables are read and written through
+//! [`crate::store::customers::CustomerRecords`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use linli_shared::identity::{
-    Cluster, NeverMerge, SourceRecord, assign_ids, parse_identities_csv, resolve, split_off,
-};
-use rusqlite::{Connection, params};
+use linli_shared::identity::{SourceRecord, assign_ids, parse_identities_csv, resolve, split_off};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Role, User};
 use crate::error::HubError;
 use crate::hub::Hub;
+use crate::store::customers::CustomerRecords;
 
 pub mod erasure;
 pub mod export;
@@ -129,7 +129,7 @@ impl Hub {
         let now = self.now().to_rfc3339();
         self.store
             .write(move |c| {
-                upsert_records(c, &records, &now)?;
+                c.put_identity_records(&records, &now)?;
                 let of = reresolve(c, &now)?;
                 let out: Vec<RecordCustomer> = records
                     .iter()
@@ -229,13 +229,7 @@ impl Hub {
                     ));
                 }
                 let split: Vec<String> = split.into_iter().cloned().collect();
-                let mut stmt = c.prepare(
-                    "INSERT OR IGNORE INTO identity_never_merge (record_a, record_b, created_by, created_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                for NeverMerge(a, b) in split_off(&members, &split) {
-                    stmt.execute(params![a, b, by, now])?;
-                }
+                c.add_never_merge(&split_off(&members, &split), &by, &now)?;
                 let of = reresolve(c, &now)?;
                 let mut parts: BTreeMap<String, Vec<String>> = BTreeMap::new();
                 for r in &members {
@@ -260,7 +254,7 @@ impl Hub {
 
 /// Why `id` names nobody: erased, or never known.
 fn not_found(c: &Connection, id: String) -> Result<HubError, HubError> {
-    Ok(match erasure::erased_as(c, &id)? {
+    Ok(match c.erased_as(&id)? {
         Some(erasure_id) => HubError::CustomerErased {
             customer_id: id,
             erasure_id,
@@ -326,73 +320,34 @@ fn admin(user: &User) -> Result<(), HubError> {
     }
 }
 
-// ---- storage: every SQL string of the identity tables ----
-
-fn upsert_records(c: &Connection, records: &[SourceRecord], now: &str) -> Result<(), HubError> {
-    let mut stmt = c.prepare(
-        "INSERT INTO identity_records
-           (record_id, source, phone, openid, unionid, member_card, nickname, store_id, imported_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (record_id) DO UPDATE SET
-           source = excluded.source, phone = excluded.phone, openid = excluded.openid,
-           unionid = excluded.unionid, member_card = excluded.member_card,
-           nickname = excluded.nickname, store_id = excluded.store_id,
-           imported_at = excluded.imported_at",
-    )?;
-    for r in records {
-        stmt.execute(params![
-            r.record_id,
-            r.source,
-            r.phone,
-            r.openid,
-            r.unionid,
-            r.member_card,
-            r.nickname,
-            r.store_id,
-            now
-        ])?;
-    }
-    Ok(())
-}
-
-fn merges_of(c: &Connection, customer_id: &str) -> Result<Vec<MergeReason>, HubError> {
-    let mut stmt = c.prepare(
-        "SELECT rule, value, record_a, record_b FROM identity_merges
-         WHERE customer_id = ?1 ORDER BY rowid",
-    )?;
-    let rows = stmt
-        .query_map([customer_id], |r| {
-            Ok(MergeReason {
-                rule: r.get(0)?,
-                value: r.get(1)?,
-                record_a: r.get(2)?,
-                record_b: r.get(3)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
+/// The customer's records, as the API gives them.
 fn records_of(c: &Connection, customer_id: &str) -> Result<Vec<IdentityRecord>, HubError> {
-    let mut stmt = c.prepare(
-        "SELECT record_id, source, phone, openid, unionid, member_card, nickname, store_id
-         FROM identity_records WHERE customer_id = ?1 ORDER BY record_id",
-    )?;
-    let rows = stmt
-        .query_map([customer_id], |r| {
-            Ok(IdentityRecord {
-                record_id: r.get(0)?,
-                source: r.get(1)?,
-                phone: r.get(2)?,
-                openid: r.get(3)?,
-                unionid: r.get(4)?,
-                member_card: r.get(5)?,
-                nickname: r.get(6)?,
-                store_id: r.get(7)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    Ok(c.identity_records_of(customer_id)?
+        .into_iter()
+        .map(|r| IdentityRecord {
+            record_id: r.record_id,
+            source: r.source,
+            phone: r.phone,
+            openid: r.openid,
+            unionid: r.unionid,
+            member_card: r.member_card,
+            nickname: r.nickname,
+            store_id: r.store_id,
+        })
+        .collect())
+}
+
+/// Why the customer's records are one, as the API gives it.
+fn merges_of(c: &Connection, customer_id: &str) -> Result<Vec<MergeReason>, HubError> {
+    Ok(c.merges_of(customer_id)?
+        .into_iter()
+        .map(|m| MergeReason {
+            rule: m.rule,
+            value: m.value,
+            record_a: m.record_a,
+            record_b: m.record_b,
+        })
+        .collect())
 }
 
 /// Resolves every record the hub holds again and stores the customers, the
@@ -400,75 +355,21 @@ fn records_of(c: &Connection, customer_id: &str) -> Result<Vec<IdentityRecord>, 
 fn reresolve(c: &Connection, now: &str) -> Result<BTreeMap<String, String>, HubError> {
     let mut records = Vec::new();
     let mut previous = BTreeMap::new();
-    {
-        let mut stmt = c.prepare(
-            "SELECT record_id, source, phone, openid, unionid, member_card, nickname, store_id,
-                    customer_id
-             FROM identity_records",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let rec = SourceRecord {
-                record_id: r.get(0)?,
-                source: r.get(1)?,
-                phone: r.get(2)?,
-                openid: r.get(3)?,
-                unionid: r.get(4)?,
-                member_card: r.get(5)?,
-                nickname: r.get(6)?,
-                store_id: r.get(7)?,
-            };
-            if let Some(cid) = r.get::<_, Option<String>>(8)? {
-                previous.insert(rec.record_id.clone(), cid);
-            }
-            records.push(rec);
+    for (rec, cid) in c.all_identity_records()? {
+        if let Some(cid) = cid {
+            previous.insert(rec.record_id.clone(), cid);
         }
+        records.push(rec);
     }
-    let never: Vec<NeverMerge> = c
-        .prepare("SELECT record_a, record_b FROM identity_never_merge")?
-        .query_map([], |r| Ok(NeverMerge(r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    let retired: BTreeSet<String> = c
-        .prepare("SELECT customer_id FROM identity_customers WHERE retired_at IS NOT NULL")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let never = c.never_merge_pairs()?;
+    let retired = c.retired_customer_ids()?;
     let resolution = resolve(&records, &never).map_err(|e| HubError::Invalid(e.to_string()))?;
     let ids = assign_ids(&resolution.clusters, &previous, &retired);
-    save(c, &resolution.clusters, &ids, now)?;
+    c.save_customers(&resolution.clusters, &ids, now)?;
     Ok(resolution
         .clusters
         .iter()
         .zip(&ids)
         .flat_map(|(cl, id)| cl.records.iter().map(move |r| (r.clone(), id.clone())))
         .collect())
-}
-
-fn save(c: &Connection, clusters: &[Cluster], ids: &[String], now: &str) -> Result<(), HubError> {
-    let mut set_customer =
-        c.prepare("UPDATE identity_records SET customer_id = ?2 WHERE record_id = ?1")?;
-    let mut add_customer = c.prepare(
-        "INSERT OR IGNORE INTO identity_customers (customer_id, created_at) VALUES (?1, ?2)",
-    )?;
-    let mut add_merge = c.prepare(
-        "INSERT INTO identity_merges (customer_id, rule, value, record_a, record_b)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    c.execute("DELETE FROM identity_merges", [])?;
-    for (cl, id) in clusters.iter().zip(ids) {
-        add_customer.execute(params![id, now])?;
-        for r in &cl.records {
-            set_customer.execute(params![r, id])?;
-        }
-        for m in &cl.merges {
-            add_merge.execute(params![id, m.rule.as_str(), m.value, m.a, m.b])?;
-        }
-    }
-    // Ids no record holds any more are retired, never given again.
-    c.execute(
-        "UPDATE identity_customers SET retired_at = ?1
-         WHERE retired_at IS NULL AND NOT EXISTS
-           (SELECT 1 FROM identity_records r WHERE r.customer_id = identity_customers.customer_id)",
-        [now],
-    )?;
-    Ok(())
 }

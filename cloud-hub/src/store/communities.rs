@@ -14,9 +14,12 @@
 //! The members list joins `customers` for the masked phone: it returns
 //! members, so it is asked here; the monthly-active count reads the
 //! `member_activity` view over every channel's tables for the same reason.
+//! A person's export reads their rows here, and their erasure files their
+//! joins and votes under a tombstone and deletes their membership here.
 
 use chrono::{DateTime, Utc};
 use linli_shared::community::{JoinVia, Membership};
+use serde_json::Value;
 
 use super::StoreError;
 
@@ -159,4 +162,37 @@ pub trait CommunityRecords {
         option: usize,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+
+    /// The customer's membership as the table holds it (column → value):
+    /// a person's export.
+    fn member_rows_of_customer(&self, customer_id: &str) -> Result<Vec<Value>, StoreError>;
+
+    /// The customer's joins as the table holds them, oldest first: a
+    /// person's export.
+    fn join_rows_of_customer(&self, customer_id: &str) -> Result<Vec<Value>, StoreError>;
+
+    /// The customer's votes as the table holds them, oldest first: a
+    /// person's export.
+    fn vote_rows_of_customer(&self, customer_id: &str) -> Result<Vec<Value>, StoreError>;
+
+    /// Files the customer's joins under `tombstone`; the rows changed.
+    fn erase_customer_from_joins(
+        &self,
+        customer_id: &str,
+        tombstone: &str,
+    ) -> Result<usize, StoreError>;
+
+    /// Files the customer's votes under `tombstone`, but for a vote in a
+    /// poll the tombstone has voted in already; the rows changed.
+    fn erase_customer_from_votes(
+        &self,
+        customer_id: &str,
+        tombstone: &str,
+    ) -> Result<usize, StoreError>;
+
+    /// Deletes the customer's votes; the rows deleted.
+    fn delete_votes_of(&self, customer_id: &str) -> Result<usize, StoreError>;
+
+    /// Deletes the customer's membership; the rows deleted.
+    fn delete_member(&self, customer_id: &str) -> Result<usize, StoreError>;
 }

@@ -11,8 +11,10 @@ use chrono::{DateTime, Utc};
 use linli_shared::payment::{PaymentState, RefundLimits, RefundState, admit_refund};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::StoreError;
+use super::json_rows::rows;
 use crate::error::HubError;
 use crate::time::ts;
 
@@ -428,6 +430,26 @@ pub(crate) fn refunds_of(c: &Connection, subject_id: &str) -> Result<Vec<RefundV
             })
         })?
         .collect::<Result<_, _>>()?)
+}
+
+/// The payment of a subject as the table holds it (column → value): a
+/// person's export.
+pub(crate) fn payment_rows_of(c: &Connection, subject_id: &str) -> Result<Vec<Value>, StoreError> {
+    rows(
+        c,
+        "SELECT * FROM payments WHERE order_id = ?1",
+        &[&subject_id],
+    )
+}
+
+/// The refunds of a subject as the table holds them, oldest first: a
+/// person's export.
+pub(crate) fn refund_rows_of(c: &Connection, subject_id: &str) -> Result<Vec<Value>, StoreError> {
+    rows(
+        c,
+        "SELECT * FROM refund_queue WHERE subject_id = ?1 ORDER BY created_at",
+        &[&subject_id],
+    )
 }
 
 /// How many refunds are in each state (`pending`, `succeeded`, `failed`).

@@ -37,7 +37,7 @@ use chrono::{DateTime, Utc};
 use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::erasure::{ErasureConfirmation, ErasureNotice};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
 use super::admin;
@@ -45,7 +45,10 @@ use crate::auth::User;
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::people::{self, Person};
+use crate::store::communities::CommunityRecords;
+use crate::store::customers::{CustomerRecords, NewErasure};
 use crate::store::groupbuys::GroupBuyRecords;
+use crate::store::idempotency;
 use crate::store::orders::OrderRecords;
 use crate::time::ts;
 
@@ -100,19 +103,13 @@ impl Hub {
             .with_docs(move |c, docs| {
                 let record_key = format!("staff:{by}\u{1f}{key}");
                 let fingerprint = format!("erase\u{1f}{id}");
-                if let Some((h, erasure_id)) = c
-                    .prepare_cached("SELECT request_hash, response FROM idempotency WHERE key = ?1")?
-                    .query_row([&record_key], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .optional()?
-                {
+                if let Some((h, erasure_id)) = idempotency::replay(c, &record_key)? {
                     if h != fingerprint {
                         return Err(HubError::IdempotencyKeyReused(key));
                     }
                     return Ok((view(c, &erasure_id)?, false, Vec::new()));
                 }
-                if let Some(done) = erased_as(c, &id)? {
+                if let Some(done) = c.erased_as(&id)? {
                     return Ok((view(c, &done)?, false, Vec::new()));
                 }
                 let people = people::people(c, &member_key)?;
@@ -124,27 +121,20 @@ impl Hub {
                 let notice = notice_of(c, &person, &erasure_id, &ts(now))?;
                 let tomb = format!("erased-{erasure_id}");
                 let rows = scrub(c, &person, &tomb, now)?;
-                let aliases: Vec<&String> = person.online_ids.iter().collect();
-                c.execute(
-                    "INSERT INTO erasures(erasure_id, customer_id, aliases, tombstone, requested_by, requested_at, hub_rows)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        erasure_id,
-                        person.id,
-                        serde_json::to_string(&aliases).unwrap_or_default(),
-                        tomb,
-                        by,
-                        ts(now),
-                        rows as i64
-                    ],
-                )?;
+                let aliases: Vec<&str> = person.online_ids.iter().map(String::as_str).collect();
+                c.add_erasure(&NewErasure {
+                    erasure_id: &erasure_id,
+                    customer_id: &person.id,
+                    aliases: &aliases,
+                    tombstone: &tomb,
+                    requested_by: &by,
+                    requested_at: now,
+                    hub_rows: rows as i64,
+                })?;
                 let stores = c.known_store_ids()?;
                 let mut touched = Vec::new();
                 for s in &stores {
-                    c.execute(
-                        "INSERT INTO erasure_stores(erasure_id, store_id) VALUES (?1, ?2)",
-                        params![erasure_id, s],
-                    )?;
+                    c.add_erasure_store(&erasure_id, s)?;
                     let doc = DocId::hub_orders(s, day);
                     docs.change(c, &doc, |d| {
                         put_record(d, "erasures", &erasure_id, &notice)?;
@@ -152,10 +142,7 @@ impl Hub {
                     })?;
                     touched.push(doc);
                 }
-                c.execute(
-                    "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![record_key, fingerprint, erasure_id, ts(now)],
-                )?;
+                idempotency::record(c, &record_key, &fingerprint, &erasure_id, now)?;
                 tracing::info!(%erasure_id, stores = stores.len(), hub_rows = rows, "customer erased at the hub");
                 Ok((view(c, &erasure_id)?, true, touched))
             })
@@ -170,16 +157,6 @@ impl Hub {
         let id = erasure_id.to_owned();
         self.store.read(move |c| view(c, &id)).await
     }
-}
-
-/// The erasure that erased the customer or online account `id`, if any.
-pub(crate) fn erased_as(c: &Connection, id: &str) -> Result<Option<String>, HubError> {
-    Ok(c.prepare_cached(
-        "SELECT erasure_id FROM erasures
-             WHERE customer_id = ?1 OR EXISTS (SELECT 1 FROM json_each(aliases) WHERE value = ?1)",
-    )?
-    .query_row([id], |r| r.get(0))
-    .optional()?)
 }
 
 /// What each store is asked to erase.
@@ -208,68 +185,35 @@ fn notice_of(
 /// returns the rows changed.
 fn scrub(c: &Connection, p: &Person, tomb: &str, now: DateTime<Utc>) -> Result<usize, HubError> {
     let mut n = 0;
-    let records: Vec<String> = c
-        .prepare_cached("SELECT record_id FROM identity_records WHERE customer_id = ?1")?
-        .query_map([&p.id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for r in &records {
-        n += c.execute(
-            "DELETE FROM identity_never_merge WHERE record_a = ?1 OR record_b = ?1",
-            [r],
-        )?;
+    for r in &c.identity_record_ids_of(&p.id)? {
+        n += c.delete_never_merge_of(r)?;
     }
-    n += c.execute(
-        "DELETE FROM identity_records WHERE customer_id = ?1",
-        [&p.id],
-    )?;
-    n += c.execute(
-        "DELETE FROM identity_merges WHERE customer_id = ?1",
-        [&p.id],
-    )?;
-    c.execute(
-        "UPDATE identity_customers SET retired_at = coalesce(retired_at, ?2) WHERE customer_id = ?1",
-        params![p.id, ts(now)],
-    )?;
+    n += c.delete_identity_records_of(&p.id)?;
+    n += c.delete_merges_of(&p.id)?;
+    c.retire_customer_id(&p.id, now)?;
     for o in &p.online_ids {
         n += c.erase_customer_from_orders(o, tomb)?;
-        for sql in [
-            "UPDATE community_joins SET customer_id = ?2 WHERE customer_id = ?1",
-            "UPDATE OR IGNORE poll_votes SET customer_id = ?2 WHERE customer_id = ?1",
-        ] {
-            n += c.execute(sql, params![o, tomb])?;
-        }
+        n += c.erase_customer_from_joins(o, tomb)?;
+        n += c.erase_customer_from_votes(o, tomb)?;
         n += c.erase_customer_from_commitments(o, tomb)?;
         n += c.execute(
             "UPDATE coupon_claims SET customer_id = ?2 WHERE customer_id = ?1",
             params![o, tomb],
         )?;
-        for sql in [
-            // a second vote in one poll by another of the person's accounts
-            "DELETE FROM poll_votes WHERE customer_id = ?1",
-            "DELETE FROM community_members WHERE customer_id = ?1",
-            "DELETE FROM customer_sessions WHERE customer_id = ?1",
-            "DELETE FROM customers WHERE customer_id = ?1",
-        ] {
-            n += c.execute(sql, [o])?;
-        }
+        // a second vote in one poll by another of the person's accounts
+        n += c.delete_votes_of(o)?;
+        n += c.delete_member(o)?;
+        n += c.delete_sessions_of(o)?;
+        n += c.delete_account(o)?;
         // the person's own request replays (orders with the masked phone)
-        n += c.execute(
-            "DELETE FROM idempotency WHERE substr(key, 1, length(?1)) = ?1",
-            [format!("customer:{o}\u{1f}")],
-        )?;
+        n += idempotency::delete_keyed(c, &format!("customer:{o}\u{1f}"))?;
     }
     for h in &p.member_hashes {
-        n += c.execute(
-            "UPDATE hub_sales SET member_hash = NULL WHERE member_hash = ?1",
-            [h],
-        )?;
+        n += c.forget_member_hash(h)?;
     }
     // replays of staff requests that carried a phone or openid of theirs
     for v in p.phones.iter().chain(&p.openids) {
-        n += c.execute(
-            "DELETE FROM idempotency WHERE instr(response, ?1) > 0 OR instr(request_hash, ?1) > 0",
-            [v],
-        )?;
+        n += idempotency::delete_holding(c, v)?;
     }
     Ok(n)
 }
@@ -281,44 +225,25 @@ pub(crate) fn project_confirmations(
     store: &str,
     facts: &[(String, ErasureConfirmation)],
 ) -> Result<(), HubError> {
-    let mut stmt = c.prepare_cached(
-        "INSERT INTO erasure_stores(erasure_id, store_id, confirmed_at, rows) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(erasure_id, store_id) DO UPDATE SET
-           confirmed_at = excluded.confirmed_at, rows = excluded.rows
-         WHERE erasure_stores.confirmed_at IS NULL",
-    )?;
     for (_, f) in facts {
-        stmt.execute(params![f.erasure_id, store, f.at, f.rows])?;
+        c.confirm_erasure(&f.erasure_id, store, &f.at, f.rows)?;
     }
     Ok(())
 }
 
 fn view(c: &Connection, erasure_id: &str) -> Result<ErasureView, HubError> {
-    let row = c
-        .prepare_cached(
-            "SELECT customer_id, tombstone, requested_by, requested_at, hub_rows
-             FROM erasures WHERE erasure_id = ?1",
-        )?
-        .query_row([erasure_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .optional()?;
-    let Some((customer_id, tombstone, requested_by, requested_at, hub_rows)) = row else {
+    let Some(e) = c.erasure(erasure_id)? else {
         return Err(HubError::ErasureNotFound(erasure_id.to_owned()));
     };
     let stores: Vec<ErasureStore> = c
-        .prepare_cached(
-            "SELECT store_id, confirmed_at, rows FROM erasure_stores
-             WHERE erasure_id = ?1 ORDER BY store_id",
-        )?
-        .query_map([erasure_id], |r| {
-            Ok(ErasureStore {
-                store_id: r.get(0)?,
-                confirmed_at: r.get(1)?,
-                rows: r.get(2)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
+        .erasure_stores(erasure_id)?
+        .into_iter()
+        .map(|s| ErasureStore {
+            store_id: s.store_id,
+            confirmed_at: s.confirmed_at,
+            rows: s.rows,
+        })
+        .collect();
     let pending_stores: Vec<String> = stores
         .iter()
         .filter(|s| s.confirmed_at.is_none())
@@ -326,11 +251,11 @@ fn view(c: &Connection, erasure_id: &str) -> Result<ErasureView, HubError> {
         .collect();
     Ok(ErasureView {
         erasure_id: erasure_id.to_owned(),
-        customer_id,
-        tombstone,
-        requested_by,
-        requested_at,
-        hub_rows,
+        customer_id: e.customer_id,
+        tombstone: e.tombstone,
+        requested_by: e.requested_by,
+        requested_at: e.requested_at,
+        hub_rows: e.hub_rows,
         complete: pending_stores.is_empty(),
         pending_stores,
         stores,

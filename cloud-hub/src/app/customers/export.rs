@@ -12,9 +12,13 @@ use serde_json::Value;
 use super::{IdentityRecord, MergeReason, Profile};
 use crate::error::HubError;
 use crate::people::Person;
+use crate::store::StoreError;
+use crate::store::communities::CommunityRecords;
+use crate::store::customers::CustomerRecords;
 use crate::store::groupbuys::GroupBuyRecords;
 use crate::store::json_rows::rows;
 use crate::store::orders::OrderRecords;
+use crate::store::payments;
 
 /// The export of `GET /api/v1/customers/{id}/export`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -73,24 +77,10 @@ pub(crate) fn export(
         }
         Ok(out)
     };
-    let mut online_orders = Vec::new();
-    for k in &online {
-        online_orders.extend(c.order_rows_of_customer(k)?);
-    }
-    let counter_sales = by(
-        "SELECT * FROM hub_sales WHERE member_hash = ?1 ORDER BY created_at",
-        &hashes,
-    )?;
-    let counter_refunds = by(
-        "SELECT r.* FROM hub_refunds r JOIN hub_sales s
-           ON s.store_id = r.store_id AND s.sale_id = r.sale_id
-         WHERE s.member_hash = ?1 ORDER BY r.at",
-        &hashes,
-    )?;
-    let mut commitments = Vec::new();
-    for k in &online {
-        commitments.extend(c.commitment_rows_of_customer(k)?);
-    }
+    let online_orders = each(&online, |k| c.order_rows_of_customer(k))?;
+    let counter_sales = each(&hashes, |k| c.counter_sale_rows_of_member(k))?;
+    let counter_refunds = each(&hashes, |k| c.counter_refund_rows_of_member(k))?;
+    let commitments = each(&online, |k| c.commitment_rows_of_customer(k))?;
     // payments and refunds are keyed by what was paid for: orders and commitments
     let mut subjects: Vec<String> = Vec::new();
     for row in online_orders.iter().chain(&commitments) {
@@ -115,35 +105,32 @@ pub(crate) fn export(
         records,
         merges,
         profile,
-        accounts: by(
-            "SELECT customer_id, phone, openid, member_hash, masked_phone, created_at FROM customers WHERE customer_id = ?1",
-            &online,
-        )?,
+        accounts: each(&online, |k| c.account_rows(k))?,
         online_orders,
         counter_sales,
         counter_refunds,
-        community_memberships: by(
-            "SELECT * FROM community_members WHERE customer_id = ?1",
-            &online,
-        )?,
-        community_joins: by(
-            "SELECT * FROM community_joins WHERE customer_id = ?1 ORDER BY at",
-            &online,
-        )?,
-        poll_votes: by(
-            "SELECT * FROM poll_votes WHERE customer_id = ?1 ORDER BY at",
-            &online,
-        )?,
+        community_memberships: each(&online, |k| c.member_rows_of_customer(k))?,
+        community_joins: each(&online, |k| c.join_rows_of_customer(k))?,
+        poll_votes: each(&online, |k| c.vote_rows_of_customer(k))?,
         group_buy_commitments: commitments,
         coupon_redemptions: by(
             "SELECT * FROM coupon_redemptions WHERE claim_id = ?1 ORDER BY redeemed_at",
             &claim_ids.iter().collect::<Vec<_>>(),
         )?,
         coupon_claims: claims,
-        payments: by("SELECT * FROM payments WHERE order_id = ?1", &subjects)?,
-        refunds: by(
-            "SELECT * FROM refund_queue WHERE subject_id = ?1 ORDER BY created_at",
-            &subjects,
-        )?,
+        payments: each(&subjects, |k| payments::payment_rows_of(c, k))?,
+        refunds: each(&subjects, |k| payments::refund_rows_of(c, k))?,
     })
+}
+
+/// The rows `rows_of` gives for each key, in the keys' order.
+fn each(
+    keys: &[&String],
+    rows_of: impl Fn(&str) -> Result<Vec<Value>, StoreError>,
+) -> Result<Vec<Value>, HubError> {
+    let mut out = Vec::new();
+    for k in keys {
+        out.extend(rows_of(k)?);
+    }
+    Ok(out)
 }

@@ -1,13 +1,16 @@
 //! [`CommunityRecords`] on SQLite: the community tables on the caller's
 //! connection. Times are RFC 3339 text; a poll's options are a JSON array
-//! of SKUs.
+//! of SKUs. Every statement but an erasure's runs per request or per
+//! synced batch, so each is a cached statement.
 
 use chrono::{DateTime, Utc};
 use linli_shared::community::{JoinVia, Membership};
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
 
 use super::{CommunityRecords, JoinRecord, Member, NewPoll, Poll, RecordedJoin};
 use crate::store::StoreError;
+use crate::store::json_rows::rows;
 use crate::time::{parse_ts, ts};
 
 fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Member> {
@@ -242,5 +245,65 @@ impl CommunityRecords for Connection {
                 ts(at)
             ])?;
         Ok(n == 1)
+    }
+
+    fn member_rows_of_customer(&self, customer_id: &str) -> Result<Vec<Value>, StoreError> {
+        rows(
+            self,
+            "SELECT * FROM community_members WHERE customer_id = ?1",
+            &[&customer_id],
+        )
+    }
+
+    fn join_rows_of_customer(&self, customer_id: &str) -> Result<Vec<Value>, StoreError> {
+        rows(
+            self,
+            "SELECT * FROM community_joins WHERE customer_id = ?1 ORDER BY at",
+            &[&customer_id],
+        )
+    }
+
+    fn vote_rows_of_customer(&self, customer_id: &str) -> Result<Vec<Value>, StoreError> {
+        rows(
+            self,
+            "SELECT * FROM poll_votes WHERE customer_id = ?1 ORDER BY at",
+            &[&customer_id],
+        )
+    }
+
+    fn erase_customer_from_joins(
+        &self,
+        customer_id: &str,
+        tombstone: &str,
+    ) -> Result<usize, StoreError> {
+        Ok(self.execute(
+            "UPDATE community_joins SET customer_id = ?2 WHERE customer_id = ?1",
+            params![customer_id, tombstone],
+        )?)
+    }
+
+    fn erase_customer_from_votes(
+        &self,
+        customer_id: &str,
+        tombstone: &str,
+    ) -> Result<usize, StoreError> {
+        Ok(self.execute(
+            "UPDATE OR IGNORE poll_votes SET customer_id = ?2 WHERE customer_id = ?1",
+            params![customer_id, tombstone],
+        )?)
+    }
+
+    fn delete_votes_of(&self, customer_id: &str) -> Result<usize, StoreError> {
+        Ok(self.execute(
+            "DELETE FROM poll_votes WHERE customer_id = ?1",
+            [customer_id],
+        )?)
+    }
+
+    fn delete_member(&self, customer_id: &str) -> Result<usize, StoreError> {
+        Ok(self.execute(
+            "DELETE FROM community_members WHERE customer_id = ?1",
+            [customer_id],
+        )?)
     }
 }
