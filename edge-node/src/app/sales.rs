@@ -6,9 +6,10 @@
 //! stock: the goods are in the customer's hand (on-hand may go negative and
 //! the receipt says so).
 //!
-//! Ticket numbers are gapless per store and business day: the counter row is
-//! bumped in the sale's own transaction, so a refused or failed sale never
-//! consumes a number.
+//! Ticket numbers are gapless per store and business day: the next is the
+//! day's last sale's plus one, taken in the sale's own transaction, so a
+//! refused or failed sale never consumes a number (a recovered database's
+//! `ticket_counters` holds a floor from the hub's ledger).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use linli_shared::pricing;
@@ -749,11 +750,13 @@ impl App {
 }
 
 fn next_ticket_seq(c: &Connection, day: NaiveDate) -> Result<u32, AppError> {
+    // the day's last sale, or the floor a recovery set from the hub's
+    // ledger, whichever is later; read, not bumped: a counter row written
+    // at every sale was one more page in its commit (issue 9)
     let seq: u32 = c
         .prepare_cached(
-            "INSERT INTO ticket_counters(day, last_seq) VALUES (?1, 1)
-             ON CONFLICT(day) DO UPDATE SET last_seq = last_seq + 1
-             RETURNING last_seq",
+            "SELECT max(coalesce((SELECT last_seq FROM ticket_counters WHERE day = ?1), 0),
+                        coalesce((SELECT max(seq) FROM sales WHERE day = ?1), 0)) + 1",
         )?
         .query_row([day.to_string()], |r| r.get(0))?;
     Ok(seq)

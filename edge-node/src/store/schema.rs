@@ -354,6 +354,59 @@ CREATE TABLE doc_outbox (
     r#"
 ALTER TABLE group_buy_commitments ADD COLUMN method TEXT NOT NULL DEFAULT 'cash';
 "#,
+    // 14: fewer pages a sale writes (issue 9; DECISIONS "A sale's pages"):
+    // a sale's lines and payments are kept in their key's order with no
+    // second b-tree for the key (WITHOUT ROWID), and the outbox's keys
+    // need no `sqlite_sequence` row: a drain deletes `seq <= N`, N the
+    // last row it read, and those rows stand until that delete, so every
+    // row written meanwhile gets a key above N
+    r#"
+CREATE TABLE sale_lines_14 (
+    sale_id        TEXT NOT NULL REFERENCES sales(sale_id),
+    line_no        INTEGER NOT NULL,
+    sku            TEXT NOT NULL,
+    barcode        TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    unit           TEXT NOT NULL,
+    qty            INTEGER NOT NULL CHECK (qty > 0),
+    unit_price_fen INTEGER NOT NULL,
+    total_fen      INTEGER NOT NULL,
+    refunded_qty   INTEGER NOT NULL DEFAULT 0,
+    refunded_fen   INTEGER NOT NULL DEFAULT 0,
+    coupon_fen     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sale_id, line_no),
+    CHECK (refunded_qty <= qty AND refunded_fen <= total_fen)
+) WITHOUT ROWID;
+INSERT INTO sale_lines_14(sale_id, line_no, sku, barcode, name, unit, qty, unit_price_fen,
+                          total_fen, refunded_qty, refunded_fen, coupon_fen)
+    SELECT sale_id, line_no, sku, barcode, name, unit, qty, unit_price_fen,
+           total_fen, refunded_qty, refunded_fen, coupon_fen FROM sale_lines;
+DROP TABLE sale_lines;
+ALTER TABLE sale_lines_14 RENAME TO sale_lines;
+
+CREATE TABLE sale_payments_14 (
+    sale_id    TEXT NOT NULL REFERENCES sales(sale_id),
+    idx        INTEGER NOT NULL,
+    method     TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL,
+    PRIMARY KEY (sale_id, idx)
+) WITHOUT ROWID;
+INSERT INTO sale_payments_14(sale_id, idx, method, amount_fen)
+    SELECT sale_id, idx, method, amount_fen FROM sale_payments;
+DROP TABLE sale_payments;
+ALTER TABLE sale_payments_14 RENAME TO sale_payments;
+
+CREATE TABLE doc_outbox_14 (
+    seq  INTEGER PRIMARY KEY,
+    day  TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+INSERT INTO doc_outbox_14(seq, day, kind, body) SELECT seq, day, kind, body FROM doc_outbox;
+DROP TABLE doc_outbox;
+ALTER TABLE doc_outbox_14 RENAME TO doc_outbox;
+DELETE FROM sqlite_sequence WHERE name IN ('doc_outbox', 'doc_outbox_14');
+"#,
 ];
 
 /// Brings the schema up to date.
@@ -385,5 +438,63 @@ mod tests {
             .unwrap();
         assert!(fk.contains(&"sales".to_string()));
         assert!(fk.contains(&"idempotency".to_string()));
+    }
+
+    /// Version 14 rebuilds the sale lines, the payments and the outbox: a
+    /// database from before keeps every row, and the outbox's next key
+    /// follows its last.
+    #[test]
+    fn rebuilt_tables_keep_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("m.db")).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        linli_sync::db::migrate(&mut conn, &MIGRATIONS[..13]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO sales(sale_id, ticket_no, day, seq, total_fen, tendered_fen, change_fen, cashier, created_at)
+                 VALUES ('s1', 'S-20261204-0001', '2026-12-04', 1, 500, 500, 0, 'c', 't');
+             INSERT INTO sale_lines(sale_id, line_no, sku, barcode, name, unit, qty, unit_price_fen, total_fen, refunded_qty, coupon_fen)
+                 VALUES ('s1', 1, 'A', '1', 'a', 'each', 2, 250, 500, 1, 0);
+             INSERT INTO sale_payments(sale_id, idx, method, amount_fen) VALUES ('s1', 0, 'cash', 500);
+             INSERT INTO doc_outbox(day, kind, body) VALUES ('2026-12-04', 'fact', '{}');
+             INSERT INTO doc_outbox(day, kind, body) VALUES ('2026-12-04', 'level', 'A');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let line: (i64, i64) = conn
+            .query_row(
+                "SELECT qty, refunded_qty FROM sale_lines WHERE sale_id = 's1' AND line_no = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(line, (2, 1));
+        let paid: i64 = conn
+            .query_row(
+                "SELECT amount_fen FROM sale_payments WHERE sale_id = 's1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(paid, 500);
+        conn.execute(
+            "INSERT INTO doc_outbox(day, kind, body) VALUES ('2026-12-04', 'level', 'B')",
+            [],
+        )
+        .unwrap();
+        let seqs: Vec<i64> = conn
+            .prepare("SELECT seq FROM doc_outbox ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(seqs, [1, 2, 3]);
+        // a line still names its sale
+        let orphan = conn.execute(
+            "INSERT INTO sale_lines(sale_id, line_no, sku, barcode, name, unit, qty, unit_price_fen, total_fen)
+                 VALUES ('nope', 1, 'A', '1', 'a', 'each', 1, 1, 1)",
+            [],
+        );
+        assert!(orphan.is_err());
     }
 }
