@@ -13,17 +13,19 @@
 //! ([`communities::CommunityRecords`]: every statement of the community
 //! use cases and of a person's export and erasure; the KPIs still read
 //! those tables themselves), the customers
-//! ([`customers::CustomerRecords`]) and the coupons
-//! ([`coupons::CouponRecords`]: every statement of the coupon use cases but
-//! the claim's idempotency record; a person's export and erasure still read
-//! and tombstone those tables themselves); the other modules are still
+//! ([`customers::CustomerRecords`]), the coupons
+//! ([`coupons::CouponRecords`]: every statement of the coupon use cases and
+//! of a person's export and erasure), the live sessions
+//! ([`live::LiveRecords`]) and the markdowns
+//! ([`markdowns::MarkdownRecords`]); the other modules are still
 //! plain functions on a rusqlite `Connection`, failing with [`StoreError`]
 //! too but for `payments::enqueue`, which returns the use cases' `HubError`
 //! because the payer's refund limits can refuse a refund (`RefundRefused`,
-//! a refusal, not a storage failure). Much of the hub's SQL still lives in
-//! the use cases themselves (every table but `online_orders`, the
-//! group-buy, community, customer and coupon tables); each table moved
-//! behind a trait here is one fewer to port.
+//! a refusal, not a storage failure). Some of the hub's SQL still lives in
+//! the use cases themselves: the online order's (its idempotency record
+//! included), the store ledgers' projection and the KPIs' (which read
+//! moved tables too, `live_sessions` and the community tables among them);
+//! each table moved behind a trait here is one fewer to port.
 //!
 //! - [`error`]: the storage layer's error, [`StoreError`];
 //! - [`communities`]: 一店一群's records (join codes, members, joins,
@@ -35,6 +37,10 @@
 //! - [`coupons`]: the coupon campaigns' records (`coupons`,
 //!   `coupon_allotments`, `coupon_claims` and `coupon_redemptions`)
 //!   behind [`coupons::CouponRecords`];
+//! - [`live`]: the live sessions' records (`live_sessions` and
+//!   `live_orders`) behind [`live::LiveRecords`];
+//! - [`markdowns`]: the stores' markdowns (`markdowns`) behind
+//!   [`markdowns::MarkdownRecords`];
 //! - [`orders`]: the online orders' records (`online_orders` behind
 //!   [`orders::OrderRecords`], and the store's orders document of an order
 //!   that is not held for payment);
@@ -47,8 +53,9 @@
 //! - [`members`]: customers as the hub knows them from its channels
 //!   (`customers` lookups by phone, openid and member hash);
 //! - [`exceptions`]: exceptions raised for the regional manager;
-//! - [`idempotency`]: the key an `Idempotency-Key` is recorded under (and
-//!   the erasure's replays);
+//! - [`idempotency`]: the key an `Idempotency-Key` is recorded under, and
+//!   the replays recorded under it (read, written, and deleted by an
+//!   erasure);
 //! - [`json_rows`]: rows as the tables hold them, as JSON (a person's
 //!   export).
 
@@ -61,6 +68,8 @@ pub mod exceptions;
 pub mod groupbuys;
 pub mod idempotency;
 pub mod json_rows;
+pub mod live;
+pub mod markdowns;
 pub mod members;
 pub mod orders;
 pub mod payments;

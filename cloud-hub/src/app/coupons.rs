@@ -31,7 +31,7 @@ use linli_shared::docs::json::put_record;
 use linli_shared::money::Fen;
 use linli_shared::pricing::CouponOff;
 use linli_sync::doc_store::Docs;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
@@ -42,6 +42,7 @@ use crate::hub::Hub;
 use crate::store::coupons::{
     Campaign, Channel, CouponRecords, NewCampaign, NewClaim, OnlineRedemption,
 };
+use crate::store::idempotency;
 use crate::time::ts;
 
 /// What an admin sends to open a campaign.
@@ -669,70 +670,72 @@ impl Hub {
             }
         };
         let now = self.now();
-        let (record_key, sent_key) =
-            crate::store::idempotency::idempotency_record_key(caller, &key);
+        let (record_key, sent_key) = idempotency::idempotency_record_key(caller, &key);
         let fingerprint = format!("coupon_claim\u{1f}{id}\u{1f}{redeem_at}");
         let (cid, cu, signing) = (id.to_owned(), customer_id.clone(), self.signing.clone());
-        self.store.write(move |c| {
-            if let Some((h, resp)) = c
-                .prepare_cached("SELECT request_hash, response FROM idempotency WHERE key = ?1")?
-                .query_row([&record_key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                .optional()?
-            {
-                if h != fingerprint {
-                    return Err(HubError::IdempotencyKeyReused(sent_key));
+        self.store
+            .write(move |c| {
+                if let Some((h, resp)) = idempotency::replay(c, &record_key)? {
+                    if h != fingerprint {
+                        return Err(HubError::IdempotencyKeyReused(sent_key));
+                    }
+                    let v: ClaimView = serde_json::from_str(&resp)
+                        .map_err(|e| HubError::Invalid(e.to_string()))?;
+                    return Ok((v, true));
                 }
-                let v: ClaimView =
-                    serde_json::from_str(&resp).map_err(|e| HubError::Invalid(e.to_string()))?;
-                return Ok((v, true));
-            }
-            let row = c.campaign(&cid)?.ok_or_else(|| HubError::CouponNotFound(cid.clone()))?;
-            if !row.terms.valid_at(now) {
-                return Err(HubError::Coupon(CouponError::Expired {
-                    at: DateTime::parse_from_rfc3339(&row.terms.valid_until)
-                        .map(|t| t.with_timezone(&Utc))
-                        .unwrap_or_default(),
-                }));
-            }
-            if redeem_at != "online" && !row.store_ids.contains(&redeem_at) {
-                return Err(HubError::Coupon(CouponError::NotHere(cid.clone())));
-            }
-            let had = c.claims_by(&cid, &cu)?;
-            if had >= i64::from(row.terms.per_customer_limit) {
-                return Err(HubError::CouponLimit(row.terms.per_customer_limit));
-            }
-            let claim_id = format!("Q{}", ulid::Ulid::new());
-            let expires = DateTime::parse_from_rfc3339(&row.terms.valid_until)
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or(now + Duration::days(1));
-            let code = (redeem_at != "online").then(|| {
-                coupon::sign(
-                    &CouponClaim {
-                        claim_id: claim_id.clone(),
-                        coupon_id: cid.clone(),
-                        store_id: redeem_at.clone(),
-                        expires: expires.timestamp(),
-                    },
-                    &signing,
-                )
-            });
-            c.add_claim(&NewClaim {
-                claim_id: &claim_id,
-                coupon_id: &cid,
-                customer_id: &cu,
-                redeem_at: &redeem_at,
-                code: code.as_deref(),
-                expires_at: expires,
-                claimed_at: now,
-            })?;
-            let v = claim_view(c, &claim_id, now)?.ok_or_else(|| HubError::CouponNotFound(claim_id.clone()))?;
-            c.execute(
-                "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![record_key, fingerprint, serde_json::to_string(&v).unwrap_or_default(), ts(now)],
-            )?;
-            Ok((v, false))
-        })
-        .await
+                let row = c
+                    .campaign(&cid)?
+                    .ok_or_else(|| HubError::CouponNotFound(cid.clone()))?;
+                if !row.terms.valid_at(now) {
+                    return Err(HubError::Coupon(CouponError::Expired {
+                        at: DateTime::parse_from_rfc3339(&row.terms.valid_until)
+                            .map(|t| t.with_timezone(&Utc))
+                            .unwrap_or_default(),
+                    }));
+                }
+                if redeem_at != "online" && !row.store_ids.contains(&redeem_at) {
+                    return Err(HubError::Coupon(CouponError::NotHere(cid.clone())));
+                }
+                let had = c.claims_by(&cid, &cu)?;
+                if had >= i64::from(row.terms.per_customer_limit) {
+                    return Err(HubError::CouponLimit(row.terms.per_customer_limit));
+                }
+                let claim_id = format!("Q{}", ulid::Ulid::new());
+                let expires = DateTime::parse_from_rfc3339(&row.terms.valid_until)
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or(now + Duration::days(1));
+                let code = (redeem_at != "online").then(|| {
+                    coupon::sign(
+                        &CouponClaim {
+                            claim_id: claim_id.clone(),
+                            coupon_id: cid.clone(),
+                            store_id: redeem_at.clone(),
+                            expires: expires.timestamp(),
+                        },
+                        &signing,
+                    )
+                });
+                c.add_claim(&NewClaim {
+                    claim_id: &claim_id,
+                    coupon_id: &cid,
+                    customer_id: &cu,
+                    redeem_at: &redeem_at,
+                    code: code.as_deref(),
+                    expires_at: expires,
+                    claimed_at: now,
+                })?;
+                let v = claim_view(c, &claim_id, now)?
+                    .ok_or_else(|| HubError::CouponNotFound(claim_id.clone()))?;
+                idempotency::record(
+                    c,
+                    &record_key,
+                    &fingerprint,
+                    &serde_json::to_string(&v).unwrap_or_default(),
+                    now,
+                )?;
+                Ok((v, false))
+            })
+            .await
     }
 
     /// A customer's claimed coupons, newest first.

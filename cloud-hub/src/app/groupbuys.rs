@@ -37,7 +37,7 @@ use linli_shared::groupbuy::{
 use linli_shared::money::Fen;
 use linli_shared::qty::Unit;
 use linli_sync::doc_store::Docs;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
@@ -46,6 +46,7 @@ use crate::error::HubError;
 use crate::hub::Hub;
 use crate::store;
 use crate::store::groupbuys::{CommitmentRecord, GroupBuy as Row, GroupBuyRecords, TotalsChange};
+use crate::store::idempotency;
 use crate::store::payments::{PaymentView, RefundView};
 use crate::time::ts;
 
@@ -615,8 +616,7 @@ impl Hub {
             ));
         };
         let now = self.now();
-        let (record_key, sent_key) =
-            crate::store::idempotency::idempotency_record_key(caller, &key);
+        let (record_key, sent_key) = idempotency::idempotency_record_key(caller, &key);
         let fingerprint = format!("group_buy_commit\u{1f}{id}\u{1f}{store_id}\u{1f}{qty}");
         let (gid, sid, cu, this) = (
             id.to_owned(),
@@ -626,11 +626,7 @@ impl Hub {
         );
         let (out, touched) = self
             .with_docs(move |c, docs| {
-                if let Some((h, resp)) = c
-                    .prepare_cached("SELECT request_hash, response FROM idempotency WHERE key = ?1")?
-                    .query_row([&record_key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                    .optional()?
-                {
+                if let Some((h, resp)) = idempotency::replay(c, &record_key)? {
                     if h != fingerprint {
                         return Err(HubError::IdempotencyKeyReused(sent_key));
                     }
@@ -669,7 +665,11 @@ impl Hub {
                         None
                     }
                 };
-                let status = if payment.is_some() { "awaiting_payment" } else { "active" };
+                let status = if payment.is_some() {
+                    "awaiting_payment"
+                } else {
+                    "active"
+                };
                 c.insert_online_commitment(&store::groupbuys::NewOnlineCommitment {
                     commitment_id: &commitment_id,
                     group_buy_id: &gid,
@@ -700,9 +700,12 @@ impl Hub {
                     },
                     group_buy: this.view_of(&row, p),
                 };
-                c.execute(
-                    "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![record_key, fingerprint, serde_json::to_string(&out).unwrap_or_default(), ts(now)],
+                idempotency::record(
+                    c,
+                    &record_key,
+                    &fingerprint,
+                    &serde_json::to_string(&out).unwrap_or_default(),
+                    now,
                 )?;
                 Ok(((out, false), touched))
             })

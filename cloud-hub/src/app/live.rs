@@ -27,15 +27,15 @@ use linli_shared::live::{
     self, FeaturedRequest, Figures, LiveOrder, LiveSession, LiveStatus, ScheduleRequest, TopProduct,
 };
 use linli_shared::pricing::{LiveOffer, OfferPrice};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Role, User};
 use crate::error::HubError;
 use crate::hub::Hub;
+use crate::store::live::LiveRecords;
 use crate::store::orders::{OrderRecords, SessionOrder};
 use crate::store::rights::HubRightsBatch;
-use crate::time::ts;
 
 /// Rights the hub asks of the store for each featured SKU when a session is
 /// scheduled: units, or kilograms of a weighed product.
@@ -147,31 +147,13 @@ fn may_read(hub: &Hub, user: &User, store: &str) -> Result<(), HubError> {
 }
 
 fn load(c: &Connection, id: &str) -> Result<Option<LiveSession>, HubError> {
-    let row: Option<String> = c
-        .prepare_cached("SELECT session FROM live_sessions WHERE session_id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    row.map(|s| serde_json::from_str(&s).map_err(|e| HubError::Invalid(e.to_string())))
+    c.live_session(id)?
+        .map(|s| s.map_err(HubError::Invalid))
         .transpose()
 }
 
 fn save(c: &Connection, s: &LiveSession, by: &str, now: DateTime<Utc>) -> Result<(), HubError> {
-    let json = serde_json::to_string(s).map_err(|e| HubError::Invalid(e.to_string()))?;
-    c.prepare_cached(
-        "INSERT INTO live_sessions(session_id, store_id, status, starts_at, session, created_by, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT(session_id) DO UPDATE SET status = excluded.status, session = excluded.session",
-    )?
-    .execute(params![
-        s.session_id,
-        s.store_id,
-        s.status.as_str(),
-        ts(s.starts_at),
-        json,
-        by,
-        ts(now)
-    ])?;
-    Ok(())
+    Ok(c.put_live_session(s, by, now)?)
 }
 
 /// The live offer an order at `store` placed at `at` with `session_id` gets,
@@ -187,9 +169,7 @@ pub(crate) fn offer_for(
 
 /// Counts an order toward the session that priced it.
 pub(crate) fn attribute(c: &Connection, session_id: &str, order_id: &str) -> Result<(), HubError> {
-    c.prepare_cached("INSERT OR IGNORE INTO live_orders(session_id, order_id) VALUES (?1, ?2)")?
-        .execute(params![session_id, order_id])?;
-    Ok(())
+    Ok(c.attribute_order(session_id, order_id)?)
 }
 
 fn orders_of(c: &Connection, session_id: &str) -> Result<Vec<LiveOrder>, HubError> {
@@ -217,16 +197,8 @@ fn running_at(
     store: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<LiveSession>, HubError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT session FROM live_sessions WHERE store_id = ?1 AND status IN ('started', 'ended')
-         ORDER BY starts_at DESC LIMIT 20",
-    )?;
-    let rows = stmt.query_map([store], |r| r.get::<_, String>(0))?;
     let mut best: Option<LiveSession> = None;
-    for row in rows {
-        let Ok(s) = serde_json::from_str::<LiveSession>(&row?) else {
-            continue;
-        };
+    for s in c.shown_live_sessions(store)? {
         if s.offer_for(store, now).is_some()
             && best.as_ref().is_none_or(|b| b.started_at < s.started_at)
         {
@@ -411,19 +383,7 @@ impl Hub {
         let st = store.to_owned();
         let sessions = self
             .store
-            .read(move |c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT session FROM live_sessions WHERE store_id = ?1 ORDER BY starts_at DESC LIMIT 50",
-                )?;
-                let rows = stmt.query_map([st], |r| r.get::<_, String>(0))?;
-                let mut out = Vec::new();
-                for row in rows {
-                    if let Ok(s) = serde_json::from_str::<LiveSession>(&row?) {
-                        out.push(s);
-                    }
-                }
-                Ok::<_, HubError>(out)
-            })
+            .read(move |c| Ok::<_, HubError>(c.live_sessions_of(&st)?))
             .await?;
         let now = self.now();
         Ok(sessions
@@ -432,28 +392,18 @@ impl Hub {
             .collect())
     }
 
-    /// The session whose live prices apply at a store now, for the shop
-    /// (no figures: customers see prices, not sales).
     /// The sessions of the stores `user` may see that started within the
     /// last day (running first, then the most recent), with their live
     /// figures: the dashboard's live page polls it.
     pub async fn recent_live(&self, user: &User) -> Result<Vec<LiveView>, HubError> {
         let scope = self.scope(user);
         let now = self.now();
-        let since = ts(now - chrono::Duration::days(1));
+        let since = now - chrono::Duration::days(1);
         let rows = self
             .store
             .read(move |c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT session FROM live_sessions WHERE status IN ('started', 'ended') AND starts_at >= ?1
-                     ORDER BY starts_at DESC LIMIT 200",
-                )?;
-                let rows = stmt.query_map([since], |r| r.get::<_, String>(0))?;
                 let mut out = Vec::new();
-                for row in rows {
-                    let Ok(s) = serde_json::from_str::<LiveSession>(&row?) else {
-                        continue;
-                    };
+                for s in c.live_sessions_since(since)? {
                     if scope.allows_store(&s.store_id) {
                         let orders = orders_of(c, &s.session_id)?;
                         out.push((s, orders));
@@ -475,6 +425,8 @@ impl Hub {
         Ok(views)
     }
 
+    /// The session whose live prices apply at a store now, for the shop
+    /// (no figures: customers see prices, not sales).
     pub async fn running_live(&self, store: &str) -> Result<Option<LiveView>, HubError> {
         let st = store.to_owned();
         let now = self.now();

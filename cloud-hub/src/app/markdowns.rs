@@ -10,7 +10,7 @@
 use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::pricing::{self, Markdown, OfferPrice, StoreMarkdowns};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::User;
@@ -18,7 +18,7 @@ use crate::error::HubError;
 use crate::error::invalid;
 use crate::hub::Hub;
 use crate::settings::OrderSettings;
-use crate::time::ts;
+use crate::store::markdowns::MarkdownRecords;
 
 /// Most markdowns one store runs.
 pub const MAX_MARKDOWNS: usize = 20;
@@ -67,21 +67,7 @@ fn minute(field: &str, s: &str) -> Result<u16, HubError> {
 
 /// The markdowns of `store` (version 0 and none if never set).
 pub(crate) fn of(c: &Connection, store: &str) -> Result<StoreMarkdowns, HubError> {
-    let row: Option<(u32, String)> = c
-        .prepare_cached("SELECT version, markdowns FROM markdowns WHERE store_id = ?1")?
-        .query_row([store], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    Ok(match row {
-        Some((version, list)) => StoreMarkdowns {
-            store_id: store.to_owned(),
-            version,
-            markdowns: serde_json::from_str(&list).unwrap_or_default(),
-        },
-        None => StoreMarkdowns {
-            store_id: store.to_owned(),
-            ..Default::default()
-        },
-    })
+    Ok(c.store_markdowns(store)?)
 }
 
 /// The pricing rules for an order at `store`: the chain's settings and the
@@ -175,19 +161,7 @@ impl Hub {
         let (store, by) = (store_id.to_owned(), user.name.clone());
         let (v, doc) = self
             .with_docs(move |c, docs| {
-                let version: u32 = c
-                    .prepare_cached(
-                        "INSERT INTO markdowns(store_id, version, markdowns, updated_by, updated_at)
-                         VALUES (?1, 1, ?2, ?3, ?4)
-                         ON CONFLICT(store_id) DO UPDATE SET version = version + 1,
-                             markdowns = excluded.markdowns, updated_by = excluded.updated_by,
-                             updated_at = excluded.updated_at
-                         RETURNING version",
-                    )?
-                    .query_row(
-                        params![store, serde_json::to_string(&list).unwrap_or_default(), by, ts(now)],
-                        |r| r.get(0),
-                    )?;
+                let version = c.replace_markdowns(&store, &list, &by, now)?;
                 let v = StoreMarkdowns {
                     store_id: store.clone(),
                     version,

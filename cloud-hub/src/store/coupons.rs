@@ -16,12 +16,13 @@
 //! read and write what they are told.
 //!
 //! A campaign whose terms or stores do not decode reads as none. A
-//! person's export and erasure and the KPIs still read and tombstone these
-//! tables themselves.
+//! person's export reads their claims and redemptions here, and their
+//! erasure files their claims under a tombstone here.
 
 use chrono::{DateTime, Utc};
 use linli_shared::coupon::{CounterRedemption, CouponTerms};
 use linli_shared::money::Fen;
+use serde_json::Value;
 
 use super::StoreError;
 
@@ -237,4 +238,19 @@ pub trait CouponRecords {
     /// Voids redemption `redemption_id` at `at` (as a counter reported it)
     /// unless it is voided.
     fn void_redemption(&self, redemption_id: &str, at: &str) -> Result<(), StoreError>;
+
+    /// The customer's claims as the table holds them (column → value),
+    /// oldest first: a person's export.
+    fn claim_rows_of_customer(&self, customer_id: &str) -> Result<Vec<Value>, StoreError>;
+
+    /// A claim's redemptions as the table holds them, oldest first: a
+    /// person's export.
+    fn redemption_rows_of_claim(&self, claim_id: &str) -> Result<Vec<Value>, StoreError>;
+
+    /// Files the customer's claims under `tombstone`; the rows changed.
+    fn erase_customer_from_claims(
+        &self,
+        customer_id: &str,
+        tombstone: &str,
+    ) -> Result<usize, StoreError>;
 }

@@ -1,7 +1,10 @@
 //! Idempotent writes: the key under which a caller's `Idempotency-Key` is
-//! recorded, so a retried request gets the first answer, and the erasure's
-//! questions and writes to the `idempotency` table (the other use cases
-//! still run their own).
+//! recorded, so a retried request gets the first answer, and the
+//! questions and writes to the `idempotency` table: a replay and its
+//! record (the coupon claim, the group-buy commitment and the erasure; the
+//! online order still runs its own), and an erasure's deletes. Whether a
+//! replay answers or refuses (another request under the same key) is the
+//! use case's rule.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};

@@ -37,7 +37,7 @@ use chrono::{DateTime, Utc};
 use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::erasure::{ErasureConfirmation, ErasureNotice};
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::admin;
@@ -46,6 +46,7 @@ use crate::error::HubError;
 use crate::hub::Hub;
 use crate::people::{self, Person};
 use crate::store::communities::CommunityRecords;
+use crate::store::coupons::CouponRecords;
 use crate::store::customers::{CustomerRecords, NewErasure};
 use crate::store::groupbuys::GroupBuyRecords;
 use crate::store::idempotency;
@@ -196,10 +197,7 @@ fn scrub(c: &Connection, p: &Person, tomb: &str, now: DateTime<Utc>) -> Result<u
         n += c.erase_customer_from_joins(o, tomb)?;
         n += c.erase_customer_from_votes(o, tomb)?;
         n += c.erase_customer_from_commitments(o, tomb)?;
-        n += c.execute(
-            "UPDATE coupon_claims SET customer_id = ?2 WHERE customer_id = ?1",
-            params![o, tomb],
-        )?;
+        n += c.erase_customer_from_claims(o, tomb)?;
         // a second vote in one poll by another of the person's accounts
         n += c.delete_votes_of(o)?;
         n += c.delete_member(o)?;

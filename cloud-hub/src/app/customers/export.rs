@@ -14,9 +14,9 @@ use crate::error::HubError;
 use crate::people::Person;
 use crate::store::StoreError;
 use crate::store::communities::CommunityRecords;
+use crate::store::coupons::CouponRecords;
 use crate::store::customers::CustomerRecords;
 use crate::store::groupbuys::GroupBuyRecords;
-use crate::store::json_rows::rows;
 use crate::store::orders::OrderRecords;
 use crate::store::payments;
 
@@ -70,13 +70,6 @@ pub(crate) fn export(
 ) -> Result<CustomerExport, HubError> {
     let online: Vec<&String> = person.online_ids.iter().collect();
     let hashes: Vec<&String> = person.member_hashes.iter().collect();
-    let by = |sql: &str, keys: &[&String]| -> Result<Vec<Value>, HubError> {
-        let mut out = Vec::new();
-        for k in keys {
-            out.extend(rows(c, sql, &[*k])?);
-        }
-        Ok(out)
-    };
     let online_orders = each(&online, |k| c.order_rows_of_customer(k))?;
     let counter_sales = each(&hashes, |k| c.counter_sale_rows_of_member(k))?;
     let counter_refunds = each(&hashes, |k| c.counter_refund_rows_of_member(k))?;
@@ -91,10 +84,7 @@ pub(crate) fn export(
         }
     }
     let subjects: Vec<&String> = subjects.iter().collect();
-    let claims = by(
-        "SELECT * FROM coupon_claims WHERE customer_id = ?1 ORDER BY claimed_at",
-        &online,
-    )?;
+    let claims = each(&online, |k| c.claim_rows_of_customer(k))?;
     let claim_ids: Vec<String> = claims
         .iter()
         .filter_map(|r| r.get("claim_id").and_then(Value::as_str).map(str::to_owned))
@@ -113,10 +103,9 @@ pub(crate) fn export(
         community_joins: each(&online, |k| c.join_rows_of_customer(k))?,
         poll_votes: each(&online, |k| c.vote_rows_of_customer(k))?,
         group_buy_commitments: commitments,
-        coupon_redemptions: by(
-            "SELECT * FROM coupon_redemptions WHERE claim_id = ?1 ORDER BY redeemed_at",
-            &claim_ids.iter().collect::<Vec<_>>(),
-        )?,
+        coupon_redemptions: each(&claim_ids.iter().collect::<Vec<_>>(), |k| {
+            c.redemption_rows_of_claim(k)
+        })?,
         coupon_claims: claims,
         payments: each(&subjects, |k| payments::payment_rows_of(c, k))?,
         refunds: each(&subjects, |k| payments::refund_rows_of(c, k))?,

@@ -1,17 +1,21 @@
 //! [`CouponRecords`] on SQLite: the coupon tables on the caller's
 //! connection. Times are RFC 3339 text (a counter's as it reported them);
-//! money is in fen; a campaign's terms and stores are JSON.
+//! money is in fen; a campaign's terms and stores are JSON. Every
+//! statement but an erasure's runs per request or per synced batch, so each
+//! is a cached statement.
 
 use chrono::{DateTime, Utc};
 use linli_shared::coupon::CounterRedemption;
 use linli_shared::money::Fen;
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
 
 use super::{
     Allotment, Campaign, Channel, Claim, ClaimOwner, CouponRecords, Lending, NewCampaign, NewClaim,
     OnlineRedemption,
 };
 use crate::store::StoreError;
+use crate::store::json_rows::rows;
 use crate::time::ts;
 
 impl CouponRecords for Connection {
@@ -339,5 +343,32 @@ impl CouponRecords for Connection {
         )?
         .execute(params![redemption_id, at])?;
         Ok(())
+    }
+
+    fn claim_rows_of_customer(&self, customer_id: &str) -> Result<Vec<Value>, StoreError> {
+        rows(
+            self,
+            "SELECT * FROM coupon_claims WHERE customer_id = ?1 ORDER BY claimed_at",
+            &[&customer_id],
+        )
+    }
+
+    fn redemption_rows_of_claim(&self, claim_id: &str) -> Result<Vec<Value>, StoreError> {
+        rows(
+            self,
+            "SELECT * FROM coupon_redemptions WHERE claim_id = ?1 ORDER BY redeemed_at",
+            &[&claim_id],
+        )
+    }
+
+    fn erase_customer_from_claims(
+        &self,
+        customer_id: &str,
+        tombstone: &str,
+    ) -> Result<usize, StoreError> {
+        Ok(self.execute(
+            "UPDATE coupon_claims SET customer_id = ?2 WHERE customer_id = ?1",
+            params![customer_id, tombstone],
+        )?)
     }
 }
