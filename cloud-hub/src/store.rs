@@ -11,21 +11,23 @@
 //! [`StoreError`]), and so are the group-buys
 //! ([`groupbuys::GroupBuyRecords`]), the communities
 //! ([`communities::CommunityRecords`]: every statement of the community
-//! use cases and of a person's export and erasure; the KPIs still read
-//! those tables themselves), the customers
-//! ([`customers::CustomerRecords`]), the coupons
-//! ([`coupons::CouponRecords`]: every statement of the coupon use cases and
-//! of a person's export and erasure), the live sessions
-//! ([`live::LiveRecords`]) and the markdowns
-//! ([`markdowns::MarkdownRecords`]); the other modules are still
+//! use cases and of a person's export and erasure), the customers
+//! ([`customers::CustomerRecords`], with the online accounts' sessions),
+//! the coupons ([`coupons::CouponRecords`]: every statement of the coupon
+//! use cases and of a person's export and erasure), the live sessions
+//! ([`live::LiveRecords`]), the markdowns ([`markdowns::MarkdownRecords`]),
+//! the counter's ledger ([`sales::SaleRecords`]: what the projection
+//! records of the stores' sales, refunds and write-offs) and the store
+//! directory ([`sites::SiteRecords`]); the KPIs read their fact rows
+//! through [`kpis::KpiFacts`], a read of several families (and the orders'
+//! and group-buys' traits); the other modules are still
 //! plain functions on a rusqlite `Connection`, failing with [`StoreError`]
 //! too but for `payments::enqueue`, which returns the use cases' `HubError`
 //! because the payer's refund limits can refuse a refund (`RefundRefused`,
 //! a refusal, not a storage failure). Some of the hub's SQL still lives in
-//! the use cases themselves: the online order's (its idempotency record
-//! included), the store ledgers' projection and the KPIs' (which read
-//! moved tables too, `live_sessions` and the community tables among them);
-//! each table moved behind a trait here is one fewer to port.
+//! the use cases themselves: the online order's idempotency record (four
+//! statements in `app/online.rs`); each table moved behind a trait here is
+//! one fewer to port.
 //!
 //! - [`error`]: the storage layer's error, [`StoreError`];
 //! - [`communities`]: 一店一群's records (join codes, members, joins,
@@ -44,15 +46,23 @@
 //! - [`orders`]: the online orders' records (`online_orders` behind
 //!   [`orders::OrderRecords`], and the store's orders document of an order
 //!   that is not held for payment);
+//! - [`sales`]: the counter's ledger at the hub (`hub_sales`,
+//!   `hub_refunds`, `hub_write_offs`) behind [`sales::SaleRecords`];
+//! - [`kpis`]: the fact rows the KPIs read over a period behind
+//!   [`kpis::KpiFacts`];
+//! - [`sites`]: the store directory (`stores`) behind
+//!   [`sites::SiteRecords`];
 //! - [`groupbuys`]: the group-buy campaigns' records (`group_buys`,
 //!   `group_buy_progress`, `group_buy_commitments` and
 //!   `group_buy_counter_cancels` behind [`groupbuys::GroupBuyRecords`]);
 //! - [`payments`]: payments and the refund queue;
 //! - [`rights`]: the hub's half of the stock-rights scheme (`store_rights`,
-//!   `hub_rights` and the `hub/<S>/stock/<day>` documents that carry them);
+//!   `hub_rights` and the `hub/<S>/stock/<day>` documents that carry them)
+//!   and the stores' stock levels (`hub_stock`);
 //! - [`members`]: customers as the hub knows them from its channels
 //!   (`customers` lookups by phone, openid and member hash);
-//! - [`exceptions`]: exceptions raised for the regional manager;
+//! - [`exceptions`]: exceptions raised for the regional manager, and their
+//!   list;
 //! - [`idempotency`]: the key an `Idempotency-Key` is recorded under, and
 //!   the replays recorded under it (read, written, and deleted by an
 //!   erasure);
@@ -68,12 +78,15 @@ pub mod exceptions;
 pub mod groupbuys;
 pub mod idempotency;
 pub mod json_rows;
+pub mod kpis;
 pub mod live;
 pub mod markdowns;
 pub mod members;
 pub mod orders;
 pub mod payments;
 pub mod rights;
+pub mod sales;
 pub mod schema;
+pub mod sites;
 
 pub use error::StoreError;

@@ -12,9 +12,7 @@ use linli_shared::docs::catalog::read_products;
 use linli_shared::geo::{StoreIndex, StoreSite, parse_stores_csv};
 use linli_shared::online::{FulfilmentFact, HubOrderFact};
 use linli_shared::order::OrderStatus;
-use linli_sync::db::StoreError;
 use rand::RngCore;
-use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -27,11 +25,12 @@ use crate::auth::{Role, User};
 use crate::directory::Directory;
 use crate::error::HubError;
 use crate::hub::{CATALOG_EPOCH, Hub};
+use crate::store::customers::CustomerRecords;
 use crate::store::idempotency::idempotency_record_key;
 use crate::store::members::resolve_customer;
 use crate::store::orders::OrderRecords;
 use crate::store::rights::HubRightsBatch;
-use crate::time::ts;
+use crate::store::sites::SiteRecords;
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoresReport {
@@ -142,20 +141,13 @@ impl Hub {
     pub async fn reload_directory(&self) -> Result<(), HubError> {
         let (sites, products) = self
             .with_docs(|c, docs| {
-                let sites: Vec<String> = c
-                    .prepare("SELECT site FROM stores ORDER BY store_id")?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
+                let sites = c.sites()?;
                 let products = docs
                     .read(c, &DocId::catalog(CATALOG_EPOCH), read_products)?
                     .unwrap_or_default();
                 Ok((sites, products))
             })
             .await?;
-        let sites: Vec<StoreSite> = sites
-            .iter()
-            .filter_map(|s| serde_json::from_str(s).ok())
-            .collect();
         let dir = Directory {
             stores: std::sync::Arc::new(StoreIndex::new(sites)),
             products: std::sync::Arc::new(
@@ -180,15 +172,11 @@ impl Hub {
         let parsed = parse_stores_csv(&csv)?;
         let sites: Vec<StoreSite> = parsed.stores.into_iter().map(|(_, s)| s).collect();
         let n = sites.len();
-        let now = ts(self.now());
+        let now = self.now();
         self.store
             .write(move |c| {
                 for s in &sites {
-                    c.execute(
-                        "INSERT INTO stores(store_id, site, updated_at) VALUES (?1, ?2, ?3)
-                         ON CONFLICT(store_id) DO UPDATE SET site = excluded.site, updated_at = excluded.updated_at",
-                        params![s.store_id, serde_json::to_string(s).unwrap_or_default(), now],
-                    )?;
+                    c.put_site(s, now)?;
                 }
                 Ok::<_, HubError>(())
             })
@@ -268,11 +256,7 @@ impl Hub {
             .store
             .write(move |c| {
                 let id = resolve_customer(c, &key, phone.as_deref(), openid.as_deref(), now)?;
-                let expires = ts(now + chrono::Duration::days(30));
-                c.execute(
-                    "INSERT INTO customer_sessions(token_hash, customer_id, expires_at) VALUES (?1, ?2, ?3)",
-                    params![h, id, expires],
-                )?;
+                c.add_session(&h, &id, now + chrono::Duration::days(30))?;
                 Ok::<_, HubError>(id)
             })
             .await?;
@@ -282,26 +266,17 @@ impl Hub {
     /// The customer behind a session token, if any.
     pub async fn authenticate_customer(&self, token: &str) -> Result<Caller, HubError> {
         let h = hash(token);
-        let row: Option<(String, Option<String>, String)> = self
+        let session = self
             .store
-            .read(move |c| {
-                c.query_row(
-                    "SELECT s.customer_id, cu.phone, s.expires_at FROM customer_sessions s
-                     JOIN customers cu ON cu.customer_id = s.customer_id WHERE s.token_hash = ?1",
-                    [h],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()
-                .map_err(StoreError::from)
-            })
+            .read(move |c| Ok::<_, HubError>(c.session(&h)?))
             .await?;
-        let (customer_id, phone, expires) = row.ok_or(HubError::Unauthenticated)?;
-        if chrono::DateTime::parse_from_rfc3339(&expires).map_or(true, |e| e < self.now()) {
+        let s = session.ok_or(HubError::Unauthenticated)?;
+        if s.expires_at.is_none_or(|e| e < self.now()) {
             return Err(HubError::Unauthenticated);
         }
         Ok(Caller::Customer {
-            customer_id,
-            phone: phone.unwrap_or_default(),
+            customer_id: s.customer_id,
+            phone: s.phone.unwrap_or_default(),
         })
     }
 
@@ -368,11 +343,7 @@ impl Hub {
         let member_key = self.member_key.clone();
         let (result, touched) = self
             .with_docs(move |c, _docs| {
-                if let Some((h, resp)) = c
-                    .prepare_cached("SELECT request_hash, response FROM idempotency WHERE key = ?1")?
-                    .query_row([&key.0], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                    .optional()?
-                {
+                if let Some((h, resp)) = crate::store::idempotency::replay(c, &key.0)? {
                     if h != fingerprint {
                         return Err(HubError::IdempotencyKeyReused(key.1));
                     }
@@ -382,13 +353,9 @@ impl Hub {
                 }
                 let customer_id = match caller_customer {
                     Some(id) => id,
-                    None => resolve_customer(
-                        c,
-                        &member_key,
-                        phone.as_deref(),
-                        openid.as_deref(),
-                        now,
-                    )?,
+                    None => {
+                        resolve_customer(c, &member_key, phone.as_deref(), openid.as_deref(), now)?
+                    }
                 };
                 let mut batch = HubRightsBatch::default();
                 let day = now.with_timezone(&settings.utc_offset).date_naive();
@@ -398,7 +365,12 @@ impl Hub {
                         // the demand pulls rights from the nearest stores that lack them
                         let targets: Vec<String> = match (&priced.store_id, priced.location) {
                             (Some(s), _) => vec![s.clone()],
-                            (None, Some(at)) => dir.stores.serving(at).take(2).map(|(s, _)| s.store_id.clone()).collect(),
+                            (None, Some(at)) => dir
+                                .stores
+                                .serving(at)
+                                .take(2)
+                                .map(|(s, _)| s.store_id.clone())
+                                .collect(),
                             _ => Vec::new(),
                         };
                         for t in &targets {
@@ -408,7 +380,13 @@ impl Hub {
                         // name what is short, at the store asked for or the nearest serving one
                         let mut unserved = unserved;
                         if let Some(s) = expected {
-                            unserved.shortages = crate::app::orders::shortages(c, &dir, settings.scheme, &s, &priced.lines)?;
+                            unserved.shortages = crate::app::orders::shortages(
+                                c,
+                                &dir,
+                                settings.scheme,
+                                &s,
+                                &priced.lines,
+                            )?;
                         }
                         return Ok((Err(unserved), touched));
                     }
@@ -439,10 +417,13 @@ impl Hub {
                 let mut touched = batch.flush(day);
                 touched.extend(doc);
                 let v = view_paid(c, &dir, &fact, None)?;
-                c.prepare_cached(
-                    "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![key.0, fingerprint, serde_json::to_string(&v).unwrap_or_default(), ts(now)])?;
+                crate::store::idempotency::record(
+                    c,
+                    &key.0,
+                    &fingerprint,
+                    &serde_json::to_string(&v).unwrap_or_default(),
+                    now,
+                )?;
                 Ok((Ok((v, false)), touched))
             })
             .await?;
@@ -595,22 +576,7 @@ impl Hub {
     /// Exceptions raised for regional managers, newest first.
     pub async fn exceptions(&self) -> Result<Vec<Exception>, HubError> {
         self.store
-            .read(|c| {
-                let rows = c
-                    .prepare("SELECT id, store_id, order_id, kind, detail, created_at FROM exceptions ORDER BY id DESC LIMIT 500")?
-                    .query_map([], |r| {
-                        Ok(Exception {
-                            id: r.get(0)?,
-                            store_id: r.get(1)?,
-                            order_id: r.get(2)?,
-                            kind: r.get(3)?,
-                            detail: r.get(4)?,
-                            created_at: r.get(5)?,
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok::<_, HubError>(rows)
-            })
+            .read(|c| Ok::<_, HubError>(crate::store::exceptions::newest(c)?))
             .await
     }
 }

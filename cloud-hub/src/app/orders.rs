@@ -39,6 +39,8 @@ use crate::store::orders::save_order;
 use crate::store::rights::{HubRightsBatch, held, return_recalled, sellable};
 use crate::time::{parse_ts, ts};
 
+pub use crate::store::exceptions::Exception;
+
 pub const MAX_LINES: usize = 100;
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -151,18 +153,6 @@ pub struct OrderView {
 pub struct Window {
     pub start: String,
     pub end: String,
-}
-
-/// An exception for the regional manager.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Exception {
-    pub id: i64,
-    pub store_id: String,
-    pub order_id: String,
-    /// `rerouted`, `refunded_oversold`, `cancelled_but_handed_over`.
-    pub kind: String,
-    pub detail: String,
-    pub created_at: String,
 }
 
 /// The lines `store` cannot fill.

@@ -16,10 +16,11 @@ use linli_shared::docs::{DocId, DocKind, Owner};
 use linli_shared::online::FulfilmentFact;
 use linli_shared::rights::StoreRights;
 use linli_sync::doc_store::{Docs, Received};
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 use crate::error::HubError;
 use crate::hub::Hub;
+use crate::store::sales::SaleRecords;
 
 impl Hub {
     /// Applies a store's sync message and projects what it brought into the
@@ -93,26 +94,7 @@ pub fn project_sales(
     day: &str,
     sales: &[linli_shared::docs::ledger::SaleFact],
 ) -> Result<(), HubError> {
-    let mut stmt = c.prepare_cached(
-        "INSERT OR IGNORE INTO hub_sales(store_id, sale_id, day, ticket_no, total_fen, cashier, created_at, lines, member_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    for s in sales {
-        let lines = serde_json::to_string(&s.lines).unwrap_or_default();
-        let member = (!s.member_hash.is_empty()).then_some(s.member_hash.as_str());
-        stmt.execute(params![
-            store,
-            s.sale_id,
-            day,
-            s.ticket_no,
-            s.total_fen,
-            s.cashier,
-            s.created_at,
-            lines,
-            member
-        ])?;
-    }
-    Ok(())
+    Ok(c.add_sales(store, day, sales)?)
 }
 
 /// Records a store's refunds in `hub_refunds` (once each).
@@ -121,14 +103,7 @@ pub fn project_refunds(
     store: &str,
     refunds: &[linli_shared::docs::ledger::RefundFact],
 ) -> Result<(), HubError> {
-    let mut stmt = c.prepare_cached(
-        "INSERT OR IGNORE INTO hub_refunds(store_id, refund_id, sale_id, amount_fen, at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for r in refunds {
-        stmt.execute(params![store, r.refund_id, r.sale_id, r.amount_fen, r.at])?;
-    }
-    Ok(())
+    Ok(c.add_refunds(store, refunds)?)
 }
 
 /// Writes what a store document brought into the query tables: only the
@@ -306,16 +281,7 @@ fn project(
             // a later day's document wins over an earlier one (ISO dates
             // sort), and a later part of the same day over an earlier one:
             // parts may arrive in any order (a catch-up, a recovery)
-            let part = doc.part_no();
-            let mut stmt = c.prepare_cached(
-                "INSERT INTO hub_stock(store_id, sku, on_hand, reserved, day, part) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(store_id, sku) DO UPDATE SET on_hand = excluded.on_hand,
-                     reserved = excluded.reserved, day = excluded.day, part = excluded.part
-                 WHERE (excluded.day, excluded.part) >= (hub_stock.day, hub_stock.part)",
-            )?;
-            for (sku, l) in levels {
-                stmt.execute(params![store, sku, l.on_hand, l.reserved, day, part])?;
-            }
+            crate::store::rights::put_levels(c, store, &day, doc.part_no(), &levels)?;
             let rights = touched_entries(
                 c,
                 docs,

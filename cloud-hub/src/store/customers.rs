@@ -15,10 +15,10 @@
 //! erasure removes and what it keeps) are [`linli_shared::identity`] and
 //! the use cases': these methods only read and write what they are told.
 //!
-//! A person's counter sales (`hub_sales`, `hub_refunds`) have no family of
-//! their own in `store` yet: the export's rows of them and the erasure's
-//! unhashing are asked here, by the member hash that ties them to the
-//! person.
+//! A person's counter sales (`hub_sales`, `hub_refunds`) are the counter's
+//! ledger ([`super::sales::SaleRecords`]), but the export's rows of them
+//! and the erasure's unhashing are asked here, by the member hash that
+//! ties them to the person.
 
 use std::collections::BTreeSet;
 
@@ -29,6 +29,16 @@ use serde_json::Value;
 use super::StoreError;
 
 mod sqlite;
+
+/// An online account's session as `customer_sessions` holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub customer_id: String,
+    /// The account's phone, if it has one (`customers`).
+    pub phone: Option<String>,
+    /// When the session ends; `None` if the stored time does not read.
+    pub expires_at: Option<DateTime<Utc>>,
+}
 
 /// Why two records are one customer, as `identity_merges` holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +136,18 @@ pub trait CustomerRecords {
 
     /// Retires the customer id at `now` (unless it was retired before).
     fn retire_customer_id(&self, customer_id: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Opens a session of the online account under the token's hash,
+    /// good until `expires_at`.
+    fn add_session(
+        &self,
+        token_hash: &str,
+        account: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The session under the token's hash, with its account's phone.
+    fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError>;
 
     /// Deletes the online account's sessions; the rows deleted.
     fn delete_sessions_of(&self, account: &str) -> Result<usize, StoreError>;

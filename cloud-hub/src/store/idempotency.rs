@@ -40,10 +40,11 @@ pub(crate) fn record(
     response: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    c.execute(
+    // cached: every online order records its answer here
+    c.prepare_cached(
         "INSERT INTO idempotency(key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![key, request_hash, response, ts(now)],
-    )?;
+    )?
+    .execute(params![key, request_hash, response, ts(now)])?;
     Ok(())
 }
 

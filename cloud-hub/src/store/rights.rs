@@ -10,13 +10,14 @@
 //! rights, recalls are answered with the rights the hub still holds, and an
 //! overdraft releases the newest open orders (re-routed to another store
 //! where one can serve them, refunded otherwise, each raised as an
-//! exception).
+//! exception). `hub_stock` holds each store's stock levels as last
+//! synced (what the naive scheme sells from).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use linli_shared::docs::DocId;
-use linli_shared::docs::stock::set_rights;
+use linli_shared::docs::stock::{Level, set_rights};
 use linli_shared::rights::{HubRights, StoreRights, hub_answer, hub_held};
 use linli_sync::db::row_i64s;
 use linli_sync::doc_store::Docs;
@@ -110,6 +111,29 @@ pub(crate) fn merge_store_rights(
              delivered = max(delivered, excluded.delivered), wanted_met = max(wanted_met, excluded.wanted_met)",
     )?
     .execute(params![store, sku, s.lent, s.recalled, s.overdraft, s.delivered, s.wanted_met])?;
+    Ok(())
+}
+
+/// Records a store's stock levels (SKU, level) as its stock document of
+/// business day `day`, part `part`, holds them: a level from a later day,
+/// or a later part of the same day, replaces an earlier one (parts may
+/// arrive in any order), never the reverse (`hub_stock`).
+pub(crate) fn put_levels(
+    c: &Connection,
+    store: &str,
+    day: &str,
+    part: u32,
+    levels: &[(String, Level)],
+) -> Result<(), StoreError> {
+    let mut stmt = c.prepare_cached(
+        "INSERT INTO hub_stock(store_id, sku, on_hand, reserved, day, part) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(store_id, sku) DO UPDATE SET on_hand = excluded.on_hand,
+                     reserved = excluded.reserved, day = excluded.day, part = excluded.part
+                 WHERE (excluded.day, excluded.part) >= (hub_stock.day, hub_stock.part)",
+    )?;
+    for (sku, l) in levels {
+        stmt.execute(params![store, sku, l.on_hand, l.reserved, day, part])?;
+    }
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use linli_shared::identity::{Cluster, NeverMerge, SourceRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use super::{CustomerRecords, ErasureRecord, ErasureStoreRecord, MergeRecord, NewErasure};
+use super::{CustomerRecords, ErasureRecord, ErasureStoreRecord, MergeRecord, NewErasure, Session};
 use crate::store::StoreError;
 use crate::store::json_rows::rows;
 use crate::time::ts;
@@ -194,6 +194,37 @@ impl CustomerRecords for Connection {
             params![customer_id, ts(now)],
         )?;
         Ok(())
+    }
+
+    fn add_session(
+        &self,
+        token_hash: &str,
+        account: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "INSERT INTO customer_sessions(token_hash, customer_id, expires_at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![token_hash, account, ts(expires_at)])?;
+        Ok(())
+    }
+
+    fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "SELECT s.customer_id, cu.phone, s.expires_at FROM customer_sessions s
+                     JOIN customers cu ON cu.customer_id = s.customer_id WHERE s.token_hash = ?1",
+            )?
+            .query_row([token_hash], |r| {
+                Ok(Session {
+                    customer_id: r.get(0)?,
+                    phone: r.get(1)?,
+                    expires_at: DateTime::parse_from_rfc3339(&r.get::<_, String>(2)?)
+                        .ok()
+                        .map(|t| t.to_utc()),
+                })
+            })
+            .optional()?)
     }
 
     fn delete_sessions_of(&self, account: &str) -> Result<usize, StoreError> {
