@@ -410,18 +410,21 @@ fn rolled_back() {
     ROLLBACKS.fetch_add(1, Ordering::AcqRel);
 }
 
+/// Runs a statement of the writer's own (`BEGIN`, `COMMIT`, a job's
+/// savepoint) from the connection's cache: parsing them again at every
+/// job was ~2 % of the hub writer's time in a live burst, and a store's
+/// single sales make a batch each.
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 fn in_savepoint<T, E, F>(conn: &Connection, f: F) -> Result<T, E>
 where
     F: FnOnce(&Connection) -> Result<T, E>,
     E: From<StoreError>,
 {
-    // cached statements: parsing them at every job was ~2 % of the hub
-    // writer's time in a live burst
-    let run = |sql: &str| -> Result<(), StoreError> {
-        conn.prepare_cached(sql)?.execute([])?;
-        Ok(())
-    };
-    run("SAVEPOINT job")?;
+    exec_cached(conn, "SAVEPOINT job").map_err(StoreError::from)?;
     let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(conn)));
     let out = match out {
         Ok(r) => r,
@@ -429,9 +432,9 @@ where
     };
     if out.is_err() {
         rolled_back();
-        run("ROLLBACK TO job")?;
+        exec_cached(conn, "ROLLBACK TO job").map_err(StoreError::from)?;
     }
-    run("RELEASE job")?;
+    exec_cached(conn, "RELEASE job").map_err(StoreError::from)?;
     out
 }
 
@@ -471,17 +474,11 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>, hooks: Hooks) {
         }
         let started = Instant::now();
         let n = batch.len();
-        // cached, as the jobs' savepoints are: a store's single sales
-        // make a batch each, and parsing these again every time showed
-        // in its writer's profile
-        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
-        let (commit, finishers) = match run("BEGIN IMMEDIATE") {
-            Ok(_) => {
+        let (commit, finishers) = match exec_cached(&conn, "BEGIN IMMEDIATE") {
+            Ok(()) => {
                 let finishers: Vec<Finisher> = batch.drain(..).map(|job| job(Ok(&conn))).collect();
                 let commit = before_commit(&conn, hooks.before_commit.as_ref()).and_then(|()| {
-                    run("COMMIT")
-                        .map(drop)
-                        .map_err(|e| StoreError::Commit(e.to_string()))
+                    exec_cached(&conn, "COMMIT").map_err(|e| StoreError::Commit(e.to_string()))
                 });
                 if commit.is_err() {
                     rolled_back();
