@@ -61,12 +61,12 @@ pub(crate) fn replay<T: DeserializeOwned>(
     scope: &str,
     hash: &str,
 ) -> Result<Option<T>, AppError> {
+    // cached, as the record below: every write use case runs both
     let row: Option<(String, String, String)> = c
-        .query_row(
-            "SELECT scope, request_hash, response FROM idempotency WHERE key = ?1",
-            [record_key(caller, key)],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .prepare_cached("SELECT scope, request_hash, response FROM idempotency WHERE key = ?1")?
+        .query_row([record_key(caller, key)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
     match row {
         None => Ok(None),
@@ -89,9 +89,9 @@ pub(crate) fn record<T: Serialize>(
 ) -> Result<(), AppError> {
     let body = serde_json::to_string(response)
         .map_err(|e| AppError::Store(crate::store::StoreError::Sql(e.to_string())))?;
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO idempotency(key, scope, request_hash, status, response, created_at) VALUES (?1, ?2, ?3, 201, ?4, ?5)",
-        params![record_key(caller, key), scope, hash, body, ts(now)],
-    )?;
+    )?
+    .execute(params![record_key(caller, key), scope, hash, body, ts(now)])?;
     Ok(())
 }
