@@ -147,9 +147,7 @@ fn may_read(hub: &Hub, user: &User, store: &str) -> Result<(), HubError> {
 }
 
 fn load(c: &Connection, id: &str) -> Result<Option<LiveSession>, HubError> {
-    c.live_session(id)?
-        .map(|s| s.map_err(HubError::Invalid))
-        .transpose()
+    Ok(c.live_session(id)?)
 }
 
 fn save(c: &Connection, s: &LiveSession, by: &str, now: DateTime<Utc>) -> Result<(), HubError> {

@@ -18,6 +18,11 @@ pub enum StoreError {
     /// A document the operation writes could not be changed or persisted.
     #[error(transparent)]
     Doc(#[from] DocError),
+    /// A row holds a value that no longer decodes (a JSON column written
+    /// by another version, say): the reason, for the use case to refuse
+    /// with.
+    #[error("a stored row does not decode: {0}")]
+    Undecodable(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -33,6 +38,7 @@ impl From<StoreError> for HubError {
         match e {
             StoreError::Sql(s) => HubError::Store(linli_sync::db::StoreError::Sql(s)),
             StoreError::Doc(d) => HubError::Doc(d),
+            StoreError::Undecodable(why) => HubError::Invalid(why),
         }
     }
 }

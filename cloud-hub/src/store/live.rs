@@ -27,12 +27,9 @@ mod sqlite;
 
 /// Every read and write of the live-session tables.
 pub trait LiveRecords {
-    /// A session, if the hub has it: the session, or why its row does not
-    /// decode.
-    fn live_session(
-        &self,
-        session_id: &str,
-    ) -> Result<Option<Result<LiveSession, String>>, StoreError>;
+    /// A session, if the hub has it ([`StoreError::Undecodable`] if its
+    /// row does not decode).
+    fn live_session(&self, session_id: &str) -> Result<Option<LiveSession>, StoreError>;
 
     /// Records a session (`by` and `now` only on its first save) or its
     /// new status and state.

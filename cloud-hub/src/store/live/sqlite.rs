@@ -24,15 +24,13 @@ fn sessions(c: &Connection, sql: &str, p: &[&dyn ToSql]) -> Result<Vec<LiveSessi
 }
 
 impl LiveRecords for Connection {
-    fn live_session(
-        &self,
-        session_id: &str,
-    ) -> Result<Option<Result<LiveSession, String>>, StoreError> {
+    fn live_session(&self, session_id: &str) -> Result<Option<LiveSession>, StoreError> {
         let row: Option<String> = self
             .prepare_cached("SELECT session FROM live_sessions WHERE session_id = ?1")?
             .query_row([session_id], |r| r.get(0))
             .optional()?;
-        Ok(row.map(|s| serde_json::from_str(&s).map_err(|e| e.to_string())))
+        row.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Undecodable(e.to_string())))
+            .transpose()
     }
 
     fn put_live_session(
