@@ -1,5 +1,7 @@
 //! Linli sync: the IO half of DESIGN.md §3–4.
 //!
+//! - [`background`]: the lowest scheduling priority, for threads whose work
+//!   must never keep a sale or an order from a core.
 //! - [`clock`]: where "now" comes from (the system, or a manual clock in
 //!   tests and simulation).
 //! - [`tls`]: the hub's CA, store and hub certificates, and the quinn
@@ -11,6 +13,7 @@
 //! - [`session`]: drives the sans-IO sync protocol of `linli_shared::sync`
 //!   over one QUIC connection.
 
+pub mod background;
 pub mod clock;
 pub mod db;
 pub mod doc_store;

@@ -6,8 +6,8 @@
 //!    in one snapshot of a read connection, and makes the changes on copies
 //!    of the documents ([`Docs::checkout`]), sealed as chunks. It runs on
 //!    a thread of its own at the lowest scheduling priority (`SCHED_IDLE`,
-//!    [`lower_priority`]): on the store PC's few cores the documents' work
-//!    yields to the sales;
+//!    [`linli_sync::background`]): on the store PC's few cores the
+//!    documents' work yields to the sales;
 //! 2. [`persist`], one short write, writes the chunks and deletes the rows
 //!    they carry.
 //!
@@ -35,14 +35,6 @@ use crate::store::{Store, StoreError};
 /// How many times in a row a drain is prepared again after its documents
 /// were written while it was prepared ([`Drained::outdated`]).
 const OUTDATED_DRAINS: u32 = 5;
-
-/// The nice value the thread that prepares a drain takes before the
-/// `SCHED_IDLE` policy, and keeps where that cannot be set (Linux; 0 is
-/// the default, 19 the lowest priority). At 0, on two cores, 23 of the 28
-/// sales over 2 ms of `edge_bench` 2a overlapped a drain's preparation;
-/// at 19 the sequential p99 went from ~3.6 to ~2.1 ms. The drain still
-/// runs whenever a core is free, and under CFS even on a busy one.
-pub(crate) const PREPARE_NICE: i32 = 19;
 
 /// Writes what gathered in the outbox to the documents (all of it, in
 /// drains of at most [`DRAIN_MAX`] rows, each prepared off the writer and
@@ -114,7 +106,7 @@ async fn drain_once(
 type PreparedOn = (Result<Option<Prepared>, AppError>, Connection);
 
 /// Runs [`prepare`] on `r` on a new thread at the lowest priority
-/// ([`lower_priority`]). A thread
+/// ([`linli_sync::background::lower_this_thread`]). A thread
 /// a drain (at most one every [`super::DRAIN_DELAY`]) costs tens of
 /// microseconds, and no pooled thread is left at the lower priority.
 async fn prepare_on_own_thread(
@@ -127,43 +119,12 @@ async fn prepare_on_own_thread(
     std::thread::Builder::new()
         .name("outbox-drain".into())
         .spawn(move || {
-            lower_priority();
+            linli_sync::background::lower_this_thread();
             let out = prepare(&r, &sync, &store_id, roll);
             let _ = tx.send((out, r));
         })
         .map_err(|e| AppError::Store(StoreError::Sql(format!("cannot start the drain: {e}"))))?;
     rx.await.map_err(|_| AppError::Store(StoreError::Panicked))
-}
-
-/// Lowers the calling thread's scheduling priority (Linux; elsewhere it
-/// does nothing): nice [`PREPARE_NICE`] first, then the `SCHED_IDLE`
-/// policy. A thread at nice 19 alone still ran on when a sale's thread
-/// woke on its core; at `SCHED_IDLE` it gives the core up. The order is
-/// measured, not reasoned: `SCHED_IDLE` set on a thread at nice 0 left
-/// `edge_bench` 5b's p99 at 2.8–3.2 ms, set after nice 19 at 1.0–1.2 ms
-/// (the kernel, 6.18, reports the same policy and nice for both
-/// afterwards; docs/DECISIONS.md, "The sale's tail"). The thread still
-/// runs whenever a core is free.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        use thread_priority::unix::{
-            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
-            thread_native_id,
-        };
-        if let Err(e) =
-            rustix::process::setpriority_process(Some(rustix::thread::gettid()), PREPARE_NICE)
-        {
-            tracing::debug!(error = %e, "the drain thread's priority was not lowered");
-        }
-        if let Err(e) = set_thread_priority_and_policy(
-            thread_native_id(),
-            thread_priority::ThreadPriority::Min,
-            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
-        ) {
-            tracing::debug!(error = ?e, "the drain thread's policy was not set to SCHED_IDLE");
-        }
-    }
 }
 
 /// What gathered in the outbox for one business day.
@@ -480,40 +441,4 @@ fn write_day(
         sealed.extend(copy.seal());
     }
     Ok(sealed)
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    /// The thread's scheduling policy as the kernel has it (`/proc`'s
-    /// `stat`, field 41: 0 normal, 5 `SCHED_IDLE`) and its nice value
-    /// (field 19).
-    fn policy_and_nice() -> (i64, i64) {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("/proc is mounted");
-        // the command name (field 2) may hold spaces; count from after it
-        let rest = &stat[stat.rfind(')').expect("a stat line") + 2..];
-        let fields: Vec<&str> = rest.split(' ').collect();
-        let field = |n: usize| fields[n - 3].parse::<i64>().expect("a number");
-        (field(41), field(19))
-    }
-
-    #[test]
-    fn the_drain_thread_yields_to_every_other_thread() {
-        let (policy, nice) = std::thread::spawn(|| {
-            super::lower_priority();
-            policy_and_nice()
-        })
-        .join()
-        .expect("the thread ran");
-        // SCHED_IDLE (which reports the nice value it was set with, 0),
-        // or nice 19 where the policy cannot be set
-        assert!(
-            policy == 5 || (policy == 0 && nice == i64::from(super::PREPARE_NICE)),
-            "policy {policy}, nice {nice}"
-        );
-        assert_eq!(
-            policy_and_nice().0,
-            0,
-            "only the drain's own thread changes"
-        );
-    }
 }
