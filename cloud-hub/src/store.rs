@@ -22,12 +22,11 @@
 //! through [`kpis::KpiFacts`], a read of several families (and the orders'
 //! and group-buys' traits); the other modules are still
 //! plain functions on a rusqlite `Connection`, failing with [`StoreError`]
-//! too but for `payments::enqueue`, which returns the use cases' `HubError`
-//! because the payer's refund limits can refuse a refund (`RefundRefused`,
-//! a refusal, not a storage failure). Some of the hub's SQL still lives in
-//! the use cases themselves: the online order's idempotency record (four
-//! statements in `app/online.rs`); each table moved behind a trait here is
-//! one fewer to port.
+//! too (a refund's limits, which can refuse it, are checked by the use
+//! case, `app::payment::enqueue_refund`, between `payments::refund_queued`,
+//! `payments::standing_refunds` and `payments::queue_refund`). No use case
+//! runs SQL of its own; each table behind a trait here is one fewer to
+//! port.
 //!
 //! - [`error`]: the storage layer's error, [`StoreError`];
 //! - [`communities`]: 一店一群's records (join codes, members, joins,

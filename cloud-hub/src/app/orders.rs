@@ -860,14 +860,16 @@ pub(crate) fn cancel(
             }
             PaymentState::Paid if reason != "rerouted" => {
                 // a full refund is the payment's first: any limits admit it
-                crate::store::payments::enqueue(
+                super::payment::enqueue_refund(
                     c,
                     &linli_shared::payment::RefundLimits::default(),
-                    &fact.order_id,
-                    &format!("{}-cancel", fact.order_id),
-                    p.amount_fen,
-                    p.amount_fen,
-                    reason,
+                    &crate::store::payments::NewRefund {
+                        subject_id: &fact.order_id,
+                        refund_id: &format!("{}-cancel", fact.order_id),
+                        amount_fen: p.amount_fen,
+                        total_fen: p.amount_fen,
+                        reason,
+                    },
                     now,
                 )?;
             }

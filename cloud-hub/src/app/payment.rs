@@ -24,9 +24,10 @@ use chrono::{DateTime, Utc};
 use linli_pay::PayError;
 use linli_pay::wire::{Notification, PrepayRequest, RefundAmount, RefundRequest};
 use linli_shared::payment::{
-    Attempt, Next, NotifyOutcome, PaymentState, RefundLimits, RefundState, after_attempt,
-    earliest_send, on_success,
+    Attempt, Next, NotifyOutcome, PaymentState, RefundLimits, RefundState, admit_refund,
+    after_attempt, earliest_send, on_success,
 };
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
@@ -36,7 +37,7 @@ use crate::settings::OrderSettings;
 use crate::settings::PaySettings;
 use crate::store::orders::{OrderRecords, save_order};
 use crate::store::payments;
-use crate::store::payments::Notified;
+use crate::store::payments::{NewRefund, Notified};
 
 /// `POST /api/v1/orders/{id}/pay`: what the customer's phone needs to pay.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -67,6 +68,26 @@ pub struct RefundSummary {
     pub pending: i64,
     pub succeeded: i64,
     pub failed: i64,
+}
+
+/// Queues a refund unless it is queued already (then `false`). The
+/// payer's limits are checked against the payment's other refunds that did
+/// not fail; a refund they refuse is a refusal (`HubError::RefundRefused`,
+/// HTTP 409 `refund_refused`) and nothing is queued. Runs in the caller's
+/// transaction: a cancellation and the refund it causes commit together.
+pub(crate) fn enqueue_refund(
+    c: &Connection,
+    limits: &RefundLimits,
+    r: &NewRefund<'_>,
+    now: DateTime<Utc>,
+) -> Result<bool, HubError> {
+    if payments::refund_queued(c, r.subject_id, r.refund_id)? {
+        return Ok(false);
+    }
+    let standing = payments::standing_refunds(c, r.subject_id)?;
+    admit_refund(limits, &standing, r.total_fen, r.amount_fen).map_err(HubError::RefundRefused)?;
+    payments::queue_refund(c, r, now)?;
+    Ok(true)
 }
 
 fn pay_settings(s: &OrderSettings) -> Option<&PaySettings> {
@@ -280,16 +301,7 @@ impl Hub {
                     NotifyOutcome::Duplicate => Ok((Ok(Notified::Duplicate), Vec::new())),
                     NotifyOutcome::RefundPaidAfterClose => {
                         payments::record_paid(c, &order_id, PaymentState::Closed, &txn, &paid_at)?;
-                        payments::enqueue(
-                            c,
-                            &limits,
-                            &order_id,
-                            &format!("{order_id}-late"),
-                            paid_fen,
-                            payment.amount_fen,
-                            "paid_after_close",
-                            now,
-                        )?;
+                        enqueue_refund(c, &limits, &NewRefund { subject_id: &order_id, refund_id: &format!("{order_id}-late"), amount_fen: paid_fen, total_fen: payment.amount_fen, reason: "paid_after_close" }, now)?;
                         crate::store::exceptions::raise(
                             c,
                             &fact.store_id,
@@ -301,16 +313,7 @@ impl Hub {
                         Ok((Ok(Notified::Refunding), Vec::new()))
                     }
                     NotifyOutcome::RefundSecondPayment => {
-                        payments::enqueue(
-                            c,
-                            &limits,
-                            &order_id,
-                            &format!("{order_id}-dup"),
-                            paid_fen,
-                            payment.amount_fen,
-                            "second_payment",
-                            now,
-                        )?;
+                        enqueue_refund(c, &limits, &NewRefund { subject_id: &order_id, refund_id: &format!("{order_id}-dup"), amount_fen: paid_fen, total_fen: payment.amount_fen, reason: "second_payment" }, now)?;
                         Ok((Ok(Notified::Refunding), Vec::new()))
                     }
                     NotifyOutcome::AmountMismatch { expected, got } => {
@@ -440,7 +443,20 @@ impl Hub {
         let now = self.now();
         let queued = self
             .store
-            .write(move |c| payments::enqueue(c, &limits, &s, &r, amount_fen, total_fen, &why, now))
+            .write(move |c| {
+                enqueue_refund(
+                    c,
+                    &limits,
+                    &NewRefund {
+                        subject_id: &s,
+                        refund_id: &r,
+                        amount_fen,
+                        total_fen,
+                        reason: &why,
+                    },
+                    now,
+                )
+            })
             .await?;
         self.wake_refunds();
         Ok(queued)

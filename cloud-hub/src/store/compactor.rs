@@ -6,8 +6,10 @@
 //! ([`linli_sync::doc_store::Compaction`]). This thread saves each copy
 //! whole (the costly half: tens of milliseconds for a busy day's orders
 //! document, which every order queued behind it on the writer waited for)
-//! and writes the snapshot back in a write job of its own, at the lowest
-//! scheduling priority ([`linli_sync::background`]). It ends when the
+//! and writes the snapshot back in a write job of its own, at the default
+//! scheduling priority (not [`linli_sync::background`]'s lowest: a busy
+//! hub's compactor then fell behind, docs/DECISIONS.md "The sale's tail").
+//! It ends when the
 //! writer does (its sender lives in the writer's commit hook); a snapshot
 //! it could not write leaves the document's chunks as they were.
 
@@ -34,9 +36,6 @@ pub(crate) fn start(
     std::thread::Builder::new()
         .name("doc-compactor".into())
         .spawn(move || {
-            // a late snapshot costs nothing (it replaces the chunks up to
-            // where its copy was taken; later ones stay), a late order does
-            linli_sync::background::lower_this_thread();
             while let Ok(batch) = copies.recv() {
                 for copy in batch {
                     compact(&store, &docs, copy);

@@ -8,14 +8,13 @@
 //! and so do a notification and the order it releases to its store.
 
 use chrono::{DateTime, Utc};
-use linli_shared::payment::{PaymentState, RefundLimits, RefundState, admit_refund};
+use linli_shared::payment::{PaymentState, RefundState};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::StoreError;
 use super::json_rows::rows;
-use crate::error::HubError;
 use crate::time::ts;
 
 /// An order's payment, as `GET /api/v1/orders/{id}` shows it.
@@ -202,56 +201,63 @@ pub(crate) fn overdue(
     .collect::<Result<_, _>>()?)
 }
 
-/// Queues a refund of `amount_fen` of the payment `subject_id` (an order id
-/// or a group-buy commitment id) of `total_fen`, under `refund_id`. Queuing
-/// the same (subject, refund id) again changes nothing; the payer's limits
-/// are checked against the subject's other refunds that did not fail.
-///
-/// The one function here that returns the use cases' `HubError` rather
-/// than [`StoreError`]: a refund the limits refuse is a refusal
-/// (`HubError::RefundRefused`, HTTP 409 `refund_refused`), not a storage failure.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn enqueue(
+/// Whether the refund `refund_id` of the payment `subject_id` is queued
+/// (in any state).
+pub(crate) fn refund_queued(
     c: &Connection,
-    limits: &RefundLimits,
     subject_id: &str,
     refund_id: &str,
-    amount_fen: i64,
-    total_fen: i64,
-    reason: &str,
+) -> Result<bool, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM refund_queue WHERE subject_id = ?1 AND refund_id = ?2)",
+    )?
+    .query_row(params![subject_id, refund_id], |r| r.get(0))?)
+}
+
+/// The amounts of the payment `subject_id`'s queued refunds that did not
+/// fail (what the payer's refund limits count).
+pub(crate) fn standing_refunds(c: &Connection, subject_id: &str) -> Result<Vec<i64>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT amount_fen FROM refund_queue WHERE subject_id = ?1 AND state != ?2",
+    )?
+    .query_map(params![subject_id, RefundState::Failed.as_str()], |r| {
+        r.get(0)
+    })?
+    .collect::<Result<_, _>>()?)
+}
+
+/// A refund to queue: `amount_fen` of the payment `subject_id` (an order
+/// id or a group-buy commitment id) of `total_fen`, under `refund_id`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewRefund<'a> {
+    pub subject_id: &'a str,
+    pub refund_id: &'a str,
+    pub amount_fen: i64,
+    pub total_fen: i64,
+    pub reason: &'a str,
+}
+
+/// Queues a refund, pending and due at `now` (the use case checked that
+/// it is not queued yet and that the payer's limits admit it).
+pub(crate) fn queue_refund(
+    c: &Connection,
+    r: &NewRefund<'_>,
     now: DateTime<Utc>,
-) -> Result<bool, HubError> {
-    let exists: bool = c
-        .prepare_cached(
-            "SELECT EXISTS(SELECT 1 FROM refund_queue WHERE subject_id = ?1 AND refund_id = ?2)",
-        )?
-        .query_row(params![subject_id, refund_id], |r| r.get(0))?;
-    if exists {
-        return Ok(false);
-    }
-    let prior: Vec<i64> = c
-        .prepare_cached(
-            "SELECT amount_fen FROM refund_queue WHERE subject_id = ?1 AND state != ?2",
-        )?
-        .query_map(params![subject_id, RefundState::Failed.as_str()], |r| {
-            r.get(0)
-        })?
-        .collect::<Result<_, _>>()?;
-    admit_refund(limits, &prior, total_fen, amount_fen).map_err(HubError::RefundRefused)?;
+) -> Result<(), StoreError> {
     c.prepare_cached(
         "INSERT INTO refund_queue(subject_id, refund_id, amount_fen, total_fen, reason, state, next_at, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
     )?
     .execute(params![
-        subject_id,
-        refund_id,
-        amount_fen,
-        total_fen,
-        reason,
+        r.subject_id,
+        r.refund_id,
+        r.amount_fen,
+        r.total_fen,
+        r.reason,
         RefundState::Pending.as_str(),
         ts(now)
     ])?;
-    Ok(true)
+    Ok(())
 }
 
 /// A queued refund the worker sends.

@@ -39,7 +39,7 @@ use crate::hub::Hub;
 use crate::store::exceptions::raise;
 use crate::store::groupbuys::{CommitmentHolding, GroupBuyRecords, PaidCommitment};
 use crate::store::payments::Notified;
-use crate::store::payments::{self, PaymentView, Subject};
+use crate::store::payments::{self, NewRefund, PaymentView, Subject};
 use crate::time::ts;
 
 /// `POST /api/v1/group-buys/{id}/commitments/{cid}/pay`: what the
@@ -146,8 +146,17 @@ pub(super) fn refund_in_full(
     // decision was taken for (tests decide with a later `now`)
     let due = clock_now.min(now);
     let refund_id = format!("{prefix}-{id}");
-    match payments::enqueue(
-        c, limits, id, &refund_id, amount_fen, amount_fen, reason, due,
+    match crate::app::payment::enqueue_refund(
+        c,
+        limits,
+        &NewRefund {
+            subject_id: id,
+            refund_id: &refund_id,
+            amount_fen,
+            total_fen: amount_fen,
+            reason,
+        },
+        due,
     ) {
         Ok(queued) => Ok(queued),
         Err(HubError::RefundRefused(why)) => {
@@ -266,14 +275,16 @@ impl Hub {
         let k = commitment(c, id)?.ok_or_else(|| HubError::CommitmentNotFound(id.to_owned()))?;
         let limits = self.refund_limits();
         let refund = |c: &Connection, suffix: &str, reason: &str| -> Result<(), HubError> {
-            payments::enqueue(
+            crate::app::payment::enqueue_refund(
                 c,
                 &limits,
-                id,
-                &format!("{suffix}-{id}"),
-                paid_fen,
-                payment.amount_fen,
-                reason,
+                &NewRefund {
+                    subject_id: id,
+                    refund_id: &format!("{suffix}-{id}"),
+                    amount_fen: paid_fen,
+                    total_fen: payment.amount_fen,
+                    reason,
+                },
                 now,
             )?;
             Ok(())
