@@ -19,6 +19,8 @@
 //!   (sessions, placing, following and cancelling orders, sellable stock);
 //! - [`payment`]: payment of online orders and group-buy commitments, the
 //!   provider's notifications, the unpaid timeout and the refund queue;
+//! - [`refunds`]: a refund queued, checked against the payer's limits (a
+//!   leaf the refunding use cases share);
 //! - [`shop`]: what the phone-first shop reads beyond placing orders;
 //! - [`customers`]: one customer across channels (identity records,
 //!   profile, export and erasure);
@@ -42,4 +44,5 @@ pub mod online;
 pub mod orders;
 pub mod payment;
 pub mod projection;
+pub mod refunds;
 pub mod shop;

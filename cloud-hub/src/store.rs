@@ -23,7 +23,7 @@
 //! and group-buys' traits); the other modules are still
 //! plain functions on a rusqlite `Connection`, failing with [`StoreError`]
 //! too (a refund's limits, which can refuse it, are checked by the use
-//! case, `app::payment::enqueue_refund`, between `payments::refund_queued`,
+//! case, `app::refunds::enqueue_refund`, between `payments::refund_queued`,
 //! `payments::standing_refunds` and `payments::queue_refund`). No use case
 //! runs SQL of its own; each table behind a trait here is one fewer to
 //! port.

@@ -860,7 +860,7 @@ pub(crate) fn cancel(
             }
             PaymentState::Paid if reason != "rerouted" => {
                 // a full refund is the payment's first: any limits admit it
-                super::payment::enqueue_refund(
+                super::refunds::enqueue_refund(
                     c,
                     &linli_shared::payment::RefundLimits::default(),
                     &crate::store::payments::NewRefund {

@@ -24,10 +24,9 @@ use chrono::{DateTime, Utc};
 use linli_pay::PayError;
 use linli_pay::wire::{Notification, PrepayRequest, RefundAmount, RefundRequest};
 use linli_shared::payment::{
-    Attempt, Next, NotifyOutcome, PaymentState, RefundLimits, RefundState, admit_refund,
-    after_attempt, earliest_send, on_success,
+    Attempt, Next, NotifyOutcome, PaymentState, RefundLimits, RefundState, after_attempt,
+    earliest_send, on_success,
 };
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
@@ -38,6 +37,8 @@ use crate::settings::PaySettings;
 use crate::store::orders::{OrderRecords, save_order};
 use crate::store::payments;
 use crate::store::payments::{NewRefund, Notified};
+
+use super::refunds::enqueue_refund;
 
 /// `POST /api/v1/orders/{id}/pay`: what the customer's phone needs to pay.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -68,26 +69,6 @@ pub struct RefundSummary {
     pub pending: i64,
     pub succeeded: i64,
     pub failed: i64,
-}
-
-/// Queues a refund unless it is queued already (then `false`). The
-/// payer's limits are checked against the payment's other refunds that did
-/// not fail; a refund they refuse is a refusal (`HubError::RefundRefused`,
-/// HTTP 409 `refund_refused`) and nothing is queued. Runs in the caller's
-/// transaction: a cancellation and the refund it causes commit together.
-pub(crate) fn enqueue_refund(
-    c: &Connection,
-    limits: &RefundLimits,
-    r: &NewRefund<'_>,
-    now: DateTime<Utc>,
-) -> Result<bool, HubError> {
-    if payments::refund_queued(c, r.subject_id, r.refund_id)? {
-        return Ok(false);
-    }
-    let standing = payments::standing_refunds(c, r.subject_id)?;
-    admit_refund(limits, &standing, r.total_fen, r.amount_fen).map_err(HubError::RefundRefused)?;
-    payments::queue_refund(c, r, now)?;
-    Ok(true)
 }
 
 fn pay_settings(s: &OrderSettings) -> Option<&PaySettings> {
@@ -301,7 +282,14 @@ impl Hub {
                     NotifyOutcome::Duplicate => Ok((Ok(Notified::Duplicate), Vec::new())),
                     NotifyOutcome::RefundPaidAfterClose => {
                         payments::record_paid(c, &order_id, PaymentState::Closed, &txn, &paid_at)?;
-                        enqueue_refund(c, &limits, &NewRefund { subject_id: &order_id, refund_id: &format!("{order_id}-late"), amount_fen: paid_fen, total_fen: payment.amount_fen, reason: "paid_after_close" }, now)?;
+                        let refund = NewRefund {
+                            subject_id: &order_id,
+                            refund_id: &format!("{order_id}-late"),
+                            amount_fen: paid_fen,
+                            total_fen: payment.amount_fen,
+                            reason: "paid_after_close",
+                        };
+                        enqueue_refund(c, &limits, &refund, now)?;
                         crate::store::exceptions::raise(
                             c,
                             &fact.store_id,
@@ -313,7 +301,14 @@ impl Hub {
                         Ok((Ok(Notified::Refunding), Vec::new()))
                     }
                     NotifyOutcome::RefundSecondPayment => {
-                        enqueue_refund(c, &limits, &NewRefund { subject_id: &order_id, refund_id: &format!("{order_id}-dup"), amount_fen: paid_fen, total_fen: payment.amount_fen, reason: "second_payment" }, now)?;
+                        let refund = NewRefund {
+                            subject_id: &order_id,
+                            refund_id: &format!("{order_id}-dup"),
+                            amount_fen: paid_fen,
+                            total_fen: payment.amount_fen,
+                            reason: "second_payment",
+                        };
+                        enqueue_refund(c, &limits, &refund, now)?;
                         Ok((Ok(Notified::Refunding), Vec::new()))
                     }
                     NotifyOutcome::AmountMismatch { expected, got } => {

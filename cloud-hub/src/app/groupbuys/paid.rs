@@ -146,7 +146,7 @@ pub(super) fn refund_in_full(
     // decision was taken for (tests decide with a later `now`)
     let due = clock_now.min(now);
     let refund_id = format!("{prefix}-{id}");
-    match crate::app::payment::enqueue_refund(
+    match crate::app::refunds::enqueue_refund(
         c,
         limits,
         &NewRefund {
@@ -275,7 +275,7 @@ impl Hub {
         let k = commitment(c, id)?.ok_or_else(|| HubError::CommitmentNotFound(id.to_owned()))?;
         let limits = self.refund_limits();
         let refund = |c: &Connection, suffix: &str, reason: &str| -> Result<(), HubError> {
-            crate::app::payment::enqueue_refund(
+            crate::app::refunds::enqueue_refund(
                 c,
                 &limits,
                 &NewRefund {
