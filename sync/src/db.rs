@@ -626,6 +626,27 @@ mod tests {
         }
     }
 
+    /// The writer's durable pragmas, read back from SQLite: WAL, an fsync
+    /// at every commit, checkpoints at [`WAL_AUTOCHECKPOINT_PAGES`].
+    #[test]
+    fn the_writer_commits_durably_and_checkpoints_at_its_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open_writer_conn(&dir.path().join("t.db"), |_| Ok(())).unwrap();
+        let mode: String = c
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        let sync: i64 = c
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        let mark: i64 = c
+            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            (mode.as_str(), sync, mark),
+            ("wal", 2, WAL_AUTOCHECKPOINT_PAGES)
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn failed_write_leaves_nothing_and_neighbours_commit() {
         let dir = tempfile::tempdir().unwrap();

@@ -9,9 +9,9 @@
 //! and writes the snapshot back in a write job of its own, at the default
 //! scheduling priority (not [`linli_sync::background`]'s lowest: a busy
 //! hub's compactor then fell behind, docs/DECISIONS.md "The sale's tail").
-//! It ends when the
-//! writer does (its sender lives in the writer's commit hook); a snapshot
-//! it could not write leaves the document's chunks as they were.
+//! It ends when the writer does (its sender lives in the writer's commit
+//! hook); a snapshot it could not write leaves the document's chunks as
+//! they were.
 
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
