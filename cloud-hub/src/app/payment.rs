@@ -265,6 +265,17 @@ impl Hub {
                     .as_ref()
                     .map(|p| p.refund_limits)
                     .unwrap_or_default();
+                // what was paid goes back whole, under the order's id and a suffix
+                let refund_paid = |suffix: &str, reason: &str| {
+                    let refund = NewRefund {
+                        subject_id: &order_id,
+                        refund_id: &format!("{order_id}-{suffix}"),
+                        amount_fen: paid_fen,
+                        total_fen: payment.amount_fen,
+                        reason,
+                    };
+                    enqueue_refund(c, &limits, &refund, now)
+                };
                 match on_success(
                     payment.state,
                     payment.amount_fen,
@@ -282,14 +293,7 @@ impl Hub {
                     NotifyOutcome::Duplicate => Ok((Ok(Notified::Duplicate), Vec::new())),
                     NotifyOutcome::RefundPaidAfterClose => {
                         payments::record_paid(c, &order_id, PaymentState::Closed, &txn, &paid_at)?;
-                        let refund = NewRefund {
-                            subject_id: &order_id,
-                            refund_id: &format!("{order_id}-late"),
-                            amount_fen: paid_fen,
-                            total_fen: payment.amount_fen,
-                            reason: "paid_after_close",
-                        };
-                        enqueue_refund(c, &limits, &refund, now)?;
+                        refund_paid("late", "paid_after_close")?;
                         crate::store::exceptions::raise(
                             c,
                             &fact.store_id,
@@ -301,14 +305,7 @@ impl Hub {
                         Ok((Ok(Notified::Refunding), Vec::new()))
                     }
                     NotifyOutcome::RefundSecondPayment => {
-                        let refund = NewRefund {
-                            subject_id: &order_id,
-                            refund_id: &format!("{order_id}-dup"),
-                            amount_fen: paid_fen,
-                            total_fen: payment.amount_fen,
-                            reason: "second_payment",
-                        };
-                        enqueue_refund(c, &limits, &refund, now)?;
+                        refund_paid("dup", "second_payment")?;
                         Ok((Ok(Notified::Refunding), Vec::new()))
                     }
                     NotifyOutcome::AmountMismatch { expected, got } => {
