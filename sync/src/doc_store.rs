@@ -196,11 +196,12 @@ pub struct Docs {
     actor: ActorId,
     docs: HashMap<DocId, AutoCommit>,
     states: HashMap<(DocId, String), sync::State>,
-    /// Owned documents with local changes written in the current, not yet
-    /// committed, transaction. They are not offered to peers until the
-    /// commit: a change a peer received but this replica lost in a crash
-    /// would come back with the same actor and sequence number and
-    /// different content, which automerge cannot reconcile.
+    /// Documents with changes written in the current, not yet committed,
+    /// transaction. They are not offered to peers until the commit: a
+    /// change of this replica's own that a peer received but this replica
+    /// lost in a crash would come back with the same actor and sequence
+    /// number and different content, which automerge cannot reconcile; and
+    /// a peer's change would be acknowledged before it is durable here.
     uncommitted: HashSet<DocId>,
     /// Recovery of a new database: this replica accepts its own documents
     /// back from the peer that holds them ([`Docs::set_recovering`]).
@@ -845,9 +846,10 @@ impl Docs {
             false if due => write_snapshot(c, id, &doc.save())?,
             false => {}
         }
-        if id.owner() == self.owner {
-            self.uncommitted.insert(id.clone());
-        }
+        // a peer's document too: a message generated on a read connection
+        // meanwhile must neither acknowledge what is not durable here nor
+        // load the document from the committed state, older than memory
+        self.uncommitted.insert(id.clone());
         // the database now holds what memory does
         self.verified
             .insert(id.clone(), (crate::db::rollbacks(), now));
@@ -907,8 +909,26 @@ impl Docs {
         Ok(())
     }
 
-    /// The next sync message for `peer` about `id`, if any.
+    /// The next sync message for `peer` about `id`, if any; persists the
+    /// sync state's shared heads should generating have changed them.
     pub fn generate(
+        &mut self,
+        c: &Connection,
+        id: &DocId,
+        peer: &str,
+    ) -> Result<Option<Vec<u8>>, DocError> {
+        let msg = self.generate_unsaved(c, id, peer)?;
+        self.save_state(c, id, peer)?;
+        Ok(msg)
+    }
+
+    /// [`Docs::generate`] without writing, so `c` may be a read-only
+    /// connection: generating a message records what was sent and what the
+    /// peer is thought to have (kept in memory for the session) but leaves
+    /// the state's shared heads, the only part of it persisted, as they
+    /// were; only a received message moves them. Offers nothing of a batch
+    /// not yet committed, as [`Docs::generate`] does.
+    pub fn generate_unsaved(
         &mut self,
         c: &Connection,
         id: &DocId,
@@ -931,7 +951,6 @@ impl Docs {
             .get_mut(id)
             .and_then(|doc| doc.sync().generate_sync_message(&mut state));
         self.states.insert((id.clone(), peer.to_owned()), state);
-        self.save_state(c, id, peer)?;
         Ok(msg.map(|m| m.encode()))
     }
 

@@ -6,7 +6,9 @@
 //!   that changed a document and then failed is rolled back, and its change
 //!   is never offered to the peer;
 //! - a restarted replica never reuses an actor's sequence number, even when
-//!   its database lost changes the peer already holds (restored backup).
+//!   its database lost changes the peer already holds (restored backup);
+//! - a message generated on a read connection (the store's uplink does, off
+//!   its writer) offers and acknowledges only what is committed.
 //!
 //! Before these rules, both cases ended with the hub holding a change under
 //! the store's actor and sequence number that the store then reused for a
@@ -454,5 +456,127 @@ async fn a_change_made_on_a_copy_leaves_only_once_persisted_and_never_over_a_new
     disconnect(&store, &hub).await;
     sync(&store, &hub, &id).await.unwrap();
     assert_eq!(hub.level(&id, "P00001").await, Some(4));
+    assert_eq!(store.changes(&id).await, hub.changes(&id).await);
+}
+
+/// A write job run in a batch that is kept open (its transaction begun,
+/// not committed) until [`HeldBatch::commit`].
+struct HeldBatch {
+    commit: std::sync::mpsc::Sender<()>,
+    jobs: Vec<tokio::task::JoinHandle<Result<(), E>>>,
+}
+
+impl HeldBatch {
+    /// Runs `job` on `r`'s writer and returns once it ran, its batch open.
+    async fn open(
+        r: &Replica,
+        job: impl FnOnce(&Connection, &mut Docs) -> Result<(), E> + Send + 'static,
+    ) -> HeldBatch {
+        // hold the writer in a batch of its own, then queue the job and a
+        // job that keeps their batch from committing until told
+        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+        let (holding_tx, holding_rx) = tokio::sync::oneshot::channel::<()>();
+        let s = r.store.clone();
+        let held = tokio::spawn(async move {
+            s.write(move |_| {
+                let _ = holding_tx.send(());
+                hold_rx.recv().unwrap();
+                Ok::<_, E>(())
+            })
+            .await
+        });
+        holding_rx.await.unwrap();
+        let (s, docs) = (r.store.clone(), r.docs.clone());
+        let run = tokio::spawn(async move {
+            s.write(move |c| {
+                let mut g = docs.lock().unwrap_or_else(PoisonError::into_inner);
+                job(c, g.as_mut().ok_or(E::Store(StoreError::Closed))?)
+            })
+            .await
+        });
+        let (commit, commit_rx) = std::sync::mpsc::channel::<()>();
+        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
+        let s = r.store.clone();
+        let blocker = tokio::spawn(async move {
+            s.write(move |_| {
+                let _ = entered_tx.send(());
+                commit_rx.recv().unwrap();
+                Ok::<_, E>(())
+            })
+            .await
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while r.store.queued() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the two jobs never queued"
+            );
+            tokio::task::yield_now().await;
+        }
+        hold_tx.send(()).unwrap();
+        held.await.unwrap().unwrap();
+        entered_rx.await.unwrap();
+        HeldBatch {
+            commit,
+            jobs: vec![run, blocker],
+        }
+    }
+
+    async fn commit(self) {
+        self.commit.send(()).unwrap();
+        for j in self.jobs {
+            j.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// A message for `peer` generated on one of `r`'s read connections, as
+/// the store's uplink does.
+async fn generate_on_reader(r: &Replica, id: &DocId, peer: &str) -> Option<Vec<u8>> {
+    let (id, peer, docs) = (id.clone(), peer.to_owned(), r.docs.clone());
+    r.store
+        .read(move |c| {
+            let mut g = docs.lock().unwrap_or_else(PoisonError::into_inner);
+            Ok::<_, E>(g.as_mut().unwrap().generate_unsaved(c, &id, &peer)?)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_generated_on_a_read_connection_offers_only_committed_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Owner::Store("S001".into());
+    let store = Replica::open(&dir.path().join("store.db"), owner.clone()).await;
+    let hub = Replica::open(&dir.path().join("hub.db"), Owner::Hub).await;
+    let id = DocId::store_stock("S001", day());
+    store.set(&id, "P00001", 10, false).await.unwrap();
+    sync(&store, &hub, &id).await.unwrap();
+
+    // the store's own change, its batch not committed: nothing offered
+    let i = id.clone();
+    let batch = HeldBatch::open(&store, move |c, docs| {
+        docs.change(c, &i, |d| put_level(d, "P00001", 9))?;
+        Ok(())
+    })
+    .await;
+    assert_eq!(generate_on_reader(&store, &id, "hub").await, None);
+    batch.commit().await;
+    let msg = generate_on_reader(&store, &id, "hub").await;
+    let msg = msg.expect("the committed change is offered");
+
+    // the peer's change, received in a batch not committed: not
+    // acknowledged, and the document not reloaded from the older state
+    let i = id.clone();
+    let batch = HeldBatch::open(&hub, move |c, docs| {
+        docs.receive(c, &i, "S001", &Owner::Store("S001".into()), &msg)?;
+        Ok(())
+    })
+    .await;
+    assert_eq!(generate_on_reader(&hub, &id, "S001").await, None);
+    batch.commit().await;
+    assert_eq!(hub.level(&id, "P00001").await, Some(9));
+    assert!(generate_on_reader(&hub, &id, "S001").await.is_some());
+    sync(&store, &hub, &id).await.unwrap();
     assert_eq!(store.changes(&id).await, hub.changes(&id).await);
 }

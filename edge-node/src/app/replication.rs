@@ -25,8 +25,8 @@
 //! commit ([`SyncCtx::notify`]).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast};
 
 use super::AppError;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 pub(crate) mod drain;
 pub use drain::Drained;
@@ -178,9 +178,21 @@ impl SyncCtx {
         }
     }
 
+    /// Opens the document set on the writer if it is not open yet: opening
+    /// writes (each process start takes a fresh actor id), so whatever uses
+    /// the set on a read connection (a drain's first half, the uplink's
+    /// index and messages) opens it first.
+    pub(crate) async fn open_docs(self: &Arc<Self>, store: &Store) -> Result<(), AppError> {
+        if !self.docs_open() {
+            let sync = self.clone();
+            store.write(move |c| sync.with_docs(c, |_| Ok(()))).await?;
+        }
+        Ok(())
+    }
+
     /// Runs `f` with the document set, opening it first on the writer's
-    /// connection; a drain's first half also calls it on a read
-    /// connection, to copy documents ([`Docs::checkout`]).
+    /// connection; a drain's first half and the uplink also call it on a
+    /// read connection, once it is open ([`SyncCtx::open_docs`]).
     pub fn with_docs<T>(
         &self,
         c: &Connection,

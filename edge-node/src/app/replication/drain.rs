@@ -46,10 +46,7 @@ pub(crate) async fn drain_all(
     store_id: &str,
 ) -> Result<usize, AppError> {
     let mut reader = sync.drain.lock().await;
-    if !sync.docs_open() {
-        let sync = sync.clone();
-        store.write(move |c| sync.with_docs(c, |_| Ok(()))).await?;
-    }
+    sync.open_docs(store).await?;
     let (mut rows, mut outdated) = (0, 0);
     loop {
         // taken for this drain, and given back unless it wrote rows (an
