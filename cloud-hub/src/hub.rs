@@ -765,12 +765,8 @@ impl Hub {
     pub async fn has_unacknowledged(&self, store_id: &str) -> Result<bool, HubError> {
         let store = store_id.to_owned();
         self.with_docs(move |c, docs| {
-            for e in docs.index(c, |d| d.in_scope_of(&store))? {
-                if !docs.acknowledged(c, &e.doc, &store)? {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
+            let index = docs.scope_index(c, &store, &store)?;
+            Ok(index.iter().any(|(_, acked)| !acked))
         })
         .await
     }

@@ -88,14 +88,12 @@ impl SyncHost for HubHost {
                 // that the store has not acknowledged whole: the index
                 // stays small after years of day documents (the store lists
                 // its today's documents and the catalog itself)
-                let all = docs.index(c, |d| d.in_scope_of(&store))?;
-                let mut open = Vec::new();
-                for e in all {
-                    if !docs.acknowledged(c, &e.doc, &store)? {
-                        open.push(e);
-                    }
-                }
-                Ok(open)
+                Ok(docs
+                    .scope_index(c, &store, &store)?
+                    .into_iter()
+                    .filter(|(_, acked)| !acked)
+                    .map(|(e, _)| e)
+                    .collect())
             })
             .await
             .map_err(doc_error)

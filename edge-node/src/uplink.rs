@@ -220,17 +220,14 @@ impl SyncHost for EdgeHost {
                 sync.with_docs(c, |docs| {
                     // open documents: today's, the catalog, and any the hub
                     // has not acknowledged
-                    let all = docs.index(c, |d| d.in_scope_of(&store_id))?;
-                    let mut open = Vec::new();
-                    for e in all {
-                        let keep = e.doc.kind() == DocKind::Catalog
-                            || e.doc.day() == Some(today)
-                            || !docs.acknowledged(c, &e.doc, HUB_PEER)?;
-                        if keep {
-                            open.push(e);
-                        }
-                    }
-                    Ok(open)
+                    Ok(docs
+                        .scope_index(c, &store_id, HUB_PEER)?
+                        .into_iter()
+                        .filter(|(e, acked)| {
+                            e.doc.kind() == DocKind::Catalog || e.doc.day() == Some(today) || !acked
+                        })
+                        .map(|(e, _)| e)
+                        .collect::<Vec<IndexEntry>>())
                 })
             })
             .await;

@@ -250,6 +250,24 @@ impl DocId {
             None => true, // the catalog is everyone's
         }
     }
+
+    /// The key ranges `[from, to)` that hold exactly the ids of `store`'s
+    /// scope ([`DocId::in_scope_of`]): the catalog, the store's own
+    /// documents and the hub's documents for it, in id order. A replica
+    /// reads a store's documents by these ranges, so what it reads is the
+    /// scope's documents, not every store's.
+    pub fn scope_ranges(store: &str) -> [(String, String); 3] {
+        // a prefix ends in '/', and '0' is the character after it
+        let range = |prefix: String| {
+            let to = format!("{}0", &prefix[..prefix.len() - 1]);
+            (prefix, to)
+        };
+        [
+            range("catalog/".to_owned()),
+            range(format!("hub/{store}/")),
+            range(format!("store/{store}/")),
+        ]
+    }
 }
 
 /// `(base, n)` of an id ending in `/p<n>`.
@@ -388,6 +406,39 @@ pub(crate) fn get_str(doc: &AutoCommit, obj: &ObjId, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// A document is in a store's key ranges exactly when it is in its
+        /// scope, for any two stores (one id a prefix of the other, or
+        /// differing by a character just below or above the separator).
+        #[test]
+        fn scope_ranges_hold_exactly_the_scope(
+            a in "[A-Z0-9_-]{1,6}",
+            b in "[A-Z0-9_-]{1,6}",
+            kind in 0usize..7,
+            day in 0i64..800,
+            part in 0u32..4,
+        ) {
+            let of = |store: &str| {
+                let d = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Duration::days(day);
+                match kind {
+                    0 => DocId::catalog(day as u32),
+                    1 => DocId::store_ledger(store, d).part(part),
+                    2 => DocId::store_stock(store, d).part(part),
+                    3 => DocId::store_fulfilment(store, d),
+                    4 => DocId::hub_stock(store, d),
+                    5 => DocId::hub_orders(store, d),
+                    _ => DocId::store_ledger(&format!("{store}-X"), d),
+                }
+            };
+            for (id, store) in [(of(&a), &a), (of(&b), &a), (of(&a), &b), (of(&b), &b)] {
+                let in_ranges = DocId::scope_ranges(store)
+                    .iter()
+                    .any(|(from, to)| id.as_str() >= from.as_str() && id.as_str() < to.as_str());
+                proptest::prop_assert_eq!(in_ranges, id.in_scope_of(store), "{} for {}", id, store);
+            }
+        }
+    }
 
     #[test]
     fn ids_owners_and_scopes() {
