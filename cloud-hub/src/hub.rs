@@ -19,7 +19,7 @@ use linli_shared::catalog::{RejectedRow, parse_catalog_csv};
 use linli_shared::docs::catalog::put_products;
 use linli_shared::docs::{DocId, Owner};
 use linli_shared::login_guard::{CheckWorkers, LoginGuard, LoginLimits, Refusal};
-use linli_shared::sync::IndexEntry;
+use linli_shared::sync::{Index, IndexEntry};
 use linli_sync::clock::{Clock, system_clock};
 use linli_sync::db::{Store, StoreError};
 use linli_sync::doc_store::{DocError, Docs, Received};
@@ -47,9 +47,11 @@ pub struct LinkStatus {
     pub refused: u64,
     /// When the store last "reported": the hub's time at which the store
     /// sent an index the hub has since caught up with (every change of
-    /// the store's own documents it listed is here). Whatever the store
-    /// wrote before then (a counter commitment taken offline) is at the
-    /// hub. `None` until that happens after the hub started.
+    /// the store's own documents it listed is here), less how long the
+    /// store's oldest fact not yet in those documents had waited
+    /// ([`Index::facts_waiting`]). Whatever the store committed before
+    /// then (a counter commitment taken offline) is at the hub. `None`
+    /// until that happens after the hub started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_at: Option<DateTime<Utc>>,
     /// The session that owns the link (the newest connection with the
@@ -606,19 +608,25 @@ impl Hub {
 
     /// A store's index arrived (it lists what the store held as its session
     /// began): the store has reported once the hub holds all of it, which
-    /// may be at once.
-    pub async fn store_index(
-        &self,
-        store_id: &str,
-        index: Vec<IndexEntry>,
-    ) -> Result<(), HubError> {
+    /// may be at once, for what it had committed `index.facts_waiting`
+    /// before it sent it (its facts still in its outbox are not listed).
+    pub async fn store_index(&self, store_id: &str, index: Index) -> Result<(), HubError> {
         let own = Owner::Store(store_id.to_owned());
-        let listed: Vec<IndexEntry> = index.into_iter().filter(|e| e.doc.owner() == own).collect();
-        let now = self.now();
+        let listed: Vec<IndexEntry> = index
+            .entries
+            .into_iter()
+            .filter(|e| e.doc.owner() == own)
+            .collect();
+        let waited =
+            chrono::Duration::from_std(index.facts_waiting).unwrap_or(chrono::Duration::MAX);
+        let at = self
+            .now()
+            .checked_sub_signed(waited)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         if let Ok(mut links) = self.links.lock() {
             links
                 .pending_reports
-                .insert(store_id.to_owned(), (now, listed));
+                .insert(store_id.to_owned(), (at, listed));
         }
         self.check_report(store_id).await
     }

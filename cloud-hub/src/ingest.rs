@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use linli_shared::docs::DocId;
-use linli_shared::sync::IndexEntry;
+use linli_shared::sync::Index;
 use linli_sync::doc_store::{DocError, Received};
 use linli_sync::session::{self, SyncHost};
 use linli_sync::tls::{self, Ca, HandshakeLimiter, TransportSettings};
@@ -80,20 +80,23 @@ fn doc_error(e: HubError) -> DocError {
 }
 
 impl SyncHost for HubHost {
-    async fn index(&self) -> Result<Vec<IndexEntry>, DocError> {
+    async fn index(&self) -> Result<Index, DocError> {
         let store = self.store_id.clone();
+        // the hub writes its documents in the transaction of each fact:
+        // none waits
         self.hub
             .with_docs(move |c, docs| {
                 // documents of the store's scope, its own and the hub's,
                 // that the store has not acknowledged whole: the index
                 // stays small after years of day documents (the store lists
                 // its today's documents and the catalog itself)
-                Ok(docs
-                    .scope_index(c, &store, &store)?
-                    .into_iter()
-                    .filter(|(_, acked)| !acked)
-                    .map(|(e, _)| e)
-                    .collect())
+                Ok(Index::of(
+                    docs.scope_index(c, &store, &store)?
+                        .into_iter()
+                        .filter(|(_, acked)| !acked)
+                        .map(|(e, _)| e)
+                        .collect(),
+                ))
             })
             .await
             .map_err(doc_error)
@@ -122,7 +125,7 @@ impl SyncHost for HubHost {
         Ok(r)
     }
 
-    async fn peer_index(&self, index: Vec<IndexEntry>) -> Result<(), DocError> {
+    async fn peer_index(&self, index: Index) -> Result<(), DocError> {
         self.hub
             .store_index(&self.store_id, index)
             .await

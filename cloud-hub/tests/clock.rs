@@ -148,7 +148,7 @@ async fn campaign_for_s001(h: &TestHub, count: u32) -> (String, DateTime<Utc>) {
 async fn a_store_reports_only_once_the_hub_holds_what_its_index_listed() {
     use linli_shared::docs::json::put_record;
     use linli_shared::docs::{DocId, Owner, new_doc};
-    use linli_shared::sync::IndexEntry;
+    use linli_shared::sync::{Index, IndexEntry};
 
     let (h, clock) = hub_at_start().await;
     let (gid, deadline) = campaign_for_s001(&h, 1).await;
@@ -168,10 +168,10 @@ async fn a_store_reports_only_once_the_hub_holds_what_its_index_listed() {
     // but what it listed is not here yet, so nothing is decided
     clock.set(deadline + Duration::minutes(2));
     h.hub.link_up("S001", None);
-    let index = vec![IndexEntry {
+    let index = Index::of(vec![IndexEntry {
         doc: id.clone(),
         heads: heads(&mut ledger),
-    }];
+    }]);
     h.hub.store_index("S001", index).await.unwrap();
     assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 0);
     assert_eq!(h.hub.group_buy(&gid).await.unwrap().state, State::Open);
@@ -186,13 +186,46 @@ async fn a_store_reports_only_once_the_hub_holds_what_its_index_listed() {
     let (empty, deadline) = campaign_for_s001(&h, 1).await;
     clock.set(deadline + Duration::minutes(1));
     assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 0);
-    let index = vec![IndexEntry {
+    let index = Index::of(vec![IndexEntry {
         doc: id.clone(),
         heads: heads(&mut ledger),
-    }];
+    }]);
     h.hub.store_index("S001", index).await.unwrap();
     assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 1);
     assert_eq!(h.hub.group_buy(&empty).await.unwrap().state, State::Failed);
+}
+
+/// Found by `linli-sim` (seed 622): a store's counter commitment waits in
+/// its outbox until a drain writes it to the ledger, and after a restart
+/// until the store's first session has shown its database is not behind.
+/// An index the store sent meanwhile listed documents without it, the hub
+/// held all they listed, and took the index as the store's report: the
+/// campaign failed with enough customers. An index reports only what the
+/// store had committed before its oldest waiting fact.
+#[tokio::test]
+async fn an_index_sent_while_facts_wait_reports_only_what_came_before_them() {
+    use linli_shared::sync::Index;
+
+    let (h, clock) = hub_at_start().await;
+    let (gid, deadline) = campaign_for_s001(&h, 1).await;
+    clock.set(deadline + Duration::minutes(2));
+    h.hub.link_up("S001", None);
+    // a fact committed 5 minutes before the deadline still waits
+    let waiting = Index {
+        entries: vec![],
+        facts_waiting: std::time::Duration::from_secs(7 * 60),
+    };
+    h.hub.store_index("S001", waiting).await.unwrap();
+    assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 0);
+    assert_eq!(h.hub.group_buy(&gid).await.unwrap().state, State::Open);
+    // drained (and nothing in it for the campaign): the next index reports
+    let drained = Index {
+        entries: vec![],
+        facts_waiting: std::time::Duration::from_millis(15),
+    };
+    h.hub.store_index("S001", drained).await.unwrap();
+    assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 1);
+    assert_eq!(h.hub.group_buy(&gid).await.unwrap().state, State::Failed);
 }
 
 #[tokio::test]

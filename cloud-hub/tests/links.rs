@@ -125,7 +125,9 @@ async fn connect(hub: &TestHub, identity: &std::path::Path) -> Peer {
         .await
         .unwrap();
     let (mut send, recv) = conn.open_bi().await.unwrap();
-    write_frame(&mut send, &Frame::Index(vec![])).await.unwrap();
+    write_frame(&mut send, &Frame::Index(Default::default()))
+        .await
+        .unwrap();
     Peer {
         conn,
         _send: send,
@@ -225,7 +227,7 @@ async fn revoking_a_store_cuts_its_live_link_at_once() {
         .await
         .unwrap();
     if let Ok((mut send, _recv)) = again.open_bi().await {
-        let _ = write_frame(&mut send, &Frame::Index(vec![])).await;
+        let _ = write_frame(&mut send, &Frame::Index(Default::default())).await;
     }
     assert_eq!(close_code(&again).await, CLOSE_REVOKED);
     assert_eq!(c.refused_revoked.load(Relaxed), 1);

@@ -65,7 +65,9 @@ async fn connect(server: &HubServer, identity: &std::path::Path) -> Peer {
         .await
         .unwrap();
     let (mut send, recv) = conn.open_bi().await.unwrap();
-    write_frame(&mut send, &Frame::Index(vec![])).await.unwrap();
+    write_frame(&mut send, &Frame::Index(Default::default()))
+        .await
+        .unwrap();
     Peer {
         conn,
         send,
@@ -350,7 +352,7 @@ async fn stores_write_only_their_own_documents() {
         .await
         .unwrap();
     if let Ok((mut send, _recv)) = conn.open_bi().await {
-        let _ = write_frame(&mut send, &Frame::Index(vec![])).await;
+        let _ = write_frame(&mut send, &Frame::Index(Default::default())).await;
     }
     let reason = tokio::time::timeout(Duration::from_secs(5), conn.closed())
         .await

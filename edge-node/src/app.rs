@@ -206,7 +206,7 @@ impl App {
         let (out, written) = self
             .store
             .write(move |c| {
-                let mut p = replication::Publish::new(c, &sync, day);
+                let mut p = replication::Publish::new(c, &sync, day, now);
                 let out = f(c, &mut p)?;
                 Ok::<_, AppError>((out, p.finish()?))
             })

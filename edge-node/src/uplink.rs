@@ -17,7 +17,7 @@ use linli_shared::docs::json::records_of;
 use linli_shared::docs::{DocId, DocKind, Owner, catalog::read_products};
 use linli_shared::online::HubOrderFact;
 use linli_shared::rights::HubRights;
-use linli_shared::sync::IndexEntry;
+use linli_shared::sync::{Index, IndexEntry};
 use linli_sync::doc_store::{DocError, Received};
 use linli_sync::session::{self, SyncHost};
 use linli_sync::tls::{self, StoreIdentity, TransportSettings};
@@ -203,10 +203,11 @@ impl EdgeHost {
 }
 
 impl SyncHost for EdgeHost {
-    async fn index(&self) -> Result<Vec<IndexEntry>, DocError> {
+    async fn index(&self) -> Result<Index, DocError> {
         let sync = self.app.sync_ctx().clone();
         let store_id = self.store_id().to_owned();
-        let today = self.app.business_day(self.app.now());
+        let now = self.app.now();
+        let today = self.app.business_day(now);
         // on a read connection: the index lists committed heads only
         self.app
             .sync_ctx()
@@ -217,7 +218,12 @@ impl SyncHost for EdgeHost {
             .app
             .store()
             .read(move |c| {
-                sync.with_docs(c, |docs| {
+                // one snapshot: the documents and the facts not in them yet
+                let snapshot = c
+                    .unchecked_transaction()
+                    .map_err(crate::store::StoreError::from)?;
+                let waiting = crate::app::replication::facts_waiting(c, now)?;
+                let open = sync.with_docs(c, |docs| {
                     // open documents: today's, the catalog, and any the hub
                     // has not acknowledged
                     Ok(docs
@@ -228,10 +234,12 @@ impl SyncHost for EdgeHost {
                         })
                         .map(|(e, _)| e)
                         .collect::<Vec<IndexEntry>>())
-                })
+                })?;
+                snapshot.finish().map_err(crate::store::StoreError::from)?;
+                Ok::<_, AppError>((open, waiting))
             })
             .await;
-        let mut open = r.map_err(to_doc_error)?;
+        let (mut open, facts_waiting) = r.map_err(to_doc_error)?;
         if self.app.sync_ctx().recovering() {
             // a new database asks for what the hub holds: listed with no
             // heads, every document below differs from the hub's copy
@@ -254,7 +262,10 @@ impl SyncHost for EdgeHost {
         if let Ok(mut o) = self.ours.lock() {
             o.clone_from(&open);
         }
-        Ok(open)
+        Ok(Index {
+            entries: open,
+            facts_waiting,
+        })
     }
 
     /// On a read connection, not the writer: a message offers only
@@ -458,7 +469,7 @@ impl SyncHost for EdgeHost {
                     }
                     // (a recovering node takes its step once recovered)
                     if !moved.is_empty() && !sync.recovering() {
-                        let mut p = crate::app::replication::Publish::new(c, &sync, day);
+                        let mut p = crate::app::replication::Publish::new(c, &sync, day, now);
                         p.levels(moved);
                         written = p.finish()?;
                     }
@@ -528,7 +539,8 @@ impl SyncHost for EdgeHost {
     /// both (it happens when the session that found this database behind
     /// had already brought the document here, and the hub did not hear the
     /// acknowledgement before that session ended).
-    async fn peer_index(&self, index: Vec<IndexEntry>) -> Result<(), DocError> {
+    async fn peer_index(&self, index: Index) -> Result<(), DocError> {
+        let index = index.entries;
         self.confirm_from_index(&index);
         if !self.app.sync_ctx().recovering() {
             return Ok(());

@@ -19,6 +19,10 @@
 //! Encoding: `u8 kind | u32 length | body`, big-endian, body at most
 //! [`MAX_FRAME`] bytes. Decoding never panics on hostile input.
 //!
+//! An index ends with how long the sender's oldest fact not yet in a
+//! document has waited, in milliseconds ([`Index::facts_waiting`]); an
+//! index without it (from a sender before it) reads as none waiting.
+//!
 //! A `Sync` message longer than [`DEFLATE_ABOVE`] goes DEFLATE-compressed
 //! (kind 4) when that is shorter. automerge sends a peer's missing changes
 //! as they are, uncompressed: the part of the ledger that was open when a
@@ -28,6 +32,8 @@
 //! expand without bound.
 
 pub mod session;
+
+use std::time::Duration;
 
 use crate::docs::{DocId, DocIdError};
 
@@ -45,10 +51,36 @@ pub struct IndexEntry {
     pub heads: Vec<[u8; 32]>,
 }
 
+/// What a replica holds of a store's scope: its open documents with their
+/// heads, and what it has committed that is not in them yet.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Index {
+    pub entries: Vec<IndexEntry>,
+    /// How long the oldest fact the sender committed but has not yet
+    /// written to a document had waited when the index was read (zero:
+    /// every fact is in the listed heads). A store commits each fact to its
+    /// outbox and writes it to its documents a moment later (DESIGN §3);
+    /// after a restart its facts wait until its first session has shown
+    /// its database is not behind. The hub takes an index as the store's
+    /// report of everything it committed before the index arrived less
+    /// this wait, not before (a group-buy's deadline: DESIGN §7).
+    pub facts_waiting: Duration,
+}
+
+impl Index {
+    /// An index with every fact in its documents.
+    pub fn of(entries: Vec<IndexEntry>) -> Index {
+        Index {
+            entries,
+            facts_waiting: Duration::ZERO,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// The sender's open documents of this store's scope.
-    Index(Vec<IndexEntry>),
+    Index(Index),
     /// An automerge sync message for one document.
     Sync { doc: DocId, msg: Vec<u8> },
     /// The sender refused a message for this document (not the owner, out of
@@ -112,15 +144,17 @@ impl Frame {
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::new();
         let kind = match self {
-            Frame::Index(entries) => {
-                body.extend_from_slice(&(entries.len() as u32).to_be_bytes());
-                for e in entries {
+            Frame::Index(index) => {
+                body.extend_from_slice(&(index.entries.len() as u32).to_be_bytes());
+                for e in &index.entries {
                     put_bytes(&mut body, e.doc.as_str().as_bytes());
                     body.extend_from_slice(&(e.heads.len() as u32).to_be_bytes());
                     for h in &e.heads {
                         body.extend_from_slice(h);
                     }
                 }
+                let waiting = u32::try_from(index.facts_waiting.as_millis()).unwrap_or(u32::MAX);
+                body.extend_from_slice(&waiting.to_be_bytes());
                 1
             }
             Frame::Sync { doc, msg } => {
@@ -179,7 +213,12 @@ impl Frame {
                     }
                     entries.push(IndexEntry { doc, heads });
                 }
-                Frame::Index(entries)
+                // absent in an index from a sender before it: none waiting
+                let waiting = if r.0.is_empty() { 0 } else { r.u32()? };
+                Frame::Index(Index {
+                    entries,
+                    facts_waiting: Duration::from_millis(waiting as u64),
+                })
             }
             2 => Frame::Sync {
                 doc: r.doc()?,
@@ -279,13 +318,35 @@ mod tests {
         DocId::parse(s).unwrap()
     }
 
+    /// An index from a sender before the wait was added ends after its
+    /// entries: it reads as every fact in its documents.
+    #[test]
+    fn an_index_without_its_wait_reads_as_none_waiting() {
+        let index = Index::of(vec![IndexEntry {
+            doc: doc("store/S001/ledger/2026-11-25"),
+            heads: vec![[3; 32]],
+        }]);
+        let bytes = Frame::Index(index.clone()).encode();
+        let body = &bytes[5..bytes.len() - 4];
+        assert_eq!(Frame::decode(1, body).unwrap(), Frame::Index(index));
+        // a wait cut short is refused, not guessed
+        assert_eq!(
+            Frame::decode(1, &bytes[5..bytes.len() - 2]),
+            Err(FrameError::Truncated)
+        );
+    }
+
     #[test]
     fn frames_round_trip() {
         let frames = vec![
-            Frame::Index(vec![IndexEntry {
-                doc: doc("catalog/1"),
-                heads: vec![[7; 32], [9; 32]],
-            }]),
+            Frame::Index(Index {
+                entries: vec![IndexEntry {
+                    doc: doc("catalog/1"),
+                    heads: vec![[7; 32], [9; 32]],
+                }],
+                facts_waiting: Duration::from_millis(1_234),
+            }),
+            Frame::Index(Index::default()),
             Frame::Sync {
                 doc: doc("store/S001/ledger/2026-11-25"),
                 msg: vec![1, 2, 3],

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use linli_shared::docs::DocId;
 use linli_shared::sync::session::{Applied, Effect, Session};
-use linli_shared::sync::{Frame, FrameError, IndexEntry};
+use linli_shared::sync::{Frame, FrameError, Index};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -23,8 +23,9 @@ pub use linli_shared::sync::session::{PUSH_BATCH, REINDEX_EVERY};
 /// What a session needs from its replica. Every method runs the work in the
 /// replica's database writer.
 pub trait SyncHost: Send + Sync + 'static {
-    /// Open documents of this session's scope, with heads.
-    fn index(&self) -> impl Future<Output = Result<Vec<IndexEntry>, DocError>> + Send;
+    /// Open documents of this session's scope, with heads, and how long
+    /// the oldest fact not yet in them has waited.
+    fn index(&self) -> impl Future<Output = Result<Index, DocError>> + Send;
     /// The next sync message for the peer about `doc`.
     fn generate(
         &self,
@@ -40,10 +41,7 @@ pub trait SyncHost: Send + Sync + 'static {
     /// The store whose documents the session carries (its scope).
     fn scope(&self) -> &str;
     /// The peer's index arrived (what it held as the session began).
-    fn peer_index(
-        &self,
-        _index: Vec<IndexEntry>,
-    ) -> impl Future<Output = Result<(), DocError>> + Send {
+    fn peer_index(&self, _index: Index) -> impl Future<Output = Result<(), DocError>> + Send {
         async { Ok(()) }
     }
     /// Called when a frame arrived (for liveness and health).
@@ -231,13 +229,13 @@ pub async fn carry_out<H: SyncHost>(
 /// One line about an effect for the trace log (message bodies by size).
 fn summary(effect: &Effect) -> String {
     match effect {
-        Effect::Send(Frame::Index(i)) => format!("send index of {} documents", i.len()),
+        Effect::Send(Frame::Index(i)) => format!("send index of {} documents", i.entries.len()),
         Effect::Send(Frame::Sync { doc, msg }) => format!("send {doc}: {} B", msg.len()),
         Effect::Send(Frame::Refused { doc, reason }) => format!("send refusal of {doc}: {reason}"),
         Effect::ReadIndex => "read the index".into(),
         Effect::Generate(doc) => format!("generate {doc}"),
         Effect::Apply { doc, msg } => format!("apply {doc}: {} B", msg.len()),
-        Effect::PeerIndex(i) => format!("peer index of {} documents", i.len()),
+        Effect::PeerIndex(i) => format!("peer index of {} documents", i.entries.len()),
         Effect::PeerRefused { doc, reason } => format!("peer refused {doc}: {reason}"),
         Effect::OutOfScope(doc) => format!("out of scope: {doc}"),
     }

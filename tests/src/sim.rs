@@ -28,7 +28,7 @@ use chrono::NaiveDate;
 use linli_shared::docs::ledger::{PaymentFact, SaleFact, SaleLineFact, record_sale};
 use linli_shared::docs::stock::{Level, set_level};
 use linli_shared::docs::{DocId, Owner, PART_CHANGES};
-use linli_shared::sync::IndexEntry;
+use linli_shared::sync::Index;
 use linli_sync::db::{Store, StoreError};
 use linli_sync::doc_store::{DocError, Docs, MIGRATION, Received};
 use linli_sync::session::{self, SyncHost};
@@ -406,9 +406,10 @@ pub fn sim_sale(store: &str, i: usize) -> SaleFact {
 }
 
 impl SyncHost for SimStore {
-    async fn index(&self) -> Result<Vec<IndexEntry>, DocError> {
+    async fn index(&self) -> Result<Index, DocError> {
+        // (it writes its documents in the transaction of each sale: no outbox)
         let id = self.id.clone();
-        self.with_docs(move |c, docs| Ok(docs.index(c, |d| d.in_scope_of(&id))?))
+        self.with_docs(move |c, docs| Ok(Index::of(docs.index(c, |d| d.in_scope_of(&id))?)))
             .await
             .map_err(to_doc_error)
     }

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use linli_shared::docs::ledger;
 use linli_shared::docs::{DocId, Owner};
 use linli_shared::online::FulfilmentFact;
@@ -299,17 +299,26 @@ pub(crate) struct Publish<'a> {
     c: &'a Connection,
     sync: &'a SyncCtx,
     day: NaiveDate,
+    /// When the use case committed (the store's clock), for each row.
+    at_ms: i64,
     facts: Vec<LedgerFact>,
     skus: BTreeSet<String>,
     fulfilment: Vec<FulfilmentFact>,
 }
 
 impl<'a> Publish<'a> {
-    pub(crate) fn new(c: &'a Connection, sync: &'a SyncCtx, day: NaiveDate) -> Publish<'a> {
+    /// Facts of business day `day`, committed at `now`.
+    pub(crate) fn new(
+        c: &'a Connection,
+        sync: &'a SyncCtx,
+        day: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Publish<'a> {
         Publish {
             c,
             sync,
             day,
+            at_ms: now.timestamp_millis(),
             facts: Vec::new(),
             skus: BTreeSet::new(),
             fulfilment: Vec::new(),
@@ -344,6 +353,7 @@ impl<'a> Publish<'a> {
             c,
             sync,
             day,
+            at_ms,
             facts,
             skus,
             fulfilment,
@@ -358,24 +368,39 @@ impl<'a> Publish<'a> {
             return Err(AppError::Recovering);
         }
         let day = day.to_string();
-        let mut put =
-            c.prepare_cached("INSERT INTO doc_outbox(day, kind, body) VALUES (?1, ?2, ?3)")?;
+        let mut put = c.prepare_cached(
+            "INSERT INTO doc_outbox(day, kind, body, at_ms) VALUES (?1, ?2, ?3, ?4)",
+        )?;
         for f in &fulfilment {
-            put.execute(params![day, Outbox::FULFILMENT, to_json(f)?])?;
+            put.execute(params![day, Outbox::FULFILMENT, to_json(f)?, at_ms])?;
         }
         for f in &facts {
-            put.execute(params![day, Outbox::LEDGER, to_json(f)?])?;
+            put.execute(params![day, Outbox::LEDGER, to_json(f)?, at_ms])?;
         }
         let lend = sync.lending();
         for sku in &skus {
-            put.execute(params![day, Outbox::LEVEL, sku])?;
+            put.execute(params![day, Outbox::LEVEL, sku, at_ms])?;
             // the rights step first: an overdraft commits with the sale that caused it
             if super::rights::step(c, sku, lend)?.is_some() {
-                put.execute(params![day, Outbox::RIGHTS, sku])?;
+                put.execute(params![day, Outbox::RIGHTS, sku, at_ms])?;
             }
         }
         Ok(true)
     }
+}
+
+/// How long the oldest fact in the outbox has waited at `now` (zero if
+/// none waits): what a session's index says of the facts it does not list
+/// yet ([`linli_shared::sync::Index::facts_waiting`]). Read in the index's
+/// own snapshot. A row's time is the store's clock; a clock set back reads
+/// as no wait, a row from before the column as waiting since 1970.
+pub(crate) fn facts_waiting(c: &Connection, now: DateTime<Utc>) -> Result<Duration, StoreError> {
+    let oldest: Option<i64> = c
+        .prepare_cached("SELECT min(at_ms) FROM doc_outbox")?
+        .query_row([], |r| r.get(0))?;
+    Ok(oldest.map_or(Duration::ZERO, |at| {
+        Duration::from_millis(now.timestamp_millis().saturating_sub(at).max(0) as u64)
+    }))
 }
 
 /// The kinds of outbox rows.
@@ -393,4 +418,44 @@ impl Outbox {
 /// A fact as its outbox row holds it.
 fn to_json<T: Serialize>(v: &T) -> Result<String, AppError> {
     serde_json::to_string(v).map_err(|e| AppError::Store(StoreError::Sql(e.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wait an index reports is the oldest outbox row's, by the
+    /// store's clock; none when the outbox is empty, the longest possible
+    /// for a row from before its time was kept.
+    #[test]
+    fn facts_wait_from_the_oldest_outbox_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Connection::open(dir.path().join("s.db")).unwrap();
+        crate::store::schema::migrate(&mut c).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(facts_waiting(&c, now).unwrap(), Duration::ZERO);
+        let put = |at: DateTime<Utc>| {
+            c.execute(
+                "INSERT INTO doc_outbox(day, kind, body, at_ms) VALUES ('2026-12-04', 'ledger', '{}', ?1)",
+                [at.timestamp_millis()],
+            )
+            .unwrap();
+        };
+        put(now - chrono::Duration::milliseconds(40));
+        put(now - chrono::Duration::milliseconds(7));
+        assert_eq!(facts_waiting(&c, now).unwrap(), Duration::from_millis(40));
+        // a clock set back reads as no wait, never a negative one
+        assert_eq!(
+            facts_waiting(&c, now - chrono::Duration::seconds(1)).unwrap(),
+            Duration::ZERO
+        );
+        c.execute(
+            "INSERT INTO doc_outbox(day, kind, body) VALUES ('2026-12-04', 'level', 'A')",
+            [],
+        )
+        .unwrap();
+        assert!(facts_waiting(&c, now).unwrap() > Duration::from_secs(50 * 365 * 86_400));
+    }
 }

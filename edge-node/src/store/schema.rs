@@ -407,6 +407,13 @@ DROP TABLE doc_outbox;
 ALTER TABLE doc_outbox_14 RENAME TO doc_outbox;
 DELETE FROM sqlite_sequence WHERE name IN ('doc_outbox', 'doc_outbox_14');
 "#,
+    // 15: when each outbox row was committed (milliseconds since the epoch,
+    // the store's clock), so an index tells the hub how long its oldest
+    // fact not yet in a document has waited (`Index::facts_waiting`).
+    // Rows from before read as waiting since 1970: conservative
+    r#"
+ALTER TABLE doc_outbox ADD COLUMN at_ms INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the schema up to date.

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::docs::DocId;
 
-use super::{Frame, IndexEntry, docs_to_sync};
+use super::{Frame, Index, IndexEntry, docs_to_sync};
 
 /// How long local changes are gathered before they are pushed.
 pub const PUSH_BATCH: Duration = Duration::from_millis(5);
@@ -49,6 +49,15 @@ pub const REINDEX_EVERY: Duration = Duration::from_secs(30);
 /// (propagation p99 2.1–2.6 s; DECISIONS "Indexes spread over the period").
 pub const REINDEX_SPREAD: f64 = 0.5;
 
+/// An index read while the replica's facts had waited at least this long
+/// to reach its documents (a store restarted with facts in its outbox,
+/// which it writes once its first session has shown its database is not
+/// behind) is sent again after this long instead of [`REINDEX_EVERY`]:
+/// the hub takes a store's index as its report only for what was in its
+/// documents ([`Index::facts_waiting`]), so the next index, once they
+/// are, is the report a group-buy's decision waits for.
+pub const FACTS_STUCK: Duration = Duration::from_secs(1);
+
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
@@ -65,7 +74,7 @@ pub enum Effect {
     Apply { doc: DocId, msg: Vec<u8> },
     /// The peer's index arrived: what it holds of each document as the
     /// session began (the hub learns from it when a store has reported).
-    PeerIndex(Vec<IndexEntry>),
+    PeerIndex(Index),
     /// The peer refused what we sent about `doc` (for the log).
     PeerRefused { doc: DocId, reason: String },
     /// The peer sent a document outside the session's scope; a `Refused`
@@ -183,12 +192,16 @@ impl Session {
 
     /// The replica's answer to [`Effect::ReadIndex`]: it is sent, and
     /// compared with the peer's if that is already here.
-    pub fn index_read(&mut self, index: Vec<IndexEntry>, now: Instant) {
+    pub fn index_read(&mut self, index: Index, now: Instant) {
         self.reading = false;
-        self.reindex_at = Some(now + self.next_reindex_wait());
-        self.effects
-            .push_back(Effect::Send(Frame::Index(index.clone())));
-        self.ours = Some(index);
+        let wait = if index.facts_waiting >= FACTS_STUCK {
+            FACTS_STUCK
+        } else {
+            self.next_reindex_wait()
+        };
+        self.reindex_at = Some(now + wait);
+        self.ours = Some(index.entries.clone());
+        self.effects.push_back(Effect::Send(Frame::Index(index)));
         if let Some(theirs) = self.theirs.take() {
             self.compare(&theirs);
         }
@@ -206,11 +219,12 @@ impl Session {
     pub fn handle_frame(&mut self, frame: Frame) {
         match frame {
             Frame::Index(theirs) => {
-                self.effects.push_back(Effect::PeerIndex(theirs.clone()));
+                let entries = theirs.entries.clone();
+                self.effects.push_back(Effect::PeerIndex(theirs));
                 if self.ours.is_some() {
-                    self.compare(&theirs);
+                    self.compare(&entries);
                 } else {
-                    self.theirs = Some(theirs);
+                    self.theirs = Some(entries);
                 }
             }
             Frame::Sync { doc, msg } => {
@@ -315,16 +329,16 @@ mod tests {
         let mut s = Session::new("S001");
         assert_eq!(drain(&mut s), vec![Effect::ReadIndex]);
         // the peer's index may arrive before ours is read: it waits
-        s.handle_frame(Frame::Index(vec![entry(ledger("S001"), 2)]));
+        s.handle_frame(Frame::Index(Index::of(vec![entry(ledger("S001"), 2)])));
         assert_eq!(
             drain(&mut s),
-            vec![Effect::PeerIndex(vec![entry(ledger("S001"), 2)])]
+            vec![Effect::PeerIndex(Index::of(vec![entry(ledger("S001"), 2)]))]
         );
-        s.index_read(vec![entry(ledger("S001"), 1)], t);
+        s.index_read(Index::of(vec![entry(ledger("S001"), 1)]), t);
         assert_eq!(
             drain(&mut s),
             vec![
-                Effect::Send(Frame::Index(vec![entry(ledger("S001"), 1)])),
+                Effect::Send(Frame::Index(Index::of(vec![entry(ledger("S001"), 1)]))),
                 Effect::Generate(ledger("S001")),
             ]
         );
@@ -348,7 +362,7 @@ mod tests {
     #[test]
     fn a_message_outside_the_scope_is_refused_unread() {
         let mut s = Session::new("S001");
-        s.index_read(vec![], Instant::now());
+        s.index_read(Index::of(vec![]), Instant::now());
         drain(&mut s);
         s.handle_frame(Frame::Sync {
             doc: ledger("S002"),
@@ -369,7 +383,7 @@ mod tests {
     #[test]
     fn an_applied_message_is_answered_and_a_refused_one_is_named() {
         let mut s = Session::new("S001");
-        s.index_read(vec![], Instant::now());
+        s.index_read(Index::of(vec![]), Instant::now());
         drain(&mut s);
         s.handle_frame(Frame::Sync {
             doc: ledger("S001"),
@@ -409,7 +423,7 @@ mod tests {
     fn a_burst_of_local_commits_is_pushed_once_per_document_when_its_window_closes() {
         let t0 = Instant::now();
         let mut s = Session::new("S001");
-        s.index_read(vec![], t0);
+        s.index_read(Index::of(vec![]), t0);
         drain(&mut s);
         let stock = DocId::store_stock("S001", day());
         s.local_commit(ledger("S001"), t0);
@@ -436,6 +450,33 @@ mod tests {
         );
     }
 
+    /// An index read while facts were stuck outside the documents is sent
+    /// again soon, and the period resumes once none wait; facts that wait
+    /// only for the next drain (milliseconds) do not hurry it.
+    #[test]
+    fn an_index_with_stuck_facts_is_sent_again_soon() {
+        let t0 = Instant::now();
+        let mut s = Session::new("S001");
+        assert_eq!(drain(&mut s), vec![Effect::ReadIndex]);
+        let stuck = Index {
+            entries: vec![entry(ledger("S001"), 1)],
+            facts_waiting: FACTS_STUCK * 30,
+        };
+        s.index_read(stuck.clone(), t0);
+        assert_eq!(drain(&mut s), vec![Effect::Send(Frame::Index(stuck))]);
+        assert_eq!(s.reindex_at(), Some(t0 + FACTS_STUCK));
+        s.handle_timeout(t0 + FACTS_STUCK);
+        assert_eq!(drain(&mut s), vec![Effect::ReadIndex]);
+        let t1 = t0 + FACTS_STUCK;
+        let moments = Index {
+            entries: vec![entry(ledger("S001"), 2)],
+            facts_waiting: Duration::from_millis(12),
+        };
+        s.index_read(moments, t1);
+        drain(&mut s);
+        assert!(within_spread(t1, s.reindex_at().unwrap()));
+    }
+
     /// Within the period spread by `REINDEX_SPREAD`.
     fn within_spread(from: Instant, at: Instant) -> bool {
         let lo = REINDEX_EVERY.mul_f64(1.0 - REINDEX_SPREAD);
@@ -447,7 +488,7 @@ mod tests {
     fn a_live_session_sends_its_index_again_every_period() {
         let t0 = Instant::now();
         let mut s = Session::new("S001");
-        s.index_read(vec![], t0);
+        s.index_read(Index::of(vec![]), t0);
         drain(&mut s);
         let at = s.reindex_at().unwrap();
         assert!(within_spread(t0, at));
@@ -458,10 +499,13 @@ mod tests {
         assert_eq!(drain(&mut s), vec![Effect::ReadIndex]);
         assert!(s.push_pending());
         let t1 = at;
-        s.index_read(vec![entry(ledger("S001"), 3)], t1);
+        s.index_read(Index::of(vec![entry(ledger("S001"), 3)]), t1);
         assert_eq!(
             drain(&mut s),
-            vec![Effect::Send(Frame::Index(vec![entry(ledger("S001"), 3)]))]
+            vec![Effect::Send(Frame::Index(Index::of(vec![entry(
+                ledger("S001"),
+                3
+            )])))]
         );
         assert!(!s.push_pending());
         let next = s.reindex_at().unwrap();
@@ -480,7 +524,7 @@ mod tests {
         let mut per_second = [0u32; 30];
         for i in 0..1000 {
             let mut s = Session::new(format!("S{i:04}"));
-            s.index_read(vec![], t0);
+            s.index_read(Index::of(vec![]), t0);
             let at = s.reindex_at().unwrap();
             assert!(within_spread(t0, at));
             per_second[(at - t0 - lo).as_secs() as usize] += 1;
@@ -494,7 +538,7 @@ mod tests {
             let mut s = Session::new(scope);
             (0..3)
                 .map(|_| {
-                    s.index_read(vec![], t0);
+                    s.index_read(Index::of(vec![]), t0);
                     s.reindex_at().unwrap() - t0
                 })
                 .collect::<Vec<_>>()
@@ -506,22 +550,25 @@ mod tests {
     #[test]
     fn missed_notifications_send_the_index_again_once() {
         let mut s = Session::new("S001");
-        s.index_read(vec![], Instant::now());
+        s.index_read(Index::of(vec![]), Instant::now());
         drain(&mut s);
         s.local_lagged();
         s.local_lagged();
         assert_eq!(drain(&mut s), vec![Effect::ReadIndex]);
-        s.index_read(vec![entry(ledger("S001"), 4)], Instant::now());
+        s.index_read(Index::of(vec![entry(ledger("S001"), 4)]), Instant::now());
         assert_eq!(
             drain(&mut s),
-            vec![Effect::Send(Frame::Index(vec![entry(ledger("S001"), 4)]))]
+            vec![Effect::Send(Frame::Index(Index::of(vec![entry(
+                ledger("S001"),
+                4
+            )])))]
         );
         // the peer answers with its index; ours is known, so they compare
-        s.handle_frame(Frame::Index(vec![entry(ledger("S001"), 5)]));
+        s.handle_frame(Frame::Index(Index::of(vec![entry(ledger("S001"), 5)])));
         assert_eq!(
             drain(&mut s),
             vec![
-                Effect::PeerIndex(vec![entry(ledger("S001"), 5)]),
+                Effect::PeerIndex(Index::of(vec![entry(ledger("S001"), 5)])),
                 Effect::Generate(ledger("S001"))
             ]
         );
