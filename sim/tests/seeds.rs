@@ -1,8 +1,10 @@
 //! The simulation in CI: seeded runs of a hub and three stores through
 //! cuts, lost answers and retries, store crashes and hub restarts, each
-//! checked after every step and for convergence at the end. `SIM_SEEDS`
-//! runs more (`SIM_SEEDS=500 cargo test -p linli-sim --release`); a failing
-//! seed prints its one-line reproduction.
+//! checked after every step and for convergence at the end: 48 seeds, in
+//! two tests so both cores run them (~0.5 s a seed in a debug build).
+//! `SIM_SEEDS` runs more (`SIM_SEEDS=500 cargo test -p linli-sim --release`);
+//! a failing seed prints its one-line reproduction. Wider sweeps run on
+//! the binary: `linli-sim --seeds 0..3000 --jobs 2` (all pass, ~7 min).
 
 use linli_sim::{Settings, check, run};
 
@@ -10,14 +12,23 @@ fn seeds() -> u64 {
     std::env::var("SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(12)
+        .unwrap_or(48)
 }
 
 #[test]
 fn seeded_runs_keep_every_invariant_and_converge() {
+    runs_keep_every_invariant(0..seeds() / 2);
+}
+
+#[test]
+fn more_seeded_runs_keep_every_invariant_and_converge() {
+    runs_keep_every_invariant(seeds() / 2..seeds());
+}
+
+fn runs_keep_every_invariant(seeds: std::ops::Range<u64>) {
     let settings = Settings::default();
     let mut totals = [0usize; 9];
-    for seed in 0..seeds() {
+    for seed in seeds {
         let r = run(seed, &settings).unwrap_or_else(|e| panic!("{e:#}"));
         println!("{r}");
         for (t, n) in totals.iter_mut().zip([
