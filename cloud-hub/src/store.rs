@@ -34,7 +34,7 @@
 //! - [`customers`]: the customers' records (identity records, merges,
 //!   never-merge pairs and ids, online accounts, erasures) behind
 //!   [`customers::CustomerRecords`];
-//! - [`compactor`]: the documents' snapshots, saved off the writer;
+//! - `compactor`: the documents' snapshots, saved off the writer;
 //! - [`coupons`]: the coupon campaigns' records (`coupons`,
 //!   `coupon_allotments`, `coupon_claims` and `coupon_redemptions`)
 //!   behind [`coupons::CouponRecords`];

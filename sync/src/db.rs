@@ -221,7 +221,7 @@ pub const WAL_AUTOCHECKPOINT_PAGES: i64 = 4_000;
 
 /// Opens (creating if needed) and migrates a database file, applying the
 /// durable pragmas. Used by the writer thread and by offline CLI commands.
-/// The file and its directory are private to the owner ([`make_private`]).
+/// The file and its directory are private to the owner (`make_private`).
 pub fn open_writer_conn(path: &Path, migrate: Migrate) -> Result<Connection, StoreError> {
     let err = |e: rusqlite::Error| StoreError::Open {
         path: path.to_owned(),

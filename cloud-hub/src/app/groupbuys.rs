@@ -251,7 +251,7 @@ fn count_out(
 
 impl From<CommitmentRecord> for CommitmentView {
     /// A commitment as its customer sees it, without its payment
-    /// ([`with_payment`]) or the words for its cancel.
+    /// (`with_payment`) or the words for its cancel.
     fn from(k: CommitmentRecord) -> Self {
         CommitmentView {
             commitment_id: k.commitment_id,

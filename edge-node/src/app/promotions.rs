@@ -20,7 +20,7 @@
 //! - **Recalls** (a campaign's record arrives with `recalled`): the counter
 //!   stops taking the campaign's coupons and gives back, in its ledger
 //!   (section `coupon_returns`, keyed by the campaign), everything lent it
-//!   has not spent ([`returns_due`]); a refund after that gives the voided
+//!   has not spent (`returns_due`); a refund after that gives the voided
 //!   coupon's money back the same way. The hub counts a return when it
 //!   sees it, so the money is never in two places.
 

@@ -17,7 +17,7 @@
 //! entries.
 //!
 //! A database restored from an old backup has documents, so it does not
-//! start in recovery; it enters it ([`begin`]) the first time the hub shows
+//! start in recovery; it enters it (`begin`) the first time the hub shows
 //! it holds changes this database made and no longer has
 //! (`linli_sync::doc_store::DocError::Behind`), or when an operator runs
 //! `linli-edge recover` after restoring it.

@@ -12,7 +12,7 @@
 //! history; part 0 of the stock holds the opening levels and nothing else.
 //!
 //! A transactional outbox keeps the documents off the sale's critical
-//! path. Use cases call [`Publish`] inside their write closure: the facts
+//! path. Use cases call `Publish` inside their write closure: the facts
 //! go into `doc_outbox` in the same SQLite transaction as the query tables
 //! (and the stock-rights step runs there too), so an acknowledged sale is
 //! durable with everything the documents will say about it. A drain later
@@ -192,7 +192,7 @@ impl SyncCtx {
 
     /// Runs `f` with the document set, opening it first on the writer's
     /// connection; a drain's first half and the uplink also call it on a
-    /// read connection, once it is open ([`SyncCtx::open_docs`]).
+    /// read connection, once it is open (`SyncCtx::open_docs`).
     pub fn with_docs<T>(
         &self,
         c: &Connection,

@@ -4,7 +4,7 @@
 //! level or of what it knows of the hub.
 //!
 //! Everything here runs inside the writer's transaction of the use case
-//! that changed the level (through [`super::replication::Publish`]), so a
+//! that changed the level (through `super::replication::Publish`), so a
 //! counter sale that eats into lent units records its overdraft in the same
 //! commit as the sale — it can never be acknowledged without it.
 

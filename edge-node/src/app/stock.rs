@@ -1,6 +1,6 @@
 //! Stock: receipts, waste, cycle counts, levels and history.
 //!
-//! Every change goes through [`apply_movement`], which appends to the
+//! Every change goes through `apply_movement`, which appends to the
 //! movement log and adjusts the level in the same statement batch, so the
 //! level is always the sum of the log. A counter sale may drive on-hand
 //! negative (the goods are in the customer's hand); that is reported, not
