@@ -34,7 +34,7 @@ use linli_shared::docs::ledger;
 use linli_shared::docs::{DocId, Owner};
 use linli_shared::online::FulfilmentFact;
 use linli_sync::doc_store::{DocError, Docs};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast};
 
@@ -389,15 +389,18 @@ impl<'a> Publish<'a> {
     }
 }
 
-/// How long the oldest fact in the outbox has waited at `now` (zero if
-/// none waits): what a session's index says of the facts it does not list
-/// yet ([`linli_shared::sync::Index::facts_waiting`]). Read in the index's
-/// own snapshot. A row's time is the store's clock; a clock set back reads
-/// as no wait, a row from before the column as waiting since 1970.
+/// How long the first fact in the outbox (the first committed of those
+/// not yet drained) has waited at `now` (zero if none waits): what a
+/// session's index says of the facts it does not list yet
+/// ([`linli_shared::sync::Index::facts_waiting`]). Read in the index's own
+/// snapshot, by the outbox's key (one row, however long the outbox). A
+/// row's time is the store's clock; a clock set back reads as no wait, a
+/// row from before the column as waiting since 1970.
 pub(crate) fn facts_waiting(c: &Connection, now: DateTime<Utc>) -> Result<Duration, StoreError> {
     let oldest: Option<i64> = c
-        .prepare_cached("SELECT min(at_ms) FROM doc_outbox")?
-        .query_row([], |r| r.get(0))?;
+        .prepare_cached("SELECT at_ms FROM doc_outbox ORDER BY seq LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
     Ok(oldest.map_or(Duration::ZERO, |at| {
         Duration::from_millis(now.timestamp_millis().saturating_sub(at).max(0) as u64)
     }))
@@ -424,11 +427,10 @@ fn to_json<T: Serialize>(v: &T) -> Result<String, AppError> {
 mod tests {
     use super::*;
 
-    /// The wait an index reports is the oldest outbox row's, by the
-    /// store's clock; none when the outbox is empty, the longest possible
-    /// for a row from before its time was kept.
+    /// The wait an index reports is the first outbox row's, by the
+    /// store's clock; none when the outbox is empty.
     #[test]
-    fn facts_wait_from_the_oldest_outbox_row() {
+    fn facts_wait_from_the_first_outbox_row() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Connection::open(dir.path().join("s.db")).unwrap();
         crate::store::schema::migrate(&mut c).unwrap();
@@ -451,9 +453,17 @@ mod tests {
             facts_waiting(&c, now - chrono::Duration::seconds(1)).unwrap(),
             Duration::ZERO
         );
+        // the first drained: the next one's wait
         c.execute(
-            "INSERT INTO doc_outbox(day, kind, body) VALUES ('2026-12-04', 'level', 'A')",
+            "DELETE FROM doc_outbox WHERE seq = (SELECT min(seq) FROM doc_outbox)",
             [],
+        )
+        .unwrap();
+        assert_eq!(facts_waiting(&c, now).unwrap(), Duration::from_millis(7));
+        // a row kept from before the column waits since 1970
+        c.execute_batch(
+            "DELETE FROM doc_outbox;
+             INSERT INTO doc_outbox(day, kind, body) VALUES ('2026-12-04', 'level', 'A');",
         )
         .unwrap();
         assert!(facts_waiting(&c, now).unwrap() > Duration::from_secs(50 * 365 * 86_400));
