@@ -1151,10 +1151,8 @@ impl Docs {
             })?;
             for row in rows {
                 let (id, heads, state) = row?;
+                // the ranges hold exactly the scope (`DocId::scope_ranges`)
                 let Ok(doc) = DocId::parse(&id) else { continue };
-                if !doc.in_scope_of(store) {
-                    continue;
-                }
                 let heads = heads_from_blob(&heads);
                 let acked = !self.pending.contains_key(&doc)
                     && state.is_some_and(|s| shares_heads(&s, &heads));
