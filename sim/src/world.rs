@@ -92,6 +92,9 @@ pub struct Report {
     pub online: OnlineReport,
     /// How the run's group-buy ended.
     pub group_buy: Option<String>,
+    /// What happened, step by step (`SIM_TRACE` prints it): two runs of a
+    /// seed have the same, ids and pickup codes included.
+    pub trace: Vec<String>,
 }
 
 impl std::fmt::Display for Report {
@@ -132,6 +135,9 @@ impl std::fmt::Display for Report {
 
 /// Runs seed `seed`; the error names the seed, the step and what broke.
 pub fn run(seed: u64, settings: &Settings) -> anyhow::Result<Report> {
+    // the hub's and the stores' databases are written and read on this
+    // thread, so no scheduling between threads orders a run
+    let _inline = linli_sync::db::InlineWrites::enter();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -146,8 +152,9 @@ pub fn run(seed: u64, settings: &Settings) -> anyhow::Result<Report> {
             let _ = std::mem::replace(&mut world._dir, tempfile::tempdir()?).keep();
         }
         let trace = world.trace.join("\n  ");
+        let steps = std::mem::take(&mut world.trace);
         world.close().await;
-        r.map_err(|e| {
+        r.map(|r| Report { trace: steps, ..r }).map_err(|e| {
             anyhow::anyhow!(
                 "seed {seed} failed: {e:#}\n  reproduce: cargo run -p linli-sim -- --seed {seed} (--steps {})\n  last steps:\n  {trace}",
                 settings.steps
@@ -246,6 +253,9 @@ struct World {
     audit: check::Auditor,
     report: Report,
     trace: Vec<String>,
+    /// The applications' ids and random numbers, drawn from the seed and
+    /// the virtual clock for as long as the world stands.
+    _ids: linli_sync::ids::SeededIds,
 }
 
 /// Odd seeds start at 10:00 in Hangzhou, even seeds twenty seconds
@@ -340,6 +350,8 @@ impl World {
             false => tempfile::tempdir()?,
         };
         let clock = ManualClock::new(start_time(seed));
+        // a stream of its own, so drawing an id never shifts the run's steps
+        let ids = linli_sync::ids::SeededIds::enter(seed ^ 0x1d5_5eed, clock.clock());
         let hub_dir = dir.path().join("hub");
         let hub = open_hub(&hub_dir, &clock, settings.scheme).await?;
         let csv = head(PRODUCTS_CSV, settings.products);
@@ -386,6 +398,7 @@ impl World {
             });
         }
         let mut w = World {
+            _ids: ids,
             rng: StdRng::seed_from_u64(seed),
             settings,
             clock,

@@ -103,9 +103,64 @@ impl std::fmt::Debug for Hooks {
 /// Handle to the database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    tx: mpsc::Sender<Msg>,
+    writer: Writer,
     readers: Arc<ReadPool>,
-    writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+/// Who runs the writes.
+#[derive(Clone)]
+enum Writer {
+    /// The writer thread, fed by a channel: it groups the writes queued
+    /// meanwhile into one commit (a node's and the hub's).
+    Thread {
+        tx: mpsc::Sender<Msg>,
+        handle: Arc<Mutex<Option<JoinHandle<()>>>>,
+    },
+    /// Each write runs and commits on the thread that calls it, and reads
+    /// run there too: a deterministic simulation's whole run on one thread
+    /// ([`InlineWrites`]). `None` once closed.
+    Inline(Arc<Mutex<Option<InlineWriter>>>),
+}
+
+struct InlineWriter {
+    conn: Connection,
+    hooks: Hooks,
+}
+
+thread_local! {
+    static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While held, a [`Store`] opened on this thread runs its writes and
+/// reads on the thread that calls them, one commit per write, instead of
+/// on a writer thread and the blocking pool. For the deterministic
+/// simulation (`linli-sim`), which runs a hub and its stores on one
+/// thread: no thread hop, so no scheduling between threads decides an
+/// order, and a run costs half the CPU (docs/DECISIONS.md, "The
+/// simulation on one thread"). Never for a node or a hub that serves:
+/// a write then blocks the async task that makes it, and writes are not
+/// grouped.
+#[derive(Debug)]
+#[must_use = "stores are inline only while the guard is held"]
+pub struct InlineWrites {
+    was: bool,
+}
+
+impl InlineWrites {
+    /// Stores opened on this thread from now on, until the guard drops,
+    /// are inline.
+    pub fn enter() -> InlineWrites {
+        InlineWrites {
+            was: INLINE.with(|f| f.replace(true)),
+        }
+    }
+}
+
+impl Drop for InlineWrites {
+    fn drop(&mut self) {
+        let was = self.was;
+        INLINE.with(|f| f.set(was));
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -273,22 +328,48 @@ impl Store {
         hooks: Hooks,
     ) -> Result<Store, StoreError> {
         let conn = open_writer_conn(path, migrate)?;
-        let (tx, rx) = mpsc::channel::<Msg>(4 * MAX_BATCH);
-        let handle = std::thread::Builder::new()
-            .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, hooks))
-            .map_err(|e| StoreError::Open {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let writer = if INLINE.with(std::cell::Cell::get) {
+            Writer::Inline(Arc::new(Mutex::new(Some(InlineWriter { conn, hooks }))))
+        } else {
+            let (tx, rx) = mpsc::channel::<Msg>(4 * MAX_BATCH);
+            let handle = std::thread::Builder::new()
+                .name("sqlite-writer".into())
+                .spawn(move || writer_loop(conn, rx, hooks))
+                .map_err(|e| StoreError::Open {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
+            Writer::Thread {
+                tx,
+                handle: Arc::new(Mutex::new(Some(handle))),
+            }
+        };
         Ok(Store {
-            tx,
+            writer,
             readers: Arc::new(ReadPool {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
             }),
-            writer: Arc::new(Mutex::new(Some(handle))),
         })
+    }
+
+    /// Whether writes and reads run on the caller's thread
+    /// ([`InlineWrites`]): work a node would hand to a thread of its own
+    /// runs in line too.
+    pub fn is_inline(&self) -> bool {
+        matches!(self.writer, Writer::Inline(_))
+    }
+
+    /// Runs `job` as a batch of its own on the caller's thread.
+    fn write_inline(inline: &Mutex<Option<InlineWriter>>, job: Job) -> Result<(), StoreError> {
+        let g = inline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(w) = g.as_ref() else {
+            return Err(StoreError::Closed);
+        };
+        commit_batch(&w.conn, &mut vec![job], &w.hooks);
+        Ok(())
     }
 
     /// Runs `f` in the writer's transaction and returns its result once the
@@ -302,10 +383,13 @@ impl Store {
     {
         let (reply_tx, reply_rx) = oneshot::channel();
         let job = make_job(f, reply_tx);
-        self.tx
-            .send(Msg::Write(job))
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        match &self.writer {
+            Writer::Thread { tx, .. } => tx
+                .send(Msg::Write(job))
+                .await
+                .map_err(|_| StoreError::Closed)?,
+            Writer::Inline(w) => Self::write_inline(w, job)?,
+        }
         reply_rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -319,15 +403,21 @@ impl Store {
     {
         let (reply_tx, reply_rx) = oneshot::channel();
         let job = make_job(f, reply_tx);
-        self.tx
-            .blocking_send(Msg::Write(job))
-            .map_err(|_| StoreError::Closed)?;
+        match &self.writer {
+            Writer::Thread { tx, .. } => tx
+                .blocking_send(Msg::Write(job))
+                .map_err(|_| StoreError::Closed)?,
+            Writer::Inline(w) => Self::write_inline(w, job)?,
+        }
         reply_rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
     /// Writes sent and not yet taken by the writer thread.
     pub fn queued(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        match &self.writer {
+            Writer::Thread { tx, .. } => tx.max_capacity() - tx.capacity(),
+            Writer::Inline(_) => 0,
+        }
     }
 
     /// Runs a read on a pooled read-only connection, off the async runtime.
@@ -338,6 +428,12 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let pool = self.readers.clone();
+        if self.is_inline() {
+            let conn = pool.take()?;
+            let out = f(&conn);
+            pool.give_back(conn);
+            return out;
+        }
         tokio::task::spawn_blocking(move || {
             let conn = pool.take()?;
             let out = f(&conn);
@@ -359,11 +455,21 @@ impl Store {
     /// database; later writes fail with [`StoreError::Closed`]. Waits for the
     /// writer thread. Any clone may call it; the first call does the work.
     pub fn close(&self) {
-        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
-        if let Some(h) = handle
-            && self.tx.blocking_send(Msg::Stop).is_ok()
-        {
-            let _ = h.join();
+        match &self.writer {
+            Writer::Thread { tx, handle } => {
+                let handle = handle.lock().ok().and_then(|mut h| h.take());
+                if let Some(h) = handle
+                    && tx.blocking_send(Msg::Stop).is_ok()
+                {
+                    let _ = h.join();
+                }
+            }
+            Writer::Inline(w) => {
+                let taken = w.lock().ok().and_then(|mut g| g.take());
+                if let Some(w) = taken {
+                    close_conn(w.conn);
+                }
+            }
         }
         if let Ok(mut idle) = self.readers.idle.lock() {
             idle.clear();
@@ -372,9 +478,12 @@ impl Store {
 
     /// Async form of [`Store::close`] for use inside the runtime.
     pub async fn shutdown(&self) {
-        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        let Writer::Thread { tx, handle } = &self.writer else {
+            return self.close();
+        };
+        let handle = handle.lock().ok().and_then(|mut h| h.take());
         if let Some(h) = handle
-            && self.tx.send(Msg::Stop).await.is_ok()
+            && tx.send(Msg::Stop).await.is_ok()
         {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
@@ -486,44 +595,55 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>, hooks: Hooks) {
             }
             continue;
         }
-        let started = Instant::now();
-        let n = batch.len();
-        let (commit, finishers) = match exec_cached(&conn, "BEGIN IMMEDIATE") {
-            Ok(()) => {
-                let finishers: Vec<Finisher> = batch.drain(..).map(|job| job(Ok(&conn))).collect();
-                let commit = before_commit(&conn, hooks.before_commit.as_ref()).and_then(|()| {
-                    exec_cached(&conn, "COMMIT").map_err(|e| StoreError::Commit(e.to_string()))
-                });
-                if commit.is_err() {
-                    rolled_back();
-                    let _ = conn.execute_batch("ROLLBACK");
-                }
-                (commit, finishers)
-            }
-            Err(e) => {
-                let err = StoreError::Commit(e.to_string());
-                // never run: each caller gets the real error
-                let finishers = batch.drain(..).map(|job| job(Err(err.clone()))).collect();
-                (Err(err), finishers)
-            }
-        };
-        if let Err(e) = &commit {
-            tracing::error!(error = %e, batch = n, "commit failed");
-        }
-        let took = started.elapsed();
-        if took >= SLOW_BATCH {
-            // every write waiting behind it waited this long too
-            tracing::warn!(batch = n, ms = took.as_millis() as u64, "slow write batch");
-        }
-        // observers (metrics, cache invalidation after a failed commit) run
-        // before anyone is answered
-        if let Some(obs) = &hooks.on_commit {
-            obs(started.elapsed(), n, commit.is_ok());
-        }
-        for finish in finishers {
-            finish(commit.clone());
-        }
+        commit_batch(&conn, &mut batch, &hooks);
     }
+    close_conn(conn);
+}
+
+/// Runs `batch` in one transaction, commits it (or rolls it all back) and
+/// answers each write.
+fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, hooks: &Hooks) {
+    let started = Instant::now();
+    let n = batch.len();
+    let (commit, finishers) = match exec_cached(conn, "BEGIN IMMEDIATE") {
+        Ok(()) => {
+            let finishers: Vec<Finisher> = batch.drain(..).map(|job| job(Ok(conn))).collect();
+            let commit = before_commit(conn, hooks.before_commit.as_ref()).and_then(|()| {
+                exec_cached(conn, "COMMIT").map_err(|e| StoreError::Commit(e.to_string()))
+            });
+            if commit.is_err() {
+                rolled_back();
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            (commit, finishers)
+        }
+        Err(e) => {
+            let err = StoreError::Commit(e.to_string());
+            // never run: each caller gets the real error
+            let finishers = batch.drain(..).map(|job| job(Err(err.clone()))).collect();
+            (Err(err), finishers)
+        }
+    };
+    if let Err(e) = &commit {
+        tracing::error!(error = %e, batch = n, "commit failed");
+    }
+    let took = started.elapsed();
+    if took >= SLOW_BATCH {
+        // every write waiting behind it waited this long too
+        tracing::warn!(batch = n, ms = took.as_millis() as u64, "slow write batch");
+    }
+    // observers (metrics, cache invalidation after a failed commit) run
+    // before anyone is answered
+    if let Some(obs) = &hooks.on_commit {
+        obs(started.elapsed(), n, commit.is_ok());
+    }
+    for finish in finishers {
+        finish(commit.clone());
+    }
+}
+
+/// Checkpoints the WAL into the database file and closes the connection.
+fn close_conn(conn: Connection) {
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(error = %e, "checkpoint at close failed");
     }
@@ -739,5 +859,72 @@ mod tests {
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&path), 0o600);
         store.shutdown().await;
+    }
+
+    fn meta_schema(c: &mut Connection) -> rusqlite::Result<()> {
+        migrate(c, &["CREATE TABLE meta (key TEXT PRIMARY KEY);"])
+    }
+
+    /// Under [`InlineWrites`] a store's writes and reads run on the thread
+    /// that makes them, each write a commit of its own that a failure
+    /// rolls back, its hooks called as the writer thread calls them; a
+    /// store opened without the guard (or after it dropped) keeps its
+    /// writer thread.
+    #[test]
+    fn an_inline_store_runs_on_the_callers_thread() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let here = std::thread::current().id();
+        let commits = Arc::new(AtomicU64::new(0));
+        let seen = commits.clone();
+        let observer: CommitObserver = Arc::new(move |_, n, ok| {
+            assert_eq!((n, ok), (1, true));
+            seen.fetch_add(1, Ordering::AcqRel);
+        });
+        let guard = InlineWrites::enter();
+        let store = Store::open(&dir.path().join("i.db"), meta_schema, Some(observer)).unwrap();
+        assert!(store.is_inline());
+        rt.block_on(async {
+            let on = store
+                .write(|c: &Connection| {
+                    c.execute("INSERT INTO meta(key) VALUES ('a')", [])?;
+                    Ok::<_, StoreError>(std::thread::current().id())
+                })
+                .await
+                .unwrap();
+            assert_eq!(on, here);
+            let refused = store
+                .write(|c: &Connection| {
+                    c.execute("INSERT INTO meta(key) VALUES ('b')", [])?;
+                    Err::<(), _>(StoreError::Sql("refused".into()))
+                })
+                .await;
+            assert!(refused.is_err());
+            let (keys, on) = store
+                .read(|c: &Connection| {
+                    let keys: String =
+                        c.query_row("SELECT group_concat(key) FROM meta", [], |r| r.get(0))?;
+                    Ok::<_, StoreError>((keys, std::thread::current().id()))
+                })
+                .await
+                .unwrap();
+            assert_eq!((keys.as_str(), on), ("a", here));
+            store.shutdown().await;
+            let late = store.write(|_c: &Connection| Ok::<_, StoreError>(())).await;
+            assert!(matches!(late, Err(StoreError::Closed)));
+        });
+        // the refused write's batch committed nothing but still ran its hook
+        assert_eq!(commits.load(Ordering::Acquire), 2);
+        drop(guard);
+
+        let threaded = Store::open(&dir.path().join("t.db"), meta_schema, None).unwrap();
+        assert!(!threaded.is_inline());
+        let on = threaded
+            .write_blocking(|_c: &Connection| Ok::<_, StoreError>(std::thread::current().id()))
+            .unwrap();
+        assert_ne!(on, here);
+        threaded.close();
     }
 }

@@ -338,7 +338,7 @@ impl Docs {
     /// sequence number (automerge cannot reconcile that). The last actor is
     /// recorded in `doc_meta` for diagnosis only.
     pub fn open(c: &Connection, owner: Owner) -> Result<Docs, DocError> {
-        let actor = owner.actor(rand::random());
+        let actor = owner.actor(crate::ids::random());
         c.execute(
             "INSERT OR REPLACE INTO doc_meta(key, value) VALUES ('actor', ?1)",
             [actor.to_bytes()],

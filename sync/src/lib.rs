@@ -17,5 +17,6 @@ pub mod background;
 pub mod clock;
 pub mod db;
 pub mod doc_store;
+pub mod ids;
 pub mod session;
 pub mod tls;

@@ -378,7 +378,7 @@ impl Hub {
                 {
                     return Err(HubError::WrongJoinCode);
                 }
-                let join_id = format!("J{}", ulid::Ulid::new());
+                let join_id = format!("J{}", linli_sync::ids::ulid());
                 record_join(c, &join_id, &customer, &store, via, now, now)
             })
             .await
@@ -447,7 +447,7 @@ impl Hub {
         let now = self.now();
         let products = self.directory().products;
         let draft = community::check_poll(draft, now, |s| products.contains_key(s))?;
-        let poll_id = format!("P{}", ulid::Ulid::new());
+        let poll_id = format!("P{}", linli_sync::ids::ulid());
         let (pid, sid, by) = (poll_id.clone(), store_id.to_owned(), user.name.clone());
         self.store
             .write(move |c| {

@@ -304,7 +304,7 @@ pub(crate) fn redeem_online(
         .map_err(HubError::Coupon)?,
     }
     c.add_online_redemption(&OnlineRedemption {
-        redemption_id: &format!("R{}", ulid::Ulid::new()),
+        redemption_id: &format!("R{}", linli_sync::ids::ulid()),
         claim_id,
         coupon_id: id,
         order_id,
@@ -527,7 +527,7 @@ impl Hub {
                 "各店额度之和超过预算 (counter_allotment_fen times the stores exceeds budget_fen)",
             ));
         }
-        let id = format!("C{}", ulid::Ulid::new());
+        let id = format!("C{}", linli_sync::ids::ulid());
         let terms = CouponTerms {
             coupon_id: id.clone(),
             name,
@@ -700,7 +700,7 @@ impl Hub {
                 if had >= i64::from(row.terms.per_customer_limit) {
                     return Err(HubError::CouponLimit(row.terms.per_customer_limit));
                 }
-                let claim_id = format!("Q{}", ulid::Ulid::new());
+                let claim_id = format!("Q{}", linli_sync::ids::ulid());
                 let expires = DateTime::parse_from_rfc3339(&row.terms.valid_until)
                     .map(|t| t.with_timezone(&Utc))
                     .unwrap_or(now + Duration::days(1));

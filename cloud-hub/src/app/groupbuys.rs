@@ -516,7 +516,7 @@ impl Hub {
                 "每店柜台份数须在 0 到 10000 之间 (counter_allotment must be 0-10000)",
             ));
         }
-        let id = format!("G{}", ulid::Ulid::new());
+        let id = format!("G{}", linli_sync::ids::ulid());
         let (gid, by) = (id.clone(), user.name.clone());
         let name = product.name.clone();
         let day = now
@@ -648,7 +648,7 @@ impl Hub {
                     qty,
                     now,
                 )?;
-                let commitment_id = format!("K{}", ulid::Ulid::new());
+                let commitment_id = format!("K{}", linli_sync::ids::ulid());
                 let amount = qty * row.price_fen;
                 // paid online: it waits for its payment (by the chain's time
                 // to pay, and never past the deadline) and counts once paid

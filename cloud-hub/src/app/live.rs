@@ -285,7 +285,7 @@ impl Hub {
                 .collect(),
         };
         let session = live::schedule(
-            format!("L{}", ulid::Ulid::new()),
+            format!("L{}", linli_sync::ids::ulid()),
             request,
             |sku| dir.products.get(sku).map(|p| p.price),
             now,

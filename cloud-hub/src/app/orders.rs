@@ -468,7 +468,7 @@ pub(crate) fn record_wanted(
 /// A fresh short code, unique among the store's open orders.
 fn short_code(c: &Connection, store: &str) -> Result<String, HubError> {
     for _ in 0..50 {
-        let code = format!("{:08}", rand::random::<u32>() % 100_000_000);
+        let code = format!("{:08}", linli_sync::ids::random::<u32>() % 100_000_000);
         if !c.pickup_code_taken(store, &code)? {
             return Ok(code);
         }
@@ -514,7 +514,7 @@ pub(crate) fn sign_ahead(
     if o.fulfilment != Fulfilment::Pickup {
         return None;
     }
-    let order_id = ulid::Ulid::new().to_string();
+    let order_id = linli_sync::ids::ulid().to_string();
     let claim = pickup_claim(&order_id, store_id, o, expires_at(o, settings, now));
     Some(SignedAhead {
         qr: sign(&claim, key),
@@ -685,7 +685,7 @@ pub(crate) fn write_order(
     let ahead = n.signed.filter(|a| a.store_id == *store);
     let order_id = match &ahead {
         Some(a) => a.order_id.clone(),
-        None => ulid::Ulid::new().to_string(),
+        None => linli_sync::ids::ulid().to_string(),
     };
     let (code, qr) = if o.fulfilment == Fulfilment::Pickup {
         let qr = match ahead {

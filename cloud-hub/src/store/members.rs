@@ -75,7 +75,7 @@ pub(crate) fn resolve_customer(
             Ok(id)
         }
         None => {
-            let id = format!("C{}", ulid::Ulid::new());
+            let id = format!("C{}", linli_sync::ids::ulid());
             c.prepare_cached(
                 "INSERT INTO customers(customer_id, phone, openid, member_hash, masked_phone, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -113,7 +113,7 @@ pub(crate) fn resolve_member(
         )?;
         return Ok(id);
     }
-    let id = format!("C{}", ulid::Ulid::new());
+    let id = format!("C{}", linli_sync::ids::ulid());
     c.execute(
         "INSERT INTO customers(customer_id, phone, openid, member_hash, masked_phone, created_at)
          VALUES (?1, NULL, NULL, ?2, ?3, ?4)",

@@ -59,7 +59,7 @@ impl App {
                 return Ok(prev);
             }
             let fact = MemberFact {
-                join_id: ulid::Ulid::new().to_string(),
+                join_id: linli_sync::ids::ulid().to_string(),
                 member_hash: member.clone(),
                 masked_phone: masked.clone(),
                 phone: String::new(),

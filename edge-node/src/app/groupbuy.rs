@@ -442,7 +442,7 @@ impl App {
             let mine = taken(c, &gid, Some(&member))?;
             groupbuy::check_counter(&terms, all, mine, qty, now).map_err(AppError::GroupBuy)?;
             let fact = CounterCommitment {
-                commitment_id: ulid::Ulid::new().to_string(),
+                commitment_id: linli_sync::ids::ulid().to_string(),
                 group_buy_id: gid.clone(),
                 member_hash: member.clone(),
                 masked_phone: masked.clone(),

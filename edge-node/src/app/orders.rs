@@ -17,7 +17,6 @@ use linli_shared::order::{
 };
 use linli_shared::stock::MovementKind;
 use linli_shared::{Qty, Unit};
-use rand::Rng;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -182,7 +181,7 @@ impl App {
                     }
                     adjust_reserved(c, sku, *qty)?;
                 }
-                let order_id = ulid::Ulid::new().to_string();
+                let order_id = linli_sync::ids::ulid().to_string();
                 let code = fresh_code(c)?;
                 let total: i64 = lines.iter().map(|l| l.total_fen).sum();
                 c.execute(
@@ -441,9 +440,8 @@ fn refusal(order_id: &str, r: RedeemRefusal) -> AppError {
 
 /// A code no order of this store has used.
 fn fresh_code(c: &Connection) -> Result<String, AppError> {
-    let mut rng = rand::thread_rng();
     for _ in 0..64 {
-        let code = pickup_code_from(rng.r#gen::<u32>());
+        let code = pickup_code_from(linli_sync::ids::random::<u32>());
         let taken: bool = c
             .prepare_cached("SELECT EXISTS(SELECT 1 FROM orders WHERE pickup_code = ?1)")?
             .query_row([&code], |r| r.get(0))?;

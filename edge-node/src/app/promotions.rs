@@ -285,7 +285,7 @@ pub(crate) fn redeem(
     )
     .map_err(AppError::Coupon)?;
     let r = CounterRedemption {
-        redemption_id: ulid::Ulid::new().to_string(),
+        redemption_id: linli_sync::ids::ulid().to_string(),
         claim_id: sc.claim.claim_id.clone(),
         coupon_id: sc.terms.coupon_id.clone(),
         sale_id: sale_id.to_owned(),

@@ -451,7 +451,7 @@ impl App {
                 if let Some(prev) = idempotency::replay(c, &cashier, &key, "sale", &fp)? {
                     return Ok((prev, true));
                 }
-                let sale_id = ulid::Ulid::new().to_string();
+                let sale_id = linli_sync::ids::ulid().to_string();
                 let seq = next_ticket_seq(c, day)?;
                 let ticket = TicketNo {
                     store_id: store_id.clone(),
@@ -654,7 +654,7 @@ impl App {
                 if wanted.is_empty() {
                     return Err(AppError::RefundExceedsSale(format!("sale {sale_id} is already fully refunded")));
                 }
-                let refund_id = ulid::Ulid::new().to_string();
+                let refund_id = linli_sync::ids::ulid().to_string();
                 let mut out = Vec::new();
                 let mut seen = std::collections::HashSet::new();
                 for (i, (line_no, qty, disp)) in wanted.iter().enumerate() {

@@ -34,7 +34,7 @@ pub(crate) struct NewMovement<'a> {
 
 /// Appends a movement and updates the level; returns the new on-hand.
 pub(crate) fn apply_movement(c: &Connection, m: &NewMovement<'_>) -> Result<i64, AppError> {
-    insert_movement(c, m, &ulid::Ulid::new().to_string())
+    insert_movement(c, m, &linli_sync::ids::ulid().to_string())
 }
 
 /// [`apply_movement`], also recording the movement in today's ledger.
@@ -43,7 +43,7 @@ pub(crate) fn apply_and_publish(
     p: &mut Publish<'_>,
     m: &NewMovement<'_>,
 ) -> Result<i64, AppError> {
-    let id = ulid::Ulid::new().to_string();
+    let id = linli_sync::ids::ulid().to_string();
     let on_hand = insert_movement(c, m, &id)?;
     let fact = MovementFact {
         movement_id: id,

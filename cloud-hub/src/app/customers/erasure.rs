@@ -118,7 +118,7 @@ impl Hub {
                     .get(&id)
                     .cloned()
                     .ok_or_else(|| HubError::CustomerNotFound(id.clone()))?;
-                let erasure_id = format!("E{}", ulid::Ulid::new());
+                let erasure_id = format!("E{}", linli_sync::ids::ulid());
                 let notice = notice_of(c, &person, &erasure_id, &ts(now))?;
                 let tomb = format!("erased-{erasure_id}");
                 let rows = scrub(c, &person, &tomb, now)?;

@@ -227,7 +227,7 @@ pub(crate) fn opening_balances(c: &Connection, at: &str) -> Result<usize, AppErr
             "INSERT INTO movements(movement_id, sku, kind, delta, reason, ref_id, staff, at)
              VALUES (?1, ?2, 'count', ?3, ?4, NULL, 'system:recovery', ?5)",
             params![
-                ulid::Ulid::new().to_string(),
+                linli_sync::ids::ulid().to_string(),
                 sku,
                 gap,
                 "opening balance recovered from the hub",

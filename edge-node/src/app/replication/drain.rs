@@ -77,8 +77,8 @@ pub(crate) async fn drain_all(
     }
 }
 
-/// One drain: prepared on its own thread with the drain's reader, then
-/// persisted. `None`: nothing was to be drained.
+/// One drain: prepared on its own thread with the drain's reader (in line
+/// where the store is: [`linli_sync::db::InlineWrites`]), then persisted. `None`: nothing was to be drained.
 async fn drain_once(
     store: &Store,
     sync: &Arc<SyncCtx>,
@@ -90,7 +90,12 @@ async fn drain_once(
         Some(r) => r,
         None => store.open_reader()?,
     };
-    let (prepared, r) = prepare_on_own_thread(r, sync.clone(), store_id.to_owned(), roll).await?;
+    let (prepared, r) = if store.is_inline() {
+        // a simulation's run stays on its one thread
+        (prepare(&r, sync, store_id, roll), r)
+    } else {
+        prepare_on_own_thread(r, sync.clone(), store_id.to_owned(), roll).await?
+    };
     *reader = Some(r);
     let Some(prepared) = prepared? else {
         return Ok(None);
