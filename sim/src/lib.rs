@@ -19,6 +19,7 @@
 pub mod check;
 mod clock;
 pub mod net;
+mod template;
 pub mod world;
 
 pub use world::{Report, Settings, run};

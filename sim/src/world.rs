@@ -306,6 +306,7 @@ async fn open_store(
         let key = linli_hub::signing::load_or_create_secret(&hub_paths(hub_dir).member_key())?;
         linli_hub::signing::write_member_key(&key, &identity)?;
     }
+    crate::template::store(&linli_edge::config::database_path(dir))?;
     let metrics = linli_edge::metrics::Metrics::new();
     let app = linli_edge::node::open_app(&config, dir.to_owned(), clock.clock(), &metrics).await?;
     // as a node with a hub does at start, with the hub's pickup key its
@@ -328,6 +329,7 @@ async fn open_hub(
     clock: &ManualClock,
     scheme: StockScheme,
 ) -> anyhow::Result<Hub> {
+    crate::template::hub(&hub_paths(dir).db())?;
     let hub = Hub::open_with_clock(
         &hub_paths(dir),
         linli_hub::settings::OrderSettings {
