@@ -82,6 +82,17 @@ impl Budget {
 const RAW_COMMITS: Budget = budget(20, 2_000, 8);
 const APP_SEQ: Budget = budget(50, 1_000, 8);
 const APP_CONC: Budget = budget(200, 4_000, 8);
+/// Sales made while every core is kept busy (2c), and how long the
+/// documents may take to catch up with them before the phase gives up.
+const BUSY_SALES: Budget = Budget {
+    // keys of their own, after 2a's
+    first: 1_000_000,
+    ..budget(0, 300, 20)
+};
+const BUSY_CATCH_UP: Duration = Duration::from_secs(60);
+/// 2c's goal: the documents hold the busy phase's sales this soon after
+/// the last of them (the drain's floor, `DRAIN_FLOOR`, plus the drain).
+const BUSY_GOAL: Duration = Duration::from_secs(5);
 const HTTP_SEQ: Budget = budget(50, 1_000, 8);
 const HTTP_CONC: Budget = budget(200, 4_000, 8);
 const SALE_LATENCY: Budget = budget(100, 1_000, 12);
@@ -452,10 +463,100 @@ fn write_path(
             ms(conc_tail)
         )),
     );
+    // 2c. another program keeps every core busy (a virus scan, a stuck
+    // browser tab): the sales still go through, and the node's own
+    // drainer must still bring the documents (what the hub learns of the
+    // store) up to them
+    let hogs = Busy::start();
+    let busy = sequential(BUSY_SALES)?;
+    let t = Instant::now();
+    let caught_up = loop {
+        if rt.block_on(app.outbox_len()) == Some(0) {
+            break Some(t.elapsed());
+        }
+        if t.elapsed() >= BUSY_CATCH_UP {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let threads = hogs.threads;
+    hogs.stop();
+    let (result, met) = match caught_up {
+        Some(d) => (
+            format!("drained {:.2} s after", d.as_secs_f64()),
+            d <= BUSY_GOAL,
+        ),
+        None => (
+            format!("not drained {} s after", BUSY_CATCH_UP.as_secs()),
+            false,
+        ),
+    };
+    rows.push(Row {
+        name: "2c documents caught up, cores busy".into(),
+        samples: busy.n,
+        capped: busy.capped,
+        result,
+        rate: busy.rate(),
+        compare: Compare::No,
+        verdict: format!(
+            "goal <= {} s: {}",
+            BUSY_GOAL.as_secs(),
+            if met { "met" } else { "MISSED" }
+        ),
+        note: format!(
+            "the last of {} sales made beside {} busy threads ({} sales/s, p99 {} max {})",
+            busy.n,
+            threads,
+            thousands(busy.rate()),
+            ms(busy.percentile(99.0)),
+            ms(busy.max())
+        ),
+    });
+
     stop_drainer.cancel();
     rt.block_on(drainer)?;
     rt.block_on(app.store().shutdown());
     Ok(())
+}
+
+/// Threads at the default priority that spin, one per core: another
+/// program that wants every core.
+struct Busy {
+    threads: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Busy {
+    fn start() -> Busy {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handles = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 1u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                })
+            })
+            .collect();
+        Busy {
+            threads,
+            stop,
+            handles,
+        }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for h in self.handles {
+            let _ = h.join();
+        }
+    }
 }
 
 /// The store reports a commit to the metrics just after answering its

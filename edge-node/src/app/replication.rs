@@ -25,7 +25,7 @@
 //! commit ([`SyncCtx::notify`]).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,11 @@ impl From<automerge::AutomergeError> for AppError {
 pub struct SyncCtx {
     owner: Owner,
     docs: Mutex<Option<Docs>>,
+    /// Ends of writer batches not yet told to the document set
+    /// ([`BATCH_COMMITTED`], [`BATCH_ROLLED_BACK`]): the writer never
+    /// waits for the set's lock (see [`SyncCtx::committed`]); the next
+    /// holder tells the set first.
+    ended: AtomicU8,
     changes: broadcast::Sender<DocId>,
     /// When each document got its first change the hub has not acknowledged.
     unsynced: Mutex<HashMap<DocId, Instant>>,
@@ -87,12 +92,35 @@ pub struct SyncCtx {
     confirmed: AtomicBool,
 }
 
+/// [`SyncCtx::ended`]: a batch committed.
+const BATCH_COMMITTED: u8 = 1;
+/// [`SyncCtx::ended`]: a batch rolled back.
+const BATCH_ROLLED_BACK: u8 = 2;
+
 /// How long facts gather in the outbox before a drain writes them to the
 /// documents (the node's drainer; a simulation drains when it chooses).
 pub const DRAIN_DELAY: Duration = Duration::from_millis(10);
 
 /// Most outbox rows one drain writes (a longer outbox takes several).
 pub const DRAIN_MAX: usize = 1000;
+
+/// A drain whose oldest fact has waited this long is prepared at the
+/// default scheduling priority instead of the lowest. At `SCHED_IDLE` a
+/// drain runs only on a core nothing else wants: on a store PC that
+/// another program keeps busy (a virus scan, a stuck browser tab), the
+/// documents, and with them all the hub learns of the store's sales,
+/// stock and group-buy commitments, stayed behind for as long as the
+/// cores did (`edge_bench` 2c). Facts this late share the cores with the
+/// sales instead; a store that keeps up never waits this long (its
+/// facts wait ~10 ms, [`DRAIN_DELAY`]). The hub hears of late facts
+/// after the same second (`linli_shared::sync::session::FACTS_STUCK`).
+pub const DRAIN_FLOOR: Duration = Duration::from_secs(1);
+
+/// Most outbox rows a drain at the lowest priority writes: it may wait
+/// long to run, and the next drain, which decides its priority afresh
+/// ([`DRAIN_FLOOR`]), waits for it (drains do not overlap). A store
+/// selling as fast as it can gathers ~260 rows in a drain's 10 ms.
+pub const DRAIN_IDLE_MAX: usize = 256;
 
 impl SyncCtx {
     /// The documents of `store_id`, a day's ledger and stock rolling on to
@@ -102,6 +130,7 @@ impl SyncCtx {
         SyncCtx {
             owner: Owner::Store(store_id.to_owned()),
             docs: Mutex::new(None),
+            ended: AtomicU8::new(0),
             changes: broadcast::channel(4096).0,
             unsynced: Mutex::new(HashMap::new()),
             lending: AtomicBool::new(false),
@@ -202,6 +231,7 @@ impl SyncCtx {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
+        self.tell_ended(&mut guard);
         if guard.is_none() {
             *guard = Some(Docs::open(c, self.owner.clone())?);
         }
@@ -212,20 +242,46 @@ impl SyncCtx {
     }
 
     /// A batch committed: its document changes may be offered to the hub.
+    /// Called by the writer thread after every batch (a sale's too), so it
+    /// never waits for the document set: a drain's first half holds the
+    /// set while it copies documents, at the lowest scheduling priority,
+    /// and on a PC whose cores another program keeps busy it may wait
+    /// long to run again; the sales waited with it. If the set is held,
+    /// its holder's next turn tells it first ([`SyncCtx::with_docs`]); till
+    /// then the batch's documents count as uncommitted and are not offered,
+    /// the safe side.
     pub fn committed(&self) {
-        if let Ok(mut g) = self.docs.lock()
-            && let Some(d) = g.as_mut()
-        {
-            d.committed();
+        self.batch_ended(BATCH_COMMITTED);
+    }
+
+    /// A batch failed to commit: forget everything cached in memory (at
+    /// once, or before anyone uses the set again: [`SyncCtx::committed`]).
+    pub fn rolled_back(&self) {
+        self.batch_ended(BATCH_ROLLED_BACK);
+    }
+
+    fn batch_ended(&self, how: u8) {
+        self.ended.fetch_or(how, Ordering::AcqRel);
+        match self.docs.try_lock() {
+            Ok(mut g) => self.tell_ended(&mut g),
+            Err(std::sync::TryLockError::Poisoned(p)) => self.tell_ended(&mut p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {}
         }
     }
 
-    /// A batch failed to commit: forget everything cached in memory.
-    pub fn rolled_back(&self) {
-        if let Ok(mut g) = self.docs.lock()
-            && let Some(d) = g.as_mut()
-        {
-            d.clear();
+    /// Tells the set, under its lock, how the batches that ended since
+    /// ended: a rollback drops what memory holds (it may hold what the
+    /// database does not), then a commit lets the persisted documents be
+    /// offered.
+    fn tell_ended(&self, docs: &mut Option<Docs>) {
+        let ended = self.ended.swap(0, Ordering::AcqRel);
+        if let Some(d) = docs.as_mut() {
+            if ended & BATCH_ROLLED_BACK != 0 {
+                d.clear();
+            }
+            if ended & BATCH_COMMITTED != 0 {
+                d.committed();
+            }
         }
     }
 
@@ -426,6 +482,40 @@ fn to_json<T: Serialize>(v: &T) -> Result<String, AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The writer thread never waits for the document set: a batch that
+    /// ends while a drain holds the set is told to it by the set's next
+    /// user, before that user sees it (a rollback's clearing too).
+    #[test]
+    fn a_batch_end_never_waits_for_the_document_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::store::open_writer_conn(&dir.path().join("s.db")).unwrap();
+        let sync = Arc::new(SyncCtx::new("S001", linli_shared::docs::PART_CHANGES));
+        sync.with_docs(&c, |_| Ok(())).unwrap();
+        // a drain's first half holds the set...
+        let held = sync.docs.lock().unwrap();
+        // ...while the writer ends two batches
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = sync.clone();
+        std::thread::spawn(move || {
+            s.rolled_back();
+            s.committed();
+            tx.send(()).unwrap();
+        });
+        let told = rx.recv_timeout(std::time::Duration::from_secs(10));
+        drop(held);
+        assert!(told.is_ok(), "the writer waited for the document set");
+        assert_eq!(
+            sync.ended.load(Ordering::Acquire),
+            BATCH_ROLLED_BACK | BATCH_COMMITTED
+        );
+        // the next user tells the set first
+        sync.with_docs(&c, |_| Ok(())).unwrap();
+        assert_eq!(sync.ended.load(Ordering::Acquire), 0);
+        // with the set free, a batch's end is told at once
+        sync.committed();
+        assert_eq!(sync.ended.load(Ordering::Acquire), 0);
+    }
 
     /// The wait an index reports is the first outbox row's, by the
     /// store's clock; none when the outbox is empty.

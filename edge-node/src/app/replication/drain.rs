@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::docs::ledger;
@@ -28,7 +28,7 @@ use linli_sync::doc_store::{DocError, Docs, Sealed};
 use rusqlite::Connection;
 use std::collections::BTreeSet;
 
-use super::{DRAIN_MAX, LedgerFact, Outbox, SyncCtx};
+use super::{DRAIN_FLOOR, DRAIN_IDLE_MAX, DRAIN_MAX, LedgerFact, Outbox, SyncCtx};
 use crate::app::AppError;
 use crate::store::{Store, StoreError};
 
@@ -44,6 +44,7 @@ pub(crate) async fn drain_all(
     store: &Store,
     sync: &Arc<SyncCtx>,
     store_id: &str,
+    now: DateTime<Utc>,
 ) -> Result<usize, AppError> {
     let mut reader = sync.drain.lock().await;
     sync.open_docs(store).await?;
@@ -53,7 +54,7 @@ pub(crate) async fn drain_all(
         // outdated one, or one the node's recovery stopped, writes none):
         // the parts are then still to be started
         let roll = sync.roll.swap(false, Ordering::AcqRel);
-        let d = drain_once(store, sync, store_id, &mut reader, roll).await;
+        let d = drain_once(store, sync, store_id, &mut reader, roll, now).await;
         if roll && !matches!(&d, Ok(Some(d)) if d.rows > 0) {
             sync.roll_parts();
         }
@@ -85,6 +86,7 @@ async fn drain_once(
     store_id: &str,
     reader: &mut Option<Connection>,
     roll: bool,
+    now: DateTime<Utc>,
 ) -> Result<Option<Drained>, AppError> {
     let r = match reader.take() {
         Some(r) => r,
@@ -92,9 +94,11 @@ async fn drain_once(
     };
     let (prepared, r) = if store.is_inline() {
         // a simulation's run stays on its one thread
-        (prepare(&r, sync, store_id, roll), r)
+        (prepare(&r, sync, store_id, roll, DRAIN_MAX), r)
     } else {
-        prepare_on_own_thread(r, sync.clone(), store_id.to_owned(), roll).await?
+        let (prepared, r, _) =
+            prepare_on_own_thread(r, sync.clone(), store_id.to_owned(), roll, now).await?;
+        (prepared, r)
     };
     *reader = Some(r);
     let Some(prepared) = prepared? else {
@@ -104,26 +108,44 @@ async fn drain_once(
     Ok(Some(store.write(move |c| persist(c, &s, prepared)).await?))
 }
 
-/// The result of [`prepare`] and the read connection back.
-type PreparedOn = (Result<Option<Prepared>, AppError>, Connection);
+/// The result of [`prepare`], the read connection back, and whether the
+/// drain ran at the lowest priority.
+type PreparedOn = (Result<Option<Prepared>, AppError>, Connection, bool);
 
 /// Runs [`prepare`] on `r` on a new thread at the lowest priority
-/// ([`linli_sync::background::lower_this_thread`]). A thread
-/// a drain (at most one every [`super::DRAIN_DELAY`]) costs tens of
-/// microseconds, and no pooled thread is left at the lower priority.
+/// ([`linli_sync::background::lower_this_thread`]), unless its oldest
+/// fact has waited [`DRAIN_FLOOR`] by `now`. A thread a drain (at most
+/// one every [`super::DRAIN_DELAY`]) costs tens of microseconds, and no
+/// pooled thread is left at the lower priority.
 async fn prepare_on_own_thread(
     r: Connection,
     sync: Arc<SyncCtx>,
     store_id: String,
     roll: bool,
+    now: DateTime<Utc>,
 ) -> Result<PreparedOn, AppError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("outbox-drain".into())
         .spawn(move || {
-            linli_sync::background::lower_this_thread();
-            let out = prepare(&r, &sync, &store_id, roll);
-            let _ = tx.send((out, r));
+            // a database that does not answer is found by `prepare`
+            let waited = super::facts_waiting(&r, now).unwrap_or_default();
+            let at_idle = waited < DRAIN_FLOOR;
+            let max_rows = match at_idle {
+                true => {
+                    linli_sync::background::lower_this_thread();
+                    DRAIN_IDLE_MAX
+                }
+                false => {
+                    tracing::debug!(
+                        waited_ms = waited.as_millis() as u64,
+                        "facts are late: drained at the default priority"
+                    );
+                    DRAIN_MAX
+                }
+            };
+            let out = prepare(&r, &sync, &store_id, roll, max_rows);
+            let _ = tx.send((out, r, at_idle));
         })
         .map_err(|e| AppError::Store(StoreError::Sql(format!("cannot start the drain: {e}"))))?;
     rx.await.map_err(|_| AppError::Store(StoreError::Panicked))
@@ -159,6 +181,8 @@ pub struct Drained {
 pub(crate) struct Prepared {
     last: i64,
     rows: usize,
+    /// Rows were left in the outbox (the drain took all it may).
+    more: bool,
     sealed: Vec<Sealed>,
 }
 
@@ -175,6 +199,7 @@ pub(crate) fn prepare(
     sync: &SyncCtx,
     store_id: &str,
     roll: bool,
+    max_rows: usize,
 ) -> Result<Option<Prepared>, AppError> {
     if sync.recovering() || !sync.confirmed() {
         return Ok(None);
@@ -183,7 +208,7 @@ pub(crate) fn prepare(
     let snapshot = r.unchecked_transaction()?;
     let rows: Vec<(i64, String, String, String)> = r
         .prepare_cached("SELECT seq, day, kind, body FROM doc_outbox ORDER BY seq LIMIT ?1")?
-        .query_map([DRAIN_MAX as i64], |r| {
+        .query_map([max_rows as i64], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<Result<_, _>>()?;
@@ -218,6 +243,7 @@ pub(crate) fn prepare(
     Ok(Some(Prepared {
         last,
         rows: rows.len(),
+        more: rows.len() == max_rows,
         sealed,
     }))
 }
@@ -233,7 +259,10 @@ pub(crate) fn persist(c: &Connection, sync: &SyncCtx, p: Prepared) -> Result<Dra
         return Ok(Drained::default());
     }
     let Prepared {
-        last, rows, sealed, ..
+        last,
+        rows,
+        more,
+        sealed,
     } = p;
     let mut touched = match sync.with_docs(c, |d| Ok(d.persist_sealed(c, sealed))) {
         Err(e) => return Err(e),
@@ -253,7 +282,7 @@ pub(crate) fn persist(c: &Connection, sync: &SyncCtx, p: Prepared) -> Result<Dra
     Ok(Drained {
         touched,
         rows,
-        more: rows == DRAIN_MAX,
+        more,
         outdated: false,
     })
 }
@@ -443,4 +472,43 @@ fn write_day(
         sealed.extend(copy.seal());
     }
     Ok(sealed)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    use std::time::Duration;
+
+    /// A drain yields the cores to the sales, unless its oldest fact has
+    /// waited [`DRAIN_FLOOR`]: then it is late, and shares them.
+    #[tokio::test]
+    async fn late_facts_are_drained_at_the_default_priority() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let c = crate::store::open_writer_conn(&path).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let sync = Arc::new(SyncCtx::new("S001", linli_shared::docs::PART_CHANGES));
+        for (waited, at_idle) in [
+            (Duration::from_millis(5), true),
+            (DRAIN_FLOOR - Duration::from_millis(1), true),
+            (DRAIN_FLOOR, false),
+            (Duration::from_secs(600), false),
+        ] {
+            c.execute_batch("DELETE FROM doc_outbox").unwrap();
+            let at = now - chrono::Duration::from_std(waited).unwrap();
+            c.execute(
+                "INSERT INTO doc_outbox(day, kind, body, at_ms) VALUES ('2026-12-04', 'level', 'P00001', ?1)",
+                [at.timestamp_millis()],
+            )
+            .unwrap();
+            let r = rusqlite::Connection::open(&path).unwrap();
+            let (_, _, idle) = prepare_on_own_thread(r, sync.clone(), "S001".into(), false, now)
+                .await
+                .unwrap();
+            assert_eq!(idle, at_idle, "{waited:?}");
+        }
+    }
 }
