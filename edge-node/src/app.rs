@@ -222,8 +222,13 @@ impl App {
     /// each: `replication::drain`) and offers the changed documents to
     /// the hub. Returns the rows drained.
     pub async fn drain_outbox(&self) -> Result<usize, AppError> {
-        let (store_id, now) = (&self.settings.store_id, self.now());
-        replication::drain::drain_all(&self.store, &self.sync, store_id, now).await
+        replication::drain::drain_all(
+            &self.store,
+            &self.sync,
+            &self.settings.store_id,
+            &self.clock,
+        )
+        .await
     }
 
     /// Facts committed to the outbox and not yet written to the documents

@@ -29,7 +29,7 @@ use rusqlite::Connection;
 use std::collections::BTreeSet;
 
 use super::{DRAIN_FLOOR, DRAIN_IDLE_MAX, DRAIN_MAX, LedgerFact, Outbox, SyncCtx};
-use crate::app::AppError;
+use crate::app::{AppError, Clock};
 use crate::store::{Store, StoreError};
 
 /// How many times in a row a drain is prepared again after its documents
@@ -44,7 +44,7 @@ pub(crate) async fn drain_all(
     store: &Store,
     sync: &Arc<SyncCtx>,
     store_id: &str,
-    now: DateTime<Utc>,
+    clock: &Clock,
 ) -> Result<usize, AppError> {
     let mut reader = sync.drain.lock().await;
     sync.open_docs(store).await?;
@@ -54,7 +54,8 @@ pub(crate) async fn drain_all(
         // outdated one, or one the node's recovery stopped, writes none):
         // the parts are then still to be started
         let roll = sync.roll.swap(false, Ordering::AcqRel);
-        let d = drain_once(store, sync, store_id, &mut reader, roll, now).await;
+        // the time each drain starts: a drain may wait long to run
+        let d = drain_once(store, sync, store_id, &mut reader, roll, clock()).await;
         if roll && !matches!(&d, Ok(Some(d)) if d.rows > 0) {
             sync.roll_parts();
         }
@@ -78,8 +79,10 @@ pub(crate) async fn drain_all(
     }
 }
 
-/// One drain: prepared on its own thread with the drain's reader (in line
-/// where the store is: [`linli_sync::db::InlineWrites`]), then persisted. `None`: nothing was to be drained.
+/// One drain, starting at `now`: prepared on its own thread with the
+/// drain's reader (in line where the store is:
+/// [`linli_sync::db::InlineWrites`]), then persisted. `None`: nothing was
+/// to be drained.
 async fn drain_once(
     store: &Store,
     sync: &Arc<SyncCtx>,
