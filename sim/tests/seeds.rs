@@ -4,7 +4,7 @@
 //! two tests so both cores run them (~0.45 s a seed in a debug build).
 //! `SIM_SEEDS` runs more (`SIM_SEEDS=500 cargo test -p linli-sim --release`);
 //! a failing seed prints its one-line reproduction. Wider sweeps run on
-//! the binary: `linli-sim --seeds 0..3000 --jobs 2` (all pass, ~7 min).
+//! the binary: `linli-sim --seeds 0..3000 --jobs 2` (all pass, ~5 min).
 
 use linli_sim::{Settings, check, run};
 
