@@ -206,8 +206,8 @@ impl SyncHost for EdgeHost {
     async fn index(&self) -> Result<Index, DocError> {
         let sync = self.app.sync_ctx().clone();
         let store_id = self.store_id().to_owned();
-        let now = self.app.now();
-        let today = self.app.business_day(now);
+        let clock = self.app.clock.clone();
+        let today = self.app.business_day(self.app.now());
         // on a read connection: the index lists committed heads only
         self.app
             .sync_ctx()
@@ -222,7 +222,9 @@ impl SyncHost for EdgeHost {
                 let snapshot = c
                     .unchecked_transaction()
                     .map_err(crate::store::StoreError::from)?;
-                let waiting = crate::app::replication::facts_waiting(c, now)?;
+                // the clock read after the outbox's first row in this
+                // snapshot: a fact it holds was stamped before
+                let waiting = crate::app::replication::facts_waiting(c, || clock())?;
                 let open = sync.with_docs(c, |docs| {
                     // open documents: today's, the catalog, and any the hub
                     // has not acknowledged

@@ -446,20 +446,30 @@ impl<'a> Publish<'a> {
 }
 
 /// How long the first fact in the outbox (the first committed of those
-/// not yet drained) has waited at `now` (zero if none waits): what a
-/// session's index says of the facts it does not list yet
-/// ([`linli_shared::sync::Index::facts_waiting`]). Read in the index's own
-/// snapshot, by the outbox's key (one row, however long the outbox). A
-/// row's time is the store's clock; a clock set back reads as no wait, a
-/// row from before the column as waiting since 1970.
-pub(crate) fn facts_waiting(c: &Connection, now: DateTime<Utc>) -> Result<Duration, StoreError> {
+/// not yet drained) has waited (zero if none waits): what a session's
+/// index says of the facts it does not list yet
+/// ([`linli_shared::sync::Index::facts_waiting`]), and what decides a
+/// drain's priority. Read by the outbox's key (one row, however long the
+/// outbox), in the caller's snapshot where it has one; `now` is read
+/// after the row, so every row read was stamped before it. A row's time is
+/// the store's clock: a row stamped after `now` means the clock was set
+/// back since, and how long the fact has waited is not known: it reads as
+/// [`Duration::MAX`], the side on which the hub takes no report from the
+/// index and the drain does not wait behind the sales. A row from before
+/// the column reads as waiting since 1970.
+pub(crate) fn facts_waiting(
+    c: &Connection,
+    now: impl FnOnce() -> DateTime<Utc>,
+) -> Result<Duration, StoreError> {
     let oldest: Option<i64> = c
         .prepare_cached("SELECT at_ms FROM doc_outbox ORDER BY seq LIMIT 1")?
         .query_row([], |r| r.get(0))
         .optional()?;
-    Ok(oldest.map_or(Duration::ZERO, |at| {
-        Duration::from_millis(now.timestamp_millis().saturating_sub(at).max(0) as u64)
-    }))
+    let Some(at) = oldest else {
+        return Ok(Duration::ZERO);
+    };
+    let waited = now().timestamp_millis().saturating_sub(at);
+    Ok(u64::try_from(waited).map_or(Duration::MAX, Duration::from_millis))
 }
 
 /// The kinds of outbox rows.
@@ -527,7 +537,7 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        assert_eq!(facts_waiting(&c, now).unwrap(), Duration::ZERO);
+        assert_eq!(facts_waiting(&c, || now).unwrap(), Duration::ZERO);
         let put = |at: DateTime<Utc>| {
             c.execute(
                 "INSERT INTO doc_outbox(day, kind, body, at_ms) VALUES ('2026-12-04', 'ledger', '{}', ?1)",
@@ -537,11 +547,16 @@ mod tests {
         };
         put(now - chrono::Duration::milliseconds(40));
         put(now - chrono::Duration::milliseconds(7));
-        assert_eq!(facts_waiting(&c, now).unwrap(), Duration::from_millis(40));
-        // a clock set back reads as no wait, never a negative one
         assert_eq!(
-            facts_waiting(&c, now - chrono::Duration::seconds(1)).unwrap(),
-            Duration::ZERO
+            facts_waiting(&c, || now).unwrap(),
+            Duration::from_millis(40)
+        );
+        // a clock set back since: the wait is not known, and reads as the
+        // longest (never as none, which would let the hub take the index
+        // as a report while the facts still wait)
+        assert_eq!(
+            facts_waiting(&c, || now - chrono::Duration::seconds(1)).unwrap(),
+            Duration::MAX
         );
         // the first drained: the next one's wait
         c.execute(
@@ -549,13 +564,13 @@ mod tests {
             [],
         )
         .unwrap();
-        assert_eq!(facts_waiting(&c, now).unwrap(), Duration::from_millis(7));
+        assert_eq!(facts_waiting(&c, || now).unwrap(), Duration::from_millis(7));
         // a row kept from before the column waits since 1970
         c.execute_batch(
             "DELETE FROM doc_outbox;
              INSERT INTO doc_outbox(day, kind, body) VALUES ('2026-12-04', 'level', 'A');",
         )
         .unwrap();
-        assert!(facts_waiting(&c, now).unwrap() > Duration::from_secs(50 * 365 * 86_400));
+        assert!(facts_waiting(&c, || now).unwrap() > Duration::from_secs(50 * 365 * 86_400));
     }
 }

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use linli_shared::docs::DocId;
 use linli_shared::docs::json::put_record;
 use linli_shared::docs::ledger;
@@ -54,8 +54,7 @@ pub(crate) async fn drain_all(
         // outdated one, or one the node's recovery stopped, writes none):
         // the parts are then still to be started
         let roll = sync.roll.swap(false, Ordering::AcqRel);
-        // the time each drain starts: a drain may wait long to run
-        let d = drain_once(store, sync, store_id, &mut reader, roll, clock()).await;
+        let d = drain_once(store, sync, store_id, &mut reader, roll, clock).await;
         if roll && !matches!(&d, Ok(Some(d)) if d.rows > 0) {
             sync.roll_parts();
         }
@@ -79,7 +78,7 @@ pub(crate) async fn drain_all(
     }
 }
 
-/// One drain, starting at `now`: prepared on its own thread with the
+/// One drain: prepared on its own thread with the
 /// drain's reader (in line where the store is:
 /// [`linli_sync::db::InlineWrites`]), then persisted. `None`: nothing was
 /// to be drained.
@@ -89,7 +88,7 @@ async fn drain_once(
     store_id: &str,
     reader: &mut Option<Connection>,
     roll: bool,
-    now: DateTime<Utc>,
+    clock: &Clock,
 ) -> Result<Option<Drained>, AppError> {
     let r = match reader.take() {
         Some(r) => r,
@@ -100,7 +99,8 @@ async fn drain_once(
         (prepare(&r, sync, store_id, roll, DRAIN_MAX), r)
     } else {
         let (prepared, r, _) =
-            prepare_on_own_thread(r, sync.clone(), store_id.to_owned(), roll, now).await?;
+            prepare_on_own_thread(r, sync.clone(), store_id.to_owned(), roll, clock.clone())
+                .await?;
         (prepared, r)
     };
     *reader = Some(r);
@@ -117,7 +117,8 @@ type PreparedOn = (Result<Option<Prepared>, AppError>, Connection, bool);
 
 /// Runs [`prepare`] on `r` on a new thread at the lowest priority
 /// ([`linli_sync::background::lower_this_thread`]), unless its oldest
-/// fact has waited [`DRAIN_FLOOR`] by `now`. A thread a drain (at most
+/// fact has waited [`DRAIN_FLOOR`] by `clock`, read as the drain starts
+/// (a drain may wait long to run). A thread a drain (at most
 /// one every [`super::DRAIN_DELAY`]) costs tens of microseconds, and no
 /// pooled thread is left at the lower priority.
 async fn prepare_on_own_thread(
@@ -125,14 +126,14 @@ async fn prepare_on_own_thread(
     sync: Arc<SyncCtx>,
     store_id: String,
     roll: bool,
-    now: DateTime<Utc>,
+    clock: Clock,
 ) -> Result<PreparedOn, AppError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("outbox-drain".into())
         .spawn(move || {
             // a database that does not answer is found by `prepare`
-            let waited = super::facts_waiting(&r, now).unwrap_or_default();
+            let waited = super::facts_waiting(&r, || clock()).unwrap_or_default();
             let at_idle = waited < DRAIN_FLOOR;
             let max_rows = match at_idle {
                 true => {
@@ -481,10 +482,12 @@ fn write_day(
 mod tests {
     use super::*;
 
+    use chrono::{DateTime, Utc};
     use std::time::Duration;
 
     /// A drain yields the cores to the sales, unless its oldest fact has
-    /// waited [`DRAIN_FLOOR`]: then it is late, and shares them.
+    /// waited [`DRAIN_FLOOR`], or the clock was set back since it was
+    /// stamped (its wait unknown): then it is late, and shares them.
     #[tokio::test]
     async fn late_facts_are_drained_at_the_default_priority() {
         let dir = tempfile::tempdir().unwrap();
@@ -494,11 +497,14 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         let sync = Arc::new(SyncCtx::new("S001", linli_shared::docs::PART_CHANGES));
-        for (waited, at_idle) in [
-            (Duration::from_millis(5), true),
-            (DRAIN_FLOOR - Duration::from_millis(1), true),
-            (DRAIN_FLOOR, false),
-            (Duration::from_secs(600), false),
+        // the last: a clock set back 10 minutes since the fact was stamped
+        let late = Duration::from_secs(600);
+        for (waited, set_back, at_idle) in [
+            (Duration::from_millis(5), false, true),
+            (DRAIN_FLOOR - Duration::from_millis(1), false, true),
+            (DRAIN_FLOOR, false, false),
+            (late, false, false),
+            (late, true, false),
         ] {
             c.execute_batch("DELETE FROM doc_outbox").unwrap();
             let at = now - chrono::Duration::from_std(waited).unwrap();
@@ -507,8 +513,13 @@ mod tests {
                 [at.timestamp_millis()],
             )
             .unwrap();
+            let read_at = match set_back {
+                true => at - chrono::Duration::from_std(late).unwrap(),
+                false => now,
+            };
+            let clock: Clock = Arc::new(move || read_at);
             let r = rusqlite::Connection::open(&path).unwrap();
-            let (_, _, idle) = prepare_on_own_thread(r, sync.clone(), "S001".into(), false, now)
+            let (_, _, idle) = prepare_on_own_thread(r, sync.clone(), "S001".into(), false, clock)
                 .await
                 .unwrap();
             assert_eq!(idle, at_idle, "{waited:?}");
