@@ -609,7 +609,10 @@ impl Hub {
     /// A store's index arrived (it lists what the store held as its session
     /// began): the store has reported once the hub holds all of it, which
     /// may be at once, for what it had committed `index.facts_waiting`
-    /// before it sent it (its facts still in its outbox are not listed).
+    /// before it sent it (its facts still in its outbox are not listed),
+    /// and no later than the store's own time as it sent it
+    /// (`index.sent_at`: a counter whose clock is behind may still take
+    /// commitments the hub's deadline has closed, until its time passes it).
     pub async fn store_index(&self, store_id: &str, index: Index) -> Result<(), HubError> {
         let own = Owner::Store(store_id.to_owned());
         let listed: Vec<IndexEntry> = index
@@ -623,6 +626,10 @@ impl Hub {
             .now()
             .checked_sub_signed(waited)
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        // and no later than the store's own time: until its time has
+        // passed a deadline its counter may still take what the deadline
+        // closes (a clock behind the chain's), stamped before it
+        let at = index.sent_at.map_or(at, |own| at.min(own));
         if let Ok(mut links) = self.links.lock() {
             links
                 .pending_reports

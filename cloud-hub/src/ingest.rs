@@ -83,20 +83,24 @@ impl SyncHost for HubHost {
     async fn index(&self) -> Result<Index, DocError> {
         let store = self.store_id.clone();
         // the hub writes its documents in the transaction of each fact:
-        // none waits
+        // none waits; its time tells a store whose clock is behind
+        let sent_at = self.hub.now();
         self.hub
             .with_docs(move |c, docs| {
                 // documents of the store's scope, its own and the hub's,
                 // that the store has not acknowledged whole: the index
                 // stays small after years of day documents (the store lists
                 // its today's documents and the catalog itself)
-                Ok(Index::of(
-                    docs.scope_index(c, &store, &store)?
-                        .into_iter()
-                        .filter(|(_, acked)| !acked)
-                        .map(|(e, _)| e)
-                        .collect(),
-                ))
+                Ok(Index {
+                    sent_at: Some(sent_at),
+                    ..Index::of(
+                        docs.scope_index(c, &store, &store)?
+                            .into_iter()
+                            .filter(|(_, acked)| !acked)
+                            .map(|(e, _)| e)
+                            .collect(),
+                    )
+                })
             })
             .await
             .map_err(doc_error)

@@ -214,6 +214,7 @@ async fn an_index_sent_while_facts_wait_reports_only_what_came_before_them() {
     let waiting = Index {
         entries: vec![],
         facts_waiting: std::time::Duration::from_secs(7 * 60),
+        sent_at: None,
     };
     h.hub.store_index("S001", waiting).await.unwrap();
     assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 0);
@@ -222,8 +223,41 @@ async fn an_index_sent_while_facts_wait_reports_only_what_came_before_them() {
     let drained = Index {
         entries: vec![],
         facts_waiting: std::time::Duration::from_millis(15),
+        sent_at: None,
     };
     h.hub.store_index("S001", drained).await.unwrap();
+    assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 1);
+    assert_eq!(h.hub.group_buy(&gid).await.unwrap().state, State::Failed);
+}
+
+/// A store whose clock is behind the chain's (set back, or slow) still
+/// takes commitments at its counter after the hub's deadline, stamped
+/// before it: its index reports for the deadline only once its own time
+/// has passed it (linli-sim's clock steps: a campaign with enough
+/// customers failed).
+#[tokio::test]
+async fn an_index_from_a_store_whose_clock_is_behind_reports_only_up_to_its_own_time() {
+    use linli_shared::sync::Index;
+
+    let (h, clock) = hub_at_start().await;
+    let (gid, deadline) = campaign_for_s001(&h, 1).await;
+    clock.set(deadline + Duration::minutes(2));
+    h.hub.link_up("S001", None);
+    // nothing waits, but the store's clock reads 7 minutes behind
+    let behind = Index {
+        facts_waiting: std::time::Duration::ZERO,
+        sent_at: Some(h.hub.now() - Duration::minutes(7)),
+        ..Index::default()
+    };
+    h.hub.store_index("S001", behind).await.unwrap();
+    assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 0);
+    assert_eq!(h.hub.group_buy(&gid).await.unwrap().state, State::Open);
+    // its time past the deadline (the hub's index raised it): a report
+    let past = Index {
+        sent_at: Some(deadline + Duration::seconds(1)),
+        ..Index::default()
+    };
+    h.hub.store_index("S001", past).await.unwrap();
     assert_eq!(h.hub.settle_group_buys(h.hub.now()).await.unwrap(), 1);
     assert_eq!(h.hub.group_buy(&gid).await.unwrap().state, State::Failed);
 }

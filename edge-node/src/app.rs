@@ -24,6 +24,7 @@ pub mod rights;
 pub mod sales;
 pub mod staff;
 pub mod stock;
+pub(crate) mod timeline;
 
 use std::sync::{Arc, RwLock};
 
@@ -68,7 +69,10 @@ pub struct AppSettings {
 pub struct App {
     pub(crate) store: Store,
     pub(crate) settings: Arc<AppSettings>,
+    /// The clock as it reads (how long a fact has waited is read here).
     pub(crate) clock: Clock,
+    /// The store's time: the clock, never earlier than a time it used.
+    pub(crate) timeline: Arc<timeline::Timeline>,
     pub(crate) catalog: Arc<RwLock<Arc<CatalogIndex>>>,
     pub(crate) sessions: Arc<staff::Sessions>,
     /// Key of the member-phone hash (DESIGN.md §8: stores keep only a keyed hash).
@@ -108,9 +112,11 @@ impl App {
             .await?;
         let sessions = Arc::new(staff::Sessions::new(settings.login_limits));
         let rules = store.read(promotions::load_rules).await?;
+        let floor = store.read(timeline::latest_used).await?;
         Ok(App {
             store,
             settings: Arc::new(settings),
+            timeline: Arc::new(timeline::Timeline::new(clock.clone(), floor)),
             clock,
             catalog: Arc::new(RwLock::new(Arc::new(index))),
             sessions,
@@ -165,13 +171,12 @@ impl App {
         &self.settings
     }
 
-    /// The current time, to the millisecond: what is stored is what is
-    /// returned, so a receipt reads the same at creation and later.
+    /// The store's current time, to the millisecond (what is stored is
+    /// what is returned, so a receipt reads the same at creation and
+    /// later), never earlier than a time it has used: a clock set back
+    /// does not take the store back ([`timeline`]).
     pub fn now(&self) -> DateTime<Utc> {
-        use chrono::DurationRound;
-        let t = (self.clock)();
-        t.duration_trunc(chrono::TimeDelta::milliseconds(1))
-            .unwrap_or(t)
+        self.timeline.now()
     }
 
     /// The store's business day at `at`.

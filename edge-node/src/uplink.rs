@@ -207,7 +207,10 @@ impl SyncHost for EdgeHost {
         let sync = self.app.sync_ctx().clone();
         let store_id = self.store_id().to_owned();
         let clock = self.app.clock.clone();
-        let today = self.app.business_day(self.app.now());
+        // the store's time before its snapshot: a fact it stamps from now
+        // on is stamped no earlier
+        let sent_at = self.app.now();
+        let today = self.app.business_day(sent_at);
         // on a read connection: the index lists committed heads only
         self.app
             .sync_ctx()
@@ -267,6 +270,7 @@ impl SyncHost for EdgeHost {
         Ok(Index {
             entries: open,
             facts_waiting,
+            sent_at: Some(sent_at),
         })
     }
 
@@ -542,6 +546,11 @@ impl SyncHost for EdgeHost {
     /// had already brought the document here, and the hub did not hear the
     /// acknowledgement before that session ended).
     async fn peer_index(&self, index: Index) -> Result<(), DocError> {
+        if let Some(at) = index.sent_at {
+            // the hub's time has passed this: a clock behind it does not
+            // take the counter back before the hub's deadlines
+            self.app.timeline.observe(at);
+        }
         let index = index.entries;
         self.confirm_from_index(&index);
         if !self.app.sync_ctx().recovering() {

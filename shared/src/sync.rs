@@ -20,8 +20,10 @@
 //! [`MAX_FRAME`] bytes. Decoding never panics on hostile input.
 //!
 //! An index ends with how long the sender's oldest fact not yet in a
-//! document has waited, in milliseconds ([`Index::facts_waiting`]); an
-//! index without it (from a sender before it) reads as none waiting.
+//! document has waited, in milliseconds ([`Index::facts_waiting`]), then
+//! the sender's time as it read the index, in milliseconds since the epoch
+//! ([`Index::sent_at`]); an index without the first (from a sender before
+//! it) reads as none waiting, one without the second as a time not said.
 //!
 //! A `Sync` message longer than [`DEFLATE_ABOVE`] goes DEFLATE-compressed
 //! (kind 4) when that is shorter. automerge sends a peer's missing changes
@@ -34,6 +36,8 @@
 pub mod session;
 
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use crate::docs::{DocId, DocIdError};
 
@@ -65,14 +69,23 @@ pub struct Index {
     /// report of everything it committed before the index arrived less
     /// this wait, not before (a group-buy's deadline: DESIGN §7).
     pub facts_waiting: Duration,
+    /// The sender's time as it read the index, by a clock that never goes
+    /// back (a store's `Timeline`). A store's says what its counter has
+    /// judged by: the hub takes its index as a report for a deadline only
+    /// if the store's own time had passed it, since from then on the store
+    /// refuses what the deadline closed; the hub's tells a store whose
+    /// clock is behind the chain's what time it is at least. `None`: not
+    /// said (a sender before it).
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 impl Index {
-    /// An index with every fact in its documents.
+    /// An index with every fact in its documents and no time said.
     pub fn of(entries: Vec<IndexEntry>) -> Index {
         Index {
             entries,
             facts_waiting: Duration::ZERO,
+            sent_at: None,
         }
     }
 }
@@ -98,6 +111,8 @@ pub enum FrameError {
     Kind(u8),
     #[error("frame text is not UTF-8")]
     Utf8,
+    #[error("an index's time is out of range")]
+    Time,
     #[error(transparent)]
     DocId(#[from] DocIdError),
     #[error("index lists more than {MAX_INDEX} documents")]
@@ -155,6 +170,9 @@ impl Frame {
                 }
                 let waiting = u32::try_from(index.facts_waiting.as_millis()).unwrap_or(u32::MAX);
                 body.extend_from_slice(&waiting.to_be_bytes());
+                if let Some(at) = index.sent_at {
+                    body.extend_from_slice(&at.timestamp_millis().to_be_bytes());
+                }
                 1
             }
             Frame::Sync { doc, msg } => {
@@ -215,9 +233,20 @@ impl Frame {
                 }
                 // absent in an index from a sender before it: none waiting
                 let waiting = if r.0.is_empty() { 0 } else { r.u32()? };
+                // absent from a sender before it: not said
+                let sent_at = match r.0.is_empty() {
+                    true => None,
+                    false => {
+                        let b: [u8; 8] =
+                            r.take(8)?.try_into().map_err(|_| FrameError::Truncated)?;
+                        let ms = i64::from_be_bytes(b);
+                        Some(DateTime::from_timestamp_millis(ms).ok_or(FrameError::Time)?)
+                    }
+                };
                 Frame::Index(Index {
                     entries,
                     facts_waiting: Duration::from_millis(waiting as u64),
+                    sent_at,
                 })
             }
             2 => Frame::Sync {
@@ -336,6 +365,34 @@ mod tests {
         );
     }
 
+    /// An index with its wait and no time (a sender before the time was
+    /// added) reads as a time not said; a time cut short or out of range
+    /// is refused.
+    #[test]
+    fn an_index_without_its_time_reads_as_not_said() {
+        let index = Index {
+            facts_waiting: Duration::from_millis(20),
+            sent_at: DateTime::from_timestamp_millis(1_796_000_000_000),
+            ..Index::default()
+        };
+        let bytes = Frame::Index(index.clone()).encode();
+        let without = Index {
+            sent_at: None,
+            ..index.clone()
+        };
+        assert_eq!(
+            Frame::decode(1, &bytes[5..bytes.len() - 8]).unwrap(),
+            Frame::Index(without)
+        );
+        assert_eq!(
+            Frame::decode(1, &bytes[5..bytes.len() - 3]),
+            Err(FrameError::Truncated)
+        );
+        let mut far = bytes[5..bytes.len() - 8].to_vec();
+        far.extend_from_slice(&i64::MAX.to_be_bytes());
+        assert_eq!(Frame::decode(1, &far), Err(FrameError::Time));
+    }
+
     #[test]
     fn frames_round_trip() {
         let frames = vec![
@@ -345,6 +402,7 @@ mod tests {
                     heads: vec![[7; 32], [9; 32]],
                 }],
                 facts_waiting: Duration::from_millis(1_234),
+                sent_at: DateTime::from_timestamp_millis(1_796_000_000_123),
             }),
             Frame::Index(Index::default()),
             Frame::Sync {

@@ -2,6 +2,7 @@
 //! monotonic instant for the sessions' timers, both moved only by the
 //! simulation.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,14 @@ impl ManualClock {
     /// The session timers' instant for virtual time `at`.
     pub(crate) fn instant(&self, at: Duration) -> Instant {
         self.base + at
+    }
+
+    /// A clock function for an application whose clock is off this one
+    /// by `skew` milliseconds (read at each call: a store PC's clock set
+    /// back while it runs).
+    pub(crate) fn skewed(&self, skew: &Arc<AtomicI64>) -> linli_sync::clock::Clock {
+        let (c, skew) = (self.clone(), skew.clone());
+        Arc::new(move || c.now() + chrono::Duration::milliseconds(skew.load(Ordering::Relaxed)))
     }
 
     /// A clock function for an application.

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -82,6 +83,8 @@ pub struct Report {
     pub cuts: usize,
     pub store_crashes: usize,
     pub hub_restarts: usize,
+    /// Store clocks set back or put right.
+    pub clock_steps: usize,
     /// Frames in flight when their connection was lost.
     pub frames_lost: usize,
     pub frames: u64,
@@ -102,7 +105,7 @@ impl std::fmt::Display for Report {
         write!(
             f,
             "seed {}: {} steps, {} sales ({} answers lost, {} retries, {} refused), {} refunds, \
-             {} cuts, {} store crashes, {} hub restarts, {} frames ({} lost in cuts, {} kB), \
+             {} cuts, {} store crashes, {} hub restarts, {} store clocks stepped, {} frames ({} lost in cuts, {} kB), \
              {:.1} s virtual, converged {:.2} s after the last heal; online: {} placed, \
              {} refused, {} handed over, {} cancelled, {} released by settlement, {} conflicts, \
              oversold {}; group-buy {}",
@@ -116,6 +119,7 @@ impl std::fmt::Display for Report {
             self.cuts,
             self.store_crashes,
             self.hub_restarts,
+            self.clock_steps,
             self.frames,
             self.frames_lost,
             self.bytes / 1000,
@@ -234,6 +238,9 @@ struct Store {
     next_key: u64,
     /// Sales the hub once held.
     hub_held: BTreeSet<String>,
+    /// How far the store PC's clock is off the chain's, in milliseconds
+    /// (negative: set back); kept across a crash, as a PC's clock is.
+    skew: Arc<AtomicI64>,
     link: Link,
 }
 
@@ -291,6 +298,7 @@ async fn open_store(
     id: &str,
     dir: &std::path::Path,
     clock: &ManualClock,
+    skew: &Arc<AtomicI64>,
     part_changes: u64,
 ) -> anyhow::Result<App> {
     let config = linli_edge::config::Config {
@@ -308,7 +316,8 @@ async fn open_store(
     }
     crate::template::store(&linli_edge::config::database_path(dir))?;
     let metrics = linli_edge::metrics::Metrics::new();
-    let app = linli_edge::node::open_app(&config, dir.to_owned(), clock.clock(), &metrics).await?;
+    let app =
+        linli_edge::node::open_app(&config, dir.to_owned(), clock.skewed(skew), &metrics).await?;
     // as a node with a hub does at start, with the hub's pickup key its
     // identity carries
     let key = linli_hub::signing::load_or_create(&hub_paths(hub_dir).signing_key())?;
@@ -379,7 +388,8 @@ impl World {
         for n in 1..=settings.stores {
             let id = format!("S{n:03}");
             let dir = dir.path().join(&id);
-            let app = open_store(&hub_dir, &id, &dir, &clock, settings.part_changes).await?;
+            let skew = Arc::new(AtomicI64::new(0));
+            let app = open_store(&hub_dir, &id, &dir, &clock, &skew, settings.part_changes).await?;
             stores.push(Store {
                 id,
                 dir,
@@ -392,6 +402,7 @@ impl World {
                 refund_keys: BTreeMap::new(),
                 next_key: 0,
                 hub_held: BTreeSet::new(),
+                skew,
                 link: Link {
                     to_hub: Direction::default(),
                     to_store: Direction::default(),
@@ -563,6 +574,7 @@ impl World {
             },
             92..95 => self.crash_store(i).await,
             95..96 => self.restart_hub().await,
+            96..97 if self.settings.outages => self.step_clock(i),
             _ => {
                 let ms = self.rng.gen_range(200..=3_000);
                 self.advance(Duration::from_millis(ms)).await
@@ -807,6 +819,7 @@ impl World {
             &s.id,
             &s.dir,
             &self.clock,
+            &s.skew,
             self.settings.part_changes,
         )
         .await?;
@@ -814,6 +827,23 @@ impl World {
         self.report.store_crashes += 1;
         let id = s.id.clone();
         self.note(format!("{id} crashed and restarted"));
+        Ok(())
+    }
+
+    /// The store PC's clock is set back (an NTP correction after it ran
+    /// fast, a cashier's hand) by up to 15 minutes, or, when it is off,
+    /// put right again (a jump forward).
+    fn step_clock(&mut self, i: usize) -> anyhow::Result<()> {
+        let s = &self.stores[i];
+        let was = s.skew.load(Ordering::Relaxed);
+        let to = match was {
+            0 => -self.rng.gen_range(1_000..=900_000),
+            _ => 0,
+        };
+        s.skew.store(to, Ordering::Relaxed);
+        self.report.clock_steps += 1;
+        let id = s.id.clone();
+        self.note(format!("{id} clock set from {was:+} ms to {to:+} ms"));
         Ok(())
     }
 

@@ -461,6 +461,7 @@ mod tests {
         let stuck = Index {
             entries: vec![entry(ledger("S001"), 1)],
             facts_waiting: FACTS_STUCK * 30,
+            sent_at: None,
         };
         s.index_read(stuck.clone(), t0);
         assert_eq!(drain(&mut s), vec![Effect::Send(Frame::Index(stuck))]);
@@ -471,6 +472,7 @@ mod tests {
         let moments = Index {
             entries: vec![entry(ledger("S001"), 2)],
             facts_waiting: Duration::from_millis(12),
+            sent_at: None,
         };
         s.index_read(moments, t1);
         drain(&mut s);

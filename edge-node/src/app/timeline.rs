@@ -1,0 +1,207 @@
+//! The store's time, which never goes back.
+//!
+//! A store PC's clock is set back now and then: an NTP correction after it
+//! ran fast, a cashier's hand. Read as it is, the store would then take
+//! what it had already refused: a group-buy commitment after the deadline
+//! it had passed (the hub had decided the campaign on the store's report
+//! by then: `linli-sim`'s clock steps found it), a pickup code or a coupon
+//! past its expiry. So every time the store stamps or decides by is
+//! [`Timeline::now`]: the clock, but never earlier than a time the store
+//! has already used, in this process or (read from its database at start)
+//! before a restart. After a set-back the store's time stands at the
+//! latest it used until the clock catches up with it (receipts in that
+//! while share that time; their ticket numbers still order them), unless
+//! the clock is more than [`MAX_STAND`] behind: then the time used was the
+//! wrong one (a clock set to next week by mistake, put right), and the
+//! clock is taken again.
+//!
+//! The hub's time, read from its index ([`Timeline::observe`]), raises the
+//! floor too: a store whose clock is behind the chain's judges the hub's
+//! deadlines by the hub's time at least, and its own index says its time
+//! (`Index::sent_at`), so the hub takes it as a report for a deadline
+//! only once the store's time has passed it.
+//!
+//! How long a fact has waited is read from the clock itself, not from
+//! here (`replication::facts_waiting`): a standing time would read a wait
+//! as shorter than it was, the side on which the hub would take an index
+//! as a report too early.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use rusqlite::{Connection, OptionalExtension};
+
+use super::Clock;
+use crate::store::StoreError;
+
+/// How far the store's time stands ahead of its clock at most. A clock
+/// set back by more was wrong before (set to next week by mistake, then put
+/// right): standing until it caught up would stamp every sale with a wrong
+/// day for as long, so the clock is taken again (the hub's time, which
+/// does not expire, still holds: [`Timeline::observe`]). An hour and a half
+/// keeps a cashier's one-hour slip standing.
+pub(crate) const MAX_STAND: TimeDelta = TimeDelta::minutes(90);
+
+/// The clock with floors: the latest time handed out, and the hub's.
+pub(crate) struct Timeline {
+    clock: Clock,
+    /// Milliseconds since the epoch of the latest time handed out.
+    used_ms: AtomicI64,
+    /// Milliseconds since the epoch of the latest hub time seen.
+    hub_ms: AtomicI64,
+}
+
+impl Timeline {
+    /// A timeline over `clock` that never reads earlier than `floor` (the
+    /// latest time the store's database holds: [`latest_used`]), unless
+    /// the clock is more than [`MAX_STAND`] behind it.
+    pub(crate) fn new(clock: Clock, floor: Option<DateTime<Utc>>) -> Timeline {
+        Timeline {
+            clock,
+            used_ms: AtomicI64::new(floor.map_or(i64::MIN, |t| t.timestamp_millis())),
+            hub_ms: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// The current time, to the millisecond (what is stored is what is
+    /// returned, so a receipt reads the same at creation and later), never
+    /// earlier than the hub's time seen, nor than a time handed out before
+    /// unless that is more than [`MAX_STAND`] ahead of the clock.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        let t = (self.clock)();
+        let t = t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t);
+        let base = t
+            .timestamp_millis()
+            .max(self.hub_ms.load(Ordering::Acquire));
+        let used = self.used_ms.fetch_max(base, Ordering::AcqRel);
+        let at = match used > base {
+            true if used - base > MAX_STAND.num_milliseconds() => {
+                tracing::warn!(
+                    behind_ms = used - base,
+                    "the store's clock is far behind the time it last used, which was wrong: the clock is taken again"
+                );
+                self.used_ms.store(base, Ordering::Release);
+                base
+            }
+            true => used,
+            false => base,
+        };
+        DateTime::from_timestamp_millis(at).unwrap_or(t)
+    }
+
+    /// A time known to have passed (the hub's, from its index): the
+    /// store's time is never earlier from now on. A store whose clock is
+    /// behind the chain's then judges the hub's deadlines by the hub's
+    /// time at least.
+    pub(crate) fn observe(&self, at: DateTime<Utc>) {
+        self.hub_ms
+            .fetch_max(at.timestamp_millis(), Ordering::AcqRel);
+    }
+}
+
+/// The latest time the store has stamped a write with: its newest
+/// idempotency record (every use case that writes for a caller leaves
+/// one), its newest stock movement and its newest outbox fact. Each is one
+/// row read by its table's key.
+pub(crate) fn latest_used(c: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let mut latest: Option<DateTime<Utc>> = None;
+    for sql in [
+        "SELECT created_at FROM idempotency ORDER BY rowid DESC LIMIT 1",
+        "SELECT at FROM movements ORDER BY seq DESC LIMIT 1",
+    ] {
+        let at: Option<String> = c.query_row(sql, [], |r| r.get(0)).optional()?;
+        if let Some(t) = at.and_then(|s| DateTime::parse_from_rfc3339(&s).ok()) {
+            latest = latest.max(Some(t.with_timezone(&Utc)));
+        }
+    }
+    let at_ms: Option<i64> = c
+        .query_row(
+            "SELECT at_ms FROM doc_outbox ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(t) = at_ms.and_then(DateTime::from_timestamp_millis) {
+        latest = latest.max(Some(t));
+    }
+    Ok(latest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::Arc;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// A clock set back leaves the store's time standing at the latest it
+    /// handed out, until the clock passes it again.
+    #[test]
+    fn a_clock_set_back_does_not_take_the_store_back() {
+        let clock = Arc::new(AtomicI64::new(
+            at("2026-12-04T10:00:00.5Z").timestamp_millis(),
+        ));
+        let c = clock.clone();
+        let t = Timeline::new(
+            Arc::new(move || DateTime::from_timestamp_millis(c.load(Ordering::Relaxed)).unwrap()),
+            None,
+        );
+        assert_eq!(t.now(), at("2026-12-04T10:00:00.5Z"));
+        clock.store(
+            at("2026-12-04T09:55:00Z").timestamp_millis(),
+            Ordering::Relaxed,
+        );
+        assert_eq!(t.now(), at("2026-12-04T10:00:00.5Z"));
+        clock.store(
+            at("2026-12-04T10:00:01Z").timestamp_millis(),
+            Ordering::Relaxed,
+        );
+        assert_eq!(t.now(), at("2026-12-04T10:00:01Z"));
+        // the hub's time, seen in its index, is a floor too
+        t.observe(at("2026-12-04T10:07:00Z"));
+        assert_eq!(t.now(), at("2026-12-04T10:07:00Z"));
+    }
+
+    /// A clock that ran far ahead and was put right is taken again: the
+    /// store does not stamp its sales with next week's date until then.
+    /// The hub's time is not given up so.
+    #[test]
+    fn a_clock_put_right_after_running_far_ahead_is_taken_again() {
+        let clock = at("2026-12-04T10:00:00Z");
+        let t = Timeline::new(Arc::new(move || clock), Some(at("2026-12-11T10:00:00Z")));
+        assert_eq!(t.now(), clock);
+        let t = Timeline::new(Arc::new(move || clock), Some(clock + MAX_STAND));
+        assert_eq!(t.now(), clock + MAX_STAND);
+        t.observe(at("2026-12-06T10:00:00Z"));
+        assert_eq!(t.now(), at("2026-12-06T10:00:00Z"));
+    }
+
+    /// After a restart the floor is the latest time the database holds.
+    #[test]
+    fn the_floor_after_a_restart_is_the_latest_time_the_database_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Connection::open(dir.path().join("s.db")).unwrap();
+        crate::store::schema::migrate(&mut c).unwrap();
+        assert_eq!(latest_used(&c).unwrap(), None);
+        c.execute(
+            "INSERT INTO idempotency(key, scope, request_hash, status, response, created_at)
+             VALUES ('k', 'sale', 'h', 201, '{}', '2026-12-04T10:00:00.000Z')",
+            [],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO doc_outbox(day, kind, body, at_ms) VALUES ('2026-12-04', 'ledger', '{}', ?1)",
+            [at("2026-12-04T10:00:02Z").timestamp_millis()],
+        )
+        .unwrap();
+        assert_eq!(latest_used(&c).unwrap(), Some(at("2026-12-04T10:00:02Z")));
+        c.execute("DELETE FROM doc_outbox", []).unwrap();
+        assert_eq!(latest_used(&c).unwrap(), Some(at("2026-12-04T10:00:00Z")));
+        let floor = latest_used(&c).unwrap();
+        let t = Timeline::new(Arc::new(|| at("2026-12-04T09:00:00Z")), floor);
+        assert_eq!(t.now(), at("2026-12-04T10:00:00Z"));
+    }
+}
