@@ -15,11 +15,11 @@
 //! wrong one (a clock set to next week by mistake, put right), and the
 //! clock is taken again.
 //!
-//! The hub's time, read from its index ([`Timeline::observe`]), raises the
-//! floor too: a store whose clock is behind the chain's judges the hub's
-//! deadlines by the hub's time at least, and its own index says its time
-//! (`Index::sent_at`), so the hub takes it as a report for a deadline
-//! only once the store's time has passed it.
+//! The hub's time, read from its index ([`Timeline::observe`]), is a
+//! floor too, within the same reach: a store whose clock is a little
+//! behind the chain's judges the hub's deadlines by the hub's time at
+//! least. Its own index says its time (`Index::sent_at`), so the hub takes
+//! it as a report for a deadline only once the store's time has passed it.
 //!
 //! How long a fact has waited is read from the clock itself, not from
 //! here (`replication::facts_waiting`): a standing time would read a wait
@@ -35,11 +35,13 @@ use super::Clock;
 use crate::store::StoreError;
 
 /// How far the store's time stands ahead of its clock at most. A clock
-/// set back by more was wrong before (set to next week by mistake, then put
-/// right): standing until it caught up would stamp every sale with a wrong
-/// day for as long, so the clock is taken again (the hub's time, which
-/// does not expire, still holds: [`Timeline::observe`]). An hour and a half
-/// keeps a cashier's one-hour slip standing.
+/// more than this behind the time the store last used, or behind the
+/// hub's, is wrong in a way standing would not mend: set to next week by
+/// mistake and put right (standing would stamp a week of sales with the
+/// wrong day), or off by days. The clock is then taken as it reads, with a
+/// warning; the hub takes such a store's index as no report for a deadline
+/// its time has not passed (`Index::sent_at`), so it is decided by the
+/// grace. An hour and a half keeps a cashier's one-hour slip standing.
 pub(crate) const MAX_STAND: TimeDelta = TimeDelta::minutes(90);
 
 /// The clock with floors: the latest time handed out, and the hub's.
@@ -53,8 +55,8 @@ pub(crate) struct Timeline {
 
 impl Timeline {
     /// A timeline over `clock` that never reads earlier than `floor` (the
-    /// latest time the store's database holds: [`latest_used`]), unless
-    /// the clock is more than [`MAX_STAND`] behind it.
+    /// latest time the store's database holds: [`latest_used`]) while the
+    /// clock is within [`MAX_STAND`] of it.
     pub(crate) fn new(clock: Clock, floor: Option<DateTime<Utc>>) -> Timeline {
         Timeline {
             clock,
@@ -64,20 +66,24 @@ impl Timeline {
     }
 
     /// The current time, to the millisecond (what is stored is what is
-    /// returned, so a receipt reads the same at creation and later), never
-    /// earlier than the hub's time seen, nor than a time handed out before
-    /// unless that is more than [`MAX_STAND`] ahead of the clock.
+    /// returned, so a receipt reads the same at creation and later): the
+    /// clock, raised to the hub's latest time seen and to the latest time
+    /// handed out, each only while it is at most [`MAX_STAND`] ahead.
     pub(crate) fn now(&self) -> DateTime<Utc> {
         let t = (self.clock)();
         let t = t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t);
-        let base = t
-            .timestamp_millis()
-            .max(self.hub_ms.load(Ordering::Acquire));
+        let clock = t.timestamp_millis();
+        let stand = MAX_STAND.num_milliseconds();
+        let hub = self.hub_ms.load(Ordering::Acquire);
+        let base = match hub > clock && hub.saturating_sub(clock) <= stand {
+            true => hub,
+            false => clock,
+        };
         let used = self.used_ms.fetch_max(base, Ordering::AcqRel);
         let at = match used > base {
-            true if used - base > MAX_STAND.num_milliseconds() => {
+            true if used.saturating_sub(clock) > stand => {
                 tracing::warn!(
-                    behind_ms = used - base,
+                    behind_ms = used.saturating_sub(clock),
                     "the store's clock is far behind the time it last used, which was wrong: the clock is taken again"
                 );
                 self.used_ms.store(base, Ordering::Release);
@@ -90,10 +96,17 @@ impl Timeline {
     }
 
     /// A time known to have passed (the hub's, from its index): the
-    /// store's time is never earlier from now on. A store whose clock is
-    /// behind the chain's then judges the hub's deadlines by the hub's
-    /// time at least.
+    /// store's time is no earlier from now on, while its clock is within
+    /// [`MAX_STAND`] of it. A store whose clock is a little behind the
+    /// chain's then judges the hub's deadlines by the hub's time at least.
     pub(crate) fn observe(&self, at: DateTime<Utc>) {
+        let behind = at - (self.clock)();
+        if behind > MAX_STAND {
+            tracing::warn!(
+                behind_minutes = behind.num_minutes(),
+                "本机时钟比总部慢太多，请校准电脑时间 (this PC's clock is far behind the hub's; set it right)"
+            );
+        }
         self.hub_ms
             .fetch_max(at.timestamp_millis(), Ordering::AcqRel);
     }
@@ -167,7 +180,6 @@ mod tests {
 
     /// A clock that ran far ahead and was put right is taken again: the
     /// store does not stamp its sales with next week's date until then.
-    /// The hub's time is not given up so.
     #[test]
     fn a_clock_put_right_after_running_far_ahead_is_taken_again() {
         let clock = at("2026-12-04T10:00:00Z");
@@ -175,8 +187,15 @@ mod tests {
         assert_eq!(t.now(), clock);
         let t = Timeline::new(Arc::new(move || clock), Some(clock + MAX_STAND));
         assert_eq!(t.now(), clock + MAX_STAND);
+        // the hub's time is a floor within the same reach only: a clock
+        // days behind the hub's is wrong, and is taken as it reads
+        t.observe(clock + MAX_STAND + TimeDelta::minutes(1));
+        assert_eq!(t.now(), clock + MAX_STAND);
         t.observe(at("2026-12-06T10:00:00Z"));
-        assert_eq!(t.now(), at("2026-12-06T10:00:00Z"));
+        assert_eq!(t.now(), clock + MAX_STAND);
+        let t = Timeline::new(Arc::new(move || clock), None);
+        t.observe(at("2026-12-06T10:00:00Z"));
+        assert_eq!(t.now(), clock);
     }
 
     /// After a restart the floor is the latest time the database holds.
