@@ -112,7 +112,10 @@ impl App {
             .await?;
         let sessions = Arc::new(staff::Sessions::new(settings.login_limits));
         let rules = store.read(promotions::load_rules).await?;
-        let floor = store.read(timeline::latest_used).await?;
+        let (id, offset) = (settings.store_id.clone(), settings.utc_offset);
+        let floor = store
+            .read(move |c| timeline::latest_used(c, &id, offset))
+            .await?;
         Ok(App {
             store,
             settings: Arc::new(settings),

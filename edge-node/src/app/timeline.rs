@@ -28,7 +28,8 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, FixedOffset, TimeDelta, Utc};
+use linli_shared::docs::DocId;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::Clock;
@@ -112,11 +113,20 @@ impl Timeline {
     }
 }
 
-/// The latest time the store has stamped a write with: its newest
-/// idempotency record (every use case that writes for a caller leaves
-/// one), its newest stock movement and its newest outbox fact. Each is one
-/// row read by its table's key.
-pub(crate) fn latest_used(c: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
+/// The latest time the store has used, as its database holds it: its
+/// newest idempotency record (every use case that writes for a caller
+/// leaves one), its newest stock movement and outbox row, and the start of
+/// the latest business day (at `offset`) it has written a document of
+/// (`store/<store>/{ledger,stock,fulfilment}/<day>`): facts the hub's
+/// messages move (a reservation, say) stamp no row of the first three, but
+/// their day's documents stand. Each is one row read by its table's key.
+/// So a restarted store never writes its documents of a day before one it
+/// has written (the hub keeps a store's level from its latest day).
+pub(crate) fn latest_used(
+    c: &Connection,
+    store: &str,
+    offset: FixedOffset,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
     let mut latest: Option<DateTime<Utc>> = None;
     for sql in [
         "SELECT created_at FROM idempotency ORDER BY rowid DESC LIMIT 1",
@@ -136,6 +146,24 @@ pub(crate) fn latest_used(c: &Connection) -> Result<Option<DateTime<Utc>>, Store
         .optional()?;
     if let Some(t) = at_ms.and_then(DateTime::from_timestamp_millis) {
         latest = latest.max(Some(t));
+    }
+    for kind in ["ledger", "stock", "fulfilment"] {
+        // the kind's ids sort by day: the last is its latest day's
+        let (from, to) = (
+            format!("store/{store}/{kind}/"),
+            format!("store/{store}/{kind}0"),
+        );
+        let id: Option<String> = c
+            .prepare_cached(
+                "SELECT doc_id FROM docs WHERE doc_id >= ?1 AND doc_id < ?2 ORDER BY doc_id DESC LIMIT 1",
+            )?
+            .query_row([from, to], |r| r.get(0))
+            .optional()?;
+        let day = id.and_then(|id| DocId::parse(&id).ok()?.day());
+        let start = day
+            .and_then(|d| d.and_hms_opt(0, 0, 0)?.and_local_timezone(offset).single())
+            .map(|t| t.with_timezone(&Utc));
+        latest = latest.max(start);
     }
     Ok(latest)
 }
@@ -204,7 +232,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Connection::open(dir.path().join("s.db")).unwrap();
         crate::store::schema::migrate(&mut c).unwrap();
-        assert_eq!(latest_used(&c).unwrap(), None);
+        let (store, cst) = ("S001", FixedOffset::east_opt(8 * 3600).unwrap());
+        let latest = |c: &Connection| latest_used(c, store, cst).unwrap();
+        assert_eq!(latest(&c), None);
         c.execute(
             "INSERT INTO idempotency(key, scope, request_hash, status, response, created_at)
              VALUES ('k', 'sale', 'h', 201, '{}', '2026-12-04T10:00:00.000Z')",
@@ -216,10 +246,24 @@ mod tests {
             [at("2026-12-04T10:00:02Z").timestamp_millis()],
         )
         .unwrap();
-        assert_eq!(latest_used(&c).unwrap(), Some(at("2026-12-04T10:00:02Z")));
+        assert_eq!(latest(&c), Some(at("2026-12-04T10:00:02Z")));
         c.execute("DELETE FROM doc_outbox", []).unwrap();
-        assert_eq!(latest_used(&c).unwrap(), Some(at("2026-12-04T10:00:00Z")));
-        let floor = latest_used(&c).unwrap();
+        assert_eq!(latest(&c), Some(at("2026-12-04T10:00:00Z")));
+        // a document of the next business day (from 16:00 UTC in
+        // UTC+8): its day began, though no row the store stamped says so
+        c.execute(
+            "INSERT INTO docs(doc_id, heads) VALUES ('store/S001/stock/2026-12-05/p1', x'')",
+            [],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO docs(doc_id, heads) VALUES ('store/S002/stock/2026-12-09', x'')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(latest(&c), Some(at("2026-12-04T16:00:00Z")));
+        c.execute("DELETE FROM docs", []).unwrap();
+        let floor = latest(&c);
         let t = Timeline::new(Arc::new(|| at("2026-12-04T09:00:00Z")), floor);
         assert_eq!(t.now(), at("2026-12-04T10:00:00Z"));
     }
