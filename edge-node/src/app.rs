@@ -69,9 +69,8 @@ pub struct AppSettings {
 pub struct App {
     pub(crate) store: Store,
     pub(crate) settings: Arc<AppSettings>,
-    /// The clock as it reads (how long a fact has waited is read here).
-    pub(crate) clock: Clock,
-    /// The store's time: the clock, never earlier than a time it used.
+    /// The store's time: its clock, never earlier than a time it used
+    /// (the clock as it reads: [`timeline::Timeline::clock`]).
     pub(crate) timeline: Arc<timeline::Timeline>,
     pub(crate) catalog: Arc<RwLock<Arc<CatalogIndex>>>,
     pub(crate) sessions: Arc<staff::Sessions>,
@@ -119,8 +118,7 @@ impl App {
         Ok(App {
             store,
             settings: Arc::new(settings),
-            timeline: Arc::new(timeline::Timeline::new(clock.clone(), floor)),
-            clock,
+            timeline: Arc::new(timeline::Timeline::new(clock, floor)),
             catalog: Arc::new(RwLock::new(Arc::new(index))),
             sessions,
             member_key: Arc::new(member_key),
@@ -234,7 +232,7 @@ impl App {
             &self.store,
             &self.sync,
             &self.settings.store_id,
-            &self.clock,
+            self.timeline.clock(),
         )
         .await
     }

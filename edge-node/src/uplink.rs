@@ -206,7 +206,7 @@ impl SyncHost for EdgeHost {
     async fn index(&self) -> Result<Index, DocError> {
         let sync = self.app.sync_ctx().clone();
         let store_id = self.store_id().to_owned();
-        let clock = self.app.clock.clone();
+        let clock = self.app.timeline.clock().clone();
         // the store's time before its snapshot: a fact it stamps from now
         // on is stamped no earlier
         let sent_at = self.app.now();

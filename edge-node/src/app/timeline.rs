@@ -96,6 +96,12 @@ impl Timeline {
         DateTime::from_timestamp_millis(at).unwrap_or(t)
     }
 
+    /// The clock as it reads, without the floors: how long a fact has
+    /// waited is read from it (a standing time would read it shorter).
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// A time known to have passed (the hub's, from its index): the
     /// store's time is no earlier from now on, while its clock is within
     /// [`MAX_STAND`] of it. A store whose clock is a little behind the
@@ -133,9 +139,7 @@ pub(crate) fn latest_used(
         "SELECT at FROM movements ORDER BY seq DESC LIMIT 1",
     ] {
         let at: Option<String> = c.query_row(sql, [], |r| r.get(0)).optional()?;
-        if let Some(t) = at.and_then(|s| DateTime::parse_from_rfc3339(&s).ok()) {
-            latest = latest.max(Some(t.with_timezone(&Utc)));
-        }
+        latest = latest.max(at.as_deref().map(super::parse_ts));
     }
     let at_ms: Option<i64> = c
         .query_row(
