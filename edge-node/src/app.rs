@@ -180,6 +180,14 @@ impl App {
         self.timeline.now()
     }
 
+    /// [`App::now`] for a fact about to be written with
+    /// [`App::write_published`]: until its write has ended, the store's
+    /// index reports no later than a moment before it
+    /// ([`timeline::Timeline::committed_until`]).
+    pub(crate) fn stamp(&self) -> timeline::Stamp {
+        self.timeline.stamp()
+    }
+
     /// The store's business day at `at`.
     pub fn business_day(&self, at: DateTime<Utc>) -> NaiveDate {
         at.with_timezone(&self.settings.utc_offset).date_naive()
@@ -199,7 +207,7 @@ impl App {
     /// the transaction has committed.
     pub(crate) async fn write_published<T, F>(
         &self,
-        now: DateTime<Utc>,
+        stamp: timeline::Stamp,
         f: F,
     ) -> Result<T, AppError>
     where
@@ -208,15 +216,19 @@ impl App {
             + Send
             + 'static,
     {
+        let now = stamp.at();
         let (sync, day) = (self.sync.clone(), self.business_day(now));
         let (out, written) = self
             .store
             .write(move |c| {
                 let mut p = replication::Publish::new(c, &sync, day, now);
                 let out = f(c, &mut p)?;
-                Ok::<_, AppError>((out, p.finish()?))
+                // the stamp comes back with the result: released after the
+                // commit, whether or not anyone still waits for it
+                Ok::<_, AppError>((out, (p.finish()?, stamp)))
             })
             .await?;
+        let (written, _stamp) = written;
         if written {
             self.sync.outbox_written();
         }

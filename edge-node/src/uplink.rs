@@ -207,9 +207,10 @@ impl SyncHost for EdgeHost {
         let sync = self.app.sync_ctx().clone();
         let store_id = self.store_id().to_owned();
         let clock = self.app.timeline.clock().clone();
-        // the store's time before its snapshot: a fact it stamps from now
-        // on is stamped no earlier
-        let sent_at = self.app.now();
+        // read before the snapshot: every fact stamped up to it has
+        // committed (so the snapshot holds it), and one stamped from now
+        // on is stamped later
+        let sent_at = self.app.timeline.committed_until();
         let today = self.app.business_day(sent_at);
         // on a read connection: the index lists committed heads only
         self.app
@@ -228,6 +229,7 @@ impl SyncHost for EdgeHost {
                 // the clock read after the outbox's first row in this
                 // snapshot: a fact it holds was stamped before
                 let waiting = crate::app::replication::facts_waiting(c, || clock())?;
+                let oldest = crate::app::replication::oldest_waiting_stamp(c)?;
                 let open = sync.with_docs(c, |docs| {
                     // open documents: today's, the catalog, and any the hub
                     // has not acknowledged
@@ -241,10 +243,17 @@ impl SyncHost for EdgeHost {
                         .collect::<Vec<IndexEntry>>())
                 })?;
                 snapshot.finish().map_err(crate::store::StoreError::from)?;
-                Ok::<_, AppError>((open, waiting))
+                Ok::<_, AppError>((open, waiting, oldest))
             })
             .await;
-        let (mut open, facts_waiting) = r.map_err(to_doc_error)?;
+        let (mut open, facts_waiting, oldest) = r.map_err(to_doc_error)?;
+        // the facts it does not list yet were stamped at or after the
+        // oldest of them: the index reports up to before it, in the
+        // store's own time (the hub's `arrival − facts_waiting` reads later
+        // by the index's time in transit)
+        let sent_at = oldest.map_or(sent_at, |o| {
+            sent_at.min(o - chrono::TimeDelta::milliseconds(1))
+        });
         if self.app.sync_ctx().recovering() {
             // a new database asks for what the hub holds: listed with no
             // heads, every document below differs from the hub's copy
@@ -860,3 +869,6 @@ pub async fn run(app: App, cfg: UplinkConfig, status: Arc<SyncStatus>, cancel: C
     endpoint.close(0u32.into(), b"shutdown");
     endpoint.wait_idle().await;
 }
+
+#[cfg(test)]
+mod tests;

@@ -50,9 +50,10 @@ impl App {
         // the phone itself goes nowhere: not the ledger, not the replay
         let (member, masked) = (self.member_hash(&phone), mask_phone(&phone));
         let fp = idempotency::fingerprint("community_join", &member);
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let staff = actor.name.clone();
-        self.write_published(now, move |c, p| {
+        self.write_published(stamp, move |c, p| {
             if let Some(k) = &key
                 && let Some(prev) = idempotency::replay(c, &staff, k, "community_join", &fp)?
             {

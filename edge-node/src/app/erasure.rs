@@ -154,8 +154,9 @@ impl App {
     /// Confirms every erasure done here but not yet confirmed, with a fact
     /// in today's ledger. Returns how many it confirmed.
     pub async fn confirm_erasures(&self) -> Result<usize, AppError> {
-        let now = self.now();
-        self.write_published(now, move |c, p| {
+        let stamp = self.stamp();
+        let now = stamp.at();
+        self.write_published(stamp, move |c, p| {
             let pending: Vec<(String, i64)> = c
                 .prepare("SELECT erasure_id, rows FROM erasures WHERE confirmed_at IS NULL ORDER BY erasure_id")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?

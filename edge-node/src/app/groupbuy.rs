@@ -302,12 +302,13 @@ impl App {
             return Err(super::invalid("qty", "must be 0-1000000 units"));
         }
         let fp = idempotency::fingerprint("group_buy_receive", &(group_buy_id, req.qty));
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let expires = now + self.settings.pickup_hold * 3;
         let cat = self.catalog();
         let store_id = self.settings.store_id.clone();
         let (staff, gid, qty) = (actor.name.clone(), group_buy_id.to_owned(), req.qty);
-        self.write_published(now, move |c, p| {
+        self.write_published(stamp, move |c, p| {
             if let Some(k) = &key
                 && let Some(prev) = idempotency::replay(c, &staff, k, "group_buy_receive", &fp)?
             {
@@ -429,9 +430,10 @@ impl App {
             "group_buy_commit",
             &(group_buy_id, &member, req.qty, method.as_str()),
         );
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let (staff, gid, qty) = (actor.name.clone(), group_buy_id.to_owned(), req.qty);
-        self.write_published(now, move |c, p| {
+        self.write_published(stamp, move |c, p| {
             if let Some(k) = &key
                 && let Some(prev) = idempotency::replay(c, &staff, k, "group_buy_commit", &fp)?
             {

@@ -400,11 +400,12 @@ impl App {
                 self.redeem_pickup(actor, &code).await?,
             ));
         }
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let by = actor.name.clone();
         let app = self.clone();
         let view = self
-            .write_published(now, move |c, p| {
+            .write_published(stamp, move |c, p| {
                 let Resolved::Online { order_id, claim } = app.resolve_code(c, &code)? else {
                     return Err(invalid("code", "not an online order's code"));
                 };
@@ -506,10 +507,11 @@ impl App {
         id: &str,
         step: Step,
     ) -> Result<OnlineOrderView, AppError> {
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let _ = actor;
         let (app, id) = (self.clone(), id.to_owned());
-        self.write_published(now, move |c, p| {
+        self.write_published(stamp, move |c, p| {
             let hub = load_hub_fact(c, &id)?.ok_or_else(|| AppError::OrderNotFound(id.clone()))?;
             let mut f = fulfilment_or_new(c, &id)?;
             let status = derive_status(&hub, Some(&f)).status;
@@ -554,9 +556,10 @@ impl App {
         id: &str,
         rider: Option<String>,
     ) -> Result<Option<OnlineOrderView>, AppError> {
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let (app, id, by) = (self.clone(), id.to_owned(), actor.name.clone());
-        self.write_published(now, move |c, p| {
+        self.write_published(stamp, move |c, p| {
             let (hub, mut f) = dispatchable(c, &id)?;
             if f.out_for_delivery_at.is_some() {
                 return Ok(Some(app.view(Some(hub), Some(f), None, &id)));
@@ -694,10 +697,11 @@ impl App {
         picked_up: bool,
         delivered: bool,
     ) -> Result<OnlineOrderView, AppError> {
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let (app, id) = (self.clone(), id.to_owned());
         let (courier, courier_ref) = (courier.to_owned(), courier_ref.to_owned());
-        self.write_published(now, move |c, p| {
+        self.write_published(stamp, move |c, p| {
             let hub = load_hub_fact(c, &id)?.ok_or_else(|| AppError::OrderNotFound(id.clone()))?;
             let mut f = fulfilment_or_new(c, &id)?;
             let mut changed = f.courier_ref.as_deref() != Some(courier_ref.as_str());

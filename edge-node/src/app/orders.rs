@@ -155,11 +155,12 @@ impl App {
         let mut fingerprinted = req.clone();
         fingerprinted.customer.phone = hash.clone();
         let fp = idempotency::fingerprint("order", &fingerprinted);
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let expires = now + self.settings.pickup_hold;
         let by = actor.name.clone();
         let (channel, fulfilment) = (req.channel, req.fulfilment);
-        let (view, replayed) = self.write_published(now, move |c, p| {
+        let (view, replayed) = self.write_published(stamp, move |c, p| {
                 if let Some(prev) = idempotency::replay(c, &by, &key, "order", &fp)? {
                     return Ok((prev, true));
                 }
@@ -245,9 +246,10 @@ impl App {
         if !is_pickup_code(&code) {
             return Err(invalid("code", "a pickup code is 6 digits"));
         }
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let by = actor.name.clone();
-        let view = self.write_published(now, move |c, p| {
+        let view = self.write_published(stamp, move |c, p| {
                 let order_id: String = c
                     .query_row("SELECT order_id FROM orders WHERE pickup_code = ?1", [&code], |r| r.get(0))
                     .optional()?
@@ -280,10 +282,11 @@ impl App {
     /// Cancels an open order and releases its reservation. Needs a manager.
     pub async fn cancel_order(&self, actor: &Actor, order_id: &str) -> Result<OrderView, AppError> {
         actor.require_manager("cancelling an order")?;
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let by = actor.name.clone();
         let id = order_id.to_owned();
-        let view = self.write_published(now, move |c, p| {
+        let view = self.write_published(stamp, move |c, p| {
                 let order = load_order(c, &id)?.ok_or_else(|| AppError::OrderNotFound(id.clone()))?;
                 match order.status {
                     OrderStatus::Placed => {}
@@ -311,8 +314,9 @@ impl App {
     /// orders stay `placed` (their codes then answer "expired"); only the
     /// stock goes back on sale. Returns how many were released.
     pub async fn release_expired_orders(&self) -> Result<usize, AppError> {
-        let now = self.now();
-        let n = self.write_published(now, move |c, p| {
+        let stamp = self.stamp();
+        let now = stamp.at();
+        let n = self.write_published(stamp, move |c, p| {
                 let ids: Vec<String> = c
                     .prepare("SELECT order_id FROM orders WHERE status = 'placed' AND expires_at <= ?1 AND closed_at IS NULL")?
                     .query_map([ts(now)], |r| r.get(0))?

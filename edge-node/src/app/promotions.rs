@@ -393,8 +393,9 @@ impl App {
     /// ledger (after the hub's recall arrived, and at start for one that
     /// arrived before a crash). Returns how many returns it wrote.
     pub async fn return_recalled_coupons(&self) -> Result<usize, AppError> {
-        let now = self.now();
-        self.write_published(now, move |c, p| {
+        let stamp = self.stamp();
+        let now = stamp.at();
+        self.write_published(stamp, move |c, p| {
             let due = returns_due(c, now)?;
             let n = due.len();
             for r in due {

@@ -472,6 +472,20 @@ pub(crate) fn facts_waiting(
     Ok(u64::try_from(waited).map_or(Duration::MAX, Duration::from_millis))
 }
 
+/// The earliest time a fact in the outbox was stamped with (`None` if
+/// none waits): the facts a session's index does not list yet were all
+/// stamped at or after it, so the index reports only up to before it
+/// (`Index::sent_at`). The least of every row's time, not the first
+/// row's: two writes stamped close together may commit in the other order.
+/// A scan of the outbox, which the drain keeps to the facts of the last
+/// moments; read at an index (every 15–45 s), not per sale.
+pub(crate) fn oldest_waiting_stamp(c: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let at: Option<i64> = c
+        .prepare_cached("SELECT min(at_ms) FROM doc_outbox")?
+        .query_row([], |r| r.get(0))?;
+    Ok(at.map(|ms| DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)))
+}
+
 /// The kinds of outbox rows.
 struct Outbox;
 

@@ -443,11 +443,12 @@ impl App {
         let mut fingerprinted = req.clone();
         fingerprinted.member_phone = member_hash.clone();
         let fp = idempotency::fingerprint("sale", &fingerprinted);
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let day = self.business_day(now);
         let store_id = self.settings.store_id.clone();
         let cashier = actor.name.clone();
-        let (receipt, replayed) = self.write_published(now, move |c, p| {
+        let (receipt, replayed) = self.write_published(stamp, move |c, p| {
                 if let Some(prev) = idempotency::replay(c, &cashier, &key, "sale", &fp)? {
                     return Ok((prev, true));
                 }
@@ -632,10 +633,11 @@ impl App {
     ) -> Result<(RefundReceipt, bool), AppError> {
         actor.require_manager("a refund")?;
         let fp = idempotency::fingerprint(&format!("refund:{sale_id}"), &req);
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let by = actor.name.clone();
         let sale_id = sale_id.to_owned();
-        let (receipt, replayed) = self.write_published(now, move |c, p| {
+        let (receipt, replayed) = self.write_published(stamp, move |c, p| {
                 if let Some(prev) = idempotency::replay(c, &by, &key, "refund", &fp)? {
                     return Ok((prev, true));
                 }

@@ -100,7 +100,7 @@ impl App {
     /// when the link to the hub starts; afterwards every level change does
     /// it for its own SKUs.
     pub async fn rebalance_rights(&self) -> Result<usize, AppError> {
-        self.write_published(self.now(), |c, p| {
+        self.write_published(self.stamp(), |c, p| {
             let skus: Vec<String> = c
                 .prepare("SELECT sku FROM stock ORDER BY sku")?
                 .query_map([], |r| r.get(0))?
@@ -260,10 +260,11 @@ impl App {
             reason,
             lines,
         } = batch;
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let staff = actor.name.clone();
         let change = self
-            .write_published(now, move |c, p| {
+            .write_published(stamp, move |c, p| {
                 if let Some(k) = &key
                     && let Some(prev) = idempotency::replay(c, &staff, k, scope, &fingerprint)?
                 {
@@ -379,10 +380,11 @@ impl App {
             ));
         }
         let fp = idempotency::fingerprint("count", &req);
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let staff = actor.name.clone();
         let change = self
-            .write_published(now, move |c, p| {
+            .write_published(stamp, move |c, p| {
                 if let Some(k) = &key
                     && let Some(prev) = idempotency::replay(c, &staff, k, "count", &fp)?
                 {

@@ -25,8 +25,17 @@
 //! here (`replication::facts_waiting`): a standing time would read a wait
 //! as shorter than it was, the side on which the hub would take an index
 //! as a report too early.
+//!
+//! A fact is stamped before it commits: its use case takes a [`Stamp`],
+//! then its write waits for the writer (behind other writes, for
+//! milliseconds when the counter is busy) and commits. An index taken in
+//! between would neither list the fact nor count it as waiting, so the
+//! time an index reports up to is [`Timeline::committed_until`]: before
+//! the oldest stamp still in flight.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, DurationRound, FixedOffset, TimeDelta, Utc};
 use linli_shared::docs::DocId;
@@ -52,6 +61,38 @@ pub(crate) struct Timeline {
     used_ms: AtomicI64,
     /// Milliseconds since the epoch of the latest hub time seen.
     hub_ms: AtomicI64,
+    /// Stamps handed out whose write has not ended (milliseconds since
+    /// the epoch → how many).
+    in_flight: Mutex<BTreeMap<i64, usize>>,
+}
+
+/// The time a fact is stamped with, held until its write has ended
+/// (committed or failed): until then an index does not report past it.
+/// It goes with the write to the writer and comes back with its result,
+/// so it is released after the commit even when the caller has gone
+/// away (a client that hung up does not take its write back).
+pub(crate) struct Stamp {
+    at: DateTime<Utc>,
+    timeline: Arc<Timeline>,
+}
+
+impl Stamp {
+    pub(crate) fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
+}
+
+impl Drop for Stamp {
+    fn drop(&mut self) {
+        let mut f = self.timeline.stamps();
+        let ms = self.at.timestamp_millis();
+        if let Some(n) = f.get_mut(&ms) {
+            *n -= 1;
+            if *n == 0 {
+                f.remove(&ms);
+            }
+        }
+    }
 }
 
 impl Timeline {
@@ -63,7 +104,52 @@ impl Timeline {
             clock,
             used_ms: AtomicI64::new(floor.map_or(i64::MIN, |t| t.timestamp_millis())),
             hub_ms: AtomicI64::new(i64::MIN),
+            in_flight: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// How many stamps are in flight.
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> usize {
+        self.stamps().values().sum()
+    }
+
+    fn stamps(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, usize>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// [`Timeline::now`] for a fact to be written: held (in flight) until
+    /// the returned stamp is dropped, after its write has ended.
+    pub(crate) fn stamp(self: &Arc<Self>) -> Stamp {
+        // taken and registered under one lock: `committed_until` sees a
+        // stamp handed out before it, or the stamp is no earlier than
+        // its own reading of the time
+        let mut f = self.stamps();
+        let at = self.now();
+        *f.entry(at.timestamp_millis()).or_default() += 1;
+        drop(f);
+        Stamp {
+            at,
+            timeline: self.clone(),
+        }
+    }
+
+    /// The latest time up to which every fact stamped has committed (or
+    /// failed): a millisecond before the oldest stamp in flight, or before
+    /// now. What an index reports up to (`Index::sent_at`), read before
+    /// its snapshot: a fact stamped later is stamped after this (the time
+    /// never goes back), and one stamped earlier committed before.
+    pub(crate) fn committed_until(&self) -> DateTime<Utc> {
+        let f = self.stamps();
+        let now = self.now();
+        let oldest = f
+            .keys()
+            .next()
+            .and_then(|ms| DateTime::from_timestamp_millis(*ms));
+        drop(f);
+        oldest.map_or(now, |o| o.min(now)) - TimeDelta::milliseconds(1)
     }
 
     /// The current time, to the millisecond (what is stored is what is
@@ -176,8 +262,6 @@ pub(crate) fn latest_used(
 mod tests {
     use super::*;
 
-    use std::sync::Arc;
-
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
@@ -208,6 +292,39 @@ mod tests {
         // the hub's time, seen in its index, is a floor too
         t.observe(at("2026-12-04T10:07:00Z"));
         assert_eq!(t.now(), at("2026-12-04T10:07:00Z"));
+    }
+
+    /// A stamp in flight holds what an index reports up to (a millisecond
+    /// before it) until it is dropped, however far the clock moves.
+    #[test]
+    fn a_stamp_in_flight_holds_the_time_reported_up_to() {
+        let clock = Arc::new(AtomicI64::new(
+            at("2026-12-04T10:00:00Z").timestamp_millis(),
+        ));
+        let c = clock.clone();
+        let t = Arc::new(Timeline::new(
+            Arc::new(move || DateTime::from_timestamp_millis(c.load(Ordering::Relaxed)).unwrap()),
+            None,
+        ));
+        let ms = TimeDelta::milliseconds(1);
+        assert_eq!(t.committed_until(), at("2026-12-04T10:00:00Z") - ms);
+        let first = t.stamp();
+        let second = t.stamp();
+        assert_eq!(second.at(), first.at());
+        clock.fetch_add(5_000, Ordering::Relaxed);
+        let third = t.stamp();
+        assert_eq!(third.at(), at("2026-12-04T10:00:05Z"));
+        assert_eq!(t.in_flight(), 3);
+        assert_eq!(t.committed_until(), at("2026-12-04T10:00:00Z") - ms);
+        // both stamps of the same millisecond hold it
+        drop(first);
+        assert_eq!(t.committed_until(), at("2026-12-04T10:00:00Z") - ms);
+        drop(second);
+        assert_eq!(t.committed_until(), at("2026-12-04T10:00:05Z") - ms);
+        drop(third);
+        assert_eq!(t.in_flight(), 0);
+        clock.fetch_add(1_000, Ordering::Relaxed);
+        assert_eq!(t.committed_until(), at("2026-12-04T10:00:06Z") - ms);
     }
 
     /// A clock that ran far ahead and was put right is taken again: the

@@ -164,13 +164,14 @@ impl App {
         group_buy_id: &str,
         commitment_id: &str,
     ) -> Result<CounterCommitmentView, AppError> {
-        let now = self.now();
+        let stamp = self.stamp();
+        let now = stamp.at();
         let (staff, gid, cid) = (
             actor.name.clone(),
             group_buy_id.to_owned(),
             commitment_id.to_owned(),
         );
-        self.write_published(now, move |c, p| {
+        self.write_published(stamp, move |c, p| {
             let terms = terms_of(c, &gid)?.ok_or_else(|| AppError::GroupBuyNotFound(gid.clone()))?;
             let k = view(c, &terms, &cid)?.ok_or_else(|| AppError::CommitmentNotFound(cid.clone()))?;
             // refunded as the campaign failed: the rule says over
