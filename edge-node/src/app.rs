@@ -219,19 +219,35 @@ impl App {
         let now = stamp.at();
         let (sync, day) = (self.sync.clone(), self.business_day(now));
         let (out, written) = self
-            .store
-            .write(move |c| {
+            .write_stamped(stamp, move |c| {
                 let mut p = replication::Publish::new(c, &sync, day, now);
                 let out = f(c, &mut p)?;
-                // the stamp comes back with the result: released after the
-                // commit, whether or not anyone still waits for it
-                Ok::<_, AppError>((out, (p.finish()?, stamp)))
+                Ok((out, p.finish()?))
             })
             .await?;
-        let (written, _stamp) = written;
         if written {
             self.sync.outbox_written();
         }
+        Ok(out)
+    }
+
+    /// Runs a write of facts stamped `stamp` on the writer thread. The
+    /// stamp goes with the write and comes back with its result, so it is
+    /// released after the commit (or the rollback), also when the caller
+    /// has gone away (a client that hung up does not take its write back).
+    pub(crate) async fn write_stamped<T, F>(
+        &self,
+        stamp: timeline::Stamp,
+        f: F,
+    ) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T, AppError> + Send + 'static,
+    {
+        let (out, _released_now) = self
+            .store
+            .write(move |c| Ok::<_, AppError>((f(c)?, stamp)))
+            .await?;
         Ok(out)
     }
 

@@ -301,7 +301,10 @@ impl SyncHost for EdgeHost {
     async fn receive(&self, doc: DocId, msg: Vec<u8>) -> Result<Received, DocError> {
         let sync = self.app.sync_ctx().clone();
         let member_key = *self.app.member_key;
-        let now = self.app.now();
+        // what the hub's message moves (a level, by the rights it changed)
+        // is a fact of the store's: stamped, held until committed
+        let stamp = self.app.stamp();
+        let now = stamp.at();
         let day = self.app.business_day(now);
         let d = doc.clone();
         let settle = self
@@ -319,8 +322,7 @@ impl SyncHost for EdgeHost {
         };
         let applied = self
             .app
-            .store()
-            .write(move |c| {
+            .write_stamped(stamp, move |c| {
                 let applied = sync.with_docs(c, |docs| {
                     let r = match docs.receive(c, &d, HUB_PEER, &Owner::Hub, &msg) {
                         Ok(r) => r,
