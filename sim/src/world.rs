@@ -831,13 +831,16 @@ impl World {
     }
 
     /// The store PC's clock is set back (an NTP correction after it ran
-    /// fast, a cashier's hand) by up to 15 minutes, or, when it is off,
-    /// put right again (a jump forward).
+    /// fast, a cashier's hand) or forward (a cashier's hand, a PC that
+    /// ran fast) by up to 15 minutes, or, when it is off, put right again.
     fn step_clock(&mut self, i: usize) -> anyhow::Result<()> {
         let s = &self.stores[i];
         let was = s.skew.load(Ordering::Relaxed);
         let to = match was {
-            0 => -self.rng.gen_range(1_000..=900_000),
+            0 => {
+                let by = self.rng.gen_range(1_000..=900_000);
+                if self.rng.gen_bool(0.5) { -by } else { by }
+            }
             _ => 0,
         };
         s.skew.store(to, Ordering::Relaxed);
