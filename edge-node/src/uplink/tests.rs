@@ -8,23 +8,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use linli_sync::session::SyncHost;
 
 use super::{EdgeHost, SyncStatus};
+use crate::app::App;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
 
-/// A fact is stamped before it commits, and its write may wait for the
-/// writer behind others (milliseconds on a busy counter). An index taken
-/// meanwhile neither lists it nor counts it as waiting, so it must report
-/// up to before its stamp: otherwise the hub would take the index as the
-/// store's report past that time (a group-buy deadline, say) without the
-/// fact, and decide without it. Fails when the index says its clock's
-/// time (`sent_at = now`): it reported 10 s past the stamp.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_index_reports_up_to_before_a_write_still_waiting_for_the_writer() {
+/// A store on a fresh database whose clock reads `t0` plus the
+/// milliseconds in the returned counter.
+async fn open_at(t0: DateTime<Utc>) -> (tempfile::TempDir, App, Arc<AtomicI64>) {
     let dir = tempfile::tempdir().unwrap();
-    let t0 = DateTime::parse_from_rfc3339("2026-12-04T02:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc);
     let ms = Arc::new(AtomicI64::new(t0.timestamp_millis()));
     let m = ms.clone();
     let app = crate::node::open_app(
@@ -35,6 +27,22 @@ async fn an_index_reports_up_to_before_a_write_still_waiting_for_the_writer() {
     )
     .await
     .unwrap();
+    (dir, app, ms)
+}
+
+/// A fact is stamped before it commits, and its write may wait for the
+/// writer behind others (milliseconds on a busy counter). An index taken
+/// meanwhile neither lists it nor counts it as waiting, so it must report
+/// up to before its stamp: otherwise the hub would take the index as the
+/// store's report past that time (a group-buy deadline, say) without the
+/// fact, and decide without it. Fails when the index says its clock's
+/// time (`sent_at = now`): it reported 10 s past the stamp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_reports_up_to_before_a_write_still_waiting_for_the_writer() {
+    let t0 = DateTime::parse_from_rfc3339("2026-12-04T02:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let (_dir, app, ms) = open_at(t0).await;
     let host = EdgeHost::new(app.clone(), Arc::new(SyncStatus::new(None)));
     // a first index opens the documents (a write); later ones only read
     let first = host.index().await.unwrap();
@@ -94,20 +102,10 @@ async fn an_index_reports_up_to_before_a_write_still_waiting_for_the_writer() {
 /// needed). Fails when the index says its clock's time: 10 s past.
 #[tokio::test]
 async fn an_index_reports_up_to_before_the_oldest_fact_waiting() {
-    let dir = tempfile::tempdir().unwrap();
     let t0 = DateTime::parse_from_rfc3339("2026-12-04T02:00:00Z")
         .unwrap()
         .with_timezone(&Utc);
-    let ms = Arc::new(AtomicI64::new(t0.timestamp_millis()));
-    let m = ms.clone();
-    let app = crate::node::open_app(
-        &Config::default(),
-        dir.path().to_owned(),
-        Arc::new(move || DateTime::from_timestamp_millis(m.load(Ordering::Relaxed)).unwrap()),
-        &Metrics::new(),
-    )
-    .await
-    .unwrap();
+    let (_dir, app, ms) = open_at(t0).await;
     let manager = crate::app::Actor {
         name: "mei".into(),
         role: crate::app::Role::Manager,
