@@ -264,15 +264,19 @@ fn make_private(path: &Path) -> std::io::Result<()> {
 
 /// The WAL's size, in pages, at which a commit also checkpoints it
 /// (SQLite's default is 1,000). A checkpoint copies the WAL's pages into
-/// the database file and fsyncs it, in the commit that crosses the mark:
-/// at 1,000 pages a store's sale (~20 pages) paid for one every ~50 sales,
-/// 2 % of them, and those were most of `POST /api/v1/sales`'s slowest
-/// percent. At 4,000 a checkpoint comes every ~200 sales (0.5 %), and the
-/// pages a day's sales keep rewriting (the stock's, the indexes' last
-/// leaves) are copied once for four times as many commits; the WAL file
-/// stays at ~16 MB. `edge_bench` 4, p99: 2.61 and 2.67 ms at 1,000, 1.95
-/// and 1.95 ms at 4,000 (docs/DECISIONS.md, "The sale's tail").
-pub const WAL_AUTOCHECKPOINT_PAGES: i64 = 4_000;
+/// the database file and fsyncs it, in the commit that crosses the mark,
+/// and whoever waits for that commit (a sale, or a sale queued behind a
+/// drain's commit) waits for the checkpoint: at 1,000 pages a store's sale
+/// (~20 pages) paid for one every ~50 sales, and those were most of
+/// `POST /api/v1/sales`'s slowest percent. At 4,000 a checkpoint came
+/// every ~200 sales; on days of slow fsyncs that still put the p99 over
+/// its 3 ms goal (2.48–3.43 ms in six runs, two within it). At 10,000 a
+/// checkpoint comes every ~500 sales: p99 1.52–2.71 ms in six runs
+/// alternating with those, all within; each checkpoint takes longer (the
+/// slowest sale 5.1–9.9 ms against 4.5–7.1), and the WAL file stays at
+/// ~40 MB. docs/DECISIONS.md, "The sale's tail" and "Checkpoints every
+/// 10,000 pages".
+pub const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 
 /// Opens (creating if needed) and migrates a database file, applying the
 /// durable pragmas. Used by the writer thread and by offline CLI commands.
