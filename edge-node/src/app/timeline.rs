@@ -140,7 +140,9 @@ impl Timeline {
     /// failed): a millisecond before the oldest stamp in flight, or before
     /// now. What an index reports up to (`Index::sent_at`), read before
     /// its snapshot: a fact stamped later is stamped after this (the time
-    /// never goes back), and one stamped earlier committed before.
+    /// never goes back, short of a clock found more than [`MAX_STAND`]
+    /// behind, which was wrong and is taken again), and one stamped
+    /// earlier committed before.
     pub(crate) fn committed_until(&self) -> DateTime<Utc> {
         let f = self.stamps();
         let now = self.now();
