@@ -226,10 +226,11 @@ impl SyncHost for EdgeHost {
                 let snapshot = c
                     .unchecked_transaction()
                     .map_err(crate::store::StoreError::from)?;
-                // the clock read after the outbox's first row in this
-                // snapshot: a fact it holds was stamped before
-                let waiting = crate::app::replication::facts_waiting(c, || clock())?;
+                // the oldest fact waiting in this snapshot, and how long it
+                // has waited by the clock read after it (so it was stamped
+                // before)
                 let oldest = crate::app::replication::oldest_waiting_stamp(c)?;
+                let waiting = crate::app::replication::waited_since(oldest, || clock());
                 let open = sync.with_docs(c, |docs| {
                     // open documents: today's, the catalog, and any the hub
                     // has not acknowledged

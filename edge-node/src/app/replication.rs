@@ -446,10 +446,10 @@ impl<'a> Publish<'a> {
 }
 
 /// How long the first fact in the outbox (the first committed of those
-/// not yet drained) has waited (zero if none waits): what a session's
-/// index says of the facts it does not list yet
-/// ([`linli_shared::sync::Index::facts_waiting`]), and what decides a
-/// drain's priority. Read by the outbox's key (one row, however long the
+/// not yet drained) has waited (zero if none waits): what decides a
+/// drain's priority (a session's index says the wait of the oldest
+/// stamped, [`oldest_waiting_stamp`], in
+/// [`linli_shared::sync::Index::facts_waiting`]). Read by the outbox's key (one row, however long the
 /// outbox), in the caller's snapshot where it has one; `now` is read
 /// after the row, so every row read was stamped before it. A row's time is
 /// the store's clock: a row stamped after `now` means the clock was set
@@ -461,15 +461,31 @@ pub(crate) fn facts_waiting(
     c: &Connection,
     now: impl FnOnce() -> DateTime<Utc>,
 ) -> Result<Duration, StoreError> {
-    let oldest: Option<i64> = c
+    let first: Option<i64> = c
         .prepare_cached("SELECT at_ms FROM doc_outbox ORDER BY seq LIMIT 1")?
         .query_row([], |r| r.get(0))
         .optional()?;
-    let Some(at) = oldest else {
-        return Ok(Duration::ZERO);
+    Ok(waited_since(first.map(from_ms), now))
+}
+
+/// How long a fact stamped `stamp` has waited by `now` (read after the
+/// stamp): zero for none, [`Duration::MAX`] for a stamp after `now` (the
+/// clock set back since: how long is not known).
+pub(crate) fn waited_since(
+    stamp: Option<DateTime<Utc>>,
+    now: impl FnOnce() -> DateTime<Utc>,
+) -> Duration {
+    let Some(at) = stamp else {
+        return Duration::ZERO;
     };
-    let waited = now().timestamp_millis().saturating_sub(at);
-    Ok(u64::try_from(waited).map_or(Duration::MAX, Duration::from_millis))
+    let waited = now()
+        .timestamp_millis()
+        .saturating_sub(at.timestamp_millis());
+    u64::try_from(waited).map_or(Duration::MAX, Duration::from_millis)
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// The earliest time a fact in the outbox was stamped with (`None` if
@@ -478,12 +494,13 @@ pub(crate) fn facts_waiting(
 /// (`Index::sent_at`). The least of every row's time, not the first
 /// row's: two writes stamped close together may commit in the other order.
 /// A scan of the outbox, which the drain keeps to the facts of the last
-/// moments; read at an index (every 15–45 s), not per sale.
+/// moments; read at an index (every 15–45 s), not per sale. The index
+/// says how long this fact has waited too ([`waited_since`]).
 pub(crate) fn oldest_waiting_stamp(c: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
     let at: Option<i64> = c
         .prepare_cached("SELECT min(at_ms) FROM doc_outbox")?
         .query_row([], |r| r.get(0))?;
-    Ok(at.map(|ms| DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)))
+    Ok(at.map(from_ms))
 }
 
 /// The kinds of outbox rows.
