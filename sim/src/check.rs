@@ -96,6 +96,36 @@ impl Auditor {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The online orders holding a coupon of campaign `coupon` at the hub
+    /// (its redemptions not voided): order id → claim id.
+    pub fn hub_online_coupons(
+        &mut self,
+        db: &Path,
+        coupon: &str,
+    ) -> anyhow::Result<BTreeMap<String, String>> {
+        let c = self.open(db)?;
+        let mut st = c.prepare_cached(
+            "SELECT subject_id, claim_id FROM coupon_redemptions
+             WHERE coupon_id = ?1 AND channel = 'online' AND voided_at IS NULL",
+        )?;
+        let rows = st.query_map([coupon], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// What the hub counts of campaign `coupon` on orders it cancelled and
+    /// a store handed over anyway (the money was given; the order's
+    /// conflict is a manager's), fen.
+    pub fn hub_conflicted_coupon_fen(&mut self, db: &Path, coupon: &str) -> anyhow::Result<i64> {
+        let c = self.open(db)?;
+        let mut st = c.prepare_cached(
+            "SELECT COALESCE(SUM(r.discount_fen), 0) FROM coupon_redemptions r
+             JOIN online_orders o ON o.order_id = r.subject_id
+             WHERE r.coupon_id = ?1 AND r.channel = 'online' AND r.voided_at IS NULL
+               AND o.conflict IS NOT NULL",
+        )?;
+        Ok(st.query_row([coupon], |r| r.get(0))?)
+    }
+
     /// A store's refunds, as it holds them.
     pub fn store_refunds(&mut self, db: &Path) -> anyhow::Result<Refunds> {
         let c = self.open(db)?;

@@ -6,8 +6,10 @@
 //! hosts, the real sans-IO sync session (`linli_shared::sync::session`),
 //! the real document store, projection and idempotency — joined by a
 //! virtual network ([`net`]) under a manual clock. Seeded steps sell at the
-//! counters (retrying some sales whose answer was lost), let virtual time
-//! pass, cut and heal links, crash and restart stores and the hub. After
+//! counters (retrying some sales whose answer was lost), take online
+//! orders and hand them over, commit to a group-buy, redeem and give back
+//! coupons at the counters and online, let virtual time pass, cut and heal
+//! links, crash and restart stores and the hub, step the stores' clocks. After
 //! every step the invariants are checked ([`check`]); at the end every link
 //! heals and the chain must converge.
 //!

@@ -28,6 +28,7 @@ use crate::clock::ManualClock;
 use crate::net::{Direction, Faults};
 use linli_hub::settings::StockScheme;
 
+mod coupons;
 mod groupbuy;
 mod online;
 
@@ -95,6 +96,10 @@ pub struct Report {
     pub online: OnlineReport,
     /// How the run's group-buy ended.
     pub group_buy: Option<String>,
+    /// What the run's coupon campaign gave.
+    pub coupons: Option<String>,
+    /// Coupons in use at the end (at counters and online).
+    pub coupons_used: usize,
     /// What happened, step by step (`SIM_TRACE` prints it): two runs of a
     /// seed have the same, ids and pickup codes included.
     pub trace: Vec<String>,
@@ -108,7 +113,7 @@ impl std::fmt::Display for Report {
              {} cuts, {} store crashes, {} hub restarts, {} store clocks stepped, {} frames ({} lost in cuts, {} kB), \
              {:.1} s virtual, converged {:.2} s after the last heal; online: {} placed, \
              {} refused, {} handed over, {} cancelled, {} released by settlement, {} conflicts, \
-             oversold {}; group-buy {}",
+             oversold {}; group-buy {}; coupons: {}",
             self.seed,
             self.steps,
             self.sales,
@@ -133,6 +138,7 @@ impl std::fmt::Display for Report {
             self.online.conflicts,
             self.online.oversold,
             self.group_buy.as_deref().unwrap_or("none"),
+            self.coupons.as_deref().unwrap_or("none"),
         )
     }
 }
@@ -257,6 +263,7 @@ struct World {
     prices: Vec<i64>,
     placed: Vec<online::Placed>,
     campaign: Option<groupbuy::Campaign>,
+    coupons: Option<coupons::Coupons>,
     audit: check::Auditor,
     report: Report,
     trace: Vec<String>,
@@ -423,6 +430,7 @@ impl World {
             prices,
             placed: Vec::new(),
             campaign: None,
+            coupons: None,
             audit: check::Auditor::default(),
             report: Report {
                 seed,
@@ -466,6 +474,7 @@ impl World {
             s.app.rebalance_rights().await?;
         }
         w.open_campaign().await?;
+        w.open_coupons().await?;
         w.quiesce().await?;
         if std::env::var_os("SIM_TRACE").is_some() {
             let c = rusqlite::Connection::open(w.hub_db())?;
@@ -558,7 +567,10 @@ impl World {
             52..54 => self.goods_in(i).await,
             54..59 => self.commit_at_counter(i).await,
             59..61 => self.refund_failed(i).await,
-            61..63 => self.hub_sweeps().await,
+            61..63 => {
+                self.maybe_recall().await?;
+                self.hub_sweeps().await
+            }
             63..80 => {
                 let ms = self.rng.gen_range(1..=100);
                 self.advance(Duration::from_millis(ms)).await
@@ -623,11 +635,12 @@ impl World {
     }
 
     async fn sale(&mut self, i: usize) -> anyhow::Result<()> {
-        let Some(req) = self.basket(i)? else {
+        let Some(mut req) = self.basket(i)? else {
             let id = self.stores[i].id.clone();
             self.note(format!("{id}: a walk-in finds the shelf empty"));
             return Ok(());
         };
+        req.coupon = self.counter_code(i).await?;
         let s = &mut self.stores[i];
         s.next_key += 1;
         let key = format!("{}-sale-{}", s.id, s.next_key);
@@ -656,6 +669,11 @@ impl World {
         let s = &mut self.stores[i];
         let idem = linli_edge::app::idempotency::IdempotencyKey::parse(&key)?;
         let answer = s.app.record_sale(&cashier(), idem, req.clone()).await;
+        let coupon = req.coupon.clone();
+        if let (Some(code), Ok((receipt, _))) = (&coupon, &answer) {
+            self.counter_answered(i, code, receipt)?;
+        }
+        let s = &mut self.stores[i];
         let what = match answer {
             Ok((receipt, replayed)) => {
                 match s.by_key.get(&key) {
@@ -691,6 +709,9 @@ impl World {
             }
             Err(e) => {
                 self.report.refused += 1;
+                if let (Some(_), Some(cp)) = (&coupon, self.coupons.as_mut()) {
+                    cp.refused += 1;
+                }
                 if retry {
                     s.unanswered.push((key.clone(), req));
                 }
@@ -730,7 +751,12 @@ impl World {
                 disposition: None,
                 reason: Some("顾客退货".into()),
             };
-            let what = match s.app.refund_sale(&manager, idem, &sale, req).await {
+            let answer = s.app.refund_sale(&manager, idem, &sale, req).await;
+            if let Ok((r, _)) = &answer {
+                self.refund_answered(&sale, r)?;
+            }
+            let s = &mut self.stores[i];
+            let what = match answer {
                 Ok((r, replayed)) => {
                     match s.refund_keys.get(&key) {
                         Some(earlier) if *earlier != r.refund_id => {
@@ -1039,6 +1065,7 @@ impl World {
             bail!("the hub holds sales of {other}, which is not in this chain");
         }
         self.check_campaign().await?;
+        self.check_coupons(idle).await?;
         Ok(())
     }
 

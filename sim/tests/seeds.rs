@@ -27,7 +27,7 @@ fn more_seeded_runs_keep_every_invariant_and_converge() {
 
 fn runs_keep_every_invariant(seeds: std::ops::Range<u64>) {
     let settings = Settings::default();
-    let mut totals = [0usize; 9];
+    let mut totals = [0usize; 10];
     for seed in seeds {
         let r = run(seed, &settings).unwrap_or_else(|e| panic!("{e:#}"));
         println!("{r}");
@@ -41,12 +41,13 @@ fn runs_keep_every_invariant(seeds: std::ops::Range<u64>) {
             r.online.placed,
             r.online.handed_over,
             r.online.released,
+            r.coupons_used,
         ]) {
             *t += n;
         }
     }
-    // the runs did what they are for: sales and orders through every
-    // fault, and overdrafts the hub had to settle
+    // the runs did what they are for: sales, orders and coupons through
+    // every fault, and overdrafts the hub had to settle
     assert!(totals.iter().all(|n| *n > 0), "{totals:?}");
 }
 

@@ -325,6 +325,16 @@ pub(crate) fn void(
     Ok(c.void_subject(subject_id, now)?)
 }
 
+/// An order the hub cancelled whose goods went out at the store anyway
+/// (a hand-over offline; the order's conflict says "settle payment")
+/// stands at its price, coupon included: its redemption is taken back,
+/// unless the claim has gone to another order since. The budget counts
+/// the money given, even past its limit: like a unit sold twice, a
+/// conflict for a manager, never hidden.
+pub(crate) fn restore(c: &Connection, order_id: &str) -> Result<usize, HubError> {
+    Ok(c.restore_subject(order_id)?)
+}
+
 /// What a store's counter reported in its ledger about coupons.
 #[derive(Debug, Default)]
 pub(crate) struct CounterReport {
@@ -343,30 +353,30 @@ pub(crate) fn project_counter(
     report: &CounterReport,
     day: chrono::NaiveDate,
 ) -> Result<Vec<DocId>, HubError> {
-    let (redemptions, voids) = (&report.redemptions, &report.voids);
-    // in the store's order: a sale's coupon given back by a refund and then
-    // used again arrives as a redemption, its void and a new redemption,
-    // maybe in one message; taken in any other order the claim would look
-    // free or in use twice
-    enum Event<'a> {
-        Taken(&'a CounterRedemption),
-        Back(&'a CounterVoid),
-    }
-    let mut events: Vec<(&str, Event)> = redemptions
-        .iter()
-        .map(|(_, r)| (r.at.as_str(), Event::Taken(r)))
-        .chain(voids.iter().map(|(_, v)| (v.at.as_str(), Event::Back(v))))
-        .collect();
-    events.sort_by_key(|(at, _)| *at);
+    // Redemptions and voids arrive in any order: in one message or in
+    // two, a void before its redemption (they are in different ledger
+    // parts when a part rolled between the sale and its refund), a claim
+    // taken again before the void of its last use. Each is kept as the
+    // counter reported it, and every claim they touch is then decided
+    // from all the facts the hub has of it (`settle_counter_claim`): the
+    // order they came in changes nothing.
+    let mut claims = std::collections::BTreeSet::new();
     let mut campaigns = std::collections::BTreeSet::new();
-    for (_, event) in events {
-        match event {
-            Event::Taken(r) => {
-                campaigns.insert(r.coupon_id.clone());
-                take_counter_redemption(c, store, r)?;
-            }
-            Event::Back(v) => c.void_redemption(&v.redemption_id, &v.at)?,
+    for (_, r) in &report.redemptions {
+        campaigns.insert(r.coupon_id.clone());
+        claims.insert(r.claim_id.clone());
+        if !c.redemption_known(&r.redemption_id)? {
+            // counted once its claim is settled
+            c.add_counter_redemption(store, r, true)?;
         }
+    }
+    for (_, v) in &report.voids {
+        if let Some(claim) = c.record_counter_void(store, &v.redemption_id, &v.at)? {
+            claims.insert(claim);
+        }
+    }
+    for claim in &claims {
+        settle_counter_claim(c, store, claim)?;
     }
     // returns, each a total: the largest counts, never past what was lent
     for (_, r) in &report.returns {
@@ -400,23 +410,48 @@ pub(crate) fn project_counter(
     Ok(touched)
 }
 
-/// One counter redemption into the table, once; a claim already in use is
-/// kept voided for a manager, never counted twice.
-fn take_counter_redemption(
-    c: &Connection,
-    store: &str,
-    r: &CounterRedemption,
-) -> Result<(), HubError> {
-    if c.redemption_known(&r.redemption_id)? {
-        return Ok(());
+/// Decides which of a counter's redemptions of one claim counts, from
+/// every fact the hub has of them. A counter takes a claim again only once
+/// it gave it back (its own unique index), so at most one counts: the
+/// latest, by the counter's time (which never goes back; a tie by id),
+/// whose void has not been reported. The others are void, at their
+/// reported void's time or, until that arrives, at the time the later one
+/// was taken. None counts while the claim is held elsewhere (online or at
+/// another counter: only a store restored from a backup can do that),
+/// kept for a manager and never counted twice.
+fn settle_counter_claim(c: &Connection, store: &str, claim: &str) -> Result<(), HubError> {
+    let rows = c.counter_redemptions_of(claim, store)?;
+    let open = rows
+        .iter()
+        .filter(|r| r.reported_void.is_none())
+        .max_by(|a, b| (&a.redeemed_at, &a.redemption_id).cmp(&(&b.redeemed_at, &b.redemption_id)));
+    let counts = match open {
+        Some(_) if c.claim_held_elsewhere(claim, store)? => {
+            tracing::warn!(store, claim, "a counter redeemed a coupon already in use");
+            None
+        }
+        open => open,
+    };
+    // the others first: one redemption of a claim counts at a time
+    for r in rows
+        .iter()
+        .filter(|r| counts.is_none_or(|k| k.redemption_id != r.redemption_id))
+    {
+        let at = r
+            .reported_void
+            .as_ref()
+            .or(r.voided_at.as_ref())
+            .or(counts.map(|k| &k.redeemed_at))
+            .unwrap_or(&r.redeemed_at);
+        if r.voided_at.as_ref() != Some(at) {
+            c.set_voided(&r.redemption_id, Some(at))?;
+        }
     }
-    let busy = c.claim_in_use(&r.claim_id)?;
-    if busy {
-        // the store verified the code offline, but the claim is in use:
-        // kept (voided) for a manager, never counted twice
-        tracing::warn!(store, claim = %r.claim_id, "a counter redeemed a coupon already in use");
+    if let Some(k) = counts
+        && k.voided_at.is_some()
+    {
+        c.set_voided(&k.redemption_id, None)?;
     }
-    c.add_counter_redemption(store, r, busy)?;
     Ok(())
 }
 

@@ -1043,6 +1043,9 @@ pub(crate) fn project_fulfilment(
         if d.status == OrderStatus::Cancelled {
             // cancelled at the store: the coupon and its budget come back, once
             crate::app::coupons::void(c, id, now)?;
+        } else if d.conflict.is_some() {
+            // cancelled here, but the goods went out: the coupon was given
+            crate::app::coupons::restore(c, id)?;
         }
         c.set_fulfilment(id, &merged, &d)?;
     }

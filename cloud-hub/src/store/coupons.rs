@@ -45,6 +45,16 @@ impl Channel {
     }
 }
 
+/// A counter redemption of one claim, with the void its counter reported.
+#[derive(Debug, Clone)]
+pub struct CounterRow {
+    pub redemption_id: String,
+    pub redeemed_at: String,
+    pub voided_at: Option<String>,
+    /// When the counter said it gave the coupon back, if that arrived.
+    pub reported_void: Option<String>,
+}
+
 /// A campaign as `coupons` holds it.
 #[derive(Debug, Clone)]
 pub struct Campaign {
@@ -216,11 +226,32 @@ pub trait CouponRecords {
     /// Whether redemption `redemption_id` is recorded, voided or not.
     fn redemption_known(&self, redemption_id: &str) -> Result<bool, StoreError>;
 
-    /// Whether a redemption not voided holds the claim.
-    fn claim_in_use(&self, claim_id: &str) -> Result<bool, StoreError>;
-
     /// Records an online order's redemption.
     fn add_online_redemption(&self, r: &OnlineRedemption<'_>) -> Result<(), StoreError>;
+
+    /// A counter's redemptions of claim `claim_id` at `store_id`, each with
+    /// the void the counter reported for it, if one arrived.
+    fn counter_redemptions_of(
+        &self,
+        claim_id: &str,
+        store_id: &str,
+    ) -> Result<Vec<CounterRow>, StoreError>;
+
+    /// Whether a redemption not voided holds the claim anywhere but at
+    /// `store_id`'s counter.
+    fn claim_held_elsewhere(&self, claim_id: &str, store_id: &str) -> Result<bool, StoreError>;
+
+    /// Sets a redemption's `voided_at` (`None`: it counts).
+    fn set_voided(&self, redemption_id: &str, at: Option<&str>) -> Result<(), StoreError>;
+
+    /// Keeps a counter's void as it reported it (once); the claim it gave
+    /// back, if its redemption is known.
+    fn record_counter_void(
+        &self,
+        store_id: &str,
+        redemption_id: &str,
+        at: &str,
+    ) -> Result<Option<String>, StoreError>;
 
     /// Records a store's counter redemption as it reported it, voided at
     /// its own time if `voided`.
@@ -235,9 +266,10 @@ pub trait CouponRecords {
     /// many were voided now.
     fn void_subject(&self, subject_id: &str, at: DateTime<Utc>) -> Result<usize, StoreError>;
 
-    /// Voids redemption `redemption_id` at `at` (as a counter reported it)
-    /// unless it is voided.
-    fn void_redemption(&self, redemption_id: &str, at: &str) -> Result<(), StoreError>;
+    /// Takes back the latest voided online redemption of order
+    /// `subject_id`, unless its claim is in use by another; how many were
+    /// taken back (0 or 1).
+    fn restore_subject(&self, subject_id: &str) -> Result<usize, StoreError>;
 
     /// The customer's claims as the table holds them (column → value),
     /// oldest first: a person's export.

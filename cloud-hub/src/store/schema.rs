@@ -575,6 +575,18 @@ CREATE INDEX group_buy_commitments_counter_by_store ON group_buy_commitments(sto
     WHERE source = 'counter';
 CREATE INDEX group_buy_counter_cancels_by_store ON group_buy_counter_cancels(store_id, at);
 "#,
+    // the voids counters reported, kept as reported: a void can reach the
+    // hub before its redemption (they are in different ledger parts), and
+    // a counter redemption's `voided_at` is decided from these
+    // (`coupons::settle_counter_claim`)
+    r#"
+CREATE TABLE coupon_counter_voids (
+    redemption_id TEXT PRIMARY KEY,
+    store_id      TEXT NOT NULL,
+    at            TEXT NOT NULL
+);
+CREATE INDEX coupon_redemptions_by_claim ON coupon_redemptions(claim_id, channel, store_id);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -145,12 +145,25 @@ pub(crate) fn restore_redemptions(
         Taken(&'a CounterRedemption),
         Back(&'a CounterVoid),
     }
+    let given_back: std::collections::HashSet<&str> =
+        voids.iter().map(|v| v.redemption_id.as_str()).collect();
     let mut events: Vec<(&str, u8, Event)> = redemptions
         .iter()
-        .map(|r| (r.at.as_str(), 0, Event::Taken(r)))
+        .map(|r| {
+            let rank = match given_back.contains(r.redemption_id.as_str()) {
+                true => 0,
+                false => 2,
+            };
+            (r.at.as_str(), rank, Event::Taken(r))
+        })
         .chain(voids.iter().map(|v| (v.at.as_str(), 1, Event::Back(v))))
         .collect();
-    // a void never comes before its redemption, even at the same instant
+    // in the counter's order. Within one millisecond (a refund and the
+    // next sale can share a stamp) the facts say it: a redemption given
+    // back came before its void, and a void before a redemption still in
+    // use (the counter took the claim again only once it was free; taken
+    // first, the newer would be ignored as the claim in use, and the
+    // claim then left free)
     events.sort_by_key(|(at, rank, _)| (*at, *rank));
     let (mut taken, mut back) = (0, 0);
     for (_, _, event) in events {
@@ -519,6 +532,31 @@ mod tests {
         // a second recovery over the same rows adds nothing
         assert_eq!(restore_redemptions(&c, &r, &v).unwrap(), (0, 0));
         assert_eq!(used_here(&c, "C1").unwrap(), 800);
+    }
+
+    /// A sale's coupon given back by a refund and taken again by the next
+    /// sale in the same millisecond: recovered, the newer use holds the
+    /// claim (taken first, it was ignored as the claim in use, and the
+    /// claim then left free to be used twice).
+    #[test]
+    fn a_claim_given_back_and_taken_again_in_one_millisecond_is_recovered_in_use() {
+        let c = db();
+        let at = "2026-12-01T10:00:00.500Z";
+        let r = [
+            taken("R2", "Q1", 500, at),
+            taken("R1", "Q1", 500, "2026-12-01T10:00:00.100Z"),
+        ];
+        let v = [back("R1", at)];
+        assert_eq!(restore_redemptions(&c, &r, &v).unwrap(), (2, 1));
+        assert_eq!(used_here(&c, "C1").unwrap(), 500);
+        // and a use given back in the millisecond it was taken
+        let c = db();
+        let r = [taken("R1", "Q1", 500, at)];
+        assert_eq!(
+            restore_redemptions(&c, &r, &[back("R1", at)]).unwrap(),
+            (1, 1)
+        );
+        assert_eq!(used_here(&c, "C1").unwrap(), 0);
     }
 
     #[test]

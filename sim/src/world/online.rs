@@ -37,7 +37,7 @@ fn open(status: OrderStatus) -> bool {
     )
 }
 
-fn staff() -> Caller {
+pub(super) fn staff() -> Caller {
     Caller::Staff(User {
         name: "sim-admin".into(),
         role: linli_hub::auth::Role::Admin,
@@ -68,6 +68,7 @@ impl World {
             })
             .collect();
         let phone = format!("139{:08}", self.rng.gen_range(0..500));
+        let coupon = self.online_coupon(&phone).await?;
         let store_id = self.stores[i].id.clone();
         let req = PlaceOrder {
             channel: Channel::Miniapp,
@@ -82,12 +83,19 @@ impl World {
             live_session_id: None,
             delivery_slot: None,
             address: None,
-            coupon: None,
+            coupon: coupon.clone(),
         };
         self.report.online.next_key += 1;
         let key = format!("order-{}", self.report.online.next_key);
-        let what = match self.hub.place_order(&staff(), key, req).await {
+        let answer = self.hub.place_order(&staff(), key, req).await;
+        if let (Some(_), Err(_), Some(cp)) = (&coupon, &answer, self.coupons.as_mut()) {
+            cp.refused += 1;
+        }
+        let what = match answer {
             Ok((v, _)) => {
+                if let Some(claim) = &coupon {
+                    self.ordered_with(&v.order_id, claim);
+                }
                 self.report.online.placed += 1;
                 for l in &v.lines {
                     self.report

@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{
-    Allotment, Campaign, Channel, Claim, ClaimOwner, CouponRecords, Lending, NewCampaign, NewClaim,
-    OnlineRedemption,
+    Allotment, Campaign, Channel, Claim, ClaimOwner, CounterRow, CouponRecords, Lending,
+    NewCampaign, NewClaim, OnlineRedemption,
 };
 use crate::store::StoreError;
 use crate::store::json_rows::rows;
@@ -278,14 +278,6 @@ impl CouponRecords for Connection {
             .query_row([redemption_id], |r| r.get(0))?)
     }
 
-    fn claim_in_use(&self, claim_id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .prepare_cached(
-                "SELECT EXISTS(SELECT 1 FROM coupon_redemptions WHERE claim_id = ?1 AND voided_at IS NULL)",
-            )?
-            .query_row([claim_id], |r| r.get(0))?)
-    }
-
     fn add_online_redemption(&self, r: &OnlineRedemption<'_>) -> Result<(), StoreError> {
         self.prepare_cached(
             "INSERT INTO coupon_redemptions(redemption_id, claim_id, coupon_id, channel, store_id, subject_id,
@@ -337,12 +329,77 @@ impl CouponRecords for Connection {
             .execute(params![subject_id, ts(at)])?)
     }
 
-    fn void_redemption(&self, redemption_id: &str, at: &str) -> Result<(), StoreError> {
+    fn counter_redemptions_of(
+        &self,
+        claim_id: &str,
+        store_id: &str,
+    ) -> Result<Vec<CounterRow>, StoreError> {
+        let rows = self
+            .prepare_cached(
+                "SELECT r.redemption_id, r.redeemed_at, r.voided_at, v.at FROM coupon_redemptions r
+                 LEFT JOIN coupon_counter_voids v ON v.redemption_id = r.redemption_id
+                 WHERE r.claim_id = ?1 AND r.channel = 'counter' AND r.store_id = ?2
+                 ORDER BY r.redeemed_at, r.redemption_id",
+            )?
+            .query_map([claim_id, store_id], |r| {
+                Ok(CounterRow {
+                    redemption_id: r.get(0)?,
+                    redeemed_at: r.get(1)?,
+                    voided_at: r.get(2)?,
+                    reported_void: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn claim_held_elsewhere(&self, claim_id: &str, store_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM coupon_redemptions
+                 WHERE claim_id = ?1 AND voided_at IS NULL
+                   AND NOT (channel = 'counter' AND store_id = ?2))",
+            )?
+            .query_row([claim_id, store_id], |r| r.get(0))?)
+    }
+
+    fn set_voided(&self, redemption_id: &str, at: Option<&str>) -> Result<(), StoreError> {
         self.prepare_cached(
-            "UPDATE coupon_redemptions SET voided_at = ?2 WHERE redemption_id = ?1 AND voided_at IS NULL",
+            "UPDATE coupon_redemptions SET voided_at = ?2 WHERE redemption_id = ?1",
         )?
         .execute(params![redemption_id, at])?;
         Ok(())
+    }
+
+    fn record_counter_void(
+        &self,
+        store_id: &str,
+        redemption_id: &str,
+        at: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.prepare_cached(
+            "INSERT INTO coupon_counter_voids(redemption_id, store_id, at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(redemption_id) DO NOTHING",
+        )?
+        .execute([redemption_id, store_id, at])?;
+        Ok(self
+            .prepare_cached("SELECT claim_id FROM coupon_redemptions WHERE redemption_id = ?1")?
+            .query_row([redemption_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn restore_subject(&self, subject_id: &str) -> Result<usize, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "UPDATE coupon_redemptions SET voided_at = NULL
+                 WHERE redemption_id = (
+                     SELECT r.redemption_id FROM coupon_redemptions r
+                     WHERE r.subject_id = ?1 AND r.channel = 'online' AND r.voided_at IS NOT NULL
+                       AND NOT EXISTS (SELECT 1 FROM coupon_redemptions o
+                                       WHERE o.claim_id = r.claim_id AND o.voided_at IS NULL)
+                     ORDER BY r.redeemed_at DESC LIMIT 1)",
+            )?
+            .execute([subject_id])?)
     }
 
     fn claim_rows_of_customer(&self, customer_id: &str) -> Result<Vec<Value>, StoreError> {
