@@ -142,6 +142,9 @@ pub struct EdgeHost {
     unsettled: Mutex<Option<std::collections::BTreeSet<DocId>>>,
     /// This session's index as sent (what the store held).
     ours: Mutex<Vec<IndexEntry>>,
+    /// While recovering: the hub's latest index (a part asked after it
+    /// came may be here already at the heads it lists).
+    theirs: Mutex<Vec<IndexEntry>>,
     /// Until the database is confirmed: the store's own documents whose
     /// heads differ between the two indexes, each waiting for a message of
     /// the hub applied without finding the database behind.
@@ -169,6 +172,7 @@ impl EdgeHost {
             linked: std::sync::atomic::AtomicBool::new(false),
             unsettled: Mutex::new(None),
             ours: Mutex::new(Vec::new()),
+            theirs: Mutex::new(Vec::new()),
             unconfirmed: Mutex::new(None),
         }
     }
@@ -568,6 +572,9 @@ impl SyncHost for EdgeHost {
         if !self.app.sync_ctx().recovering() {
             return Ok(());
         }
+        if let Ok(mut t) = self.theirs.lock() {
+            t.clone_from(&index);
+        }
         let listed: Vec<IndexEntry> = match self.unsettled.lock() {
             Ok(u) => match u.as_ref() {
                 Some(set) => index.into_iter().filter(|e| set.contains(&e.doc)).collect(),
@@ -681,44 +688,100 @@ impl EdgeHost {
     /// A document asked of the hub during recovery is here whole (and
     /// `next`, the part after it, is wanted now); once all are, recovery
     /// completes in one transaction.
+    ///
+    /// The part asked next may be here already at the heads the hub's
+    /// latest index lists (brought by a session before a crash): no round
+    /// would settle it, since neither side opens one for a document whose
+    /// heads are the same on both, and the recovery would wait for the
+    /// hub's next index (found by `linli-sim`: a replaced PC crashed
+    /// mid-recovery). It settles here at once, and so on part by part.
     async fn settle(&self, doc: &DocId, next: Option<DocId>) -> Result<(), DocError> {
-        if let Some(next) = next {
-            // wanted before this part settles, so recovery cannot end
-            // between the two; the notification makes the session ask
-            if let Ok(mut u) = self.unsettled.lock()
-                && let Some(set) = u.as_mut()
-            {
-                set.insert(next.clone());
-            }
-            self.app.sync_ctx().ask(next);
-        }
-        let all_settled = match self.unsettled.lock() {
-            Ok(mut u) => match u.as_mut() {
-                Some(set) => {
-                    set.remove(doc);
-                    set.is_empty()
+        let (mut doc, mut next) = (doc.clone(), next);
+        loop {
+            if let Some(next) = &next {
+                // wanted before this part settles, so recovery cannot end
+                // between the two; the notification makes the session ask
+                if let Ok(mut u) = self.unsettled.lock()
+                    && let Some(set) = u.as_mut()
+                {
+                    set.insert(next.clone());
                 }
-                None => false,
-            },
-            Err(_) => false,
-        };
-        if !all_settled || !self.app.sync_ctx().recovering() {
-            return Ok(());
+                self.app.sync_ctx().ask(next.clone());
+            }
+            let all_settled = match self.unsettled.lock() {
+                Ok(mut u) => match u.as_mut() {
+                    Some(set) => {
+                        set.remove(&doc);
+                        set.is_empty()
+                    }
+                    None => false,
+                },
+                Err(_) => false,
+            };
+            if all_settled && self.app.sync_ctx().recovering() {
+                return self.complete_recovery().await;
+            }
+            let Some(part) = next else {
+                return Ok(());
+            };
+            let listed = self
+                .theirs
+                .lock()
+                .ok()
+                .and_then(|t| t.iter().find(|e| e.doc == part).map(|e| e.heads.clone()));
+            let Some(heads) = listed else {
+                return Ok(());
+            };
+            let sync = self.app.sync_ctx().clone();
+            let asked = part.clone();
+            let (settled, after) = self
+                .app
+                .store()
+                .write(move |c| {
+                    sync.with_docs(c, |docs| {
+                        let heads: Vec<automerge::ChangeHash> =
+                            heads.iter().map(|h| automerge::ChangeHash(*h)).collect();
+                        settles(c, docs, &asked, &heads)
+                    })
+                })
+                .await
+                .map_err(to_doc_error)?;
+            if !settled {
+                return Ok(());
+            }
+            tracing::debug!(doc = %part, "recovering: the part asked is here at the hub's heads");
+            (doc, next) = (part, after);
         }
+    }
+
+    /// Ends a recovery whose documents are all here: in one transaction,
+    /// then the counter's rules, rights and recalls as after a start.
+    async fn complete_recovery(&self) -> Result<(), DocError> {
         let sync = self.app.sync_ctx().clone();
         let store_id = self.store_id().to_owned();
         let now = self.app.now();
         let today = self.app.business_day(now);
-        let report = self
+        let offset = self.app.settings.utc_offset;
+        let (report, floor) = self
             .app
             .store()
             .write(move |c| {
-                sync.with_docs(c, |docs| {
+                let report = sync.with_docs(c, |docs| {
                     crate::app::recovery::complete(c, docs, &store_id, today, now)
-                })
+                })?;
+                // the old PC's latest time, as a restart would read it: a
+                // PC whose clock ran ahead past midnight wrote tomorrow's
+                // documents, and this one must not write an earlier day's
+                // after them (the hub keeps a store's level from its latest
+                // day)
+                let floor = crate::app::timeline::latest_used(c, &store_id, offset)?;
+                Ok::<_, crate::app::AppError>((report, floor))
             })
             .await
             .map_err(to_doc_error)?;
+        if let Some(t) = floor {
+            self.app.timeline.raise(t);
+        }
         if let Ok(mut u) = self.unsettled.lock() {
             *u = None;
         }

@@ -42,6 +42,11 @@ impl Auditor {
             .ok_or_else(|| anyhow::anyhow!("{} not open", db.display()))
     }
 
+    /// Closes the connection to `db` (a file about to be removed).
+    pub fn forget(&mut self, db: &Path) {
+        self.conns.remove(db);
+    }
+
     /// A store's sales.
     pub fn store_sales(&mut self, db: &Path) -> anyhow::Result<Sales> {
         let c = self.open(db)?;

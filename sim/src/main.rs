@@ -6,7 +6,8 @@
 //! seeds at once (each run is deterministic on its own). `--scheme naive`
 //! lets the hub sell against a naive shared counter instead of stock rights
 //! (its oversells are counted, not failures); `--outages off` keeps every
-//! link up and nothing crashing.
+//! link up and nothing crashing. `SIM_LOG=warn` (a `tracing` filter) prints
+//! what the hub and the stores log, on standard error.
 
 use linli_hub::settings::StockScheme;
 
@@ -14,6 +15,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 fn main() -> std::process::ExitCode {
+    if let Ok(filter) = std::env::var("SIM_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut settings = linli_sim::Settings::default();
     let mut seeds = 0..20u64;
     let mut jobs = 1usize;

@@ -83,6 +83,8 @@ pub struct Report {
     pub refunds: usize,
     pub cuts: usize,
     pub store_crashes: usize,
+    /// Store PCs replaced: a new, empty database recovered from the hub.
+    pub stores_replaced: usize,
     pub hub_restarts: usize,
     /// Store clocks set back or put right.
     pub clock_steps: usize,
@@ -110,7 +112,7 @@ impl std::fmt::Display for Report {
         write!(
             f,
             "seed {}: {} steps, {} sales ({} answers lost, {} retries, {} refused), {} refunds, \
-             {} cuts, {} store crashes, {} hub restarts, {} store clocks stepped, {} frames ({} lost in cuts, {} kB), \
+             {} cuts, {} store crashes, {} PCs replaced, {} hub restarts, {} store clocks stepped, {} frames ({} lost in cuts, {} kB), \
              {:.1} s virtual, converged {:.2} s after the last heal; online: {} placed, \
              {} refused, {} handed over, {} cancelled, {} released by settlement, {} conflicts, \
              oversold {}; group-buy {}; coupons: {}",
@@ -123,6 +125,7 @@ impl std::fmt::Display for Report {
             self.refunds,
             self.cuts,
             self.store_crashes,
+            self.stores_replaced,
             self.hub_restarts,
             self.clock_steps,
             self.frames,
@@ -584,7 +587,8 @@ impl World {
                 true => self.heal(i).await,
                 false => self.advance(Duration::from_millis(20)).await,
             },
-            92..95 => self.crash_store(i).await,
+            92..94 => self.crash_store(i).await,
+            94..95 => self.replace_store(i).await,
             95..96 => self.restart_hub().await,
             96..97 if self.settings.outages => self.step_clock(i),
             _ => {
@@ -856,6 +860,64 @@ impl World {
         Ok(())
     }
 
+    /// The store's PC is replaced after a sync (its disk failed, say): a
+    /// new, empty database under the same identity recovers what the hub
+    /// holds before it sells again. Only once the hub holds every sale and
+    /// refund the store answered: what a disk loses before it synced is
+    /// lost by its nature, not what this checks. The old PC's clients send
+    /// nothing again.
+    async fn replace_store(&mut self, i: usize) -> anyhow::Result<()> {
+        self.heal(i).await?;
+        self.quiesce().await?;
+        let id = self.stores[i].id.clone();
+        let hub_db = self.hub_db();
+        let held = self
+            .audit
+            .hub_sales(&hub_db)?
+            .remove(&id)
+            .unwrap_or_default();
+        let refunds = self.audit.hub_refunds(&hub_db, &id)?;
+        let s = &self.stores[i];
+        if s.app.sync_ctx().recovering()
+            || held.len() != s.committed.len()
+            || refunds.len() != s.refunds.len()
+        {
+            self.note(format!("{id}: the hub does not hold all yet; its PC stays"));
+            return Ok(());
+        }
+        self.cut(i, "store PC replaced").await?;
+        let s = &mut self.stores[i];
+        s.app.store().shutdown().await;
+        let db = linli_edge::config::database_path(&s.dir);
+        self.audit.forget(&db);
+        for suffix in ["", "-wal", "-shm"] {
+            let f = PathBuf::from(format!("{}{suffix}", db.display()));
+            if f.exists() {
+                std::fs::remove_file(&f)?;
+            }
+        }
+        s.skew.store(0, Ordering::Relaxed);
+        s.unanswered.clear();
+        s.by_key.clear();
+        s.refund_keys.clear();
+        s.app = open_store(
+            &self.hub_dir,
+            &s.id,
+            &s.dir,
+            &self.clock,
+            &s.skew,
+            self.settings.part_changes,
+        )
+        .await?;
+        anyhow::ensure!(
+            s.app.sync_ctx().recovering(),
+            "{id}: a new database did not start in recovery"
+        );
+        self.report.stores_replaced += 1;
+        self.note(format!("{id}: PC replaced, recovering"));
+        self.heal(i).await
+    }
+
     /// The store PC's clock is set back (an NTP correction after it ran
     /// fast, a cashier's hand) or forward (a cashier's hand, a PC that
     /// ran fast) by up to 15 minutes, or, when it is off, put right again.
@@ -1036,6 +1098,15 @@ impl World {
         let hub_db = self.hub_db();
         for s in &mut self.stores {
             let db = linli_edge::config::database_path(&s.dir);
+            let held = at_hub.remove(&s.id).unwrap_or_default();
+            if s.app.sync_ctx().recovering() {
+                // a replaced PC's tables fill when its recovery ends; it
+                // sells nothing before
+                anyhow::ensure!(!idle, "{}: still recovering once idle", s.id);
+                check::hub_holds_only_real_sales(&s.id, &held, &s.committed, &s.hub_held)?;
+                s.hub_held.extend(held.into_keys());
+                continue;
+            }
             check::store_holds_what_it_answered(
                 &s.id,
                 &self.audit.store_sales(&db)?,
@@ -1049,7 +1120,6 @@ impl World {
             {
                 bail!("{}: {n} of {sku} on the shelf", s.id);
             }
-            let held = at_hub.remove(&s.id).unwrap_or_default();
             check::hub_holds_only_real_sales(&s.id, &held, &s.committed, &s.hub_held)?;
             check::refunds_once(
                 &s.id,

@@ -27,7 +27,7 @@ fn more_seeded_runs_keep_every_invariant_and_converge() {
 
 fn runs_keep_every_invariant(seeds: std::ops::Range<u64>) {
     let settings = Settings::default();
-    let mut totals = [0usize; 10];
+    let mut totals = [0usize; 11];
     for seed in seeds {
         let r = run(seed, &settings).unwrap_or_else(|e| panic!("{e:#}"));
         println!("{r}");
@@ -36,6 +36,7 @@ fn runs_keep_every_invariant(seeds: std::ops::Range<u64>) {
             r.refunds,
             r.cuts,
             r.store_crashes,
+            r.stores_replaced,
             r.hub_restarts,
             r.answers_lost,
             r.online.placed,

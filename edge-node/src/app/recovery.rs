@@ -140,11 +140,16 @@ pub fn mark_pending(c: &Connection) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The open days, oldest first.
+/// The open days, oldest first, and tomorrow: a PC whose clock ran ahead
+/// past midnight wrote its sales under tomorrow's documents, and a new PC
+/// with the right time must hold them too (or it would start tomorrow's
+/// documents afresh beside the hub's copies, its tickets from 1 again;
+/// found by `linli-sim` seed 6, a store's clock 15 min ahead at midnight).
 pub(crate) fn open_days(today: NaiveDate) -> Vec<NaiveDate> {
     (0..OPEN_DAYS)
         .rev()
         .filter_map(|back| today.checked_sub_days(chrono::Days::new(u64::from(back))))
+        .chain(today.checked_add_days(chrono::Days::new(1)))
         .collect()
 }
 

@@ -108,6 +108,14 @@ impl Timeline {
         }
     }
 
+    /// Never reads earlier than `floor` from now on (within [`MAX_STAND`],
+    /// as at start): a recovery brought back documents the old PC wrote at
+    /// a later time than this PC's clock says.
+    pub(crate) fn raise(&self, floor: DateTime<Utc>) {
+        self.used_ms
+            .fetch_max(floor.timestamp_millis(), Ordering::AcqRel);
+    }
+
     /// How many stamps are in flight.
     #[cfg(test)]
     pub(crate) fn in_flight(&self) -> usize {
