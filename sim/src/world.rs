@@ -335,6 +335,29 @@ async fn open_store(
     Ok(app)
 }
 
+/// The hub's pickup signing key and the chain's member key, drawn from the
+/// seed (the hub makes them from the OS's randomness on first start): the
+/// pickup QR codes, coupon codes and member hashes they sign or key are
+/// then the same every run of a seed, and so are the bytes sent.
+fn hub_keys(dir: &std::path::Path, seed: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    linli_sync::db::create_private_dir(dir)?;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6b_e7_5eed);
+    let paths = hub_paths(dir);
+    for path in [paths.signing_key(), paths.member_key()] {
+        let key: [u8; 32] = rng.r#gen();
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        opts.open(&path)
+            .with_context(|| format!("create {}", path.display()))?
+            .write_all(hex.as_bytes())?;
+    }
+    Ok(())
+}
+
 fn hub_paths(dir: &std::path::Path) -> HubPaths {
     HubPaths {
         data_dir: dir.to_owned(),
@@ -374,6 +397,7 @@ impl World {
         // a stream of its own, so drawing an id never shifts the run's steps
         let ids = linli_sync::ids::SeededIds::enter(seed ^ 0x1d5_5eed, clock.clock());
         let hub_dir = dir.path().join("hub");
+        hub_keys(&hub_dir, seed)?;
         let hub = open_hub(&hub_dir, &clock, settings.scheme).await?;
         let csv = head(PRODUCTS_CSV, settings.products);
         let (skus, prices): (Vec<_>, Vec<_>) = csv
@@ -842,17 +866,8 @@ impl World {
     /// from its database.
     async fn crash_store(&mut self, i: usize) -> anyhow::Result<()> {
         self.cut(i, "store crash").await?;
+        self.reopen_store(i).await?;
         let s = &mut self.stores[i];
-        s.app.store().shutdown().await;
-        s.app = open_store(
-            &self.hub_dir,
-            &s.id,
-            &s.dir,
-            &self.clock,
-            &s.skew,
-            self.settings.part_changes,
-        )
-        .await?;
         s.app.rebalance_rights().await?;
         self.report.store_crashes += 1;
         let id = s.id.clone();
@@ -900,6 +915,21 @@ impl World {
         s.unanswered.clear();
         s.by_key.clear();
         s.refund_keys.clear();
+        self.reopen_store(i).await?;
+        anyhow::ensure!(
+            self.stores[i].app.sync_ctx().recovering(),
+            "{id}: a new database did not start in recovery"
+        );
+        self.report.stores_replaced += 1;
+        self.note(format!("{id}: PC replaced, recovering"));
+        self.heal(i).await
+    }
+
+    /// Stops store `i`'s process (if it still runs) and starts it again on
+    /// what its directory holds, as a node with a hub starts.
+    async fn reopen_store(&mut self, i: usize) -> anyhow::Result<()> {
+        let s = &mut self.stores[i];
+        s.app.store().shutdown().await;
         s.app = open_store(
             &self.hub_dir,
             &s.id,
@@ -909,13 +939,7 @@ impl World {
             self.settings.part_changes,
         )
         .await?;
-        anyhow::ensure!(
-            s.app.sync_ctx().recovering(),
-            "{id}: a new database did not start in recovery"
-        );
-        self.report.stores_replaced += 1;
-        self.note(format!("{id}: PC replaced, recovering"));
-        self.heal(i).await
+        Ok(())
     }
 
     /// The store PC's clock is set back (an NTP correction after it ran
