@@ -342,7 +342,7 @@ async fn open_store(
 fn hub_keys(dir: &std::path::Path, seed: u64) -> anyhow::Result<()> {
     use std::io::Write;
     linli_sync::db::create_private_dir(dir)?;
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x6b_e7_5eed);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6be7_5eed);
     let paths = hub_paths(dir);
     for path in [paths.signing_key(), paths.member_key()] {
         let key: [u8; 32] = rng.r#gen();
