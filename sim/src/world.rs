@@ -296,6 +296,16 @@ fn head(csv: &str, n: usize) -> String {
     csv.lines().take(n + 1).map(|l| format!("{l}\n")).collect()
 }
 
+/// The chain's admin at the hub (opens campaigns, recalls allotments).
+fn admin() -> User {
+    User {
+        name: "sim-admin".into(),
+        role: linli_hub::auth::Role::Admin,
+        store_id: None,
+        region: None,
+    }
+}
+
 fn cashier() -> Actor {
     Actor {
         name: "sim-cashier".into(),
@@ -409,12 +419,7 @@ impl World {
                 Some(((f[0].to_owned(), *f.get(4)? == "kg"), price))
             })
             .unzip();
-        let admin = User {
-            name: "sim-admin".into(),
-            role: linli_hub::auth::Role::Admin,
-            store_id: None,
-            region: None,
-        };
+        let admin = admin();
         hub.import_catalog(&admin, csv.into_bytes()).await?;
         hub.import_stores(&admin, head(STORES_CSV, settings.stores).into_bytes())
             .await?;
@@ -1123,12 +1128,12 @@ impl World {
         for s in &mut self.stores {
             let db = linli_edge::config::database_path(&s.dir);
             let held = at_hub.remove(&s.id).unwrap_or_default();
+            check::hub_holds_only_real_sales(&s.id, &held, &s.committed, &s.hub_held)?;
+            s.hub_held.extend(held.into_keys());
             if s.app.sync_ctx().recovering() {
                 // a replaced PC's tables fill when its recovery ends; it
                 // sells nothing before
                 anyhow::ensure!(!idle, "{}: still recovering once idle", s.id);
-                check::hub_holds_only_real_sales(&s.id, &held, &s.committed, &s.hub_held)?;
-                s.hub_held.extend(held.into_keys());
                 continue;
             }
             check::store_holds_what_it_answered(
@@ -1144,7 +1149,6 @@ impl World {
             {
                 bail!("{}: {n} of {sku} on the shelf", s.id);
             }
-            check::hub_holds_only_real_sales(&s.id, &held, &s.committed, &s.hub_held)?;
             check::refunds_once(
                 &s.id,
                 &self.audit.store_refunds(&db)?,
@@ -1153,7 +1157,6 @@ impl World {
                 &s.committed,
                 idle,
             )?;
-            s.hub_held.extend(held.into_keys());
         }
         if let Some(other) = at_hub.keys().next() {
             bail!("the hub holds sales of {other}, which is not in this chain");

@@ -60,12 +60,7 @@ const ALLOTMENT_FEN: i64 = 900;
 impl World {
     /// The admin opens a campaign for every store's counter and online.
     pub(super) async fn open_coupons(&mut self) -> anyhow::Result<()> {
-        let admin = User {
-            name: "sim-admin".into(),
-            role: linli_hub::auth::Role::Admin,
-            store_id: None,
-            region: None,
-        };
+        let admin = admin();
         let v = self
             .hub
             .create_coupon(
@@ -287,12 +282,7 @@ impl World {
         if cp.recalled.contains(&i) {
             return Ok(());
         }
-        let admin = User {
-            name: "sim-admin".into(),
-            role: linli_hub::auth::Role::Admin,
-            store_id: None,
-            region: None,
-        };
+        let admin = admin();
         let id = cp.id.clone();
         let req = RecallRequest {
             store_ids: Some(vec![self.stores[i].id.clone()]),

@@ -50,12 +50,7 @@ impl World {
         let deadline = self.clock.now() + chrono::Duration::seconds(self.rng.gen_range(2..=10));
         let local = chrono::FixedOffset::east_opt(8 * 3600)
             .ok_or_else(|| anyhow::anyhow!("UTC+8 is an offset"))?;
-        let admin = User {
-            name: "sim-admin".into(),
-            role: linli_hub::auth::Role::Admin,
-            store_id: None,
-            region: None,
-        };
+        let admin = admin();
         let view = self
             .hub
             .create_group_buy(

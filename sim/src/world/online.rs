@@ -38,12 +38,7 @@ fn open(status: OrderStatus) -> bool {
 }
 
 pub(super) fn staff() -> Caller {
-    Caller::Staff(User {
-        name: "sim-admin".into(),
-        role: linli_hub::auth::Role::Admin,
-        store_id: None,
-        region: None,
-    })
+    Caller::Staff(admin())
 }
 
 fn manager() -> Actor {
