@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use linli_sync::session::SyncHost;
 
+use linli_shared::docs::DocId;
+
 use super::{EdgeHost, SyncStatus};
 use crate::app::App;
 use crate::config::Config;
@@ -152,5 +154,185 @@ async fn an_index_reports_up_to_before_the_oldest_fact_waiting() {
         Some(t1 + TimeDelta::milliseconds(10_000 - 1))
     );
     assert_eq!(index.facts_waiting, Duration::ZERO);
+    app.store().shutdown().await;
+}
+
+/// The hub's side of a recovery, as plain automerge: each document's copy
+/// (the old PC's, or none) and this session's sync state with the store.
+struct HubCopies {
+    docs: std::collections::BTreeMap<DocId, (automerge::AutoCommit, automerge::sync::State)>,
+}
+
+impl HubCopies {
+    fn copy(&mut self, doc: &DocId) -> &mut (automerge::AutoCommit, automerge::sync::State) {
+        self.docs
+            .entry(doc.clone())
+            .or_insert_with(|| (automerge::AutoCommit::new(), automerge::sync::State::new()))
+    }
+
+    /// A new session: what each side has acknowledged stays (the shared
+    /// heads are what the hub persists), the rest of the state goes.
+    fn new_session(&mut self) {
+        for (_, state) in self.docs.values_mut() {
+            *state = automerge::sync::State::decode(&state.encode()).unwrap();
+        }
+    }
+
+    /// Messages back and forth about `doc` until neither side has more,
+    /// starting with the store's (a round the store opens).
+    async fn round(&mut self, host: &EdgeHost, doc: &DocId) {
+        use automerge::sync::SyncDoc;
+        loop {
+            let mut moved = false;
+            if let Some(m) = host.generate(doc.clone()).await.unwrap() {
+                let (d, state) = self.copy(doc);
+                let m = automerge::sync::Message::decode(&m).unwrap();
+                d.sync().receive_sync_message(state, m).unwrap();
+                moved = true;
+            }
+            let (d, state) = self.copy(doc);
+            if let Some(m) = d.sync().generate_sync_message(state) {
+                host.receive(doc.clone(), m.encode()).await.unwrap();
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+}
+
+/// A new PC recovering its store's documents asks for a day's ledger part
+/// by part: each part that arrives whole asks for the next. A session that
+/// ends mid-recovery leaves parts here whole; the next session's first
+/// round brings the hub's answer about such a part before it is asked
+/// again, and once asked no round opens for it (its heads are the same on
+/// both sides, and the hub's index leaves out what the store
+/// acknowledged). The hub's word in that answer must settle it: without
+/// it the recovery waited for good (`linli-sim` seed 30007, 5 stores ×
+/// 1,000 steps, a replaced PC whose sessions broke four times).
+#[tokio::test]
+async fn a_part_the_hub_answered_before_it_was_asked_settles_once_asked() {
+    let t0 = DateTime::parse_from_rfc3339("2026-12-04T02:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    // the old PC: a sale in part 0 of the day's ledger, one in part 1
+    let (_old_dir, old, _) = open_at(t0).await;
+    let manager = crate::app::Actor {
+        name: "mei".into(),
+        role: crate::app::Role::Manager,
+    };
+    let csv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/products.csv"))
+        .unwrap();
+    let one: String = csv.lines().take(2).map(|l| format!("{l}\n")).collect();
+    old.import_catalog(&manager, one.into_bytes())
+        .await
+        .unwrap();
+    for key in ["sale-a", "sale-b"] {
+        let req = crate::app::sales::SaleRequest {
+            lines: vec![crate::app::sales::SaleLineRequest {
+                sku: Some("P00001".into()),
+                qty: Some(1),
+                barcode: None,
+            }],
+            payments: vec![crate::app::sales::PaymentRequest {
+                method: linli_shared::sale::PaymentMethod::Cash,
+                amount_fen: 5_000,
+            }],
+            member_phone: None,
+            coupon: None,
+        };
+        old.record_sale(
+            &manager,
+            crate::app::idempotency::IdempotencyKey::parse(key).unwrap(),
+            req,
+        )
+        .await
+        .unwrap();
+        old.drain_outbox().await.unwrap();
+        old.sync_ctx().roll_parts();
+    }
+    let store_id = old.settings().store_id.clone();
+    let today = old.business_day(t0);
+    let ledger = DocId::store_ledger(&store_id, today);
+    let (p0, p1) = (ledger.part(0), ledger.part(1));
+    // the hub holds what the old PC sent
+    let mut hub = HubCopies {
+        docs: Default::default(),
+    };
+    let sync = old.sync_ctx().clone();
+    let copies = old
+        .store()
+        .read(move |c| {
+            sync.with_docs(c, |docs| {
+                let mut out = Vec::new();
+                for (id, _) in docs
+                    .parts(c, &DocId::store_ledger(&store_id, today))?
+                    .into_iter()
+                    .chain(docs.parts(c, &DocId::store_stock(&store_id, today))?)
+                {
+                    let bytes = docs.read(c, &id, |d| d.clone().save())?.unwrap();
+                    out.push((id, bytes));
+                }
+                Ok(out)
+            })
+        })
+        .await
+        .unwrap();
+    assert!(copies.iter().any(|(id, _)| *id == p1), "{copies:?}");
+    for (id, bytes) in copies {
+        hub.docs.insert(
+            id,
+            (
+                automerge::AutoCommit::load(&bytes).unwrap(),
+                automerge::sync::State::new(),
+            ),
+        );
+    }
+    old.store().shutdown().await;
+
+    // the new PC: its first session brings parts 0 and 1, then ends
+    let (_dir, app, _) = open_at(t0).await;
+    assert!(app.init_recovery().await.unwrap());
+    let first = EdgeHost::new(app.clone(), Arc::new(SyncStatus::new(None)));
+    first.index().await.unwrap();
+    hub.round(&first, &p0).await;
+    hub.round(&first, &p1).await;
+    first.session_ended().await;
+    hub.new_session();
+    assert!(app.sync_ctx().recovering());
+
+    // the next session: the store lists both parts (today's), the hub
+    // neither (acknowledged); its answer about part 1 comes first
+    let host = EdgeHost::new(app.clone(), Arc::new(SyncStatus::new(None)));
+    host.index().await.unwrap();
+    hub.round(&host, &p1).await;
+    hub.round(&host, &p0).await;
+    // part 0 settled and asked for part 1: a round opens for nothing new
+    hub.round(&host, &p1).await;
+    // everything else, the hub answering what it holds (nothing, mostly)
+    let mut asked = crate::app::recovery::wanted(&app.settings().store_id, today);
+    asked.extend((1..4).flat_map(|n| {
+        [
+            ledger.part(n),
+            DocId::store_stock(&app.settings().store_id, today).part(n),
+        ]
+    }));
+    for doc in &asked {
+        hub.round(&host, doc).await;
+    }
+    assert!(
+        !app.sync_ctx().recovering(),
+        "still recovering with every document at the hub's heads"
+    );
+    let sales: i64 = app
+        .store()
+        .read(|c| {
+            c.query_row("SELECT count(*) FROM sales", [], |r| r.get(0))
+                .map_err(StoreError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(sales, 2);
     app.store().shutdown().await;
 }
