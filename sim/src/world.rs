@@ -146,6 +146,28 @@ impl std::fmt::Display for Report {
     }
 }
 
+impl Settings {
+    /// The arguments of `linli-sim` that make these settings, each that
+    /// differs from the default.
+    pub fn reproduce(&self) -> String {
+        let d = Settings::default();
+        let mut out = String::new();
+        if self.steps != d.steps {
+            out.push_str(&format!(" --steps {}", self.steps));
+        }
+        if self.stores != d.stores {
+            out.push_str(&format!(" --stores {}", self.stores));
+        }
+        if self.scheme == StockScheme::Naive {
+            out.push_str(" --scheme naive");
+        }
+        if !self.outages {
+            out.push_str(" --outages off");
+        }
+        out
+    }
+}
+
 /// Runs seed `seed`; the error names the seed, the step and what broke.
 pub fn run(seed: u64, settings: &Settings) -> anyhow::Result<Report> {
     // the hub's and the stores' databases are written and read on this
@@ -169,8 +191,8 @@ pub fn run(seed: u64, settings: &Settings) -> anyhow::Result<Report> {
         world.close().await;
         r.map(|r| Report { trace: steps, ..r }).map_err(|e| {
             anyhow::anyhow!(
-                "seed {seed} failed: {e:#}\n  reproduce: cargo run -p linli-sim -- --seed {seed} (--steps {})\n  last steps:\n  {trace}",
-                settings.steps
+                "seed {seed} failed: {e:#}\n  reproduce: cargo run --release -p linli-sim -- --seed {seed}{}\n  last steps:\n  {trace}",
+                settings.reproduce()
             )
         })
     })

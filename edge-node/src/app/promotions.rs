@@ -131,67 +131,59 @@ pub(crate) fn restore_returns(
 /// Puts back the counter's redemptions and voids a recovering store finds
 /// in its recovered ledgers (`recovery::rebuild`): rows already here are
 /// left, a redemption is added once (keyed by its id), a void applied once.
-/// Taken in the order the counter made them, as the hub does: a coupon
-/// given back by a refund and used again is a redemption, its void and a
-/// second redemption of the same claim, and only that order keeps one
-/// unvoided redemption per claim. Returns the redemptions added and the
-/// voids applied.
+/// A void names its redemption, so it applies whatever the order of their
+/// stamps: a redemption given back goes in voided, holding no claim, and
+/// then the ones still in use (at most one per claim: the counter took a
+/// claim again only once it was free). Ordering them by time instead lost
+/// voids whose stamp came before their redemption's (`linli-sim` seed
+/// 30366 at 5 stores × 1,000 steps: a replaced PC's time stood before a
+/// sale the old one made, so the refund's void was stamped earlier, and
+/// the next recovery left the coupon in use and its money never returned
+/// after a recall). Returns the redemptions added and the voids applied.
 pub(crate) fn restore_redemptions(
     c: &Connection,
     redemptions: &[CounterRedemption],
     voids: &[CounterVoid],
 ) -> Result<(usize, usize), AppError> {
-    enum Event<'a> {
-        Taken(&'a CounterRedemption),
-        Back(&'a CounterVoid),
+    let mut given_back: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for v in voids {
+        let at = given_back.entry(v.redemption_id.as_str()).or_insert(&v.at);
+        *at = (*at).min(v.at.as_str());
     }
-    let given_back: std::collections::HashSet<&str> =
-        voids.iter().map(|v| v.redemption_id.as_str()).collect();
-    let mut events: Vec<(&str, u8, Event)> = redemptions
-        .iter()
-        .map(|r| {
-            let rank = match given_back.contains(r.redemption_id.as_str()) {
-                true => 0,
-                false => 2,
-            };
-            (r.at.as_str(), rank, Event::Taken(r))
-        })
-        .chain(voids.iter().map(|v| (v.at.as_str(), 1, Event::Back(v))))
-        .collect();
-    // in the counter's order. Within one millisecond (a refund and the
-    // next sale can share a stamp) the facts say it: a redemption given
-    // back came before its void, and a void before a redemption still in
-    // use (the counter took the claim again only once it was free; taken
-    // first, the newer would be ignored as the claim in use, and the
-    // claim then left free)
-    events.sort_by_key(|(at, rank, _)| (*at, *rank));
     let (mut taken, mut back) = (0, 0);
-    for (_, _, event) in events {
-        match event {
-            Event::Taken(r) => {
-                // OR IGNORE: a claim this database holds in use under
-                // another redemption (a restored backup's) stays as it is
-                taken += c
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO coupon_redemptions(redemption_id, claim_id, coupon_id, sale_id, discount_fen, at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
-                    .execute(params![
-                        r.redemption_id,
-                        r.claim_id,
-                        r.coupon_id,
-                        r.sale_id,
-                        r.discount_fen,
-                        r.at
-                    ])?;
-            }
-            Event::Back(v) => {
-                back += c
-                    .prepare_cached(
-                        "UPDATE coupon_redemptions SET voided_at = ?2 WHERE redemption_id = ?1 AND voided_at IS NULL",
-                    )?
-                    .execute(params![v.redemption_id, v.at])?;
-            }
+    // voids of rows already here (a restored backup's), so a claim they
+    // held is free for the use that followed
+    for (id, at) in &given_back {
+        back += c
+            .prepare_cached(
+                "UPDATE coupon_redemptions SET voided_at = ?2 WHERE redemption_id = ?1 AND voided_at IS NULL",
+            )?
+            .execute(params![id, at])?;
+    }
+    let (done, in_use): (Vec<&CounterRedemption>, Vec<&CounterRedemption>) = redemptions
+        .iter()
+        .partition(|r| given_back.contains_key(r.redemption_id.as_str()));
+    for r in done.into_iter().chain(in_use) {
+        let voided_at = given_back.get(r.redemption_id.as_str());
+        // OR IGNORE: a claim this database holds in use under another
+        // redemption (a restored backup's) stays as it is
+        let n = c
+            .prepare_cached(
+                "INSERT OR IGNORE INTO coupon_redemptions(redemption_id, claim_id, coupon_id, sale_id, discount_fen, at, voided_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                r.redemption_id,
+                r.claim_id,
+                r.coupon_id,
+                r.sale_id,
+                r.discount_fen,
+                r.at,
+                voided_at
+            ])?;
+        taken += n;
+        if voided_at.is_some() {
+            back += n;
         }
     }
     Ok((taken, back))
@@ -557,6 +549,20 @@ mod tests {
             (1, 1)
         );
         assert_eq!(used_here(&c, "C1").unwrap(), 0);
+    }
+
+    /// A void stamped before its redemption (the PC's time stood behind
+    /// the sale, as a replaced PC's did) still gives the coupon back.
+    #[test]
+    fn a_void_stamped_before_its_redemption_still_gives_it_back() {
+        let c = db();
+        let r = [
+            taken("R1", "Q1", 300, "2026-12-01T10:00:31.160Z"),
+            taken("R2", "Q2", 300, "2026-12-01T10:00:29.178Z"),
+        ];
+        let v = [back("R1", "2026-12-01T10:00:29.178Z")];
+        assert_eq!(restore_redemptions(&c, &r, &v).unwrap(), (2, 1));
+        assert_eq!(used_here(&c, "C1").unwrap(), 300);
     }
 
     #[test]

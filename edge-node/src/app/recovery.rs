@@ -273,6 +273,14 @@ pub(crate) fn complete(
     }
     report.rebuilt = rebuild::tables(c, docs, store, &days, now)?;
     rebuild::opening_balances(c, at)?;
+    // the old PC's latest time, which this one never stamps before
+    // (`timeline::latest_used` reads it at each start)
+    if let Some(t) = super::timeline::latest_rebuilt(c)? {
+        c.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+            rusqlite::params![super::timeline::RECOVERED_UNTIL, t],
+        )?;
+    }
     c.execute(
         "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, 'done')",
         [META_KEY],

@@ -215,15 +215,21 @@ impl Timeline {
     }
 }
 
+/// Where a completed recovery records the latest time the tables it
+/// rebuilt hold ([`latest_rebuilt`]), in `meta`.
+pub(crate) const RECOVERED_UNTIL: &str = "recovered_until";
+
 /// The latest time the store has used, as its database holds it: its
 /// newest idempotency record (every use case that writes for a caller
-/// leaves one), its newest stock movement and outbox row, and the start of
-/// the latest business day (at `offset`) it has written a document of
+/// leaves one), its newest stock movement and outbox row, the latest time
+/// a recovery rebuilt ([`RECOVERED_UNTIL`]), and the start of the latest
+/// business day (at `offset`) it has written a document of
 /// (`store/<store>/{ledger,stock,fulfilment}/<day>`): facts the hub's
 /// messages move (a reservation, say) stamp no row of the first three, but
 /// their day's documents stand. Each is one row read by its table's key.
 /// So a restarted store never writes its documents of a day before one it
-/// has written (the hub keeps a store's level from its latest day).
+/// has written (the hub keeps a store's level from its latest day), nor
+/// stamps a fact before one it holds.
 pub(crate) fn latest_used(
     c: &Connection,
     store: &str,
@@ -233,6 +239,7 @@ pub(crate) fn latest_used(
     for sql in [
         "SELECT created_at FROM idempotency ORDER BY rowid DESC LIMIT 1",
         "SELECT at FROM movements ORDER BY seq DESC LIMIT 1",
+        "SELECT value FROM meta WHERE key = 'recovered_until'",
     ] {
         let at: Option<String> = c.query_row(sql, [], |r| r.get(0)).optional()?;
         latest = latest.max(at.as_deref().map(super::parse_ts));
@@ -266,6 +273,30 @@ pub(crate) fn latest_used(
         latest = latest.max(start);
     }
     Ok(latest)
+}
+
+/// The latest time the tables a recovery rebuilt hold: the facts of the
+/// recovered ledgers, each stamped by the old PC. Rows are rebuilt in the
+/// documents' order, not in time's, so the newest row of a table is not
+/// its latest time (`linli-sim` seed 30366 at 5 stores × 1,000 steps: a
+/// replaced PC's time stood 5 s before a sale the old PC had made, and the
+/// refund of that sale was stamped before the sale's coupon was taken).
+/// A scan of each table: a recovered database holds a few days.
+pub(crate) fn latest_rebuilt(c: &Connection) -> Result<Option<String>, StoreError> {
+    Ok(c.query_row(
+        "SELECT max(t) FROM (
+             SELECT max(created_at) AS t FROM sales
+             UNION ALL SELECT max(created_at) FROM refunds
+             UNION ALL SELECT max(at) FROM movements
+             UNION ALL SELECT max(at) FROM coupon_redemptions
+             UNION ALL SELECT max(voided_at) FROM coupon_redemptions
+             UNION ALL SELECT max(updated_at) FROM fulfilment
+             UNION ALL SELECT max(at) FROM group_buy_commitments
+             UNION ALL SELECT max(cancelled_at) FROM group_buy_commitments
+             UNION ALL SELECT max(created_at) FROM group_buy_refunds)",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 #[cfg(test)]
@@ -394,6 +425,32 @@ mod tests {
         .unwrap();
         assert_eq!(latest(&c), Some(at("2026-12-04T16:00:00Z")));
         c.execute("DELETE FROM docs", []).unwrap();
+        // a recovery rebuilt its tables in the documents' order: the
+        // newest movement row is not the latest time they hold (no
+        // product rows here: the times are what this reads)
+        c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        for (id, at) in [
+            ("m2", "2026-12-04T10:00:09.000Z"),
+            ("m1", "2026-12-04T10:00:05.000Z"),
+        ] {
+            c.execute(
+                "INSERT INTO movements(movement_id, sku, kind, delta, reason, ref_id, staff, at)
+                 VALUES (?1, 'P00001', 'sale', -1, NULL, NULL, 'ana', ?2)",
+                [id, at],
+            )
+            .unwrap();
+        }
+        assert_eq!(latest(&c), Some(at("2026-12-04T10:00:05Z")));
+        let rebuilt = latest_rebuilt(&c).unwrap().unwrap();
+        assert_eq!(rebuilt, "2026-12-04T10:00:09.000Z");
+        c.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2)",
+            [RECOVERED_UNTIL, rebuilt.as_str()],
+        )
+        .unwrap();
+        assert_eq!(latest(&c), Some(at("2026-12-04T10:00:09Z")));
+        c.execute("DELETE FROM movements", []).unwrap();
+        c.execute("DELETE FROM meta", []).unwrap();
         let floor = latest(&c);
         let t = Timeline::new(Arc::new(|| at("2026-12-04T09:00:00Z")), floor);
         assert_eq!(t.now(), at("2026-12-04T10:00:00Z"));
