@@ -52,6 +52,28 @@ fn runs_keep_every_invariant(seeds: std::ops::Range<u64>) {
     assert!(totals.iter().all(|n| *n > 0), "{totals:?}");
 }
 
+/// Bigger runs: 5 stores × 1,000 steps, where a day runs to ten parts,
+/// crashes come close together and a PC is replaced several times a run.
+/// Sweeps of this size found what the suite's size had not: a replaced PC
+/// that never left recovery (seed 30007) and a recall answered short after
+/// a recovered PC's time stood too early (seed 30366). Both seeds are
+/// here; each takes some seconds in a debug build.
+#[test]
+fn bigger_runs_keep_every_invariant_and_converge() {
+    let settings = Settings {
+        stores: 5,
+        steps: 1000,
+        ..Settings::default()
+    };
+    let mut replaced = 0;
+    for seed in [30007, 30366] {
+        let r = run(seed, &settings).unwrap_or_else(|e| panic!("{e:#}"));
+        println!("{r}");
+        replaced += r.stores_replaced;
+    }
+    assert!(replaced > 0);
+}
+
 /// A failing seed is a one-line reproduction: two runs of a seed are the
 /// same run, step by step, down to the ids, the pickup codes and the
 /// bytes sent (each run on one thread, its ids drawn from the seed).
