@@ -1,7 +1,8 @@
 //! The simulation in CI: seeded runs of a hub and three stores through
 //! cuts, lost answers and retries, store crashes and hub restarts, each
 //! checked after every step and for convergence at the end: 96 seeds, in
-//! two tests so both cores run them (~0.45 s a seed in a debug build).
+//! two tests so both cores run them (~0.45 s a seed in a debug build),
+//! and two bigger runs of 5 stores × 1,000 steps.
 //! `SIM_SEEDS` runs more (`SIM_SEEDS=500 cargo test -p linli-sim --release`);
 //! a failing seed prints its one-line reproduction. Wider sweeps run on
 //! the binary: `linli-sim --seeds 0..3000 --jobs 2` (all pass, ~5 min).
