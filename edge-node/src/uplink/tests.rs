@@ -32,6 +32,23 @@ async fn open_at(t0: DateTime<Utc>) -> (tempfile::TempDir, App, Arc<AtomicI64>) 
     (dir, app, ms)
 }
 
+fn manager() -> crate::app::Actor {
+    crate::app::Actor {
+        name: "mei".into(),
+        role: crate::app::Role::Manager,
+    }
+}
+
+/// The reference catalog's first product, imported by the manager.
+async fn import_one_product(app: &App) {
+    let csv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/products.csv"))
+        .unwrap();
+    let one: String = csv.lines().take(2).map(|l| format!("{l}\n")).collect();
+    app.import_catalog(&manager(), one.into_bytes())
+        .await
+        .unwrap();
+}
+
 /// A fact is stamped before it commits, and its write may wait for the
 /// writer behind others (milliseconds on a busy counter). An index taken
 /// meanwhile neither lists it nor counts it as waiting, so it must report
@@ -108,16 +125,8 @@ async fn an_index_reports_up_to_before_the_oldest_fact_waiting() {
         .unwrap()
         .with_timezone(&Utc);
     let (_dir, app, ms) = open_at(t0).await;
-    let manager = crate::app::Actor {
-        name: "mei".into(),
-        role: crate::app::Role::Manager,
-    };
-    let csv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/products.csv"))
-        .unwrap();
-    let one: String = csv.lines().take(2).map(|l| format!("{l}\n")).collect();
-    app.import_catalog(&manager, one.into_bytes())
-        .await
-        .unwrap();
+    let manager = manager();
+    import_one_product(&app).await;
     app.drain_outbox().await.unwrap();
     let host = EdgeHost::new(app.clone(), Arc::new(SyncStatus::new(None)));
     ms.fetch_add(1_000, Ordering::Relaxed);
@@ -218,16 +227,8 @@ async fn a_part_the_hub_answered_before_it_was_asked_settles_once_asked() {
         .with_timezone(&Utc);
     // the old PC: a sale in part 0 of the day's ledger, one in part 1
     let (_old_dir, old, _) = open_at(t0).await;
-    let manager = crate::app::Actor {
-        name: "mei".into(),
-        role: crate::app::Role::Manager,
-    };
-    let csv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/products.csv"))
-        .unwrap();
-    let one: String = csv.lines().take(2).map(|l| format!("{l}\n")).collect();
-    old.import_catalog(&manager, one.into_bytes())
-        .await
-        .unwrap();
+    let manager = manager();
+    import_one_product(&old).await;
     for key in ["sale-a", "sale-b"] {
         let req = crate::app::sales::SaleRequest {
             lines: vec![crate::app::sales::SaleLineRequest {
