@@ -49,6 +49,20 @@ async fn claim(
     .await
 }
 
+/// A claim of `coupon` for S001's counter, which the hub grants.
+async fn claim_at_s001(h: &TestHub, token: &str, coupon: &str, key: &str) -> Value {
+    let (s, v) = claim(
+        h,
+        token,
+        coupon,
+        key,
+        json!({"use": "counter", "store_id": "S001"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v
+}
+
 async fn order(
     h: &TestHub,
     token: &str,
@@ -310,15 +324,7 @@ async fn a_counters_redemptions_reach_the_hub_and_a_store_running_low_gets_more(
         (json!(1000), json!(4000))
     );
     let a = h.customer("13800000011").await;
-    let (s, v) = claim(
-        &h,
-        &a,
-        &cid,
-        "k1",
-        json!({"use": "counter", "store_id": "S001"}),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let v = claim_at_s001(&h, &a, &cid, "k1").await;
     assert!(v["code"].as_str().unwrap().starts_with("LC1."), "{v}");
     let claim_id = v["claim_id"].as_str().unwrap().to_owned();
     let (s, v) = claim(
@@ -702,16 +708,10 @@ async fn a_counters_redemptions_and_voids_count_the_same_in_any_order() {
         "per_customer_limit": 3, "valid_until": until(), "store_ids": ["S001"], "counter_allotment_fen": 1000})).await;
     let cid = c["coupon_id"].as_str().unwrap().to_owned();
     let a = h.customer("13800000021").await;
-    let (s, v) = claim(
-        &h,
-        &a,
-        &cid,
-        "k1",
-        json!({"use": "counter", "store_id": "S001"}),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let claim_id = v["claim_id"].as_str().unwrap().to_owned();
+    let claim_id = claim_at_s001(&h, &a, &cid, "k1").await["claim_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let t0 = Utc::now();
     let at = |s: i64| (t0 + Duration::seconds(s)).to_rfc3339();
     let taken = |id: &str, t: i64| {

@@ -601,25 +601,7 @@ impl SyncHost for EdgeHost {
         if listed.is_empty() {
             return Ok(());
         }
-        let sync = self.app.sync_ctx().clone();
-        let found = self
-            .app
-            .store()
-            .write(move |c| {
-                sync.with_docs(c, |docs| {
-                    let mut out = Vec::new();
-                    for e in &listed {
-                        let heads: Vec<automerge::ChangeHash> =
-                            e.heads.iter().map(|h| automerge::ChangeHash(*h)).collect();
-                        if let (true, next) = settles(c, docs, &e.doc, &heads)? {
-                            out.push((e.doc.clone(), next));
-                        }
-                    }
-                    Ok(out)
-                })
-            })
-            .await
-            .map_err(to_doc_error)?;
+        let found = self.here_at(listed).await?;
         for (doc, next) in found {
             tracing::debug!(%doc, "recovering: the hub listed what is already here");
             self.settle(&doc, next).await?;
@@ -746,26 +728,45 @@ impl EdgeHost {
             let Some(heads) = listed else {
                 return Ok(());
             };
-            let sync = self.app.sync_ctx().clone();
-            let asked = part.clone();
-            let (settled, after) = self
-                .app
-                .store()
-                .write(move |c| {
-                    sync.with_docs(c, |docs| {
-                        let heads: Vec<automerge::ChangeHash> =
-                            heads.iter().map(|h| automerge::ChangeHash(*h)).collect();
-                        settles(c, docs, &asked, &heads)
-                    })
-                })
-                .await
-                .map_err(to_doc_error)?;
-            if !settled {
+            let Some((_, after)) = self
+                .here_at(vec![IndexEntry {
+                    doc: part.clone(),
+                    heads,
+                }])
+                .await?
+                .pop()
+            else {
                 return Ok(());
-            }
+            };
             tracing::debug!(doc = %part, "recovering: the part asked is here at the hub's heads");
             (doc, next) = (part, after);
         }
+    }
+
+    /// Recovering: of `entries` (documents at the heads the hub gave for
+    /// them), those held here whole, each with the part to ask for next.
+    async fn here_at(
+        &self,
+        entries: Vec<IndexEntry>,
+    ) -> Result<Vec<(DocId, Option<DocId>)>, DocError> {
+        let sync = self.app.sync_ctx().clone();
+        self.app
+            .store()
+            .write(move |c| {
+                sync.with_docs(c, |docs| {
+                    let mut out = Vec::new();
+                    for e in entries {
+                        let heads: Vec<automerge::ChangeHash> =
+                            e.heads.iter().map(|h| automerge::ChangeHash(*h)).collect();
+                        if let (true, next) = settles(c, docs, &e.doc, &heads)? {
+                            out.push((e.doc, next));
+                        }
+                    }
+                    Ok(out)
+                })
+            })
+            .await
+            .map_err(to_doc_error)
     }
 
     /// Ends a recovery whose documents are all here: in one transaction,
